@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The invocation context: what a running handler can ask (attempt,
+ * deadline, time remaining, cancelled flag, its warm worker state) and do
+ * (respond, attach an error message, emit child events, complete later).
+ * Anything not declared under include/evfn/ is private.
+ *
+ * Thread-safety: a context belongs to the thread running its handler; only
+ * evfn_ctx_complete() (for a PENDING loop handler) and evfn_ctx_cancelled()
+ * may be called from other threads.
+ */
+#ifndef EVFN_CONTEXT_H
+#define EVFN_CONTEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <evfn/export.h>
+#include <evfn/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Attempt number, 1 for the first. @since 0.1 */
+EVFN_EXPORT unsigned evfn_ctx_attempt(const evfn_ctx *ctx);
+
+/** Deadline of this attempt on CLOCK_MONOTONIC, in nanoseconds. @since 0.1 */
+EVFN_EXPORT int64_t evfn_ctx_deadline_ns(const evfn_ctx *ctx);
+
+/** Nanoseconds left before the deadline; 0 once it has passed. @since 0.1 */
+EVFN_EXPORT int64_t evfn_ctx_remaining_ns(const evfn_ctx *ctx);
+
+/** True once the runtime gave up on this attempt (deadline passed, or a
+ * cancellation was requested); the handler should stop and return.
+ * Thread-safety: any thread. @since 0.1 */
+EVFN_EXPORT bool evfn_ctx_cancelled(const evfn_ctx *ctx);
+
+/** The function this invocation belongs to. @since 0.1 */
+EVFN_EXPORT evfn_fn *evfn_ctx_function(const evfn_ctx *ctx);
+
+/** The runtime this invocation belongs to. @since 0.1 */
+EVFN_EXPORT evfn_rt *evfn_ctx_runtime(const evfn_ctx *ctx);
+
+/** The warm state evfn_worker_init_cb built for this worker and function,
+ * or NULL without hooks. @since 0.1 */
+EVFN_EXPORT void *evfn_ctx_worker_state(const evfn_ctx *ctx);
+
+/**
+ * Set the response of this attempt (copied; a second call replaces the
+ * first). A synchronous caller receives it when the attempt succeeds.
+ * @return 0; EVFN_EINVAL for NULL ctx or NULL data with len > 0;
+ *         EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_ctx_respond(evfn_ctx *ctx, const void *data, size_t len);
+
+/**
+ * Attach an error message to this attempt (copied, truncated to 1023
+ * bytes); it travels with the outcome to logs and dead letters.
+ * @return 0; EVFN_EINVAL for NULL arguments; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_ctx_set_error(evfn_ctx *ctx, const char *msg);
+
+/**
+ * Emit a child event to a topic: as evfn_emit(), with the hop count of the
+ * current event plus one.
+ * @return as evfn_emit().
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_ctx_emit(evfn_ctx *ctx, const char *topic,
+                              const void *data, size_t len, uint64_t *seq);
+
+/**
+ * Finish an attempt whose loop handler returned EVFN_PENDING.
+ * @param outcome EVFN_OK, EVFN_RETRY or EVFN_FAIL.
+ * @return 0; EVFN_EINVAL for NULL ctx or another outcome; EVFN_EPERM if the
+ *         attempt is not pending (already complete, or a pool attempt). The
+ *         context is invalid after a successful call.
+ * Thread-safety: any thread.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVFN_CONTEXT_H */

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Getting events into a runtime: emit to a topic (fan-out to every
+ * subscriber), invoke one function by name asynchronously, or invoke it
+ * synchronously and wait for its response. Admission is all or nothing: an
+ * event that cannot be queued for every target is refused with an error
+ * code, and the caller keeps it. Anything not declared under include/evfn/
+ * is private.
+ *
+ * Thread-safety: every call here may be made from any thread, including
+ * from inside handlers.
+ */
+#ifndef EVFN_EMIT_H
+#define EVFN_EMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <evfn/export.h>
+#include <evfn/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Emit an event of type `topic` with a copy of the payload to every
+ * function subscribed to a matching pattern.
+ *
+ * @param seq receives the event's sequence number; may be NULL.
+ * @return 0; EVFN_EINVAL for NULL rt/topic, an empty topic, or NULL data
+ *         with len > 0; EVFN_ENAMETOOLONG; EVFN_ENOSUB when no function
+ *         subscribes to the topic; EVFN_EQUEUEFULL when a subscriber's
+ *         queue is full (no subscriber gets the event); EVFN_ESHUTDOWN
+ *         after drain; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_emit(evfn_rt *rt, const char *topic, const void *data,
+                          size_t len, uint64_t *seq);
+
+/**
+ * As evfn_emit(), handing over the payload instead of copying it.
+ *
+ * Ownership: free_cb(data, free_arg) is called exactly once, when the
+ * last reference to the event goes or, if the call fails, before it
+ * returns. NULL free_cb: static memory.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_emit_ref(evfn_rt *rt, const char *topic, void *data,
+                              size_t len, evfn_free_cb free_cb, void *free_arg,
+                              uint64_t *seq);
+
+/**
+ * Publish a built event to the subscribers of its type.
+ *
+ * On success the event is frozen (its setters fail with EVFN_EPERM) and
+ * gets its sequence number, and id/source/time if unset.
+ *
+ * Ownership: the caller keeps its reference either way and drops it with
+ * evfn_event_unref() when done; on failure the event is unchanged and may
+ * be published again.
+ * @return as evfn_emit(); EVFN_EPERM if the event was already published.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_publish(evfn_rt *rt, evfn_event *ev, uint64_t *seq);
+
+/**
+ * Queue one invocation of a function by name (the topic routing is not
+ * used) and return at once.
+ *
+ * @return 0; EVFN_EINVAL; EVFN_ENAMETOOLONG; EVFN_ENOFN for an unknown
+ *         function; EVFN_EQUEUEFULL; EVFN_ESHUTDOWN; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_invoke_async(evfn_rt *rt, const char *fn_name,
+                                  const void *data, size_t len, uint64_t *seq);
+
+/**
+ * As evfn_invoke_async() for a built event (see evfn_publish() for what
+ * happens to it and who owns it).
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
+                                evfn_event *ev, uint64_t *seq);
+
+/**
+ * Invoke a function by name and wait for the event's final outcome,
+ * retries included.
+ *
+ * The runtime must be started (or, embedded, its base driven by another
+ * thread). Calling it from a pool handler occupies that worker while it
+ * waits; with the pool at its maximum this can wait forever.
+ *
+ * @param resp receives the handler's response (evfn_ctx_respond()), to be
+ *        released with evfn_free(); NULL when none. May be NULL if the
+ *        response is not wanted.
+ * @param resp_len receives its length; may be NULL.
+ * @return 0 when the event succeeded; EVFN_EFAILED (a handler returned
+ *         EVFN_FAIL), EVFN_EEXHAUSTED (attempts exhausted), EVFN_EEXPIRED
+ *         or EVFN_EHANDEDBACK for the other terminal states; EVFN_EDEADLK
+ *         when called on the loop thread (it runs retries and loop
+ *         handlers, so blocking it could wait forever); the admission
+ *         errors of evfn_invoke_async().
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data,
+                            size_t len, void **resp, size_t *resp_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVFN_EMIT_H */

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Error codes. Every fallible evfn call returns 0 (or a count) on success and
+ * a negative EVFN_E* code on failure. Codes that have a POSIX counterpart
+ * equal -errno; evfn's own codes live in the reserved range -4000 and below.
+ * The list below is the only place a code is defined: the enum,
+ * evfn_strerror(), evfn_err_name() and the binding constants are all
+ * generated from it. Anything not declared under include/evfn/ is private.
+ */
+#ifndef EVFN_ERRORS_H
+#define EVFN_ERRORS_H
+
+#include <evfn/export.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* XX(name, value, message). Values are literal so that the header needs no
+ * <errno.h>; tests check them against errno.h on the build platform. */
+#define EVFN_ERRNO_MAP(XX)                                                   \
+	XX(EPERM, -1, "operation not permitted on this object now")          \
+	XX(ENOMEM, -12, "out of memory")                                     \
+	XX(EBUSY, -16, "runtime is still running: drain it before freeing") \
+	XX(EEXIST, -17, "a function with this name is already registered")  \
+	XX(EINVAL, -22, "invalid argument (NULL or empty where not allowed)") \
+	XX(ERANGE, -34, "numeric option out of its documented range")       \
+	XX(EDEADLK, -35, "call would wait on the thread that must finish it") \
+	XX(ENAMETOOLONG, -36, "name longer than EVFN_NAME_MAX")              \
+	XX(ESHUTDOWN, -108, "runtime is draining or drained: intake stopped") \
+	XX(ETIMEDOUT, -110, "timed out")                                     \
+	XX(EALREADY, -114, "already done (started or drained twice)")        \
+	XX(ENOFN, -4001, "no function registered under this name")          \
+	XX(ENOSUB, -4002, "no function subscribes to this topic")           \
+	XX(EQUEUEFULL, -4003, "the function's queue is full; event refused") \
+	XX(EPATTERN, -4004, "malformed topic pattern")                      \
+	XX(EFAILED, -4005, "handler failed permanently; event dead-lettered") \
+	XX(EEXHAUSTED, -4006, "attempts exhausted; event dead-lettered")     \
+	XX(EHANDEDBACK, -4007, "event handed back at shutdown")              \
+	XX(ENOTRUNNING, -4008, "runtime has not been started")               \
+	XX(EEXPIRED, -4009, "event older than its maximum age; expired")     \
+	XX(ESCHEDULE, -4010, "malformed schedule expression")               \
+	XX(ETIMEZONE, -4011, "unknown time zone")
+
+/** Error codes; see EVFN_ERRNO_MAP for the text of each. @since 0.1 */
+typedef enum evfn_errno {
+#define EVFN__ERRNO_ENUM(name, value, msg) EVFN_##name = (value),
+	EVFN_ERRNO_MAP(EVFN__ERRNO_ENUM)
+#undef EVFN__ERRNO_ENUM
+	EVFN__ERRNO_END = -9999
+} evfn_errno;
+
+/**
+ * Describe an error code in English.
+ *
+ * @param err a value returned by an evfn call (negative), or any other int.
+ * @return a static string; "unknown error" for codes not in the list and
+ *         "success" for 0 or positive values. Never NULL.
+ * Thread-safety: any thread.
+ * @since 0.1
+ */
+EVFN_EXPORT const char *evfn_strerror(int err);
+
+/**
+ * Name of an error code, such as "EVFN_EQUEUEFULL".
+ *
+ * @return a static string; "EVFN_UNKNOWN" for codes not in the list and
+ *         "EVFN_OK" for 0 or positive values. Never NULL.
+ * Thread-safety: any thread.
+ * @since 0.1
+ */
+EVFN_EXPORT const char *evfn_err_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVFN_ERRORS_H */

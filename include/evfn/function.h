@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Functions: the options builder that configures one (timeout, attempts,
+ * backoff, maximum event age, concurrency, queue bound, executor, per-worker
+ * warm state), registration by name, and subscription of functions to
+ * topics. Anything not declared under include/evfn/ is private.
+ */
+#ifndef EVFN_FUNCTION_H
+#define EVFN_FUNCTION_H
+
+#include <stdint.h>
+#include <evfn/export.h>
+#include <evfn/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Where a function's handler runs. */
+typedef enum evfn_executor {
+	/** On a worker thread of the pool (the default). */
+	EVFN_EXECUTOR_POOL = 0,
+	/** On the loop thread; the handler must not block, and may return
+	 * EVFN_PENDING and finish later with evfn_ctx_complete(). */
+	EVFN_EXECUTOR_LOOP = 1
+} evfn_executor;
+
+/** How the delay before a retry grows with the attempt number n (1 for
+ * the delay after the first attempt). */
+typedef enum evfn_backoff {
+	/** base every time. */
+	EVFN_BACKOFF_FIXED = 0,
+	/** base * n. */
+	EVFN_BACKOFF_LINEAR = 1,
+	/** base * multiplier^(n-1) (the default: 100 ms, x2). */
+	EVFN_BACKOFF_EXPONENTIAL = 2
+} evfn_backoff;
+
+/** Randomisation of the backoff delay d (capped), after "Exponential
+ * Backoff and Jitter" on the AWS Architecture Blog. */
+typedef enum evfn_jitter {
+	/** exactly d. */
+	EVFN_JITTER_NONE = 0,
+	/** uniform in [0, d] (the default). */
+	EVFN_JITTER_FULL = 1,
+	/** d/2 + uniform in [0, d/2]. */
+	EVFN_JITTER_EQUAL = 2,
+	/** uniform in [base, previous * 3], capped. */
+	EVFN_JITTER_DECORRELATED = 3
+} evfn_jitter;
+
+/** Builds the warm state of one worker for one function (a connection, a
+ * cache), once per worker thread, before the worker's first invocation of
+ * the function. Return 0 and set *state, or a negative code: the attempt
+ * then ends as RETRY and the hook is tried again next time. */
+typedef int (*evfn_worker_init_cb)(void *userdata, void **state);
+/** Releases what evfn_worker_init_cb built: for a pool worker on the same
+ * thread, when the worker exits; for loop handlers at evfn_runtime_free(),
+ * on the thread calling it. */
+typedef void (*evfn_worker_fini_cb)(void *userdata, void *state);
+/** Destructor of a function's userdata; runs once at evfn_runtime_free(). */
+typedef void (*evfn_userdata_free_cb)(void *userdata);
+
+/**
+ * Create a function options builder with Lambda's defaults: 3 s timeout,
+ * 3 attempts, exponential backoff from 100 ms (x2, capped at 30 s) with full
+ * jitter, maximum event age 6 hours, no reserved concurrency (the pool
+ * bounds it), a queue of 65536 events, pool executor, no hooks.
+ * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_fn_options_new(evfn_fn_options **out);
+
+/** Free a builder. NULL is a no-op. @since 0.1 */
+EVFN_EXPORT void evfn_fn_options_free(evfn_fn_options *o);
+
+/** Deadline of each attempt. @return 0; EVFN_EINVAL for NULL o;
+ * EVFN_ERANGE for ms < 1. @since 0.1 */
+EVFN_EXPORT int evfn_fn_options_set_timeout_ms(evfn_fn_options *o,
+                                               int64_t ms);
+
+/** Maximum number of attempts, the first included. @return 0;
+ * EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= n <= 1000. @since 0.1 */
+EVFN_EXPORT int evfn_fn_options_set_attempts(evfn_fn_options *o, int n);
+
+/**
+ * Backoff between attempts.
+ * @param base_ms first delay, >= 0.
+ * @param multiplier growth factor for EVFN_BACKOFF_EXPONENTIAL, >= 1.
+ * @param cap_ms largest delay, >= base_ms.
+ * @return 0; EVFN_EINVAL for NULL o or an unknown kind/jitter; EVFN_ERANGE
+ *         for the numeric bounds above.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_fn_options_set_backoff(evfn_fn_options *o,
+                                            evfn_backoff kind, int64_t base_ms,
+                                            double multiplier, int64_t cap_ms,
+                                            evfn_jitter jitter);
+
+/** Maximum event age: an event older than this (since publish) is not
+ * started again and ends as expired. @return 0; EVFN_EINVAL for NULL o;
+ * EVFN_ERANGE for ms < 1. @since 0.1 */
+EVFN_EXPORT int evfn_fn_options_set_max_age_ms(evfn_fn_options *o,
+                                               int64_t ms);
+
+/** Reserved concurrency: at most n invocations of this function run at
+ * once, whatever the pool size. @return 0; EVFN_EINVAL for NULL o;
+ * EVFN_ERANGE for n < 1. @since 0.1 */
+EVFN_EXPORT int evfn_fn_options_set_concurrency(evfn_fn_options *o, int n);
+
+/** Queue bound: at most n events wait to start; beyond it admission fails
+ * with EVFN_EQUEUEFULL. @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE
+ * unless 1 <= n <= 2^31-1. @since 0.1 */
+EVFN_EXPORT int evfn_fn_options_set_queue_capacity(evfn_fn_options *o,
+                                                   int64_t n);
+
+/** Where the handler runs. @return 0; EVFN_EINVAL for NULL o or an unknown
+ * executor. @since 0.1 */
+EVFN_EXPORT int evfn_fn_options_set_executor(evfn_fn_options *o,
+                                             evfn_executor executor);
+
+/** Per-worker warm-state hooks; either may be NULL. @return 0; EVFN_EINVAL
+ * for NULL o. @since 0.1 */
+EVFN_EXPORT int evfn_fn_options_set_worker_hooks(evfn_fn_options *o,
+                                                 evfn_worker_init_cb init,
+                                                 evfn_worker_fini_cb fini);
+
+/** Destructor for the userdata given to evfn_register(). @return 0;
+ * EVFN_EINVAL for NULL o. @since 0.1 */
+EVFN_EXPORT int evfn_fn_options_set_userdata_free(evfn_fn_options *o,
+                                                  evfn_userdata_free_cb cb);
+
+/**
+ * Register a function under a name.
+ *
+ * @param name 1..EVFN_NAME_MAX bytes, copied; also a valid target for
+ *        evfn_invoke() and evfn_subscribe().
+ * @param handler non-NULL.
+ * @param userdata passed to the handler and hooks; see
+ *        evfn_fn_options_set_userdata_free().
+ * @param opts copied; NULL for the defaults.
+ * @param out receives the function (owned by the runtime, valid until
+ *        evfn_runtime_free()); may be NULL.
+ * @return 0; EVFN_EINVAL for NULL rt/name/handler or an empty name;
+ *         EVFN_ENAMETOOLONG; EVFN_EEXIST for a name already registered;
+ *         EVFN_ESHUTDOWN after drain; EVFN_ENOMEM. On failure the
+ *         userdata destructor is not called: the caller keeps userdata.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_register(evfn_rt *rt, const char *name,
+                              evfn_handler handler, void *userdata,
+                              const evfn_fn_options *opts, evfn_fn **out);
+
+/** Name of a function, borrowed for the runtime's lifetime. @since 0.1 */
+EVFN_EXPORT const char *evfn_fn_name(const evfn_fn *fn);
+
+/**
+ * Subscribe a function to a topic pattern.
+ *
+ * Topics are dot-separated words ("orders.eu.created"). In a pattern, `*`
+ * stands for exactly one word and `#` for zero or more words, each only as a
+ * whole word: "orders.*" matches "orders.created" but neither "orders" nor
+ * "orders.eu.created"; "orders.#" matches "orders", "orders.created" and
+ * "orders.eu.created"; "#" matches every topic. Any other word matches
+ * itself exactly. A function subscribed twice to the same pattern, or to
+ * two patterns matching one topic, receives each event once.
+ *
+ * @return 0; EVFN_EINVAL for NULL/empty arguments; EVFN_ENAMETOOLONG;
+ *         EVFN_EPATTERN for an empty word or a wildcard inside a word
+ *         ("a..b", "a*", "x#y"); EVFN_ENOFN for an unknown function;
+ *         EVFN_ESHUTDOWN after drain; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_subscribe(evfn_rt *rt, const char *pattern,
+                               const char *fn_name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVFN_FUNCTION_H */

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Embedding evfn in a host's libevent event_base. The base is only
+ * forward-declared: including this header does not pull in libevent.
+ * Anything not declared under include/evfn/ is private.
+ *
+ * The host must call evthread_use_pthreads() before it creates the base
+ * (libevent's locks make cross-thread wake-ups safe; without them worker
+ * completions race with the loop), and must drive the base itself
+ * (event_base_dispatch() or event_base_loop()) for loop handlers, retry
+ * timers and synchronous invocations to make progress. Pool handlers run
+ * without the loop.
+ */
+#ifndef EVFN_LIBEVENT_H
+#define EVFN_LIBEVENT_H
+
+#include <evfn/export.h>
+#include <evfn/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+
+/**
+ * Run the runtime on a host's event_base instead of a loop thread of its
+ * own. The base is borrowed: it must outlive the runtime, and
+ * evfn_runtime_free() removes evfn's events from it but never frees it.
+ * @return 0; EVFN_EINVAL for NULL o or base.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_rt_options_set_event_base(evfn_rt_options *o,
+                                               struct event_base *base);
+
+/** The base the runtime runs on (its own or the host's); borrowed. NULL for
+ * NULL rt. @since 0.1 */
+EVFN_EXPORT struct event_base *evfn_runtime_event_base(const evfn_rt *rt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVFN_LIBEVENT_H */

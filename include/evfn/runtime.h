@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime: create (with its own loop thread or inside a host's libevent
+ * event_base), start, drain, free; and the options builder that configures
+ * it. Registration, emit and stats live in their own headers. Anything not
+ * declared under include/evfn/ is private.
+ *
+ * Threading rule for all of evfn: every call may be made from any thread
+ * unless its documentation says otherwise; calls that would wait on the
+ * caller's own progress (drain or free from inside a handler, a synchronous
+ * invoke on the loop thread) are refused with
+ * EVFN_EDEADLK. Callbacks run with no evfn lock held, except the log
+ * callback (see evfn_rt_options_set_log()).
+ */
+#ifndef EVFN_RUNTIME_H
+#define EVFN_RUNTIME_H
+
+#include <stdint.h>
+#include <evfn/export.h>
+#include <evfn/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Severity of a diagnostic passed to the log callback. */
+typedef enum evfn_log_level {
+	EVFN_LOG_DEBUG = 0,
+	EVFN_LOG_INFO = 1,
+	EVFN_LOG_WARN = 2,
+	EVFN_LOG_ERROR = 3
+} evfn_log_level;
+
+/** Receives the runtime's diagnostics; msg is borrowed for the call. It may
+ * run on any evfn thread and while evfn holds internal locks, so it must
+ * not call evfn functions. */
+typedef void (*evfn_log_cb)(evfn_log_level level, const char *msg, void *arg);
+
+/** Receives each event handed back by drain: borrowed event, the function
+ * it was meant for, and the callback argument. Take a reference with
+ * evfn_event_ref() to keep it. */
+typedef void (*evfn_handback_cb)(const evfn_event *ev, const char *fn_name,
+                                 void *arg);
+
+/**
+ * Create a runtime options builder with the defaults: 1 to max(2, cores)
+ * workers, idle workers reaped after 10 s, source "evfn", no log callback,
+ * a loop thread of evfn's own.
+ *
+ * @param out receives the builder; NULL on failure.
+ * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_rt_options_new(evfn_rt_options **out);
+
+/** Free a builder. NULL is a no-op. @since 0.1 */
+EVFN_EXPORT void evfn_rt_options_free(evfn_rt_options *o);
+
+/**
+ * Size of the worker pool: it keeps at least min threads, grows to max while
+ * events are backlogged, and reaps threads idle longer than the idle timeout
+ * down to min.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless
+ *         0 <= min <= max and 1 <= max <= 1024.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_rt_options_set_workers(evfn_rt_options *o, int min,
+                                            int max);
+
+/**
+ * How long a worker above the minimum may sit idle before it exits.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for ms < 1.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_rt_options_set_idle_timeout_ms(evfn_rt_options *o,
+                                                    int64_t ms);
+
+/**
+ * CloudEvents `source` given to events published without one. Copied.
+ * @return 0; EVFN_EINVAL for NULL o or an empty source; EVFN_ENAMETOOLONG;
+ *         EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_rt_options_set_source(evfn_rt_options *o,
+                                           const char *source);
+
+/**
+ * Where diagnostics go (default: nowhere).
+ * @return 0; EVFN_EINVAL for NULL o.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_rt_options_set_log(evfn_rt_options *o, evfn_log_cb cb,
+                                        void *arg);
+
+/**
+ * Create a runtime.
+ *
+ * Nothing runs until evfn_runtime_start(). Functions may be registered and
+ * events emitted before then; they wait in their queues.
+ *
+ * @param out  receives the runtime; NULL on failure.
+ * @param opts options, copied; NULL for the defaults.
+ * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts);
+
+/**
+ * Start the runtime: the minimum number of workers, and the loop thread
+ * unless the runtime was created on a host event_base (the host then drives
+ * that base; see evfn/libevent.h).
+ *
+ * @return 0; EVFN_EINVAL for NULL rt; EVFN_EALREADY if started before;
+ *         EVFN_ESHUTDOWN after drain; EVFN_ENOMEM or -errno if a thread
+ *         could not be created (the runtime is then left unstarted).
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_runtime_start(evfn_rt *rt);
+
+/**
+ * Drain: stop intake, hand back everything not yet running, and wait for
+ * work in flight up to a grace period.
+ *
+ * From this call on, emit, invoke and register fail with EVFN_ESHUTDOWN.
+ * Queued events and events waiting for a retry end as handed_back and are
+ * passed to cb, one call each, on the calling thread, before the call
+ * returns. Work in flight is waited for up to grace_ms; an attempt that ends
+ * with RETRY during or after the grace period is handed back too (after the
+ * grace period, through cb at evfn_runtime_free()). In embedded mode, called
+ * on the thread that drives the host base (outside its callbacks), drain
+ * runs that base while it waits so loop work can finish.
+ *
+ * @param grace_ms how long to wait for in-flight work; 0 waits not at all.
+ * @param cb  receives handed-back events; NULL to only count them.
+ * @return 0 when nothing is in flight any more; EVFN_ETIMEDOUT when work was
+ *         still in flight at the end of the grace period (its outcome is
+ *         still recorded when it finishes); EVFN_EINVAL for NULL rt or
+ *         grace_ms < 0; EVFN_EALREADY on a second call; EVFN_EDEADLK from
+ *         inside a handler.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms,
+                                   evfn_handback_cb cb, void *arg);
+
+/**
+ * Free a runtime that was never started, or that was drained and has no
+ * work in flight. Stops the loop thread and the workers, runs every
+ * function's userdata destructor, and frees every object the runtime owns.
+ * It never closes a host's event_base or file descriptors. Events that a
+ * late RETRY handed back after the drain's grace period are passed to the
+ * drain callback first. An unstarted runtime's queued events are counted as
+ * handed back and released.
+ *
+ * @return 0 (also for NULL); EVFN_EBUSY if the runtime is started and not
+ *         drained, or work is still in flight (nothing is freed: call again
+ *         later); EVFN_EDEADLK from inside a handler.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_runtime_free(evfn_rt *rt);
+
+/** Number of worker threads alive now (for tests and dashboards). @since 0.1 */
+EVFN_EXPORT int evfn_runtime_workers(const evfn_rt *rt);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVFN_RUNTIME_H */

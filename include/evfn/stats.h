@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Accounting: consistent snapshots of per-function counters and gauges.
+ * A snapshot is taken atomically, so at every snapshot
+ *   accepted = succeeded + dead_lettered + expired + handed_back
+ *              + in_flight + queued + waiting_retry.
+ * Anything not declared under include/evfn/ is private.
+ */
+#ifndef EVFN_STATS_H
+#define EVFN_STATS_H
+
+#include <stdint.h>
+#include <evfn/export.h>
+#include <evfn/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What a snapshot holds. New values may be added before EVFN_STAT_COUNT. */
+typedef enum evfn_stat {
+	EVFN_STAT_ACCEPTED = 0,       /**< events admitted (one per target) */
+	EVFN_STAT_SUCCEEDED,          /**< ended as succeeded */
+	EVFN_STAT_DEAD_LETTERED,      /**< ended failed or attempts exhausted */
+	EVFN_STAT_EXPIRED,            /**< ended older than the maximum age */
+	EVFN_STAT_HANDED_BACK,        /**< ended handed back at drain */
+	EVFN_STAT_IN_FLIGHT,          /**< gauge: attempts running now */
+	EVFN_STAT_QUEUED,             /**< gauge: waiting to start */
+	EVFN_STAT_WAITING_RETRY,      /**< gauge: waiting for a retry timer */
+	EVFN_STAT_ATTEMPTS,           /**< attempts started */
+	EVFN_STAT_ATTEMPTS_FAILED,    /**< attempts that did not return OK */
+	EVFN_STAT_RETRIES,            /**< retries scheduled */
+	EVFN_STAT_TIMEOUTS,           /**< attempts past their deadline */
+	EVFN_STAT_LATE,               /**< returns after the deadline (ignored) */
+	EVFN_STAT_THROTTLED,          /**< refused at admission (queue full) */
+	EVFN_STAT_CONCURRENCY_PEAK,   /**< gauge: most attempts run at once */
+	EVFN_STAT_COUNT
+} evfn_stat;
+
+/**
+ * Take a consistent snapshot.
+ * @param fn_name one function, or NULL for the sum over all functions.
+ * @param out receives the snapshot, freed with evfn_stats_free(); NULL on
+ *        failure.
+ * @return 0; EVFN_EINVAL for NULL rt/out; EVFN_ENOFN; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_stats_take(evfn_rt *rt, const char *fn_name,
+                                evfn_stats **out);
+
+/** One value of a snapshot; 0 for NULL s or an unknown stat. @since 0.1 */
+EVFN_EXPORT uint64_t evfn_stats_get(const evfn_stats *s, evfn_stat which);
+
+/** Free a snapshot. NULL is a no-op. @since 0.1 */
+EVFN_EXPORT void evfn_stats_free(evfn_stats *s);
+
+/** Snake-case name of a stat ("dead_lettered"), or NULL for an unknown one.
+ * @since 0.1 */
+EVFN_EXPORT const char *evfn_stat_name(evfn_stat which);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVFN_STATS_H */

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Admission: the single path by which events enter the runtime (emit,
+ * publish, invoke, child emits), and the queue operations behind it.
+ * Admission is all or nothing under the runtime lock: the targets are
+ * resolved, every target's queue bound is checked, and only then is the
+ * event frozen and queued, so a refused event is untouched and stays the
+ * caller's.
+ */
+#include <string.h>
+
+#include <evfn/emit.h>
+
+#include "common-internal.h"
+#include "runtime-internal.h"
+
+static void
+fifo_push(struct evfn__fn_fifo *q, struct evfn_fn *fn)
+{
+	fn->ready_next = NULL;
+	if (q->tail)
+		q->tail->ready_next = fn;
+	else
+		q->head = fn;
+	q->tail = fn;
+}
+
+static struct evfn_fn *
+fifo_pop(struct evfn__fn_fifo *q)
+{
+	struct evfn_fn *fn = q->head;
+	if (fn) {
+		q->head = fn->ready_next;
+		if (!q->head)
+			q->tail = NULL;
+	}
+	return fn;
+}
+
+static bool
+fn_runnable(const struct evfn_fn *fn)
+{
+	return fn->head &&
+	       (fn->cfg.concurrency == 0 || fn->running < fn->cfg.concurrency);
+}
+
+void
+evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	if (fn->in_ready || !fn_runnable(fn))
+		return;
+	fn->in_ready = true;
+	if (fn->cfg.executor == EVFN_EXECUTOR_LOOP) {
+		fifo_push(&rt->loop_ready, fn);
+		evfn__loop_wake_locked(rt);
+	} else {
+		fifo_push(&rt->ready, fn);
+		evfn__pool_notify_locked(rt);
+	}
+}
+
+void
+evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	struct evfn_fn *fn = inv->fn;
+	inv->next = NULL;
+	if (fn->tail)
+		fn->tail->next = inv;
+	else
+		fn->head = inv;
+	fn->tail = inv;
+	fn->queued++;
+	evfn__fn_schedule_locked(rt, fn);
+}
+
+struct evfn__inv *
+evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q,
+                  struct evfn__inv **garbage)
+{
+	struct evfn_fn *fn;
+	while ((fn = fifo_pop(q))) {
+		fn->in_ready = false;
+		struct evfn__inv *inv = NULL;
+		int64_t now = 0;
+		while (fn->head && !inv) {
+			inv = fn->head;
+			fn->head = inv->next;
+			if (!fn->head)
+				fn->tail = NULL;
+			fn->queued--;
+			if (!now)
+				now = evfn__now_ns();
+			if (now - inv->ev->born_ns > fn->cfg.max_age_ns) {
+				evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED,
+				                    EVFN_EEXPIRED, garbage);
+				inv = NULL;
+			}
+		}
+		if (inv) {
+			fn->running++;
+			rt->in_flight++;
+			inv->attempt++;
+			fn->stat[EVFN_STAT_ATTEMPTS]++;
+			if ((uint64_t)fn->running >
+			    fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
+				fn->stat[EVFN_STAT_CONCURRENCY_PEAK] =
+					(uint64_t)fn->running;
+		}
+		/* Round robin: a function with more startable work goes to
+		 * the back, so one busy function cannot starve the others. */
+		if (fn_runnable(fn)) {
+			fn->in_ready = true;
+			fifo_push(q, fn);
+		}
+		if (inv)
+			return inv;
+	}
+	return NULL;
+}
+
+/* The targets of one admission; most events have few. */
+struct targets {
+	struct evfn_fn *small[8];
+	struct evfn_fn **v;
+	size_t n, cap;
+};
+
+static int
+collect_target(void *target, void *arg)
+{
+	struct targets *t = arg;
+	if (t->n == t->cap) {
+		size_t cap = t->cap * 2;
+		struct evfn_fn **v = evfn__malloc(cap * sizeof(*v));
+		if (!v)
+			return EVFN_ENOMEM;
+		memcpy(v, t->v, t->n * sizeof(*v));
+		if (t->v != t->small)
+			evfn__free(t->v);
+		t->v = v;
+		t->cap = cap;
+	}
+	t->v[t->n++] = target;
+	return 0;
+}
+
+int
+evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
+            struct evfn__waiter *waiter, uint64_t *seq)
+{
+	struct targets t = {.n = 0, .cap = EVFN__ARRAY_SIZE(t.small)};
+	t.v = t.small;
+	struct evfn__inv *invs = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&rt->lock);
+	if (rt->state >= EVFN__DRAINING) {
+		rc = EVFN_ESHUTDOWN;
+		goto out;
+	}
+	if (fn_name) {
+		struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
+		rc = fn ? collect_target(fn, &t) : EVFN_ENOFN;
+	} else {
+		rc = evfn__router_match(rt->router, evfn__event_type(ev),
+		                        collect_target, &t);
+		if (rc == 0)
+			rc = EVFN_ENOSUB;
+	}
+	if (rc < 0)
+		goto out;
+	rc = 0;
+	for (size_t i = 0; i < t.n; i++) {
+		if (t.v[i]->queued >= t.v[i]->cfg.queue_capacity) {
+			t.v[i]->stat[EVFN_STAT_THROTTLED]++;
+			rc = EVFN_EQUEUEFULL;
+		}
+	}
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; i < t.n; i++) {
+		struct evfn__inv *inv = evfn__inv_alloc_locked(rt);
+		if (!inv) {
+			rc = EVFN_ENOMEM;
+			goto out;
+		}
+		inv->next = invs;
+		invs = inv;
+	}
+
+	evfn__event_freeze(ev, ++rt->next_seq, rt->source);
+	atomic_fetch_add_explicit(&ev->refs, (unsigned)t.n,
+	                          memory_order_relaxed);
+	for (size_t i = 0; i < t.n; i++) {
+		struct evfn__inv *inv = invs;
+		invs = inv->next;
+		inv->ev = ev;
+		inv->fn = t.v[i];
+		inv->waiter = waiter;
+		t.v[i]->stat[EVFN_STAT_ACCEPTED]++;
+		evfn__enqueue_locked(rt, inv);
+	}
+	if (seq)
+		*seq = ev->seq;
+out:
+	/* Records allocated for a refused admission go back unused. */
+	while (invs) {
+		struct evfn__inv *inv = invs;
+		invs = inv->next;
+		inv->next = rt->inv_free;
+		rt->inv_free = inv;
+		rt->inv_free_n++;
+	}
+	pthread_mutex_unlock(&rt->lock);
+	if (t.v != t.small)
+		evfn__free(t.v);
+	return rc;
+}
+
+/* Admits a freshly built event and drops the builder's reference, which
+ * frees it (and releases a handed-over payload) if admission failed. */
+static int
+admit_new(evfn_rt *rt, evfn_event *ev, const char *fn_name, uint64_t *seq)
+{
+	int rc = evfn__admit(rt, ev, fn_name, NULL, seq);
+	evfn_event_unref(ev);
+	return rc;
+}
+
+int
+evfn_emit(evfn_rt *rt, const char *topic, const void *data, size_t len,
+          uint64_t *seq)
+{
+	if (!rt)
+		return EVFN_EINVAL;
+	evfn_event *ev;
+	int rc = evfn__event_create(&ev, topic, data, len, true, NULL, NULL, 0);
+	return rc < 0 ? rc : admit_new(rt, ev, NULL, seq);
+}
+
+int
+evfn_emit_ref(evfn_rt *rt, const char *topic, void *data, size_t len,
+              evfn_free_cb free_cb, void *free_arg, uint64_t *seq)
+{
+	if (!rt) {
+		if (free_cb)
+			free_cb(data, free_arg);
+		return EVFN_EINVAL;
+	}
+	evfn_event *ev;
+	int rc = evfn__event_create(&ev, topic, data, len, false, free_cb,
+	                            free_arg, 0);
+	return rc < 0 ? rc : admit_new(rt, ev, NULL, seq);
+}
+
+int
+evfn_publish(evfn_rt *rt, evfn_event *ev, uint64_t *seq)
+{
+	if (!rt || !ev)
+		return EVFN_EINVAL;
+	if (ev->frozen)
+		return EVFN_EPERM;
+	return evfn__admit(rt, ev, NULL, NULL, seq);
+}
+
+int
+evfn_publish_to(evfn_rt *rt, const char *fn_name, evfn_event *ev,
+                uint64_t *seq)
+{
+	if (!rt || !ev)
+		return EVFN_EINVAL;
+	int rc = evfn__check_name(fn_name);
+	if (rc < 0)
+		return rc;
+	if (ev->frozen)
+		return EVFN_EPERM;
+	return evfn__admit(rt, ev, fn_name, NULL, seq);
+}
+
+int
+evfn_invoke_async(evfn_rt *rt, const char *fn_name, const void *data,
+                  size_t len, uint64_t *seq)
+{
+	if (!rt)
+		return EVFN_EINVAL;
+	int rc = evfn__check_name(fn_name);
+	if (rc < 0)
+		return rc;
+	evfn_event *ev;
+	rc = evfn__event_create(&ev, fn_name, data, len, true, NULL, NULL, 0);
+	return rc < 0 ? rc : admit_new(rt, ev, fn_name, seq);
+}
+
+int
+evfn_ctx_emit(evfn_ctx *ctx, const char *topic, const void *data, size_t len,
+              uint64_t *seq)
+{
+	if (!ctx)
+		return EVFN_EINVAL;
+	struct evfn__inv *inv = EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx);
+	evfn_event *ev;
+	int rc = evfn__event_create(&ev, topic, data, len, true, NULL, NULL,
+	                            inv->ev->hops + 1);
+	return rc < 0 ? rc : admit_new(inv->fn->rt, ev, NULL, seq);
+}

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Events: construction in one allocation (header, type and payload copy),
+ * attribute setters that refuse once the event is published, getters, and
+ * reference counting. Publishing itself (routing, sequence numbers) is in
+ * admit.c.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common-internal.h"
+#include "event-internal.h"
+
+int
+evfn__event_create(evfn_event **out, const char *type, const void *data,
+                   size_t len, bool copy, evfn_free_cb free_cb, void *free_arg,
+                   unsigned hops)
+{
+	int rc = 0;
+	if (out)
+		*out = NULL;
+	if (!out || (!data && len > 0))
+		rc = EVFN_EINVAL;
+	else
+		rc = evfn__check_name(type);
+	size_t tlen = rc == 0 ? strlen(type) + 1 : 0;
+	size_t inline_len = copy ? len : 0;
+	evfn_event *ev = NULL;
+	if (rc == 0) {
+		if (inline_len > SIZE_MAX - sizeof(*ev) - tlen)
+			rc = EVFN_ENOMEM;
+		else if (!(ev = evfn__malloc(sizeof(*ev) + tlen + inline_len)))
+			rc = EVFN_ENOMEM;
+	}
+	if (rc < 0) {
+		/* The zero-copy contract: the buffer is released even when
+		 * the call fails. */
+		if (!copy && free_cb)
+			free_cb((void *)data, free_arg);
+		return rc;
+	}
+	memset(ev, 0, sizeof(*ev));
+	atomic_init(&ev->refs, 1);
+	ev->hops = hops;
+	memcpy(ev->inline_data, type, tlen);
+	if (copy) {
+		if (len)
+			memcpy(ev->inline_data + tlen, data, len);
+		ev->data = len ? ev->inline_data + tlen : NULL;
+	} else {
+		ev->data = data;
+		ev->free_cb = free_cb;
+		ev->free_arg = free_arg;
+	}
+	ev->len = len;
+	*out = ev;
+	return 0;
+}
+
+int
+evfn_event_new(evfn_event **out, const char *type, const void *data,
+               size_t len)
+{
+	return evfn__event_create(out, type, data, len, true, NULL, NULL, 0);
+}
+
+int
+evfn_event_new_ref(evfn_event **out, const char *type, void *data, size_t len,
+                   evfn_free_cb free_cb, void *free_arg)
+{
+	return evfn__event_create(out, type, data, len, false, free_cb,
+	                          free_arg, 0);
+}
+
+evfn_event *
+evfn_event_ref(const evfn_event *cev)
+{
+	evfn_event *ev = (evfn_event *)cev;
+	if (ev)
+		atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
+	return ev;
+}
+
+void
+evfn_event_unref(const evfn_event *cev)
+{
+	evfn_event *ev = (evfn_event *)cev;
+	if (!ev)
+		return;
+	/* Release on the decrement, acquire before freeing: every write made
+	 * through another reference happens before the free. */
+	if (atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (ev->free_cb)
+		ev->free_cb((void *)ev->data, ev->free_arg);
+	if (ev->id_owned)
+		evfn__free((void *)ev->id);
+	if (!ev->source_borrowed)
+		evfn__free(ev->source);
+	evfn__free(ev->subject);
+	evfn__free(ev->dct);
+	struct evfn__ext *x = ev->ext;
+	while (x) {
+		struct evfn__ext *next = x->next;
+		evfn__free(x->value);
+		evfn__free(x);
+		x = next;
+	}
+	evfn__free(ev);
+}
+
+/* Replaces one heap-held string attribute. `limit` is the longest allowed
+ * value (0 for any length); NULL value clears it. */
+static int
+set_string(evfn_event *ev, char **slot, const char *value, bool limit)
+{
+	if (!ev || (value && !*value))
+		return EVFN_EINVAL;
+	if (ev->frozen)
+		return EVFN_EPERM;
+	if (value && limit && strnlen(value, EVFN_NAME_MAX + 1) > EVFN_NAME_MAX)
+		return EVFN_ENAMETOOLONG;
+	char *copy = NULL;
+	if (value && !(copy = evfn__strdup(value)))
+		return EVFN_ENOMEM;
+	evfn__free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+int
+evfn_event_set_id(evfn_event *ev, const char *id)
+{
+	char *slot = ev && ev->id_owned ? (char *)ev->id : NULL;
+	int rc = set_string(ev, &slot, id, true);
+	if (rc == 0) {
+		ev->id = slot;
+		ev->id_owned = slot != NULL;
+	}
+	return rc;
+}
+
+int
+evfn_event_set_source(evfn_event *ev, const char *source)
+{
+	return set_string(ev, ev ? &ev->source : NULL, source, true);
+}
+
+int
+evfn_event_set_subject(evfn_event *ev, const char *subject)
+{
+	return set_string(ev, ev ? &ev->subject : NULL, subject, true);
+}
+
+int
+evfn_event_set_datacontenttype(evfn_event *ev, const char *dct)
+{
+	return set_string(ev, ev ? &ev->dct : NULL, dct, false);
+}
+
+int
+evfn_event_set_time(evfn_event *ev, int64_t unix_ns)
+{
+	if (!ev)
+		return EVFN_EINVAL;
+	if (ev->frozen)
+		return EVFN_EPERM;
+	ev->time_ns = unix_ns;
+	return 0;
+}
+
+/* CloudEvents 1.0: extension names are lower-case a-z and 0-9, and should
+ * not exceed 20 characters. */
+static bool
+valid_extension_name(const char *name)
+{
+	size_t n = 0;
+	for (; name[n]; n++)
+		if (!((name[n] >= 'a' && name[n] <= 'z') ||
+		      (name[n] >= '0' && name[n] <= '9')))
+			return false;
+	return n >= 1 && n <= 20;
+}
+
+int
+evfn_event_set_extension(evfn_event *ev, const char *name, const char *value)
+{
+	if (!ev || !name || !valid_extension_name(name) || (value && !*value))
+		return EVFN_EINVAL;
+	if (ev->frozen)
+		return EVFN_EPERM;
+	struct evfn__ext **link = &ev->ext;
+	for (; *link; link = &(*link)->next)
+		if (strcmp((*link)->name, name) == 0)
+			break;
+	if (!value) {
+		struct evfn__ext *gone = *link;
+		if (gone) {
+			*link = gone->next;
+			evfn__free(gone->value);
+			evfn__free(gone);
+		}
+		return 0;
+	}
+	char *copy = evfn__strdup(value);
+	if (!copy)
+		return EVFN_ENOMEM;
+	if (*link) {
+		evfn__free((*link)->value);
+		(*link)->value = copy;
+		return 0;
+	}
+	size_t nlen = strlen(name) + 1;
+	struct evfn__ext *x = evfn__malloc(sizeof(*x) + nlen);
+	if (!x) {
+		evfn__free(copy);
+		return EVFN_ENOMEM;
+	}
+	x->next = NULL;
+	x->value = copy;
+	memcpy(x->name, name, nlen);
+	*link = x;
+	return 0;
+}
+
+void
+evfn__event_freeze(evfn_event *ev, uint64_t seq, const char *default_source)
+{
+	ev->seq = seq;
+	if (!ev->id) {
+		snprintf(ev->id_buf, sizeof(ev->id_buf), "%" PRIu64, seq);
+		ev->id = ev->id_buf;
+	}
+	if (!ev->source) {
+		ev->source = (char *)default_source;
+		ev->source_borrowed = true;
+	}
+	if (!ev->time_ns)
+		ev->time_ns = evfn__wall_ns();
+	ev->born_ns = evfn__now_ns();
+	ev->frozen = true;
+}
+
+const char *
+evfn_event_id(const evfn_event *ev)
+{
+	return ev ? ev->id : NULL;
+}
+
+const char *
+evfn_event_source(const evfn_event *ev)
+{
+	return ev ? ev->source : NULL;
+}
+
+const char *
+evfn_event_type(const evfn_event *ev)
+{
+	return ev ? evfn__event_type(ev) : NULL;
+}
+
+const char *
+evfn_event_subject(const evfn_event *ev)
+{
+	return ev ? ev->subject : NULL;
+}
+
+const char *
+evfn_event_datacontenttype(const evfn_event *ev)
+{
+	return ev ? ev->dct : NULL;
+}
+
+const char *
+evfn_event_extension(const evfn_event *ev, const char *name)
+{
+	if (!ev || !name)
+		return NULL;
+	for (const struct evfn__ext *x = ev->ext; x; x = x->next)
+		if (strcmp(x->name, name) == 0)
+			return x->value;
+	return NULL;
+}
+
+int64_t
+evfn_event_time(const evfn_event *ev)
+{
+	return ev ? ev->time_ns : 0;
+}
+
+uint64_t
+evfn_event_seq(const evfn_event *ev)
+{
+	return ev ? ev->seq : 0;
+}
+
+unsigned
+evfn_event_hops(const evfn_event *ev)
+{
+	return ev ? ev->hops : 0;
+}
+
+const void *
+evfn_event_data(const evfn_event *ev, size_t *len)
+{
+	if (len)
+		*len = ev ? ev->len : 0;
+	return ev ? ev->data : NULL;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The contents of the two option builders. The runtime and every function
+ * keep a copy, so a builder may be freed or reused right after use.
+ */
+#ifndef EVFN_OPTIONS_INTERNAL_H
+#define EVFN_OPTIONS_INTERNAL_H
+
+#include <stdint.h>
+
+#include <evfn/function.h>
+#include <evfn/runtime.h>
+
+#include "backoff-internal.h"
+
+struct event_base;
+
+struct evfn_rt_options {
+	int min_workers, max_workers;
+	int64_t idle_timeout_ns;
+	char *source; /* NULL: "evfn" */
+	evfn_log_cb log_cb;
+	void *log_arg;
+	struct event_base *base; /* NULL: a base and loop thread of our own */
+};
+
+struct evfn_fn_options {
+	int64_t timeout_ns;
+	int attempts;
+	evfn__backoff_policy backoff;
+	int64_t max_age_ns;
+	int concurrency;   /* 0: no reservation, the pool bounds it */
+	int64_t queue_capacity;
+	evfn_executor executor;
+	evfn_worker_init_cb init;
+	evfn_worker_fini_cb fini;
+	evfn_userdata_free_cb userdata_free;
+};
+
+/* Fills o with the documented defaults. */
+void evfn__rt_options_defaults(evfn_rt_options *o);
+void evfn__fn_options_defaults(evfn_fn_options *o);
+
+#endif /* EVFN_OPTIONS_INTERNAL_H */

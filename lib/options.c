@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The option builders for runtimes and functions. Each setter validates
+ * its value at once, so a bad option is reported where it is set rather
+ * than at registration.
+ */
+#include <unistd.h>
+
+#include <evfn/libevent.h>
+
+#include "common-internal.h"
+#include "options-internal.h"
+
+void
+evfn__rt_options_defaults(evfn_rt_options *o)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	*o = (evfn_rt_options){
+		.min_workers = 1,
+		.max_workers = (int)EVFN__MAX(2, EVFN__MIN(cores, 1024)),
+		.idle_timeout_ns = 10 * EVFN__NS_PER_SEC,
+	};
+}
+
+void
+evfn__fn_options_defaults(evfn_fn_options *o)
+{
+	*o = (evfn_fn_options){
+		.timeout_ns = 3 * EVFN__NS_PER_SEC,
+		.attempts = 3,
+		.backoff = {.kind = EVFN_BACKOFF_EXPONENTIAL,
+		            .jitter = EVFN_JITTER_FULL,
+		            .base_ns = 100 * EVFN__NS_PER_MS,
+		            .cap_ns = 30 * EVFN__NS_PER_SEC,
+		            .multiplier = 2.0},
+		.max_age_ns = 6 * 3600 * EVFN__NS_PER_SEC,
+		.queue_capacity = 65536,
+		.executor = EVFN_EXECUTOR_POOL,
+	};
+}
+
+int
+evfn_rt_options_new(evfn_rt_options **out)
+{
+	if (!out)
+		return EVFN_EINVAL;
+	*out = evfn__malloc(sizeof(**out));
+	if (!*out)
+		return EVFN_ENOMEM;
+	evfn__rt_options_defaults(*out);
+	return 0;
+}
+
+void
+evfn_rt_options_free(evfn_rt_options *o)
+{
+	if (!o)
+		return;
+	evfn__free(o->source);
+	evfn__free(o);
+}
+
+int
+evfn_rt_options_set_workers(evfn_rt_options *o, int min, int max)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	if (min < 0 || max < 1 || max > 1024 || min > max)
+		return EVFN_ERANGE;
+	o->min_workers = min;
+	o->max_workers = max;
+	return 0;
+}
+
+int
+evfn_rt_options_set_idle_timeout_ms(evfn_rt_options *o, int64_t ms)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	if (ms < 1 || ms > INT64_MAX / EVFN__NS_PER_MS)
+		return EVFN_ERANGE;
+	o->idle_timeout_ns = ms * EVFN__NS_PER_MS;
+	return 0;
+}
+
+int
+evfn_rt_options_set_source(evfn_rt_options *o, const char *source)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	int rc = evfn__check_name(source);
+	if (rc < 0)
+		return rc;
+	char *copy = evfn__strdup(source);
+	if (!copy)
+		return EVFN_ENOMEM;
+	evfn__free(o->source);
+	o->source = copy;
+	return 0;
+}
+
+int
+evfn_rt_options_set_log(evfn_rt_options *o, evfn_log_cb cb, void *arg)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	o->log_cb = cb;
+	o->log_arg = arg;
+	return 0;
+}
+
+int
+evfn_rt_options_set_event_base(evfn_rt_options *o, struct event_base *base)
+{
+	if (!o || !base)
+		return EVFN_EINVAL;
+	o->base = base;
+	return 0;
+}
+
+int
+evfn_fn_options_new(evfn_fn_options **out)
+{
+	if (!out)
+		return EVFN_EINVAL;
+	*out = evfn__malloc(sizeof(**out));
+	if (!*out)
+		return EVFN_ENOMEM;
+	evfn__fn_options_defaults(*out);
+	return 0;
+}
+
+void
+evfn_fn_options_free(evfn_fn_options *o)
+{
+	evfn__free(o);
+}
+
+/* Milliseconds to nanoseconds for a setter whose lower bound is min_ms. */
+static int
+ms_option(int64_t *slot, int64_t ms, int64_t min_ms)
+{
+	if (ms < min_ms || ms > INT64_MAX / EVFN__NS_PER_MS)
+		return EVFN_ERANGE;
+	*slot = ms * EVFN__NS_PER_MS;
+	return 0;
+}
+
+int
+evfn_fn_options_set_timeout_ms(evfn_fn_options *o, int64_t ms)
+{
+	return o ? ms_option(&o->timeout_ns, ms, 1) : EVFN_EINVAL;
+}
+
+int
+evfn_fn_options_set_attempts(evfn_fn_options *o, int n)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	if (n < 1 || n > 1000)
+		return EVFN_ERANGE;
+	o->attempts = n;
+	return 0;
+}
+
+int
+evfn_fn_options_set_backoff(evfn_fn_options *o, evfn_backoff kind,
+                            int64_t base_ms, double multiplier, int64_t cap_ms,
+                            evfn_jitter jitter)
+{
+	if (!o || (unsigned)kind > EVFN_BACKOFF_EXPONENTIAL ||
+	    (unsigned)jitter > EVFN_JITTER_DECORRELATED)
+		return EVFN_EINVAL;
+	evfn__backoff_policy p = {.kind = kind, .jitter = jitter,
+	                          .multiplier = multiplier};
+	if (!(multiplier >= 1.0 && multiplier <= 1000.0) || cap_ms < base_ms ||
+	    ms_option(&p.base_ns, base_ms, 0) < 0 ||
+	    ms_option(&p.cap_ns, cap_ms, 0) < 0)
+		return EVFN_ERANGE;
+	o->backoff = p;
+	return 0;
+}
+
+int
+evfn_fn_options_set_max_age_ms(evfn_fn_options *o, int64_t ms)
+{
+	return o ? ms_option(&o->max_age_ns, ms, 1) : EVFN_EINVAL;
+}
+
+int
+evfn_fn_options_set_concurrency(evfn_fn_options *o, int n)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	if (n < 1)
+		return EVFN_ERANGE;
+	o->concurrency = n;
+	return 0;
+}
+
+int
+evfn_fn_options_set_queue_capacity(evfn_fn_options *o, int64_t n)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	if (n < 1 || n > INT32_MAX)
+		return EVFN_ERANGE;
+	o->queue_capacity = n;
+	return 0;
+}
+
+int
+evfn_fn_options_set_executor(evfn_fn_options *o, evfn_executor executor)
+{
+	if (!o || (executor != EVFN_EXECUTOR_POOL &&
+	           executor != EVFN_EXECUTOR_LOOP))
+		return EVFN_EINVAL;
+	o->executor = executor;
+	return 0;
+}
+
+int
+evfn_fn_options_set_worker_hooks(evfn_fn_options *o, evfn_worker_init_cb init,
+                                 evfn_worker_fini_cb fini)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	o->init = init;
+	o->fini = fini;
+	return 0;
+}
+
+int
+evfn_fn_options_set_userdata_free(evfn_fn_options *o, evfn_userdata_free_cb cb)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	o->userdata_free = cb;
+	return 0;
+}

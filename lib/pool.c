@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker pool: threads that take runnable invocations from the ready
+ * functions and run them. It keeps at least the minimum number of threads,
+ * grows toward the maximum while work waits and no worker is idle, and
+ * lets a thread above the minimum exit after it sat idle for the idle
+ * timeout. Exited threads are joined by the next spawn or at stop. Each
+ * worker also holds the warm state its functions' init hooks built.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "common-internal.h"
+#include "runtime-internal.h"
+
+struct warm_slot {
+	struct evfn_fn *fn; /* NULL until the init hook succeeded */
+	void *state;
+};
+
+struct evfn__worker {
+	struct evfn__worker *next;
+	struct evfn_rt *rt;
+	pthread_t thread;
+	struct warm_slot *slots;
+	unsigned nslots;
+};
+
+struct evfn__worker *
+evfn__worker_new(struct evfn_rt *rt)
+{
+	struct evfn__worker *w = evfn__calloc(1, sizeof(*w));
+	if (w)
+		w->rt = rt;
+	return w;
+}
+
+/* Runs the fini hooks of every state this worker built; on the worker's
+ * own thread for pool workers. */
+static void
+fini_states(struct evfn__worker *w)
+{
+	for (unsigned i = 0; i < w->nslots; i++) {
+		struct warm_slot *s = &w->slots[i];
+		if (s->fn && s->fn->cfg.fini)
+			s->fn->cfg.fini(s->fn->userdata, s->state);
+		s->fn = NULL;
+	}
+}
+
+void
+evfn__worker_free(struct evfn__worker *w)
+{
+	if (!w)
+		return;
+	fini_states(w);
+	evfn__free(w->slots);
+	evfn__free(w);
+}
+
+void *
+evfn__worker_state(struct evfn__worker *w, struct evfn_fn *fn, int *rc)
+{
+	*rc = 0;
+	if (fn->index >= w->nslots) {
+		unsigned n = EVFN__MAX(fn->index + 1, w->nslots * 2);
+		struct warm_slot *slots =
+			evfn__realloc(w->slots, n * sizeof(*slots));
+		if (!slots) {
+			*rc = EVFN_ENOMEM;
+			return NULL;
+		}
+		memset(slots + w->nslots, 0, (n - w->nslots) * sizeof(*slots));
+		w->slots = slots;
+		w->nslots = n;
+	}
+	struct warm_slot *s = &w->slots[fn->index];
+	if (!s->fn) {
+		void *state = NULL;
+		int hook_rc = fn->cfg.init(fn->userdata, &state);
+		if (hook_rc < 0) {
+			*rc = hook_rc;
+			return NULL;
+		}
+		s->fn = fn;
+		s->state = state;
+	}
+	return s->state;
+}
+
+static void
+unlink_worker(struct evfn__worker **list, struct evfn__worker *w)
+{
+	for (; *list; list = &(*list)->next)
+		if (*list == w) {
+			*list = w->next;
+			return;
+		}
+}
+
+/* Joins threads that have exited; their records go with them. */
+static void
+join_exited_locked(struct evfn_rt *rt)
+{
+	while (rt->exited) {
+		struct evfn__worker *w = rt->exited;
+		rt->exited = w->next;
+		pthread_join(w->thread, NULL);
+		evfn__worker_free(w);
+	}
+}
+
+static void *worker_main(void *arg);
+
+static int
+spawn_locked(struct evfn_rt *rt)
+{
+	join_exited_locked(rt);
+	struct evfn__worker *w = evfn__worker_new(rt);
+	if (!w)
+		return EVFN_ENOMEM;
+	int err = pthread_create(&w->thread, NULL, worker_main, w);
+	if (err) {
+		evfn__free(w);
+		evfn__log(rt, EVFN_LOG_ERROR, "cannot start a worker: %s",
+		          strerror(err));
+		return -err;
+	}
+	w->next = rt->workers;
+	rt->workers = w;
+	rt->nthreads++;
+	return 0;
+}
+
+void
+evfn__pool_notify_locked(struct evfn_rt *rt)
+{
+	/* Wake-ups are batched: a sleeping worker is signalled only when no
+	 * wake-up is already on its way to one. */
+	if (rt->nidle > rt->nwaking) {
+		rt->nwaking++;
+		pthread_cond_signal(&rt->work_cond);
+		return;
+	}
+	if (rt->state != EVFN__CREATED && !rt->quit &&
+	    rt->nthreads < rt->opts.max_workers)
+		(void)spawn_locked(rt);
+}
+
+int
+evfn__pool_start(struct evfn_rt *rt)
+{
+	int rc = 0;
+	pthread_mutex_lock(&rt->lock);
+	while (rc == 0 && rt->nthreads < rt->opts.min_workers)
+		rc = spawn_locked(rt);
+	if (rc == 0 && rt->ready.head && rt->nthreads == 0)
+		rc = spawn_locked(rt);
+	pthread_mutex_unlock(&rt->lock);
+	return rc;
+}
+
+void
+evfn__pool_stop(struct evfn_rt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	rt->quit = true;
+	pthread_cond_broadcast(&rt->work_cond);
+	while (rt->nthreads > 0)
+		pthread_cond_wait(&rt->quiet_cond, &rt->lock);
+	join_exited_locked(rt);
+	pthread_mutex_unlock(&rt->lock);
+}
+
+/* Waits for work. Returns false when this worker should exit: the pool is
+ * stopping, or it sat idle past the timeout while above the minimum. */
+static bool
+wait_for_work_locked(struct evfn_rt *rt)
+{
+	if (rt->quit)
+		return false;
+	bool reapable = rt->nthreads > rt->opts.min_workers;
+	int err = 0;
+	rt->nidle++;
+	if (reapable) {
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		int64_t ns = until.tv_nsec + rt->opts.idle_timeout_ns;
+		until.tv_sec += ns / EVFN__NS_PER_SEC;
+		until.tv_nsec = ns % EVFN__NS_PER_SEC;
+		err = pthread_cond_timedwait(&rt->work_cond, &rt->lock, &until);
+	} else {
+		pthread_cond_wait(&rt->work_cond, &rt->lock);
+	}
+	rt->nidle--;
+	if (rt->nwaking > 0)
+		rt->nwaking--;
+	if (rt->quit)
+		return false;
+	return !(err == ETIMEDOUT && !rt->ready.head &&
+	         rt->nthreads > rt->opts.min_workers);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct evfn__worker *w = arg;
+	struct evfn_rt *rt = w->rt;
+	struct evfn__inv *garbage = NULL;
+	pthread_mutex_lock(&rt->lock);
+	for (;;) {
+		struct evfn__inv *inv =
+			evfn__pick_locked(rt, &rt->ready, &garbage);
+		if (!inv && garbage) {
+			pthread_mutex_unlock(&rt->lock);
+			struct evfn__inv *cleaned = evfn__release(garbage);
+			garbage = NULL;
+			pthread_mutex_lock(&rt->lock);
+			evfn__recycle_locked(rt, cleaned);
+			continue;
+		}
+		if (!inv) {
+			if (!wait_for_work_locked(rt))
+				break;
+			continue;
+		}
+		/* More work than this worker: let the pool wake or grow. */
+		if (rt->ready.head)
+			evfn__pool_notify_locked(rt);
+		pthread_mutex_unlock(&rt->lock);
+		/* Release the previous round's leftovers outside the lock. */
+		struct evfn__inv *cleaned = evfn__release(garbage);
+		garbage = NULL;
+		int outcome = evfn__run_attempt(rt, inv, w);
+		pthread_mutex_lock(&rt->lock);
+		evfn__recycle_locked(rt, cleaned);
+		if (outcome != EVFN_PENDING)
+			evfn__complete_locked(rt, inv, outcome, &garbage);
+	}
+	unlink_worker(&rt->workers, w);
+	pthread_mutex_unlock(&rt->lock);
+
+	/* Warm state is torn down on the thread that built it. */
+	fini_states(w);
+
+	/* Counted until it is on the exited list, so that a stop waiting for
+	 * nthreads == 0 always finds it there to join. */
+	pthread_mutex_lock(&rt->lock);
+	w->next = rt->exited;
+	rt->exited = w;
+	rt->nthreads--;
+	if (rt->nthreads == 0)
+		pthread_cond_broadcast(&rt->quiet_cond);
+	pthread_mutex_unlock(&rt->lock);
+	return NULL;
+}

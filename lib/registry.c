@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registry: functions by name (uthash) and their subscriptions to
+ * topic patterns (the router). Functions live until the runtime is freed,
+ * so pointers to them stay valid in queues and in callers' hands.
+ */
+#include <string.h>
+
+#include <evfn/function.h>
+
+#include "common-internal.h"
+#include "runtime-internal.h"
+
+struct evfn_fn *
+evfn__fn_find(struct evfn_rt *rt, const char *name)
+{
+	struct evfn_fn *fn;
+	HASH_FIND_STR(rt->by_name, name, fn);
+	return fn;
+}
+
+int
+evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
+              void *userdata, const evfn_fn_options *opts, evfn_fn **out)
+{
+	if (out)
+		*out = NULL;
+	if (!rt || !handler)
+		return EVFN_EINVAL;
+	int rc = evfn__check_name(name);
+	if (rc < 0)
+		return rc;
+	size_t len = strlen(name);
+	struct evfn_fn *fn = evfn__calloc(1, sizeof(*fn) + len + 1);
+	if (!fn)
+		return EVFN_ENOMEM;
+	memcpy(fn->name, name, len + 1);
+	fn->rt = rt;
+	fn->handler = handler;
+	fn->userdata = userdata;
+	if (opts)
+		fn->cfg = *opts;
+	else
+		evfn__fn_options_defaults(&fn->cfg);
+
+	pthread_mutex_lock(&rt->lock);
+	if (rt->state >= EVFN__DRAINING)
+		rc = EVFN_ESHUTDOWN;
+	else if (evfn__fn_find(rt, name))
+		rc = EVFN_EEXIST;
+	if (rc == 0) {
+		bool evfn__hash_oom = false;
+		HASH_ADD(hh, rt->by_name, name[0], len, fn);
+		if (evfn__hash_oom)
+			rc = EVFN_ENOMEM;
+	}
+	if (rc == 0) {
+		fn->index = rt->nfns++;
+		if (rt->all_tail)
+			rt->all_tail->all_next = fn;
+		else
+			rt->all_head = fn;
+		rt->all_tail = fn;
+	}
+	pthread_mutex_unlock(&rt->lock);
+	if (rc < 0) {
+		evfn__free(fn);
+		return rc;
+	}
+	if (out)
+		*out = fn;
+	return 0;
+}
+
+const char *
+evfn_fn_name(const evfn_fn *fn)
+{
+	return fn ? fn->name : NULL;
+}
+
+int
+evfn_subscribe(evfn_rt *rt, const char *pattern, const char *fn_name)
+{
+	if (!rt)
+		return EVFN_EINVAL;
+	int rc = evfn__check_name(fn_name);
+	if (rc == 0)
+		rc = evfn__pattern_check(pattern);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&rt->lock);
+	struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
+	if (rt->state >= EVFN__DRAINING)
+		rc = EVFN_ESHUTDOWN;
+	else if (!fn)
+		rc = EVFN_ENOFN;
+	else
+		rc = evfn__router_add(rt->router, pattern, fn);
+	pthread_mutex_unlock(&rt->lock);
+	return rc;
+}
+
+void
+evfn__registry_free(struct evfn_rt *rt)
+{
+	evfn__router_free(rt->router);
+	rt->router = NULL;
+	HASH_CLEAR(hh, rt->by_name);
+	struct evfn_fn *fn = rt->all_head;
+	while (fn) {
+		struct evfn_fn *next = fn->all_next;
+		if (fn->cfg.userdata_free)
+			fn->cfg.userdata_free(fn->userdata);
+		evfn__free(fn);
+		fn = next;
+	}
+	rt->all_head = rt->all_tail = NULL;
+}

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime's state and the invocation record, shared by the files that
+ * make up the core: runtime.c (lifecycle, loop, drain), registry.c
+ * (functions, subscriptions), admit.c (getting events in), pool.c (worker
+ * threads), invoke.c (running an attempt and its outcome), retry.c (the
+ * retry timer heap), stats.c. One mutex, rt->lock, guards everything in
+ * struct evfn_rt and the queue and counter fields of struct evfn_fn; no
+ * user callback ever runs with it held.
+ */
+#ifndef EVFN_RUNTIME_INTERNAL_H
+#define EVFN_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <evfn/context.h>
+#include <evfn/function.h>
+#include <evfn/runtime.h>
+#include <evfn/stats.h>
+
+#include "event-internal.h"
+#include "hash-internal.h"
+#include "options-internal.h"
+#include "route-internal.h"
+
+struct event;
+struct event_base;
+
+enum evfn__rt_state {
+	EVFN__CREATED,
+	EVFN__STARTED,
+	EVFN__DRAINING,
+	EVFN__DRAINED
+};
+
+/* Where an attempt stands, for fencing late returns and completions. */
+enum evfn__attempt_state {
+	EVFN__ATTEMPT_RUNNING,
+	EVFN__ATTEMPT_PENDING, /* loop handler returned EVFN_PENDING */
+	EVFN__ATTEMPT_DONE
+};
+
+/* A synchronous caller waiting for an event's final outcome. Lives on the
+ * caller's stack; signalled under rt->lock. */
+struct evfn__waiter {
+	pthread_cond_t cond;
+	bool done;
+	int result;
+	void *resp;
+	size_t resp_len;
+};
+
+struct evfn__worker;
+
+struct evfn_ctx {
+	struct evfn__worker *worker; /* NULL on the loop executor */
+	void *worker_state;
+	int64_t deadline_ns;
+	atomic_int state;           /* enum evfn__attempt_state */
+	atomic_bool cancelled;
+	atomic_int early_outcome;   /* evfn_ctx_complete() before PENDING */
+	void *resp;
+	size_t resp_len;
+	char *error;
+};
+
+/* One event on its way through one function: queued, running, or waiting
+ * for a retry. Recycled through rt->inv_free. */
+struct evfn__inv {
+	struct evfn__inv *next;     /* queue, handback and free-list link */
+	evfn_event *ev;             /* one reference held */
+	struct evfn_fn *fn;
+	struct evfn__waiter *waiter;
+	int64_t due_ns;             /* retry heap key */
+	int64_t prev_delay_ns;      /* for decorrelated jitter */
+	unsigned attempt;           /* attempts started */
+	unsigned heap_index;
+	struct evfn_ctx ctx;
+};
+
+struct evfn_fn {
+	UT_hash_handle hh;
+	struct evfn_rt *rt;
+	evfn_handler handler;
+	void *userdata;
+	evfn_fn_options cfg;
+	unsigned index;             /* slot in per-worker state arrays */
+	/* Guarded by rt->lock. */
+	struct evfn__inv *head, *tail;
+	int64_t queued;
+	int running;
+	bool in_ready;              /* on rt->ready (pool) or rt->loop_ready */
+	struct evfn_fn *ready_next;
+	struct evfn_fn *all_next;   /* registration order */
+	uint64_t stat[EVFN_STAT_COUNT];
+	char name[];
+};
+
+struct evfn_stats {
+	uint64_t v[EVFN_STAT_COUNT];
+};
+
+/* A FIFO of functions that have work they may start now. */
+struct evfn__fn_fifo {
+	struct evfn_fn *head, *tail;
+};
+
+struct evfn_rt {
+	pthread_mutex_t lock;
+	pthread_cond_t work_cond;   /* idle workers wait here */
+	pthread_cond_t quiet_cond;  /* drain/free wait here for in_flight */
+	enum evfn__rt_state state;
+	evfn_rt_options opts;
+	char *source;
+
+	/* Registry. */
+	struct evfn_fn *by_name;    /* uthash */
+	struct evfn_fn *all_head, *all_tail;
+	unsigned nfns;
+	evfn__router *router;
+
+	/* Work that may start: pool functions and loop functions. */
+	struct evfn__fn_fifo ready;
+	struct evfn__fn_fifo loop_ready;
+	struct evfn__inv *inv_free;
+	size_t inv_free_n;
+	int64_t in_flight;          /* attempts running, over all functions */
+	int disposing;              /* evfn_ctx_complete() callers inside */
+	uint64_t next_seq;
+
+	/* Pool. */
+	struct evfn__worker *workers;
+	struct evfn__worker *exited; /* to be joined */
+	struct evfn__worker *loop_worker; /* warm state of loop handlers */
+	int nthreads, nidle, nwaking;
+	bool quit;                  /* free: workers exit */
+
+	/* Loop. */
+	struct event_base *base;
+	bool own_base;
+	bool loop_thread_started;
+	pthread_t loop_thread;
+	struct event *wake_ev;      /* runs loop handlers */
+	struct event *stop_ev;      /* ends the loop thread */
+	bool wake_pending;
+
+	/* Retries: a binary min-heap on due_ns, one libevent timer. */
+	struct evfn__inv **heap;
+	unsigned heap_n, heap_cap;
+	struct event *retry_timer;
+	int64_t timer_due_ns;       /* 0: not armed */
+	uint64_t prng;
+
+	/* Drain. */
+	evfn_handback_cb handback_cb;
+	void *handback_arg;
+	struct evfn__inv *handback;  /* handed back, not yet passed to cb */
+};
+
+/* The thread-local marks that let calls refuse to wait on themselves. */
+extern _Thread_local struct evfn_rt *evfn__tls_handler_rt;
+extern _Thread_local struct evfn_rt *evfn__tls_loop_rt;
+
+void evfn__log(struct evfn_rt *rt, evfn_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* registry.c */
+struct evfn_fn *evfn__fn_find(struct evfn_rt *rt, const char *name);
+void evfn__registry_free(struct evfn_rt *rt);
+
+/* admit.c: the one admission path. With fn NULL the event goes to the
+ * subscribers of its type, else to fn alone. Takes and releases rt->lock. */
+int evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
+                struct evfn__waiter *waiter, uint64_t *seq);
+
+/* Appends inv to its function's queue and makes the function runnable
+ * (waking a worker, or the loop). Called with rt->lock held. */
+void evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* Puts fn on its executor's ready FIFO if it has work it may start now
+ * and is not there yet, and wakes that executor. rt->lock held. */
+void evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn);
+/* Takes the next startable invocation from the functions on q (round
+ * robin) into the running state. Invocations found too old on the way end
+ * as expired and are appended to *garbage. NULL when q has nothing to
+ * start. rt->lock held. */
+struct evfn__inv *evfn__pick_locked(struct evfn_rt *rt,
+                                    struct evfn__fn_fifo *q,
+                                    struct evfn__inv **garbage);
+
+/* invoke.c */
+/* Runs one attempt on the current thread (no lock held) and returns its
+ * outcome, or EVFN_PENDING when a loop handler will complete later. */
+int evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
+                      struct evfn__worker *worker);
+/* Records an attempt's outcome: success, retry, dead letter, expiry or
+ * hand-back. rt->lock held; invocations to release are appended to
+ * *garbage and released by evfn__release() after unlocking. */
+void evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                           int outcome, struct evfn__inv **garbage);
+/* Ends a not-running invocation in a terminal state that is not success.
+ * stat is EVFN_STAT_EXPIRED, EVFN_STAT_HANDED_BACK or
+ * EVFN_STAT_DEAD_LETTERED; result is what a waiter receives. */
+void evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                         evfn_stat stat, int result,
+                         struct evfn__inv **garbage);
+/* Releases what finished invocations hold (event references, attempt
+ * buffers) with no lock held, and returns the cleaned records as a list
+ * for evfn__recycle_locked(). */
+struct evfn__inv *evfn__release(struct evfn__inv *garbage);
+/* Puts cleaned records on the free list (up to a bound; the rest are
+ * freed). rt->lock held. */
+void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned);
+/* Release then recycle, for paths that are not hot: takes rt->lock. */
+void evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage);
+/* A record from the free list or the allocator, zeroed. rt->lock held. */
+struct evfn__inv *evfn__inv_alloc_locked(struct evfn_rt *rt);
+
+/* pool.c */
+int evfn__pool_start(struct evfn_rt *rt);
+/* Wakes a worker, or starts one, for newly runnable work. rt->lock held. */
+void evfn__pool_notify_locked(struct evfn_rt *rt);
+void evfn__pool_stop(struct evfn_rt *rt);
+/* The warm state of fn on worker w, built by fn's init hook on first use;
+ * on a hook failure returns NULL and sets *rc. Runs on w's thread. */
+void *evfn__worker_state(struct evfn__worker *w, struct evfn_fn *fn,
+                         int *rc);
+/* A worker record with no thread, for the loop executor's warm state. */
+struct evfn__worker *evfn__worker_new(struct evfn_rt *rt);
+/* Runs the fini hooks of the states w built, then frees w. */
+void evfn__worker_free(struct evfn__worker *w);
+
+/* retry.c */
+void evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* Moves due retries back to their queues; returns the next due time or
+ * 0. rt->lock held. */
+void evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now);
+/* Removes every waiting retry into a list (for drain). rt->lock held. */
+struct evfn__inv *evfn__retry_take_all_locked(struct evfn_rt *rt);
+void evfn__retry_timer_cb(int fd, short what, void *arg);
+
+/* runtime.c */
+/* Asks the loop to run evfn__loop_wake_cb soon. rt->lock held. */
+void evfn__loop_wake_locked(struct evfn_rt *rt);
+
+#endif /* EVFN_RUNTIME_INTERNAL_H */

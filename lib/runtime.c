@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime's life: creation on an event_base of its own (run by a loop
+ * thread) or on a host's, start, drain, free; the loop callback that runs
+ * loop-executor handlers; and the diagnostics callback. Queues, the pool
+ * and outcomes live in their own files.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <evfn/libevent.h>
+#include <evfn/runtime.h>
+
+#include "common-internal.h"
+#include "runtime-internal.h"
+
+_Thread_local struct evfn_rt *evfn__tls_handler_rt;
+_Thread_local struct evfn_rt *evfn__tls_loop_rt;
+
+/* How many loop handlers one loop callback runs before it lets the
+ * base's other events have a turn. */
+#define LOOP_BUDGET 256
+
+void
+evfn__log(struct evfn_rt *rt, evfn_log_level level, const char *fmt, ...)
+{
+	if (!rt->opts.log_cb)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rt->opts.log_cb(level, msg, rt->opts.log_arg);
+}
+
+static pthread_once_t libevent_threads_once = PTHREAD_ONCE_INIT;
+static int libevent_threads_rc;
+
+static void
+enable_libevent_threads(void)
+{
+	libevent_threads_rc = evthread_use_pthreads();
+}
+
+void
+evfn__loop_wake_locked(struct evfn_rt *rt)
+{
+	if (rt->wake_pending || !rt->wake_ev)
+		return;
+	rt->wake_pending = true;
+	event_active(rt->wake_ev, EV_TIMEOUT, 0);
+}
+
+static void
+loop_wake_cb(int fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct evfn_rt *rt = arg;
+	struct evfn_rt *outer = evfn__tls_loop_rt;
+	evfn__tls_loop_rt = rt;
+	struct evfn__inv *garbage = NULL;
+	pthread_mutex_lock(&rt->lock);
+	rt->wake_pending = false;
+	for (int budget = LOOP_BUDGET; budget > 0; budget--) {
+		struct evfn__inv *inv =
+			evfn__pick_locked(rt, &rt->loop_ready, &garbage);
+		if (!inv)
+			break;
+		pthread_mutex_unlock(&rt->lock);
+		int outcome = evfn__run_attempt(rt, inv, rt->loop_worker);
+		pthread_mutex_lock(&rt->lock);
+		if (outcome != EVFN_PENDING)
+			evfn__complete_locked(rt, inv, outcome, &garbage);
+	}
+	if (rt->loop_ready.head)
+		evfn__loop_wake_locked(rt);
+	pthread_mutex_unlock(&rt->lock);
+	evfn__dispose(rt, garbage);
+	evfn__tls_loop_rt = outer;
+}
+
+static void
+retry_cb(int fd, short what, void *arg)
+{
+	struct evfn_rt *outer = evfn__tls_loop_rt;
+	evfn__tls_loop_rt = arg;
+	evfn__retry_timer_cb(fd, what, arg);
+	evfn__tls_loop_rt = outer;
+}
+
+/* Breaks the loop from inside it. An event rather than a direct
+ * event_base_loopbreak(), which is lost when it comes before the loop
+ * thread has entered event_base_loop(). */
+static void
+stop_cb(int fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(((struct evfn_rt *)arg)->base);
+}
+
+static void *
+loop_main(void *arg)
+{
+	struct evfn_rt *rt = arg;
+	evfn__tls_loop_rt = rt;
+	event_base_loop(rt->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+static int
+init_monotonic_cond(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	int err = pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+	return -err;
+}
+
+/* Frees what evfn_runtime_new() built; safe on a partly built runtime. */
+static void
+destroy(struct evfn_rt *rt)
+{
+	if (rt->wake_ev)
+		event_free(rt->wake_ev);
+	if (rt->retry_timer)
+		event_free(rt->retry_timer);
+	if (rt->stop_ev)
+		event_free(rt->stop_ev);
+	if (rt->own_base && rt->base)
+		event_base_free(rt->base);
+	evfn__worker_free(rt->loop_worker);
+	while (rt->inv_free) {
+		struct evfn__inv *inv = rt->inv_free;
+		rt->inv_free = inv->next;
+		evfn__free(inv);
+	}
+	evfn__free(rt->heap);
+	evfn__registry_free(rt);
+	evfn__free(rt->source);
+	evfn__free(rt->opts.source);
+	pthread_cond_destroy(&rt->work_cond);
+	pthread_cond_destroy(&rt->quiet_cond);
+	pthread_mutex_destroy(&rt->lock);
+	evfn__free(rt);
+}
+
+int
+evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
+{
+	if (!out)
+		return EVFN_EINVAL;
+	*out = NULL;
+	pthread_once(&libevent_threads_once, enable_libevent_threads);
+	if (libevent_threads_rc != 0)
+		return EVFN_ENOMEM;
+	struct evfn_rt *rt = evfn__calloc(1, sizeof(*rt));
+	if (!rt)
+		return EVFN_ENOMEM;
+	pthread_mutex_init(&rt->lock, NULL);
+	init_monotonic_cond(&rt->work_cond);
+	init_monotonic_cond(&rt->quiet_cond);
+	if (opts)
+		rt->opts = *opts;
+	else
+		evfn__rt_options_defaults(&rt->opts);
+	rt->opts.source = NULL; /* the builder's copy stays the builder's */
+	rt->source = evfn__strdup(opts && opts->source ? opts->source : "evfn");
+	rt->router = evfn__router_new();
+	rt->loop_worker = evfn__worker_new(rt);
+	rt->own_base = !rt->opts.base;
+	rt->base = rt->own_base ? event_base_new() : rt->opts.base;
+	if (rt->base) {
+		rt->wake_ev = event_new(rt->base, -1, 0, loop_wake_cb, rt);
+		rt->retry_timer = evtimer_new(rt->base, retry_cb, rt);
+		rt->stop_ev = event_new(rt->base, -1, 0, stop_cb, rt);
+	}
+	rt->prng = (uint64_t)(uintptr_t)rt ^ (uint64_t)evfn__now_ns();
+	if (!rt->prng)
+		rt->prng = 1;
+	if (!rt->source || !rt->router || !rt->loop_worker || !rt->base ||
+	    !rt->wake_ev || !rt->retry_timer || !rt->stop_ev) {
+		destroy(rt);
+		return EVFN_ENOMEM;
+	}
+	*out = rt;
+	return 0;
+}
+
+int
+evfn_runtime_start(evfn_rt *rt)
+{
+	if (!rt)
+		return EVFN_EINVAL;
+	pthread_mutex_lock(&rt->lock);
+	int rc = rt->state == EVFN__STARTED  ? EVFN_EALREADY
+	         : rt->state != EVFN__CREATED ? EVFN_ESHUTDOWN
+	                                      : 0;
+	if (rc == 0)
+		rt->state = EVFN__STARTED;
+	pthread_mutex_unlock(&rt->lock);
+	if (rc < 0)
+		return rc;
+	if (rt->own_base) {
+		int err = pthread_create(&rt->loop_thread, NULL, loop_main, rt);
+		if (err) {
+			pthread_mutex_lock(&rt->lock);
+			rt->state = EVFN__CREATED;
+			pthread_mutex_unlock(&rt->lock);
+			return -err;
+		}
+		rt->loop_thread_started = true;
+	}
+	return evfn__pool_start(rt);
+}
+
+/* Passes handed-back events to the drain callback, with the lock
+ * released around each call. rt->lock held. */
+static void
+deliver_handbacks_locked(struct evfn_rt *rt)
+{
+	while (rt->handback) {
+		struct evfn__inv *list = rt->handback;
+		rt->handback = NULL;
+		pthread_mutex_unlock(&rt->lock);
+		for (struct evfn__inv *inv = list; inv; inv = inv->next)
+			if (rt->handback_cb)
+				rt->handback_cb(inv->ev, inv->fn->name,
+				                rt->handback_arg);
+		struct evfn__inv *cleaned = evfn__release(list);
+		pthread_mutex_lock(&rt->lock);
+		evfn__recycle_locked(rt, cleaned);
+	}
+}
+
+/* Ends every queued and retry-waiting event as handed back. */
+static void
+hand_back_waiting_locked(struct evfn_rt *rt)
+{
+	struct evfn__inv *unused = NULL;
+	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
+		while (fn->head) {
+			struct evfn__inv *inv = fn->head;
+			fn->head = inv->next;
+			fn->queued--;
+			evfn__finish_locked(rt, inv, EVFN_STAT_HANDED_BACK,
+			                    EVFN_EHANDEDBACK, &unused);
+		}
+		fn->tail = NULL;
+		fn->in_ready = false;
+	}
+	rt->ready.head = rt->ready.tail = NULL;
+	rt->loop_ready.head = rt->loop_ready.tail = NULL;
+	struct evfn__inv *list = evfn__retry_take_all_locked(rt);
+	while (list) {
+		struct evfn__inv *inv = list;
+		list = inv->next;
+		evfn__finish_locked(rt, inv, EVFN_STAT_HANDED_BACK,
+		                    EVFN_EHANDEDBACK, &unused);
+	}
+}
+
+static void
+wait_until_locked(struct evfn_rt *rt, int64_t deadline_ns)
+{
+	struct timespec until = {.tv_sec = deadline_ns / EVFN__NS_PER_SEC,
+	                         .tv_nsec = deadline_ns % EVFN__NS_PER_SEC};
+	pthread_cond_timedwait(&rt->quiet_cond, &rt->lock, &until);
+}
+
+int
+evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
+                   void *arg)
+{
+	if (!rt || grace_ms < 0 || grace_ms > INT64_MAX / EVFN__NS_PER_MS / 2)
+		return EVFN_EINVAL;
+	if (evfn__tls_handler_rt == rt)
+		return EVFN_EDEADLK;
+	pthread_mutex_lock(&rt->lock);
+	if (rt->state >= EVFN__DRAINING) {
+		pthread_mutex_unlock(&rt->lock);
+		return EVFN_EALREADY;
+	}
+	rt->state = EVFN__DRAINING;
+	rt->handback_cb = cb;
+	rt->handback_arg = arg;
+	hand_back_waiting_locked(rt);
+
+	/* In embedded mode nobody else may be running the host's base:
+	 * run it here while waiting, so loop handlers can finish. Inside
+	 * one of our own loop callbacks, or when the base turns out to be
+	 * running elsewhere, we cannot. */
+	bool pump = !rt->own_base && evfn__tls_loop_rt != rt;
+	int64_t deadline = evfn__now_ns() + grace_ms * EVFN__NS_PER_MS;
+	for (;;) {
+		deliver_handbacks_locked(rt);
+		int64_t now = evfn__now_ns();
+		if (rt->in_flight == 0 || now >= deadline)
+			break;
+		if (pump) {
+			pthread_mutex_unlock(&rt->lock);
+			int r = event_base_loop(rt->base, EVLOOP_NONBLOCK);
+			pthread_mutex_lock(&rt->lock);
+			if (r < 0)
+				pump = false;
+			if (rt->in_flight == 0 || rt->handback)
+				continue;
+			wait_until_locked(rt, EVFN__MIN(deadline,
+			                                now + EVFN__NS_PER_MS));
+		} else {
+			wait_until_locked(rt, deadline);
+		}
+	}
+	int rc = rt->in_flight > 0 ? EVFN_ETIMEDOUT : 0;
+	rt->state = EVFN__DRAINED;
+	pthread_mutex_unlock(&rt->lock);
+	return rc;
+}
+
+int
+evfn_runtime_free(evfn_rt *rt)
+{
+	if (!rt)
+		return 0;
+	if (evfn__tls_handler_rt == rt)
+		return EVFN_EDEADLK;
+	pthread_mutex_lock(&rt->lock);
+	if (rt->state == EVFN__STARTED || rt->state == EVFN__DRAINING ||
+	    rt->in_flight > 0) {
+		pthread_mutex_unlock(&rt->lock);
+		return EVFN_EBUSY;
+	}
+	if (rt->state == EVFN__CREATED)
+		hand_back_waiting_locked(rt);
+	deliver_handbacks_locked(rt);
+	while (rt->disposing > 0)
+		pthread_cond_wait(&rt->quiet_cond, &rt->lock);
+	pthread_mutex_unlock(&rt->lock);
+
+	evfn__pool_stop(rt);
+	if (rt->loop_thread_started) {
+		event_active(rt->stop_ev, EV_TIMEOUT, 0);
+		pthread_join(rt->loop_thread, NULL);
+	}
+	destroy(rt);
+	return 0;
+}
+
+int
+evfn_runtime_workers(const evfn_rt *rt)
+{
+	if (!rt)
+		return 0;
+	struct evfn_rt *m = (struct evfn_rt *)rt;
+	pthread_mutex_lock(&m->lock);
+	int n = m->nthreads;
+	pthread_mutex_unlock(&m->lock);
+	return n;
+}
+
+struct event_base *
+evfn_runtime_event_base(const evfn_rt *rt)
+{
+	return rt ? rt->base : NULL;
+}
