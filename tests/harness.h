@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every C test file shares: cmocka, assertions that name evfn error
+ * codes, a bounded wait for a condition, and the open-descriptor check
+ * that makes a leaked fd fail the test. Each test file keeps its cases in
+ * one table at the bottom and calls evfn_test_main() with it.
+ */
+#ifndef EVFN_TEST_HARNESS_H
+#define EVFN_TEST_HARNESS_H
+
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include <evfn.h>
+
+/* Fails with both codes' names when rc is not the expected code. */
+#define ASSERT_RC(rc, expected)                                              \
+	do {                                                                 \
+		int rc_ = (rc), exp_ = (expected);                           \
+		if (rc_ != exp_)                                             \
+			fail_msg("%s returned %s (%d), expected %s (%d)", #rc, \
+			         evfn_err_name(rc_), rc_, evfn_err_name(exp_), \
+			         exp_);                                      \
+	} while (0)
+#define ASSERT_OK(rc) ASSERT_RC(rc, 0)
+#define ASSERT_EQ(a, b)                                                      \
+	do {                                                                 \
+		long long a_ = (long long)(a), b_ = (long long)(b);          \
+		if (a_ != b_)                                                \
+			fail_msg("%s == %lld, expected %s == %lld", #a, a_, #b, \
+			         b_);                                        \
+	} while (0)
+
+static inline int64_t
+test_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void
+test_sleep_ms(int64_t ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000,
+	                      .tv_nsec = (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* Waits up to timeout_ms for cond to become true, polling it; fails the
+ * test on timeout. For conditions no callback can signal (a thread count
+ * shrinking, a counter another thread bumps). */
+#define WAIT_FOR(cond, timeout_ms)                                           \
+	do {                                                                 \
+		int64_t until_ = test_now_ms() + (timeout_ms);               \
+		while (!(cond)) {                                            \
+			if (test_now_ms() > until_)                          \
+				fail_msg("timed out waiting for %s", #cond); \
+			test_sleep_ms(1);                                    \
+		}                                                            \
+	} while (0)
+
+static inline int
+test_count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Each case is wrapped so that a descriptor it leaks fails it. */
+static int test_fds_before;
+
+static inline int
+test_setup_fds(void **state)
+{
+	(void)state;
+	test_fds_before = test_count_fds();
+	return 0;
+}
+
+static inline int
+test_teardown_fds(void **state)
+{
+	(void)state;
+	int after = test_count_fds();
+	if (after != test_fds_before) {
+		print_error("file descriptors: %d before, %d after\n",
+		            test_fds_before, after);
+		return -1;
+	}
+	return 0;
+}
+
+#define TEST(fn) cmocka_unit_test_setup_teardown(fn, test_setup_fds, test_teardown_fds)
+
+/* One group per executable: several plans confuse meson's TAP parser.
+ * EVFN_TEST_FILTER=pattern runs only the matching cases (by hand). */
+#define evfn_test_main(name, tests)                                          \
+	(getenv("EVFN_TEST_FILTER")                                          \
+	         ? cmocka_set_test_filter(getenv("EVFN_TEST_FILTER"))        \
+	         : (void)0,                                                  \
+	 cmocka_run_group_tests_name(name, tests, NULL, NULL))
+
+/* Counts the accounting invariant over one snapshot. */
+static inline void
+assert_accounting(evfn_rt *rt, const char *fn)
+{
+	evfn_stats *s;
+	ASSERT_OK(evfn_stats_take(rt, fn, &s));
+	uint64_t accepted = evfn_stats_get(s, EVFN_STAT_ACCEPTED);
+	uint64_t parts = evfn_stats_get(s, EVFN_STAT_SUCCEEDED) +
+	                 evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED) +
+	                 evfn_stats_get(s, EVFN_STAT_EXPIRED) +
+	                 evfn_stats_get(s, EVFN_STAT_HANDED_BACK) +
+	                 evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
+	                 evfn_stats_get(s, EVFN_STAT_QUEUED) +
+	                 evfn_stats_get(s, EVFN_STAT_WAITING_RETRY);
+	evfn_stats_free(s);
+	ASSERT_EQ(accepted, parts);
+}
+
+static inline uint64_t
+stat_of(evfn_rt *rt, const char *fn, evfn_stat which)
+{
+	evfn_stats *s;
+	ASSERT_OK(evfn_stats_take(rt, fn, &s));
+	uint64_t v = evfn_stats_get(s, which);
+	evfn_stats_free(s);
+	return v;
+}
+
+#endif /* EVFN_TEST_HARNESS_H */

@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Events: construction, CloudEvents attributes, freezing at publish,
+ * reference counting, and the zero-copy contract (the free callback runs
+ * exactly once, also when the call fails).
+ */
+#include <string.h>
+
+#include "harness.h"
+
+static int frees;
+
+static void
+count_free(void *data, void *arg)
+{
+	frees++;
+	assert_ptr_equal(arg, &frees);
+	free(data);
+}
+
+static void
+test_event_new_copies_type_and_payload(void **state)
+{
+	char buf[] = "payload";
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "orders.created", buf, 7));
+	buf[0] = 'X';
+	size_t len;
+	const char *d = evfn_event_data(ev, &len);
+	ASSERT_EQ(len, 7);
+	assert_memory_equal(d, "payload", 7);
+	assert_string_equal(evfn_event_type(ev), "orders.created");
+	assert_null(evfn_event_subject(ev));
+	assert_null(evfn_event_id(ev));
+	ASSERT_EQ(evfn_event_seq(ev), 0);
+	ASSERT_EQ(evfn_event_hops(ev), 0);
+	evfn_event_unref(ev);
+
+	ASSERT_OK(evfn_event_new(&ev, "empty", NULL, 0));
+	assert_null(evfn_event_data(ev, &len));
+	ASSERT_EQ(len, 0);
+	evfn_event_unref(ev);
+}
+
+static void
+test_event_new_rejects_bad_arguments(void **state)
+{
+	evfn_event *ev = (evfn_event *)&ev;
+	ASSERT_RC(evfn_event_new(&ev, NULL, "x", 1), EVFN_EINVAL);
+	assert_null(ev);
+	ASSERT_RC(evfn_event_new(&ev, "", "x", 1), EVFN_EINVAL);
+	ASSERT_RC(evfn_event_new(&ev, "t", NULL, 1), EVFN_EINVAL);
+	ASSERT_RC(evfn_event_new(NULL, "t", "x", 1), EVFN_EINVAL);
+	char name[EVFN_NAME_MAX + 2];
+	memset(name, 't', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	ASSERT_RC(evfn_event_new(&ev, name, "x", 1), EVFN_ENAMETOOLONG);
+}
+
+static void
+test_event_ref_free_cb_runs_once_at_last_unref(void **state)
+{
+	frees = 0;
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new_ref(&ev, "t", strdup("abc"), 3, count_free,
+	                             &frees));
+	evfn_event *again = evfn_event_ref(ev);
+	assert_ptr_equal(again, ev);
+	evfn_event_unref(ev);
+	ASSERT_EQ(frees, 0);
+	evfn_event_unref(again);
+	ASSERT_EQ(frees, 1);
+	assert_null(evfn_event_ref(NULL));
+	evfn_event_unref(NULL);
+}
+
+static void
+test_event_ref_free_cb_runs_once_when_call_fails(void **state)
+{
+	frees = 0;
+	evfn_event *ev;
+	ASSERT_RC(evfn_event_new_ref(&ev, "", strdup("abc"), 3, count_free,
+	                             &frees),
+	          EVFN_EINVAL);
+	ASSERT_EQ(frees, 1);
+	assert_null(ev);
+	/* NULL free_cb: static memory, never released. */
+	static char fixed[] = "static";
+	ASSERT_OK(evfn_event_new_ref(&ev, "t", fixed, 6, NULL, NULL));
+	evfn_event_unref(ev);
+}
+
+static void
+test_event_attributes_set_and_cleared(void **state)
+{
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "t", NULL, 0));
+	ASSERT_OK(evfn_event_set_id(ev, "id-1"));
+	ASSERT_OK(evfn_event_set_id(ev, "id-2"));
+	ASSERT_OK(evfn_event_set_source(ev, "/orders"));
+	ASSERT_OK(evfn_event_set_subject(ev, "order/42"));
+	ASSERT_OK(evfn_event_set_datacontenttype(ev, "application/json"));
+	ASSERT_OK(evfn_event_set_time(ev, INT64_C(1764000000000000000)));
+	ASSERT_OK(evfn_event_set_extension(ev, "traceparent", "00-ab"));
+	ASSERT_OK(evfn_event_set_extension(ev, "tenant", "acme"));
+	ASSERT_OK(evfn_event_set_extension(ev, "tenant", "other"));
+	assert_string_equal(evfn_event_id(ev), "id-2");
+	assert_string_equal(evfn_event_source(ev), "/orders");
+	assert_string_equal(evfn_event_subject(ev), "order/42");
+	assert_string_equal(evfn_event_datacontenttype(ev), "application/json");
+	ASSERT_EQ(evfn_event_time(ev), INT64_C(1764000000000000000));
+	assert_string_equal(evfn_event_extension(ev, "tenant"), "other");
+	assert_string_equal(evfn_event_extension(ev, "traceparent"), "00-ab");
+	ASSERT_OK(evfn_event_set_extension(ev, "tenant", NULL));
+	assert_null(evfn_event_extension(ev, "tenant"));
+	ASSERT_OK(evfn_event_set_subject(ev, NULL));
+	assert_null(evfn_event_subject(ev));
+	ASSERT_RC(evfn_event_set_extension(ev, "Bad", "x"), EVFN_EINVAL);
+	ASSERT_RC(evfn_event_set_extension(ev, "has-dash", "x"), EVFN_EINVAL);
+	ASSERT_RC(evfn_event_set_extension(ev, "abcdefghijklmnopqrstu", "x"),
+	          EVFN_EINVAL);
+	ASSERT_RC(evfn_event_set_source(ev, ""), EVFN_EINVAL);
+	ASSERT_RC(evfn_event_set_id(NULL, "x"), EVFN_EINVAL);
+	evfn_event_unref(ev);
+}
+
+static int
+noop(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	return EVFN_OK;
+}
+
+static void
+test_event_publish_freezes_and_stamps(void **state)
+{
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_source(o, "/test"));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, o));
+	evfn_rt_options_free(o);
+	ASSERT_OK(evfn_register(rt, "f", noop, NULL, NULL, NULL));
+	ASSERT_OK(evfn_subscribe(rt, "t", "f"));
+
+	evfn_event *a, *b;
+	ASSERT_OK(evfn_event_new(&a, "t", "x", 1));
+	ASSERT_OK(evfn_event_new(&b, "t", "y", 1));
+	ASSERT_OK(evfn_event_set_id(b, "mine"));
+	uint64_t sa, sb;
+	ASSERT_OK(evfn_publish(rt, a, &sa));
+	ASSERT_OK(evfn_publish_to(rt, "f", b, &sb));
+	assert_true(sb == sa + 1);
+	ASSERT_EQ(evfn_event_seq(a), sa);
+	char id[24];
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)sa);
+	assert_string_equal(evfn_event_id(a), id);
+	assert_string_equal(evfn_event_id(b), "mine");
+	assert_string_equal(evfn_event_source(a), "/test");
+	assert_true(evfn_event_time(a) > INT64_C(1700000000000000000));
+	ASSERT_RC(evfn_event_set_id(a, "z"), EVFN_EPERM);
+	ASSERT_RC(evfn_event_set_time(a, 1), EVFN_EPERM);
+	ASSERT_RC(evfn_event_set_extension(a, "x", "y"), EVFN_EPERM);
+	ASSERT_RC(evfn_publish_to(rt, "f", a, NULL), EVFN_EPERM);
+	ASSERT_RC(evfn_publish_to(rt, "nope", b, NULL), EVFN_EPERM);
+	evfn_event_unref(a);
+	evfn_event_unref(b);
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(test_event_new_copies_type_and_payload),
+		TEST(test_event_new_rejects_bad_arguments),
+		TEST(test_event_ref_free_cb_runs_once_at_last_unref),
+		TEST(test_event_ref_free_cb_runs_once_when_call_fails),
+		TEST(test_event_attributes_set_and_cleared),
+		TEST(test_event_publish_freezes_and_stamps),
+	};
+	return evfn_test_main("event", tests);
+}
