@@ -12,6 +12,9 @@
 #include "common-internal.h"
 #include "event-internal.h"
 
+/* Alignment of an inline payload; the allocator returns at least this. */
+#define PAYLOAD_ALIGN 16
+
 int
 evfn__event_create(evfn_event **out, const char *type, const void *data,
                    size_t len, bool copy, evfn_free_cb free_cb, void *free_arg,
@@ -25,12 +28,16 @@ evfn__event_create(evfn_event **out, const char *type, const void *data,
 	else
 		rc = evfn__check_name(type);
 	size_t tlen = rc == 0 ? strlen(type) + 1 : 0;
+	/* The payload copy starts aligned for any type, so that handlers
+	 * may read a struct in place. */
+	size_t data_off = (offsetof(evfn_event, inline_data) + tlen +
+	                   PAYLOAD_ALIGN - 1) & ~(size_t)(PAYLOAD_ALIGN - 1);
 	size_t inline_len = copy ? len : 0;
 	evfn_event *ev = NULL;
 	if (rc == 0) {
-		if (inline_len > SIZE_MAX - sizeof(*ev) - tlen)
+		if (inline_len > SIZE_MAX - data_off)
 			rc = EVFN_ENOMEM;
-		else if (!(ev = evfn__malloc(sizeof(*ev) + tlen + inline_len)))
+		else if (!(ev = evfn__malloc(data_off + inline_len)))
 			rc = EVFN_ENOMEM;
 	}
 	if (rc < 0) {
@@ -45,9 +52,10 @@ evfn__event_create(evfn_event **out, const char *type, const void *data,
 	ev->hops = hops;
 	memcpy(ev->inline_data, type, tlen);
 	if (copy) {
+		char *payload = (char *)ev + data_off;
 		if (len)
-			memcpy(ev->inline_data + tlen, data, len);
-		ev->data = len ? ev->inline_data + tlen : NULL;
+			memcpy(payload, data, len);
+		ev->data = len ? payload : NULL;
 	} else {
 		ev->data = data;
 		ev->free_cb = free_cb;

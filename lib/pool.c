@@ -167,7 +167,7 @@ evfn__pool_stop(struct evfn_rt *rt)
 	pthread_mutex_lock(&rt->lock);
 	rt->quit = true;
 	pthread_cond_broadcast(&rt->work_cond);
-	while (rt->nthreads > 0)
+	while (rt->nthreads > 0 || rt->nexiting > 0)
 		pthread_cond_wait(&rt->quiet_cond, &rt->lock);
 	join_exited_locked(rt);
 	pthread_mutex_unlock(&rt->lock);
@@ -238,19 +238,22 @@ worker_main(void *arg)
 		if (outcome != EVFN_PENDING)
 			evfn__complete_locked(rt, inv, outcome, &garbage);
 	}
+	/* Leaves the count at once, so that workers timing out together do
+	 * not all see themselves above the minimum; stays in nexiting until
+	 * it is on the exited list, so that a stop always finds it there. */
 	unlink_worker(&rt->workers, w);
+	rt->nthreads--;
+	rt->nexiting++;
 	pthread_mutex_unlock(&rt->lock);
 
 	/* Warm state is torn down on the thread that built it. */
 	fini_states(w);
 
-	/* Counted until it is on the exited list, so that a stop waiting for
-	 * nthreads == 0 always finds it there to join. */
 	pthread_mutex_lock(&rt->lock);
 	w->next = rt->exited;
 	rt->exited = w;
-	rt->nthreads--;
-	if (rt->nthreads == 0)
+	rt->nexiting--;
+	if (rt->nthreads == 0 && rt->nexiting == 0)
 		pthread_cond_broadcast(&rt->quiet_cond);
 	pthread_mutex_unlock(&rt->lock);
 	return NULL;

@@ -136,6 +136,7 @@ struct evfn_rt {
 	struct evfn__worker *exited; /* to be joined */
 	struct evfn__worker *loop_worker; /* warm state of loop handlers */
 	int nthreads, nidle, nwaking;
+	int nexiting;               /* left the pool, not yet on exited */
 	bool quit;                  /* free: workers exit */
 
 	/* Loop. */

@@ -43,6 +43,22 @@ test_event_new_copies_type_and_payload(void **state)
 }
 
 static void
+test_event_inline_payload_is_aligned(void **state)
+{
+	const char *types[] = {"a", "ab", "abc.def", "orders.created.eu",
+	                       "a-type-name-of-some-length-here"};
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		evfn_event *ev;
+		double d = 1.5;
+		ASSERT_OK(evfn_event_new(&ev, types[i], &d, sizeof(d)));
+		const double *p = evfn_event_data(ev, NULL);
+		ASSERT_EQ((uintptr_t)p % 16, 0);
+		assert_true(*p == 1.5);
+		evfn_event_unref(ev);
+	}
+}
+
+static void
 test_event_new_rejects_bad_arguments(void **state)
 {
 	evfn_event *ev = (evfn_event *)&ev;
@@ -172,6 +188,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_event_new_copies_type_and_payload),
+		TEST(test_event_inline_payload_is_aligned),
 		TEST(test_event_new_rejects_bad_arguments),
 		TEST(test_event_ref_free_cb_runs_once_at_last_unref),
 		TEST(test_event_ref_free_cb_runs_once_when_call_fails),
