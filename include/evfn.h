@@ -23,5 +23,6 @@
 #include <evfn/emit.h>
 #include <evfn/context.h>
 #include <evfn/stats.h>
+#include <evfn/schedule.h>
 
 #endif /* EVFN_H */

@@ -87,7 +87,7 @@ push(struct evfn__inv **list, struct evfn__inv *inv)
 }
 
 static void
-wake_waiter(struct evfn__inv *inv, int result)
+wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 {
 	struct evfn__waiter *w = inv->waiter;
 	if (!w)
@@ -101,7 +101,37 @@ wake_waiter(struct evfn__inv *inv, int result)
 	}
 	w->done = true;
 	inv->waiter = NULL;
-	pthread_cond_signal(&w->cond);
+	if (!w->cb) {
+		pthread_cond_signal(&w->cond);
+		return;
+	}
+	/* Result callbacks run on the loop thread, where sources that must
+	 * answer (HTTP, acknowledgements) live. */
+	w->next = NULL;
+	if (rt->results_tail)
+		rt->results_tail->next = w;
+	else
+		rt->results_head = w;
+	rt->results_tail = w;
+	evfn__loop_wake_locked(rt);
+}
+
+void
+evfn__deliver_results_locked(struct evfn_rt *rt)
+{
+	while (rt->results_head) {
+		struct evfn__waiter *list = rt->results_head;
+		rt->results_head = rt->results_tail = NULL;
+		pthread_mutex_unlock(&rt->lock);
+		while (list) {
+			struct evfn__waiter *w = list;
+			list = w->next;
+			w->cb(w->result, w->resp, w->resp_len, w->cb_arg);
+			evfn__free(w->resp);
+			evfn__free(w);
+		}
+		pthread_mutex_lock(&rt->lock);
+	}
 }
 
 void
@@ -109,7 +139,7 @@ evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
                     int result, struct evfn__inv **garbage)
 {
 	inv->fn->stat[stat]++;
-	wake_waiter(inv, result);
+	wake_waiter(rt, inv, result);
 	if (stat == EVFN_STAT_HANDED_BACK) {
 		/* Delivered to the drain callback by the draining thread. */
 		push(&rt->handback, inv);
@@ -162,7 +192,7 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_DONE);
 	if (outcome == EVFN_OK) {
 		fn->stat[EVFN_STAT_SUCCEEDED]++;
-		wake_waiter(inv, 0);
+		wake_waiter(rt, inv, 0);
 		push(garbage, inv);
 	} else {
 		fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
@@ -402,5 +432,27 @@ evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data, size_t len,
 		evfn__free(w.resp);
 	}
 	pthread_cond_destroy(&w.cond);
+	return rc;
+}
+
+int
+evfn_submit(evfn_rt *rt, const char *fn_name, evfn_event *ev,
+            evfn_result_cb cb, void *arg, uint64_t *seq)
+{
+	if (!rt || !ev || !cb)
+		return EVFN_EINVAL;
+	int rc = evfn__check_name(fn_name);
+	if (rc < 0)
+		return rc;
+	if (ev->frozen)
+		return EVFN_EPERM;
+	struct evfn__waiter *w = evfn__calloc(1, sizeof(*w));
+	if (!w)
+		return EVFN_ENOMEM;
+	w->cb = cb;
+	w->cb_arg = arg;
+	rc = evfn__admit(rt, ev, fn_name, w, seq);
+	if (rc < 0)
+		evfn__free(w); /* refused: the callback is never called */
 	return rc;
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <evfn/context.h>
+#include <evfn/emit.h>
 #include <evfn/function.h>
 #include <evfn/runtime.h>
 #include <evfn/stats.h>
@@ -43,14 +44,19 @@ enum evfn__attempt_state {
 	EVFN__ATTEMPT_DONE
 };
 
-/* A synchronous caller waiting for an event's final outcome. Lives on the
- * caller's stack; signalled under rt->lock. */
+/* Someone waiting for an event's final outcome: a synchronous caller
+ * (cb NULL; lives on its stack, signalled under rt->lock) or a result
+ * callback (heap-allocated, queued on rt->results and called on the loop
+ * thread, or at free). */
 struct evfn__waiter {
 	pthread_cond_t cond;
 	bool done;
 	int result;
 	void *resp;
 	size_t resp_len;
+	evfn_result_cb cb;
+	void *cb_arg;
+	struct evfn__waiter *next;
 };
 
 struct evfn__worker;
@@ -155,6 +161,9 @@ struct evfn_rt {
 	int64_t timer_due_ns;       /* 0: not armed */
 	uint64_t prng;
 
+	/* Result callbacks due, oldest first. */
+	struct evfn__waiter *results_head, *results_tail;
+
 	/* Drain. */
 	evfn_handback_cb handback_cb;
 	void *handback_arg;
@@ -241,6 +250,10 @@ void evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now);
 /* Removes every waiting retry into a list (for drain). rt->lock held. */
 struct evfn__inv *evfn__retry_take_all_locked(struct evfn_rt *rt);
 void evfn__retry_timer_cb(int fd, short what, void *arg);
+
+/* Calls the result callbacks that are due, with the lock released around
+ * them. rt->lock held. */
+void evfn__deliver_results_locked(struct evfn_rt *rt);
 
 /* runtime.c */
 /* Asks the loop to run evfn__loop_wake_cb soon. rt->lock held. */

@@ -82,6 +82,7 @@ loop_wake_cb(int fd, short what, void *arg)
 	}
 	if (rt->loop_ready.head)
 		evfn__loop_wake_locked(rt);
+	evfn__deliver_results_locked(rt);
 	pthread_mutex_unlock(&rt->lock);
 	evfn__dispose(rt, garbage);
 	evfn__tls_loop_rt = outer;
@@ -343,6 +344,8 @@ evfn_runtime_free(evfn_rt *rt)
 	if (rt->state == EVFN__CREATED)
 		hand_back_waiting_locked(rt);
 	deliver_handbacks_locked(rt);
+	/* Results the loop did not get to: exactly once, even now. */
+	evfn__deliver_results_locked(rt);
 	while (rt->disposing > 0)
 		pthread_cond_wait(&rt->quiet_cond, &rt->lock);
 	pthread_mutex_unlock(&rt->lock);

@@ -790,6 +790,91 @@ test_runtime_userdata_destructor_runs_once_at_free(void **state)
 	ASSERT_EQ(ud_frees, 1);
 }
 
+/* ---- result callbacks --------------------------------------------------- */
+
+struct results {
+	atomic_int calls, ok, failed;
+	char resp[32];
+};
+
+static void
+on_result(int result, const void *resp, size_t len, void *arg)
+{
+	struct results *r = arg;
+	if (result == 0) {
+		atomic_fetch_add(&r->ok, 1);
+		snprintf(r->resp, sizeof(r->resp), "%.*s", (int)len,
+		         (const char *)resp);
+	} else if (result == EVFN_EFAILED) {
+		atomic_fetch_add(&r->failed, 1);
+	}
+	atomic_fetch_add(&r->calls, 1);
+}
+
+static void
+never_called(int result, const void *resp, size_t len, void *arg)
+{
+	fail_msg("result callback called after a refused submit");
+}
+
+static void
+test_runtime_submit_calls_back_once_with_outcome(void **state)
+{
+	evfn_rt *rt = new_runtime(1, 2);
+	ASSERT_OK(evfn_register(rt, "echo", echo_handler, NULL, NULL, NULL));
+	ASSERT_OK(evfn_register(rt, "fail", fail_handler, NULL, NULL, NULL));
+	ASSERT_OK(evfn_runtime_start(rt));
+	struct results r = {0};
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "call", "me", 2));
+	ASSERT_OK(evfn_submit(rt, "echo", ev, on_result, &r, NULL));
+	evfn_event_unref(ev);
+	ASSERT_OK(evfn_event_new(&ev, "call", "me", 2));
+	ASSERT_OK(evfn_submit(rt, "fail", ev, on_result, &r, NULL));
+	ASSERT_RC(evfn_submit(rt, "fail", ev, on_result, &r, NULL),
+	          EVFN_EPERM);
+	evfn_event_unref(ev);
+	ASSERT_OK(evfn_event_new(&ev, "call", "me", 2));
+	ASSERT_RC(evfn_submit(rt, "nope", ev, never_called, &r, NULL),
+	          EVFN_ENOFN);
+	ASSERT_RC(evfn_submit(rt, "echo", ev, NULL, &r, NULL), EVFN_EINVAL);
+	evfn_event_unref(ev);
+	WAIT_FOR(atomic_load(&r.calls) == 2, 10000);
+	ASSERT_EQ(atomic_load(&r.ok), 1);
+	ASSERT_EQ(atomic_load(&r.failed), 1);
+	assert_string_equal(r.resp, "echo:me attempt 1");
+	finish(rt);
+	ASSERT_EQ(atomic_load(&r.calls), 2);
+}
+
+static void
+test_runtime_submit_result_delivered_at_free_when_loop_never_ran(void **state)
+{
+	/* Embedded on a base nobody drives: the result waits for free. */
+	evthread_use_pthreads();
+	struct event_base *base = event_base_new();
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_event_base(o, base));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, o));
+	evfn_rt_options_free(o);
+	ASSERT_OK(evfn_register(rt, "echo", echo_handler, NULL, NULL, NULL));
+	ASSERT_OK(evfn_runtime_start(rt));
+	struct results r = {0};
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "call", "x", 1));
+	ASSERT_OK(evfn_submit(rt, "echo", ev, on_result, &r, NULL));
+	evfn_event_unref(ev);
+	WAIT_FOR(stat_of(rt, "echo", EVFN_STAT_SUCCEEDED) == 1, 10000);
+	ASSERT_EQ(atomic_load(&r.calls), 0);
+	ASSERT_OK(evfn_runtime_drain(rt, 0, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_EQ(atomic_load(&r.calls), 1);
+	ASSERT_EQ(atomic_load(&r.ok), 1);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -809,6 +894,8 @@ main(void)
 		TEST(test_runtime_drain_and_free_refuse_inside_handler),
 		TEST(test_runtime_worker_hooks_build_state_once_per_worker),
 		TEST(test_runtime_userdata_destructor_runs_once_at_free),
+		TEST(test_runtime_submit_calls_back_once_with_outcome),
+		TEST(test_runtime_submit_result_delivered_at_free_when_loop_never_ran),
 	};
 	return evfn_test_main("runtime", tests);
 }

@@ -105,6 +105,34 @@ EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
 EVFN_EXPORT int evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data,
                             size_t len, void **resp, size_t *resp_len);
 
+/**
+ * Receives an event's final outcome.
+ *
+ * @param result 0 when the event succeeded, else EVFN_EFAILED,
+ *        EVFN_EEXHAUSTED, EVFN_EEXPIRED or EVFN_EHANDEDBACK.
+ * @param resp the handler's response (evfn_ctx_respond()) on success,
+ *        borrowed for the call; NULL when there is none.
+ */
+typedef void (*evfn_result_cb)(int result, const void *resp, size_t resp_len,
+                               void *arg);
+
+/**
+ * Submit a built event to one function and be told its final outcome,
+ * retries included, without waiting: what a source that must answer (an
+ * HTTP response, an acknowledgement) uses.
+ *
+ * The callback runs exactly once if the call succeeds: on the loop thread
+ * (evfn's own, or the host's base in embedded mode), or at
+ * evfn_runtime_free() for results the loop never got to. It is never
+ * called if the call fails.
+ *
+ * Ownership: as evfn_publish(): the caller keeps its reference to ev.
+ * @return as evfn_publish_to(); EVFN_EINVAL also for a NULL cb.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_submit(evfn_rt *rt, const char *fn_name, evfn_event *ev,
+                            evfn_result_cb cb, void *arg, uint64_t *seq);
+
 #ifdef __cplusplus
 }
 #endif

@@ -268,7 +268,7 @@ parse_eb_special(struct field *f, struct cron *cr, const char *s, const char *e)
 {
 	size_t n = (size_t)(e - s);
 	const char *p = s;
-	int v, rc;
+	int v = 0, rc;
 
 	if (f->kind == F_DOM) {
 		if (n == 1 && s[0] == 'L') {
@@ -326,7 +326,7 @@ static int
 parse_item(struct field *f, struct cron *cr, const char *s, const char *e)
 {
 	const char *p = s;
-	int lo, hi, rc;
+	int lo = 0, hi = 0, rc;
 	int64_t step = 1;
 
 	if (s == e)
@@ -604,7 +604,8 @@ cron_next(const evfn_schedule *s, int64_t after_ns, int64_t *next_ns)
 	 * repeated one to its first occurrence), and the wall time of
 	 * `after` maps to at most `after`; so the search may start at that
 	 * wall time and step over candidates that map to `after` or
-	 * earlier, which only happens within a repeated stretch. */
+	 * earlier: the wall time of `after` itself, and candidates in a
+	 * stretch of wall time that repeats. */
 	int64_t local =
 	    evfn__floor_div(after + evfn__tz_offset(s->tz, after, NULL), 60) *
 	    60;
@@ -874,7 +875,7 @@ static int
 parse_expr(struct pctx *c, evfn_schedule *sched, const char *s, const char *e,
            int64_t *local)
 {
-	const char *is, *ie;
+	const char *is = s, *ie = e;
 	int rc;
 
 	if (s == e)

@@ -280,7 +280,8 @@ rule_offset(const struct tz_rule *r, int64_t t, int64_t *next_change)
 	unsigned m, d;
 	evfn__civil_from_days(days, &y, &m, &d);
 	size_t n = 0;
-	for (int64_t yy = y - 1; yy <= y + 2; yy++) {
+	for (int k = 0; k < 4; k++) {
+		int64_t yy = y - 1 + k;
 		ev[n].at = rule_local_time(&r->start, yy) - r->std_off;
 		ev[n++].off = r->dst_off;
 		ev[n].at = rule_local_time(&r->end, yy) - r->dst_off;
