@@ -1,0 +1,372 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Run the dispatch benchmarks of evfn against its peers and summarise them.
+
+Drives bench-dispatch (one system, one workload, one JSON line per process):
+a warm-up round, then N rounds in which every workload runs once on every
+system, interleaved (A B C D A B C D ...) so that drift on a shared machine
+hits all systems alike. Prints medians with min-max and ratios, writes
+bench/results/latest.json (machine, versions, raw runs, statistics and a
+flat "summary" of numbers) and, when matplotlib imports, PNG plots next to
+it. Run with Debian's /usr/bin/python3; stdlib plus matplotlib only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PEERS = ["pthread", "libuv", "glib"]
+SYSTEMS = ["evfn"] + PEERS
+
+# key, bench-dispatch workload, extra arguments, full and quick task counts,
+# systems. "evfn-off" is evfn with deadlines, ages and retries disabled.
+WORKLOADS = [
+    ("noop_p1", "noop", ["--producers", "1"], 2000000, 300000,
+     SYSTEMS + ["evfn-off"]),
+    ("noop_p2", "noop", ["--producers", "2"], 2000000, 300000, SYSTEMS),
+    ("work1us", "work1us", [], 1000000, 200000, SYSTEMS),
+    ("lat_100k", "latency", ["--rate", "100000"], 200000, 50000, SYSTEMS),
+    ("lat_1m", "latency", ["--rate", "1000000"], 200000, 50000, SYSTEMS),
+    ("memory", "memory", [], 1000000, 200000, SYSTEMS),
+    ("fanout8", "fanout", ["--fanout", "8"], 250000, 40000, SYSTEMS),
+]
+
+# What each workload is judged by, and whether larger is better.
+METRICS = {
+    "noop": [("tasks_per_s", True)],
+    "work1us": [("tasks_per_s", True), ("fraction_of_limit", True)],
+    "latency": [("p50_us", False), ("p99_us", False), ("p999_us", False),
+                ("achieved_rate", True)],
+    "memory": [("bytes_per_task", False)],
+    "fanout": [("tasks_per_s", True), ("events_per_s", True)],
+}
+
+
+def find_binary(arg):
+    """Returns the bench-dispatch path from --binary or build/bench/."""
+    cands = [arg] if arg else [
+        os.path.join(ROOT, "build", "bench", "bench-dispatch"),
+        os.path.join(os.getcwd(), "build", "bench", "bench-dispatch"),
+    ]
+    for c in cands:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return os.path.abspath(c)
+    sys.exit("bench-dispatch not found (tried %s); build with "
+             "meson setup build -Dbench=true && ninja -C build, or pass "
+             "--binary" % ", ".join(c for c in cands if c))
+
+
+def machine_info():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "loadavg_at_start": load,
+        "python": platform.python_version(),
+    }
+
+
+def run_one(binary, system, wl, tasks, extra, timeout):
+    """Runs one process; returns its JSON result or an error record."""
+    real = "evfn" if system == "evfn-off" else system
+    cmd = [binary, "--system", real, "--workload", wl,
+           "--tasks", str(tasks)] + extra
+    if system == "evfn-off":
+        cmd += ["--features", "off"]
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": "timeout after %ds" % timeout, "cmd": cmd}
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        return {"error": "exit %d: %s" % (p.returncode,
+                                          p.stderr.strip()[-400:]),
+                "cmd": cmd}
+    for line in p.stdout.splitlines():
+        if line.startswith("{"):
+            r = json.loads(line)
+            r["system"] = system
+            r["wall_s"] = round(wall, 3)
+            if p.stderr.strip():
+                r["stderr"] = p.stderr.strip()[-400:]
+            return r
+    return {"error": "no JSON in output", "cmd": cmd}
+
+
+def describe(vals):
+    return {"median": statistics.median(vals), "min": min(vals),
+            "max": max(vals), "n": len(vals)}
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    a = abs(v)
+    if a >= 1e6:
+        return "%.2fM" % (v / 1e6)
+    if a >= 1e4:
+        return "%.0fk" % (v / 1e3)
+    if a >= 100:
+        return "%.0f" % v
+    if a >= 10:
+        return "%.1f" % v
+    return "%.3g" % v
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--binary", help="path to bench-dispatch")
+    ap.add_argument("--quick", action="store_true",
+                    help="fewer tasks and 3 runs (under a minute)")
+    ap.add_argument("--runs", type=int, help="measured rounds (5; quick 3)")
+    ap.add_argument("--only", help="comma-separated workload keys")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--no-plots", action="store_true")
+    args = ap.parse_args()
+
+    binary = find_binary(args.binary)
+    runs = args.runs or (3 if args.quick else 5)
+    timeout = 120
+    vp = subprocess.run([binary, "--versions"], capture_output=True,
+                        text=True, timeout=30)
+    versions = json.loads(vp.stdout)
+    available = set(versions.pop("systems", SYSTEMS))
+    if "evfn" in available:
+        available.add("evfn-off")
+    workloads = WORKLOADS
+    if args.only:
+        keep = set(args.only.split(","))
+        workloads = [w for w in WORKLOADS if w[0] in keep]
+
+    plan = []
+    for key, wl, extra, full, quick, systems in workloads:
+        tasks = quick if args.quick else full
+        for s in systems:
+            if s in available:
+                plan.append((key, wl, extra, tasks, s))
+
+    print("bench-dispatch: %s" % binary)
+    print("machine: %(nproc)s cpus, %(cpu_model)s" % machine_info())
+    print("versions: " + ", ".join("%s %s" % kv for kv in versions.items()))
+    print("warm-up round, then %d interleaved rounds of %d runs"
+          % (runs, len(plan)))
+    for key, wl, extra, tasks, s in plan:
+        run_one(binary, s, wl, max(tasks // 10, 10000), extra, timeout)
+
+    raw = []
+    t_start = time.monotonic()
+    for r in range(runs):
+        for key, wl, extra, tasks, s in plan:
+            res = run_one(binary, s, wl, tasks, extra, timeout)
+            res.update({"key": key, "round": r})
+            res.setdefault("system", s)
+            raw.append(res)
+            if "error" in res:
+                print("  round %d %s %s: %s" % (r, key, s, res["error"]),
+                      file=sys.stderr)
+        print("  round %d done (%.0f s)" % (r + 1,
+                                            time.monotonic() - t_start))
+
+    # Statistics per workload, system and metric.
+    stats = {}
+    for key, wl, extra, tasks, s in plan:
+        ok = [x for x in raw if x["key"] == key and x["system"] == s
+              and "error" not in x]
+        entry = stats.setdefault(key, {}).setdefault(s, {})
+        for metric, _ in METRICS[wl]:
+            vals = [x[metric] for x in ok if metric in x]
+            if vals:
+                entry[metric] = describe(vals)
+        backoffs = [x.get("backoffs", 0) for x in ok]
+        if any(backoffs):
+            entry["backoffs"] = describe(backoffs)
+
+    def med(key, system, metric):
+        try:
+            return stats[key][system][metric]["median"]
+        except KeyError:
+            return None
+
+    # Ratios: every system against the pthread baseline and evfn against
+    # each peer, on the main metric of each workload (medians).
+    ratios = {}
+    for key, wl, extra, full, quick, systems in workloads:
+        metric, higher = METRICS[wl][0] if wl != "latency" else \
+            ("p99_us", False)
+        for s in systems:
+            v = ratio(med(key, s, metric), med(key, "pthread", metric))
+            if v is not None:
+                ratios["%s_%s_vs_pthread" % (key, s)] = v
+        for p in PEERS:
+            v = ratio(med(key, "evfn", metric), med(key, p, metric))
+            if v is not None:
+                ratios["%s_evfn_vs_%s" % (key, p)] = v
+
+    summary = {}
+
+    def put(name, value):
+        if value is not None:
+            summary[name] = round(value, 4)
+
+    noop_evfn = med("noop_p1", "evfn", "tasks_per_s")
+    for p in PEERS:
+        put("noop_vs_" + p, ratio(noop_evfn, med("noop_p1", p,
+                                                 "tasks_per_s")))
+    put("work1us_vs_pthread", ratio(med("work1us", "evfn", "tasks_per_s"),
+                                    med("work1us", "pthread",
+                                        "tasks_per_s")))
+    put("work1us_of_limit", med("work1us", "evfn", "fraction_of_limit"))
+    put("p50_us_100k_evfn", med("lat_100k", "evfn", "p50_us"))
+    put("p99_us_100k_evfn", med("lat_100k", "evfn", "p99_us"))
+    peer_p99 = [med("lat_100k", p, "p99_us") for p in PEERS]
+    peer_p99 = [v for v in peer_p99 if v is not None]
+    put("p99_us_100k_best_peer", min(peer_p99) if peer_p99 else None)
+    put("bytes_per_queued_event", med("memory", "evfn", "bytes_per_task"))
+    put("features_on_vs_off", ratio(noop_evfn, med("noop_p1", "evfn-off",
+                                                   "tasks_per_s")))
+
+    # Table.
+    print()
+    print("%-9s %-9s %-18s %10s %21s %9s" % ("workload", "system", "metric",
+                                             "median", "min-max",
+                                             "vs pthread"))
+    for key, wl, extra, full, quick, systems in workloads:
+        for s in systems:
+            for metric, _ in METRICS[wl]:
+                d = stats.get(key, {}).get(s, {}).get(metric)
+                if d is None:
+                    continue
+                base = med(key, "pthread", metric)
+                rv = ratio(d["median"], base)
+                print("%-9s %-9s %-18s %10s %21s %9s" % (
+                    key, s, metric, fmt(d["median"]),
+                    "%s-%s" % (fmt(d["min"]), fmt(d["max"])),
+                    "%.2fx" % rv if rv is not None else "-"))
+        print()
+    print("summary:")
+    for k, v in summary.items():
+        print("  %-24s %s" % (k, v))
+
+    os.makedirs(args.out, exist_ok=True)
+    doc = {
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "binary": binary,
+        "mode": "quick" if args.quick else "full",
+        "runs": runs,
+        "machine": machine_info(),
+        "versions": versions,
+        "workloads": [{"key": k, "workload": wl, "args": e,
+                       "tasks": q if args.quick else f, "systems": ss}
+                      for k, wl, e, f, q, ss in workloads],
+        "summary": summary,
+        "ratios": ratios,
+        "stats": stats,
+        "raw": raw,
+    }
+    path = os.path.join(args.out, "latest.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print("wrote " + path)
+    if not args.no_plots:
+        plot(doc, args.out)
+
+
+def plot(doc, out):
+    """Draws throughput bars and latency CDFs; skips without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        print("plots skipped: matplotlib unavailable (%s); "
+              "apt-get install python3-matplotlib" % e)
+        return
+    stats = doc["stats"]
+    colors = {"evfn": "#d62728", "evfn-off": "#ff9896", "pthread": "#7f7f7f",
+              "libuv": "#1f77b4", "glib": "#2ca02c"}
+
+    tp = [(w["key"], w["systems"]) for w in doc["workloads"]
+          if w["workload"] in ("noop", "work1us", "fanout")]
+    if tp:
+        fig, axes = plt.subplots(1, len(tp), figsize=(3.2 * len(tp), 3.8),
+                                 squeeze=False)
+        for ax, (key, systems) in zip(axes[0], tp):
+            names, meds, lo, hi = [], [], [], []
+            for s in systems:
+                d = stats.get(key, {}).get(s, {}).get("tasks_per_s")
+                if d is None:
+                    continue
+                names.append(s)
+                meds.append(d["median"] / 1e6)
+                lo.append((d["median"] - d["min"]) / 1e6)
+                hi.append((d["max"] - d["median"]) / 1e6)
+            ax.bar(range(len(names)), meds, yerr=[lo, hi], capsize=3,
+                   color=[colors.get(n, "#999999") for n in names])
+            ax.set_xticks(range(len(names)))
+            ax.set_xticklabels(names, rotation=45, ha="right")
+            ax.set_title(key)
+            ax.set_ylabel("M tasks/s (median, min-max)")
+        fig.suptitle("Dispatch throughput, 2 workers (%s)" % doc["mode"])
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "throughput.png"), dpi=100)
+        plt.close(fig)
+
+    lat = [w for w in doc["workloads"] if w["workload"] == "latency"]
+    if lat:
+        fig, axes = plt.subplots(1, len(lat), figsize=(6 * len(lat), 4),
+                                 squeeze=False)
+        for ax, w in zip(axes[0], lat):
+            for s in w["systems"]:
+                rs = [r for r in doc["raw"] if r.get("key") == w["key"]
+                      and r.get("system") == s and "cdf" in r]
+                if not rs:
+                    continue
+                # The run with the median p99 stands for the system.
+                rs.sort(key=lambda r: r["p99_us"])
+                r = rs[len(rs) // 2]
+                xs = [max(p[1], 0.01) for p in r["cdf"]]
+                ys = [p[0] for p in r["cdf"]]
+                ax.plot(xs, ys, label=s, color=colors.get(s))
+            ax.set_xscale("log")
+            ax.set_xlabel("submit to handler start (us)")
+            ax.set_ylabel("fraction of tasks")
+            ax.set_title("%s (%s tasks/s)" % (w["key"], w["args"][-1]))
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "latency-cdf.png"), dpi=100)
+        plt.close(fig)
+    print("plots written to " + out)
+
+
+if __name__ == "__main__":
+    main()
