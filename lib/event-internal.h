@@ -13,11 +13,8 @@
 
 #include <evfn/event.h>
 
-struct evfn__ext {
-	struct evfn__ext *next;
-	char *value;
-	char name[];
-};
+#include "kv-internal.h"
+
 
 struct evfn_event {
 	atomic_uint refs;
@@ -33,7 +30,7 @@ struct evfn_event {
 	bool id_owned;
 	char *subject;
 	char *dct;
-	struct evfn__ext *ext;
+	struct evfn__kv *ext;
 	const void *data;
 	size_t len;
 	evfn_free_cb free_cb; /* NULL: payload inline or static */

@@ -106,13 +106,7 @@ evfn_event_unref(const evfn_event *cev)
 		evfn__free(ev->source);
 	evfn__free(ev->subject);
 	evfn__free(ev->dct);
-	struct evfn__ext *x = ev->ext;
-	while (x) {
-		struct evfn__ext *next = x->next;
-		evfn__free(x->value);
-		evfn__free(x);
-		x = next;
-	}
+	evfn__kv_free(&ev->ext);
 	evfn__free(ev);
 }
 
@@ -196,38 +190,7 @@ evfn_event_set_extension(evfn_event *ev, const char *name, const char *value)
 		return EVFN_EINVAL;
 	if (ev->frozen)
 		return EVFN_EPERM;
-	struct evfn__ext **link = &ev->ext;
-	for (; *link; link = &(*link)->next)
-		if (strcmp((*link)->name, name) == 0)
-			break;
-	if (!value) {
-		struct evfn__ext *gone = *link;
-		if (gone) {
-			*link = gone->next;
-			evfn__free(gone->value);
-			evfn__free(gone);
-		}
-		return 0;
-	}
-	char *copy = evfn__strdup(value);
-	if (!copy)
-		return EVFN_ENOMEM;
-	if (*link) {
-		evfn__free((*link)->value);
-		(*link)->value = copy;
-		return 0;
-	}
-	size_t nlen = strlen(name) + 1;
-	struct evfn__ext *x = evfn__malloc(sizeof(*x) + nlen);
-	if (!x) {
-		evfn__free(copy);
-		return EVFN_ENOMEM;
-	}
-	x->next = NULL;
-	x->value = copy;
-	memcpy(x->name, name, nlen);
-	*link = x;
-	return 0;
+	return evfn__kv_set(&ev->ext, name, value);
 }
 
 /* Writes v in decimal into buf (at least 21 bytes). On the publish path,
@@ -297,12 +260,7 @@ evfn_event_datacontenttype(const evfn_event *ev)
 const char *
 evfn_event_extension(const evfn_event *ev, const char *name)
 {
-	if (!ev || !name)
-		return NULL;
-	for (const struct evfn__ext *x = ev->ext; x; x = x->next)
-		if (strcmp(x->name, name) == 0)
-			return x->value;
-	return NULL;
+	return ev && name ? evfn__kv_get(ev->ext, name) : NULL;
 }
 
 int64_t

@@ -48,6 +48,7 @@ evfn__release(struct evfn__inv *garbage)
 		inv->ctx.resp = NULL;
 		evfn__free(inv->ctx.error);
 		inv->ctx.error = NULL;
+		evfn__kv_free(&inv->ctx.meta);
 	}
 	return garbage;
 }
@@ -93,12 +94,17 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 	if (!w)
 		return;
 	w->result = result;
+	w->attempts = inv->attempt;
 	if (result == 0) {
 		/* The response moves to the caller. */
 		w->resp = inv->ctx.resp;
 		w->resp_len = inv->ctx.resp_len;
 		inv->ctx.resp = NULL;
+		w->meta = inv->ctx.meta;
+		inv->ctx.meta = NULL;
 	}
+	w->error = inv->ctx.error;
+	inv->ctx.error = NULL;
 	w->done = true;
 	inv->waiter = NULL;
 	if (!w->cb) {
@@ -107,6 +113,7 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 	}
 	/* Result callbacks run on the loop thread, where sources that must
 	 * answer (HTTP, acknowledgements) live. */
+	w->ev = evfn_event_ref(inv->ev);
 	w->next = NULL;
 	if (rt->results_tail)
 		rt->results_tail->next = w;
@@ -126,8 +133,8 @@ evfn__deliver_results_locked(struct evfn_rt *rt)
 		while (list) {
 			struct evfn__waiter *w = list;
 			list = w->next;
-			w->cb(w->result, w->resp, w->resp_len, w->cb_arg);
-			evfn__free(w->resp);
+			w->cb(w, w->cb_arg);
+			evfn__result_clear(w);
 			evfn__free(w);
 		}
 		pthread_mutex_lock(&rt->lock);
@@ -377,6 +384,73 @@ evfn_ctx_respond(evfn_ctx *ctx, const void *data, size_t len)
 }
 
 int
+evfn_ctx_set_meta(evfn_ctx *ctx, const char *key, const char *value)
+{
+	if (!ctx || !key || !*key)
+		return EVFN_EINVAL;
+	return evfn__kv_set(&ctx->meta, key, value);
+}
+
+void
+evfn__result_clear(struct evfn_result *r)
+{
+	evfn__free(r->resp);
+	r->resp = NULL;
+	evfn__free(r->error);
+	r->error = NULL;
+	evfn__kv_free(&r->meta);
+	evfn_event_unref(r->ev);
+	r->ev = NULL;
+}
+
+int
+evfn_result_code(const evfn_result *r)
+{
+	return r ? r->result : EVFN_EINVAL;
+}
+
+const void *
+evfn_result_data(const evfn_result *r, size_t *len)
+{
+	if (len)
+		*len = r ? r->resp_len : 0;
+	return r ? r->resp : NULL;
+}
+
+const char *
+evfn_result_meta(const evfn_result *r, const char *key)
+{
+	return r && key ? evfn__kv_get(r->meta, key) : NULL;
+}
+
+const char *
+evfn_result_meta_at(const evfn_result *r, size_t i, const char **key)
+{
+	const struct evfn__kv *kv = r ? evfn__kv_at(r->meta, i) : NULL;
+	if (key)
+		*key = kv ? kv->key : NULL;
+	return kv ? kv->value : NULL;
+}
+
+const char *
+evfn_result_error(const evfn_result *r)
+{
+	return r ? r->error : NULL;
+}
+
+unsigned
+evfn_result_attempts(const evfn_result *r)
+{
+	return r ? r->attempts : 0;
+}
+
+const evfn_event *
+evfn_result_event(const evfn_result *r)
+{
+	return r ? r->ev : NULL;
+}
+
+int
 evfn_ctx_set_error(evfn_ctx *ctx, const char *msg)
 {
 	if (!ctx || !msg)
@@ -429,7 +503,7 @@ evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data, size_t len,
 			if (resp_len)
 				*resp_len = w.resp_len;
 		}
-		evfn__free(w.resp);
+		evfn__result_clear(&w);
 	}
 	pthread_cond_destroy(&w.cond);
 	return rc;

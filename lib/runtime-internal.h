@@ -44,20 +44,26 @@ enum evfn__attempt_state {
 	EVFN__ATTEMPT_DONE
 };
 
-/* Someone waiting for an event's final outcome: a synchronous caller
- * (cb NULL; lives on its stack, signalled under rt->lock) or a result
- * callback (heap-allocated, queued on rt->results and called on the loop
- * thread, or at free). */
-struct evfn__waiter {
+/* Someone waiting for an event's final outcome, and that outcome (the
+ * evfn_result a callback reads): a synchronous caller (cb NULL; lives on
+ * its stack, signalled under rt->lock) or a result callback
+ * (heap-allocated, queued on rt->results and called on the loop thread, or
+ * at free). */
+struct evfn_result {
 	pthread_cond_t cond;
 	bool done;
 	int result;
 	void *resp;
 	size_t resp_len;
+	struct evfn__kv *meta;      /* response metadata, moved from the ctx */
+	char *error;                /* last attempt's error, moved likewise */
+	unsigned attempts;
+	evfn_event *ev;             /* a reference, for callbacks */
 	evfn_result_cb cb;
 	void *cb_arg;
-	struct evfn__waiter *next;
+	struct evfn_result *next;
 };
+#define evfn__waiter evfn_result
 
 struct evfn__worker;
 
@@ -70,6 +76,7 @@ struct evfn_ctx {
 	atomic_int early_outcome;   /* evfn_ctx_complete() before PENDING */
 	void *resp;
 	size_t resp_len;
+	struct evfn__kv *meta;
 	char *error;
 };
 
@@ -254,6 +261,8 @@ void evfn__retry_timer_cb(int fd, short what, void *arg);
 /* Calls the result callbacks that are due, with the lock released around
  * them. rt->lock held. */
 void evfn__deliver_results_locked(struct evfn_rt *rt);
+/* Releases what a result holds (response, metadata, error, event). */
+void evfn__result_clear(struct evfn_result *r);
 
 /* runtime.c */
 /* Asks the loop to run evfn__loop_wake_cb soon. rt->lock held. */

@@ -371,6 +371,10 @@ echo_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	char buf[64];
 	int n = snprintf(buf, sizeof(buf), "echo:%.*s attempt %u", (int)len, d,
 	                 evfn_ctx_attempt(ctx));
+	ASSERT_OK(evfn_ctx_set_meta(ctx, "status", "201"));
+	ASSERT_OK(evfn_ctx_set_meta(ctx, "header.X-Echo", "yes"));
+	ASSERT_OK(evfn_ctx_set_meta(ctx, "status", "200"));
+	ASSERT_RC(evfn_ctx_set_meta(ctx, "", "x"), EVFN_EINVAL);
 	ASSERT_OK(evfn_ctx_respond(ctx, buf, (size_t)n));
 	return EVFN_OK;
 }
@@ -389,6 +393,8 @@ flaky_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 static int
 fail_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
+	evfn_ctx_set_meta(ctx, "status", "500"); /* dropped: not a success */
+	evfn_ctx_set_error(ctx, "no good");
 	return EVFN_FAIL;
 }
 
@@ -798,21 +804,34 @@ struct results {
 };
 
 static void
-on_result(int result, const void *resp, size_t len, void *arg)
+on_result(const evfn_result *res, void *arg)
 {
 	struct results *r = arg;
+	int result = evfn_result_code(res);
+	size_t len;
+	const void *resp = evfn_result_data(res, &len);
+	assert_string_equal(evfn_event_type(evfn_result_event(res)), "call");
 	if (result == 0) {
+		assert_string_equal(evfn_result_meta(res, "status"), "200");
+		const char *key;
+		assert_string_equal(evfn_result_meta_at(res, 1, &key), "yes");
+		assert_string_equal(key, "header.X-Echo");
+		assert_null(evfn_result_meta_at(res, 2, &key));
+		assert_null(key);
+		ASSERT_EQ(evfn_result_attempts(res), 1);
 		atomic_fetch_add(&r->ok, 1);
 		snprintf(r->resp, sizeof(r->resp), "%.*s", (int)len,
 		         (const char *)resp);
 	} else if (result == EVFN_EFAILED) {
+		assert_null(resp);
+		assert_string_equal(evfn_result_error(res), "no good");
 		atomic_fetch_add(&r->failed, 1);
 	}
 	atomic_fetch_add(&r->calls, 1);
 }
 
 static void
-never_called(int result, const void *resp, size_t len, void *arg)
+never_called(const evfn_result *res, void *arg)
 {
 	fail_msg("result callback called after a refused submit");
 }

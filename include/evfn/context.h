@@ -56,6 +56,16 @@ EVFN_EXPORT void *evfn_ctx_worker_state(const evfn_ctx *ctx);
 EVFN_EXPORT int evfn_ctx_respond(evfn_ctx *ctx, const void *data, size_t len);
 
 /**
+ * Set a response metadata pair (both copied; NULL value removes the key).
+ * Metadata travels with the response to result callbacks; the HTTP trigger
+ * reads "status" and "header.<Name>" from it.
+ * @return 0; EVFN_EINVAL for NULL ctx or an empty key; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_ctx_set_meta(evfn_ctx *ctx, const char *key,
+                                  const char *value);
+
+/**
  * Attach an error message to this attempt (copied, truncated to 1023
  * bytes); it travels with the outcome to logs and dead letters.
  * @return 0; EVFN_EINVAL for NULL arguments; EVFN_ENOMEM.

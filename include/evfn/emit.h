@@ -106,15 +106,38 @@ EVFN_EXPORT int evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data,
                             size_t len, void **resp, size_t *resp_len);
 
 /**
- * Receives an event's final outcome.
- *
- * @param result 0 when the event succeeded, else EVFN_EFAILED,
- *        EVFN_EEXHAUSTED, EVFN_EEXPIRED or EVFN_EHANDEDBACK.
- * @param resp the handler's response (evfn_ctx_respond()) on success,
- *        borrowed for the call; NULL when there is none.
+ * Receives an event's final outcome. res and everything read through it
+ * are borrowed for the duration of the call.
  */
-typedef void (*evfn_result_cb)(int result, const void *resp, size_t resp_len,
-                               void *arg);
+typedef void (*evfn_result_cb)(const evfn_result *res, void *arg);
+
+/** 0 when the event succeeded, else EVFN_EFAILED, EVFN_EEXHAUSTED,
+ * EVFN_EEXPIRED or EVFN_EHANDEDBACK (EVFN_EINVAL for NULL). @since 0.1 */
+EVFN_EXPORT int evfn_result_code(const evfn_result *res);
+
+/** The handler's response (evfn_ctx_respond()) when the event succeeded,
+ * else NULL; len may be NULL. @since 0.1 */
+EVFN_EXPORT const void *evfn_result_data(const evfn_result *res, size_t *len);
+
+/** A response metadata value (evfn_ctx_set_meta()) by key, or NULL.
+ * @since 0.1 */
+EVFN_EXPORT const char *evfn_result_meta(const evfn_result *res,
+                                         const char *key);
+
+/** The i-th response metadata pair in the order set: returns the value and
+ * sets *key (key may be NULL); NULL past the end. @since 0.1 */
+EVFN_EXPORT const char *evfn_result_meta_at(const evfn_result *res, size_t i,
+                                            const char **key);
+
+/** The last attempt's error message (evfn_ctx_set_error()), or NULL.
+ * @since 0.1 */
+EVFN_EXPORT const char *evfn_result_error(const evfn_result *res);
+
+/** Number of attempts the event took. @since 0.1 */
+EVFN_EXPORT unsigned evfn_result_attempts(const evfn_result *res);
+
+/** The event itself. @since 0.1 */
+EVFN_EXPORT const evfn_event *evfn_result_event(const evfn_result *res);
 
 /**
  * Submit a built event to one function and be told its final outcome,

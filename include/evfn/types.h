@@ -27,6 +27,8 @@ typedef struct evfn_fn_options evfn_fn_options;
 typedef struct evfn_event evfn_event;
 /** What a running handler sees: attempt, deadline, respond, emit. */
 typedef struct evfn_ctx evfn_ctx;
+/** An event's final outcome, as a result callback sees it. */
+typedef struct evfn_result evfn_result;
 /** A consistent snapshot of counters for one function or for all. */
 typedef struct evfn_stats evfn_stats;
 
