@@ -35,6 +35,7 @@ struct evfn_fn_options {
 	evfn_worker_init_cb init;
 	evfn_worker_fini_cb fini;
 	evfn_userdata_free_cb userdata_free;
+	evfn_cancel_cb cancel_hook;
 };
 
 /* Fills o with the documented defaults. */

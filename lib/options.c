@@ -238,3 +238,12 @@ evfn_fn_options_set_userdata_free(evfn_fn_options *o, evfn_userdata_free_cb cb)
 	o->userdata_free = cb;
 	return 0;
 }
+
+int
+evfn_fn_options_set_cancel_hook(evfn_fn_options *o, evfn_cancel_cb cb)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	o->cancel_hook = cb;
+	return 0;
+}

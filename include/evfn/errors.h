@@ -20,6 +20,9 @@ extern "C" {
  * <errno.h>; tests check them against errno.h on the build platform. */
 #define EVFN_ERRNO_MAP(XX)                                                   \
 	XX(EPERM, -1, "operation not permitted on this object now")          \
+	XX(ENOENT, -2, "no such file, directory or entry")                   \
+	XX(EACCES, -13, "permission denied")                                 \
+	XX(ENOTDIR, -20, "not a directory")                                  \
 	XX(ENOMEM, -12, "out of memory")                                     \
 	XX(EBUSY, -16, "runtime is still running: drain it before freeing") \
 	XX(EEXIST, -17, "a function with this name is already registered")  \
@@ -27,9 +30,12 @@ extern "C" {
 	XX(ERANGE, -34, "numeric option out of its documented range")       \
 	XX(EDEADLK, -35, "call would wait on the thread that must finish it") \
 	XX(ENAMETOOLONG, -36, "name longer than EVFN_NAME_MAX")              \
+	XX(EADDRINUSE, -98, "address already in use")                        \
 	XX(ESHUTDOWN, -108, "runtime is draining or drained: intake stopped") \
 	XX(ETIMEDOUT, -110, "timed out")                                     \
+	XX(ECONNREFUSED, -111, "connection refused")                         \
 	XX(EALREADY, -114, "already done (started or drained twice)")        \
+	XX(ECANCELED, -125, "canceled: the object was torn down first")      \
 	XX(ENOFN, -4001, "no function registered under this name")          \
 	XX(ENOSUB, -4002, "no function subscribes to this topic")           \
 	XX(EQUEUEFULL, -4003, "the function's queue is full; event refused") \
@@ -40,7 +46,15 @@ extern "C" {
 	XX(ENOTRUNNING, -4008, "runtime has not been started")               \
 	XX(EEXPIRED, -4009, "event older than its maximum age; expired")     \
 	XX(ESCHEDULE, -4010, "malformed schedule expression")               \
-	XX(ETIMEZONE, -4011, "unknown time zone")
+	XX(ETIMEZONE, -4011, "unknown time zone")                          \
+	XX(EROUTE, -4012, "malformed route (expected \"METHOD /path\")")   \
+	XX(ESIGNATURE, -4013, "missing, invalid or stale signature")         \
+	XX(ECLOUDEVENT, -4014, "malformed CloudEvent")                      \
+	XX(EUNHEALTHY, -4015, "function unhealthy: too many stuck workers") \
+	XX(EURL, -4016, "malformed URL")                                    \
+	XX(EWRONGTYPE, -4017, "key holds the wrong kind of value")          \
+	XX(EAUTH, -4018, "authentication failed")                           \
+	XX(ELOOPDETECTED, -4019, "event chain exceeded the hop limit")
 
 /** Error codes; see EVFN_ERRNO_MAP for the text of each. @since 0.1 */
 typedef enum evfn_errno {

@@ -58,6 +58,12 @@ typedef int (*evfn_worker_init_cb)(void *userdata, void **state);
  * thread, when the worker exits; for loop handlers at evfn_runtime_free(),
  * on the thread calling it. */
 typedef void (*evfn_worker_fini_cb)(void *userdata, void *state);
+/** Told that an attempt of the function was cancelled (its deadline
+ * passed, or cancellation was requested) while its handler still runs.
+ * Runs on the loop thread with no evfn lock held; ctx stays valid for the
+ * call. Bindings use it to interrupt their interpreter (raise in a Python
+ * thread); C handlers usually poll evfn_ctx_cancelled() instead. */
+typedef void (*evfn_cancel_cb)(evfn_ctx *ctx, void *userdata);
 /** Destructor of a function's userdata; runs once at evfn_runtime_free(). */
 typedef void (*evfn_userdata_free_cb)(void *userdata);
 
@@ -124,6 +130,11 @@ EVFN_EXPORT int evfn_fn_options_set_executor(evfn_fn_options *o,
 EVFN_EXPORT int evfn_fn_options_set_worker_hooks(evfn_fn_options *o,
                                                  evfn_worker_init_cb init,
                                                  evfn_worker_fini_cb fini);
+
+/** Hook told when an attempt is cancelled (see evfn_cancel_cb); NULL for
+ * none. @return 0; EVFN_EINVAL for NULL o. @since 0.1 */
+EVFN_EXPORT int evfn_fn_options_set_cancel_hook(evfn_fn_options *o,
+                                                evfn_cancel_cb cb);
 
 /** Destructor for the userdata given to evfn_register(). @return 0;
  * EVFN_EINVAL for NULL o. @since 0.1 */
