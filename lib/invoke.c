@@ -124,24 +124,6 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 }
 
 void
-evfn__deliver_results_locked(struct evfn_rt *rt)
-{
-	while (rt->results_head) {
-		struct evfn__waiter *list = rt->results_head;
-		rt->results_head = rt->results_tail = NULL;
-		pthread_mutex_unlock(&rt->lock);
-		while (list) {
-			struct evfn__waiter *w = list;
-			list = w->next;
-			w->cb(w, w->cb_arg);
-			evfn__result_clear(w);
-			evfn__free(w);
-		}
-		pthread_mutex_lock(&rt->lock);
-	}
-}
-
-void
 evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
                     int result, struct evfn__inv **garbage)
 {
@@ -215,21 +197,6 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		pthread_cond_broadcast(&rt->quiet_cond);
 }
 
-static void
-set_error(struct evfn_ctx *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-set_error(struct evfn_ctx *ctx, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	evfn_ctx_set_error(ctx, buf);
-}
-
 int
 evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
                   struct evfn__worker *worker)
@@ -245,7 +212,7 @@ evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
 		int rc = 0;
 		ctx->worker_state = evfn__worker_state(worker, fn, &rc);
 		if (rc < 0) {
-			set_error(ctx, "worker init hook failed: %s",
+			evfn_ctx_errorf(ctx, "worker init hook failed: %s",
 			          evfn_strerror(rc));
 			return EVFN_RETRY;
 		}
@@ -264,7 +231,7 @@ evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
 		return outcome;
 	case EVFN_PENDING:
 		if (fn->cfg.executor != EVFN_EXECUTOR_LOOP) {
-			set_error(ctx, "handler returned EVFN_PENDING on the "
+			evfn_ctx_errorf(ctx, "handler returned EVFN_PENDING on the "
 			               "pool executor");
 			return EVFN_FAIL;
 		}
@@ -276,7 +243,7 @@ evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
 		 * left its outcome here. */
 		return atomic_load(&ctx->early_outcome);
 	default:
-		set_error(ctx, "handler returned unknown outcome %d", outcome);
+		evfn_ctx_errorf(ctx, "handler returned unknown outcome %d", outcome);
 		return EVFN_FAIL;
 	}
 }
@@ -317,216 +284,4 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 		pthread_cond_broadcast(&rt->quiet_cond);
 	pthread_mutex_unlock(&rt->lock);
 	return 0;
-}
-
-unsigned
-evfn_ctx_attempt(const evfn_ctx *ctx)
-{
-	return ctx ? EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx)->attempt
-	           : 0;
-}
-
-int64_t
-evfn_ctx_deadline_ns(const evfn_ctx *ctx)
-{
-	return ctx ? ctx->deadline_ns : 0;
-}
-
-int64_t
-evfn_ctx_remaining_ns(const evfn_ctx *ctx)
-{
-	if (!ctx)
-		return 0;
-	int64_t left = ctx->deadline_ns - evfn__now_ns();
-	return left > 0 ? left : 0;
-}
-
-bool
-evfn_ctx_cancelled(const evfn_ctx *ctx)
-{
-	return ctx && (atomic_load(&((evfn_ctx *)ctx)->cancelled) ||
-	               evfn_ctx_remaining_ns(ctx) == 0);
-}
-
-evfn_fn *
-evfn_ctx_function(const evfn_ctx *ctx)
-{
-	return ctx ? EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx)->fn : NULL;
-}
-
-evfn_rt *
-evfn_ctx_runtime(const evfn_ctx *ctx)
-{
-	evfn_fn *fn = evfn_ctx_function(ctx);
-	return fn ? fn->rt : NULL;
-}
-
-void *
-evfn_ctx_worker_state(const evfn_ctx *ctx)
-{
-	return ctx ? ctx->worker_state : NULL;
-}
-
-int
-evfn_ctx_respond(evfn_ctx *ctx, const void *data, size_t len)
-{
-	if (!ctx || (!data && len > 0))
-		return EVFN_EINVAL;
-	void *copy = NULL;
-	if (len && !(copy = evfn__malloc(len)))
-		return EVFN_ENOMEM;
-	if (len)
-		memcpy(copy, data, len);
-	evfn__free(ctx->resp);
-	ctx->resp = copy;
-	ctx->resp_len = len;
-	return 0;
-}
-
-int
-evfn_ctx_set_meta(evfn_ctx *ctx, const char *key, const char *value)
-{
-	if (!ctx || !key || !*key)
-		return EVFN_EINVAL;
-	return evfn__kv_set(&ctx->meta, key, value);
-}
-
-void
-evfn__result_clear(struct evfn_result *r)
-{
-	evfn__free(r->resp);
-	r->resp = NULL;
-	evfn__free(r->error);
-	r->error = NULL;
-	evfn__kv_free(&r->meta);
-	evfn_event_unref(r->ev);
-	r->ev = NULL;
-}
-
-int
-evfn_result_code(const evfn_result *r)
-{
-	return r ? r->result : EVFN_EINVAL;
-}
-
-const void *
-evfn_result_data(const evfn_result *r, size_t *len)
-{
-	if (len)
-		*len = r ? r->resp_len : 0;
-	return r ? r->resp : NULL;
-}
-
-const char *
-evfn_result_meta(const evfn_result *r, const char *key)
-{
-	return r && key ? evfn__kv_get(r->meta, key) : NULL;
-}
-
-const char *
-evfn_result_meta_at(const evfn_result *r, size_t i, const char **key)
-{
-	const struct evfn__kv *kv = r ? evfn__kv_at(r->meta, i) : NULL;
-	if (key)
-		*key = kv ? kv->key : NULL;
-	return kv ? kv->value : NULL;
-}
-
-const char *
-evfn_result_error(const evfn_result *r)
-{
-	return r ? r->error : NULL;
-}
-
-unsigned
-evfn_result_attempts(const evfn_result *r)
-{
-	return r ? r->attempts : 0;
-}
-
-const evfn_event *
-evfn_result_event(const evfn_result *r)
-{
-	return r ? r->ev : NULL;
-}
-
-int
-evfn_ctx_set_error(evfn_ctx *ctx, const char *msg)
-{
-	if (!ctx || !msg)
-		return EVFN_EINVAL;
-	size_t len = strnlen(msg, 1023);
-	char *copy = evfn__malloc(len + 1);
-	if (!copy)
-		return EVFN_ENOMEM;
-	memcpy(copy, msg, len);
-	copy[len] = '\0';
-	evfn__free(ctx->error);
-	ctx->error = copy;
-	return 0;
-}
-
-int
-evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data, size_t len,
-            void **resp, size_t *resp_len)
-{
-	if (resp)
-		*resp = NULL;
-	if (resp_len)
-		*resp_len = 0;
-	if (!rt)
-		return EVFN_EINVAL;
-	int rc = evfn__check_name(fn_name);
-	if (rc < 0)
-		return rc;
-	/* The loop runs retries and loop handlers: blocking it could wait
-	 * forever. */
-	if (evfn__tls_loop_rt == rt)
-		return EVFN_EDEADLK;
-	evfn_event *ev;
-	rc = evfn__event_create(&ev, fn_name, data, len, true, NULL, NULL, 0);
-	if (rc < 0)
-		return rc;
-	struct evfn__waiter w = {.done = false};
-	pthread_cond_init(&w.cond, NULL);
-	rc = evfn__admit(rt, ev, fn_name, &w, NULL);
-	evfn_event_unref(ev);
-	if (rc == 0) {
-		pthread_mutex_lock(&rt->lock);
-		while (!w.done)
-			pthread_cond_wait(&w.cond, &rt->lock);
-		pthread_mutex_unlock(&rt->lock);
-		rc = w.result;
-		if (rc == 0 && resp) {
-			*resp = w.resp;
-			w.resp = NULL;
-			if (resp_len)
-				*resp_len = w.resp_len;
-		}
-		evfn__result_clear(&w);
-	}
-	pthread_cond_destroy(&w.cond);
-	return rc;
-}
-
-int
-evfn_submit(evfn_rt *rt, const char *fn_name, evfn_event *ev,
-            evfn_result_cb cb, void *arg, uint64_t *seq)
-{
-	if (!rt || !ev || !cb)
-		return EVFN_EINVAL;
-	int rc = evfn__check_name(fn_name);
-	if (rc < 0)
-		return rc;
-	if (ev->frozen)
-		return EVFN_EPERM;
-	struct evfn__waiter *w = evfn__calloc(1, sizeof(*w));
-	if (!w)
-		return EVFN_ENOMEM;
-	w->cb = cb;
-	w->cb_arg = arg;
-	rc = evfn__admit(rt, ev, fn_name, w, seq);
-	if (rc < 0)
-		evfn__free(w); /* refused: the callback is never called */
-	return rc;
 }

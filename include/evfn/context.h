@@ -74,6 +74,18 @@ EVFN_EXPORT int evfn_ctx_set_meta(evfn_ctx *ctx, const char *key,
 EVFN_EXPORT int evfn_ctx_set_error(evfn_ctx *ctx, const char *msg);
 
 /**
+ * As evfn_ctx_set_error(), formatting the message printf-style (C callers;
+ * bindings use evfn_ctx_set_error()).
+ * @return 0; EVFN_EINVAL for NULL ctx or fmt; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_ctx_errorf(evfn_ctx *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/**
  * Emit a child event to a topic: as evfn_emit(), with the hop count of the
  * current event plus one.
  * @return as evfn_emit().

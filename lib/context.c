@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The invocation context as handlers see it: attempt, deadline, the
+ * cancelled flag, warm state, and what a handler hands back (response,
+ * metadata, error message). Completing a PENDING attempt is in invoke.c
+ * with the other outcomes.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <evfn/context.h>
+
+#include "common-internal.h"
+#include "runtime-internal.h"
+
+unsigned
+evfn_ctx_attempt(const evfn_ctx *ctx)
+{
+	return ctx ? EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx)->attempt
+	           : 0;
+}
+
+int64_t
+evfn_ctx_deadline_ns(const evfn_ctx *ctx)
+{
+	return ctx ? ctx->deadline_ns : 0;
+}
+
+int64_t
+evfn_ctx_remaining_ns(const evfn_ctx *ctx)
+{
+	if (!ctx)
+		return 0;
+	int64_t left = ctx->deadline_ns - evfn__now_ns();
+	return left > 0 ? left : 0;
+}
+
+bool
+evfn_ctx_cancelled(const evfn_ctx *ctx)
+{
+	return ctx && (atomic_load(&((evfn_ctx *)ctx)->cancelled) ||
+	               evfn_ctx_remaining_ns(ctx) == 0);
+}
+
+evfn_fn *
+evfn_ctx_function(const evfn_ctx *ctx)
+{
+	return ctx ? EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx)->fn : NULL;
+}
+
+evfn_rt *
+evfn_ctx_runtime(const evfn_ctx *ctx)
+{
+	evfn_fn *fn = evfn_ctx_function(ctx);
+	return fn ? fn->rt : NULL;
+}
+
+void *
+evfn_ctx_worker_state(const evfn_ctx *ctx)
+{
+	return ctx ? ctx->worker_state : NULL;
+}
+
+int
+evfn_ctx_respond(evfn_ctx *ctx, const void *data, size_t len)
+{
+	if (!ctx || (!data && len > 0))
+		return EVFN_EINVAL;
+	void *copy = NULL;
+	if (len && !(copy = evfn__malloc(len)))
+		return EVFN_ENOMEM;
+	if (len)
+		memcpy(copy, data, len);
+	evfn__free(ctx->resp);
+	ctx->resp = copy;
+	ctx->resp_len = len;
+	return 0;
+}
+
+int
+evfn_ctx_set_meta(evfn_ctx *ctx, const char *key, const char *value)
+{
+	if (!ctx || !key || !*key)
+		return EVFN_EINVAL;
+	return evfn__kv_set(&ctx->meta, key, value);
+}
+
+int
+evfn_ctx_set_error(evfn_ctx *ctx, const char *msg)
+{
+	if (!ctx || !msg)
+		return EVFN_EINVAL;
+	size_t len = strnlen(msg, 1023);
+	char *copy = evfn__malloc(len + 1);
+	if (!copy)
+		return EVFN_ENOMEM;
+	memcpy(copy, msg, len);
+	copy[len] = '\0';
+	evfn__free(ctx->error);
+	ctx->error = copy;
+	return 0;
+}
+
+int
+evfn_ctx_errorf(evfn_ctx *ctx, const char *fmt, ...)
+{
+	if (!ctx || !fmt)
+		return EVFN_EINVAL;
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return evfn_ctx_set_error(ctx, buf);
+}
