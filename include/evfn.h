@@ -23,6 +23,7 @@
 #include <evfn/emit.h>
 #include <evfn/context.h>
 #include <evfn/stats.h>
+#include <evfn/deadletter.h>
 #include <evfn/schedule.h>
 
 #endif /* EVFN_H */

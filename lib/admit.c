@@ -94,12 +94,28 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q,
 				evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED,
 				                    EVFN_EEXPIRED, garbage);
 				inv = NULL;
+			} else if (fn->cfg.idem_window_ns &&
+			           evfn__idem_hit_locked(fn, inv)) {
+				/* Already succeeded: answer without running. */
+				inv->idempotent_hit = true;
+				evfn__finish_locked(rt, inv,
+				                    EVFN_STAT_SUCCEEDED, 0,
+				                    garbage);
+				inv = NULL;
 			}
 		}
 		if (inv) {
+			/* The deadline is set here, under the lock, before the
+			 * watchdog can see the attempt as running. */
+			inv->ctx.deadline_ns = now + fn->cfg.timeout_ns;
+			atomic_store_explicit(&inv->ctx.state,
+			                      EVFN__ATTEMPT_RUNNING,
+			                      memory_order_relaxed);
+			inv->last_ns = evfn__wall_ns();
 			fn->running++;
 			rt->in_flight++;
-			inv->attempt++;
+			if (++inv->attempt == 1)
+				inv->first_ns = inv->last_ns;
 			fn->stat[EVFN_STAT_ATTEMPTS]++;
 			if ((uint64_t)fn->running >
 			    fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
@@ -150,7 +166,7 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 {
 	struct targets t = {.n = 0, .cap = EVFN__ARRAY_SIZE(t.small)};
 	t.v = t.small;
-	struct evfn__inv *invs = NULL;
+	struct evfn__inv *invs = NULL, *looped = NULL;
 	int rc = 0;
 
 	pthread_mutex_lock(&rt->lock);
@@ -171,9 +187,14 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		goto out;
 	rc = 0;
 	for (size_t i = 0; i < t.n; i++) {
-		if (t.v[i]->queued >= t.v[i]->cfg.queue_capacity) {
-			t.v[i]->stat[EVFN_STAT_THROTTLED]++;
-			rc = EVFN_EQUEUEFULL;
+		struct evfn_fn *fn = t.v[i];
+		if (fn->stuck >= fn->cfg.max_stuck) {
+			fn->stat[EVFN_STAT_THROTTLED]++;
+			rc = EVFN_EUNHEALTHY;
+		} else if (fn->queued >= fn->cfg.queue_capacity) {
+			fn->stat[EVFN_STAT_THROTTLED]++;
+			if (rc == 0)
+				rc = EVFN_EQUEUEFULL;
 		}
 	}
 	if (rc < 0)
@@ -191,6 +212,9 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	evfn__event_freeze(ev, ++rt->next_seq, rt->source);
 	atomic_fetch_add_explicit(&ev->refs, (unsigned)t.n,
 	                          memory_order_relaxed);
+	/* Past the hop limit, a chain of emits is a loop: each target
+	 * accepts the event and dead-letters it at once. */
+	bool loop = ev->hops > rt->opts.max_hops;
 	for (size_t i = 0; i < t.n; i++) {
 		struct evfn__inv *inv = invs;
 		invs = inv->next;
@@ -198,7 +222,13 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		inv->fn = t.v[i];
 		inv->waiter = waiter;
 		t.v[i]->stat[EVFN_STAT_ACCEPTED]++;
-		evfn__enqueue_locked(rt, inv);
+		if (loop) {
+			evfn_ctx_set_error(&inv->ctx, "hop limit exceeded");
+			evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
+			                    EVFN_ELOOPDETECTED, &looped);
+		} else {
+			evfn__enqueue_locked(rt, inv);
+		}
 	}
 	if (seq)
 		*seq = ev->seq;
@@ -214,6 +244,7 @@ out:
 	pthread_mutex_unlock(&rt->lock);
 	if (t.v != t.small)
 		evfn__free(t.v);
+	evfn__dispose(rt, looped);
 	return rc;
 }
 

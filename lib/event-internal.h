@@ -45,6 +45,12 @@ int evfn__event_create(evfn_event **out, const char *type, const void *data,
                        size_t len, bool copy, evfn_free_cb free_cb,
                        void *free_arg, unsigned hops);
 
+/* A new, unpublished event with orig's attributes (id, source, subject,
+ * datacontenttype, time, extensions) sharing orig's payload, with the hop
+ * count given: for replays and destinations. */
+int evfn__event_clone(evfn_event **out, const evfn_event *orig,
+                      unsigned hops);
+
 /* Stamps seq, id (if unset), source (if unset, borrowing default_source,
  * which must outlive the event: the runtime's own string, which lives
  * until the runtime is freed after every event is released) and time, and

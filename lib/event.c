@@ -288,3 +288,41 @@ evfn_event_data(const evfn_event *ev, size_t *len)
 		*len = ev ? ev->len : 0;
 	return ev ? ev->data : NULL;
 }
+
+static void
+unref_source(void *data, void *arg)
+{
+	(void)data;
+	evfn_event_unref(arg);
+}
+
+int
+evfn__event_clone(evfn_event **out, const evfn_event *orig, unsigned hops)
+{
+	evfn_event *ev;
+	/* The payload is shared: the clone holds a reference to orig. */
+	int rc = evfn__event_create(&ev, evfn__event_type(orig),
+	                            (void *)orig->data, orig->len, false,
+	                            unref_source, evfn_event_ref(orig), hops);
+	if (rc < 0) {
+		*out = NULL;
+		return rc;
+	}
+	if (orig->id)
+		rc = evfn_event_set_id(ev, orig->id);
+	if (rc == 0 && orig->source)
+		rc = evfn_event_set_source(ev, orig->source);
+	if (rc == 0 && orig->subject)
+		rc = evfn_event_set_subject(ev, orig->subject);
+	if (rc == 0 && orig->dct)
+		rc = evfn_event_set_datacontenttype(ev, orig->dct);
+	for (const struct evfn__kv *x = orig->ext; rc == 0 && x; x = x->next)
+		rc = evfn__kv_set(&ev->ext, x->key, x->value);
+	ev->time_ns = orig->time_ns;
+	if (rc < 0) {
+		evfn_event_unref(ev);
+		ev = NULL;
+	}
+	*out = ev;
+	return rc;
+}

@@ -21,10 +21,6 @@
 /* Enough records to absorb a burst without keeping a big one forever. */
 #define INV_FREE_MAX 4096
 
-/* Set while an outcome arrives early: evfn_ctx_complete() was called
- * before the loop handler returned EVFN_PENDING. */
-#define EVFN__ATTEMPT_EARLY (EVFN__ATTEMPT_DONE + 1)
-
 struct evfn__inv *
 evfn__inv_alloc_locked(struct evfn_rt *rt)
 {
@@ -33,15 +29,31 @@ evfn__inv_alloc_locked(struct evfn_rt *rt)
 		rt->inv_free = inv->next;
 		rt->inv_free_n--;
 		memset(inv, 0, sizeof(*inv));
-		return inv;
+	} else {
+		inv = evfn__calloc(1, sizeof(*inv));
 	}
-	return evfn__calloc(1, sizeof(*inv));
+	if (inv)
+		inv->final_stat = -1;
+	return inv;
 }
 
+static void wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv,
+                        int result);
+
 struct evfn__inv *
-evfn__release(struct evfn__inv *garbage)
+evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
 {
 	for (struct evfn__inv *inv = garbage; inv; inv = inv->next) {
+		if (inv->final_stat >= 0) {
+			/* Destinations and the dead-letter store first, so that
+			 * a waiter woken next finds them done. */
+			evfn__after_end(rt, inv);
+			if (inv->waiter) {
+				pthread_mutex_lock(&rt->lock);
+				wake_waiter(rt, inv, inv->final_code);
+				pthread_mutex_unlock(&rt->lock);
+			}
+		}
 		evfn_event_unref(inv->ev);
 		inv->ev = NULL;
 		evfn__free(inv->ctx.resp);
@@ -74,7 +86,7 @@ evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage)
 {
 	if (!garbage)
 		return;
-	struct evfn__inv *cleaned = evfn__release(garbage);
+	struct evfn__inv *cleaned = evfn__release(rt, garbage);
 	pthread_mutex_lock(&rt->lock);
 	evfn__recycle_locked(rt, cleaned);
 	pthread_mutex_unlock(&rt->lock);
@@ -103,8 +115,7 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 		w->meta = inv->ctx.meta;
 		inv->ctx.meta = NULL;
 	}
-	w->error = inv->ctx.error;
-	inv->ctx.error = NULL;
+	w->error = inv->ctx.error ? evfn__strdup(inv->ctx.error) : NULL;
 	w->done = true;
 	inv->waiter = NULL;
 	if (!w->cb) {
@@ -128,7 +139,10 @@ evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
                     int result, struct evfn__inv **garbage)
 {
 	inv->fn->stat[stat]++;
-	wake_waiter(rt, inv, result);
+	inv->final_stat = (signed char)stat;
+	inv->final_code = result;
+	/* Waiters are woken when the record is released, after the
+	 * destinations and the dead-letter store saw it. */
 	if (stat == EVFN_STAT_HANDED_BACK) {
 		/* Delivered to the drain callback by the draining thread. */
 		push(&rt->handback, inv);
@@ -140,14 +154,16 @@ evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 
 /* A failed attempt that may be retried: schedule it, or end it when no
  * attempt, age or intake is left. */
-static void
-retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+void
+evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                     struct evfn__inv **garbage)
 {
 	struct evfn_fn *fn = inv->fn;
 	if (inv->attempt >= (unsigned)fn->cfg.attempts) {
 		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
-		                    EVFN_EEXHAUSTED, garbage);
+		                    inv->last_timed_out ? EVFN_ETIMEDOUT
+		                                        : EVFN_EEXHAUSTED,
+		                    garbage);
 		return;
 	}
 	if (rt->state >= EVFN__DRAINING) {
@@ -176,17 +192,23 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
                       struct evfn__inv **garbage)
 {
 	struct evfn_fn *fn = inv->fn;
+	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
+		/* The watchdog fenced it: this return changes nothing. */
+		evfn__late_locked(rt, inv, garbage);
+		return;
+	}
 	fn->running--;
 	rt->in_flight--;
 	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_DONE);
+	inv->last_timed_out = false;
 	if (outcome == EVFN_OK) {
-		fn->stat[EVFN_STAT_SUCCEEDED]++;
-		wake_waiter(rt, inv, 0);
-		push(garbage, inv);
+		if (fn->cfg.idem_window_ns)
+			evfn__idem_store_locked(fn, inv);
+		evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0, garbage);
 	} else {
 		fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
 		if (outcome == EVFN_RETRY)
-			retry_or_end_locked(rt, inv, garbage);
+			evfn__retry_or_end_locked(rt, inv, garbage);
 		else
 			evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
 			                    EVFN_EFAILED, garbage);
@@ -205,8 +227,6 @@ evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
 	struct evfn_ctx *ctx = &inv->ctx;
 	ctx->worker = worker;
 	ctx->worker_state = NULL;
-	atomic_store_explicit(&ctx->state, EVFN__ATTEMPT_RUNNING,
-	                      memory_order_relaxed);
 	atomic_store_explicit(&ctx->cancelled, false, memory_order_relaxed);
 	if (fn->cfg.init) {
 		int rc = 0;
@@ -217,7 +237,8 @@ evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
 			return EVFN_RETRY;
 		}
 	}
-	ctx->deadline_ns = evfn__now_ns() + fn->cfg.timeout_ns;
+	if (rt->opts.record_cb)
+		evfn__record(rt, EVFN_RECORD_START, inv);
 
 	struct evfn_rt *outer = evfn__tls_handler_rt;
 	evfn__tls_handler_rt = rt;
@@ -265,23 +286,30 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	if (atomic_compare_exchange_strong(&ctx->state, &expected,
 	                                   EVFN__ATTEMPT_EARLY))
 		return 0;
-	expected = EVFN__ATTEMPT_PENDING;
-	if (!atomic_compare_exchange_strong(&ctx->state, &expected,
-	                                    EVFN__ATTEMPT_DONE))
-		return EVFN_EPERM;
 	struct evfn_rt *rt = fn->rt;
 	struct evfn__inv *garbage = NULL;
 	pthread_mutex_lock(&rt->lock);
+	/* Under the lock, so that the watchdog's fence and this completion
+	 * are ordered: a fenced attempt is late, whatever it says. */
+	int state = atomic_load(&ctx->state);
+	if (state != EVFN__ATTEMPT_PENDING &&
+	    state != EVFN__ATTEMPT_TIMEDOUT) {
+		pthread_mutex_unlock(&rt->lock);
+		return EVFN_EPERM;
+	}
+	int rc = state == EVFN__ATTEMPT_TIMEDOUT ? EVFN_ETIMEDOUT : 0;
+	if (state == EVFN__ATTEMPT_PENDING)
+		evfn__pending_remove_locked(rt, inv);
 	evfn__complete_locked(rt, inv, outcome, &garbage);
 	/* This thread is not one the runtime stops before it is freed:
 	 * count it, so that free waits until it has let go of rt. */
 	rt->disposing++;
 	pthread_mutex_unlock(&rt->lock);
-	struct evfn__inv *cleaned = evfn__release(garbage);
+	struct evfn__inv *cleaned = evfn__release(rt, garbage);
 	pthread_mutex_lock(&rt->lock);
 	evfn__recycle_locked(rt, cleaned);
 	if (--rt->disposing == 0)
 		pthread_cond_broadcast(&rt->quiet_cond);
 	pthread_mutex_unlock(&rt->lock);
-	return 0;
+	return rc;
 }

@@ -10,6 +10,7 @@
 
 #include <evfn/function.h>
 #include <evfn/runtime.h>
+#include <evfn/deadletter.h>
 
 #include "backoff-internal.h"
 
@@ -22,6 +23,10 @@ struct evfn_rt_options {
 	evfn_log_cb log_cb;
 	void *log_arg;
 	struct event_base *base; /* NULL: a base and loop thread of our own */
+	unsigned max_hops;
+	size_t dead_letter_capacity;
+	evfn_record_cb record_cb;
+	void *record_arg;
 };
 
 struct evfn_fn_options {
@@ -36,6 +41,11 @@ struct evfn_fn_options {
 	evfn_worker_fini_cb fini;
 	evfn_userdata_free_cb userdata_free;
 	evfn_cancel_cb cancel_hook;
+	int max_stuck;
+	char on_success[EVFN_NAME_MAX + 1]; /* "" for none */
+	char on_failure[EVFN_NAME_MAX + 1];
+	int64_t idem_window_ns;             /* 0: no idempotency */
+	evfn_idempotency_key_cb idem_key;
 };
 
 /* Fills o with the documented defaults. */

@@ -4,6 +4,7 @@
  * its value at once, so a bad option is reported where it is set rather
  * than at registration.
  */
+#include <string.h>
 #include <unistd.h>
 
 #include <evfn/libevent.h>
@@ -19,6 +20,8 @@ evfn__rt_options_defaults(evfn_rt_options *o)
 		.min_workers = 1,
 		.max_workers = (int)EVFN__MAX(2, EVFN__MIN(cores, 1024)),
 		.idle_timeout_ns = 10 * EVFN__NS_PER_SEC,
+		.max_hops = 16,
+		.dead_letter_capacity = 10000,
 	};
 }
 
@@ -36,6 +39,7 @@ evfn__fn_options_defaults(evfn_fn_options *o)
 		.max_age_ns = 6 * 3600 * EVFN__NS_PER_SEC,
 		.queue_capacity = 65536,
 		.executor = EVFN_EXECUTOR_POOL,
+		.max_stuck = 4,
 	};
 }
 
@@ -106,6 +110,39 @@ evfn_rt_options_set_log(evfn_rt_options *o, evfn_log_cb cb, void *arg)
 		return EVFN_EINVAL;
 	o->log_cb = cb;
 	o->log_arg = arg;
+	return 0;
+}
+
+int
+evfn_rt_options_set_max_hops(evfn_rt_options *o, int hops)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	if (hops < 1 || hops > 1000)
+		return EVFN_ERANGE;
+	o->max_hops = (unsigned)hops;
+	return 0;
+}
+
+int
+evfn_rt_options_set_dead_letter_capacity(evfn_rt_options *o, int64_t n)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	if (n < 0)
+		return EVFN_ERANGE;
+	o->dead_letter_capacity = (size_t)n;
+	return 0;
+}
+
+int
+evfn_rt_options_set_event_log(evfn_rt_options *o, evfn_record_cb cb,
+                              void *arg)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	o->record_cb = cb;
+	o->record_arg = arg;
 	return 0;
 }
 
@@ -245,5 +282,59 @@ evfn_fn_options_set_cancel_hook(evfn_fn_options *o, evfn_cancel_cb cb)
 	if (!o)
 		return EVFN_EINVAL;
 	o->cancel_hook = cb;
+	return 0;
+}
+
+int
+evfn_fn_options_set_max_stuck(evfn_fn_options *o, int n)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	if (n < 1)
+		return EVFN_ERANGE;
+	o->max_stuck = n;
+	return 0;
+}
+
+/* Copies an optional function name into a fixed slot ("" for NULL). */
+static int
+set_name_slot(char *slot, const char *name)
+{
+	if (!name) {
+		slot[0] = '\0';
+		return 0;
+	}
+	int rc = evfn__check_name(name);
+	if (rc == 0)
+		memcpy(slot, name, strlen(name) + 1);
+	return rc;
+}
+
+int
+evfn_fn_options_set_destinations(evfn_fn_options *o, const char *on_success,
+                                 const char *on_failure)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	int rc = evfn__check_name(on_success ? on_success : "x");
+	if (rc == 0)
+		rc = evfn__check_name(on_failure ? on_failure : "x");
+	if (rc < 0)
+		return rc;
+	set_name_slot(o->on_success, on_success);
+	set_name_slot(o->on_failure, on_failure);
+	return 0;
+}
+
+int
+evfn_fn_options_set_idempotency(evfn_fn_options *o, int64_t window_ms,
+                                evfn_idempotency_key_cb key_cb)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	if (window_ms < 0 || window_ms > INT64_MAX / EVFN__NS_PER_MS)
+		return EVFN_ERANGE;
+	o->idem_window_ns = window_ms * EVFN__NS_PER_MS;
+	o->idem_key = key_cb;
 	return 0;
 }

@@ -23,6 +23,8 @@ struct evfn__worker {
 	struct evfn__worker *next;
 	struct evfn_rt *rt;
 	pthread_t thread;
+	struct evfn__inv *current; /* the attempt running now, for the watchdog */
+	bool stuck;                /* fenced: left the pool, exits on return */
 	struct warm_slot *slots;
 	unsigned nslots;
 };
@@ -214,7 +216,7 @@ worker_main(void *arg)
 			evfn__pick_locked(rt, &rt->ready, &garbage);
 		if (!inv && garbage) {
 			pthread_mutex_unlock(&rt->lock);
-			struct evfn__inv *cleaned = evfn__release(garbage);
+			struct evfn__inv *cleaned = evfn__release(rt, garbage);
 			garbage = NULL;
 			pthread_mutex_lock(&rt->lock);
 			evfn__recycle_locked(rt, cleaned);
@@ -228,23 +230,31 @@ worker_main(void *arg)
 		/* More work than this worker: let the pool wake or grow. */
 		if (rt->ready.head)
 			evfn__pool_notify_locked(rt);
+		w->current = inv;
 		pthread_mutex_unlock(&rt->lock);
 		/* Release the previous round's leftovers outside the lock. */
-		struct evfn__inv *cleaned = evfn__release(garbage);
+		struct evfn__inv *cleaned = evfn__release(rt, garbage);
 		garbage = NULL;
 		int outcome = evfn__run_attempt(rt, inv, w);
 		pthread_mutex_lock(&rt->lock);
 		evfn__recycle_locked(rt, cleaned);
-		if (outcome != EVFN_PENDING)
-			evfn__complete_locked(rt, inv, outcome, &garbage);
+		w->current = NULL;
+		evfn__complete_locked(rt, inv, outcome, &garbage);
+		if (w->stuck)
+			break; /* replaced while it was stuck: it leaves */
 	}
 	/* Leaves the count at once, so that workers timing out together do
 	 * not all see themselves above the minimum; stays in nexiting until
-	 * it is on the exited list, so that a stop always finds it there. */
-	unlink_worker(&rt->workers, w);
-	rt->nthreads--;
-	rt->nexiting++;
+	 * it is on the exited list, so that a stop always finds it there. A
+	 * fenced worker left the count when it was fenced. */
+	if (!w->stuck) {
+		unlink_worker(&rt->workers, w);
+		rt->nthreads--;
+		rt->nexiting++;
+	}
 	pthread_mutex_unlock(&rt->lock);
+	if (garbage)
+		evfn__dispose(rt, garbage);
 
 	/* Warm state is torn down on the thread that built it. */
 	fini_states(w);
@@ -257,4 +267,38 @@ worker_main(void *arg)
 		pthread_cond_broadcast(&rt->quiet_cond);
 	pthread_mutex_unlock(&rt->lock);
 	return NULL;
+}
+
+void
+evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
+                                struct evfn__inv **garbage,
+                                struct evfn__inv **fenced)
+{
+	struct evfn__worker *w = rt->workers;
+	while (w) {
+		struct evfn__worker *next = w->next;
+		struct evfn__inv *inv = w->current;
+		if (inv && inv->ctx.deadline_ns <= now &&
+		    evfn__timeout_locked(rt, inv, garbage)) {
+			struct evfn_fn *fn = inv->fn;
+			/* The thread cannot be stopped: it leaves the pool and
+			 * exits when its handler returns; a replacement keeps
+			 * the function's capacity, up to the stuck cap. */
+			w->current = NULL;
+			w->stuck = true;
+			unlink_worker(&rt->workers, w);
+			rt->nthreads--;
+			rt->nexiting++;
+			fn->stuck++;
+			rt->nstuck++;
+			if (fn->stuck <= fn->cfg.max_stuck && !rt->quit &&
+			    rt->nthreads < rt->opts.max_workers)
+				(void)spawn_locked(rt);
+			if (inv->hook_running) {
+				inv->next = *fenced;
+				*fenced = inv;
+			}
+		}
+		w = next;
+	}
 }

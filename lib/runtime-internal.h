@@ -41,7 +41,9 @@ enum evfn__rt_state {
 enum evfn__attempt_state {
 	EVFN__ATTEMPT_RUNNING,
 	EVFN__ATTEMPT_PENDING, /* loop handler returned EVFN_PENDING */
-	EVFN__ATTEMPT_DONE
+	EVFN__ATTEMPT_DONE,
+	EVFN__ATTEMPT_EARLY,   /* evfn_ctx_complete() before PENDING */
+	EVFN__ATTEMPT_TIMEDOUT /* fenced by the watchdog: returns are late */
 };
 
 /* Someone waiting for an event's final outcome, and that outcome (the
@@ -91,6 +93,14 @@ struct evfn__inv {
 	int64_t prev_delay_ns;      /* for decorrelated jitter */
 	unsigned attempt;           /* attempts started */
 	unsigned heap_index;
+	int64_t first_ns, last_ns;  /* wall time of first and latest start */
+	int final_code;             /* why it ended: see evfn__finish_locked */
+	signed char final_stat;     /* terminal evfn_stat, or -1 */
+	bool idempotent_hit;        /* answered from the idempotency store */
+	bool last_timed_out;        /* the latest attempt hit its deadline */
+	bool hook_running;          /* the cancel hook still uses ctx */
+	bool orphaned;              /* fenced, returned: free after the hook */
+	struct evfn__inv *pend_next, *pend_prev; /* rt->pending (loop) */
 	struct evfn_ctx ctx;
 };
 
@@ -105,6 +115,8 @@ struct evfn_fn {
 	struct evfn__inv *head, *tail;
 	int64_t queued;
 	int running;
+	int stuck;                  /* fenced attempts whose handler runs on */
+	struct evfn__idem *idem;    /* idempotency store (uthash) */
 	bool in_ready;              /* on rt->ready (pool) or rt->loop_ready */
 	struct evfn_fn *ready_next;
 	struct evfn_fn *all_next;   /* registration order */
@@ -150,6 +162,7 @@ struct evfn_rt {
 	struct evfn__worker *loop_worker; /* warm state of loop handlers */
 	int nthreads, nidle, nwaking;
 	int nexiting;               /* left the pool, not yet on exited */
+	int nstuck;                 /* fenced threads still in a handler */
 	bool quit;                  /* free: workers exit */
 
 	/* Loop. */
@@ -168,6 +181,18 @@ struct evfn_rt {
 	int64_t timer_due_ns;       /* 0: not armed */
 	uint64_t prng;
 
+	/* Loop attempts that returned EVFN_PENDING, for the watchdog. */
+	struct evfn__inv *pending;
+	struct event *watchdog;
+	unsigned watchdog_ticks;
+
+	/* Dead letters, oldest first, under their own lock. */
+	pthread_mutex_t dead_lock;
+	struct evfn__dead *dead_head, *dead_tail;
+	size_t dead_n;
+	uint64_t dead_next_id;
+	uint64_t dead_evicted;
+
 	/* Result callbacks due, oldest first. */
 	struct evfn__waiter *results_head, *results_tail;
 
@@ -183,6 +208,35 @@ extern _Thread_local struct evfn_rt *evfn__tls_loop_rt;
 
 void evfn__log(struct evfn_rt *rt, evfn_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* watchdog.c */
+int evfn__watchdog_start(struct evfn_rt *rt);
+void evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+void evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* Fences an attempt past its deadline: marks it cancelled, counts the
+ * timeout, and moves the event on (retry or end) in a fresh record, the
+ * old one staying with the stuck handler. Returns false if the attempt
+ * finished first. rt->lock held. */
+bool evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                          struct evfn__inv **garbage);
+/* A fenced attempt's handler returned (or completed): counts it late and
+ * releases the record unless the cancel hook still holds it. */
+void evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                       struct evfn__inv **garbage);
+
+/* deadletter.c: what happens after an event ends, outside the lock:
+ * event-log records, destinations and the dead-letter store. */
+void evfn__after_end(struct evfn_rt *rt, struct evfn__inv *inv);
+void evfn__dead_free_all(struct evfn_rt *rt);
+void evfn__record(struct evfn_rt *rt, int kind, const struct evfn__inv *inv);
+
+/* idempotency.c */
+/* If fn keeps an idempotency store and inv's key succeeded within the
+ * window, copies the stored response into inv and returns true. */
+bool evfn__idem_hit_locked(struct evfn_fn *fn, struct evfn__inv *inv);
+void evfn__idem_store_locked(struct evfn_fn *fn, struct evfn__inv *inv);
+void evfn__idem_sweep_locked(struct evfn_fn *fn, int64_t now);
+void evfn__idem_free(struct evfn_fn *fn);
 
 /* registry.c */
 struct evfn_fn *evfn__fn_find(struct evfn_rt *rt, const char *name);
@@ -217,6 +271,10 @@ int evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
  * *garbage and released by evfn__release() after unlocking. */
 void evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                            int outcome, struct evfn__inv **garbage);
+/* A failed attempt that may be retried: schedules the retry, or ends the
+ * event when no attempt, age or intake is left. rt->lock held. */
+void evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                               struct evfn__inv **garbage);
 /* Ends a not-running invocation in a terminal state that is not success.
  * stat is EVFN_STAT_EXPIRED, EVFN_STAT_HANDED_BACK or
  * EVFN_STAT_DEAD_LETTERED; result is what a waiter receives. */
@@ -224,9 +282,10 @@ void evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                          evfn_stat stat, int result,
                          struct evfn__inv **garbage);
 /* Releases what finished invocations hold (event references, attempt
- * buffers) with no lock held, and returns the cleaned records as a list
- * for evfn__recycle_locked(). */
-struct evfn__inv *evfn__release(struct evfn__inv *garbage);
+ * buffers) with no lock held, after the ended ones went through
+ * evfn__after_end(), and returns the cleaned records as a list for
+ * evfn__recycle_locked(). */
+struct evfn__inv *evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage);
 /* Puts cleaned records on the free list (up to a bound; the rest are
  * freed). rt->lock held. */
 void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned);
@@ -244,6 +303,13 @@ void evfn__pool_stop(struct evfn_rt *rt);
  * on a hook failure returns NULL and sets *rc. Runs on w's thread. */
 void *evfn__worker_state(struct evfn__worker *w, struct evfn_fn *fn,
                          int *rc);
+/* Fences the attempts of pool workers whose deadline passed (see
+ * evfn__timeout_locked), replacing their workers. Fenced records whose
+ * cancel hook or timeout record is still due are pushed on *fenced
+ * (linked through next). rt->lock held. */
+void evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
+                                     struct evfn__inv **garbage,
+                                     struct evfn__inv **fenced);
 /* A worker record with no thread, for the loop executor's warm state. */
 struct evfn__worker *evfn__worker_new(struct evfn_rt *rt);
 /* Runs the fini hooks of the states w built, then frees w. */

@@ -77,7 +77,9 @@ loop_wake_cb(int fd, short what, void *arg)
 		pthread_mutex_unlock(&rt->lock);
 		int outcome = evfn__run_attempt(rt, inv, rt->loop_worker);
 		pthread_mutex_lock(&rt->lock);
-		if (outcome != EVFN_PENDING)
+		if (outcome == EVFN_PENDING)
+			evfn__pending_add_locked(rt, inv);
+		else
 			evfn__complete_locked(rt, inv, outcome, &garbage);
 	}
 	if (rt->loop_ready.head)
@@ -138,6 +140,11 @@ destroy(struct evfn_rt *rt)
 		event_free(rt->retry_timer);
 	if (rt->stop_ev)
 		event_free(rt->stop_ev);
+	if (rt->watchdog)
+		event_free(rt->watchdog);
+	evfn__dead_free_all(rt);
+	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
+		evfn__idem_free(fn);
 	if (rt->own_base && rt->base)
 		event_base_free(rt->base);
 	evfn__worker_free(rt->loop_worker);
@@ -153,6 +160,7 @@ destroy(struct evfn_rt *rt)
 	pthread_cond_destroy(&rt->work_cond);
 	pthread_cond_destroy(&rt->quiet_cond);
 	pthread_mutex_destroy(&rt->lock);
+	pthread_mutex_destroy(&rt->dead_lock);
 	evfn__free(rt);
 }
 
@@ -169,6 +177,7 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	if (!rt)
 		return EVFN_ENOMEM;
 	pthread_mutex_init(&rt->lock, NULL);
+	pthread_mutex_init(&rt->dead_lock, NULL);
 	init_monotonic_cond(&rt->work_cond);
 	init_monotonic_cond(&rt->quiet_cond);
 	if (opts)
@@ -185,12 +194,16 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 		rt->wake_ev = event_new(rt->base, -1, 0, loop_wake_cb, rt);
 		rt->retry_timer = evtimer_new(rt->base, retry_cb, rt);
 		rt->stop_ev = event_new(rt->base, -1, 0, stop_cb, rt);
+		if (evfn__watchdog_start(rt) < 0 && rt->watchdog) {
+			event_free(rt->watchdog);
+			rt->watchdog = NULL;
+		}
 	}
 	rt->prng = (uint64_t)(uintptr_t)rt ^ (uint64_t)evfn__now_ns();
 	if (!rt->prng)
 		rt->prng = 1;
 	if (!rt->source || !rt->router || !rt->loop_worker || !rt->base ||
-	    !rt->wake_ev || !rt->retry_timer || !rt->stop_ev) {
+	    !rt->wake_ev || !rt->retry_timer || !rt->stop_ev || !rt->watchdog) {
 		destroy(rt);
 		return EVFN_ENOMEM;
 	}
@@ -238,7 +251,7 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 			if (rt->handback_cb)
 				rt->handback_cb(inv->ev, inv->fn->name,
 				                rt->handback_arg);
-		struct evfn__inv *cleaned = evfn__release(list);
+		struct evfn__inv *cleaned = evfn__release(rt, list);
 		pthread_mutex_lock(&rt->lock);
 		evfn__recycle_locked(rt, cleaned);
 	}
@@ -337,7 +350,7 @@ evfn_runtime_free(evfn_rt *rt)
 		return EVFN_EDEADLK;
 	pthread_mutex_lock(&rt->lock);
 	if (rt->state == EVFN__STARTED || rt->state == EVFN__DRAINING ||
-	    rt->in_flight > 0) {
+	    rt->in_flight > 0 || rt->nstuck > 0) {
 		pthread_mutex_unlock(&rt->lock);
 		return EVFN_EBUSY;
 	}

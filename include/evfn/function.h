@@ -8,6 +8,7 @@
 #ifndef EVFN_FUNCTION_H
 #define EVFN_FUNCTION_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <evfn/export.h>
 #include <evfn/types.h>
@@ -130,6 +131,54 @@ EVFN_EXPORT int evfn_fn_options_set_executor(evfn_fn_options *o,
 EVFN_EXPORT int evfn_fn_options_set_worker_hooks(evfn_fn_options *o,
                                                  evfn_worker_init_cb init,
                                                  evfn_worker_fini_cb fini);
+
+/**
+ * Cap on stuck threads: an attempt past its deadline is fenced and its
+ * worker replaced, but the thread runs on until the handler returns.
+ * While n of this function's handlers are stuck so, the function is
+ * unhealthy: admission fails with EVFN_EUNHEALTHY and no replacement is
+ * started (default 4).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for n < 1.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_fn_options_set_max_stuck(evfn_fn_options *o, int n);
+
+/**
+ * Destinations: on success, the handler's response goes as a new event to
+ * the function named on_success (type: the original's, data: the
+ * response, extensions "evfnfunction" and "evfnparent" = the original's
+ * id); when the event is dead-lettered or expires, the original event goes
+ * to on_failure with extensions "evfnreason" (as
+ * evfn_dead_letter_reason()), "evfnattempts", "evfnerror",
+ * "evfnfunction", "evfnfirstattempt" and "evfnlastattempt" (ns since the
+ * epoch). Both carry the hop count plus one. Names are checked when an
+ * event is sent: an unknown or refusing destination puts the event in
+ * the dead-letter store as "destination_refused". NULL for none.
+ * @return 0; EVFN_EINVAL for NULL o or an empty name; EVFN_ENAMETOOLONG.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_fn_options_set_destinations(evfn_fn_options *o,
+                                                 const char *on_success,
+                                                 const char *on_failure);
+
+/** Derives an idempotency key from an event into key (size bytes, NUL
+ * terminated). Returns 0, or a negative code to use the event id. Runs
+ * while evfn holds an internal lock: it must be quick and must not call
+ * evfn. */
+typedef int (*evfn_idempotency_key_cb)(const evfn_event *ev, char *key,
+                                       size_t size, void *userdata);
+
+/**
+ * Idempotency: an event whose key (its CloudEvents id, or what key_cb
+ * derives) already succeeded within the window is not run again; it
+ * succeeds at once with the stored response (and no second on_success).
+ * @param window_ms how long a success is remembered; 0 turns it off.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for window_ms < 0.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_fn_options_set_idempotency(evfn_fn_options *o,
+                                                int64_t window_ms,
+                                                evfn_idempotency_key_cb key_cb);
 
 /** Hook told when an attempt is cancelled (see evfn_cancel_cb); NULL for
  * none. @return 0; EVFN_EINVAL for NULL o. @since 0.1 */

@@ -16,6 +16,7 @@
 #define EVFN_RUNTIME_H
 
 #include <stdint.h>
+#include <evfn/deadletter.h>
 #include <evfn/export.h>
 #include <evfn/types.h>
 
@@ -93,6 +94,34 @@ EVFN_EXPORT int evfn_rt_options_set_log(evfn_rt_options *o, evfn_log_cb cb,
                                         void *arg);
 
 /**
+ * Hop limit: an event emitted from a handler (evfn_ctx_emit(), or a
+ * destination) carries its parent's hop count plus one; one past the limit
+ * is accepted and dead-lettered at once as loop_detected (default 16).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= hops <= 1000.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_rt_options_set_max_hops(evfn_rt_options *o, int hops);
+
+/**
+ * Size of the dead-letter store (default 10000; 0 keeps none). When full,
+ * the oldest dead letter is dropped and counted (evfn_dead_letter_evicted()).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for n < 0.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_rt_options_set_dead_letter_capacity(evfn_rt_options *o,
+                                                         int64_t n);
+
+/**
+ * Event log: a callback told of each attempt start, timeout and late
+ * return, and of each event's end (success, dead letter, expiry,
+ * hand-back). NULL (the default) turns it off at no cost.
+ * @return 0; EVFN_EINVAL for NULL o.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_rt_options_set_event_log(evfn_rt_options *o,
+                                              evfn_record_cb cb, void *arg);
+
+/**
  * Create a runtime.
  *
  * Nothing runs until evfn_runtime_start(). Functions may be registered and
@@ -152,7 +181,8 @@ EVFN_EXPORT int evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms,
  * handed back and released.
  *
  * @return 0 (also for NULL); EVFN_EBUSY if the runtime is started and not
- *         drained, or work is still in flight (nothing is freed: call again
+ *         drained, work is still in flight, or a handler fenced at its
+ *         deadline has not returned yet (nothing is freed: call again
  *         later); EVFN_EDEADLK from inside a handler.
  * @since 0.1
  */

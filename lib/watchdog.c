@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Deadlines. A timer on the loop ticks every WATCHDOG_TICK and scans the
+ * attempts running now (one slot per pool worker, plus the loop attempts
+ * that returned PENDING), so a deadline costs nothing per invocation
+ * beyond writing its time. An attempt past its deadline is fenced: marked
+ * cancelled, counted as a timeout, and its event moves on (retry or end)
+ * in a fresh record, while the old record stays with the handler that may
+ * still be running; whatever that handler returns later is counted late
+ * and changes nothing.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "common-internal.h"
+#include "runtime-internal.h"
+
+/* Deadline precision: an overdue attempt is fenced within one tick. */
+#define WATCHDOG_TICK_NS (10 * EVFN__NS_PER_MS)
+/* How often expired idempotency keys are swept, in ticks. */
+#define IDEM_SWEEP_TICKS 100
+
+void
+evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	inv->pend_prev = NULL;
+	inv->pend_next = rt->pending;
+	if (rt->pending)
+		rt->pending->pend_prev = inv;
+	rt->pending = inv;
+}
+
+void
+evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	if (inv->pend_prev)
+		inv->pend_prev->pend_next = inv->pend_next;
+	else if (rt->pending == inv)
+		rt->pending = inv->pend_next;
+	if (inv->pend_next)
+		inv->pend_next->pend_prev = inv->pend_prev;
+	inv->pend_next = inv->pend_prev = NULL;
+}
+
+bool
+evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                     struct evfn__inv **garbage)
+{
+	int state = atomic_load(&inv->ctx.state);
+	if (state != EVFN__ATTEMPT_RUNNING && state != EVFN__ATTEMPT_PENDING)
+		return false; /* it finished first */
+	struct evfn_fn *fn = inv->fn;
+	struct evfn__inv *retry = evfn__inv_alloc_locked(rt);
+	if (!retry)
+		return false; /* try again next tick rather than lose it */
+	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_TIMEDOUT);
+	atomic_store(&inv->ctx.cancelled, true);
+	if (state == EVFN__ATTEMPT_PENDING)
+		evfn__pending_remove_locked(rt, inv);
+	fn->running--;
+	rt->in_flight--;
+	fn->stat[EVFN_STAT_TIMEOUTS]++;
+	fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
+
+	/* The event goes on in a fresh record: the stuck handler keeps its
+	 * context, so nothing it does later can touch the retry. */
+	retry->ev = evfn_event_ref(inv->ev);
+	retry->fn = fn;
+	retry->waiter = inv->waiter;
+	inv->waiter = NULL;
+	retry->attempt = inv->attempt;
+	retry->prev_delay_ns = inv->prev_delay_ns;
+	retry->first_ns = inv->first_ns;
+	retry->last_ns = inv->last_ns;
+	retry->last_timed_out = true;
+	char msg[64];
+	snprintf(msg, sizeof(msg), "deadline of %lld ms exceeded",
+	         (long long)(fn->cfg.timeout_ns / EVFN__NS_PER_MS));
+	retry->ctx.error = evfn__strdup(msg);
+	evfn__retry_or_end_locked(rt, retry, garbage);
+
+	/* Keep the old record until its hook and timeout record ran. */
+	inv->hook_running = fn->cfg.cancel_hook || rt->opts.record_cb;
+	evfn__fn_schedule_locked(rt, fn);
+	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)
+		pthread_cond_broadcast(&rt->quiet_cond);
+	return true;
+}
+
+void
+evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                  struct evfn__inv **garbage)
+{
+	struct evfn_fn *fn = inv->fn;
+	fn->stat[EVFN_STAT_LATE]++;
+	if (fn->cfg.executor == EVFN_EXECUTOR_POOL) {
+		fn->stuck--;
+		rt->nstuck--;
+	}
+	if (inv->hook_running) {
+		inv->orphaned = true; /* the watchdog frees it after the hook */
+		return;
+	}
+	inv->next = *garbage;
+	*garbage = inv;
+	if (rt->nstuck == 0)
+		pthread_cond_broadcast(&rt->quiet_cond);
+}
+
+static void
+fence_pending_locked(struct evfn_rt *rt, int64_t now, struct evfn__inv **garbage,
+                     struct evfn__inv **fenced)
+{
+	struct evfn__inv *inv = rt->pending;
+	while (inv) {
+		struct evfn__inv *next = inv->pend_next;
+		if (inv->ctx.deadline_ns <= now &&
+		    evfn__timeout_locked(rt, inv, garbage) && inv->hook_running) {
+			inv->next = *fenced;
+			*fenced = inv;
+		}
+		inv = next;
+	}
+}
+
+static void
+watchdog_cb(int fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct evfn_rt *rt = arg;
+	struct evfn__inv *garbage = NULL, *fenced = NULL;
+	pthread_mutex_lock(&rt->lock);
+	int64_t now = evfn__now_ns();
+	if (rt->in_flight > 0) {
+		evfn__pool_fence_overdue_locked(rt, now, &garbage, &fenced);
+		fence_pending_locked(rt, now, &garbage, &fenced);
+	}
+	if (++rt->watchdog_ticks % IDEM_SWEEP_TICKS == 0)
+		for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
+			if (fn->idem)
+				evfn__idem_sweep_locked(fn, now);
+	pthread_mutex_unlock(&rt->lock);
+
+	if (fenced) {
+		/* Told with no lock held; the records stay valid meanwhile
+		 * because hook_running keeps their owners from freeing them. */
+		for (struct evfn__inv *inv = fenced; inv; inv = inv->next) {
+			if (rt->opts.record_cb)
+				evfn__record(rt, EVFN_RECORD_TIMEOUT, inv);
+			if (inv->fn->cfg.cancel_hook)
+				inv->fn->cfg.cancel_hook(&inv->ctx,
+				                         inv->fn->userdata);
+		}
+		pthread_mutex_lock(&rt->lock);
+		while (fenced) {
+			struct evfn__inv *inv = fenced;
+			fenced = inv->next;
+			inv->hook_running = false;
+			if (inv->orphaned) {
+				inv->next = garbage;
+				garbage = inv;
+			}
+		}
+		if (rt->nstuck == 0)
+			pthread_cond_broadcast(&rt->quiet_cond);
+		pthread_mutex_unlock(&rt->lock);
+	}
+	evfn__dispose(rt, garbage);
+}
+
+int
+evfn__watchdog_start(struct evfn_rt *rt)
+{
+	rt->watchdog = event_new(rt->base, -1, EV_PERSIST, watchdog_cb, rt);
+	if (!rt->watchdog)
+		return EVFN_ENOMEM;
+	struct timeval tv = {0, WATCHDOG_TICK_NS / 1000};
+	return event_add(rt->watchdog, &tv) == 0 ? 0 : EVFN_ENOMEM;
+}

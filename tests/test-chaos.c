@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Chaos: many events over several functions whose handlers, by a seeded
+ * PRNG, succeed, retry, fail, overrun their deadlines and emit children,
+ * from four producer threads, with a drain in the middle. Afterwards every
+ * accepted (event, function) pair ended exactly once in exactly one
+ * terminal state (succeeded, dead-lettered, expired, handed back), as told
+ * by the event log, and the counters agree with what was seen.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "harness.h"
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define EVENTS 20000
+#else
+#define EVENTS 100000
+#endif
+#define PRODUCERS 4
+#define MAX_SEQ (EVENTS * 3 + 16)
+#define NFN 4
+
+static const char *const fn_names[NFN] = {"alpha", "beta", "gamma", "child"};
+
+/* Per (seq, function): accepted by admission, and terminal records. */
+static atomic_uchar accepted[MAX_SEQ][NFN];
+static atomic_uchar ends[MAX_SEQ][NFN];
+static atomic_int kind_count[8];
+static atomic_int handed_back_cb;
+static evfn_rt *rt;
+
+static int
+fn_index(const char *name)
+{
+	for (int i = 0; i < NFN; i++)
+		if (strcmp(name, fn_names[i]) == 0)
+			return i;
+	fail_msg("unknown function %s", name);
+	return -1;
+}
+
+static void
+mark_accepted(uint64_t seq, const char *topic)
+{
+	assert_true(seq < MAX_SEQ);
+	if (strcmp(topic, "chaos.a") == 0) {
+		atomic_store(&accepted[seq][0], 1);
+		atomic_store(&accepted[seq][1], 1);
+	} else if (strcmp(topic, "chaos.b") == 0) {
+		atomic_store(&accepted[seq][2], 1);
+	} else {
+		atomic_store(&accepted[seq][3], 1);
+	}
+}
+
+static void
+on_record(const evfn_record *rec, void *arg)
+{
+	evfn_record_kind kind = evfn_record_get_kind(rec);
+	atomic_fetch_add(&kind_count[kind], 1);
+	if (kind == EVFN_RECORD_START || kind == EVFN_RECORD_TIMEOUT ||
+	    kind == EVFN_RECORD_LATE)
+		return;
+	uint64_t seq = evfn_event_seq(evfn_record_event(rec));
+	assert_true(seq < MAX_SEQ);
+	atomic_fetch_add(&ends[seq][fn_index(evfn_record_function(rec))], 1);
+}
+
+static void
+on_handback(const evfn_event *ev, const char *fn, void *arg)
+{
+	atomic_fetch_add(&handed_back_cb, 1);
+}
+
+static uint64_t
+mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static int
+chaos_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	uintptr_t salt = (uintptr_t)userdata;
+	unsigned roll = (unsigned)(mix(evfn_event_seq(ev) * 7919 + salt * 131 +
+	                               evfn_ctx_attempt(ctx)) %
+	                           1000);
+	if (roll < 600)
+		return EVFN_OK;
+	if (roll < 850) {
+		evfn_ctx_errorf(ctx, "transient %u", roll);
+		return EVFN_RETRY;
+	}
+	if (roll < 900)
+		return EVFN_FAIL;
+	if (roll < 902) {
+		/* Overrun the 10 ms deadline: fenced, retried, late. */
+		test_sleep_ms(25);
+		return EVFN_OK;
+	}
+	if (salt != 3) { /* children do not have children */
+		uint64_t seq;
+		if (evfn_ctx_emit(ctx, "chaos.child", "c", 1, &seq) == 0)
+			mark_accepted(seq, "chaos.child");
+	}
+	return EVFN_OK;
+}
+
+static void *
+produce(void *arg)
+{
+	uintptr_t id = (uintptr_t)arg;
+	for (int i = 0; i < EVENTS / PRODUCERS; i++) {
+		const char *topic = (i + (int)id) % 3 ? "chaos.a" : "chaos.b";
+		uint64_t seq;
+		int rc;
+		while ((rc = evfn_emit(rt, topic, &i, sizeof(i), &seq)) ==
+		               EVFN_EQUEUEFULL ||
+		       rc == EVFN_EUNHEALTHY)
+			sched_yield();
+		if (rc == EVFN_ESHUTDOWN)
+			break;
+		assert_int_equal(rc, 0);
+		mark_accepted(seq, topic);
+	}
+	return NULL;
+}
+
+static void
+test_chaos_every_event_ends_exactly_once(void **state)
+{
+	memset(accepted, 0, sizeof(accepted));
+	memset(ends, 0, sizeof(ends));
+	memset(kind_count, 0, sizeof(kind_count));
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_workers(o, 2, 4));
+	ASSERT_OK(evfn_rt_options_set_event_log(o, on_record, NULL));
+	ASSERT_OK(evfn_rt_options_set_dead_letter_capacity(o, 100));
+	ASSERT_OK(evfn_runtime_new(&rt, o));
+	evfn_rt_options_free(o);
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_timeout_ms(fo, 10));
+	ASSERT_OK(evfn_fn_options_set_attempts(fo, 3));
+	ASSERT_OK(evfn_fn_options_set_queue_capacity(fo, 4096));
+	ASSERT_OK(evfn_fn_options_set_backoff(fo, EVFN_BACKOFF_EXPONENTIAL, 1,
+	                                      2.0, 4, EVFN_JITTER_FULL));
+	for (uintptr_t i = 0; i < NFN; i++)
+		ASSERT_OK(evfn_register(rt, fn_names[i], chaos_handler,
+		                        (void *)i, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_subscribe(rt, "chaos.a", "alpha"));
+	ASSERT_OK(evfn_subscribe(rt, "chaos.a", "beta"));
+	ASSERT_OK(evfn_subscribe(rt, "chaos.b", "gamma"));
+	ASSERT_OK(evfn_subscribe(rt, "chaos.child", "child"));
+	ASSERT_OK(evfn_runtime_start(rt));
+
+	pthread_t th[PRODUCERS];
+	for (uintptr_t i = 0; i < PRODUCERS; i++)
+		pthread_create(&th[i], NULL, produce, (void *)i);
+	/* Drain in the middle of production. */
+	WAIT_FOR(stat_of(rt, NULL, EVFN_STAT_ACCEPTED) >= EVENTS, 60000);
+	int rc = evfn_runtime_drain(rt, 5000, on_handback, NULL);
+	assert_true(rc == 0 || rc == EVFN_ETIMEDOUT);
+	for (int i = 0; i < PRODUCERS; i++)
+		pthread_join(th[i], NULL);
+	WAIT_FOR(stat_of(rt, NULL, EVFN_STAT_IN_FLIGHT) == 0, 30000);
+	assert_accounting(rt, NULL);
+
+	evfn_stats *s;
+	ASSERT_OK(evfn_stats_take(rt, NULL, &s));
+	uint64_t acc = evfn_stats_get(s, EVFN_STAT_ACCEPTED);
+	uint64_t succeeded = evfn_stats_get(s, EVFN_STAT_SUCCEEDED);
+	uint64_t dead = evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED);
+	uint64_t expired = evfn_stats_get(s, EVFN_STAT_EXPIRED);
+	uint64_t handed = evfn_stats_get(s, EVFN_STAT_HANDED_BACK);
+	uint64_t timeouts = evfn_stats_get(s, EVFN_STAT_TIMEOUTS);
+	evfn_stats_free(s);
+	WAIT_FOR(evfn_runtime_free(rt) == 0, 30000); /* stuck threads end */
+
+	uint64_t pairs = 0;
+	for (int seq = 0; seq < MAX_SEQ; seq++)
+		for (int f = 0; f < NFN; f++) {
+			int a = atomic_load(&accepted[seq][f]);
+			int e = atomic_load(&ends[seq][f]);
+			if (a != e)
+				fail_msg("event %d in %s: accepted %d, ended %d "
+				         "times",
+				         seq, fn_names[f], a, e);
+			pairs += (uint64_t)a;
+		}
+	ASSERT_EQ(pairs, acc);
+	ASSERT_EQ(atomic_load(&kind_count[EVFN_RECORD_SUCCESS]), succeeded);
+	ASSERT_EQ(atomic_load(&kind_count[EVFN_RECORD_DEAD_LETTER]), dead);
+	ASSERT_EQ(atomic_load(&kind_count[EVFN_RECORD_EXPIRED]), expired);
+	ASSERT_EQ(atomic_load(&kind_count[EVFN_RECORD_HANDED_BACK]), handed);
+	ASSERT_EQ(atomic_load(&handed_back_cb), handed);
+	ASSERT_EQ(atomic_load(&kind_count[EVFN_RECORD_TIMEOUT]), timeouts);
+	ASSERT_EQ(acc, succeeded + dead + expired + handed);
+	/* The mix really happened. */
+	assert_true(succeeded > 0 && dead > 0 && handed > 0);
+	print_message("# chaos: %llu accepted, %llu succeeded, %llu dead, "
+	              "%llu handed back, %llu timeouts\n",
+	              (unsigned long long)acc, (unsigned long long)succeeded,
+	              (unsigned long long)dead, (unsigned long long)handed,
+	              (unsigned long long)timeouts);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(test_chaos_every_event_ends_exactly_once),
+	};
+	return evfn_test_main("chaos", tests);
+}
