@@ -55,6 +55,8 @@ evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 		evfn__loop_wake_locked(rt);
 	} else {
 		fifo_push(&rt->ready, fn);
+		atomic_fetch_add_explicit(&rt->ready_gen, 1,
+		                          memory_order_relaxed);
 		evfn__pool_notify_locked(rt);
 	}
 }
@@ -111,7 +113,7 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q,
 			atomic_store_explicit(&inv->ctx.state,
 			                      EVFN__ATTEMPT_RUNNING,
 			                      memory_order_relaxed);
-			inv->last_ns = evfn__wall_ns();
+			inv->last_ns = evfn__mono_to_wall(now);
 			fn->running++;
 			rt->in_flight++;
 			if (++inv->attempt == 1)
@@ -314,11 +316,10 @@ evfn_invoke_async(evfn_rt *rt, const char *fn_name, const void *data,
 {
 	if (!rt)
 		return EVFN_EINVAL;
-	int rc = evfn__check_name(fn_name);
-	if (rc < 0)
-		return rc;
+	/* The event's type is the function name: creating it checks it. */
 	evfn_event *ev;
-	rc = evfn__event_create(&ev, fn_name, data, len, true, NULL, NULL, 0);
+	int rc = evfn__event_create(&ev, fn_name, data, len, true, NULL, NULL,
+	                            0);
 	return rc < 0 ? rc : admit_new(rt, ev, fn_name, seq);
 }
 

@@ -37,6 +37,10 @@ char *evfn__strdup(const char *s);
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds. */
 int64_t evfn__now_ns(void);
 int64_t evfn__wall_ns(void);
+/* The wall time at a monotonic reading, through an offset refreshed by
+ * evfn__wall_offset_refresh() (the watchdog calls it every second). */
+int64_t evfn__mono_to_wall(int64_t mono_ns);
+void evfn__wall_offset_refresh(void);
 
 /* Validates a name or topic: non-NULL, non-empty, at most EVFN_NAME_MAX
  * bytes. Returns 0, EVFN_EINVAL or EVFN_ENAMETOOLONG. */

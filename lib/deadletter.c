@@ -97,7 +97,7 @@ store_add(struct evfn_rt *rt, const struct evfn__inv *inv, evfn_event *ev,
 		evfn__free(entry);
 		evfn__log(rt, EVFN_LOG_ERROR,
 		          "%s: out of memory storing dead letter %s",
-		          inv->fn->name, ev->id);
+		          inv->fn->name, evfn_event_id(ev));
 		return;
 	}
 	atomic_init(&dl->refs, 1);
@@ -153,7 +153,8 @@ destination_event(const struct evfn__inv *inv, bool success)
 		                        inv->ctx.resp, inv->ctx.resp_len, true,
 		                        NULL, NULL, orig->hops + 1);
 		if (rc == 0) {
-			rc = evfn_event_set_extension(ev, "evfnparent", orig->id);
+			rc = evfn_event_set_extension(ev, "evfnparent",
+			                              evfn_event_id(orig));
 			const char *ct = evfn__kv_get(inv->ctx.meta,
 			                              "content-type");
 			if (rc == 0 && ct)

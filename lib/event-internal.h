@@ -23,7 +23,10 @@ struct evfn_event {
 	uint64_t seq;
 	int64_t time_ns;    /* CloudEvents time, wall clock */
 	int64_t born_ns;    /* monotonic publish time, for the maximum age */
-	const char *id;     /* id_buf, or a heap copy when set by the user */
+	const char *id;     /* a heap copy when set by the user, else NULL:
+	                     * the id is seq in decimal, rendered into id_buf
+	                     * on first use (id_state) */
+	atomic_int id_state; /* 0: not rendered, 1: rendering, 2: ready */
 	char *source;       /* heap copies, NULL when unset; source may also
 	                     * point at the runtime's default (source_borrowed) */
 	bool source_borrowed;

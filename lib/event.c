@@ -213,24 +213,39 @@ void
 evfn__event_freeze(evfn_event *ev, uint64_t seq, const char *default_source)
 {
 	ev->seq = seq;
-	if (!ev->id) {
-		u64_to_decimal(seq, ev->id_buf);
-		ev->id = ev->id_buf;
-	}
 	if (!ev->source) {
 		ev->source = (char *)default_source;
 		ev->source_borrowed = true;
 	}
-	if (!ev->time_ns)
-		ev->time_ns = evfn__wall_ns();
 	ev->born_ns = evfn__now_ns();
+	if (!ev->time_ns)
+		ev->time_ns = evfn__mono_to_wall(ev->born_ns);
 	ev->frozen = true;
 }
 
 const char *
-evfn_event_id(const evfn_event *ev)
+evfn_event_id(const evfn_event *cev)
 {
-	return ev ? ev->id : NULL;
+	evfn_event *ev = (evfn_event *)cev;
+	if (!ev || ev->id || !ev->frozen)
+		return ev ? ev->id : NULL;
+	/* The default id is rendered on first use, not at publish: most
+	 * events are never asked for it. Readers of a frozen event may race
+	 * here, so one renders and the others wait for it. */
+	int state = atomic_load_explicit(&ev->id_state, memory_order_acquire);
+	if (state != 2) {
+		int expected = 0;
+		if (atomic_compare_exchange_strong(&ev->id_state, &expected, 1)) {
+			u64_to_decimal(ev->seq, ev->id_buf);
+			atomic_store_explicit(&ev->id_state, 2,
+			                      memory_order_release);
+		} else {
+			while (atomic_load_explicit(&ev->id_state,
+			                            memory_order_acquire) != 2)
+				;
+		}
+	}
+	return ev->id_buf;
 }
 
 const char *
@@ -308,8 +323,8 @@ evfn__event_clone(evfn_event **out, const evfn_event *orig, unsigned hops)
 		*out = NULL;
 		return rc;
 	}
-	if (orig->id)
-		rc = evfn_event_set_id(ev, orig->id);
+	if (orig->frozen || orig->id)
+		rc = evfn_event_set_id(ev, evfn_event_id(orig));
 	if (rc == 0 && orig->source)
 		rc = evfn_event_set_source(ev, orig->source);
 	if (rc == 0 && orig->subject)

@@ -29,7 +29,7 @@ key_of(struct evfn_fn *fn, const struct evfn__inv *inv, char *buf,
 		buf[size - 1] = '\0';
 		return buf;
 	}
-	return inv->ev->id;
+	return evfn_event_id(inv->ev);
 }
 
 static void

@@ -135,6 +135,7 @@ struct evfn__fn_fifo {
 
 struct evfn_rt {
 	pthread_mutex_t lock;
+	uint64_t uid;               /* unique per process, never reused */
 	pthread_cond_t work_cond;   /* idle workers wait here */
 	pthread_cond_t quiet_cond;  /* drain/free wait here for in_flight */
 	enum evfn__rt_state state;
@@ -147,6 +148,9 @@ struct evfn_rt {
 	unsigned nfns;
 	evfn__router *router;
 
+	/* Bumped whenever a pool function becomes runnable, so that a
+	 * spinning worker notices without taking the lock. */
+	atomic_uint ready_gen;
 	/* Work that may start: pool functions and loop functions. */
 	struct evfn__fn_fifo ready;
 	struct evfn__fn_fifo loop_ready;

@@ -176,7 +176,15 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	struct evfn_rt *rt = evfn__calloc(1, sizeof(*rt));
 	if (!rt)
 		return EVFN_ENOMEM;
-	pthread_mutex_init(&rt->lock, NULL);
+	static atomic_uint_fast64_t next_uid;
+	rt->uid = atomic_fetch_add(&next_uid, 1) + 1;
+	/* Adaptive: the lock is held for a few dozen instructions, so a
+	 * contender spins briefly instead of sleeping in the kernel. */
+	pthread_mutexattr_t lock_attr;
+	pthread_mutexattr_init(&lock_attr);
+	pthread_mutexattr_settype(&lock_attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&rt->lock, &lock_attr);
+	pthread_mutexattr_destroy(&lock_attr);
 	pthread_mutex_init(&rt->dead_lock, NULL);
 	init_monotonic_cond(&rt->work_cond);
 	init_monotonic_cond(&rt->quiet_cond);

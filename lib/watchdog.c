@@ -19,7 +19,8 @@
 
 /* Deadline precision: an overdue attempt is fenced within one tick. */
 #define WATCHDOG_TICK_NS (10 * EVFN__NS_PER_MS)
-/* How often expired idempotency keys are swept, in ticks. */
+/* How often expired idempotency keys are swept and the wall-clock offset
+ * refreshed, in ticks. */
 #define IDEM_SWEEP_TICKS 100
 
 void
@@ -138,10 +139,12 @@ watchdog_cb(int fd, short what, void *arg)
 		evfn__pool_fence_overdue_locked(rt, now, &garbage, &fenced);
 		fence_pending_locked(rt, now, &garbage, &fenced);
 	}
-	if (++rt->watchdog_ticks % IDEM_SWEEP_TICKS == 0)
+	if (++rt->watchdog_ticks % IDEM_SWEEP_TICKS == 0) {
+		evfn__wall_offset_refresh();
 		for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
 			if (fn->idem)
 				evfn__idem_sweep_locked(fn, now);
+	}
 	pthread_mutex_unlock(&rt->lock);
 
 	if (fenced) {
