@@ -253,6 +253,39 @@ def main():
     put("features_on_vs_off", ratio(noop_evfn, med("noop_p1", "evfn-off",
                                                    "tasks_per_s")))
 
+    # Memory per event waiting for a retry (bench-retry, beside one
+    # libevent timer per waiting item), interleaved like the rest.
+    retry_bin = os.path.join(os.path.dirname(binary), "bench-retry")
+    if os.path.exists(retry_bin) and (not args.only or
+                                      "retrymem" in args.only.split(",")):
+        n = 200000 if args.quick else 1000000
+        per = {"evfn": [], "libevent": []}
+        for r in range(runs):
+            for s in per:
+                p = subprocess.run([retry_bin, "--system", s, "--tasks",
+                                    str(n)], capture_output=True, text=True,
+                                   timeout=timeout)
+                if p.returncode == 0:
+                    res = json.loads(p.stdout)
+                    res.update({"key": "retrymem", "round": r})
+                    raw.append(res)
+                    per[s].append(res["bytes_per_waiting"])
+        for s, vals in per.items():
+            if vals:
+                stats.setdefault("retrymem", {})[s] = {
+                    "bytes_per_waiting": describe(vals)}
+        put("bytes_per_waiting_retry", med("retrymem", "evfn",
+                                           "bytes_per_waiting"))
+        put("retrymem_vs_libevent_timer",
+            ratio(med("retrymem", "evfn", "bytes_per_waiting"),
+                  med("retrymem", "libevent", "bytes_per_waiting")))
+        for s in per:
+            d = stats.get("retrymem", {}).get(s, {}).get("bytes_per_waiting")
+            if d:
+                print("retrymem  %-9s bytes/waiting      %10s %21s" % (
+                    s, fmt(d["median"]),
+                    "%s-%s" % (fmt(d["min"]), fmt(d["max"]))))
+
     # Table.
     print()
     print("%-9s %-9s %-18s %10s %21s %9s" % ("workload", "system", "metric",
