@@ -252,8 +252,14 @@ static void
 deliver_handbacks_locked(struct evfn_rt *rt)
 {
 	while (rt->handback) {
-		struct evfn__inv *list = rt->handback;
-		rt->handback = NULL;
+		/* The list was built newest first: hand back oldest first. */
+		struct evfn__inv *list = NULL;
+		while (rt->handback) {
+			struct evfn__inv *inv = rt->handback;
+			rt->handback = inv->next;
+			inv->next = list;
+			list = inv;
+		}
 		pthread_mutex_unlock(&rt->lock);
 		for (struct evfn__inv *inv = list; inv; inv = inv->next)
 			if (rt->handback_cb)

@@ -583,12 +583,18 @@ test_runtime_embedded_on_host_event_base(void **state)
 struct handback {
 	int count;
 	char fn[32];
+	uint64_t last_seq;
+	bool out_of_order;
 };
 
 static void
 on_handback(const evfn_event *ev, const char *fn_name, void *arg)
 {
 	struct handback *hb = arg;
+	/* Oldest first within a function's queue. */
+	if (strcmp(hb->fn, fn_name) == 0 && evfn_event_seq(ev) < hb->last_seq)
+		hb->out_of_order = true;
+	hb->last_seq = evfn_event_seq(ev);
 	hb->count++;
 	snprintf(hb->fn, sizeof(hb->fn), "%s", fn_name);
 	assert_non_null(evfn_event_id(ev));
@@ -619,6 +625,7 @@ test_runtime_drain_hands_back_queued_events(void **state)
 	struct handback hb = {0};
 	ASSERT_RC(evfn_runtime_drain(rt, 0, on_handback, &hb), EVFN_ETIMEDOUT);
 	ASSERT_EQ(hb.count, 12);
+	assert_false(hb.out_of_order);
 	ASSERT_EQ(stat_of(rt, NULL, EVFN_STAT_HANDED_BACK), 12);
 	ASSERT_EQ(stat_of(rt, NULL, EVFN_STAT_IN_FLIGHT), 1);
 	assert_accounting(rt, NULL);
