@@ -1,0 +1,36 @@
+-- SPDX-License-Identifier: MIT
+-- LuaRocks build of the evfn Lua binding against an installed libevfn
+-- (headers and library under EVFN_DIR, found like any external
+-- dependency) and libevent. From bindings/lua: `luarocks make`.
+rockspec_format = "3.0"
+package = "evfn"
+version = "scm-1"
+source = {
+	url = "git+https://example.invalid/evfn.git",
+}
+description = {
+	summary = "Lambda-style event processing inside any host program",
+	detailed = [[
+Named functions bound to topics, a worker pool with one Lua state per
+worker, retries with backoff, real deadlines on Lua handlers, metrics.]],
+	license = "MIT",
+}
+dependencies = {
+	"lua >= 5.4, < 5.5",
+}
+external_dependencies = {
+	EVFN = {header = "evfn.h", library = "evfn"},
+	LIBEVENT = {header = "event2/thread.h", library = "event_pthreads"},
+}
+build = {
+	type = "builtin",
+	modules = {
+		evfn = {
+			sources = {"call.c", "event.c", "module.c", "runtime.c",
+				"worker.c"},
+			incdirs = {"$(EVFN_INCDIR)", "$(LIBEVENT_INCDIR)", "."},
+			libdirs = {"$(EVFN_LIBDIR)", "$(LIBEVENT_LIBDIR)"},
+			libraries = {"evfn", "event_core", "event_pthreads", "m"},
+		},
+	},
+}

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the C files of the Lua binding share: the metatable names, the
+ * runtime object and registered-function records, the Lua state that runs
+ * handlers (with its pool of reusable coroutines), and the helpers each
+ * file provides to the others. Nothing here is seen by Lua code or by C
+ * hosts; their interface is evfnlua.h.
+ */
+#ifndef EVFNLUA_INTERNAL_H
+#define EVFNLUA_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include <evfn.h>
+
+#include "evfnlua.h"
+
+#define EVFNLUA_RUNTIME "evfn.runtime"
+#define EVFNLUA_EVENT "evfn.event"
+#define EVFNLUA_EXTENSIONS "evfn.extensions"
+#define EVFNLUA_CONTEXT "evfn.context"
+#define EVFNLUA_OUTCOME "evfn.outcome"
+#define EVFNLUA_GUARD "evfn.guard"
+
+/* Coroutines a Lua state keeps for the next handlers. */
+#define EVFNLUA_IDLE_MAX 8
+
+struct event;
+struct event_base;
+struct evfnlua_call;
+
+/* A Lua state that runs handlers. L is the thread that creates and
+ * resumes handler coroutines: a worker's own state, or for the loop the
+ * thread currently inside a runtime method that drives the base. */
+struct evfnlua_vm {
+	lua_State *L;
+	int idle[EVFNLUA_IDLE_MAX]; /* registry refs of finished coroutines */
+	int nidle;
+};
+
+/* The userdata behind a Lua runtime object. Its address is stable, so
+ * evfn and libevent callbacks get it as their argument. */
+struct evfnlua_rt {
+	evfn_rt *rt;                /* NULL once closed */
+	struct event_base *base;    /* owned; the runtime is embedded in it */
+	struct event *timer;        /* ends run()/run_once() waits */
+	struct evfnlua_vm vm;       /* loop handlers run here */
+	lua_State *main;            /* the owning state's main thread */
+	struct evfnlua_call *sleeping; /* loop calls waiting in evfn.sleep */
+	char *cb_error;             /* a Lua callback's error, to re-raise */
+	int depth;                  /* > 0 while a method drives the base */
+	bool started;
+	bool drained;
+};
+
+/* A registered Lua function: the userdata given to evfn_register(). A
+ * closure (ref) runs on the loop in the creator's state; a module runs on
+ * the pool in one Lua state per worker, built from module/path/cpath. */
+struct evfnlua_fn {
+	struct evfnlua_rt *owner;
+	int ref;
+	char *module;
+	char *path;
+	char *cpath;
+};
+
+/* module.c */
+/* Pushes nil, "EVFN_X: message[: detail]", code and returns 3. */
+int evfnlua_push_error(lua_State *L, int code, const char *detail);
+/* Pushes true for rc >= 0, else the error triple; returns the count. */
+int evfnlua_push_rc(lua_State *L, int rc);
+/* Seconds (a number at idx) as whole milliseconds, raising unless
+ * 0 <= seconds <= 1e9. */
+int64_t evfnlua_check_ms(lua_State *L, int idx, const char *what);
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t evfnlua_now_ns(void);
+/* Pushes a userdata that runs fn(p) when collected unless disarmed with
+ * evfnlua_unguard(): keeps evfn objects from leaking when a later check
+ * raises a Lua error. */
+void evfnlua_guard(lua_State *L, void *p, void (*fn)(void *));
+void evfnlua_unguard(lua_State *L, int idx);
+/* Raises unless every key of the table at idx is one of names (NULL
+ * terminated); what names the table in the message. */
+void evfnlua_check_keys(lua_State *L, int idx, const char *what,
+                        const char *const *names);
+
+/* event.c */
+void evfnlua_event_open(lua_State *L);
+/* Pushes a Lua event object holding a reference to ev. */
+void evfnlua_push_event(lua_State *L, const evfn_event *ev);
+/* Builds an event of the given type from a payload (string or nil at
+ * data) and CloudEvents attributes (table or nil at attrs; 0: none). Raises on
+ * wrong Lua types or unknown attributes; returns 0 or evfn's code. */
+int evfnlua_event_build(lua_State *L, const char *type, int data, int attrs,
+                        evfn_event **out);
+
+/* call.c */
+void evfnlua_call_open(lua_State *L);
+/* Runs one attempt of the Lua function at registry ref fn_ref in vm, as a
+ * coroutine with the deadline hook set; loop is the runtime whose loop
+ * runs it (evfn.sleep then suspends it), NULL on a pool worker. Returns
+ * the attempt's outcome, or EVFN_PENDING while it sleeps. */
+int evfnlua_call_run(struct evfnlua_vm *vm, int fn_ref, evfn_ctx *ctx,
+                     const evfn_event *ev, struct evfnlua_rt *loop);
+/* Ends a sleeping loop call of ctx now, as timed out (the cancel hook). */
+void evfnlua_call_cancel(struct evfnlua_rt *loop, evfn_ctx *ctx);
+/* Releases the coroutines vm keeps. */
+void evfnlua_vm_clear(struct evfnlua_vm *vm);
+int evfnlua_l_sleep(lua_State *L);
+int evfnlua_l_retry(lua_State *L);
+int evfnlua_l_fail(lua_State *L);
+
+/* runtime.c */
+void evfnlua_runtime_open(lua_State *L);
+int evfnlua_l_runtime(lua_State *L);
+
+/* worker.c */
+/* Fills f's module fields from the module name at idx and the calling
+ * state's package paths; returns 0, or EVFN_ENOENT (detail pushed as a
+ * string) when no searcher path has the module, or EVFN_ENOMEM. */
+int evfnlua_fn_module(lua_State *L, int idx, struct evfnlua_fn *f);
+int evfnlua_worker_init(void *userdata, void **state);
+void evfnlua_worker_fini(void *userdata, void *state);
+int evfnlua_pool_handler(evfn_ctx *ctx, const evfn_event *ev,
+                         void *userdata);
+
+#endif /* EVFNLUA_INTERNAL_H */

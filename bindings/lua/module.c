@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The module table (`require "evfn"`): the runtime constructor, the
+ * outcome helpers evfn.retry and evfn.fail, evfn.sleep, evfn.now, the
+ * evfn.errors table generated from EVFN_ERRNO_MAP, and the small helpers
+ * the other files share (the nil, message, code error convention, seconds
+ * to milliseconds, guards that keep evfn objects from leaking when a Lua
+ * error is raised).
+ */
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "lua-internal.h"
+
+int
+evfnlua_push_error(lua_State *L, int code, const char *detail)
+{
+	lua_pushnil(L);
+	if (detail)
+		lua_pushfstring(L, "%s: %s: %s", evfn_err_name(code),
+		                evfn_strerror(code), detail);
+	else
+		lua_pushfstring(L, "%s: %s", evfn_err_name(code),
+		                evfn_strerror(code));
+	lua_pushinteger(L, code);
+	return 3;
+}
+
+int
+evfnlua_push_rc(lua_State *L, int rc)
+{
+	if (rc < 0)
+		return evfnlua_push_error(L, rc, NULL);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+int64_t
+evfnlua_check_ms(lua_State *L, int idx, const char *what)
+{
+	lua_Number s = luaL_checknumber(L, idx);
+	if (!(s >= 0 && s <= 1e9))
+		luaL_error(L, "%s: %f seconds is out of range", what,
+		           (double)s);
+	return (int64_t)llround(s * 1000.0);
+}
+
+int64_t
+evfnlua_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct guard {
+	void *p;
+	void (*fn)(void *);
+};
+
+static int
+guard_gc(lua_State *L)
+{
+	struct guard *g = luaL_checkudata(L, 1, EVFNLUA_GUARD);
+	if (g->p)
+		g->fn(g->p);
+	g->p = NULL;
+	return 0;
+}
+
+void
+evfnlua_guard(lua_State *L, void *p, void (*fn)(void *))
+{
+	struct guard *g = lua_newuserdatauv(L, sizeof(*g), 0);
+	g->p = NULL;
+	luaL_setmetatable(L, EVFNLUA_GUARD);
+	g->p = p;
+	g->fn = fn;
+}
+
+void
+evfnlua_unguard(lua_State *L, int idx)
+{
+	struct guard *g = luaL_checkudata(L, idx, EVFNLUA_GUARD);
+	g->p = NULL;
+}
+
+void
+evfnlua_check_keys(lua_State *L, int idx, const char *what,
+                   const char *const *names)
+{
+	idx = lua_absindex(L, idx);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		bool known = false;
+		if (lua_type(L, -1) == LUA_TSTRING) {
+			const char *k = lua_tostring(L, -1);
+			for (const char *const *n = names; *n && !known; n++)
+				known = strcmp(k, *n) == 0;
+		}
+		if (!known)
+			luaL_error(L, "%s: unknown option '%s'", what,
+			           luaL_tolstring(L, -1, NULL));
+	}
+}
+
+/* evfn.now(): monotonic seconds, comparable with ctx.deadline. */
+static int
+l_now(lua_State *L)
+{
+	lua_pushnumber(L, (lua_Number)evfnlua_now_ns() / 1e9);
+	return 1;
+}
+
+static int
+l_strerror(lua_State *L)
+{
+	lua_pushstring(L, evfn_strerror((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+static int
+l_errname(lua_State *L)
+{
+	lua_pushstring(L, evfn_err_name((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
+/* evfn.errors: name (without the EVFN_ prefix) -> code, one entry per
+ * line of EVFN_ERRNO_MAP so that a new code needs no change here. */
+static void
+push_errors(lua_State *L)
+{
+	lua_newtable(L);
+#define EVFNLUA_ERRNO_FIELD(name, value, msg)                                \
+	lua_pushinteger(L, (value));                                         \
+	lua_setfield(L, -2, #name);
+	EVFN_ERRNO_MAP(EVFNLUA_ERRNO_FIELD)
+#undef EVFNLUA_ERRNO_FIELD
+}
+
+static const luaL_Reg module_fns[] = {
+	{"runtime", evfnlua_l_runtime},
+	{"retry", evfnlua_l_retry},
+	{"fail", evfnlua_l_fail},
+	{"sleep", evfnlua_l_sleep},
+	{"now", l_now},
+	{"strerror", l_strerror},
+	{"errname", l_errname},
+	{NULL, NULL},
+};
+
+int
+luaopen_evfn(lua_State *L)
+{
+	if (luaL_newmetatable(L, EVFNLUA_GUARD)) {
+		lua_pushcfunction(L, guard_gc);
+		lua_setfield(L, -2, "__gc");
+	}
+	lua_pop(L, 1);
+	evfnlua_event_open(L);
+	evfnlua_call_open(L);
+	evfnlua_runtime_open(L);
+
+	luaL_newlib(L, module_fns);
+	push_errors(L);
+	lua_setfield(L, -2, "errors");
+	lua_pushstring(L, evfn_version_string());
+	lua_setfield(L, -2, "version");
+	return 1;
+}
