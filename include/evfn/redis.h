@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Redis Streams as a trigger and as a destination: a source that reads a
+ * stream through a consumer group and submits each entry to a function,
+ * acknowledging it only once the function succeeded, and a sink that
+ * appends events to a stream. Both run on the runtime's event loop and
+ * reconnect on their own. Built only when hiredis was found (meson feature
+ * 'redis'). Anything not declared under include/evfn/ is private.
+ *
+ * URL grammar (evfn_redis_options_set_url()):
+ *   redis://[[user]:password@]host[:port][/db]   host: name, IPv4 or [IPv6];
+ *                                                 port 1..65535 (6379);
+ *                                                 db 0..65535 (0)
+ *   unix://[[user]:password@]/abs/path.sock[?db=N]
+ * user and password may contain %XX escapes. With a password the
+ * connection sends AUTH [user] password first, then SELECT db when db > 0.
+ *
+ * Entry to event mapping (source), and event to entry (sink, dead
+ * letters): the data field ("data", see evfn_redis_options_set_data_field())
+ * is the payload; fields named type, source, subject, datacontenttype and
+ * time (RFC 3339) are those CloudEvents attributes (a type that is missing
+ * or not a valid name leaves the stream name as the type; a malformed time
+ * is ignored); other fields whose names are 1..20 lower-case letters or
+ * digits become extension attributes; fields named id or specversion, and
+ * any other field, are skipped. The event id is the entry id. The sink
+ * writes the id as a field "id" too.
+ */
+#ifndef EVFN_REDIS_H
+#define EVFN_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <evfn/export.h>
+#include <evfn/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Options shared by sources and sinks (each takes what applies to it). */
+typedef struct evfn_redis_options evfn_redis_options;
+/** A stream read through a consumer group into a function. */
+typedef struct evfn_redis_source evfn_redis_source;
+/** A stream that events are appended to. */
+typedef struct evfn_redis_sink evfn_redis_sink;
+
+/**
+ * Create an options builder with the defaults: URL redis://127.0.0.1:6379,
+ * group "evfn", consumer "<hostname>-<pid>", a new group starts at the end
+ * of the stream ($), batches of 64 entries with reads blocking 1000 ms, at
+ * most 1024 entries held at once, pending entries idle 30 s reclaimed every
+ * 5 s, at most as many deliveries as the function has attempts, dead
+ * letters to "<stream>:dead", payload field "data", reconnection backoff
+ * from 100 ms doubling to 5 s, no MAXLEN on appends.
+ * @param out receives the builder; NULL on failure.
+ * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_new(evfn_redis_options **out);
+
+/** Free a builder. NULL is a no-op. @since 0.1 */
+EVFN_EXPORT void evfn_redis_options_free(evfn_redis_options *o);
+
+/**
+ * Where the server is (grammar at the top of this header). Copied.
+ * @return 0; EVFN_EINVAL for NULL o or url; EVFN_EURL for a URL outside
+ *         the grammar (unknown scheme, empty host, bad port or db, a
+ *         relative unix path, a malformed %XX escape); EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_url(evfn_redis_options *o,
+                                           const char *url);
+
+/**
+ * Consumer group and consumer name of a source. Copied.
+ * @param consumer NULL for "<hostname>-<pid>". Consumers of one group
+ *        must have distinct names.
+ * @return 0; EVFN_EINVAL for NULL o or group, or an empty name;
+ *         EVFN_ENAMETOOLONG beyond EVFN_NAME_MAX; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_group(evfn_redis_options *o,
+                                             const char *group,
+                                             const char *consumer);
+
+/**
+ * Where a group that the source creates starts: at the end of the stream
+ * (false, the default: only entries added later) or at its beginning
+ * (true). An existing group keeps its position.
+ * @return 0; EVFN_EINVAL for NULL o.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_from_start(evfn_redis_options *o,
+                                                  bool from_start);
+
+/**
+ * Read batches: at most count entries per XREADGROUP, which waits up to
+ * block_ms for new entries.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= count <=
+ *         10000 and 1 <= block_ms <= 3600000.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_batch(evfn_redis_options *o,
+                                             int count, int64_t block_ms);
+
+/**
+ * Backpressure: at most n entries are held by the source at once (running
+ * in the function, or finished and not yet acknowledged). Reading pauses
+ * while n are held, and also while the function's queue refuses entries
+ * (EVFN_EQUEUEFULL), which then stay pending and are read again.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= n <= 1000000.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_max_in_flight(evfn_redis_options *o,
+                                                     int n);
+
+/**
+ * Reclaiming entries of consumers that died: every interval_ms the source
+ * claims entries pending longer than min_idle_ms for any consumer of the
+ * group (XPENDING IDLE + XCLAIM) and runs them. Entries it still holds
+ * itself are refreshed at the same time so that nobody claims them while
+ * they run; min_idle_ms should still exceed one attempt's timeout.
+ * @param min_idle_ms 0 turns reclaiming (and the refresh) off.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for min_idle_ms < 0 or
+ *         interval_ms < 1.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_claim(evfn_redis_options *o,
+                                             int64_t min_idle_ms,
+                                             int64_t interval_ms);
+
+/**
+ * Deliveries allowed for a reclaimed entry: one whose Redis delivery count
+ * exceeds n is dead-lettered (reason EVFN_EEXHAUSTED) without running.
+ * Reclaimed entries carry their delivery count as the extension attribute
+ * "deliverycount"; each delivery then gets the function's attempts anew.
+ * @param n 0 for the function's number of attempts (the default).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 0 <= n <= 1000000.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_max_deliveries(evfn_redis_options *o,
+                                                      int n);
+
+/**
+ * Stream that receives entries the function failed on for good. Each
+ * dead letter has the fields original_id, stream, group, consumer, reason
+ * (evfn_err_name() of EVFN_EFAILED, EVFN_EEXHAUSTED or EVFN_EEXPIRED),
+ * error (the handler's message, empty if none), attempts, failed_at (RFC
+ * 3339), then the original entry's fields. The entry is acknowledged only
+ * after its dead letter was written.
+ * @param stream NULL for "<stream>:dead". Copied.
+ * @return 0; EVFN_EINVAL for NULL o or an empty name; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_dead_letter_stream(
+	evfn_redis_options *o, const char *stream);
+
+/**
+ * Name of the field that carries the payload. Copied.
+ * @return 0; EVFN_EINVAL for NULL o or name, or an empty name;
+ *         EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_data_field(evfn_redis_options *o,
+                                                  const char *name);
+
+/**
+ * Reconnection: after a lost or refused connection the next try comes
+ * after base_ms, doubling up to cap_ms, back to base_ms once connected.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= base_ms <=
+ *         cap_ms <= 3600000.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_reconnect(evfn_redis_options *o,
+                                                 int64_t base_ms,
+                                                 int64_t cap_ms);
+
+/**
+ * Trim a sink's stream on each append (XADD ... MAXLEN ~ n): Redis keeps
+ * at least n entries, and a few more.
+ * @param n 0 for no trimming (the default).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for n < 0.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_options_set_maxlen(evfn_redis_options *o,
+                                              int64_t n);
+
+/**
+ * Start reading a stream into a function.
+ *
+ * The source connects on the runtime's loop (the group is created if
+ * missing, with MKSTREAM), reads its own pending entries first and then
+ * new ones, and submits each as an event to fn_name (evfn_submit()). An
+ * entry is acknowledged (XACK, batched) when the function succeeded; it is
+ * dead-lettered and then acknowledged when the function failed for good
+ * (evfn_result_code() EVFN_EFAILED, EVFN_EEXHAUSTED or EVFN_EEXPIRED);
+ * retries happen in the process while the entry stays pending. An entry
+ * handed back by a draining runtime stays pending for another consumer. If
+ * the connection is lost, outcomes that arrive meanwhile are kept and their
+ * acknowledgements sent after reconnecting: nothing unacknowledged is lost,
+ * and an entry may run twice only after a reclaim or a lost
+ * acknowledgement. A source stops for good, with its status set, on an
+ * authentication failure or when the key is not a stream.
+ *
+ * @param out receives the source; NULL on failure.
+ * @param stream the stream key, 1..EVFN_NAME_MAX bytes (also the default
+ *        event type). Copied.
+ * @param fn_name a registered function. Copied.
+ * @param opts copied; NULL for the defaults.
+ * @return 0; EVFN_EINVAL for NULL out/rt/stream/fn_name or an empty name;
+ *         EVFN_ENAMETOOLONG; EVFN_ENOFN when fn_name is not registered;
+ *         EVFN_ENOMEM. Connection problems are not errors here: see
+ *         evfn_redis_source_status().
+ * Thread-safety: any thread; see evfn_redis_source_free() for embedded
+ * runtimes.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
+                                      const char *stream, const char *fn_name,
+                                      const evfn_redis_options *opts);
+
+/**
+ * The source's condition.
+ * @return 0 while connected (or still connecting for the first time);
+ *         EVFN_ECONNREFUSED while reconnecting after a refused or lost
+ *         connection; EVFN_EAUTH (wrong or missing password) or
+ *         EVFN_EWRONGTYPE (the key is not a stream) or EVFN_EINVAL
+ *         (another refusal by the server, such as a db out of range:
+ *         EVFN_EURL): stopped for good; EVFN_ENOFN while the function is
+ *         gone; EVFN_EINVAL also for NULL src.
+ * Thread-safety: any thread.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_source_status(const evfn_redis_source *src);
+
+/**
+ * Number of entries this source acknowledged so far (for tests and
+ * dashboards). Thread-safety: any thread.
+ * @since 0.1
+ */
+EVFN_EXPORT uint64_t evfn_redis_source_acked(const evfn_redis_source *src);
+
+/**
+ * Stop and free a source: no more reads, the connections close. Entries
+ * still running in the function finish there, but their outcomes are no
+ * longer acknowledged: they stay pending for another consumer. Must be
+ * called before evfn_runtime_free(). NULL is a no-op.
+ *
+ * Thread-safety: any thread. Off the loop thread it waits until the loop
+ * has closed the source; in embedded mode, called on the thread that
+ * drives the host base outside its callbacks, it runs that base while it
+ * waits.
+ * @since 0.1
+ */
+EVFN_EXPORT void evfn_redis_source_free(evfn_redis_source *src);
+
+/**
+ * Create a sink appending to a stream. Uses the URL, maxlen, data field
+ * and reconnect options.
+ * @param out receives the sink; NULL on failure.
+ * @param stream the stream key, 1..EVFN_NAME_MAX bytes. Copied.
+ * @param opts copied; NULL for the defaults.
+ * @return 0; EVFN_EINVAL for NULL out/rt/stream or an empty stream;
+ *         EVFN_ENAMETOOLONG; EVFN_ENOMEM.
+ * Thread-safety: as evfn_redis_source_new().
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_sink_new(evfn_redis_sink **out, evfn_rt *rt,
+                                    const char *stream,
+                                    const evfn_redis_options *opts);
+
+/**
+ * Append an event to the sink's stream (XADD, fields as at the top of this
+ * header), without waiting. Appends are written in order; while the
+ * connection is down they wait and are written after reconnecting. An
+ * append the server refuses (the key is not a stream) is dropped and the
+ * sink's status says why.
+ * @return 0 when queued; EVFN_EINVAL for NULL sink or ev; EVFN_EQUEUEFULL
+ *         when 65536 appends already wait; EVFN_ECANCELED once the sink is
+ *         being freed; EVFN_ENOMEM.
+ * Ownership: the event is read during the call; the caller keeps it.
+ * Thread-safety: any thread.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_xadd(evfn_redis_sink *sink, const evfn_event *ev);
+
+/**
+ * Register a function that appends every event it receives to the sink's
+ * stream, so that anything that publishes to a function (topics,
+ * destinations, invoke) can write to a stream. An attempt succeeds when
+ * Redis confirmed the append, and ends as RETRY when the connection is
+ * down or the attempt is cancelled, and as FAIL when the server refused.
+ * After evfn_redis_sink_free() its attempts fail.
+ * @param fn_name the name, such as "stream:orders". Copied.
+ * @param opts the function's options (timeout, attempts, backoff ...);
+ *        NULL for the defaults. Its executor, cancel hook and userdata
+ *        destructor are replaced by the sink's own (loop executor).
+ * @return as evfn_register().
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_sink_register(evfn_redis_sink *sink,
+                                         const char *fn_name,
+                                         const evfn_fn_options *opts);
+
+/**
+ * The sink's condition: 0, EVFN_ECONNREFUSED while reconnecting,
+ * EVFN_EAUTH, EVFN_EURL for a db out of range, or, after the server refused
+ * an append, EVFN_EWRONGTYPE (the key is not a stream) or EVFN_EINVAL
+ * (another refusal). EVFN_EINVAL also for NULL. Thread-safety: any thread.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_redis_sink_status(const evfn_redis_sink *sink);
+
+/** Number of appends queued or sent and not yet confirmed (0 for NULL).
+ * Thread-safety: any thread. @since 0.1 */
+EVFN_EXPORT size_t evfn_redis_sink_pending(const evfn_redis_sink *sink);
+
+/**
+ * Close and free a sink. Appends not yet confirmed are dropped (the count
+ * is logged): wait for evfn_redis_sink_pending() to reach 0 first to keep
+ * them. Attempts of its functions still waiting end as RETRY, later ones
+ * as FAIL. Must be called before evfn_runtime_free(). NULL is a no-op.
+ * Thread-safety: as evfn_redis_source_free().
+ * @since 0.1
+ */
+EVFN_EXPORT void evfn_redis_sink_free(evfn_redis_sink *sink);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVFN_REDIS_H */

@@ -1,0 +1,1124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Redis Streams source and sink against real redis-server processes
+ * that each case starts on a unix socket in a temporary directory (and
+ * kills, restarts or starts with a password as the case needs): delivery
+ * exactly as acknowledged, field mapping, dead letters, backpressure,
+ * reconnection with nothing lost, consumer groups shared by several
+ * processes (this binary re-executed with --consumer) with reclaiming
+ * after a SIGKILL, and the URL, type and authentication errors. Every
+ * child process is killed in the teardown, even after a failed assertion.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include <evfn/redis.h>
+
+#include "harness.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- child processes and temporary directories -------------------------- */
+
+#define MAX_CHILDREN 8
+static pid_t children[MAX_CHILDREN];
+static char dirs[4][64];
+
+static void
+track(pid_t pid)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (!children[i]) {
+			children[i] = pid;
+			return;
+		}
+	fail_msg("too many children");
+}
+
+static void
+reap(pid_t pid, int sig)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i] == pid) {
+			kill(pid, sig);
+			waitpid(pid, NULL, 0);
+			children[i] = 0;
+		}
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static const char *
+new_dir(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(dirs); i++)
+		if (!dirs[i][0]) {
+			strcpy(dirs[i], "/tmp/evfn-redis.XXXXXX");
+			assert_non_null(mkdtemp(dirs[i]));
+			return dirs[i];
+		}
+	fail_msg("too many directories");
+	return NULL;
+}
+
+static void
+cleanup_children(void)
+{
+	for (int i = 0; i < MAX_CHILDREN; i++)
+		if (children[i])
+			reap(children[i], SIGKILL);
+	for (size_t i = 0; i < ARRAY_LEN(dirs); i++)
+		if (dirs[i][0]) {
+			nftw(dirs[i], rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+			dirs[i][0] = '\0';
+		}
+}
+
+static int
+redis_teardown(void **state)
+{
+	cleanup_children();
+	return test_teardown_fds(state);
+}
+
+#define RTEST(fn) cmocka_unit_test_setup_teardown(fn, test_setup_fds, redis_teardown)
+
+/* ---- a throwaway redis-server ----------------------------------------- */
+
+struct server {
+	pid_t pid;
+	const char *dir;
+	char sock[128];
+	char url[160];
+	const char *password;
+};
+
+static redisContext *
+connect_cli(const struct server *s)
+{
+	redisContext *c = redisConnectUnix(s->sock);
+	if (!c || c->err) {
+		if (c)
+			redisFree(c);
+		return NULL;
+	}
+	if (s->password) {
+		redisReply *r = redisCommand(c, "AUTH %s", s->password);
+		if (r)
+			freeReplyObject(r);
+	}
+	return c;
+}
+
+/* Starts (or restarts, on the same socket and directory) a server.
+ * persist: append-only file fsynced on every write, so that a SIGKILL
+ * loses nothing. */
+static void
+server_start(struct server *s, bool persist, const char *password)
+{
+	if (!s->dir) {
+		s->dir = new_dir();
+		snprintf(s->sock, sizeof(s->sock), "%s/r.sock", s->dir);
+		snprintf(s->url, sizeof(s->url), "unix://%s", s->sock);
+	}
+	s->password = password;
+	char log[128];
+	snprintf(log, sizeof(log), "%s/redis.log", s->dir);
+	const char *argv[32] = {"redis-server", "--port", "0", "--unixsocket",
+	                        s->sock, "--unixsocketperm", "700", "--save",
+	                        "", "--dir", s->dir, "--logfile", log,
+	                        "--daemonize", "no", "--databases", "2",
+	                        "--appendonly", persist ? "yes" : "no"};
+	int n = 19;
+	if (persist) {
+		argv[n++] = "--appendfsync";
+		argv[n++] = "always";
+	}
+	if (password) {
+		argv[n++] = "--requirepass";
+		argv[n++] = password;
+	}
+	argv[n] = NULL;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* Dies with this process, even when it crashes. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		execvp("redis-server", (char **)argv);
+		_exit(127);
+	}
+	s->pid = pid;
+	track(pid);
+	int64_t until = test_now_ms() + 5000;
+	for (;;) {
+		redisContext *c = connect_cli(s);
+		redisReply *r = c ? redisCommand(c, "PING") : NULL;
+		bool up = r && r->type == REDIS_REPLY_STATUS;
+		if (r)
+			freeReplyObject(r);
+		if (c)
+			redisFree(c);
+		if (up)
+			return;
+		if (test_now_ms() > until)
+			fail_msg("redis-server did not start");
+		test_sleep_ms(5);
+	}
+}
+
+static void
+server_kill(struct server *s)
+{
+	reap(s->pid, SIGKILL);
+	s->pid = 0;
+}
+
+static long long
+cmd_int(redisContext *c, const char *fmt, const char *a, const char *b)
+{
+	redisReply *r = redisCommand(c, fmt, a, b);
+	assert_non_null(r);
+	long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+	    r->element[0]->type == REDIS_REPLY_INTEGER)
+		v = r->element[0]->integer; /* XPENDING summary */
+	freeReplyObject(r);
+	return v;
+}
+
+static long long
+pending(redisContext *c, const char *stream, const char *group)
+{
+	return cmd_int(c, "XPENDING %s %s", stream, group);
+}
+
+static long long
+xlen(redisContext *c, const char *stream)
+{
+	return cmd_int(c, "XLEN %s", stream, NULL);
+}
+
+/* Adds entries data=first..first+n-1 (decimal), pipelined. */
+static void
+add_entries(redisContext *c, const char *stream, int first, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", first + i);
+		redisAppendCommand(c, "XADD %s * data %s", stream, v);
+	}
+	for (int i = 0; i < n; i++) {
+		redisReply *r;
+		assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
+		assert_int_equal(r->type, REDIS_REPLY_STRING);
+		freeReplyObject(r);
+	}
+}
+
+/* ---- in-process runtime and handlers ----------------------------------- */
+
+#define MAX_ENTRIES 2000
+
+struct tally {
+	atomic_int hits[MAX_ENTRIES];
+	atomic_int total;
+	atomic_int bad;
+	int delay_ms;
+};
+
+static int
+tally_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ctx;
+	struct tally *t = userdata;
+	size_t len;
+	const char *d = evfn_event_data(ev, &len);
+	char buf[16] = "";
+	if (len < sizeof(buf) && d)
+		memcpy(buf, d, len);
+	int i = atoi(buf);
+	const char *id = evfn_event_id(ev);
+	/* The event id is the entry id: "<ms>-<seq>". */
+	if (i < 0 || i >= MAX_ENTRIES || !id || !strchr(id, '-'))
+		atomic_fetch_add(&t->bad, 1);
+	else
+		atomic_fetch_add(&t->hits[i], 1);
+	if (t->delay_ms)
+		test_sleep_ms(t->delay_ms);
+	atomic_fetch_add(&t->total, 1);
+	return EVFN_OK;
+}
+
+static evfn_rt *
+start_runtime(const char *fn, evfn_handler h, void *ud,
+              evfn_fn_options *fo)
+{
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_workers(o, 1, 2));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, o));
+	evfn_rt_options_free(o);
+	ASSERT_OK(evfn_register(rt, fn, h, ud, fo, NULL));
+	ASSERT_OK(evfn_runtime_start(rt));
+	return rt;
+}
+
+static void
+stop_runtime(evfn_rt *rt)
+{
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
+static evfn_redis_options *
+source_options(const struct server *s, const char *url)
+{
+	evfn_redis_options *o;
+	ASSERT_OK(evfn_redis_options_new(&o));
+	ASSERT_OK(evfn_redis_options_set_url(o, url ? url : s->url));
+	ASSERT_OK(evfn_redis_options_set_group(o, "g", "c1"));
+	ASSERT_OK(evfn_redis_options_set_from_start(o, true));
+	ASSERT_OK(evfn_redis_options_set_batch(o, 50, 100));
+	ASSERT_OK(evfn_redis_options_set_reconnect(o, 20, 200));
+	return o;
+}
+
+static evfn_redis_source *
+new_source(evfn_rt *rt, const char *stream, const char *fn,
+           evfn_redis_options *o)
+{
+	evfn_redis_source *src;
+	ASSERT_OK(evfn_redis_source_new(&src, rt, stream, fn, o));
+	evfn_redis_options_free(o);
+	return src;
+}
+
+static void
+assert_each_once(struct tally *t, int n)
+{
+	ASSERT_EQ(atomic_load(&t->bad), 0);
+	for (int i = 0; i < n; i++)
+		if (atomic_load(&t->hits[i]) != 1)
+			fail_msg("entry %d handled %d times", i,
+			         atomic_load(&t->hits[i]));
+}
+
+/* ---- options and URLs --------------------------------------------------- */
+
+static void
+test_redis_url_grammar(void **state)
+{
+	(void)state;
+	evfn_redis_options *o;
+	ASSERT_OK(evfn_redis_options_new(&o));
+	static const char *const good[] = {
+		"redis://localhost", "redis://127.0.0.1:6380/3",
+		"redis://:secret@host:1/0", "redis://user:p%40ss@host",
+		"redis://[::1]:6379", "redis://host/",
+		"unix:///tmp/r.sock", "unix://:pw@/tmp/r.sock?db=1",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(good); i++)
+		if (evfn_redis_options_set_url(o, good[i]) != 0)
+			fail_msg("refused %s", good[i]);
+	static const char *const bad[] = {
+		"", "http://host", "redis://", "redis://:6379",
+		"redis://host:0", "redis://host:65536", "redis://host:x",
+		"redis://host/db", "redis://host/70000", "redis://a b",
+		"redis://pass@host", "redis://[::1", "redis://:p%4@host",
+		"redis://:p%00@host", "unix://tmp/r.sock", "unix://",
+		"unix:///tmp/r.sock?db=x", "unix:///tmp/r.sock?x=1",
+		"redis+unix:///tmp/r.sock",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+		if (evfn_redis_options_set_url(o, bad[i]) != EVFN_EURL)
+			fail_msg("accepted %s", bad[i]);
+	ASSERT_RC(evfn_redis_options_set_url(o, NULL), EVFN_EINVAL);
+	evfn_redis_options_free(o);
+}
+
+static void
+test_redis_options_ranges(void **state)
+{
+	(void)state;
+	evfn_redis_options *o;
+	ASSERT_RC(evfn_redis_options_new(NULL), EVFN_EINVAL);
+	ASSERT_OK(evfn_redis_options_new(&o));
+	ASSERT_RC(evfn_redis_options_set_batch(o, 0, 10), EVFN_ERANGE);
+	ASSERT_RC(evfn_redis_options_set_batch(o, 10, 0), EVFN_ERANGE);
+	ASSERT_RC(evfn_redis_options_set_max_in_flight(o, 0), EVFN_ERANGE);
+	ASSERT_RC(evfn_redis_options_set_claim(o, -1, 10), EVFN_ERANGE);
+	ASSERT_RC(evfn_redis_options_set_claim(o, 10, 0), EVFN_ERANGE);
+	ASSERT_RC(evfn_redis_options_set_max_deliveries(o, -1), EVFN_ERANGE);
+	ASSERT_RC(evfn_redis_options_set_reconnect(o, 10, 5), EVFN_ERANGE);
+	ASSERT_RC(evfn_redis_options_set_maxlen(o, -1), EVFN_ERANGE);
+	ASSERT_RC(evfn_redis_options_set_group(o, "", NULL), EVFN_EINVAL);
+	ASSERT_RC(evfn_redis_options_set_group(o, NULL, NULL), EVFN_EINVAL);
+	ASSERT_RC(evfn_redis_options_set_data_field(o, ""), EVFN_EINVAL);
+	ASSERT_RC(evfn_redis_options_set_dead_letter_stream(o, ""),
+	          EVFN_EINVAL);
+	ASSERT_OK(evfn_redis_options_set_dead_letter_stream(o, NULL));
+	ASSERT_RC(evfn_redis_options_set_from_start(NULL, true), EVFN_EINVAL);
+	evfn_redis_options_free(o);
+	evfn_redis_options_free(NULL);
+
+	/* A source needs a registered function. */
+	struct tally *t = calloc(1, sizeof(*t));
+	evfn_rt *rt = start_runtime("work", tally_handler, t, NULL);
+	evfn_redis_source *src = (void *)1;
+	ASSERT_RC(evfn_redis_source_new(&src, rt, "s", "nope", NULL),
+	          EVFN_ENOFN);
+	assert_null(src);
+	ASSERT_RC(evfn_redis_source_new(&src, rt, "", "work", NULL),
+	          EVFN_EINVAL);
+	ASSERT_RC(evfn_redis_source_new(&src, NULL, "s", "work", NULL),
+	          EVFN_EINVAL);
+	ASSERT_RC(evfn_redis_source_status(NULL), EVFN_EINVAL);
+	evfn_redis_source_free(NULL);
+	evfn_redis_sink_free(NULL);
+	stop_runtime(rt);
+	free(t);
+}
+
+/* ---- one consumer ------------------------------------------------------- */
+
+static void
+test_redis_source_handles_each_entry_once(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	server_start(&srv, false, NULL);
+	redisContext *c = connect_cli(&srv);
+	/* Some entries before the group exists, some after. */
+	add_entries(c, "s", 0, 500);
+	struct tally *t = calloc(1, sizeof(*t));
+	evfn_rt *rt = start_runtime("work", tally_handler, t, NULL);
+	evfn_redis_source *src =
+		new_source(rt, "s", "work", source_options(&srv, NULL));
+	add_entries(c, "s", 500, 500);
+	WAIT_FOR(atomic_load(&t->total) == 1000 &&
+	                 evfn_redis_source_acked(src) == 1000,
+	         15000);
+	ASSERT_EQ(pending(c, "s", "g"), 0);
+	ASSERT_EQ(evfn_redis_source_status(src), 0);
+	evfn_redis_source_free(src);
+	stop_runtime(rt);
+	assert_each_once(t, 1000);
+	redisFree(c);
+	free(t);
+	server_kill(&srv);
+}
+
+struct seen_attrs {
+	pthread_mutex_t mu;
+	int n;
+	char type[64], source[64], subject[64], dct[64], tenant[64], id[64];
+	char data[64];
+	int64_t time;
+	bool has_bad, has_id_ext;
+};
+
+static void
+copy_attr(char *dst, const char *v)
+{
+	snprintf(dst, 64, "%s", v ? v : "(null)");
+}
+
+static int
+attrs_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ctx;
+	struct seen_attrs *a = userdata;
+	pthread_mutex_lock(&a->mu);
+	copy_attr(a->type, evfn_event_type(ev));
+	copy_attr(a->source, evfn_event_source(ev));
+	copy_attr(a->subject, evfn_event_subject(ev));
+	copy_attr(a->dct, evfn_event_datacontenttype(ev));
+	copy_attr(a->tenant, evfn_event_extension(ev, "tenant"));
+	copy_attr(a->id, evfn_event_id(ev));
+	size_t len;
+	const char *d = evfn_event_data(ev, &len);
+	snprintf(a->data, sizeof(a->data), "%.*s", (int)len, d ? d : "");
+	a->time = evfn_event_time(ev);
+	a->has_bad = evfn_event_extension(ev, "bad") != NULL;
+	a->n++;
+	pthread_mutex_unlock(&a->mu);
+	return EVFN_OK;
+}
+
+static void
+test_redis_source_maps_fields_to_attributes(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	server_start(&srv, false, NULL);
+	redisContext *c = connect_cli(&srv);
+	redisReply *r = redisCommand(
+		c, "XADD s * payload hello type orders.created source shop "
+		   "subject o-1 datacontenttype text/plain "
+		   "time 2024-05-01T10:00:00.5+02:00 tenant acme Bad-Name x "
+		   "data ignored");
+	assert_non_null(r);
+	char id[64];
+	snprintf(id, sizeof(id), "%s", r->str);
+	freeReplyObject(r);
+	static struct seen_attrs a = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	evfn_rt *rt = start_runtime("attrs", attrs_handler, &a, NULL);
+	evfn_redis_options *o = source_options(&srv, NULL);
+	ASSERT_OK(evfn_redis_options_set_data_field(o, "payload"));
+	evfn_redis_source *src = new_source(rt, "s", "attrs", o);
+	WAIT_FOR(evfn_redis_source_acked(src) == 1, 10000);
+	evfn_redis_source_free(src);
+	stop_runtime(rt);
+	ASSERT_EQ(a.n, 1);
+	assert_string_equal(a.data, "hello");
+	assert_string_equal(a.id, id);
+	assert_string_equal(a.type, "orders.created");
+	assert_string_equal(a.source, "shop");
+	assert_string_equal(a.subject, "o-1");
+	assert_string_equal(a.dct, "text/plain");
+	assert_string_equal(a.tenant, "acme");
+	/* 2024-05-01T08:00:00.5Z */
+	ASSERT_EQ(a.time, INT64_C(1714550400500000000));
+	redisFree(c);
+	server_kill(&srv);
+}
+
+/* ---- dead letters ------------------------------------------------------- */
+
+static int
+picky_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)userdata;
+	size_t len;
+	const char *d = evfn_event_data(ev, &len);
+	if (len == 6 && !memcmp(d, "poison", 6))
+		return EVFN_RETRY;
+	if (len == 5 && !memcmp(d, "fatal", 5)) {
+		evfn_ctx_set_error(ctx, "bad input");
+		return EVFN_FAIL;
+	}
+	return EVFN_OK;
+}
+
+/* The value of field name in a flat [f, v, ...] reply, or "". */
+static const char *
+field_of(const redisReply *fields, const char *name)
+{
+	for (size_t i = 0; i + 1 < fields->elements; i += 2)
+		if (!strcmp(fields->element[i]->str, name))
+			return fields->element[i + 1]->str;
+	return "";
+}
+
+static void
+test_redis_source_dead_letters_failures(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	server_start(&srv, false, NULL);
+	redisContext *c = connect_cli(&srv);
+	add_entries(c, "s", 0, 10);
+	freeReplyObject(redisCommand(c, "XADD s * data poison kind p"));
+	freeReplyObject(redisCommand(c, "XADD s * data fatal"));
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_attempts(fo, 2));
+	ASSERT_OK(evfn_fn_options_set_backoff(fo, EVFN_BACKOFF_FIXED, 1, 1, 1,
+	                                      EVFN_JITTER_NONE));
+	evfn_rt *rt = start_runtime("picky", picky_handler, NULL, fo);
+	evfn_fn_options_free(fo);
+	evfn_redis_source *src =
+		new_source(rt, "s", "picky", source_options(&srv, NULL));
+	WAIT_FOR(evfn_redis_source_acked(src) == 12, 10000);
+	ASSERT_EQ(pending(c, "s", "g"), 0);
+	ASSERT_EQ(xlen(c, "s:dead"), 2);
+	evfn_redis_source_free(src);
+	stop_runtime(rt);
+
+	redisReply *r = redisCommand(c, "XRANGE s:dead - +");
+	assert_int_equal(r->elements, 2);
+	const redisReply *p = r->element[0]->element[1];
+	const redisReply *f = r->element[1]->element[1];
+	if (strcmp(field_of(p, "data"), "poison") != 0) {
+		const redisReply *x = p;
+		p = f;
+		f = x;
+	}
+	assert_string_equal(field_of(p, "reason"), "EVFN_EEXHAUSTED");
+	assert_string_equal(field_of(p, "attempts"), "2");
+	assert_string_equal(field_of(p, "stream"), "s");
+	assert_string_equal(field_of(p, "group"), "g");
+	assert_string_equal(field_of(p, "consumer"), "c1");
+	assert_string_equal(field_of(p, "data"), "poison");
+	assert_string_equal(field_of(p, "kind"), "p");
+	assert_true(strchr(field_of(p, "original_id"), '-') != NULL);
+	assert_true(strlen(field_of(p, "failed_at")) > 20);
+	assert_string_equal(field_of(f, "reason"), "EVFN_EFAILED");
+	assert_string_equal(field_of(f, "error"), "bad input");
+	assert_string_equal(field_of(f, "attempts"), "1");
+	freeReplyObject(r);
+	redisFree(c);
+	server_kill(&srv);
+}
+
+/* ---- backpressure ------------------------------------------------------- */
+
+static void
+test_redis_source_full_queue_leaves_entries_pending(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	server_start(&srv, false, NULL);
+	redisContext *c = connect_cli(&srv);
+	add_entries(c, "s", 0, 300);
+	struct tally *t = calloc(1, sizeof(*t));
+	t->delay_ms = 1;
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_queue_capacity(fo, 3));
+	ASSERT_OK(evfn_fn_options_set_concurrency(fo, 1));
+	evfn_rt *rt = start_runtime("work", tally_handler, t, fo);
+	evfn_fn_options_free(fo);
+	evfn_redis_options *o = source_options(&srv, NULL);
+	ASSERT_OK(evfn_redis_options_set_max_in_flight(o, 40));
+	evfn_redis_source *src = new_source(rt, "s", "work", o);
+	WAIT_FOR(evfn_redis_source_acked(src) == 300, 15000);
+	ASSERT_EQ(pending(c, "s", "g"), 0);
+	ASSERT_EQ(atomic_load(&t->total), 300);
+	evfn_redis_source_free(src);
+	stop_runtime(rt);
+	assert_each_once(t, 300);
+	redisFree(c);
+	free(t);
+	server_kill(&srv);
+}
+
+/* ---- faults ------------------------------------------------------------- */
+
+static void
+test_redis_source_survives_server_restart(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	srv.dir = new_dir();
+	snprintf(srv.sock, sizeof(srv.sock), "%s/r.sock", srv.dir);
+	snprintf(srv.url, sizeof(srv.url), "unix://%s", srv.sock);
+	struct tally *t = calloc(1, sizeof(*t));
+	t->delay_ms = 1;
+	evfn_rt *rt = start_runtime("work", tally_handler, t, NULL);
+	/* Nothing listens yet. */
+	evfn_redis_source *src =
+		new_source(rt, "s", "work", source_options(&srv, NULL));
+	WAIT_FOR(evfn_redis_source_status(src) == EVFN_ECONNREFUSED, 5000);
+
+	server_start(&srv, true, NULL);
+	redisContext *c = connect_cli(&srv);
+	add_entries(c, "s", 0, 400);
+	WAIT_FOR(atomic_load(&t->total) >= 50, 10000);
+	redisFree(c);
+	server_kill(&srv);
+	WAIT_FOR(evfn_redis_source_status(src) == EVFN_ECONNREFUSED, 5000);
+	server_start(&srv, true, NULL);
+	c = connect_cli(&srv);
+	add_entries(c, "s", 400, 400);
+	WAIT_FOR(pending(c, "s", "g") == 0 && xlen(c, "s") == 800 &&
+	                 atomic_load(&t->total) >= 800,
+	         20000);
+	ASSERT_EQ(evfn_redis_source_status(src), 0);
+	evfn_redis_source_free(src);
+	stop_runtime(rt);
+	/* Nothing lost; an entry whose acknowledgement the restart lost may
+	 * have run twice. */
+	ASSERT_EQ(atomic_load(&t->bad), 0);
+	for (int i = 0; i < 800; i++)
+		if (atomic_load(&t->hits[i]) < 1)
+			fail_msg("entry %d lost", i);
+	redisFree(c);
+	free(t);
+	server_kill(&srv);
+}
+
+static void
+test_redis_source_wrong_type_stops(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	server_start(&srv, false, NULL);
+	redisContext *c = connect_cli(&srv);
+	freeReplyObject(redisCommand(c, "SET s not-a-stream"));
+	struct tally *t = calloc(1, sizeof(*t));
+	evfn_rt *rt = start_runtime("work", tally_handler, t, NULL);
+	evfn_redis_source *src =
+		new_source(rt, "s", "work", source_options(&srv, NULL));
+	WAIT_FOR(evfn_redis_source_status(src) == EVFN_EWRONGTYPE, 5000);
+
+	/* A sink refuses likewise. */
+	evfn_redis_sink *sink;
+	evfn_redis_options *o = source_options(&srv, NULL);
+	ASSERT_OK(evfn_redis_sink_new(&sink, rt, "s", o));
+	evfn_redis_options_free(o);
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "t", "x", 1));
+	ASSERT_OK(evfn_redis_xadd(sink, ev));
+	evfn_event_unref(ev);
+	WAIT_FOR(evfn_redis_sink_status(sink) == EVFN_EWRONGTYPE, 5000);
+	ASSERT_EQ(evfn_redis_sink_pending(sink), 0);
+	evfn_redis_sink_free(sink);
+	evfn_redis_source_free(src);
+	stop_runtime(rt);
+	ASSERT_EQ(atomic_load(&t->total), 0);
+	redisFree(c);
+	free(t);
+	server_kill(&srv);
+}
+
+static void
+test_redis_source_auth_failure_is_eauth(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	server_start(&srv, false, "s3cret");
+	char wrong[200], right[200];
+	snprintf(wrong, sizeof(wrong), "unix://:nope@%s", srv.sock);
+	snprintf(right, sizeof(right), "unix://:s3cret@%s?db=1", srv.sock);
+	struct tally *t = calloc(1, sizeof(*t));
+	evfn_rt *rt = start_runtime("work", tally_handler, t, NULL);
+	evfn_redis_source *none =
+		new_source(rt, "s", "work", source_options(&srv, NULL));
+	evfn_redis_source *bad =
+		new_source(rt, "s", "work", source_options(&srv, wrong));
+	evfn_redis_source *good =
+		new_source(rt, "s", "work", source_options(&srv, right));
+	WAIT_FOR(evfn_redis_source_status(none) == EVFN_EAUTH &&
+	                 evfn_redis_source_status(bad) == EVFN_EAUTH,
+	         5000);
+	redisContext *c = connect_cli(&srv);
+	freeReplyObject(redisCommand(c, "SELECT 1"));
+	add_entries(c, "s", 0, 5);
+	WAIT_FOR(evfn_redis_source_acked(good) == 5, 5000);
+	ASSERT_EQ(evfn_redis_source_status(good), 0);
+	evfn_redis_source_free(none);
+	evfn_redis_source_free(bad);
+	evfn_redis_source_free(good);
+	stop_runtime(rt);
+	assert_each_once(t, 5);
+	redisFree(c);
+	free(t);
+	server_kill(&srv);
+}
+
+/* ---- sink ---------------------------------------------------------------- */
+
+static void
+test_redis_sink_appends_events(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	server_start(&srv, false, NULL);
+	struct tally *t = calloc(1, sizeof(*t));
+	evfn_rt *rt = start_runtime("work", tally_handler, t, NULL);
+	evfn_redis_options *o = source_options(&srv, NULL);
+	ASSERT_OK(evfn_redis_options_set_maxlen(o, 10));
+	evfn_redis_sink *sink;
+	ASSERT_OK(evfn_redis_sink_new(&sink, rt, "out", o));
+	evfn_redis_options_free(o);
+	ASSERT_OK(evfn_redis_sink_register(sink, "stream:out", NULL));
+	ASSERT_RC(evfn_redis_sink_register(sink, "stream:out", NULL),
+	          EVFN_EEXIST);
+
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "orders.created", "hello", 5));
+	ASSERT_OK(evfn_event_set_subject(ev, "o-1"));
+	ASSERT_OK(evfn_event_set_extension(ev, "tenant", "acme"));
+	ASSERT_OK(evfn_event_set_time(ev, INT64_C(1714550400500000000)));
+	ASSERT_OK(evfn_redis_xadd(sink, ev));
+	evfn_event_unref(ev);
+	/* Through the function: succeeds once Redis confirmed. */
+	ASSERT_OK(evfn_invoke(rt, "stream:out", "second", 6, NULL, NULL));
+	ASSERT_EQ(evfn_redis_sink_pending(sink), 0);
+
+	redisContext *c = connect_cli(&srv);
+	redisReply *r = redisCommand(c, "XRANGE out - +");
+	assert_int_equal(r->elements, 2);
+	const redisReply *f = r->element[0]->element[1];
+	assert_string_equal(field_of(f, "data"), "hello");
+	assert_string_equal(field_of(f, "type"), "orders.created");
+	assert_string_equal(field_of(f, "subject"), "o-1");
+	assert_string_equal(field_of(f, "tenant"), "acme");
+	assert_string_equal(field_of(f, "time"),
+	                    "2024-05-01T08:00:00.500000000Z");
+	assert_string_equal(field_of(r->element[1]->element[1], "data"),
+	                    "second");
+	freeReplyObject(r);
+
+	/* MAXLEN ~ keeps the stream near its bound. */
+	for (int i = 0; i < 300; i++)
+		ASSERT_OK(evfn_invoke_async(rt, "stream:out", "x", 1, NULL));
+	WAIT_FOR(stat_of(rt, "stream:out", EVFN_STAT_SUCCEEDED) == 301, 10000);
+	assert_true(xlen(c, "out") < 300);
+
+	/* Read back through a source: the sink's fields map back. */
+	evfn_redis_sink_free(sink);
+	ASSERT_RC(evfn_invoke(rt, "stream:out", "late", 4, NULL, NULL),
+	          EVFN_EFAILED);
+	stop_runtime(rt);
+	redisFree(c);
+	free(t);
+	server_kill(&srv);
+}
+
+static void
+test_redis_sink_waits_for_the_server(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	srv.dir = new_dir();
+	snprintf(srv.sock, sizeof(srv.sock), "%s/r.sock", srv.dir);
+	snprintf(srv.url, sizeof(srv.url), "unix://%s", srv.sock);
+	struct tally *t = calloc(1, sizeof(*t));
+	evfn_rt *rt = start_runtime("work", tally_handler, t, NULL);
+	evfn_redis_sink *sink;
+	evfn_redis_options *o = source_options(&srv, NULL);
+	ASSERT_OK(evfn_redis_sink_new(&sink, rt, "out", o));
+	evfn_redis_options_free(o);
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "t", "x", 1));
+	for (int i = 0; i < 20; i++)
+		ASSERT_OK(evfn_redis_xadd(sink, ev));
+	evfn_event_unref(ev);
+	WAIT_FOR(evfn_redis_sink_status(sink) == EVFN_ECONNREFUSED, 5000);
+	ASSERT_EQ(evfn_redis_sink_pending(sink), 20);
+	server_start(&srv, false, NULL);
+	WAIT_FOR(evfn_redis_sink_pending(sink) == 0, 5000);
+	redisContext *c = connect_cli(&srv);
+	ASSERT_EQ(xlen(c, "out"), 20);
+	ASSERT_EQ(evfn_redis_sink_status(sink), 0);
+	evfn_redis_sink_free(sink);
+	stop_runtime(rt);
+	redisFree(c);
+	free(t);
+	server_kill(&srv);
+}
+
+/* ---- several consumer processes ----------------------------------------- */
+
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Child side: prints the payload of each entry it handles. */
+static int
+print_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ctx;
+	int delay = *(int *)userdata;
+	size_t len;
+	const char *d = evfn_event_data(ev, &len);
+	char line[32];
+	int n = snprintf(line, sizeof(line), "%.*s\n", (int)len, d ? d : "");
+	if (delay)
+		test_sleep_ms(delay);
+	pthread_mutex_lock(&out_mu);
+	ssize_t w = write(1, line, (size_t)n);
+	pthread_mutex_unlock(&out_mu);
+	return w == n ? EVFN_OK : EVFN_FAIL;
+}
+
+/* --consumer URL STREAM NAME DELAY_MS: handles entries until stdin
+ * closes. */
+static int
+consumer_main(char **argv)
+{
+	int delay = atoi(argv[5]);
+	evfn_rt *rt;
+	evfn_rt_options *ro;
+	if (evfn_rt_options_new(&ro) || evfn_rt_options_set_workers(ro, 1, 2) ||
+	    evfn_runtime_new(&rt, ro))
+		return 2;
+	evfn_rt_options_free(ro);
+	if (evfn_register(rt, "work", print_handler, &delay, NULL, NULL) ||
+	    evfn_runtime_start(rt))
+		return 3;
+	evfn_redis_options *o;
+	evfn_redis_source *src;
+	/* Small batches in the tests, so that work spreads over the
+	 * consumers; the benchmark asks for bigger ones. */
+	int batch = getenv("EVFN_REDIS_BATCH") ? atoi(getenv("EVFN_REDIS_BATCH"))
+	                                       : 10;
+	if (evfn_redis_options_new(&o) || evfn_redis_options_set_url(o, argv[2]) ||
+	    evfn_redis_options_set_group(o, "g", argv[4]) ||
+	    evfn_redis_options_set_from_start(o, true) ||
+	    evfn_redis_options_set_batch(o, batch, 100) ||
+	    evfn_redis_options_set_max_in_flight(o, batch * 2) ||
+	    evfn_redis_options_set_claim(o, 300, 100) ||
+	    evfn_redis_source_new(&src, rt, argv[3], "work", o))
+		return 4;
+	evfn_redis_options_free(o);
+	char buf[64];
+	while (read(0, buf, sizeof(buf)) > 0)
+		;
+	evfn_redis_source_free(src);
+	if (evfn_runtime_drain(rt, 5000, NULL, NULL) || evfn_runtime_free(rt))
+		return 5;
+	return 0;
+}
+
+struct consumer {
+	pid_t pid;
+	int in, out;     /* its stdin (ours to close), its stdout */
+	char buf[64];
+	size_t len;
+	unsigned char *did; /* did[i]: it handled entry i */
+};
+
+static void
+consumer_start(struct consumer *k, const struct server *s, const char *name,
+               int delay_ms)
+{
+	int in[2], out[2];
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	char delay[16];
+	snprintf(delay, sizeof(delay), "%d", delay_ms);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		execl("/proc/self/exe", "test-redis", "--consumer", s->url, "s",
+		      name, delay, (char *)NULL);
+		_exit(127);
+	}
+	track(pid);
+	close(in[0]);
+	close(out[1]);
+	k->pid = pid;
+	k->in = in[1];
+	k->out = out[0];
+	k->len = 0;
+	k->did = calloc(MAX_ENTRIES, 1);
+}
+
+/* Reads what the consumers printed for up to ms, counting into hits. */
+static void
+consumers_poll(struct consumer *k, int n, int *hits, int ms)
+{
+	struct pollfd p[MAX_CHILDREN];
+	for (int i = 0; i < n; i++)
+		p[i] = (struct pollfd){.fd = k[i].out, .events = POLLIN};
+	if (poll(p, (nfds_t)n, ms) <= 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		if (!(p[i].revents & (POLLIN | POLLHUP)) || k[i].out < 0)
+			continue;
+		ssize_t r = read(k[i].out, k[i].buf + k[i].len,
+		                 sizeof(k[i].buf) - 1 - k[i].len);
+		if (r <= 0) {
+			close(k[i].out);
+			k[i].out = -1;
+			continue;
+		}
+		k[i].len += (size_t)r;
+		char *nl;
+		while ((nl = memchr(k[i].buf, '\n', k[i].len))) {
+			*nl = '\0';
+			int e = atoi(k[i].buf);
+			if (e >= 0 && e < MAX_ENTRIES) {
+				hits[e]++;
+				k[i].did[e] = 1;
+			}
+			size_t used = (size_t)(nl + 1 - k[i].buf);
+			memmove(k[i].buf, nl + 1, k[i].len - used);
+			k[i].len -= used;
+		}
+	}
+}
+
+static int
+covered(const int *hits, int n)
+{
+	int c = 0;
+	for (int i = 0; i < n; i++)
+		c += hits[i] > 0;
+	return c;
+}
+
+static void
+consumers_stop(struct consumer *k, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (k[i].in >= 0)
+			close(k[i].in);
+		if (k[i].pid) {
+			int st;
+			assert_int_equal(waitpid(k[i].pid, &st, 0), k[i].pid);
+			for (int j = 0; j < MAX_CHILDREN; j++)
+				if (children[j] == k[i].pid)
+					children[j] = 0;
+			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+				fail_msg("consumer %d exited with %d", i, st);
+		}
+		if (k[i].out >= 0)
+			close(k[i].out);
+		free(k[i].did);
+	}
+}
+
+static void
+run_three_consumers(bool kill_one)
+{
+	enum { N = 900 };
+	struct server srv = {0};
+	server_start(&srv, false, NULL);
+	redisContext *c = connect_cli(&srv);
+	add_entries(c, "s", 0, N);
+	struct consumer k[3];
+	int *hits = calloc(N, sizeof(int));
+	const char *names[] = {"c1", "c2", "c3"};
+	for (int i = 0; i < 3; i++)
+		consumer_start(&k[i], &srv, names[i], kill_one ? 3 : 0);
+	int64_t until = test_now_ms() + 20000;
+	bool killed = false;
+	while (covered(hits, N) < N || pending(c, "s", "g") != 0) {
+		if (test_now_ms() > until)
+			fail_msg("covered %d of %d, %lld pending",
+			         covered(hits, N), N, pending(c, "s", "g"));
+		consumers_poll(k, 3, hits, 10);
+		int mine = 0;
+		for (int e = 0; e < N; e++)
+			mine += k[0].did[e];
+		if (kill_one && !killed && mine >= 30) {
+			reap(k[0].pid, SIGKILL);
+			k[0].pid = 0;
+			killed = true;
+		}
+	}
+	/* A duplicate only where the killed consumer handled the entry and
+	 * could not acknowledge it. */
+	for (int e = 0; e < N; e++)
+		if (hits[e] > 1 && !(killed && k[0].did[e]))
+			fail_msg("entry %d handled %d times", e, hits[e]);
+	ASSERT_EQ(killed, kill_one);
+	consumers_stop(k, 3);
+	free(hits);
+	redisFree(c);
+	server_kill(&srv);
+}
+
+static void
+test_redis_consumers_share_a_group(void **state)
+{
+	(void)state;
+	run_three_consumers(false);
+}
+
+static void
+test_redis_killed_consumer_entries_are_reclaimed(void **state)
+{
+	(void)state;
+	run_three_consumers(true);
+}
+
+/* --bench N: entries per second from XADD to acknowledged handler with 1
+ * and 3 consumer processes, beside redis-benchmark's XADD rate on the same
+ * server. A measuring tool run by hand, not a test. */
+static int
+bench_main(int n)
+{
+	if (n < 1 || n > MAX_ENTRIES * 100)
+		return 2;
+	static struct server srv;
+	server_start(&srv, false, NULL);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "redis-benchmark -s %s -n 200000 -q XADD "
+	         "bench '*' f v | tr '\\r' '\\n' | tail -1", srv.sock);
+	printf("redis-benchmark: ");
+	fflush(stdout);
+	if (system(cmd) != 0)
+		return 3;
+	setenv("EVFN_REDIS_BATCH", "256", 1);
+	redisContext *c = connect_cli(&srv);
+	int *hits = calloc(MAX_ENTRIES, sizeof(int));
+	for (int k = 1; k <= 3; k += 2) {
+		freeReplyObject(redisCommand(c, "DEL s"));
+		freeReplyObject(redisCommand(c, "XGROUP CREATE s g $ MKSTREAM"));
+		memset(hits, 0, MAX_ENTRIES * sizeof(int));
+		struct consumer ks[3];
+		const char *names[] = {"c1", "c2", "c3"};
+		for (int i = 0; i < k; i++)
+			consumer_start(&ks[i], &srv, names[i], 0);
+		int64_t t0 = test_now_ms();
+		for (int i = 0; i < n; i += 1000)
+			add_entries(c, "s", (i / 1000) % 2 * 1000,
+			            n - i < 1000 ? n - i : 1000);
+		int64_t t1 = test_now_ms();
+		long long done = 0;
+		while (done < n || pending(c, "s", "g") != 0) {
+			consumers_poll(ks, k, hits, 10);
+			done = 0;
+			for (int i = 0; i < MAX_ENTRIES; i++)
+				done += hits[i];
+		}
+		int64_t t2 = test_now_ms();
+		printf("%d consumer(s): %d entries, XADD done after %lld ms, "
+		       "all acknowledged after %lld ms: %.0f entries/s\n", k,
+		       n, (long long)(t1 - t0), (long long)(t2 - t0),
+		       n * 1000.0 / (double)(t2 - t0 ? t2 - t0 : 1));
+		consumers_stop(ks, k);
+	}
+	free(hits);
+	redisFree(c);
+	server_kill(&srv);
+	cleanup_children();
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc == 6 && !strcmp(argv[1], "--consumer"))
+		return consumer_main(argv);
+	if (argc == 3 && !strcmp(argv[1], "--bench"))
+		return bench_main(atoi(argv[2]));
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		TEST(test_redis_url_grammar),
+		RTEST(test_redis_options_ranges),
+		RTEST(test_redis_source_handles_each_entry_once),
+		RTEST(test_redis_source_maps_fields_to_attributes),
+		RTEST(test_redis_source_dead_letters_failures),
+		RTEST(test_redis_source_full_queue_leaves_entries_pending),
+		RTEST(test_redis_source_survives_server_restart),
+		RTEST(test_redis_source_wrong_type_stops),
+		RTEST(test_redis_source_auth_failure_is_eauth),
+		RTEST(test_redis_sink_appends_events),
+		RTEST(test_redis_sink_waits_for_the_server),
+		RTEST(test_redis_consumers_share_a_group),
+		RTEST(test_redis_killed_consumer_entries_are_reclaimed),
+	};
+	return evfn_test_main("redis", tests);
+}
