@@ -158,6 +158,7 @@ struct evfn_rt {
 	size_t inv_free_n;
 	int64_t in_flight;          /* attempts running, over all functions */
 	int disposing;              /* evfn_ctx_complete() callers inside */
+	int attached;               /* triggers and sources still alive */
 	uint64_t next_seq;
 
 	/* Pool. */
@@ -335,6 +336,17 @@ void evfn__deliver_results_locked(struct evfn_rt *rt);
 void evfn__result_clear(struct evfn_result *r);
 
 /* runtime.c */
+/* Triggers and sources count themselves on the runtime while they live,
+ * so that evfn_runtime_free() refuses (EVFN_EBUSY) to pull the runtime
+ * from under them. */
+void evfn__rt_attach(struct evfn_rt *rt);
+void evfn__rt_detach(struct evfn_rt *rt);
+/* Runs fn(arg) on the loop thread and returns once it ran: directly when
+ * called there or while no loop can be running (an own loop not started
+ * yet); otherwise through an event, running the host's base meanwhile in
+ * embedded mode when nobody else drives it. Returns 0, or EVFN_ENOMEM
+ * when fn could not be queued and did not run. */
+int evfn__run_on_loop(struct evfn_rt *rt, void (*fn)(void *), void *arg);
 /* Asks the loop to run evfn__loop_wake_cb soon. rt->lock held. */
 void evfn__loop_wake_locked(struct evfn_rt *rt);
 

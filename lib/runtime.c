@@ -130,6 +130,21 @@ init_monotonic_cond(pthread_cond_t *cond)
 	return -err;
 }
 
+/* A base whose timers read the precise monotonic clock: libevent's
+ * default coarse clock lets timers fire up to several ms late, which
+ * schedules, retries and deadlines would all inherit. */
+static struct event_base *
+new_precise_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	if (!cfg)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	struct event_base *base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 /* Frees what evfn_runtime_new() built; safe on a partly built runtime. */
 static void
 destroy(struct evfn_rt *rt)
@@ -197,7 +212,7 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	rt->router = evfn__router_new();
 	rt->loop_worker = evfn__worker_new(rt);
 	rt->own_base = !rt->opts.base;
-	rt->base = rt->own_base ? event_base_new() : rt->opts.base;
+	rt->base = rt->own_base ? new_precise_base() : rt->opts.base;
 	if (rt->base) {
 		rt->wake_ev = event_new(rt->base, -1, 0, loop_wake_cb, rt);
 		rt->retry_timer = evtimer_new(rt->base, retry_cb, rt);
@@ -364,7 +379,7 @@ evfn_runtime_free(evfn_rt *rt)
 		return EVFN_EDEADLK;
 	pthread_mutex_lock(&rt->lock);
 	if (rt->state == EVFN__STARTED || rt->state == EVFN__DRAINING ||
-	    rt->in_flight > 0 || rt->nstuck > 0) {
+	    rt->in_flight > 0 || rt->nstuck > 0 || rt->attached > 0) {
 		pthread_mutex_unlock(&rt->lock);
 		return EVFN_EBUSY;
 	}
@@ -402,4 +417,97 @@ struct event_base *
 evfn_runtime_event_base(const evfn_rt *rt)
 {
 	return rt ? rt->base : NULL;
+}
+
+void
+evfn__rt_attach(struct evfn_rt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	rt->attached++;
+	pthread_mutex_unlock(&rt->lock);
+}
+
+void
+evfn__rt_detach(struct evfn_rt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	rt->attached--;
+	pthread_mutex_unlock(&rt->lock);
+}
+
+struct loop_call {
+	void (*fn)(void *arg);
+	void *arg;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void
+loop_call_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct loop_call *c = arg;
+	struct evfn_rt *outer = evfn__tls_loop_rt;
+	c->fn(c->arg);
+	evfn__tls_loop_rt = outer;
+	pthread_mutex_lock(&c->lock);
+	c->done = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int
+evfn__run_on_loop(struct evfn_rt *rt, void (*fn)(void *), void *arg)
+{
+	pthread_mutex_lock(&rt->lock);
+	bool idle = rt->own_base && !rt->loop_thread_started;
+	pthread_mutex_unlock(&rt->lock);
+	/* A host's base answers event_base_get_running_event() only on its
+	 * loop thread, inside one of its callbacks. */
+	if (idle || evfn__tls_loop_rt == rt ||
+	    (!rt->own_base && event_base_get_running_event(rt->base))) {
+		fn(arg);
+		return 0;
+	}
+	struct loop_call c = {.fn = fn, .arg = arg, .done = false};
+	pthread_mutex_init(&c.lock, NULL);
+	init_monotonic_cond(&c.cond);
+	const struct timeval now = {0, 0};
+	int rc = 0;
+	if (event_base_once(rt->base, -1, EV_TIMEOUT, loop_call_cb, &c,
+	                    &now) != 0) {
+		rc = EVFN_ENOMEM;
+		goto out;
+	}
+	bool pump = !rt->own_base;
+	pthread_mutex_lock(&c.lock);
+	while (!c.done) {
+		if (!pump) {
+			pthread_cond_wait(&c.cond, &c.lock);
+			continue;
+		}
+		/* Embedded: if nobody runs the base, run it here; a base that
+		 * is running elsewhere refuses, and then we just wait. */
+		pthread_mutex_unlock(&c.lock);
+		if (event_base_loop(rt->base, EVLOOP_NONBLOCK) < 0)
+			pump = false;
+		pthread_mutex_lock(&c.lock);
+		if (!c.done && pump) {
+			struct timespec until;
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_nsec += 1000000;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&c.cond, &c.lock, &until);
+		}
+	}
+	pthread_mutex_unlock(&c.lock);
+out:
+	pthread_cond_destroy(&c.cond);
+	pthread_mutex_destroy(&c.lock);
+	return rc;
 }

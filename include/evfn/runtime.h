@@ -181,9 +181,11 @@ EVFN_EXPORT int evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms,
  * handed back and released.
  *
  * @return 0 (also for NULL); EVFN_EBUSY if the runtime is started and not
- *         drained, work is still in flight, or a handler fenced at its
- *         deadline has not returned yet (nothing is freed: call again
- *         later); EVFN_EDEADLK from inside a handler.
+ *         drained, work is still in flight, a handler fenced at its
+ *         deadline has not returned yet, or a trigger or source created
+ *         on it (evfn_trigger_free(), evfn_http_free(),
+ *         evfn_redis_source_free(), ...) is still alive (nothing is freed:
+ *         call again later); EVFN_EDEADLK from inside a handler.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_runtime_free(evfn_rt *rt);

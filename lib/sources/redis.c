@@ -625,90 +625,6 @@ field_is(const redisReply *f, const char *name)
 	return f->len == n && memcmp(f->str, name, n) == 0;
 }
 
-static bool
-on_loop_thread(evfn_rt *rt, struct event_base *base)
-{
-	/* evfn's own loop thread marks itself; a host's base only answers
-	 * event_base_get_running_event() on its loop thread, inside one of
-	 * its callbacks. */
-	return evfn__tls_loop_rt == rt || event_base_get_running_event(base);
-}
-
-struct loop_call {
-	void (*fn)(void *arg);
-	void *arg;
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	bool done;
-};
-
-static void
-loop_call_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct loop_call *c = arg;
-	c->fn(c->arg);
-	pthread_mutex_lock(&c->mu);
-	c->done = true;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->mu);
-}
-
-/* Runs fn(arg) on the loop thread and returns once it ran: directly when
- * called there, or while the loop cannot be running yet (an own loop that
- * is not started); otherwise through an event, pumping the base meanwhile
- * in embedded mode when nobody else drives it. Returns 0 or EVFN_ENOMEM
- * (fn did not run). */
-static int
-run_on_loop(evfn_rt *rt, void (*fn)(void *), void *arg)
-{
-	struct event_base *base = evfn_runtime_event_base(rt);
-	pthread_mutex_lock(&rt->lock);
-	bool idle = rt->own_base && !rt->loop_thread_started;
-	bool pump = !rt->own_base;
-	pthread_mutex_unlock(&rt->lock);
-	if (idle || on_loop_thread(rt, base)) {
-		fn(arg);
-		return 0;
-	}
-	struct loop_call c = {.fn = fn, .arg = arg};
-	pthread_mutex_init(&c.mu, NULL);
-	pthread_cond_init(&c.cond, NULL);
-	struct event *ev = event_new(base, -1, 0, loop_call_cb, &c);
-	if (!ev) {
-		pthread_cond_destroy(&c.cond);
-		pthread_mutex_destroy(&c.mu);
-		return EVFN_ENOMEM;
-	}
-	event_active(ev, EV_TIMEOUT, 0);
-	pthread_mutex_lock(&c.mu);
-	while (!c.done) {
-		if (!pump) {
-			pthread_cond_wait(&c.cond, &c.mu);
-			continue;
-		}
-		pthread_mutex_unlock(&c.mu);
-		if (event_base_loop(base, EVLOOP_NONBLOCK) < 0)
-			pump = false;
-		pthread_mutex_lock(&c.mu);
-		if (!c.done && pump) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&c.cond, &c.mu, &ts);
-		}
-	}
-	pthread_mutex_unlock(&c.mu);
-	event_free(ev);
-	pthread_cond_destroy(&c.cond);
-	pthread_mutex_destroy(&c.mu);
-	return 0;
-}
 
 static void
 add_timer_ms(struct event *ev, int64_t ms)
@@ -1973,7 +1889,7 @@ evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
 	                    conn_down, s);
 	if (!s->stream || !s->fn_name || !s->consumer || !s->dead_stream ||
 	    !s->flush_ev || !s->claim_ev || !s->read_ev || rc1 || rc2 ||
-	    run_on_loop(rt, source_start, s) != 0) {
+	    evfn__run_on_loop(rt, source_start, s) != 0) {
 		conn_destroy(&s->reader);
 		conn_destroy(&s->cmd);
 		if (s->flush_ev)
@@ -1985,6 +1901,7 @@ evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
 		source_unref(s);
 		return EVFN_ENOMEM;
 	}
+	evfn__rt_attach(rt);
 	*out = s;
 	return 0;
 }
@@ -2012,9 +1929,11 @@ evfn_redis_source_free(evfn_redis_source *src)
 		return;
 	/* Without memory for the marshalling event there is no safe way to
 	 * close: leak rather than race the loop. */
-	if (run_on_loop(src->rt, source_close, src) != 0)
+	evfn_rt *rt = src->rt;
+	if (evfn__run_on_loop(rt, source_close, src) != 0)
 		return;
 	source_unref(src);
+	evfn__rt_detach(rt);
 }
 
 /* ---- sink --------------------------------------------------------------- */
@@ -2257,10 +2176,11 @@ evfn_redis_sink_new(evfn_redis_sink **out, evfn_rt *rt, const char *stream,
 	k->inbox_ev = event_new(k->base, -1, 0, inbox_cb, k);
 	rc = conn_init(&k->conn, rt, &k->cfg, "sink", sink_ready, sink_down, k);
 	if (!k->stream || !k->inbox_ev || rc ||
-	    run_on_loop(rt, sink_start, k) != 0) {
+	    evfn__run_on_loop(rt, sink_start, k) != 0) {
 		sink_destroy(k);
 		return EVFN_ENOMEM;
 	}
+	evfn__rt_attach(rt);
 	*out = k;
 	return 0;
 }
@@ -2382,7 +2302,7 @@ evfn_redis_sink_register(evfn_redis_sink *sink, const char *fn_name,
 	/* Linked on the loop before registering, so that the sink's free
 	 * finds every link a handler may read. */
 	struct sink_register_call c = {sink, l};
-	int rc = run_on_loop(sink->rt, sink_link_add, &c);
+	int rc = evfn__run_on_loop(sink->rt, sink_link_add, &c);
 	if (!rc)
 		rc = evfn_register(sink->rt, fn_name, sink_handler, l, fo, NULL);
 	evfn__free(fo);
@@ -2454,7 +2374,9 @@ evfn_redis_sink_free(evfn_redis_sink *sink)
 {
 	if (!sink)
 		return;
-	if (run_on_loop(sink->rt, sink_close, sink) != 0)
+	evfn_rt *rt = sink->rt;
+	if (evfn__run_on_loop(rt, sink_close, sink) != 0)
 		return;
 	sink_destroy(sink);
+	evfn__rt_detach(rt);
 }
