@@ -25,5 +25,6 @@
 #include <evfn/stats.h>
 #include <evfn/deadletter.h>
 #include <evfn/schedule.h>
+#include <evfn/triggers.h>
 
 #endif /* EVFN_H */
