@@ -335,3 +335,15 @@ evfn_ctx_emit(evfn_ctx *ctx, const char *topic, const void *data, size_t len,
 	                            inv->ev->hops + 1);
 	return rc < 0 ? rc : admit_new(inv->fn->rt, ev, NULL, seq);
 }
+
+int
+evfn_ctx_publish(evfn_ctx *ctx, evfn_event *ev, uint64_t *seq)
+{
+	if (!ctx || !ev)
+		return EVFN_EINVAL;
+	if (ev->frozen)
+		return EVFN_EPERM;
+	struct evfn__inv *inv = EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx);
+	ev->hops = inv->ev->hops + 1;
+	return evfn__admit(inv->fn->rt, ev, NULL, NULL, seq);
+}

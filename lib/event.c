@@ -341,3 +341,12 @@ evfn__event_clone(evfn_event **out, const evfn_event *orig, unsigned hops)
 	*out = ev;
 	return rc;
 }
+
+const char *
+evfn_event_extension_at(const evfn_event *ev, size_t i, const char **name)
+{
+	const struct evfn__kv *kv = ev ? evfn__kv_at(ev->ext, i) : NULL;
+	if (name)
+		*name = kv ? kv->key : NULL;
+	return kv ? kv->value : NULL;
+}

@@ -127,6 +127,12 @@ test_event_attributes_set_and_cleared(void **state)
 	ASSERT_EQ(evfn_event_time(ev), INT64_C(1764000000000000000));
 	assert_string_equal(evfn_event_extension(ev, "tenant"), "other");
 	assert_string_equal(evfn_event_extension(ev, "traceparent"), "00-ab");
+	const char *name;
+	assert_string_equal(evfn_event_extension_at(ev, 0, &name), "00-ab");
+	assert_string_equal(name, "traceparent");
+	assert_string_equal(evfn_event_extension_at(ev, 1, &name), "other");
+	assert_null(evfn_event_extension_at(ev, 2, &name));
+	assert_null(name);
 	ASSERT_OK(evfn_event_set_extension(ev, "tenant", NULL));
 	assert_null(evfn_event_extension(ev, "tenant"));
 	ASSERT_OK(evfn_event_set_subject(ev, NULL));

@@ -467,7 +467,17 @@ test_failure_idempotent_redelivery_returns_stored_response(void **state)
 static int
 ping_pong(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
-	/* Every event makes another: a loop without the limit. */
+	/* Every event makes another: a loop without the limit. Odd hops use
+	 * a built child event, even hops the bytes form. */
+	if (evfn_event_hops(ev) % 2) {
+		evfn_event *child;
+		ASSERT_OK(evfn_event_new(&child, "loop.again", NULL, 0));
+		ASSERT_OK(evfn_event_set_subject(child, "kept"));
+		int rc = evfn_ctx_publish(ctx, child, NULL);
+		ASSERT_RC(evfn_ctx_publish(ctx, child, NULL), EVFN_EPERM);
+		evfn_event_unref(child);
+		return rc == 0 ? EVFN_OK : EVFN_FAIL;
+	}
 	int rc = evfn_ctx_emit(ctx, "loop.again", NULL, 0, NULL);
 	return rc == 0 ? EVFN_OK : EVFN_FAIL;
 }
@@ -494,6 +504,9 @@ test_failure_hop_limit_dead_letters_loops(void **state)
 	ASSERT_EQ(evfn_dead_letters(rt, &dl, 1, 0), 1);
 	assert_string_equal(evfn_dead_letter_reason(dl), "loop_detected");
 	ASSERT_EQ(evfn_event_hops(evfn_dead_letter_event(dl)), 6);
+	/* Hop 6 came from hop 5's built child: its attributes survived. */
+	assert_string_equal(evfn_event_subject(evfn_dead_letter_event(dl)),
+	                    "kept");
 	evfn_dead_letter_unref(dl);
 	finish(rt);
 }

@@ -95,6 +95,17 @@ EVFN_EXPORT int evfn_ctx_emit(evfn_ctx *ctx, const char *topic,
                               const void *data, size_t len, uint64_t *seq);
 
 /**
+ * Publish a built child event to the subscribers of its type: as
+ * evfn_publish(), with the hop count of the current event plus one, so
+ * that children keep attributes such as datacontenttype and subject.
+ * Ownership: as evfn_publish(): the caller keeps its reference.
+ * @return as evfn_publish().
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_ctx_publish(evfn_ctx *ctx, evfn_event *ev,
+                                 uint64_t *seq);
+
+/**
  * Finish an attempt whose loop handler returned EVFN_PENDING.
  * @param outcome EVFN_OK, EVFN_RETRY or EVFN_FAIL.
  * @return 0; EVFN_EINVAL for NULL ctx or another outcome; EVFN_EPERM if the

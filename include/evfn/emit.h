@@ -95,8 +95,10 @@ EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
  *        response is not wanted.
  * @param resp_len receives its length; may be NULL.
  * @return 0 when the event succeeded; EVFN_EFAILED (a handler returned
- *         EVFN_FAIL), EVFN_EEXHAUSTED (attempts exhausted), EVFN_EEXPIRED
- *         or EVFN_EHANDEDBACK for the other terminal states; EVFN_EDEADLK
+ *         EVFN_FAIL), EVFN_EEXHAUSTED (attempts exhausted), EVFN_ETIMEDOUT
+ *         (exhausted, the last attempt past its deadline), EVFN_EEXPIRED,
+ *         EVFN_ELOOPDETECTED (hop limit) or EVFN_EHANDEDBACK for the other
+ *         terminal states; EVFN_EDEADLK
  *         when called on the loop thread (it runs retries and loop
  *         handlers, so blocking it could wait forever); the admission
  *         errors of evfn_invoke_async().
@@ -112,7 +114,8 @@ EVFN_EXPORT int evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data,
 typedef void (*evfn_result_cb)(const evfn_result *res, void *arg);
 
 /** 0 when the event succeeded, else EVFN_EFAILED, EVFN_EEXHAUSTED,
- * EVFN_EEXPIRED or EVFN_EHANDEDBACK (EVFN_EINVAL for NULL). @since 0.1 */
+ * EVFN_ETIMEDOUT, EVFN_EEXPIRED, EVFN_ELOOPDETECTED or EVFN_EHANDEDBACK
+ * (EVFN_EINVAL for NULL). @since 0.1 */
 EVFN_EXPORT int evfn_result_code(const evfn_result *res);
 
 /** The handler's response (evfn_ctx_respond()) when the event succeeded,

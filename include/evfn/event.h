@@ -122,6 +122,14 @@ EVFN_EXPORT const char *evfn_event_datacontenttype(const evfn_event *ev);
 /** Value of an extension attribute, or NULL. @since 0.1 */
 EVFN_EXPORT const char *evfn_event_extension(const evfn_event *ev,
                                              const char *name);
+/**
+ * The i-th extension attribute (0-based, in the order set): returns its
+ * value and sets *name (name may be NULL); NULL past the end or for NULL
+ * ev. Borrowed like the other getters.
+ * @since 0.1
+ */
+EVFN_EXPORT const char *evfn_event_extension_at(const evfn_event *ev, size_t i,
+                                                const char **name);
 /** Event time in nanoseconds since the Unix epoch (0 before publish).
  * @since 0.1 */
 EVFN_EXPORT int64_t evfn_event_time(const evfn_event *ev);
