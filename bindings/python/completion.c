@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The completion thread of a Python runtime: evfn calls result callbacks
+ * on its loop thread, which also runs retries and the deadline watchdog and
+ * so must never wait for the GIL. The callback only queues the outcome
+ * here (no GIL); this thread takes the GIL once per batch and resolves the
+ * queued futures, so a burst of results costs one GIL hand-over instead of
+ * one each.
+ */
+#include "evfnpy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct evfnpy_done {
+	struct evfnpy_done *next;
+	struct evfnpy_completer *completer;
+	PyObject *callback; /* owned */
+	int code;
+	unsigned attempts;
+	char *resp; /* NULL unless the event succeeded */
+	size_t resp_len;
+	char *error;
+};
+
+int
+evfnpy_completer_init(struct evfnpy_completer *c)
+{
+	c->head = c->tail = NULL;
+	c->started = c->stop = false;
+	if (pthread_mutex_init(&c->mu, NULL) != 0)
+		return -1;
+	if (pthread_cond_init(&c->cond, NULL) != 0) {
+		pthread_mutex_destroy(&c->mu);
+		return -1;
+	}
+	return 0;
+}
+
+void
+evfnpy_completer_destroy(struct evfnpy_completer *c)
+{
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->mu);
+}
+
+static void
+done_free(struct evfnpy_done *d)
+{
+	free(d->resp);
+	free(d->error);
+	free(d);
+}
+
+/* With the GIL: resolve one outcome by calling its Python callback with
+ * (code, response bytes or None, error or None, attempts). */
+static void
+resolve(struct evfnpy_done *d)
+{
+	PyObject *r = PyObject_CallFunction(d->callback, "iy#zI", d->code,
+	                                    d->resp, (Py_ssize_t)d->resp_len,
+	                                    d->error, d->attempts);
+	if (!r)
+		PyErr_WriteUnraisable(d->callback);
+	Py_XDECREF(r);
+	Py_DECREF(d->callback);
+}
+
+static void *
+completer_main(void *arg)
+{
+	struct evfnpy_completer *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->head && !c->stop)
+			pthread_cond_wait(&c->cond, &c->mu);
+		struct evfnpy_done *batch = c->head;
+		c->head = c->tail = NULL;
+		if (!batch && c->stop)
+			break;
+		pthread_mutex_unlock(&c->mu);
+		/* Once finalization started the callbacks are leaked:
+		 * taking the GIL would end this thread. */
+		bool py = !evfnpy_finalizing();
+		PyGILState_STATE g = PyGILState_UNLOCKED;
+		if (py)
+			g = PyGILState_Ensure();
+		while (batch) {
+			struct evfnpy_done *d = batch;
+			batch = d->next;
+			if (py)
+				resolve(d);
+			done_free(d);
+		}
+		if (py)
+			PyGILState_Release(g);
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+int
+evfnpy_completer_start(struct evfnpy_completer *c)
+{
+	if (c->started)
+		return 0;
+	int rc = pthread_create(&c->thread, NULL, completer_main, c);
+	if (rc != 0)
+		return -rc;
+	c->started = true;
+	return 0;
+}
+
+void
+evfnpy_completer_stop(struct evfnpy_completer *c)
+{
+	if (!c->started)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->mu);
+	/* Closed from a future's callback: the thread ends by itself once
+	 * that callback returns. */
+	if (pthread_equal(pthread_self(), c->thread))
+		pthread_detach(c->thread);
+	else
+		pthread_join(c->thread, NULL);
+	c->started = false;
+}
+
+char *
+evfnpy_dup(const void *data, size_t len)
+{
+	char *copy = malloc(len + 1);
+	if (copy) {
+		if (len)
+			memcpy(copy, data, len);
+		copy[len] = '\0';
+	}
+	return copy;
+}
+
+struct evfnpy_done *
+evfnpy_done_new(struct evfnpy_completer *c, PyObject *callback)
+{
+	struct evfnpy_done *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->completer = c;
+	Py_INCREF(callback);
+	d->callback = callback;
+	return d;
+}
+
+void
+evfnpy_done_discard(struct evfnpy_done *d)
+{
+	Py_DECREF(d->callback);
+	done_free(d);
+}
+
+void
+evfnpy_completer_result(const evfn_result *res, void *arg)
+{
+	struct evfnpy_done *d = arg;
+	struct evfnpy_completer *c = d->completer;
+	size_t len = 0;
+	const void *data = evfn_result_data(res, &len);
+	const char *error = evfn_result_error(res);
+	d->code = evfn_result_code(res);
+	d->attempts = evfn_result_attempts(res);
+	if (d->code == 0) {
+		d->resp = evfnpy_dup(data, len);
+		d->resp_len = d->resp ? len : 0;
+		if (!d->resp)
+			d->code = EVFN_ENOMEM;
+	}
+	d->error = error ? evfnpy_dup(error, strlen(error)) : NULL;
+	pthread_mutex_lock(&c->mu);
+	if (c->tail)
+		c->tail->next = d;
+	else
+		c->head = d;
+	c->tail = d;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->mu);
+}

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * evfn._evfn.Context: what a Python handler sees of its invocation
+ * (attempt, deadline, time remaining, cancelled) and can do (respond, set
+ * the error message, emit child events). It wraps a borrowed evfn_ctx that
+ * is valid only while the handler runs; afterwards every method raises
+ * evfn.Error with code EPERM instead of touching freed memory.
+ */
+#include "evfnpy.h"
+
+PyObject *
+evfnpy_context_wrap(evfn_ctx *ctx, bool *timed_out)
+{
+	evfnpy_context *c = PyObject_New(evfnpy_context, &evfnpy_context_type);
+	if (!c)
+		return NULL;
+	c->ctx = ctx;
+	c->timed_out = timed_out;
+	return (PyObject *)c;
+}
+
+void
+evfnpy_context_invalidate(PyObject *c)
+{
+	((evfnpy_context *)c)->ctx = NULL;
+	((evfnpy_context *)c)->timed_out = NULL;
+}
+
+static void
+context_dealloc(evfnpy_context *c)
+{
+	PyObject_Free(c);
+}
+
+/* The live context, or NULL with evfn.Error(EPERM) raised. */
+static evfn_ctx *
+live(evfnpy_context *c)
+{
+	if (!c->ctx)
+		evfnpy_raise(EVFN_EPERM);
+	return c->ctx;
+}
+
+static PyObject *
+get_attempt(evfnpy_context *c, void *unused)
+{
+	evfn_ctx *ctx = live(c);
+	return ctx ? PyLong_FromUnsignedLong(evfn_ctx_attempt(ctx)) : NULL;
+}
+
+static PyObject *
+get_remaining(evfnpy_context *c, void *unused)
+{
+	evfn_ctx *ctx = live(c);
+	return ctx ? PyFloat_FromDouble((double)evfn_ctx_remaining_ns(ctx) / 1e9)
+	           : NULL;
+}
+
+static PyObject *
+get_deadline(evfnpy_context *c, void *unused)
+{
+	evfn_ctx *ctx = live(c);
+	return ctx ? PyFloat_FromDouble((double)evfn_ctx_deadline_ns(ctx) / 1e9)
+	           : NULL;
+}
+
+static PyObject *
+get_cancelled(evfnpy_context *c, void *unused)
+{
+	evfn_ctx *ctx = live(c);
+	if (!ctx)
+		return NULL;
+	return PyBool_FromLong(evfn_ctx_cancelled(ctx) ||
+	                       (c->timed_out && *c->timed_out));
+}
+
+static PyObject *
+get_function(evfnpy_context *c, void *unused)
+{
+	evfn_ctx *ctx = live(c);
+	return ctx ? PyUnicode_FromString(evfn_fn_name(evfn_ctx_function(ctx)))
+	           : NULL;
+}
+
+static PyObject *
+context_respond(evfnpy_context *c, PyObject *data)
+{
+	evfn_ctx *ctx = live(c);
+	struct evfnpy_payload p;
+	if (!ctx || evfnpy_payload_get(data, &p) < 0)
+		return NULL;
+	int rc = evfn_ctx_respond(ctx, p.data, p.len);
+	evfnpy_payload_release(&p);
+	if (rc < 0)
+		return evfnpy_raise(rc);
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+context_set_error(evfnpy_context *c, PyObject *msg)
+{
+	evfn_ctx *ctx = live(c);
+	if (!ctx)
+		return NULL;
+	const char *s = PyUnicode_AsUTF8(msg);
+	if (!s)
+		return NULL;
+	int rc = evfn_ctx_set_error(ctx, s);
+	if (rc < 0)
+		return evfnpy_raise(rc);
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+context_emit(evfnpy_context *c, PyObject *args)
+{
+	const char *topic;
+	PyObject *data = NULL;
+	if (!PyArg_ParseTuple(args, "s|O:emit", &topic, &data))
+		return NULL;
+	evfn_ctx *ctx = live(c);
+	struct evfnpy_payload p;
+	if (!ctx || evfnpy_payload_get(data, &p) < 0)
+		return NULL;
+	uint64_t seq = 0;
+	/* Admission never waits for a thread that needs the GIL, so it runs
+	 * with the GIL held. */
+	int rc = evfn_ctx_emit(ctx, topic, p.data, p.len, &seq);
+	evfnpy_payload_release(&p);
+	if (rc < 0)
+		return evfnpy_raise(rc);
+	return PyLong_FromUnsignedLongLong(seq);
+}
+
+static PyObject *
+context_repr(evfnpy_context *c)
+{
+	if (!c->ctx)
+		return PyUnicode_FromString("<evfn.Context (finished)>");
+	return PyUnicode_FromFormat("<evfn.Context function=%s attempt=%u>",
+	                            evfn_fn_name(evfn_ctx_function(c->ctx)),
+	                            evfn_ctx_attempt(c->ctx));
+}
+
+static PyGetSetDef context_getset[] = {
+	{ "attempt", (getter)get_attempt, NULL, "Attempt number, 1 first.",
+	  NULL },
+	{ "remaining", (getter)get_remaining, NULL,
+	  "Seconds left before the deadline (0.0 once passed).", NULL },
+	{ "deadline", (getter)get_deadline, NULL,
+	  "Deadline on the time.monotonic() clock, in seconds.", NULL },
+	{ "cancelled", (getter)get_cancelled, NULL,
+	  "True once the deadline passed or the attempt was cancelled.",
+	  NULL },
+	{ "function", (getter)get_function, NULL, "Name of the function.",
+	  NULL },
+	{ NULL, NULL, NULL, NULL, NULL }
+};
+
+static PyMethodDef context_methods[] = {
+	{ "respond", (PyCFunction)context_respond, METH_O,
+	  "Set the response (bytes, str, or a JSON-able object)." },
+	{ "set_error", (PyCFunction)context_set_error, METH_O,
+	  "Attach an error message to this attempt." },
+	{ "emit", (PyCFunction)context_emit, METH_VARARGS,
+	  "Emit a child event to a topic; returns its sequence number." },
+	{ NULL, NULL, 0, NULL }
+};
+
+PyTypeObject evfnpy_context_type = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "evfn.Context",
+	.tp_doc = "The invocation context of a running handler.",
+	.tp_basicsize = sizeof(evfnpy_context),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_dealloc = (destructor)context_dealloc,
+	.tp_repr = (reprfunc)context_repr,
+	.tp_getset = context_getset,
+	.tp_methods = context_methods,
+};

@@ -1,0 +1,622 @@
+# SPDX-License-Identifier: MIT
+"""evfn from Python: Lambda-style event processing inside the interpreter.
+
+A thin layer over the C extension ``evfn._evfn``: the ``Runtime`` with its
+``@rt.function`` decorator, events and contexts, ``emit``/``invoke``/
+``invoke_async``, the exception classes (one per common evfn error code,
+all generated constants from the C error table) and schedules.
+
+Handlers are plain or ``async def`` functions taking ``(event)`` or
+``(event, ctx)``. Returning a value responds with it; raising ``Retry`` or
+``Fail`` chooses the outcome; any other exception retries or fails
+according to ``retry_on=``/``fail_on=`` with its traceback as the attempt's
+error. A handler past its deadline gets ``Timeout`` raised inside it.
+"""
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import dataclasses
+import datetime as _dt
+import inspect
+import threading
+import traceback
+import weakref
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Type, Union
+
+from . import _evfn
+from ._evfn import Context, Event
+
+__version__ = _evfn.VERSION
+
+# One constant per entry of the C error table (EVFN_ERRNO_MAP), never a
+# hand-kept copy: evfn.EQUEUEFULL == -4003 and so on.
+for _name, _code, _msg in _evfn.ERRORS:
+    globals()[_name] = _code
+del _name, _code, _msg
+
+STATS: Tuple[str, ...] = _evfn.STATS
+
+
+class Error(Exception):
+    """An evfn call failed. ``code`` is the negative EVFN_E* value,
+    ``name`` its name ("EVFN_EQUEUEFULL"), ``detail`` extra text or None."""
+
+    def __init__(self, code: int, detail: Optional[str] = None) -> None:
+        self.code = code
+        self.name = _evfn.err_name(code)
+        self.detail = detail
+        text = _evfn.strerror(code)
+        if detail:
+            text += ": " + detail
+        super().__init__(f"{text} [{self.name}]")
+
+
+class InvalidArgument(Error, ValueError):
+    """Bad input: EINVAL, ERANGE, ENAMETOOLONG, EPATTERN, ESCHEDULE, ..."""
+
+
+class NoFunction(Error, LookupError):
+    """ENOFN: no function is registered under the name."""
+
+
+class NoSubscriber(Error):
+    """ENOSUB: no function subscribes to the topic."""
+
+
+class QueueFull(Error):
+    """EQUEUEFULL: the function's queue is full; the event was refused."""
+
+
+class Unhealthy(Error):
+    """EUNHEALTHY: too many of the function's handlers are stuck."""
+
+
+class ShutDown(Error):
+    """ESHUTDOWN: the runtime is draining or closed."""
+
+
+class NotRunning(Error):
+    """ENOTRUNNING: the runtime has not been started."""
+
+
+class AlreadyExists(Error):
+    """EEXIST: a function with this name is already registered."""
+
+
+class AlreadyDone(Error):
+    """EALREADY: started or drained twice."""
+
+
+class Deadlock(Error):
+    """EDEADLK: the call would wait on the thread that must finish it."""
+
+
+class Busy(Error):
+    """EBUSY: the runtime still has work in flight."""
+
+
+class TimedOut(Error):
+    """ETIMEDOUT: drain's grace period ended with work in flight;
+    ``handed_back`` holds what was handed back anyway."""
+
+    handed_back: list = []
+
+
+class InvocationError(Error):
+    """An invoked event ended badly. ``error`` is the last attempt's error
+    message (for a Python handler, its traceback), ``attempts`` how many
+    attempts it took."""
+
+    def __init__(self, code: int, error: Optional[str] = None,
+                 attempts: int = 0) -> None:
+        self.error = error
+        self.attempts = attempts
+        detail = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
+        if error:
+            detail += "; last error: " + error.strip().splitlines()[-1]
+        super().__init__(code, detail)
+
+
+class Failed(InvocationError):
+    """EFAILED: a handler failed permanently; dead-lettered."""
+
+
+class Exhausted(InvocationError):
+    """EEXHAUSTED: attempts exhausted; dead-lettered."""
+
+
+class DeadlineExceeded(Exhausted):
+    """ETIMEDOUT as an outcome: attempts exhausted, the last one by its
+    deadline."""
+
+
+class Expired(InvocationError):
+    """EEXPIRED: the event outlived its maximum age."""
+
+
+class HandedBack(InvocationError):
+    """EHANDEDBACK: the event was handed back at drain."""
+
+
+class LoopDetected(InvocationError):
+    """ELOOPDETECTED: an event chain exceeded the hop limit."""
+
+
+_CLASSES = {
+    "EINVAL": InvalidArgument, "ERANGE": InvalidArgument,
+    "ENAMETOOLONG": InvalidArgument, "EPATTERN": InvalidArgument,
+    "ESCHEDULE": InvalidArgument, "ETIMEZONE": InvalidArgument,
+    "EROUTE": InvalidArgument, "EURL": InvalidArgument,
+    "ECLOUDEVENT": InvalidArgument,
+    "ENOFN": NoFunction, "ENOSUB": NoSubscriber, "EQUEUEFULL": QueueFull,
+    "EUNHEALTHY": Unhealthy, "ESHUTDOWN": ShutDown,
+    "ENOTRUNNING": NotRunning, "EEXIST": AlreadyExists,
+    "EALREADY": AlreadyDone, "EDEADLK": Deadlock, "EBUSY": Busy,
+    "ETIMEDOUT": TimedOut, "EFAILED": Failed, "EEXHAUSTED": Exhausted,
+    "EEXPIRED": Expired, "EHANDEDBACK": HandedBack,
+    "ELOOPDETECTED": LoopDetected,
+}
+# An event's final outcome (invoke, invoke_async) has classes of its own:
+# ETIMEDOUT there means "exhausted by deadlines", not a timed-out call.
+_OUTCOME_CLASSES = {
+    "EFAILED": Failed, "EEXHAUSTED": Exhausted, "ETIMEDOUT": DeadlineExceeded,
+    "EEXPIRED": Expired, "EHANDEDBACK": HandedBack,
+    "ELOOPDETECTED": LoopDetected,
+}
+_BY_CODE = {code: _CLASSES[name] for name, code, _ in _evfn.ERRORS
+            if name in _CLASSES}
+_OUTCOME_BY_CODE = {code: _OUTCOME_CLASSES[name]
+                    for name, code, _ in _evfn.ERRORS
+                    if name in _OUTCOME_CLASSES}
+
+
+def error_class(code: int) -> Type[Error]:
+    """The exception class evfn raises for an error code."""
+    return _BY_CODE.get(code, Error)
+
+
+class Retry(Exception):
+    """Raise in a handler: transient failure, try again after the backoff
+    while attempts remain. The message becomes the attempt's error."""
+
+
+class Fail(Exception):
+    """Raise in a handler: permanent failure, dead-letter the event now."""
+
+
+class Timeout(BaseException):
+    """Raised inside a handler whose deadline passed; the attempt ends as
+    RETRY with the error "Timeout". It derives from BaseException, like
+    asyncio.CancelledError, so that ``except Exception`` does not swallow
+    it."""
+
+
+_evfn._set_classes(_BY_CODE, Error, _OUTCOME_BY_CODE, InvocationError,
+                   Timeout)
+
+_KINDS = {"fixed": _evfn.BACKOFF_FIXED, "linear": _evfn.BACKOFF_LINEAR,
+          "exponential": _evfn.BACKOFF_EXPONENTIAL}
+_JITTERS = {"none": _evfn.JITTER_NONE, "full": _evfn.JITTER_FULL,
+            "equal": _evfn.JITTER_EQUAL,
+            "decorrelated": _evfn.JITTER_DECORRELATED}
+
+
+@dataclasses.dataclass(frozen=True)
+class Backoff:
+    """Delay between attempts: ``kind`` fixed, linear or exponential, from
+    ``base`` seconds (times ``multiplier`` per attempt when exponential),
+    at most ``cap`` seconds, randomised by ``jitter`` (none, full, equal,
+    decorrelated)."""
+
+    kind: str = "exponential"
+    base: float = 0.1
+    multiplier: float = 2.0
+    cap: float = 30.0
+    jitter: str = "full"
+
+    def _as_tuple(self) -> tuple:
+        if self.kind not in _KINDS or self.jitter not in _JITTERS:
+            raise InvalidArgument(EINVAL,  # noqa: F821 (generated)
+                                  f"backoff {self.kind!r}/{self.jitter!r}")
+        return (_KINDS[self.kind], float(self.base), float(self.multiplier),
+                float(self.cap), _JITTERS[self.jitter])
+
+
+class Handback(NamedTuple):
+    """An event handed back at drain, and the function it was meant for."""
+
+    function: str
+    event: Event
+
+
+def _outcome_error(code: int, error: Optional[str], attempts: int
+                   ) -> InvocationError:
+    return _OUTCOME_BY_CODE.get(code, InvocationError)(code, error, attempts)
+
+
+def _takes_context(fn: Callable) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    positional = 0
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            return True
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            positional += 1
+    return positional >= 2
+
+
+class _AsyncLoop:
+    """The asyncio loop ``async def`` handlers run on: one thread per
+    runtime, started on first use. A handler's worker thread blocks until
+    its coroutine is done (or its deadline passes), so the function's
+    concurrency and the pool size keep meaning what they say."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def _get(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                thread = threading.Thread(target=self._main,
+                                          args=(loop, ready),
+                                          name="evfn-asyncio", daemon=True)
+                thread.start()
+                ready.wait()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    @staticmethod
+    def _main(loop: asyncio.AbstractEventLoop,
+              ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+            tasks = asyncio.all_tasks(loop)
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                loop.run_until_complete(
+                    asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+    def run(self, awaitable: Any, ctx: Context) -> Any:
+        fut = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable),
+                                               self._get())
+        try:
+            return fut.result(timeout=ctx.remaining)
+        except concurrent.futures.TimeoutError:
+            if fut.done():
+                raise  # the coroutine's own TimeoutError
+            raise Timeout() from None
+        finally:
+            fut.cancel()
+
+    def close(self, join: bool = True) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            if join and thread is not threading.current_thread():
+                thread.join()
+
+    def __del__(self) -> None:
+        self.close(join=False)
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _make_call(fn: Callable, aloop: _AsyncLoop,
+               retry_on: Optional[tuple], fail_on: tuple) -> Callable:
+    """Wraps a user handler into what the C side calls: (event, ctx) ->
+    outcome. It must not refer to the Runtime, so that a runtime nobody
+    references can still be collected."""
+    with_ctx = _takes_context(fn)
+    OK, RETRY, FAIL = _evfn.OK, _evfn.RETRY, _evfn.FAIL
+
+    def call(event: Event, ctx: Context) -> int:
+        try:
+            result = fn(event, ctx) if with_ctx else fn(event)
+            if inspect.isawaitable(result):
+                result = aloop.run(result, ctx)
+            if result is not None:
+                ctx.respond(result)
+            return OK
+        except Retry as e:
+            ctx.set_error(str(e) or "Retry")
+            return RETRY
+        except Fail as e:
+            ctx.set_error(str(e) or "Fail")
+            return FAIL
+        except Timeout:
+            ctx.set_error("Timeout")
+            return RETRY
+        except BaseException as e:  # noqa: B902 (classified below)
+            ctx.set_error("".join(traceback.format_exception(e)))
+            if fail_on and isinstance(e, fail_on):
+                return FAIL
+            if retry_on is None or isinstance(e, retry_on):
+                return RETRY
+            return FAIL
+
+    call.__wrapped__ = fn  # type: ignore[attr-defined]
+    return call
+
+
+_live: "weakref.WeakSet[Runtime]" = weakref.WeakSet()
+
+
+class Runtime:
+    """An evfn runtime: named functions, topics, a worker pool.
+
+    ``workers`` is ``(min, max)`` threads (or one number for both);
+    ``idle_timeout`` seconds before idle workers above min exit;
+    ``source`` the CloudEvents source of emitted events; ``grace`` the
+    default seconds drain/close wait for work in flight. Use it as a
+    context manager (start on enter, drain and free on exit), or call
+    ``start()`` and ``close()``; live runtimes are closed at exit.
+    """
+
+    def __init__(self, workers: Union[int, Tuple[int, int], None] = None, *,
+                 idle_timeout: Optional[float] = None,
+                 source: Optional[str] = None, grace: float = 5.0) -> None:
+        kw: dict = {}
+        if workers is not None:
+            kw["workers"] = ((workers, workers) if isinstance(workers, int)
+                             else tuple(workers))
+        if idle_timeout is not None:
+            kw["idle_timeout"] = idle_timeout
+        if source is not None:
+            kw["source"] = source
+        self._rt = _evfn.Runtime(**kw)
+        self._aloop = _AsyncLoop()
+        self._stop = threading.Event()
+        self.grace = grace
+        _live.add(self)
+
+    # Registration -----------------------------------------------------
+
+    def function(self, name: Union[str, Callable, None] = None, *,
+                 timeout: Optional[float] = None,
+                 attempts: Optional[int] = None,
+                 backoff: Union[Backoff, float, None] = None,
+                 max_age: Optional[float] = None,
+                 concurrency: Optional[int] = None,
+                 queue: Optional[int] = None,
+                 retry_on: Union[Type[BaseException],
+                                 Tuple[Type[BaseException], ...],
+                                 None] = None,
+                 fail_on: Union[Type[BaseException],
+                                Tuple[Type[BaseException], ...]] = (),
+                 subscribe: Union[str, Tuple[str, ...], None] = None
+                 ) -> Callable:
+        """Decorator registering a handler under ``name`` (default: the
+        function's name). Times are in seconds; ``backoff`` is a Backoff
+        or a number of seconds between attempts (fixed, no jitter);
+        ``subscribe`` is one topic pattern or several. Returns the
+        function unchanged."""
+        if callable(name):
+            return self.function()(name)
+
+        def decorate(fn: Callable) -> Callable:
+            self.register(name or fn.__name__, fn, timeout=timeout,
+                          attempts=attempts, backoff=backoff,
+                          max_age=max_age, concurrency=concurrency,
+                          queue=queue, retry_on=retry_on, fail_on=fail_on,
+                          subscribe=subscribe)
+            return fn
+        return decorate
+
+    def register(self, name: str, fn: Callable, *,
+                 timeout: Optional[float] = None,
+                 attempts: Optional[int] = None,
+                 backoff: Union[Backoff, float, None] = None,
+                 max_age: Optional[float] = None,
+                 concurrency: Optional[int] = None,
+                 queue: Optional[int] = None,
+                 retry_on: Any = None, fail_on: Any = (),
+                 subscribe: Union[str, Tuple[str, ...], None] = None
+                 ) -> None:
+        """Register ``fn`` under ``name``; see function()."""
+        if not callable(fn):
+            raise TypeError("handler must be callable")
+        if isinstance(backoff, (int, float)):
+            backoff = Backoff("fixed", base=float(backoff),
+                              cap=float(backoff), jitter="none")
+        if isinstance(retry_on, type):
+            retry_on = (retry_on,)
+        if isinstance(fail_on, type):
+            fail_on = (fail_on,)
+        opts = {k: v for k, v in (("timeout", timeout),
+                                  ("attempts", attempts),
+                                  ("max_age", max_age),
+                                  ("concurrency", concurrency),
+                                  ("queue", queue)) if v is not None}
+        if backoff is not None:
+            opts["backoff"] = backoff._as_tuple()
+        call = _make_call(fn, self._aloop,
+                          tuple(retry_on) if retry_on is not None else None,
+                          tuple(fail_on))
+        self._rt.register(name, call, **opts)
+        if isinstance(subscribe, str):
+            subscribe = (subscribe,)
+        for pattern in subscribe or ():
+            self.subscribe(pattern, name)
+
+    def subscribe(self, pattern: str, name: str) -> None:
+        """Subscribe function ``name`` to a topic pattern ("orders.*",
+        "orders.#")."""
+        self._rt.subscribe(pattern, name)
+
+    # Getting events in ------------------------------------------------
+
+    def emit(self, topic: str, data: Any = None, **attributes: Any) -> int:
+        """Emit an event to every function subscribed to ``topic``; returns
+        its sequence number. ``data``: bytes as they are, str as UTF-8,
+        anything else as JSON (datacontenttype application/json).
+        ``attributes``: id, source, subject, datacontenttype, extensions
+        (a dict). Raises NoSubscriber, QueueFull, ShutDown, ..."""
+        return self._rt.emit(topic, data, **attributes)
+
+    def invoke(self, name: str, data: Any = None, **attributes: Any
+               ) -> bytes:
+        """Invoke function ``name`` and wait (without the GIL) for its
+        final outcome, retries included; returns the response bytes (b""
+        if none) or raises an InvocationError (Failed, Exhausted, ...)."""
+        return self._rt.invoke(name, data, **attributes)
+
+    def invoke_async(self, name: str, data: Any = None, **attributes: Any
+                     ) -> "concurrent.futures.Future[bytes]":
+        """Invoke function ``name`` without waiting: a Future resolved with
+        the response bytes or an InvocationError. Its callbacks run on the
+        runtime's completion thread (never on evfn's loop thread, which
+        does not take the GIL). In asyncio: ``await rt.ainvoke(...)`` or
+        ``asyncio.wrap_future(rt.invoke_async(...))``."""
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        fut.set_running_or_notify_cancel()
+
+        def done(code: int, resp: Optional[bytes], error: Optional[str],
+                 attempts: int) -> None:
+            if code == 0:
+                fut.set_result(resp if resp is not None else b"")
+            else:
+                fut.set_exception(_outcome_error(code, error, attempts))
+        self._rt.submit(name, data, done, **attributes)
+        return fut
+
+    async def ainvoke(self, name: str, data: Any = None,
+                      **attributes: Any) -> bytes:
+        """invoke_async() awaited from asyncio."""
+        return await asyncio.wrap_future(
+            self.invoke_async(name, data, **attributes))
+
+    # Life cycle ----------------------------------------------------------
+
+    def start(self) -> "Runtime":
+        """Start the workers (and evfn's loop thread)."""
+        if not self._rt.started:
+            self._rt.start()
+        return self
+
+    def drain(self, grace: Optional[float] = None) -> list:
+        """Stop intake, hand back queued and retry-waiting events, and wait
+        up to ``grace`` seconds for work in flight. Returns the handed-back
+        events as Handback(function, event); raises TimedOut (with
+        ``handed_back``) if work was still in flight at the end."""
+        items, finished = self._rt.drain(self.grace if grace is None
+                                         else grace)
+        handed = [Handback(n, e) for n, e in items]
+        if not finished:
+            err = TimedOut(ETIMEDOUT)  # noqa: F821 (generated)
+            err.handed_back = handed
+            raise err
+        return handed
+
+    def close(self, grace: Optional[float] = None) -> list:
+        """Drain (if not drained yet) and free the runtime. Returns the
+        events handed back meanwhile. Idempotent."""
+        items = self._rt.close(self.grace if grace is None else grace)
+        self._aloop.close()
+        _live.discard(self)
+        return [Handback(n, e) for n, e in items]
+
+    def run(self, grace: Optional[float] = None) -> list:
+        """Start, block until stop() is called (from a handler or another
+        thread) or Ctrl-C, then close. Returns the handed-back events."""
+        self.start()
+        try:
+            self._stop.wait()
+        except KeyboardInterrupt:
+            pass
+        return self.close(grace)
+
+    def stop(self) -> None:
+        """Make run() return."""
+        self._stop.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._rt.closed
+
+    def __enter__(self) -> "Runtime":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # Observing ------------------------------------------------------------
+
+    def stats(self, name: Optional[str] = None) -> dict:
+        """A consistent snapshot of the counters of one function (or the
+        sum over all) as {stat name: value}; see evfn.STATS."""
+        return self._rt.stats(name)
+
+    @property
+    def workers(self) -> int:
+        """Worker threads alive now."""
+        return self._rt.workers()
+
+    def __repr__(self) -> str:
+        state = ("closed" if self.closed else
+                 "started" if self._rt.started else "new")
+        return f"<evfn.Runtime {state}>"
+
+
+class Schedule(_evfn.Schedule):
+    """A schedule expression: rate(5 minutes), @every 1m30s, at(...),
+    cron(...) (EventBridge) or 5-field Vixie cron, with an optional IANA
+    time zone. Malformed expressions raise InvalidArgument."""
+
+    def next(self, after: Optional[_dt.datetime] = None
+             ) -> Optional[_dt.datetime]:
+        """First fire time strictly after ``after`` (default: now) as an
+        aware UTC datetime, or None if it never fires again."""
+        after_ns = None
+        if after is not None:
+            if after.tzinfo is None:
+                raise ValueError("after must be timezone-aware")
+            delta = after - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+            after_ns = ((delta.days * 86400 + delta.seconds) * 10**9 +
+                        delta.microseconds * 1000)
+        ns = self.next_ns(after_ns)
+        if ns is None:
+            return None
+        return (_dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) +
+                _dt.timedelta(microseconds=ns // 1000))
+
+
+def _shutdown() -> None:
+    """At exit: close every live runtime, then keep evfn threads away from
+    the interpreter while it finalizes."""
+    for rt in list(_live):
+        try:
+            rt.close()
+        except Exception:  # noqa: BLE001 (exit must go on)
+            pass
+    _evfn._shutdown()
+
+
+atexit.register(_shutdown)
+
+__all__ = [
+    "AlreadyDone", "AlreadyExists", "Backoff", "Busy", "Context",
+    "DeadlineExceeded", "Deadlock", "Error", "Event", "Exhausted", "Expired", "Fail", "Failed",
+    "HandedBack", "Handback", "InvalidArgument", "InvocationError",
+    "LoopDetected", "NoFunction", "NoSubscriber", "NotRunning", "QueueFull",
+    "Retry", "Runtime", "STATS", "Schedule", "ShutDown", "TimedOut",
+    "Timeout", "Unhealthy", "error_class",
+] + [name for name, _, _ in _evfn.ERRORS]

@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: MIT
+# Type stubs of the evfn package. tests/test_errors.py checks that the
+# error constants below are exactly those of the C error table and that
+# every public name of the package is declared here.
+import asyncio
+import concurrent.futures
+import datetime
+from typing import (Any, Callable, NamedTuple, Optional, Tuple, Type,
+                    TypeVar, Union, overload)
+
+from ._evfn import Context as Context, Event as Event
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_Exc = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
+
+__version__: str
+STATS: Tuple[str, ...]
+
+EPERM: int
+ENOENT: int
+EACCES: int
+ENOTDIR: int
+ENOMEM: int
+EBUSY: int
+EEXIST: int
+EINVAL: int
+ERANGE: int
+EDEADLK: int
+ENAMETOOLONG: int
+EADDRINUSE: int
+ESHUTDOWN: int
+ETIMEDOUT: int
+ECONNREFUSED: int
+EALREADY: int
+ECANCELED: int
+ENOFN: int
+ENOSUB: int
+EQUEUEFULL: int
+EPATTERN: int
+EFAILED: int
+EEXHAUSTED: int
+EHANDEDBACK: int
+ENOTRUNNING: int
+EEXPIRED: int
+ESCHEDULE: int
+ETIMEZONE: int
+EROUTE: int
+ESIGNATURE: int
+ECLOUDEVENT: int
+EUNHEALTHY: int
+EURL: int
+EWRONGTYPE: int
+EAUTH: int
+ELOOPDETECTED: int
+
+class Error(Exception):
+    code: int
+    name: str
+    detail: Optional[str]
+    def __init__(self, code: int, detail: Optional[str] = ...) -> None: ...
+
+class InvalidArgument(Error, ValueError): ...
+class NoFunction(Error, LookupError): ...
+class NoSubscriber(Error): ...
+class QueueFull(Error): ...
+class Unhealthy(Error): ...
+class ShutDown(Error): ...
+class NotRunning(Error): ...
+class AlreadyExists(Error): ...
+class AlreadyDone(Error): ...
+class Deadlock(Error): ...
+class Busy(Error): ...
+
+class TimedOut(Error):
+    handed_back: list[Handback]
+
+class InvocationError(Error):
+    error: Optional[str]
+    attempts: int
+    def __init__(self, code: int, error: Optional[str] = ...,
+                 attempts: int = ...) -> None: ...
+
+class Failed(InvocationError): ...
+class Exhausted(InvocationError): ...
+class DeadlineExceeded(Exhausted): ...
+class Expired(InvocationError): ...
+class HandedBack(InvocationError): ...
+class LoopDetected(InvocationError): ...
+
+class Retry(Exception): ...
+class Fail(Exception): ...
+class Timeout(BaseException): ...
+
+def error_class(code: int) -> Type[Error]: ...
+
+class Backoff:
+    kind: str
+    base: float
+    multiplier: float
+    cap: float
+    jitter: str
+    def __init__(self, kind: str = ..., base: float = ...,
+                 multiplier: float = ..., cap: float = ...,
+                 jitter: str = ...) -> None: ...
+
+class Handback(NamedTuple):
+    function: str
+    event: Event
+
+class Runtime:
+    grace: float
+    def __init__(self, workers: Union[int, Tuple[int, int], None] = ...,
+                 *, idle_timeout: Optional[float] = ...,
+                 source: Optional[str] = ..., grace: float = ...) -> None: ...
+    @overload
+    def function(self, name: _F) -> _F: ...
+    @overload
+    def function(self, name: Optional[str] = ..., *,
+                 timeout: Optional[float] = ...,
+                 attempts: Optional[int] = ...,
+                 backoff: Union[Backoff, float, None] = ...,
+                 max_age: Optional[float] = ...,
+                 concurrency: Optional[int] = ...,
+                 queue: Optional[int] = ...,
+                 retry_on: Optional[_Exc] = ...,
+                 fail_on: _Exc = ...,
+                 subscribe: Union[str, Tuple[str, ...], None] = ...
+                 ) -> Callable[[_F], _F]: ...
+    def register(self, name: str, fn: Callable[..., Any], *,
+                 timeout: Optional[float] = ...,
+                 attempts: Optional[int] = ...,
+                 backoff: Union[Backoff, float, None] = ...,
+                 max_age: Optional[float] = ...,
+                 concurrency: Optional[int] = ...,
+                 queue: Optional[int] = ...,
+                 retry_on: Optional[_Exc] = ...,
+                 fail_on: _Exc = ...,
+                 subscribe: Union[str, Tuple[str, ...], None] = ...
+                 ) -> None: ...
+    def subscribe(self, pattern: str, name: str) -> None: ...
+    def emit(self, topic: str, data: Any = ..., *, id: Optional[str] = ...,
+             source: Optional[str] = ..., subject: Optional[str] = ...,
+             datacontenttype: Optional[str] = ...,
+             extensions: Optional[dict[str, Optional[str]]] = ...) -> int: ...
+    def invoke(self, name: str, data: Any = ..., **attributes: Any
+               ) -> bytes: ...
+    def invoke_async(self, name: str, data: Any = ..., **attributes: Any
+                     ) -> concurrent.futures.Future[bytes]: ...
+    async def ainvoke(self, name: str, data: Any = ...,
+                      **attributes: Any) -> bytes: ...
+    def start(self) -> Runtime: ...
+    def drain(self, grace: Optional[float] = ...) -> list[Handback]: ...
+    def close(self, grace: Optional[float] = ...) -> list[Handback]: ...
+    def run(self, grace: Optional[float] = ...) -> list[Handback]: ...
+    def stop(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> Runtime: ...
+    def __exit__(self, *exc: Any) -> None: ...
+    def stats(self, name: Optional[str] = ...) -> dict[str, int]: ...
+    @property
+    def workers(self) -> int: ...
+
+class Schedule:
+    def __init__(self, expr: str, tz: Optional[str] = ...) -> None: ...
+    def next_ns(self, after_ns: Optional[int] = ...) -> Optional[int]: ...
+    def next(self, after: Optional[datetime.datetime] = ...
+             ) -> Optional[datetime.datetime]: ...
