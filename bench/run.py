@@ -13,7 +13,9 @@ it. Run with Debian's /usr/bin/python3; stdlib plus matplotlib only.
 
 import argparse
 import json
+import re
 import os
+import shutil
 import platform
 import statistics
 import subprocess
@@ -285,6 +287,72 @@ def main():
                 print("retrymem  %-9s bytes/waiting      %10s %21s" % (
                     s, fmt(d["median"]),
                     "%s-%s" % (fmt(d["min"]), fmt(d["max"]))))
+
+    # Redis Streams end to end (XADD to acknowledged handler, 1 and 3
+    # consumer processes) beside redis-benchmark's XADD rate on the same
+    # server in the same run: tests/test-redis --bench drives both.
+    redis_bin = os.path.join(os.path.dirname(os.path.dirname(binary)),
+                             "tests", "test-redis")
+    if (os.path.exists(redis_bin) and shutil.which("redis-server")
+            and (not args.only or "redis" in args.only.split(","))):
+        n = 20000 if args.quick else 100000
+        vals = {"xadd": [], "c1": [], "c3": []}
+        for r in range(runs):
+            p = subprocess.run([redis_bin, "--bench", str(n)],
+                               capture_output=True, text=True,
+                               timeout=timeout * 3)
+            out = p.stdout
+            m = re.search(r"XADD: ([0-9.]+) requests per second", out)
+            c1 = re.search(r"1 consumer\(s\):.*: ([0-9.]+) entries/s", out)
+            c3 = re.search(r"3 consumer\(s\):.*: ([0-9.]+) entries/s", out)
+            if p.returncode == 0 and m and c1 and c3:
+                res = {"key": "redis", "round": r,
+                       "xadd_per_s": float(m.group(1)),
+                       "c1_per_s": float(c1.group(1)),
+                       "c3_per_s": float(c3.group(1))}
+                raw.append(res)
+                vals["xadd"].append(res["xadd_per_s"])
+                vals["c1"].append(res["c1_per_s"])
+                vals["c3"].append(res["c3_per_s"])
+        if vals["xadd"]:
+            stats["redis"] = {k: {"per_s": describe(v)}
+                              for k, v in vals.items()}
+            xadd = stats["redis"]["xadd"]["per_s"]["median"]
+            put("redis_vs_xadd",
+                ratio(stats["redis"]["c1"]["per_s"]["median"], xadd))
+            put("redis3_vs_xadd",
+                ratio(stats["redis"]["c3"]["per_s"]["median"], xadd))
+            for k in ("xadd", "c1", "c3"):
+                d = stats["redis"][k]["per_s"]
+                print("redis     %-9s entries/s          %10s %21s" % (
+                    k, fmt(d["median"]),
+                    "%s-%s" % (fmt(d["min"]), fmt(d["max"]))))
+
+    # Python handlers through evfn beside ThreadPoolExecutor and asyncio
+    # (bindings/python/bench_python.py interleaves them itself).
+    build_root = os.path.dirname(os.path.dirname(binary))
+    pymod = os.path.join(build_root, "bindings", "python")
+    pybench = os.path.join(HERE, "..", "bindings", "python",
+                           "bench_python.py")
+    if (os.path.isdir(os.path.join(pymod, "evfn")) and
+            os.path.exists(pybench) and
+            (not args.only or "python" in args.only.split(","))):
+        env = dict(os.environ, PYTHONPATH=pymod)
+        p = subprocess.run(["/usr/bin/python3", pybench, "--runs", str(runs),
+                            "--tasks", "10000" if args.quick else "20000"],
+                           capture_output=True, text=True, env=env,
+                           timeout=timeout * 5)
+        if p.returncode == 0:
+            res = json.loads(p.stdout)
+            res["key"] = "python"
+            raw.append(res)
+            stats["python"] = {"ops_per_s_median": res["ops_per_s_median"]}
+            put("python_vs_threadpoolexecutor",
+                res["python_vs_threadpoolexecutor"])
+            put("python_emit_vs_threadpoolexecutor",
+                res["emit_vs_threadpoolexecutor"])
+            for k, v in res["ops_per_s_median"].items():
+                print("python    %-26s ops/s  %10s" % (k, fmt(v)))
 
     # Table.
     print()
