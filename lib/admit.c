@@ -66,6 +66,9 @@ evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
 	struct evfn_fn *fn = inv->fn;
 	inv->next = NULL;
+	/* Queue wait is measured from here: the publish time for a first
+	 * attempt, the due time for a retry (no clock read needed). */
+	inv->ready_ns = inv->attempt ? inv->due_ns : inv->ev->born_ns;
 	if (fn->tail)
 		fn->tail->next = inv;
 	else

@@ -40,6 +40,11 @@ struct evfn__worker {
 	bool stuck;                /* fenced: left the pool, exits on return */
 	struct warm_slot *slots;
 	unsigned nslots;
+	/* Metrics per function index; the array and its entries are only
+	 * created and read under rt->lock, the counters written by the
+	 * owner alone. */
+	struct evfn__metrics **metrics;
+	unsigned nmetrics;
 };
 
 struct evfn__worker *
@@ -71,7 +76,94 @@ evfn__worker_free(struct evfn__worker *w)
 		return;
 	fini_states(w);
 	evfn__free(w->slots);
+	for (unsigned i = 0; i < w->nmetrics; i++)
+		evfn__free(w->metrics[i]);
+	evfn__free(w->metrics);
 	evfn__free(w);
+}
+
+/* This worker's metrics for fn, created on first use. Owner thread. */
+static struct evfn__metrics *
+metrics_of(struct evfn__worker *w, struct evfn_fn *fn)
+{
+	if (fn->index < w->nmetrics && w->metrics[fn->index])
+		return w->metrics[fn->index];
+	struct evfn__metrics *m = NULL;
+	pthread_mutex_lock(&w->rt->lock);
+	if (fn->index >= w->nmetrics) {
+		unsigned n = EVFN__MAX(fn->index + 1, w->nmetrics * 2);
+		struct evfn__metrics **a =
+			evfn__realloc(w->metrics, n * sizeof(*a));
+		if (a) {
+			memset(a + w->nmetrics, 0,
+			       (n - w->nmetrics) * sizeof(*a));
+			w->metrics = a;
+			w->nmetrics = n;
+		}
+	}
+	if (fn->index < w->nmetrics) {
+		m = evfn__calloc(1, sizeof(*m));
+		w->metrics[fn->index] = m;
+	}
+	pthread_mutex_unlock(&w->rt->lock);
+	return m;
+}
+
+void
+evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
+                    int64_t end_ns)
+{
+	struct evfn__metrics *m = metrics_of(w, inv->fn);
+	if (!m)
+		return; /* out of memory: this attempt goes unmeasured */
+	int64_t start = inv->ctx.deadline_ns - inv->fn->cfg.timeout_ns;
+	int64_t run = end_ns - start;
+	evfn__hist_record(&m->run, run);
+	evfn__hist_record(&m->wait, start - inv->ready_ns);
+	uint64_t billed = (uint64_t)((run > 0 ? run : 0) + EVFN__NS_PER_MS - 1) /
+	                  (uint64_t)EVFN__NS_PER_MS;
+	atomic_store_explicit(
+		&m->billed_ms,
+		atomic_load_explicit(&m->billed_ms, memory_order_relaxed) +
+			(billed ? billed : 1),
+		memory_order_relaxed);
+}
+
+/* Folds a worker's metrics into its functions' own totals as it leaves
+ * the pool (exiting, or fenced), so that what it measured stays counted;
+ * a fenced worker's late attempt is not. rt->lock held. */
+static void
+retire_metrics_locked(struct evfn_rt *rt, struct evfn__worker *w)
+{
+	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
+		if (fn->index < w->nmetrics && w->metrics[fn->index])
+			evfn__metrics_add(&fn->retired, w->metrics[fn->index]);
+}
+
+static void
+collect_one(const struct evfn__worker *w, const struct evfn_fn *fn,
+            struct evfn_stats *s)
+{
+	if (!w || fn->index >= w->nmetrics || !w->metrics[fn->index])
+		return;
+	const struct evfn__metrics *m = w->metrics[fn->index];
+	evfn__hist_merge(s->hist[0], &s->hist_sum_ns[0], &m->run);
+	evfn__hist_merge(s->hist[1], &s->hist_sum_ns[1], &m->wait);
+	s->v[EVFN_STAT_BILLED_MS] +=
+		atomic_load_explicit(&m->billed_ms, memory_order_relaxed);
+}
+
+void
+evfn__metrics_collect_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                             struct evfn_stats *s)
+{
+	evfn__hist_merge(s->hist[0], &s->hist_sum_ns[0], &fn->retired.run);
+	evfn__hist_merge(s->hist[1], &s->hist_sum_ns[1], &fn->retired.wait);
+	s->v[EVFN_STAT_BILLED_MS] += atomic_load_explicit(
+		&fn->retired.billed_ms, memory_order_relaxed);
+	for (const struct evfn__worker *w = rt->workers; w; w = w->next)
+		collect_one(w, fn, s);
+	collect_one(rt->loop_worker, fn, s);
 }
 
 void *
@@ -265,6 +357,7 @@ worker_main(void *arg)
 		struct evfn__inv *cleaned = evfn__release(rt, garbage);
 		garbage = NULL;
 		int outcome = evfn__run_attempt(rt, inv, w);
+		evfn__worker_record(w, inv, evfn__now_ns());
 		pthread_mutex_lock(&rt->lock);
 		evfn__recycle_locked(rt, cleaned);
 		w->current = NULL;
@@ -277,6 +370,7 @@ worker_main(void *arg)
 	 * it is on the exited list, so that a stop always finds it there. A
 	 * fenced worker left the count when it was fenced. */
 	if (!w->stuck) {
+		retire_metrics_locked(rt, w);
 		unlink_worker(&rt->workers, w);
 		rt->nthreads--;
 		rt->nexiting++;
@@ -315,6 +409,7 @@ evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
 			 * the function's capacity, up to the stuck cap. */
 			w->current = NULL;
 			w->stuck = true;
+			retire_metrics_locked(rt, w);
 			unlink_worker(&rt->workers, w);
 			rt->nthreads--;
 			rt->nexiting++;

@@ -24,6 +24,7 @@
 
 #include "event-internal.h"
 #include "hash-internal.h"
+#include "histogram-internal.h"
 #include "options-internal.h"
 #include "route-internal.h"
 
@@ -94,6 +95,7 @@ struct evfn__inv {
 	unsigned attempt;           /* attempts started */
 	unsigned heap_index;
 	int64_t first_ns, last_ns;  /* wall time of first and latest start */
+	int64_t ready_ns;           /* monotonic: when it became startable */
 	int final_code;             /* why it ended: see evfn__finish_locked */
 	signed char final_stat;     /* terminal evfn_stat, or -1 */
 	bool idempotent_hit;        /* answered from the idempotency store */
@@ -117,6 +119,7 @@ struct evfn_fn {
 	int running;
 	int stuck;                  /* fenced attempts whose handler runs on */
 	struct evfn__idem *idem;    /* idempotency store (uthash) */
+	struct evfn__metrics retired; /* from workers that exited */
 	bool in_ready;              /* on rt->ready (pool) or rt->loop_ready */
 	struct evfn_fn *ready_next;
 	struct evfn_fn *all_next;   /* registration order */
@@ -126,6 +129,8 @@ struct evfn_fn {
 
 struct evfn_stats {
 	uint64_t v[EVFN_STAT_COUNT];
+	uint64_t hist[2][EVFN__HIST_BUCKETS]; /* run, queue wait */
+	uint64_t hist_sum_ns[2];
 };
 
 /* A FIFO of functions that have work they may start now. */
@@ -315,6 +320,14 @@ void *evfn__worker_state(struct evfn__worker *w, struct evfn_fn *fn,
 void evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
                                      struct evfn__inv **garbage,
                                      struct evfn__inv **fenced);
+/* Records an attempt's run time and queue wait on the worker that ran it
+ * (end_ns: monotonic time its handler returned). Owner thread only. */
+void evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
+                         int64_t end_ns);
+/* Adds fn's metrics from every live worker and the loop to s.
+ * rt->lock held. */
+void evfn__metrics_collect_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                                  struct evfn_stats *s);
 /* A worker record with no thread, for the loop executor's warm state. */
 struct evfn__worker *evfn__worker_new(struct evfn_rt *rt);
 /* Runs the fini hooks of the states w built, then frees w. */

@@ -76,6 +76,9 @@ loop_wake_cb(int fd, short what, void *arg)
 			break;
 		pthread_mutex_unlock(&rt->lock);
 		int outcome = evfn__run_attempt(rt, inv, rt->loop_worker);
+		/* A PENDING attempt's run time is not known here; its queue
+		 * wait is. */
+		evfn__worker_record(rt->loop_worker, inv, evfn__now_ns());
 		pthread_mutex_lock(&rt->lock);
 		if (outcome == EVFN_PENDING)
 			evfn__pending_add_locked(rt, inv);

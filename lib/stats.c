@@ -24,10 +24,14 @@ static const char *const stat_names[EVFN_STAT_COUNT] = {
 	[EVFN_STAT_LATE] = "late",
 	[EVFN_STAT_THROTTLED] = "throttled",
 	[EVFN_STAT_CONCURRENCY_PEAK] = "concurrency_peak",
+	[EVFN_STAT_BILLED_MS] = "billed_ms",
+	[EVFN_STAT_OLDEST_QUEUED_MS] = "oldest_queued_ms",
 };
 
+/* Adds one function to a snapshot. rt->lock held. */
 static void
-add_fn(struct evfn_stats *s, const struct evfn_fn *fn)
+add_fn(struct evfn_rt *rt, struct evfn_stats *s, struct evfn_fn *fn,
+       int64_t now)
 {
 	for (int i = 0; i < EVFN_STAT_COUNT; i++)
 		if (i == EVFN_STAT_CONCURRENCY_PEAK)
@@ -37,6 +41,11 @@ add_fn(struct evfn_stats *s, const struct evfn_fn *fn)
 	/* Gauges that the queues hold rather than the counters. */
 	s->v[EVFN_STAT_IN_FLIGHT] += (uint64_t)fn->running;
 	s->v[EVFN_STAT_QUEUED] += (uint64_t)fn->queued;
+	if (fn->head && now > fn->head->ready_ns)
+		s->v[EVFN_STAT_OLDEST_QUEUED_MS] = EVFN__MAX(
+			s->v[EVFN_STAT_OLDEST_QUEUED_MS],
+			(uint64_t)((now - fn->head->ready_ns) / EVFN__NS_PER_MS));
+	evfn__metrics_collect_locked(rt, fn, s);
 }
 
 int
@@ -50,16 +59,17 @@ evfn_stats_take(evfn_rt *rt, const char *fn_name, evfn_stats **out)
 	if (!s)
 		return EVFN_ENOMEM;
 	int rc = 0;
+	int64_t now = evfn__now_ns();
 	pthread_mutex_lock(&rt->lock);
 	if (fn_name) {
 		struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
 		if (fn)
-			add_fn(s, fn);
+			add_fn(rt, s, fn, now);
 		else
 			rc = EVFN_ENOFN;
 	} else {
 		for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
-			add_fn(s, fn);
+			add_fn(rt, s, fn, now);
 	}
 	pthread_mutex_unlock(&rt->lock);
 	if (rc < 0) {
@@ -88,4 +98,57 @@ const char *
 evfn_stat_name(evfn_stat which)
 {
 	return (unsigned)which < EVFN_STAT_COUNT ? stat_names[which] : NULL;
+}
+
+int64_t
+evfn_stats_quantile(const evfn_stats *s, evfn_histogram which, double q)
+{
+	if (!s || (unsigned)which > EVFN_HIST_QUEUE_WAIT || !(q >= 0.0) ||
+	    q > 1.0)
+		return 0;
+	const uint64_t *b = s->hist[which];
+	uint64_t total = 0;
+	for (unsigned i = 0; i < EVFN__HIST_BUCKETS; i++)
+		total += b[i];
+	if (total == 0)
+		return 0;
+	/* The rank of the quantile, 1-based: the smallest value with at
+	 * least q of the values at or below it. */
+	uint64_t rank = (uint64_t)(q * (double)total);
+	if ((double)rank < q * (double)total || rank == 0)
+		rank++;
+	uint64_t seen = 0;
+	for (unsigned i = 0; i < EVFN__HIST_BUCKETS; i++) {
+		seen += b[i];
+		if (seen >= rank)
+			return evfn__hist_upper(i);
+	}
+	return evfn__hist_upper(EVFN__HIST_BUCKETS - 1);
+}
+
+size_t
+evfn_stats_buckets(void)
+{
+	return EVFN__HIST_BUCKETS;
+}
+
+uint64_t
+evfn_stats_bucket(const evfn_stats *s, evfn_histogram which, size_t i,
+                  int64_t *upper_ns)
+{
+	if (upper_ns)
+		*upper_ns = i < EVFN__HIST_BUCKETS ? evfn__hist_upper((unsigned)i)
+		                                   : 0;
+	if (!s || (unsigned)which > EVFN_HIST_QUEUE_WAIT ||
+	    i >= EVFN__HIST_BUCKETS)
+		return 0;
+	return s->hist[which][i];
+}
+
+uint64_t
+evfn_stats_sum_ns(const evfn_stats *s, evfn_histogram which)
+{
+	if (!s || (unsigned)which > EVFN_HIST_QUEUE_WAIT)
+		return 0;
+	return s->hist_sum_ns[which];
 }

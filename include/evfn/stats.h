@@ -34,6 +34,10 @@ typedef enum evfn_stat {
 	EVFN_STAT_LATE,               /**< returns after the deadline (ignored) */
 	EVFN_STAT_THROTTLED,          /**< refused at admission (queue full) */
 	EVFN_STAT_CONCURRENCY_PEAK,   /**< gauge: most attempts run at once */
+	EVFN_STAT_BILLED_MS,          /**< run time summed per attempt, each
+	                                   rounded up to 1 ms, as Lambda bills */
+	EVFN_STAT_OLDEST_QUEUED_MS,   /**< gauge: age of the oldest queued
+	                                   event (max over functions) */
 	EVFN_STAT_COUNT
 } evfn_stat;
 
@@ -53,6 +57,47 @@ EVFN_EXPORT uint64_t evfn_stats_get(const evfn_stats *s, evfn_stat which);
 
 /** Free a snapshot. NULL is a no-op. @since 0.1 */
 EVFN_EXPORT void evfn_stats_free(evfn_stats *s);
+
+/** The latency histograms of a snapshot. */
+typedef enum evfn_histogram {
+	/** Run time of each attempt, handler start to return (for a loop
+	 * handler that returns EVFN_PENDING, to that return). */
+	EVFN_HIST_RUN = 0,
+	/** Queue wait of each attempt: from publish (first attempt) or the
+	 * retry's due time to the start. */
+	EVFN_HIST_QUEUE_WAIT = 1
+} evfn_histogram;
+
+/**
+ * A quantile of a histogram: the upper bound, in nanoseconds, of the
+ * bucket that holds it. Buckets are log-linear (8 per power of two from
+ * 1 us), so the answer is within 12.5% above the true value.
+ * @param q in [0, 1]: 0.5 for the median, 0.99 for p99.
+ * @return the bound; 0 when the histogram is empty, NULL s, an unknown
+ *         histogram or q outside [0, 1].
+ * @since 0.1
+ */
+EVFN_EXPORT int64_t evfn_stats_quantile(const evfn_stats *s,
+                                        evfn_histogram which, double q);
+
+/** Number of buckets of each histogram (the same for all). @since 0.1 */
+EVFN_EXPORT size_t evfn_stats_buckets(void);
+
+/**
+ * One bucket of a histogram (not cumulative).
+ * @param upper_ns receives the largest value the bucket holds, in ns
+ *        (INT64_MAX for the last); may be NULL.
+ * @return its count; 0 for NULL s or an index out of range.
+ * @since 0.1
+ */
+EVFN_EXPORT uint64_t evfn_stats_bucket(const evfn_stats *s,
+                                       evfn_histogram which, size_t i,
+                                       int64_t *upper_ns);
+
+/** Sum of the recorded values of a histogram, in ns (0 for NULL s).
+ * @since 0.1 */
+EVFN_EXPORT uint64_t evfn_stats_sum_ns(const evfn_stats *s,
+                                       evfn_histogram which);
 
 /** Snake-case name of a stat ("dead_lettered"), or NULL for an unknown one.
  * @since 0.1 */

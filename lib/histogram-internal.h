@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Log-linear latency histograms: each power of two from 1 us up is split
+ * into 8 equal buckets, so a recorded value is known within 12.5%, in a
+ * fixed array that recording touches with one index computation and one
+ * increment. Each worker owns its own histograms (one writer, no lock);
+ * readers merge them.
+ */
+#ifndef EVFN_HISTOGRAM_INTERNAL_H
+#define EVFN_HISTOGRAM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define EVFN__HIST_SUB_BITS 3
+#define EVFN__HIST_SUB (1 << EVFN__HIST_SUB_BITS)
+/* Bucket 0 holds everything below 2^10 ns (~1 us); the last, from about
+ * 2^40 ns (~18 min) up. */
+#define EVFN__HIST_MIN_EXP 10
+#define EVFN__HIST_MAX_EXP 40
+#define EVFN__HIST_BUCKETS                                                   \
+	(1 + (EVFN__HIST_MAX_EXP - EVFN__HIST_MIN_EXP) * EVFN__HIST_SUB + 1)
+
+struct evfn__hist {
+	atomic_uint_fast64_t bucket[EVFN__HIST_BUCKETS];
+	atomic_uint_fast64_t sum_ns;
+};
+
+/* The bucket a value in ns falls in. */
+static inline unsigned
+evfn__hist_index(int64_t ns)
+{
+	if (ns < (INT64_C(1) << EVFN__HIST_MIN_EXP))
+		return 0;
+	unsigned msb = 63u - (unsigned)__builtin_clzll((unsigned long long)ns);
+	if (msb >= EVFN__HIST_MAX_EXP)
+		return EVFN__HIST_BUCKETS - 1;
+	unsigned sub = (unsigned)(ns >> (msb - EVFN__HIST_SUB_BITS)) &
+	               (EVFN__HIST_SUB - 1);
+	return 1 + (msb - EVFN__HIST_MIN_EXP) * EVFN__HIST_SUB + sub;
+}
+
+/* Records one value. Single writer: relaxed load and store suffice, and
+ * readers see each counter whole. */
+static inline void
+evfn__hist_record(struct evfn__hist *h, int64_t ns)
+{
+	if (ns < 0)
+		ns = 0;
+	atomic_uint_fast64_t *b = &h->bucket[evfn__hist_index(ns)];
+	atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&h->sum_ns,
+	                      atomic_load_explicit(&h->sum_ns,
+	                                           memory_order_relaxed) +
+	                              (uint64_t)ns,
+	                      memory_order_relaxed);
+}
+
+/* What one writer (a worker, the loop) records for one function: run
+ * time and queue wait of each attempt, and billed milliseconds (run time
+ * rounded up to 1 ms per attempt, as Lambda bills). */
+struct evfn__metrics {
+	struct evfn__hist run;
+	struct evfn__hist wait;
+	atomic_uint_fast64_t billed_ms;
+};
+
+/* Adds src into dst; dst's writer must be the caller (or hold the lock
+ * that serialises its writers). */
+void evfn__metrics_add(struct evfn__metrics *dst,
+                       const struct evfn__metrics *src);
+
+/* The largest value bucket i holds, in ns (INT64_MAX for the last). */
+int64_t evfn__hist_upper(unsigned i);
+
+/* Adds src into a plain array of counts (for snapshots). */
+void evfn__hist_merge(uint64_t *counts, uint64_t *sum_ns,
+                      const struct evfn__hist *src);
+
+#endif /* EVFN_HISTOGRAM_INTERNAL_H */

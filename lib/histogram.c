@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Histogram bucket bounds and merging; recording is inline in
+ * histogram-internal.h.
+ */
+#include "histogram-internal.h"
+
+int64_t
+evfn__hist_upper(unsigned i)
+{
+	if (i == 0)
+		return (INT64_C(1) << EVFN__HIST_MIN_EXP) - 1;
+	if (i >= EVFN__HIST_BUCKETS - 1)
+		return INT64_MAX;
+	unsigned k = i - 1;
+	unsigned exp = EVFN__HIST_MIN_EXP + k / EVFN__HIST_SUB;
+	unsigned sub = k % EVFN__HIST_SUB;
+	/* Bucket (exp, sub) holds [2^exp + sub * w, 2^exp + (sub + 1) * w)
+	 * with w = 2^(exp - SUB_BITS). */
+	int64_t w = INT64_C(1) << (exp - EVFN__HIST_SUB_BITS);
+	return (INT64_C(1) << exp) + (int64_t)(sub + 1) * w - 1;
+}
+
+void
+evfn__hist_merge(uint64_t *counts, uint64_t *sum_ns,
+                 const struct evfn__hist *src)
+{
+	for (unsigned i = 0; i < EVFN__HIST_BUCKETS; i++)
+		counts[i] += atomic_load_explicit(&src->bucket[i],
+		                                  memory_order_relaxed);
+	*sum_ns += atomic_load_explicit(&src->sum_ns, memory_order_relaxed);
+}
+
+static void
+add_relaxed(atomic_uint_fast64_t *dst, const atomic_uint_fast64_t *src)
+{
+	atomic_store_explicit(
+		dst,
+		atomic_load_explicit(dst, memory_order_relaxed) +
+			atomic_load_explicit(src, memory_order_relaxed),
+		memory_order_relaxed);
+}
+
+void
+evfn__metrics_add(struct evfn__metrics *dst, const struct evfn__metrics *src)
+{
+	for (unsigned i = 0; i < EVFN__HIST_BUCKETS; i++) {
+		add_relaxed(&dst->run.bucket[i], &src->run.bucket[i]);
+		add_relaxed(&dst->wait.bucket[i], &src->wait.bucket[i]);
+	}
+	add_relaxed(&dst->run.sum_ns, &src->run.sum_ns);
+	add_relaxed(&dst->wait.sum_ns, &src->wait.sum_ns);
+	add_relaxed(&dst->billed_ms, &src->billed_ms);
+}

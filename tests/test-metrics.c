@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Metrics: log-linear histogram buckets and quantiles on known values,
+ * and the per-function histograms and billed time of a known workload
+ * agreeing with the counters.
+ */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "harness.h"
+#include "histogram-internal.h"
+#include "runtime-internal.h"
+
+static void
+test_metrics_bucket_bounds_cover_every_value(void **state)
+{
+	/* Every value lands in a bucket whose bound is at least the value
+	 * and at most 12.5% above it. */
+	for (int64_t v = 1000; v < INT64_C(1) << 39; v = v * 9 / 8 + 7) {
+		unsigned i = evfn__hist_index(v);
+		int64_t upper = evfn__hist_upper(i);
+		if (upper < v || (double)upper > (double)v * 1.126)
+			fail_msg("value %lld in bucket %u bounded by %lld",
+			         (long long)v, i, (long long)upper);
+		if (i > 0 && evfn__hist_upper(i - 1) >= v)
+			fail_msg("value %lld also fits bucket %u", (long long)v,
+			         i - 1);
+	}
+	ASSERT_EQ(evfn__hist_index(0), 0);
+	ASSERT_EQ(evfn__hist_index(INT64_MAX), EVFN__HIST_BUCKETS - 1);
+	ASSERT_EQ(evfn_stats_buckets(), EVFN__HIST_BUCKETS);
+}
+
+static void
+test_metrics_quantiles_within_bucket_error(void **state)
+{
+	static struct evfn__hist h;
+	memset(&h, 0, sizeof(h));
+	/* 1..1000 us: p50 = 500 us, p90 = 900 us, p99 = 990 us. */
+	for (int64_t us = 1; us <= 1000; us++)
+		evfn__hist_record(&h, us * 1000);
+	struct evfn_stats s;
+	memset(&s, 0, sizeof(s));
+	evfn__hist_merge(s.hist[EVFN_HIST_RUN], &s.hist_sum_ns[EVFN_HIST_RUN],
+	                 &h);
+	const double q[] = {0.5, 0.9, 0.99, 0.999};
+	const int64_t truth[] = {500000, 900000, 990000, 999000};
+	for (int i = 0; i < 4; i++) {
+		int64_t got = evfn_stats_quantile(&s, EVFN_HIST_RUN, q[i]);
+		if (got < truth[i] || (double)got > truth[i] * 1.126)
+			fail_msg("q%.3f: %lld, true %lld", q[i], (long long)got,
+			         (long long)truth[i]);
+	}
+	ASSERT_EQ(evfn_stats_sum_ns(&s, EVFN_HIST_RUN), 500500000);
+	ASSERT_EQ(evfn_stats_quantile(&s, EVFN_HIST_QUEUE_WAIT, 0.5), 0);
+	ASSERT_EQ(evfn_stats_quantile(&s, EVFN_HIST_RUN, 1.5), 0);
+	ASSERT_EQ(evfn_stats_quantile(NULL, EVFN_HIST_RUN, 0.5), 0);
+	uint64_t total = 0;
+	for (size_t i = 0; i < evfn_stats_buckets(); i++)
+		total += evfn_stats_bucket(&s, EVFN_HIST_RUN, i, NULL);
+	ASSERT_EQ(total, 1000);
+}
+
+static int
+timed(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	/* Payload: how long to work, in ms; a spin, so run time is real. */
+	const int *ms = evfn_event_data(ev, NULL);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t until = ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec +
+	                *ms * INT64_C(1000000);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+	while (ts.tv_sec * INT64_C(1000000000) + ts.tv_nsec < until);
+	return EVFN_OK;
+}
+
+static void
+test_metrics_workload_histograms_agree_with_counters(void **state)
+{
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_workers(o, 2, 2));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, o));
+	evfn_rt_options_free(o);
+	ASSERT_OK(evfn_register(rt, "timed", timed, NULL, NULL, NULL));
+	ASSERT_OK(evfn_runtime_start(rt));
+	for (int i = 0; i < 40; i++) {
+		int ms = i < 30 ? 2 : 20;
+		ASSERT_OK(evfn_invoke_async(rt, "timed", &ms, sizeof(ms), NULL));
+	}
+	WAIT_FOR(stat_of(rt, "timed", EVFN_STAT_SUCCEEDED) == 40, 20000);
+	evfn_stats *s;
+	ASSERT_OK(evfn_stats_take(rt, "timed", &s));
+	uint64_t runs = 0, waits = 0;
+	for (size_t i = 0; i < evfn_stats_buckets(); i++) {
+		runs += evfn_stats_bucket(s, EVFN_HIST_RUN, i, NULL);
+		waits += evfn_stats_bucket(s, EVFN_HIST_QUEUE_WAIT, i, NULL);
+	}
+	ASSERT_EQ(runs, 40);
+	ASSERT_EQ(waits, 40);
+	int64_t p50 = evfn_stats_quantile(s, EVFN_HIST_RUN, 0.5);
+	int64_t p99 = evfn_stats_quantile(s, EVFN_HIST_RUN, 0.99);
+	assert_true(p50 >= 2000000 && p50 < 20000000);
+	assert_true(p99 >= 20000000 && p99 < 200000000);
+	/* Each attempt billed rounded up to a whole ms: 30 x >= 2 and
+	 * 10 x >= 20. */
+	assert_true(evfn_stats_get(s, EVFN_STAT_BILLED_MS) >= 30 * 2 + 10 * 20);
+	assert_true(evfn_stats_sum_ns(s, EVFN_HIST_RUN) >=
+	            (30 * 2 + 10 * 20) * 1000000ull);
+	/* Queued behind 2 workers: someone waited at least a 2 ms run. */
+	assert_true(evfn_stats_quantile(s, EVFN_HIST_QUEUE_WAIT, 1.0) >=
+	            2000000);
+	evfn_stats_free(s);
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
+/* A worker's measurements stay counted after it exits. */
+static void
+test_metrics_survive_idle_workers_exiting(void **state)
+{
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_workers(o, 0, 2));
+	ASSERT_OK(evfn_rt_options_set_idle_timeout_ms(o, 20));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, o));
+	evfn_rt_options_free(o);
+	ASSERT_OK(evfn_register(rt, "timed", timed, NULL, NULL, NULL));
+	ASSERT_OK(evfn_runtime_start(rt));
+	int ms = 1;
+	for (int i = 0; i < 10; i++)
+		ASSERT_OK(evfn_invoke_async(rt, "timed", &ms, sizeof(ms), NULL));
+	WAIT_FOR(stat_of(rt, "timed", EVFN_STAT_SUCCEEDED) == 10, 20000);
+	WAIT_FOR(evfn_runtime_workers(rt) == 0, 10000);
+	evfn_stats *s;
+	ASSERT_OK(evfn_stats_take(rt, "timed", &s));
+	uint64_t runs = 0;
+	for (size_t i = 0; i < evfn_stats_buckets(); i++)
+		runs += evfn_stats_bucket(s, EVFN_HIST_RUN, i, NULL);
+	ASSERT_EQ(runs, 10);
+	assert_true(evfn_stats_get(s, EVFN_STAT_BILLED_MS) >= 10);
+	evfn_stats_free(s);
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(test_metrics_bucket_bounds_cover_every_value),
+		TEST(test_metrics_quantiles_within_bucket_error),
+		TEST(test_metrics_workload_histograms_agree_with_counters),
+		TEST(test_metrics_survive_idle_workers_exiting),
+	};
+	return evfn_test_main("metrics", tests);
+}
