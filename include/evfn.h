@@ -24,6 +24,7 @@
 #include <evfn/context.h>
 #include <evfn/stats.h>
 #include <evfn/deadletter.h>
+#include <evfn/metrics.h>
 #include <evfn/schedule.h>
 #include <evfn/triggers.h>
 

@@ -248,6 +248,11 @@ void evfn__idem_store_locked(struct evfn_fn *fn, struct evfn__inv *inv);
 void evfn__idem_sweep_locked(struct evfn_fn *fn, int64_t now);
 void evfn__idem_free(struct evfn_fn *fn);
 
+/* stats.c: adds one function to a snapshot (now: monotonic, for ages).
+ * rt->lock held. */
+void evfn__stats_add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s,
+                               struct evfn_fn *fn, int64_t now);
+
 /* registry.c */
 struct evfn_fn *evfn__fn_find(struct evfn_rt *rt, const char *name);
 void evfn__registry_free(struct evfn_rt *rt);

@@ -28,10 +28,9 @@ static const char *const stat_names[EVFN_STAT_COUNT] = {
 	[EVFN_STAT_OLDEST_QUEUED_MS] = "oldest_queued_ms",
 };
 
-/* Adds one function to a snapshot. rt->lock held. */
-static void
-add_fn(struct evfn_rt *rt, struct evfn_stats *s, struct evfn_fn *fn,
-       int64_t now)
+void
+evfn__stats_add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s,
+                          struct evfn_fn *fn, int64_t now)
 {
 	for (int i = 0; i < EVFN_STAT_COUNT; i++)
 		if (i == EVFN_STAT_CONCURRENCY_PEAK)
@@ -64,12 +63,12 @@ evfn_stats_take(evfn_rt *rt, const char *fn_name, evfn_stats **out)
 	if (fn_name) {
 		struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
 		if (fn)
-			add_fn(rt, s, fn, now);
+			evfn__stats_add_fn_locked(rt, s, fn, now);
 		else
 			rc = EVFN_ENOFN;
 	} else {
 		for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
-			add_fn(rt, s, fn, now);
+			evfn__stats_add_fn_locked(rt, s, fn, now);
 	}
 	pthread_mutex_unlock(&rt->lock);
 	if (rc < 0) {

@@ -76,6 +76,8 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	retry->first_ns = inv->first_ns;
 	retry->last_ns = inv->last_ns;
 	retry->last_timed_out = true;
+	/* Keeps the fenced attempt's start, for durations in records. */
+	retry->ctx.deadline_ns = inv->ctx.deadline_ns;
 	char msg[64];
 	snprintf(msg, sizeof(msg), "deadline of %lld ms exceeded",
 	         (long long)(fn->cfg.timeout_ns / EVFN__NS_PER_MS));

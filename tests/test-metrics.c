@@ -6,6 +6,9 @@
  */
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "harness.h"
 #include "histogram-internal.h"
@@ -148,6 +151,124 @@ test_metrics_survive_idle_workers_exiting(void **state)
 	ASSERT_OK(evfn_runtime_free(rt));
 }
 
+static int
+fails(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	evfn_ctx_set_error(ctx, "bad \"input\"\n");
+	return EVFN_FAIL;
+}
+
+static void
+test_metrics_prometheus_exposition_passes_promtool(void **state)
+{
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_register(rt, "timed", timed, NULL, NULL, NULL));
+	/* A name that needs escaping in a label value. */
+	ASSERT_OK(evfn_register(rt, "odd\"name", fails, NULL, NULL, NULL));
+	ASSERT_OK(evfn_runtime_start(rt));
+	int ms = 1;
+	for (int i = 0; i < 5; i++)
+		ASSERT_OK(evfn_invoke(rt, "timed", &ms, sizeof(ms), NULL, NULL));
+	ASSERT_RC(evfn_invoke(rt, "odd\"name", NULL, 0, NULL, NULL),
+	          EVFN_EFAILED);
+	char *text;
+	size_t len;
+	ASSERT_OK(evfn_metrics_prometheus(rt, &text, &len));
+	ASSERT_EQ(strlen(text), len);
+	assert_non_null(strstr(text, "evfn_succeeded_total{function=\"timed\"} 5\n"));
+	assert_non_null(strstr(text, "evfn_dead_lettered_total{function=\"odd\\\"name\"} 1\n"));
+	assert_non_null(strstr(text, "evfn_run_seconds_count{function=\"timed\"} 5\n"));
+	assert_non_null(strstr(text, "evfn_run_seconds_bucket{function=\"timed\",le=\"+Inf\"} 5\n"));
+	assert_non_null(strstr(text, "evfn_dead_letters 1\n"));
+
+	char path[] = "/tmp/evfn-metrics-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	ASSERT_EQ(write(fd, text, len), (long long)len);
+	close(fd);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
+	FILE *p = popen(cmd, "r");
+	char out[4096] = "";
+	size_t got = fread(out, 1, sizeof(out) - 1, p);
+	out[got] = '\0';
+	int status = pclose(p);
+	unlink(path);
+	if (status != 0)
+		fail_msg("promtool check metrics: status %d\n%s", status, out);
+	evfn_free(text);
+	ASSERT_RC(evfn_metrics_prometheus(NULL, &text, NULL), EVFN_EINVAL);
+	assert_null(text);
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
+static void
+test_metrics_json_log_lines_parse_with_fields(void **state)
+{
+	FILE *f = tmpfile();
+	evfn_json_log *log;
+	ASSERT_RC(evfn_json_log_new(&log, f, 0.0), EVFN_ERANGE);
+	ASSERT_RC(evfn_json_log_new(&log, NULL, 1.0), EVFN_EINVAL);
+	ASSERT_OK(evfn_json_log_new(&log, f, 1.0));
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_event_log(o, evfn_json_log_record, log));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, o));
+	evfn_rt_options_free(o);
+	ASSERT_OK(evfn_register(rt, "timed", timed, NULL, NULL, NULL));
+	ASSERT_OK(evfn_register(rt, "fails", fails, NULL, NULL, NULL));
+	ASSERT_OK(evfn_runtime_start(rt));
+	int ms = 1;
+	ASSERT_OK(evfn_invoke(rt, "timed", &ms, sizeof(ms), NULL, NULL));
+	ASSERT_RC(evfn_invoke(rt, "fails", NULL, 0, NULL, NULL), EVFN_EFAILED);
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+	evfn_json_log_free(log);
+
+	rewind(f);
+	char line[1024];
+	int n = 0, starts = 0, successes = 0, dead = 0;
+	while (fgets(line, sizeof(line), f)) {
+		json_error_t err;
+		json_t *j = json_loads(line, 0, &err);
+		if (!j)
+			fail_msg("line %d is not JSON: %s", n + 1, err.text);
+		const char *kind = json_string_value(json_object_get(j, "kind"));
+		assert_non_null(kind);
+		assert_non_null(json_string_value(json_object_get(j, "time")));
+		assert_non_null(json_string_value(json_object_get(j, "event_id")));
+		assert_true(json_integer_value(json_object_get(j, "attempt")) == 1);
+		const char *fn = json_string_value(json_object_get(j, "function"));
+		if (strcmp(kind, "start") == 0) {
+			starts++;
+		} else if (strcmp(kind, "success") == 0) {
+			successes++;
+			assert_string_equal(fn, "timed");
+			assert_true(json_real_value(json_object_get(
+			                    j, "duration_ms")) >= 1.0);
+		} else if (strcmp(kind, "dead_letter") == 0) {
+			dead++;
+			assert_string_equal(fn, "fails");
+			assert_string_equal(
+				json_string_value(json_object_get(j, "reason")),
+				"failed");
+			assert_string_equal(
+				json_string_value(json_object_get(j, "error")),
+				"bad \"input\"\n");
+		}
+		json_decref(j);
+		n++;
+	}
+	fclose(f);
+	ASSERT_EQ(n, 4);
+	ASSERT_EQ(starts, 2);
+	ASSERT_EQ(successes, 1);
+	ASSERT_EQ(dead, 1);
+}
+
 int
 main(void)
 {
@@ -156,6 +277,8 @@ main(void)
 		TEST(test_metrics_quantiles_within_bucket_error),
 		TEST(test_metrics_workload_histograms_agree_with_counters),
 		TEST(test_metrics_survive_idle_workers_exiting),
+		TEST(test_metrics_prometheus_exposition_passes_promtool),
+		TEST(test_metrics_json_log_lines_parse_with_fields),
 	};
 	return evfn_test_main("metrics", tests);
 }

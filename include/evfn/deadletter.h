@@ -133,6 +133,10 @@ EVFN_EXPORT unsigned evfn_record_attempt(const evfn_record *rec);
 EVFN_EXPORT int evfn_record_code(const evfn_record *rec);
 /** The latest attempt's error message, or NULL. @since 0.1 */
 EVFN_EXPORT const char *evfn_record_error(const evfn_record *rec);
+/** Nanoseconds since the latest attempt started (0 for a start, and for
+ * an event that ended without any attempt, as an expired one may).
+ * @since 0.1 */
+EVFN_EXPORT int64_t evfn_record_duration_ns(const evfn_record *rec);
 
 #ifdef __cplusplus
 }
