@@ -12,7 +12,8 @@ description = {
 	summary = "Lambda-style event processing inside any host program",
 	detailed = [[
 Named functions bound to topics, a worker pool with one Lua state per
-worker, retries with backoff, real deadlines on Lua handlers, metrics.]],
+worker, retries with backoff, real deadlines on Lua handlers, triggers,
+dead letters, metrics.]],
 	license = "MIT",
 }
 dependencies = {
@@ -26,8 +27,9 @@ build = {
 	type = "builtin",
 	modules = {
 		evfn = {
-			sources = {"call.c", "event.c", "module.c", "runtime.c",
-				"worker.c"},
+			sources = {"call.c", "deadletter.c", "event.c",
+				"eventlog.c", "module.c", "runtime.c",
+				"trigger.c", "worker.c"},
 			incdirs = {"$(EVFN_INCDIR)", "$(LIBEVENT_INCDIR)", "."},
 			libdirs = {"$(EVFN_LIBDIR)", "$(LIBEVENT_LIBDIR)"},
 			libraries = {"evfn", "event_core", "event_pthreads", "m"},

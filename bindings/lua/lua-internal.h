@@ -25,6 +25,7 @@
 #define EVFNLUA_CONTEXT "evfn.context"
 #define EVFNLUA_OUTCOME "evfn.outcome"
 #define EVFNLUA_GUARD "evfn.guard"
+#define EVFNLUA_TRIGGER "evfn.trigger"
 
 /* Coroutines a Lua state keeps for the next handlers. */
 #define EVFNLUA_IDLE_MAX 8
@@ -32,6 +33,8 @@
 struct event;
 struct event_base;
 struct evfnlua_call;
+struct evfnlua_trigger;
+struct evfnlua_log;
 
 /* A Lua state that runs handlers. L is the thread that creates and
  * resumes handler coroutines: a worker's own state, or for the loop the
@@ -51,6 +54,8 @@ struct evfnlua_rt {
 	struct evfnlua_vm vm;       /* loop handlers run here */
 	lua_State *main;            /* the owning state's main thread */
 	struct evfnlua_call *sleeping; /* loop calls waiting in evfn.sleep */
+	struct evfnlua_trigger *triggers; /* open triggers, freed first */
+	struct evfnlua_log *log;    /* on_record's queue, or NULL */
 	char *cb_error;             /* a Lua callback's error, to re-raise */
 	int depth;                  /* > 0 while a method drives the base */
 	bool started;
@@ -117,6 +122,31 @@ int evfnlua_l_fail(lua_State *L);
 /* runtime.c */
 void evfnlua_runtime_open(lua_State *L);
 int evfnlua_l_runtime(lua_State *L);
+/* Keeps the error a Lua callback raised (on L's top, popped) to re-raise
+ * it from the method driving the loop, and stops the loop. */
+void evfnlua_keep_cb_error(struct evfnlua_rt *o, lua_State *L);
+
+/* eventlog.c */
+/* Creates o's record queue for the Lua function at fn, on o's base. */
+int evfnlua_log_new(struct evfnlua_rt *o, lua_State *L, int fn);
+/* Sends the runtime's event log to o's queue. */
+int evfnlua_log_attach(struct evfnlua_rt *o, evfn_rt_options *ro);
+/* Delivers what is queued now (the runtime is freed: nothing follows). */
+void evfnlua_log_flush(struct evfnlua_rt *o);
+/* Frees the queue; L releases the function's reference. */
+void evfnlua_log_free(struct evfnlua_rt *o, lua_State *L);
+
+/* trigger.c */
+/* Adds rt:schedule, rt:watch, rt:on_signal and rt:on_fd to the runtime
+ * metatable (opened before) and creates the trigger metatable. */
+void evfnlua_trigger_open(lua_State *L);
+/* Frees the open triggers of o; evfn_runtime_free() needs them gone. */
+void evfnlua_triggers_free(struct evfnlua_rt *o);
+int evfnlua_l_next_fire(lua_State *L);
+
+/* deadletter.c */
+/* Adds the dead-letter methods to the runtime metatable. */
+void evfnlua_deadletter_open(lua_State *L);
 
 /* worker.c */
 /* Fills f's module fields from the module name at idx and the calling

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The module table (`require "evfn"`): the runtime constructor, the
- * outcome helpers evfn.retry and evfn.fail, evfn.sleep, evfn.now, the
- * evfn.errors table generated from EVFN_ERRNO_MAP, and the small helpers
- * the other files share (the nil, message, code error convention, seconds
- * to milliseconds, guards that keep evfn objects from leaking when a Lua
- * error is raised).
+ * outcome helpers evfn.retry and evfn.fail, evfn.sleep, evfn.now,
+ * evfn.next_fire (from trigger.c), the evfn.errors table generated from
+ * EVFN_ERRNO_MAP, and the small helpers the other files share (the nil,
+ * message, code error convention, seconds to milliseconds, guards that
+ * keep evfn objects from leaking when a Lua error is raised).
  */
 #include <math.h>
 #include <string.h>
@@ -147,6 +147,7 @@ static const luaL_Reg module_fns[] = {
 	{"fail", evfnlua_l_fail},
 	{"sleep", evfnlua_l_sleep},
 	{"now", l_now},
+	{"next_fire", evfnlua_l_next_fire},
 	{"strerror", l_strerror},
 	{"errname", l_errname},
 	{NULL, NULL},
@@ -163,6 +164,8 @@ luaopen_evfn(lua_State *L)
 	evfnlua_event_open(L);
 	evfnlua_call_open(L);
 	evfnlua_runtime_open(L);
+	evfnlua_trigger_open(L);
+	evfnlua_deadletter_open(L);
 
 	luaL_newlib(L, module_fns);
 	push_errors(L);

@@ -71,8 +71,8 @@ leave(struct evfnlua_rt *o, lua_State *prev)
 
 /* Keeps the first error a Lua callback raised, to re-raise it from the
  * method that was driving the loop, and stops the loop. */
-static void
-keep_cb_error(struct evfnlua_rt *o, lua_State *L)
+void
+evfnlua_keep_cb_error(struct evfnlua_rt *o, lua_State *L)
 {
 	if (!o->cb_error) {
 		const char *msg = lua_tostring(L, -1);
@@ -161,8 +161,12 @@ static int
 apply_rt_options(lua_State *L, int t, evfn_rt_options *ro)
 {
 	static const char *const names[] = {"workers", "idle_timeout",
-	                                    "source", NULL};
+	                                    "source", "on_record", NULL};
 	evfnlua_check_keys(L, t, "evfn.runtime", names);
+	int type = lua_getfield(L, t, "on_record");
+	luaL_argexpected(L, type == LUA_TNIL || type == LUA_TFUNCTION, t,
+	                 "on_record: function");
+	lua_pop(L, 1);
 	int rc = set_workers(L, t, ro);
 	if (rc == 0 && lua_getfield(L, t, "idle_timeout") != LUA_TNIL)
 		rc = evfn_rt_options_set_idle_timeout_ms(
@@ -208,10 +212,17 @@ evfnlua_l_runtime(lua_State *L)
 	if (!o->base || !o->timer)
 		return evfnlua_push_error(L, EVFN_ENOMEM, NULL);
 	rc = evfn_rt_options_set_event_base(ro, o->base);
+	if (rc == 0 && has_opts &&
+	    lua_getfield(L, 1, "on_record") == LUA_TFUNCTION) {
+		rc = evfnlua_log_new(o, L, lua_gettop(L));
+		if (rc == 0)
+			rc = evfnlua_log_attach(o, ro);
+	}
 	if (rc == 0)
 		rc = evfn_runtime_new(&o->rt, ro);
 	if (rc < 0)
 		return evfnlua_push_error(L, rc, NULL);
+	lua_settop(L, 3); /* the runtime object */
 	return 1;
 }
 
@@ -219,6 +230,7 @@ evfnlua_l_runtime(lua_State *L)
 static void
 release(struct evfnlua_rt *o)
 {
+	evfnlua_log_free(o, o->main);
 	evfnlua_vm_clear(&o->vm);
 	if (o->timer)
 		event_free(o->timer);
@@ -301,13 +313,43 @@ set_backoff(lua_State *L, int t, evfn_fn_options *fo)
 	                                   cap, (evfn_jitter)jitter);
 }
 
+/* destinations = {on_success = name, on_failure = name} */
+static int
+set_destinations(lua_State *L, int t, evfn_fn_options *fo)
+{
+	static const char *const names[] = {"on_success", "on_failure", NULL};
+	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_check_keys(L, t, "destinations", names);
+	lua_getfield(L, t, "on_success");
+	lua_getfield(L, t, "on_failure");
+	const char *ok = luaL_optstring(L, -2, NULL);
+	const char *fail = luaL_optstring(L, -1, NULL);
+	int rc = evfn_fn_options_set_destinations(fo, ok, fail);
+	lua_pop(L, 2);
+	return rc;
+}
+
+/* idempotency = {window = seconds}: the key is the event id (a key
+ * function would run under a core lock, where Lua cannot). */
+static int
+set_idempotency(lua_State *L, int t, evfn_fn_options *fo)
+{
+	static const char *const names[] = {"window", NULL};
+	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_check_keys(L, t, "idempotency", names);
+	lua_getfield(L, t, "window");
+	int64_t ms = evfnlua_check_ms(L, -1, "window");
+	lua_pop(L, 1);
+	return evfn_fn_options_set_idempotency(fo, ms, NULL);
+}
+
 /* Applies register()'s option table at t to fo. */
 static int
 apply_fn_options(lua_State *L, int t, evfn_fn_options *fo)
 {
 	static const char *const names[] = {
 		"timeout", "attempts", "backoff", "max_age", "concurrency",
-		"queue", NULL,
+		"queue", "max_stuck", "destinations", "idempotency", NULL,
 	};
 	evfnlua_check_keys(L, t, "register", names);
 	int rc = 0;
@@ -335,6 +377,16 @@ apply_fn_options(lua_State *L, int t, evfn_fn_options *fo)
 			fo, luaL_checkinteger(L, -1));
 	if (rc == 0 && lua_getfield(L, t, "backoff") != LUA_TNIL)
 		rc = set_backoff(L, lua_gettop(L), fo);
+	if (rc == 0 && lua_getfield(L, t, "max_stuck") != LUA_TNIL) {
+		lua_Integer n = luaL_checkinteger(L, -1);
+		rc = n < 1 || n > INT32_MAX
+		             ? EVFN_ERANGE
+		             : evfn_fn_options_set_max_stuck(fo, (int)n);
+	}
+	if (rc == 0 && lua_getfield(L, t, "destinations") != LUA_TNIL)
+		rc = set_destinations(L, lua_gettop(L), fo);
+	if (rc == 0 && lua_getfield(L, t, "idempotency") != LUA_TNIL)
+		rc = set_idempotency(L, lua_gettop(L), fo);
 	lua_settop(L, top);
 	return rc;
 }
@@ -570,7 +622,7 @@ async_done(const evfn_result *res, void *arg)
 	lua_pushlightuserdata(L, (void *)res);
 	lua_pushlightuserdata(L, a);
 	if (lua_pcall(L, 2, 0, 0) != LUA_OK)
-		keep_cb_error(o, L);
+		evfnlua_keep_cb_error(o, L);
 	luaL_unref(L, LUA_REGISTRYINDEX, a->ref);
 	free(a);
 }
@@ -740,7 +792,7 @@ handback(const evfn_event *ev, const char *fn_name, void *arg)
 	lua_pushlightuserdata(L, (void *)fn_name);
 	lua_pushvalue(L, h->cb);
 	if (lua_pcall(L, 3, 0, 0) != LUA_OK)
-		keep_cb_error(h->owner, L);
+		evfnlua_keep_cb_error(h->owner, L);
 }
 
 static int
@@ -784,6 +836,7 @@ close_rt(struct evfnlua_rt *o, lua_State *L, int64_t grace_ms)
 	}
 	if (o->depth > 0)
 		return EVFN_EDEADLK;
+	evfnlua_triggers_free(o);
 	if (o->started && !o->drained) {
 		int rc = drain(o, L, grace_ms, 0);
 		if (rc < 0 && rc != EVFN_ETIMEDOUT)
@@ -795,6 +848,8 @@ close_rt(struct evfnlua_rt *o, lua_State *L, int64_t grace_ms)
 	while ((rc = evfn_runtime_free(o->rt)) == EVFN_EBUSY &&
 	       evfnlua_now_ns() < until)
 		loop_once(o, 10);
+	if (rc == 0)
+		evfnlua_log_flush(o); /* the records of the last moments */
 	leave(o, prev);
 	if (rc < 0)
 		return rc;
