@@ -27,5 +27,6 @@
 #include <evfn/metrics.h>
 #include <evfn/schedule.h>
 #include <evfn/triggers.h>
+#include <evfn/http.h>
 
 #endif /* EVFN_H */

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HTTP trigger: a server on the runtime's libevent event_base whose
+ * routes ("POST /pay") turn requests into events for named functions.
+ * Synchronous routes answer with the function's response, asynchronous
+ * ones with 202 and the event id. Requests may carry CloudEvents (binary,
+ * structured or batched HTTP binding) and may have to pass a Stripe or
+ * GitHub webhook signature or a bearer token. Anything not declared under
+ * include/evfn/ is private.
+ *
+ * Responses. A synchronous route answers with the handler's response as
+ * the body, the status from response metadata "status" (default 200),
+ * a header for each metadata key "header.<Name>", and Content-Type from
+ * "header.Content-Type" or application/octet-stream. Every error answer
+ * has a JSON body {"error": "<EVFN_ code name>", "message": "<reason>"}:
+ * 400 EVFN_ECLOUDEVENT (missing or malformed CloudEvent attributes,
+ * malformed JSON, "unsupported specversion", a batch on a synchronous
+ * route), 401 EVFN_ESIGNATURE or EVFN_EAUTH (signature or token missing,
+ * wrong or stale), 404 EVFN_ENOENT (no route for the path) or EVFN_ENOFN
+ * (the route's function is not registered), 405 EVFN_EROUTE (the path
+ * exists for other methods; an Allow header lists them), 429
+ * EVFN_EQUEUEFULL with "Retry-After: 1", 503 EVFN_ESHUTDOWN (the runtime
+ * is draining), 504 EVFN_ETIMEDOUT (the route's deadline passed; the
+ * event keeps running and its result is dropped), 502 for an event that
+ * failed (EVFN_EFAILED, EVFN_EEXHAUSTED, EVFN_EEXPIRED; the message is the
+ * handler's error, evfn_ctx_set_error()), 503 EVFN_EHANDEDBACK, 500 for
+ * anything else. A body over the maximum gets libevent's own 413 page.
+ *
+ * Threading: every call may be made from any thread. With evfn's own loop
+ * thread running, evfn_http_new(), evfn_http_route() and evfn_http_free()
+ * run their work on that thread and wait for it; all request handling
+ * happens there too. On a host's event_base (evfn/libevent.h) they run
+ * on the calling thread, which must then be the thread that drives the
+ * base (inside one of its callbacks, or while it is not dispatching).
+ */
+#ifndef EVFN_HTTP_H
+#define EVFN_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <evfn/export.h>
+#include <evfn/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** An HTTP server bound to one address, serving routes to functions. */
+typedef struct evfn_http evfn_http;
+/** Builder for server options. */
+typedef struct evfn_http_options evfn_http_options;
+/** Builder for the options of one route. */
+typedef struct evfn_route_options evfn_route_options;
+
+/**
+ * Create a server options builder with the defaults: 127.0.0.1, a free
+ * port chosen by the system, bodies up to 1 MiB, a 30 s timeout on each
+ * read and write of a connection, no connection limit, health route
+ * GET /healthz.
+ *
+ * @param out receives the builder; NULL on failure.
+ * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_options_new(evfn_http_options **out);
+
+/** Free a builder. NULL is a no-op. @since 0.1 */
+EVFN_EXPORT void evfn_http_options_free(evfn_http_options *o);
+
+/**
+ * Where to listen.
+ *
+ * @param address a numeric IPv4 or IPv6 address ("0.0.0.0", "::1"),
+ *        copied; NULL for 127.0.0.1. Host names are not resolved.
+ * @param port 0 to let the system pick a free port (see evfn_http_port()).
+ * @return 0; EVFN_EINVAL for NULL o or an address that is not numeric;
+ *         EVFN_ERANGE unless 0 <= port <= 65535; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_options_set_address(evfn_http_options *o,
+                                              const char *address, int port);
+
+/**
+ * Largest request body accepted; a longer one is answered 413 without
+ * being read.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for bytes < 0.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_options_set_max_body(evfn_http_options *o,
+                                               int64_t bytes);
+
+/**
+ * Timeout against slow clients: a connection whose request headers or
+ * body do not arrive (or whose response cannot be written) within ms of
+ * the previous progress is closed without an answer. It does not limit
+ * how long a function may take; that is the route's timeout.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for ms < 1.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_options_set_timeout_ms(evfn_http_options *o,
+                                                 int64_t ms);
+
+/**
+ * Most connections open at once; while at the limit the server stops
+ * accepting, and new connections wait in the kernel's listen backlog.
+ * @param n 0 for no limit (the default).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for n < 0.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_options_set_max_connections(evfn_http_options *o,
+                                                      int n);
+
+/**
+ * Path of the health route, answered for GET and HEAD with 200
+ * {"status":"ok"}, or 503 {"status":"draining"} once the runtime drains.
+ * @param path starts with '/', copied; NULL for no health route.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_EROUTE for a path that does not
+ *         start with '/' or holds blanks, '?' or '#'; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_options_set_health_path(evfn_http_options *o,
+                                                  const char *path);
+
+/**
+ * Create a server and start listening at once on the runtime's
+ * event_base. Requests are served while the base runs (evfn's loop thread
+ * after evfn_runtime_start(), or the host's loop).
+ *
+ * @param out  receives the server; NULL on failure.
+ * @param rt   the runtime events go to; it must outlive the server.
+ * @param opts copied; NULL for the defaults.
+ * @return 0; EVFN_EINVAL for NULL out or rt; EVFN_EADDRINUSE when the
+ *         port is taken; EVFN_EACCES for a privileged port; EVFN_EINVAL
+ *         for an address not on this host; EVFN_ENOMEM; another -errno
+ *         from socket(), bind() or listen().
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_new(evfn_http **out, evfn_rt *rt,
+                              const evfn_http_options *opts);
+
+/**
+ * The port the server listens on (the one the system picked for port 0).
+ * @return the port, 1..65535; EVFN_EINVAL for NULL http.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_port(const evfn_http *http);
+
+/**
+ * Stop listening, close every connection and free the server. Requests
+ * still waiting for a result are dropped unanswered; their events keep
+ * running and their results are ignored. Must be called before
+ * evfn_runtime_free(). NULL is a no-op.
+ * @since 0.1
+ */
+EVFN_EXPORT void evfn_http_free(evfn_http *http);
+
+/**
+ * Create a route options builder with the defaults: synchronous, a 30 s
+ * deadline, no signature, no token.
+ * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_route_options_new(evfn_route_options **out);
+
+/** Free a builder. NULL is a no-op. @since 0.1 */
+EVFN_EXPORT void evfn_route_options_free(evfn_route_options *o);
+
+/**
+ * Asynchronous routes answer 202 {"id": "<event id>"} as soon as the event
+ * is queued (a CloudEvents batch: {"ids": [...]}), like Lambda's
+ * asynchronous invocation; synchronous ones wait for the result.
+ * @return 0; EVFN_EINVAL for NULL o.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_route_options_set_async(evfn_route_options *o,
+                                             bool async);
+
+/**
+ * Deadline of a synchronous route: without a result by then the request
+ * is answered 504. The event is not cancelled by it; the function's own
+ * timeout and retries still apply.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for ms < 1.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_route_options_set_timeout_ms(evfn_route_options *o,
+                                                  int64_t ms);
+
+/**
+ * Require a valid Stripe-Signature header ("t=<unix time>,v1=<hex>", any
+ * of several v1 signatures may match): HMAC-SHA256 of "<t>.<body>" with
+ * the endpoint secret, and t within tolerance_s of the server's clock.
+ * @param secret non-empty, copied.
+ * @param tolerance_s seconds; Stripe's libraries use 300.
+ * @return 0; EVFN_EINVAL for NULL o or an empty secret; EVFN_ERANGE for
+ *         tolerance_s < 1; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_route_options_set_stripe_secret(evfn_route_options *o,
+                                                     const char *secret,
+                                                     int64_t tolerance_s);
+
+/**
+ * Require a valid X-Hub-Signature-256 header ("sha256=<hex>"): GitHub's
+ * HMAC-SHA256 of the body with the webhook secret.
+ * @param secret non-empty, copied.
+ * @return 0; EVFN_EINVAL for NULL o or an empty secret; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_route_options_set_github_secret(evfn_route_options *o,
+                                                     const char *secret);
+
+/**
+ * Require "Authorization: Bearer <token>".
+ * @param token non-empty, copied.
+ * @return 0; EVFN_EINVAL for NULL o or an empty token; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_route_options_set_bearer_token(evfn_route_options *o,
+                                                    const char *token);
+
+/**
+ * Route requests for one method and path to a function.
+ *
+ * The path matches exactly, without the query string. The function is
+ * looked up per request, so it may be registered later; a request for an
+ * unregistered function is answered 404.
+ *
+ * @param route "METHOD /path": GET, POST, PUT, DELETE, PATCH, HEAD or
+ *        OPTIONS, one space, a path starting with '/' without blanks.
+ * @param fn_name a function name (see evfn_register()), copied.
+ * @param opts copied; NULL for the defaults.
+ * @return 0; EVFN_EINVAL for NULL http/route/fn_name or an empty fn_name;
+ *         EVFN_ENAMETOOLONG; EVFN_EROUTE for a malformed route or an
+ *         unknown method; EVFN_EEXIST when the method and path are routed
+ *         already or the path is the health path; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_route(evfn_http *http, const char *route,
+                                const char *fn_name,
+                                const evfn_route_options *opts);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EVFN_HTTP_H */

@@ -1,0 +1,384 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The CloudEvents 1.0 HTTP binding on its own: plain requests, binary
+ * mode (required attributes, percent-decoding, extensions, time),
+ * structured mode (data as JSON, as text, as base64), batched mode, the
+ * RFC 3339 parser, and the reason given for each kind of bad input.
+ */
+#include <string.h>
+
+#include "harness.h"
+#include "sources/cloudevents-internal.h"
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+#define H(n, v) ((struct evfn__ce_header){(n), (v)})
+
+struct parsed {
+	int rc;
+	enum evfn__ce_mode mode;
+	evfn_event **events;
+	size_t n;
+	char err[EVFN__CE_ERR_MAX];
+};
+
+static struct parsed
+parse(const struct evfn__ce_header *h, size_t nh, const char *body)
+{
+	struct parsed p;
+	memset(&p, 0, sizeof(p));
+	p.rc = evfn__ce_parse(h, nh, body, body ? strlen(body) : 0, "fallback",
+	                      &p.mode, &p.events, &p.n, p.err, sizeof(p.err));
+	return p;
+}
+
+static void
+done(struct parsed *p)
+{
+	evfn__ce_events_free(p->events, p->n);
+}
+
+/* Parses and expects the given rejection reason. */
+static void
+expect_reject(const struct evfn__ce_header *h, size_t nh, const char *body,
+              const char *reason)
+{
+	struct parsed p = parse(h, nh, body);
+	ASSERT_RC(p.rc, EVFN_ECLOUDEVENT);
+	assert_null(p.events);
+	ASSERT_EQ(p.n, 0);
+	if (strstr(p.err, reason) == NULL)
+		fail_msg("reason \"%s\" does not contain \"%s\"", p.err,
+		         reason);
+}
+
+static void
+assert_data(const evfn_event *ev, const char *want)
+{
+	size_t len;
+	const void *data = evfn_event_data(ev, &len);
+	ASSERT_EQ(len, strlen(want));
+	if (len)
+		assert_memory_equal(data, want, len);
+}
+
+static void
+test_cloudevents_plain_request(void **state)
+{
+	(void)state;
+	struct evfn__ce_header h[] = {H("Content-Type", "text/plain"),
+	                              H("X-Other", "1")};
+	struct parsed p = parse(h, 2, "hello");
+	ASSERT_OK(p.rc);
+	ASSERT_EQ(p.mode, EVFN__CE_PLAIN);
+	ASSERT_EQ(p.n, 1);
+	assert_string_equal(evfn_event_type(p.events[0]), "fallback");
+	assert_string_equal(evfn_event_datacontenttype(p.events[0]),
+	                    "text/plain");
+	assert_null(evfn_event_id(p.events[0]));
+	assert_data(p.events[0], "hello");
+	done(&p);
+
+	/* No headers and no body at all. */
+	p = parse(NULL, 0, NULL);
+	ASSERT_OK(p.rc);
+	ASSERT_EQ(p.n, 1);
+	assert_null(evfn_event_datacontenttype(p.events[0]));
+	assert_data(p.events[0], "");
+	done(&p);
+}
+
+static void
+test_cloudevents_binary_mode(void **state)
+{
+	(void)state;
+	struct evfn__ce_header h[] = {
+		H("ce-specversion", "1.0"),
+		H("CE-ID", "A234-1234-1234"),
+		H("ce-source", "https://example.com/orders"),
+		H("ce-type", "com.example.order.created"),
+		H("ce-subject", "order%2F42"),
+		H("ce-time", "2024-05-01T12:00:00.5+02:00"),
+		H("Ce-TraceParent", "00-abc%20def"),
+		H("ce-empty", ""),
+		H("Content-Type", "application/json"),
+	};
+	struct parsed p = parse(h, N_OF(h), "{\"n\":1}");
+	ASSERT_OK(p.rc);
+	ASSERT_EQ(p.mode, EVFN__CE_BINARY);
+	ASSERT_EQ(p.n, 1);
+	const evfn_event *ev = p.events[0];
+	assert_string_equal(evfn_event_id(ev), "A234-1234-1234");
+	assert_string_equal(evfn_event_source(ev),
+	                    "https://example.com/orders");
+	assert_string_equal(evfn_event_type(ev), "com.example.order.created");
+	assert_string_equal(evfn_event_subject(ev), "order/42");
+	assert_string_equal(evfn_event_datacontenttype(ev),
+	                    "application/json");
+	ASSERT_EQ(evfn_event_time(ev), INT64_C(1714557600500000000));
+	assert_string_equal(evfn_event_extension(ev, "traceparent"),
+	                    "00-abc def");
+	assert_null(evfn_event_extension(ev, "empty"));
+	assert_null(evfn_event_extension(ev, "specversion"));
+	assert_data(ev, "{\"n\":1}");
+	done(&p);
+}
+
+static void
+test_cloudevents_binary_rejects_bad(void **state)
+{
+	(void)state;
+	struct evfn__ce_header missing_id[] = {
+		H("ce-specversion", "1.0"), H("ce-source", "s"),
+		H("ce-type", "t")};
+	expect_reject(missing_id, 3, "x", "missing required attribute id");
+
+	/* Any required ce- header makes the request a binary CloudEvent. */
+	struct evfn__ce_header no_version[] = {H("ce-id", "1")};
+	expect_reject(no_version, 1, "x",
+	              "missing required attribute specversion");
+
+	struct evfn__ce_header old[] = {H("ce-specversion", "0.3"),
+	                                H("ce-id", "1"), H("ce-source", "s"),
+	                                H("ce-type", "t")};
+	expect_reject(old, 4, "x", "unsupported specversion");
+
+	struct evfn__ce_header empty_type[] = {
+		H("ce-specversion", "1.0"), H("ce-id", "1"),
+		H("ce-source", "s"), H("ce-type", "")};
+	expect_reject(empty_type, 4, "x", "missing required attribute type");
+
+	struct evfn__ce_header bad_time[] = {
+		H("ce-specversion", "1.0"), H("ce-id", "1"),
+		H("ce-source", "s"), H("ce-type", "t"),
+		H("ce-time", "yesterday")};
+	expect_reject(bad_time, 5, "x", "attribute time is not RFC 3339");
+
+	struct evfn__ce_header bad_pct[] = {
+		H("ce-specversion", "1.0"), H("ce-id", "1%2"),
+		H("ce-source", "s"), H("ce-type", "t")};
+	expect_reject(bad_pct, 4, "x", "bad percent-encoding in ce-id");
+
+	struct evfn__ce_header nul[] = {
+		H("ce-specversion", "1.0"), H("ce-id", "1"),
+		H("ce-source", "s%00"), H("ce-type", "t")};
+	expect_reject(nul, 4, "x", "bad percent-encoding in ce-source");
+
+	struct evfn__ce_header bad_ext[] = {
+		H("ce-specversion", "1.0"), H("ce-id", "1"),
+		H("ce-source", "s"), H("ce-type", "t"), H("ce-my_ext", "v")};
+	expect_reject(bad_ext, 5, "x", "invalid extension name my_ext");
+
+	char long_id[400];
+	memset(long_id, 'i', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	struct evfn__ce_header too_long[] = {
+		H("ce-specversion", "1.0"), H("ce-id", long_id),
+		H("ce-source", "s"), H("ce-type", "t")};
+	expect_reject(too_long, 4, "x", "attribute id is too long");
+}
+
+static const struct evfn__ce_header structured[] = {
+	H("Content-Type", "application/cloudevents+json; charset=utf-8")};
+
+static void
+test_cloudevents_structured_mode(void **state)
+{
+	(void)state;
+	struct parsed p = parse(
+		structured, 1,
+		"{\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"/src\","
+		"\"type\":\"t.created\",\"subject\":\"sub\","
+		"\"time\":\"1970-01-01T00:00:01Z\",\"data\":{\"a\": [1, 2]},"
+		"\"count\":7,\"flag\":true,\"note\":\"hi\",\"none\":null}");
+	ASSERT_OK(p.rc);
+	ASSERT_EQ(p.mode, EVFN__CE_STRUCTURED);
+	ASSERT_EQ(p.n, 1);
+	const evfn_event *ev = p.events[0];
+	assert_string_equal(evfn_event_id(ev), "e1");
+	assert_string_equal(evfn_event_source(ev), "/src");
+	assert_string_equal(evfn_event_type(ev), "t.created");
+	assert_string_equal(evfn_event_subject(ev), "sub");
+	ASSERT_EQ(evfn_event_time(ev), INT64_C(1000000000));
+	/* JSON data is re-serialised compactly and labelled as JSON. */
+	assert_data(ev, "{\"a\":[1,2]}");
+	assert_string_equal(evfn_event_datacontenttype(ev),
+	                    "application/json");
+	assert_string_equal(evfn_event_extension(ev, "count"), "7");
+	assert_string_equal(evfn_event_extension(ev, "flag"), "true");
+	assert_string_equal(evfn_event_extension(ev, "note"), "hi");
+	assert_null(evfn_event_extension(ev, "none"));
+	done(&p);
+
+	/* A string with a non-JSON content type is the data itself. */
+	p = parse(structured, 1,
+	          "{\"specversion\":\"1.0\",\"id\":\"e2\",\"source\":\"/s\","
+	          "\"type\":\"t\",\"datacontenttype\":\"text/plain\","
+	          "\"data\":\"plain text\"}");
+	ASSERT_OK(p.rc);
+	assert_data(p.events[0], "plain text");
+	assert_string_equal(evfn_event_datacontenttype(p.events[0]),
+	                    "text/plain");
+	done(&p);
+
+	/* data_base64 is decoded; no data at all is an empty payload. */
+	p = parse(structured, 1,
+	          "{\"specversion\":\"1.0\",\"id\":\"e3\",\"source\":\"/s\","
+	          "\"type\":\"t\",\"data_base64\":\"aGVsbG8=\"}");
+	ASSERT_OK(p.rc);
+	assert_data(p.events[0], "hello");
+	done(&p);
+	p = parse(structured, 1,
+	          "{\"specversion\":\"1.0\",\"id\":\"e4\",\"source\":\"/s\","
+	          "\"type\":\"t\"}");
+	ASSERT_OK(p.rc);
+	assert_data(p.events[0], "");
+	assert_null(evfn_event_datacontenttype(p.events[0]));
+	done(&p);
+}
+
+static void
+test_cloudevents_structured_rejects_bad(void **state)
+{
+	(void)state;
+	expect_reject(structured, 1, "{\"specversion\":", "malformed JSON");
+	expect_reject(structured, 1, "[]", "must be a JSON object");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"type\":\"t\"}",
+	              "missing required attribute source");
+	expect_reject(structured, 1,
+	              "{\"id\":\"1\",\"source\":\"s\",\"type\":\"t\"}",
+	              "missing required attribute specversion");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"2.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\"}",
+	              "unsupported specversion");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":1,\"source\":\"s\","
+	              "\"type\":\"t\"}",
+	              "attribute id must be a non-empty string");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\",\"data\":1,\"data_base64\":\"AA==\"}",
+	              "data and data_base64 are exclusive");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\",\"data_base64\":\"a*==\"}",
+	              "data_base64 is not valid base64");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\",\"ext\":{\"a\":1}}",
+	              "attribute ext must be a string, integer or boolean");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\",\"Bad-Name\":\"v\"}",
+	              "invalid extension name Bad-Name");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\",\"time\":\"2024-13-01T00:00:00Z\"}",
+	              "attribute time is not RFC 3339");
+	/* Duplicate keys are ambiguous, so they are refused. */
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"id\":\"2\","
+	              "\"source\":\"s\",\"type\":\"t\"}",
+	              "malformed JSON");
+}
+
+static const struct evfn__ce_header batch[] = {
+	H("content-type", "application/cloudevents-batch+json")};
+
+static void
+test_cloudevents_batched_mode(void **state)
+{
+	(void)state;
+	struct parsed p = parse(
+		batch, 1,
+		"[{\"specversion\":\"1.0\",\"id\":\"b1\",\"source\":\"/s\","
+		"\"type\":\"t1\",\"data\":\"x\"},"
+		"{\"specversion\":\"1.0\",\"id\":\"b2\",\"source\":\"/s\","
+		"\"type\":\"t2\"}]");
+	ASSERT_OK(p.rc);
+	ASSERT_EQ(p.mode, EVFN__CE_BATCH);
+	ASSERT_EQ(p.n, 2);
+	assert_string_equal(evfn_event_id(p.events[0]), "b1");
+	assert_string_equal(evfn_event_type(p.events[1]), "t2");
+	assert_data(p.events[0], "\"x\"");
+	done(&p);
+
+	p = parse(batch, 1, "[]");
+	ASSERT_OK(p.rc);
+	ASSERT_EQ(p.n, 0);
+	done(&p);
+
+	expect_reject(batch, 1, "{}", "a batch must be a JSON array");
+	expect_reject(batch, 1,
+	              "[{\"specversion\":\"1.0\",\"id\":\"b1\","
+	              "\"source\":\"/s\",\"type\":\"t1\"},"
+	              " {\"specversion\":\"1.0\"}]",
+	              "event 1: missing required attribute id");
+	expect_reject(batch, 1, "[1,", "malformed JSON");
+}
+
+static void
+test_cloudevents_rejects_null_arguments(void **state)
+{
+	(void)state;
+	enum evfn__ce_mode mode;
+	evfn_event **events;
+	size_t n;
+	ASSERT_RC(evfn__ce_parse(NULL, 0, NULL, 0, NULL, &mode, &events, &n,
+	                         NULL, 0),
+	          EVFN_EINVAL);
+	ASSERT_RC(evfn__ce_parse(NULL, 1, NULL, 0, "t", &mode, &events, &n,
+	                         NULL, 0),
+	          EVFN_EINVAL);
+	ASSERT_RC(evfn__ce_parse(NULL, 0, NULL, 3, "t", &mode, &events, &n,
+	                         NULL, 0),
+	          EVFN_EINVAL);
+	evfn__ce_events_free(NULL, 0);
+}
+
+static void
+test_cloudevents_time(void **state)
+{
+	(void)state;
+	int64_t ns = -1;
+	ASSERT_OK(evfn__ce_parse_time("1970-01-01T00:00:00Z", &ns));
+	ASSERT_EQ(ns, 0);
+	ASSERT_OK(evfn__ce_parse_time("2024-05-01T12:00:00.5+02:00", &ns));
+	ASSERT_EQ(ns, INT64_C(1714557600500000000));
+	ASSERT_OK(evfn__ce_parse_time("2024-05-01t10:00:00.123456789123z",
+	                              &ns));
+	ASSERT_EQ(ns, INT64_C(1714557600123456789));
+	ASSERT_OK(evfn__ce_parse_time("2024-02-29T00:00:00-00:30", &ns));
+	ASSERT_EQ(ns, INT64_C(1709166600000000000));
+	ASSERT_OK(evfn__ce_parse_time("1677-09-22T00:00:00Z", &ns));
+	ASSERT_EQ(ns, INT64_C(-9223286400) * 1000000000);
+
+	static const char *const bad[] = {
+		"", "2024-05-01", "2024-05-01T12:00:00", "2023-02-29T00:00:00Z",
+		"2024-04-31T00:00:00Z", "2024-05-01T24:00:00Z",
+		"2024-05-01T12:60:00Z", "2024-05-01T12:00:00.Z",
+		"2024-05-01T12:00:00+2:00", "2024-05-01T12:00:00Zjunk",
+		"24-05-01T12:00:00Z", "2300-01-01T00:00:00Z",
+		"1600-01-01T00:00:00Z",
+	};
+	for (size_t i = 0; i < N_OF(bad); i++)
+		if (evfn__ce_parse_time(bad[i], &ns) != EVFN_ECLOUDEVENT)
+			fail_msg("accepted \"%s\"", bad[i]);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(test_cloudevents_plain_request),
+		TEST(test_cloudevents_binary_mode),
+		TEST(test_cloudevents_binary_rejects_bad),
+		TEST(test_cloudevents_structured_mode),
+		TEST(test_cloudevents_structured_rejects_bad),
+		TEST(test_cloudevents_batched_mode),
+		TEST(test_cloudevents_rejects_null_arguments),
+		TEST(test_cloudevents_time),
+	};
+	return evfn_test_main("cloudevents", tests);
+}
