@@ -181,6 +181,8 @@ struct evfn_rt {
 	bool loop_thread_started;
 	pthread_t loop_thread;
 	struct event *wake_ev;      /* runs loop handlers */
+	atomic_ulong loop_tid;      /* the thread our loop callbacks last ran on
+	                             * (a host's loop thread, embedded) */
 	struct event *stop_ev;      /* ends the loop thread */
 	bool wake_pending;
 
@@ -359,6 +361,11 @@ void evfn__result_clear(struct evfn_result *r);
  * from under them. */
 void evfn__rt_attach(struct evfn_rt *rt);
 void evfn__rt_detach(struct evfn_rt *rt);
+/* Remembers the calling thread as the loop's; called from evfn's loop
+ * callbacks so that evfn__run_on_loop() can tell a host's loop thread. */
+void evfn__note_loop_thread(struct evfn_rt *rt);
+/* True until drain stops intake. */
+bool evfn__rt_accepting(struct evfn_rt *rt);
 /* Runs fn(arg) on the loop thread and returns once it ran: directly when
  * called there or while no loop can be running (an own loop not started
  * yet); otherwise through an event, running the host's base meanwhile in

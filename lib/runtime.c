@@ -20,6 +20,9 @@
 #include "common-internal.h"
 #include "runtime-internal.h"
 
+EVFN__STATIC_ASSERT(sizeof(pthread_t) <= sizeof(unsigned long),
+                    "loop_tid holds a pthread_t");
+
 _Thread_local struct evfn_rt *evfn__tls_handler_rt;
 _Thread_local struct evfn_rt *evfn__tls_loop_rt;
 
@@ -66,6 +69,7 @@ loop_wake_cb(int fd, short what, void *arg)
 	struct evfn_rt *rt = arg;
 	struct evfn_rt *outer = evfn__tls_loop_rt;
 	evfn__tls_loop_rt = rt;
+	evfn__note_loop_thread(rt);
 	struct evfn__inv *garbage = NULL;
 	pthread_mutex_lock(&rt->lock);
 	rt->wake_pending = false;
@@ -452,13 +456,18 @@ loop_call_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct loop_call *c = arg;
-	struct evfn_rt *outer = evfn__tls_loop_rt;
 	c->fn(c->arg);
-	evfn__tls_loop_rt = outer;
 	pthread_mutex_lock(&c->lock);
 	c->done = true;
 	pthread_cond_signal(&c->cond);
 	pthread_mutex_unlock(&c->lock);
+}
+
+void
+evfn__note_loop_thread(struct evfn_rt *rt)
+{
+	atomic_store_explicit(&rt->loop_tid, (unsigned long)pthread_self(),
+	                      memory_order_relaxed);
 }
 
 int
@@ -467,23 +476,20 @@ evfn__run_on_loop(struct evfn_rt *rt, void (*fn)(void *), void *arg)
 	pthread_mutex_lock(&rt->lock);
 	bool idle = rt->own_base && !rt->loop_thread_started;
 	pthread_mutex_unlock(&rt->lock);
-	/* A host's base answers event_base_get_running_event() only on its
-	 * loop thread, inside one of its callbacks. */
-	if (idle || evfn__tls_loop_rt == rt ||
-	    (!rt->own_base && event_base_get_running_event(rt->base))) {
+	if (idle || evfn__tls_loop_rt == rt) {
 		fn(arg);
 		return 0;
 	}
 	struct loop_call c = {.fn = fn, .arg = arg, .done = false};
 	pthread_mutex_init(&c.lock, NULL);
 	init_monotonic_cond(&c.cond);
-	const struct timeval now = {0, 0};
 	int rc = 0;
-	if (event_base_once(rt->base, -1, EV_TIMEOUT, loop_call_cb, &c,
-	                    &now) != 0) {
+	struct event *ev = event_new(rt->base, -1, 0, loop_call_cb, &c);
+	if (!ev) {
 		rc = EVFN_ENOMEM;
 		goto out;
 	}
+	event_active(ev, EV_TIMEOUT, 0);
 	bool pump = !rt->own_base;
 	pthread_mutex_lock(&c.lock);
 	while (!c.done) {
@@ -491,26 +497,39 @@ evfn__run_on_loop(struct evfn_rt *rt, void (*fn)(void *), void *arg)
 			pthread_cond_wait(&c.cond, &c.lock);
 			continue;
 		}
-		/* Embedded: if nobody runs the base, run it here; a base that
-		 * is running elsewhere refuses, and then we just wait. */
+		/* Embedded: run the host's base here if nobody runs it. If it
+		 * is running, either this is its thread, inside one of the
+		 * host's callbacks, where touching the base is safe and
+		 * waiting would never end: call fn here; or another thread
+		 * runs it, and will run fn: wait. */
 		pthread_mutex_unlock(&c.lock);
-		if (event_base_loop(rt->base, EVLOOP_NONBLOCK) < 0)
-			pump = false;
+		int r = event_base_loop(rt->base, EVLOOP_NONBLOCK);
 		pthread_mutex_lock(&c.lock);
-		if (!c.done && pump) {
-			struct timespec until;
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_nsec += 1000000;
-			if (until.tv_nsec >= 1000000000) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000;
-			}
-			pthread_cond_timedwait(&c.cond, &c.lock, &until);
+		if (r >= 0 || c.done)
+			continue;
+		pump = false;
+		if (atomic_load_explicit(&rt->loop_tid, memory_order_relaxed) ==
+		    (unsigned long)pthread_self()) {
+			pthread_mutex_unlock(&c.lock);
+			event_del(ev); /* fn runs here instead, once */
+			fn(arg);
+			pthread_mutex_lock(&c.lock);
+			c.done = true;
 		}
 	}
 	pthread_mutex_unlock(&c.lock);
+	event_free(ev);
 out:
 	pthread_cond_destroy(&c.cond);
 	pthread_mutex_destroy(&c.lock);
 	return rc;
+}
+
+bool
+evfn__rt_accepting(struct evfn_rt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	bool accepting = rt->state < EVFN__DRAINING;
+	pthread_mutex_unlock(&rt->lock);
+	return accepting;
 }

@@ -135,6 +135,7 @@ watchdog_cb(int fd, short what, void *arg)
 	(void)what;
 	struct evfn_rt *rt = arg;
 	struct evfn__inv *garbage = NULL, *fenced = NULL;
+	evfn__note_loop_thread(rt);
 	pthread_mutex_lock(&rt->lock);
 	int64_t now = evfn__now_ns();
 	if (rt->in_flight > 0) {
