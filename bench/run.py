@@ -288,6 +288,45 @@ def main():
                     s, fmt(d["median"]),
                     "%s-%s" % (fmt(d["min"]), fmt(d["max"]))))
 
+    # HTTP asynchronous intake: wrk against evfn's async route and against
+    # a bare evhttp handler answering 202, interleaved (bench-http).
+    http_bin = os.path.join(os.path.dirname(binary), "bench-http")
+    if (os.path.exists(http_bin) and shutil.which("wrk") and
+            (not args.only or "http" in args.only.split(","))):
+        secs = "1s" if args.quick else "3s"
+        per = {"evfn": [], "bare": []}
+        for r in range(runs):
+            for system in per:
+                srv = subprocess.Popen([http_bin, "--system", system],
+                                       stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True)
+                try:
+                    port = int(srv.stdout.readline())
+                    w = subprocess.run(
+                        ["wrk", "-t1", "-c16", "-d" + secs,
+                         "http://127.0.0.1:%d/intake" % port],
+                        capture_output=True, text=True, timeout=60)
+                    m = re.search(r"Requests/sec:\s+([0-9.]+)", w.stdout)
+                    if m:
+                        v = float(m.group(1))
+                        per[system].append(v)
+                        raw.append({"key": "http", "round": r,
+                                    "system": system, "requests_per_s": v})
+                finally:
+                    srv.stdin.close()
+                    srv.wait(timeout=30)
+        for system, vals in per.items():
+            if vals:
+                stats.setdefault("http", {})[system] = {
+                    "requests_per_s": describe(vals)}
+                d = stats["http"][system]["requests_per_s"]
+                print("http      %-9s requests/s         %10s %21s" % (
+                    system, fmt(d["median"]),
+                    "%s-%s" % (fmt(d["min"]), fmt(d["max"]))))
+        put("http_async_vs_bare_evhttp",
+            ratio(med("http", "evfn", "requests_per_s"),
+                  med("http", "bare", "requests_per_s")))
+
     # Redis Streams end to end (XADD to acknowledged handler, 1 and 3
     # consumer processes) beside redis-benchmark's XADD rate on the same
     # server in the same run: tests/test-redis --bench drives both.

@@ -557,7 +557,9 @@ parse_object(json_t *obj, evfn_event **out, struct perr *e)
 		return reject(e, "missing required attribute specversion");
 	if (!json_is_string(sv) || strcmp(json_string_value(sv), "1.0") != 0)
 		return reject(e, "unsupported specversion");
-	const char *id, *source, *type;
+	/* Initialised for the optimiser's sake: required_string() sets each
+	 * one it returns 0 for. */
+	const char *id = NULL, *source = NULL, *type = NULL;
 	int rc;
 	if ((rc = required_string(obj, "id", &id, e)) ||
 	    (rc = required_string(obj, "source", &source, e)) ||
