@@ -151,3 +151,18 @@ evfn_stats_sum_ns(const evfn_stats *s, evfn_histogram which)
 		return 0;
 	return s->hist_sum_ns[which];
 }
+
+double
+evfn_stats_serverless_cost(const evfn_stats *s, int memory_mb,
+                           double usd_per_million_requests,
+                           double usd_per_gb_second)
+{
+	if (!s || memory_mb < 1 || usd_per_million_requests < 0 ||
+	    usd_per_gb_second < 0)
+		return 0;
+	double requests = (double)s->v[EVFN_STAT_ATTEMPTS];
+	double gb_seconds = (double)s->v[EVFN_STAT_BILLED_MS] / 1000.0 *
+	                    (double)memory_mb / 1024.0;
+	return requests / 1e6 * usd_per_million_requests +
+	       gb_seconds * usd_per_gb_second;
+}

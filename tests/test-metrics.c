@@ -113,6 +113,14 @@ test_metrics_workload_histograms_agree_with_counters(void **state)
 	assert_true(evfn_stats_get(s, EVFN_STAT_BILLED_MS) >= 30 * 2 + 10 * 20);
 	assert_true(evfn_stats_sum_ns(s, EVFN_HIST_RUN) >=
 	            (30 * 2 + 10 * 20) * 1000000ull);
+	/* The cost view: 40 requests and the billed ms at 1 GB. */
+	double billed_s = (double)evfn_stats_get(s, EVFN_STAT_BILLED_MS) / 1e3;
+	double want = 40 / 1e6 * 0.20 + billed_s * 0.0000166667;
+	double got = evfn_stats_serverless_cost(
+		s, 1024, EVFN_LAMBDA_USD_PER_MILLION_REQUESTS,
+		EVFN_LAMBDA_USD_PER_GB_SECOND);
+	assert_true(got > want * 0.999999 && got < want * 1.000001);
+	assert_true(evfn_stats_serverless_cost(s, 0, 0.2, 0.1) == 0);
 	/* Queued behind 2 workers: someone waited at least a 2 ms run. */
 	assert_true(evfn_stats_quantile(s, EVFN_HIST_QUEUE_WAIT, 1.0) >=
 	            2000000);

@@ -99,6 +99,28 @@ EVFN_EXPORT uint64_t evfn_stats_bucket(const evfn_stats *s,
 EVFN_EXPORT uint64_t evfn_stats_sum_ns(const evfn_stats *s,
                                        evfn_histogram which);
 
+/** AWS Lambda's published x86 prices (us-east-1), the defaults of the
+ * cost view: USD per million requests and per GB-second. */
+#define EVFN_LAMBDA_USD_PER_MILLION_REQUESTS 0.20
+#define EVFN_LAMBDA_USD_PER_GB_SECOND 0.0000166667
+
+/**
+ * Cost view: what the snapshot's work would cost on a pay-per-invocation
+ * platform. Every attempt is a billed request, and billed time
+ * (EVFN_STAT_BILLED_MS) at the given memory size is billed in GB-seconds:
+ *   attempts / 1e6 * usd_per_million_requests
+ *   + billed_ms / 1000 * memory_mb / 1024 * usd_per_gb_second.
+ * Compare it with a fixed-price server's price over the same period.
+ * @param memory_mb the memory size a function would be given (128..10240
+ *        on Lambda).
+ * @return the cost in USD; 0 for NULL s, memory_mb < 1 or negative prices.
+ * @since 0.1
+ */
+EVFN_EXPORT double evfn_stats_serverless_cost(const evfn_stats *s,
+                                              int memory_mb,
+                                              double usd_per_million_requests,
+                                              double usd_per_gb_second);
+
 /** Snake-case name of a stat ("dead_lettered"), or NULL for an unknown one.
  * @since 0.1 */
 EVFN_EXPORT const char *evfn_stat_name(evfn_stat which);
