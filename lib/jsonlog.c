@@ -17,6 +17,7 @@
 #include <evfn/metrics.h>
 
 #include "common-internal.h"
+#include "text-internal.h"
 
 struct evfn_json_log {
 	pthread_mutex_t lock;
@@ -84,14 +85,8 @@ evfn_json_log_record(const evfn_record *rec, void *arg)
 	if ((kind == EVFN_RECORD_START || kind == EVFN_RECORD_SUCCESS) &&
 	    !sampled(log, evfn_event_seq(ev)))
 		return;
-	char when[40];
-	int64_t now = evfn__wall_ns();
-	time_t sec = (time_t)(now / EVFN__NS_PER_SEC);
-	struct tm tm;
-	gmtime_r(&sec, &tm);
-	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof(when) - n, ".%06ldZ",
-	         (long)(now % EVFN__NS_PER_SEC / 1000));
+	char when[EVFN__RFC3339_MAX];
+	evfn__rfc3339_format(evfn__wall_ns(), when);
 
 	json_t *o = json_object();
 	if (!o)

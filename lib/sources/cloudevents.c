@@ -21,6 +21,7 @@
 
 #include "cloudevents-internal.h"
 #include "common-internal.h"
+#include "text-internal.h"
 
 /* What a parse writes its reason into. */
 struct perr {
@@ -53,107 +54,10 @@ setter_failed(struct perr *e, int rc, const char *attr)
 
 /* ---- RFC 3339 time --------------------------------------------------- */
 
-static bool
-digits(const char **p, int n, int *out)
-{
-	int v = 0;
-	for (int i = 0; i < n; i++) {
-		char c = (*p)[i];
-		if (c < '0' || c > '9')
-			return false;
-		v = v * 10 + (c - '0');
-	}
-	*p += n;
-	*out = v;
-	return true;
-}
-
-static bool
-expect(const char **p, char c)
-{
-	if (**p != c)
-		return false;
-	(*p)++;
-	return true;
-}
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
- * (Howard Hinnant's days_from_civil). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static int
-days_in_month(int y, int m)
-{
-	static const int days[] = {31, 28, 31, 30, 31, 30,
-	                           31, 31, 30, 31, 30, 31};
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	return m == 2 && leap ? 29 : days[m - 1];
-}
-
 int
 evfn__ce_parse_time(const char *s, int64_t *ns)
 {
-	if (!s || !ns)
-		return EVFN_ECLOUDEVENT;
-	const char *p = s;
-	int y, mo, d, h, mi, sec;
-	if (!digits(&p, 4, &y) || !expect(&p, '-') || !digits(&p, 2, &mo) ||
-	    !expect(&p, '-') || !digits(&p, 2, &d))
-		return EVFN_ECLOUDEVENT;
-	if (*p != 'T' && *p != 't' && *p != ' ')
-		return EVFN_ECLOUDEVENT;
-	p++;
-	if (!digits(&p, 2, &h) || !expect(&p, ':') || !digits(&p, 2, &mi) ||
-	    !expect(&p, ':') || !digits(&p, 2, &sec))
-		return EVFN_ECLOUDEVENT;
-	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
-	    h > 23 || mi > 59 || sec > 60)
-		return EVFN_ECLOUDEVENT;
-	int64_t frac = 0;
-	if (*p == '.') {
-		p++;
-		int n = 0;
-		for (; *p >= '0' && *p <= '9'; p++, n++)
-			if (n < 9)
-				frac = frac * 10 + (*p - '0');
-		if (n == 0)
-			return EVFN_ECLOUDEVENT;
-		for (; n < 9; n++)
-			frac *= 10;
-	}
-	int64_t offset = 0;
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int sign = *p++ == '-' ? -1 : 1, oh, om;
-		if (!digits(&p, 2, &oh) || !expect(&p, ':') ||
-		    !digits(&p, 2, &om) || oh > 23 || om > 59)
-			return EVFN_ECLOUDEVENT;
-		offset = sign * (oh * 3600 + om * 60);
-	} else {
-		return EVFN_ECLOUDEVENT;
-	}
-	if (*p)
-		return EVFN_ECLOUDEVENT;
-	/* A leap second is folded into the next second, as POSIX time has
-	 * none. */
-	int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 +
-	               mi * 60 + sec - offset;
-	/* int64 nanoseconds span 1677-09-21 to 2262-04-11. */
-	if (secs < INT64_MIN / EVFN__NS_PER_SEC + 1 ||
-	    secs > INT64_MAX / EVFN__NS_PER_SEC - 1)
-		return EVFN_ECLOUDEVENT;
-	*ns = secs * EVFN__NS_PER_SEC + frac;
-	return 0;
+	return evfn__rfc3339_parse(s, ns) == 0 ? 0 : EVFN_ECLOUDEVENT;
 }
 
 /* ---- media types ----------------------------------------------------- */
@@ -199,18 +103,6 @@ header_get(const struct evfn__ce_header *h, size_t nh, const char *name)
 
 /* ---- binary mode ----------------------------------------------------- */
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes a ce-* header value (the binding encodes what HTTP
  * header values cannot carry). Returns a copy, or NULL with *bad set for
  * a malformed escape or an encoded NUL, or NULL for no memory. */
@@ -226,8 +118,8 @@ percent_decode(const char *v, bool *bad)
 			*o++ = v[i];
 			continue;
 		}
-		int hi = i + 2 < n ? hexval(v[i + 1]) : -1;
-		int lo = hi >= 0 ? hexval(v[i + 2]) : -1;
+		int hi = i + 2 < n ? evfn__hex_value(v[i + 1]) : -1;
+		int lo = hi >= 0 ? evfn__hex_value(v[i + 2]) : -1;
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 			evfn__free(out);
 			*bad = true;

@@ -31,6 +31,7 @@
 #include <evfn/redis.h>
 
 #include "common-internal.h"
+#include "text-internal.h"
 #include "event-internal.h"
 #include "hash-internal.h"
 #include "kv-internal.h"
@@ -41,7 +42,7 @@
 /* Most ids in one XACK or XCLAIM. */
 #define ACK_BATCH 512
 /* Room for an RFC 3339 time, with margin for snprintf's range check. */
-#define TIME_BUF 96
+#define TIME_BUF EVFN__RFC3339_MAX
 /* Most appends a sink keeps waiting. */
 #define SINK_QUEUE_MAX 65536
 /* Retry delay of a read refused for want of room in the function. */
@@ -85,18 +86,6 @@ url_clear(struct redis_url *u)
 	memset(u, 0, sizeof(*u));
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Copies s[0..n) into *out, decoding %XX escapes. Returns 0, EVFN_EURL
  * for a malformed escape or an escaped NUL, or EVFN_ENOMEM. */
 static int
@@ -111,8 +100,8 @@ pct_decode(const char *s, size_t n, char **out)
 			d[j++] = s[i];
 			continue;
 		}
-		int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-		int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+		int hi = i + 2 < n ? evfn__hex_value(s[i + 1]) : -1;
+		int lo = i + 2 < n ? evfn__hex_value(s[i + 2]) : -1;
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 			evfn__free(d);
 			return EVFN_EURL;
@@ -513,76 +502,6 @@ evfn_redis_options_set_maxlen(evfn_redis_options *o, int64_t n)
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* Writes unix_ns as RFC 3339 in UTC ("2024-05-01T10:00:00.000000001Z")
- * into buf (TIME_BUF bytes). */
-static void
-format_rfc3339(int64_t unix_ns, char buf[TIME_BUF])
-{
-	time_t sec = (time_t)(unix_ns / EVFN__NS_PER_SEC);
-	long ns = (long)(unix_ns % EVFN__NS_PER_SEC);
-	if (ns < 0) {
-		ns += EVFN__NS_PER_SEC;
-		sec--;
-	}
-	struct tm tm;
-	gmtime_r(&sec, &tm);
-	snprintf(buf, TIME_BUF, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ",
-	         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	         tm.tm_min, tm.tm_sec, ns);
-}
-
-/* Parses an RFC 3339 date-time into nanoseconds since the epoch; false if
- * s is not one. */
-static bool
-parse_rfc3339(const char *s, int64_t *out)
-{
-	struct tm tm = {0};
-	int n = 0;
-	if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-	           &n) != 3 || n != 10 || (s[10] != 'T' && s[10] != 't'))
-		return false;
-	s += 11;
-	if (sscanf(s, "%2d:%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-	           &n) != 3 || n != 8)
-		return false;
-	s += 8;
-	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
-	    tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-	    tm.tm_sec > 60)
-		return false;
-	int64_t frac = 0;
-	if (*s == '.') {
-		int digits = 0;
-		for (s++; *s >= '0' && *s <= '9'; s++, digits++)
-			if (digits < 9)
-				frac = frac * 10 + (*s - '0');
-		if (digits == 0)
-			return false;
-		for (; digits < 9; digits++)
-			frac *= 10;
-	}
-	int64_t offset = 0;
-	if (*s == 'Z' || *s == 'z') {
-		s++;
-	} else if (*s == '+' || *s == '-') {
-		int oh, om;
-		if (sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 ||
-		    oh > 23 || om > 59)
-			return false;
-		offset = (oh * 3600 + om * 60) * (*s == '-' ? -1 : 1);
-		s += 6;
-	} else {
-		return false;
-	}
-	if (*s)
-		return false;
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	time_t t = timegm(&tm);
-	*out = ((int64_t)t - offset) * EVFN__NS_PER_SEC + frac;
-	return true;
-}
-
 /* What an error reply (or a missing one) means. */
 static int
 reply_code(const redisReply *r)
@@ -936,7 +855,7 @@ argv_event(struct argv *a, const evfn_event *ev, const char *data_field,
 		argv_str(a, values[i]);
 	}
 	if (evfn_event_time(ev)) {
-		format_rfc3339(evfn_event_time(ev), timebuf);
+		evfn__rfc3339_format(evfn_event_time(ev), timebuf);
 		argv_str(a, "time");
 		argv_str(a, timebuf);
 	}
@@ -1228,7 +1147,7 @@ dead_range_cb(redisAsyncContext *ac, void *reply, void *priv)
 	if (code)
 		goto keep;
 	snprintf(attempts, sizeof(attempts), "%u", r->attempts);
-	format_rfc3339(evfn__wall_ns(), failed_at);
+	evfn__rfc3339_format(evfn__wall_ns(), failed_at);
 	argv_str(&a, "XADD");
 	argv_str(&a, s->dead_stream);
 	argv_str(&a, "*");
@@ -1357,7 +1276,7 @@ build_event(struct evfn_redis_source *s, const char *id,
 			(void)evfn_event_set_subject(ev, v->str);
 		else if (field_is(f, "datacontenttype"))
 			(void)evfn_event_set_datacontenttype(ev, v->str);
-		else if (field_is(f, "time") && parse_rfc3339(v->str, &t))
+		else if (field_is(f, "time") && evfn__rfc3339_parse(v->str, &t) == 0)
 			(void)evfn_event_set_time(ev, t);
 		else if (!field_is(f, "type") && !field_is(f, "id") &&
 		         !field_is(f, "specversion") && !field_is(f, "time"))

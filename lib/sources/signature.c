@@ -16,6 +16,7 @@
 #include <openssl/params.h>
 
 #include "common-internal.h"
+#include "text-internal.h"
 #include "signature-internal.h"
 
 int
@@ -50,18 +51,6 @@ out:
 	return rc;
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes exactly 64 hex digits at s (len bytes) into out. Returns true
  * when s is a well-formed SHA-256 digest in hex. */
 static bool
@@ -70,7 +59,7 @@ hex_digest(const char *s, size_t len, unsigned char out[EVFN__SHA256_LEN])
 	if (len != 2 * EVFN__SHA256_LEN)
 		return false;
 	for (size_t i = 0; i < EVFN__SHA256_LEN; i++) {
-		int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+		int hi = evfn__hex_value(s[2 * i]), lo = evfn__hex_value(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		out[i] = (unsigned char)(hi << 4 | lo);
