@@ -1,21 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The completion thread of a Python runtime: evfn calls result callbacks
- * on its loop thread, which also runs retries and the deadline watchdog and
- * so must never wait for the GIL. The callback only queues the outcome
- * here (no GIL); this thread takes the GIL once per batch and resolves the
- * queued futures, so a burst of results costs one GIL hand-over instead of
- * one each.
+ * and cancel hooks on its loop thread, which also runs retries and the
+ * deadline watchdog and so must never wait for the GIL, and event-log
+ * callbacks on any thread with no lock held. Those only queue what
+ * happened here (no GIL); this thread takes the GIL once per batch, raises
+ * Timeout in cancelled handlers first, then resolves the queued futures
+ * and delivers the queued records, so a burst costs one GIL hand-over
+ * instead of one each.
  */
 #include "evfnpy.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* A queued item: the outcome of a submission (callback set) or an
+ * event-log record (record_kind >= 0). */
 struct evfnpy_done {
 	struct evfnpy_done *next;
 	struct evfnpy_completer *completer;
-	PyObject *callback; /* owned */
+	PyObject *callback; /* owned; NULL for a record */
+	int record_kind;    /* evfn_record_kind, or -1 */
+	char *function;     /* record: function name */
+	const evfn_event *event; /* record: a reference */
+	int64_t duration_ns;
 	int code;
 	unsigned attempts;
 	char *resp; /* NULL unless the event succeeded */
@@ -24,9 +32,13 @@ struct evfnpy_done {
 };
 
 int
-evfnpy_completer_init(struct evfnpy_completer *c)
+evfnpy_completer_init(struct evfnpy_completer *c,
+                      struct evfnpy_cancels *cancels)
 {
 	c->head = c->tail = NULL;
+	c->cancels = cancels;
+	c->on_record = NULL;
+	c->cancel_pending = false;
 	c->started = c->stop = false;
 	if (pthread_mutex_init(&c->mu, NULL) != 0)
 		return -1;
@@ -47,6 +59,8 @@ evfnpy_completer_destroy(struct evfnpy_completer *c)
 static void
 done_free(struct evfnpy_done *d)
 {
+	free(d->function);
+	evfn_event_unref(d->event);
 	free(d->resp);
 	free(d->error);
 	free(d);
@@ -66,17 +80,38 @@ resolve(struct evfnpy_done *d)
 	Py_DECREF(d->callback);
 }
 
+/* With the GIL: hand one record to on_record as (kind, function, event,
+ * attempt, code, error, duration_ns). */
+static void
+deliver(PyObject *on_record, struct evfnpy_done *d)
+{
+	if (!on_record)
+		return;
+	PyObject *ev = evfnpy_event_wrap(d->event);
+	PyObject *r = ev ? PyObject_CallFunction(on_record, "isNIizL",
+	                                         d->record_kind, d->function,
+	                                         ev, d->attempts, d->code,
+	                                         d->error,
+	                                         (long long)d->duration_ns)
+	                 : NULL;
+	if (!r)
+		PyErr_WriteUnraisable(on_record);
+	Py_XDECREF(r);
+}
+
 static void *
 completer_main(void *arg)
 {
 	struct evfnpy_completer *c = arg;
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		while (!c->head && !c->stop)
+		while (!c->head && !c->cancel_pending && !c->stop)
 			pthread_cond_wait(&c->cond, &c->mu);
 		struct evfnpy_done *batch = c->head;
+		bool cancel = c->cancel_pending;
 		c->head = c->tail = NULL;
-		if (!batch && c->stop)
+		c->cancel_pending = false;
+		if (!batch && !cancel && c->stop)
 			break;
 		pthread_mutex_unlock(&c->mu);
 		/* Once finalization started the callbacks are leaked:
@@ -85,11 +120,16 @@ completer_main(void *arg)
 		PyGILState_STATE g = PyGILState_UNLOCKED;
 		if (py)
 			g = PyGILState_Ensure();
+		/* Timeouts first: a late one costs a stuck thread. */
+		if (py && cancel)
+			evfnpy_cancels_fire(c->cancels);
 		while (batch) {
 			struct evfnpy_done *d = batch;
 			batch = d->next;
-			if (py)
+			if (py && d->callback)
 				resolve(d);
+			else if (py)
+				deliver(c->on_record, d);
 			done_free(d);
 		}
 		if (py)
@@ -149,6 +189,7 @@ evfnpy_done_new(struct evfnpy_completer *c, PyObject *callback)
 	if (!d)
 		return NULL;
 	d->completer = c;
+	d->record_kind = -1;
 	Py_INCREF(callback);
 	d->callback = callback;
 	return d;
@@ -159,6 +200,19 @@ evfnpy_done_discard(struct evfnpy_done *d)
 {
 	Py_DECREF(d->callback);
 	done_free(d);
+}
+
+static void
+enqueue(struct evfnpy_completer *c, struct evfnpy_done *d)
+{
+	pthread_mutex_lock(&c->mu);
+	if (c->tail)
+		c->tail->next = d;
+	else
+		c->head = d;
+	c->tail = d;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->mu);
 }
 
 void
@@ -178,12 +232,39 @@ evfnpy_completer_result(const evfn_result *res, void *arg)
 			d->code = EVFN_ENOMEM;
 	}
 	d->error = error ? evfnpy_dup(error, strlen(error)) : NULL;
+	enqueue(c, d);
+}
+
+void
+evfnpy_completer_cancel(struct evfnpy_completer *c)
+{
 	pthread_mutex_lock(&c->mu);
-	if (c->tail)
-		c->tail->next = d;
-	else
-		c->head = d;
-	c->tail = d;
+	c->cancel_pending = true;
 	pthread_cond_signal(&c->cond);
 	pthread_mutex_unlock(&c->mu);
+}
+
+void
+evfnpy_completer_record(const evfn_record *rec, void *arg)
+{
+	struct evfnpy_completer *c = arg;
+	const char *fn = evfn_record_function(rec);
+	const char *error = evfn_record_error(rec);
+	struct evfnpy_done *d = calloc(1, sizeof(*d));
+	/* Out of memory: the record is dropped; the log is best effort. */
+	if (!d)
+		return;
+	d->completer = c;
+	d->record_kind = (int)evfn_record_get_kind(rec);
+	d->function = fn ? evfnpy_dup(fn, strlen(fn)) : NULL;
+	d->event = evfn_event_ref(evfn_record_event(rec));
+	d->attempts = evfn_record_attempt(rec);
+	d->code = evfn_record_code(rec);
+	d->error = error ? evfnpy_dup(error, strlen(error)) : NULL;
+	d->duration_ns = evfn_record_duration_ns(rec);
+	if (!d->event || (fn && !d->function)) {
+		done_free(d);
+		return;
+	}
+	enqueue(c, d);
 }

@@ -9,13 +9,12 @@
 #include "evfnpy.h"
 
 PyObject *
-evfnpy_context_wrap(evfn_ctx *ctx, bool *timed_out)
+evfnpy_context_wrap(evfn_ctx *ctx)
 {
 	evfnpy_context *c = PyObject_New(evfnpy_context, &evfnpy_context_type);
 	if (!c)
 		return NULL;
 	c->ctx = ctx;
-	c->timed_out = timed_out;
 	return (PyObject *)c;
 }
 
@@ -23,7 +22,6 @@ void
 evfnpy_context_invalidate(PyObject *c)
 {
 	((evfnpy_context *)c)->ctx = NULL;
-	((evfnpy_context *)c)->timed_out = NULL;
 }
 
 static void
@@ -70,8 +68,7 @@ get_cancelled(evfnpy_context *c, void *unused)
 	evfn_ctx *ctx = live(c);
 	if (!ctx)
 		return NULL;
-	return PyBool_FromLong(evfn_ctx_cancelled(ctx) ||
-	                       (c->timed_out && *c->timed_out));
+	return PyBool_FromLong(evfn_ctx_cancelled(ctx));
 }
 
 static PyObject *
@@ -112,21 +109,51 @@ context_set_error(evfnpy_context *c, PyObject *msg)
 }
 
 static PyObject *
-context_emit(evfnpy_context *c, PyObject *args)
+context_set_meta(evfnpy_context *c, PyObject *args)
 {
-	const char *topic;
-	PyObject *data = NULL;
-	if (!PyArg_ParseTuple(args, "s|O:emit", &topic, &data))
+	const char *key, *value;
+	if (!PyArg_ParseTuple(args, "sz:set_meta", &key, &value))
 		return NULL;
 	evfn_ctx *ctx = live(c);
-	struct evfnpy_payload p;
-	if (!ctx || evfnpy_payload_get(data, &p) < 0)
+	if (!ctx)
 		return NULL;
+	int rc = evfn_ctx_set_meta(ctx, key, value);
+	if (rc < 0)
+		return evfnpy_raise(rc);
+	Py_RETURN_NONE;
+}
+
+/* emit(event) or emit(type, data=None, **attributes): a child event
+ * through evfn_ctx_publish(), which counts the hop and keeps attributes;
+ * a built Event is published as it is (once: it is frozen then). */
+static PyObject *
+context_emit(evfnpy_context *c, PyObject *args, PyObject *kw)
+{
+	PyObject *first, *data = Py_None;
+	if (!PyArg_ParseTuple(args, "O|O:emit", &first, &data))
+		return NULL;
+	evfn_ctx *ctx = live(c);
+	if (!ctx)
+		return NULL;
+	evfn_event *ev = evfnpy_event_get(first);
+	if (ev) {
+		if (data != Py_None || (kw && PyDict_Size(kw) > 0)) {
+			PyErr_SetString(
+				PyExc_TypeError,
+				"emit(event) takes no data or attributes");
+			return NULL;
+		}
+		evfn_event_ref(ev);
+	} else {
+		const char *type = PyUnicode_AsUTF8(first);
+		if (!type || evfnpy_event_build(type, data, kw, &ev) < 0)
+			return NULL;
+	}
 	uint64_t seq = 0;
 	/* Admission never waits for a thread that needs the GIL, so it runs
 	 * with the GIL held. */
-	int rc = evfn_ctx_emit(ctx, topic, p.data, p.len, &seq);
-	evfnpy_payload_release(&p);
+	int rc = evfn_ctx_publish(ctx, ev, &seq);
+	evfn_event_unref(ev);
 	if (rc < 0)
 		return evfnpy_raise(rc);
 	return PyLong_FromUnsignedLongLong(seq);
@@ -162,8 +189,13 @@ static PyMethodDef context_methods[] = {
 	  "Set the response (bytes, str, or a JSON-able object)." },
 	{ "set_error", (PyCFunction)context_set_error, METH_O,
 	  "Attach an error message to this attempt." },
-	{ "emit", (PyCFunction)context_emit, METH_VARARGS,
-	  "Emit a child event to a topic; returns its sequence number." },
+	{ "set_meta", (PyCFunction)context_set_meta, METH_VARARGS,
+	  "set_meta(key, value): response metadata (HTTP routes: \"status\", "
+	  "\"header.<Name>\"); value None removes it." },
+	{ "emit", (PyCFunction)(void (*)(void))context_emit,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "emit(event) or emit(type, data=None, **attributes): publish a "
+	  "child event (hop count + 1); returns its sequence number." },
 	{ NULL, NULL, 0, NULL }
 };
 

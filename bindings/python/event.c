@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * evfn._evfn.Event: a read-only view of a published evfn event (CloudEvents
- * attributes, payload as bytes, json()). The object holds a reference to
- * the C event, so it stays valid after the handler returned; events are
- * frozen once published, so reading them needs no lock.
+ * evfn._evfn.Event: a view of an evfn event (CloudEvents attributes,
+ * extensions, payload as bytes, json()). Handlers get published ones; the
+ * constructor builds one to publish later (Context.emit, Runtime.emit),
+ * which freezes it. The object holds a reference to the C event, so it
+ * stays valid after the handler returned; events are frozen once
+ * published, so reading them needs no lock. Also the event builder shared
+ * by emit and invoke, and the ns-to-datetime conversion.
  */
 #include "evfnpy.h"
+
+#include <string.h>
 
 typedef struct {
 	PyObject_HEAD
@@ -22,6 +27,164 @@ evfnpy_event_wrap(const evfn_event *ev)
 	e->ev = evfn_event_ref(ev);
 	e->data = NULL;
 	return (PyObject *)e;
+}
+
+/* Refuses keyword arguments that are no attribute: a typo must not pass
+ * silently. */
+static int
+check_attribute_names(PyObject *kw)
+{
+	static const char *const known[] = { "id", "source", "subject",
+		                             "datacontenttype", "time_ns",
+		                             "extensions", NULL };
+	PyObject *k, *v;
+	Py_ssize_t pos = 0;
+	while (kw && PyDict_Next(kw, &pos, &k, &v)) {
+		const char *name = PyUnicode_AsUTF8(k);
+		if (!name)
+			return -1;
+		int i = 0;
+		while (known[i] && strcmp(known[i], name) != 0)
+			i++;
+		if (!known[i]) {
+			PyErr_Format(PyExc_TypeError,
+			             "unknown event attribute '%s'", name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+evfnpy_event_build(const char *type, PyObject *data, PyObject *kw,
+                   evfn_event **out)
+{
+	static char *keys[] = { "id", "source", "subject", "datacontenttype",
+		                NULL };
+	struct evfnpy_payload p;
+	*out = NULL;
+	if (check_attribute_names(kw) < 0 ||
+	    evfnpy_payload_get(data, &p) < 0)
+		return -1;
+	evfn_event *ev;
+	int rc = evfn_event_new(&ev, type, p.data, p.len);
+	evfnpy_payload_release(&p);
+	if (rc < 0) {
+		evfnpy_raise(rc);
+		return -1;
+	}
+	if (p.dct)
+		rc = evfn_event_set_datacontenttype(ev, p.dct);
+	for (int i = 0; rc == 0 && keys[i] && kw; i++) {
+		PyObject *v = PyDict_GetItemString(kw, keys[i]);
+		if (!v || v == Py_None)
+			continue;
+		const char *s = PyUnicode_AsUTF8(v);
+		if (!s)
+			goto fail;
+		if (i == 0)
+			rc = evfn_event_set_id(ev, s);
+		else if (i == 1)
+			rc = evfn_event_set_source(ev, s);
+		else if (i == 2)
+			rc = evfn_event_set_subject(ev, s);
+		else
+			rc = evfn_event_set_datacontenttype(ev, s);
+	}
+	PyObject *t = kw ? PyDict_GetItemString(kw, "time_ns") : NULL;
+	if (rc == 0 && t && t != Py_None) {
+		long long ns = PyLong_AsLongLong(t);
+		if (ns == -1 && PyErr_Occurred())
+			goto fail;
+		rc = evfn_event_set_time(ev, ns);
+	}
+	PyObject *ext = kw ? PyDict_GetItemString(kw, "extensions") : NULL;
+	if (rc == 0 && ext && ext != Py_None) {
+		PyObject *k, *v;
+		Py_ssize_t pos = 0;
+		if (!PyDict_Check(ext)) {
+			PyErr_SetString(PyExc_TypeError,
+			                "extensions must be a dict of str");
+			goto fail;
+		}
+		while (rc == 0 && PyDict_Next(ext, &pos, &k, &v)) {
+			const char *ks = PyUnicode_AsUTF8(k);
+			const char *vs = v == Py_None ? NULL
+			                              : PyUnicode_AsUTF8(v);
+			if (!ks || (v != Py_None && !vs))
+				goto fail;
+			rc = evfn_event_set_extension(ev, ks, vs);
+		}
+	}
+	if (rc < 0) {
+		evfnpy_raise(rc);
+		goto fail;
+	}
+	*out = ev;
+	return 0;
+fail:
+	evfn_event_unref(ev);
+	return -1;
+}
+
+evfn_event *
+evfnpy_event_get(PyObject *obj)
+{
+	if (!PyObject_TypeCheck(obj, &evfnpy_event_type))
+		return NULL;
+	/* Only an unpublished event (built here) is ever written to, and
+	 * evfn refuses (EPERM) to publish a frozen one again. */
+	return (evfn_event *)((evfnpy_event *)obj)->ev;
+}
+
+PyObject *
+evfnpy_datetime_from_ns(int64_t ns)
+{
+	static PyObject *epoch, *delta;
+	if (!epoch) {
+		PyObject *dt = PyImport_ImportModule("datetime");
+		if (!dt)
+			return NULL;
+		PyObject *tz = PyObject_GetAttrString(dt, "timezone");
+		PyObject *utc = tz ? PyObject_GetAttrString(tz, "utc") : NULL;
+		PyObject *cls = PyObject_GetAttrString(dt, "datetime");
+		delta = PyObject_GetAttrString(dt, "timedelta");
+		if (cls && utc && delta)
+			epoch = PyObject_CallFunction(cls, "iiiiiiiO", 1970, 1,
+			                              1, 0, 0, 0, 0, utc);
+		Py_XDECREF(cls);
+		Py_XDECREF(utc);
+		Py_XDECREF(tz);
+		Py_DECREF(dt);
+		if (!epoch) {
+			Py_CLEAR(delta);
+			return NULL;
+		}
+	}
+	/* Floor division, so instants before 1970 round down too. */
+	int64_t us = ns / 1000 - (ns % 1000 < 0);
+	PyObject *d = PyObject_CallFunction(delta, "iiL", 0, 0, (long long)us);
+	if (!d)
+		return NULL;
+	PyObject *res = PyNumber_Add(epoch, d);
+	Py_DECREF(d);
+	return res;
+}
+
+/* Event(type, data=None, **attributes): a new, unpublished event. */
+static PyObject *
+event_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+	const char *etype;
+	PyObject *data = Py_None;
+	if (!PyArg_ParseTuple(args, "s|O:Event", &etype, &data))
+		return NULL;
+	evfn_event *ev;
+	if (evfnpy_event_build(etype, data, kw, &ev) < 0)
+		return NULL;
+	PyObject *e = evfnpy_event_wrap(ev);
+	evfn_event_unref(ev);
+	return e;
 }
 
 static void
@@ -80,23 +243,7 @@ get_time_ns(evfnpy_event *e, void *unused)
 static PyObject *
 get_time(evfnpy_event *e, void *unused)
 {
-	PyObject *dt = PyImport_ImportModule("datetime");
-	if (!dt)
-		return NULL;
-	PyObject *res = NULL;
-	PyObject *cls = PyObject_GetAttrString(dt, "datetime");
-	PyObject *tzmod = PyObject_GetAttrString(dt, "timezone");
-	PyObject *utc = tzmod ? PyObject_GetAttrString(tzmod, "utc") : NULL;
-	if (cls && utc) {
-		int64_t ns = evfn_event_time(e->ev);
-		res = PyObject_CallMethod(cls, "fromtimestamp", "dO",
-		                          (double)ns / 1e9, utc);
-	}
-	Py_XDECREF(utc);
-	Py_XDECREF(tzmod);
-	Py_XDECREF(cls);
-	Py_DECREF(dt);
-	return res;
+	return evfnpy_datetime_from_ns(evfn_event_time(e->ev));
 }
 
 static PyObject *
@@ -154,12 +301,29 @@ event_extension(evfnpy_event *e, PyObject *name)
 	return str_or_none(evfn_event_extension(e->ev, n));
 }
 
+/* The extension attributes as a new dict {name: value}. */
+static PyObject *
+get_extensions(evfnpy_event *e, void *unused)
+{
+	PyObject *d = PyDict_New();
+	const char *name, *value;
+	for (size_t i = 0;
+	     d && (value = evfn_event_extension_at(e->ev, i, &name)); i++) {
+		PyObject *v = PyUnicode_FromString(value);
+		if (!v || PyDict_SetItemString(d, name, v) < 0)
+			Py_CLEAR(d);
+		Py_XDECREF(v);
+	}
+	return d;
+}
+
 static PyObject *
 event_repr(evfnpy_event *e)
 {
+	const char *id = evfn_event_id(e->ev);
 	return PyUnicode_FromFormat("<evfn.Event type=%s id=%s>",
 	                            evfn_event_type(e->ev),
-	                            evfn_event_id(e->ev));
+	                            id ? id : "(unpublished)");
 }
 
 static PyGetSetDef event_getset[] = {
@@ -179,6 +343,8 @@ static PyGetSetDef event_getset[] = {
 	{ "hops", (getter)get_hops, NULL,
 	  "Handler hops that led to this event.", NULL },
 	{ "data", (getter)get_data, NULL, "The payload (bytes).", NULL },
+	{ "extensions", (getter)get_extensions, NULL,
+	  "CloudEvents extension attributes as a new dict.", NULL },
 	{ NULL, NULL, NULL, NULL, NULL }
 };
 
@@ -195,7 +361,10 @@ static PyMethodDef event_methods[] = {
 PyTypeObject evfnpy_event_type = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "evfn.Event",
-	.tp_doc = "A CloudEvents 1.0 event as a handler receives it.",
+	.tp_doc = "Event(type, data=None, *, id=, source=, subject=, "
+	          "datacontenttype=, time_ns=, extensions=): a CloudEvents 1.0 "
+	          "event; handlers receive published ones.",
+	.tp_new = event_new,
 	.tp_basicsize = sizeof(evfnpy_event),
 	.tp_flags = Py_TPFLAGS_DEFAULT,
 	.tp_dealloc = (destructor)event_dealloc,

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared declarations of the CPython extension module evfn._evfn: the
- * object types (runtime, event, context, schedule), the deadline watchdog,
- * payload encoding and the error mapping. Each concept lives in its own .c
- * file; this header is private to the binding and uses only the public
- * evfn API plus the CPython C API.
+ * object types (runtime, event, context, schedule, trigger, HTTP server),
+ * the cancel registry, the completion thread, dead letters, payload
+ * encoding and the error mapping. Each concept lives in its own .c file;
+ * this header is private to the binding and uses only the public evfn API
+ * plus the CPython C API.
  */
 #ifndef EVFNPY_H
 #define EVFNPY_H
@@ -71,60 +72,64 @@ struct evfnpy_payload {
 int evfnpy_payload_get(PyObject *obj, struct evfnpy_payload *p);
 void evfnpy_payload_release(struct evfnpy_payload *p);
 
-/* --- watchdog.c --- */
+/* --- cancel.c --- */
 
-/* One running Python handler as the watchdog sees it. Lives on the stack
- * of the C handler that runs it. */
-struct evfnpy_wd_slot {
-	struct evfnpy_wd_slot *next;
+/* One running Python handler as the cancel registry sees it. Lives on the
+ * stack of the C handler that runs it. */
+struct evfnpy_running {
+	struct evfnpy_running *next;
+	evfn_ctx *ctx;
 	unsigned long thread_id;
-	int64_t deadline_ns;
-	bool fired;
+	bool cancel; /* the core cancelled the attempt (under mu) */
+	bool fired;  /* Timeout was raised in the thread (under mu) */
 };
 
-/* Raises evfn.Timeout inside handler threads past their deadline, with
- * PyThreadState_SetAsyncExc(), from a thread of its own. Lock order: the
- * GIL, then mu; the watchdog thread never waits for the GIL while holding
- * mu. */
-struct evfnpy_watchdog {
+/* Which Python handlers run on which threads, so that the core's cancel
+ * hook (on the loop thread, which never takes the GIL) can have
+ * evfn.Timeout raised in the right one by the completion thread. Lock
+ * order: the GIL, then mu. */
+struct evfnpy_cancels {
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	pthread_t thread;
-	struct evfnpy_wd_slot *running;
-	bool started;
-	bool stop;
+	struct evfnpy_running *running;
 };
 
-int evfnpy_watchdog_init(struct evfnpy_watchdog *wd);
-/* Starts the thread; 0 or -errno. Idempotent. */
-int evfnpy_watchdog_start(struct evfnpy_watchdog *wd);
-/* Stops and joins the thread; call without the GIL. */
-void evfnpy_watchdog_stop(struct evfnpy_watchdog *wd);
-void evfnpy_watchdog_destroy(struct evfnpy_watchdog *wd);
-/* Both with the GIL held, on the handler's thread. disarm() reports
- * whether the deadline passed, and if so removes an exception that was
- * set but not yet delivered, so it cannot hit the thread's next handler. */
-void evfnpy_watchdog_arm(struct evfnpy_watchdog *wd, struct evfnpy_wd_slot *s,
-                         int64_t deadline_ns);
-bool evfnpy_watchdog_disarm(struct evfnpy_watchdog *wd,
-                            struct evfnpy_wd_slot *s);
+int evfnpy_cancels_init(struct evfnpy_cancels *c);
+void evfnpy_cancels_destroy(struct evfnpy_cancels *c);
+/* With the GIL, on the handler's thread, around the call. disarm()
+ * reports whether the attempt was cancelled, and takes back a Timeout
+ * that was raised but not yet delivered, so it cannot hit the thread's
+ * next handler. */
+void evfnpy_cancels_arm(struct evfnpy_cancels *c, struct evfnpy_running *r,
+                        evfn_ctx *ctx);
+bool evfnpy_cancels_disarm(struct evfnpy_cancels *c,
+                           struct evfnpy_running *r);
+/* No GIL (the loop thread): marks the handler running ctx as cancelled.
+ * True when the completion thread must now raise (evfnpy_cancels_fire). */
+bool evfnpy_cancels_request(struct evfnpy_cancels *c, evfn_ctx *ctx);
+/* With the GIL: raise Timeout in every cancelled handler not yet told. */
+void evfnpy_cancels_fire(struct evfnpy_cancels *c);
 
 /* --- completion.c --- */
 
 struct evfnpy_done;
 
-/* Resolves invoke_async futures on a thread of its own, in batches; see
- * completion.c. */
+/* The thread that runs Python on behalf of evfn's loop and worker threads,
+ * in batches: it resolves invoke_async futures, raises Timeout in
+ * cancelled handlers and delivers event-log records; see completion.c. */
 struct evfnpy_completer {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	pthread_t thread;
 	struct evfnpy_done *head, *tail;
+	struct evfnpy_cancels *cancels; /* borrowed */
+	PyObject *on_record; /* owned; NULL for no event log */
+	bool cancel_pending;
 	bool started;
 	bool stop;
 };
 
-int evfnpy_completer_init(struct evfnpy_completer *c);
+int evfnpy_completer_init(struct evfnpy_completer *c,
+                          struct evfnpy_cancels *cancels);
 /* Starts the thread; 0 or -errno. Idempotent. */
 int evfnpy_completer_start(struct evfnpy_completer *c);
 /* Resolves what is queued, then stops the thread; call without the GIL
@@ -141,23 +146,38 @@ void evfnpy_done_discard(struct evfnpy_done *d);
 char *evfnpy_dup(const void *data, size_t len);
 /* The evfn_result_cb of a submission (arg: its record); no GIL. */
 void evfnpy_completer_result(const evfn_result *res, void *arg);
+/* No GIL: have the thread call evfnpy_cancels_fire() soon. */
+void evfnpy_completer_cancel(struct evfnpy_completer *c);
+/* The evfn_record_cb of the event log (arg: the completer); no GIL, any
+ * thread. The record is copied and handed to c->on_record later. */
+void evfnpy_completer_record(const evfn_record *rec, void *arg);
 
 /* --- event.c --- */
 
 extern PyTypeObject evfnpy_event_type;
 /* Wraps an event, taking a reference to it. New reference or NULL. */
 PyObject *evfnpy_event_wrap(const evfn_event *ev);
+/* Builds an unpublished event of type with data (see payload.c) and the
+ * CloudEvents attributes of kw (id, source, subject, datacontenttype,
+ * time_ns, extensions; None values ignored). 0 and *out (one reference),
+ * or -1 with a Python error set. */
+int evfnpy_event_build(const char *type, PyObject *data, PyObject *kw,
+                       evfn_event **out);
+/* The C event of an evfn.Event, or NULL if obj is not one (no error). */
+evfn_event *evfnpy_event_get(PyObject *obj);
+/* An aware UTC datetime for ns since the Unix epoch (microsecond
+ * precision). New reference or NULL. */
+PyObject *evfnpy_datetime_from_ns(int64_t ns);
 
 /* --- context.c --- */
 
 typedef struct {
 	PyObject_HEAD
 	evfn_ctx *ctx; /* NULL once the handler returned */
-	bool *timed_out; /* the watchdog slot's flag, valid while ctx is */
 } evfnpy_context;
 
 extern PyTypeObject evfnpy_context_type;
-PyObject *evfnpy_context_wrap(evfn_ctx *ctx, bool *timed_out);
+PyObject *evfnpy_context_wrap(evfn_ctx *ctx);
 /* Called when the handler returned: later use raises evfn.Error(EPERM). */
 void evfnpy_context_invalidate(PyObject *c);
 
@@ -174,8 +194,12 @@ int evfnpy_register(struct evfnpy_runtime *self, const char *name,
 typedef struct evfnpy_runtime {
 	PyObject_HEAD
 	evfn_rt *rt; /* NULL once closed */
-	struct evfnpy_watchdog wd;
+	struct evfnpy_cancels cancels;
 	struct evfnpy_completer comp;
+	/* Open triggers and HTTP servers (objects with a close() method);
+	 * evfn_runtime_free() refuses while they live, so close closes
+	 * them first. They keep only a borrowed pointer back. */
+	PyObject *attached;
 	bool initialized; /* the mutexes below exist */
 	bool started;
 	bool drained;
@@ -188,6 +212,39 @@ typedef struct evfnpy_runtime {
 } evfnpy_runtime;
 
 extern PyTypeObject evfnpy_runtime_type;
+
+/* 0, or -1 with ShutDown raised for a closed runtime. */
+int evfnpy_runtime_check_open(evfnpy_runtime *self);
+/* Seconds (a float or int object) to whole milliseconds; -1 with a
+ * Python error set on failure (ms < 0 is left to evfn to refuse). */
+int evfnpy_seconds_to_ms(PyObject *s, int64_t *ms);
+/* Keeps obj (an open trigger or server) until it detaches itself or the
+ * runtime closes it; 0 or -1 with a Python error. */
+int evfnpy_runtime_attach(evfnpy_runtime *self, PyObject *obj);
+void evfnpy_runtime_detach(evfnpy_runtime *self, PyObject *obj);
+
+/* --- trigger.c --- */
+
+extern PyTypeObject evfnpy_trigger_type;
+PyObject *evfnpy_rt_schedule(evfnpy_runtime *self, PyObject *args,
+                             PyObject *kw);
+PyObject *evfnpy_rt_watch(evfnpy_runtime *self, PyObject *args,
+                          PyObject *kw);
+PyObject *evfnpy_rt_on_signal(evfnpy_runtime *self, PyObject *args,
+                              PyObject *kw);
+PyObject *evfnpy_rt_on_fd(evfnpy_runtime *self, PyObject *args,
+                          PyObject *kw);
+
+/* --- deadletter.c --- */
+
+PyObject *evfnpy_rt_dead_letters(evfnpy_runtime *self, PyObject *args);
+PyObject *evfnpy_rt_dead_letter_op(evfnpy_runtime *self, PyObject *args);
+
+/* --- http.c --- */
+
+extern PyTypeObject evfnpy_http_type;
+PyObject *evfnpy_rt_http(evfnpy_runtime *self, PyObject *args,
+                         PyObject *kw);
 
 /* --- schedule.c --- */
 

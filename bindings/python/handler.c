@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The C handler behind every Python function: on an evfn worker thread it
- * takes the GIL, wraps the event and the context, arms the deadline
- * watchdog, calls the Python callable and turns what it did into an evfn
- * outcome (an escaped exception becomes RETRY with its traceback as the
- * attempt's error). Also the function's userdata (a strong reference to
- * the callable, released by the userdata destructor) and the per-worker
- * hooks that keep one Python thread state alive per worker thread, so a
- * call does not create and destroy one each time.
+ * takes the GIL, wraps the event and the context, registers the call with
+ * the cancel registry, calls the Python callable and turns what it did
+ * into an evfn outcome (an escaped exception becomes RETRY with its
+ * traceback as the attempt's error). Also the function's userdata (a
+ * strong reference to the callable, released by the userdata destructor),
+ * the cancel hook that has Timeout raised in a handler the core fenced at
+ * its deadline, and the per-worker hooks that keep one Python thread state
+ * alive per worker thread, so a call does not create and destroy one each
+ * time.
  */
 #include "evfnpy.h"
 
@@ -90,7 +92,7 @@ error_from_exception(evfn_ctx *ctx)
 }
 
 /* The outcome of one call: res is what the callable returned (NULL if it
- * raised), timed_out whether the watchdog fired meanwhile. A handler past
+ * raised), timed_out whether the core cancelled it meanwhile. A handler past
  * its deadline ends as RETRY "Timeout" whatever it did, as the core counts
  * a late return. */
 static int
@@ -120,18 +122,18 @@ outcome_of(evfn_ctx *ctx, PyObject *res, bool timed_out)
 static int
 call(struct evfnpy_fn *f, evfn_ctx *ctx, const evfn_event *ev)
 {
-	struct evfnpy_wd_slot slot = { 0 };
+	struct evfnpy_running running = { 0 };
 	PyObject *res = NULL;
 	bool timed_out = false;
 	PyObject *e = evfnpy_event_wrap(ev);
-	PyObject *c = e ? evfnpy_context_wrap(ctx, &slot.fired) : NULL;
+	PyObject *c = e ? evfnpy_context_wrap(ctx) : NULL;
 	if (c) {
-		evfnpy_watchdog_arm(&f->owner->wd, &slot,
-		                    evfn_ctx_deadline_ns(ctx));
+		evfnpy_cancels_arm(&f->owner->cancels, &running, ctx);
 		res = PyObject_CallFunctionObjArgs(f->callable, e, c, NULL);
 		/* Disarm before anything else runs Python code (a __del__
 		 * could otherwise receive this handler's Timeout). */
-		timed_out = evfnpy_watchdog_disarm(&f->owner->wd, &slot);
+		timed_out = evfnpy_cancels_disarm(&f->owner->cancels,
+		                                  &running);
 		evfnpy_context_invalidate(c);
 	}
 	int outcome = outcome_of(ctx, res, timed_out);
@@ -154,6 +156,17 @@ handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	return outcome;
 }
 
+/* The core fenced an attempt (its deadline passed) while the handler
+ * runs: on the loop thread, which must not wait for the GIL, so the
+ * raising is left to the completion thread. */
+static void
+on_cancel(evfn_ctx *ctx, void *userdata)
+{
+	struct evfnpy_fn *f = userdata;
+	if (evfnpy_cancels_request(&f->owner->cancels, ctx))
+		evfnpy_completer_cancel(&f->owner->comp);
+}
+
 int
 evfnpy_register(evfnpy_runtime *self, const char *name, PyObject *callable,
                 evfn_fn_options *o)
@@ -169,6 +182,8 @@ evfnpy_register(evfnpy_runtime *self, const char *name, PyObject *callable,
 	int rc = evfn_fn_options_set_worker_hooks(o, worker_init, worker_fini);
 	if (rc == 0)
 		rc = evfn_fn_options_set_userdata_free(o, fn_free);
+	if (rc == 0)
+		rc = evfn_fn_options_set_cancel_hook(o, on_cancel);
 	if (rc == 0)
 		rc = evfn_register(self->rt, name, handler, f, o, NULL);
 	if (rc < 0) {

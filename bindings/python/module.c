@@ -290,7 +290,9 @@ PyInit__evfn(void)
 	    add_type(mod, &evfnpy_runtime_type, "Runtime") < 0 ||
 	    add_type(mod, &evfnpy_event_type, "Event") < 0 ||
 	    add_type(mod, &evfnpy_context_type, "Context") < 0 ||
-	    add_type(mod, &evfnpy_schedule_type, "Schedule") < 0) {
+	    add_type(mod, &evfnpy_schedule_type, "Schedule") < 0 ||
+	    add_type(mod, &evfnpy_trigger_type, "Trigger") < 0 ||
+	    add_type(mod, &evfnpy_http_type, "HttpServer") < 0) {
 		Py_DECREF(mod);
 		return NULL;
 	}

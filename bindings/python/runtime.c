@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * evfn._evfn.Runtime: owns one evfn runtime and its deadline watchdog, and
- * binds registration, subscription, emit, synchronous and asynchronous
- * invocation, stats, drain and close. The GIL is released wherever C waits
- * (sync invoke, drain, free); admission calls (emit, submit, register) keep
- * it, since evfn never holds a lock while it runs Python code and so can
- * never make them wait for a thread that needs the GIL. The pythonic layer
+ * evfn._evfn.Runtime: owns one evfn runtime, its completion thread and the
+ * triggers and HTTP servers attached to it, and binds registration (with
+ * destinations, idempotency and the cancel hook), subscription, emit,
+ * synchronous and asynchronous invocation, stats, drain and close. The
+ * GIL is released wherever C waits (sync invoke, drain, free); admission
+ * calls (emit, submit, register) keep it, since evfn never holds a lock
+ * while it runs Python code and so can never make them wait for a thread
+ * that needs the GIL. The pythonic layer
  * (decorators, asyncio, context manager) is evfn/__init__.py.
  */
 #include "evfnpy.h"
@@ -22,13 +24,66 @@ seconds_to_ms(double s)
 	return (int64_t)llround(s * 1000.0);
 }
 
-static int
-check_open(evfnpy_runtime *self)
+int
+evfnpy_runtime_check_open(evfnpy_runtime *self)
 {
 	if (self->rt)
 		return 0;
 	evfnpy_raise(EVFN_ESHUTDOWN);
 	return -1;
+}
+
+#define check_open evfnpy_runtime_check_open
+
+int
+evfnpy_seconds_to_ms(PyObject *s, int64_t *ms)
+{
+	double v = PyFloat_AsDouble(s);
+	if (v == -1.0 && PyErr_Occurred())
+		return -1;
+	if (!isfinite(v) || fabs(v) > 9e15) {
+		PyErr_SetString(PyExc_ValueError, "seconds out of range");
+		return -1;
+	}
+	*ms = seconds_to_ms(v);
+	return 0;
+}
+
+int
+evfnpy_runtime_attach(evfnpy_runtime *self, PyObject *obj)
+{
+	return PyList_Append(self->attached, obj);
+}
+
+void
+evfnpy_runtime_detach(evfnpy_runtime *self, PyObject *obj)
+{
+	Py_ssize_t n = PyList_GET_SIZE(self->attached);
+	for (Py_ssize_t i = 0; i < n; i++)
+		if (PyList_GET_ITEM(self->attached, i) == obj) {
+			(void)PySequence_DelItem(self->attached, i);
+			return;
+		}
+}
+
+/* Closes every trigger and server still attached, newest first; each
+ * detaches itself. */
+static void
+close_attached(evfnpy_runtime *self)
+{
+	Py_ssize_t n;
+	while ((n = PyList_GET_SIZE(self->attached)) > 0) {
+		PyObject *obj = PyList_GET_ITEM(self->attached, n - 1);
+		Py_INCREF(obj);
+		PyObject *r = PyObject_CallMethod(obj, "close", NULL);
+		if (!r)
+			PyErr_WriteUnraisable(obj);
+		Py_XDECREF(r);
+		/* A close() that failed must not loop forever. */
+		if (PyList_GET_SIZE(self->attached) == n)
+			evfnpy_runtime_detach(self, obj);
+		Py_DECREF(obj);
+	}
 }
 
 static void
@@ -54,20 +109,21 @@ runtime_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	evfnpy_runtime *self = (evfnpy_runtime *)type->tp_alloc(type, 0);
 	if (!self)
 		return NULL;
-	if (evfnpy_watchdog_init(&self->wd) < 0) {
+	if (evfnpy_cancels_init(&self->cancels) < 0) {
 		Py_DECREF(self);
 		return PyErr_NoMemory();
 	}
-	if (evfnpy_completer_init(&self->comp) < 0) {
-		evfnpy_watchdog_destroy(&self->wd);
+	if (evfnpy_completer_init(&self->comp, &self->cancels) < 0) {
+		evfnpy_cancels_destroy(&self->cancels);
 		Py_DECREF(self);
 		return PyErr_NoMemory();
 	}
 	pthread_mutex_init(&self->busy_mu, NULL);
 	pthread_cond_init(&self->busy_cond, NULL);
 	self->handed_back = PyList_New(0);
+	self->attached = PyList_New(0);
 	self->initialized = true;
-	if (!self->handed_back) {
+	if (!self->handed_back || !self->attached) {
 		Py_DECREF(self);
 		return NULL;
 	}
@@ -77,13 +133,29 @@ runtime_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 static int
 runtime_init(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = { "workers", "idle_timeout", "source", NULL };
-	int min = -1, max = -1;
-	PyObject *idle = Py_None;
+	static char *kwlist[] = { "workers", "idle_timeout", "source",
+		                  "dead_letter_capacity", "max_hops",
+		                  "on_record", NULL };
+	int min = -1, max = -1, max_hops = 0;
+	long long dl_capacity = 0;
+	PyObject *idle = Py_None, *on_record = Py_None;
+	PyObject *dl_obj = Py_None, *hops_obj = Py_None;
 	const char *source = NULL;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|(ii)Oz:Runtime", kwlist,
-	                                 &min, &max, &idle, &source))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|(ii)OzOOO:Runtime", kwlist,
+	                                 &min, &max, &idle, &source, &dl_obj,
+	                                 &hops_obj, &on_record))
 		return -1;
+	/* None: evfn's default; any int goes to evfn to be checked. */
+	if ((dl_obj != Py_None &&
+	     (dl_capacity = PyLong_AsLongLong(dl_obj)) == -1 &&
+	     PyErr_Occurred()) ||
+	    (hops_obj != Py_None &&
+	     (max_hops = _PyLong_AsInt(hops_obj)) == -1 && PyErr_Occurred()))
+		return -1;
+	if (on_record != Py_None && !PyCallable_Check(on_record)) {
+		PyErr_SetString(PyExc_TypeError, "on_record must be callable");
+		return -1;
+	}
 	if (self->rt) {
 		PyErr_SetString(PyExc_TypeError, "Runtime already initialized");
 		return -1;
@@ -103,11 +175,30 @@ runtime_init(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 		                                         seconds_to_ms(idle_s));
 	if (rc == 0 && source)
 		rc = evfn_rt_options_set_source(o, source);
+	if (rc == 0 && dl_obj != Py_None)
+		rc = evfn_rt_options_set_dead_letter_capacity(o, dl_capacity);
+	if (rc == 0 && hops_obj != Py_None)
+		rc = evfn_rt_options_set_max_hops(o, max_hops);
+	if (rc == 0 && on_record != Py_None)
+		rc = evfn_rt_options_set_event_log(o, evfnpy_completer_record,
+		                                   &self->comp);
 	if (rc == 0)
 		rc = evfn_runtime_new(&self->rt, o);
 	evfn_rt_options_free(o);
 	if (rc < 0) {
 		evfnpy_raise(rc);
+		return -1;
+	}
+	if (on_record != Py_None) {
+		Py_INCREF(on_record);
+		self->comp.on_record = on_record;
+	}
+	/* The completion thread also delivers cancellations and records,
+	 * which may come before anything is submitted. */
+	rc = evfnpy_completer_start(&self->comp);
+	if (rc < 0) {
+		errno = -rc;
+		PyErr_SetFromErrno(PyExc_OSError);
 		return -1;
 	}
 	return 0;
@@ -156,6 +247,10 @@ close_runtime(evfnpy_runtime *self, int64_t grace_ms)
 	evfn_rt *rt = self->rt;
 	if (!rt)
 		return 0;
+	/* Triggers and servers first: evfn_runtime_free() refuses while
+	 * they live, and they would feed a draining runtime. Freeing them
+	 * waits only for the loop thread, which never takes the GIL. */
+	close_attached(self);
 	/* Taken out first: other threads now see a closed runtime. */
 	self->rt = NULL;
 	bool drain = self->started && !self->drained;
@@ -168,10 +263,8 @@ close_runtime(evfnpy_runtime *self, int64_t grace_ms)
 		pthread_cond_wait(&self->busy_cond, &self->busy_mu);
 	pthread_mutex_unlock(&self->busy_mu);
 	rc = free_when_quiet(rt, grace_ms);
-	if (rc == 0) {
-		evfnpy_watchdog_stop(&self->wd);
+	if (rc == 0)
 		evfnpy_completer_stop(&self->comp);
-	}
 	Py_END_ALLOW_THREADS
 	if (drain)
 		self->drained = true;
@@ -191,14 +284,18 @@ runtime_dealloc(evfnpy_runtime *self)
 			PyErr_WriteUnraisable((PyObject *)self);
 	}
 	/* A runtime that could not be freed (work still in flight) is
-	 * leaked with its watchdog rather than freed under running code. */
+	 * leaked with its threads rather than freed under running code. */
 	if (!self->rt && self->initialized) {
-		evfnpy_watchdog_destroy(&self->wd);
+		/* Never started when evfn_runtime_new() failed. */
+		evfnpy_completer_stop(&self->comp);
+		Py_CLEAR(self->comp.on_record);
+		evfnpy_cancels_destroy(&self->cancels);
 		evfnpy_completer_destroy(&self->comp);
 		pthread_cond_destroy(&self->busy_cond);
 		pthread_mutex_destroy(&self->busy_mu);
 	}
 	Py_XDECREF(self->handed_back);
+	Py_XDECREF(self->attached);
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -207,16 +304,27 @@ runtime_register(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "name", "handler", "timeout", "attempts",
 		                  "backoff", "max_age", "concurrency",
-		                  "queue", NULL };
-	const char *name;
+		                  "queue", "on_success", "on_failure",
+		                  "idempotency", "max_stuck", NULL };
+	const char *name, *on_success = NULL, *on_failure = NULL;
 	PyObject *callable;
 	PyObject *timeout = Py_None, *backoff = Py_None, *max_age = Py_None;
-	int attempts = -1, concurrency = -1;
+	PyObject *idempotency = Py_None, *stuck_obj = Py_None;
+	int attempts = -1, concurrency = -1, max_stuck = 0;
 	long long queue = -1;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OiOOiL:register",
+	int64_t idem_ms = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OiOOiLzzOO:register",
 	                                 kwlist, &name, &callable, &timeout,
 	                                 &attempts, &backoff, &max_age,
-	                                 &concurrency, &queue))
+	                                 &concurrency, &queue, &on_success,
+	                                 &on_failure, &idempotency,
+	                                 &stuck_obj))
+		return NULL;
+	if (stuck_obj != Py_None &&
+	    (max_stuck = _PyLong_AsInt(stuck_obj)) == -1 && PyErr_Occurred())
+		return NULL;
+	if (idempotency != Py_None &&
+	    evfnpy_seconds_to_ms(idempotency, &idem_ms) < 0)
 		return NULL;
 	if (check_open(self) < 0)
 		return NULL;
@@ -254,6 +362,13 @@ runtime_register(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 		rc = evfn_fn_options_set_concurrency(o, concurrency);
 	if (rc == 0 && queue != -1)
 		rc = evfn_fn_options_set_queue_capacity(o, queue);
+	if (rc == 0 && (on_success || on_failure))
+		rc = evfn_fn_options_set_destinations(o, on_success,
+		                                      on_failure);
+	if (rc == 0 && idempotency != Py_None)
+		rc = evfn_fn_options_set_idempotency(o, idem_ms, NULL);
+	if (rc == 0 && stuck_obj != Py_None)
+		rc = evfn_fn_options_set_max_stuck(o, max_stuck);
 	if (rc < 0) {
 		evfn_fn_options_free(o);
 		return evfnpy_raise(rc);
@@ -283,13 +398,8 @@ runtime_start(evfnpy_runtime *self, PyObject *unused)
 {
 	if (check_open(self) < 0)
 		return NULL;
-	int rc = evfnpy_watchdog_start(&self->wd);
-	if (rc < 0) {
-		errno = -rc;
-		return PyErr_SetFromErrno(PyExc_OSError);
-	}
 	/* Starting creates threads but waits for none of them. */
-	rc = evfn_runtime_start(self->rt);
+	int rc = evfn_runtime_start(self->rt);
 	if (rc < 0)
 		return evfnpy_raise(rc);
 	self->started = true;
@@ -342,79 +452,6 @@ runtime_close(evfnpy_runtime *self, PyObject *args)
 	return list;
 }
 
-/* Builds an event for topic/function input: data and the CloudEvents
- * attributes of the keyword arguments. Returns 0 and *out, or -1 with a
- * Python error set. */
-static int
-build_event(const char *type, PyObject *data, PyObject *kw, evfn_event **out)
-{
-	static char *keys[] = { "id", "source", "subject", "datacontenttype",
-		                NULL };
-	struct evfnpy_payload p;
-	*out = NULL;
-	if (evfnpy_payload_get(data, &p) < 0)
-		return -1;
-	evfn_event *ev;
-	int rc = evfn_event_new(&ev, type, p.data, p.len);
-	evfnpy_payload_release(&p);
-	if (rc < 0) {
-		evfnpy_raise(rc);
-		return -1;
-	}
-	if (p.dct)
-		rc = evfn_event_set_datacontenttype(ev, p.dct);
-	for (int i = 0; rc == 0 && keys[i] && kw; i++) {
-		PyObject *v = PyDict_GetItemString(kw, keys[i]);
-		if (!v || v == Py_None)
-			continue;
-		const char *s = PyUnicode_AsUTF8(v);
-		if (!s)
-			goto fail;
-		if (i == 0)
-			rc = evfn_event_set_id(ev, s);
-		else if (i == 1)
-			rc = evfn_event_set_source(ev, s);
-		else if (i == 2)
-			rc = evfn_event_set_subject(ev, s);
-		else
-			rc = evfn_event_set_datacontenttype(ev, s);
-	}
-	PyObject *t = kw ? PyDict_GetItemString(kw, "time_ns") : NULL;
-	if (rc == 0 && t && t != Py_None) {
-		long long ns = PyLong_AsLongLong(t);
-		if (ns == -1 && PyErr_Occurred())
-			goto fail;
-		rc = evfn_event_set_time(ev, ns);
-	}
-	PyObject *ext = kw ? PyDict_GetItemString(kw, "extensions") : NULL;
-	if (rc == 0 && ext && ext != Py_None) {
-		PyObject *k, *v;
-		Py_ssize_t pos = 0;
-		if (!PyDict_Check(ext)) {
-			PyErr_SetString(PyExc_TypeError,
-			                "extensions must be a dict of str");
-			goto fail;
-		}
-		while (rc == 0 && PyDict_Next(ext, &pos, &k, &v)) {
-			const char *ks = PyUnicode_AsUTF8(k);
-			const char *vs = v == Py_None ? NULL
-			                              : PyUnicode_AsUTF8(v);
-			if (!ks || (v != Py_None && !vs))
-				goto fail;
-			rc = evfn_event_set_extension(ev, ks, vs);
-		}
-	}
-	if (rc < 0) {
-		evfnpy_raise(rc);
-		goto fail;
-	}
-	*out = ev;
-	return 0;
-fail:
-	evfn_event_unref(ev);
-	return -1;
-}
-
 static bool
 has_attributes(PyObject *kw)
 {
@@ -442,11 +479,28 @@ runtime_emit(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	const char *topic;
 	PyObject *data;
+	uint64_t seq = 0;
+	int rc;
+	evfn_event *built = PyTuple_GET_SIZE(args) == 1
+	                            ? evfnpy_event_get(PyTuple_GET_ITEM(args, 0))
+	                            : NULL;
+	if (built) {
+		/* A built Event, published as it is (and frozen). */
+		if (has_attributes(kw)) {
+			PyErr_SetString(PyExc_TypeError,
+			                "emit(event) takes no attributes");
+			return NULL;
+		}
+		if (check_open(self) < 0)
+			return NULL;
+		rc = evfn_publish(self->rt, built, &seq);
+		if (rc < 0)
+			return evfnpy_raise(rc);
+		return PyLong_FromUnsignedLongLong(seq);
+	}
 	if (parse_target(args, "s|O:emit", &topic, &data) < 0 ||
 	    check_open(self) < 0)
 		return NULL;
-	uint64_t seq = 0;
-	int rc;
 	if (!has_attributes(kw) &&
 	    (data == Py_None || PyBytes_Check(data))) {
 		/* The common case: raw bytes to a topic, one copy. */
@@ -457,7 +511,7 @@ runtime_emit(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 		rc = evfn_emit(self->rt, topic, buf, len, &seq);
 	} else {
 		evfn_event *ev;
-		if (build_event(topic, data, kw, &ev) < 0)
+		if (evfnpy_event_build(topic, data, kw, &ev) < 0)
 			return NULL;
 		rc = evfn_publish(self->rt, ev, &seq);
 		evfn_event_unref(ev);
@@ -509,7 +563,7 @@ runtime_invoke(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 	if (!self->started)
 		return evfnpy_raise(EVFN_ENOTRUNNING);
 	evfn_event *ev;
-	if (build_event(name, data, kw, &ev) < 0)
+	if (evfnpy_event_build(name, data, kw, &ev) < 0)
 		return NULL;
 	struct waiter w = { .done = false };
 	pthread_mutex_init(&w.mu, NULL);
@@ -552,7 +606,7 @@ runtime_submit(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 	    check_open(self) < 0)
 		return NULL;
 	evfn_event *ev;
-	if (build_event(name, data, kw, &ev) < 0)
+	if (evfnpy_event_build(name, data, kw, &ev) < 0)
 		return NULL;
 	uint64_t seq = 0;
 	int rc = evfnpy_completer_start(&self->comp);
@@ -645,6 +699,32 @@ static PyMethodDef runtime_methods[] = {
 	  "stats(name=None) -> dict" },
 	{ "workers", (PyCFunction)runtime_workers, METH_NOARGS,
 	  "Number of worker threads alive." },
+	{ "schedule", (PyCFunction)(void (*)(void))evfnpy_rt_schedule,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "schedule(expr, tz=None, type=None, function=None, name=None, "
+	  "missed='fire_once', tolerance=None) -> Trigger" },
+	{ "watch", (PyCFunction)(void (*)(void))evfnpy_rt_watch,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "watch(directory, glob=None, type=None, function=None, name=None, "
+	  "existing=False) -> Trigger" },
+	{ "on_signal", (PyCFunction)(void (*)(void))evfnpy_rt_on_signal,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "on_signal(signo, type=None, function=None, name=None) -> Trigger" },
+	{ "on_fd", (PyCFunction)(void (*)(void))evfnpy_rt_on_fd,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "on_fd(fd, read=True, write=False, edge=False, type=None, "
+	  "function=None, name=None) -> Trigger" },
+	{ "dead_letters", (PyCFunction)evfnpy_rt_dead_letters, METH_VARARGS,
+	  "dead_letters(limit=None, offset=0) -> list of tuples (id, event, "
+	  "function, reason, code, attempts, error, first, last)" },
+	{ "dead_letter_op", (PyCFunction)evfnpy_rt_dead_letter_op,
+	  METH_VARARGS,
+	  "dead_letter_op(op, id=0): op 'replay', 'delete', 'replay_all', "
+	  "'purge', 'count' or 'evicted' -> int" },
+	{ "http", (PyCFunction)(void (*)(void))evfnpy_rt_http,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "http(address='127.0.0.1', port=0, max_body=None, timeout=None, "
+	  "max_connections=None, health_path=None) -> HttpServer" },
 	{ NULL, NULL, 0, NULL }
 };
 

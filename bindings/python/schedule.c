@@ -4,7 +4,7 @@
  * cron in both flavours, IANA zones) and its next fire time, binding
  * evfn/schedule.h. A malformed expression raises evfn.InvalidArgument
  * (ESCHEDULE) with the parser's reason and the offset where it stopped.
- * Triggering functions on a schedule is not bound yet.
+ * Triggering functions on a schedule is Runtime.schedule() (trigger.c).
  */
 #include "evfnpy.h"
 

@@ -4,7 +4,9 @@
 A thin layer over the C extension ``evfn._evfn``: the ``Runtime`` with its
 ``@rt.function`` decorator, events and contexts, ``emit``/``invoke``/
 ``invoke_async``, the exception classes (one per common evfn error code,
-all generated constants from the C error table) and schedules.
+all generated constants from the C error table), schedules, triggers
+(schedules, directory watches, signals, descriptors), HTTP routes, dead
+letters and the event log.
 
 Handlers are plain or ``async def`` functions taking ``(event)`` or
 ``(event, ctx)``. Returning a value responds with it; raising ``Retry`` or
@@ -20,13 +22,14 @@ import concurrent.futures
 import dataclasses
 import datetime as _dt
 import inspect
+import os
 import threading
 import traceback
 import weakref
 from typing import Any, Callable, NamedTuple, Optional, Tuple, Type, Union
 
 from . import _evfn
-from ._evfn import Context, Event
+from ._evfn import Context, Event, HttpServer, Trigger
 
 __version__ = _evfn.VERSION
 
@@ -224,6 +227,66 @@ class Backoff:
                 float(self.cap), _JITTERS[self.jitter])
 
 
+class Record(NamedTuple):
+    """One event-log record (``Runtime(on_record=...)``): ``kind`` is
+    "start", "success", "timeout", "late", "dead_letter", "expired" or
+    "handed_back"; ``attempt`` the attempt it is about (attempts made, for
+    ends); ``code`` 0 or the reason code of an end (EFAILED, EEXHAUSTED,
+    ETIMEDOUT, EEXPIRED, ELOOPDETECTED); ``error`` the latest attempt's
+    error; ``duration`` seconds since the latest attempt started."""
+
+    kind: str
+    function: str
+    event: Event
+    attempt: int
+    code: int
+    error: Optional[str]
+    duration: float
+
+
+_RECORD_KINDS = ("start", "success", "timeout", "late", "dead_letter",
+                 "expired", "handed_back")
+
+
+def _record_sink(on_record: Callable[[Record], Any]) -> Callable:
+    def sink(kind: int, function: str, event: Event, attempt: int,
+             code: int, error: Optional[str], duration_ns: int) -> None:
+        on_record(Record(_RECORD_KINDS[kind], function, event, attempt,
+                         code, error, duration_ns / 1e9))
+    return sink
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """An event that ended without success, as the dead-letter store keeps
+    it: ``reason`` "failed", "attempts_exhausted", "timeout", "expired",
+    "loop_detected" or "destination_refused", ``code`` the matching
+    EVFN_E* value, ``error`` the last attempt's error, attempt times as
+    aware UTC datetimes (None when no attempt ran). A snapshot: replay()
+    and delete() act on the store by ``id``."""
+
+    id: int
+    event: Event
+    function: str
+    reason: str
+    code: int
+    attempts: int
+    error: Optional[str]
+    first_attempt: Optional[_dt.datetime]
+    last_attempt: Optional[_dt.datetime]
+    _rt: Any = dataclasses.field(repr=False, compare=False, default=None)
+
+    def replay(self) -> None:
+        """Queue the event to its function again (same id and payload)
+        and remove it from the store. Raises Error(ENOENT) if it is gone,
+        or an admission error (QueueFull, ...) leaving it stored."""
+        self._rt.dead_letter_op("replay", self.id)
+
+    def delete(self) -> None:
+        """Remove it from the store; Error(ENOENT) if it is gone."""
+        self._rt.dead_letter_op("delete", self.id)
+
+
 class Handback(NamedTuple):
     """An event handed back at drain, and the function it was meant for."""
 
@@ -366,15 +429,32 @@ class Runtime:
     ``workers`` is ``(min, max)`` threads (or one number for both);
     ``idle_timeout`` seconds before idle workers above min exit;
     ``source`` the CloudEvents source of emitted events; ``grace`` the
-    default seconds drain/close wait for work in flight. Use it as a
-    context manager (start on enter, drain and free on exit), or call
-    ``start()`` and ``close()``; live runtimes are closed at exit.
+    default seconds drain/close wait for work in flight;
+    ``dead_letter_capacity`` the size of the dead-letter store (0 keeps
+    none); ``max_hops`` the hop limit of event chains; ``on_record`` a
+    callable receiving every event-log Record (on the binding's completion
+    thread, in batches). Use it as a context manager (start on enter,
+    drain and free on exit), or call ``start()`` and ``close()``; live
+    runtimes are closed at exit. Closing closes its triggers and HTTP
+    servers first.
     """
 
     def __init__(self, workers: Union[int, Tuple[int, int], None] = None, *,
                  idle_timeout: Optional[float] = None,
-                 source: Optional[str] = None, grace: float = 5.0) -> None:
+                 source: Optional[str] = None, grace: float = 5.0,
+                 dead_letter_capacity: Optional[int] = None,
+                 max_hops: Optional[int] = None,
+                 on_record: Optional[Callable[[Record], Any]] = None
+                 ) -> None:
         kw: dict = {}
+        if dead_letter_capacity is not None:
+            kw["dead_letter_capacity"] = dead_letter_capacity
+        if max_hops is not None:
+            kw["max_hops"] = max_hops
+        if on_record is not None:
+            if not callable(on_record):
+                raise TypeError("on_record must be callable")
+            kw["on_record"] = _record_sink(on_record)
         if workers is not None:
             kw["workers"] = ((workers, workers) if isinstance(workers, int)
                              else tuple(workers))
@@ -385,6 +465,7 @@ class Runtime:
         self._rt = _evfn.Runtime(**kw)
         self._aloop = _AsyncLoop()
         self._stop = threading.Event()
+        self._http: Optional[HttpServer] = None
         self.grace = grace
         _live.add(self)
 
@@ -402,22 +483,33 @@ class Runtime:
                                  None] = None,
                  fail_on: Union[Type[BaseException],
                                 Tuple[Type[BaseException], ...]] = (),
-                 subscribe: Union[str, Tuple[str, ...], None] = None
+                 subscribe: Union[str, Tuple[str, ...], None] = None,
+                 on_success: Optional[str] = None,
+                 on_failure: Optional[str] = None,
+                 idempotency: Optional[float] = None,
+                 max_stuck: Optional[int] = None,
+                 schedule: Optional[str] = None
                  ) -> Callable:
         """Decorator registering a handler under ``name`` (default: the
         function's name). Times are in seconds; ``backoff`` is a Backoff
         or a number of seconds between attempts (fixed, no jitter);
-        ``subscribe`` is one topic pattern or several. Returns the
-        function unchanged."""
+        ``subscribe`` is one topic pattern or several; ``schedule`` an
+        expression the function is then triggered on (see schedule()).
+        See register() for the rest. Returns the function unchanged."""
         if callable(name):
             return self.function()(name)
 
         def decorate(fn: Callable) -> Callable:
-            self.register(name or fn.__name__, fn, timeout=timeout,
+            fn_name = name or fn.__name__
+            self.register(fn_name, fn, timeout=timeout,
                           attempts=attempts, backoff=backoff,
                           max_age=max_age, concurrency=concurrency,
                           queue=queue, retry_on=retry_on, fail_on=fail_on,
-                          subscribe=subscribe)
+                          subscribe=subscribe, on_success=on_success,
+                          on_failure=on_failure, idempotency=idempotency,
+                          max_stuck=max_stuck)
+            if schedule is not None:
+                self.schedule(schedule, function=fn_name)
             return fn
         return decorate
 
@@ -429,9 +521,20 @@ class Runtime:
                  concurrency: Optional[int] = None,
                  queue: Optional[int] = None,
                  retry_on: Any = None, fail_on: Any = (),
-                 subscribe: Union[str, Tuple[str, ...], None] = None
+                 subscribe: Union[str, Tuple[str, ...], None] = None,
+                 on_success: Optional[str] = None,
+                 on_failure: Optional[str] = None,
+                 idempotency: Optional[float] = None,
+                 max_stuck: Optional[int] = None
                  ) -> None:
-        """Register ``fn`` under ``name``; see function()."""
+        """Register ``fn`` under ``name``; see function(). Destinations:
+        on success the response goes as a new event to function
+        ``on_success``; a dead-lettered or expired event goes to function
+        ``on_failure`` (extensions evfnreason, evfnerror, ...).
+        ``idempotency``: seconds during which an event whose id already
+        succeeded is not run again (it succeeds at once with the stored
+        response). ``max_stuck``: handlers fenced at their deadline but
+        still running before admission fails with Unhealthy."""
         if not callable(fn):
             raise TypeError("handler must be callable")
         if isinstance(backoff, (int, float)):
@@ -445,7 +548,12 @@ class Runtime:
                                   ("attempts", attempts),
                                   ("max_age", max_age),
                                   ("concurrency", concurrency),
-                                  ("queue", queue)) if v is not None}
+                                  ("queue", queue),
+                                  ("on_success", on_success),
+                                  ("on_failure", on_failure),
+                                  ("idempotency", idempotency),
+                                  ("max_stuck", max_stuck))
+                if v is not None}
         if backoff is not None:
             opts["backoff"] = backoff._as_tuple()
         call = _make_call(fn, self._aloop,
@@ -464,13 +572,136 @@ class Runtime:
 
     # Getting events in ------------------------------------------------
 
-    def emit(self, topic: str, data: Any = None, **attributes: Any) -> int:
+    def emit(self, topic: Union[str, Event], data: Any = None,
+             **attributes: Any) -> int:
         """Emit an event to every function subscribed to ``topic``; returns
         its sequence number. ``data``: bytes as they are, str as UTF-8,
         anything else as JSON (datacontenttype application/json).
-        ``attributes``: id, source, subject, datacontenttype, extensions
-        (a dict). Raises NoSubscriber, QueueFull, ShutDown, ..."""
+        ``attributes``: id, source, subject, datacontenttype, time_ns,
+        extensions (a dict). ``emit(evfn.Event(...))`` publishes a built
+        event (once). Raises NoSubscriber, QueueFull, ShutDown, ..."""
+        if isinstance(topic, Event):
+            if data is not None:
+                raise TypeError("emit(event) takes no data")
+            return self._rt.emit(topic, **attributes)
         return self._rt.emit(topic, data, **attributes)
+
+    # Triggers ---------------------------------------------------------------
+
+    def schedule(self, expr: str, *, tz: Optional[str] = None,
+                 type: Optional[str] = None,
+                 function: Optional[str] = None,
+                 name: Optional[str] = None, missed: str = "fire_once",
+                 tolerance: Optional[float] = None) -> Trigger:
+        """Fire an event on a schedule (rate(5 minutes), @every 1s, at(),
+        cron; ``tz`` an IANA zone): to the subscribers of ``type``
+        (default "evfn.schedule") or to ``function``. ``missed``:
+        "fire_once" (one event for instants the loop reached late, with
+        extension "missed") or "skip"; ``tolerance`` seconds of lateness
+        that still count as on time. The trigger lives until closed or
+        the runtime closes."""
+        return self._rt.schedule(expr, tz, type, function, name, missed,
+                                 tolerance)
+
+    def watch(self, directory: Union[str, "os.PathLike[str]"],
+              glob: Optional[str] = None, *, type: Optional[str] = None,
+              function: Optional[str] = None, name: Optional[str] = None,
+              existing: bool = False) -> Trigger:
+        """Fire an event for each file that arrives in ``directory``
+        (written and closed, or renamed into it) whose name matches
+        ``glob``: payload the full path, subject the name, extension
+        "arrival". ``existing`` also emits the files already there."""
+        return self._rt.watch(directory, glob, type, function, name,
+                              existing)
+
+    def on_signal(self, signo: int, *, type: Optional[str] = None,
+                  function: Optional[str] = None,
+                  name: Optional[str] = None) -> Trigger:
+        """Fire an event each time signal ``signo`` (e.g.
+        ``signal.SIGUSR1``) is delivered. While the trigger lives it
+        replaces the signal's disposition, including a handler set with
+        ``signal.signal()``, which is restored when it closes. Other
+        signals (SIGINT and KeyboardInterrupt) are untouched."""
+        return self._rt.on_signal(int(signo), type, function, name)
+
+    def on_fd(self, fd: Any, *, read: bool = True, write: bool = False,
+              edge: bool = False, type: Optional[str] = None,
+              function: Optional[str] = None,
+              name: Optional[str] = None) -> Trigger:
+        """Fire an event each time ``fd`` (an int or an object with
+        fileno(), such as a socket) is readable and/or writable
+        (level-triggered unless ``edge``). evfn never reads, writes or
+        closes it; the handler should, or it fires again."""
+        return self._rt.on_fd(fd, read, write, edge, type, function, name)
+
+    # HTTP -------------------------------------------------------------------
+
+    def http(self, address: str = "127.0.0.1", port: int = 0, *,
+             max_body: Optional[int] = None,
+             timeout: Optional[float] = None,
+             max_connections: Optional[int] = None,
+             health_path: Optional[str] = None) -> HttpServer:
+        """Listen for HTTP on ``address``:``port`` (0: a free port, see
+        ``.port``) on the runtime's loop. Routes are added with
+        ``server.route(...)`` or the ``@rt.route`` decorator, which uses
+        the server created last."""
+        self._http = self._rt.http(address, port, max_body, timeout,
+                                   max_connections, health_path)
+        return self._http
+
+    def route(self, route: str, function: Optional[str] = None, *,
+              async_: bool = False, timeout: Optional[float] = None,
+              stripe_secret: Optional[str] = None,
+              stripe_tolerance: int = 300,
+              github_secret: Optional[str] = None,
+              bearer: Optional[str] = None) -> Callable:
+        """Decorator: register the handler (as ``function``, default its
+        name) and route "METHOD /path" requests to it on the server that
+        http() created last. Synchronous routes answer with the response
+        (``ctx.set_meta("status", "201")``, ``"header.<Name>"``);
+        ``async_`` ones answer 202 with the event id at once. Requests may
+        have to carry a Stripe or GitHub signature or a bearer token."""
+        if self._http is None or self._http.closed:
+            raise RuntimeError("call rt.http() before rt.route()")
+        server = self._http
+
+        def decorate(fn: Callable) -> Callable:
+            fn_name = function or fn.__name__
+            self.register(fn_name, fn)
+            server.route(route, fn_name, async_=async_, timeout=timeout,
+                         stripe_secret=stripe_secret,
+                         stripe_tolerance=stripe_tolerance,
+                         github_secret=github_secret, bearer=bearer)
+            return fn
+        return decorate
+
+    # Dead letters ---------------------------------------------------------
+
+    def dead_letters(self, limit: Optional[int] = None, offset: int = 0
+                     ) -> "list[DeadLetter]":
+        """The dead letters in the store, oldest first (at most ``limit``,
+        skipping ``offset``)."""
+        return [DeadLetter(*t, _rt=self._rt)
+                for t in self._rt.dead_letters(limit, offset)]
+
+    def replay_dead_letters(self) -> int:
+        """Replay every dead letter, oldest first, stopping at the first
+        refusal; returns how many were replayed."""
+        return self._rt.dead_letter_op("replay_all")
+
+    def purge_dead_letters(self) -> int:
+        """Remove every dead letter; returns how many."""
+        return self._rt.dead_letter_op("purge")
+
+    @property
+    def dead_letter_count(self) -> int:
+        """Dead letters in the store now."""
+        return self._rt.dead_letter_op("count")
+
+    @property
+    def dead_letters_evicted(self) -> int:
+        """Dead letters dropped because the store was full."""
+        return self._rt.dead_letter_op("evicted")
 
     def invoke(self, name: str, data: Any = None, **attributes: Any
                ) -> bytes:
@@ -614,9 +845,10 @@ atexit.register(_shutdown)
 
 __all__ = [
     "AlreadyDone", "AlreadyExists", "Backoff", "Busy", "Context",
-    "DeadlineExceeded", "Deadlock", "Error", "Event", "Exhausted", "Expired", "Fail", "Failed",
-    "HandedBack", "Handback", "InvalidArgument", "InvocationError",
-    "LoopDetected", "NoFunction", "NoSubscriber", "NotRunning", "QueueFull",
+    "DeadLetter", "DeadlineExceeded", "Deadlock", "Error", "Event",
+    "Exhausted", "Expired", "Fail", "Failed", "HandedBack", "Handback",
+    "HttpServer", "InvalidArgument", "InvocationError", "LoopDetected",
+    "NoFunction", "NoSubscriber", "NotRunning", "QueueFull", "Record",
     "Retry", "Runtime", "STATS", "Schedule", "ShutDown", "TimedOut",
-    "Timeout", "Unhealthy", "error_class",
+    "Timeout", "Trigger", "Unhealthy", "error_class",
 ] + [name for name, _, _ in _evfn.ERRORS]

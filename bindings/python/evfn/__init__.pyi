@@ -8,7 +8,9 @@ import datetime
 from typing import (Any, Callable, NamedTuple, Optional, Tuple, Type,
                     TypeVar, Union, overload)
 
-from ._evfn import Context as Context, Event as Event
+import os
+from ._evfn import (Context as Context, Event as Event,
+                    HttpServer as HttpServer, Trigger as Trigger)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _Exc = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
@@ -103,6 +105,28 @@ class Backoff:
                  multiplier: float = ..., cap: float = ...,
                  jitter: str = ...) -> None: ...
 
+class Record(NamedTuple):
+    kind: str
+    function: str
+    event: Event
+    attempt: int
+    code: int
+    error: Optional[str]
+    duration: float
+
+class DeadLetter:
+    id: int
+    event: Event
+    function: str
+    reason: str
+    code: int
+    attempts: int
+    error: Optional[str]
+    first_attempt: Optional[datetime.datetime]
+    last_attempt: Optional[datetime.datetime]
+    def replay(self) -> None: ...
+    def delete(self) -> None: ...
+
 class Handback(NamedTuple):
     function: str
     event: Event
@@ -111,7 +135,11 @@ class Runtime:
     grace: float
     def __init__(self, workers: Union[int, Tuple[int, int], None] = ...,
                  *, idle_timeout: Optional[float] = ...,
-                 source: Optional[str] = ..., grace: float = ...) -> None: ...
+                 source: Optional[str] = ..., grace: float = ...,
+                 dead_letter_capacity: Optional[int] = ...,
+                 max_hops: Optional[int] = ...,
+                 on_record: Optional[Callable[[Record], Any]] = ...
+                 ) -> None: ...
     @overload
     def function(self, name: _F) -> _F: ...
     @overload
@@ -124,7 +152,12 @@ class Runtime:
                  queue: Optional[int] = ...,
                  retry_on: Optional[_Exc] = ...,
                  fail_on: _Exc = ...,
-                 subscribe: Union[str, Tuple[str, ...], None] = ...
+                 subscribe: Union[str, Tuple[str, ...], None] = ...,
+                 on_success: Optional[str] = ...,
+                 on_failure: Optional[str] = ...,
+                 idempotency: Optional[float] = ...,
+                 max_stuck: Optional[int] = ...,
+                 schedule: Optional[str] = ...
                  ) -> Callable[[_F], _F]: ...
     def register(self, name: str, fn: Callable[..., Any], *,
                  timeout: Optional[float] = ...,
@@ -135,13 +168,55 @@ class Runtime:
                  queue: Optional[int] = ...,
                  retry_on: Optional[_Exc] = ...,
                  fail_on: _Exc = ...,
-                 subscribe: Union[str, Tuple[str, ...], None] = ...
+                 subscribe: Union[str, Tuple[str, ...], None] = ...,
+                 on_success: Optional[str] = ...,
+                 on_failure: Optional[str] = ...,
+                 idempotency: Optional[float] = ...,
+                 max_stuck: Optional[int] = ...
                  ) -> None: ...
     def subscribe(self, pattern: str, name: str) -> None: ...
+    @overload
+    def emit(self, topic: Event) -> int: ...
+    @overload
     def emit(self, topic: str, data: Any = ..., *, id: Optional[str] = ...,
              source: Optional[str] = ..., subject: Optional[str] = ...,
              datacontenttype: Optional[str] = ...,
+             time_ns: Optional[int] = ...,
              extensions: Optional[dict[str, Optional[str]]] = ...) -> int: ...
+    def schedule(self, expr: str, *, tz: Optional[str] = ...,
+                 type: Optional[str] = ..., function: Optional[str] = ...,
+                 name: Optional[str] = ..., missed: str = ...,
+                 tolerance: Optional[float] = ...) -> Trigger: ...
+    def watch(self, directory: Union[str, os.PathLike[str]],
+              glob: Optional[str] = ..., *, type: Optional[str] = ...,
+              function: Optional[str] = ..., name: Optional[str] = ...,
+              existing: bool = ...) -> Trigger: ...
+    def on_signal(self, signo: int, *, type: Optional[str] = ...,
+                  function: Optional[str] = ...,
+                  name: Optional[str] = ...) -> Trigger: ...
+    def on_fd(self, fd: Any, *, read: bool = ..., write: bool = ...,
+              edge: bool = ..., type: Optional[str] = ...,
+              function: Optional[str] = ...,
+              name: Optional[str] = ...) -> Trigger: ...
+    def http(self, address: str = ..., port: int = ..., *,
+             max_body: Optional[int] = ...,
+             timeout: Optional[float] = ...,
+             max_connections: Optional[int] = ...,
+             health_path: Optional[str] = ...) -> HttpServer: ...
+    def route(self, route: str, function: Optional[str] = ..., *,
+              async_: bool = ..., timeout: Optional[float] = ...,
+              stripe_secret: Optional[str] = ...,
+              stripe_tolerance: int = ...,
+              github_secret: Optional[str] = ...,
+              bearer: Optional[str] = ...) -> Callable[[_F], _F]: ...
+    def dead_letters(self, limit: Optional[int] = ..., offset: int = ...
+                     ) -> list[DeadLetter]: ...
+    def replay_dead_letters(self) -> int: ...
+    def purge_dead_letters(self) -> int: ...
+    @property
+    def dead_letter_count(self) -> int: ...
+    @property
+    def dead_letters_evicted(self) -> int: ...
     def invoke(self, name: str, data: Any = ..., **attributes: Any
                ) -> bytes: ...
     def invoke_async(self, name: str, data: Any = ..., **attributes: Any
