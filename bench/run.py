@@ -341,7 +341,7 @@ def main():
                                capture_output=True, text=True,
                                timeout=timeout * 3)
             out = p.stdout
-            m = re.search(r"XADD: ([0-9.]+) requests per second", out)
+            m = re.search(r"XADD[^:\n]*: ([0-9.]+) requests per second", out)
             c1 = re.search(r"1 consumer\(s\):.*: ([0-9.]+) entries/s", out)
             c3 = re.search(r"3 consumer\(s\):.*: ([0-9.]+) entries/s", out)
             if p.returncode == 0 and m and c1 and c3:
