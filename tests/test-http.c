@@ -784,6 +784,36 @@ test_http_health_route(void **state)
 }
 
 static void
+test_http_metrics_route(void **state)
+{
+	(void)state;
+	struct fixture f;
+	fixture_start(&f, NULL);
+	route(&f, "POST /echo", "echo", false, 0);
+	struct resp r = post(f.port, "/echo", "x");
+	ASSERT_EQ(r.status, 200);
+	r = request(f.port, EVHTTP_REQ_GET, "/metrics", NULL, 0, NULL, 0);
+	ASSERT_EQ(r.status, 200);
+	assert_string_equal(r.ctype, "text/plain; version=0.0.4");
+	assert_non_null(
+		strstr(r.body, "evfn_succeeded_total{function=\"echo\"} 1\n"));
+	ASSERT_RC(evfn_http_route(f.http, "GET /metrics", "echo", NULL),
+	          EVFN_EEXIST);
+	fixture_stop(&f);
+
+	evfn_http_options *o;
+	ASSERT_OK(evfn_http_options_new(&o));
+	ASSERT_OK(evfn_http_options_set_metrics_path(o, NULL));
+	ASSERT_RC(evfn_http_options_set_metrics_path(o, "metrics"),
+	          EVFN_EROUTE);
+	fixture_start(&f, o);
+	evfn_http_options_free(o);
+	r = request(f.port, EVHTTP_REQ_GET, "/metrics", NULL, 0, NULL, 0);
+	ASSERT_EQ(r.status, 404);
+	fixture_stop(&f);
+}
+
+static void
 test_http_port_in_use(void **state)
 {
 	(void)state;
@@ -1063,6 +1093,7 @@ main(void)
 		TEST(test_http_client_gone_before_result),
 		TEST(test_http_free_with_request_in_flight),
 		TEST(test_http_on_host_event_base),
+		TEST(test_http_metrics_route),
 	};
 	return evfn_test_main("http", tests);
 }

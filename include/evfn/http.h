@@ -56,7 +56,7 @@ typedef struct evfn_route_options evfn_route_options;
  * Create a server options builder with the defaults: 127.0.0.1, a free
  * port chosen by the system, bodies up to 1 MiB, a 30 s timeout on each
  * read and write of a connection, no connection limit, health route
- * GET /healthz.
+ * GET /healthz, metrics route GET /metrics.
  *
  * @param out receives the builder; NULL on failure.
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
@@ -120,6 +120,18 @@ EVFN_EXPORT int evfn_http_options_set_max_connections(evfn_http_options *o,
  */
 EVFN_EXPORT int evfn_http_options_set_health_path(evfn_http_options *o,
                                                   const char *path);
+
+/**
+ * Path of the metrics route, answered for GET with the Prometheus text
+ * exposition of the runtime's metrics (evfn_metrics_prometheus(),
+ * Content-Type text/plain; version=0.0.4). Default /metrics.
+ * @param path starts with '/', copied; NULL for no metrics route.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_EROUTE as for the health path;
+ *         EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_options_set_metrics_path(evfn_http_options *o,
+                                                   const char *path);
 
 /**
  * Create a server and start listening at once on the runtime's

@@ -35,11 +35,13 @@
 #include <event2/listener.h>
 #include <jansson.h>
 
+#include <evfn/alloc.h>
 #include <evfn/emit.h>
 #include <evfn/errors.h>
 #include <evfn/event.h>
 #include <evfn/http.h>
 #include <evfn/libevent.h>
+#include <evfn/metrics.h>
 
 #include "cloudevents-internal.h"
 #include "common-internal.h"
@@ -51,6 +53,7 @@
 #define DEFAULT_IO_TIMEOUT_MS INT64_C(30000)
 #define DEFAULT_ROUTE_TIMEOUT_MS INT64_C(30000)
 #define DEFAULT_HEALTH_PATH "/healthz"
+#define DEFAULT_METRICS_PATH "/metrics"
 /* Request line plus headers; evhttp answers a longer head with 400. */
 #define MAX_HEADERS_SIZE (64 * 1024)
 /* Longest path accepted in a route. */
@@ -63,6 +66,7 @@ struct evfn_http_options {
 	int64_t timeout_ms;
 	int max_conns;
 	char *health;
+	char *metrics;
 };
 
 struct evfn_route_options {
@@ -122,6 +126,7 @@ struct evfn_http {
 	struct conns *conns; /* NULL without a limit */
 	int port;
 	char *health;
+	char *metrics;
 	struct path_entry *paths;
 	struct pending *pending;
 };
@@ -135,7 +140,8 @@ evfn_http_options_new(evfn_http_options **out)
 		return EVFN_EINVAL;
 	*out = NULL;
 	evfn_http_options *o = evfn__calloc(1, sizeof(*o));
-	if (!o || !(o->health = evfn__strdup(DEFAULT_HEALTH_PATH))) {
+	if (!o || !(o->health = evfn__strdup(DEFAULT_HEALTH_PATH)) ||
+	    !(o->metrics = evfn__strdup(DEFAULT_METRICS_PATH))) {
 		evfn__free(o);
 		return EVFN_ENOMEM;
 	}
@@ -152,6 +158,7 @@ evfn_http_options_free(evfn_http_options *o)
 		return;
 	evfn__free(o->address);
 	evfn__free(o->health);
+	evfn__free(o->metrics);
 	evfn__free(o);
 }
 
@@ -247,19 +254,30 @@ valid_path(const char *p, size_t n)
 	return true;
 }
 
-int
-evfn_http_options_set_health_path(evfn_http_options *o, const char *path)
+/* Sets one of the built-in routes' paths (NULL turns it off). */
+static int
+set_builtin_path(char **slot, const char *path)
 {
-	if (!o)
-		return EVFN_EINVAL;
 	if (path && !valid_path(path, strlen(path)))
 		return EVFN_EROUTE;
 	char *copy = NULL;
 	if (path && !(copy = evfn__strdup(path)))
 		return EVFN_ENOMEM;
-	evfn__free(o->health);
-	o->health = copy;
+	evfn__free(*slot);
+	*slot = copy;
 	return 0;
+}
+
+int
+evfn_http_options_set_health_path(evfn_http_options *o, const char *path)
+{
+	return o ? set_builtin_path(&o->health, path) : EVFN_EINVAL;
+}
+
+int
+evfn_http_options_set_metrics_path(evfn_http_options *o, const char *path)
+{
+	return o ? set_builtin_path(&o->metrics, path) : EVFN_EINVAL;
 }
 
 int
@@ -694,6 +712,28 @@ serve_route(struct evfn_http *http, struct evhttp_request *req,
 	evfn__ce_events_free(events, n);
 }
 
+/* The Prometheus exposition of the runtime's metrics. */
+static void
+serve_metrics(struct evfn_http *http, struct evhttp_request *req)
+{
+	char *text;
+	size_t len;
+	int rc = evfn_metrics_prometheus(http->rt, &text, &len);
+	if (rc < 0) {
+		reply_error(req, 500, rc, "cannot render metrics", NULL);
+		return;
+	}
+	struct evbuffer *b = evbuffer_new();
+	if (b)
+		evbuffer_add(b, text, len);
+	evfn_free(text);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	                  "Content-Type", "text/plain; version=0.0.4");
+	evhttp_send_reply(req, b ? 200 : 500, b ? "OK" : "Internal Error", b);
+	if (b)
+		evbuffer_free(b);
+}
+
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
@@ -710,6 +750,11 @@ on_request(struct evhttp_request *req, void *arg)
 		reply_json(req, ok ? 200 : 503,
 		           json_pack("{s:s}", "status",
 		                     ok ? "ok" : "draining"));
+		return;
+	}
+	if (http->metrics && strcmp(path, http->metrics) == 0 &&
+	    cmd == EVHTTP_REQ_GET) {
+		serve_metrics(http, req);
 		return;
 	}
 	struct path_entry *pe;
@@ -940,6 +985,7 @@ destroy(void *arg)
 	conns_unref(http->conns);
 	free_paths(http);
 	evfn__free(http->health);
+	evfn__free(http->metrics);
 	evfn__free(http);
 }
 
@@ -1023,7 +1069,9 @@ evfn_http_new(evfn_http **out, evfn_rt *rt, const evfn_http_options *opts)
 	struct evfn_http *http = evfn__calloc(1, sizeof(*http));
 	int rc = EVFN_ENOMEM;
 	if (http && (!opts->health ||
-	             (http->health = evfn__strdup(opts->health)))) {
+	             (http->health = evfn__strdup(opts->health))) &&
+	    (!opts->metrics ||
+	     (http->metrics = evfn__strdup(opts->metrics)))) {
 		http->rt = rt;
 		http->base = evfn_runtime_event_base(rt);
 		struct create_call c = {http, opts, 0};
@@ -1077,11 +1125,13 @@ add_route(void *arg)
 {
 	struct route_call *c = arg;
 	struct evfn_http *http = c->http;
-	if (http->health && strlen(http->health) == c->path_len &&
-	    memcmp(http->health, c->path, c->path_len) == 0) {
-		c->rc = EVFN_EEXIST;
-		return;
-	}
+	const char *builtin[] = {http->health, http->metrics};
+	for (size_t i = 0; i < EVFN__ARRAY_SIZE(builtin); i++)
+		if (builtin[i] && strlen(builtin[i]) == c->path_len &&
+		    memcmp(builtin[i], c->path, c->path_len) == 0) {
+			c->rc = EVFN_EEXIST;
+			return;
+		}
 	struct path_entry *pe;
 	HASH_FIND(hh, http->paths, c->path, c->path_len, pe);
 	if (pe) {
