@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared state of the demo host and the one entry point of each of its
+ * parts: payments (a signed webhook chained to an SQLite ledger), uploads
+ * (a watched directory, a resize step, a publish step, a cleanup
+ * schedule), reports (an asynchronous API with a status lookup), a flaky
+ * downstream, the load generator and the final summary.
+ * Each part lives in the .c file of the same name.
+ */
+#ifndef EVFN_DEMO_H
+#define EVFN_DEMO_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <evfn.h>
+
+/* The webhook's endpoint secret, known to the server and to the load
+ * generator that plays Stripe. */
+#define DEMO_STRIPE_SECRET "whsec_demo_0123456789abcdef"
+
+struct demo_reports; /* reports.c */
+struct demo_load;    /* loadgen.c */
+
+struct demo {
+	evfn_rt *rt;
+	evfn_http *http;
+	int port;
+
+	/* One mkdtemp() directory holds everything the run writes. */
+	char root[64];
+	char inbox[96];   /* watched: uploads arrive here */
+	char staging[96]; /* uploads are written here, then renamed */
+	char outbox[96];  /* published thumbnails */
+	char db[96];      /* the SQLite ledger */
+
+	evfn_trigger *watch;
+	evfn_trigger *cleanup;
+	struct demo_reports *reports;
+
+	/* Counters the handlers keep for the summary. */
+	atomic_uint_fast64_t published;
+	atomic_uint_fast64_t cleaned;
+};
+
+/* Every function the demo registers, in the order the summary prints. */
+extern const char *const demo_functions[];
+extern const size_t demo_function_count;
+
+/* Each setup registers its functions (and routes or triggers) on d->rt;
+ * it returns 0 or a negative EVFN_E* code. */
+int demo_payments_setup(struct demo *d);
+int demo_uploads_setup(struct demo *d);
+int demo_reports_setup(struct demo *d);
+int demo_flaky_setup(struct demo *d);
+
+/* Stop the triggers of the upload pipeline (before the drain). */
+void demo_uploads_stop(struct demo *d);
+/* Free the report table (after the runtime). */
+void demo_reports_free(struct demo *d);
+/* The ledger's worker hooks, for every function that reads or writes it
+ * (payments.c); and its summary through the calling worker's connection. */
+int demo_ledger_hooks(evfn_fn_options *o);
+int demo_ledger_summary(evfn_ctx *ctx, int64_t *count, int64_t *cents);
+/* Number of payments in the ledger, and their sum in cents; -1 on error. */
+int64_t demo_ledger_count(const struct demo *d, int64_t *cents);
+
+/* Load generator: threads that drive every part until stopped. */
+int demo_load_start(struct demo *d, struct demo_load **out);
+void demo_load_stop(struct demo_load *l);
+void demo_load_print(const struct demo_load *l);
+void demo_load_free(struct demo_load *l);
+
+/* Per-function table and cost view; returns true when every event is
+ * accounted for. */
+bool demo_summary_print(struct demo *d, double seconds);
+
+#endif /* EVFN_DEMO_H */

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * evfn-demo: a host that wires the parts of this directory together on one
+ * runtime, drives them with its own load generator for a while, then
+ * drains and prints what happened. It exits 0 when every accepted event
+ * ended exactly once. Everything listens on loopback and writes to one
+ * temporary directory, removed at exit.
+ *
+ * Usage: evfn-demo [--seconds N] [--serve]
+ *   --seconds N  length of the load phase (default 20)
+ *   --serve      keep serving after the load phase until SIGINT/SIGTERM
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* nftw's FTW_DEPTH and FTW_PHYS */
+#endif
+#include <ftw.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "demo.h"
+
+const char *const demo_functions[] = {
+	"payment", "bookkeeping", "resize", "publish", "cleanup",
+	"report",  "report-status", "flaky",
+};
+const size_t demo_function_count =
+	sizeof(demo_functions) / sizeof(demo_functions[0]);
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Diagnostics worth a look (a handler past its deadline, a refused
+ * trigger event) go to stderr. This runs under evfn's locks: no evfn
+ * calls here. */
+static void
+log_to_stderr(evfn_log_level level, const char *msg, void *arg)
+{
+	if (level >= EVFN_LOG_ERROR)
+		fprintf(stderr, "\nevfn: %s\n", msg);
+}
+
+/* ---- temporary directories --------------------------------------------- */
+
+static int
+make_dirs(struct demo *d)
+{
+	snprintf(d->root, sizeof(d->root), "/tmp/evfn-demo.XXXXXX");
+	if (!mkdtemp(d->root)) {
+		perror("mkdtemp");
+		return -1;
+	}
+	snprintf(d->inbox, sizeof(d->inbox), "%s/inbox", d->root);
+	snprintf(d->staging, sizeof(d->staging), "%s/staging", d->root);
+	snprintf(d->outbox, sizeof(d->outbox), "%s/outbox", d->root);
+	snprintf(d->db, sizeof(d->db), "%s/ledger.db", d->root);
+	if (mkdir(d->inbox, 0700) || mkdir(d->staging, 0700) ||
+	    mkdir(d->outbox, 0700)) {
+		perror("mkdir");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+remove_entry(const char *path, const struct stat *st, int flag,
+             struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void
+remove_dirs(struct demo *d)
+{
+	if (d->root[0] && strstr(d->root, "/tmp/evfn-demo.") == d->root)
+		nftw(d->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+struct sample {
+	double t;
+	uint64_t accepted, succeeded, dead;
+};
+
+static struct sample
+take_sample(evfn_rt *rt, uint64_t *busy)
+{
+	struct sample x = {now_s(), 0, 0, 0};
+	evfn_stats *s;
+	*busy = 0;
+	if (evfn_stats_take(rt, NULL, &s) == 0) {
+		x.accepted = evfn_stats_get(s, EVFN_STAT_ACCEPTED);
+		x.succeeded = evfn_stats_get(s, EVFN_STAT_SUCCEEDED);
+		x.dead = evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED) +
+		         evfn_stats_get(s, EVFN_STAT_EXPIRED);
+		*busy = evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
+		        evfn_stats_get(s, EVFN_STAT_QUEUED) +
+		        evfn_stats_get(s, EVFN_STAT_WAITING_RETRY);
+		evfn_stats_free(s);
+	}
+	return x;
+}
+
+/* Waits up to ms for SIGINT or SIGTERM (blocked in every thread, so they
+ * queue up for this call); true when one came. */
+static bool
+interrupted(long ms)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	return sigtimedwait(&set, NULL, &ts) > 0;
+}
+
+/* The load phase: a progress line four times a second, with rates over
+ * the last second. On a terminal it rewrites itself; in a log it is
+ * printed once a second. */
+static void
+run_load(struct demo *d, double seconds)
+{
+	bool tty = isatty(STDOUT_FILENO);
+	struct sample ring[5];
+	uint64_t busy;
+	double start = now_s();
+	for (int i = 0; i < 5; i++)
+		ring[i] = take_sample(d->rt, &busy);
+	for (unsigned tick = 1; now_s() - start < seconds; tick++) {
+		if (interrupted(250))
+			break;
+		struct sample now = take_sample(d->rt, &busy);
+		struct sample old = ring[tick % 5];
+		ring[tick % 5] = now;
+		double dt = now.t - old.t > 0 ? now.t - old.t : 1;
+		if (!tty && tick % 4)
+			continue;
+		printf("%s%5.1fs  accepted %5.0f/s  succeeded %5.0f/s  "
+		       "dead %4.0f/s  busy %3" PRIu64 "%s",
+		       tty ? "\r" : "", now.t - start,
+		       (double)(now.accepted - old.accepted) / dt,
+		       (double)(now.succeeded - old.succeeded) / dt,
+		       (double)(now.dead - old.dead) / dt, busy,
+		       tty ? "  " : "\n");
+		fflush(stdout);
+	}
+	if (tty)
+		printf("\n");
+}
+
+/* After the load: wait (bounded) until nothing is queued, running or
+ * waiting for a retry, so that the drain has nothing to hand back. */
+static void
+settle(evfn_rt *rt)
+{
+	uint64_t busy;
+	double until = now_s() + 10;
+	do
+		take_sample(rt, &busy);
+	while (busy && now_s() < until && !interrupted(20));
+}
+
+static void
+count_handback(const evfn_event *ev, const char *fn_name, void *arg)
+{
+	(*(unsigned *)arg)++;
+}
+
+static int
+setup(struct demo *d)
+{
+	evfn_rt_options *ro;
+	int rc = evfn_rt_options_new(&ro);
+	if (rc)
+		return rc;
+	/* The pool grows while events wait: hanging downstream calls and
+	 * report rendering must not starve the webhook. */
+	evfn_rt_options_set_workers(ro, 2, 16);
+	evfn_rt_options_set_source(ro, "evfn-demo");
+	evfn_rt_options_set_log(ro, log_to_stderr, NULL);
+	rc = evfn_runtime_new(&d->rt, ro);
+	evfn_rt_options_free(ro);
+	if (rc)
+		return rc;
+	/* One HTTP server for every route, with the defaults: 127.0.0.1, a
+	 * port the system picks, and the built-in routes GET /healthz and
+	 * GET /metrics (the Prometheus text of evfn_metrics_prometheus()). */
+	if ((rc = evfn_http_new(&d->http, d->rt, NULL)))
+		return rc;
+	d->port = evfn_http_port(d->http);
+	/* Functions, routes and triggers may all be set up before start. */
+	if ((rc = demo_payments_setup(d)) ||
+	    (rc = demo_uploads_setup(d)) || (rc = demo_reports_setup(d)) ||
+	    (rc = demo_flaky_setup(d)))
+		return rc;
+	return evfn_runtime_start(d->rt);
+}
+
+int
+main(int argc, char **argv)
+{
+	double seconds = 20;
+	bool serve = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
+			seconds = strtod(argv[++i], NULL);
+		} else if (strcmp(argv[i], "--serve") == 0) {
+			serve = true;
+		} else {
+			fprintf(stderr, "usage: %s [--seconds N] [--serve]\n",
+			        argv[0]);
+			return 2;
+		}
+	}
+	if (!(seconds > 0))
+		seconds = 20;
+
+	/* Block SIGINT and SIGTERM before any thread starts, so every
+	 * thread inherits the mask and interrupted() receives them; and let
+	 * a client that hangs up not kill the process. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	static struct demo d;
+	if (make_dirs(&d) != 0) {
+		remove_dirs(&d);
+		return 1;
+	}
+	int rc = setup(&d);
+	struct demo_load *load = NULL;
+	if (!rc)
+		rc = demo_load_start(&d, &load);
+	if (rc) {
+		fprintf(stderr, "evfn-demo: setup: %s\n", evfn_strerror(rc));
+		demo_uploads_stop(&d);
+		evfn_http_free(d.http);
+		evfn_runtime_drain(d.rt, 1000, NULL, NULL);
+		evfn_runtime_free(d.rt);
+		demo_reports_free(&d);
+		remove_dirs(&d);
+		return 1;
+	}
+
+	printf("evfn %s demo: http://127.0.0.1:%d, files under %s\n"
+	       "load for %.0f s: signed Stripe webhooks, image uploads, "
+	       "report requests, a flaky downstream\n\n",
+	       evfn_version_string(), d.port, d.root, seconds);
+	double start = now_s();
+	run_load(&d, seconds);
+	demo_load_stop(load);
+	double elapsed = now_s() - start;
+
+	if (serve) {
+		printf("\nserving at http://127.0.0.1:%d until Ctrl-C:\n"
+		       "  curl http://127.0.0.1:%d/metrics\n"
+		       "  curl http://127.0.0.1:%d/healthz\n"
+		       "  curl -d '{}' http://127.0.0.1:%d/reports   "
+		       "then curl -d <id> .../report-status\n"
+		       "  cp some.pgm %s/   (a binary PGM)\n",
+		       d.port, d.port, d.port, d.port, d.inbox);
+		fflush(stdout);
+		while (!interrupted(1000))
+			;
+		elapsed = now_s() - start;
+	}
+
+	/* Shut down in order: no new arrivals, let the work finish, drain,
+	 * then free the server (before the runtime, which it uses). */
+	demo_uploads_stop(&d);
+	settle(d.rt);
+	unsigned handed_back = 0;
+	rc = evfn_runtime_drain(d.rt, 2000, count_handback, &handed_back);
+	printf("\ndrained (%s), %u events handed back\n\n",
+	       rc == 0 ? "nothing in flight" : evfn_strerror(rc), handed_back);
+	demo_load_print(load);
+	printf("\n");
+	bool ok = demo_summary_print(&d, elapsed);
+
+	evfn_http_free(d.http);
+	if (evfn_runtime_free(d.rt) != 0)
+		ok = false;
+	demo_load_free(load);
+	demo_reports_free(&d);
+	remove_dirs(&d);
+	return ok ? 0 : 1;
+}

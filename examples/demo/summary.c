@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The end of a run: a table of every function's counters and run-time
+ * quantiles, a few dead letters with their reasons, the cost of the same
+ * work on a pay-per-invocation platform beside a fixed-price server, and
+ * the accounting check: every accepted event ended exactly once.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "demo.h"
+
+/* An assumed always-on server: 2 vCPUs, 4 GiB (EC2 t3.medium on demand,
+ * us-east-1), in USD per hour. */
+#define SERVER_USD_PER_HOUR 0.0416
+#define LAMBDA_MEMORY_MB 512
+#define MONTH_S (730.0 * 3600.0)
+
+static double
+ms(int64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+static void
+print_table(evfn_rt *rt)
+{
+	printf("%-14s %8s %8s %6s %7s %8s %5s %8s %8s %8s\n", "function",
+	       "accepted", "invoked", "errors", "retries", "timeouts", "dead",
+	       "p50 ms", "p99 ms", "billed s");
+	for (size_t i = 0; i < demo_function_count; i++) {
+		evfn_stats *s;
+		if (evfn_stats_take(rt, demo_functions[i], &s) != 0)
+			continue;
+		printf("%-14s %8" PRIu64 " %8" PRIu64 " %6" PRIu64
+		       " %7" PRIu64 " %8" PRIu64 " %5" PRIu64
+		       " %8.2f %8.2f %8.2f\n",
+		       demo_functions[i],
+		       evfn_stats_get(s, EVFN_STAT_ACCEPTED),
+		       evfn_stats_get(s, EVFN_STAT_ATTEMPTS),
+		       evfn_stats_get(s, EVFN_STAT_ATTEMPTS_FAILED),
+		       evfn_stats_get(s, EVFN_STAT_RETRIES),
+		       evfn_stats_get(s, EVFN_STAT_TIMEOUTS),
+		       evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED),
+		       ms(evfn_stats_quantile(s, EVFN_HIST_RUN, 0.5)),
+		       ms(evfn_stats_quantile(s, EVFN_HIST_RUN, 0.99)),
+		       (double)evfn_stats_get(s, EVFN_STAT_BILLED_MS) / 1000);
+		evfn_stats_free(s);
+	}
+}
+
+/* One dead letter of each reason, the oldest first. */
+static void
+print_dead_letters(evfn_rt *rt)
+{
+	evfn_dead_letter *dl[64];
+	int n = evfn_dead_letters(rt, dl, 64, 0);
+	printf("\ndead letters: %zu kept%s\n", evfn_dead_letter_count(rt),
+	       n > 0 ? "; the oldest of each reason:" : "");
+	const char *shown[8];
+	int nshown = 0;
+	for (int i = 0; i < n; i++) {
+		const char *reason = evfn_dead_letter_reason(dl[i]);
+		bool seen = false;
+		for (int j = 0; j < nshown; j++)
+			seen |= strcmp(shown[j], reason) == 0;
+		if (!seen && nshown < 8) {
+			const char *err = evfn_dead_letter_error(dl[i]);
+			shown[nshown++] = reason;
+			printf("  %-8s event %-6s %-18s after %u attempt%s:"
+			       " %s\n",
+			       evfn_dead_letter_function(dl[i]),
+			       evfn_event_id(evfn_dead_letter_event(dl[i])),
+			       reason, evfn_dead_letter_attempts(dl[i]),
+			       evfn_dead_letter_attempts(dl[i]) == 1 ? "" : "s",
+			       err ? err : "-");
+		}
+	}
+	/* The reasons are static strings: release the letters only now. */
+	for (int i = 0; i < n; i++)
+		evfn_dead_letter_unref(dl[i]);
+}
+
+static void
+print_cost(evfn_rt *rt, double seconds)
+{
+	evfn_stats *all;
+	if (evfn_stats_take(rt, NULL, &all) != 0)
+		return;
+	double lambda = evfn_stats_serverless_cost(
+		all, LAMBDA_MEMORY_MB, EVFN_LAMBDA_USD_PER_MILLION_REQUESTS,
+		EVFN_LAMBDA_USD_PER_GB_SECOND);
+	double server = SERVER_USD_PER_HOUR * seconds / 3600.0;
+	double month = MONTH_S / seconds;
+	printf("\ncost of this work (%" PRIu64 " invocations, %.1f billed s,"
+	       " %.1f s of wall time)\n",
+	       evfn_stats_get(all, EVFN_STAT_ATTEMPTS),
+	       (double)evfn_stats_get(all, EVFN_STAT_BILLED_MS) / 1000,
+	       seconds);
+	printf("  %-40s %12s %14s\n", "USD", "this run", "month at rate");
+	printf("  %-40s %12.6f %14.2f\n",
+	       "serverless, 512 MB (Lambda x86 prices)", lambda,
+	       lambda * month);
+	printf("  %-40s %12.6f %14.2f\n",
+	       "fixed server, 2 vCPU at $0.0416/h", server, server * month);
+	evfn_stats_free(all);
+}
+
+/* The invariant of evfn_stats: once nothing is queued, running or waiting
+ * for a retry, every accepted event has ended in exactly one way. */
+static bool
+print_check(evfn_rt *rt)
+{
+	printf("\naccounting: accepted = succeeded + dead + expired + "
+	       "handed back; nothing left in flight\n");
+	bool all = true;
+	for (size_t i = 0; i < demo_function_count; i++) {
+		evfn_stats *s;
+		if (evfn_stats_take(rt, demo_functions[i], &s) != 0) {
+			all = false;
+			continue;
+		}
+		uint64_t acc = evfn_stats_get(s, EVFN_STAT_ACCEPTED);
+		uint64_t ok = evfn_stats_get(s, EVFN_STAT_SUCCEEDED);
+		uint64_t dead = evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED);
+		uint64_t exp = evfn_stats_get(s, EVFN_STAT_EXPIRED);
+		uint64_t back = evfn_stats_get(s, EVFN_STAT_HANDED_BACK);
+		uint64_t busy = evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
+		                evfn_stats_get(s, EVFN_STAT_QUEUED) +
+		                evfn_stats_get(s, EVFN_STAT_WAITING_RETRY);
+		bool good = acc == ok + dead + exp + back && busy == 0;
+		all &= good;
+		printf("  %-14s %6" PRIu64 " = %6" PRIu64 " + %4" PRIu64
+		       " + %2" PRIu64 " + %2" PRIu64 ", %" PRIu64
+		       " in flight  %s\n",
+		       demo_functions[i], acc, ok, dead, exp, back, busy,
+		       good ? "ok" : "MISMATCH");
+		evfn_stats_free(s);
+	}
+	return all;
+}
+
+bool
+demo_summary_print(struct demo *d, double seconds)
+{
+	print_table(d->rt);
+	print_dead_letters(d->rt);
+	print_cost(d->rt, seconds);
+
+	int64_t cents = 0;
+	int64_t rows = demo_ledger_count(d, &cents);
+	printf("\nledger: %" PRId64 " payments, %.2f EUR; %" PRIu64
+	       " thumbnails published, %" PRIu64 " cleaned up\n",
+	       rows, (double)cents / 100,
+	       (uint64_t)atomic_load(&d->published),
+	       (uint64_t)atomic_load(&d->cleaned));
+
+	evfn_stats *s;
+	bool booked = false;
+	if (evfn_stats_take(d->rt, "bookkeeping", &s) == 0) {
+		/* Each successful bookkeeping event wrote one row. */
+		booked = rows >= 0 &&
+		         (uint64_t)rows == evfn_stats_get(s,
+		                                          EVFN_STAT_SUCCEEDED);
+		evfn_stats_free(s);
+	}
+	bool ok = print_check(d->rt);
+	printf("  ledger rows = bookkeeping successes  %s\n",
+	       booked ? "ok" : "MISMATCH");
+	printf("every event accounted for: %s\n", ok && booked ? "yes" : "NO");
+	return ok && booked;
+}
