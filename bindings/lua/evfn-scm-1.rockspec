@@ -29,7 +29,7 @@ build = {
 		evfn = {
 			sources = {"call.c", "deadletter.c", "event.c",
 				"eventlog.c", "module.c", "runtime.c",
-				"trigger.c", "worker.c"},
+				"trigger.c", "worker.c", "http.c"},
 			incdirs = {"$(EVFN_INCDIR)", "$(LIBEVENT_INCDIR)", "."},
 			libdirs = {"$(EVFN_LIBDIR)", "$(LIBEVENT_LIBDIR)"},
 			libraries = {"evfn", "event_core", "event_pthreads", "m"},

@@ -26,6 +26,7 @@
 #define EVFNLUA_OUTCOME "evfn.outcome"
 #define EVFNLUA_GUARD "evfn.guard"
 #define EVFNLUA_TRIGGER "evfn.trigger"
+#define EVFNLUA_HTTP "evfn.http"
 
 /* Coroutines a Lua state keeps for the next handlers. */
 #define EVFNLUA_IDLE_MAX 8
@@ -55,6 +56,7 @@ struct evfnlua_rt {
 	lua_State *main;            /* the owning state's main thread */
 	struct evfnlua_call *sleeping; /* loop calls waiting in evfn.sleep */
 	struct evfnlua_trigger *triggers; /* open triggers, freed first */
+	struct evfnlua_http *servers; /* open HTTP servers, freed first */
 	struct evfnlua_log *log;    /* on_record's queue, or NULL */
 	char *cb_error;             /* a Lua callback's error, to re-raise */
 	int depth;                  /* > 0 while a method drives the base */
@@ -147,6 +149,12 @@ int evfnlua_l_next_fire(lua_State *L);
 /* deadletter.c */
 /* Adds the dead-letter methods to the runtime metatable. */
 void evfnlua_deadletter_open(lua_State *L);
+
+/* http.c */
+void evfnlua_http_open(lua_State *L);
+/* Closes the open HTTP servers of o; evfn_runtime_free() needs them
+ * gone. */
+void evfnlua_servers_free(struct evfnlua_rt *o);
 
 /* worker.c */
 /* Fills f's module fields from the module name at idx and the calling

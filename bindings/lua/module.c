@@ -166,6 +166,7 @@ luaopen_evfn(lua_State *L)
 	evfnlua_runtime_open(L);
 	evfnlua_trigger_open(L);
 	evfnlua_deadletter_open(L);
+	evfnlua_http_open(L);
 
 	luaL_newlib(L, module_fns);
 	push_errors(L);

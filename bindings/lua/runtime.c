@@ -837,6 +837,7 @@ close_rt(struct evfnlua_rt *o, lua_State *L, int64_t grace_ms)
 	if (o->depth > 0)
 		return EVFN_EDEADLK;
 	evfnlua_triggers_free(o);
+	evfnlua_servers_free(o);
 	if (o->started && !o->drained) {
 		int rc = drain(o, L, grace_ms, 0);
 		if (rc < 0 && rc != EVFN_ETIMEDOUT)

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * HTTP from Lua: rt:http{...} starts evfn's HTTP trigger on the
+ * runtime's base (the one rt:run() drives) and returns a server object
+ * (port, route, close). evfn_runtime_free() refuses while a server is
+ * alive, so each runtime object keeps its open servers and closes them
+ * first; a server object holds its runtime object as a user value.
+ */
+#include <string.h>
+
+#include <evfn/http.h>
+
+#include "lua-internal.h"
+
+#define UV_RUNTIME 1
+
+struct evfnlua_http {
+	evfn_http *http;                /* NULL once closed */
+	struct evfnlua_http *next;      /* the owner's open servers */
+	struct evfnlua_http **pprev;
+};
+
+static void
+close_server(struct evfnlua_http *s)
+{
+	if (s->pprev) {
+		*s->pprev = s->next;
+		if (s->next)
+			s->next->pprev = s->pprev;
+		s->next = NULL;
+		s->pprev = NULL;
+	}
+	evfn_http_free(s->http);
+	s->http = NULL;
+}
+
+void
+evfnlua_servers_free(struct evfnlua_rt *o)
+{
+	while (o->servers)
+		close_server(o->servers);
+}
+
+static struct evfnlua_http *
+check_server(lua_State *L)
+{
+	struct evfnlua_http *s = luaL_checkudata(L, 1, EVFNLUA_HTTP);
+	if (!s->http)
+		luaL_error(L, "evfn: HTTP server is closed");
+	return s;
+}
+
+static void
+free_http_options(void *p)
+{
+	evfn_http_options_free(p);
+}
+
+static void
+free_route_options(void *p)
+{
+	evfn_route_options_free(p);
+}
+
+/* A field of the options table at t, pushed; its Lua type returned. */
+static int
+field(lua_State *L, int t, const char *name)
+{
+	return t ? lua_getfield(L, t, name) : (lua_pushnil(L), LUA_TNIL);
+}
+
+/* rt:http{address, port, max_body, timeout, max_connections, health,
+ * metrics} -> server, or nil, message, code. */
+static int
+l_http(lua_State *L)
+{
+	static const char *const names[] = {
+		"address", "port", "max_body", "timeout", "max_connections",
+		"health", "metrics", NULL,
+	};
+	struct evfnlua_rt *o = luaL_checkudata(L, 1, EVFNLUA_RUNTIME);
+	if (!o->rt)
+		luaL_error(L, "evfn: runtime is closed");
+	int t = lua_istable(L, 2) ? 2 : 0;
+	if (t)
+		evfnlua_check_keys(L, t, "http options", names);
+	evfn_http_options *ho;
+	int rc = evfn_http_options_new(&ho);
+	if (rc < 0)
+		return evfnlua_push_error(L, rc, NULL);
+	evfnlua_guard(L, ho, free_http_options);
+	int guard = lua_gettop(L);
+	const char *address = NULL;
+	if (field(L, t, "address") != LUA_TNIL)
+		address = luaL_checkstring(L, -1);
+	int port = field(L, t, "port") != LUA_TNIL
+	                   ? (int)luaL_checkinteger(L, -1)
+	                   : 0;
+	rc = evfn_http_options_set_address(ho, address, port);
+	if (rc == 0 && field(L, t, "max_body") != LUA_TNIL)
+		rc = evfn_http_options_set_max_body(ho,
+		                                    luaL_checkinteger(L, -1));
+	if (rc == 0 && field(L, t, "timeout") != LUA_TNIL)
+		rc = evfn_http_options_set_timeout_ms(
+			ho, evfnlua_check_ms(L, -1, "timeout"));
+	if (rc == 0 && field(L, t, "max_connections") != LUA_TNIL)
+		rc = evfn_http_options_set_max_connections(
+			ho, (int)luaL_checkinteger(L, -1));
+	/* health and metrics: a path, or false to turn the route off. */
+	if (rc == 0 && field(L, t, "health") != LUA_TNIL)
+		rc = evfn_http_options_set_health_path(
+			ho, lua_toboolean(L, -1) ? luaL_checkstring(L, -1)
+			                         : NULL);
+	if (rc == 0 && field(L, t, "metrics") != LUA_TNIL)
+		rc = evfn_http_options_set_metrics_path(
+			ho, lua_toboolean(L, -1) ? luaL_checkstring(L, -1)
+			                         : NULL);
+	if (rc < 0)
+		return evfnlua_push_error(L, rc, NULL);
+	struct evfnlua_http *s = lua_newuserdatauv(L, sizeof(*s), 1);
+	memset(s, 0, sizeof(*s));
+	luaL_setmetatable(L, EVFNLUA_HTTP);
+	lua_pushvalue(L, 1);
+	lua_setiuservalue(L, -2, UV_RUNTIME);
+	rc = evfn_http_new(&s->http, o->rt, ho);
+	evfnlua_unguard(L, guard);
+	evfn_http_options_free(ho);
+	if (rc < 0)
+		return evfnlua_push_error(L, rc, NULL);
+	s->next = o->servers;
+	if (s->next)
+		s->next->pprev = &s->next;
+	s->pprev = &o->servers;
+	o->servers = s;
+	return 1;
+}
+
+/* server:port() */
+static int
+l_port(lua_State *L)
+{
+	lua_pushinteger(L, evfn_http_port(check_server(L)->http));
+	return 1;
+}
+
+/* server:route("METHOD /path", fn_name[, {async, timeout, stripe_secret,
+ * stripe_tolerance, github_secret, bearer}]) -> true, or nil, msg, code */
+static int
+l_route(lua_State *L)
+{
+	static const char *const names[] = {
+		"async", "timeout", "stripe_secret", "stripe_tolerance",
+		"github_secret", "bearer", NULL,
+	};
+	struct evfnlua_http *s = check_server(L);
+	const char *route = luaL_checkstring(L, 2);
+	const char *fn = luaL_checkstring(L, 3);
+	int t = lua_istable(L, 4) ? 4 : 0;
+	if (t)
+		evfnlua_check_keys(L, t, "route options", names);
+	evfn_route_options *ro;
+	int rc = evfn_route_options_new(&ro);
+	if (rc < 0)
+		return evfnlua_push_error(L, rc, NULL);
+	evfnlua_guard(L, ro, free_route_options);
+	int guard = lua_gettop(L);
+	if (field(L, t, "async") != LUA_TNIL)
+		rc = evfn_route_options_set_async(ro, lua_toboolean(L, -1));
+	if (rc == 0 && field(L, t, "timeout") != LUA_TNIL)
+		rc = evfn_route_options_set_timeout_ms(
+			ro, evfnlua_check_ms(L, -1, "timeout"));
+	if (rc == 0 && field(L, t, "stripe_secret") != LUA_TNIL) {
+		const char *secret = luaL_checkstring(L, -1);
+		int64_t tolerance = field(L, t, "stripe_tolerance") != LUA_TNIL
+		                            ? luaL_checkinteger(L, -1)
+		                            : 300;
+		rc = evfn_route_options_set_stripe_secret(ro, secret,
+		                                          tolerance);
+	}
+	if (rc == 0 && field(L, t, "github_secret") != LUA_TNIL)
+		rc = evfn_route_options_set_github_secret(
+			ro, luaL_checkstring(L, -1));
+	if (rc == 0 && field(L, t, "bearer") != LUA_TNIL)
+		rc = evfn_route_options_set_bearer_token(
+			ro, luaL_checkstring(L, -1));
+	if (rc == 0)
+		rc = evfn_http_route(s->http, route, fn, ro);
+	evfnlua_unguard(L, guard);
+	evfn_route_options_free(ro);
+	return evfnlua_push_rc(L, rc);
+}
+
+/* server:close(), __close and __gc; closing twice is a no-op. */
+static int
+l_close(lua_State *L)
+{
+	struct evfnlua_http *s = luaL_checkudata(L, 1, EVFNLUA_HTTP);
+	if (s->http)
+		close_server(s);
+	return 0;
+}
+
+void
+evfnlua_http_open(lua_State *L)
+{
+	static const luaL_Reg methods[] = {
+		{"port", l_port},
+		{"route", l_route},
+		{"close", l_close},
+		{NULL, NULL},
+	};
+	if (luaL_newmetatable(L, EVFNLUA_HTTP)) {
+		luaL_newlib(L, methods);
+		lua_setfield(L, -2, "__index");
+		lua_pushcfunction(L, l_close);
+		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, l_close);
+		lua_setfield(L, -2, "__close");
+	}
+	lua_pop(L, 1);
+	luaL_getmetatable(L, EVFNLUA_RUNTIME);
+	lua_getfield(L, -1, "__index");
+	lua_pushcfunction(L, l_http);
+	lua_setfield(L, -2, "http");
+	lua_pop(L, 2);
+}
