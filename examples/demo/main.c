@@ -207,6 +207,22 @@ setup(struct demo *d)
 	return evfn_runtime_start(d->rt);
 }
 
+/* Frees the runtime, waiting (up to 10 s) for handlers that overran
+ * their deadline to return: their threads cannot be stopped, and the
+ * runtime refuses to go (EVFN_EBUSY) while they run. */
+static int
+free_runtime(evfn_rt *rt)
+{
+	int rc;
+	for (int i = 0; i < 1000; i++) {
+		if ((rc = evfn_runtime_free(rt)) != EVFN_EBUSY)
+			return rc;
+		struct timespec ts = {0, 10000000};
+		nanosleep(&ts, NULL);
+	}
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -250,7 +266,7 @@ main(int argc, char **argv)
 		demo_uploads_stop(&d);
 		evfn_http_free(d.http);
 		evfn_runtime_drain(d.rt, 1000, NULL, NULL);
-		evfn_runtime_free(d.rt);
+		free_runtime(d.rt);
 		demo_reports_free(&d);
 		remove_dirs(&d);
 		return 1;
@@ -292,7 +308,7 @@ main(int argc, char **argv)
 	bool ok = demo_summary_print(&d, elapsed);
 
 	evfn_http_free(d.http);
-	if (evfn_runtime_free(d.rt) != 0)
+	if (free_runtime(d.rt) != 0)
 		ok = false;
 	demo_load_free(load);
 	demo_reports_free(&d);
