@@ -16,20 +16,13 @@
 
 struct evfnlua_http {
 	evfn_http *http;                /* NULL once closed */
-	struct evfnlua_http *next;      /* the owner's open servers */
-	struct evfnlua_http **pprev;
+	struct evfnlua_link link;       /* on the owner's open servers */
 };
 
 static void
 close_server(struct evfnlua_http *s)
 {
-	if (s->pprev) {
-		*s->pprev = s->next;
-		if (s->next)
-			s->next->pprev = s->pprev;
-		s->next = NULL;
-		s->pprev = NULL;
-	}
+	evfnlua_link_remove(&s->link);
 	evfn_http_free(s->http);
 	s->http = NULL;
 }
@@ -38,7 +31,8 @@ void
 evfnlua_servers_free(struct evfnlua_rt *o)
 {
 	while (o->servers)
-		close_server(o->servers);
+		close_server(EVFNLUA_CONTAINER_OF(o->servers, struct evfnlua_http,
+		                                  link));
 }
 
 static struct evfnlua_http *
@@ -127,11 +121,7 @@ l_http(lua_State *L)
 	evfn_http_options_free(ho);
 	if (rc < 0)
 		return evfnlua_push_error(L, rc, NULL);
-	s->next = o->servers;
-	if (s->next)
-		s->next->pprev = &s->next;
-	s->pprev = &o->servers;
-	o->servers = s;
+	evfnlua_link_push(&o->servers, &s->link);
 	return 1;
 }
 

@@ -9,6 +9,8 @@
 #ifndef EVFNLUA_INTERNAL_H
 #define EVFNLUA_INTERNAL_H
 
+#include <stddef.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,6 +48,38 @@ struct evfnlua_vm {
 	int nidle;
 };
 
+/* A link in a runtime object's list of what it must close before itself
+ * (triggers, HTTP servers): evfn_runtime_free() refuses while they live. */
+struct evfnlua_link {
+	struct evfnlua_link *next;
+	struct evfnlua_link **pprev; /* NULL when not on a list */
+};
+
+static inline void
+evfnlua_link_push(struct evfnlua_link **head, struct evfnlua_link *l)
+{
+	l->next = *head;
+	if (l->next)
+		l->next->pprev = &l->next;
+	l->pprev = head;
+	*head = l;
+}
+
+static inline void
+evfnlua_link_remove(struct evfnlua_link *l)
+{
+	if (!l->pprev)
+		return;
+	*l->pprev = l->next;
+	if (l->next)
+		l->next->pprev = l->pprev;
+	l->next = NULL;
+	l->pprev = NULL;
+}
+
+#define EVFNLUA_CONTAINER_OF(ptr, type, member)                             \
+	((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
 /* The userdata behind a Lua runtime object. Its address is stable, so
  * evfn and libevent callbacks get it as their argument. */
 struct evfnlua_rt {
@@ -55,8 +89,8 @@ struct evfnlua_rt {
 	struct evfnlua_vm vm;       /* loop handlers run here */
 	lua_State *main;            /* the owning state's main thread */
 	struct evfnlua_call *sleeping; /* loop calls waiting in evfn.sleep */
-	struct evfnlua_trigger *triggers; /* open triggers, freed first */
-	struct evfnlua_http *servers; /* open HTTP servers, freed first */
+	struct evfnlua_link *triggers; /* open triggers, freed first */
+	struct evfnlua_link *servers;  /* open HTTP servers, freed first */
 	struct evfnlua_log *log;    /* on_record's queue, or NULL */
 	char *cb_error;             /* a Lua callback's error, to re-raise */
 	int depth;                  /* > 0 while a method drives the base */

@@ -25,26 +25,13 @@
 struct evfnlua_trigger {
 	evfn_trigger *t;                /* NULL once closed */
 	struct evfnlua_rt *owner;
-	struct evfnlua_trigger *next;   /* the owner's open triggers */
-	struct evfnlua_trigger **pprev;
+	struct evfnlua_link link;       /* on the owner's open triggers */
 };
-
-static void
-unlink_trigger(struct evfnlua_trigger *tr)
-{
-	if (!tr->pprev)
-		return;
-	*tr->pprev = tr->next;
-	if (tr->next)
-		tr->next->pprev = tr->pprev;
-	tr->next = NULL;
-	tr->pprev = NULL;
-}
 
 static void
 close_trigger(struct evfnlua_trigger *tr)
 {
-	unlink_trigger(tr);
+	evfnlua_link_remove(&tr->link);
 	evfn_trigger_free(tr->t);
 	tr->t = NULL;
 }
@@ -53,7 +40,8 @@ void
 evfnlua_triggers_free(struct evfnlua_rt *o)
 {
 	while (o->triggers)
-		close_trigger(o->triggers);
+		close_trigger(EVFNLUA_CONTAINER_OF(o->triggers,
+		                                   struct evfnlua_trigger, link));
 }
 
 static struct evfnlua_trigger *
@@ -217,11 +205,7 @@ new_trigger(lua_State *L, int opts, enum trigger_kind kind, add_fn add,
 	if (rc < 0)
 		return evfnlua_push_error(L, rc, NULL);
 	tr->owner = o;
-	tr->next = o->triggers;
-	if (tr->next)
-		tr->next->pprev = &tr->next;
-	tr->pprev = &o->triggers;
-	o->triggers = tr;
+	evfnlua_link_push(&o->triggers, &tr->link);
 	return 1;
 }
 
