@@ -69,11 +69,6 @@ put_label(struct buf *b, const char *v)
 	}
 }
 
-struct fn_snap {
-	const char *name;
-	struct evfn_stats s;
-};
-
 static const struct {
 	evfn_stat stat;
 	const char *name, *help;
@@ -110,7 +105,7 @@ static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                 10,     30,      60};
 
 static void
-put_histogram(struct buf *b, const struct fn_snap *snaps, size_t n,
+put_histogram(struct buf *b, const struct evfn__fn_snapshot *snaps, size_t n,
               evfn_histogram which, const char *name, const char *help)
 {
 	put(b, "# HELP evfn_%s_seconds %s\n# TYPE evfn_%s_seconds histogram\n",
@@ -144,29 +139,6 @@ put_histogram(struct buf *b, const struct fn_snap *snaps, size_t n,
 	}
 }
 
-/* Snapshots of every function, taken under one lock so that they agree.
- * Returns the array (evfn__free) and its length, or NULL. */
-static struct fn_snap *
-snapshot_all(struct evfn_rt *rt, size_t *n)
-{
-	pthread_mutex_lock(&rt->lock);
-	size_t count = rt->nfns;
-	struct fn_snap *snaps = evfn__calloc(count ? count : 1,
-	                                     sizeof(*snaps));
-	if (snaps) {
-		int64_t now = evfn__now_ns();
-		size_t i = 0;
-		for (struct evfn_fn *fn = rt->all_head; fn && i < count;
-		     fn = fn->all_next, i++) {
-			snaps[i].name = fn->name; /* lives as long as rt */
-			evfn__stats_add_fn_locked(rt, &snaps[i].s, fn, now);
-		}
-	}
-	pthread_mutex_unlock(&rt->lock);
-	*n = count;
-	return snaps;
-}
-
 int
 evfn_metrics_prometheus(evfn_rt *rt, char **out, size_t *len)
 {
@@ -177,7 +149,7 @@ evfn_metrics_prometheus(evfn_rt *rt, char **out, size_t *len)
 	if (!rt || !out)
 		return EVFN_EINVAL;
 	size_t n;
-	struct fn_snap *snaps = snapshot_all(rt, &n);
+	struct evfn__fn_snapshot *snaps = evfn__stats_snapshot_all(rt, &n);
 	if (!snaps)
 		return EVFN_ENOMEM;
 	struct buf b = {0};

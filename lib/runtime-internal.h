@@ -255,6 +255,16 @@ void evfn__idem_free(struct evfn_fn *fn);
 void evfn__stats_add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s,
                                struct evfn_fn *fn, int64_t now);
 
+/* Every function's snapshot, taken under one lock so that they agree,
+ * in registration order; the array is freed with evfn__free(), NULL when
+ * out of memory. Names live as long as the runtime. */
+struct evfn__fn_snapshot {
+	const char *name;
+	struct evfn_stats s;
+};
+struct evfn__fn_snapshot *evfn__stats_snapshot_all(struct evfn_rt *rt,
+                                                   size_t *n);
+
 /* registry.c */
 struct evfn_fn *evfn__fn_find(struct evfn_rt *rt, const char *name);
 void evfn__registry_free(struct evfn_rt *rt);

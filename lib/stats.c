@@ -166,3 +166,24 @@ evfn_stats_serverless_cost(const evfn_stats *s, int memory_mb,
 	return requests / 1e6 * usd_per_million_requests +
 	       gb_seconds * usd_per_gb_second;
 }
+
+struct evfn__fn_snapshot *
+evfn__stats_snapshot_all(struct evfn_rt *rt, size_t *n)
+{
+	pthread_mutex_lock(&rt->lock);
+	size_t count = rt->nfns;
+	struct evfn__fn_snapshot *snaps =
+		evfn__calloc(count ? count : 1, sizeof(*snaps));
+	if (snaps) {
+		int64_t now = evfn__now_ns();
+		size_t i = 0;
+		for (struct evfn_fn *fn = rt->all_head; fn && i < count;
+		     fn = fn->all_next, i++) {
+			snaps[i].name = fn->name; /* lives as long as rt */
+			evfn__stats_add_fn_locked(rt, &snaps[i].s, fn, now);
+		}
+	}
+	pthread_mutex_unlock(&rt->lock);
+	*n = count;
+	return snaps;
+}

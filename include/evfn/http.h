@@ -56,7 +56,7 @@ typedef struct evfn_route_options evfn_route_options;
  * Create a server options builder with the defaults: 127.0.0.1, a free
  * port chosen by the system, bodies up to 1 MiB, a 30 s timeout on each
  * read and write of a connection, no connection limit, health route
- * GET /healthz, metrics route GET /metrics.
+ * GET /healthz, metrics route GET /metrics, no status page.
  *
  * @param out receives the builder; NULL on failure.
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
@@ -132,6 +132,34 @@ EVFN_EXPORT int evfn_http_options_set_health_path(evfn_http_options *o,
  */
 EVFN_EXPORT int evfn_http_options_set_metrics_path(evfn_http_options *o,
                                                    const char *path);
+
+/**
+ * Path of the live status page (off by default). GET <path> serves a
+ * self-contained HTML page (no external resources) that polls GET
+ * <path>/data every second: a JSON document with each function's counters,
+ * gauges, p50/p99 run time and serverless cost estimate, and the dead
+ * letters with their events. POST <path>/dead-letters/replay and
+ * POST <path>/dead-letters/delete, with the dead letter's id in a JSON
+ * body {"id": N} or a form body id=N, and POST <path>/dead-letters/purge
+ * act on the dead-letter store; they need the header
+ * "Authorization: Bearer <token>" and are answered 401 EVFN_EAUTH
+ * without it, 404 EVFN_ENOENT for an unknown id, 400 EVFN_EINVAL for a
+ * missing or malformed id, else 200 with a JSON body. Routes may not be
+ * added under the path.
+ * @param path starts with '/', is not "/" and does not end with '/',
+ *        copied; NULL for no status page (token is then ignored).
+ * @param token the bearer token the actions require, copied; must be
+ *        non-empty when path is not NULL.
+ * @return 0; EVFN_EINVAL for NULL o, or a NULL or empty token with a
+ *         path; EVFN_EROUTE for a path as for the health path, "/" or one
+ *         ending with '/'; EVFN_ENOMEM.
+ * Reading needs no token: the page shows the dead letters' payloads to
+ * anyone who can reach the server, so bind it to a trusted address.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_http_options_set_status(evfn_http_options *o,
+                                             const char *path,
+                                             const char *token);
 
 /**
  * Create a server and start listening at once on the runtime's

@@ -45,9 +45,11 @@
 
 #include "cloudevents-internal.h"
 #include "common-internal.h"
+#include "http-internal.h"
 #include "hash-internal.h"
 #include "runtime-internal.h"
 #include "signature-internal.h"
+#include "status-internal.h"
 
 #define DEFAULT_MAX_BODY (INT64_C(1) << 20)
 #define DEFAULT_IO_TIMEOUT_MS INT64_C(30000)
@@ -67,6 +69,8 @@ struct evfn_http_options {
 	int max_conns;
 	char *health;
 	char *metrics;
+	char *status;       /* NULL: no status page */
+	char *status_token;
 };
 
 struct evfn_route_options {
@@ -127,6 +131,8 @@ struct evfn_http {
 	int port;
 	char *health;
 	char *metrics;
+	char *status;
+	char *status_token;
 	struct path_entry *paths;
 	struct pending *pending;
 };
@@ -159,6 +165,8 @@ evfn_http_options_free(evfn_http_options *o)
 	evfn__free(o->address);
 	evfn__free(o->health);
 	evfn__free(o->metrics);
+	evfn__free(o->status);
+	evfn__free(o->status_token);
 	evfn__free(o);
 }
 
@@ -281,6 +289,30 @@ evfn_http_options_set_metrics_path(evfn_http_options *o, const char *path)
 }
 
 int
+evfn_http_options_set_status(evfn_http_options *o, const char *path,
+                             const char *token)
+{
+	if (!o || (path && (!token || !*token)))
+		return EVFN_EINVAL;
+	/* The page owns everything under path/, so "/" would swallow every
+	 * route and a trailing '/' would make "path/data" ambiguous. */
+	size_t n = path ? strlen(path) : 0;
+	if (path && (n < 2 || path[n - 1] == '/'))
+		return EVFN_EROUTE;
+	char *copy = NULL;
+	if (path && !(copy = evfn__strdup(token)))
+		return EVFN_ENOMEM;
+	int rc = set_builtin_path(&o->status, path);
+	if (rc) {
+		evfn__free(copy);
+		return rc;
+	}
+	evfn__free(o->status_token);
+	o->status_token = copy;
+	return 0;
+}
+
+int
 evfn_route_options_new(evfn_route_options **out)
 {
 	if (!out)
@@ -378,25 +410,27 @@ json_to_evbuffer(const char *buf, size_t size, void *data)
 	return evbuffer_add(data, buf, size);
 }
 
-/* Sends status with a JSON body; takes the reference to body. */
-static void
-reply_json(struct evhttp_request *req, int status, json_t *body)
+void
+evfn__http_reply_json(struct evhttp_request *req, int status, json_t *body)
 {
 	struct evbuffer *out = evhttp_request_get_output_buffer(req);
-	if (body)
-		json_dump_callback(body, json_to_evbuffer, out, JSON_COMPACT);
+	/* A NULL body only comes from a failed allocation. */
+	if (!body || json_dump_callback(body, json_to_evbuffer, out,
+	                                JSON_COMPACT) != 0) {
+		evbuffer_drain(out, evbuffer_get_length(out));
+		status = 500;
+	}
 	json_decref(body);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	                  "Content-Type", "application/json");
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
 	/* NULL reason: libevent supplies the standard phrase. */
 	evhttp_send_reply(req, status, NULL, NULL);
 }
 
-/* Sends an error body {"error": name, "message": text}; extra, when not
- * NULL, is merged into it (its reference is taken). */
-static void
-reply_error(struct evhttp_request *req, int status, int code,
-            const char *message, json_t *extra)
+void
+evfn__http_reply_error(struct evhttp_request *req, int status, int code,
+                       const char *message, json_t *extra)
 {
 	json_t *body = json_pack("{s:s, s:s}", "error", evfn_err_name(code),
 	                         "message",
@@ -404,7 +438,7 @@ reply_error(struct evhttp_request *req, int status, int code,
 	if (body && extra)
 		json_object_update(body, extra);
 	json_decref(extra);
-	reply_json(req, status, body);
+	evfn__http_reply_json(req, status, body);
 }
 
 /* Answers a refused admission: the caller keeps the event, the client
@@ -429,7 +463,7 @@ reply_admission(struct evhttp_request *req, int code, json_t *extra)
 		status = 500;
 		break;
 	}
-	reply_error(req, status, code, NULL, extra);
+	evfn__http_reply_error(req, status, code, NULL, extra);
 }
 
 /* Headers a handler may not set: they frame the message, and a wrong
@@ -466,12 +500,12 @@ reply_result(struct evhttp_request *req, const evfn_result *res)
 		                   : 500;
 		json_int_t attempts = (json_int_t)evfn_result_attempts(res);
 		json_t *extra = json_pack("{s:I}", "attempts", attempts);
-		reply_error(req, status, code, evfn_result_error(res), extra);
+		evfn__http_reply_error(req, status, code, evfn_result_error(res), extra);
 		return;
 	}
 	int status = meta_status(evfn_result_meta(res, "status"));
 	if (status < 0) {
-		reply_error(req, 502, EVFN_EINVAL,
+		evfn__http_reply_error(req, 502, EVFN_EINVAL,
 		            "handler set an invalid status", NULL);
 		return;
 	}
@@ -521,7 +555,7 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 	p->req = NULL;
 	/* The record stays for the result callback, which frees it. */
 	pending_unlink(p);
-	reply_error(req, 504, EVFN_ETIMEDOUT,
+	evfn__http_reply_error(req, 504, EVFN_ETIMEDOUT,
 	            "no result within the route's timeout", NULL);
 }
 
@@ -547,7 +581,7 @@ submit_sync(struct evfn_http *http, struct evhttp_request *req,
 		p->timer = evtimer_new(http->base, on_deadline, p);
 	if (!p || !p->timer) {
 		evfn__free(p);
-		reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
+		evfn__http_reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
 		return;
 	}
 	/* The result callback runs on this (the loop) thread, so it cannot
@@ -577,7 +611,7 @@ submit_async(struct evfn_http *http, struct evhttp_request *req,
 {
 	json_t *ids = json_array();
 	if (!ids) {
-		reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
+		evfn__http_reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -596,7 +630,7 @@ submit_async(struct evfn_http *http, struct evhttp_request *req,
 	                     : json_pack("{s:O}", "id", json_array_get(ids, 0));
 	if (!batch)
 		json_decref(ids);
-	reply_json(req, 202, body);
+	evfn__http_reply_json(req, 202, body);
 }
 
 /* ---- request dispatch ------------------------------------------------- */
@@ -644,9 +678,9 @@ authenticate(const struct route *r, struct evhttp_request *req,
 			evhttp_find_header(in, "X-Hub-Signature-256"), body,
 			len, &why);
 	if (rc == EVFN_ENOMEM)
-		reply_error(req, 500, rc, NULL, NULL);
+		evfn__http_reply_error(req, 500, rc, NULL, NULL);
 	else if (rc)
-		reply_error(req, 401, rc, why, NULL);
+		evfn__http_reply_error(req, 401, rc, why, NULL);
 	return rc;
 }
 
@@ -678,7 +712,7 @@ serve_route(struct evfn_http *http, struct evhttp_request *req,
 	size_t len = evbuffer_get_length(in);
 	const void *body = len ? evbuffer_pullup(in, -1) : NULL;
 	if (len && !body) {
-		reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
+		evfn__http_reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
 		return;
 	}
 	if (authenticate(r, req, body, len))
@@ -687,7 +721,7 @@ serve_route(struct evfn_http *http, struct evhttp_request *req,
 	size_t nh = 0;
 	struct evfn__ce_header *headers = collect_headers(req, &nh);
 	if (!headers) {
-		reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
+		evfn__http_reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
 		return;
 	}
 	enum evfn__ce_mode mode = EVFN__CE_PLAIN;
@@ -698,11 +732,11 @@ serve_route(struct evfn_http *http, struct evhttp_request *req,
 	                        &n, why, sizeof(why));
 	evfn__free(headers);
 	if (rc == EVFN_ECLOUDEVENT) {
-		reply_error(req, 400, rc, why, NULL);
+		evfn__http_reply_error(req, 400, rc, why, NULL);
 	} else if (rc) {
-		reply_error(req, 500, rc, NULL, NULL);
+		evfn__http_reply_error(req, 500, rc, NULL, NULL);
 	} else if (mode == EVFN__CE_BATCH && !r->opts.async) {
-		reply_error(req, 400, EVFN_ECLOUDEVENT,
+		evfn__http_reply_error(req, 400, EVFN_ECLOUDEVENT,
 		            "batched mode needs an asynchronous route", NULL);
 	} else if (r->opts.async) {
 		submit_async(http, req, r, events, n, mode == EVFN__CE_BATCH);
@@ -720,7 +754,7 @@ serve_metrics(struct evfn_http *http, struct evhttp_request *req)
 	size_t len;
 	int rc = evfn_metrics_prometheus(http->rt, &text, &len);
 	if (rc < 0) {
-		reply_error(req, 500, rc, "cannot render metrics", NULL);
+		evfn__http_reply_error(req, 500, rc, "cannot render metrics", NULL);
 		return;
 	}
 	struct evbuffer *b = evbuffer_new();
@@ -747,7 +781,7 @@ on_request(struct evhttp_request *req, void *arg)
 	if (http->health && strcmp(path, http->health) == 0 &&
 	    (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
 		bool ok = evfn__rt_accepting(http->rt);
-		reply_json(req, ok ? 200 : 503,
+		evfn__http_reply_json(req, ok ? 200 : 503,
 		           json_pack("{s:s}", "status",
 		                     ok ? "ok" : "draining"));
 		return;
@@ -757,10 +791,16 @@ on_request(struct evhttp_request *req, void *arg)
 		serve_metrics(http, req);
 		return;
 	}
+	const char *rest;
+	if (http->status &&
+	    evfn__status_owns(http->status, path, strlen(path), &rest)) {
+		evfn__status_serve(http->rt, req, rest, http->status_token);
+		return;
+	}
 	struct path_entry *pe;
 	HASH_FIND_STR(http->paths, path, pe);
 	if (!pe) {
-		reply_error(req, 404, EVFN_ENOENT, "no route for this path",
+		evfn__http_reply_error(req, 404, EVFN_ENOENT, "no route for this path",
 		            NULL);
 		return;
 	}
@@ -777,7 +817,7 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
 	                  allow);
-	reply_error(req, 405, EVFN_EROUTE, "method not allowed for this path",
+	evfn__http_reply_error(req, 405, EVFN_EROUTE, "method not allowed for this path",
 	            NULL);
 }
 
@@ -986,6 +1026,8 @@ destroy(void *arg)
 	free_paths(http);
 	evfn__free(http->health);
 	evfn__free(http->metrics);
+	evfn__free(http->status);
+	evfn__free(http->status_token);
 	evfn__free(http);
 }
 
@@ -1071,7 +1113,10 @@ evfn_http_new(evfn_http **out, evfn_rt *rt, const evfn_http_options *opts)
 	if (http && (!opts->health ||
 	             (http->health = evfn__strdup(opts->health))) &&
 	    (!opts->metrics ||
-	     (http->metrics = evfn__strdup(opts->metrics)))) {
+	     (http->metrics = evfn__strdup(opts->metrics))) &&
+	    (!opts->status ||
+	     ((http->status = evfn__strdup(opts->status)) &&
+	      (http->status_token = evfn__strdup(opts->status_token))))) {
 		http->rt = rt;
 		http->base = evfn_runtime_event_base(rt);
 		struct create_call c = {http, opts, 0};
@@ -1084,7 +1129,10 @@ evfn_http_new(evfn_http **out, evfn_rt *rt, const evfn_http_options *opts)
 			evfn__rt_attach(rt);
 			*out = http;
 		}
-	} else {
+	} else if (http) {
+		evfn__free(http->health);
+		evfn__free(http->metrics);
+		evfn__free(http->status);
 		evfn__free(http);
 	}
 	evfn_http_options_free(defaults);
@@ -1132,6 +1180,12 @@ add_route(void *arg)
 			c->rc = EVFN_EEXIST;
 			return;
 		}
+	const char *rest;
+	if (http->status &&
+	    evfn__status_owns(http->status, c->path, c->path_len, &rest)) {
+		c->rc = EVFN_EEXIST;
+		return;
+	}
 	struct path_entry *pe;
 	HASH_FIND(hh, http->paths, c->path, c->path_len, pe);
 	if (pe) {
