@@ -10,6 +10,10 @@
 #ifndef EVFN_DEMO_H
 #define EVFN_DEMO_H
 
+/* The bearer token of the status page's dead-letter actions (a demo: a
+ * real host takes it from its configuration). */
+#define DEMO_STATUS_TOKEN "demo-token"
+
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>

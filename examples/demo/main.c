@@ -193,10 +193,18 @@ setup(struct demo *d)
 	evfn_rt_options_free(ro);
 	if (rc)
 		return rc;
-	/* One HTTP server for every route, with the defaults: 127.0.0.1, a
-	 * port the system picks, and the built-in routes GET /healthz and
-	 * GET /metrics (the Prometheus text of evfn_metrics_prometheus()). */
-	if ((rc = evfn_http_new(&d->http, d->rt, NULL)))
+	/* One HTTP server for every route: 127.0.0.1, a port the system
+	 * picks, the built-in routes GET /healthz and GET /metrics (the
+	 * Prometheus text of evfn_metrics_prometheus()), and the live status
+	 * page at /status, whose dead-letter buttons need the token. */
+	evfn_http_options *ho;
+	if ((rc = evfn_http_options_new(&ho)))
+		return rc;
+	rc = evfn_http_options_set_status(ho, "/status", DEMO_STATUS_TOKEN);
+	if (rc == 0)
+		rc = evfn_http_new(&d->http, d->rt, ho);
+	evfn_http_options_free(ho);
+	if (rc)
 		return rc;
 	d->port = evfn_http_port(d->http);
 	/* Functions, routes and triggers may all be set up before start. */
@@ -283,12 +291,14 @@ main(int argc, char **argv)
 
 	if (serve) {
 		printf("\nserving at http://127.0.0.1:%d until Ctrl-C:\n"
+		       "  status page: http://127.0.0.1:%d/status (token "
+		       DEMO_STATUS_TOKEN ")\n"
 		       "  curl http://127.0.0.1:%d/metrics\n"
 		       "  curl http://127.0.0.1:%d/healthz\n"
 		       "  curl -d '{}' http://127.0.0.1:%d/reports   "
 		       "then curl -d <id> .../report-status\n"
 		       "  cp some.pgm %s/   (a binary PGM)\n",
-		       d.port, d.port, d.port, d.port, d.inbox);
+		       d.port, d.port, d.port, d.port, d.port, d.inbox);
 		fflush(stdout);
 		while (!interrupted(1000))
 			;
