@@ -6,6 +6,8 @@
  * alive, so each runtime object keeps its open servers and closes them
  * first; a server object holds its runtime object as a user value.
  */
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <evfn/http.h>
@@ -13,6 +15,9 @@
 #include "lua-internal.h"
 
 #define UV_RUNTIME 1
+
+/* Stripe's own libraries accept signatures up to 5 minutes old. */
+#define STRIPE_TOLERANCE_S 300
 
 struct evfnlua_http {
 	evfn_http *http;                /* NULL once closed */
@@ -63,6 +68,16 @@ field(lua_State *L, int t, const char *name)
 	return t ? lua_getfield(L, t, name) : (lua_pushnil(L), LUA_TNIL);
 }
 
+/* An integer at idx as an int; one beyond int's range becomes -1, which
+ * every setter it goes to refuses with EVFN_ERANGE (a plain cast would
+ * wrap 2^32 + 80 to port 80). */
+static int
+check_int(lua_State *L, int idx)
+{
+	lua_Integer n = luaL_checkinteger(L, idx);
+	return n >= 0 && n <= INT32_MAX ? (int)n : -1;
+}
+
 /* rt:http{address, port, max_body, timeout, max_connections, health,
  * metrics} -> server, or nil, message, code. */
 static int
@@ -87,9 +102,7 @@ l_http(lua_State *L)
 	const char *address = NULL;
 	if (field(L, t, "address") != LUA_TNIL)
 		address = luaL_checkstring(L, -1);
-	int port = field(L, t, "port") != LUA_TNIL
-	                   ? (int)luaL_checkinteger(L, -1)
-	                   : 0;
+	int port = field(L, t, "port") != LUA_TNIL ? check_int(L, -1) : 0;
 	rc = evfn_http_options_set_address(ho, address, port);
 	if (rc == 0 && field(L, t, "max_body") != LUA_TNIL)
 		rc = evfn_http_options_set_max_body(ho,
@@ -98,8 +111,8 @@ l_http(lua_State *L)
 		rc = evfn_http_options_set_timeout_ms(
 			ho, evfnlua_check_ms(L, -1, "timeout"));
 	if (rc == 0 && field(L, t, "max_connections") != LUA_TNIL)
-		rc = evfn_http_options_set_max_connections(
-			ho, (int)luaL_checkinteger(L, -1));
+		rc = evfn_http_options_set_max_connections(ho,
+		                                           check_int(L, -1));
 	/* health and metrics: a path, or false to turn the route off. */
 	if (rc == 0 && field(L, t, "health") != LUA_TNIL)
 		rc = evfn_http_options_set_health_path(
@@ -159,13 +172,17 @@ l_route(lua_State *L)
 	if (rc == 0 && field(L, t, "timeout") != LUA_TNIL)
 		rc = evfn_route_options_set_timeout_ms(
 			ro, evfnlua_check_ms(L, -1, "timeout"));
-	if (rc == 0 && field(L, t, "stripe_secret") != LUA_TNIL) {
-		const char *secret = luaL_checkstring(L, -1);
-		int64_t tolerance = field(L, t, "stripe_tolerance") != LUA_TNIL
-		                            ? luaL_checkinteger(L, -1)
-		                            : 300;
-		rc = evfn_route_options_set_stripe_secret(ro, secret,
-		                                          tolerance);
+	/* A tolerance means nothing without the secret it applies to. */
+	bool has_tolerance = field(L, t, "stripe_tolerance") != LUA_TNIL;
+	int64_t tolerance = has_tolerance ? luaL_checkinteger(L, -1)
+	                                  : STRIPE_TOLERANCE_S;
+	if (field(L, t, "stripe_secret") == LUA_TNIL) {
+		if (has_tolerance)
+			luaL_error(L, "route options: stripe_tolerance needs "
+			              "stripe_secret");
+	} else if (rc == 0) {
+		rc = evfn_route_options_set_stripe_secret(
+			ro, luaL_checkstring(L, -1), tolerance);
 	}
 	if (rc == 0 && field(L, t, "github_secret") != LUA_TNIL)
 		rc = evfn_route_options_set_github_secret(
@@ -187,7 +204,20 @@ l_close(lua_State *L)
 	struct evfnlua_http *s = luaL_checkudata(L, 1, EVFNLUA_HTTP);
 	if (s->http)
 		close_server(s);
-	return 0;
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int
+l_tostring(lua_State *L)
+{
+	struct evfnlua_http *s = luaL_checkudata(L, 1, EVFNLUA_HTTP);
+	if (s->http)
+		lua_pushfstring(L, "evfn.http (port %d)",
+		                evfn_http_port(s->http));
+	else
+		lua_pushliteral(L, "evfn.http (closed)");
+	return 1;
 }
 
 void
@@ -206,6 +236,8 @@ evfnlua_http_open(lua_State *L)
 		lua_setfield(L, -2, "__gc");
 		lua_pushcfunction(L, l_close);
 		lua_setfield(L, -2, "__close");
+		lua_pushcfunction(L, l_tostring);
+		lua_setfield(L, -2, "__tostring");
 	}
 	lua_pop(L, 1);
 	luaL_getmetatable(L, EVFNLUA_RUNTIME);

@@ -1,9 +1,11 @@
 -- SPDX-License-Identifier: MIT
 -- HTTP from Lua: a server on the runtime's base answering a closure's
 -- response with the status and header it set, an async route's 202, a
--- bearer-protected route, an unknown path, bad input, and a runtime that
--- closes with its server still open. The client is curl in the
--- background; the test drives the loop until curl's output file appears.
+-- bearer-protected route, an unknown path, Stripe and GitHub signatures,
+-- a route deadline, an unregistered function, the health route, a server
+-- closed before its runtime, bad input, and a runtime that closes with
+-- its server still open. The client is curl (signatures by openssl) in
+-- the background; the test drives the loop until curl's output appears.
 local evfn = require "evfn"
 local tap = require "tap"
 local test, eq, match = tap.test, tap.eq, tap.match
@@ -109,6 +111,91 @@ test("a bearer-protected route refuses without the token", function()
 	match(body, 'evfn_succeeded_total{function="secret"} 1', "metrics body")
 end)
 
+-- Hex HMAC-SHA256 of text under secret, by openssl.
+local function hmac(secret, text)
+	local p = assert(io.popen(("printf %%s '%s' | openssl dgst -sha256 " ..
+		"-hmac '%s'"):format(text, secret)))
+	local out = p:read("a")
+	p:close()
+	return assert(out:match("(%x+)%s*$"), out)
+end
+
+local function github_signature(secret, body)
+	return "sha256=" .. hmac(secret, body)
+end
+
+local function stripe_signature(secret, t, body)
+	return ("t=%d,v1=%s"):format(t, hmac(secret, t .. "." .. body))
+end
+
+test("signed routes check GitHub's and Stripe's signatures", function()
+	local rt <close> = runtime()
+	assert(rt:register("push", function(ev) return "got " .. ev.data end))
+	local srv <close> = assert(rt:http{})
+	assert(srv:route("POST /hook", "push", {github_secret = "hush"}))
+	assert(srv:route("POST /pay", "push", {stripe_secret = "whsec_x",
+		stripe_tolerance = 60}))
+	local now = os.time()
+	local code = await(rt, fetch(srv:port(), "POST", "/pay", "{}",
+		{"Stripe-Signature: " .. stripe_signature("whsec_x", now, "{}")}))
+	eq(code, 200, "fresh Stripe signature")
+	code = await(rt, fetch(srv:port(), "POST", "/pay", "{}",
+		{"Stripe-Signature: " ..
+			stripe_signature("whsec_x", now - 120, "{}")}))
+	eq(code, 401, "Stripe signature beyond the tolerance")
+	local body = '{"ref":"main"}'
+	local text
+	code, text = await(rt, fetch(srv:port(), "POST", "/hook", body,
+		{"X-Hub-Signature-256: " .. github_signature("other", body)}))
+	eq(code, 401, "wrong secret")
+	match(text, "EVFN_ESIGNATURE", "error body")
+	code, text = await(rt, fetch(srv:port(), "POST", "/hook", body,
+		{"X-Hub-Signature-256: " .. github_signature("hush", body)}))
+	eq(code, 200, "right secret")
+	eq(text, "got " .. body, "body")
+end)
+
+test("a slow handler gets 504, an unregistered function 404", function()
+	local rt <close> = runtime()
+	assert(rt:register("slow", function()
+		evfn.sleep(0.3)
+		return "late"
+	end))
+	local srv <close> = assert(rt:http{health = "/up"})
+	assert(srv:route("POST /slow", "slow", {timeout = 0.05}))
+	assert(srv:route("POST /ghost", "ghost"))
+	local code, body = await(rt, fetch(srv:port(), "POST", "/slow", "x"))
+	eq(code, 504, "route deadline")
+	match(body, "EVFN_ETIMEDOUT", "error body")
+	code, body = await(rt, fetch(srv:port(), "POST", "/ghost", "x"))
+	eq(code, 404, "no such function")
+	match(body, "EVFN_ENOFN", "error body")
+	code, body = await(rt, fetch(srv:port(), "GET", "/up"))
+	eq(code, 200, "health at its own path")
+	match(body, '"ok"', "health body")
+	eq(await(rt, fetch(srv:port(), "GET", "/healthz")), 404,
+		"not at the default path")
+	-- The closure outlives the request; let it finish before close.
+	tap.wait_for(rt, function()
+		return rt:stats("slow").succeeded == 1
+	end, 5, "the slow handler")
+end)
+
+test("a closed server stops answering; the runtime goes on", function()
+	local rt <close> = runtime()
+	assert(rt:register("greet", function() return "hi" end))
+	local srv = assert(rt:http{})
+	assert(srv:route("GET /hi", "greet"))
+	local port = srv:port()
+	eq(await(rt, fetch(port, "GET", "/hi")), 200, "served")
+	match(tostring(srv), "port " .. port)
+	assert(srv:close())
+	assert(srv:close(), "closing twice is a no-op")
+	match(tostring(srv), "closed")
+	eq(await(rt, fetch(port, "GET", "/hi")), 0, "connection refused")
+	eq(rt:invoke("greet", ""), "hi", "the runtime still runs")
+end)
+
 test("bad input gets error codes", function()
 	local rt <close> = runtime()
 	local srv <close> = assert(rt:http{})
@@ -123,6 +210,22 @@ test("bad input gets error codes", function()
 	ok, msg, code = rt:http{port = busy:port()}
 	eq(code, evfn.errors.EADDRINUSE, "port in use")
 	assert(not pcall(rt.http, rt, {nope = 1}), "unknown option raises")
+	ok, msg, code = rt:http{port = 2^32 + 80}
+	eq(code, evfn.errors.ERANGE, "port beyond int")
+	ok, msg, code = rt:http{port = 70000}
+	eq(code, evfn.errors.ERANGE, "port beyond 65535")
+	ok, msg, code = rt:http{address = "localhost"}
+	eq(code, evfn.errors.EINVAL, "address must be numeric")
+	ok, msg, code = rt:http{health = "nope"}
+	eq(code, evfn.errors.EROUTE, "health path without /")
+	ok, msg, code = srv:route("POST /b", "x", {bearer = ""})
+	eq(code, evfn.errors.EINVAL, "empty token")
+	ok, msg, code = srv:route("POST /b", "x", {timeout = 0})
+	eq(code, evfn.errors.ERANGE, "zero timeout")
+	ok, msg = pcall(srv.route, srv, "POST /b", "x",
+		{stripe_tolerance = 60})
+	eq(ok, false, "a tolerance without a secret raises")
+	match(msg, "needs stripe_secret")
 	srv:close()
 	assert(not pcall(srv.port, srv), "closed server raises")
 end)
