@@ -437,6 +437,21 @@ evfn_dead_letter_last_attempt(const evfn_dead_letter *dl)
 	return dl ? dl->last_ns : 0;
 }
 
+const char *
+evfn_record_kind_name(evfn_record_kind kind)
+{
+	static const char *const names[] = {
+		[EVFN_RECORD_START] = "start",
+		[EVFN_RECORD_SUCCESS] = "success",
+		[EVFN_RECORD_TIMEOUT] = "timeout",
+		[EVFN_RECORD_LATE] = "late",
+		[EVFN_RECORD_DEAD_LETTER] = "dead_letter",
+		[EVFN_RECORD_EXPIRED] = "expired",
+		[EVFN_RECORD_HANDED_BACK] = "handed_back",
+	};
+	return (unsigned)kind < EVFN__ARRAY_SIZE(names) ? names[kind] : NULL;
+}
+
 evfn_record_kind
 evfn_record_get_kind(const evfn_record *rec)
 {

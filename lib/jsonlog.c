@@ -25,16 +25,6 @@ struct evfn_json_log {
 	uint64_t threshold; /* a start/success is written below it */
 };
 
-static const char *const kind_names[] = {
-	[EVFN_RECORD_START] = "start",
-	[EVFN_RECORD_SUCCESS] = "success",
-	[EVFN_RECORD_TIMEOUT] = "timeout",
-	[EVFN_RECORD_LATE] = "late",
-	[EVFN_RECORD_DEAD_LETTER] = "dead_letter",
-	[EVFN_RECORD_EXPIRED] = "expired",
-	[EVFN_RECORD_HANDED_BACK] = "handed_back",
-};
-
 int
 evfn_json_log_new(evfn_json_log **out, FILE *f, double sample)
 {
@@ -92,7 +82,7 @@ evfn_json_log_record(const evfn_record *rec, void *arg)
 	if (!o)
 		return;
 	json_object_set_new(o, "time", json_string(when));
-	json_object_set_new(o, "kind", json_string(kind_names[kind]));
+	json_object_set_new(o, "kind", json_string(evfn_record_kind_name(kind)));
 	json_object_set_new(o, "function",
 	                    json_string(evfn_record_function(rec)));
 	json_object_set_new(o, "event_id", json_string(evfn_event_id(ev)));

@@ -522,6 +522,7 @@ static void
 on_record(const evfn_record *rec, void *arg)
 {
 	atomic_fetch_add(&kinds[evfn_record_get_kind(rec)], 1);
+	assert_non_null(evfn_record_kind_name(evfn_record_get_kind(rec)));
 	assert_string_equal(evfn_record_function(rec), "log");
 	assert_non_null(evfn_event_id(evfn_record_event(rec)));
 	if (evfn_record_get_kind(rec) == EVFN_RECORD_DEAD_LETTER) {
@@ -559,6 +560,9 @@ test_failure_event_log_reports_starts_and_ends(void **state)
 	ASSERT_EQ(atomic_load(&kinds[EVFN_RECORD_START]), 3);
 	ASSERT_EQ(atomic_load(&kinds[EVFN_RECORD_SUCCESS]), 1);
 	ASSERT_EQ(atomic_load(&kinds[EVFN_RECORD_DEAD_LETTER]), 1);
+	assert_string_equal(evfn_record_kind_name(EVFN_RECORD_DEAD_LETTER),
+	                    "dead_letter");
+	assert_null(evfn_record_kind_name((evfn_record_kind)99));
 }
 
 int

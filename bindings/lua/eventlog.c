@@ -84,23 +84,6 @@ on_record(const evfn_record *rec, void *arg)
 	event_active(log->wake, EV_TIMEOUT, 1);
 }
 
-static const char *
-kind_name(evfn_record_kind kind)
-{
-	static const char *const names[] = {
-		[EVFN_RECORD_START] = "start",
-		[EVFN_RECORD_SUCCESS] = "success",
-		[EVFN_RECORD_TIMEOUT] = "timeout",
-		[EVFN_RECORD_LATE] = "late",
-		[EVFN_RECORD_DEAD_LETTER] = "dead_letter",
-		[EVFN_RECORD_EXPIRED] = "expired",
-		[EVFN_RECORD_HANDED_BACK] = "handed_back",
-	};
-	if ((size_t)kind < sizeof(names) / sizeof(names[0]) && names[kind])
-		return names[kind];
-	return "unknown";
-}
-
 /* Calls the Lua function with one record (a light userdata at 2, the
  * dropped count at 3), in protected mode. */
 static int
@@ -111,7 +94,8 @@ deliver_cf(lua_State *L)
 	lua_Integer dropped = lua_tointeger(L, 3);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, log->ref);
 	lua_createtable(L, 0, 7);
-	lua_pushstring(L, kind_name(r->kind));
+	const char *kind = evfn_record_kind_name(r->kind);
+	lua_pushstring(L, kind ? kind : "unknown");
 	lua_setfield(L, -2, "kind");
 	lua_pushstring(L, r->function);
 	lua_setfield(L, -2, "function");

@@ -120,6 +120,10 @@ typedef struct evfn_record evfn_record;
  * at once. */
 typedef void (*evfn_record_cb)(const evfn_record *rec, void *arg);
 
+/** Snake-case name of a record kind ("start", "success", "timeout",
+ * "late", "dead_letter", "expired", "handed_back"), or NULL for an unknown
+ * kind. A static string. Thread-safety: any thread. @since 0.1 */
+EVFN_EXPORT const char *evfn_record_kind_name(evfn_record_kind kind);
 /** Kind of a record. @since 0.1 */
 EVFN_EXPORT evfn_record_kind evfn_record_get_kind(const evfn_record *rec);
 /** Function name. @since 0.1 */

@@ -68,16 +68,7 @@ evfn_fd_add(evfn_rt *rt, int fd, int flags, const char *type,
 	if (flags & EVFN_FD_EDGE)
 		what |= EV_ET;
 	t->ev = event_new(evfn_runtime_event_base(rt), fd, what, fd_cb, ft);
-	if (!t->ev) {
-		evfn__trigger_destroy(t);
-		return EVFN_ENOMEM;
-	}
 	/* The backend refuses descriptors it cannot poll (closed ones, and
-	 * regular files with epoll) here. */
-	if (event_add(t->ev, NULL) < 0) {
-		evfn__trigger_destroy(t);
-		return EVFN_EINVAL;
-	}
-	*out = t;
-	return 0;
+	 * regular files with epoll) when the event is added. */
+	return evfn__trigger_arm(t, out);
 }

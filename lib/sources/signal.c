@@ -80,16 +80,8 @@ evfn_signal_add(evfn_rt *rt, int signo, const char *type,
 	snprintf(st->number, sizeof(st->number), "%d", signo);
 	memcpy(st->abbrev, abbrev, sizeof(abbrev));
 	t->ev = evsignal_new(evfn_runtime_event_base(rt), signo, signal_cb, st);
-	if (!t->ev) {
-		evfn__trigger_destroy(t);
-		return EVFN_ENOMEM;
-	}
 	/* sigaction() refuses signals that cannot be caught and numbers
-	 * glibc reserves for itself (the first real-time signals). */
-	if (event_add(t->ev, NULL) < 0) {
-		evfn__trigger_destroy(t);
-		return EVFN_EINVAL;
-	}
-	*out = t;
-	return 0;
+	 * glibc reserves for itself (the first real-time signals) when the
+	 * event is added. */
+	return evfn__trigger_arm(t, out);
 }

@@ -68,6 +68,13 @@ int evfn__trigger_new(evfn_rt *rt, size_t size, const char *kind,
  * the kind's state through dispose, then the shared part. */
 void evfn__trigger_destroy(struct evfn_trigger *t);
 
+/* Adds t's event (just created into t->ev; NULL when that failed) to the
+ * loop with no timeout and hands t out. On failure t is destroyed and the
+ * code returned: EVFN_ENOMEM without an event, EVFN_EINVAL when libevent
+ * refuses to watch it (a descriptor it cannot poll, a signal that cannot
+ * be caught). */
+int evfn__trigger_arm(struct evfn_trigger *t, struct evfn_trigger **out);
+
 /* One firing: the attributes a kind sets on the event it publishes. Every
  * pointer may be NULL (unset), extension pairs with a NULL name are
  * skipped. */

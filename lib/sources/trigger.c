@@ -209,6 +209,20 @@ evfn__trigger_destroy(struct evfn_trigger *t)
 	evfn__free(t);
 }
 
+int
+evfn__trigger_arm(struct evfn_trigger *t, struct evfn_trigger **out)
+{
+	int rc = !t->ev ? EVFN_ENOMEM
+	         : event_add(t->ev, NULL) < 0 ? EVFN_EINVAL
+	                                      : 0;
+	if (rc < 0) {
+		evfn__trigger_destroy(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
 void
 evfn_trigger_free(evfn_trigger *t)
 {
