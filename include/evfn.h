@@ -21,6 +21,7 @@
 #include <evfn/runtime.h>
 #include <evfn/function.h>
 #include <evfn/emit.h>
+#include <evfn/control.h>
 #include <evfn/context.h>
 #include <evfn/stats.h>
 #include <evfn/deadletter.h>

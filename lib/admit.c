@@ -37,17 +37,22 @@ fifo_pop(struct evfn__fn_fifo *q)
 	return fn;
 }
 
+/* Whether fn may start a call now. False also while it must wait for
+ * time to pass (rate limit, breaker cool-down, batch window): its flow
+ * timer is then armed to look again. */
 static bool
-fn_runnable(const struct evfn_fn *fn)
+fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
-	return fn->head &&
-	       (fn->cfg.concurrency == 0 || fn->running < fn->cfg.concurrency);
+	if (!fn->head || fn->paused ||
+	    (fn->cfg.concurrency && fn->busy >= fn->cfg.concurrency))
+		return false;
+	return !fn->flow || evfn__flow_allows_locked(rt, fn, evfn__now_ns());
 }
 
 void
 evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
-	if (fn->in_ready || !fn_runnable(fn))
+	if (fn->in_ready || !fn_startable_locked(rt, fn))
 		return;
 	fn->in_ready = true;
 	if (fn->cfg.executor == EVFN_EXECUTOR_LOOP) {
@@ -62,20 +67,73 @@ evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 }
 
 void
-evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
 	struct evfn_fn *fn = inv->fn;
 	inv->next = NULL;
-	/* Queue wait is measured from here: the publish time for a first
-	 * attempt, the due time for a retry (no clock read needed). */
+	/* Queue wait is measured from here: the publish (or due) time for a
+	 * first attempt, the due time for a retry (no clock read needed). */
 	inv->ready_ns = inv->attempt ? inv->due_ns : inv->ev->born_ns;
 	if (fn->tail)
 		fn->tail->next = inv;
 	else
 		fn->head = inv;
 	fn->tail = inv;
-	fn->queued++;
 	evfn__fn_schedule_locked(rt, fn);
+}
+
+void
+evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	inv->fn->queued++;
+	evfn__enqueue_held_locked(rt, inv);
+}
+
+/* Takes fn's next invocation that should run, ending on the way those
+ * too old (expired) and those already answered (idempotency). */
+static struct evfn__inv *
+take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
+                 struct evfn__inv **garbage)
+{
+	while (fn->head) {
+		struct evfn__inv *inv = fn->head;
+		fn->head = inv->next;
+		if (!fn->head)
+			fn->tail = NULL;
+		fn->queued--;
+		if (now - inv->ev->born_ns > fn->cfg.max_age_ns) {
+			evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED,
+			                    EVFN_EEXPIRED, garbage);
+		} else if (fn->cfg.idem_window_ns &&
+		           evfn__idem_hit_locked(fn, inv)) {
+			/* Already succeeded: answer without running. */
+			inv->idempotent_hit = true;
+			evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0,
+			                    garbage);
+		} else {
+			return inv;
+		}
+	}
+	return NULL;
+}
+
+/* inv's attempt starts now. The deadline is set here, under the lock,
+ * before the watchdog can see the attempt as running. */
+static void
+start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                     struct evfn__inv *inv, int64_t now)
+{
+	inv->ctx.deadline_ns = now + fn->cfg.timeout_ns;
+	atomic_store_explicit(&inv->ctx.state, EVFN__ATTEMPT_RUNNING,
+	                      memory_order_relaxed);
+	/* Reset here, under the lock that evfn_cancel() takes. */
+	atomic_store_explicit(&inv->ctx.cancelled, false, memory_order_relaxed);
+	inv->last_ns = evfn__mono_to_wall(now);
+	fn->running++;
+	rt->in_flight++;
+	if (++inv->attempt == 1)
+		inv->first_ns = inv->last_ns;
+	fn->stat[EVFN_STAT_ATTEMPTS]++;
 }
 
 struct evfn__inv *
@@ -86,42 +144,27 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q,
 	while ((fn = fifo_pop(q))) {
 		fn->in_ready = false;
 		struct evfn__inv *inv = NULL;
-		int64_t now = 0;
-		while (fn->head && !inv) {
-			inv = fn->head;
-			fn->head = inv->next;
-			if (!fn->head)
-				fn->tail = NULL;
-			fn->queued--;
-			if (!now)
-				now = evfn__now_ns();
-			if (now - inv->ev->born_ns > fn->cfg.max_age_ns) {
-				evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED,
-				                    EVFN_EEXPIRED, garbage);
-				inv = NULL;
-			} else if (fn->cfg.idem_window_ns &&
-			           evfn__idem_hit_locked(fn, inv)) {
-				/* Already succeeded: answer without running. */
-				inv->idempotent_hit = true;
-				evfn__finish_locked(rt, inv,
-				                    EVFN_STAT_SUCCEEDED, 0,
-				                    garbage);
-				inv = NULL;
+		int64_t now = evfn__now_ns();
+		if (fn_startable_locked(rt, fn) &&
+		    (inv = take_next_locked(rt, fn, now, garbage))) {
+			start_attempt_locked(rt, fn, inv, now);
+			/* A batch call takes what else waits, up to its size;
+			 * the items share the first one's deadline. */
+			struct evfn__inv *last = inv;
+			for (int n = 1; n < fn->cfg.batch_max; n++) {
+				struct evfn__inv *item =
+					take_next_locked(rt, fn, now, garbage);
+				if (!item)
+					break;
+				start_attempt_locked(rt, fn, item, now);
+				last->batch_next = item;
+				last = item;
 			}
-		}
-		if (inv) {
-			/* The deadline is set here, under the lock, before the
-			 * watchdog can see the attempt as running. */
-			inv->ctx.deadline_ns = now + fn->cfg.timeout_ns;
-			atomic_store_explicit(&inv->ctx.state,
-			                      EVFN__ATTEMPT_RUNNING,
-			                      memory_order_relaxed);
-			inv->last_ns = evfn__mono_to_wall(now);
-			fn->running++;
-			rt->in_flight++;
-			if (++inv->attempt == 1)
-				inv->first_ns = inv->last_ns;
-			fn->stat[EVFN_STAT_ATTEMPTS]++;
+			if (fn->cfg.batch_max > 1)
+				fn->stat[EVFN_STAT_BATCHES]++;
+			fn->busy++;
+			if (fn->flow)
+				evfn__flow_on_start_locked(rt, fn, inv, now);
 			if ((uint64_t)fn->running >
 			    fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
 				fn->stat[EVFN_STAT_CONCURRENCY_PEAK] =
@@ -129,7 +172,7 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q,
 		}
 		/* Round robin: a function with more startable work goes to
 		 * the back, so one busy function cannot starve the others. */
-		if (fn_runnable(fn)) {
+		if (fn_startable_locked(rt, fn)) {
 			fn->in_ready = true;
 			fifo_push(q, fn);
 		}
@@ -196,7 +239,13 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		if (fn->stuck >= fn->cfg.max_stuck) {
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			rc = EVFN_EUNHEALTHY;
-		} else if (fn->queued >= fn->cfg.queue_capacity) {
+		} else if (fn->flow && evfn__breaker_refuses_locked(fn)) {
+			fn->stat[EVFN_STAT_THROTTLED]++;
+			if (rc == 0 || rc == EVFN_EQUEUEFULL)
+				rc = EVFN_ECIRCUITOPEN;
+		} else if (fn->queued + (int64_t)fn->stat[EVFN_STAT_DELAYED] >=
+		           fn->cfg.queue_capacity) {
+			/* Delayed events count: they will queue when due. */
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			if (rc == 0)
 				rc = EVFN_EQUEUEFULL;
@@ -214,7 +263,7 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		invs = inv;
 	}
 
-	evfn__event_freeze(ev, ++rt->next_seq, rt->source);
+	bool delayed = evfn__event_freeze(ev, ++rt->next_seq, rt->source);
 	atomic_fetch_add_explicit(&ev->refs, (unsigned)t.n,
 	                          memory_order_relaxed);
 	/* Past the hop limit, a chain of emits is a loop: each target
@@ -231,8 +280,13 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 			evfn_ctx_set_error(&inv->ctx, "hop limit exceeded");
 			evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
 			                    EVFN_ELOOPDETECTED, &looped);
+		} else if (delayed) {
+			/* Due at born_ns: waits on the timer heap till then. */
+			inv->delayed = true;
+			inv->due_ns = ev->born_ns;
+			evfn__retry_push_locked(rt, inv);
 		} else {
-			evfn__enqueue_locked(rt, inv);
+			evfn__okey_join_locked(rt, inv);
 		}
 	}
 	if (seq)

@@ -114,3 +114,33 @@ evfn_ctx_errorf(evfn_ctx *ctx, const char *fmt, ...)
 	va_end(ap);
 	return evfn_ctx_set_error(ctx, buf);
 }
+
+size_t
+evfn_ctx_batch_size(const evfn_ctx *ctx)
+{
+	if (!ctx)
+		return 0;
+	return ctx->batch ? ctx->batch->n : 1;
+}
+
+const evfn_event *
+evfn_ctx_batch_event(const evfn_ctx *ctx, size_t i)
+{
+	if (!ctx || i >= evfn_ctx_batch_size(ctx))
+		return NULL;
+	if (ctx->batch)
+		return ctx->batch->items[i]->ev;
+	return EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx)->ev;
+}
+
+int
+evfn_ctx_batch_item_failed(evfn_ctx *ctx, size_t i, evfn_outcome outcome)
+{
+	if (!ctx || i >= evfn_ctx_batch_size(ctx) ||
+	    (outcome != EVFN_RETRY && outcome != EVFN_FAIL))
+		return EVFN_EINVAL;
+	if (!ctx->batch)
+		return 0; /* one event: the handler's return says it all */
+	ctx->batch->outcomes[i] = (signed char)outcome;
+	return 0;
+}

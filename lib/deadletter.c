@@ -35,7 +35,9 @@ struct evfn__dead {
 
 struct evfn_record {
 	evfn_record_kind kind;
-	const struct evfn__inv *inv;
+	const struct evfn__inv *inv; /* NULL for a record about fn alone */
+	const struct evfn_fn *fn;
+	const char *error;
 };
 
 static const struct {
@@ -62,7 +64,16 @@ evfn_dead_letter_reason_name(int code)
 void
 evfn__record(struct evfn_rt *rt, int kind, const struct evfn__inv *inv)
 {
-	struct evfn_record rec = {(evfn_record_kind)kind, inv};
+	struct evfn_record rec = {(evfn_record_kind)kind, inv, inv->fn,
+	                          inv->ctx.error};
+	rt->opts.record_cb(&rec, rt->opts.record_arg);
+}
+
+void
+evfn__record_fn(struct evfn_rt *rt, int kind, const struct evfn_fn *fn,
+                const char *error)
+{
+	struct evfn_record rec = {(evfn_record_kind)kind, NULL, fn, error};
 	rt->opts.record_cb(&rec, rt->opts.record_arg);
 }
 
@@ -195,6 +206,12 @@ evfn__after_end(struct evfn_rt *rt, struct evfn__inv *inv)
 		if (rt->opts.record_cb)
 			evfn__record(rt, EVFN_RECORD_HANDED_BACK, inv);
 		return; /* the drain callback has it */
+	}
+	if (inv->final_stat == EVFN_STAT_CANCELLED) {
+		/* Asked for: no destination, no dead letter. */
+		if (rt->opts.record_cb)
+			evfn__record(rt, EVFN_RECORD_CANCELLED, inv);
+		return;
 	}
 	bool success = inv->final_stat == EVFN_STAT_SUCCEEDED;
 	if (rt->opts.record_cb)
@@ -447,6 +464,10 @@ evfn_record_kind_name(evfn_record_kind kind)
 		[EVFN_RECORD_LATE] = "late",
 		[EVFN_RECORD_DEAD_LETTER] = "dead_letter",
 		[EVFN_RECORD_EXPIRED] = "expired",
+		[EVFN_RECORD_CANCELLED] = "cancelled",
+		[EVFN_RECORD_CIRCUIT_OPEN] = "circuit_open",
+		[EVFN_RECORD_CIRCUIT_HALF_OPEN] = "circuit_half_open",
+		[EVFN_RECORD_CIRCUIT_CLOSED] = "circuit_closed",
 		[EVFN_RECORD_HANDED_BACK] = "handed_back",
 	};
 	return (unsigned)kind < EVFN__ARRAY_SIZE(names) ? names[kind] : NULL;
@@ -461,38 +482,39 @@ evfn_record_get_kind(const evfn_record *rec)
 const char *
 evfn_record_function(const evfn_record *rec)
 {
-	return rec->inv->fn->name;
+	return rec->fn->name;
 }
 
 const evfn_event *
 evfn_record_event(const evfn_record *rec)
 {
-	return rec->inv->ev;
+	return rec->inv ? rec->inv->ev : NULL;
 }
 
 unsigned
 evfn_record_attempt(const evfn_record *rec)
 {
-	return rec->inv->attempt;
+	return rec->inv ? rec->inv->attempt : 0;
 }
 
 int
 evfn_record_code(const evfn_record *rec)
 {
-	return rec->inv->final_stat >= 0 ? rec->inv->final_code : 0;
+	return rec->inv && rec->inv->final_stat >= 0 ? rec->inv->final_code
+	                                             : 0;
 }
 
 const char *
 evfn_record_error(const evfn_record *rec)
 {
-	return rec->inv->ctx.error;
+	return rec->error;
 }
 
 int64_t
 evfn_record_duration_ns(const evfn_record *rec)
 {
 	const struct evfn__inv *inv = rec->inv;
-	if (rec->kind == EVFN_RECORD_START || inv->attempt == 0)
+	if (!inv || rec->kind == EVFN_RECORD_START || inv->attempt == 0)
 		return 0;
 	int64_t start = inv->ctx.deadline_ns - inv->fn->cfg.timeout_ns;
 	int64_t d = evfn__now_ns() - start;

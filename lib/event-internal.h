@@ -22,7 +22,11 @@ struct evfn_event {
 	unsigned hops;
 	uint64_t seq;
 	int64_t time_ns;    /* CloudEvents time, wall clock */
-	int64_t born_ns;    /* monotonic publish time, for the maximum age */
+	int64_t born_ns;    /* monotonic publish time, or due time when
+	                     * delayed: the maximum age and queue wait count
+	                     * from it */
+	int64_t delay_ns;   /* relative delay, or wall time (delay_at) */
+	bool delay_at;
 	const char *id;     /* a heap copy when set by the user, else NULL:
 	                     * the id is seq in decimal, rendered into id_buf
 	                     * on first use (id_state) */
@@ -34,6 +38,7 @@ struct evfn_event {
 	char *subject;
 	char *dct;
 	struct evfn__kv *ext;
+	char *okey;         /* ordering key, NULL for none */
 	const void *data;
 	size_t len;
 	evfn_free_cb free_cb; /* NULL: payload inline or static */
@@ -57,8 +62,9 @@ int evfn__event_clone(evfn_event **out, const evfn_event *orig,
 /* Stamps seq, id (if unset), source (if unset, borrowing default_source,
  * which must outlive the event: the runtime's own string, which lives
  * until the runtime is freed after every event is released) and time, and
- * freezes the event. */
-void evfn__event_freeze(evfn_event *ev, uint64_t seq,
+ * freezes the event. Returns true when the event is delayed: its born_ns
+ * is then its due time, in the future. */
+bool evfn__event_freeze(evfn_event *ev, uint64_t seq,
                         const char *default_source);
 
 static inline const char *

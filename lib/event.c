@@ -106,6 +106,7 @@ evfn_event_unref(const evfn_event *cev)
 		evfn__free(ev->source);
 	evfn__free(ev->subject);
 	evfn__free(ev->dct);
+	evfn__free(ev->okey);
 	evfn__kv_free(&ev->ext);
 	evfn__free(ev);
 }
@@ -160,6 +161,50 @@ evfn_event_set_datacontenttype(evfn_event *ev, const char *dct)
 }
 
 int
+evfn_event_set_ordering_key(evfn_event *ev, const char *key)
+{
+	return set_string(ev, ev ? &ev->okey : NULL, key, true);
+}
+
+const char *
+evfn_event_ordering_key(const evfn_event *ev)
+{
+	return ev ? ev->okey : NULL;
+}
+
+/* Ten years: far enough for any delayed job, near enough that due times
+ * stay far from overflow. */
+#define MAX_DELAY_NS (10 * 366 * 24 * 3600 * EVFN__NS_PER_SEC)
+
+static int
+set_delay(evfn_event *ev, int64_t ns, bool at)
+{
+	if (!ev)
+		return EVFN_EINVAL;
+	if (ev->frozen)
+		return EVFN_EPERM;
+	ev->delay_ns = ns;
+	ev->delay_at = at;
+	return 0;
+}
+
+int
+evfn_event_set_delay_ms(evfn_event *ev, int64_t delay_ms)
+{
+	if (delay_ms < 0 || delay_ms > MAX_DELAY_NS / EVFN__NS_PER_MS)
+		return ev ? EVFN_ERANGE : EVFN_EINVAL;
+	return set_delay(ev, delay_ms * EVFN__NS_PER_MS, false);
+}
+
+int
+evfn_event_set_deliver_at(evfn_event *ev, int64_t unix_ns)
+{
+	if (unix_ns < 0)
+		return ev ? EVFN_ERANGE : EVFN_EINVAL;
+	return set_delay(ev, unix_ns, true);
+}
+
+int
 evfn_event_set_time(evfn_event *ev, int64_t unix_ns)
 {
 	if (!ev)
@@ -209,7 +254,7 @@ u64_to_decimal(uint64_t v, char *buf)
 	buf[n] = '\0';
 }
 
-void
+bool
 evfn__event_freeze(evfn_event *ev, uint64_t seq, const char *default_source)
 {
 	ev->seq = seq;
@@ -221,6 +266,14 @@ evfn__event_freeze(evfn_event *ev, uint64_t seq, const char *default_source)
 	if (!ev->time_ns)
 		ev->time_ns = evfn__mono_to_wall(ev->born_ns);
 	ev->frozen = true;
+	int64_t delay = ev->delay_ns;
+	if (ev->delay_at) /* a wall time, turned into a monotonic delay */
+		delay = EVFN__MIN(delay - evfn__mono_to_wall(ev->born_ns),
+		                  MAX_DELAY_NS);
+	if (delay <= 0)
+		return false;
+	ev->born_ns += delay;
+	return true;
 }
 
 const char *
@@ -331,6 +384,8 @@ evfn__event_clone(evfn_event **out, const evfn_event *orig, unsigned hops)
 		rc = evfn_event_set_subject(ev, orig->subject);
 	if (rc == 0 && orig->dct)
 		rc = evfn_event_set_datacontenttype(ev, orig->dct);
+	if (rc == 0 && orig->okey)
+		rc = evfn_event_set_ordering_key(ev, orig->okey);
 	for (const struct evfn__kv *x = orig->ext; rc == 0 && x; x = x->next)
 		rc = evfn__kv_set(&ev->ext, x->key, x->value);
 	ev->time_ns = orig->time_ns;

@@ -62,6 +62,7 @@ evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
 		inv->ctx.error = NULL;
 		evfn__kv_free(&inv->ctx.meta);
 	}
+	evfn__notices_deliver(rt);
 	return garbage;
 }
 
@@ -84,8 +85,10 @@ evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned)
 void
 evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage)
 {
-	if (!garbage)
+	if (!garbage) {
+		evfn__notices_deliver(rt);
 		return;
+	}
 	struct evfn__inv *cleaned = evfn__release(rt, garbage);
 	pthread_mutex_lock(&rt->lock);
 	evfn__recycle_locked(rt, cleaned);
@@ -141,6 +144,8 @@ evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 	inv->fn->stat[stat]++;
 	inv->final_stat = (signed char)stat;
 	inv->final_code = result;
+	if (inv->okey)
+		evfn__okey_leave_locked(rt, inv);
 	/* Waiters are woken when the record is released, after the
 	 * destinations and the dead-letter store saw it. */
 	if (stat == EVFN_STAT_HANDED_BACK) {
@@ -187,16 +192,12 @@ evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	evfn__retry_push_locked(rt, inv);
 }
 
-void
-evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
-                      struct evfn__inv **garbage)
+/* One attempt's outcome for its event: success, retry, or an end. */
+static void
+end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
+                   struct evfn__inv **garbage)
 {
 	struct evfn_fn *fn = inv->fn;
-	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
-		/* The watchdog fenced it: this return changes nothing. */
-		evfn__late_locked(rt, inv, garbage);
-		return;
-	}
 	fn->running--;
 	rt->in_flight--;
 	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_DONE);
@@ -205,14 +206,65 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		if (fn->cfg.idem_window_ns)
 			evfn__idem_store_locked(fn, inv);
 		evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0, garbage);
-	} else {
-		fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
-		if (outcome == EVFN_RETRY)
-			evfn__retry_or_end_locked(rt, inv, garbage);
-		else
-			evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
-			                    EVFN_EFAILED, garbage);
+		return;
 	}
+	fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
+	if (inv->cancel_requested)
+		evfn__finish_locked(rt, inv, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
+		                    garbage);
+	else if (outcome == EVFN_RETRY)
+		evfn__retry_or_end_locked(rt, inv, garbage);
+	else
+		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
+		                    EVFN_EFAILED, garbage);
+}
+
+/* What a batch item's attempt came to: the call's outcome, unless the
+ * call returned OK and the handler reported the item failed. */
+static int
+item_outcome(const struct evfn__batch *b, size_t i, int call_outcome)
+{
+	if (call_outcome != EVFN_OK || !b || i >= b->n || !b->outcomes[i])
+		return call_outcome;
+	return b->outcomes[i];
+}
+
+void
+evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
+                      struct evfn__inv **garbage)
+{
+	struct evfn_fn *fn = inv->fn;
+	struct evfn__inv *item = inv->batch_next;
+	inv->batch_next = NULL;
+	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
+		/* The watchdog fenced the call: this return changes nothing.
+		 * Its other items went on in fresh records too. */
+		while (item) {
+			struct evfn__inv *next = item->batch_next;
+			item->batch_next = NULL;
+			push(garbage, item);
+			item = next;
+		}
+		evfn__late_locked(rt, inv, garbage);
+		return;
+	}
+	const struct evfn__batch *b = inv->ctx.batch;
+	const char *error = inv->ctx.error;
+	for (size_t i = 1; item; i++) {
+		struct evfn__inv *next = item->batch_next;
+		item->batch_next = NULL;
+		int o = item_outcome(b, i, outcome);
+		/* A failed item carries the call's error to its dead letter. */
+		if (o != EVFN_OK && error && !item->ctx.error)
+			item->ctx.error = evfn__strdup(error);
+		end_attempt_locked(rt, item, o, garbage);
+		item = next;
+	}
+	end_attempt_locked(rt, inv, item_outcome(b, 0, outcome), garbage);
+	fn->busy--;
+	if (fn->flow)
+		evfn__breaker_record_locked(rt, fn, inv, outcome == EVFN_OK,
+		                            evfn__now_ns());
 	/* Freed capacity may let the function start its next event. */
 	evfn__fn_schedule_locked(rt, fn);
 	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)
@@ -227,7 +279,24 @@ evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
 	struct evfn_ctx *ctx = &inv->ctx;
 	ctx->worker = worker;
 	ctx->worker_state = NULL;
-	atomic_store_explicit(&ctx->cancelled, false, memory_order_relaxed);
+	ctx->batch = NULL;
+	if (fn->cfg.batch_max > 1) {
+		size_t n = 1;
+		for (struct evfn__inv *x = inv->batch_next; x; x = x->batch_next)
+			n++;
+		struct evfn__batch *b = evfn__worker_batch(worker, n);
+		if (!b) {
+			evfn_ctx_errorf(ctx, "out of memory for a batch of %zu", n);
+			return EVFN_RETRY;
+		}
+		size_t i = 0;
+		for (struct evfn__inv *x = inv; x; x = x->batch_next) {
+			b->items[i] = x;
+			b->outcomes[i++] = 0;
+		}
+		b->n = n;
+		ctx->batch = b;
+	}
 	if (fn->cfg.init) {
 		int rc = 0;
 		ctx->worker_state = evfn__worker_state(worker, fn, &rc);
@@ -238,7 +307,8 @@ evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
 		}
 	}
 	if (rt->opts.record_cb)
-		evfn__record(rt, EVFN_RECORD_START, inv);
+		for (struct evfn__inv *x = inv; x; x = x->batch_next)
+			evfn__record(rt, EVFN_RECORD_START, x);
 
 	struct evfn_rt *outer = evfn__tls_handler_rt;
 	evfn__tls_handler_rt = rt;

@@ -85,10 +85,12 @@ evfn_json_log_record(const evfn_record *rec, void *arg)
 	json_object_set_new(o, "kind", json_string(evfn_record_kind_name(kind)));
 	json_object_set_new(o, "function",
 	                    json_string(evfn_record_function(rec)));
-	json_object_set_new(o, "event_id", json_string(evfn_event_id(ev)));
+	if (ev) /* records about a function (its breaker) have none */
+		json_object_set_new(o, "event_id",
+		                    json_string(evfn_event_id(ev)));
 	json_object_set_new(o, "attempt",
 	                    json_integer(evfn_record_attempt(rec)));
-	if (kind != EVFN_RECORD_START)
+	if (ev && kind != EVFN_RECORD_START)
 		json_object_set_new(
 			o, "duration_ms",
 			json_real((double)evfn_record_duration_ns(rec) / 1e6));

@@ -6,6 +6,7 @@
 #ifndef EVFN_OPTIONS_INTERNAL_H
 #define EVFN_OPTIONS_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <evfn/function.h>
@@ -27,6 +28,7 @@ struct evfn_rt_options {
 	size_t dead_letter_capacity;
 	evfn_record_cb record_cb;
 	void *record_arg;
+	bool no_metrics; /* zero-initialised builders keep metrics on */
 };
 
 struct evfn_fn_options {
@@ -46,6 +48,16 @@ struct evfn_fn_options {
 	char on_failure[EVFN_NAME_MAX + 1];
 	int64_t idem_window_ns;             /* 0: no idempotency */
 	evfn_idempotency_key_cb idem_key;
+	int batch_max;                      /* 1: no batches */
+	int64_t batch_window_ns;
+	double rate_per_sec;                /* 0: no rate limit */
+	int rate_burst;
+	int breaker_consecutive;            /* 0: not this trigger */
+	double breaker_rate;                /* 0: not this trigger */
+	int breaker_min_calls;
+	int64_t breaker_window_ns;          /* 0: no breaker */
+	int64_t breaker_cooldown_ns;
+	evfn_circuit_policy breaker_policy;
 };
 
 /* Fills o with the documented defaults. */

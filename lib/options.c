@@ -40,6 +40,8 @@ evfn__fn_options_defaults(evfn_fn_options *o)
 		.queue_capacity = 65536,
 		.executor = EVFN_EXECUTOR_POOL,
 		.max_stuck = 4,
+		.batch_max = 1,
+		.rate_burst = 1,
 	};
 }
 
@@ -143,6 +145,15 @@ evfn_rt_options_set_event_log(evfn_rt_options *o, evfn_record_cb cb,
 		return EVFN_EINVAL;
 	o->record_cb = cb;
 	o->record_arg = arg;
+	return 0;
+}
+
+int
+evfn_rt_options_set_metrics(evfn_rt_options *o, bool on)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	o->no_metrics = !on;
 	return 0;
 }
 
@@ -323,6 +334,60 @@ evfn_fn_options_set_destinations(evfn_fn_options *o, const char *on_success,
 		return rc;
 	set_name_slot(o->on_success, on_success);
 	set_name_slot(o->on_failure, on_failure);
+	return 0;
+}
+
+int
+evfn_fn_options_set_batch(evfn_fn_options *o, int max_items, int64_t window_ms)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	if (max_items < 1 || max_items > 10000 || window_ms < 0 ||
+	    window_ms > 3600000)
+		return EVFN_ERANGE;
+	o->batch_max = max_items;
+	o->batch_window_ns = window_ms * EVFN__NS_PER_MS;
+	return 0;
+}
+
+int
+evfn_fn_options_set_rate_limit(evfn_fn_options *o, double per_second,
+                               int burst)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	/* Written so that NaN fails too. */
+	if (!(per_second >= 0 && per_second <= 1e9) || burst < 1 ||
+	    burst > 1000000)
+		return EVFN_ERANGE;
+	o->rate_per_sec = per_second;
+	o->rate_burst = burst;
+	return 0;
+}
+
+int
+evfn_fn_options_set_circuit_breaker(evfn_fn_options *o,
+                                    int consecutive_failures,
+                                    double failure_rate, int min_calls,
+                                    int64_t window_ms, int64_t cooldown_ms,
+                                    evfn_circuit_policy policy)
+{
+	if (!o || (policy != EVFN_CIRCUIT_QUEUE &&
+	           policy != EVFN_CIRCUIT_REFUSE))
+		return EVFN_EINVAL;
+	if (consecutive_failures < 0 || consecutive_failures > 1000000 ||
+	    !(failure_rate >= 0 && failure_rate <= 1) || min_calls < 1 ||
+	    min_calls > 1000000 || window_ms < 1 || window_ms > 86400000 ||
+	    cooldown_ms < 1 || cooldown_ms > 86400000)
+		return EVFN_ERANGE;
+	if (consecutive_failures == 0 && failure_rate == 0)
+		return EVFN_EINVAL;
+	o->breaker_consecutive = consecutive_failures;
+	o->breaker_rate = failure_rate;
+	o->breaker_min_calls = min_calls;
+	o->breaker_window_ns = window_ms * EVFN__NS_PER_MS;
+	o->breaker_cooldown_ns = cooldown_ms * EVFN__NS_PER_MS;
+	o->breaker_policy = policy;
 	return 0;
 }
 

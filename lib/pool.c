@@ -45,6 +45,7 @@ struct evfn__worker {
 	 * owner alone. */
 	struct evfn__metrics **metrics;
 	unsigned nmetrics;
+	struct evfn__batch batch;  /* the items of the batch call it runs */
 };
 
 struct evfn__worker *
@@ -79,7 +80,28 @@ evfn__worker_free(struct evfn__worker *w)
 	for (unsigned i = 0; i < w->nmetrics; i++)
 		evfn__free(w->metrics[i]);
 	evfn__free(w->metrics);
+	evfn__free(w->batch.items);
+	evfn__free(w->batch.outcomes);
 	evfn__free(w);
+}
+
+struct evfn__batch *
+evfn__worker_batch(struct evfn__worker *w, size_t n)
+{
+	struct evfn__batch *b = &w->batch;
+	if (n > b->cap) {
+		struct evfn__inv **items =
+			evfn__realloc(b->items, n * sizeof(*items));
+		if (!items)
+			return NULL;
+		b->items = items;
+		signed char *outcomes = evfn__realloc(b->outcomes, n);
+		if (!outcomes)
+			return NULL;
+		b->outcomes = outcomes;
+		b->cap = n;
+	}
+	return b;
 }
 
 /* This worker's metrics for fn, created on first use. Owner thread. */
@@ -110,16 +132,20 @@ metrics_of(struct evfn__worker *w, struct evfn_fn *fn)
 }
 
 void
-evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
-                    int64_t end_ns)
+evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv)
 {
+	if (w->rt->opts.no_metrics)
+		return;
+	int64_t end_ns = evfn__now_ns();
 	struct evfn__metrics *m = metrics_of(w, inv->fn);
 	if (!m)
 		return; /* out of memory: this attempt goes unmeasured */
 	int64_t start = inv->ctx.deadline_ns - inv->fn->cfg.timeout_ns;
 	int64_t run = end_ns - start;
 	evfn__hist_record(&m->run, run);
-	evfn__hist_record(&m->wait, start - inv->ready_ns);
+	/* A batch call runs (and bills) once; each item waited on its own. */
+	for (const struct evfn__inv *x = inv; x; x = x->batch_next)
+		evfn__hist_record(&m->wait, start - x->ready_ns);
 	uint64_t billed = (uint64_t)((run > 0 ? run : 0) + EVFN__NS_PER_MS - 1) /
 	                  (uint64_t)EVFN__NS_PER_MS;
 	atomic_store_explicit(
@@ -294,6 +320,7 @@ wait_for_work_locked(struct evfn_rt *rt)
 	unsigned gen = atomic_load_explicit(&rt->ready_gen,
 	                                    memory_order_relaxed);
 	pthread_mutex_unlock(&rt->lock);
+	evfn__notices_deliver(rt);
 	for (int i = 0; i < SPIN_BEFORE_SLEEP; i++) {
 		if (atomic_load_explicit(&rt->ready_gen, memory_order_relaxed) !=
 		    gen)
@@ -357,7 +384,7 @@ worker_main(void *arg)
 		struct evfn__inv *cleaned = evfn__release(rt, garbage);
 		garbage = NULL;
 		int outcome = evfn__run_attempt(rt, inv, w);
-		evfn__worker_record(w, inv, evfn__now_ns());
+		evfn__worker_record(w, inv);
 		pthread_mutex_lock(&rt->lock);
 		evfn__recycle_locked(rt, cleaned);
 		w->current = NULL;
@@ -390,6 +417,16 @@ worker_main(void *arg)
 		pthread_cond_broadcast(&rt->quiet_cond);
 	pthread_mutex_unlock(&rt->lock);
 	return NULL;
+}
+
+void
+evfn__pool_each_running_locked(struct evfn_rt *rt,
+                               void (*f)(struct evfn__inv *, void *),
+                               void *arg)
+{
+	for (struct evfn__worker *w = rt->workers; w; w = w->next)
+		for (struct evfn__inv *x = w->current; x; x = x->batch_next)
+			f(x, arg);
 }
 
 void

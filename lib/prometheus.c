@@ -95,6 +95,17 @@ static const struct {
 	 "Events waiting for a retry.", false},
 	{EVFN_STAT_CONCURRENCY_PEAK, "concurrency_peak",
 	 "Most attempts that ran at once.", false},
+	{EVFN_STAT_CANCELLED, "cancelled", "Events cancelled by request.", true},
+	{EVFN_STAT_DELAYED, "delayed", "Delayed events not due yet.", false},
+	{EVFN_STAT_RATE_LIMITED, "rate_limited",
+	 "Times queued work waited for the rate limit.", true},
+	{EVFN_STAT_CIRCUIT_OPENS, "circuit_opens",
+	 "Times the circuit breaker opened.", true},
+	{EVFN_STAT_CIRCUIT_STATE, "circuit_state",
+	 "Circuit breaker: 0 closed, 1 open, 2 half-open.", false},
+	{EVFN_STAT_PAUSED, "paused", "1 while the function is paused.", false},
+	{EVFN_STAT_BATCHES, "batches", "Handler calls of batch functions.",
+	 true},
 };
 
 /* Histogram bounds exposed, in seconds; each collects the fine buckets

@@ -57,6 +57,14 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 		fn->cfg = *opts;
 	else
 		evfn__fn_options_defaults(&fn->cfg);
+	if (fn->cfg.batch_max > 1 && fn->cfg.executor == EVFN_EXECUTOR_LOOP) {
+		evfn__free(fn);
+		return EVFN_EINVAL;
+	}
+	if ((rc = evfn__flow_new(rt, fn)) < 0) {
+		evfn__free(fn);
+		return rc;
+	}
 
 	pthread_mutex_lock(&rt->lock);
 	if (rt->state >= EVFN__DRAINING)
@@ -79,6 +87,7 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 	}
 	pthread_mutex_unlock(&rt->lock);
 	if (rc < 0) {
+		evfn__flow_free(fn);
 		evfn__free(fn);
 		return rc;
 	}
@@ -126,6 +135,7 @@ evfn__registry_free(struct evfn_rt *rt)
 		struct evfn_fn *next = fn->all_next;
 		if (fn->cfg.userdata_free)
 			fn->cfg.userdata_free(fn->userdata);
+		evfn__okey_free_all(fn);
 		evfn__free(fn);
 		fn = next;
 	}

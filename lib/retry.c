@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Events waiting for a retry: a binary min-heap of invocation records
- * ordered by due time, behind a single libevent timer armed for the
- * earliest. A waiting event costs one heap slot (a pointer) beyond its
+ * Events waiting for a retry, and delayed events waiting to be due: a
+ * binary min-heap of invocation records ordered by due time, behind a
+ * single libevent timer armed for the earliest. A waiting event costs one heap slot (a pointer) beyond its
  * record, so a million of them is a few tens of megabytes, and no libevent
  * event per retry.
  */
@@ -51,15 +51,31 @@ sift_down(struct evfn_rt *rt, unsigned i)
 	heap_set(rt, i, inv);
 }
 
+/* Takes the entry at index i off the heap. */
+static void
+heap_remove_at(struct evfn_rt *rt, unsigned i)
+{
+	if (--rt->heap_n == i)
+		return;
+	heap_set(rt, i, rt->heap[rt->heap_n]);
+	sift_down(rt, i);
+	sift_up(rt, i);
+}
+
 static struct evfn__inv *
 heap_pop(struct evfn_rt *rt)
 {
 	struct evfn__inv *top = rt->heap[0];
-	if (--rt->heap_n > 0) {
-		heap_set(rt, 0, rt->heap[rt->heap_n]);
-		sift_down(rt, 0);
-	}
+	heap_remove_at(rt, 0);
 	return top;
+}
+
+/* The gauge an entry is counted in while on the heap. */
+static uint64_t *
+heap_gauge(struct evfn__inv *inv)
+{
+	return &inv->fn->stat[inv->delayed ? EVFN_STAT_DELAYED
+	                                   : EVFN_STAT_WAITING_RETRY];
 }
 
 /* Arms the timer for the earliest due retry, unless it is armed for that
@@ -90,15 +106,19 @@ evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 		struct evfn__inv **heap =
 			evfn__realloc(rt->heap, cap * sizeof(*heap));
 		if (!heap) {
-			/* Nowhere to wait: run it again now rather than lose
-			 * it. */
-			evfn__enqueue_locked(rt, inv);
+			/* Nowhere to wait: run it now rather than lose it. */
+			if (inv->delayed) {
+				inv->delayed = false;
+				evfn__okey_join_locked(rt, inv);
+			} else {
+				evfn__enqueue_locked(rt, inv);
+			}
 			return;
 		}
 		rt->heap = heap;
 		rt->heap_cap = cap;
 	}
-	inv->fn->stat[EVFN_STAT_WAITING_RETRY]++;
+	(*heap_gauge(inv))++;
 	heap_set(rt, rt->heap_n++, inv);
 	sift_up(rt, inv->heap_index);
 	arm_timer_locked(rt);
@@ -109,10 +129,33 @@ evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now)
 {
 	while (rt->heap_n > 0 && rt->heap[0]->due_ns <= now) {
 		struct evfn__inv *inv = heap_pop(rt);
-		inv->fn->stat[EVFN_STAT_WAITING_RETRY]--;
-		evfn__enqueue_locked(rt, inv);
+		(*heap_gauge(inv))--;
+		if (inv->delayed) {
+			/* Due: it joins its key's order now, as if published. */
+			inv->delayed = false;
+			evfn__okey_join_locked(rt, inv);
+		} else {
+			evfn__enqueue_locked(rt, inv);
+		}
 	}
 	arm_timer_locked(rt);
+}
+
+void
+evfn__retry_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	(*heap_gauge(inv))--;
+	heap_remove_at(rt, inv->heap_index);
+	/* The timer may fire early for an entry gone: harmless. */
+}
+
+void
+evfn__retry_each_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                        void (*f)(struct evfn__inv *, void *), void *arg)
+{
+	for (unsigned i = 0; i < rt->heap_n; i++)
+		if (!fn || rt->heap[i]->fn == fn)
+			f(rt->heap[i], arg);
 }
 
 struct evfn__inv *
@@ -121,7 +164,7 @@ evfn__retry_take_all_locked(struct evfn_rt *rt)
 	struct evfn__inv *list = NULL;
 	while (rt->heap_n > 0) {
 		struct evfn__inv *inv = rt->heap[--rt->heap_n];
-		inv->fn->stat[EVFN_STAT_WAITING_RETRY]--;
+		(*heap_gauge(inv))--;
 		inv->next = list;
 		list = inv;
 	}

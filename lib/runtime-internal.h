@@ -69,6 +69,16 @@ struct evfn_result {
 #define evfn__waiter evfn_result
 
 struct evfn__worker;
+struct evfn__inv;
+
+/* The items of a batch call, as its handler sees them; owned by the
+ * worker that runs the call. */
+struct evfn__batch {
+	struct evfn__inv **items;
+	signed char *outcomes;      /* 0, or what evfn_ctx_batch_item_failed()
+	                             * reported */
+	size_t n, cap;
+};
 
 struct evfn_ctx {
 	struct evfn__worker *worker; /* NULL on the loop executor */
@@ -81,6 +91,7 @@ struct evfn_ctx {
 	size_t resp_len;
 	struct evfn__kv *meta;
 	char *error;
+	struct evfn__batch *batch;  /* NULL unless a batch call */
 };
 
 /* One event on its way through one function: queued, running, or waiting
@@ -102,6 +113,11 @@ struct evfn__inv {
 	bool last_timed_out;        /* the latest attempt hit its deadline */
 	bool hook_running;          /* the cancel hook still uses ctx */
 	bool orphaned;              /* fenced, returned: free after the hook */
+	bool delayed;               /* on the heap until its first due time */
+	bool cancel_requested;      /* evfn_cancel() while it ran */
+	bool probe;                 /* the circuit breaker's half-open probe */
+	struct evfn__okey *okey;    /* its ordering key's group, or NULL */
+	struct evfn__inv *batch_next; /* the next item of its batch call */
 	struct evfn__inv *pend_next, *pend_prev; /* rt->pending (loop) */
 	struct evfn_ctx ctx;
 };
@@ -115,8 +131,14 @@ struct evfn_fn {
 	unsigned index;             /* slot in per-worker state arrays */
 	/* Guarded by rt->lock. */
 	struct evfn__inv *head, *tail;
-	int64_t queued;
-	int running;
+	int64_t queued;             /* in head..tail, plus held */
+	int64_t held;               /* queued behind their ordering key */
+	int running;                /* attempts (batch items count one each) */
+	int busy;                   /* handler calls: what concurrency bounds */
+	bool paused;
+	struct evfn__okey *okeys;   /* ordering-key groups (uthash) */
+	struct evfn__flow *flow;    /* rate limit, breaker, batch window; NULL
+	                             * when the function has none */
 	int stuck;                  /* fenced attempts whose handler runs on */
 	struct evfn__idem *idem;    /* idempotency store (uthash) */
 	struct evfn__metrics retired; /* from workers that exited */
@@ -165,6 +187,13 @@ struct evfn_rt {
 	int disposing;              /* evfn_ctx_complete() callers inside */
 	int attached;               /* triggers and sources still alive */
 	uint64_t next_seq;
+
+	/* Circuit-breaker records waiting to be told, outside the lock. */
+	struct evfn__notice *notices;
+	atomic_bool notices_due;
+
+	/* The loop attempt running now (not yet PENDING), for evfn_cancel(). */
+	struct evfn__inv *loop_current;
 
 	/* Pool. */
 	struct evfn__worker *workers;
@@ -221,6 +250,56 @@ extern _Thread_local struct evfn_rt *evfn__tls_loop_rt;
 void evfn__log(struct evfn_rt *rt, evfn_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* ordering.c: events with an ordering key run one at a time per key. */
+/* Queues a new invocation: behind its key's active one, or at once. */
+void evfn__okey_join_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* inv ended: if it was its key's active one, the next of the key is
+ * queued (or the key's group freed). rt->lock held. */
+void evfn__okey_leave_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* The event of a group's active invocation moved to record inv (a
+ * fenced attempt's fresh record). */
+void evfn__okey_rebind_locked(struct evfn__okey *g, struct evfn__inv *inv);
+/* Takes one held invocation out of its group's waiting list (cancel). */
+void evfn__okey_unhold_locked(struct evfn_fn *fn, struct evfn__inv *inv);
+/* Calls f on every held invocation of fn; f must not unhold it. */
+void evfn__okey_each_held_locked(struct evfn_fn *fn,
+                                 void (*f)(struct evfn__inv *, void *),
+                                 void *arg);
+/* Takes every held invocation of fn out of its group (drain), as a list
+ * through next, each key's in order. */
+struct evfn__inv *evfn__okey_take_held_locked(struct evfn_fn *fn);
+void evfn__okey_free_all(struct evfn_fn *fn);
+
+/* flow.c: rate limit, batch window and the per-function flow timer. */
+/* Creates fn->flow when fn's options need it. */
+int evfn__flow_new(struct evfn_rt *rt, struct evfn_fn *fn);
+void evfn__flow_free(struct evfn_fn *fn);
+/* Whether fn's flow lets a call start now; when not until some time
+ * passes, arms the flow timer to schedule fn then. rt->lock held. */
+bool evfn__flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                              int64_t now);
+/* A call of fn starts now (takes a token; marks a probe). */
+void evfn__flow_on_start_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                                struct evfn__inv *inv, int64_t now);
+/* Arms fn's flow timer for due (monotonic ns) unless armed earlier. */
+void evfn__flow_arm_locked(struct evfn_fn *fn, int64_t due);
+
+/* breaker.c */
+/* A call of fn ended (ok: its handler returned EVFN_OK). */
+void evfn__breaker_record_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                                 const struct evfn__inv *inv, bool ok,
+                                 int64_t now);
+/* Moves an open breaker whose cool-down passed to half-open. Returns
+ * whether it is closed or half-open with no probe out (may start). */
+bool evfn__breaker_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                                 int64_t now);
+/* Whether admission should refuse new events now. */
+bool evfn__breaker_refuses_locked(const struct evfn_fn *fn);
+/* Tells the event log the breaker changes queued by the calls above;
+ * no lock held. Cheap when there are none. */
+void evfn__notices_deliver(struct evfn_rt *rt);
+void evfn__notices_free(struct evfn_rt *rt);
+
 /* watchdog.c */
 int evfn__watchdog_start(struct evfn_rt *rt);
 void evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv);
@@ -241,6 +320,9 @@ void evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 void evfn__after_end(struct evfn_rt *rt, struct evfn__inv *inv);
 void evfn__dead_free_all(struct evfn_rt *rt);
 void evfn__record(struct evfn_rt *rt, int kind, const struct evfn__inv *inv);
+/* A record about a function rather than an event (the breaker's). */
+void evfn__record_fn(struct evfn_rt *rt, int kind, const struct evfn_fn *fn,
+                     const char *error);
 
 /* idempotency.c */
 /* If fn keeps an idempotency store and inv's key succeeded within the
@@ -277,6 +359,9 @@ int evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 /* Appends inv to its function's queue and makes the function runnable
  * (waking a worker, or the loop). Called with rt->lock held. */
 void evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* As evfn__enqueue_locked() for a held invocation whose turn came: it is
+ * counted in fn->queued already. */
+void evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* Puts fn on its executor's ready FIFO if it has work it may start now
  * and is not there yet, and wakes that executor. rt->lock held. */
 void evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn);
@@ -337,21 +422,36 @@ void *evfn__worker_state(struct evfn__worker *w, struct evfn_fn *fn,
 void evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
                                      struct evfn__inv **garbage,
                                      struct evfn__inv **fenced);
-/* Records an attempt's run time and queue wait on the worker that ran it
- * (end_ns: monotonic time its handler returned). Owner thread only. */
-void evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
-                         int64_t end_ns);
+/* Records an attempt's run time (to now: call it as the handler returns)
+ * and queue wait on the worker that ran it, unless metrics are off. Owner
+ * thread only. */
+void evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv);
 /* Adds fn's metrics from every live worker and the loop to s.
  * rt->lock held. */
 void evfn__metrics_collect_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                                   struct evfn_stats *s);
+/* Calls f on every attempt running on a pool worker (batch items
+ * included). rt->lock held. */
+void evfn__pool_each_running_locked(struct evfn_rt *rt,
+                                    void (*f)(struct evfn__inv *, void *),
+                                    void *arg);
+/* The worker's batch view, with room for n items; NULL when out of
+ * memory. Owner thread. */
+struct evfn__batch *evfn__worker_batch(struct evfn__worker *w, size_t n);
 /* A worker record with no thread, for the loop executor's warm state. */
 struct evfn__worker *evfn__worker_new(struct evfn_rt *rt);
 /* Runs the fini hooks of the states w built, then frees w. */
 void evfn__worker_free(struct evfn__worker *w);
 
-/* retry.c */
+/* retry.c: the timer heap of retries and delayed events. */
 void evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* Takes inv off the heap (cancel). rt->lock held. */
+void evfn__retry_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* Calls f on every invocation of fn (NULL: of all) on the heap; f must
+ * not change the heap. */
+void evfn__retry_each_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                             void (*f)(struct evfn__inv *, void *),
+                             void *arg);
 /* Moves due retries back to their queues; returns the next due time or
  * 0. rt->lock held. */
 void evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now);

@@ -78,12 +78,14 @@ loop_wake_cb(int fd, short what, void *arg)
 			evfn__pick_locked(rt, &rt->loop_ready, &garbage);
 		if (!inv)
 			break;
+		rt->loop_current = inv;
 		pthread_mutex_unlock(&rt->lock);
 		int outcome = evfn__run_attempt(rt, inv, rt->loop_worker);
 		/* A PENDING attempt's run time is not known here; its queue
 		 * wait is. */
-		evfn__worker_record(rt->loop_worker, inv, evfn__now_ns());
+		evfn__worker_record(rt->loop_worker, inv);
 		pthread_mutex_lock(&rt->lock);
+		rt->loop_current = NULL;
 		if (outcome == EVFN_PENDING)
 			evfn__pending_add_locked(rt, inv);
 		else
@@ -165,8 +167,11 @@ destroy(struct evfn_rt *rt)
 	if (rt->watchdog)
 		event_free(rt->watchdog);
 	evfn__dead_free_all(rt);
-	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
+	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
 		evfn__idem_free(fn);
+		evfn__flow_free(fn); /* its timer, before the base goes */
+	}
+	evfn__notices_free(rt);
 	if (rt->own_base && rt->base)
 		event_base_free(rt->base);
 	evfn__worker_free(rt->loop_worker);
@@ -299,6 +304,15 @@ hand_back_waiting_locked(struct evfn_rt *rt)
 {
 	struct evfn__inv *unused = NULL;
 	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
+		/* Held ones first, so that ending an active one does not
+		 * queue the next of its key. */
+		struct evfn__inv *held = evfn__okey_take_held_locked(fn);
+		while (held) {
+			struct evfn__inv *inv = held;
+			held = inv->next;
+			evfn__finish_locked(rt, inv, EVFN_STAT_HANDED_BACK,
+			                    EVFN_EHANDEDBACK, &unused);
+		}
 		while (fn->head) {
 			struct evfn__inv *inv = fn->head;
 			fn->head = inv->next;

@@ -26,6 +26,13 @@ static const char *const stat_names[EVFN_STAT_COUNT] = {
 	[EVFN_STAT_CONCURRENCY_PEAK] = "concurrency_peak",
 	[EVFN_STAT_BILLED_MS] = "billed_ms",
 	[EVFN_STAT_OLDEST_QUEUED_MS] = "oldest_queued_ms",
+	[EVFN_STAT_CANCELLED] = "cancelled",
+	[EVFN_STAT_DELAYED] = "delayed",
+	[EVFN_STAT_RATE_LIMITED] = "rate_limited",
+	[EVFN_STAT_CIRCUIT_OPENS] = "circuit_opens",
+	[EVFN_STAT_CIRCUIT_STATE] = "circuit_state",
+	[EVFN_STAT_PAUSED] = "paused",
+	[EVFN_STAT_BATCHES] = "batches",
 };
 
 void
@@ -33,7 +40,8 @@ evfn__stats_add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s,
                           struct evfn_fn *fn, int64_t now)
 {
 	for (int i = 0; i < EVFN_STAT_COUNT; i++)
-		if (i == EVFN_STAT_CONCURRENCY_PEAK)
+		if (i == EVFN_STAT_CONCURRENCY_PEAK ||
+		    i == EVFN_STAT_CIRCUIT_STATE)
 			s->v[i] = EVFN__MAX(s->v[i], fn->stat[i]);
 		else
 			s->v[i] += fn->stat[i];

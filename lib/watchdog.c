@@ -45,17 +45,14 @@ evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	inv->pend_next = inv->pend_prev = NULL;
 }
 
-bool
-evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                     struct evfn__inv **garbage)
+/* Fences one attempt of a call past its deadline and moves its event on
+ * in the fresh record given. */
+static void
+fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                     struct evfn__inv *retry, struct evfn__inv **garbage)
 {
-	int state = atomic_load(&inv->ctx.state);
-	if (state != EVFN__ATTEMPT_RUNNING && state != EVFN__ATTEMPT_PENDING)
-		return false; /* it finished first */
 	struct evfn_fn *fn = inv->fn;
-	struct evfn__inv *retry = evfn__inv_alloc_locked(rt);
-	if (!retry)
-		return false; /* try again next tick rather than lose it */
+	int state = atomic_load(&inv->ctx.state);
 	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_TIMEDOUT);
 	atomic_store(&inv->ctx.cancelled, true);
 	if (state == EVFN__ATTEMPT_PENDING)
@@ -71,6 +68,10 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	retry->fn = fn;
 	retry->waiter = inv->waiter;
 	inv->waiter = NULL;
+	retry->okey = inv->okey; /* it stays its key's active one */
+	inv->okey = NULL;
+	if (retry->okey)
+		evfn__okey_rebind_locked(retry->okey, retry);
 	retry->attempt = inv->attempt;
 	retry->prev_delay_ns = inv->prev_delay_ns;
 	retry->first_ns = inv->first_ns;
@@ -82,7 +83,42 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	snprintf(msg, sizeof(msg), "deadline of %lld ms exceeded",
 	         (long long)(fn->cfg.timeout_ns / EVFN__NS_PER_MS));
 	retry->ctx.error = evfn__strdup(msg);
-	evfn__retry_or_end_locked(rt, retry, garbage);
+	if (inv->cancel_requested)
+		evfn__finish_locked(rt, retry, EVFN_STAT_CANCELLED,
+		                    EVFN_ECANCELED, garbage);
+	else
+		evfn__retry_or_end_locked(rt, retry, garbage);
+}
+
+bool
+evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                     struct evfn__inv **garbage)
+{
+	int state = atomic_load(&inv->ctx.state);
+	if (state != EVFN__ATTEMPT_RUNNING && state != EVFN__ATTEMPT_PENDING)
+		return false; /* it finished first */
+	struct evfn_fn *fn = inv->fn;
+	/* A fresh record for each attempt of the call (a batch has
+	 * several), all or none. */
+	struct evfn__inv *fresh = NULL;
+	for (struct evfn__inv *x = inv; x; x = x->batch_next) {
+		struct evfn__inv *r = evfn__inv_alloc_locked(rt);
+		if (!r) {
+			evfn__recycle_locked(rt, fresh);
+			return false; /* try again next tick rather than lose it */
+		}
+		r->next = fresh;
+		fresh = r;
+	}
+	for (struct evfn__inv *x = inv; x; x = x->batch_next) {
+		struct evfn__inv *r = fresh;
+		fresh = r->next;
+		r->next = NULL;
+		fence_attempt_locked(rt, x, r, garbage);
+	}
+	fn->busy--;
+	if (fn->flow)
+		evfn__breaker_record_locked(rt, fn, inv, false, evfn__now_ns());
 
 	/* Keep the old record until its hook and timeout record ran. */
 	inv->hook_running = fn->cfg.cancel_hook || rt->opts.record_cb;

@@ -127,9 +127,11 @@ assert_accounting(evfn_rt *rt, const char *fn)
 	                 evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED) +
 	                 evfn_stats_get(s, EVFN_STAT_EXPIRED) +
 	                 evfn_stats_get(s, EVFN_STAT_HANDED_BACK) +
+	                 evfn_stats_get(s, EVFN_STAT_CANCELLED) +
 	                 evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
 	                 evfn_stats_get(s, EVFN_STAT_QUEUED) +
-	                 evfn_stats_get(s, EVFN_STAT_WAITING_RETRY);
+	                 evfn_stats_get(s, EVFN_STAT_WAITING_RETRY) +
+	                 evfn_stats_get(s, EVFN_STAT_DELAYED);
 	evfn_stats_free(s);
 	ASSERT_EQ(accepted, parts);
 }

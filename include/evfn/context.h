@@ -116,6 +116,37 @@ EVFN_EXPORT int evfn_ctx_publish(evfn_ctx *ctx, evfn_event *ev,
  */
 EVFN_EXPORT int evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome);
 
+/**
+ * Number of events in this call: 1 unless the function takes batches
+ * (evfn_fn_options_set_batch()), then 1..max_items. 0 for NULL ctx.
+ * @since 0.1
+ */
+EVFN_EXPORT size_t evfn_ctx_batch_size(const evfn_ctx *ctx);
+
+/**
+ * The i-th event of this call, borrowed for the call (item 0 is the
+ * handler's ev argument). Each item is its own event in the accounting,
+ * with its own attempt count, age and end.
+ * @return the event; NULL for NULL ctx or i out of range.
+ * @since 0.1
+ */
+EVFN_EXPORT const evfn_event *evfn_ctx_batch_event(const evfn_ctx *ctx,
+                                                   size_t i);
+
+/**
+ * Report one item of a batch as failed (Lambda's ReportBatchItemFailures):
+ * when the handler returns EVFN_OK, the items reported here are retried
+ * (EVFN_RETRY) or dead-lettered (EVFN_FAIL) and the others succeed; when
+ * the handler returns EVFN_RETRY or EVFN_FAIL, that outcome applies to
+ * every item. The attempt's error message (evfn_ctx_set_error()) goes
+ * with each failed item. A later report for the same item replaces an
+ * earlier one. Handler thread only, before the handler returns.
+ * @return 0; EVFN_EINVAL for NULL ctx, i out of range or another outcome.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_ctx_batch_item_failed(evfn_ctx *ctx, size_t i,
+                                           evfn_outcome outcome);
+
 #ifdef __cplusplus
 }
 #endif

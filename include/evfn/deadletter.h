@@ -108,7 +108,16 @@ typedef enum evfn_record_kind {
 	EVFN_RECORD_LATE,         /**< a fenced attempt's handler returned */
 	EVFN_RECORD_DEAD_LETTER,  /**< the event was dead-lettered */
 	EVFN_RECORD_EXPIRED,      /**< the event expired */
-	EVFN_RECORD_HANDED_BACK   /**< the event was handed back at drain */
+	EVFN_RECORD_HANDED_BACK,  /**< the event was handed back at drain */
+	EVFN_RECORD_CANCELLED,    /**< the event was cancelled (evfn_cancel()) */
+	/** The function's circuit breaker opened: its attempts stop. No
+	 * event (evfn_record_event() is NULL), attempt 0; the error says
+	 * why. */
+	EVFN_RECORD_CIRCUIT_OPEN,
+	/** The cool-down passed: one probe attempt may start. No event. */
+	EVFN_RECORD_CIRCUIT_HALF_OPEN,
+	/** A probe succeeded: attempts start freely again. No event. */
+	EVFN_RECORD_CIRCUIT_CLOSED
 } evfn_record_kind;
 
 /** One event-log record, borrowed for the duration of the callback. */
@@ -121,14 +130,15 @@ typedef struct evfn_record evfn_record;
 typedef void (*evfn_record_cb)(const evfn_record *rec, void *arg);
 
 /** Snake-case name of a record kind ("start", "success", "timeout",
- * "late", "dead_letter", "expired", "handed_back"), or NULL for an unknown
- * kind. A static string. Thread-safety: any thread. @since 0.1 */
+ * "late", "dead_letter", "expired", "handed_back", "cancelled",
+ * "circuit_open", "circuit_half_open", "circuit_closed"), or NULL for an
+ * unknown kind. A static string. Thread-safety: any thread. @since 0.1 */
 EVFN_EXPORT const char *evfn_record_kind_name(evfn_record_kind kind);
 /** Kind of a record. @since 0.1 */
 EVFN_EXPORT evfn_record_kind evfn_record_get_kind(const evfn_record *rec);
 /** Function name. @since 0.1 */
 EVFN_EXPORT const char *evfn_record_function(const evfn_record *rec);
-/** The event. @since 0.1 */
+/** The event; NULL for the circuit-breaker records. @since 0.1 */
 EVFN_EXPORT const evfn_event *evfn_record_event(const evfn_record *rec);
 /** Attempt number the record is about (attempts made, for ends). @since 0.1 */
 EVFN_EXPORT unsigned evfn_record_attempt(const evfn_record *rec);

@@ -35,7 +35,7 @@ extern "C" {
 	XX(ETIMEDOUT, -110, "timed out")                                     \
 	XX(ECONNREFUSED, -111, "connection refused")                         \
 	XX(EALREADY, -114, "already done (started or drained twice)")        \
-	XX(ECANCELED, -125, "canceled: the object was torn down first")      \
+	XX(ECANCELED, -125, "canceled by request, or torn down first")      \
 	XX(ENOFN, -4001, "no function registered under this name")          \
 	XX(ENOSUB, -4002, "no function subscribes to this topic")           \
 	XX(EQUEUEFULL, -4003, "the function's queue is full; event refused") \
@@ -54,7 +54,8 @@ extern "C" {
 	XX(EURL, -4016, "malformed URL")                                    \
 	XX(EWRONGTYPE, -4017, "key holds the wrong kind of value")          \
 	XX(EAUTH, -4018, "authentication failed")                           \
-	XX(ELOOPDETECTED, -4019, "event chain exceeded the hop limit")
+	XX(ELOOPDETECTED, -4019, "event chain exceeded the hop limit")     \
+	XX(ECIRCUITOPEN, -4020, "the function's circuit breaker is open")
 
 /** Error codes; see EVFN_ERRNO_MAP for the text of each. @since 0.1 */
 typedef enum evfn_errno {

@@ -104,6 +104,47 @@ EVFN_EXPORT int evfn_event_set_extension(evfn_event *ev, const char *name,
                                          const char *value);
 
 /**
+ * Ordering key (as an SQS FIFO message group): in each function, events
+ * with the same key run one at a time in publish order, retries included
+ * (an event waiting for its retry holds back the later events of its
+ * key); events with different keys, or none, run in parallel. Ordering is
+ * per function and per runtime; a replayed dead letter keeps its key and
+ * joins the back of it.
+ * @param key 1..EVFN_NAME_MAX bytes, copied; NULL clears it.
+ * @return 0; EVFN_EINVAL for NULL ev or an empty key; EVFN_ENAMETOOLONG;
+ *         EVFN_EPERM once published; EVFN_ENOMEM.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_event_set_ordering_key(evfn_event *ev, const char *key);
+/** The ordering key, or NULL. Borrowed like the attribute getters below.
+ * @since 0.1 */
+EVFN_EXPORT const char *evfn_event_ordering_key(const evfn_event *ev);
+
+/**
+ * Delayed delivery: the event is accepted at publish but its functions
+ * do not see it before delay_ms have passed (a delayed job). Until then
+ * it is counted as delayed (EVFN_STAT_DELAYED, within the queue bound),
+ * held on the loop's timer heap, and can be cancelled by id
+ * (evfn_cancel()); its maximum age and queue wait count from when it is
+ * due. At drain, delayed events are handed back. Setting a delay replaces
+ * an earlier evfn_event_set_deliver_at().
+ * @return 0; EVFN_EINVAL for NULL ev; EVFN_ERANGE unless
+ *         0 <= delay_ms <= 10 years; EVFN_EPERM once published.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_event_set_delay_ms(evfn_event *ev, int64_t delay_ms);
+/**
+ * As evfn_event_set_delay_ms(), due at a wall-clock time in nanoseconds
+ * since the Unix epoch (a time already past means no delay). Measured
+ * against the monotonic clock from publish on, so a later change of the
+ * wall clock does not move it.
+ * @return 0; EVFN_EINVAL for NULL ev; EVFN_ERANGE for a negative time;
+ *         EVFN_EPERM once published.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_event_set_deliver_at(evfn_event *ev, int64_t unix_ns);
+
+/**
  * Attribute getters. Each returns a borrowed string, valid as long as the
  * caller holds a reference, or NULL when the attribute is unset (id, source
  * and time are always set once the event is published). NULL ev returns

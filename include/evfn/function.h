@@ -185,6 +185,86 @@ EVFN_EXPORT int evfn_fn_options_set_idempotency(evfn_fn_options *o,
 EVFN_EXPORT int evfn_fn_options_set_cancel_hook(evfn_fn_options *o,
                                                 evfn_cancel_cb cb);
 
+/**
+ * Batches (as Lambda's SQS event source): the handler is called with up
+ * to max_items events at once (evfn_ctx_batch_size(),
+ * evfn_ctx_batch_event()); a call starts when max_items events wait or
+ * the oldest waiting one has waited window_ms (0: start with what waits
+ * now). Each item keeps its own attempt count, age and end; see
+ * evfn_ctx_batch_item_failed() for per-item failures. A batch counts as
+ * one invocation for concurrency, the rate limit, the circuit breaker and
+ * billing, and shares one deadline and one context (the response, if any,
+ * goes to item 0's waiter and destination). Pool executor only:
+ * evfn_register() refuses a batch function on the loop executor.
+ * @param max_items 1..10000; 1 turns batching off (the default).
+ * @param window_ms 0..3600000.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for the bounds above.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_fn_options_set_batch(evfn_fn_options *o, int max_items,
+                                          int64_t window_ms);
+
+/**
+ * Rate limit: a token bucket that refills per_second tokens a second up
+ * to burst; each invocation (a batch counts once) takes a token when it
+ * starts. Events wait in the queue for a token instead of failing
+ * (EVFN_STAT_RATE_LIMITED counts the waits; queued and oldest-queued age
+ * show the backlog); retries wait likewise.
+ * @param per_second > 0 and <= 1e9, or 0 to turn the limit off.
+ * @param burst 1..1000000: starts allowed at once after a quiet spell.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for the bounds above.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_fn_options_set_rate_limit(evfn_fn_options *o,
+                                               double per_second, int burst);
+
+/** Circuit-breaker states, as the EVFN_STAT_CIRCUIT_STATE gauge reports
+ * them. */
+typedef enum evfn_circuit_state {
+	/** Attempts start freely; failures are counted. */
+	EVFN_CIRCUIT_CLOSED = 0,
+	/** Tripped: no attempt starts until the cool-down passes. */
+	EVFN_CIRCUIT_OPEN = 1,
+	/** Cooled down: one probe attempt runs and decides. */
+	EVFN_CIRCUIT_HALF_OPEN = 2
+} evfn_circuit_state;
+
+/** What admission does with a new event while the breaker is open. */
+typedef enum evfn_circuit_policy {
+	/** Queue it behind the waiting ones (the default). */
+	EVFN_CIRCUIT_QUEUE = 0,
+	/** Refuse it with EVFN_ECIRCUITOPEN (counted as throttled). */
+	EVFN_CIRCUIT_REFUSE = 1
+} evfn_circuit_policy;
+
+/**
+ * Circuit breaker. An attempt fails when it returns EVFN_RETRY or
+ * EVFN_FAIL or passes its deadline (a batch call counts once, by its
+ * handler's return). The breaker opens after consecutive_failures failed
+ * attempts in a row, or when at least min_calls attempts ended within the
+ * current window_ms and the share that failed reached failure_rate. While
+ * it is open no attempt starts: queued events and due retries wait
+ * without spending attempts (their maximum age still runs), and new
+ * events are queued or refused as policy says. After cooldown_ms it is
+ * half-open: one probe attempt starts; its success closes the breaker,
+ * its failure opens it for another cool-down. Each change is counted
+ * (EVFN_STAT_CIRCUIT_OPENS, the EVFN_STAT_CIRCUIT_STATE gauge) and
+ * reported to the event log (EVFN_RECORD_CIRCUIT_*).
+ * @param consecutive_failures 1..1000000, or 0 for no such trigger.
+ * @param failure_rate in (0, 1], or 0 for no such trigger.
+ * @param min_calls 1..1000000: calls needed before the rate counts.
+ * @param window_ms 1..86400000: the rate's window (fixed, restarting).
+ * @param cooldown_ms 1..86400000.
+ * @return 0; EVFN_EINVAL for NULL o, an unknown policy, or both triggers
+ *         0 (a breaker that can never open); EVFN_ERANGE for the bounds
+ *         above.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_fn_options_set_circuit_breaker(
+	evfn_fn_options *o, int consecutive_failures, double failure_rate,
+	int min_calls, int64_t window_ms, int64_t cooldown_ms,
+	evfn_circuit_policy policy);
+
 /** Destructor for the userdata given to evfn_register(). @return 0;
  * EVFN_EINVAL for NULL o. @since 0.1 */
 EVFN_EXPORT int evfn_fn_options_set_userdata_free(evfn_fn_options *o,
@@ -201,7 +281,8 @@ EVFN_EXPORT int evfn_fn_options_set_userdata_free(evfn_fn_options *o,
  * @param opts copied; NULL for the defaults.
  * @param out receives the function (owned by the runtime, valid until
  *        evfn_runtime_free()); may be NULL.
- * @return 0; EVFN_EINVAL for NULL rt/name/handler or an empty name;
+ * @return 0; EVFN_EINVAL for NULL rt/name/handler or an empty name, or
+ *         options with batches on the loop executor;
  *         EVFN_ENAMETOOLONG; EVFN_EEXIST for a name already registered;
  *         EVFN_ESHUTDOWN after drain; EVFN_ENOMEM. On failure the
  *         userdata destructor is not called: the caller keeps userdata.

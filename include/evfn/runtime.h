@@ -15,6 +15,7 @@
 #ifndef EVFN_RUNTIME_H
 #define EVFN_RUNTIME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <evfn/deadletter.h>
 #include <evfn/export.h>
@@ -120,6 +121,16 @@ EVFN_EXPORT int evfn_rt_options_set_dead_letter_capacity(evfn_rt_options *o,
  */
 EVFN_EXPORT int evfn_rt_options_set_event_log(evfn_rt_options *o,
                                               evfn_record_cb cb, void *arg);
+
+/**
+ * Latency metrics: the run-time and queue-wait histograms and billed
+ * duration (on by default). Off, no clock is read when an attempt ends
+ * and those stay empty; the counters and gauges of the accounting are
+ * kept either way. For measuring what metrics cost (bench/).
+ * @return 0; EVFN_EINVAL for NULL o.
+ * @since 0.1
+ */
+EVFN_EXPORT int evfn_rt_options_set_metrics(evfn_rt_options *o, bool on);
 
 /**
  * Create a runtime.

@@ -3,7 +3,7 @@
  * Accounting: consistent snapshots of per-function counters and gauges.
  * A snapshot is taken atomically, so at every snapshot
  *   accepted = succeeded + dead_lettered + expired + handed_back
- *              + in_flight + queued + waiting_retry.
+ *              + cancelled + in_flight + queued + waiting_retry + delayed.
  * Anything not declared under include/evfn/ is private.
  */
 #ifndef EVFN_STATS_H
@@ -38,6 +38,18 @@ typedef enum evfn_stat {
 	                                   rounded up to 1 ms, as Lambda bills */
 	EVFN_STAT_OLDEST_QUEUED_MS,   /**< gauge: age of the oldest queued
 	                                   event (max over functions) */
+	EVFN_STAT_CANCELLED,          /**< ended cancelled (evfn_cancel()) */
+	EVFN_STAT_DELAYED,            /**< gauge: published with a delay, not
+	                                   due yet */
+	EVFN_STAT_RATE_LIMITED,       /**< times queued work had to wait for
+	                                   the rate limit's next token */
+	EVFN_STAT_CIRCUIT_OPENS,      /**< times the circuit breaker opened */
+	EVFN_STAT_CIRCUIT_STATE,      /**< gauge: an evfn_circuit_state (the
+	                                   highest value over functions) */
+	EVFN_STAT_PAUSED,             /**< gauge: 1 while paused (summed over
+	                                   functions) */
+	EVFN_STAT_BATCHES,            /**< handler calls of a batch function
+	                                   (each with one or more events) */
 	EVFN_STAT_COUNT
 } evfn_stat;
 

@@ -323,29 +323,6 @@ serve_page(struct evhttp_request *req)
 
 /* ---- the JSON document ----------------------------------------------- */
 
-static const struct {
-	evfn_stat stat;
-	const char *key;
-} stat_keys[] = {
-	{EVFN_STAT_ACCEPTED, "accepted"},
-	{EVFN_STAT_SUCCEEDED, "succeeded"},
-	{EVFN_STAT_DEAD_LETTERED, "dead_lettered"},
-	{EVFN_STAT_EXPIRED, "expired"},
-	{EVFN_STAT_HANDED_BACK, "handed_back"},
-	{EVFN_STAT_IN_FLIGHT, "in_flight"},
-	{EVFN_STAT_QUEUED, "queued"},
-	{EVFN_STAT_WAITING_RETRY, "waiting_retry"},
-	{EVFN_STAT_ATTEMPTS, "attempts"},
-	{EVFN_STAT_ATTEMPTS_FAILED, "attempts_failed"},
-	{EVFN_STAT_RETRIES, "retries"},
-	{EVFN_STAT_TIMEOUTS, "timeouts"},
-	{EVFN_STAT_LATE, "late"},
-	{EVFN_STAT_THROTTLED, "throttled"},
-	{EVFN_STAT_CONCURRENCY_PEAK, "concurrency_peak"},
-	{EVFN_STAT_BILLED_MS, "billed_ms"},
-	{EVFN_STAT_OLDEST_QUEUED_MS, "oldest_queued_ms"},
-};
-
 static double
 cost_of(const evfn_stats *s)
 {
@@ -362,11 +339,11 @@ stats_json(const char *name, const evfn_stats *s)
 	if (!o)
 		return NULL;
 	int bad = name ? json_object_set_new(o, "name", json_string(name)) : 0;
-	for (size_t i = 0; i < EVFN__ARRAY_SIZE(stat_keys); i++)
+	/* Every stat, under its evfn_stat_name(). */
+	for (int i = 0; i < EVFN_STAT_COUNT; i++)
 		bad |= json_object_set_new(
-			o, stat_keys[i].key,
-			json_integer((json_int_t)evfn_stats_get(
-				s, stat_keys[i].stat)));
+			o, evfn_stat_name((evfn_stat)i),
+			json_integer((json_int_t)evfn_stats_get(s, (evfn_stat)i)));
 	const struct {
 		const char *key;
 		evfn_histogram h;

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-function flow control that waits on time: the rate limit, the
+ * batching window and the circuit breaker's cool-down (breaker.c). A
+ * function with none of them has no flow state and pays one pointer test.
+ * While one of them holds a function back, the function simply is not
+ * startable: its events wait in its queue, and a single libevent timer
+ * per function, armed for the earliest moment something may change,
+ * puts it back on the ready list.
+ *
+ * The rate limit is a token bucket kept as a "theoretical arrival time"
+ * (the GCRA form of it): a call may start when now >= tat - tolerance,
+ * where tolerance = (burst - 1) * interval, and starting moves tat to
+ * max(tat, now) + interval. One number of state, no refill arithmetic,
+ * and a timer that fires late loses nothing while the burst covers it.
+ */
+#include <event2/event.h>
+
+#include "breaker-internal.h"
+#include "common-internal.h"
+#include "runtime-internal.h"
+
+struct evfn__flow {
+	struct evfn_rt *rt;
+	struct evfn_fn *fn;
+	struct event *timer;
+	int64_t timer_due;          /* monotonic ns; 0: not armed */
+	/* Rate limit. */
+	int64_t interval_ns;        /* 0: no limit */
+	int64_t tolerance_ns;
+	int64_t tat_ns;
+	bool rate_waiting;          /* counted once per wait */
+	struct evfn__breaker breaker;
+};
+
+static void flow_timer_cb(int fd, short what, void *arg);
+
+int
+evfn__flow_new(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	const evfn_fn_options *c = &fn->cfg;
+	bool window = c->batch_max > 1 && c->batch_window_ns > 0;
+	if (!c->rate_per_sec && !c->breaker_window_ns && !window)
+		return 0;
+	struct evfn__flow *f = evfn__calloc(1, sizeof(*f));
+	if (!f)
+		return EVFN_ENOMEM;
+	f->rt = rt;
+	f->fn = fn;
+	f->timer = evtimer_new(rt->base, flow_timer_cb, f);
+	if (!f->timer) {
+		evfn__free(f);
+		return EVFN_ENOMEM;
+	}
+	if (c->rate_per_sec > 0) {
+		double ns = 1e9 / c->rate_per_sec;
+		f->interval_ns = ns < 1 ? 1 : (int64_t)ns;
+		f->tolerance_ns = (int64_t)(c->rate_burst - 1) * f->interval_ns;
+	}
+	fn->flow = f;
+	return 0;
+}
+
+void
+evfn__flow_free(struct evfn_fn *fn)
+{
+	struct evfn__flow *f = fn->flow;
+	if (!f)
+		return;
+	event_free(f->timer);
+	evfn__free(f);
+	fn->flow = NULL;
+}
+
+struct evfn__breaker *
+evfn__flow_breaker(struct evfn_fn *fn)
+{
+	return fn->flow && fn->cfg.breaker_window_ns ? &fn->flow->breaker
+	                                             : NULL;
+}
+
+void
+evfn__flow_arm_locked(struct evfn_fn *fn, int64_t due)
+{
+	struct evfn__flow *f = fn->flow;
+	if (f->timer_due && f->timer_due <= due)
+		return;
+	int64_t wait = due - evfn__now_ns();
+	if (wait < 0)
+		wait = 0;
+	/* Rounded up: a timer that fires early would find nothing changed
+	 * and only arm itself again. */
+	int64_t us = (wait + 999) / 1000;
+	struct timeval tv = {.tv_sec = us / 1000000, .tv_usec = us % 1000000};
+	f->timer_due = due;
+	event_add(f->timer, &tv);
+}
+
+bool
+evfn__flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
+{
+	struct evfn__flow *f = fn->flow;
+	if (fn->cfg.breaker_window_ns && !evfn__breaker_allows_locked(rt, fn, now))
+		return false;
+	if (f->interval_ns) {
+		int64_t allowed = f->tat_ns - f->tolerance_ns;
+		if (now < allowed) {
+			if (!f->rate_waiting) {
+				f->rate_waiting = true;
+				fn->stat[EVFN_STAT_RATE_LIMITED]++;
+			}
+			evfn__flow_arm_locked(fn, allowed);
+			return false;
+		}
+	}
+	/* The batching window: wait for a full batch, or for the oldest
+	 * startable event to have waited the window. At drain the queue is
+	 * handed back, so no batch is held for it. */
+	if (fn->cfg.batch_window_ns && fn->queued - fn->held < fn->cfg.batch_max) {
+		int64_t due = fn->head->ready_ns + fn->cfg.batch_window_ns;
+		if (now < due) {
+			evfn__flow_arm_locked(fn, due);
+			return false;
+		}
+	}
+	return true;
+}
+
+void
+evfn__flow_on_start_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                           struct evfn__inv *inv, int64_t now)
+{
+	struct evfn__flow *f = fn->flow;
+	if (f->interval_ns) {
+		f->tat_ns = EVFN__MAX(f->tat_ns, now) + f->interval_ns;
+		f->rate_waiting = false;
+	}
+	if (fn->cfg.breaker_window_ns)
+		evfn__breaker_on_start_locked(rt, fn, inv);
+}
+
+static void
+flow_timer_cb(int fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct evfn__flow *f = arg;
+	struct evfn_rt *rt = f->rt;
+	evfn__note_loop_thread(rt);
+	pthread_mutex_lock(&rt->lock);
+	f->timer_due = 0;
+	if (f->fn->cfg.breaker_window_ns)
+		evfn__breaker_tick_locked(rt, f->fn, evfn__now_ns());
+	evfn__fn_schedule_locked(rt, f->fn);
+	pthread_mutex_unlock(&rt->lock);
+	evfn__notices_deliver(rt);
+}

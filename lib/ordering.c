@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Ordering keys (SQS FIFO message groups). In each function, the events
+ * that share a key form a group: one of them is active (queued, running
+ * or waiting for its retry, like any event) and the others are held, in
+ * publish order, outside the function's queue. When the active one ends,
+ * the next held one is queued. So a key's events run one at a time and
+ * in order, retries included, at O(1) per event, and the function's queue
+ * only ever holds events that may start.
+ */
+#include <string.h>
+
+#include "common-internal.h"
+#include "runtime-internal.h"
+
+struct evfn__okey {
+	UT_hash_handle hh;
+	struct evfn__inv *active;
+	struct evfn__inv *head, *tail; /* held, oldest first, through next */
+	char key[];
+};
+
+static struct evfn__okey *
+group_new(struct evfn_fn *fn, const char *key)
+{
+	size_t len = strlen(key);
+	struct evfn__okey *g = evfn__calloc(1, sizeof(*g) + len + 1);
+	if (!g)
+		return NULL;
+	memcpy(g->key, key, len + 1);
+	bool evfn__hash_oom = false;
+	HASH_ADD(hh, fn->okeys, key[0], len, g);
+	if (evfn__hash_oom) {
+		evfn__free(g);
+		return NULL;
+	}
+	return g;
+}
+
+void
+evfn__okey_join_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	const char *key = inv->ev->okey;
+	struct evfn_fn *fn = inv->fn;
+	if (!key) {
+		evfn__enqueue_locked(rt, inv);
+		return;
+	}
+	struct evfn__okey *g;
+	HASH_FIND(hh, fn->okeys, key, strlen(key), g);
+	if (g) {
+		inv->okey = g;
+		inv->next = NULL;
+		if (g->tail)
+			g->tail->next = inv;
+		else
+			g->head = inv;
+		g->tail = inv;
+		fn->queued++;
+		fn->held++;
+		return;
+	}
+	if (!(g = group_new(fn, key))) {
+		/* Admitted already: run it rather than lose it, unordered. */
+		evfn__log(rt, EVFN_LOG_ERROR,
+		          "%s: out of memory ordering key %s; event %s runs "
+		          "unordered", fn->name, key, evfn_event_id(inv->ev));
+		evfn__enqueue_locked(rt, inv);
+		return;
+	}
+	g->active = inv;
+	inv->okey = g;
+	evfn__enqueue_locked(rt, inv);
+}
+
+void
+evfn__okey_leave_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	struct evfn__okey *g = inv->okey;
+	inv->okey = NULL;
+	if (g->active != inv)
+		return; /* a held one, taken out by its caller */
+	struct evfn__inv *next = g->head;
+	if (!next) {
+		HASH_DEL(inv->fn->okeys, g);
+		evfn__free(g);
+		return;
+	}
+	g->head = next->next;
+	if (!g->head)
+		g->tail = NULL;
+	g->active = next;
+	next->fn->held--;
+	evfn__enqueue_held_locked(rt, next);
+}
+
+void
+evfn__okey_rebind_locked(struct evfn__okey *g, struct evfn__inv *inv)
+{
+	g->active = inv;
+}
+
+void
+evfn__okey_unhold_locked(struct evfn_fn *fn, struct evfn__inv *inv)
+{
+	struct evfn__okey *g = inv->okey;
+	struct evfn__inv *prev = NULL;
+	for (struct evfn__inv *x = g->head; x; prev = x, x = x->next) {
+		if (x != inv)
+			continue;
+		if (prev)
+			prev->next = x->next;
+		else
+			g->head = x->next;
+		if (g->tail == x)
+			g->tail = prev;
+		fn->queued--;
+		fn->held--;
+		inv->okey = NULL;
+		return;
+	}
+}
+
+void
+evfn__okey_each_held_locked(struct evfn_fn *fn,
+                            void (*f)(struct evfn__inv *, void *), void *arg)
+{
+	struct evfn__okey *g, *tmp;
+	HASH_ITER(hh, fn->okeys, g, tmp) {
+		for (struct evfn__inv *x = g->head; x; x = x->next)
+			f(x, arg);
+	}
+}
+
+struct evfn__inv *
+evfn__okey_take_held_locked(struct evfn_fn *fn)
+{
+	struct evfn__inv *list = NULL, **tail = &list;
+	struct evfn__okey *g, *tmp;
+	HASH_ITER(hh, fn->okeys, g, tmp) {
+		for (struct evfn__inv *x = g->head; x; x = x->next)
+			x->okey = NULL;
+		*tail = g->head;
+		if (g->tail)
+			tail = &g->tail->next;
+		g->head = g->tail = NULL;
+	}
+	fn->queued -= fn->held;
+	fn->held = 0;
+	return list;
+}
+
+void
+evfn__okey_free_all(struct evfn_fn *fn)
+{
+	struct evfn__okey *g, *tmp;
+	HASH_ITER(hh, fn->okeys, g, tmp) {
+		HASH_DEL(fn->okeys, g);
+		evfn__free(g);
+	}
+}
