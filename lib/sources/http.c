@@ -33,6 +33,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <event2/util.h>
 #include <jansson.h>
 
 #include <evfn/alloc.h>
@@ -135,6 +136,11 @@ struct evfn_http {
 	char *status_token;
 	struct path_entry *paths;
 	struct pending *pending;
+	/* The Date header of the second in date_s, so that the 202 of an
+	 * asynchronous request does not format one each time (evhttp
+	 * formats its own for every reply that has none). */
+	time_t date_s;
+	char date[40];
 };
 
 /* ---- options --------------------------------------------------------- */
@@ -604,11 +610,81 @@ submit_sync(struct evfn_http *http, struct evhttp_request *req,
 
 /* ---- asynchronous requests ------------------------------------------- */
 
+/* Adds the Date header for now, formatted once a second. */
+static void
+add_date(struct evfn_http *http, struct evkeyvalq *headers)
+{
+	struct timeval now;
+	/* The loop's cached time: no clock read per request. */
+	if (event_base_gettimeofday_cached(http->base, &now) != 0)
+		return; /* evhttp then adds its own */
+	if (now.tv_sec != http->date_s || !http->date[0]) {
+		struct tm tm;
+		time_t t = now.tv_sec;
+		int len = gmtime_r(&t, &tm)
+		                  ? evutil_date_rfc1123(http->date,
+		                                        sizeof(http->date), &tm)
+		                  : -1;
+		if (len <= 0 || (size_t)len >= sizeof(http->date)) {
+			http->date[0] = '\0';
+			return;
+		}
+		http->date_s = now.tv_sec;
+	}
+	evhttp_add_header(headers, "Date", http->date);
+}
+
+/* Answers 202 {"id": id} without building a JSON tree: this is the
+ * whole reply of an asynchronous request, so it is on the intake's hot
+ * path. Only ids that need no escaping are written directly (the bytes
+ * are then those jansson's compact dump would give); returns false, with
+ * nothing sent, for any other id. Unlike the other JSON replies it has
+ * no Cache-Control: no-store, which would change nothing here: a 202 is
+ * not heuristically cacheable and carries no freshness (RFC 9111 4.2.2),
+ * and each header costs evhttp a formatted write. */
+static bool
+reply_accepted_fast(struct evfn_http *http, struct evhttp_request *req,
+                    const char *id)
+{
+	char body[EVFN_NAME_MAX + sizeof("{\"id\":\"\"}")];
+	size_t n = sizeof("{\"id\":\"") - 1;
+	memcpy(body, "{\"id\":\"", n);
+	for (const char *p = id; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\' ||
+		    n + 2 >= sizeof(body))
+			return false;
+		body[n++] = (char)c;
+	}
+	body[n++] = '"';
+	body[n++] = '}';
+	if (evbuffer_add(evhttp_request_get_output_buffer(req), body, n))
+		return false;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	add_date(http, h);
+	evhttp_send_reply(req, 202, NULL, NULL);
+	return true;
+}
+
 static void
 submit_async(struct evfn_http *http, struct evhttp_request *req,
              const struct route *r, evfn_event **events, size_t n,
              bool batch)
 {
+	if (!batch) {
+		/* One event: the common case, answered without jansson. */
+		int rc = evfn_publish_to(http->rt, r->fn, events[0], NULL);
+		if (rc) {
+			reply_admission(req, rc, NULL);
+			return;
+		}
+		const char *id = evfn_event_id(events[0]);
+		if (!reply_accepted_fast(http, req, id))
+			evfn__http_reply_json(req, 202,
+			                      json_pack("{s:s}", "id", id));
+		return;
+	}
 	json_t *ids = json_array();
 	if (!ids) {
 		evfn__http_reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
@@ -626,11 +702,7 @@ submit_async(struct evfn_http *http, struct evhttp_request *req,
 		json_array_append_new(ids,
 		                      json_string(evfn_event_id(events[i])));
 	}
-	json_t *body = batch ? json_pack("{s:o}", "ids", ids)
-	                     : json_pack("{s:O}", "id", json_array_get(ids, 0));
-	if (!batch)
-		json_decref(ids);
-	evfn__http_reply_json(req, 202, body);
+	evfn__http_reply_json(req, 202, json_pack("{s:o}", "ids", ids));
 }
 
 /* ---- request dispatch ------------------------------------------------- */
@@ -684,17 +756,24 @@ authenticate(const struct route *r, struct evhttp_request *req,
 	return rc;
 }
 
-/* The request headers as name/value pairs for the CloudEvents parser. */
+/* Headers a request usually has few of; more go to the heap. */
+#define SMALL_HEADERS 16
+
+/* The request headers as name/value pairs for the CloudEvents parser:
+ * in small (SMALL_HEADERS entries) when they fit, else in a new array
+ * the caller frees. Returns NULL when out of memory. */
 static struct evfn__ce_header *
-collect_headers(struct evhttp_request *req, size_t *n)
+collect_headers(struct evhttp_request *req, struct evfn__ce_header *small,
+                size_t *n)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	struct evkeyval *kv;
 	size_t count = 0;
 	TAILQ_FOREACH(kv, in, next)
 		count++;
-	struct evfn__ce_header *h = evfn__calloc(count ? count : 1,
-	                                         sizeof(*h));
+	struct evfn__ce_header *h =
+		count <= SMALL_HEADERS ? small
+		                       : evfn__calloc(count, sizeof(*h));
 	if (!h)
 		return NULL;
 	count = 0;
@@ -719,7 +798,8 @@ serve_route(struct evfn_http *http, struct evhttp_request *req,
 		return;
 
 	size_t nh = 0;
-	struct evfn__ce_header *headers = collect_headers(req, &nh);
+	struct evfn__ce_header small[SMALL_HEADERS];
+	struct evfn__ce_header *headers = collect_headers(req, small, &nh);
 	if (!headers) {
 		evfn__http_reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
 		return;
@@ -730,7 +810,8 @@ serve_route(struct evfn_http *http, struct evhttp_request *req,
 	char why[EVFN__CE_ERR_MAX];
 	int rc = evfn__ce_parse(headers, nh, body, len, r->fn, &mode, &events,
 	                        &n, why, sizeof(why));
-	evfn__free(headers);
+	if (headers != small)
+		evfn__free(headers);
 	if (rc == EVFN_ECLOUDEVENT) {
 		evfn__http_reply_error(req, 400, rc, why, NULL);
 	} else if (rc) {
