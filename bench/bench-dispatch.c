@@ -220,6 +220,7 @@ struct bench {
 	double rate;
 	int fanout_submit;        /* submissions go through fan-out */
 	int features_off;
+	int metrics_off;
 	unsigned submit_errors;
 };
 
@@ -337,9 +338,10 @@ print_head(const struct bench *b)
 {
 	printf("{\"system\": \"%s\", \"workload\": \"%s\", "
 	       "\"producers\": %d, \"tasks\": %u, \"workers\": %d, "
-	       "\"features\": \"%s\"",
+	       "\"features\": \"%s\", \"metrics\": \"%s\"",
 	       b->ops->name, b->workload, b->producers, b->tasks,
-	       b->cfg.workers, b->features_off ? "off" : "on");
+	       b->cfg.workers, b->features_off ? "off" : "on",
+	       b->metrics_off ? "off" : "on");
 }
 
 static void
@@ -535,8 +537,21 @@ usage(void)
 	        "  --rate R       latency: tasks per second  [100000]\n"
 	        "  --fanout N     fanout: consumers per event [8]\n"
 	        "  --features on|off  evfn: default function options, or\n"
-	        "                 no deadline/age/retry      [on]\n");
+	        "                 no deadline/age/retry      [on]\n"
+	        "  --metrics on|off   evfn: latency histograms and\n"
+	        "                 billed duration recorded   [on]\n");
 	exit(2);
+}
+
+/* Returns 1 for "off", 0 for "on"; anything else is a usage error. */
+static int
+parse_off(const char *v)
+{
+	if (strcmp(v, "off") == 0)
+		return 1;
+	if (strcmp(v, "on") != 0)
+		usage();
+	return 0;
 }
 
 int
@@ -579,7 +594,9 @@ main(int argc, char **argv)
 		else if (strcmp(a, "--fanout") == 0)
 			b.cfg.fanout = atoi(v);
 		else if (strcmp(a, "--features") == 0)
-			b.features_off = strcmp(v, "off") == 0;
+			b.features_off = parse_off(v);
+		else if (strcmp(a, "--metrics") == 0)
+			b.metrics_off = parse_off(v);
 		else
 			usage();
 		i++;
@@ -614,6 +631,7 @@ main(int argc, char **argv)
 	/* Large enough that no bounded queue refuses a run's backlog. */
 	b.cfg.queue_cap = (int64_t)b.tasks + 65536;
 	b.cfg.features_off = b.features_off;
+	b.cfg.metrics_off = b.metrics_off;
 	/* Only evfn has per-function consumers to set up for fan-out. */
 	if (!b.fanout_submit && strcmp(system, "evfn") == 0)
 		b.cfg.fanout = 0;

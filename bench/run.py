@@ -27,8 +27,17 @@ ROOT = os.path.dirname(HERE)
 PEERS = ["pthread", "libuv", "glib"]
 SYSTEMS = ["evfn"] + PEERS
 
+# evfn run with one option changed, and the bench-dispatch arguments that
+# change it: "evfn-off" has deadlines, ages and retries disabled,
+# "evfn-nometrics" records no latency histograms or billed duration.
+VARIANTS = {
+    "evfn-off": ("evfn", ["--features", "off"]),
+    "evfn-nometrics": ("evfn", ["--metrics", "off"]),
+}
+
 # key, bench-dispatch workload, extra arguments, full and quick task counts,
-# systems. "evfn-off" is evfn with deadlines, ages and retries disabled.
+# systems. "metrics" is noop_p1 for evfn alone, with and without metrics,
+# so that --only metrics measures just that pair.
 WORKLOADS = [
     ("noop_p1", "noop", ["--producers", "1"], 2000000, 300000,
      SYSTEMS + ["evfn-off"]),
@@ -38,6 +47,8 @@ WORKLOADS = [
     ("lat_1m", "latency", ["--rate", "1000000"], 200000, 50000, SYSTEMS),
     ("memory", "memory", [], 1000000, 200000, SYSTEMS),
     ("fanout8", "fanout", ["--fanout", "8"], 250000, 40000, SYSTEMS),
+    ("metrics", "noop", ["--producers", "1"], 2000000, 300000,
+     ["evfn", "evfn-nometrics"]),
 ]
 
 # What each workload is judged by, and whether larger is better.
@@ -90,11 +101,9 @@ def machine_info():
 
 def run_one(binary, system, wl, tasks, extra, timeout):
     """Runs one process; returns its JSON result or an error record."""
-    real = "evfn" if system == "evfn-off" else system
+    real, variant = VARIANTS.get(system, (system, []))
     cmd = [binary, "--system", real, "--workload", wl,
-           "--tasks", str(tasks)] + extra
-    if system == "evfn-off":
-        cmd += ["--features", "off"]
+           "--tasks", str(tasks)] + extra + variant
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True,
@@ -161,8 +170,8 @@ def main():
                         text=True, timeout=30)
     versions = json.loads(vp.stdout)
     available = set(versions.pop("systems", SYSTEMS))
-    if "evfn" in available:
-        available.add("evfn-off")
+    available |= {v for v, (base, _) in VARIANTS.items()
+                  if base in available}
     workloads = WORKLOADS
     if args.only:
         keep = set(args.only.split(","))
@@ -254,6 +263,9 @@ def main():
     put("bytes_per_queued_event", med("memory", "evfn", "bytes_per_task"))
     put("features_on_vs_off", ratio(noop_evfn, med("noop_p1", "evfn-off",
                                                    "tasks_per_s")))
+    put("metrics_on_vs_off", ratio(med("metrics", "evfn", "tasks_per_s"),
+                                   med("metrics", "evfn-nometrics",
+                                       "tasks_per_s")))
 
     # Memory per event waiting for a retry (bench-retry, beside one
     # libevent timer per waiting item), interleaved like the rest.
@@ -395,9 +407,9 @@ def main():
 
     # Table.
     print()
-    print("%-9s %-9s %-18s %10s %21s %9s" % ("workload", "system", "metric",
-                                             "median", "min-max",
-                                             "vs pthread"))
+    print("%-9s %-14s %-18s %10s %21s %9s" % ("workload", "system",
+                                              "metric", "median",
+                                              "min-max", "vs pthread"))
     for key, wl, extra, full, quick, systems in workloads:
         for s in systems:
             for metric, _ in METRICS[wl]:
@@ -406,7 +418,7 @@ def main():
                     continue
                 base = med(key, "pthread", metric)
                 rv = ratio(d["median"], base)
-                print("%-9s %-9s %-18s %10s %21s %9s" % (
+                print("%-9s %-14s %-18s %10s %21s %9s" % (
                     key, s, metric, fmt(d["median"]),
                     "%s-%s" % (fmt(d["min"]), fmt(d["max"])),
                     "%.2fx" % rv if rv is not None else "-"))
@@ -451,7 +463,8 @@ def plot(doc, out):
               "apt-get install python3-matplotlib" % e)
         return
     stats = doc["stats"]
-    colors = {"evfn": "#d62728", "evfn-off": "#ff9896", "pthread": "#7f7f7f",
+    colors = {"evfn": "#d62728", "evfn-off": "#ff9896",
+              "evfn-nometrics": "#e377c2", "pthread": "#7f7f7f",
               "libuv": "#1f77b4", "glib": "#2ca02c"}
 
     tp = [(w["key"], w["systems"]) for w in doc["workloads"]

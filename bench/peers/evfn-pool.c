@@ -117,6 +117,9 @@ evp_create(const struct bench_pool_config *cfg)
 		rc = evp_check(evfn_rt_options_set_workers(ro, cfg->workers,
 		                                           cfg->workers),
 		               "set_workers");
+	if (rc == 0 && cfg->metrics_off)
+		rc = evp_check(evfn_rt_options_set_metrics(ro, false),
+		               "set_metrics");
 	if (rc == 0)
 		rc = evp_check(evfn_runtime_new(&pool->rt, ro), "runtime_new");
 	evfn_rt_options_free(ro);

@@ -24,6 +24,7 @@ struct bench_pool_config {
 	int64_t queue_cap;    /* queue bound, for systems that have one */
 	int fanout;           /* subscribers per event for submit_fanout */
 	int features_off;     /* evfn: disable deadline/retry features */
+	int metrics_off;      /* evfn: no latency histograms, billing */
 	int64_t timeout_ms;   /* evfn: per-attempt timeout, 0 = default */
 };
 
