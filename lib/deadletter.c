@@ -64,8 +64,11 @@ evfn_dead_letter_reason_name(int code)
 void
 evfn__record(struct evfn_rt *rt, int kind, const struct evfn__inv *inv)
 {
-	struct evfn_record rec = {(evfn_record_kind)kind, inv, inv->fn,
-	                          inv->ctx.error};
+	/* A timed-out attempt's handler may still be writing its context:
+	 * its record says what happened instead. */
+	const char *error = kind == EVFN_RECORD_TIMEOUT ? "deadline exceeded"
+	                                                : inv->ctx.error;
+	struct evfn_record rec = {(evfn_record_kind)kind, inv, inv->fn, error};
 	rt->opts.record_cb(&rec, rt->opts.record_arg);
 }
 

@@ -192,6 +192,19 @@ evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	evfn__retry_push_locked(rt, inv);
 }
 
+void
+evfn__batch_release_locked(struct evfn__inv *inv, struct evfn__inv **garbage)
+{
+	struct evfn__inv *item = inv->batch_next;
+	inv->batch_next = NULL;
+	while (item) {
+		struct evfn__inv *next = item->batch_next;
+		item->batch_next = NULL;
+		push(garbage, item);
+		item = next;
+	}
+}
+
 /* One attempt's outcome for its event: success, retry, or an end. */
 static void
 end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
@@ -234,20 +247,17 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
                       struct evfn__inv **garbage)
 {
 	struct evfn_fn *fn = inv->fn;
-	struct evfn__inv *item = inv->batch_next;
-	inv->batch_next = NULL;
 	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
 		/* The watchdog fenced the call: this return changes nothing.
-		 * Its other items went on in fresh records too. */
-		while (item) {
-			struct evfn__inv *next = item->batch_next;
-			item->batch_next = NULL;
-			push(garbage, item);
-			item = next;
-		}
+		 * Its other items went on in fresh records too; the old ones
+		 * go with the first, now or after the watchdog's hook. */
+		if (!inv->hook_running)
+			evfn__batch_release_locked(inv, garbage);
 		evfn__late_locked(rt, inv, garbage);
 		return;
 	}
+	struct evfn__inv *item = inv->batch_next;
+	inv->batch_next = NULL;
 	const struct evfn__batch *b = inv->ctx.batch;
 	const char *error = inv->ctx.error;
 	for (size_t i = 1; item; i++) {

@@ -383,6 +383,10 @@ int evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
  * *garbage and released by evfn__release() after unlocking. */
 void evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                            int outcome, struct evfn__inv **garbage);
+/* Puts the fenced records of a batch call's other items (after inv) on
+ * *garbage. rt->lock held. */
+void evfn__batch_release_locked(struct evfn__inv *inv,
+                                struct evfn__inv **garbage);
 /* A failed attempt that may be retried: schedules the retry, or ends the
  * event when no attempt, age or intake is left. rt->lock held. */
 void evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,

@@ -190,8 +190,9 @@ watchdog_cb(int fd, short what, void *arg)
 		/* Told with no lock held; the records stay valid meanwhile
 		 * because hook_running keeps their owners from freeing them. */
 		for (struct evfn__inv *inv = fenced; inv; inv = inv->next) {
-			if (rt->opts.record_cb)
-				evfn__record(rt, EVFN_RECORD_TIMEOUT, inv);
+			for (struct evfn__inv *x = inv; x && rt->opts.record_cb;
+			     x = x->batch_next)
+				evfn__record(rt, EVFN_RECORD_TIMEOUT, x);
 			if (inv->fn->cfg.cancel_hook)
 				inv->fn->cfg.cancel_hook(&inv->ctx,
 				                         inv->fn->userdata);
@@ -202,6 +203,7 @@ watchdog_cb(int fd, short what, void *arg)
 			fenced = inv->next;
 			inv->hook_running = false;
 			if (inv->orphaned) {
+				evfn__batch_release_locked(inv, &garbage);
 				inv->next = garbage;
 				garbage = inv;
 			}

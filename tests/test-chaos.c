@@ -2,10 +2,13 @@
 /*
  * Chaos: many events over several functions whose handlers, by a seeded
  * PRNG, succeed, retry, fail, overrun their deadlines and emit children,
- * from four producer threads, with a drain in the middle. Afterwards every
- * accepted (event, function) pair ended exactly once in exactly one
- * terminal state (succeeded, dead-lettered, expired, handed back), as told
- * by the event log, and the counters agree with what was seen.
+ * from four producer threads that also give some events ordering keys or
+ * delays and cancel some of what they sent, with a drain in the middle.
+ * One function takes batches behind a rate limit and a circuit breaker.
+ * Afterwards every accepted (event, function) pair ended exactly once in
+ * exactly one terminal state (succeeded, dead-lettered, expired, handed
+ * back, cancelled), as told by the event log, and the counters agree with
+ * what was seen.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,14 +23,16 @@
 #endif
 #define PRODUCERS 4
 #define MAX_SEQ (EVENTS * 3 + 16)
-#define NFN 4
+#define NFN 5
 
-static const char *const fn_names[NFN] = {"alpha", "beta", "gamma", "child"};
+static const char *const fn_names[NFN] = {"alpha", "beta", "gamma", "child",
+                                          "delta"};
 
 /* Per (seq, function): accepted by admission, and terminal records. */
 static atomic_uchar accepted[MAX_SEQ][NFN];
 static atomic_uchar ends[MAX_SEQ][NFN];
-static atomic_int kind_count[8];
+static atomic_int kind_count[16];
+static atomic_int cancels;
 static atomic_int handed_back_cb;
 static evfn_rt *rt;
 
@@ -50,6 +55,7 @@ mark_accepted(uint64_t seq, const char *topic)
 		atomic_store(&accepted[seq][1], 1);
 	} else if (strcmp(topic, "chaos.b") == 0) {
 		atomic_store(&accepted[seq][2], 1);
+		atomic_store(&accepted[seq][4], 1);
 	} else {
 		atomic_store(&accepted[seq][3], 1);
 	}
@@ -61,7 +67,7 @@ on_record(const evfn_record *rec, void *arg)
 	evfn_record_kind kind = evfn_record_get_kind(rec);
 	atomic_fetch_add(&kind_count[kind], 1);
 	if (kind == EVFN_RECORD_START || kind == EVFN_RECORD_TIMEOUT ||
-	    kind == EVFN_RECORD_LATE)
+	    kind == EVFN_RECORD_LATE || kind >= EVFN_RECORD_CIRCUIT_OPEN)
 		return;
 	uint64_t seq = evfn_event_seq(evfn_record_event(rec));
 	assert_true(seq < MAX_SEQ);
@@ -85,13 +91,26 @@ mix(uint64_t x)
 	return x;
 }
 
+static unsigned
+roll_of(evfn_ctx *ctx, const evfn_event *ev, uintptr_t salt)
+{
+	return (unsigned)(mix(evfn_event_seq(ev) * 7919 + salt * 131 +
+	                      evfn_ctx_attempt(ctx)) %
+	                  1000);
+}
+
 static int
 chaos_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
 	uintptr_t salt = (uintptr_t)userdata;
-	unsigned roll = (unsigned)(mix(evfn_event_seq(ev) * 7919 + salt * 131 +
-	                               evfn_ctx_attempt(ctx)) %
-	                           1000);
+	unsigned roll = roll_of(ctx, ev, salt);
+	/* Batch items beyond the first fail on their own rolls. */
+	for (size_t i = 1; i < evfn_ctx_batch_size(ctx); i++) {
+		unsigned r = roll_of(ctx, evfn_ctx_batch_event(ctx, i), salt);
+		if (r >= 800)
+			evfn_ctx_batch_item_failed(ctx, i,
+			                           r < 950 ? EVFN_RETRY : EVFN_FAIL);
+	}
 	if (roll < 600)
 		return EVFN_OK;
 	if (roll < 850) {
@@ -113,22 +132,52 @@ chaos_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	return EVFN_OK;
 }
 
+/* Every 10th event gets an ordering key, every 25th a short delay. */
+static int
+publish_one(const char *topic, int i, uint64_t *seq)
+{
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, topic, &i, sizeof(i)));
+	if (i % 10 == 0) {
+		char key[8];
+		snprintf(key, sizeof(key), "k%d", i % 16);
+		ASSERT_OK(evfn_event_set_ordering_key(ev, key));
+	}
+	if (i % 25 == 0)
+		ASSERT_OK(evfn_event_set_delay_ms(ev, i % 5));
+	int rc = evfn_publish(rt, ev, seq);
+	evfn_event_unref(ev);
+	return rc;
+}
+
 static void *
 produce(void *arg)
 {
 	uintptr_t id = (uintptr_t)arg;
+	uint64_t recent[4] = {0};
 	for (int i = 0; i < EVENTS / PRODUCERS; i++) {
 		const char *topic = (i + (int)id) % 3 ? "chaos.a" : "chaos.b";
 		uint64_t seq;
 		int rc;
-		while ((rc = evfn_emit(rt, topic, &i, sizeof(i), &seq)) ==
-		               EVFN_EQUEUEFULL ||
-		       rc == EVFN_EUNHEALTHY)
+		while ((rc = publish_one(topic, i, &seq)) == EVFN_EQUEUEFULL ||
+		       rc == EVFN_EUNHEALTHY || rc == EVFN_ECIRCUITOPEN)
 			sched_yield();
 		if (rc == EVFN_ESHUTDOWN)
 			break;
 		assert_int_equal(rc, 0);
 		mark_accepted(seq, topic);
+		/* Now and then, cancel what was sent a little earlier:
+		 * waiting, running or already ended. */
+		if (mix(seq) % 20 == 0 && recent[i % 4]) {
+			char id_str[24];
+			snprintf(id_str, sizeof(id_str), "%llu",
+			         (unsigned long long)recent[i % 4]);
+			rc = evfn_cancel(rt, NULL, id_str);
+			assert_true(rc >= 1 || rc == EVFN_ENOENT);
+			if (rc >= 1)
+				atomic_fetch_add(&cancels, 1);
+		}
+		recent[i % 4] = seq;
 	}
 	return NULL;
 }
@@ -139,6 +188,7 @@ test_chaos_every_event_ends_exactly_once(void **state)
 	memset(accepted, 0, sizeof(accepted));
 	memset(ends, 0, sizeof(ends));
 	memset(kind_count, 0, sizeof(kind_count));
+	atomic_store(&cancels, 0);
 	evfn_rt_options *o;
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_workers(o, 2, 4));
@@ -153,10 +203,18 @@ test_chaos_every_event_ends_exactly_once(void **state)
 	ASSERT_OK(evfn_fn_options_set_queue_capacity(fo, 4096));
 	ASSERT_OK(evfn_fn_options_set_backoff(fo, EVFN_BACKOFF_EXPONENTIAL, 1,
 	                                      2.0, 4, EVFN_JITTER_FULL));
-	for (uintptr_t i = 0; i < NFN; i++)
+	for (uintptr_t i = 0; i < NFN - 1; i++)
 		ASSERT_OK(evfn_register(rt, fn_names[i], chaos_handler,
 		                        (void *)i, fo, NULL));
+	/* delta: batches, behind a rate limit and a breaker. */
+	ASSERT_OK(evfn_fn_options_set_batch(fo, 4, 1));
+	ASSERT_OK(evfn_fn_options_set_rate_limit(fo, 200000, 64));
+	ASSERT_OK(evfn_fn_options_set_circuit_breaker(fo, 8, 0, 1, 1000, 2,
+	                                              EVFN_CIRCUIT_QUEUE));
+	ASSERT_OK(evfn_register(rt, "delta", chaos_handler, (void *)4, fo,
+	                        NULL));
 	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_subscribe(rt, "chaos.b", "delta"));
 	ASSERT_OK(evfn_subscribe(rt, "chaos.a", "alpha"));
 	ASSERT_OK(evfn_subscribe(rt, "chaos.a", "beta"));
 	ASSERT_OK(evfn_subscribe(rt, "chaos.b", "gamma"));
@@ -183,6 +241,8 @@ test_chaos_every_event_ends_exactly_once(void **state)
 	uint64_t expired = evfn_stats_get(s, EVFN_STAT_EXPIRED);
 	uint64_t handed = evfn_stats_get(s, EVFN_STAT_HANDED_BACK);
 	uint64_t timeouts = evfn_stats_get(s, EVFN_STAT_TIMEOUTS);
+	uint64_t cancelled = evfn_stats_get(s, EVFN_STAT_CANCELLED);
+	uint64_t batches = evfn_stats_get(s, EVFN_STAT_BATCHES);
 	evfn_stats_free(s);
 	WAIT_FOR(evfn_runtime_free(rt) == 0, 30000); /* stuck threads end */
 
@@ -204,14 +264,19 @@ test_chaos_every_event_ends_exactly_once(void **state)
 	ASSERT_EQ(atomic_load(&kind_count[EVFN_RECORD_HANDED_BACK]), handed);
 	ASSERT_EQ(atomic_load(&handed_back_cb), handed);
 	ASSERT_EQ(atomic_load(&kind_count[EVFN_RECORD_TIMEOUT]), timeouts);
-	ASSERT_EQ(acc, succeeded + dead + expired + handed);
+	ASSERT_EQ(atomic_load(&kind_count[EVFN_RECORD_CANCELLED]), cancelled);
+	ASSERT_EQ(acc, succeeded + dead + expired + handed + cancelled);
 	/* The mix really happened. */
-	assert_true(succeeded > 0 && dead > 0 && handed > 0);
+	assert_true(succeeded > 0 && dead > 0 && handed > 0 && batches > 0);
+	assert_true(cancelled > 0 && atomic_load(&cancels) > 0);
 	print_message("# chaos: %llu accepted, %llu succeeded, %llu dead, "
-	              "%llu handed back, %llu timeouts\n",
+	              "%llu handed back, %llu cancelled, %llu timeouts, "
+	              "%llu batches\n",
 	              (unsigned long long)acc, (unsigned long long)succeeded,
 	              (unsigned long long)dead, (unsigned long long)handed,
-	              (unsigned long long)timeouts);
+	              (unsigned long long)cancelled,
+	              (unsigned long long)timeouts,
+	              (unsigned long long)batches);
 }
 
 int
