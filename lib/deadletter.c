@@ -468,6 +468,7 @@ evfn_record_kind_name(evfn_record_kind kind)
 		[EVFN_RECORD_DEAD_LETTER] = "dead_letter",
 		[EVFN_RECORD_EXPIRED] = "expired",
 		[EVFN_RECORD_CANCELLED] = "cancelled",
+		[EVFN_RECORD_RETRY] = "retry",
 		[EVFN_RECORD_CIRCUIT_OPEN] = "circuit_open",
 		[EVFN_RECORD_CIRCUIT_HALF_OPEN] = "circuit_half_open",
 		[EVFN_RECORD_CIRCUIT_CLOSED] = "circuit_closed",

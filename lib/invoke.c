@@ -243,6 +243,22 @@ item_outcome(const struct evfn__batch *b, size_t i, int call_outcome)
 }
 
 void
+evfn__record_return(struct evfn_rt *rt, struct evfn__inv *inv, int outcome)
+{
+	if (!rt->opts.record_cb || outcome == EVFN_PENDING)
+		return;
+	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
+		evfn__record(rt, EVFN_RECORD_LATE, inv);
+		return;
+	}
+	size_t i = 0;
+	for (struct evfn__inv *x = inv; x; x = x->batch_next, i++)
+		if (item_outcome(inv->ctx.batch, i, outcome) == EVFN_RETRY &&
+		    x->attempt < (unsigned)x->fn->cfg.attempts)
+			evfn__record(rt, EVFN_RECORD_RETRY, x);
+}
+
+void
 evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
                       struct evfn__inv **garbage)
 {
@@ -367,6 +383,9 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	                                   EVFN__ATTEMPT_EARLY))
 		return 0;
 	struct evfn_rt *rt = fn->rt;
+	int seen = atomic_load(&ctx->state);
+	if (seen == EVFN__ATTEMPT_PENDING || seen == EVFN__ATTEMPT_TIMEDOUT)
+		evfn__record_return(rt, inv, outcome); /* still ours */
 	struct evfn__inv *garbage = NULL;
 	pthread_mutex_lock(&rt->lock);
 	/* Under the lock, so that the watchdog's fence and this completion

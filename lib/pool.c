@@ -385,6 +385,7 @@ worker_main(void *arg)
 		garbage = NULL;
 		int outcome = evfn__run_attempt(rt, inv, w);
 		evfn__worker_record(w, inv);
+		evfn__record_return(rt, inv, outcome);
 		pthread_mutex_lock(&rt->lock);
 		evfn__recycle_locked(rt, cleaned);
 		w->current = NULL;

@@ -378,6 +378,11 @@ struct evfn__inv *evfn__pick_locked(struct evfn_rt *rt,
  * outcome, or EVFN_PENDING when a loop handler will complete later. */
 int evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
                       struct evfn__worker *worker);
+/* Tells the event log what an attempt's return means before it is
+ * recorded (a late return, or a retry to come). No lock held; inv is
+ * still the returning thread's. */
+void evfn__record_return(struct evfn_rt *rt, struct evfn__inv *inv,
+                         int outcome);
 /* Records an attempt's outcome: success, retry, dead letter, expiry or
  * hand-back. rt->lock held; invocations to release are appended to
  * *garbage and released by evfn__release() after unlocking. */

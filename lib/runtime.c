@@ -84,6 +84,7 @@ loop_wake_cb(int fd, short what, void *arg)
 		/* A PENDING attempt's run time is not known here; its queue
 		 * wait is. */
 		evfn__worker_record(rt->loop_worker, inv);
+		evfn__record_return(rt, inv, outcome);
 		pthread_mutex_lock(&rt->lock);
 		rt->loop_current = NULL;
 		if (outcome == EVFN_PENDING)

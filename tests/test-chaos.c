@@ -67,7 +67,8 @@ on_record(const evfn_record *rec, void *arg)
 	evfn_record_kind kind = evfn_record_get_kind(rec);
 	atomic_fetch_add(&kind_count[kind], 1);
 	if (kind == EVFN_RECORD_START || kind == EVFN_RECORD_TIMEOUT ||
-	    kind == EVFN_RECORD_LATE || kind >= EVFN_RECORD_CIRCUIT_OPEN)
+	    kind == EVFN_RECORD_LATE || kind == EVFN_RECORD_RETRY ||
+	    kind >= EVFN_RECORD_CIRCUIT_OPEN)
 		return;
 	uint64_t seq = evfn_event_seq(evfn_record_event(rec));
 	assert_true(seq < MAX_SEQ);

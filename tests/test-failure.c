@@ -516,7 +516,7 @@ test_failure_hop_limit_dead_letters_loops(void **state)
 
 /* ---- event log ------------------------------------------------------------ */
 
-static atomic_int kinds[8];
+static atomic_int kinds[16];
 
 static void
 on_record(const evfn_record *rec, void *arg)
@@ -560,6 +560,9 @@ test_failure_event_log_reports_starts_and_ends(void **state)
 	ASSERT_EQ(atomic_load(&kinds[EVFN_RECORD_START]), 3);
 	ASSERT_EQ(atomic_load(&kinds[EVFN_RECORD_SUCCESS]), 1);
 	ASSERT_EQ(atomic_load(&kinds[EVFN_RECORD_DEAD_LETTER]), 1);
+	/* The first failed attempt announced its retry; the last did not. */
+	ASSERT_EQ(atomic_load(&kinds[EVFN_RECORD_RETRY]), 1);
+	assert_string_equal(evfn_record_kind_name(EVFN_RECORD_RETRY), "retry");
 	assert_string_equal(evfn_record_kind_name(EVFN_RECORD_DEAD_LETTER),
 	                    "dead_letter");
 	assert_null(evfn_record_kind_name((evfn_record_kind)99));

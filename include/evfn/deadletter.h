@@ -110,6 +110,11 @@ typedef enum evfn_record_kind {
 	EVFN_RECORD_EXPIRED,      /**< the event expired */
 	EVFN_RECORD_HANDED_BACK,  /**< the event was handed back at drain */
 	EVFN_RECORD_CANCELLED,    /**< the event was cancelled (evfn_cancel()) */
+	/** An attempt failed and the function allows another: a retry
+	 * follows after the backoff, unless the event ends first (expired,
+	 * handed back, cancelled: that end has its own record). An attempt
+	 * past its deadline has a TIMEOUT record instead. */
+	EVFN_RECORD_RETRY,
 	/** The function's circuit breaker opened: its attempts stop. No
 	 * event (evfn_record_event() is NULL), attempt 0; the error says
 	 * why. */
@@ -131,7 +136,7 @@ typedef void (*evfn_record_cb)(const evfn_record *rec, void *arg);
 
 /** Snake-case name of a record kind ("start", "success", "timeout",
  * "late", "dead_letter", "expired", "handed_back", "cancelled",
- * "circuit_open", "circuit_half_open", "circuit_closed"), or NULL for an
+ * "retry", "circuit_open", "circuit_half_open", "circuit_closed"), or NULL for an
  * unknown kind. A static string. Thread-safety: any thread. @since 0.1 */
 EVFN_EXPORT const char *evfn_record_kind_name(evfn_record_kind kind);
 /** Kind of a record. @since 0.1 */
