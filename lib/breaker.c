@@ -79,9 +79,16 @@ void
 evfn__breaker_tick_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 {
 	struct evfn__breaker *b = evfn__flow_breaker(fn);
-	if (b && b->state == EVFN_CIRCUIT_OPEN && now >= b->open_until) {
+	if (!b || b->state != EVFN_CIRCUIT_OPEN)
+		return;
+	if (now >= b->open_until) {
 		b->probe_out = false;
 		set_state_locked(rt, fn, b, EVFN_CIRCUIT_HALF_OPEN, NULL);
+	} else {
+		/* libevent counts a timeout from the time it cached when its
+		 * loop woke, so the timer may fire a little early: look again
+		 * then, even with nothing queued to ask. */
+		evfn__flow_arm_locked(fn, b->open_until);
 	}
 }
 

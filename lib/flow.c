@@ -88,8 +88,8 @@ evfn__flow_arm_locked(struct evfn_fn *fn, int64_t due)
 	int64_t wait = due - evfn__now_ns();
 	if (wait < 0)
 		wait = 0;
-	/* Rounded up: a timer that fires early would find nothing changed
-	 * and only arm itself again. */
+	/* Rounded up, though libevent may still fire early (it counts from
+	 * its cached time): whoever relies on the timer re-arms it. */
 	int64_t us = (wait + 999) / 1000;
 	struct timeval tv = {.tv_sec = us / 1000000, .tv_usec = us % 1000000};
 	f->timer_due = due;

@@ -39,8 +39,9 @@ EVFN_EXPORT int evfn_resume(evfn_rt *rt, const char *fn_name);
  * once as cancelled (EVFN_STAT_CANCELLED; an event-log record; no
  * destination, no dead letter; a waiting evfn_invoke() or evfn_submit()
  * gets EVFN_ECANCELED). Where an attempt runs now, cancellation is
- * requested: evfn_ctx_cancelled() turns true, and unless the attempt
- * returns EVFN_OK the event ends as cancelled instead of retrying. The
+ * requested: evfn_ctx_cancelled() turns true (the function's cancel hook
+ * is not called: it is for deadlines), and unless the attempt returns
+ * EVFN_OK the event ends as cancelled instead of retrying. The
  * search looks at every waiting event of the function(s): it costs time
  * in proportion to what waits.
  * @param fn_name the one function to cancel it in, or NULL for every

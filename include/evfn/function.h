@@ -59,8 +59,10 @@ typedef int (*evfn_worker_init_cb)(void *userdata, void **state);
  * thread, when the worker exits; for loop handlers at evfn_runtime_free(),
  * on the thread calling it. */
 typedef void (*evfn_worker_fini_cb)(void *userdata, void *state);
-/** Told that an attempt of the function was cancelled (its deadline
- * passed, or cancellation was requested) while its handler still runs.
+/** Told that an attempt of the function passed its deadline and was
+ * fenced while its handler still runs. (A cancellation requested with
+ * evfn_cancel() is not told here: handlers see it through
+ * evfn_ctx_cancelled().)
  * Runs on the loop thread with no evfn lock held; ctx stays valid for the
  * call. Bindings use it to interrupt their interpreter (raise in a Python
  * thread); C handlers usually poll evfn_ctx_cancelled() instead. */
