@@ -1,7 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- The event log from Lua: evfn.runtime{on_record = fn} gets every
--- attempt start and every event's end, for closures and for module
--- handlers on the pool, on the loop thread while it is driven.
+-- attempt start, every retry and every event's end, for closures and for
+-- module handlers on the pool, on the loop thread while it is driven.
 local evfn = require "evfn"
 local tap = require "tap"
 local test, eq, match = tap.test, tap.eq, tap.match
@@ -24,17 +24,20 @@ local function kinds(records, fn)
 	return table.concat(out, " ")
 end
 
-test("a retried closure logs its starts and its success", function()
+test("a retried closure logs its starts, its retry and its success",
+function()
 	local rt <close>, records = logged_runtime()
 	assert(rt:register("flaky", function(ev, ctx)
 		if ctx.attempt < 2 then error("not yet") end
 	end, {backoff = {kind = "fixed", base = 0.001}}))
 	assert(rt:invoke("flaky", "x", {id = "ev-1"}))
-	tap.wait_for(rt, function() return #records >= 3 end, 5, "records")
-	eq(kinds(records, "flaky"), "start start success", "kinds")
-	eq(records[2].attempt, 2, "second start's attempt")
-	eq(records[3].event.id, "ev-1", "event")
-	eq(records[3].code, 0, "success code")
+	tap.wait_for(rt, function() return #records >= 4 end, 5, "records")
+	eq(kinds(records, "flaky"), "start retry start success", "kinds")
+	eq(records[2].attempt, 1, "the retry follows attempt 1")
+	match(records[2].error, "not yet", "the retry's error")
+	eq(records[3].attempt, 2, "second start's attempt")
+	eq(records[4].event.id, "ev-1", "event")
+	eq(records[4].code, 0, "success code")
 end)
 
 test("a dead letter is logged with its reason and error", function()
