@@ -7,8 +7,10 @@
  * pcall cannot swallow it, and the attempt ends RETRY with error
  * "timeout". The handler's return value or raised error becomes the
  * outcome. On the loop, evfn.sleep suspends the coroutine (the attempt is
- * EVFN_PENDING) and a libevent timer resumes it. This file also holds the
- * context object (ctx) the handler receives; it is the call record itself.
+ * EVFN_PENDING) and a libevent timer resumes it. A cancelled attempt
+ * (rt:cancel) stops the same way, with error "cancelled". This file also
+ * holds the context object (ctx) the handler receives, with the items of
+ * a batch call; it is the call record itself.
  */
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +49,15 @@ struct evfnlua_call {
  * the hook and evfn.sleep find their attempt here. */
 static _Thread_local struct evfnlua_call *current;
 
+/* Why an attempt that evfn_ctx_cancelled() reports must stop: that is
+ * also true once the deadline has passed, so time left means rt:cancel
+ * asked. */
+static const char *
+stop_reason(const evfn_ctx *ctx)
+{
+	return evfn_ctx_remaining_ns(ctx) > 0 ? "cancelled" : "timeout";
+}
+
 static void
 hook(lua_State *L, lua_Debug *ar)
 {
@@ -64,7 +75,7 @@ hook(lua_State *L, lua_Debug *ar)
 		lua_yield(L, 0);
 		return;
 	}
-	luaL_error(L, "timeout");
+	luaL_error(L, "%s", stop_reason(c->ctx));
 }
 
 void
@@ -272,7 +283,7 @@ step(struct evfnlua_call *c, int nargs)
 	int outcome;
 	bool reusable = false;
 	if (c->aborting) {
-		evfn_ctx_set_error(c->ctx, "timeout");
+		evfn_ctx_set_error(c->ctx, stop_reason(c->ctx));
 		outcome = EVFN_RETRY;
 	} else if (st == LUA_YIELD && c->sleeping) {
 		lua_pop(c->co, nres);
@@ -324,7 +335,8 @@ wake_cb(int fd, short what, void *arg)
 	c->sleeping = false;
 	int outcome;
 	if (c->until_deadline || evfn_ctx_cancelled(ctx)) {
-		evfn_ctx_set_error(ctx, "timeout");
+		evfn_ctx_set_error(ctx, c->until_deadline ? "timeout"
+		                                          : stop_reason(ctx));
 		end_call(c, false);
 		outcome = EVFN_RETRY;
 	} else {
@@ -334,17 +346,40 @@ wake_cb(int fd, short what, void *arg)
 		evfn_ctx_complete(ctx, outcome);
 }
 
+/* Ends a sleeping call now: its attempt retries (or, cancelled, ends). */
+static void
+stop_sleeping(struct evfnlua_call *c)
+{
+	evfn_ctx *ctx = c->ctx;
+	unlink_sleeping(c);
+	evfn_ctx_set_error(ctx, stop_reason(ctx));
+	end_call(c, false);
+	evfn_ctx_complete(ctx, EVFN_RETRY);
+}
+
 void
 evfnlua_call_cancel(struct evfnlua_rt *loop, evfn_ctx *ctx)
 {
 	for (struct evfnlua_call *c = loop->sleeping; c; c = c->next) {
-		if (c->ctx != ctx)
-			continue;
-		unlink_sleeping(c);
-		evfn_ctx_set_error(ctx, "timeout");
-		end_call(c, false);
-		evfn_ctx_complete(ctx, EVFN_RETRY);
-		return;
+		if (c->ctx == ctx) {
+			stop_sleeping(c);
+			return;
+		}
+	}
+}
+
+void
+evfnlua_call_cancel_requested(struct evfnlua_rt *loop)
+{
+	/* Completing an attempt may start handlers that change the list,
+	 * so each search starts over from its head. */
+	for (;;) {
+		struct evfnlua_call *c = loop->sleeping;
+		while (c && !evfn_ctx_cancelled(c->ctx))
+			c = c->next;
+		if (!c)
+			return;
+		stop_sleeping(c);
 	}
 }
 
@@ -373,7 +408,7 @@ evfnlua_l_sleep(lua_State *L)
 			c->aborting = true;
 			if (lua_isyieldable(L))
 				return lua_yield(L, 0);
-			return luaL_error(L, "timeout");
+			return luaL_error(L, "%s", stop_reason(c->ctx));
 		}
 		int64_t left = until - evfnlua_now_ns();
 		if (left <= 0)
@@ -448,19 +483,69 @@ ctx_set_meta(lua_State *L)
 	return evfnlua_push_rc(L, evfn_ctx_set_meta(ctx, k, v));
 }
 
+/* ctx:emit(topic, data[, attrs]) -> seq: a child event, with the same
+ * attributes as rt:emit (key, delay, ...). */
 static int
 ctx_emit(lua_State *L)
 {
 	evfn_ctx *ctx = check_ctx(L);
 	const char *topic = luaL_checkstring(L, 2);
-	size_t len = 0;
-	const char *d = luaL_optlstring(L, 3, "", &len);
-	uint64_t seq;
-	int rc = evfn_ctx_emit(ctx, topic, d, len, &seq);
+	uint64_t seq = 0;
+	int rc;
+	if (lua_isnoneornil(L, 4)) {
+		size_t len = 0;
+		const char *d = luaL_optlstring(L, 3, "", &len);
+		rc = evfn_ctx_emit(ctx, topic, d, len, &seq);
+	} else {
+		evfn_event *ev;
+		rc = evfnlua_event_build(L, topic, 3, 4, &ev);
+		if (rc == 0) {
+			rc = evfn_ctx_publish(ctx, ev, &seq);
+			evfn_event_unref(ev);
+		}
+	}
 	if (rc < 0)
 		return evfnlua_push_error(L, rc, NULL);
 	lua_pushinteger(L, (lua_Integer)seq);
 	return 1;
+}
+
+/* ctx:batch() -> the events of this call, in order (item 1 is the
+ * handler's event); a function without batches has just that one. */
+static int
+ctx_batch(lua_State *L)
+{
+	evfn_ctx *ctx = check_ctx(L);
+	size_t n = evfn_ctx_batch_size(ctx);
+	lua_createtable(L, n < INT32_MAX ? (int)n : 0, 0);
+	for (size_t i = 0; i < n; i++) {
+		evfnlua_push_event(L, evfn_ctx_batch_event(ctx, i));
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	return 1;
+}
+
+/* ctx:fail_item(i, "retry" | "fail"[, message]): item i (1-based) of a
+ * batch failed although the handler goes on to return normally; only
+ * the items reported are retried or dead-lettered. The message becomes
+ * the call's error, which goes with every failed item (evfn keeps one
+ * per call, so the last message given wins). */
+static int
+ctx_fail_item(lua_State *L)
+{
+	static const char *const outcomes[] = {"retry", "fail", NULL};
+	evfn_ctx *ctx = check_ctx(L);
+	lua_Integer i = luaL_checkinteger(L, 2);
+	evfn_outcome outcome = luaL_checkoption(L, 3, NULL, outcomes) == 0
+	                               ? EVFN_RETRY
+	                               : EVFN_FAIL;
+	const char *msg = luaL_optstring(L, 4, NULL);
+	int rc = i < 1 ? EVFN_EINVAL
+	               : evfn_ctx_batch_item_failed(ctx, (size_t)(i - 1),
+	                                            outcome);
+	if (rc == 0 && msg)
+		rc = evfn_ctx_set_error(ctx, msg);
+	return evfnlua_push_rc(L, rc);
 }
 
 static int
@@ -493,6 +578,8 @@ evfnlua_call_open(lua_State *L)
 		{"respond", ctx_respond},
 		{"set_meta", ctx_set_meta},
 		{"emit", ctx_emit},
+		{"batch", ctx_batch},
+		{"fail_item", ctx_fail_item},
 		{NULL, NULL},
 	};
 	if (luaL_newmetatable(L, EVFNLUA_CONTEXT)) {

@@ -121,21 +121,12 @@ l_replay(lua_State *L)
 	return evfnlua_push_rc(L, evfn_dead_letter_replay(rt, check_id(L, 2)));
 }
 
-static int
-push_count(lua_State *L, int rc)
-{
-	if (rc < 0)
-		return evfnlua_push_error(L, rc, NULL);
-	lua_pushinteger(L, rc);
-	return 1;
-}
-
 /* rt:replay_all() -> the number replayed, or the error triple when the
  * first was refused. */
 static int
 l_replay_all(lua_State *L)
 {
-	return push_count(L, evfn_dead_letter_replay_all(check_open(L)));
+	return evfnlua_push_count(L, evfn_dead_letter_replay_all(check_open(L)));
 }
 
 static int
@@ -149,7 +140,7 @@ l_delete(lua_State *L)
 static int
 l_purge(lua_State *L)
 {
-	return push_count(L, evfn_dead_letter_purge(check_open(L)));
+	return evfnlua_push_count(L, evfn_dead_letter_purge(check_open(L)));
 }
 
 void

@@ -2,10 +2,12 @@
 /*
  * Events on the Lua side: the read-only event object a handler receives
  * (fields id, source, type, subject, time, datacontenttype, data, seq,
- * hops and an extensions proxy), which holds a reference to the evfn
+ * hops, key and an extensions proxy), which holds a reference to the evfn
  * event so it stays valid after the handler returns, and the builder that
  * turns a payload plus an attribute table into an evfn event for emit and
- * invoke.
+ * invoke. Besides CloudEvents attributes the table carries how evfn
+ * delivers the event: its ordering key and a delay (or a time to deliver
+ * at).
  */
 #include <string.h>
 
@@ -68,6 +70,8 @@ event_index(lua_State *L)
 		lua_pushinteger(L, (lua_Integer)evfn_event_seq(ev));
 	} else if (strcmp(k, "hops") == 0) {
 		lua_pushinteger(L, (lua_Integer)evfn_event_hops(ev));
+	} else if (strcmp(k, "key") == 0) {
+		push_opt_string(L, evfn_event_ordering_key(ev));
 	} else if (strcmp(k, "extensions") == 0) {
 		/* A proxy: evfn has no way to list extensions, only to look
 		 * one up by name. */
@@ -164,13 +168,44 @@ set_extensions(lua_State *L, int attrs, evfn_event *ev)
 	return rc;
 }
 
+/* A time attribute (seconds since the epoch) as nanoseconds. */
+static int64_t
+check_unix_ns(lua_State *L, int idx, const char *what)
+{
+	lua_Number t = luaL_checknumber(L, idx);
+	if (!(t >= 0 && t < 9.2e9))
+		luaL_error(L, "%s: out of range", what);
+	return (int64_t)(t * 1e9);
+}
+
+/* delay = seconds or at = seconds since the epoch: when evfn delivers the
+ * event. Both at once would leave one silently ignored, so it raises. */
+static int
+set_delivery(lua_State *L, int attrs, evfn_event *ev)
+{
+	int rc = 0;
+	int top = lua_gettop(L);
+	bool delay = lua_getfield(L, attrs, "delay") != LUA_TNIL;
+	bool at = lua_getfield(L, attrs, "at") != LUA_TNIL;
+	if (delay && at)
+		luaL_error(L, "event attributes: give delay or at, not both");
+	if (delay)
+		rc = evfn_event_set_delay_ms(ev,
+		                             evfnlua_check_ms(L, top + 1, "delay"));
+	else if (at)
+		rc = evfn_event_set_deliver_at(ev,
+		                               check_unix_ns(L, top + 2, "at"));
+	lua_settop(L, top);
+	return rc;
+}
+
 int
 evfnlua_event_build(lua_State *L, const char *type, int data, int attrs,
                     evfn_event **out)
 {
 	static const char *const names[] = {
 		"id", "source", "subject", "datacontenttype", "time",
-		"extensions", NULL,
+		"extensions", "key", "delay", "at", NULL,
 	};
 	*out = NULL;
 	size_t len = 0;
@@ -200,13 +235,14 @@ evfnlua_event_build(lua_State *L, const char *type, int data, int attrs,
 	if (rc == 0)
 		rc = set_string_attr(L, attrs, "datacontenttype", ev,
 		                     evfn_event_set_datacontenttype);
-	if (rc == 0 && lua_getfield(L, attrs, "time") != LUA_TNIL) {
-		lua_Number t = luaL_checknumber(L, -1);
-		if (!(t >= 0 && t < 9.2e9))
-			luaL_error(L, "time: out of range");
-		rc = evfn_event_set_time(ev, (int64_t)(t * 1e9));
-	}
+	if (rc == 0)
+		rc = set_string_attr(L, attrs, "key", ev,
+		                     evfn_event_set_ordering_key);
+	if (rc == 0 && lua_getfield(L, attrs, "time") != LUA_TNIL)
+		rc = evfn_event_set_time(ev, check_unix_ns(L, -1, "time"));
 	lua_settop(L, guard);
+	if (rc == 0)
+		rc = set_delivery(L, attrs, ev);
 	if (rc == 0)
 		rc = set_extensions(L, attrs, ev);
 	evfnlua_unguard(L, guard);

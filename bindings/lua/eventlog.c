@@ -23,7 +23,8 @@ struct record {
 	struct record *next;
 	evfn_record_kind kind;
 	char *function;
-	const evfn_event *ev;           /* a reference */
+	const evfn_event *ev;           /* a reference; NULL for the
+	                                   circuit-breaker records */
 	unsigned attempt;
 	int code;
 	char *error;
@@ -64,6 +65,7 @@ on_record(const evfn_record *rec, void *arg)
 	if (r) {
 		r->kind = evfn_record_get_kind(rec);
 		r->function = dup_or_null(evfn_record_function(rec));
+		/* evfn_event_ref(NULL) is NULL: no event to hold. */
 		r->ev = evfn_event_ref(evfn_record_event(rec));
 		r->attempt = evfn_record_attempt(rec);
 		r->code = evfn_record_code(rec);
@@ -99,7 +101,7 @@ deliver_cf(lua_State *L)
 	lua_setfield(L, -2, "kind");
 	lua_pushstring(L, r->function);
 	lua_setfield(L, -2, "function");
-	if (r->ev) {
+	if (r->ev) { /* rec.event stays nil for a circuit record */
 		evfnlua_push_event(L, r->ev);
 		lua_setfield(L, -2, "event");
 	}

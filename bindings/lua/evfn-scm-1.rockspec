@@ -28,7 +28,7 @@ build = {
 	modules = {
 		evfn = {
 			sources = {"call.c", "deadletter.c", "event.c",
-				"eventlog.c", "module.c", "runtime.c",
+				"eventlog.c", "flow.c", "module.c", "runtime.c",
 				"trigger.c", "worker.c", "http.c"},
 			incdirs = {"$(EVFN_INCDIR)", "$(LIBEVENT_INCDIR)", "."},
 			libdirs = {"$(EVFN_LIBDIR)", "$(LIBEVENT_LIBDIR)"},

@@ -114,6 +114,8 @@ struct evfnlua_fn {
 int evfnlua_push_error(lua_State *L, int code, const char *detail);
 /* Pushes true for rc >= 0, else the error triple; returns the count. */
 int evfnlua_push_rc(lua_State *L, int rc);
+/* Pushes rc as an integer for rc >= 0 (a count), else the error triple. */
+int evfnlua_push_count(lua_State *L, int rc);
 /* Seconds (a number at idx) as whole milliseconds, raising unless
  * 0 <= seconds <= 1e9. */
 int64_t evfnlua_check_ms(lua_State *L, int idx, const char *what);
@@ -149,6 +151,9 @@ int evfnlua_call_run(struct evfnlua_vm *vm, int fn_ref, evfn_ctx *ctx,
                      const evfn_event *ev, struct evfnlua_rt *loop);
 /* Ends a sleeping loop call of ctx now, as timed out (the cancel hook). */
 void evfnlua_call_cancel(struct evfnlua_rt *loop, evfn_ctx *ctx);
+/* Ends the sleeping loop calls of loop whose cancellation was requested
+ * (evfn_cancel() only flags a running attempt). */
+void evfnlua_call_cancel_requested(struct evfnlua_rt *loop);
 /* Releases the coroutines vm keeps. */
 void evfnlua_vm_clear(struct evfnlua_vm *vm);
 int evfnlua_l_sleep(lua_State *L);
@@ -183,6 +188,12 @@ int evfnlua_l_next_fire(lua_State *L);
 /* deadletter.c */
 /* Adds the dead-letter methods to the runtime metatable. */
 void evfnlua_deadletter_open(lua_State *L);
+
+/* flow.c */
+/* Applies register()'s batch, rate and breaker options (table at t). */
+int evfnlua_flow_options(lua_State *L, int t, evfn_fn_options *fo);
+/* Adds rt:pause, rt:resume and rt:cancel to the runtime metatable. */
+void evfnlua_flow_open(lua_State *L);
 
 /* http.c */
 void evfnlua_http_open(lua_State *L);

@@ -36,6 +36,15 @@ evfnlua_push_rc(lua_State *L, int rc)
 	return 1;
 }
 
+int
+evfnlua_push_count(lua_State *L, int rc)
+{
+	if (rc < 0)
+		return evfnlua_push_error(L, rc, NULL);
+	lua_pushinteger(L, rc);
+	return 1;
+}
+
 int64_t
 evfnlua_check_ms(lua_State *L, int idx, const char *what)
 {
@@ -166,6 +175,7 @@ luaopen_evfn(lua_State *L)
 	evfnlua_runtime_open(L);
 	evfnlua_trigger_open(L);
 	evfnlua_deadletter_open(L);
+	evfnlua_flow_open(L);
 	evfnlua_http_open(L);
 
 	luaL_newlib(L, module_fns);

@@ -349,7 +349,8 @@ apply_fn_options(lua_State *L, int t, evfn_fn_options *fo)
 {
 	static const char *const names[] = {
 		"timeout", "attempts", "backoff", "max_age", "concurrency",
-		"queue", "max_stuck", "destinations", "idempotency", NULL,
+		"queue", "max_stuck", "destinations", "idempotency", "batch",
+		"rate", "breaker", NULL,
 	};
 	evfnlua_check_keys(L, t, "register", names);
 	int rc = 0;
@@ -388,6 +389,8 @@ apply_fn_options(lua_State *L, int t, evfn_fn_options *fo)
 	if (rc == 0 && lua_getfield(L, t, "idempotency") != LUA_TNIL)
 		rc = set_idempotency(L, lua_gettop(L), fo);
 	lua_settop(L, top);
+	if (rc == 0)
+		rc = evfnlua_flow_options(L, t, fo);
 	return rc;
 }
 

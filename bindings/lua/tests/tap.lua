@@ -3,7 +3,8 @@
 -- with test(name, fn) and run in order by run(), which prints "1..N" and
 -- one "ok"/"not ok" line per case (failures with their traceback as "#"
 -- comments), so meson's TAP parser and the project's result counter see
--- every case. Also the assertions and the bounded wait the cases share.
+-- every case. Also the assertions, the accounting check and the bounded
+-- wait the cases share.
 local evfn = require "evfn"
 
 local M = {}
@@ -35,6 +36,18 @@ function M.wait_for(rt, cond, seconds, what)
 			error("timed out waiting for " .. (what or "condition"), 2)
 		end
 		rt:run_once(0.01)
+	end
+end
+
+-- The accounting invariant of a stats table: every accepted event has
+-- ended one way or waits or runs somewhere.
+function M.balanced(s, what)
+	local sum = s.succeeded + s.dead_lettered + s.expired + s.handed_back
+		+ s.cancelled + s.in_flight + s.queued + s.waiting_retry
+		+ s.delayed
+	if s.accepted ~= sum then
+		error(("%s: accepted %d, but ended + waiting + running is %d")
+			:format(what or "stats", s.accepted, sum), 2)
 	end
 end
 

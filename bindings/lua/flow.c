@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Flow control from Lua: the register() options that shape when a
+ * function's attempts start (batch, rate, breaker) and the runtime
+ * methods that act on work already accepted (rt:pause, rt:resume,
+ * rt:cancel). Per-event controls (ordering key, delay) are event
+ * attributes and live in event.c; batch items and per-item failures are
+ * context methods and live in call.c.
+ */
+#include <string.h>
+
+#include "lua-internal.h"
+
+/* Defaults of the breaker fields that may be left out: those of a
+ * service that sees a few calls a second. */
+#define BREAKER_MIN_CALLS 10
+#define BREAKER_WINDOW_MS 60000
+#define BREAKER_COOLDOWN_MS 30000
+
+/* An integer field of the table at t in lo..hi, or def when absent;
+ * raises on a wrong type, returns EVFN_ERANGE (through *rc) outside. */
+static int
+int_field(lua_State *L, int t, const char *k, int def, int lo, int hi,
+          int *rc)
+{
+	int v = def;
+	if (lua_getfield(L, t, k) != LUA_TNIL) {
+		lua_Integer n = luaL_checkinteger(L, -1);
+		if (n < lo || n > hi)
+			*rc = EVFN_ERANGE;
+		else
+			v = (int)n;
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+/* A seconds field of the table at t as milliseconds, or def. */
+static int64_t
+ms_field(lua_State *L, int t, const char *k, int64_t def)
+{
+	int64_t v = def;
+	if (lua_getfield(L, t, k) != LUA_TNIL)
+		v = evfnlua_check_ms(L, -1, k);
+	lua_pop(L, 1);
+	return v;
+}
+
+/* batch = {max = n, window = seconds}: module handlers only, as evfn
+ * runs batches on the pool. */
+static int
+set_batch(lua_State *L, int t, evfn_fn_options *fo)
+{
+	static const char *const names[] = {"max", "window", NULL};
+	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_check_keys(L, t, "batch", names);
+	lua_getfield(L, t, "max");
+	lua_Integer max = luaL_checkinteger(L, -1);
+	lua_pop(L, 1);
+	int64_t window = ms_field(L, t, "window", 0);
+	if (max < 1 || max > 10000)
+		return EVFN_ERANGE;
+	return evfn_fn_options_set_batch(fo, (int)max, window);
+}
+
+/* rate = {per_second = x, burst = n} */
+static int
+set_rate(lua_State *L, int t, evfn_fn_options *fo)
+{
+	static const char *const names[] = {"per_second", "burst", NULL};
+	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_check_keys(L, t, "rate", names);
+	lua_getfield(L, t, "per_second");
+	lua_Number per_second = luaL_checknumber(L, -1);
+	lua_pop(L, 1);
+	int rc = 0;
+	int burst = int_field(L, t, "burst", 1, 1, 1000000, &rc);
+	return rc < 0 ? rc
+	              : evfn_fn_options_set_rate_limit(fo, per_second, burst);
+}
+
+/* breaker = {consecutive = n, failure_rate = r, min_calls = n,
+ * window = s, cooldown = s, policy = "queue" | "refuse"}: at least one
+ * of the two triggers (consecutive, failure_rate) must be given. */
+static int
+set_breaker(lua_State *L, int t, evfn_fn_options *fo)
+{
+	static const char *const names[] = {
+		"consecutive", "failure_rate", "min_calls", "window",
+		"cooldown", "policy", NULL,
+	};
+	/* In the order of evfn_circuit_policy. */
+	static const char *const policies[] = {"queue", "refuse", NULL};
+	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_check_keys(L, t, "breaker", names);
+	int rc = 0;
+	int consecutive = int_field(L, t, "consecutive", 0, 0, 1000000, &rc);
+	int min_calls = int_field(L, t, "min_calls", BREAKER_MIN_CALLS, 1,
+	                          1000000, &rc);
+	lua_getfield(L, t, "failure_rate");
+	lua_Number rate = luaL_optnumber(L, -1, 0);
+	lua_getfield(L, t, "policy");
+	int policy = luaL_checkoption(L, -1, "queue", policies);
+	lua_pop(L, 2);
+	int64_t window = ms_field(L, t, "window", BREAKER_WINDOW_MS);
+	int64_t cooldown = ms_field(L, t, "cooldown", BREAKER_COOLDOWN_MS);
+	if (rc < 0)
+		return rc;
+	return evfn_fn_options_set_circuit_breaker(
+		fo, consecutive, rate, min_calls, window, cooldown,
+		(evfn_circuit_policy)policy);
+}
+
+int
+evfnlua_flow_options(lua_State *L, int t, evfn_fn_options *fo)
+{
+	int top = lua_gettop(L);
+	int rc = 0;
+	if (lua_getfield(L, t, "batch") != LUA_TNIL)
+		rc = set_batch(L, lua_gettop(L), fo);
+	if (rc == 0 && lua_getfield(L, t, "rate") != LUA_TNIL)
+		rc = set_rate(L, lua_gettop(L), fo);
+	if (rc == 0 && lua_getfield(L, t, "breaker") != LUA_TNIL)
+		rc = set_breaker(L, lua_gettop(L), fo);
+	lua_settop(L, top);
+	return rc;
+}
+
+static struct evfnlua_rt *
+check_open(lua_State *L)
+{
+	struct evfnlua_rt *o = luaL_checkudata(L, 1, EVFNLUA_RUNTIME);
+	if (!o->rt)
+		luaL_error(L, "evfn: runtime is closed");
+	return o;
+}
+
+/* rt:pause(name) -> true, or nil, message, code (EVFN_ENOFN). */
+static int
+l_pause(lua_State *L)
+{
+	struct evfnlua_rt *o = check_open(L);
+	return evfnlua_push_rc(L, evfn_pause(o->rt, luaL_checkstring(L, 2)));
+}
+
+/* rt:resume(name) -> as rt:pause. */
+static int
+l_resume(lua_State *L)
+{
+	struct evfnlua_rt *o = check_open(L);
+	return evfnlua_push_rc(L, evfn_resume(o->rt, luaL_checkstring(L, 2)));
+}
+
+/* rt:cancel(event_id[, name]) -> how many invocations were cancelled or
+ * asked to stop, or nil, message, code (EVFN_ENOENT when nothing waits or
+ * runs under that id, EVFN_ENOFN for an unknown name). The id is a
+ * string, or the seq emit returned (the default id is its decimal). */
+static int
+l_cancel(lua_State *L)
+{
+	struct evfnlua_rt *o = check_open(L);
+	luaL_argexpected(L, lua_type(L, 2) == LUA_TSTRING || lua_isinteger(L, 2),
+	                 2, "event id (string or seq)");
+	const char *id = lua_tostring(L, 2);
+	const char *name = luaL_optstring(L, 3, NULL);
+	int rc = evfn_cancel(o->rt, name, id);
+	if (rc > 0)
+		evfnlua_call_cancel_requested(o);
+	return evfnlua_push_count(L, rc);
+}
+
+void
+evfnlua_flow_open(lua_State *L)
+{
+	static const luaL_Reg rt_methods[] = {
+		{"pause", l_pause},
+		{"resume", l_resume},
+		{"cancel", l_cancel},
+		{NULL, NULL},
+	};
+	luaL_getmetatable(L, EVFNLUA_RUNTIME);
+	lua_getfield(L, -1, "__index");
+	luaL_setfuncs(L, rt_methods, 0);
+	lua_pop(L, 2);
+}
