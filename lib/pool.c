@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "common-internal.h"
 #include "runtime-internal.h"
 
@@ -266,8 +268,9 @@ spawn_locked(struct evfn_rt *rt)
 	return 0;
 }
 
-void
-evfn__pool_notify_locked(struct evfn_rt *rt)
+/* Wakes a sleeping worker or starts one. rt->lock held. */
+static void
+wake_or_spawn_locked(struct evfn_rt *rt)
 {
 	/* Wake-ups are batched: a sleeping worker is signalled only when no
 	 * wake-up is already on its way to one. */
@@ -279,6 +282,39 @@ evfn__pool_notify_locked(struct evfn_rt *rt)
 	if (rt->state != EVFN__CREATED && !rt->quit &&
 	    rt->nthreads < rt->opts.max_workers)
 		(void)spawn_locked(rt);
+}
+
+void
+evfn__pool_notify_locked(struct evfn_rt *rt)
+{
+	/* On the loop thread (HTTP requests, triggers, due retries) one
+	 * loop pass often admits several events: the wake-up waits for the
+	 * end of the pass and serves them all, instead of a futex call per
+	 * event on the thread that also answers the clients. Only where the
+	 * loop surely runs on: evfn's own loop thread, or inside evfn's
+	 * callbacks (not a host thread that ran the loop once and may now
+	 * wait for the workers). */
+	if (evfn__tls_loop_rt == rt && rt->kick_ev) {
+		if (!rt->kick_pending) {
+			rt->kick_pending = true;
+			event_active(rt->kick_ev, EV_TIMEOUT, 0);
+		}
+		return;
+	}
+	wake_or_spawn_locked(rt);
+}
+
+void
+evfn__pool_kick_cb(int fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct evfn_rt *rt = arg;
+	pthread_mutex_lock(&rt->lock);
+	rt->kick_pending = false;
+	if (rt->ready.head)
+		wake_or_spawn_locked(rt);
+	pthread_mutex_unlock(&rt->lock);
 }
 
 int

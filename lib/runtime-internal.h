@@ -210,6 +210,8 @@ struct evfn_rt {
 	bool loop_thread_started;
 	pthread_t loop_thread;
 	struct event *wake_ev;      /* runs loop handlers */
+	struct event *kick_ev;      /* wakes workers at the end of a pass */
+	bool kick_pending;
 	atomic_ulong loop_tid;      /* the thread our loop callbacks last ran on
 	                             * (a host's loop thread, embedded) */
 	struct event *stop_ev;      /* ends the loop thread */
@@ -417,8 +419,11 @@ struct evfn__inv *evfn__inv_alloc_locked(struct evfn_rt *rt);
 
 /* pool.c */
 int evfn__pool_start(struct evfn_rt *rt);
-/* Wakes a worker, or starts one, for newly runnable work. rt->lock held. */
+/* Wakes a worker, or starts one, for newly runnable work; on the loop
+ * thread, once at the end of the loop pass. rt->lock held. */
 void evfn__pool_notify_locked(struct evfn_rt *rt);
+/* The end-of-pass wake-up (rt->kick_ev). */
+void evfn__pool_kick_cb(int fd, short what, void *arg);
 void evfn__pool_stop(struct evfn_rt *rt);
 /* The warm state of fn on worker w, built by fn's init hook on first use;
  * on a hook failure returns NULL and sets *rc. Runs on w's thread. */

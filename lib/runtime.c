@@ -161,6 +161,8 @@ destroy(struct evfn_rt *rt)
 {
 	if (rt->wake_ev)
 		event_free(rt->wake_ev);
+	if (rt->kick_ev)
+		event_free(rt->kick_ev);
 	if (rt->retry_timer)
 		event_free(rt->retry_timer);
 	if (rt->stop_ev)
@@ -228,6 +230,7 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	rt->base = rt->own_base ? new_precise_base() : rt->opts.base;
 	if (rt->base) {
 		rt->wake_ev = event_new(rt->base, -1, 0, loop_wake_cb, rt);
+		rt->kick_ev = event_new(rt->base, -1, 0, evfn__pool_kick_cb, rt);
 		rt->retry_timer = evtimer_new(rt->base, retry_cb, rt);
 		rt->stop_ev = event_new(rt->base, -1, 0, stop_cb, rt);
 		if (evfn__watchdog_start(rt) < 0 && rt->watchdog) {
@@ -239,7 +242,7 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	if (!rt->prng)
 		rt->prng = 1;
 	if (!rt->source || !rt->router || !rt->loop_worker || !rt->base ||
-	    !rt->wake_ev || !rt->retry_timer || !rt->stop_ev || !rt->watchdog) {
+	    !rt->wake_ev || !rt->kick_ev || !rt->retry_timer || !rt->stop_ev || !rt->watchdog) {
 		destroy(rt);
 		return EVFN_ENOMEM;
 	}
