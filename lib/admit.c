@@ -101,7 +101,10 @@ take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
 		if (!fn->head)
 			fn->tail = NULL;
 		fn->queued--;
-		if (now - inv->ev->born_ns > fn->cfg.max_age_ns) {
+		/* A first attempt's ready time is its event's birth: the
+		 * event's cache line stays where it is. */
+		int64_t born = inv->attempt ? inv->ev->born_ns : inv->ready_ns;
+		if (now - born > fn->cfg.max_age_ns) {
 			evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED,
 			                    EVFN_EEXPIRED, garbage);
 		} else if (fn->cfg.idem_window_ns &&
@@ -137,14 +140,13 @@ start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 }
 
 struct evfn__inv *
-evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q,
+evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
                   struct evfn__inv **garbage)
 {
 	struct evfn_fn *fn;
 	while ((fn = fifo_pop(q))) {
 		fn->in_ready = false;
 		struct evfn__inv *inv = NULL;
-		int64_t now = evfn__now_ns();
 		if (fn_startable_locked(rt, fn) &&
 		    (inv = take_next_locked(rt, fn, now, garbage))) {
 			start_attempt_locked(rt, fn, inv, now);
@@ -217,6 +219,8 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	struct evfn__inv *invs = NULL, *looped = NULL;
 	int rc = 0;
 
+	/* Read before the lock: a clock read is not free on a VM. */
+	int64_t now = evfn__now_ns();
 	pthread_mutex_lock(&rt->lock);
 	if (rt->state >= EVFN__DRAINING) {
 		rc = EVFN_ESHUTDOWN;
@@ -263,7 +267,7 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		invs = inv;
 	}
 
-	bool delayed = evfn__event_freeze(ev, ++rt->next_seq, rt->source);
+	bool delayed = evfn__event_freeze(ev, ++rt->next_seq, rt->source, now);
 	atomic_fetch_add_explicit(&ev->refs, (unsigned)t.n,
 	                          memory_order_relaxed);
 	/* Past the hop limit, a chain of emits is a loop: each target

@@ -62,10 +62,10 @@ int evfn__event_clone(evfn_event **out, const evfn_event *orig,
 /* Stamps seq, id (if unset), source (if unset, borrowing default_source,
  * which must outlive the event: the runtime's own string, which lives
  * until the runtime is freed after every event is released) and time, and
- * freezes the event. Returns true when the event is delayed: its born_ns
- * is then its due time, in the future. */
+ * freezes the event; now is the monotonic publish time. Returns true when
+ * the event is delayed: its born_ns is then its due time, in the future. */
 bool evfn__event_freeze(evfn_event *ev, uint64_t seq,
-                        const char *default_source);
+                        const char *default_source, int64_t now);
 
 static inline const char *
 evfn__event_type(const evfn_event *ev)

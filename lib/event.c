@@ -255,14 +255,15 @@ u64_to_decimal(uint64_t v, char *buf)
 }
 
 bool
-evfn__event_freeze(evfn_event *ev, uint64_t seq, const char *default_source)
+evfn__event_freeze(evfn_event *ev, uint64_t seq, const char *default_source,
+                   int64_t now)
 {
 	ev->seq = seq;
 	if (!ev->source) {
 		ev->source = (char *)default_source;
 		ev->source_borrowed = true;
 	}
-	ev->born_ns = evfn__now_ns();
+	ev->born_ns = now;
 	if (!ev->time_ns)
 		ev->time_ns = evfn__mono_to_wall(ev->born_ns);
 	ev->frozen = true;

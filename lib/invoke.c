@@ -26,9 +26,10 @@ evfn__inv_alloc_locked(struct evfn_rt *rt)
 {
 	struct evfn__inv *inv = rt->inv_free;
 	if (inv) {
+		/* Zeroed when it was released, outside the lock. */
 		rt->inv_free = inv->next;
 		rt->inv_free_n--;
-		memset(inv, 0, sizeof(*inv));
+		inv->next = NULL;
 	} else {
 		inv = evfn__calloc(1, sizeof(*inv));
 	}
@@ -59,8 +60,11 @@ evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
 		evfn__free(inv->ctx.resp);
 		inv->ctx.resp = NULL;
 		evfn__free(inv->ctx.error);
-		inv->ctx.error = NULL;
 		evfn__kv_free(&inv->ctx.meta);
+		/* Zeroed here, with no lock held, for its next use. */
+		struct evfn__inv *next = inv->next;
+		memset(inv, 0, sizeof(*inv));
+		inv->next = next;
 	}
 	evfn__notices_deliver(rt);
 	return garbage;

@@ -134,11 +134,11 @@ metrics_of(struct evfn__worker *w, struct evfn_fn *fn)
 }
 
 void
-evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv)
+evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
+                    int64_t end_ns)
 {
 	if (w->rt->opts.no_metrics)
 		return;
-	int64_t end_ns = evfn__now_ns();
 	struct evfn__metrics *m = metrics_of(w, inv->fn);
 	if (!m)
 		return; /* out of memory: this attempt goes unmeasured */
@@ -394,14 +394,18 @@ worker_main(void *arg)
 	struct evfn__worker *w = arg;
 	struct evfn_rt *rt = w->rt;
 	struct evfn__inv *garbage = NULL;
+	/* The time an attempt starts is the time the previous one ended:
+	 * one clock read per attempt, none under the lock. */
+	int64_t now = evfn__now_ns();
 	pthread_mutex_lock(&rt->lock);
 	for (;;) {
 		struct evfn__inv *inv =
-			evfn__pick_locked(rt, &rt->ready, &garbage);
+			evfn__pick_locked(rt, &rt->ready, now, &garbage);
 		if (!inv && garbage) {
 			pthread_mutex_unlock(&rt->lock);
 			struct evfn__inv *cleaned = evfn__release(rt, garbage);
 			garbage = NULL;
+			now = evfn__now_ns();
 			pthread_mutex_lock(&rt->lock);
 			evfn__recycle_locked(rt, cleaned);
 			continue;
@@ -409,6 +413,7 @@ worker_main(void *arg)
 		if (!inv) {
 			if (!wait_for_work_locked(rt))
 				break;
+			now = evfn__now_ns();
 			continue;
 		}
 		/* More work than this worker: let the pool wake or grow. */
@@ -420,7 +425,8 @@ worker_main(void *arg)
 		struct evfn__inv *cleaned = evfn__release(rt, garbage);
 		garbage = NULL;
 		int outcome = evfn__run_attempt(rt, inv, w);
-		evfn__worker_record(w, inv);
+		now = evfn__now_ns();
+		evfn__worker_record(w, inv, now);
 		evfn__record_return(rt, inv, outcome);
 		pthread_mutex_lock(&rt->lock);
 		evfn__recycle_locked(rt, cleaned);

@@ -368,11 +368,12 @@ void evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv);
  * and is not there yet, and wakes that executor. rt->lock held. */
 void evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn);
 /* Takes the next startable invocation from the functions on q (round
- * robin) into the running state. Invocations found too old on the way end
- * as expired and are appended to *garbage. NULL when q has nothing to
- * start. rt->lock held. */
+ * robin) into the running state, starting at now (monotonic, read by the
+ * caller, ideally before it took the lock). Invocations found too old on
+ * the way end as expired and are appended to *garbage. NULL when q has
+ * nothing to start. rt->lock held. */
 struct evfn__inv *evfn__pick_locked(struct evfn_rt *rt,
-                                    struct evfn__fn_fifo *q,
+                                    struct evfn__fn_fifo *q, int64_t now,
                                     struct evfn__inv **garbage);
 
 /* invoke.c */
@@ -414,7 +415,8 @@ struct evfn__inv *evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage);
 void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned);
 /* Release then recycle, for paths that are not hot: takes rt->lock. */
 void evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage);
-/* A record from the free list or the allocator, zeroed. rt->lock held. */
+/* A record from the free list (zeroed by evfn__release()) or the
+ * allocator, zeroed. rt->lock held. */
 struct evfn__inv *evfn__inv_alloc_locked(struct evfn_rt *rt);
 
 /* pool.c */
@@ -436,10 +438,11 @@ void *evfn__worker_state(struct evfn__worker *w, struct evfn_fn *fn,
 void evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
                                      struct evfn__inv **garbage,
                                      struct evfn__inv **fenced);
-/* Records an attempt's run time (to now: call it as the handler returns)
- * and queue wait on the worker that ran it, unless metrics are off. Owner
- * thread only. */
-void evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv);
+/* Records an attempt's run time (to end_ns, monotonic, when its handler
+ * returned) and queue wait on the worker that ran it, unless metrics are
+ * off. Owner thread only. */
+void evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
+                         int64_t end_ns);
 /* Adds fn's metrics from every live worker and the loop to s.
  * rt->lock held. */
 void evfn__metrics_collect_locked(struct evfn_rt *rt, struct evfn_fn *fn,

@@ -73,9 +73,10 @@ loop_wake_cb(int fd, short what, void *arg)
 	struct evfn__inv *garbage = NULL;
 	pthread_mutex_lock(&rt->lock);
 	rt->wake_pending = false;
+	int64_t now = evfn__now_ns();
 	for (int budget = LOOP_BUDGET; budget > 0; budget--) {
-		struct evfn__inv *inv =
-			evfn__pick_locked(rt, &rt->loop_ready, &garbage);
+		struct evfn__inv *inv = evfn__pick_locked(rt, &rt->loop_ready,
+		                                          now, &garbage);
 		if (!inv)
 			break;
 		rt->loop_current = inv;
@@ -83,7 +84,8 @@ loop_wake_cb(int fd, short what, void *arg)
 		int outcome = evfn__run_attempt(rt, inv, rt->loop_worker);
 		/* A PENDING attempt's run time is not known here; its queue
 		 * wait is. */
-		evfn__worker_record(rt->loop_worker, inv);
+		now = evfn__now_ns();
+		evfn__worker_record(rt->loop_worker, inv, now);
 		evfn__record_return(rt, inv, outcome);
 		pthread_mutex_lock(&rt->lock);
 		rt->loop_current = NULL;
