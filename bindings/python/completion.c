@@ -22,7 +22,7 @@ struct evfnpy_done {
 	PyObject *callback; /* owned; NULL for a record */
 	int record_kind;    /* evfn_record_kind, or -1 */
 	char *function;     /* record: function name */
-	const evfn_event *event; /* record: a reference */
+	const evfn_event *event; /* record: a reference, or NULL (breaker) */
 	int64_t duration_ns;
 	int code;
 	unsigned attempts;
@@ -81,13 +81,18 @@ resolve(struct evfnpy_done *d)
 }
 
 /* With the GIL: hand one record to on_record as (kind, function, event,
- * attempt, code, error, duration_ns). */
+ * attempt, code, error, duration_ns); event is None for the records of a
+ * circuit breaker, which are about a function, not an event. */
 static void
 deliver(PyObject *on_record, struct evfnpy_done *d)
 {
 	if (!on_record)
 		return;
-	PyObject *ev = evfnpy_event_wrap(d->event);
+	PyObject *ev = Py_None;
+	if (d->event)
+		ev = evfnpy_event_wrap(d->event);
+	else
+		Py_INCREF(ev);
 	PyObject *r = ev ? PyObject_CallFunction(on_record, "isNIizL",
 	                                         d->record_kind, d->function,
 	                                         ev, d->attempts, d->code,
@@ -262,7 +267,7 @@ evfnpy_completer_record(const evfn_record *rec, void *arg)
 	d->code = evfn_record_code(rec);
 	d->error = error ? evfnpy_dup(error, strlen(error)) : NULL;
 	d->duration_ns = evfn_record_duration_ns(rec);
-	if (!d->event || (fn && !d->function)) {
+	if (fn && !d->function) {
 		done_free(d);
 		return;
 	}

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * evfn._evfn.Context: what a Python handler sees of its invocation
- * (attempt, deadline, time remaining, cancelled) and can do (respond, set
- * the error message, emit child events). It wraps a borrowed evfn_ctx that
+ * (attempt, deadline, time remaining, cancelled, the events of a batch)
+ * and can do (respond, set the error message, emit child events, report
+ * failed items of a batch). It wraps a borrowed evfn_ctx that
  * is valid only while the handler runs; afterwards every method raises
  * evfn.Error with code EPERM instead of touching freed memory.
  */
@@ -77,6 +78,74 @@ get_function(evfnpy_context *c, void *unused)
 	evfn_ctx *ctx = live(c);
 	return ctx ? PyUnicode_FromString(evfn_fn_name(evfn_ctx_function(ctx)))
 	           : NULL;
+}
+
+/* Every event of this call: one unless the function takes batches. */
+static PyObject *
+get_events(evfnpy_context *c, void *unused)
+{
+	evfn_ctx *ctx = live(c);
+	if (!ctx)
+		return NULL;
+	size_t n = evfn_ctx_batch_size(ctx);
+	PyObject *list = PyList_New((Py_ssize_t)n);
+	for (size_t i = 0; list && i < n; i++) {
+		PyObject *e = evfnpy_event_wrap(evfn_ctx_batch_event(ctx, i));
+		if (!e)
+			Py_CLEAR(list);
+		else
+			PyList_SET_ITEM(list, (Py_ssize_t)i, e);
+	}
+	return list;
+}
+
+/* The index of item (an int, or one of the call's Event objects) in the
+ * batch; -1 with an error set if it is neither. */
+static Py_ssize_t
+item_index(evfn_ctx *ctx, PyObject *item)
+{
+	const evfn_event *ev = evfnpy_event_get(item);
+	if (!ev) {
+		Py_ssize_t i = PyNumber_AsSsize_t(item, PyExc_IndexError);
+		if (i == -1 && PyErr_Occurred())
+			return -1;
+		if (i < 0) {
+			evfnpy_raise(EVFN_EINVAL);
+			return -1;
+		}
+		return i;
+	}
+	/* Events of the call wrap the very C events of the batch. */
+	size_t n = evfn_ctx_batch_size(ctx);
+	for (size_t i = 0; i < n; i++)
+		if (evfn_ctx_batch_event(ctx, i) == ev)
+			return (Py_ssize_t)i;
+	evfnpy_raise_detail(EVFN_EINVAL, "the event is not in this batch");
+	return -1;
+}
+
+/* fail_item(item, retry=True): only that item is retried (or, with
+ * retry=False, dead-lettered) when the handler succeeds. */
+static PyObject *
+context_fail_item(evfnpy_context *c, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "item", "retry", NULL };
+	PyObject *item;
+	int retry = 1;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:fail_item", kwlist,
+	                                 &item, &retry))
+		return NULL;
+	evfn_ctx *ctx = live(c);
+	if (!ctx)
+		return NULL;
+	Py_ssize_t i = item_index(ctx, item);
+	if (i < 0)
+		return NULL;
+	int rc = evfn_ctx_batch_item_failed(ctx, (size_t)i,
+	                                    retry ? EVFN_RETRY : EVFN_FAIL);
+	if (rc < 0)
+		return evfnpy_raise(rc);
+	Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -181,6 +250,9 @@ static PyGetSetDef context_getset[] = {
 	  NULL },
 	{ "function", (getter)get_function, NULL, "Name of the function.",
 	  NULL },
+	{ "events", (getter)get_events, NULL,
+	  "The events of this call as a new list: one, or a batch's items.",
+	  NULL },
 	{ NULL, NULL, NULL, NULL, NULL }
 };
 
@@ -192,6 +264,11 @@ static PyMethodDef context_methods[] = {
 	{ "set_meta", (PyCFunction)context_set_meta, METH_VARARGS,
 	  "set_meta(key, value): response metadata (HTTP routes: \"status\", "
 	  "\"header.<Name>\"); value None removes it." },
+	{ "fail_item", (PyCFunction)(void (*)(void))context_fail_item,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "fail_item(item, retry=True): report a batch item (index or Event) "
+	  "as failed; when the handler succeeds only the failed items are "
+	  "retried (retry=False: dead-lettered)." },
 	{ "emit", (PyCFunction)(void (*)(void))context_emit,
 	  METH_VARARGS | METH_KEYWORDS,
 	  "emit(event) or emit(type, data=None, **attributes): publish a "

@@ -6,10 +6,12 @@
  * which freezes it. The object holds a reference to the C event, so it
  * stays valid after the handler returned; events are frozen once
  * published, so reading them needs no lock. Also the event builder shared
- * by emit and invoke, and the ns-to-datetime conversion.
+ * by emit and invoke (with the flow attributes: ordering key, delay, due
+ * time), and the ns-to-datetime conversion.
  */
 #include "evfnpy.h"
 
+#include <math.h>
 #include <string.h>
 
 typedef struct {
@@ -36,7 +38,8 @@ check_attribute_names(PyObject *kw)
 {
 	static const char *const known[] = { "id", "source", "subject",
 		                             "datacontenttype", "time_ns",
-		                             "extensions", NULL };
+		                             "extensions", "key", "delay",
+		                             "at", NULL };
 	PyObject *k, *v;
 	Py_ssize_t pos = 0;
 	while (kw && PyDict_Next(kw, &pos, &k, &v)) {
@@ -51,6 +54,91 @@ check_attribute_names(PyObject *kw)
 			             "unknown event attribute '%s'", name);
 			return -1;
 		}
+	}
+	return 0;
+}
+
+/* kw[name] unless missing or None; borrowed. */
+static PyObject *
+attribute(PyObject *kw, const char *name)
+{
+	PyObject *v = kw ? PyDict_GetItemString(kw, name) : NULL;
+	return v == Py_None ? NULL : v;
+}
+
+/* Seconds since the Unix epoch (a number, or an aware datetime) to ns.
+ * A naive datetime is refused: it would silently mean local time. */
+static int
+epoch_ns(PyObject *at, int64_t *ns)
+{
+	PyObject *seconds;
+	if (PyLong_Check(at) || PyFloat_Check(at)) {
+		Py_INCREF(at);
+		seconds = at;
+	} else {
+		PyObject *tz = PyObject_GetAttrString(at, "tzinfo");
+		if (!tz) {
+			PyErr_Clear();
+			PyErr_SetString(PyExc_TypeError,
+			                "at must be a datetime or epoch seconds");
+			return -1;
+		}
+		Py_DECREF(tz);
+		if (tz == Py_None) {
+			PyErr_SetString(PyExc_ValueError,
+			                "at must be timezone-aware");
+			return -1;
+		}
+		seconds = PyObject_CallMethod(at, "timestamp", NULL);
+		if (!seconds)
+			return -1;
+	}
+	double s = PyFloat_AsDouble(seconds);
+	Py_DECREF(seconds);
+	if (s == -1.0 && PyErr_Occurred())
+		return -1;
+	if (!isfinite(s) || fabs(s) > 9e9) {
+		PyErr_SetString(PyExc_ValueError, "at out of range");
+		return -1;
+	}
+	*ns = (int64_t)llround(s * 1e9);
+	return 0;
+}
+
+/* The flow attributes of kw: ordering key, delay or due time. */
+static int
+set_flow(evfn_event *ev, PyObject *kw)
+{
+	PyObject *key = attribute(kw, "key");
+	PyObject *delay = attribute(kw, "delay");
+	PyObject *at = attribute(kw, "at");
+	int rc = 0;
+	if (delay && at) {
+		PyErr_SetString(PyExc_TypeError,
+		                "give delay= or at=, not both");
+		return -1;
+	}
+	if (key) {
+		const char *k = PyUnicode_AsUTF8(key);
+		if (!k)
+			return -1;
+		rc = evfn_event_set_ordering_key(ev, k);
+	}
+	if (rc == 0 && delay) {
+		int64_t ms;
+		if (evfnpy_seconds_to_ms(delay, &ms) < 0)
+			return -1;
+		rc = evfn_event_set_delay_ms(ev, ms);
+	}
+	if (rc == 0 && at) {
+		int64_t ns;
+		if (epoch_ns(at, &ns) < 0)
+			return -1;
+		rc = evfn_event_set_deliver_at(ev, ns);
+	}
+	if (rc < 0) {
+		evfnpy_raise(rc);
+		return -1;
 	}
 	return 0;
 }
@@ -120,6 +208,8 @@ evfnpy_event_build(const char *type, PyObject *data, PyObject *kw,
 		evfnpy_raise(rc);
 		goto fail;
 	}
+	if (set_flow(ev, kw) < 0)
+		goto fail;
 	*out = ev;
 	return 0;
 fail:
@@ -253,6 +343,12 @@ get_seq(evfnpy_event *e, void *unused)
 }
 
 static PyObject *
+get_key(evfnpy_event *e, void *unused)
+{
+	return str_or_none(evfn_event_ordering_key(e->ev));
+}
+
+static PyObject *
 get_hops(evfnpy_event *e, void *unused)
 {
 	return PyLong_FromUnsignedLong(evfn_event_hops(e->ev));
@@ -340,6 +436,7 @@ static PyGetSetDef event_getset[] = {
 	  "Event time in ns since the Unix epoch.", NULL },
 	{ "seq", (getter)get_seq, NULL, "Runtime-unique sequence number.",
 	  NULL },
+	{ "key", (getter)get_key, NULL, "Ordering key, or None.", NULL },
 	{ "hops", (getter)get_hops, NULL,
 	  "Handler hops that led to this event.", NULL },
 	{ "data", (getter)get_data, NULL, "The payload (bytes).", NULL },
@@ -362,8 +459,8 @@ PyTypeObject evfnpy_event_type = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "evfn.Event",
 	.tp_doc = "Event(type, data=None, *, id=, source=, subject=, "
-	          "datacontenttype=, time_ns=, extensions=): a CloudEvents 1.0 "
-	          "event; handlers receive published ones.",
+	          "datacontenttype=, time_ns=, extensions=, key=, delay=, at=): a "
+	          "CloudEvents 1.0 event; handlers receive published ones.",
 	.tp_new = event_new,
 	.tp_basicsize = sizeof(evfnpy_event),
 	.tp_flags = Py_TPFLAGS_DEFAULT,

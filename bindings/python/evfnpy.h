@@ -2,8 +2,8 @@
 /*
  * Shared declarations of the CPython extension module evfn._evfn: the
  * object types (runtime, event, context, schedule, trigger, HTTP server),
- * the cancel registry, the completion thread, dead letters, payload
- * encoding and the error mapping. Each concept lives in its own .c file;
+ * the cancel registry, the completion thread, dead letters, flow control,
+ * payload encoding and the error mapping. Each concept lives in its own .c file;
  * this header is private to the binding and uses only the public evfn API
  * plus the CPython C API.
  */
@@ -159,7 +159,9 @@ extern PyTypeObject evfnpy_event_type;
 PyObject *evfnpy_event_wrap(const evfn_event *ev);
 /* Builds an unpublished event of type with data (see payload.c) and the
  * CloudEvents attributes of kw (id, source, subject, datacontenttype,
- * time_ns, extensions; None values ignored). 0 and *out (one reference),
+ * time_ns, extensions; None values ignored) and its flow attributes (key:
+ * the ordering key; delay: seconds; at: an aware datetime or seconds since
+ * the epoch). 0 and *out (one reference),
  * or -1 with a Python error set. */
 int evfnpy_event_build(const char *type, PyObject *data, PyObject *kw,
                        evfn_event **out);
@@ -239,6 +241,19 @@ PyObject *evfnpy_rt_on_fd(evfnpy_runtime *self, PyObject *args,
 
 PyObject *evfnpy_rt_dead_letters(evfnpy_runtime *self, PyObject *args);
 PyObject *evfnpy_rt_dead_letter_op(evfnpy_runtime *self, PyObject *args);
+
+/* --- flow.c --- */
+
+/* Applies register()'s flow options to o: batch (max_items, window s),
+ * rate_limit (per_second, burst), circuit_breaker (consecutive_failures,
+ * failure_rate, min_calls, window s, cooldown s, policy); None skips one.
+ * 0, or -1 with a Python error set. */
+int evfnpy_flow_options(evfn_fn_options *o, PyObject *batch, PyObject *rate,
+                        PyObject *breaker);
+PyObject *evfnpy_rt_pause(evfnpy_runtime *self, PyObject *name);
+PyObject *evfnpy_rt_resume(evfnpy_runtime *self, PyObject *name);
+PyObject *evfnpy_rt_cancel(evfnpy_runtime *self, PyObject *args,
+                           PyObject *kw);
 
 /* --- http.c --- */
 

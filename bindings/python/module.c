@@ -245,6 +245,25 @@ add_constants(PyObject *mod)
 		Py_DECREF(stats);
 		return -1;
 	}
+	/* RECORD_KINDS[kind] names an event-log record kind; from the C
+	 * name table, which ends where it returns NULL. */
+	PyObject *kinds = PyList_New(0);
+	const char *kind;
+	for (int i = 0;
+	     kinds && (kind = evfn_record_kind_name((evfn_record_kind)i));
+	     i++) {
+		PyObject *k = PyUnicode_FromString(kind);
+		if (!k || PyList_Append(kinds, k) < 0)
+			Py_CLEAR(kinds);
+		Py_XDECREF(k);
+	}
+	PyObject *kinds_tuple = kinds ? PyList_AsTuple(kinds) : NULL;
+	Py_XDECREF(kinds);
+	if (!kinds_tuple ||
+	    PyModule_AddObject(mod, "RECORD_KINDS", kinds_tuple) < 0) {
+		Py_XDECREF(kinds_tuple);
+		return -1;
+	}
 	if (PyModule_AddIntConstant(mod, "BACKOFF_FIXED",
 	                            EVFN_BACKOFF_FIXED) < 0 ||
 	    PyModule_AddIntConstant(mod, "BACKOFF_LINEAR",
@@ -256,6 +275,9 @@ add_constants(PyObject *mod)
 	    PyModule_AddIntConstant(mod, "JITTER_EQUAL", EVFN_JITTER_EQUAL) < 0 ||
 	    PyModule_AddIntConstant(mod, "JITTER_DECORRELATED",
 	                            EVFN_JITTER_DECORRELATED) < 0 ||
+	    PyModule_AddIntConstant(mod, "CIRCUIT_QUEUE", EVFN_CIRCUIT_QUEUE) < 0 ||
+	    PyModule_AddIntConstant(mod, "CIRCUIT_REFUSE",
+	                            EVFN_CIRCUIT_REFUSE) < 0 ||
 	    PyModule_AddIntConstant(mod, "OK", EVFN_OK) < 0 ||
 	    PyModule_AddIntConstant(mod, "RETRY", EVFN_RETRY) < 0 ||
 	    PyModule_AddIntConstant(mod, "FAIL", EVFN_FAIL) < 0 ||

@@ -2,8 +2,9 @@
 /*
  * evfn._evfn.Runtime: owns one evfn runtime, its completion thread and the
  * triggers and HTTP servers attached to it, and binds registration (with
- * destinations, idempotency and the cancel hook), subscription, emit,
- * synchronous and asynchronous invocation, stats, drain and close. The
+ * destinations, idempotency, the cancel hook and the flow options of
+ * flow.c), subscription, emit, synchronous and asynchronous invocation,
+ * stats, drain and close. The
  * GIL is released wherever C waits (sync invoke, drain, free); admission
  * calls (emit, submit, register) keep it, since evfn never holds a lock
  * while it runs Python code and so can never make them wait for a thread
@@ -305,20 +306,22 @@ runtime_register(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = { "name", "handler", "timeout", "attempts",
 		                  "backoff", "max_age", "concurrency",
 		                  "queue", "on_success", "on_failure",
-		                  "idempotency", "max_stuck", NULL };
+		                  "idempotency", "max_stuck", "batch",
+		                  "rate_limit", "circuit_breaker", NULL };
 	const char *name, *on_success = NULL, *on_failure = NULL;
 	PyObject *callable;
 	PyObject *timeout = Py_None, *backoff = Py_None, *max_age = Py_None;
 	PyObject *idempotency = Py_None, *stuck_obj = Py_None;
+	PyObject *batch = Py_None, *rate = Py_None, *breaker = Py_None;
 	int attempts = -1, concurrency = -1, max_stuck = 0;
 	long long queue = -1;
 	int64_t idem_ms = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OiOOiLzzOO:register",
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OiOOiLzzOOOOO:register",
 	                                 kwlist, &name, &callable, &timeout,
 	                                 &attempts, &backoff, &max_age,
 	                                 &concurrency, &queue, &on_success,
 	                                 &on_failure, &idempotency,
-	                                 &stuck_obj))
+	                                 &stuck_obj, &batch, &rate, &breaker))
 		return NULL;
 	if (stuck_obj != Py_None &&
 	    (max_stuck = _PyLong_AsInt(stuck_obj)) == -1 && PyErr_Occurred())
@@ -372,6 +375,10 @@ runtime_register(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 	if (rc < 0) {
 		evfn_fn_options_free(o);
 		return evfnpy_raise(rc);
+	}
+	if (evfnpy_flow_options(o, batch, rate, breaker) < 0) {
+		evfn_fn_options_free(o);
+		return NULL;
 	}
 	rc = evfnpy_register(self, name, callable, o);
 	evfn_fn_options_free(o);
@@ -677,8 +684,9 @@ static PyMethodDef runtime_methods[] = {
 	{ "register", (PyCFunction)(void (*)(void))runtime_register,
 	  METH_VARARGS | METH_KEYWORDS,
 	  "register(name, handler, timeout=, attempts=, backoff=, max_age=, "
-	  "concurrency=, queue=): handler(event, ctx) returns None or an "
-	  "outcome int." },
+	  "concurrency=, queue=, on_success=, on_failure=, idempotency=, "
+	  "max_stuck=, batch=, rate_limit=, circuit_breaker=): "
+	  "handler(event, ctx) returns None or an outcome int." },
 	{ "subscribe", (PyCFunction)runtime_subscribe, METH_VARARGS,
 	  "subscribe(pattern, name)" },
 	{ "start", (PyCFunction)runtime_start, METH_NOARGS, "Start workers." },
@@ -695,6 +703,15 @@ static PyMethodDef runtime_methods[] = {
 	{ "submit", (PyCFunction)(void (*)(void))runtime_submit,
 	  METH_VARARGS | METH_KEYWORDS,
 	  "submit(name, data, callback, **attributes) -> seq" },
+	{ "pause", (PyCFunction)evfnpy_rt_pause, METH_O,
+	  "pause(name): start no new attempt of the function; its events "
+	  "keep being accepted and wait." },
+	{ "resume", (PyCFunction)evfnpy_rt_resume, METH_O,
+	  "resume(name): undo pause()." },
+	{ "cancel", (PyCFunction)(void (*)(void))evfnpy_rt_cancel,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "cancel(event_id, function=None) -> number of invocations "
+	  "cancelled or asked to stop (0: none found)." },
 	{ "stats", (PyCFunction)runtime_stats, METH_VARARGS,
 	  "stats(name=None) -> dict" },
 	{ "workers", (PyCFunction)runtime_workers, METH_NOARGS,

@@ -4,9 +4,10 @@
 A thin layer over the C extension ``evfn._evfn``: the ``Runtime`` with its
 ``@rt.function`` decorator, events and contexts, ``emit``/``invoke``/
 ``invoke_async``, the exception classes (one per common evfn error code,
-all generated constants from the C error table), schedules, triggers
-(schedules, directory watches, signals, descriptors), HTTP routes, dead
-letters and the event log.
+all generated constants from the C error table), flow control (batches,
+ordering keys, rate limits, circuit breakers, delays, pause, cancel),
+schedules, triggers (schedules, directory watches, signals, descriptors),
+HTTP routes, dead letters and the event log.
 
 Handlers are plain or ``async def`` functions taking ``(event)`` or
 ``(event, ctx)``. Returning a value responds with it; raising ``Retry`` or
@@ -100,6 +101,11 @@ class Busy(Error):
     """EBUSY: the runtime still has work in flight."""
 
 
+class CircuitOpen(Error):
+    """ECIRCUITOPEN: the function's circuit breaker is open and its policy
+    is "refuse"; the event was refused."""
+
+
 class TimedOut(Error):
     """ETIMEDOUT: drain's grace period ended with work in flight;
     ``handed_back`` holds what was handed back anyway."""
@@ -147,6 +153,10 @@ class LoopDetected(InvocationError):
     """ELOOPDETECTED: an event chain exceeded the hop limit."""
 
 
+class Cancelled(InvocationError):
+    """ECANCELED: the event was cancelled (``Runtime.cancel()``)."""
+
+
 _CLASSES = {
     "EINVAL": InvalidArgument, "ERANGE": InvalidArgument,
     "ENAMETOOLONG": InvalidArgument, "EPATTERN": InvalidArgument,
@@ -159,14 +169,15 @@ _CLASSES = {
     "EALREADY": AlreadyDone, "EDEADLK": Deadlock, "EBUSY": Busy,
     "ETIMEDOUT": TimedOut, "EFAILED": Failed, "EEXHAUSTED": Exhausted,
     "EEXPIRED": Expired, "EHANDEDBACK": HandedBack,
-    "ELOOPDETECTED": LoopDetected,
+    "ELOOPDETECTED": LoopDetected, "ECANCELED": Cancelled,
+    "ECIRCUITOPEN": CircuitOpen,
 }
 # An event's final outcome (invoke, invoke_async) has classes of its own:
 # ETIMEDOUT there means "exhausted by deadlines", not a timed-out call.
 _OUTCOME_CLASSES = {
     "EFAILED": Failed, "EEXHAUSTED": Exhausted, "ETIMEDOUT": DeadlineExceeded,
     "EEXPIRED": Expired, "EHANDEDBACK": HandedBack,
-    "ELOOPDETECTED": LoopDetected,
+    "ELOOPDETECTED": LoopDetected, "ECANCELED": Cancelled,
 }
 _BY_CODE = {code: _CLASSES[name] for name, code, _ in _evfn.ERRORS
             if name in _CLASSES}
@@ -227,32 +238,111 @@ class Backoff:
                 float(self.cap), _JITTERS[self.jitter])
 
 
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """Call the handler with up to ``max_items`` events at once (a list);
+    a call starts when that many wait or the oldest has waited ``window``
+    seconds (0: with whatever waits now). ``batch=10`` is Batch(10)."""
+
+    max_items: int
+    window: float = 0.0
+
+    def _as_tuple(self) -> tuple:
+        return (int(self.max_items), float(self.window))
+
+
+@dataclasses.dataclass(frozen=True)
+class RateLimit:
+    """At most ``per_second`` calls start a second (a batch counts once),
+    ``burst`` of them at once after a quiet spell; events over the limit
+    wait in the queue. ``rate_limit=50`` is RateLimit(50)."""
+
+    per_second: float
+    burst: int = 1
+
+    def _as_tuple(self) -> tuple:
+        return (float(self.per_second), int(self.burst))
+
+
+_POLICIES = {"queue": _evfn.CIRCUIT_QUEUE, "refuse": _evfn.CIRCUIT_REFUSE}
+
+
+@dataclasses.dataclass(frozen=True)
+class CircuitBreaker:
+    """Stop starting attempts after ``consecutive_failures`` failed calls
+    in a row (0: no such trigger), or once at least ``min_calls`` calls
+    ended within ``window`` seconds and the share that failed reached
+    ``failure_rate`` (0: no such trigger). After ``cooldown`` seconds one
+    probe call runs: success closes the breaker, failure opens it again.
+    While open, new events queue (``policy`` "queue") or are refused with
+    CircuitOpen ("refuse"). ``circuit_breaker=5`` is CircuitBreaker(5)."""
+
+    consecutive_failures: int = 5
+    failure_rate: float = 0.0
+    min_calls: int = 10
+    window: float = 60.0
+    cooldown: float = 30.0
+    policy: str = "queue"
+
+    def _as_tuple(self) -> tuple:
+        if self.policy not in _POLICIES:
+            raise InvalidArgument(EINVAL,  # noqa: F821 (generated)
+                                  f"circuit breaker policy {self.policy!r}")
+        return (int(self.consecutive_failures), float(self.failure_rate),
+                int(self.min_calls), float(self.window),
+                float(self.cooldown), _POLICIES[self.policy])
+
+
+def _flow_options(batch: Union[Batch, int, None],
+                  rate_limit: Union[RateLimit, float, None],
+                  circuit_breaker: Union[CircuitBreaker, int, None]
+                  ) -> dict:
+    """register()'s flow options as the C side takes them (tuples); a
+    bare number is the first field of the dataclass."""
+    opts = {}
+    if batch is not None:
+        if not isinstance(batch, Batch):
+            batch = Batch(batch)
+        opts["batch"] = batch._as_tuple()
+    if rate_limit is not None:
+        if not isinstance(rate_limit, RateLimit):
+            rate_limit = RateLimit(rate_limit)
+        opts["rate_limit"] = rate_limit._as_tuple()
+    if circuit_breaker is not None:
+        if not isinstance(circuit_breaker, CircuitBreaker):
+            circuit_breaker = CircuitBreaker(circuit_breaker)
+        opts["circuit_breaker"] = circuit_breaker._as_tuple()
+    return opts
+
+
 class Record(NamedTuple):
     """One event-log record (``Runtime(on_record=...)``): ``kind`` is
-    "start", "success", "timeout", "late", "dead_letter", "expired" or
-    "handed_back"; ``attempt`` the attempt it is about (attempts made, for
-    ends); ``code`` 0 or the reason code of an end (EFAILED, EEXHAUSTED,
-    ETIMEDOUT, EEXPIRED, ELOOPDETECTED); ``error`` the latest attempt's
-    error; ``duration`` seconds since the latest attempt started."""
+    "start", "success", "timeout", "late", "dead_letter", "expired",
+    "handed_back", "cancelled", or for a circuit breaker "circuit_open",
+    "circuit_half_open", "circuit_closed" (those have ``event`` None,
+    ``attempt`` 0 and the reason in ``error``); ``attempt`` the attempt it
+    is about (attempts made, for ends); ``code`` 0 or the reason code of
+    an end (EFAILED, EEXHAUSTED, ETIMEDOUT, EEXPIRED, ELOOPDETECTED,
+    ECANCELED); ``error`` the latest attempt's error; ``duration`` seconds
+    since the latest attempt started."""
 
     kind: str
     function: str
-    event: Event
+    event: Optional[Event]
     attempt: int
     code: int
     error: Optional[str]
     duration: float
 
 
-_RECORD_KINDS = ("start", "success", "timeout", "late", "dead_letter",
-                 "expired", "handed_back")
-
-
 def _record_sink(on_record: Callable[[Record], Any]) -> Callable:
-    def sink(kind: int, function: str, event: Event, attempt: int,
-             code: int, error: Optional[str], duration_ns: int) -> None:
-        on_record(Record(_RECORD_KINDS[kind], function, event, attempt,
-                         code, error, duration_ns / 1e9))
+    kinds = _evfn.RECORD_KINDS  # from the C name table
+
+    def sink(kind: int, function: str, event: Optional[Event],
+             attempt: int, code: int, error: Optional[str],
+             duration_ns: int) -> None:
+        on_record(Record(kinds[kind], function, event, attempt, code, error,
+                         duration_ns / 1e9))
     return sink
 
 
@@ -384,16 +474,19 @@ async def _as_coroutine(awaitable: Any) -> Any:
 
 
 def _make_call(fn: Callable, aloop: _AsyncLoop,
-               retry_on: Optional[tuple], fail_on: tuple) -> Callable:
+               retry_on: Optional[tuple], fail_on: tuple,
+               batch: bool = False) -> Callable:
     """Wraps a user handler into what the C side calls: (event, ctx) ->
-    outcome. It must not refer to the Runtime, so that a runtime nobody
-    references can still be collected."""
+    outcome; a batch function's handler gets the list of the call's events
+    (ctx.events) instead of one event. It must not refer to the Runtime,
+    so that a runtime nobody references can still be collected."""
     with_ctx = _takes_context(fn)
     OK, RETRY, FAIL = _evfn.OK, _evfn.RETRY, _evfn.FAIL
 
     def call(event: Event, ctx: Context) -> int:
         try:
-            result = fn(event, ctx) if with_ctx else fn(event)
+            arg = ctx.events if batch else event
+            result = fn(arg, ctx) if with_ctx else fn(arg)
             if inspect.isawaitable(result):
                 result = aloop.run(result, ctx)
             if result is not None:
@@ -488,7 +581,10 @@ class Runtime:
                  on_failure: Optional[str] = None,
                  idempotency: Optional[float] = None,
                  max_stuck: Optional[int] = None,
-                 schedule: Optional[str] = None
+                 schedule: Optional[str] = None,
+                 batch: Union[Batch, int, None] = None,
+                 rate_limit: Union[RateLimit, float, None] = None,
+                 circuit_breaker: Union[CircuitBreaker, int, None] = None
                  ) -> Callable:
         """Decorator registering a handler under ``name`` (default: the
         function's name). Times are in seconds; ``backoff`` is a Backoff
@@ -507,7 +603,9 @@ class Runtime:
                           queue=queue, retry_on=retry_on, fail_on=fail_on,
                           subscribe=subscribe, on_success=on_success,
                           on_failure=on_failure, idempotency=idempotency,
-                          max_stuck=max_stuck)
+                          max_stuck=max_stuck, batch=batch,
+                          rate_limit=rate_limit,
+                          circuit_breaker=circuit_breaker)
             if schedule is not None:
                 self.schedule(schedule, function=fn_name)
             return fn
@@ -525,7 +623,10 @@ class Runtime:
                  on_success: Optional[str] = None,
                  on_failure: Optional[str] = None,
                  idempotency: Optional[float] = None,
-                 max_stuck: Optional[int] = None
+                 max_stuck: Optional[int] = None,
+                 batch: Union[Batch, int, None] = None,
+                 rate_limit: Union[RateLimit, float, None] = None,
+                 circuit_breaker: Union[CircuitBreaker, int, None] = None
                  ) -> None:
         """Register ``fn`` under ``name``; see function(). Destinations:
         on success the response goes as a new event to function
@@ -534,7 +635,12 @@ class Runtime:
         ``idempotency``: seconds during which an event whose id already
         succeeded is not run again (it succeeds at once with the stored
         response). ``max_stuck``: handlers fenced at their deadline but
-        still running before admission fails with Unhealthy."""
+        still running before admission fails with Unhealthy.
+        Flow control: ``batch`` (a Batch or max_items) makes the handler
+        take a list of events and report failed items with
+        ``ctx.fail_item(i)``; ``rate_limit`` (a RateLimit or calls per
+        second) and ``circuit_breaker`` (a CircuitBreaker or a number of
+        consecutive failures) hold back calls."""
         if not callable(fn):
             raise TypeError("handler must be callable")
         if isinstance(backoff, (int, float)):
@@ -556,9 +662,10 @@ class Runtime:
                 if v is not None}
         if backoff is not None:
             opts["backoff"] = backoff._as_tuple()
+        opts.update(_flow_options(batch, rate_limit, circuit_breaker))
         call = _make_call(fn, self._aloop,
                           tuple(retry_on) if retry_on is not None else None,
-                          tuple(fail_on))
+                          tuple(fail_on), batch=batch is not None)
         self._rt.register(name, call, **opts)
         if isinstance(subscribe, str):
             subscribe = (subscribe,)
@@ -570,6 +677,30 @@ class Runtime:
         "orders.#")."""
         self._rt.subscribe(pattern, name)
 
+    # Flow control -------------------------------------------------------
+
+    def pause(self, name: str) -> None:
+        """Start no new attempt of function ``name`` (running ones
+        finish); its events are still accepted and wait in its queue.
+        Raises NoFunction."""
+        self._rt.pause(name)
+
+    def resume(self, name: str) -> None:
+        """Let a paused function start its waiting events again, in
+        order."""
+        self._rt.resume(name)
+
+    def cancel(self, event_id: Union[str, int],
+               function: Optional[str] = None) -> int:
+        """Cancel an event by id (a str, or the int emit() and
+        invoke_async returned) in ``function`` or in every function it
+        went to. A waiting event (queued, delayed, behind its key, waiting
+        for a retry) ends cancelled at once; a running attempt sees
+        ``ctx.cancelled`` turn true and ends cancelled unless it succeeds.
+        Returns how many invocations were cancelled or asked to stop (0:
+        none waits or runs under that id)."""
+        return self._rt.cancel(event_id, function)
+
     # Getting events in ------------------------------------------------
 
     def emit(self, topic: Union[str, Event], data: Any = None,
@@ -578,8 +709,12 @@ class Runtime:
         its sequence number. ``data``: bytes as they are, str as UTF-8,
         anything else as JSON (datacontenttype application/json).
         ``attributes``: id, source, subject, datacontenttype, time_ns,
-        extensions (a dict). ``emit(evfn.Event(...))`` publishes a built
-        event (once). Raises NoSubscriber, QueueFull, ShutDown, ..."""
+        extensions (a dict); and for flow control ``key`` (ordering key:
+        events of one key run one at a time, in order), ``delay`` (seconds)
+        or ``at`` (an aware datetime or seconds since the epoch) before
+        the functions see it. ``emit(evfn.Event(...))`` publishes a built
+        event (once). Raises NoSubscriber, QueueFull, CircuitOpen,
+        ShutDown, ..."""
         if isinstance(topic, Event):
             if data is not None:
                 raise TypeError("emit(event) takes no data")
@@ -713,7 +848,9 @@ class Runtime:
     def invoke_async(self, name: str, data: Any = None, **attributes: Any
                      ) -> "concurrent.futures.Future[bytes]":
         """Invoke function ``name`` without waiting: a Future resolved with
-        the response bytes or an InvocationError. Its callbacks run on the
+        the response bytes or an InvocationError. The Future's ``seq`` is
+        the event's sequence number (its id unless ``id=`` is given, so
+        ``rt.cancel(fut.seq)`` cancels it). Its callbacks run on the
         runtime's completion thread (never on evfn's loop thread, which
         does not take the GIL). In asyncio: ``await rt.ainvoke(...)`` or
         ``asyncio.wrap_future(rt.invoke_async(...))``."""
@@ -726,7 +863,8 @@ class Runtime:
                 fut.set_result(resp if resp is not None else b"")
             else:
                 fut.set_exception(_outcome_error(code, error, attempts))
-        self._rt.submit(name, data, done, **attributes)
+        fut.seq = self._rt.submit(name, data, done,  # type: ignore
+                                  **attributes)
         return fut
 
     async def ainvoke(self, name: str, data: Any = None,
@@ -844,11 +982,13 @@ def _shutdown() -> None:
 atexit.register(_shutdown)
 
 __all__ = [
-    "AlreadyDone", "AlreadyExists", "Backoff", "Busy", "Context",
+    "AlreadyDone", "AlreadyExists", "Backoff", "Batch", "Busy", "Cancelled",
+    "CircuitBreaker", "CircuitOpen", "Context",
     "DeadLetter", "DeadlineExceeded", "Deadlock", "Error", "Event",
     "Exhausted", "Expired", "Fail", "Failed", "HandedBack", "Handback",
     "HttpServer", "InvalidArgument", "InvocationError", "LoopDetected",
-    "NoFunction", "NoSubscriber", "NotRunning", "QueueFull", "Record",
+    "NoFunction", "NoSubscriber", "NotRunning", "QueueFull", "RateLimit",
+    "Record",
     "Retry", "Runtime", "STATS", "Schedule", "ShutDown", "TimedOut",
     "Timeout", "Trigger", "Unhealthy", "error_class",
 ] + [name for name, _, _ in _evfn.ERRORS]

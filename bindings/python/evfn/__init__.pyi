@@ -13,6 +13,10 @@ from ._evfn import (Context as Context, Event as Event,
                     HttpServer as HttpServer, Trigger as Trigger)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+# What invoke_async returns: a Future with the event's sequence number.
+class _InvokeFuture(concurrent.futures.Future[bytes]):
+    seq: int
 _Exc = Union[Type[BaseException], Tuple[Type[BaseException], ...]]
 
 __version__: str
@@ -54,6 +58,7 @@ EURL: int
 EWRONGTYPE: int
 EAUTH: int
 ELOOPDETECTED: int
+ECIRCUITOPEN: int
 
 class Error(Exception):
     code: int
@@ -72,6 +77,7 @@ class AlreadyExists(Error): ...
 class AlreadyDone(Error): ...
 class Deadlock(Error): ...
 class Busy(Error): ...
+class CircuitOpen(Error): ...
 
 class TimedOut(Error):
     handed_back: list[Handback]
@@ -88,6 +94,7 @@ class DeadlineExceeded(Exhausted): ...
 class Expired(InvocationError): ...
 class HandedBack(InvocationError): ...
 class LoopDetected(InvocationError): ...
+class Cancelled(InvocationError): ...
 
 class Retry(Exception): ...
 class Fail(Exception): ...
@@ -105,10 +112,32 @@ class Backoff:
                  multiplier: float = ..., cap: float = ...,
                  jitter: str = ...) -> None: ...
 
+class Batch:
+    max_items: int
+    window: float
+    def __init__(self, max_items: int, window: float = ...) -> None: ...
+
+class RateLimit:
+    per_second: float
+    burst: int
+    def __init__(self, per_second: float, burst: int = ...) -> None: ...
+
+class CircuitBreaker:
+    consecutive_failures: int
+    failure_rate: float
+    min_calls: int
+    window: float
+    cooldown: float
+    policy: str
+    def __init__(self, consecutive_failures: int = ...,
+                 failure_rate: float = ..., min_calls: int = ...,
+                 window: float = ..., cooldown: float = ...,
+                 policy: str = ...) -> None: ...
+
 class Record(NamedTuple):
     kind: str
     function: str
-    event: Event
+    event: Optional[Event]
     attempt: int
     code: int
     error: Optional[str]
@@ -157,7 +186,10 @@ class Runtime:
                  on_failure: Optional[str] = ...,
                  idempotency: Optional[float] = ...,
                  max_stuck: Optional[int] = ...,
-                 schedule: Optional[str] = ...
+                 schedule: Optional[str] = ...,
+                 batch: Union[Batch, int, None] = ...,
+                 rate_limit: Union[RateLimit, float, None] = ...,
+                 circuit_breaker: Union[CircuitBreaker, int, None] = ...
                  ) -> Callable[[_F], _F]: ...
     def register(self, name: str, fn: Callable[..., Any], *,
                  timeout: Optional[float] = ...,
@@ -172,9 +204,16 @@ class Runtime:
                  on_success: Optional[str] = ...,
                  on_failure: Optional[str] = ...,
                  idempotency: Optional[float] = ...,
-                 max_stuck: Optional[int] = ...
+                 max_stuck: Optional[int] = ...,
+                 batch: Union[Batch, int, None] = ...,
+                 rate_limit: Union[RateLimit, float, None] = ...,
+                 circuit_breaker: Union[CircuitBreaker, int, None] = ...
                  ) -> None: ...
     def subscribe(self, pattern: str, name: str) -> None: ...
+    def pause(self, name: str) -> None: ...
+    def resume(self, name: str) -> None: ...
+    def cancel(self, event_id: Union[str, int],
+               function: Optional[str] = ...) -> int: ...
     @overload
     def emit(self, topic: Event) -> int: ...
     @overload
@@ -182,7 +221,9 @@ class Runtime:
              source: Optional[str] = ..., subject: Optional[str] = ...,
              datacontenttype: Optional[str] = ...,
              time_ns: Optional[int] = ...,
-             extensions: Optional[dict[str, Optional[str]]] = ...) -> int: ...
+             extensions: Optional[dict[str, Optional[str]]] = ...,
+             key: Optional[str] = ..., delay: Optional[float] = ...,
+             at: Union[datetime.datetime, float, None] = ...) -> int: ...
     def schedule(self, expr: str, *, tz: Optional[str] = ...,
                  type: Optional[str] = ..., function: Optional[str] = ...,
                  name: Optional[str] = ..., missed: str = ...,
@@ -220,7 +261,7 @@ class Runtime:
     def invoke(self, name: str, data: Any = ..., **attributes: Any
                ) -> bytes: ...
     def invoke_async(self, name: str, data: Any = ..., **attributes: Any
-                     ) -> concurrent.futures.Future[bytes]: ...
+                     ) -> _InvokeFuture: ...
     async def ainvoke(self, name: str, data: Any = ...,
                       **attributes: Any) -> bytes: ...
     def start(self) -> Runtime: ...

@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: MIT
 # Stubs of the C extension evfn._evfn; users import evfn instead.
 import datetime
-from typing import Any, Callable, Optional, overload
+from typing import Any, Callable, Optional, Union, overload
 
 VERSION: str
 ERRORS: tuple[tuple[str, int, str], ...]
 STATS: tuple[str, ...]
+RECORD_KINDS: tuple[str, ...]
+CIRCUIT_QUEUE: int
+CIRCUIT_REFUSE: int
 OK: int
 RETRY: int
 FAIL: int
@@ -29,7 +32,9 @@ class Event:
                  subject: Optional[str] = ...,
                  datacontenttype: Optional[str] = ...,
                  time_ns: Optional[int] = ...,
-                 extensions: Optional[dict[str, Optional[str]]] = ...
+                 extensions: Optional[dict[str, Optional[str]]] = ...,
+                 key: Optional[str] = ..., delay: Optional[float] = ...,
+                 at: Union[datetime.datetime, float, None] = ...
                  ) -> None: ...
     id: str
     source: str
@@ -39,6 +44,7 @@ class Event:
     time: datetime.datetime
     time_ns: int
     seq: int
+    key: Optional[str]
     hops: int
     data: bytes
     extensions: dict[str, str]
@@ -52,7 +58,10 @@ class Context:
     deadline: float
     cancelled: bool
     function: str
+    events: list[Event]
     def respond(self, data: Any) -> None: ...
+    def fail_item(self, item: Union[int, Event], retry: bool = ...
+                  ) -> None: ...
     def set_error(self, message: str) -> None: ...
     def set_meta(self, key: str, value: Optional[str]) -> None: ...
     @overload
@@ -63,7 +72,9 @@ class Context:
              subject: Optional[str] = ...,
              datacontenttype: Optional[str] = ...,
              time_ns: Optional[int] = ...,
-             extensions: Optional[dict[str, Optional[str]]] = ...
+             extensions: Optional[dict[str, Optional[str]]] = ...,
+             key: Optional[str] = ..., delay: Optional[float] = ...,
+             at: Union[datetime.datetime, float, None] = ...
              ) -> int: ...
 
 class Trigger:
@@ -105,8 +116,17 @@ class Runtime:
                  queue: int = ..., on_success: Optional[str] = ...,
                  on_failure: Optional[str] = ...,
                  idempotency: Optional[float] = ...,
-                 max_stuck: int = ...) -> None: ...
+                 max_stuck: int = ...,
+                 batch: Optional[tuple[int, float]] = ...,
+                 rate_limit: Optional[tuple[float, int]] = ...,
+                 circuit_breaker: Optional[tuple[int, float, int, float,
+                                                 float, int]] = ...
+                 ) -> None: ...
     def subscribe(self, pattern: str, name: str) -> None: ...
+    def pause(self, name: str) -> None: ...
+    def resume(self, name: str) -> None: ...
+    def cancel(self, event_id: Union[str, int],
+               function: Optional[str] = ...) -> int: ...
     def start(self) -> None: ...
     def drain(self, grace: float) -> tuple[list[tuple[str, Event]], bool]: ...
     def close(self, grace: float = ...) -> list[tuple[str, Event]]: ...

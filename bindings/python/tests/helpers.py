@@ -17,5 +17,5 @@ def balanced(stats):
     """The accounting identity every snapshot must satisfy."""
     return stats["accepted"] == (
         stats["succeeded"] + stats["dead_lettered"] + stats["expired"] +
-        stats["handed_back"] + stats["in_flight"] + stats["queued"] +
-        stats["waiting_retry"])
+        stats["handed_back"] + stats["cancelled"] + stats["in_flight"] +
+        stats["queued"] + stats["waiting_retry"] + stats["delayed"])

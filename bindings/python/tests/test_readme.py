@@ -10,13 +10,17 @@ from conftest import SOURCE_DIR
 
 
 def run_readme(path):
+    """Runs every python block followed by a text block: its output."""
     text = open(path).read()
-    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
-    expected = re.search(r"```text\n(.*?)```", text, re.S).group(1)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                         text=True, timeout=60, env=dict(os.environ))
-    assert out.returncode == 0, out.stderr
-    assert out.stdout == expected
+    examples = re.findall(r"```python\n(.*?)```\s*```text\n(.*?)```", text,
+                          re.S)
+    assert examples
+    for code, expected in examples:
+        out = subprocess.run([sys.executable, "-c", code],
+                             capture_output=True, text=True, timeout=60,
+                             env=dict(os.environ))
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == expected
 
 
 def test_readme_example_runs_as_shown():
