@@ -184,6 +184,69 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 	return NULL;
 }
 
+int
+evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
+                      struct evfn__inv **garbage, int max)
+{
+	struct evfn_fn *fn = inv->fn;
+	struct evfn__inv *last = inv;
+	int n = 0;
+	while (n < max) {
+		struct evfn__inv *next = take_next_locked(rt, fn, now, garbage);
+		if (!next)
+			break;
+		start_attempt_locked(rt, fn, next, now);
+		atomic_store_explicit(&next->ctx.state, EVFN__ATTEMPT_PREFETCHED,
+		                      memory_order_relaxed);
+		fn->busy++;
+		last->run_next = next;
+		last = next;
+		n++;
+	}
+	if ((uint64_t)fn->running > fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
+		fn->stat[EVFN_STAT_CONCURRENCY_PEAK] = (uint64_t)fn->running;
+	return n;
+}
+
+bool
+evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                     struct evfn__inv **garbage)
+{
+	struct evfn_fn *fn = inv->fn;
+	struct evfn__inv *r = evfn__inv_alloc_locked(rt);
+	if (!r)
+		return false;
+	int expected = EVFN__ATTEMPT_PREFETCHED;
+	if (!atomic_compare_exchange_strong(&inv->ctx.state, &expected,
+	                                    EVFN__ATTEMPT_TIMEDOUT)) {
+		evfn__recycle_locked(rt, r); /* its worker started it */
+		return true;
+	}
+	/* The old record stays with the worker, which skips it. */
+	r->ev = evfn_event_ref(inv->ev);
+	r->fn = fn;
+	r->waiter = inv->waiter;
+	inv->waiter = NULL;
+	r->okey = inv->okey;
+	inv->okey = NULL;
+	if (r->okey)
+		evfn__okey_rebind_locked(r->okey, r);
+	r->attempt = inv->attempt - 1;
+	r->prev_delay_ns = inv->prev_delay_ns;
+	r->first_ns = r->attempt ? inv->first_ns : 0;
+	r->due_ns = inv->due_ns;
+	fn->running--;
+	rt->in_flight--;
+	fn->busy--;
+	fn->stat[EVFN_STAT_ATTEMPTS]--;
+	if (inv->cancel_requested)
+		evfn__finish_locked(rt, r, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
+		                    garbage);
+	else
+		evfn__enqueue_locked(rt, r);
+	return true;
+}
+
 /* The targets of one admission; most events have few. */
 struct targets {
 	struct evfn_fn *small[8];

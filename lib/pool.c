@@ -18,6 +18,12 @@
 
 /* Polls of the ready generation before a worker sleeps (about 10-40 us). */
 #define SPIN_BEFORE_SLEEP 256
+/* A worker takes up to this many attempts under one lock when its
+ * function's queue is deep and its handlers short (on average under
+ * PREFETCH_RUN_NS): the lock is what three threads on two cores fight
+ * over, and a deadline starts only when its attempt does. */
+#define PREFETCH_MAX 8
+#define PREFETCH_RUN_NS (20 * 1000)
 
 static inline void
 cpu_relax(void)
@@ -38,7 +44,11 @@ struct evfn__worker {
 	struct evfn__worker *next;
 	struct evfn_rt *rt;
 	pthread_t thread;
-	struct evfn__inv *current; /* the attempt running now, for the watchdog */
+	/* The attempts it took, linked through run_next (set and cleared
+	 * under rt->lock), and the one whose handler runs now: published by
+	 * the worker alone, after that attempt's deadline. */
+	struct evfn__inv *chain;
+	_Atomic(struct evfn__inv *) current;
 	bool stuck;                /* fenced: left the pool, exits on return */
 	struct warm_slot *slots;
 	unsigned nslots;
@@ -388,12 +398,67 @@ wait_for_work_locked(struct evfn_rt *rt)
 	         rt->nthreads > rt->opts.min_workers);
 }
 
+/* How many more attempts of fn a worker may take with the one it picked:
+ * none unless fn's queue is deep for the pool, its handlers short, and
+ * nothing (concurrency, flow, batches) counts its calls. */
+static int
+prefetch_count(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	if (fn->cfg.concurrency || fn->flow || fn->cfg.batch_max > 1 ||
+	    fn->run_ewma_ns > PREFETCH_RUN_NS || rt->nthreads < 1)
+		return 0;
+	int64_t share = (fn->queued - fn->held) / rt->nthreads;
+	return (int)EVFN__MIN(share, PREFETCH_MAX - 1);
+}
+
+/* Runs the attempts a worker took, one after the other, without the
+ * lock; ran[i] tells whether the i-th ran (the watchdog may have given a
+ * prefetched one back). Returns the time the last one ended. */
+static int64_t
+run_chain(struct evfn__worker *w, struct evfn__inv *inv, int64_t now,
+          int *outcomes, bool *ran)
+{
+	struct evfn_rt *rt = w->rt;
+	int i = 0;
+	for (struct evfn__inv *x = inv; x; x = x->run_next, i++) {
+		ran[i] = false;
+		if (x != inv) {
+			int expected = EVFN__ATTEMPT_PREFETCHED;
+			if (!atomic_compare_exchange_strong(
+				    &x->ctx.state, &expected,
+				    EVFN__ATTEMPT_RUNNING))
+				continue; /* given back by the watchdog */
+			/* Its deadline counts from its own start, written
+			 * before the watchdog can see it. */
+			x->ctx.deadline_ns = now + x->fn->cfg.timeout_ns;
+			x->last_ns = evfn__mono_to_wall(now);
+			if (x->attempt == 1)
+				x->first_ns = x->last_ns;
+			atomic_store_explicit(&w->current, x,
+			                      memory_order_release);
+		}
+		outcomes[i] = evfn__run_attempt(rt, x, w);
+		now = evfn__now_ns();
+		/* Returned: the watchdog no longer fences it (unless it
+		 * did just now, and the return is late). */
+		int expected = EVFN__ATTEMPT_RUNNING;
+		atomic_compare_exchange_strong(&x->ctx.state, &expected,
+		                               EVFN__ATTEMPT_RETURNED);
+		evfn__worker_record(w, x, now);
+		evfn__record_return(rt, x, outcomes[i]);
+		ran[i] = true;
+	}
+	return now;
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct evfn__worker *w = arg;
 	struct evfn_rt *rt = w->rt;
 	struct evfn__inv *garbage = NULL;
+	int outcomes[PREFETCH_MAX];
+	bool ran[PREFETCH_MAX];
 	/* The time an attempt starts is the time the previous one ended:
 	 * one clock read per attempt, none under the lock. */
 	int64_t now = evfn__now_ns();
@@ -416,22 +481,39 @@ worker_main(void *arg)
 			now = evfn__now_ns();
 			continue;
 		}
+		struct evfn_fn *fn = inv->fn;
+		int more = prefetch_count(rt, fn);
+		if (more)
+			evfn__prefetch_locked(rt, inv, now, &garbage, more);
 		/* More work than this worker: let the pool wake or grow. */
 		if (rt->ready.head)
 			evfn__pool_notify_locked(rt);
-		w->current = inv;
+		w->chain = inv;
+		atomic_store_explicit(&w->current, inv, memory_order_release);
 		pthread_mutex_unlock(&rt->lock);
 		/* Release the previous round's leftovers outside the lock. */
 		struct evfn__inv *cleaned = evfn__release(rt, garbage);
 		garbage = NULL;
-		int outcome = evfn__run_attempt(rt, inv, w);
-		now = evfn__now_ns();
-		evfn__worker_record(w, inv, now);
-		evfn__record_return(rt, inv, outcome);
+		int64_t start = now;
+		now = run_chain(w, inv, now, outcomes, ran);
 		pthread_mutex_lock(&rt->lock);
 		evfn__recycle_locked(rt, cleaned);
-		w->current = NULL;
-		evfn__complete_locked(rt, inv, outcome, &garbage);
+		atomic_store_explicit(&w->current, NULL, memory_order_relaxed);
+		w->chain = NULL;
+		int n = 0;
+		for (struct evfn__inv *x = inv, *next; x; x = next, n++) {
+			next = x->run_next;
+			x->run_next = NULL;
+			if (ran[n]) {
+				evfn__complete_locked(rt, x, outcomes[n], &garbage);
+			} else {
+				/* Given back: its event went on elsewhere. */
+				x->next = garbage;
+				garbage = x;
+			}
+		}
+		int64_t run = (now - start) / (n ? n : 1);
+		fn->run_ewma_ns += (run - fn->run_ewma_ns) / 8;
 		if (w->stuck)
 			break; /* replaced while it was stuck: it leaves */
 	}
@@ -468,8 +550,9 @@ evfn__pool_each_running_locked(struct evfn_rt *rt,
                                void *arg)
 {
 	for (struct evfn__worker *w = rt->workers; w; w = w->next)
-		for (struct evfn__inv *x = w->current; x; x = x->batch_next)
-			f(x, arg);
+		for (struct evfn__inv *c = w->chain; c; c = c->run_next)
+			for (struct evfn__inv *x = c; x; x = x->batch_next)
+				f(x, arg);
 }
 
 void
@@ -480,14 +563,19 @@ evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
 	struct evfn__worker *w = rt->workers;
 	while (w) {
 		struct evfn__worker *next = w->next;
-		struct evfn__inv *inv = w->current;
+		struct evfn__inv *inv =
+			atomic_load_explicit(&w->current, memory_order_acquire);
 		if (inv && inv->ctx.deadline_ns <= now &&
 		    evfn__timeout_locked(rt, inv, garbage)) {
 			struct evfn_fn *fn = inv->fn;
 			/* The thread cannot be stopped: it leaves the pool and
 			 * exits when its handler returns; a replacement keeps
-			 * the function's capacity, up to the stuck cap. */
-			w->current = NULL;
+			 * the function's capacity, up to the stuck cap. What
+			 * it took and has not started goes back to the queue
+			 * (what finds no memory now it runs late itself). */
+			for (struct evfn__inv *x = inv->run_next; x;
+			     x = x->run_next)
+				(void)evfn__unstart_locked(rt, x, garbage);
 			w->stuck = true;
 			retire_metrics_locked(rt, w);
 			unlink_worker(&rt->workers, w);

@@ -51,6 +51,7 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 		return EVFN_ENOMEM;
 	memcpy(fn->name, name, len + 1);
 	fn->rt = rt;
+	fn->run_ewma_ns = 1000000; /* unknown: assume slow until measured */
 	fn->handler = handler;
 	fn->userdata = userdata;
 	if (opts)

@@ -44,7 +44,10 @@ enum evfn__attempt_state {
 	EVFN__ATTEMPT_PENDING, /* loop handler returned EVFN_PENDING */
 	EVFN__ATTEMPT_DONE,
 	EVFN__ATTEMPT_EARLY,   /* evfn_ctx_complete() before PENDING */
-	EVFN__ATTEMPT_TIMEDOUT /* fenced by the watchdog: returns are late */
+	EVFN__ATTEMPT_TIMEDOUT, /* fenced by the watchdog: returns are late */
+	EVFN__ATTEMPT_PREFETCHED, /* started in the accounting, waiting on
+	                           * its worker's list (see pool.c) */
+	EVFN__ATTEMPT_RETURNED /* a pool handler returned; not yet recorded */
 };
 
 /* Someone waiting for an event's final outcome, and that outcome (the
@@ -118,6 +121,7 @@ struct evfn__inv {
 	bool probe;                 /* the circuit breaker's half-open probe */
 	struct evfn__okey *okey;    /* its ordering key's group, or NULL */
 	struct evfn__inv *batch_next; /* the next item of its batch call */
+	struct evfn__inv *run_next; /* the next attempt its worker prefetched */
 	struct evfn__inv *pend_next, *pend_prev; /* rt->pending (loop) */
 	struct evfn_ctx ctx;
 };
@@ -135,6 +139,7 @@ struct evfn_fn {
 	int64_t held;               /* queued behind their ordering key */
 	int running;                /* attempts (batch items count one each) */
 	int busy;                   /* handler calls: what concurrency bounds */
+	int64_t run_ewma_ns;        /* recent run time, for prefetching */
 	bool paused;
 	struct evfn__okey *okeys;   /* ordering-key groups (uthash) */
 	struct evfn__flow *flow;    /* rate limit, breaker, batch window; NULL
@@ -375,6 +380,18 @@ void evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn);
 struct evfn__inv *evfn__pick_locked(struct evfn_rt *rt,
                                     struct evfn__fn_fifo *q, int64_t now,
                                     struct evfn__inv **garbage);
+
+/* Takes up to max more invocations of inv's function into the running
+ * state, linked after inv through run_next in the PREFETCHED state, for
+ * a worker to run one after the other without taking the lock between
+ * them. Returns how many. rt->lock held. */
+int evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                          int64_t now, struct evfn__inv **garbage, int max);
+/* Gives a prefetched invocation that its worker will not start back to
+ * its function's queue, in a fresh record, as if it had not started.
+ * Returns false when out of memory (it stays). rt->lock held. */
+bool evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                          struct evfn__inv **garbage);
 
 /* invoke.c */
 /* Runs one attempt on the current thread (no lock held) and returns its

@@ -132,6 +132,58 @@ test_failure_deadline_fences_late_return_and_keeps_capacity(void **state)
 	finish(rt);
 }
 
+/* Quick, except the event "block", which waits for the gate. */
+static int
+quick_or_block(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	size_t len;
+	const char *d = evfn_event_data(ev, &len);
+	if (len == 5 && memcmp(d, "block", 5) == 0 &&
+	    evfn_ctx_attempt(ctx) == 1) {
+		atomic_fetch_add(&entered, 1);
+		pthread_mutex_lock(&gate_lock);
+		while (!gate_open)
+			pthread_cond_wait(&gate_cond, &gate_lock);
+		pthread_mutex_unlock(&gate_lock);
+		return EVFN_OK;
+	}
+	atomic_fetch_add(&ok_runs, 1);
+	return EVFN_OK;
+}
+
+static void
+test_failure_stuck_worker_gives_back_what_it_took(void **state)
+{
+	reset();
+	evfn_rt *rt = new_runtime(1, 1);
+	evfn_fn_options *fo = options(100, 3);
+	ASSERT_OK(evfn_register(rt, "q", quick_or_block, NULL, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_runtime_start(rt));
+	/* Quick handlers with a deep queue: the worker takes several
+	 * attempts under one lock. */
+	for (int i = 0; i < 200; i++)
+		ASSERT_OK(evfn_invoke_async(rt, "q", "w", 1, NULL));
+	WAIT_FOR(stat_of(rt, "q", EVFN_STAT_SUCCEEDED) == 200, 10000);
+	/* One that blocks past its deadline, with seven behind it that the
+	 * same worker takes along: they must not wait for it. */
+	ASSERT_OK(evfn_pause(rt, "q"));
+	ASSERT_OK(evfn_invoke_async(rt, "q", "block", 5, NULL));
+	for (int i = 0; i < 7; i++)
+		ASSERT_OK(evfn_invoke_async(rt, "q", "x", 1, NULL));
+	ASSERT_OK(evfn_resume(rt, "q"));
+	WAIT_FOR(stat_of(rt, "q", EVFN_STAT_SUCCEEDED) == 200 + 7 + 1, 10000);
+	ASSERT_EQ(atomic_load(&entered), 1);
+	ASSERT_EQ(atomic_load(&ok_runs), 200 + 7 + 1); /* block's retry */
+	ASSERT_EQ(stat_of(rt, "q", EVFN_STAT_TIMEOUTS), 1);
+	ASSERT_EQ(stat_of(rt, "q", EVFN_STAT_ATTEMPTS), 200 + 1 + 7 + 1);
+	assert_accounting(rt, "q");
+	open_gate();
+	WAIT_FOR(stat_of(rt, "q", EVFN_STAT_LATE) == 1, 10000);
+	assert_accounting(rt, "q");
+	finish(rt);
+}
+
 static int
 always_stuck(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
@@ -573,6 +625,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_failure_deadline_fences_late_return_and_keeps_capacity),
+		TEST(test_failure_stuck_worker_gives_back_what_it_took),
 		TEST(test_failure_stuck_cap_makes_function_unhealthy),
 		TEST(test_failure_max_age_expires_instead_of_retrying),
 		TEST(test_failure_destinations_chain_and_carry_metadata),
