@@ -67,6 +67,17 @@ open_gate(void)
 	pthread_mutex_unlock(&gate_lock);
 }
 
+/* A handler announces itself, then blocks until the test opens the gate. */
+static void
+enter_and_wait_for_gate(void)
+{
+	atomic_fetch_add(&entered, 1);
+	pthread_mutex_lock(&gate_lock);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+}
+
 /* Attempt 1 blocks until the gate opens (past its deadline), then
  * claims success: that return is late and must change nothing. Later
  * attempts succeed at once. */
@@ -78,11 +89,7 @@ stuck_once(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 		evfn_ctx_respond(ctx, "second", 6);
 		return EVFN_OK;
 	}
-	atomic_fetch_add(&entered, 1);
-	pthread_mutex_lock(&gate_lock);
-	while (!gate_open)
-		pthread_cond_wait(&gate_cond, &gate_lock);
-	pthread_mutex_unlock(&gate_lock);
+	enter_and_wait_for_gate();
 	if (evfn_ctx_cancelled(ctx))
 		atomic_fetch_add(&cancelled_seen, 1);
 	evfn_ctx_respond(ctx, "late", 4);
@@ -140,11 +147,7 @@ quick_or_block(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	const char *d = evfn_event_data(ev, &len);
 	if (len == 5 && memcmp(d, "block", 5) == 0 &&
 	    evfn_ctx_attempt(ctx) == 1) {
-		atomic_fetch_add(&entered, 1);
-		pthread_mutex_lock(&gate_lock);
-		while (!gate_open)
-			pthread_cond_wait(&gate_cond, &gate_lock);
-		pthread_mutex_unlock(&gate_lock);
+		enter_and_wait_for_gate();
 		return EVFN_OK;
 	}
 	atomic_fetch_add(&ok_runs, 1);
@@ -187,11 +190,7 @@ test_failure_stuck_worker_gives_back_what_it_took(void **state)
 static int
 always_stuck(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
-	atomic_fetch_add(&entered, 1);
-	pthread_mutex_lock(&gate_lock);
-	while (!gate_open)
-		pthread_cond_wait(&gate_cond, &gate_lock);
-	pthread_mutex_unlock(&gate_lock);
+	enter_and_wait_for_gate();
 	return EVFN_OK;
 }
 
