@@ -24,7 +24,8 @@ typedef enum evfn_stat {
 	EVFN_STAT_DEAD_LETTERED,      /**< ended failed or attempts exhausted */
 	EVFN_STAT_EXPIRED,            /**< ended older than the maximum age */
 	EVFN_STAT_HANDED_BACK,        /**< ended handed back at drain */
-	EVFN_STAT_IN_FLIGHT,          /**< gauge: attempts running now */
+	EVFN_STAT_IN_FLIGHT,          /**< gauge: attempts running now (with
+	                                   those a worker took to run next) */
 	EVFN_STAT_QUEUED,             /**< gauge: waiting to start */
 	EVFN_STAT_WAITING_RETRY,      /**< gauge: waiting for a retry timer */
 	EVFN_STAT_ATTEMPTS,           /**< attempts started */
