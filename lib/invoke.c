@@ -209,6 +209,24 @@ evfn__batch_release_locked(struct evfn__inv *inv, struct evfn__inv **garbage)
 	}
 }
 
+int
+evfn__outcome_at(const struct evfn__inv *inv, int outcome, int64_t end_ns)
+{
+	return outcome != EVFN_PENDING && end_ns > inv->ctx.deadline_ns
+	               ? EVFN__TIMED_OUT
+	               : outcome;
+}
+
+void
+evfn__set_deadline_error(struct evfn__inv *inv)
+{
+	char msg[64];
+	snprintf(msg, sizeof(msg), "deadline of %lld ms exceeded",
+	         (long long)(inv->fn->cfg.timeout_ns / EVFN__NS_PER_MS));
+	evfn__free(inv->ctx.error);
+	inv->ctx.error = evfn__strdup(msg);
+}
+
 /* One attempt's outcome for its event: success, retry, or an end. */
 static void
 end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
@@ -218,7 +236,13 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	fn->running--;
 	rt->in_flight--;
 	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_DONE);
-	inv->last_timed_out = false;
+	inv->last_timed_out = outcome == EVFN__TIMED_OUT;
+	if (inv->last_timed_out) {
+		/* Returned, but late: a timeout like a fenced one. */
+		fn->stat[EVFN_STAT_TIMEOUTS]++;
+		evfn__set_deadline_error(inv);
+		outcome = EVFN_RETRY;
+	}
 	if (outcome == EVFN_OK) {
 		if (fn->cfg.idem_window_ns)
 			evfn__idem_store_locked(fn, inv);
@@ -253,6 +277,11 @@ evfn__record_return(struct evfn_rt *rt, struct evfn__inv *inv, int outcome)
 		return;
 	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
 		evfn__record(rt, EVFN_RECORD_LATE, inv);
+		return;
+	}
+	if (outcome == EVFN__TIMED_OUT) {
+		for (struct evfn__inv *x = inv; x; x = x->batch_next)
+			evfn__record(rt, EVFN_RECORD_TIMEOUT, x);
 		return;
 	}
 	size_t i = 0;
@@ -388,8 +417,12 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 		return 0;
 	struct evfn_rt *rt = fn->rt;
 	int seen = atomic_load(&ctx->state);
+	int64_t end = evfn__now_ns();
+	int recorded = seen == EVFN__ATTEMPT_PENDING
+	                       ? evfn__outcome_at(inv, outcome, end)
+	                       : (int)outcome;
 	if (seen == EVFN__ATTEMPT_PENDING || seen == EVFN__ATTEMPT_TIMEDOUT)
-		evfn__record_return(rt, inv, outcome); /* still ours */
+		evfn__record_return(rt, inv, recorded); /* still ours */
 	struct evfn__inv *garbage = NULL;
 	pthread_mutex_lock(&rt->lock);
 	/* Under the lock, so that the watchdog's fence and this completion
@@ -400,10 +433,12 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 		pthread_mutex_unlock(&rt->lock);
 		return EVFN_EPERM;
 	}
-	int rc = state == EVFN__ATTEMPT_TIMEDOUT ? EVFN_ETIMEDOUT : 0;
+	int rc = state == EVFN__ATTEMPT_TIMEDOUT || recorded == EVFN__TIMED_OUT
+	                 ? EVFN_ETIMEDOUT
+	                 : 0;
 	if (state == EVFN__ATTEMPT_PENDING)
 		evfn__pending_remove_locked(rt, inv);
-	evfn__complete_locked(rt, inv, outcome, &garbage);
+	evfn__complete_locked(rt, inv, recorded, &garbage);
 	/* This thread is not one the runtime stops before it is freed:
 	 * count it, so that free waits until it has let go of rt. */
 	rt->disposing++;

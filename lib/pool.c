@@ -439,6 +439,7 @@ run_chain(struct evfn__worker *w, struct evfn__inv *inv, int64_t now,
 		}
 		outcomes[i] = evfn__run_attempt(rt, x, w);
 		now = evfn__now_ns();
+		outcomes[i] = evfn__outcome_at(x, outcomes[i], now);
 		/* Returned: the watchdog no longer fences it (unless it
 		 * did just now, and the return is late). */
 		int expected = EVFN__ATTEMPT_RUNNING;

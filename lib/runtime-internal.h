@@ -394,6 +394,15 @@ bool evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                           struct evfn__inv **garbage);
 
 /* invoke.c */
+/* An attempt's outcome when its handler returned after its deadline: it
+ * counts as timed out, whatever it said. Internal, beside evfn_outcome. */
+#define EVFN__TIMED_OUT 100
+/* The outcome to record for an attempt that returned outcome at end_ns
+ * (monotonic): EVFN__TIMED_OUT past the deadline. */
+int evfn__outcome_at(const struct evfn__inv *inv, int outcome,
+                     int64_t end_ns);
+/* Replaces inv's error with the deadline message. */
+void evfn__set_deadline_error(struct evfn__inv *inv);
 /* Runs one attempt on the current thread (no lock held) and returns its
  * outcome, or EVFN_PENDING when a loop handler will complete later. */
 int evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,

@@ -85,6 +85,7 @@ loop_wake_cb(int fd, short what, void *arg)
 		/* A PENDING attempt's run time is not known here; its queue
 		 * wait is. */
 		now = evfn__now_ns();
+		outcome = evfn__outcome_at(inv, outcome, now);
 		evfn__worker_record(rt->loop_worker, inv, now);
 		evfn__record_return(rt, inv, outcome);
 		pthread_mutex_lock(&rt->lock);

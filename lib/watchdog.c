@@ -79,10 +79,7 @@ fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	retry->last_timed_out = true;
 	/* Keeps the fenced attempt's start, for durations in records. */
 	retry->ctx.deadline_ns = inv->ctx.deadline_ns;
-	char msg[64];
-	snprintf(msg, sizeof(msg), "deadline of %lld ms exceeded",
-	         (long long)(fn->cfg.timeout_ns / EVFN__NS_PER_MS));
-	retry->ctx.error = evfn__strdup(msg);
+	evfn__set_deadline_error(retry);
 	if (inv->cancel_requested)
 		evfn__finish_locked(rt, retry, EVFN_STAT_CANCELLED,
 		                    EVFN_ECANCELED, garbage);

@@ -187,6 +187,37 @@ test_failure_stuck_worker_gives_back_what_it_took(void **state)
 	finish(rt);
 }
 
+/* Returns OK just after its deadline: often before the watchdog's next
+ * tick could fence it. */
+static int
+slightly_late(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	while (evfn_ctx_remaining_ns(ctx) > 0)
+		test_sleep_ms(1);
+	test_sleep_ms(2);
+	evfn_ctx_respond(ctx, "too late", 8);
+	return EVFN_OK;
+}
+
+static void
+test_failure_return_after_deadline_is_a_timeout(void **state)
+{
+	reset();
+	evfn_rt *rt = new_runtime(1, 2);
+	evfn_fn_options *fo = options(20, 1);
+	ASSERT_OK(evfn_register(rt, "late", slightly_late, NULL, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_runtime_start(rt));
+	for (int i = 0; i < 10; i++)
+		ASSERT_RC(evfn_invoke(rt, "late", NULL, 0, NULL, NULL),
+		          EVFN_ETIMEDOUT);
+	ASSERT_EQ(stat_of(rt, "late", EVFN_STAT_SUCCEEDED), 0);
+	ASSERT_EQ(stat_of(rt, "late", EVFN_STAT_TIMEOUTS), 10);
+	ASSERT_EQ(stat_of(rt, "late", EVFN_STAT_DEAD_LETTERED), 10);
+	assert_accounting(rt, "late");
+	finish(rt);
+}
+
 static int
 always_stuck(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
@@ -625,6 +656,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		TEST(test_failure_deadline_fences_late_return_and_keeps_capacity),
 		TEST(test_failure_stuck_worker_gives_back_what_it_took),
+		TEST(test_failure_return_after_deadline_is_a_timeout),
 		TEST(test_failure_stuck_cap_makes_function_unhealthy),
 		TEST(test_failure_max_age_expires_instead_of_retrying),
 		TEST(test_failure_destinations_chain_and_carry_metadata),

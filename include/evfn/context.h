@@ -108,9 +108,12 @@ EVFN_EXPORT int evfn_ctx_publish(evfn_ctx *ctx, evfn_event *ev,
 /**
  * Finish an attempt whose loop handler returned EVFN_PENDING.
  * @param outcome EVFN_OK, EVFN_RETRY or EVFN_FAIL.
- * @return 0; EVFN_EINVAL for NULL ctx or another outcome; EVFN_EPERM if the
- *         attempt is not pending (already complete, or a pool attempt). The
- *         context is invalid after a successful call.
+ * @return 0; EVFN_ETIMEDOUT when the attempt's deadline had passed: the
+ *         outcome is not taken, the attempt counts as timed out (the
+ *         context is invalid after it too); EVFN_EINVAL for NULL ctx or
+ *         another outcome; EVFN_EPERM if the attempt is not pending
+ *         (already complete, or a pool attempt). The context is invalid
+ *         after a successful call.
  * Thread-safety: any thread.
  * @since 0.1
  */

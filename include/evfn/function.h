@@ -83,8 +83,11 @@ EVFN_EXPORT int evfn_fn_options_new(evfn_fn_options **out);
 /** Free a builder. NULL is a no-op. @since 0.1 */
 EVFN_EXPORT void evfn_fn_options_free(evfn_fn_options *o);
 
-/** Deadline of each attempt. @return 0; EVFN_EINVAL for NULL o;
- * EVFN_ERANGE for ms < 1. @since 0.1 */
+/** Deadline of each attempt. An attempt past it times out (retryable):
+ * the watchdog fences a handler still running within 10 ms, and a
+ * handler that returns after it has its outcome ignored (a late success
+ * does not count). @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for
+ * ms < 1. @since 0.1 */
 EVFN_EXPORT int evfn_fn_options_set_timeout_ms(evfn_fn_options *o,
                                                int64_t ms);
 
