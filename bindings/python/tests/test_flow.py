@@ -109,6 +109,7 @@ def test_flow_rate_limit_spaces_calls(rt):
     for n in range(20):
         rt.emit("limited", n)
     wait_for(lambda: len(done) == 20)
+    wait_for(lambda: rt.stats("limited")["succeeded"] == 20)
     # 19 intervals of 20 ms after the first token: 0.38 s.
     assert done[-1] - t0 >= 0.35
     s = rt.stats("limited")
@@ -182,6 +183,8 @@ def test_flow_delay_and_at_fire_no_earlier():
         fut = rt.invoke_async("later", "epoch", at=time.time() + 0.1)
         fut.result(timeout=5)
         wait_for(lambda: len(ran) == 3)
+        # Counted after the handler returns: wait for the counter too.
+        wait_for(lambda: rt.stats("later")["succeeded"] == 3)
         assert ran["delay"] - t0 >= 0.2
         # The wall clock was read after t1; 1 ms for its rounding.
         assert ran["at"] - t1 >= 0.249
