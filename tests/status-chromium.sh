@@ -62,7 +62,7 @@ if ! HOME="$tmp" XDG_CONFIG_HOME="$tmp/config" XDG_CACHE_HOME="$tmp/cache" \
 	exit 1
 fi
 
-echo "1..5"
+echo "1..7"
 n=0
 fail=0
 check() {
@@ -79,6 +79,8 @@ check '<tr class="fn" data-fn="flaky">' 'row of function flaky rendered'
 check '<tr class="dl">' 'dead letter rendered'
 check 'upstream said no' 'dead letter error shown'
 check 'id="state">live' 'page reports live'
+check '<td class="l">running</td>' 'state of a running function shown'
+check '<td class="l bad">paused</td>' 'state of a paused function shown'
 if [ "$fail" != 0 ]; then
 	echo "# DOM:"
 	diag "$tmp/dom.html"

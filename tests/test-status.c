@@ -499,14 +499,15 @@ test_status_option_rejects_bad_input(void **state)
 
 /* test-status --serve SECONDS: not a test but the host the headless
  * browser check (tests/status-chromium.sh) loads the page from. Serves
- * the page at /status after the known workload, prints its URL and
- * keeps producing a success every 100 ms. */
+ * the page at /status after the known workload, with "flaky" paused,
+ * prints its URL and keeps producing a success every 100 ms. */
 static int
 serve(int seconds)
 {
 	struct fixture f;
 	fixture_start(&f, true);
 	workload(&f, "order 42", 8);
+	ASSERT_OK(evfn_pause(f.rt, "flaky"));
 	printf("http://127.0.0.1:%d/status\n", f.port);
 	fflush(stdout);
 	for (int i = 0; i < seconds * 10; i++) {
