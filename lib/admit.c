@@ -37,22 +37,24 @@ fifo_pop(struct evfn__fn_fifo *q)
 	return fn;
 }
 
-/* Whether fn may start a call now. False also while it must wait for
- * time to pass (rate limit, breaker cool-down, batch window): its flow
- * timer is then armed to look again. */
+/* Whether fn may start a call now (monotonic; 0: read the clock if
+ * needed). False also while it must wait for time to pass (rate limit,
+ * breaker cool-down, batch window): its flow timer is then armed to look
+ * again. */
 static bool
-fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 {
 	if (!fn->head || fn->paused ||
 	    (fn->cfg.concurrency && fn->busy >= fn->cfg.concurrency))
 		return false;
-	return !fn->flow || evfn__flow_allows_locked(rt, fn, evfn__now_ns());
+	return !fn->flow ||
+	       evfn__flow_allows_locked(rt, fn, now ? now : evfn__now_ns());
 }
 
 void
 evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
-	if (fn->in_ready || !fn_startable_locked(rt, fn))
+	if (fn->in_ready || !fn_startable_locked(rt, fn, 0))
 		return;
 	fn->in_ready = true;
 	if (fn->cfg.executor == EVFN_EXECUTOR_LOOP) {
@@ -87,6 +89,28 @@ evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
 	inv->fn->queued++;
 	evfn__enqueue_held_locked(rt, inv);
+}
+
+struct evfn__inv *
+evfn__queue_take_locked(struct evfn_fn *fn, evfn__inv_pred match, void *arg)
+{
+	struct evfn__inv *list = NULL, **tail = &list;
+	struct evfn__inv **link = &fn->head, *last = NULL;
+	while (*link) {
+		struct evfn__inv *inv = *link;
+		if (match && !match(inv, arg)) {
+			last = inv;
+			link = &inv->next;
+			continue;
+		}
+		*link = inv->next;
+		inv->next = NULL;
+		*tail = inv;
+		tail = &inv->next;
+		fn->queued--;
+	}
+	fn->tail = last;
+	return list;
 }
 
 /* Takes fn's next invocation that should run, ending on the way those
@@ -137,6 +161,19 @@ start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	if (++inv->attempt == 1)
 		inv->first_ns = inv->last_ns;
 	fn->stat[EVFN_STAT_ATTEMPTS]++;
+	if ((uint64_t)fn->running > fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
+		fn->stat[EVFN_STAT_CONCURRENCY_PEAK] = (uint64_t)fn->running;
+}
+
+/* Takes fn's next invocation that should run into the running state. */
+static struct evfn__inv *
+start_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
+                  struct evfn__inv **garbage)
+{
+	struct evfn__inv *inv = take_next_locked(rt, fn, now, garbage);
+	if (inv)
+		start_attempt_locked(rt, fn, inv, now);
+	return inv;
 }
 
 struct evfn__inv *
@@ -147,18 +184,15 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 	while ((fn = fifo_pop(q))) {
 		fn->in_ready = false;
 		struct evfn__inv *inv = NULL;
-		if (fn_startable_locked(rt, fn) &&
-		    (inv = take_next_locked(rt, fn, now, garbage))) {
-			start_attempt_locked(rt, fn, inv, now);
+		if (fn_startable_locked(rt, fn, now) &&
+		    (inv = start_next_locked(rt, fn, now, garbage))) {
 			/* A batch call takes what else waits, up to its size;
 			 * the items share the first one's deadline. */
-			struct evfn__inv *last = inv;
-			for (int n = 1; n < fn->cfg.batch_max; n++) {
-				struct evfn__inv *item =
-					take_next_locked(rt, fn, now, garbage);
-				if (!item)
-					break;
-				start_attempt_locked(rt, fn, item, now);
+			struct evfn__inv *last = inv, *item;
+			for (int n = 1; n < fn->cfg.batch_max &&
+			                (item = start_next_locked(rt, fn, now,
+			                                          garbage));
+			     n++) {
 				last->batch_next = item;
 				last = item;
 			}
@@ -166,15 +200,11 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 				fn->stat[EVFN_STAT_BATCHES]++;
 			fn->busy++;
 			if (fn->flow)
-				evfn__flow_on_start_locked(rt, fn, inv, now);
-			if ((uint64_t)fn->running >
-			    fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
-				fn->stat[EVFN_STAT_CONCURRENCY_PEAK] =
-					(uint64_t)fn->running;
+				evfn__flow_on_start_locked(fn, inv, now);
 		}
 		/* Round robin: a function with more startable work goes to
 		 * the back, so one busy function cannot starve the others. */
-		if (fn_startable_locked(rt, fn)) {
+		if (fn_startable_locked(rt, fn, now)) {
 			fn->in_ready = true;
 			fifo_push(q, fn);
 		}
@@ -189,22 +219,15 @@ evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
                       struct evfn__inv **garbage, int max)
 {
 	struct evfn_fn *fn = inv->fn;
-	struct evfn__inv *last = inv;
+	struct evfn__inv *last = inv, *next;
 	int n = 0;
-	while (n < max) {
-		struct evfn__inv *next = take_next_locked(rt, fn, now, garbage);
-		if (!next)
-			break;
-		start_attempt_locked(rt, fn, next, now);
+	for (; n < max && (next = start_next_locked(rt, fn, now, garbage)); n++) {
 		atomic_store_explicit(&next->ctx.state, EVFN__ATTEMPT_PREFETCHED,
 		                      memory_order_relaxed);
 		fn->busy++;
 		last->run_next = next;
 		last = next;
-		n++;
 	}
-	if ((uint64_t)fn->running > fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
-		fn->stat[EVFN_STAT_CONCURRENCY_PEAK] = (uint64_t)fn->running;
 	return n;
 }
 
@@ -222,19 +245,11 @@ evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 		evfn__recycle_locked(rt, r); /* its worker started it */
 		return true;
 	}
-	/* The old record stays with the worker, which skips it. */
-	r->ev = evfn_event_ref(inv->ev);
-	r->fn = fn;
-	r->waiter = inv->waiter;
-	inv->waiter = NULL;
-	r->okey = inv->okey;
-	inv->okey = NULL;
-	if (r->okey)
-		evfn__okey_rebind_locked(r->okey, r);
-	r->attempt = inv->attempt - 1;
-	r->prev_delay_ns = inv->prev_delay_ns;
-	r->first_ns = r->attempt ? inv->first_ns : 0;
-	r->due_ns = inv->due_ns;
+	/* The old record stays with the worker, which skips it; the event
+	 * goes back as if this attempt had not started. */
+	evfn__carry_on_locked(inv, r);
+	if (--r->attempt == 0)
+		r->first_ns = r->last_ns = 0;
 	fn->running--;
 	rt->in_flight--;
 	fn->busy--;

@@ -25,7 +25,7 @@ struct evfn__breaker {
 /* fn's breaker, or NULL when it has none. */
 struct evfn__breaker *evfn__flow_breaker(struct evfn_fn *fn);
 /* A call starts: in half-open state it is the probe. */
-void evfn__breaker_on_start_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+void evfn__breaker_on_start_locked(struct evfn_fn *fn,
                                    struct evfn__inv *inv);
 /* The flow timer fired: an open breaker whose cool-down passed turns
  * half-open. */

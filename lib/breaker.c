@@ -85,9 +85,9 @@ evfn__breaker_tick_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 		b->probe_out = false;
 		set_state_locked(rt, fn, b, EVFN_CIRCUIT_HALF_OPEN, NULL);
 	} else {
-		/* libevent counts a timeout from the time it cached when its
-		 * loop woke, so the timer may fire a little early: look again
-		 * then, even with nothing queued to ask. */
+		/* The timer fired for the rate limit or the batch window, or
+		 * early: keep it armed for the cool-down, even with nothing
+		 * queued to ask. */
 		evfn__flow_arm_locked(fn, b->open_until);
 	}
 }
@@ -97,10 +97,9 @@ evfn__breaker_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                             int64_t now)
 {
 	struct evfn__breaker *b = evfn__flow_breaker(fn);
-	evfn__breaker_tick_locked(rt, fn, now);
+	evfn__breaker_tick_locked(rt, fn, now); /* re-arms while open */
 	switch (b->state) {
 	case EVFN_CIRCUIT_OPEN:
-		evfn__flow_arm_locked(fn, b->open_until);
 		return false;
 	case EVFN_CIRCUIT_HALF_OPEN:
 		return !b->probe_out;
@@ -118,10 +117,8 @@ evfn__breaker_refuses_locked(const struct evfn_fn *fn)
 }
 
 void
-evfn__breaker_on_start_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                              struct evfn__inv *inv)
+evfn__breaker_on_start_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 {
-	(void)rt;
 	struct evfn__breaker *b = evfn__flow_breaker(fn);
 	if (b->state == EVFN_CIRCUIT_HALF_OPEN) {
 		b->probe_out = true;

@@ -39,28 +39,20 @@ evfn_resume(evfn_rt *rt, const char *fn_name)
 	return set_paused(rt, fn_name, false);
 }
 
-/* One cancellation's search: the id, the function (NULL: any), and what
- * it found. */
+/* One cancellation: the id, the function (NULL: any), and how many
+ * running attempts were asked to stop. */
 struct search {
 	const char *id;
 	struct evfn_fn *fn;
-	struct evfn__inv *match;
 	int requested;
 };
 
 static bool
-matches(const struct search *s, const struct evfn__inv *inv)
+matches(const struct evfn__inv *inv, void *arg)
 {
+	const struct search *s = arg;
 	return (!s->fn || inv->fn == s->fn) &&
 	       strcmp(evfn_event_id(inv->ev), s->id) == 0;
-}
-
-static void
-find_first(struct evfn__inv *inv, void *arg)
-{
-	struct search *s = arg;
-	if (!s->match && matches(s, inv))
-		s->match = inv;
 }
 
 /* A running attempt cannot be taken back: it is asked to stop, and ends
@@ -69,67 +61,30 @@ static void
 request_cancel(struct evfn__inv *inv, void *arg)
 {
 	struct search *s = arg;
-	if (!inv || !matches(s, inv) || inv->cancel_requested)
+	if (!inv || !matches(inv, s) || inv->cancel_requested)
 		return;
 	inv->cancel_requested = true;
 	atomic_store(&inv->ctx.cancelled, true);
 	s->requested++;
 }
 
-static void
-end_cancelled(struct evfn_rt *rt, struct evfn__inv *inv,
-              struct evfn__inv **garbage)
-{
-	evfn__finish_locked(rt, inv, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
-	                    garbage);
-}
-
-/* Cancels fn's matching events in its queue, behind their keys and on
- * the timer heap; returns how many. */
 static int
-cancel_waiting_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                      struct search *s, struct evfn__inv **garbage)
+count(const struct evfn__inv *list)
 {
 	int n = 0;
-	struct evfn__inv *prev = NULL, *inv = fn->head;
-	while (inv) {
-		struct evfn__inv *next = inv->next;
-		if (!matches(s, inv)) {
-			prev = inv;
-			inv = next;
-			continue;
-		}
-		if (prev)
-			prev->next = next;
-		else
-			fn->head = next;
-		if (fn->tail == inv)
-			fn->tail = prev;
-		fn->queued--;
-		/* Ending an active one may queue the next of its key at the
-		 * tail, which this walk then sees. */
-		end_cancelled(rt, inv, garbage);
+	for (; list; list = list->next)
 		n++;
-		inv = prev ? prev->next : fn->head;
-	}
-	for (;;) {
-		s->match = NULL;
-		evfn__okey_each_held_locked(fn, find_first, s);
-		if (!s->match)
-			break;
-		evfn__okey_unhold_locked(fn, s->match);
-		end_cancelled(rt, s->match, garbage);
-		n++;
-	}
-	for (;;) {
-		s->match = NULL;
-		evfn__retry_each_locked(rt, fn, find_first, s);
-		if (!s->match)
-			break;
-		evfn__retry_remove_locked(rt, s->match);
-		end_cancelled(rt, s->match, garbage);
-		n++;
-	}
+	return n;
+}
+
+/* Ends the matching events of list as cancelled; returns how many. */
+static int
+cancel_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
+                   struct evfn__inv **garbage)
+{
+	int n = count(list);
+	evfn__finish_list_locked(rt, list, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
+	                         garbage);
 	return n;
 }
 
@@ -146,9 +101,21 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 		pthread_mutex_unlock(&rt->lock);
 		return EVFN_ENOFN;
 	}
-	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
-		if (!s.fn || fn == s.fn)
-			n += cancel_waiting_locked(rt, fn, &s, &garbage);
+	/* Wherever they wait: taken out of the queues first, so that an
+	 * active one's end, which queues the next of its key, cannot
+	 * disturb a walk. */
+	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
+		if (s.fn && fn != s.fn)
+			continue;
+		struct evfn__inv *held =
+			evfn__okey_take_held_locked(fn, matches, &s);
+		struct evfn__inv *queued = evfn__queue_take_locked(fn, matches,
+		                                                   &s);
+		n += cancel_list_locked(rt, held, &garbage);
+		n += cancel_list_locked(rt, queued, &garbage);
+	}
+	n += cancel_list_locked(rt, evfn__retry_take_locked(rt, matches, &s),
+	                        &garbage);
 	evfn__pool_each_running_locked(rt, request_cancel, &s);
 	for (struct evfn__inv *inv = rt->pending; inv; inv = inv->pend_next)
 		request_cancel(inv, &s);

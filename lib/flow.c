@@ -88,8 +88,11 @@ evfn__flow_arm_locked(struct evfn_fn *fn, int64_t due)
 	int64_t wait = due - evfn__now_ns();
 	if (wait < 0)
 		wait = 0;
-	/* Rounded up, though libevent may still fire early (it counts from
-	 * its cached time): whoever relies on the timer re-arms it. */
+	/* Rounded up. One timer serves the rate limit, the batch window and
+	 * the breaker, and libevent may fire it a little early (it counts
+	 * from its cached time): when it fires, scheduling the function
+	 * asks the first two again, and an open breaker re-arms it for its
+	 * cool-down (evfn__breaker_tick_locked()). */
 	int64_t us = (wait + 999) / 1000;
 	struct timeval tv = {.tv_sec = us / 1000000, .tv_usec = us % 1000000};
 	f->timer_due = due;
@@ -127,8 +130,8 @@ evfn__flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 }
 
 void
-evfn__flow_on_start_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                           struct evfn__inv *inv, int64_t now)
+evfn__flow_on_start_locked(struct evfn_fn *fn, struct evfn__inv *inv,
+                           int64_t now)
 {
 	struct evfn__flow *f = fn->flow;
 	if (f->interval_ns) {
@@ -136,7 +139,7 @@ evfn__flow_on_start_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 		f->rate_waiting = false;
 	}
 	if (fn->cfg.breaker_window_ns)
-		evfn__breaker_on_start_locked(rt, fn, inv);
+		evfn__breaker_on_start_locked(fn, inv);
 }
 
 static void

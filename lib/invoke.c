@@ -161,6 +161,17 @@ evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 	}
 }
 
+void
+evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
+                         evfn_stat stat, int result, struct evfn__inv **garbage)
+{
+	while (list) {
+		struct evfn__inv *inv = list;
+		list = inv->next;
+		evfn__finish_locked(rt, inv, stat, result, garbage);
+	}
+}
+
 /* A failed attempt that may be retried: schedule it, or end it when no
  * attempt, age or intake is left. */
 void
@@ -207,6 +218,24 @@ evfn__batch_release_locked(struct evfn__inv *inv, struct evfn__inv **garbage)
 		push(garbage, item);
 		item = next;
 	}
+}
+
+void
+evfn__carry_on_locked(struct evfn__inv *from, struct evfn__inv *to)
+{
+	to->ev = evfn_event_ref(from->ev);
+	to->fn = from->fn;
+	to->waiter = from->waiter;
+	from->waiter = NULL;
+	to->okey = from->okey; /* it stays its key's active one */
+	from->okey = NULL;
+	if (to->okey)
+		evfn__okey_rebind_locked(to->okey, to);
+	to->attempt = from->attempt;
+	to->prev_delay_ns = from->prev_delay_ns;
+	to->due_ns = from->due_ns;
+	to->first_ns = from->first_ns;
+	to->last_ns = from->last_ns;
 }
 
 int

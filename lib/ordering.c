@@ -100,53 +100,31 @@ evfn__okey_rebind_locked(struct evfn__okey *g, struct evfn__inv *inv)
 	g->active = inv;
 }
 
-void
-evfn__okey_unhold_locked(struct evfn_fn *fn, struct evfn__inv *inv)
-{
-	struct evfn__okey *g = inv->okey;
-	struct evfn__inv *prev = NULL;
-	for (struct evfn__inv *x = g->head; x; prev = x, x = x->next) {
-		if (x != inv)
-			continue;
-		if (prev)
-			prev->next = x->next;
-		else
-			g->head = x->next;
-		if (g->tail == x)
-			g->tail = prev;
-		fn->queued--;
-		fn->held--;
-		inv->okey = NULL;
-		return;
-	}
-}
-
-void
-evfn__okey_each_held_locked(struct evfn_fn *fn,
-                            void (*f)(struct evfn__inv *, void *), void *arg)
-{
-	struct evfn__okey *g, *tmp;
-	HASH_ITER(hh, fn->okeys, g, tmp) {
-		for (struct evfn__inv *x = g->head; x; x = x->next)
-			f(x, arg);
-	}
-}
-
 struct evfn__inv *
-evfn__okey_take_held_locked(struct evfn_fn *fn)
+evfn__okey_take_held_locked(struct evfn_fn *fn, evfn__inv_pred match,
+                            void *arg)
 {
 	struct evfn__inv *list = NULL, **tail = &list;
 	struct evfn__okey *g, *tmp;
 	HASH_ITER(hh, fn->okeys, g, tmp) {
-		for (struct evfn__inv *x = g->head; x; x = x->next)
+		struct evfn__inv **link = &g->head, *last = NULL;
+		while (*link) {
+			struct evfn__inv *x = *link;
+			if (match && !match(x, arg)) {
+				last = x;
+				link = &x->next;
+				continue;
+			}
+			*link = x->next; /* out of the group, onto the list */
 			x->okey = NULL;
-		*tail = g->head;
-		if (g->tail)
-			tail = &g->tail->next;
-		g->head = g->tail = NULL;
+			x->next = NULL;
+			*tail = x;
+			tail = &x->next;
+			fn->queued--;
+			fn->held--;
+		}
+		g->tail = last;
 	}
-	fn->queued -= fn->held;
-	fn->held = 0;
 	return list;
 }
 

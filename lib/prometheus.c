@@ -71,41 +71,34 @@ put_label(struct buf *b, const char *v)
 
 static const struct {
 	evfn_stat stat;
-	const char *name, *help;
+	const char *help; /* the name is evfn_stat_name() */
 	bool counter;
 } scalars[] = {
-	{EVFN_STAT_ACCEPTED, "accepted", "Events admitted.", true},
-	{EVFN_STAT_SUCCEEDED, "succeeded", "Events that succeeded.", true},
-	{EVFN_STAT_DEAD_LETTERED, "dead_lettered",
+	{EVFN_STAT_ACCEPTED, "Events admitted.", true},
+	{EVFN_STAT_SUCCEEDED, "Events that succeeded.", true},
+	{EVFN_STAT_DEAD_LETTERED,
 	 "Events dead-lettered (failed or attempts exhausted).", true},
-	{EVFN_STAT_EXPIRED, "expired", "Events older than their maximum age.",
-	 true},
-	{EVFN_STAT_HANDED_BACK, "handed_back", "Events handed back at drain.",
-	 true},
-	{EVFN_STAT_ATTEMPTS, "attempts", "Attempts started.", true},
-	{EVFN_STAT_ATTEMPTS_FAILED, "attempts_failed",
-	 "Attempts that did not succeed.", true},
-	{EVFN_STAT_RETRIES, "retries", "Retries scheduled.", true},
-	{EVFN_STAT_TIMEOUTS, "timeouts", "Attempts past their deadline.", true},
-	{EVFN_STAT_LATE, "late", "Returns of fenced attempts, ignored.", true},
-	{EVFN_STAT_THROTTLED, "throttled", "Events refused at admission.", true},
-	{EVFN_STAT_IN_FLIGHT, "in_flight", "Attempts running now.", false},
-	{EVFN_STAT_QUEUED, "queued", "Events waiting to start.", false},
-	{EVFN_STAT_WAITING_RETRY, "waiting_retry",
-	 "Events waiting for a retry.", false},
-	{EVFN_STAT_CONCURRENCY_PEAK, "concurrency_peak",
-	 "Most attempts that ran at once.", false},
-	{EVFN_STAT_CANCELLED, "cancelled", "Events cancelled by request.", true},
-	{EVFN_STAT_DELAYED, "delayed", "Delayed events not due yet.", false},
-	{EVFN_STAT_RATE_LIMITED, "rate_limited",
+	{EVFN_STAT_EXPIRED, "Events older than their maximum age.", true},
+	{EVFN_STAT_HANDED_BACK, "Events handed back at drain.", true},
+	{EVFN_STAT_ATTEMPTS, "Attempts started.", true},
+	{EVFN_STAT_ATTEMPTS_FAILED, "Attempts that did not succeed.", true},
+	{EVFN_STAT_RETRIES, "Retries scheduled.", true},
+	{EVFN_STAT_TIMEOUTS, "Attempts past their deadline.", true},
+	{EVFN_STAT_LATE, "Returns of fenced attempts, ignored.", true},
+	{EVFN_STAT_THROTTLED, "Events refused at admission.", true},
+	{EVFN_STAT_IN_FLIGHT, "Attempts running now.", false},
+	{EVFN_STAT_QUEUED, "Events waiting to start.", false},
+	{EVFN_STAT_WAITING_RETRY, "Events waiting for a retry.", false},
+	{EVFN_STAT_CONCURRENCY_PEAK, "Most attempts that ran at once.", false},
+	{EVFN_STAT_CANCELLED, "Events cancelled by request.", true},
+	{EVFN_STAT_DELAYED, "Delayed events not due yet.", false},
+	{EVFN_STAT_RATE_LIMITED,
 	 "Times queued work waited for the rate limit.", true},
-	{EVFN_STAT_CIRCUIT_OPENS, "circuit_opens",
-	 "Times the circuit breaker opened.", true},
-	{EVFN_STAT_CIRCUIT_STATE, "circuit_state",
+	{EVFN_STAT_CIRCUIT_OPENS, "Times the circuit breaker opened.", true},
+	{EVFN_STAT_CIRCUIT_STATE,
 	 "Circuit breaker: 0 closed, 1 open, 2 half-open.", false},
-	{EVFN_STAT_PAUSED, "paused", "1 while the function is paused.", false},
-	{EVFN_STAT_BATCHES, "batches", "Handler calls of batch functions.",
-	 true},
+	{EVFN_STAT_PAUSED, "1 while the function is paused.", false},
+	{EVFN_STAT_BATCHES, "Handler calls of batch functions.", true},
 };
 
 /* Histogram bounds exposed, in seconds; each collects the fine buckets
@@ -165,12 +158,13 @@ evfn_metrics_prometheus(evfn_rt *rt, char **out, size_t *len)
 		return EVFN_ENOMEM;
 	struct buf b = {0};
 	for (size_t k = 0; k < EVFN__ARRAY_SIZE(scalars); k++) {
+		const char *name = evfn_stat_name(scalars[k].stat);
 		const char *suffix = scalars[k].counter ? "_total" : "";
 		put(&b, "# HELP evfn_%s%s %s\n# TYPE evfn_%s%s %s\n",
-		    scalars[k].name, suffix, scalars[k].help, scalars[k].name,
+		    name, suffix, scalars[k].help, name,
 		    suffix, scalars[k].counter ? "counter" : "gauge");
 		for (size_t f = 0; f < n; f++) {
-			put(&b, "evfn_%s%s{function=\"", scalars[k].name, suffix);
+			put(&b, "evfn_%s%s{function=\"", name, suffix);
 			put_label(&b, snaps[f].name);
 			put(&b, "\"} %llu\n",
 			    (unsigned long long)snaps[f].s.v[scalars[k].stat]);

@@ -2,9 +2,9 @@
 /*
  * Events waiting for a retry, and delayed events waiting to be due: a
  * binary min-heap of invocation records ordered by due time, behind a
- * single libevent timer armed for the earliest. A waiting event costs one heap slot (a pointer) beyond its
- * record, so a million of them is a few tens of megabytes, and no libevent
- * event per retry.
+ * single libevent timer armed for the earliest. A waiting event costs one
+ * heap slot (a pointer) beyond its record, so a million of them is a few
+ * tens of megabytes, and no libevent event per retry.
  */
 #include <event2/event.h>
 
@@ -78,6 +78,19 @@ heap_gauge(struct evfn__inv *inv)
 	                                   : EVFN_STAT_WAITING_RETRY];
 }
 
+/* An entry's time came (or it has nowhere to wait): a retry goes back to
+ * its queue, a delayed event joins its key's order as if just published. */
+static void
+requeue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	if (inv->delayed) {
+		inv->delayed = false;
+		evfn__okey_join_locked(rt, inv);
+	} else {
+		evfn__enqueue_locked(rt, inv);
+	}
+}
+
 /* Arms the timer for the earliest due retry, unless it is armed for that
  * time already. event_add() is safe from any thread: libevent's locks are
  * enabled before any base evfn uses is created. */
@@ -107,12 +120,7 @@ evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 			evfn__realloc(rt->heap, cap * sizeof(*heap));
 		if (!heap) {
 			/* Nowhere to wait: run it now rather than lose it. */
-			if (inv->delayed) {
-				inv->delayed = false;
-				evfn__okey_join_locked(rt, inv);
-			} else {
-				evfn__enqueue_locked(rt, inv);
-			}
+			requeue_locked(rt, inv);
 			return;
 		}
 		rt->heap = heap;
@@ -130,44 +138,36 @@ evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now)
 	while (rt->heap_n > 0 && rt->heap[0]->due_ns <= now) {
 		struct evfn__inv *inv = heap_pop(rt);
 		(*heap_gauge(inv))--;
-		if (inv->delayed) {
-			/* Due: it joins its key's order now, as if published. */
-			inv->delayed = false;
-			evfn__okey_join_locked(rt, inv);
-		} else {
-			evfn__enqueue_locked(rt, inv);
-		}
+		requeue_locked(rt, inv);
 	}
 	arm_timer_locked(rt);
 }
 
-void
-evfn__retry_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv)
-{
-	(*heap_gauge(inv))--;
-	heap_remove_at(rt, inv->heap_index);
-	/* The timer may fire early for an entry gone: harmless. */
-}
-
-void
-evfn__retry_each_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                        void (*f)(struct evfn__inv *, void *), void *arg)
-{
-	for (unsigned i = 0; i < rt->heap_n; i++)
-		if (!fn || rt->heap[i]->fn == fn)
-			f(rt->heap[i], arg);
-}
-
 struct evfn__inv *
-evfn__retry_take_all_locked(struct evfn_rt *rt)
+evfn__retry_take_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg)
 {
 	struct evfn__inv *list = NULL;
-	while (rt->heap_n > 0) {
-		struct evfn__inv *inv = rt->heap[--rt->heap_n];
-		(*heap_gauge(inv))--;
-		inv->next = list;
-		list = inv;
+	if (!match) { /* all of them, at drain */
+		while (rt->heap_n > 0) {
+			struct evfn__inv *inv = rt->heap[--rt->heap_n];
+			(*heap_gauge(inv))--;
+			inv->next = list;
+			list = inv;
+		}
+		return list;
 	}
+	/* Found first, taken out after: a removal reorders the heap under
+	 * a walk. An entry is on no list while on the heap. */
+	for (unsigned i = 0; i < rt->heap_n; i++)
+		if (match(rt->heap[i], arg)) {
+			rt->heap[i]->next = list;
+			list = rt->heap[i];
+		}
+	for (struct evfn__inv *inv = list; inv; inv = inv->next) {
+		(*heap_gauge(inv))--;
+		heap_remove_at(rt, inv->heap_index);
+	}
+	/* The timer may fire early for an entry gone: harmless. */
 	return list;
 }
 

@@ -126,6 +126,10 @@ struct evfn__inv {
 	struct evfn_ctx ctx;
 };
 
+/* Picks invocations out of a queue, a key's held list or the timer heap
+ * (evfn_cancel() by id); NULL for all of them (drain). */
+typedef bool (*evfn__inv_pred)(const struct evfn__inv *inv, void *arg);
+
 struct evfn_fn {
 	UT_hash_handle hh;
 	struct evfn_rt *rt;
@@ -266,15 +270,11 @@ void evfn__okey_leave_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* The event of a group's active invocation moved to record inv (a
  * fenced attempt's fresh record). */
 void evfn__okey_rebind_locked(struct evfn__okey *g, struct evfn__inv *inv);
-/* Takes one held invocation out of its group's waiting list (cancel). */
-void evfn__okey_unhold_locked(struct evfn_fn *fn, struct evfn__inv *inv);
-/* Calls f on every held invocation of fn; f must not unhold it. */
-void evfn__okey_each_held_locked(struct evfn_fn *fn,
-                                 void (*f)(struct evfn__inv *, void *),
-                                 void *arg);
-/* Takes every held invocation of fn out of its group (drain), as a list
- * through next, each key's in order. */
-struct evfn__inv *evfn__okey_take_held_locked(struct evfn_fn *fn);
+/* Takes fn's held invocations that match() accepts (all for NULL) out of
+ * their groups, as a list through next, each key's in order. */
+struct evfn__inv *evfn__okey_take_held_locked(struct evfn_fn *fn,
+                                              evfn__inv_pred match,
+                                              void *arg);
 void evfn__okey_free_all(struct evfn_fn *fn);
 
 /* flow.c: rate limit, batch window and the per-function flow timer. */
@@ -286,8 +286,8 @@ void evfn__flow_free(struct evfn_fn *fn);
 bool evfn__flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                               int64_t now);
 /* A call of fn starts now (takes a token; marks a probe). */
-void evfn__flow_on_start_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                                struct evfn__inv *inv, int64_t now);
+void evfn__flow_on_start_locked(struct evfn_fn *fn, struct evfn__inv *inv,
+                                int64_t now);
 /* Arms fn's flow timer for due (monotonic ns) unless armed earlier. */
 void evfn__flow_arm_locked(struct evfn_fn *fn, int64_t due);
 
@@ -369,6 +369,15 @@ void evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* As evfn__enqueue_locked() for a held invocation whose turn came: it is
  * counted in fn->queued already. */
 void evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* Takes fn's queued invocations that match() accepts (all for NULL) out
+ * of its queue, as a list through next, in order. rt->lock held. */
+struct evfn__inv *evfn__queue_take_locked(struct evfn_fn *fn,
+                                          evfn__inv_pred match, void *arg);
+/* Ends every invocation of list (through next) with stat and result, as
+ * evfn__finish_locked(). */
+void evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
+                              evfn_stat stat, int result,
+                              struct evfn__inv **garbage);
 /* Puts fn on its executor's ready FIFO if it has work it may start now
  * and is not there yet, and wakes that executor. rt->lock held. */
 void evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn);
@@ -421,6 +430,11 @@ void evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv,
  * *garbage. rt->lock held. */
 void evfn__batch_release_locked(struct evfn__inv *inv,
                                 struct evfn__inv **garbage);
+/* Moves an invocation's event on into the fresh record to, leaving from
+ * with the thread that still holds it (a fenced attempt's, or a worker
+ * that will not start a prefetched one): its event reference, waiter,
+ * place in its ordering key and attempt history. rt->lock held. */
+void evfn__carry_on_locked(struct evfn__inv *from, struct evfn__inv *to);
 /* A failed attempt that may be retried: schedules the retry, or ends the
  * event when no attempt, age or intake is left. rt->lock held. */
 void evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
@@ -488,18 +502,13 @@ void evfn__worker_free(struct evfn__worker *w);
 
 /* retry.c: the timer heap of retries and delayed events. */
 void evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv);
-/* Takes inv off the heap (cancel). rt->lock held. */
-void evfn__retry_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv);
-/* Calls f on every invocation of fn (NULL: of all) on the heap; f must
- * not change the heap. */
-void evfn__retry_each_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                             void (*f)(struct evfn__inv *, void *),
-                             void *arg);
+/* Takes off the heap every entry match() accepts (all of them for NULL
+ * match), as a list through next. rt->lock held. */
+struct evfn__inv *evfn__retry_take_locked(struct evfn_rt *rt,
+                                          evfn__inv_pred match, void *arg);
 /* Moves due retries back to their queues; returns the next due time or
  * 0. rt->lock held. */
 void evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now);
-/* Removes every waiting retry into a list (for drain). rt->lock held. */
-struct evfn__inv *evfn__retry_take_all_locked(struct evfn_rt *rt);
 void evfn__retry_timer_cb(int fd, short what, void *arg);
 
 /* Calls the result callbacks that are due, with the lock released around

@@ -245,7 +245,8 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	if (!rt->prng)
 		rt->prng = 1;
 	if (!rt->source || !rt->router || !rt->loop_worker || !rt->base ||
-	    !rt->wake_ev || !rt->kick_ev || !rt->retry_timer || !rt->stop_ev || !rt->watchdog) {
+	    !rt->wake_ev || !rt->kick_ev || !rt->retry_timer || !rt->stop_ev ||
+	    !rt->watchdog) {
 		destroy(rt);
 		return EVFN_ENOMEM;
 	}
@@ -313,32 +314,19 @@ hand_back_waiting_locked(struct evfn_rt *rt)
 	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
 		/* Held ones first, so that ending an active one does not
 		 * queue the next of its key. */
-		struct evfn__inv *held = evfn__okey_take_held_locked(fn);
-		while (held) {
-			struct evfn__inv *inv = held;
-			held = inv->next;
-			evfn__finish_locked(rt, inv, EVFN_STAT_HANDED_BACK,
-			                    EVFN_EHANDEDBACK, &unused);
-		}
-		while (fn->head) {
-			struct evfn__inv *inv = fn->head;
-			fn->head = inv->next;
-			fn->queued--;
-			evfn__finish_locked(rt, inv, EVFN_STAT_HANDED_BACK,
-			                    EVFN_EHANDEDBACK, &unused);
-		}
-		fn->tail = NULL;
+		evfn__finish_list_locked(
+			rt, evfn__okey_take_held_locked(fn, NULL, NULL),
+			EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK, &unused);
+		evfn__finish_list_locked(
+			rt, evfn__queue_take_locked(fn, NULL, NULL),
+			EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK, &unused);
 		fn->in_ready = false;
 	}
 	rt->ready.head = rt->ready.tail = NULL;
 	rt->loop_ready.head = rt->loop_ready.tail = NULL;
-	struct evfn__inv *list = evfn__retry_take_all_locked(rt);
-	while (list) {
-		struct evfn__inv *inv = list;
-		list = inv->next;
-		evfn__finish_locked(rt, inv, EVFN_STAT_HANDED_BACK,
-		                    EVFN_EHANDEDBACK, &unused);
-	}
+	evfn__finish_list_locked(rt, evfn__retry_take_locked(rt, NULL, NULL),
+	                         EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK,
+	                         &unused);
 }
 
 static void

@@ -64,18 +64,7 @@ fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 
 	/* The event goes on in a fresh record: the stuck handler keeps its
 	 * context, so nothing it does later can touch the retry. */
-	retry->ev = evfn_event_ref(inv->ev);
-	retry->fn = fn;
-	retry->waiter = inv->waiter;
-	inv->waiter = NULL;
-	retry->okey = inv->okey; /* it stays its key's active one */
-	inv->okey = NULL;
-	if (retry->okey)
-		evfn__okey_rebind_locked(retry->okey, retry);
-	retry->attempt = inv->attempt;
-	retry->prev_delay_ns = inv->prev_delay_ns;
-	retry->first_ns = inv->first_ns;
-	retry->last_ns = inv->last_ns;
+	evfn__carry_on_locked(inv, retry);
 	retry->last_timed_out = true;
 	/* Keeps the fenced attempt's start, for durations in records. */
 	retry->ctx.deadline_ns = inv->ctx.deadline_ns;

@@ -834,6 +834,17 @@ test_bad_options(void **state)
 	ASSERT_RC(evfn_fn_options_set_batch(fo, 0, 0), EVFN_ERANGE);
 	ASSERT_RC(evfn_fn_options_set_batch(fo, 10001, 0), EVFN_ERANGE);
 	ASSERT_RC(evfn_fn_options_set_batch(fo, 2, -1), EVFN_ERANGE);
+	ASSERT_RC(evfn_fn_options_set_rate_limit(NULL, 1, 1), EVFN_EINVAL);
+	ASSERT_RC(evfn_fn_options_set_circuit_breaker(NULL, 1, 0, 1, 1, 1,
+	                                              EVFN_CIRCUIT_QUEUE),
+	          EVFN_EINVAL);
+	ASSERT_RC(evfn_rt_options_set_metrics(NULL, false), EVFN_EINVAL);
+	ASSERT_EQ(evfn_ctx_batch_size(NULL), 0);
+	assert_null(evfn_ctx_batch_event(NULL, 0));
+	ASSERT_RC(evfn_ctx_batch_item_failed(NULL, 0, EVFN_RETRY), EVFN_EINVAL);
+	ASSERT_RC(evfn_event_set_ordering_key(NULL, "k"), EVFN_EINVAL);
+	assert_null(evfn_event_ordering_key(NULL));
+	ASSERT_RC(evfn_event_set_deliver_at(NULL, 1), EVFN_EINVAL);
 	ASSERT_RC(evfn_fn_options_set_rate_limit(fo, -1, 1), EVFN_ERANGE);
 	ASSERT_RC(evfn_fn_options_set_rate_limit(fo, 0.0 / 0.0, 1),
 	          EVFN_ERANGE);

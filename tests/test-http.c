@@ -27,6 +27,7 @@
 #include <evfn/libevent.h>
 
 #include "harness.h"
+#include "http-client.h"
 #include "sources/signature-internal.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -219,79 +220,10 @@ route(struct fixture *f, const char *spec, const char *fn, bool async,
 
 /* ---- the client ------------------------------------------------------ */
 
-struct hdr {
-	const char *name, *value;
-};
-
-struct resp {
-	struct event_base *base;
-	bool done;
-	int status;
-	char body[8192];
-	size_t len;
-	char ctype[128], retry[16], allow[64], etype[128], clen[16];
-};
-
-static void
-keep_header(struct evkeyvalq *h, const char *name, char *dst, size_t n)
-{
-	const char *v = evhttp_find_header(h, name);
-	snprintf(dst, n, "%s", v ? v : "");
-}
-
-static void
-client_done(struct evhttp_request *req, void *arg)
-{
-	struct resp *r = arg;
-	r->done = true;
-	if (req) {
-		r->status = evhttp_request_get_response_code(req);
-		struct evbuffer *b = evhttp_request_get_input_buffer(req);
-		int got = evbuffer_remove(b, r->body, sizeof(r->body) - 1);
-		r->len = got > 0 ? (size_t)got : 0;
-		r->body[r->len] = '\0';
-		struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-		keep_header(h, "Content-Type", r->ctype, sizeof(r->ctype));
-		keep_header(h, "Retry-After", r->retry, sizeof(r->retry));
-		keep_header(h, "Allow", r->allow, sizeof(r->allow));
-		keep_header(h, "X-Event-Type", r->etype, sizeof(r->etype));
-		keep_header(h, "Content-Length", r->clen, sizeof(r->clen));
-	}
-	event_base_loopbreak(r->base);
-}
-
-/* Sends one request and waits (at most 10 s) for the answer. */
-static struct resp
-request(int port, enum evhttp_cmd_type cmd, const char *path,
-        const struct hdr *h, size_t nh, const void *body, size_t len)
-{
-	static struct resp r;
-	memset(&r, 0, sizeof(r));
-	r.base = event_base_new();
-	assert_non_null(r.base);
-	struct evhttp_connection *conn =
-		evhttp_connection_base_new(r.base, NULL, "127.0.0.1",
-		                           (unsigned short)port);
-	evhttp_connection_set_timeout(conn, 10);
-	struct evhttp_request *req = evhttp_request_new(client_done, &r);
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	evhttp_add_header(out, "Host", "127.0.0.1");
-	for (size_t i = 0; i < nh; i++)
-		evhttp_add_header(out, h[i].name, h[i].value);
-	if (len)
-		evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
-	assert_int_equal(evhttp_make_request(conn, req, cmd, path), 0);
-	event_base_dispatch(r.base);
-	evhttp_connection_free(conn);
-	event_base_free(r.base);
-	assert_true(r.done);
-	return r;
-}
-
 static struct resp
 post(int port, const char *path, const char *body)
 {
-	return request(port, EVHTTP_REQ_POST, path, NULL, 0, body,
+	return http_request(port, EVHTTP_REQ_POST, path, NULL, 0, body,
 	               body ? strlen(body) : 0);
 }
 
@@ -299,7 +231,7 @@ static struct resp
 post_with(int port, const char *path, const struct hdr *h, size_t nh,
           const char *body)
 {
-	return request(port, EVHTTP_REQ_POST, path, h, nh, body,
+	return http_request(port, EVHTTP_REQ_POST, path, h, nh, body,
 	               body ? strlen(body) : 0);
 }
 
@@ -383,7 +315,7 @@ test_http_sync_answers_with_response(void **state)
 	r = post(f.port, "/echo", "bad");
 	assert_error(&r, 502, "EVFN_EINVAL", "invalid status");
 
-	r = request(f.port, EVHTTP_REQ_GET, "/raw", NULL, 0, NULL, 0);
+	r = http_request(f.port, EVHTTP_REQ_GET, "/raw", NULL, 0, NULL, 0);
 	ASSERT_EQ(r.status, 200);
 	assert_string_equal(r.body, "abc");
 	assert_string_equal(r.ctype, "application/octet-stream");
@@ -727,7 +659,7 @@ test_http_draining_answers_503(void **state)
 	assert_error(&r, 503, "EVFN_ESHUTDOWN", NULL);
 	r = post(f.port, "/async", "x");
 	assert_error(&r, 503, "EVFN_ESHUTDOWN", NULL);
-	r = request(f.port, EVHTTP_REQ_GET, "/healthz", NULL, 0, NULL, 0);
+	r = http_request(f.port, EVHTTP_REQ_GET, "/healthz", NULL, 0, NULL, 0);
 	ASSERT_EQ(r.status, 503);
 	assert_string_equal(r.body, "{\"status\":\"draining\"}");
 	fixture_stop(&f);
@@ -744,10 +676,10 @@ test_http_unknown_path_method_and_function(void **state)
 	route(&f, "POST /ghost", "nobody", false, 0);
 	struct resp r = post(f.port, "/nowhere", "x");
 	assert_error(&r, 404, "EVFN_ENOENT", "no route");
-	r = request(f.port, EVHTTP_REQ_GET, "/echo", NULL, 0, NULL, 0);
+	r = http_request(f.port, EVHTTP_REQ_GET, "/echo", NULL, 0, NULL, 0);
 	assert_error(&r, 405, "EVFN_EROUTE", NULL);
 	assert_string_equal(r.allow, "PUT, POST");
-	r = request(f.port, EVHTTP_REQ_PUT, "/echo", NULL, 0, "put", 3);
+	r = http_request(f.port, EVHTTP_REQ_PUT, "/echo", NULL, 0, "put", 3);
 	ASSERT_EQ(r.status, 200);
 	/* The function is looked up per request. */
 	r = post(f.port, "/ghost", "x");
@@ -762,7 +694,7 @@ test_http_health_route(void **state)
 	struct fixture f;
 	fixture_start(&f, NULL);
 	struct resp r =
-		request(f.port, EVHTTP_REQ_GET, "/healthz", NULL, 0, NULL, 0);
+		http_request(f.port, EVHTTP_REQ_GET, "/healthz", NULL, 0, NULL, 0);
 	ASSERT_EQ(r.status, 200);
 	assert_string_equal(r.body, "{\"status\":\"ok\"}");
 	assert_string_equal(r.ctype, "application/json");
@@ -776,9 +708,9 @@ test_http_health_route(void **state)
 	ASSERT_OK(evfn_http_options_set_health_path(o, "/up"));
 	fixture_start(&f, o);
 	evfn_http_options_free(o);
-	r = request(f.port, EVHTTP_REQ_GET, "/up", NULL, 0, NULL, 0);
+	r = http_request(f.port, EVHTTP_REQ_GET, "/up", NULL, 0, NULL, 0);
 	ASSERT_EQ(r.status, 200);
-	r = request(f.port, EVHTTP_REQ_GET, "/healthz", NULL, 0, NULL, 0);
+	r = http_request(f.port, EVHTTP_REQ_GET, "/healthz", NULL, 0, NULL, 0);
 	ASSERT_EQ(r.status, 404);
 	fixture_stop(&f);
 }
@@ -792,7 +724,7 @@ test_http_metrics_route(void **state)
 	route(&f, "POST /echo", "echo", false, 0);
 	struct resp r = post(f.port, "/echo", "x");
 	ASSERT_EQ(r.status, 200);
-	r = request(f.port, EVHTTP_REQ_GET, "/metrics", NULL, 0, NULL, 0);
+	r = http_request(f.port, EVHTTP_REQ_GET, "/metrics", NULL, 0, NULL, 0);
 	ASSERT_EQ(r.status, 200);
 	assert_string_equal(r.ctype, "text/plain; version=0.0.4");
 	assert_non_null(
@@ -808,7 +740,7 @@ test_http_metrics_route(void **state)
 	          EVFN_EROUTE);
 	fixture_start(&f, o);
 	evfn_http_options_free(o);
-	r = request(f.port, EVHTTP_REQ_GET, "/metrics", NULL, 0, NULL, 0);
+	r = http_request(f.port, EVHTTP_REQ_GET, "/metrics", NULL, 0, NULL, 0);
 	ASSERT_EQ(r.status, 404);
 	fixture_stop(&f);
 }

@@ -17,6 +17,7 @@
 #include <evfn/http.h>
 
 #include "harness.h"
+#include "http-client.h"
 
 #define TOKEN "s3cret-token"
 
@@ -103,76 +104,15 @@ fixture_stop(struct fixture *f)
 
 /* ---- the client ------------------------------------------------------ */
 
-struct resp {
-	struct event_base *base;
-	bool done;
-	int status;
-	char *body; /* NUL-terminated, freed by resp_free() */
-	char ctype[128], allow[32];
-};
-
-static void
-keep_header(struct evhttp_request *req, const char *name, char *dst,
-            size_t n)
-{
-	const char *v = evhttp_find_header(
-		evhttp_request_get_input_headers(req), name);
-	snprintf(dst, n, "%s", v ? v : "");
-}
-
-static void
-client_done(struct evhttp_request *req, void *arg)
-{
-	struct resp *r = arg;
-	r->done = true;
-	if (req) {
-		r->status = evhttp_request_get_response_code(req);
-		struct evbuffer *b = evhttp_request_get_input_buffer(req);
-		size_t len = evbuffer_get_length(b);
-		r->body = malloc(len + 1);
-		assert_non_null(r->body);
-		evbuffer_remove(b, r->body, len);
-		r->body[len] = '\0';
-		keep_header(req, "Content-Type", r->ctype, sizeof(r->ctype));
-		keep_header(req, "Allow", r->allow, sizeof(r->allow));
-	}
-	event_base_loopbreak(r->base);
-}
-
 /* Sends one request (auth NULL for no Authorization header, body NULL
- * for none) and waits at most 10 s for the answer. */
+ * for none). */
 static struct resp
 request(int port, enum evhttp_cmd_type cmd, const char *path,
         const char *auth, const char *body)
 {
-	struct resp r = {0};
-	r.base = event_base_new();
-	assert_non_null(r.base);
-	struct evhttp_connection *conn = evhttp_connection_base_new(
-		r.base, NULL, "127.0.0.1", (unsigned short)port);
-	evhttp_connection_set_timeout(conn, 10);
-	struct evhttp_request *req = evhttp_request_new(client_done, &r);
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	evhttp_add_header(out, "Host", "127.0.0.1");
-	if (auth)
-		evhttp_add_header(out, "Authorization", auth);
-	if (body)
-		evbuffer_add(evhttp_request_get_output_buffer(req), body,
-		             strlen(body));
-	assert_int_equal(evhttp_make_request(conn, req, cmd, path), 0);
-	event_base_dispatch(r.base);
-	evhttp_connection_free(conn);
-	event_base_free(r.base);
-	assert_true(r.done);
-	if (!r.body)
-		r.body = calloc(1, 1);
-	return r;
-}
-
-static void
-resp_free(struct resp *r)
-{
-	free(r->body);
+	struct hdr h = {"Authorization", auth};
+	return http_request(port, cmd, path, &h, auth ? 1 : 0, body,
+	                    body ? strlen(body) : 0);
 }
 
 static struct resp
@@ -204,7 +144,6 @@ assert_answer(struct resp *r, int status, const char *error)
 			error);
 		json_decref(doc);
 	}
-	resp_free(r);
 }
 
 /* GET /status/data, parsed. */
@@ -218,7 +157,6 @@ get_data(int port)
 	json_t *doc = json_loads(r.body, 0, &err);
 	if (!doc)
 		fail_msg("bad JSON (%s): %s", err.text, r.body);
-	resp_free(&r);
 	return doc;
 }
 
@@ -277,7 +215,6 @@ test_status_page_is_self_contained_html(void **state)
 	assert_null(strstr(r.body, "http://"));
 	assert_null(strstr(r.body, "https://"));
 	assert_null(strstr(r.body, " src="));
-	resp_free(&r);
 	fixture_stop(&f);
 }
 

@@ -154,8 +154,5 @@ evfnlua_deadletter_open(lua_State *L)
 		{"purge_dead_letters", l_purge},
 		{NULL, NULL},
 	};
-	luaL_getmetatable(L, EVFNLUA_RUNTIME);
-	lua_getfield(L, -1, "__index");
-	luaL_setfuncs(L, rt_methods, 0);
-	lua_pop(L, 2);
+	evfnlua_runtime_methods(L, rt_methods);
 }

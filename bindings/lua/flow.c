@@ -178,8 +178,5 @@ evfnlua_flow_open(lua_State *L)
 		{"cancel", l_cancel},
 		{NULL, NULL},
 	};
-	luaL_getmetatable(L, EVFNLUA_RUNTIME);
-	lua_getfield(L, -1, "__index");
-	luaL_setfuncs(L, rt_methods, 0);
-	lua_pop(L, 2);
+	evfnlua_runtime_methods(L, rt_methods);
 }

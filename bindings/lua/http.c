@@ -229,20 +229,10 @@ evfnlua_http_open(lua_State *L)
 		{"close", l_close},
 		{NULL, NULL},
 	};
-	if (luaL_newmetatable(L, EVFNLUA_HTTP)) {
-		luaL_newlib(L, methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_close);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_close);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, l_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_pop(L, 1);
-	luaL_getmetatable(L, EVFNLUA_RUNTIME);
-	lua_getfield(L, -1, "__index");
-	lua_pushcfunction(L, l_http);
-	lua_setfield(L, -2, "http");
-	lua_pop(L, 2);
+	evfnlua_handle_class(L, EVFNLUA_HTTP, methods, l_close, l_tostring);
+	static const luaL_Reg rt_methods[] = {
+		{"http", l_http},
+		{NULL, NULL},
+	};
+	evfnlua_runtime_methods(L, rt_methods);
 }

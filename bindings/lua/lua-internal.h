@@ -130,6 +130,14 @@ void evfnlua_unguard(lua_State *L, int idx);
  * terminated); what names the table in the message. */
 void evfnlua_check_keys(lua_State *L, int idx, const char *what,
                         const char *const *names);
+/* Registers the metatable of a closable handle (runtime, trigger, HTTP
+ * server): methods as __index, close as __gc and __close, tostring. */
+void evfnlua_handle_class(lua_State *L, const char *name,
+                          const luaL_Reg *methods, lua_CFunction close,
+                          lua_CFunction tostring);
+/* Adds methods (NULL terminated) to the runtime's, which must be
+ * registered already: how each concept's file gives rt its calls. */
+void evfnlua_runtime_methods(lua_State *L, const luaL_Reg *methods);
 
 /* event.c */
 void evfnlua_event_open(lua_State *L);

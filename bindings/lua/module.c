@@ -96,6 +96,33 @@ evfnlua_unguard(lua_State *L, int idx)
 }
 
 void
+evfnlua_handle_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                     lua_CFunction close, lua_CFunction tostring)
+{
+	if (luaL_newmetatable(L, name)) {
+		lua_newtable(L);
+		luaL_setfuncs(L, methods, 0);
+		lua_setfield(L, -2, "__index");
+		lua_pushcfunction(L, close);
+		lua_setfield(L, -2, "__gc");
+		lua_pushcfunction(L, close);
+		lua_setfield(L, -2, "__close");
+		lua_pushcfunction(L, tostring);
+		lua_setfield(L, -2, "__tostring");
+	}
+	lua_pop(L, 1);
+}
+
+void
+evfnlua_runtime_methods(lua_State *L, const luaL_Reg *methods)
+{
+	luaL_getmetatable(L, EVFNLUA_RUNTIME);
+	lua_getfield(L, -1, "__index");
+	luaL_setfuncs(L, methods, 0);
+	lua_pop(L, 2);
+}
+
+void
 evfnlua_check_keys(lua_State *L, int idx, const char *what,
                    const char *const *names)
 {

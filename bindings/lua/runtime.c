@@ -925,15 +925,5 @@ evfnlua_runtime_open(lua_State *L)
 		{"workers", l_workers},
 		{NULL, NULL},
 	};
-	if (luaL_newmetatable(L, EVFNLUA_RUNTIME)) {
-		luaL_newlib(L, methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_gc);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_gc);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, l_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_pop(L, 1);
+	evfnlua_handle_class(L, EVFNLUA_RUNTIME, methods, l_gc, l_tostring);
 }

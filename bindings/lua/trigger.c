@@ -431,17 +431,7 @@ evfnlua_trigger_open(lua_State *L)
 		{"close", l_close},
 		{NULL, NULL},
 	};
-	if (luaL_newmetatable(L, EVFNLUA_TRIGGER)) {
-		luaL_newlib(L, methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushcfunction(L, l_close);
-		lua_setfield(L, -2, "__gc");
-		lua_pushcfunction(L, l_close);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, l_tostring);
-		lua_setfield(L, -2, "__tostring");
-	}
-	lua_pop(L, 1);
+	evfnlua_handle_class(L, EVFNLUA_TRIGGER, methods, l_close, l_tostring);
 	/* The runtime methods that create triggers. */
 	static const luaL_Reg rt_methods[] = {
 		{"schedule", l_schedule},
@@ -450,8 +440,5 @@ evfnlua_trigger_open(lua_State *L)
 		{"on_fd", l_on_fd},
 		{NULL, NULL},
 	};
-	luaL_getmetatable(L, EVFNLUA_RUNTIME);
-	lua_getfield(L, -1, "__index");
-	luaL_setfuncs(L, rt_methods, 0);
-	lua_pop(L, 2);
+	evfnlua_runtime_methods(L, rt_methods);
 }

@@ -135,8 +135,8 @@ typedef struct evfn_record evfn_record;
 typedef void (*evfn_record_cb)(const evfn_record *rec, void *arg);
 
 /** Snake-case name of a record kind ("start", "success", "timeout",
- * "late", "dead_letter", "expired", "handed_back", "cancelled",
- * "retry", "circuit_open", "circuit_half_open", "circuit_closed"), or NULL for an
+ * "late", "dead_letter", "expired", "handed_back", "cancelled", "retry",
+ * "circuit_open", "circuit_half_open", "circuit_closed"), or NULL for an
  * unknown kind. A static string. Thread-safety: any thread. @since 0.1 */
 EVFN_EXPORT const char *evfn_record_kind_name(evfn_record_kind kind);
 /** Kind of a record. @since 0.1 */

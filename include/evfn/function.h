@@ -2,8 +2,13 @@
 /*
  * Functions: the options builder that configures one (timeout, attempts,
  * backoff, maximum event age, concurrency, queue bound, executor, per-worker
- * warm state), registration by name, and subscription of functions to
- * topics. Anything not declared under include/evfn/ is private.
+ * warm state, batches, rate limit, circuit breaker), registration by name,
+ * and subscription of functions to topics. Anything not declared under
+ * include/evfn/ is private.
+ *
+ * Thread-safety: an options builder belongs to the thread filling it (the
+ * runtime copies it at registration); evfn_register(), evfn_subscribe()
+ * and evfn_fn_name() may be called from any thread.
  */
 #ifndef EVFN_FUNCTION_H
 #define EVFN_FUNCTION_H

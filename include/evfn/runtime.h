@@ -124,9 +124,9 @@ EVFN_EXPORT int evfn_rt_options_set_event_log(evfn_rt_options *o,
 
 /**
  * Latency metrics: the run-time and queue-wait histograms and billed
- * duration (on by default). Off, no clock is read when an attempt ends
- * and those stay empty; the counters and gauges of the accounting are
- * kept either way. For measuring what metrics cost (bench/).
+ * duration (on by default). Off, nothing is recorded per attempt and
+ * those stay empty; the counters and gauges of the accounting are kept
+ * either way. For measuring what metrics cost (bench/).
  * @return 0; EVFN_EINVAL for NULL o.
  * @since 0.1
  */
