@@ -16,35 +16,42 @@
 #include "kv-internal.h"
 
 
+/* The attributes most events never set, allocated on the first setter
+ * that needs them: keeping them out of the event keeps a small event in
+ * the allocator's smallest (lock-free to free) size classes. */
+struct evfn__event_extra {
+	char *id;           /* set by the user; NULL: the default id */
+	char *subject;
+	char *dct;
+	char *okey;         /* ordering key, NULL for none */
+	struct evfn__kv *ext;
+	int64_t delay_ns;   /* relative delay, or wall time (delay_at) */
+	bool delay_at;
+	evfn_free_cb free_cb; /* the caller's payload (evfn_event_new_ref) */
+	void *free_arg;
+};
+
 struct evfn_event {
 	atomic_uint refs;
+	atomic_uchar id_state; /* default id: 0 not rendered, 1 rendering,
+	                        * 2 ready */
 	bool frozen;        /* set once at publish, under the runtime lock */
+	bool source_borrowed; /* source is the runtime's default */
 	unsigned hops;
+	uint32_t type_off;  /* the type string, from the event's start */
 	uint64_t seq;
 	int64_t time_ns;    /* CloudEvents time, wall clock */
 	int64_t born_ns;    /* monotonic publish time, or due time when
 	                     * delayed: the maximum age and queue wait count
 	                     * from it */
-	int64_t delay_ns;   /* relative delay, or wall time (delay_at) */
-	bool delay_at;
-	const char *id;     /* a heap copy when set by the user, else NULL:
-	                     * the id is seq in decimal, rendered into id_buf
-	                     * on first use (id_state) */
-	atomic_int id_state; /* 0: not rendered, 1: rendering, 2: ready */
-	char *source;       /* heap copies, NULL when unset; source may also
-	                     * point at the runtime's default (source_borrowed) */
-	bool source_borrowed;
-	bool id_owned;
-	char *subject;
-	char *dct;
-	struct evfn__kv *ext;
-	char *okey;         /* ordering key, NULL for none */
+	char *source;       /* a heap copy, the default (source_borrowed)
+	                     * or NULL */
 	const void *data;
 	size_t len;
-	evfn_free_cb free_cb; /* NULL: payload inline or static */
-	void *free_arg;
-	char id_buf[24];    /* decimal seq when no id was set */
-	char inline_data[]; /* type string, then the payload copy */
+	struct evfn__event_extra *extra; /* NULL until needed */
+	char id_buf[21];    /* the default id: seq in decimal, rendered on
+	                     * first use */
+	char inline_data[]; /* the payload copy (aligned), then the type */
 };
 
 /* Creates an event the way the public constructors do, with the hop count
@@ -70,7 +77,20 @@ bool evfn__event_freeze(evfn_event *ev, uint64_t seq,
 static inline const char *
 evfn__event_type(const evfn_event *ev)
 {
-	return ev->inline_data;
+	return (const char *)ev + ev->type_off;
+}
+
+/* The ordering key and the extensions (NULL when none). */
+static inline const char *
+evfn__event_okey(const evfn_event *ev)
+{
+	return ev->extra ? ev->extra->okey : NULL;
+}
+
+static inline const struct evfn__kv *
+evfn__event_ext(const evfn_event *ev)
+{
+	return ev->extra ? ev->extra->ext : NULL;
 }
 
 #endif /* EVFN_EVENT_INTERNAL_H */

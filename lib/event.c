@@ -13,6 +13,16 @@
 /* Alignment of an inline payload; the allocator returns at least this. */
 #define PAYLOAD_ALIGN 16
 
+/* The event's optional attributes, allocated on first need; NULL when out
+ * of memory. Only before publish (one owner). */
+static struct evfn__event_extra *
+extra_of(evfn_event *ev)
+{
+	if (!ev->extra)
+		ev->extra = evfn__calloc(1, sizeof(*ev->extra));
+	return ev->extra;
+}
+
 int
 evfn__event_create(evfn_event **out, const char *type, const void *data,
                    size_t len, bool copy, evfn_free_cb free_cb, void *free_arg,
@@ -26,17 +36,27 @@ evfn__event_create(evfn_event **out, const char *type, const void *data,
 	else
 		rc = evfn__check_name(type);
 	size_t tlen = rc == 0 ? strlen(type) + 1 : 0;
-	/* The payload copy starts aligned for any type, so that handlers
-	 * may read a struct in place. */
-	size_t data_off = (offsetof(evfn_event, inline_data) + tlen +
+	/* The payload copy comes first, aligned for any type so that
+	 * handlers may read a struct in place, and the type after it: a
+	 * small event then fits the allocator's 128-byte class. */
+	size_t data_off = (offsetof(evfn_event, inline_data) +
 	                   PAYLOAD_ALIGN - 1) & ~(size_t)(PAYLOAD_ALIGN - 1);
 	size_t inline_len = copy ? len : 0;
 	evfn_event *ev = NULL;
 	if (rc == 0) {
-		if (inline_len > SIZE_MAX - data_off)
+		/* The type's offset is 32 bits: an inline copy of 4 GiB is
+		 * refused as the allocation it would be. */
+		if (inline_len > UINT32_MAX - data_off - tlen)
 			rc = EVFN_ENOMEM;
-		else if (!(ev = evfn__malloc(data_off + inline_len)))
+		else if (!(ev = evfn__malloc(data_off + inline_len + tlen)))
 			rc = EVFN_ENOMEM;
+	}
+	if (rc == 0) {
+		memset(ev, 0, sizeof(*ev));
+		if (!copy && free_cb && !extra_of(ev)) {
+			evfn__free(ev);
+			rc = EVFN_ENOMEM;
+		}
 	}
 	if (rc < 0) {
 		/* The zero-copy contract: the buffer is released even when
@@ -45,10 +65,11 @@ evfn__event_create(evfn_event **out, const char *type, const void *data,
 			free_cb((void *)data, free_arg);
 		return rc;
 	}
-	memset(ev, 0, sizeof(*ev));
 	atomic_init(&ev->refs, 1);
+	atomic_init(&ev->id_state, 0);
 	ev->hops = hops;
-	memcpy(ev->inline_data, type, tlen);
+	ev->type_off = (uint32_t)(data_off + inline_len);
+	memcpy((char *)ev + ev->type_off, type, tlen);
 	if (copy) {
 		char *payload = (char *)ev + data_off;
 		if (len)
@@ -56,8 +77,10 @@ evfn__event_create(evfn_event **out, const char *type, const void *data,
 		ev->data = len ? payload : NULL;
 	} else {
 		ev->data = data;
-		ev->free_cb = free_cb;
-		ev->free_arg = free_arg;
+		if (free_cb) {
+			ev->extra->free_cb = free_cb;
+			ev->extra->free_arg = free_arg;
+		}
 	}
 	ev->len = len;
 	*out = ev;
@@ -98,23 +121,46 @@ evfn_event_unref(const evfn_event *cev)
 	 * through another reference happens before the free. */
 	if (atomic_fetch_sub_explicit(&ev->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	if (ev->free_cb)
-		ev->free_cb((void *)ev->data, ev->free_arg);
-	if (ev->id_owned)
-		evfn__free((void *)ev->id);
+	struct evfn__event_extra *x = ev->extra;
+	if (x) {
+		if (x->free_cb)
+			x->free_cb((void *)ev->data, x->free_arg);
+		evfn__free(x->id);
+		evfn__free(x->subject);
+		evfn__free(x->dct);
+		evfn__free(x->okey);
+		evfn__kv_free(&x->ext);
+		evfn__free(x);
+	}
 	if (!ev->source_borrowed)
 		evfn__free(ev->source);
-	evfn__free(ev->subject);
-	evfn__free(ev->dct);
-	evfn__free(ev->okey);
-	evfn__kv_free(&ev->ext);
 	evfn__free(ev);
 }
 
-/* Replaces one heap-held string attribute. `limit` is the longest allowed
- * value (0 for any length); NULL value clears it. */
+/* Which string attribute a setter replaces. */
+enum string_attr { ATTR_ID, ATTR_SOURCE, ATTR_SUBJECT, ATTR_DCT, ATTR_OKEY };
+
+static char **
+string_slot(evfn_event *ev, enum string_attr which)
+{
+	if (which == ATTR_SOURCE)
+		return &ev->source;
+	struct evfn__event_extra *x = extra_of(ev);
+	if (!x)
+		return NULL;
+	switch (which) {
+	case ATTR_ID: return &x->id;
+	case ATTR_SUBJECT: return &x->subject;
+	case ATTR_DCT: return &x->dct;
+	default: return &x->okey;
+	}
+}
+
+/* Replaces one heap-held string attribute. `limit`: at most
+ * EVFN_NAME_MAX bytes; NULL value clears it. */
 static int
-set_string(evfn_event *ev, char **slot, const char *value, bool limit)
+set_string(evfn_event *ev, enum string_attr which, const char *value,
+           bool limit)
 {
 	if (!ev || (value && !*value))
 		return EVFN_EINVAL;
@@ -125,6 +171,11 @@ set_string(evfn_event *ev, char **slot, const char *value, bool limit)
 	char *copy = NULL;
 	if (value && !(copy = evfn__strdup(value)))
 		return EVFN_ENOMEM;
+	char **slot = string_slot(ev, which);
+	if (!slot) {
+		evfn__free(copy);
+		return EVFN_ENOMEM;
+	}
 	evfn__free(*slot);
 	*slot = copy;
 	return 0;
@@ -133,43 +184,37 @@ set_string(evfn_event *ev, char **slot, const char *value, bool limit)
 int
 evfn_event_set_id(evfn_event *ev, const char *id)
 {
-	char *slot = ev && ev->id_owned ? (char *)ev->id : NULL;
-	int rc = set_string(ev, &slot, id, true);
-	if (rc == 0) {
-		ev->id = slot;
-		ev->id_owned = slot != NULL;
-	}
-	return rc;
+	return set_string(ev, ATTR_ID, id, true);
 }
 
 int
 evfn_event_set_source(evfn_event *ev, const char *source)
 {
-	return set_string(ev, ev ? &ev->source : NULL, source, true);
+	return set_string(ev, ATTR_SOURCE, source, true);
 }
 
 int
 evfn_event_set_subject(evfn_event *ev, const char *subject)
 {
-	return set_string(ev, ev ? &ev->subject : NULL, subject, true);
+	return set_string(ev, ATTR_SUBJECT, subject, true);
 }
 
 int
 evfn_event_set_datacontenttype(evfn_event *ev, const char *dct)
 {
-	return set_string(ev, ev ? &ev->dct : NULL, dct, false);
+	return set_string(ev, ATTR_DCT, dct, false);
 }
 
 int
 evfn_event_set_ordering_key(evfn_event *ev, const char *key)
 {
-	return set_string(ev, ev ? &ev->okey : NULL, key, true);
+	return set_string(ev, ATTR_OKEY, key, true);
 }
 
 const char *
 evfn_event_ordering_key(const evfn_event *ev)
 {
-	return ev ? ev->okey : NULL;
+	return ev ? evfn__event_okey(ev) : NULL;
 }
 
 /* Ten years: far enough for any delayed job, near enough that due times
@@ -183,8 +228,10 @@ set_delay(evfn_event *ev, int64_t ns, bool at)
 		return EVFN_EINVAL;
 	if (ev->frozen)
 		return EVFN_EPERM;
-	ev->delay_ns = ns;
-	ev->delay_at = at;
+	if (!extra_of(ev))
+		return EVFN_ENOMEM;
+	ev->extra->delay_ns = ns;
+	ev->extra->delay_at = at;
 	return 0;
 }
 
@@ -235,7 +282,9 @@ evfn_event_set_extension(evfn_event *ev, const char *name, const char *value)
 		return EVFN_EINVAL;
 	if (ev->frozen)
 		return EVFN_EPERM;
-	return evfn__kv_set(&ev->ext, name, value);
+	if (!extra_of(ev))
+		return EVFN_ENOMEM;
+	return evfn__kv_set(&ev->extra->ext, name, value);
 }
 
 /* Writes v in decimal into buf (at least 21 bytes). On the publish path,
@@ -267,8 +316,10 @@ evfn__event_freeze(evfn_event *ev, uint64_t seq, const char *default_source,
 	if (!ev->time_ns)
 		ev->time_ns = evfn__mono_to_wall(ev->born_ns);
 	ev->frozen = true;
-	int64_t delay = ev->delay_ns;
-	if (ev->delay_at) /* a wall time, turned into a monotonic delay */
+	if (!ev->extra)
+		return false;
+	int64_t delay = ev->extra->delay_ns;
+	if (ev->extra->delay_at) /* a wall time, turned into a monotonic delay */
 		delay = EVFN__MIN(delay - evfn__mono_to_wall(ev->born_ns),
 		                  MAX_DELAY_NS);
 	if (delay <= 0)
@@ -281,14 +332,18 @@ const char *
 evfn_event_id(const evfn_event *cev)
 {
 	evfn_event *ev = (evfn_event *)cev;
-	if (!ev || ev->id || !ev->frozen)
-		return ev ? ev->id : NULL;
+	if (!ev)
+		return NULL;
+	if (ev->extra && ev->extra->id)
+		return ev->extra->id;
+	if (!ev->frozen)
+		return NULL;
 	/* The default id is rendered on first use, not at publish: most
 	 * events are never asked for it. Readers of a frozen event may race
 	 * here, so one renders and the others wait for it. */
 	int state = atomic_load_explicit(&ev->id_state, memory_order_acquire);
 	if (state != 2) {
-		int expected = 0;
+		unsigned char expected = 0;
 		if (atomic_compare_exchange_strong(&ev->id_state, &expected, 1)) {
 			u64_to_decimal(ev->seq, ev->id_buf);
 			atomic_store_explicit(&ev->id_state, 2,
@@ -317,19 +372,19 @@ evfn_event_type(const evfn_event *ev)
 const char *
 evfn_event_subject(const evfn_event *ev)
 {
-	return ev ? ev->subject : NULL;
+	return ev && ev->extra ? ev->extra->subject : NULL;
 }
 
 const char *
 evfn_event_datacontenttype(const evfn_event *ev)
 {
-	return ev ? ev->dct : NULL;
+	return ev && ev->extra ? ev->extra->dct : NULL;
 }
 
 const char *
 evfn_event_extension(const evfn_event *ev, const char *name)
 {
-	return ev && name ? evfn__kv_get(ev->ext, name) : NULL;
+	return ev && name ? evfn__kv_get(evfn__event_ext(ev), name) : NULL;
 }
 
 int64_t
@@ -377,18 +432,21 @@ evfn__event_clone(evfn_event **out, const evfn_event *orig, unsigned hops)
 		*out = NULL;
 		return rc;
 	}
-	if (orig->frozen || orig->id)
-		rc = evfn_event_set_id(ev, evfn_event_id(orig));
+	const char *id = evfn_event_id(orig);
+	if (id)
+		rc = evfn_event_set_id(ev, id);
 	if (rc == 0 && orig->source)
 		rc = evfn_event_set_source(ev, orig->source);
-	if (rc == 0 && orig->subject)
-		rc = evfn_event_set_subject(ev, orig->subject);
-	if (rc == 0 && orig->dct)
-		rc = evfn_event_set_datacontenttype(ev, orig->dct);
-	if (rc == 0 && orig->okey)
-		rc = evfn_event_set_ordering_key(ev, orig->okey);
-	for (const struct evfn__kv *x = orig->ext; rc == 0 && x; x = x->next)
-		rc = evfn__kv_set(&ev->ext, x->key, x->value);
+	if (rc == 0 && evfn_event_subject(orig))
+		rc = evfn_event_set_subject(ev, evfn_event_subject(orig));
+	if (rc == 0 && evfn_event_datacontenttype(orig))
+		rc = evfn_event_set_datacontenttype(
+			ev, evfn_event_datacontenttype(orig));
+	if (rc == 0 && evfn__event_okey(orig))
+		rc = evfn_event_set_ordering_key(ev, evfn__event_okey(orig));
+	for (const struct evfn__kv *x = evfn__event_ext(orig); rc == 0 && x;
+	     x = x->next)
+		rc = evfn__kv_set(&ev->extra->ext, x->key, x->value);
 	ev->time_ns = orig->time_ns;
 	if (rc < 0) {
 		evfn_event_unref(ev);
@@ -401,7 +459,8 @@ evfn__event_clone(evfn_event **out, const evfn_event *orig, unsigned hops)
 const char *
 evfn_event_extension_at(const evfn_event *ev, size_t i, const char **name)
 {
-	const struct evfn__kv *kv = ev ? evfn__kv_at(ev->ext, i) : NULL;
+	const struct evfn__kv *kv = ev ? evfn__kv_at(evfn__event_ext(ev), i)
+	                               : NULL;
 	if (name)
 		*name = kv ? kv->key : NULL;
 	return kv ? kv->value : NULL;

@@ -40,7 +40,7 @@ group_new(struct evfn_fn *fn, const char *key)
 void
 evfn__okey_join_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
-	const char *key = inv->ev->okey;
+	const char *key = evfn__event_okey(inv->ev);
 	struct evfn_fn *fn = inv->fn;
 	if (!key) {
 		evfn__enqueue_locked(rt, inv);

@@ -129,7 +129,8 @@ EVFN_EXPORT const char *evfn_event_ordering_key(const evfn_event *ev);
  * due. At drain, delayed events are handed back. Setting a delay replaces
  * an earlier evfn_event_set_deliver_at().
  * @return 0; EVFN_EINVAL for NULL ev; EVFN_ERANGE unless
- *         0 <= delay_ms <= 10 years; EVFN_EPERM once published.
+ *         0 <= delay_ms <= 10 years; EVFN_EPERM once published;
+ *         EVFN_ENOMEM.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_event_set_delay_ms(evfn_event *ev, int64_t delay_ms);
@@ -139,7 +140,7 @@ EVFN_EXPORT int evfn_event_set_delay_ms(evfn_event *ev, int64_t delay_ms);
  * against the monotonic clock from publish on, so a later change of the
  * wall clock does not move it.
  * @return 0; EVFN_EINVAL for NULL ev; EVFN_ERANGE for a negative time;
- *         EVFN_EPERM once published.
+ *         EVFN_EPERM once published; EVFN_ENOMEM.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_event_set_deliver_at(evfn_event *ev, int64_t unix_ns);

@@ -860,7 +860,7 @@ argv_event(struct argv *a, const evfn_event *ev, const char *data_field,
 		argv_str(a, timebuf);
 	}
 	const struct evfn__kv *kv;
-	for (size_t i = 0; (kv = evfn__kv_at(ev->ext, i)); i++) {
+	for (size_t i = 0; (kv = evfn__kv_at(evfn__event_ext(ev), i)); i++) {
 		argv_str(a, kv->key);
 		argv_str(a, kv->value);
 	}
