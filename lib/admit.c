@@ -54,7 +54,12 @@ fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 void
 evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
-	if (fn->in_ready || !fn_startable_locked(rt, fn, 0))
+	if (fn->in_ready) {
+		if (fn->cfg.executor != EVFN_EXECUTOR_LOOP)
+			evfn__pool_backlog_locked(rt);
+		return;
+	}
+	if (!fn_startable_locked(rt, fn, 0))
 		return;
 	fn->in_ready = true;
 	if (fn->cfg.executor == EVFN_EXECUTOR_LOOP) {
