@@ -58,6 +58,36 @@ test_event_inline_payload_is_aligned(void **state)
 	}
 }
 
+/* The payload copy and the type share the event's block, the type after
+ * the payload: every length of either reads back whole, payload aligned. */
+static void
+test_event_type_and_payload_of_any_length(void **state)
+{
+	char type[EVFN_NAME_MAX + 1];
+	unsigned char payload[80];
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = (unsigned char)(i * 7 + 1);
+	for (size_t tl = 1; tl <= EVFN_NAME_MAX; tl += tl < 40 ? 1 : 37) {
+		memset(type, 'a' + (int)(tl % 26), tl);
+		type[tl] = '\0';
+		for (size_t pl = 0; pl <= sizeof(payload); pl++) {
+			evfn_event *ev;
+			ASSERT_OK(evfn_event_new(&ev, type, payload, pl));
+			size_t len;
+			const unsigned char *d = evfn_event_data(ev, &len);
+			ASSERT_EQ(len, pl);
+			if (pl) {
+				ASSERT_EQ((uintptr_t)d % 16, 0);
+				assert_memory_equal(d, payload, pl);
+			} else {
+				assert_null(d);
+			}
+			assert_string_equal(evfn_event_type(ev), type);
+			evfn_event_unref(ev);
+		}
+	}
+}
+
 static void
 test_event_new_rejects_bad_arguments(void **state)
 {
@@ -195,6 +225,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		TEST(test_event_new_copies_type_and_payload),
 		TEST(test_event_inline_payload_is_aligned),
+		TEST(test_event_type_and_payload_of_any_length),
 		TEST(test_event_new_rejects_bad_arguments),
 		TEST(test_event_ref_free_cb_runs_once_at_last_unref),
 		TEST(test_event_ref_free_cb_runs_once_when_call_fails),
