@@ -128,6 +128,53 @@ count_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	return EVFN_OK;
 }
 
+/* Busy-waits us microseconds: the gap between two publishes, a shape of
+ * the workload rather than a wait for anything. */
+static void
+gap_us(int64_t us)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000 +
+	               (t.tv_nsec - t0.tv_nsec) / 1000 <
+	       us);
+}
+
+/* Sparse events meet workers in every phase of going idle: running,
+ * spinning (a producer then wakes nobody), giving up the spin, asleep.
+ * An event published as the spinner gives up must still run: each
+ * group's last event is followed by nothing until it completes, so a
+ * lost wake-up leaves it queued and the wait fails. */
+static void
+test_runtime_sparse_events_are_never_left_unseen(void **state)
+{
+	evfn_rt *rt = new_runtime(2, 2);
+	atomic_int n = 0;
+	ASSERT_OK(evfn_register(rt, "count", count_handler, &n, NULL, NULL));
+	ASSERT_OK(evfn_runtime_start(rt));
+	/* Gaps around the spin (~30 us) and the sleep. */
+	static const int64_t gaps[] = {0, 3, 10, 25, 30, 35, 45, 80, 200};
+	const int ngaps = (int)(sizeof(gaps) / sizeof(gaps[0]));
+	int sent = 0;
+	for (int round = 0; round < 400; round++) {
+		for (int k = 0; k <= round % 3; k++) {
+			gap_us(gaps[(round * 7 + k) % ngaps]);
+			uint32_t v = (uint32_t)sent;
+			ASSERT_OK(evfn_invoke_async(rt, "count", &v, sizeof(v),
+			                            NULL));
+			sent++;
+		}
+		WAIT_FOR(stat_of(rt, "count", EVFN_STAT_SUCCEEDED) ==
+		                 (uint64_t)sent,
+		         5000);
+	}
+	ASSERT_EQ(atomic_load(&n), sent);
+	assert_accounting(rt, "count");
+	finish(rt);
+}
+
 static void
 test_runtime_fanout_reaches_each_subscriber_once(void **state)
 {
@@ -906,6 +953,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_runtime_delivers_each_event_once),
+		TEST(test_runtime_sparse_events_are_never_left_unseen),
 		TEST(test_runtime_fanout_reaches_each_subscriber_once),
 		TEST(test_runtime_emit_without_subscriber_is_enosub),
 		TEST(test_runtime_concurrency_never_exceeds_reservation),
