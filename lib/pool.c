@@ -17,11 +17,16 @@
 #include "common-internal.h"
 #include "runtime-internal.h"
 
-/* Polls of the ready generation before a worker sleeps: about 30 us on
+/* Polls of the ready generation before a worker sleeps: at most about 30 us on
  * this project's VMs (a pause is ~30 ns), more than the gap between
  * events at 100k/s, so a steady stream never waits for a wake-up. */
-#define SPIN_BEFORE_SLEEP 1024
+#define SPIN_POLLS_MAX 1024
+#define SPIN_POLLS_MIN 64
 #define SPIN_YIELD_EVERY 64
+/* Work that wakes a spinner sooner than this after its spin began (the
+ * longest spin plus the ~12 us a wake-up takes) would have been caught by
+ * the longest spin. */
+#define SPIN_WINDOW_NS (40 * 1000)
 /* A worker takes up to this many attempts under one lock when its
  * function's queue is deep and its handlers short (on average under
  * PREFETCH_RUN_NS): the lock is what three threads on two cores fight
@@ -347,6 +352,7 @@ evfn__pool_start(struct evfn_rt *rt)
 {
 	int rc = 0;
 	pthread_mutex_lock(&rt->lock);
+	rt->spin_polls = SPIN_POLLS_MAX;
 	while (rc == 0 && rt->nthreads < rt->opts.min_workers)
 		rc = spawn_locked(rt);
 	if (rc == 0 && rt->ready.head && rt->nthreads == 0)
@@ -374,10 +380,13 @@ wait_for_work_locked(struct evfn_rt *rt)
 {
 	if (rt->quit)
 		return false;
-	/* Spin briefly before sleeping: work that arrives within a few
+	/* Spin before sleeping: work that arrives within a few
 	 * microseconds is taken without a futex wake-up, which costs more
-	 * than the task itself on a VM. Short, because a spinning worker
-	 * takes the core a producer may need. */
+	 * than the task itself on a VM. The spin adapts to the gaps between
+	 * events: it halves when it ends empty-handed, and is back to the
+	 * longest when work came soon enough after the spin began that the
+	 * longest would have caught it; so a steady stream is caught and
+	 * sparse work costs little CPU. */
 	unsigned gen = atomic_load_explicit(&rt->ready_gen,
 	                                    memory_order_relaxed);
 	/* One worker spins at a time, and while it does producers wake
@@ -386,12 +395,17 @@ wait_for_work_locked(struct evfn_rt *rt)
 	 * cores a second spinner only takes the core a producer needs. */
 	bool spin = rt->nspinning == 0;
 	rt->nspinning += spin;
+	int polls = spin ? rt->spin_polls : 0;
 	pthread_mutex_unlock(&rt->lock);
+	int64_t spin_start = spin ? evfn__now_ns() : 0;
 	evfn__notices_deliver(rt);
-	for (int i = 0; spin && i < SPIN_BEFORE_SLEEP; i++) {
+	bool caught = false;
+	for (int i = 0; i < polls; i++) {
 		if (atomic_load_explicit(&rt->ready_gen, memory_order_relaxed) !=
-		    gen)
+		    gen) {
+			caught = true;
 			break;
+		}
 		/* Now and then give the core to a thread that waits for
 		 * it (a producer, a worker holding the lock): a spinner that
 		 * never yields can delay them by a scheduler slice. */
@@ -402,6 +416,8 @@ wait_for_work_locked(struct evfn_rt *rt)
 	}
 	pthread_mutex_lock(&rt->lock);
 	rt->nspinning -= spin;
+	if (spin && !caught)
+		rt->spin_polls = EVFN__MAX(rt->spin_polls / 2, SPIN_POLLS_MIN);
 	if (rt->ready.head || rt->quit)
 		return !rt->quit;
 	bool reapable = rt->nthreads > rt->opts.min_workers;
@@ -422,6 +438,9 @@ wait_for_work_locked(struct evfn_rt *rt)
 		rt->nwaking--;
 	if (rt->quit)
 		return false;
+	if (spin_start && rt->ready.head &&
+	    evfn__now_ns() - spin_start < SPIN_WINDOW_NS)
+		rt->spin_polls = SPIN_POLLS_MAX;
 	return !(err == ETIMEDOUT && !rt->ready.head &&
 	         rt->nthreads > rt->opts.min_workers);
 }

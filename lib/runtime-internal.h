@@ -210,6 +210,7 @@ struct evfn_rt {
 	struct evfn__worker *loop_worker; /* warm state of loop handlers */
 	int nthreads, nidle, nwaking;
 	int nspinning;              /* workers polling before they sleep */
+	int spin_polls;             /* how long the next spin lasts */
 	int nexiting;               /* left the pool, not yet on exited */
 	int nstuck;                 /* fenced threads still in a handler */
 	bool quit;                  /* free: workers exit */
