@@ -287,21 +287,28 @@ spawn_locked(struct evfn_rt *rt)
 	return 0;
 }
 
-/* Wakes a sleeping worker or starts one, unless a spinning worker will
- * take the work (spinner_late: it has not taken earlier work yet, and
- * may have lost its core). rt->lock held. */
-static void
-wake_or_spawn_locked(struct evfn_rt *rt, bool spinner_late)
+/* Signals a sleeping worker, unless every sleeping one has a wake-up on
+ * its way already (wake-ups are batched). Returns false when none
+ * sleeps. rt->lock held. */
+static bool
+wake_idle_locked(struct evfn_rt *rt)
 {
-	/* Wake-ups are batched: a sleeping worker is signalled only when no
-	 * wake-up is already on its way to one. */
-	if (rt->nspinning > 0 && !spinner_late)
-		return; /* the spinning worker takes it, see wait_for_work */
-	if (rt->nidle > rt->nwaking) {
-		rt->nwaking++;
-		pthread_cond_signal(&rt->work_cond);
+	if (rt->nidle <= rt->nwaking)
+		return false;
+	rt->nwaking++;
+	pthread_cond_signal(&rt->work_cond);
+	return true;
+}
+
+/* Wakes a sleeping worker or starts one, unless the spinning worker will
+ * take the work. rt->lock held. */
+static void
+wake_or_spawn_locked(struct evfn_rt *rt)
+{
+	if (rt->spinner)
+		return; /* see wait_for_work_locked */
+	if (wake_idle_locked(rt))
 		return;
-	}
 	if (rt->state != EVFN__CREATED && !rt->quit &&
 	    rt->nthreads < rt->opts.max_workers)
 		(void)spawn_locked(rt);
@@ -324,14 +331,15 @@ evfn__pool_notify_locked(struct evfn_rt *rt)
 		}
 		return;
 	}
-	wake_or_spawn_locked(rt, false);
+	wake_or_spawn_locked(rt);
 }
 
 void
 evfn__pool_backlog_locked(struct evfn_rt *rt)
 {
-	if (rt->nspinning > 0)
-		wake_or_spawn_locked(rt, true);
+	/* A sleeper, not a new thread: a worker is idle (the spinner). */
+	if (rt->spinner)
+		(void)wake_idle_locked(rt);
 }
 
 void
@@ -343,7 +351,7 @@ evfn__pool_kick_cb(int fd, short what, void *arg)
 	pthread_mutex_lock(&rt->lock);
 	rt->kick_pending = false;
 	if (rt->ready.head)
-		wake_or_spawn_locked(rt, false);
+		wake_or_spawn_locked(rt);
 	pthread_mutex_unlock(&rt->lock);
 }
 
@@ -393,9 +401,12 @@ wait_for_work_locked(struct evfn_rt *rt)
 	 * nobody (it counts under the lock, and looks at the queue under
 	 * the lock before it sleeps, so no work is left unseen): on two
 	 * cores a second spinner only takes the core a producer needs. */
-	bool spin = rt->nspinning == 0;
-	rt->nspinning += spin;
-	int polls = spin ? rt->spin_polls : 0;
+	bool spin = !rt->spinner;
+	int polls = 0;
+	if (spin) {
+		rt->spinner = true;
+		polls = rt->spin_polls;
+	}
 	pthread_mutex_unlock(&rt->lock);
 	int64_t spin_start = spin ? evfn__now_ns() : 0;
 	evfn__notices_deliver(rt);
@@ -415,9 +426,12 @@ wait_for_work_locked(struct evfn_rt *rt)
 			cpu_relax();
 	}
 	pthread_mutex_lock(&rt->lock);
-	rt->nspinning -= spin;
-	if (spin && !caught)
-		rt->spin_polls = EVFN__MAX(rt->spin_polls / 2, SPIN_POLLS_MIN);
+	if (spin) {
+		rt->spinner = false;
+		if (!caught)
+			rt->spin_polls = EVFN__MAX(rt->spin_polls / 2,
+			                           SPIN_POLLS_MIN);
+	}
 	if (rt->ready.head || rt->quit)
 		return !rt->quit;
 	bool reapable = rt->nthreads > rt->opts.min_workers;
@@ -438,7 +452,7 @@ wait_for_work_locked(struct evfn_rt *rt)
 		rt->nwaking--;
 	if (rt->quit)
 		return false;
-	if (spin_start && rt->ready.head &&
+	if (spin && rt->ready.head &&
 	    evfn__now_ns() - spin_start < SPIN_WINDOW_NS)
 		rt->spin_polls = SPIN_POLLS_MAX;
 	return !(err == ETIMEDOUT && !rt->ready.head &&

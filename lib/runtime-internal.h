@@ -209,7 +209,8 @@ struct evfn_rt {
 	struct evfn__worker *exited; /* to be joined */
 	struct evfn__worker *loop_worker; /* warm state of loop handlers */
 	int nthreads, nidle, nwaking;
-	int nspinning;              /* workers polling before they sleep */
+	bool spinner;               /* a worker polls before it sleeps (one
+	                             * at a time): producers wake nobody */
 	int spin_polls;             /* how long the next spin lasts */
 	int nexiting;               /* left the pool, not yet on exited */
 	int nstuck;                 /* fenced threads still in a handler */
@@ -466,9 +467,9 @@ int evfn__pool_start(struct evfn_rt *rt);
 /* Wakes a worker, or starts one, for newly runnable work; on the loop
  * thread, once at the end of the loop pass. rt->lock held. */
 void evfn__pool_notify_locked(struct evfn_rt *rt);
-/* Work was added behind work that is still waiting: a spinning worker
- * trusted with the earlier work has not taken it (preempted, perhaps),
- * so a sleeping one is woken. rt->lock held. */
+/* Work was added behind work that is still waiting: if the spinning
+ * worker trusted with the earlier work has not taken it (preempted,
+ * perhaps), a sleeping one is woken. rt->lock held. */
 void evfn__pool_backlog_locked(struct evfn_rt *rt);
 /* The end-of-pass wake-up (rt->kick_ev). */
 void evfn__pool_kick_cb(int fd, short what, void *arg);
