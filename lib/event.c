@@ -168,6 +168,8 @@ set_string(evfn_event *ev, enum string_attr which, const char *value,
 		return EVFN_EPERM;
 	if (value && limit && strnlen(value, EVFN_NAME_MAX + 1) > EVFN_NAME_MAX)
 		return EVFN_ENAMETOOLONG;
+	if (!value && which != ATTR_SOURCE && !ev->extra)
+		return 0; /* clearing what was never set */
 	char *copy = NULL;
 	if (value && !(copy = evfn__strdup(value)))
 		return EVFN_ENOMEM;

@@ -4,11 +4,48 @@
  * reference counting, and the zero-copy contract (the free callback runs
  * exactly once, also when the call fails).
  */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "harness.h"
 
 static int frees;
+
+/* The allocator of this test: allocations succeed while allocs_left is
+ * negative, else that many more succeed and the rest fail, so that each
+ * out-of-memory path can be reached. Installed before evfn allocates. */
+static atomic_int allocs_left = -1;
+
+static bool
+allocation_allowed(void)
+{
+	int n = atomic_load(&allocs_left);
+	if (n < 0)
+		return true;
+	if (n == 0)
+		return false;
+	atomic_fetch_sub(&allocs_left, 1);
+	return true;
+}
+
+static void *
+failing_malloc(size_t n)
+{
+	return allocation_allowed() ? malloc(n) : NULL;
+}
+
+static void *
+failing_realloc(void *p, size_t n)
+{
+	return allocation_allowed() ? realloc(p, n) : NULL;
+}
+
+static void *
+failing_calloc(size_t n, size_t size)
+{
+	return allocation_allowed() ? calloc(n, size) : NULL;
+}
 
 static void
 count_free(void *data, void *arg)
@@ -101,6 +138,53 @@ test_event_new_rejects_bad_arguments(void **state)
 	memset(name, 't', sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
 	ASSERT_RC(evfn_event_new(&ev, name, "x", 1), EVFN_ENAMETOOLONG);
+}
+
+/* Every way creating or decorating an event can run out of memory
+ * reports EVFN_ENOMEM, keeps the zero-copy contract and leaks nothing
+ * (the sanitizer builds check the last). */
+static void
+test_event_out_of_memory_is_enomem(void **state)
+{
+	evfn_event *ev = (evfn_event *)&ev;
+	atomic_store(&allocs_left, 0);
+	ASSERT_RC(evfn_event_new(&ev, "t", "x", 1), EVFN_ENOMEM);
+	assert_null(ev);
+
+	/* The event block, then the extra block holding the free callback. */
+	frees = 0;
+	atomic_store(&allocs_left, 1);
+	ASSERT_RC(evfn_event_new_ref(&ev, "t", strdup("p"), 1, count_free,
+	                             &frees),
+	          EVFN_ENOMEM);
+	ASSERT_EQ(frees, 1);
+
+	atomic_store(&allocs_left, -1);
+	ASSERT_OK(evfn_event_new(&ev, "t", "x", 1));
+	atomic_store(&allocs_left, 0);
+	ASSERT_RC(evfn_event_set_subject(ev, "s"), EVFN_ENOMEM);
+	atomic_store(&allocs_left, 1); /* the copy, not the extra block */
+	ASSERT_RC(evfn_event_set_subject(ev, "s"), EVFN_ENOMEM);
+	atomic_store(&allocs_left, 0);
+	ASSERT_RC(evfn_event_set_delay_ms(ev, 10), EVFN_ENOMEM);
+	ASSERT_RC(evfn_event_set_deliver_at(ev, 10), EVFN_ENOMEM);
+	ASSERT_RC(evfn_event_set_extension(ev, "ext", "v"), EVFN_ENOMEM);
+	/* Clearing what was never set needs no memory. */
+	ASSERT_OK(evfn_event_set_ordering_key(ev, NULL));
+	assert_null(evfn_event_subject(ev));
+	atomic_store(&allocs_left, -1);
+	ASSERT_OK(evfn_event_set_subject(ev, "s"));
+	assert_string_equal(evfn_event_subject(ev), "s");
+	evfn_event_unref(ev);
+
+	/* The type's offset is 32 bits: a 4 GiB inline copy is refused
+	 * before the payload is read. */
+	if (SIZE_MAX > UINT32_MAX) {
+		ev = (evfn_event *)&ev;
+		ASSERT_RC(evfn_event_new(&ev, "t", "x", (size_t)UINT32_MAX),
+		          EVFN_ENOMEM);
+		assert_null(ev);
+	}
 }
 
 static void
@@ -222,11 +306,15 @@ test_event_publish_freezes_and_stamps(void **state)
 int
 main(void)
 {
+	if (evfn_set_allocator(failing_malloc, failing_realloc, failing_calloc, free) !=
+	    0)
+		return 1;
 	const struct CMUnitTest tests[] = {
 		TEST(test_event_new_copies_type_and_payload),
 		TEST(test_event_inline_payload_is_aligned),
 		TEST(test_event_type_and_payload_of_any_length),
 		TEST(test_event_new_rejects_bad_arguments),
+		TEST(test_event_out_of_memory_is_enomem),
 		TEST(test_event_ref_free_cb_runs_once_at_last_unref),
 		TEST(test_event_ref_free_cb_runs_once_when_call_fails),
 		TEST(test_event_attributes_set_and_cleared),
