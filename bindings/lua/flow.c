@@ -7,6 +7,7 @@
  * attributes and live in event.c; batch items and per-item failures are
  * context methods and live in call.c.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "lua-internal.h"
@@ -17,20 +18,26 @@
 #define BREAKER_WINDOW_MS 60000
 #define BREAKER_COOLDOWN_MS 30000
 
-/* An integer field of the table at t in lo..hi, or def when absent;
- * raises on a wrong type, returns EVFN_ERANGE (through *rc) outside. */
+/* n as a C int, or EVFN_ERANGE through *rc. The ranges themselves are
+ * the library's to judge: it answers EVFN_ERANGE for the same values. */
 static int
-int_field(lua_State *L, int t, const char *k, int def, int lo, int hi,
-          int *rc)
+to_int(lua_Integer n, int *rc)
+{
+	if (n < INT_MIN || n > INT_MAX) {
+		*rc = EVFN_ERANGE;
+		return 0;
+	}
+	return (int)n;
+}
+
+/* An integer field of the table at t, or def when absent; raises on a
+ * wrong type. */
+static int
+int_field(lua_State *L, int t, const char *k, int def, int *rc)
 {
 	int v = def;
-	if (lua_getfield(L, t, k) != LUA_TNIL) {
-		lua_Integer n = luaL_checkinteger(L, -1);
-		if (n < lo || n > hi)
-			*rc = EVFN_ERANGE;
-		else
-			v = (int)n;
-	}
+	if (lua_getfield(L, t, k) != LUA_TNIL)
+		v = to_int(luaL_checkinteger(L, -1), rc);
 	lua_pop(L, 1);
 	return v;
 }
@@ -54,13 +61,12 @@ set_batch(lua_State *L, int t, evfn_fn_options *fo)
 	static const char *const names[] = {"max", "window", NULL};
 	luaL_checktype(L, t, LUA_TTABLE);
 	evfnlua_check_keys(L, t, "batch", names);
+	int rc = 0;
 	lua_getfield(L, t, "max");
-	lua_Integer max = luaL_checkinteger(L, -1);
+	int max = to_int(luaL_checkinteger(L, -1), &rc);
 	lua_pop(L, 1);
 	int64_t window = ms_field(L, t, "window", 0);
-	if (max < 1 || max > 10000)
-		return EVFN_ERANGE;
-	return evfn_fn_options_set_batch(fo, (int)max, window);
+	return rc < 0 ? rc : evfn_fn_options_set_batch(fo, max, window);
 }
 
 /* rate = {per_second = x, burst = n} */
@@ -74,7 +80,7 @@ set_rate(lua_State *L, int t, evfn_fn_options *fo)
 	lua_Number per_second = luaL_checknumber(L, -1);
 	lua_pop(L, 1);
 	int rc = 0;
-	int burst = int_field(L, t, "burst", 1, 1, 1000000, &rc);
+	int burst = int_field(L, t, "burst", 1, &rc);
 	return rc < 0 ? rc
 	              : evfn_fn_options_set_rate_limit(fo, per_second, burst);
 }
@@ -94,9 +100,8 @@ set_breaker(lua_State *L, int t, evfn_fn_options *fo)
 	luaL_checktype(L, t, LUA_TTABLE);
 	evfnlua_check_keys(L, t, "breaker", names);
 	int rc = 0;
-	int consecutive = int_field(L, t, "consecutive", 0, 0, 1000000, &rc);
-	int min_calls = int_field(L, t, "min_calls", BREAKER_MIN_CALLS, 1,
-	                          1000000, &rc);
+	int consecutive = int_field(L, t, "consecutive", 0, &rc);
+	int min_calls = int_field(L, t, "min_calls", BREAKER_MIN_CALLS, &rc);
 	lua_getfield(L, t, "failure_rate");
 	lua_Number rate = luaL_optnumber(L, -1, 0);
 	lua_getfield(L, t, "policy");

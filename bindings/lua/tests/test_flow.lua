@@ -29,6 +29,12 @@ test("flow options are checked", function()
 	eq(code, evfn.errors.EINVAL, "a batch closure (loop executor)")
 	match(msg, "^EVFN_EINVAL")
 	eq(code_of{batch = {max = 0}}, evfn.errors.ERANGE, "batch max 0")
+	eq(code_of{batch = {max = 10001}}, evfn.errors.ERANGE,
+		"batch max over the library's bound")
+	eq(code_of{batch = {max = 1 << 40}}, evfn.errors.ERANGE,
+		"batch max past a C int")
+	eq(code_of{breaker = {consecutive = -(1 << 40)}}, evfn.errors.ERANGE,
+		"consecutive past a C int")
 	eq(code_of{batch = {max = 2, window = 3601}}, evfn.errors.ERANGE,
 		"batch window over an hour")
 	eq(code_of{rate = {per_second = -1}}, evfn.errors.ERANGE, "rate < 0")
