@@ -96,11 +96,13 @@ evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	evfn__enqueue_held_locked(rt, inv);
 }
 
-struct evfn__inv *
-evfn__queue_take_locked(struct evfn_fn *fn, evfn__inv_pred match, void *arg)
+size_t
+evfn__inv_fifo_take(struct evfn__inv **head, struct evfn__inv **tail,
+                    evfn__inv_pred match, void *arg,
+                    struct evfn__inv ***out_tail)
 {
-	struct evfn__inv *list = NULL, **tail = &list;
-	struct evfn__inv **link = &fn->head, *last = NULL;
+	struct evfn__inv **link = head, *last = NULL;
+	size_t n = 0;
 	while (*link) {
 		struct evfn__inv *inv = *link;
 		if (match && !match(inv, arg)) {
@@ -110,11 +112,20 @@ evfn__queue_take_locked(struct evfn_fn *fn, evfn__inv_pred match, void *arg)
 		}
 		*link = inv->next;
 		inv->next = NULL;
-		*tail = inv;
-		tail = &inv->next;
-		fn->queued--;
+		**out_tail = inv;
+		*out_tail = &inv->next;
+		n++;
 	}
-	fn->tail = last;
+	*tail = last;
+	return n;
+}
+
+struct evfn__inv *
+evfn__queue_take_locked(struct evfn_fn *fn, evfn__inv_pred match, void *arg)
+{
+	struct evfn__inv *list = NULL, **tail = &list;
+	fn->queued -= (int64_t)evfn__inv_fifo_take(&fn->head, &fn->tail, match,
+	                                           arg, &tail);
 	return list;
 }
 

@@ -107,23 +107,13 @@ evfn__okey_take_held_locked(struct evfn_fn *fn, evfn__inv_pred match,
 	struct evfn__inv *list = NULL, **tail = &list;
 	struct evfn__okey *g, *tmp;
 	HASH_ITER(hh, fn->okeys, g, tmp) {
-		struct evfn__inv **link = &g->head, *last = NULL;
-		while (*link) {
-			struct evfn__inv *x = *link;
-			if (match && !match(x, arg)) {
-				last = x;
-				link = &x->next;
-				continue;
-			}
-			*link = x->next; /* out of the group, onto the list */
-			x->okey = NULL;
-			x->next = NULL;
-			*tail = x;
-			tail = &x->next;
-			fn->queued--;
-			fn->held--;
-		}
-		g->tail = last;
+		struct evfn__inv **taken = tail;
+		size_t n = evfn__inv_fifo_take(&g->head, &g->tail, match, arg,
+		                               &tail);
+		for (struct evfn__inv *x = *taken; x; x = x->next)
+			x->okey = NULL; /* out of the group, onto the list */
+		fn->queued -= (int64_t)n;
+		fn->held -= (int64_t)n;
 	}
 	return list;
 }

@@ -372,6 +372,13 @@ void evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* As evfn__enqueue_locked() for a held invocation whose turn came: it is
  * counted in fn->queued already. */
 void evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* Moves the invocations of the FIFO head..tail (linked through next)
+ * that match() accepts (all for NULL) onto the end of a list, whose
+ * last link *out_tail points at and then points past them, keeping
+ * their order; returns how many. */
+size_t evfn__inv_fifo_take(struct evfn__inv **head, struct evfn__inv **tail,
+                           evfn__inv_pred match, void *arg,
+                           struct evfn__inv ***out_tail);
 /* Takes fn's queued invocations that match() accepts (all for NULL) out
  * of its queue, as a list through next, in order. rt->lock held. */
 struct evfn__inv *evfn__queue_take_locked(struct evfn_fn *fn,
