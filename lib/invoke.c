@@ -445,27 +445,25 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	                                   EVFN__ATTEMPT_EARLY))
 		return 0;
 	struct evfn_rt *rt = fn->rt;
-	int seen = atomic_load(&ctx->state);
-	int64_t end = evfn__now_ns();
-	int recorded = seen == EVFN__ATTEMPT_PENDING
-	                       ? evfn__outcome_at(inv, outcome, end)
-	                       : (int)outcome;
-	if (seen == EVFN__ATTEMPT_PENDING || seen == EVFN__ATTEMPT_TIMEDOUT)
+	/* Returned: from here the watchdog no longer fences it, so the
+	 * record told below is its only one. Unless the watchdog fenced it
+	 * first: then this return is late, whatever it says. */
+	expected = EVFN__ATTEMPT_PENDING;
+	bool returned = atomic_compare_exchange_strong(
+		&ctx->state, &expected, EVFN__ATTEMPT_RETURNED);
+	int recorded = returned ? evfn__outcome_at(inv, outcome,
+	                                           evfn__now_ns())
+	                        : (int)outcome;
+	if (returned || expected == EVFN__ATTEMPT_TIMEDOUT)
 		evfn__record_return(rt, inv, recorded); /* still ours */
 	struct evfn__inv *garbage = NULL;
 	pthread_mutex_lock(&rt->lock);
-	/* Under the lock, so that the watchdog's fence and this completion
-	 * are ordered: a fenced attempt is late, whatever it says. */
-	int state = atomic_load(&ctx->state);
-	if (state != EVFN__ATTEMPT_PENDING &&
-	    state != EVFN__ATTEMPT_TIMEDOUT) {
+	if (!returned && atomic_load(&ctx->state) != EVFN__ATTEMPT_TIMEDOUT) {
 		pthread_mutex_unlock(&rt->lock);
 		return EVFN_EPERM;
 	}
-	int rc = state == EVFN__ATTEMPT_TIMEDOUT || recorded == EVFN__TIMED_OUT
-	                 ? EVFN_ETIMEDOUT
-	                 : 0;
-	if (state == EVFN__ATTEMPT_PENDING)
+	int rc = !returned || recorded == EVFN__TIMED_OUT ? EVFN_ETIMEDOUT : 0;
+	if (returned)
 		evfn__pending_remove_locked(rt, inv);
 	evfn__complete_locked(rt, inv, recorded, &garbage);
 	/* This thread is not one the runtime stops before it is freed:

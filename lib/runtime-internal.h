@@ -47,7 +47,8 @@ enum evfn__attempt_state {
 	EVFN__ATTEMPT_TIMEDOUT, /* fenced by the watchdog: returns are late */
 	EVFN__ATTEMPT_PREFETCHED, /* started in the accounting, waiting on
 	                           * its worker's list (see pool.c) */
-	EVFN__ATTEMPT_RETURNED /* a pool handler returned; not yet recorded */
+	EVFN__ATTEMPT_RETURNED /* a pool handler returned, or a pending loop
+	                        * attempt completed; not yet recorded */
 };
 
 /* Someone waiting for an event's final outcome, and that outcome (the

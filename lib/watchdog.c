@@ -45,18 +45,15 @@ evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	inv->pend_next = inv->pend_prev = NULL;
 }
 
-/* Fences one attempt of a call past its deadline and moves its event on
- * in the fresh record given. */
+/* Fences one attempt of a call past its deadline (its call's state is
+ * TIMEDOUT already) and moves its event on in the fresh record given. */
 static void
 fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                      struct evfn__inv *retry, struct evfn__inv **garbage)
 {
 	struct evfn_fn *fn = inv->fn;
-	int state = atomic_load(&inv->ctx.state);
 	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_TIMEDOUT);
 	atomic_store(&inv->ctx.cancelled, true);
-	if (state == EVFN__ATTEMPT_PENDING)
-		evfn__pending_remove_locked(rt, inv);
 	fn->running--;
 	rt->in_flight--;
 	fn->stat[EVFN_STAT_TIMEOUTS]++;
@@ -96,6 +93,16 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 		r->next = fresh;
 		fresh = r;
 	}
+	/* The handler may return (without the lock) at this very moment:
+	 * whichever of us moves the state first decides whether the
+	 * attempt returned in time or is fenced and late. */
+	if (!atomic_compare_exchange_strong(&inv->ctx.state, &state,
+	                                    EVFN__ATTEMPT_TIMEDOUT)) {
+		evfn__recycle_locked(rt, fresh);
+		return false;
+	}
+	if (state == EVFN__ATTEMPT_PENDING)
+		evfn__pending_remove_locked(rt, inv);
 	for (struct evfn__inv *x = inv; x; x = x->batch_next) {
 		struct evfn__inv *r = fresh;
 		fresh = r->next;
