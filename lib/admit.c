@@ -44,7 +44,7 @@ fifo_pop(struct evfn__fn_fifo *q)
 static bool
 fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 {
-	if (!fn->head || fn->paused ||
+	if (rt->inv_starved || evfn__queue_empty(fn) || fn->paused ||
 	    (fn->cfg.concurrency && fn->busy >= fn->cfg.concurrency))
 		return false;
 	return !fn->flow ||
@@ -74,59 +74,11 @@ evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 }
 
 void
-evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+evfn__unstarve_locked(struct evfn_rt *rt)
 {
-	struct evfn_fn *fn = inv->fn;
-	inv->next = NULL;
-	/* Queue wait is measured from here: the publish (or due) time for a
-	 * first attempt, the due time for a retry (no clock read needed). */
-	inv->ready_ns = inv->attempt ? inv->due_ns : inv->ev->born_ns;
-	if (fn->tail)
-		fn->tail->next = inv;
-	else
-		fn->head = inv;
-	fn->tail = inv;
-	evfn__fn_schedule_locked(rt, fn);
-}
-
-void
-evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
-{
-	inv->fn->queued++;
-	evfn__enqueue_held_locked(rt, inv);
-}
-
-size_t
-evfn__inv_fifo_take(struct evfn__inv **head, struct evfn__inv **tail,
-                    evfn__inv_pred match, void *arg,
-                    struct evfn__inv ***out_tail)
-{
-	struct evfn__inv **link = head, *last = NULL;
-	size_t n = 0;
-	while (*link) {
-		struct evfn__inv *inv = *link;
-		if (match && !match(inv, arg)) {
-			last = inv;
-			link = &inv->next;
-			continue;
-		}
-		*link = inv->next;
-		inv->next = NULL;
-		**out_tail = inv;
-		*out_tail = &inv->next;
-		n++;
-	}
-	*tail = last;
-	return n;
-}
-
-struct evfn__inv *
-evfn__queue_take_locked(struct evfn_fn *fn, evfn__inv_pred match, void *arg)
-{
-	struct evfn__inv *list = NULL, **tail = &list;
-	fn->queued -= (int64_t)evfn__inv_fifo_take(&fn->head, &fn->tail, match,
-	                                           arg, &tail);
-	return list;
+	rt->inv_starved = false;
+	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
+		evfn__fn_schedule_locked(rt, fn);
 }
 
 /* Takes fn's next invocation that should run, ending on the way those
@@ -135,14 +87,9 @@ static struct evfn__inv *
 take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
                  struct evfn__inv **garbage)
 {
-	while (fn->head) {
-		struct evfn__inv *inv = fn->head;
-		fn->head = inv->next;
-		if (!fn->head)
-			fn->tail = NULL;
-		fn->queued--;
-		/* A first attempt's ready time is its event's birth: the
-		 * event's cache line stays where it is. */
+	struct evfn__inv *inv;
+	while ((inv = evfn__queue_pop_locked(rt, fn))) {
+		/* A first attempt's ready time is its event's birth. */
 		int64_t born = inv->attempt ? inv->ev->born_ns : inv->ready_ns;
 		if (now - born > fn->cfg.max_age_ns) {
 			evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED,
@@ -351,7 +298,16 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	}
 	if (rc < 0)
 		goto out;
+	/* Past the hop limit, a chain of emits is a loop: each target
+	 * accepts the event and dead-letters it at once. */
+	bool loop = ev->hops > rt->opts.max_hops;
+	/* An event with nothing to remember beyond itself queues bare, its
+	 * record made when its attempt starts; others need one now. */
+	bool plain = !waiter && !loop && !evfn__event_okey(ev) &&
+	             !evfn__event_has_delay(ev);
 	for (size_t i = 0; i < t.n; i++) {
+		if (plain && evfn__queue_reserve_bare_locked(t.v[i]))
+			continue;
 		struct evfn__inv *inv = evfn__inv_alloc_locked(rt);
 		if (!inv) {
 			rc = EVFN_ENOMEM;
@@ -364,16 +320,18 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	bool delayed = evfn__event_freeze(ev, ++rt->next_seq, rt->source, now);
 	atomic_fetch_add_explicit(&ev->refs, (unsigned)t.n,
 	                          memory_order_relaxed);
-	/* Past the hop limit, a chain of emits is a loop: each target
-	 * accepts the event and dead-letters it at once. */
-	bool loop = ev->hops > rt->opts.max_hops;
 	for (size_t i = 0; i < t.n; i++) {
+		t.v[i]->stat[EVFN_STAT_ACCEPTED]++;
+		/* Room made above stays: the targets are distinct. */
+		if (plain && evfn__queue_reserve_bare_locked(t.v[i])) {
+			evfn__queue_push_bare_locked(rt, t.v[i], ev);
+			continue;
+		}
 		struct evfn__inv *inv = invs;
 		invs = inv->next;
 		inv->ev = ev;
 		inv->fn = t.v[i];
 		inv->waiter = waiter;
-		t.v[i]->stat[EVFN_STAT_ACCEPTED]++;
 		if (loop) {
 			evfn_ctx_set_error(&inv->ctx, "hop limit exceeded");
 			evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,

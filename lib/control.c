@@ -48,11 +48,10 @@ struct search {
 };
 
 static bool
-matches(const struct evfn__inv *inv, void *arg)
+matches(const struct evfn_fn *fn, const evfn_event *ev, void *arg)
 {
 	const struct search *s = arg;
-	return (!s->fn || inv->fn == s->fn) &&
-	       strcmp(evfn_event_id(inv->ev), s->id) == 0;
+	return (!s->fn || fn == s->fn) && strcmp(evfn_event_id(ev), s->id) == 0;
 }
 
 /* A running attempt cannot be taken back: it is asked to stop, and ends
@@ -61,7 +60,7 @@ static void
 request_cancel(struct evfn__inv *inv, void *arg)
 {
 	struct search *s = arg;
-	if (!inv || !matches(inv, s) || inv->cancel_requested)
+	if (!inv || !matches(inv->fn, inv->ev, s) || inv->cancel_requested)
 		return;
 	inv->cancel_requested = true;
 	atomic_store(&inv->ctx.cancelled, true);
@@ -88,6 +87,30 @@ cancel_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
 	return n;
 }
 
+/* Cancels the matching events that wait (queued, held behind their key,
+ * or for a retry or their delay); returns how many. */
+static int
+cancel_waiting_locked(struct evfn_rt *rt, struct search *s,
+                      struct evfn__inv **garbage, bool *short_of_memory)
+{
+	int n = 0;
+	/* Taken out of the queues first, so that an active one's end,
+	 * which queues the next of its key, cannot disturb a walk. */
+	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
+		if (s->fn && fn != s->fn)
+			continue;
+		struct evfn__inv *held =
+			evfn__okey_take_held_locked(fn, matches, s);
+		struct evfn__inv *queued = evfn__queue_take_locked(
+			rt, fn, matches, s, short_of_memory);
+		n += cancel_list_locked(rt, held, garbage);
+		n += cancel_list_locked(rt, queued, garbage);
+	}
+	n += cancel_list_locked(rt, evfn__retry_take_locked(rt, matches, s),
+	                        garbage);
+	return n;
+}
+
 int
 evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 {
@@ -95,33 +118,33 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 		return EVFN_EINVAL;
 	struct search s = {.id = event_id};
 	struct evfn__inv *garbage = NULL;
-	int n = 0;
+	bool short_of_memory = false;
 	pthread_mutex_lock(&rt->lock);
 	if (fn_name && !(s.fn = evfn__fn_find(rt, fn_name))) {
 		pthread_mutex_unlock(&rt->lock);
 		return EVFN_ENOFN;
 	}
-	/* Wherever they wait: taken out of the queues first, so that an
-	 * active one's end, which queues the next of its key, cannot
-	 * disturb a walk. */
-	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
-		if (s.fn && fn != s.fn)
-			continue;
-		struct evfn__inv *held =
-			evfn__okey_take_held_locked(fn, matches, &s);
-		struct evfn__inv *queued = evfn__queue_take_locked(fn, matches,
-		                                                   &s);
-		n += cancel_list_locked(rt, held, &garbage);
-		n += cancel_list_locked(rt, queued, &garbage);
-	}
-	n += cancel_list_locked(rt, evfn__retry_take_locked(rt, matches, &s),
-	                        &garbage);
+	int n = cancel_waiting_locked(rt, &s, &garbage, &short_of_memory);
 	evfn__pool_each_running_locked(rt, request_cancel, &s);
 	for (struct evfn__inv *inv = rt->pending; inv; inv = inv->pend_next)
 		request_cancel(inv, &s);
 	request_cancel(rt->loop_current, &s);
 	pthread_mutex_unlock(&rt->lock);
 	evfn__dispose(rt, garbage);
+	/* Queued events that had no record to end in: the records just
+	 * disposed of are free again, so go on while that helps. */
+	int got = n;
+	while (short_of_memory && got > 0) {
+		short_of_memory = false;
+		garbage = NULL;
+		pthread_mutex_lock(&rt->lock);
+		got = cancel_waiting_locked(rt, &s, &garbage, &short_of_memory);
+		pthread_mutex_unlock(&rt->lock);
+		evfn__dispose(rt, garbage);
+		n += got;
+	}
 	n += s.requested;
+	if (n == 0 && short_of_memory)
+		return EVFN_ENOMEM;
 	return n > 0 ? n : EVFN_ENOENT;
 }

@@ -87,6 +87,13 @@ evfn__event_okey(const evfn_event *ev)
 	return ev->extra ? ev->extra->okey : NULL;
 }
 
+/* Whether a delay was set (it may still have passed by publish). */
+static inline bool
+evfn__event_has_delay(const evfn_event *ev)
+{
+	return ev->extra && (ev->extra->delay_ns || ev->extra->delay_at);
+}
+
 static inline const struct evfn__kv *
 evfn__event_ext(const evfn_event *ev)
 {

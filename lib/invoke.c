@@ -73,6 +73,8 @@ evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
 void
 evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned)
 {
+	if (cleaned && rt->inv_starved)
+		evfn__unstarve_locked(rt);
 	while (cleaned) {
 		struct evfn__inv *inv = cleaned;
 		cleaned = inv->next;

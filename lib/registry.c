@@ -137,6 +137,7 @@ evfn__registry_free(struct evfn_rt *rt)
 		if (fn->cfg.userdata_free)
 			fn->cfg.userdata_free(fn->userdata);
 		evfn__okey_free_all(fn);
+		evfn__queue_free(rt, fn);
 		evfn__free(fn);
 		fn = next;
 	}

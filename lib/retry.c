@@ -159,7 +159,7 @@ evfn__retry_take_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg)
 	/* Found first, taken out after: a removal reorders the heap under
 	 * a walk. An entry is on no list while on the heap. */
 	for (unsigned i = 0; i < rt->heap_n; i++)
-		if (match(rt->heap[i], arg)) {
+		if (match(rt->heap[i]->fn, rt->heap[i]->ev, arg)) {
 			rt->heap[i]->next = list;
 			list = rt->heap[i];
 		}

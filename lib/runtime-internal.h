@@ -127,9 +127,20 @@ struct evfn__inv {
 	struct evfn_ctx ctx;
 };
 
-/* Picks invocations out of a queue, a key's held list or the timer heap
- * (evfn_cancel() by id); NULL for all of them (drain). */
-typedef bool (*evfn__inv_pred)(const struct evfn__inv *inv, void *arg);
+/* Picks events waiting for fn out of a queue, a key's held list or the
+ * timer heap (evfn_cancel() by id); NULL for all of them (drain). */
+typedef bool (*evfn__inv_pred)(const struct evfn_fn *fn,
+                               const evfn_event *ev, void *arg);
+
+/* A function's queue (queue.c): a ring of slots, each a record or a bare
+ * event, then the records that found no ring slot. */
+struct evfn__queue {
+	uintptr_t *slot;
+	size_t cap;                 /* 0 or a power of two */
+	size_t first;               /* the oldest slot's index */
+	size_t n;                   /* slots in use */
+	struct evfn__inv *over_head, *over_tail;
+};
 
 struct evfn_fn {
 	UT_hash_handle hh;
@@ -139,8 +150,8 @@ struct evfn_fn {
 	evfn_fn_options cfg;
 	unsigned index;             /* slot in per-worker state arrays */
 	/* Guarded by rt->lock. */
-	struct evfn__inv *head, *tail;
-	int64_t queued;             /* in head..tail, plus held */
+	struct evfn__queue q;
+	int64_t queued;             /* in q, plus held */
 	int64_t held;               /* queued behind their ordering key */
 	int running;                /* attempts (batch items count one each) */
 	int busy;                   /* handler calls: what concurrency bounds */
@@ -193,6 +204,9 @@ struct evfn_rt {
 	struct evfn__fn_fifo loop_ready;
 	struct evfn__inv *inv_free;
 	size_t inv_free_n;
+	/* A queued event could not get its record: functions are scheduled
+	 * again when records come back or on the next watchdog tick. */
+	bool inv_starved;
 	int64_t in_flight;          /* attempts running, over all functions */
 	int disposing;              /* evfn_ctx_complete() callers inside */
 	int attached;               /* triggers and sources still alive */
@@ -367,12 +381,39 @@ void evfn__registry_free(struct evfn_rt *rt);
 int evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
                 struct evfn__waiter *waiter, uint64_t *seq);
 
+/* queue.c */
 /* Appends inv to its function's queue and makes the function runnable
  * (waking a worker, or the loop). Called with rt->lock held. */
 void evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* As evfn__enqueue_locked() for a held invocation whose turn came: it is
  * counted in fn->queued already. */
 void evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* Makes room in fn's queue for one bare event (an event's first attempt
+ * with no waiter, ordering key or delay, queued without a record); false
+ * when it cannot (out of memory): queue it as a record then. */
+bool evfn__queue_reserve_bare_locked(struct evfn_fn *fn);
+/* Appends ev (one reference, now the queue's) as a bare event, after
+ * evfn__queue_reserve_bare_locked() said yes, and schedules fn. */
+void evfn__queue_push_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                                  evfn_event *ev);
+bool evfn__queue_empty(const struct evfn_fn *fn);
+/* When fn's oldest queued event became startable. Not empty. */
+int64_t evfn__queue_head_ready_ns(struct evfn_fn *fn);
+/* Takes fn's oldest queued invocation, its record made if it was a bare
+ * event; NULL when the queue is empty or, setting rt->inv_starved, when
+ * that record cannot be made. rt->lock held. */
+struct evfn__inv *evfn__queue_pop_locked(struct evfn_rt *rt,
+                                         struct evfn_fn *fn);
+/* Takes fn's queued invocations that match() accepts (all for NULL) out
+ * of its queue, as a list through next, in order. An event whose record
+ * cannot be made stays queued, setting *short_of_memory. rt->lock held. */
+struct evfn__inv *evfn__queue_take_locked(struct evfn_rt *rt,
+                                          struct evfn_fn *fn,
+                                          evfn__inv_pred match, void *arg,
+                                          bool *short_of_memory);
+/* Frees fn's queue, dropping (with an error logged) events left in it:
+ * only those a drain had no memory to hand back. */
+void evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn);
 /* Moves the invocations of the FIFO head..tail (linked through next)
  * that match() accepts (all for NULL) onto the end of a list, whose
  * last link *out_tail points at and then points past them, keeping
@@ -380,10 +421,6 @@ void evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 size_t evfn__inv_fifo_take(struct evfn__inv **head, struct evfn__inv **tail,
                            evfn__inv_pred match, void *arg,
                            struct evfn__inv ***out_tail);
-/* Takes fn's queued invocations that match() accepts (all for NULL) out
- * of its queue, as a list through next, in order. rt->lock held. */
-struct evfn__inv *evfn__queue_take_locked(struct evfn_fn *fn,
-                                          evfn__inv_pred match, void *arg);
 /* Ends every invocation of list (through next) with stat and result, as
  * evfn__finish_locked(). */
 void evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
@@ -392,6 +429,9 @@ void evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
 /* Puts fn on its executor's ready FIFO if it has work it may start now
  * and is not there yet, and wakes that executor. rt->lock held. */
 void evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn);
+/* Ends rt->inv_starved: records came back (or time passed), so every
+ * function with work is scheduled again. rt->lock held. */
+void evfn__unstarve_locked(struct evfn_rt *rt);
 /* Takes the next startable invocation from the functions on q (round
  * robin) into the running state, starting at now (monotonic, read by the
  * caller, ideally before it took the lock). Invocations found too old on

@@ -306,11 +306,14 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 	}
 }
 
-/* Ends every queued and retry-waiting event as handed back. */
-static void
+/* Ends every queued and retry-waiting event as handed back; returns
+ * whether queued events were left for lack of records to end them in
+ * (those handed back free theirs: call again after delivering them). */
+static bool
 hand_back_waiting_locked(struct evfn_rt *rt)
 {
 	struct evfn__inv *unused = NULL;
+	bool short_of_memory = false;
 	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
 		/* Held ones first, so that ending an active one does not
 		 * queue the next of its key. */
@@ -318,7 +321,9 @@ hand_back_waiting_locked(struct evfn_rt *rt)
 			rt, evfn__okey_take_held_locked(fn, NULL, NULL),
 			EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK, &unused);
 		evfn__finish_list_locked(
-			rt, evfn__queue_take_locked(fn, NULL, NULL),
+			rt,
+			evfn__queue_take_locked(rt, fn, NULL, NULL,
+			                        &short_of_memory),
 			EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK, &unused);
 		fn->in_ready = false;
 	}
@@ -327,6 +332,7 @@ hand_back_waiting_locked(struct evfn_rt *rt)
 	evfn__finish_list_locked(rt, evfn__retry_take_locked(rt, NULL, NULL),
 	                         EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK,
 	                         &unused);
+	return short_of_memory;
 }
 
 static void
@@ -353,7 +359,9 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 	rt->state = EVFN__DRAINING;
 	rt->handback_cb = cb;
 	rt->handback_arg = arg;
-	hand_back_waiting_locked(rt);
+	/* Everything waiting is handed back first; again while short of
+	 * records to do it (delivered hand-backs free theirs). */
+	bool left = true;
 
 	/* In embedded mode nobody else may be running the host's base:
 	 * run it here while waiting, so loop handlers can finish. Inside
@@ -362,9 +370,11 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 	bool pump = !rt->own_base && evfn__tls_loop_rt != rt;
 	int64_t deadline = evfn__now_ns() + grace_ms * EVFN__NS_PER_MS;
 	for (;;) {
+		if (left)
+			left = hand_back_waiting_locked(rt);
 		deliver_handbacks_locked(rt);
 		int64_t now = evfn__now_ns();
-		if (rt->in_flight == 0 || now >= deadline)
+		if ((rt->in_flight == 0 && !left) || now >= deadline)
 			break;
 		if (pump) {
 			pthread_mutex_unlock(&rt->lock);
@@ -372,15 +382,18 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 			pthread_mutex_lock(&rt->lock);
 			if (r < 0)
 				pump = false;
-			if (rt->in_flight == 0 || rt->handback)
+			if ((rt->in_flight == 0 && !left) || rt->handback)
 				continue;
 			wait_until_locked(rt, EVFN__MIN(deadline,
 			                                now + EVFN__NS_PER_MS));
 		} else {
-			wait_until_locked(rt, deadline);
+			/* Short of records: look again soon. */
+			wait_until_locked(rt, left ? EVFN__MIN(deadline,
+			                                       now + EVFN__NS_PER_MS)
+			                           : deadline);
 		}
 	}
-	int rc = rt->in_flight > 0 ? EVFN_ETIMEDOUT : 0;
+	int rc = rt->in_flight > 0 || left ? EVFN_ETIMEDOUT : 0;
 	rt->state = EVFN__DRAINED;
 	pthread_mutex_unlock(&rt->lock);
 	return rc;
@@ -399,9 +412,15 @@ evfn_runtime_free(evfn_rt *rt)
 		pthread_mutex_unlock(&rt->lock);
 		return EVFN_EBUSY;
 	}
-	if (rt->state == EVFN__CREATED)
-		hand_back_waiting_locked(rt);
-	deliver_handbacks_locked(rt);
+	/* Never started, or queued events a drain had no memory to hand
+	 * back: delivering hand-backs frees records for those left. */
+	bool left;
+	do {
+		left = hand_back_waiting_locked(rt);
+		if (!rt->handback)
+			break;
+		deliver_handbacks_locked(rt);
+	} while (left);
 	/* Results the loop did not get to: exactly once, even now. */
 	evfn__deliver_results_locked(rt);
 	while (rt->disposing > 0)

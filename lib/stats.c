@@ -48,10 +48,12 @@ evfn__stats_add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s,
 	/* Gauges that the queues hold rather than the counters. */
 	s->v[EVFN_STAT_IN_FLIGHT] += (uint64_t)fn->running;
 	s->v[EVFN_STAT_QUEUED] += (uint64_t)fn->queued;
-	if (fn->head && now > fn->head->ready_ns)
+	int64_t oldest = evfn__queue_empty(fn) ? now
+	                                       : evfn__queue_head_ready_ns(fn);
+	if (now > oldest)
 		s->v[EVFN_STAT_OLDEST_QUEUED_MS] = EVFN__MAX(
 			s->v[EVFN_STAT_OLDEST_QUEUED_MS],
-			(uint64_t)((now - fn->head->ready_ns) / EVFN__NS_PER_MS));
+			(uint64_t)((now - oldest) / EVFN__NS_PER_MS));
 	evfn__metrics_collect_locked(rt, fn, s);
 }
 

@@ -171,6 +171,9 @@ watchdog_cb(int fd, short what, void *arg)
 		evfn__pool_fence_overdue_locked(rt, now, &garbage, &fenced);
 		fence_pending_locked(rt, now, &garbage, &fenced);
 	}
+	/* Records may not have come back, but memory may have. */
+	if (rt->inv_starved)
+		evfn__unstarve_locked(rt);
 	if (++rt->watchdog_ticks % IDEM_SWEEP_TICKS == 0) {
 		evfn__wall_offset_refresh();
 		for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)

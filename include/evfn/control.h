@@ -48,7 +48,9 @@ EVFN_EXPORT int evfn_resume(evfn_rt *rt, const char *fn_name);
  *        function it went to.
  * @return the number of invocations cancelled or asked to cancel (>= 1);
  *         EVFN_ENOENT when none waits or runs under that id; EVFN_EINVAL
- *         for NULL rt or event_id; EVFN_ENOFN for an unknown fn_name.
+ *         for NULL rt or event_id; EVFN_ENOFN for an unknown fn_name;
+ *         EVFN_ENOMEM when a matching queued event could not be
+ *         cancelled for lack of memory (it stays queued) and none was.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_cancel(evfn_rt *rt, const char *fn_name,

@@ -174,7 +174,10 @@ EVFN_EXPORT int evfn_runtime_start(evfn_rt *rt);
  * @param cb  receives handed-back events; NULL to only count them.
  * @return 0 when nothing is in flight any more; EVFN_ETIMEDOUT when work was
  *         still in flight at the end of the grace period (its outcome is
- *         still recorded when it finishes); EVFN_EINVAL for NULL rt or
+ *         still recorded when it finishes), or when, out of memory, queued
+ *         events could not be handed back by then (evfn_runtime_free()
+ *         tries again; what it cannot hand back it drops, logging an
+ *         error); EVFN_EINVAL for NULL rt or
  *         grace_ms < 0; EVFN_EALREADY on a second call; EVFN_EDEADLK from
  *         inside a handler.
  * @since 0.1

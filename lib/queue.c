@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A function's queue: the events that may start, oldest first. Most
+ * queued events are first attempts with nothing to remember but the
+ * event itself (no waiter, no ordering key, no delay): those wait as the
+ * bare event, tagged in a ring slot, and get their invocation record only
+ * when their attempt starts. So a queued event costs one 8-byte slot
+ * beyond the event, and the record is taken and given back by the worker
+ * that runs it, staying in that worker's cache instead of crossing from
+ * the producer. Retries, waiters and keyed events queue as records.
+ *
+ * When the ring cannot grow (out of memory), records wait in an overflow
+ * list behind it, and bare events are admitted as records instead; while
+ * the overflow list is not empty everything queues there, keeping the
+ * order.
+ */
+#include <string.h>
+
+#include "common-internal.h"
+#include "event-internal.h"
+#include "runtime-internal.h"
+
+/* The first ring's size, and the size above which an emptied ring is
+ * freed: a function that queued a burst does not keep its memory. */
+#define RING_MIN_SLOTS 16
+#define RING_KEEP_SLOTS 1024
+
+#define BARE_TAG ((uintptr_t)1)
+
+static inline bool
+is_bare(uintptr_t slot)
+{
+	return (slot & BARE_TAG) != 0;
+}
+
+static inline evfn_event *
+bare_event(uintptr_t slot)
+{
+	return (evfn_event *)(slot & ~BARE_TAG);
+}
+
+static inline evfn_event *
+slot_event(uintptr_t slot)
+{
+	return is_bare(slot) ? bare_event(slot)
+	                     : ((struct evfn__inv *)slot)->ev;
+}
+
+static inline uintptr_t *
+ring_at(struct evfn__queue *q, size_t i)
+{
+	return &q->slot[(q->first + i) & (q->cap - 1)];
+}
+
+/* Makes room for one more slot; false when out of memory. */
+static bool
+ring_room(struct evfn__queue *q)
+{
+	if (q->n < q->cap)
+		return true;
+	size_t cap = q->cap ? q->cap * 2 : RING_MIN_SLOTS;
+	if (cap < q->cap || cap > SIZE_MAX / sizeof(uintptr_t))
+		return false;
+	uintptr_t *slot = evfn__malloc(cap * sizeof(*slot));
+	if (!slot)
+		return false;
+	for (size_t i = 0; i < q->n; i++)
+		slot[i] = *ring_at(q, i);
+	evfn__free(q->slot);
+	q->slot = slot;
+	q->cap = cap;
+	q->first = 0;
+	return true;
+}
+
+static void
+ring_push(struct evfn__queue *q, uintptr_t slot)
+{
+	*ring_at(q, q->n) = slot;
+	q->n++;
+}
+
+static uintptr_t
+ring_pop(struct evfn__queue *q)
+{
+	uintptr_t slot = q->slot[q->first];
+	q->first = (q->first + 1) & (q->cap - 1);
+	if (--q->n == 0 && q->cap > RING_KEEP_SLOTS) {
+		evfn__free(q->slot);
+		q->slot = NULL;
+		q->cap = 0;
+		q->first = 0;
+	}
+	return slot;
+}
+
+/* The record of a bare event's attempt; NULL when out of memory. */
+static struct evfn__inv *
+materialize_locked(struct evfn_rt *rt, struct evfn_fn *fn, evfn_event *ev)
+{
+	struct evfn__inv *inv = evfn__inv_alloc_locked(rt);
+	if (inv) {
+		inv->ev = ev;
+		inv->fn = fn;
+		inv->ready_ns = ev->born_ns;
+	}
+	return inv;
+}
+
+bool
+evfn__queue_reserve_bare_locked(struct evfn_fn *fn)
+{
+	return !fn->q.over_head && ring_room(&fn->q);
+}
+
+void
+evfn__queue_push_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                             evfn_event *ev)
+{
+	ring_push(&fn->q, (uintptr_t)ev | BARE_TAG);
+	fn->queued++;
+	evfn__fn_schedule_locked(rt, fn);
+}
+
+void
+evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	struct evfn_fn *fn = inv->fn;
+	struct evfn__queue *q = &fn->q;
+	inv->next = NULL;
+	/* Queue wait is measured from here: the publish (or due) time for a
+	 * first attempt, the due time for a retry (no clock read needed). */
+	inv->ready_ns = inv->attempt ? inv->due_ns : inv->ev->born_ns;
+	if (!q->over_head && ring_room(q)) {
+		ring_push(q, (uintptr_t)inv);
+	} else {
+		if (q->over_tail)
+			q->over_tail->next = inv;
+		else
+			q->over_head = inv;
+		q->over_tail = inv;
+	}
+	evfn__fn_schedule_locked(rt, fn);
+}
+
+void
+evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	inv->fn->queued++;
+	evfn__enqueue_held_locked(rt, inv);
+}
+
+bool
+evfn__queue_empty(const struct evfn_fn *fn)
+{
+	return fn->q.n == 0 && !fn->q.over_head;
+}
+
+int64_t
+evfn__queue_head_ready_ns(struct evfn_fn *fn)
+{
+	struct evfn__queue *q = &fn->q;
+	if (q->n == 0)
+		return q->over_head->ready_ns;
+	uintptr_t slot = *ring_at(q, 0);
+	return is_bare(slot) ? bare_event(slot)->born_ns
+	                     : ((struct evfn__inv *)slot)->ready_ns;
+}
+
+struct evfn__inv *
+evfn__queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	struct evfn__queue *q = &fn->q;
+	struct evfn__inv *inv;
+	if (q->n > 0) {
+		/* Looked at before it is taken: a bare event whose record
+		 * cannot be made stays first. */
+		uintptr_t slot = *ring_at(q, 0);
+		if (!is_bare(slot)) {
+			inv = (struct evfn__inv *)slot;
+		} else if (!(inv = materialize_locked(rt, fn,
+		                                      bare_event(slot)))) {
+			rt->inv_starved = true;
+			return NULL;
+		}
+		ring_pop(q);
+	} else if ((inv = q->over_head)) {
+		q->over_head = inv->next;
+		if (!q->over_head)
+			q->over_tail = NULL;
+		inv->next = NULL;
+	} else {
+		return NULL;
+	}
+	fn->queued--;
+	return inv;
+}
+
+struct evfn__inv *
+evfn__queue_take_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                        evfn__inv_pred match, void *arg, bool *short_of_memory)
+{
+	struct evfn__queue *q = &fn->q;
+	struct evfn__inv *list = NULL, **tail = &list;
+	size_t kept = 0, taken = 0;
+	for (size_t i = 0; i < q->n; i++) {
+		uintptr_t slot = *ring_at(q, i);
+		struct evfn__inv *inv = NULL;
+		if (!match || match(fn, slot_event(slot), arg)) {
+			inv = is_bare(slot)
+			          ? materialize_locked(rt, fn, bare_event(slot))
+			          : (struct evfn__inv *)slot;
+			if (!inv)
+				*short_of_memory = true;
+		}
+		if (!inv) {
+			*ring_at(q, kept++) = slot;
+			continue;
+		}
+		*tail = inv;
+		tail = &inv->next;
+		taken++;
+	}
+	q->n = kept;
+	struct evfn__inv *over_last;
+	taken += evfn__inv_fifo_take(&q->over_head, &over_last, match, arg,
+	                             &tail);
+	q->over_tail = over_last;
+	*tail = NULL;
+	fn->queued -= (int64_t)taken;
+	return list;
+}
+
+void
+evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	struct evfn__queue *q = &fn->q;
+	if (q->n > 0)
+		evfn__log(rt, EVFN_LOG_ERROR,
+		          "%s: %zu queued events dropped: no memory to hand "
+		          "them back", fn->name, q->n);
+	while (q->n > 0) {
+		uintptr_t slot = ring_pop(q);
+		if (is_bare(slot))
+			evfn_event_unref(bare_event(slot));
+	}
+	evfn__free(q->slot);
+	q->slot = NULL;
+	q->cap = 0;
+}
+
+size_t
+evfn__inv_fifo_take(struct evfn__inv **head, struct evfn__inv **tail,
+                    evfn__inv_pred match, void *arg,
+                    struct evfn__inv ***out_tail)
+{
+	struct evfn__inv **link = head, *last = NULL;
+	size_t n = 0;
+	while (*link) {
+		struct evfn__inv *inv = *link;
+		if (match && !match(inv->fn, inv->ev, arg)) {
+			last = inv;
+			link = &inv->next;
+			continue;
+		}
+		*link = inv->next;
+		inv->next = NULL;
+		**out_tail = inv;
+		*out_tail = &inv->next;
+		n++;
+	}
+	*tail = last;
+	return n;
+}

@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A function's queue: events wait in order whether they wait bare or as
+ * records, in the ring or behind it, and none is lost when memory runs
+ * out: not for the ring to grow, not for a record to start, cancel or
+ * hand back an event in.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "harness.h"
+#include "runtime-internal.h"
+
+/* The allocator of this test: allocations of fail_size bytes fail while
+ * it is not 0 (a record, or one size of the queue's ring), the rest go
+ * to the C library. Installed before evfn allocates. */
+static atomic_size_t fail_size;
+static atomic_int failed;
+
+static bool
+allowed(size_t n)
+{
+	if (n != atomic_load(&fail_size))
+		return true;
+	atomic_fetch_add(&failed, 1);
+	return false;
+}
+
+static void *
+sized_malloc(size_t n)
+{
+	return allowed(n) ? malloc(n) : NULL;
+}
+
+static void *
+sized_realloc(void *p, size_t n)
+{
+	return allowed(n) ? realloc(p, n) : NULL;
+}
+
+static void *
+sized_calloc(size_t n, size_t size)
+{
+	return allowed(n * size) ? calloc(n, size) : NULL;
+}
+
+static void
+fail_allocations_of(size_t n)
+{
+	atomic_store(&failed, 0);
+	atomic_store(&fail_size, n);
+}
+
+/* What the handler saw, in order. */
+#define MAX_SEEN 4096
+
+struct order {
+	pthread_mutex_t lock;
+	uint32_t seen[MAX_SEEN];
+	int n;
+};
+
+static int
+record_order(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	struct order *o = userdata;
+	size_t len;
+	const uint32_t *v = evfn_event_data(ev, &len);
+	pthread_mutex_lock(&o->lock);
+	if (o->n < MAX_SEEN)
+		o->seen[o->n] = *v;
+	o->n++;
+	pthread_mutex_unlock(&o->lock);
+	return EVFN_OK;
+}
+
+static int
+seen_count(struct order *o)
+{
+	pthread_mutex_lock(&o->lock);
+	int n = o->n;
+	pthread_mutex_unlock(&o->lock);
+	return n;
+}
+
+/* One worker, so that the order run is the order queued. */
+static evfn_rt *
+one_worker_runtime(struct order *o)
+{
+	memset(o->seen, 0, sizeof(o->seen));
+	o->n = 0;
+	pthread_mutex_init(&o->lock, NULL);
+	evfn_rt_options *ro;
+	ASSERT_OK(evfn_rt_options_new(&ro));
+	ASSERT_OK(evfn_rt_options_set_workers(ro, 1, 1));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, ro));
+	evfn_rt_options_free(ro);
+	ASSERT_OK(evfn_register(rt, "f", record_order, o, NULL, NULL));
+	ASSERT_OK(evfn_subscribe(rt, "t", "f"));
+	return rt;
+}
+
+/* Emits v; keyed events (a key of their own) queue as records. */
+static void
+emit(evfn_rt *rt, uint32_t v, bool keyed)
+{
+	if (!keyed) {
+		ASSERT_OK(evfn_emit(rt, "t", &v, sizeof(v), NULL));
+		return;
+	}
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "t", &v, sizeof(v)));
+	char key[16];
+	snprintf(key, sizeof(key), "k%u", (unsigned)v);
+	ASSERT_OK(evfn_event_set_ordering_key(ev, key));
+	ASSERT_OK(evfn_publish(rt, ev, NULL));
+	evfn_event_unref(ev);
+}
+
+static void
+assert_in_order(struct order *o, int n)
+{
+	ASSERT_EQ(seen_count(o), n);
+	for (int i = 0; i < n; i++)
+		if (o->seen[i] != (uint32_t)i)
+			fail_msg("position %d ran event %u", i,
+			         (unsigned)o->seen[i]);
+}
+
+static void
+finish(evfn_rt *rt, struct order *o)
+{
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+	pthread_mutex_destroy(&o->lock);
+}
+
+static void
+test_queue_keeps_order_of_bare_events_and_records(void **state)
+{
+	static struct order o;
+	evfn_rt *rt = one_worker_runtime(&o);
+	ASSERT_OK(evfn_pause(rt, "f"));
+	ASSERT_OK(evfn_runtime_start(rt));
+	/* Queued while paused: the ring grows several times. */
+	int n = 0;
+	for (; n < 1500; n++)
+		emit(rt, (uint32_t)n, n % 3 == 0);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_QUEUED), 1500);
+	/* Then queued while the worker takes from the front: the ring
+	 * wraps around. */
+	ASSERT_OK(evfn_resume(rt, "f"));
+	for (; n < 3000; n++)
+		emit(rt, (uint32_t)n, n % 5 == 0);
+	WAIT_FOR(stat_of(rt, "f", EVFN_STAT_SUCCEEDED) == 3000, 10000);
+	assert_in_order(&o, 3000);
+	assert_accounting(rt, "f");
+	finish(rt, &o);
+}
+
+static void
+test_queue_keeps_order_when_its_ring_cannot_grow(void **state)
+{
+	static struct order o;
+	evfn_rt *rt = one_worker_runtime(&o);
+	ASSERT_OK(evfn_pause(rt, "f"));
+	ASSERT_OK(evfn_runtime_start(rt));
+	/* The first ring has 16 slots; the next would take 32. */
+	for (uint32_t v = 0; v < 16; v++)
+		emit(rt, v, false);
+	fail_allocations_of(32 * sizeof(uintptr_t));
+	for (uint32_t v = 16; v < 26; v++)
+		emit(rt, v, v % 2 == 0);
+	assert_true(atomic_load(&failed) > 0);
+	/* Memory is back, but these must queue behind the ones that found
+	 * no slot. */
+	fail_allocations_of(0);
+	for (uint32_t v = 26; v < 40; v++)
+		emit(rt, v, false);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_QUEUED), 40);
+	ASSERT_OK(evfn_resume(rt, "f"));
+	WAIT_FOR(stat_of(rt, "f", EVFN_STAT_SUCCEEDED) == 40, 10000);
+	assert_in_order(&o, 40);
+	assert_accounting(rt, "f");
+	finish(rt, &o);
+}
+
+static void
+test_queue_event_waits_for_memory_to_start(void **state)
+{
+	static struct order o;
+	evfn_rt *rt = one_worker_runtime(&o);
+	ASSERT_OK(evfn_pause(rt, "f"));
+	ASSERT_OK(evfn_runtime_start(rt));
+	for (uint32_t v = 0; v < 5; v++)
+		emit(rt, v, false);
+	/* No record can be made for the attempts: the events stay queued,
+	 * in order, instead of being lost or run without one. */
+	fail_allocations_of(sizeof(struct evfn__inv));
+	ASSERT_OK(evfn_resume(rt, "f"));
+	WAIT_FOR(atomic_load(&failed) > 0, 10000);
+	ASSERT_EQ(seen_count(&o), 0);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_QUEUED), 5);
+	/* Memory comes back: the next watchdog tick starts them. */
+	fail_allocations_of(0);
+	WAIT_FOR(stat_of(rt, "f", EVFN_STAT_SUCCEEDED) == 5, 10000);
+	assert_in_order(&o, 5);
+	assert_accounting(rt, "f");
+	finish(rt, &o);
+}
+
+static void
+test_queue_cancel_without_memory_is_enomem(void **state)
+{
+	static struct order o;
+	evfn_rt *rt = one_worker_runtime(&o);
+	ASSERT_OK(evfn_pause(rt, "f"));
+	ASSERT_OK(evfn_runtime_start(rt));
+	uint32_t v = 0;
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "t", &v, sizeof(v)));
+	ASSERT_OK(evfn_event_set_id(ev, "the-one"));
+	ASSERT_OK(evfn_publish(rt, ev, NULL));
+	evfn_event_unref(ev);
+
+	fail_allocations_of(sizeof(struct evfn__inv));
+	ASSERT_RC(evfn_cancel(rt, "f", "the-one"), EVFN_ENOMEM);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_QUEUED), 1);
+	fail_allocations_of(0);
+	ASSERT_RC(evfn_cancel(rt, "f", "the-one"), 1);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_CANCELLED), 1);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_QUEUED), 0);
+	assert_accounting(rt, "f");
+	finish(rt, &o);
+}
+
+struct handbacks {
+	atomic_int n;
+	uint32_t last;
+};
+
+static void
+count_handback(const evfn_event *ev, const char *fn_name, void *arg)
+{
+	struct handbacks *h = arg;
+	size_t len;
+	const uint32_t *v = evfn_event_data(ev, &len);
+	assert_string_equal(fn_name, "f");
+	/* Oldest first, each once. */
+	ASSERT_EQ(*v, (uint32_t)atomic_load(&h->n));
+	atomic_fetch_add(&h->n, 1);
+}
+
+static void *
+memory_comes_back(void *arg)
+{
+	(void)arg;
+	/* The drain may start before or after this: either way it must
+	 * hand every event back within its grace. */
+	test_sleep_ms(30);
+	fail_allocations_of(0);
+	return NULL;
+}
+
+static void
+test_queue_drain_hands_back_once_memory_returns(void **state)
+{
+	static struct order o;
+	evfn_rt *rt = one_worker_runtime(&o);
+	ASSERT_OK(evfn_pause(rt, "f"));
+	ASSERT_OK(evfn_runtime_start(rt));
+	for (uint32_t v = 0; v < 20; v++)
+		emit(rt, v, false);
+	fail_allocations_of(sizeof(struct evfn__inv));
+	pthread_t th;
+	pthread_create(&th, NULL, memory_comes_back, NULL);
+	struct handbacks h = {0};
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, count_handback, &h));
+	pthread_join(th, NULL);
+	ASSERT_EQ(atomic_load(&h.n), 20);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_HANDED_BACK), 20);
+	assert_accounting(rt, "f");
+	ASSERT_OK(evfn_runtime_free(rt));
+	pthread_mutex_destroy(&o.lock);
+}
+
+static void
+test_queue_free_hands_back_what_drain_could_not(void **state)
+{
+	static struct order o;
+	evfn_rt *rt = one_worker_runtime(&o);
+	ASSERT_OK(evfn_pause(rt, "f"));
+	ASSERT_OK(evfn_runtime_start(rt));
+	for (uint32_t v = 0; v < 3; v++)
+		emit(rt, v, false);
+	fail_allocations_of(sizeof(struct evfn__inv));
+	struct handbacks h = {0};
+	ASSERT_RC(evfn_runtime_drain(rt, 20, count_handback, &h),
+	          EVFN_ETIMEDOUT);
+	ASSERT_EQ(atomic_load(&h.n), 0);
+	fail_allocations_of(0);
+	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_EQ(atomic_load(&h.n), 3);
+	pthread_mutex_destroy(&o.lock);
+}
+
+int
+main(void)
+{
+	if (evfn_set_allocator(sized_malloc, sized_realloc, sized_calloc,
+	                       free) != 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		TEST(test_queue_keeps_order_of_bare_events_and_records),
+		TEST(test_queue_keeps_order_when_its_ring_cannot_grow),
+		TEST(test_queue_event_waits_for_memory_to_start),
+		TEST(test_queue_cancel_without_memory_is_enomem),
+		TEST(test_queue_drain_hands_back_once_memory_returns),
+		TEST(test_queue_free_hands_back_what_drain_could_not),
+	};
+	return evfn_test_main("queue", tests);
+}
