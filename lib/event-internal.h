@@ -27,18 +27,24 @@ struct evfn__event_extra {
 	struct evfn__kv *ext;
 	int64_t delay_ns;   /* relative delay, or wall time (delay_at) */
 	bool delay_at;
-	evfn_free_cb free_cb; /* the caller's payload (evfn_event_new_ref) */
+	const void *ref_data; /* the caller's payload (evfn_event_new_ref) */
+	size_t ref_len;
+	evfn_free_cb free_cb; /* releases ref_data */
 	void *free_arg;
 };
 
+/* Packed so that a small event (16-byte type, 8-byte payload) is one
+ * 112-byte allocation: what a queued event costs. */
 struct evfn_event {
 	atomic_uint refs;
+	uint32_t type_off;  /* the type string, from the event's start */
+	uint32_t len;       /* the inline payload's length (a borrowed
+	                     * payload's is in extra) */
+	uint16_t hops;      /* at most the hop limit (<= 1000) plus one */
 	atomic_uchar id_state; /* default id: 0 not rendered, 1 rendering,
 	                        * 2 ready */
-	bool frozen;        /* set once at publish, under the runtime lock */
-	bool source_borrowed; /* source is the runtime's default */
-	unsigned hops;
-	uint32_t type_off;  /* the type string, from the event's start */
+	bool frozen : 1;    /* set once at publish, under the runtime lock */
+	bool source_borrowed : 1; /* source is the runtime's default */
 	uint64_t seq;
 	int64_t time_ns;    /* CloudEvents time, wall clock */
 	int64_t born_ns;    /* monotonic publish time, or due time when
@@ -46,13 +52,19 @@ struct evfn_event {
 	                     * from it */
 	char *source;       /* a heap copy, the default (source_borrowed)
 	                     * or NULL */
-	const void *data;
-	size_t len;
 	struct evfn__event_extra *extra; /* NULL until needed */
 	char id_buf[21];    /* the default id: seq in decimal, rendered on
 	                     * first use */
 	char inline_data[]; /* the payload copy (aligned), then the type */
 };
+
+/* The payload copy's offset: aligned for any type (the allocator returns
+ * at least 16-byte alignment), so that handlers may read a struct in
+ * place. */
+#define EVFN__PAYLOAD_ALIGN 16
+#define EVFN__PAYLOAD_OFF                                                    \
+	((offsetof(struct evfn_event, inline_data) + EVFN__PAYLOAD_ALIGN - 1) & \
+	 ~(size_t)(EVFN__PAYLOAD_ALIGN - 1))
 
 /* Creates an event the way the public constructors do, with the hop count
  * given; used for child events. */

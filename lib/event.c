@@ -10,9 +10,6 @@
 #include "common-internal.h"
 #include "event-internal.h"
 
-/* Alignment of an inline payload; the allocator returns at least this. */
-#define PAYLOAD_ALIGN 16
-
 /* The event's optional attributes, allocated on first need; NULL when out
  * of memory. Only before publish (one owner). */
 static struct evfn__event_extra *
@@ -36,16 +33,14 @@ evfn__event_create(evfn_event **out, const char *type, const void *data,
 	else
 		rc = evfn__check_name(type);
 	size_t tlen = rc == 0 ? strlen(type) + 1 : 0;
-	/* The payload copy comes first, aligned for any type so that
-	 * handlers may read a struct in place, and the type after it: a
-	 * small event then fits the allocator's 128-byte class. */
-	size_t data_off = (offsetof(evfn_event, inline_data) +
-	                   PAYLOAD_ALIGN - 1) & ~(size_t)(PAYLOAD_ALIGN - 1);
+	/* The payload copy comes first and the type after it: a small
+	 * event then fits the allocator's 112-byte class. */
+	size_t data_off = EVFN__PAYLOAD_OFF;
 	size_t inline_len = copy ? len : 0;
 	evfn_event *ev = NULL;
 	if (rc == 0) {
-		/* The type's offset is 32 bits: an inline copy of 4 GiB is
-		 * refused as the allocation it would be. */
+		/* The type's offset and the length are 32 bits: an inline
+		 * copy of 4 GiB is refused as the allocation it would be. */
 		if (inline_len > UINT32_MAX - data_off - tlen)
 			rc = EVFN_ENOMEM;
 		else if (!(ev = evfn__malloc(data_off + inline_len + tlen)))
@@ -53,7 +48,8 @@ evfn__event_create(evfn_event **out, const char *type, const void *data,
 	}
 	if (rc == 0) {
 		memset(ev, 0, sizeof(*ev));
-		if (!copy && free_cb && !extra_of(ev)) {
+		/* A borrowed payload's pointer lives in the extra block. */
+		if (!copy && (data || free_cb) && !extra_of(ev)) {
 			evfn__free(ev);
 			rc = EVFN_ENOMEM;
 		}
@@ -67,22 +63,19 @@ evfn__event_create(evfn_event **out, const char *type, const void *data,
 	}
 	atomic_init(&ev->refs, 1);
 	atomic_init(&ev->id_state, 0);
-	ev->hops = hops;
+	ev->hops = (uint16_t)hops;
 	ev->type_off = (uint32_t)(data_off + inline_len);
 	memcpy((char *)ev + ev->type_off, type, tlen);
 	if (copy) {
-		char *payload = (char *)ev + data_off;
 		if (len)
-			memcpy(payload, data, len);
-		ev->data = len ? payload : NULL;
-	} else {
-		ev->data = data;
-		if (free_cb) {
-			ev->extra->free_cb = free_cb;
-			ev->extra->free_arg = free_arg;
-		}
+			memcpy((char *)ev + data_off, data, len);
+		ev->len = (uint32_t)len;
+	} else if (ev->extra) {
+		ev->extra->ref_data = data;
+		ev->extra->ref_len = len;
+		ev->extra->free_cb = free_cb;
+		ev->extra->free_arg = free_arg;
 	}
-	ev->len = len;
 	*out = ev;
 	return 0;
 }
@@ -124,7 +117,7 @@ evfn_event_unref(const evfn_event *cev)
 	struct evfn__event_extra *x = ev->extra;
 	if (x) {
 		if (x->free_cb)
-			x->free_cb((void *)ev->data, x->free_arg);
+			x->free_cb((void *)x->ref_data, x->free_arg);
 		evfn__free(x->id);
 		evfn__free(x->subject);
 		evfn__free(x->dct);
@@ -410,9 +403,18 @@ evfn_event_hops(const evfn_event *ev)
 const void *
 evfn_event_data(const evfn_event *ev, size_t *len)
 {
+	size_t n = 0;
+	const void *data = NULL;
+	if (ev && ev->extra && ev->extra->ref_data) {
+		data = ev->extra->ref_data;
+		n = ev->extra->ref_len;
+	} else if (ev && ev->len) {
+		data = (const char *)ev + EVFN__PAYLOAD_OFF;
+		n = ev->len;
+	}
 	if (len)
-		*len = ev ? ev->len : 0;
-	return ev ? ev->data : NULL;
+		*len = n;
+	return data;
 }
 
 static void
@@ -427,9 +429,11 @@ evfn__event_clone(evfn_event **out, const evfn_event *orig, unsigned hops)
 {
 	evfn_event *ev;
 	/* The payload is shared: the clone holds a reference to orig. */
-	int rc = evfn__event_create(&ev, evfn__event_type(orig),
-	                            (void *)orig->data, orig->len, false,
-	                            unref_source, evfn_event_ref(orig), hops);
+	size_t len;
+	const void *data = evfn_event_data(orig, &len);
+	int rc = evfn__event_create(&ev, evfn__event_type(orig), (void *)data,
+	                            len, false, unref_source,
+	                            evfn_event_ref(orig), hops);
 	if (rc < 0) {
 		*out = NULL;
 		return rc;

@@ -16,6 +16,8 @@ static int frees;
  * negative, else that many more succeed and the rest fail, so that each
  * out-of-memory path can be reached. Installed before evfn allocates. */
 static atomic_int allocs_left = -1;
+/* The size of the latest malloc, for the memory budget of an event. */
+static atomic_size_t last_malloc;
 
 static bool
 allocation_allowed(void)
@@ -32,6 +34,7 @@ allocation_allowed(void)
 static void *
 failing_malloc(size_t n)
 {
+	atomic_store(&last_malloc, n);
 	return allocation_allowed() ? malloc(n) : NULL;
 }
 
@@ -93,6 +96,45 @@ test_event_inline_payload_is_aligned(void **state)
 		assert_true(*p == 1.5);
 		evfn_event_unref(ev);
 	}
+}
+
+static int
+noop_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	return EVFN_OK;
+}
+
+/* What a queued event costs: a small event (a type of up to 15 bytes, an
+ * 8-byte payload) is one block of at most 104 bytes, which glibc serves
+ * from its 112-byte chunks, and asks for nothing else. */
+static void
+test_event_small_event_is_one_small_block(void **state)
+{
+	uint64_t payload = 42;
+	evfn_event *ev;
+	atomic_store(&last_malloc, 0);
+	ASSERT_OK(evfn_event_new(&ev, "fifteen.bytes.x", &payload,
+	                         sizeof(payload)));
+	size_t block = atomic_load(&last_malloc);
+	assert_true(block > 0 && block <= 104);
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_register(rt, "fifteen.bytes.x", noop_handler, NULL,
+	                        NULL, NULL));
+	/* The first publish makes the function's queue; the next event is
+	 * stamped and queued with no allocation at all. */
+	evfn_event *first;
+	ASSERT_OK(evfn_event_new(&first, "fifteen.bytes.x", NULL, 0));
+	ASSERT_OK(evfn_publish_to(rt, "fifteen.bytes.x", first, NULL));
+	evfn_event_unref(first);
+	atomic_store(&last_malloc, 0);
+	ASSERT_OK(evfn_publish_to(rt, "fifteen.bytes.x", ev, NULL));
+	ASSERT_EQ(atomic_load(&last_malloc), 0);
+	size_t len;
+	ASSERT_EQ(*(const uint64_t *)evfn_event_data(ev, &len), 42);
+	ASSERT_EQ(len, sizeof(payload));
+	evfn_event_unref(ev);
+	ASSERT_OK(evfn_runtime_free(rt));
 }
 
 /* The payload copy and the type share the event's block, the type after
@@ -313,6 +355,7 @@ main(void)
 		TEST(test_event_new_copies_type_and_payload),
 		TEST(test_event_inline_payload_is_aligned),
 		TEST(test_event_type_and_payload_of_any_length),
+		TEST(test_event_small_event_is_one_small_block),
 		TEST(test_event_new_rejects_bad_arguments),
 		TEST(test_event_out_of_memory_is_enomem),
 		TEST(test_event_ref_free_cb_runs_once_at_last_unref),
