@@ -61,8 +61,7 @@ evfn__event_create(evfn_event **out, const char *type, const void *data,
 			free_cb((void *)data, free_arg);
 		return rc;
 	}
-	atomic_init(&ev->refs, 1);
-	atomic_init(&ev->id_state, 0);
+	atomic_init(&ev->refs, 1); /* the rest was zeroed above */
 	ev->hops = (uint16_t)hops;
 	ev->type_off = (uint32_t)(data_off + inline_len);
 	memcpy((char *)ev + ev->type_off, type, tlen);
