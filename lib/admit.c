@@ -79,6 +79,7 @@ evfn__unstarve_locked(struct evfn_rt *rt)
 	rt->inv_starved = false;
 	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
 		evfn__fn_schedule_locked(rt, fn);
+	evfn__retry_run_due_locked(rt, evfn__now_ns());
 }
 
 /* Takes fn's next invocation that should run, ending on the way those

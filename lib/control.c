@@ -106,8 +106,9 @@ cancel_waiting_locked(struct evfn_rt *rt, struct search *s,
 		n += cancel_list_locked(rt, held, garbage);
 		n += cancel_list_locked(rt, queued, garbage);
 	}
-	n += cancel_list_locked(rt, evfn__retry_take_locked(rt, matches, s),
-	                        garbage);
+	n += cancel_list_locked(
+		rt, evfn__retry_take_locked(rt, matches, s, short_of_memory),
+		garbage);
 	return n;
 }
 

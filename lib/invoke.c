@@ -71,6 +71,18 @@ evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
 }
 
 void
+evfn__inv_put_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	if (rt->inv_free_n >= INV_FREE_MAX) {
+		evfn__free(inv);
+		return;
+	}
+	inv->next = rt->inv_free;
+	rt->inv_free = inv;
+	rt->inv_free_n++;
+}
+
+void
 evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned)
 {
 	if (cleaned && rt->inv_starved)
@@ -78,13 +90,7 @@ evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned)
 	while (cleaned) {
 		struct evfn__inv *inv = cleaned;
 		cleaned = inv->next;
-		if (rt->inv_free_n >= INV_FREE_MAX) {
-			evfn__free(inv);
-			continue;
-		}
-		inv->next = rt->inv_free;
-		rt->inv_free = inv;
-		rt->inv_free_n++;
+		evfn__inv_put_locked(rt, inv);
 	}
 }
 
@@ -350,11 +356,13 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		end_attempt_locked(rt, item, o, garbage);
 		item = next;
 	}
-	end_attempt_locked(rt, inv, item_outcome(b, 0, outcome), garbage);
 	fn->busy--;
+	/* Told before the call's first attempt ends: a retry may give its
+	 * record back (retry.c). */
 	if (fn->flow)
 		evfn__breaker_record_locked(rt, fn, inv, outcome == EVFN_OK,
 		                            evfn__now_ns());
+	end_attempt_locked(rt, inv, item_outcome(b, 0, outcome), garbage);
 	/* Freed capacity may let the function start its next event. */
 	evfn__fn_schedule_locked(rt, fn);
 	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)

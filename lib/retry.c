@@ -1,81 +1,165 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Events waiting for a retry, and delayed events waiting to be due: a
- * binary min-heap of invocation records ordered by due time, behind a
- * single libevent timer armed for the earliest. A waiting event costs one
- * heap slot (a pointer) beyond its record, so a million of them is a few
- * tens of megabytes, and no libevent event per retry.
+ * binary min-heap ordered by due time, behind a single libevent timer
+ * armed for the earliest; no libevent event per retry. Each slot holds
+ * its due time beside its entry, so sifting reads no entry.
+ *
+ * A retry that has nothing to remember but its backoff state (no waiter,
+ * ordering key, response or metadata: most of them) waits in a compact
+ * 56-byte form instead of its ~220-byte invocation record, which goes
+ * back to the free list; the record is made again when the retry is due,
+ * or when it is cancelled or handed back. Others wait as records.
  */
+#include <string.h>
+
 #include <event2/event.h>
 
 #include "common-internal.h"
 #include "runtime-internal.h"
 
-static void
-heap_set(struct evfn_rt *rt, unsigned i, struct evfn__inv *inv)
+#define COMPACT_TAG ((uintptr_t)1)
+
+/* A waiting retry's state, without the record. */
+struct evfn__waiting {
+	evfn_event *ev;             /* the record's reference */
+	struct evfn_fn *fn;
+	int64_t prev_delay_ns;
+	int64_t first_ns, last_ns;  /* wall time of first and latest start */
+	char *error;                /* the latest attempt's error */
+	unsigned attempt;
+	bool last_timed_out;
+};
+
+static inline bool
+is_compact(uintptr_t entry)
 {
-	rt->heap[i] = inv;
-	inv->heap_index = i;
+	return (entry & COMPACT_TAG) != 0;
 }
 
-static void
-sift_up(struct evfn_rt *rt, unsigned i)
+static inline struct evfn__waiting *
+as_compact(uintptr_t entry)
 {
-	struct evfn__inv *inv = rt->heap[i];
-	while (i > 0) {
-		unsigned parent = (i - 1) / 2;
-		if (rt->heap[parent]->due_ns <= inv->due_ns)
-			break;
-		heap_set(rt, i, rt->heap[parent]);
-		i = parent;
-	}
-	heap_set(rt, i, inv);
+	return (struct evfn__waiting *)(entry & ~COMPACT_TAG);
 }
 
-static void
-sift_down(struct evfn_rt *rt, unsigned i)
+static inline struct evfn_fn *
+entry_fn(uintptr_t entry)
 {
-	struct evfn__inv *inv = rt->heap[i];
-	for (;;) {
-		unsigned child = 2 * i + 1;
-		if (child >= rt->heap_n)
-			break;
-		if (child + 1 < rt->heap_n &&
-		    rt->heap[child + 1]->due_ns < rt->heap[child]->due_ns)
-			child++;
-		if (inv->due_ns <= rt->heap[child]->due_ns)
-			break;
-		heap_set(rt, i, rt->heap[child]);
-		i = child;
-	}
-	heap_set(rt, i, inv);
+	return is_compact(entry) ? as_compact(entry)->fn
+	                         : ((struct evfn__inv *)entry)->fn;
 }
 
-/* Takes the entry at index i off the heap. */
-static void
-heap_remove_at(struct evfn_rt *rt, unsigned i)
+static inline const evfn_event *
+entry_event(uintptr_t entry)
 {
-	if (--rt->heap_n == i)
-		return;
-	heap_set(rt, i, rt->heap[rt->heap_n]);
-	sift_down(rt, i);
-	sift_up(rt, i);
-}
-
-static struct evfn__inv *
-heap_pop(struct evfn_rt *rt)
-{
-	struct evfn__inv *top = rt->heap[0];
-	heap_remove_at(rt, 0);
-	return top;
+	return is_compact(entry) ? as_compact(entry)->ev
+	                         : ((struct evfn__inv *)entry)->ev;
 }
 
 /* The gauge an entry is counted in while on the heap. */
 static uint64_t *
-heap_gauge(struct evfn__inv *inv)
+heap_gauge(uintptr_t entry)
 {
-	return &inv->fn->stat[inv->delayed ? EVFN_STAT_DELAYED
-	                                   : EVFN_STAT_WAITING_RETRY];
+	bool delayed = !is_compact(entry) && ((struct evfn__inv *)entry)->delayed;
+	return &entry_fn(entry)->stat[delayed ? EVFN_STAT_DELAYED
+	                                      : EVFN_STAT_WAITING_RETRY];
+}
+
+/* inv's waiting state, compacted when nothing else needs remembering;
+ * the record itself goes back to the free list then. */
+static uintptr_t
+compact_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	if (inv->delayed || inv->waiter || inv->okey || inv->probe ||
+	    inv->cancel_requested || inv->hook_running || inv->orphaned ||
+	    inv->ctx.resp || inv->ctx.meta)
+		return (uintptr_t)inv;
+	struct evfn__waiting *w = evfn__malloc(sizeof(*w));
+	if (!w)
+		return (uintptr_t)inv; /* it waits as it is */
+	*w = (struct evfn__waiting){
+		.ev = inv->ev,
+		.fn = inv->fn,
+		.prev_delay_ns = inv->prev_delay_ns,
+		.first_ns = inv->first_ns,
+		.last_ns = inv->last_ns,
+		.error = inv->ctx.error,
+		.attempt = inv->attempt,
+		.last_timed_out = inv->last_timed_out,
+	};
+	memset(inv, 0, sizeof(*inv));
+	evfn__inv_put_locked(rt, inv);
+	return (uintptr_t)w | COMPACT_TAG;
+}
+
+/* The record of a heap slot's entry, made again from its compact form;
+ * NULL when out of memory (the compact form stays). */
+static struct evfn__inv *
+expand_locked(struct evfn_rt *rt, const struct evfn__due *slot)
+{
+	if (!is_compact(slot->entry))
+		return (struct evfn__inv *)slot->entry;
+	struct evfn__waiting *w = as_compact(slot->entry);
+	struct evfn__inv *inv = evfn__inv_alloc_locked(rt);
+	if (!inv)
+		return NULL;
+	inv->ev = w->ev;
+	inv->fn = w->fn;
+	inv->due_ns = slot->due_ns;
+	inv->prev_delay_ns = w->prev_delay_ns;
+	inv->first_ns = w->first_ns;
+	inv->last_ns = w->last_ns;
+	inv->attempt = w->attempt;
+	inv->last_timed_out = w->last_timed_out;
+	inv->ctx.error = w->error;
+	/* The latest attempt's start, for durations in records: its wall
+	 * time taken back to the monotonic clock. */
+	inv->ctx.deadline_ns = w->last_ns - evfn__mono_to_wall(0) +
+	                       w->fn->cfg.timeout_ns;
+	evfn__free(w);
+	return inv;
+}
+
+static void
+sift_up(struct evfn__due *heap, unsigned i)
+{
+	struct evfn__due x = heap[i];
+	while (i > 0) {
+		unsigned parent = (i - 1) / 2;
+		if (heap[parent].due_ns <= x.due_ns)
+			break;
+		heap[i] = heap[parent];
+		i = parent;
+	}
+	heap[i] = x;
+}
+
+static void
+sift_down(struct evfn__due *heap, unsigned n, unsigned i)
+{
+	struct evfn__due x = heap[i];
+	for (;;) {
+		unsigned child = 2 * i + 1;
+		if (child >= n)
+			break;
+		if (child + 1 < n && heap[child + 1].due_ns < heap[child].due_ns)
+			child++;
+		if (x.due_ns <= heap[child].due_ns)
+			break;
+		heap[i] = heap[child];
+		i = child;
+	}
+	heap[i] = x;
+}
+
+static void
+heap_pop(struct evfn_rt *rt)
+{
+	if (--rt->heap_n > 0) {
+		rt->heap[0] = rt->heap[rt->heap_n];
+		sift_down(rt->heap, rt->heap_n, 0);
+	}
 }
 
 /* An entry's time came (or it has nowhere to wait): a retry goes back to
@@ -99,7 +183,7 @@ arm_timer_locked(struct evfn_rt *rt)
 {
 	if (rt->heap_n == 0 || !rt->retry_timer)
 		return;
-	int64_t due = rt->heap[0]->due_ns;
+	int64_t due = rt->heap[0].due_ns;
 	if (rt->timer_due_ns && rt->timer_due_ns <= due)
 		return;
 	int64_t wait = due - evfn__now_ns();
@@ -116,7 +200,7 @@ evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
 	if (rt->heap_n == rt->heap_cap) {
 		unsigned cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
-		struct evfn__inv **heap =
+		struct evfn__due *heap =
 			evfn__realloc(rt->heap, cap * sizeof(*heap));
 		if (!heap) {
 			/* Nowhere to wait: run it now rather than lose it. */
@@ -126,49 +210,83 @@ evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 		rt->heap = heap;
 		rt->heap_cap = cap;
 	}
-	(*heap_gauge(inv))++;
-	heap_set(rt, rt->heap_n++, inv);
-	sift_up(rt, inv->heap_index);
+	struct evfn__due slot = {.due_ns = inv->due_ns,
+	                         .entry = compact_locked(rt, inv)};
+	(*heap_gauge(slot.entry))++;
+	rt->heap[rt->heap_n] = slot;
+	sift_up(rt->heap, rt->heap_n++);
 	arm_timer_locked(rt);
 }
 
 void
 evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now)
 {
-	while (rt->heap_n > 0 && rt->heap[0]->due_ns <= now) {
-		struct evfn__inv *inv = heap_pop(rt);
-		(*heap_gauge(inv))--;
+	while (rt->heap_n > 0 && rt->heap[0].due_ns <= now) {
+		/* Read before the compact form is freed. */
+		uint64_t *gauge = heap_gauge(rt->heap[0].entry);
+		struct evfn__inv *inv = expand_locked(rt, &rt->heap[0]);
+		if (!inv) {
+			/* Looked at again when records come back, or on the
+			 * next watchdog tick. */
+			rt->inv_starved = true;
+			break;
+		}
+		(*gauge)--;
+		heap_pop(rt);
 		requeue_locked(rt, inv);
 	}
 	arm_timer_locked(rt);
 }
 
 struct evfn__inv *
-evfn__retry_take_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg)
+evfn__retry_take_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg,
+                        bool *short_of_memory)
 {
 	struct evfn__inv *list = NULL;
-	if (!match) { /* all of them, at drain */
-		while (rt->heap_n > 0) {
-			struct evfn__inv *inv = rt->heap[--rt->heap_n];
-			(*heap_gauge(inv))--;
-			inv->next = list;
-			list = inv;
+	unsigned kept = 0;
+	for (unsigned i = 0; i < rt->heap_n; i++) {
+		struct evfn__due slot = rt->heap[i];
+		uint64_t *gauge = heap_gauge(slot.entry);
+		struct evfn__inv *inv = NULL;
+		if (!match ||
+		    match(entry_fn(slot.entry), entry_event(slot.entry), arg)) {
+			if (!(inv = expand_locked(rt, &slot)))
+				*short_of_memory = true;
 		}
-		return list;
-	}
-	/* Found first, taken out after: a removal reorders the heap under
-	 * a walk. An entry is on no list while on the heap. */
-	for (unsigned i = 0; i < rt->heap_n; i++)
-		if (match(rt->heap[i]->fn, rt->heap[i]->ev, arg)) {
-			rt->heap[i]->next = list;
-			list = rt->heap[i];
+		if (!inv) {
+			rt->heap[kept++] = slot;
+			continue;
 		}
-	for (struct evfn__inv *inv = list; inv; inv = inv->next) {
-		(*heap_gauge(inv))--;
-		heap_remove_at(rt, inv->heap_index);
+		(*gauge)--;
+		inv->next = list;
+		list = inv;
 	}
-	/* The timer may fire early for an entry gone: harmless. */
+	/* What stays is a heap again (Floyd's construction). The timer may
+	 * fire early for an entry gone: harmless. */
+	rt->heap_n = kept;
+	for (unsigned i = kept / 2; i-- > 0;)
+		sift_down(rt->heap, kept, i);
 	return list;
+}
+
+void
+evfn__retry_free(struct evfn_rt *rt)
+{
+	if (rt->heap_n > 0)
+		evfn__log(rt, EVFN_LOG_ERROR,
+		          "%u retries dropped: no memory to hand them back",
+		          rt->heap_n);
+	for (unsigned i = 0; i < rt->heap_n; i++) {
+		uintptr_t entry = rt->heap[i].entry;
+		if (is_compact(entry)) {
+			evfn_event_unref(as_compact(entry)->ev);
+			evfn__free(as_compact(entry)->error);
+			evfn__free(as_compact(entry));
+		}
+	}
+	evfn__free(rt->heap);
+	rt->heap = NULL;
+	rt->heap_n = rt->heap_cap = 0;
 }
 
 void

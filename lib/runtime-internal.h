@@ -108,7 +108,6 @@ struct evfn__inv {
 	int64_t due_ns;             /* retry heap key */
 	int64_t prev_delay_ns;      /* for decorrelated jitter */
 	unsigned attempt;           /* attempts started */
-	unsigned heap_index;
 	int64_t first_ns, last_ns;  /* wall time of first and latest start */
 	int64_t ready_ns;           /* monotonic: when it became startable */
 	int final_code;             /* why it ended: see evfn__finish_locked */
@@ -131,6 +130,13 @@ struct evfn__inv {
  * timer heap (evfn_cancel() by id); NULL for all of them (drain). */
 typedef bool (*evfn__inv_pred)(const struct evfn_fn *fn,
                                const evfn_event *ev, void *arg);
+
+/* A slot of the retry heap (retry.c): a record, or a waiting retry in
+ * its compact form (tagged in bit 0), and when it is due. */
+struct evfn__due {
+	int64_t due_ns;
+	uintptr_t entry;
+};
 
 /* A function's queue (queue.c): a ring of slots, each a record or a bare
  * event, then the records that found no ring slot. */
@@ -245,7 +251,7 @@ struct evfn_rt {
 	bool wake_pending;
 
 	/* Retries: a binary min-heap on due_ns, one libevent timer. */
-	struct evfn__inv **heap;
+	struct evfn__due *heap;
 	unsigned heap_n, heap_cap;
 	struct event *retry_timer;
 	int64_t timer_due_ns;       /* 0: not armed */
@@ -430,7 +436,8 @@ void evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
  * and is not there yet, and wakes that executor. rt->lock held. */
 void evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn);
 /* Ends rt->inv_starved: records came back (or time passed), so every
- * function with work is scheduled again. rt->lock held. */
+ * function with work is scheduled again and due retries move on.
+ * rt->lock held. */
 void evfn__unstarve_locked(struct evfn_rt *rt);
 /* Takes the next startable invocation from the functions on q (round
  * robin) into the running state, starting at now (monotonic, read by the
@@ -504,6 +511,9 @@ struct evfn__inv *evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage);
 /* Puts cleaned records on the free list (up to a bound; the rest are
  * freed). rt->lock held. */
 void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned);
+/* Puts one zeroed record on the free list (or frees it past the bound),
+ * without evfn__recycle_locked()'s rescheduling. rt->lock held. */
+void evfn__inv_put_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* Release then recycle, for paths that are not hot: takes rt->lock. */
 void evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage);
 /* A record from the free list (zeroed by evfn__release()) or the
@@ -558,11 +568,16 @@ void evfn__worker_free(struct evfn__worker *w);
 /* retry.c: the timer heap of retries and delayed events. */
 void evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* Takes off the heap every entry match() accepts (all of them for NULL
- * match), as a list through next. rt->lock held. */
+ * match), as a list of records through next. One whose record cannot be
+ * made stays, setting *short_of_memory. rt->lock held. */
 struct evfn__inv *evfn__retry_take_locked(struct evfn_rt *rt,
-                                          evfn__inv_pred match, void *arg);
-/* Moves due retries back to their queues; returns the next due time or
- * 0. rt->lock held. */
+                                          evfn__inv_pred match, void *arg,
+                                          bool *short_of_memory);
+/* Frees the heap, dropping (with an error logged) retries left on it:
+ * only those a drain had no memory to hand back. */
+void evfn__retry_free(struct evfn_rt *rt);
+/* Moves due retries back to their queues; one whose record cannot be
+ * made stays, setting rt->inv_starved. rt->lock held. */
 void evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now);
 void evfn__retry_timer_cb(int fd, short what, void *arg);
 

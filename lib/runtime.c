@@ -186,7 +186,7 @@ destroy(struct evfn_rt *rt)
 		rt->inv_free = inv->next;
 		evfn__free(inv);
 	}
-	evfn__free(rt->heap);
+	evfn__retry_free(rt);
 	evfn__registry_free(rt);
 	evfn__free(rt->source);
 	evfn__free(rt->opts.source);
@@ -329,9 +329,9 @@ hand_back_waiting_locked(struct evfn_rt *rt)
 	}
 	rt->ready.head = rt->ready.tail = NULL;
 	rt->loop_ready.head = rt->loop_ready.tail = NULL;
-	evfn__finish_list_locked(rt, evfn__retry_take_locked(rt, NULL, NULL),
-	                         EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK,
-	                         &unused);
+	evfn__finish_list_locked(
+		rt, evfn__retry_take_locked(rt, NULL, NULL, &short_of_memory),
+		EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK, &unused);
 	return short_of_memory;
 }
 

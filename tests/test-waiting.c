@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A function's queue: events wait in order whether they wait bare or as
- * records, in the ring or behind it, and none is lost when memory runs
- * out: not for the ring to grow, not for a record to start, cancel or
- * hand back an event in.
+ * Where accepted events wait, and what waiting costs. A function's queue
+ * keeps events in order whether they wait bare or as records, in the
+ * ring or behind it; a retry keeps what its dead letter reports while it
+ * waits in its compact form; and none is lost when memory runs out: not
+ * for the ring to grow, nor for a record to start, retry, cancel or hand
+ * back an event in.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -306,6 +308,162 @@ test_queue_free_hands_back_what_drain_could_not(void **state)
 	pthread_mutex_destroy(&o.lock);
 }
 
+/* ---- retries ---------------------------------------------------------- */
+
+/* Fails each attempt with an error naming it, until `until` attempts
+ * (0: always). */
+static int
+fail_until(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	unsigned until = *(const unsigned *)userdata;
+	unsigned attempt = evfn_ctx_attempt(ctx);
+	if (until && attempt >= until)
+		return EVFN_OK;
+	evfn_ctx_errorf(ctx, "attempt %u failed", attempt);
+	return EVFN_RETRY;
+}
+
+static evfn_rt *
+retry_runtime(unsigned *until, int attempts, int64_t backoff_ms)
+{
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_attempts(fo, attempts));
+	ASSERT_OK(evfn_fn_options_set_backoff(fo, EVFN_BACKOFF_FIXED,
+	                                      backoff_ms, 1.0, backoff_ms,
+	                                      EVFN_JITTER_NONE));
+	ASSERT_OK(evfn_register(rt, "r", fail_until, until, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_runtime_start(rt));
+	return rt;
+}
+
+static void
+test_waiting_retry_keeps_what_its_dead_letter_reports(void **state)
+{
+	/* Three attempts, each waiting for the next in the compact form:
+	 * the count, the last error and the attempt times survive it. */
+	unsigned until = 0;
+	evfn_rt *rt = retry_runtime(&until, 3, 5);
+	ASSERT_OK(evfn_invoke_async(rt, "r", "x", 1, NULL));
+	WAIT_FOR(evfn_dead_letter_count(rt) == 1, 10000);
+	evfn_dead_letter *dl;
+	ASSERT_EQ(evfn_dead_letters(rt, &dl, 1, 0), 1);
+	ASSERT_EQ(evfn_dead_letter_attempts(dl), 3);
+	assert_string_equal(evfn_dead_letter_error(dl), "attempt 3 failed");
+	ASSERT_RC(evfn_dead_letter_code(dl), EVFN_EEXHAUSTED);
+	int64_t first = evfn_dead_letter_first_attempt(dl);
+	int64_t last = evfn_dead_letter_last_attempt(dl);
+	/* Two backoffs of 5 ms apart. */
+	assert_true(first > 0 && last - first >= 10 * 1000000);
+	evfn_dead_letter_unref(dl);
+	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_RETRIES), 2);
+	assert_accounting(rt, "r");
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
+static void
+count_any_handback(const evfn_event *ev, const char *fn_name, void *arg)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static void
+test_waiting_retries_cancel_and_hand_back(void **state)
+{
+	/* An hour's backoff: they wait until taken out. */
+	unsigned until = 0;
+	evfn_rt *rt = retry_runtime(&until, 5, 3600 * 1000);
+	for (int i = 0; i < 10; i++) {
+		evfn_event *ev;
+		ASSERT_OK(evfn_event_new(&ev, "r", &i, sizeof(i)));
+		char id[8];
+		snprintf(id, sizeof(id), "e%d", i);
+		ASSERT_OK(evfn_event_set_id(ev, id));
+		ASSERT_OK(evfn_publish_to(rt, "r", ev, NULL));
+		evfn_event_unref(ev);
+	}
+	WAIT_FOR(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY) == 10, 10000);
+	ASSERT_RC(evfn_cancel(rt, "r", "e3"), 1);
+	ASSERT_RC(evfn_cancel(rt, NULL, "e7"), 1);
+	ASSERT_RC(evfn_cancel(rt, "r", "e3"), EVFN_ENOENT);
+	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY), 8);
+	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_CANCELLED), 2);
+	atomic_int handed = 0;
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, count_any_handback, &handed));
+	ASSERT_EQ(atomic_load(&handed), 8);
+	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_HANDED_BACK), 8);
+	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY), 0);
+	assert_accounting(rt, "r");
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
+/* Empties the runtime's free list of records, so that the next record
+ * must come from the allocator. A retry's record went there when the
+ * retry was compacted, and nothing else is in flight here. */
+static void
+drop_free_records(evfn_rt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	while (rt->inv_free) {
+		struct evfn__inv *inv = rt->inv_free;
+		rt->inv_free = inv->next;
+		free(inv);
+	}
+	rt->inv_free_n = 0;
+	pthread_mutex_unlock(&rt->lock);
+}
+
+static void
+test_waiting_retry_waits_for_memory_when_due(void **state)
+{
+	unsigned until = 2; /* the second attempt succeeds */
+	evfn_rt *rt = retry_runtime(&until, 3, 200);
+	ASSERT_OK(evfn_invoke_async(rt, "r", "x", 1, NULL));
+	WAIT_FOR(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY) == 1, 10000);
+	/* Due, but no record can be made for it: it keeps waiting. */
+	drop_free_records(rt);
+	fail_allocations_of(sizeof(struct evfn__inv));
+	WAIT_FOR(atomic_load(&failed) > 0, 10000);
+	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY), 1);
+	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_SUCCEEDED), 0);
+	fail_allocations_of(0);
+	WAIT_FOR(stat_of(rt, "r", EVFN_STAT_SUCCEEDED) == 1, 10000);
+	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_ATTEMPTS), 2);
+	assert_accounting(rt, "r");
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
+static void
+test_waiting_retry_cancel_without_memory_is_enomem(void **state)
+{
+	unsigned until = 0;
+	evfn_rt *rt = retry_runtime(&until, 5, 3600 * 1000);
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "r", "x", 1));
+	ASSERT_OK(evfn_event_set_id(ev, "the-one"));
+	ASSERT_OK(evfn_publish_to(rt, "r", ev, NULL));
+	evfn_event_unref(ev);
+	WAIT_FOR(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY) == 1, 10000);
+	drop_free_records(rt);
+	fail_allocations_of(sizeof(struct evfn__inv));
+	ASSERT_RC(evfn_cancel(rt, "r", "the-one"), EVFN_ENOMEM);
+	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY), 1);
+	/* Drain cannot hand it back either, until memory returns. */
+	pthread_t th;
+	pthread_create(&th, NULL, memory_comes_back, NULL);
+	atomic_int handed = 0;
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, count_any_handback, &handed));
+	pthread_join(th, NULL);
+	ASSERT_EQ(atomic_load(&handed), 1);
+	assert_accounting(rt, "r");
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
 int
 main(void)
 {
@@ -319,6 +477,10 @@ main(void)
 		TEST(test_queue_cancel_without_memory_is_enomem),
 		TEST(test_queue_drain_hands_back_once_memory_returns),
 		TEST(test_queue_free_hands_back_what_drain_could_not),
+		TEST(test_waiting_retry_keeps_what_its_dead_letter_reports),
+		TEST(test_waiting_retries_cancel_and_hand_back),
+		TEST(test_waiting_retry_waits_for_memory_when_due),
+		TEST(test_waiting_retry_cancel_without_memory_is_enomem),
 	};
-	return evfn_test_main("queue", tests);
+	return evfn_test_main("waiting", tests);
 }
