@@ -252,9 +252,12 @@ collect_target(void *target, void *arg)
 	return 0;
 }
 
-int
-evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
-            struct evfn__waiter *waiter, uint64_t *seq)
+/* The admission; with handed_over, the caller's reference becomes one
+ * of the targets' when the event is accepted (an event built for this
+ * call: no reference to add and drop). */
+static int
+admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
+      struct evfn__waiter *waiter, uint64_t *seq, bool handed_over)
 {
 	struct targets t = {.n = 0, .cap = EVFN__ARRAY_SIZE(t.small)};
 	t.v = t.small;
@@ -319,12 +322,14 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	}
 
 	bool delayed = evfn__event_freeze(ev, ++rt->next_seq, rt->source, now);
-	atomic_fetch_add_explicit(&ev->refs, (unsigned)t.n,
-	                          memory_order_relaxed);
+	if (t.n > (size_t)handed_over)
+		atomic_fetch_add_explicit(&ev->refs,
+		                          (unsigned)t.n - handed_over,
+		                          memory_order_relaxed);
 	for (size_t i = 0; i < t.n; i++) {
 		t.v[i]->stat[EVFN_STAT_ACCEPTED]++;
 		/* Room made above stays: the targets are distinct. */
-		if (plain && evfn__queue_reserve_bare_locked(t.v[i])) {
+		if (plain && evfn__queue_has_bare_room(t.v[i])) {
 			evfn__queue_push_bare_locked(rt, t.v[i], ev);
 			continue;
 		}
@@ -364,13 +369,22 @@ out:
 	return rc;
 }
 
-/* Admits a freshly built event and drops the builder's reference, which
- * frees it (and releases a handed-over payload) if admission failed. */
+int
+evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
+            struct evfn__waiter *waiter, uint64_t *seq)
+{
+	return admit(rt, ev, fn_name, waiter, seq, false);
+}
+
+/* Admits a freshly built event, the builder's reference going to its
+ * first target; if admission failed, drops it, which frees the event
+ * (and releases a handed-over payload). */
 static int
 admit_new(evfn_rt *rt, evfn_event *ev, const char *fn_name, uint64_t *seq)
 {
-	int rc = evfn__admit(rt, ev, fn_name, NULL, seq);
-	evfn_event_unref(ev);
+	int rc = admit(rt, ev, fn_name, NULL, seq, true);
+	if (rc < 0)
+		evfn_event_unref(ev);
 	return rc;
 }
 

@@ -398,6 +398,13 @@ void evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv);
  * with no waiter, ordering key or delay, queued without a record); false
  * when it cannot (out of memory): queue it as a record then. */
 bool evfn__queue_reserve_bare_locked(struct evfn_fn *fn);
+/* Whether room for a bare event is there already (what a yes from
+ * evfn__queue_reserve_bare_locked() leaves, until the next push). */
+static inline bool
+evfn__queue_has_bare_room(const struct evfn_fn *fn)
+{
+	return !fn->q.over_head && fn->q.n < fn->q.cap;
+}
 /* Appends ev (one reference, now the queue's) as a bare event, after
  * evfn__queue_reserve_bare_locked() said yes, and schedules fn. */
 void evfn__queue_push_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
