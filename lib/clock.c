@@ -33,24 +33,14 @@ evfn__wall_ns(void)
 	return read_clock(CLOCK_REALTIME);
 }
 
-/* wall - monotonic; 0 until first set. */
-static atomic_int_fast64_t wall_offset;
+atomic_int_fast64_t evfn__wall_offset;
 
-void
+int64_t
 evfn__wall_offset_refresh(void)
 {
 	int64_t mono = evfn__now_ns();
 	int64_t wall = evfn__wall_ns();
-	atomic_store_explicit(&wall_offset, wall - mono, memory_order_relaxed);
-}
-
-int64_t
-evfn__mono_to_wall(int64_t mono_ns)
-{
-	int64_t off = atomic_load_explicit(&wall_offset, memory_order_relaxed);
-	if (EVFN__UNLIKELY(off == 0)) {
-		evfn__wall_offset_refresh();
-		off = atomic_load_explicit(&wall_offset, memory_order_relaxed);
-	}
-	return mono_ns + off;
+	atomic_store_explicit(&evfn__wall_offset, wall - mono,
+	                      memory_order_relaxed);
+	return wall - mono;
 }

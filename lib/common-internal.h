@@ -8,6 +8,8 @@
 #ifndef EVFN_COMMON_INTERNAL_H
 #define EVFN_COMMON_INTERNAL_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,10 +39,22 @@ char *evfn__strdup(const char *s);
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds. */
 int64_t evfn__now_ns(void);
 int64_t evfn__wall_ns(void);
-/* The wall time at a monotonic reading, through an offset refreshed by
- * evfn__wall_offset_refresh() (the watchdog calls it every second). */
-int64_t evfn__mono_to_wall(int64_t mono_ns);
-void evfn__wall_offset_refresh(void);
+/* Sets the wall - monotonic offset that evfn__mono_to_wall() adds (the
+ * watchdog calls it every second) and returns it. */
+int64_t evfn__wall_offset_refresh(void);
+extern atomic_int_fast64_t evfn__wall_offset; /* 0 until first set */
+
+/* The wall time at a monotonic reading. Inline: it is on every publish
+ * and every attempt's start. */
+static inline int64_t
+evfn__mono_to_wall(int64_t mono_ns)
+{
+	int64_t off = atomic_load_explicit(&evfn__wall_offset,
+	                                   memory_order_relaxed);
+	if (EVFN__UNLIKELY(off == 0))
+		off = evfn__wall_offset_refresh();
+	return mono_ns + off;
+}
 
 /* Validates a name or topic: non-NULL, non-empty, at most EVFN_NAME_MAX
  * bytes. Returns 0, EVFN_EINVAL or EVFN_ENAMETOOLONG. */
