@@ -44,7 +44,9 @@ fifo_pop(struct evfn__fn_fifo *q)
 static bool
 fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 {
-	if (rt->inv_starved || evfn__queue_empty(fn) || fn->paused ||
+	/* Draining: what has not started is handed back, not started. */
+	if (rt->state >= EVFN__DRAINING || rt->inv_starved ||
+	    evfn__queue_empty(fn) || fn->paused ||
 	    (fn->cfg.concurrency && fn->busy >= fn->cfg.concurrency))
 		return false;
 	return !fn->flow ||
@@ -221,6 +223,9 @@ evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	if (inv->cancel_requested)
 		evfn__finish_locked(rt, r, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
 		                    garbage);
+	else if (rt->state >= EVFN__DRAINING)
+		evfn__finish_locked(rt, r, EVFN_STAT_HANDED_BACK,
+		                    EVFN_EHANDEDBACK, garbage);
 	else
 		evfn__enqueue_locked(rt, r);
 	return true;

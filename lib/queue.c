@@ -207,6 +207,22 @@ evfn__queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 }
 
 struct evfn__inv *
+evfn__queue_take_front_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                              size_t max, bool *short_of_memory)
+{
+	struct evfn__inv *list = NULL, **tail = &list, *inv = NULL;
+	for (size_t n = 0; n < max && (inv = evfn__queue_pop_locked(rt, fn));
+	     n++) {
+		*tail = inv;
+		tail = &inv->next;
+	}
+	if (!inv && !evfn__queue_empty(fn))
+		*short_of_memory = true;
+	*tail = NULL;
+	return list;
+}
+
+struct evfn__inv *
 evfn__queue_take_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                         evfn__inv_pred match, void *arg, bool *short_of_memory)
 {

@@ -221,6 +221,9 @@ evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 void
 evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now)
 {
+	/* Draining: what waits is handed back, not queued again. */
+	if (rt->state >= EVFN__DRAINING)
+		return;
 	while (rt->heap_n > 0 && rt->heap[0].due_ns <= now) {
 		/* Read before the compact form is freed. */
 		uint64_t *gauge = heap_gauge(rt->heap[0].entry);
@@ -266,6 +269,28 @@ evfn__retry_take_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg,
 	rt->heap_n = kept;
 	for (unsigned i = kept / 2; i-- > 0;)
 		sift_down(rt->heap, kept, i);
+	return list;
+}
+
+struct evfn__inv *
+evfn__retry_take_some_locked(struct evfn_rt *rt, size_t max,
+                             bool *short_of_memory)
+{
+	struct evfn__inv *list = NULL;
+	/* From the array's end: what stays is still a heap. */
+	for (size_t n = 0; n < max && rt->heap_n > 0; n++) {
+		struct evfn__due *slot = &rt->heap[rt->heap_n - 1];
+		uint64_t *gauge = heap_gauge(slot->entry);
+		struct evfn__inv *inv = expand_locked(rt, slot);
+		if (!inv) {
+			*short_of_memory = true;
+			break;
+		}
+		(*gauge)--;
+		rt->heap_n--;
+		inv->next = list;
+		list = inv;
+	}
 	return list;
 }
 

@@ -424,6 +424,13 @@ struct evfn__inv *evfn__queue_take_locked(struct evfn_rt *rt,
                                           struct evfn_fn *fn,
                                           evfn__inv_pred match, void *arg,
                                           bool *short_of_memory);
+/* Takes up to max of fn's oldest queued invocations, as a list through
+ * next, in order; stops early, setting *short_of_memory, at an event
+ * whose record cannot be made. rt->lock held. */
+struct evfn__inv *evfn__queue_take_front_locked(struct evfn_rt *rt,
+                                                struct evfn_fn *fn,
+                                                size_t max,
+                                                bool *short_of_memory);
 /* Frees fn's queue, dropping (with an error logged) events left in it:
  * only those a drain had no memory to hand back. */
 void evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn);
@@ -580,6 +587,12 @@ void evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 struct evfn__inv *evfn__retry_take_locked(struct evfn_rt *rt,
                                           evfn__inv_pred match, void *arg,
                                           bool *short_of_memory);
+/* Takes up to max entries off the heap, in no particular order, as a
+ * list of records through next; stops early, setting *short_of_memory,
+ * at one whose record cannot be made. rt->lock held. */
+struct evfn__inv *evfn__retry_take_some_locked(struct evfn_rt *rt,
+                                               size_t max,
+                                               bool *short_of_memory);
 /* Frees the heap, dropping (with an error logged) retries left on it:
  * only those a drain had no memory to hand back. */
 void evfn__retry_free(struct evfn_rt *rt);

@@ -306,33 +306,55 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 	}
 }
 
-/* Ends every queued and retry-waiting event as handed back; returns
- * whether queued events were left for lack of records to end them in
- * (those handed back free theirs: call again after delivering them). */
-static bool
-hand_back_waiting_locked(struct evfn_rt *rt)
+/* Records made at once to hand back queued and waiting events: most wait
+ * without one, and a deep queue must not need all of its records at the
+ * same time. */
+#define HANDBACK_CHUNK 1024
+
+/* Ends list as handed back and passes it to the drain callback (with the
+ * lock released around it); returns how many. */
+static size_t
+hand_back_list_locked(struct evfn_rt *rt, struct evfn__inv *list)
 {
 	struct evfn__inv *unused = NULL;
+	size_t n = 0;
+	for (struct evfn__inv *x = list; x; x = x->next)
+		n++;
+	evfn__finish_list_locked(rt, list, EVFN_STAT_HANDED_BACK,
+	                         EVFN_EHANDEDBACK, &unused);
+	deliver_handbacks_locked(rt);
+	return n;
+}
+
+/* Ends every held, queued and retry-waiting event as handed back, in
+ * chunks, delivering each; returns how many, and sets *left when some
+ * were left for lack of records to end them in (call again when records
+ * may have come back). Nothing starts once the runtime drains, so the
+ * queues only shrink while the lock is released to deliver. */
+static size_t
+hand_back_waiting_locked(struct evfn_rt *rt, bool *left)
+{
+	size_t n = 0;
 	bool short_of_memory = false;
-	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
-		/* Held ones first, so that ending an active one does not
-		 * queue the next of its key. */
-		evfn__finish_list_locked(
-			rt, evfn__okey_take_held_locked(fn, NULL, NULL),
-			EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK, &unused);
-		evfn__finish_list_locked(
-			rt,
-			evfn__queue_take_locked(rt, fn, NULL, NULL,
-			                        &short_of_memory),
-			EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK, &unused);
-		fn->in_ready = false;
-	}
 	rt->ready.head = rt->ready.tail = NULL;
 	rt->loop_ready.head = rt->loop_ready.tail = NULL;
-	evfn__finish_list_locked(
-		rt, evfn__retry_take_locked(rt, NULL, NULL, &short_of_memory),
-		EVFN_STAT_HANDED_BACK, EVFN_EHANDEDBACK, &unused);
-	return short_of_memory;
+	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
+		fn->in_ready = false;
+		/* Held ones first, so that ending an active one does not
+		 * queue the next of its key. */
+		n += hand_back_list_locked(
+			rt, evfn__okey_take_held_locked(fn, NULL, NULL));
+		struct evfn__inv *list;
+		while ((list = evfn__queue_take_front_locked(
+				rt, fn, HANDBACK_CHUNK, &short_of_memory)))
+			n += hand_back_list_locked(rt, list);
+	}
+	struct evfn__inv *list;
+	while ((list = evfn__retry_take_some_locked(rt, HANDBACK_CHUNK,
+	                                            &short_of_memory)))
+		n += hand_back_list_locked(rt, list);
+	*left = short_of_memory;
+	return n;
 }
 
 static void
@@ -371,7 +393,7 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 	int64_t deadline = evfn__now_ns() + grace_ms * EVFN__NS_PER_MS;
 	for (;;) {
 		if (left)
-			left = hand_back_waiting_locked(rt);
+			(void)hand_back_waiting_locked(rt, &left);
 		deliver_handbacks_locked(rt);
 		int64_t now = evfn__now_ns();
 		if ((rt->in_flight == 0 && !left) || now >= deadline)
@@ -413,14 +435,11 @@ evfn_runtime_free(evfn_rt *rt)
 		return EVFN_EBUSY;
 	}
 	/* Never started, or queued events a drain had no memory to hand
-	 * back: delivering hand-backs frees records for those left. */
+	 * back: go on while records come back from those handed back. */
+	deliver_handbacks_locked(rt);
 	bool left;
-	do {
-		left = hand_back_waiting_locked(rt);
-		if (!rt->handback)
-			break;
-		deliver_handbacks_locked(rt);
-	} while (left);
+	while (hand_back_waiting_locked(rt, &left) > 0 && left)
+		;
 	/* Results the loop did not get to: exactly once, even now. */
 	evfn__deliver_results_locked(rt);
 	while (rt->disposing > 0)

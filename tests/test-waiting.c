@@ -19,10 +19,15 @@
  * to the C library. Installed before evfn allocates. */
 static atomic_size_t fail_size;
 static atomic_int failed;
+/* Allocations of count_size bytes, counted. */
+static atomic_size_t count_size;
+static atomic_int counted;
 
 static bool
 allowed(size_t n)
 {
+	if (n == atomic_load(&count_size))
+		atomic_fetch_add(&counted, 1);
 	if (n != atomic_load(&fail_size))
 		return true;
 	atomic_fetch_add(&failed, 1);
@@ -288,6 +293,49 @@ test_queue_drain_hands_back_once_memory_returns(void **state)
 	pthread_mutex_destroy(&o.lock);
 }
 
+struct in_order {
+	int n;
+	uint32_t last;
+};
+
+static void
+check_order(const evfn_event *ev, const char *fn_name, void *arg)
+{
+	struct in_order *o = arg;
+	size_t len;
+	const uint32_t *v = evfn_event_data(ev, &len);
+	if (o->n > 0 && *v != o->last + 1)
+		fail_msg("handed back %u after %u", (unsigned)*v,
+		         (unsigned)o->last);
+	o->last = *v;
+	o->n++;
+}
+
+static void
+test_queue_drain_of_a_deep_queue_needs_few_records(void **state)
+{
+	/* Queued events wait without records: handing them back makes
+	 * records a chunk at a time, reusing them, in order. */
+	static struct order o;
+	evfn_rt *rt = one_worker_runtime(&o);
+	ASSERT_OK(evfn_pause(rt, "f"));
+	ASSERT_OK(evfn_runtime_start(rt));
+	enum { DEEP = 20000 };
+	for (uint32_t v = 0; v < DEEP; v++)
+		emit(rt, v, false);
+	atomic_store(&counted, 0);
+	atomic_store(&count_size, sizeof(struct evfn__inv));
+	struct in_order seen = {0};
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, check_order, &seen));
+	atomic_store(&count_size, 0);
+	ASSERT_EQ(seen.n, DEEP);
+	assert_true(atomic_load(&counted) <= DEEP / 8);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_HANDED_BACK), DEEP);
+	assert_accounting(rt, "f");
+	ASSERT_OK(evfn_runtime_free(rt));
+	pthread_mutex_destroy(&o.lock);
+}
+
 static void
 test_queue_free_hands_back_what_drain_could_not(void **state)
 {
@@ -477,6 +525,7 @@ main(void)
 		TEST(test_queue_cancel_without_memory_is_enomem),
 		TEST(test_queue_drain_hands_back_once_memory_returns),
 		TEST(test_queue_free_hands_back_what_drain_could_not),
+		TEST(test_queue_drain_of_a_deep_queue_needs_few_records),
 		TEST(test_waiting_retry_keeps_what_its_dead_letter_reports),
 		TEST(test_waiting_retries_cancel_and_hand_back),
 		TEST(test_waiting_retry_waits_for_memory_when_due),
