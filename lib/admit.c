@@ -264,7 +264,9 @@ static int
 admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
       struct evfn__waiter *waiter, uint64_t *seq, bool handed_over)
 {
-	struct targets t = {.n = 0, .cap = EVFN__ARRAY_SIZE(t.small)};
+	struct targets t; /* small[] is filled as targets are found */
+	t.n = 0;
+	t.cap = EVFN__ARRAY_SIZE(t.small);
 	t.v = t.small;
 	struct evfn__inv *invs = NULL, *looped = NULL;
 	int rc = 0;
@@ -363,9 +365,7 @@ out:
 	while (invs) {
 		struct evfn__inv *inv = invs;
 		invs = inv->next;
-		inv->next = rt->inv_free;
-		rt->inv_free = inv;
-		rt->inv_free_n++;
+		evfn__inv_put_locked(rt, inv);
 	}
 	pthread_mutex_unlock(&rt->lock);
 	if (t.v != t.small)

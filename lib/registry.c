@@ -15,22 +15,16 @@ struct evfn_fn *
 evfn__fn_find(struct evfn_rt *rt, const char *name)
 {
 	/* Producers usually invoke the same function again and again: a
-	 * per-thread memo of the last hit costs a strcmp instead of a hash.
-	 * Keyed by the runtime's unique id, never its address, so a memo
-	 * from a freed runtime cannot match; functions live as long as their
-	 * runtime. */
-	static _Thread_local struct {
-		uint64_t rt_uid;
-		struct evfn_fn *fn;
-	} last;
-	if (last.rt_uid == rt->uid && strcmp(last.fn->name, name) == 0)
-		return last.fn;
-	struct evfn_fn *fn;
+	 * memo of the last hit costs a strcmp instead of a hash. Kept in the
+	 * runtime under its lock rather than per thread: a thread-local in a
+	 * shared library costs a call to reach. Functions live as long as
+	 * their runtime. */
+	struct evfn_fn *fn = rt->last_found;
+	if (fn && strcmp(fn->name, name) == 0)
+		return fn;
 	HASH_FIND_STR(rt->by_name, name, fn);
-	if (fn) {
-		last.rt_uid = rt->uid;
-		last.fn = fn;
-	}
+	if (fn)
+		rt->last_found = fn;
 	return fn;
 }
 

@@ -189,7 +189,6 @@ struct evfn__fn_fifo {
 
 struct evfn_rt {
 	pthread_mutex_t lock;
-	uint64_t uid;               /* unique per process, never reused */
 	pthread_cond_t work_cond;   /* idle workers wait here */
 	pthread_cond_t quiet_cond;  /* drain/free wait here for in_flight */
 	enum evfn__rt_state state;
@@ -198,6 +197,7 @@ struct evfn_rt {
 
 	/* Registry. */
 	struct evfn_fn *by_name;    /* uthash */
+	struct evfn_fn *last_found; /* evfn__fn_find()'s memo */
 	struct evfn_fn *all_head, *all_tail;
 	unsigned nfns;
 	evfn__router *router;
@@ -379,6 +379,7 @@ struct evfn__fn_snapshot *evfn__stats_snapshot_all(struct evfn_rt *rt,
                                                    size_t *n);
 
 /* registry.c */
+/* The function registered under name, or NULL. rt->lock held. */
 struct evfn_fn *evfn__fn_find(struct evfn_rt *rt, const char *name);
 void evfn__registry_free(struct evfn_rt *rt);
 

@@ -209,8 +209,6 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	struct evfn_rt *rt = evfn__calloc(1, sizeof(*rt));
 	if (!rt)
 		return EVFN_ENOMEM;
-	static atomic_uint_fast64_t next_uid;
-	rt->uid = atomic_fetch_add(&next_uid, 1) + 1;
 	/* Adaptive: the lock is held for a few dozen instructions, so a
 	 * contender spins briefly instead of sleeping in the kernel. */
 	pthread_mutexattr_t lock_attr;
