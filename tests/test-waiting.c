@@ -126,6 +126,19 @@ emit(evfn_rt *rt, uint32_t v, bool keyed)
 	evfn_event_unref(ev);
 }
 
+/* Publishes a uint32_t event of type "t" (fn NULL: to its subscribers)
+ * or to fn, under the id given, for evfn_cancel() to find. */
+static void
+publish_with_id(evfn_rt *rt, const char *fn, const char *id, uint32_t v)
+{
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, fn ? fn : "t", &v, sizeof(v)));
+	ASSERT_OK(evfn_event_set_id(ev, id));
+	ASSERT_OK(fn ? evfn_publish_to(rt, fn, ev, NULL)
+	             : evfn_publish(rt, ev, NULL));
+	evfn_event_unref(ev);
+}
+
 static void
 assert_in_order(struct order *o, int n)
 {
@@ -225,12 +238,7 @@ test_queue_cancel_without_memory_is_enomem(void **state)
 	evfn_rt *rt = one_worker_runtime(&o);
 	ASSERT_OK(evfn_pause(rt, "f"));
 	ASSERT_OK(evfn_runtime_start(rt));
-	uint32_t v = 0;
-	evfn_event *ev;
-	ASSERT_OK(evfn_event_new(&ev, "t", &v, sizeof(v)));
-	ASSERT_OK(evfn_event_set_id(ev, "the-one"));
-	ASSERT_OK(evfn_publish(rt, ev, NULL));
-	evfn_event_unref(ev);
+	publish_with_id(rt, NULL, "the-one", 0);
 
 	fail_allocations_of(sizeof(struct evfn__inv));
 	ASSERT_RC(evfn_cancel(rt, "f", "the-one"), EVFN_ENOMEM);
@@ -426,13 +434,9 @@ test_waiting_retries_cancel_and_hand_back(void **state)
 	unsigned until = 0;
 	evfn_rt *rt = retry_runtime(&until, 5, 3600 * 1000);
 	for (int i = 0; i < 10; i++) {
-		evfn_event *ev;
-		ASSERT_OK(evfn_event_new(&ev, "r", &i, sizeof(i)));
 		char id[8];
 		snprintf(id, sizeof(id), "e%d", i);
-		ASSERT_OK(evfn_event_set_id(ev, id));
-		ASSERT_OK(evfn_publish_to(rt, "r", ev, NULL));
-		evfn_event_unref(ev);
+		publish_with_id(rt, "r", id, (uint32_t)i);
 	}
 	WAIT_FOR(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY) == 10, 10000);
 	ASSERT_RC(evfn_cancel(rt, "r", "e3"), 1);
@@ -491,11 +495,7 @@ test_waiting_retry_cancel_without_memory_is_enomem(void **state)
 {
 	unsigned until = 0;
 	evfn_rt *rt = retry_runtime(&until, 5, 3600 * 1000);
-	evfn_event *ev;
-	ASSERT_OK(evfn_event_new(&ev, "r", "x", 1));
-	ASSERT_OK(evfn_event_set_id(ev, "the-one"));
-	ASSERT_OK(evfn_publish_to(rt, "r", ev, NULL));
-	evfn_event_unref(ev);
+	publish_with_id(rt, "r", "the-one", 0);
 	WAIT_FOR(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY) == 1, 10000);
 	drop_free_records(rt);
 	fail_allocations_of(sizeof(struct evfn__inv));
