@@ -40,7 +40,7 @@ VARIANTS = {
 # so that --only metrics measures just that pair.
 WORKLOADS = [
     ("noop_p1", "noop", ["--producers", "1"], 2000000, 300000,
-     SYSTEMS + ["evfn-off"]),
+     ["evfn", "evfn-off"] + PEERS),
     ("noop_p2", "noop", ["--producers", "2"], 2000000, 300000, SYSTEMS),
     ("work1us", "work1us", [], 1000000, 200000, SYSTEMS),
     ("lat_100k", "latency", ["--rate", "100000"], 200000, 50000, SYSTEMS),
@@ -131,6 +131,21 @@ def describe(vals):
             "max": max(vals), "n": len(vals)}
 
 
+def round_order(plan, r):
+    """The plan for round r: each workload's systems in the planned order
+    in even rounds and reversed in odd ones, so that no system always
+    runs first (the first run of a pair was measurably slower here)."""
+    if r % 2 == 0:
+        return plan
+    out, group = [], []
+    for step in plan:
+        if group and group[-1][0] != step[0]:
+            out += reversed(group)
+            group = []
+        group.append(step)
+    return out + list(reversed(group))
+
+
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
@@ -195,7 +210,7 @@ def main():
     raw = []
     t_start = time.monotonic()
     for r in range(runs):
-        for key, wl, extra, tasks, s in plan:
+        for key, wl, extra, tasks, s in round_order(plan, r):
             res = run_one(binary, s, wl, tasks, extra, timeout)
             res.update({"key": key, "round": r})
             res.setdefault("system", s)
@@ -261,11 +276,22 @@ def main():
     peer_p99 = [v for v in peer_p99 if v is not None]
     put("p99_us_100k_best_peer", min(peer_p99) if peer_p99 else None)
     put("bytes_per_queued_event", med("memory", "evfn", "bytes_per_task"))
-    put("features_on_vs_off", ratio(noop_evfn, med("noop_p1", "evfn-off",
-                                                   "tasks_per_s")))
-    put("metrics_on_vs_off", ratio(med("metrics", "evfn", "tasks_per_s"),
-                                   med("metrics", "evfn-nometrics",
-                                       "tasks_per_s")))
+    # An on/off pair runs back to back in each round; the median of the
+    # per-round ratios cancels the drifts of a shared machine that a
+    # ratio of two medians keeps.
+    def paired(key, on, off, metric):
+        per_round = {}
+        for x in raw:
+            if x["key"] == key and metric in x and "error" not in x:
+                per_round.setdefault(x["round"], {})[x["system"]] = x[metric]
+        vals = [ratio(r[on], r[off]) for r in per_round.values()
+                if on in r and off in r and r[off]]
+        return statistics.median(vals) if vals else None
+
+    put("features_on_vs_off", paired("noop_p1", "evfn", "evfn-off",
+                                     "tasks_per_s"))
+    put("metrics_on_vs_off", paired("metrics", "evfn", "evfn-nometrics",
+                                    "tasks_per_s"))
 
     # Memory per event waiting for a retry (bench-retry, beside one
     # libevent timer per waiting item), interleaved like the rest.
