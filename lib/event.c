@@ -451,7 +451,7 @@ evfn__event_clone(evfn_event **out, const evfn_event *orig, unsigned hops)
 		rc = evfn_event_set_ordering_key(ev, evfn__event_okey(orig));
 	for (const struct evfn__kv *x = evfn__event_ext(orig); rc == 0 && x;
 	     x = x->next)
-		rc = evfn__kv_set(&ev->extra->ext, x->key, x->value);
+		rc = evfn_event_set_extension(ev, x->key, x->value);
 	ev->time_ns = orig->time_ns;
 	if (rc < 0) {
 		evfn_event_unref(ev);

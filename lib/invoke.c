@@ -41,6 +41,18 @@ evfn__inv_alloc_locked(struct evfn_rt *rt)
 static void wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv,
                         int result);
 
+/* Lets go of what a record holds (its event reference, response,
+ * error, metadata) and zeroes it. */
+static void
+clear_record(struct evfn__inv *inv)
+{
+	evfn_event_unref(inv->ev);
+	evfn__free(inv->ctx.resp);
+	evfn__free(inv->ctx.error);
+	evfn__kv_free(&inv->ctx.meta);
+	memset(inv, 0, sizeof(*inv));
+}
+
 struct evfn__inv *
 evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
 {
@@ -55,19 +67,20 @@ evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
 				pthread_mutex_unlock(&rt->lock);
 			}
 		}
-		evfn_event_unref(inv->ev);
-		inv->ev = NULL;
-		evfn__free(inv->ctx.resp);
-		inv->ctx.resp = NULL;
-		evfn__free(inv->ctx.error);
-		evfn__kv_free(&inv->ctx.meta);
 		/* Zeroed here, with no lock held, for its next use. */
 		struct evfn__inv *next = inv->next;
-		memset(inv, 0, sizeof(*inv));
+		clear_record(inv);
 		inv->next = next;
 	}
 	evfn__notices_deliver(rt);
 	return garbage;
+}
+
+void
+evfn__inv_drop(struct evfn__inv *inv)
+{
+	clear_record(inv);
+	evfn__free(inv);
 }
 
 void

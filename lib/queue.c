@@ -155,12 +155,6 @@ evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	evfn__enqueue_held_locked(rt, inv);
 }
 
-bool
-evfn__queue_empty(const struct evfn_fn *fn)
-{
-	return fn->q.n == 0 && !fn->q.over_head;
-}
-
 int64_t
 evfn__queue_head_ready_ns(struct evfn_fn *fn)
 {
@@ -261,15 +255,23 @@ void
 evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn)
 {
 	struct evfn__queue *q = &fn->q;
-	if (q->n > 0)
+	if (!evfn__queue_empty(fn))
 		evfn__log(rt, EVFN_LOG_ERROR,
-		          "%s: %zu queued events dropped: no memory to hand "
-		          "them back", fn->name, q->n);
+		          "%s: queued events dropped: no memory to hand them "
+		          "back", fn->name);
 	while (q->n > 0) {
 		uintptr_t slot = ring_pop(q);
 		if (is_bare(slot))
 			evfn_event_unref(bare_event(slot));
+		else
+			evfn__inv_drop((struct evfn__inv *)slot);
 	}
+	while (q->over_head) {
+		struct evfn__inv *inv = q->over_head;
+		q->over_head = inv->next;
+		evfn__inv_drop(inv);
+	}
+	q->over_tail = NULL;
 	evfn__free(q->slot);
 	q->slot = NULL;
 	q->cap = 0;

@@ -121,6 +121,19 @@ expand_locked(struct evfn_rt *rt, const struct evfn__due *slot)
 	return inv;
 }
 
+/* A slot's entry leaving the heap: its record (made again if compact),
+ * no longer counted in its gauge. NULL when out of memory: then nothing
+ * changed. The slot itself stays for the caller to remove. */
+static struct evfn__inv *
+leave_heap_locked(struct evfn_rt *rt, const struct evfn__due *slot)
+{
+	uint64_t *gauge = heap_gauge(slot->entry); /* before expand frees */
+	struct evfn__inv *inv = expand_locked(rt, slot);
+	if (inv)
+		(*gauge)--;
+	return inv;
+}
+
 static void
 sift_up(struct evfn__due *heap, unsigned i)
 {
@@ -225,16 +238,13 @@ evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now)
 	if (rt->state >= EVFN__DRAINING)
 		return;
 	while (rt->heap_n > 0 && rt->heap[0].due_ns <= now) {
-		/* Read before the compact form is freed. */
-		uint64_t *gauge = heap_gauge(rt->heap[0].entry);
-		struct evfn__inv *inv = expand_locked(rt, &rt->heap[0]);
+		struct evfn__inv *inv = leave_heap_locked(rt, &rt->heap[0]);
 		if (!inv) {
 			/* Looked at again when records come back, or on the
 			 * next watchdog tick. */
 			rt->inv_starved = true;
 			break;
 		}
-		(*gauge)--;
 		heap_pop(rt);
 		requeue_locked(rt, inv);
 	}
@@ -249,18 +259,16 @@ evfn__retry_take_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg,
 	unsigned kept = 0;
 	for (unsigned i = 0; i < rt->heap_n; i++) {
 		struct evfn__due slot = rt->heap[i];
-		uint64_t *gauge = heap_gauge(slot.entry);
 		struct evfn__inv *inv = NULL;
 		if (!match ||
 		    match(entry_fn(slot.entry), entry_event(slot.entry), arg)) {
-			if (!(inv = expand_locked(rt, &slot)))
+			if (!(inv = leave_heap_locked(rt, &slot)))
 				*short_of_memory = true;
 		}
 		if (!inv) {
 			rt->heap[kept++] = slot;
 			continue;
 		}
-		(*gauge)--;
 		inv->next = list;
 		list = inv;
 	}
@@ -279,14 +287,12 @@ evfn__retry_take_some_locked(struct evfn_rt *rt, size_t max,
 	struct evfn__inv *list = NULL;
 	/* From the array's end: what stays is still a heap. */
 	for (size_t n = 0; n < max && rt->heap_n > 0; n++) {
-		struct evfn__due *slot = &rt->heap[rt->heap_n - 1];
-		uint64_t *gauge = heap_gauge(slot->entry);
-		struct evfn__inv *inv = expand_locked(rt, slot);
+		struct evfn__inv *inv =
+			leave_heap_locked(rt, &rt->heap[rt->heap_n - 1]);
 		if (!inv) {
 			*short_of_memory = true;
 			break;
 		}
-		(*gauge)--;
 		rt->heap_n--;
 		inv->next = list;
 		list = inv;
@@ -307,6 +313,8 @@ evfn__retry_free(struct evfn_rt *rt)
 			evfn_event_unref(as_compact(entry)->ev);
 			evfn__free(as_compact(entry)->error);
 			evfn__free(as_compact(entry));
+		} else {
+			evfn__inv_drop((struct evfn__inv *)entry);
 		}
 	}
 	evfn__free(rt->heap);

@@ -127,7 +127,7 @@ struct evfn__inv {
 };
 
 /* Picks events waiting for fn out of a queue, a key's held list or the
- * timer heap (evfn_cancel() by id); NULL for all of them (drain). */
+ * timer heap (evfn_cancel() by id); NULL takes all of them. */
 typedef bool (*evfn__inv_pred)(const struct evfn_fn *fn,
                                const evfn_event *ev, void *arg);
 
@@ -410,7 +410,12 @@ evfn__queue_has_bare_room(const struct evfn_fn *fn)
  * evfn__queue_reserve_bare_locked() said yes, and schedules fn. */
 void evfn__queue_push_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                                   evfn_event *ev);
-bool evfn__queue_empty(const struct evfn_fn *fn);
+/* Inline: asked on every schedule and every pick. */
+static inline bool
+evfn__queue_empty(const struct evfn_fn *fn)
+{
+	return fn->q.n == 0 && !fn->q.over_head;
+}
 /* When fn's oldest queued event became startable. Not empty. */
 int64_t evfn__queue_head_ready_ns(struct evfn_fn *fn);
 /* Takes fn's oldest queued invocation, its record made if it was a bare
@@ -526,6 +531,9 @@ struct evfn__inv *evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage);
 /* Puts cleaned records on the free list (up to a bound; the rest are
  * freed). rt->lock held. */
 void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned);
+/* Lets go of what a record holds and frees it, with nothing told: for
+ * records left at teardown. */
+void evfn__inv_drop(struct evfn__inv *inv);
 /* Puts one zeroed record on the free list (or frees it past the bound),
  * without evfn__recycle_locked()'s rescheduling. rt->lock held. */
 void evfn__inv_put_locked(struct evfn_rt *rt, struct evfn__inv *inv);
