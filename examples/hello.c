@@ -5,6 +5,7 @@
 static int
 greet(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
+	(void)userdata; /* set at evfn_register(); unused here */
 	size_t len;
 	const char *name = evfn_event_data(ev, &len);
 	char reply[64];
