@@ -24,8 +24,8 @@ extern "C" {
 	XX(EACCES, -13, "permission denied")                                 \
 	XX(ENOTDIR, -20, "not a directory")                                  \
 	XX(ENOMEM, -12, "out of memory")                                     \
-	XX(EBUSY, -16, "runtime is still running: drain it before freeing") \
-	XX(EEXIST, -17, "a function with this name is already registered")  \
+	XX(EBUSY, -16, "still in use: drain the runtime, free its triggers") \
+	XX(EEXIST, -17, "already exists (a function, route or group by that name)") \
 	XX(EINVAL, -22, "invalid argument (NULL or empty where not allowed)") \
 	XX(ERANGE, -34, "numeric option out of its documented range")       \
 	XX(EDEADLK, -35, "call would wait on the thread that must finish it") \
