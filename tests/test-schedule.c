@@ -423,7 +423,7 @@ test_schedule_tz_offsets_match_libc(void **state)
 
 	for (size_t z = 0; z < sizeof(zones) / sizeof(zones[0]); z++) {
 		evfn__tz *tz;
-		assert_int_equal(evfn__tz_load(zones[z], &tz), 0);
+		assert_int_equal(evfn__tz_load(zones[z], &tz, NULL), 0);
 		setenv("TZ", zones[z], 1);
 		tzset();
 		/* 1900 to 2300 in steps of a week and an hour and a bit, so
@@ -463,7 +463,7 @@ test_schedule_tz_local_to_utc_gap_and_overlap(void **state)
 	(void)state;
 	evfn__tz *tz;
 	bool skipped;
-	assert_int_equal(evfn__tz_load("Europe/Berlin", &tz), 0);
+	assert_int_equal(evfn__tz_load("Europe/Berlin", &tz, NULL), 0);
 	assert_string_equal(evfn__tz_name(tz), "Europe/Berlin");
 	/* 2026-03-29 02:30 local is in the gap: the transition, 01:00Z. */
 	int64_t l = utc("2026-03-29T02:30:00") / NS;
@@ -517,14 +517,16 @@ test_schedule_tzif_versions(void **state)
 	p = put(p, 0, 4), *p++ = 0, *p++ = 0;
 	p = put(p, 3600, 4), *p++ = 0, *p++ = 4;
 	memcpy(p, "AAA\0BBB\0", 8), p += 8;
-	assert_int_equal(evfn__tz_parse(buf, (size_t)(p - buf), "v1", &tz), 0);
+	assert_int_equal(
+	    evfn__tz_parse(buf, (size_t)(p - buf), "v1", &tz, NULL), 0);
 	assert_int_equal(evfn__tz_offset(tz, 999999999, NULL), 0);
 	assert_int_equal(evfn__tz_offset(tz, 1000000000, NULL), 3600);
 	assert_int_equal(evfn__tz_offset(tz, INT64_C(9000000000), NULL), 3600);
 	evfn__tz_free(tz);
 	/* Truncated: refused. */
-	assert_int_equal(evfn__tz_parse(buf, (size_t)(p - buf) - 1, NULL, &tz),
-	                 EVFN_ETIMEZONE);
+	assert_int_equal(
+	    evfn__tz_parse(buf, (size_t)(p - buf) - 1, NULL, &tz, NULL),
+	    EVFN_ETIMEZONE);
 	assert_null(tz);
 
 	/* Version 2 with no transitions: the footer governs everything. */
@@ -536,7 +538,8 @@ test_schedule_tzif_versions(void **state)
 	memcpy(p, "EST\0", 4), p += 4;
 	const char *footer = "\nEST5EDT,M3.2.0,M11.1.0\n";
 	memcpy(p, footer, strlen(footer)), p += strlen(footer);
-	assert_int_equal(evfn__tz_parse(buf, (size_t)(p - buf), "v2", &tz), 0);
+	assert_int_equal(
+	    evfn__tz_parse(buf, (size_t)(p - buf), "v2", &tz, NULL), 0);
 	assert_int_equal(
 	    evfn__tz_offset(tz, utc("2026-01-10T00:00:00") / NS, NULL), -18000);
 	assert_int_equal(
@@ -549,11 +552,59 @@ test_schedule_tzif_versions(void **state)
 
 	/* A malformed footer is refused. */
 	memcpy(p - strlen(footer), "\nE5EDT,M3.2.0,M11.1.0\n\n", 24);
-	assert_int_equal(evfn__tz_parse(buf, (size_t)(p - buf) + 1, NULL, &tz),
-	                 EVFN_ETIMEZONE);
+	assert_int_equal(
+	    evfn__tz_parse(buf, (size_t)(p - buf) + 1, NULL, &tz, NULL),
+	    EVFN_ETIMEZONE);
 	/* Not TZif at all. */
-	assert_int_equal(evfn__tz_parse((const uint8_t *)"hello", 5, NULL, &tz),
-	                 EVFN_ETIMEZONE);
+	assert_int_equal(
+	    evfn__tz_parse((const uint8_t *)"hello", 5, NULL, &tz, NULL),
+	    EVFN_ETIMEZONE);
+}
+
+/* A zone with leap-second records (tzdata's right/ tree) counts time_t
+ * with leap seconds, which evfn's POSIX instants do not: its fires would
+ * land 27 s late, so it is refused. */
+static void
+test_schedule_leap_second_zone_refused(void **state)
+{
+	(void)state;
+	uint8_t buf[256], *p;
+	evfn__tz *tz = (evfn__tz *)&tz;
+
+	/* Version 1, UTC, one leap record (2017-01-01: 27 s). */
+	p = put_header(buf, 0, 0, 1, 4);
+	put(buf + 28, 1, 4); /* leapcnt */
+	p = put(p, 0, 4), *p++ = 0, *p++ = 0;
+	memcpy(p, "UTC\0", 4), p += 4;
+	p = put(p, 1483228826, 4);
+	p = put(p, 27, 4);
+	const char *why = NULL;
+	assert_int_equal(
+	    evfn__tz_parse(buf, (size_t)(p - buf), "leap", &tz, &why),
+	    EVFN_ETIMEZONE);
+	assert_null(tz);
+	assert_non_null(strstr(why, "leap seconds"));
+	/* The same file without its leap record loads. */
+	put(buf + 28, 0, 4);
+	assert_int_equal(
+	    evfn__tz_parse(buf, (size_t)(p - buf) - 8, "x", &tz, NULL), 0);
+	evfn__tz_free(tz);
+
+	/* tzdata's own right/ zones, through the public call. Debian 12's
+	 * tzdata ships them. */
+	static const char *const right[] = {"right/UTC", "right/Europe/Berlin"};
+	for (size_t i = 0; i < sizeof(right) / sizeof(right[0]); i++) {
+		evfn_schedule *s = (evfn_schedule *)&s;
+		char err[128];
+		size_t off = 99;
+		assert_int_equal(evfn_schedule_parse("0 9 * * *", right[i], &s,
+		                                     &off, err, sizeof(err)),
+		                 EVFN_ETIMEZONE);
+		assert_null(s);
+		assert_int_equal(off, 0);
+		assert_non_null(strstr(err, right[i]));
+		assert_non_null(strstr(err, "leap second"));
+	}
 }
 
 static void
@@ -976,6 +1027,7 @@ main(void)
 	    cmocka_unit_test(test_schedule_tz_local_to_utc_gap_and_overlap),
 	    cmocka_unit_test(test_schedule_tzif_versions),
 	    cmocka_unit_test(test_schedule_unknown_zone),
+	    cmocka_unit_test(test_schedule_leap_second_zone_refused),
 	    cmocka_unit_test(test_schedule_rate),
 	    cmocka_unit_test(test_schedule_every),
 	    cmocka_unit_test(test_schedule_interval_anchored),

@@ -449,6 +449,12 @@ test_timer_bad_input(void **state)
 	                         NULL, &t),
 	          EVFN_ETIMEZONE);
 	assert_true(log_contains("Mars/Olympus_Mons"));
+	/* A leap-second zone is refused, and the log says why. */
+	ASSERT_RC(evfn_timer_add(rt, "0 9 * * *", "right/Europe/Berlin", NULL,
+	                         NULL, &t),
+	          EVFN_ETIMEZONE);
+	assert_null(t);
+	assert_true(log_contains("'right/Europe/Berlin': counts leap seconds"));
 	ASSERT_RC(evfn_timer_add(rt, NULL, NULL, NULL, NULL, &t), EVFN_EINVAL);
 	ASSERT_RC(evfn_timer_add(NULL, "@every 1m", NULL, NULL, NULL, &t),
 	          EVFN_EINVAL);

@@ -974,13 +974,12 @@ evfn_schedule_parse(const char *expr, const char *tz, evfn_schedule **out,
 	if ((rc = parse_expr(&c, s, b, e, &local)) != 0)
 		goto fail;
 
-	rc = evfn__tz_load(tz, &s->tz);
+	const char *why = "out of memory";
+	rc = evfn__tz_load(tz, &s->tz, &why);
 	if (rc != 0) {
 		if (err_buf && err_len > 0)
-			snprintf(err_buf, err_len, "%s time zone '%.64s'",
-			         rc == EVFN_ENOMEM ? "out of memory loading"
-			                           : "unknown",
-			         tz ? tz : "");
+			snprintf(err_buf, err_len, "time zone '%.64s': %s",
+			         tz ? tz : "", why);
 		goto fail;
 	}
 	if (s->kind == EVFN__SCHEDULE_AT)

@@ -195,10 +195,9 @@ evfn_timer_add(evfn_rt *rt, const char *expr, const char *tz, const char *type,
 		evfn__log(rt, EVFN_LOG_WARN,
 		          "schedule trigger: \"%s\": %s (at offset %zu)", expr,
 		          why, off);
-	else if (rc == EVFN_ETIMEZONE)
-		evfn__log(rt, EVFN_LOG_WARN,
-		          "schedule trigger: \"%s\": unknown time zone \"%s\"",
-		          expr, tz ? tz : "");
+	else if (rc == EVFN_ETIMEZONE) /* why names the zone and the cause */
+		evfn__log(rt, EVFN_LOG_WARN, "schedule trigger: \"%s\": %s",
+		          expr, why);
 	if (rc < 0)
 		return rc;
 

@@ -3,8 +3,9 @@
  * Time zones read straight from IANA TZif files (RFC 8536, versions 1 to
  * 3) plus the civil-calendar arithmetic that schedules need. A loaded zone
  * is immutable, so any thread may query it; nothing here touches the
- * process-wide TZ, tzset() or localtime(). Leap-second records are skipped:
- * times are POSIX seconds.
+ * process-wide TZ, tzset() or localtime(). Times are POSIX seconds, so
+ * zones whose files carry leap-second records (tzdata's right/ tree, which
+ * counts leap seconds in time_t) are refused rather than misread.
  */
 #ifndef EVFN_TZFILE_INTERNAL_H
 #define EVFN_TZFILE_INTERNAL_H
@@ -28,14 +29,16 @@ typedef struct evfn__tz evfn__tz;
  * longer than EVFN__TZ_NAME_MAX, start with '/', contain "..", or hold
  * characters outside [A-Za-z0-9/_+-.] are refused without opening anything.
  * Returns 0 and sets *out; EVFN_ETIMEZONE for a refused name, a missing or
- * unreadable file, or one that is not valid TZif; EVFN_ENOMEM. *out is
- * NULL on failure. */
-int evfn__tz_load(const char *name, evfn__tz **out);
+ * unreadable file, one that is not valid TZif, or one with leap-second
+ * records; EVFN_ENOMEM. *out is NULL on failure. On EVFN_ETIMEZONE, *why
+ * (if why is not NULL) points to a static English reason such as "no such
+ * zone". */
+int evfn__tz_load(const char *name, evfn__tz **out, const char **why);
 
 /* Parses a TZif image held in memory (the whole file). Same returns as
  * evfn__tz_load(); `name` is only recorded and may be NULL. */
 int evfn__tz_parse(const uint8_t *buf, size_t len, const char *name,
-                   evfn__tz **out);
+                   evfn__tz **out, const char **why);
 
 /* Frees a zone from either loader; NULL and the built-in UTC zone are
  * no-ops. */

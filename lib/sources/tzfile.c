@@ -432,8 +432,20 @@ block_len(const struct tzif_header *h, size_t tsize)
 	       h->isutcnt;
 }
 
+/* Returns EVFN_ETIMEZONE with its reason. */
+static int
+refuse(const char **why, const char *reason)
+{
+	if (why)
+		*why = reason;
+	return EVFN_ETIMEZONE;
+}
+
+static const char not_tzif[] = "not a valid TZif file";
+
 int
-evfn__tz_parse(const uint8_t *buf, size_t len, const char *name, evfn__tz **out)
+evfn__tz_parse(const uint8_t *buf, size_t len, const char *name, evfn__tz **out,
+               const char **why)
 {
 	struct tzif_header h;
 	const uint8_t *p = buf, *end = buf + len;
@@ -443,15 +455,21 @@ evfn__tz_parse(const uint8_t *buf, size_t len, const char *name, evfn__tz **out)
 	*out = NULL;
 	if (read_header(p, len, &h) != 0 ||
 	    block_len(&h, 4) > len - TZIF_HEADER_LEN)
-		return EVFN_ETIMEZONE;
+		return refuse(why, not_tzif);
 	if (h.version >= 2) {
 		/* Skip the version 1 block; use the 64-bit one. */
 		p += TZIF_HEADER_LEN + block_len(&h, 4);
 		if (read_header(p, (size_t)(end - p), &h) != 0 ||
 		    block_len(&h, 8) > (size_t)(end - p) - TZIF_HEADER_LEN)
-			return EVFN_ETIMEZONE;
+			return refuse(why, not_tzif);
 		tsize = 8;
 	}
+	/* Leap-second records mean the file's times count leap seconds
+	 * (tzdata's right/ zones): read as POSIX seconds, every instant
+	 * would be off by up to 27 s, so such zones are refused. */
+	if (h.leapcnt != 0)
+		return refuse(why, "counts leap seconds (a right/ zone); use "
+		                   "the zone without right/");
 	p += TZIF_HEADER_LEN;
 
 	evfn__tz *tz = evfn__calloc(1, sizeof(*tz) + nlen + 1);
@@ -486,10 +504,9 @@ evfn__tz_parse(const uint8_t *buf, size_t len, const char *name, evfn__tz **out)
 			goto bad;
 		tz->utoff[i] = off;
 	}
-	/* Abbreviations, leap seconds and the std/UT indicators are not
-	 * needed: schedules work in POSIX seconds and offsets only. */
-	p += h.charcnt + (size_t)h.leapcnt * (tsize + 4) + h.isstdcnt +
-	     h.isutcnt;
+	/* Abbreviations and the std/UT indicators are not needed:
+	 * schedules work in POSIX seconds and offsets only. */
+	p += h.charcnt + h.isstdcnt + h.isutcnt;
 
 	if (h.version >= 2) {
 		/* Footer: "\n" TZ-string "\n". */
@@ -511,7 +528,7 @@ evfn__tz_parse(const uint8_t *buf, size_t len, const char *name, evfn__tz **out)
 	return 0;
 bad:
 	evfn__tz_free(tz);
-	return EVFN_ETIMEZONE;
+	return refuse(why, not_tzif);
 }
 
 static bool
@@ -531,7 +548,7 @@ valid_zone_name(const char *name)
 }
 
 int
-evfn__tz_load(const char *name, evfn__tz **out)
+evfn__tz_load(const char *name, evfn__tz **out, const char **why)
 {
 	char path[sizeof(EVFN__ZONEINFO_DIR) + EVFN__TZ_NAME_MAX + 2];
 	struct stat st;
@@ -544,7 +561,7 @@ evfn__tz_load(const char *name, evfn__tz **out)
 		return 0;
 	}
 	if (!valid_zone_name(name))
-		return EVFN_ETIMEZONE;
+		return refuse(why, "invalid zone name");
 	memcpy(path, EVFN__ZONEINFO_DIR "/", sizeof(EVFN__ZONEINFO_DIR));
 	memcpy(path + sizeof(EVFN__ZONEINFO_DIR), name, strlen(name) + 1);
 
@@ -552,11 +569,11 @@ evfn__tz_load(const char *name, evfn__tz **out)
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0)
-		return EVFN_ETIMEZONE;
+		return refuse(why, "no such zone");
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
 	    st.st_size > TZ_FILE_MAX) {
 		close(fd);
-		return EVFN_ETIMEZONE;
+		return refuse(why, "not a zone file");
 	}
 	buf = evfn__malloc((size_t)st.st_size);
 	if (buf == NULL) {
@@ -573,7 +590,8 @@ evfn__tz_load(const char *name, evfn__tz **out)
 		got += (size_t)r;
 	}
 	close(fd);
-	rc = got == want ? evfn__tz_parse(buf, got, name, out) : EVFN_ETIMEZONE;
+	rc = got == want ? evfn__tz_parse(buf, got, name, out, why)
+	                 : refuse(why, "cannot read the zone file");
 	evfn__free(buf);
 	return rc;
 }
