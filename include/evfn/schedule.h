@@ -55,8 +55,9 @@ typedef struct evfn_schedule evfn_schedule;
  *   nearest day n, never leaving the month) and `LW` (last weekday).
  *   Day-of-week also takes `nL` (last such day of the month, e.g. `6L`
  *   or `FRIL`), `n#k` (k-th such day, k 1-5, e.g. `3#2` = second
- *   Tuesday) and a lone `L` (Saturday, the last day of the week). Years
- *   are 1970-2199.
+ *   Tuesday; as in AWS, the field then holds that one expression, so
+ *   `3#1,6#3` is an error) and a lone `L` (Saturday, the last day of the
+ *   week). Years are 1970-2199.
  * Reversed ranges such as `5-1` are errors in both cron flavours. Cron
  * expressions fire at second 0 of matching minutes. An expression that
  * matches no date at all (e.g. `0 0 30 2 *`) is an error.

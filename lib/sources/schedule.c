@@ -390,6 +390,14 @@ parse_field(struct field *f, struct cron *cr, const char *s, const char *e,
 		for (int v = f->spec->lo; v <= f->spec->hi; v++)
 			set_bit(f->bits, bit_of(f, v));
 	} else {
+		/* AWS: with '#' the day-of-week field holds one expression
+		 * ("3#1,6#3" is two, and invalid). */
+		const char *first_comma = memchr(s, ',', (size_t)(e - s));
+		if (f->eb && f->kind == F_DOW && first_comma != NULL &&
+		    memchr(s, '#', (size_t)(e - s)) != NULL)
+			return field_fail(f, first_comma + 1,
+			                  "'#' allows only one expression in "
+			                  "the field");
 		for (const char *p = s; p <= e;) {
 			const char *comma = memchr(p, ',', (size_t)(e - p));
 			const char *ie = comma ? comma : e;
