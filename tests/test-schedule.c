@@ -5,7 +5,9 @@
  * worked out by hand and checked with GNU date, e.g.
  * `TZ=Europe/Berlin date -u -d 'TZ="Europe/Berlin" 2026-03-29 03:00'`;
  * each case cites the check. Zone offsets are also compared with glibc's
- * localtime_r() over several centuries.
+ * localtime_r() over several centuries, and fire times across
+ * daylight-saving changes with an oracle that replays ISC cron's main
+ * loop minute by minute over whole years, on glibc's wall clock.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* timegm(), tm_gmtoff */
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -59,6 +62,31 @@ iso(int64_t ns, char buf[48])
 	if (frac)
 		snprintf(buf + n, 48 - n, ".%09ld", frac);
 	return buf;
+}
+
+/* Appends a big-endian 32- or 64-bit value. */
+static uint8_t *
+put(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = bytes - 1; i >= 0; i--)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+static uint8_t *
+put_header(uint8_t *p, char version, uint32_t timecnt, uint32_t typecnt,
+           uint32_t charcnt)
+{
+	memcpy(p, "TZif", 4);
+	p[4] = (uint8_t)version;
+	memset(p + 5, 0, 15);
+	p += 20;
+	p = put(p, 0, 4); /* isutcnt */
+	p = put(p, 0, 4); /* isstdcnt */
+	p = put(p, 0, 4); /* leapcnt */
+	p = put(p, timecnt, 4);
+	p = put(p, typecnt, 4);
+	return put(p, charcnt, 4);
 }
 
 /* Parses expr in tz and checks the fire times after `after`, each one
@@ -336,6 +364,9 @@ test_schedule_eb_year_field(void **state)
 
 /* ---- time zones and DST -------------------------------------------- */
 
+/* Fixed-time jobs (minute and hour fields that do not start with '*'):
+ * a skipped wall time fires once at the end of the gap, a repeated one
+ * at its first pass. */
 static void
 test_schedule_berlin_spring_forward(void **state)
 {
@@ -347,11 +378,10 @@ test_schedule_berlin_spring_forward(void **state)
 	expect_series("30 2 * * *", "Europe/Berlin", "2026-03-28T00:00:00",
 	              "2026-03-28T01:30:00", "2026-03-29T01:00:00",
 	              "2026-03-30T00:30:00", END);
-	/* Every quarter hour: 01:45 CET (00:45Z), then 02:00-02:45 are
-	 * skipped and fire once together at 01:00Z, then 03:15 CEST. */
-	expect_series("*/15 * * * *", "Europe/Berlin", "2026-03-29T00:40:00",
-	              "2026-03-29T00:45:00", "2026-03-29T01:00:00",
-	              "2026-03-29T01:15:00", END);
+	/* Two skipped times of one fixed job fire once, together. */
+	expect_series("15,45 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00",
+	              "2026-03-29T01:00:00", "2026-03-30T00:15:00",
+	              "2026-03-30T00:45:00", END);
 }
 
 static void
@@ -368,10 +398,9 @@ test_schedule_berlin_fall_back(void **state)
 	 * of 02:30 is not a fire. */
 	expect_series("30 2 * * *", "Europe/Berlin", "2026-10-25T01:15:00",
 	              "2026-10-26T01:30:00", END);
-	/* Hourly: 02:00 CEST (00:00Z) fires, its repeat at 01:00Z does
-	 * not, 03:00 CET (02:00Z) does. */
-	expect_series("0 * * * *", "Europe/Berlin", "2026-10-24T23:30:00",
-	              "2026-10-25T00:00:00", "2026-10-25T02:00:00", END);
+	expect_series("15,45 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00",
+	              "2026-10-25T00:15:00", "2026-10-25T00:45:00",
+	              "2026-10-26T01:15:00", END);
 }
 
 static void
@@ -387,6 +416,520 @@ test_schedule_new_york_dst(void **state)
 	 * 01:30 EDT = 05:30Z only; next day 01:30 EST = 06:30Z. */
 	expect_series("30 1 * * *", "America/New_York", "2026-10-31T12:00:00",
 	              "2026-11-01T05:30:00", "2026-11-02T06:30:00", END);
+}
+
+/* Wildcard jobs (minute or hour field starting with '*') run on real
+ * time, as in Vixie cron: nothing for wall times that are skipped, and
+ * every pass of wall times that repeat. */
+static void
+test_schedule_wildcard_jobs_berlin(void **state)
+{
+	(void)state;
+	/* Spring: 01:30 CET = 00:30Z; 02:30 does not exist; 03:30 CEST =
+	 * 01:30Z (date: '2026-03-29 03:30' -> 01:30:00Z). */
+	expect_series("30 * * * *", "Europe/Berlin", "2026-03-28T23:45:00",
+	              "2026-03-29T00:30:00", "2026-03-29T01:30:00",
+	              "2026-03-29T02:30:00", END);
+	/* Every other hour: 02:00 is skipped, next 04:00 CEST = 02:00Z. */
+	expect_series("0 */2 * * *", "Europe/Berlin", "2026-03-28T23:30:00",
+	              "2026-03-29T02:00:00", END);
+	/* Every half hour within hour 2: nothing on the 29th; 02:00 CEST
+	 * on the 30th is 00:00Z. */
+	expect_series("*/30 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00",
+	              "2026-03-30T00:00:00", "2026-03-30T00:30:00", END);
+	/* Every quarter hour across the gap: 01:45 CET, then 03:00 and
+	 * 03:15 CEST, 15 minutes of real time apart. */
+	expect_series("*/15 * * * *", "Europe/Berlin", "2026-03-29T00:40:00",
+	              "2026-03-29T00:45:00", "2026-03-29T01:00:00",
+	              "2026-03-29T01:15:00", END);
+	/* Fall: 02:00 CEST = 00:00Z and 02:00 CET = 01:00Z both fire,
+	 * then 03:00 CET = 02:00Z: an hour of real time apart. */
+	expect_series("0 * * * *", "Europe/Berlin", "2026-10-24T23:30:00",
+	              "2026-10-25T00:00:00", "2026-10-25T01:00:00",
+	              "2026-10-25T02:00:00", END);
+	expect_series("*/15 * * * *", "Europe/Berlin", "2026-10-25T00:40:00",
+	              "2026-10-25T00:45:00", "2026-10-25T01:00:00",
+	              "2026-10-25T01:15:00", "2026-10-25T01:30:00",
+	              "2026-10-25T01:45:00", "2026-10-25T02:00:00", END);
+	/* Both passes of hour 2, then 02:00 CET on the 26th (01:00Z). */
+	expect_series("*/30 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00",
+	              "2026-10-25T00:00:00", "2026-10-25T00:30:00",
+	              "2026-10-25T01:00:00", "2026-10-25T01:30:00",
+	              "2026-10-26T01:00:00", END);
+	/* Asked during the second pass, the second pass still fires. */
+	expect_series("*/30 2 * * *", "Europe/Berlin", "2026-10-25T01:15:00",
+	              "2026-10-25T01:30:00", "2026-10-26T01:00:00", END);
+}
+
+static void
+test_schedule_wildcard_jobs_new_york(void **state)
+{
+	(void)state;
+	/* 2026-03-08: 01:30 EST = 06:30Z, 02:30 skipped, 03:30 EDT =
+	 * 07:30Z. */
+	expect_series("30 * * * *", "America/New_York", "2026-03-08T06:00:00",
+	              "2026-03-08T06:30:00", "2026-03-08T07:30:00", END);
+	/* 2026-11-01: 01:30 EDT = 05:30Z, 01:30 EST = 06:30Z, 02:30 EST =
+	 * 07:30Z. */
+	expect_series("30 * * * *", "America/New_York", "2026-11-01T04:45:00",
+	              "2026-11-01T05:30:00", "2026-11-01T06:30:00",
+	              "2026-11-01T07:30:00", END);
+}
+
+static void
+test_schedule_lord_howe_half_hour_dst(void **state)
+{
+	(void)state;
+	/* Australia/Lord_Howe moves by 30 minutes. 2026-10-04 02:00
+	 * +1030 -> 02:30 +11 at 2026-10-03T15:30Z (zdump). A wildcard
+	 * job loses 02:00-02:20 and runs from 02:30 on; the next day's
+	 * 02:00 +11 is 15:00Z. */
+	expect_series("*/10 2 * * *", "Australia/Lord_Howe",
+	              "2026-10-03T12:00:00", "2026-10-03T15:30:00",
+	              "2026-10-03T15:40:00", "2026-10-03T15:50:00",
+	              "2026-10-04T15:00:00", END);
+	/* A fixed 02:15 fires at the end of the gap; then 02:15 +11. */
+	expect_series("15 2 * * *", "Australia/Lord_Howe",
+	              "2026-10-03T12:00:00", "2026-10-03T15:30:00",
+	              "2026-10-04T15:15:00", END);
+	/* 2026-04-05 02:00 +11 -> 01:30 +1030 at 2026-04-04T15:00Z:
+	 * 01:30-01:59 happen twice. The wildcard job fires on both passes
+	 * (14:30Z-14:50Z, then 15:00Z-15:20Z); 01:00 +1030 on the 6th is
+	 * 2026-04-05T14:30Z. */
+	expect_series("*/10 1 * * *", "Australia/Lord_Howe",
+	              "2026-04-04T14:00:00", "2026-04-04T14:10:00",
+	              "2026-04-04T14:20:00", "2026-04-04T14:30:00",
+	              "2026-04-04T14:40:00", "2026-04-04T14:50:00",
+	              "2026-04-04T15:00:00", "2026-04-04T15:10:00",
+	              "2026-04-04T15:20:00", "2026-04-05T14:30:00", END);
+	/* A fixed 01:40 fires on the first pass only (01:40 +11 =
+	 * 14:40Z); then 01:40 +1030 on the 6th (15:10Z). */
+	expect_series("40 1 * * *", "Australia/Lord_Howe",
+	              "2026-04-04T12:00:00", "2026-04-04T14:40:00",
+	              "2026-04-05T15:10:00", END);
+}
+
+static void
+test_schedule_wildcard_is_a_leading_star(void **state)
+{
+	(void)state;
+	/* As ISC cron's entry.c: a field is a wildcard when its text
+	 * starts with '*', whatever follows. "*,30" is one, "30,*" (the
+	 * same minutes) is not, nor is the range with a step "0-23/2",
+	 * which names the same hours as a star with step 2. Berlin,
+	 * 2026-03-29. */
+	expect_series("*,30 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00",
+	              "2026-03-30T00:00:00", END);
+	expect_series("30,* 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00",
+	              "2026-03-29T01:00:00", "2026-03-30T00:00:00", END);
+	expect_series("0 0-23/2 * * *", "Europe/Berlin", "2026-03-28T23:30:00",
+	              "2026-03-29T01:00:00", "2026-03-29T02:00:00", END);
+	expect_series("0 */2 * * *", "Europe/Berlin", "2026-03-28T23:30:00",
+	              "2026-03-29T02:00:00", END);
+	/* Day fields do not make a job a wildcard job. */
+	expect_series("30 2 * * 0", "Europe/Berlin", "2026-03-28T12:00:00",
+	              "2026-03-29T01:00:00", END);
+	/* @hourly is "0 * * * *", a wildcard job (ISC cron sets HR_STAR
+	 * for it): New York 2026-11-01, 01:00 EDT and 01:00 EST both
+	 * fire. */
+	expect_series("@hourly", "America/New_York", "2026-11-01T04:30:00",
+	              "2026-11-01T05:00:00", "2026-11-01T06:00:00",
+	              "2026-11-01T07:00:00", END);
+}
+
+/* EventBridge Scheduler: "When the time shifts forward in Spring, your
+ * schedule invocation gets skipped if the cron expression falls on a
+ * non-existent date and time. When the time shifts back in the Fall,
+ * your schedule runs only once and doesn't repeat its invocation." */
+static void
+test_schedule_eventbridge_dst(void **state)
+{
+	(void)state;
+	/* 02:30 on 2026-03-29 does not exist in Berlin: skipped. */
+	expect_series("cron(30 2 * * ? *)", "Europe/Berlin",
+	              "2026-03-28T12:00:00", "2026-03-30T00:30:00", END);
+	/* Lord_Howe 2026-10-04 02:15 does not exist: skipped; 02:15 +11
+	 * on the 5th is 2026-10-04T15:15Z. */
+	expect_series("cron(15 2 * * ? *)", "Australia/Lord_Howe",
+	              "2026-10-03T12:00:00", "2026-10-04T15:15:00", END);
+	/* The repeated hour runs once, even for an expression with
+	 * wildcards: 02:45 CEST (00:45Z), then 03:00 CET (02:00Z). */
+	expect_series("cron(0/15 * * * ? *)", "Europe/Berlin",
+	              "2026-10-25T00:40:00", "2026-10-25T00:45:00",
+	              "2026-10-25T02:00:00", "2026-10-25T02:15:00", END);
+	expect_series("cron(30 1 * * ? *)", "America/New_York",
+	              "2026-10-31T12:00:00", "2026-11-01T05:30:00",
+	              "2026-11-02T06:30:00", END);
+	/* Wall times that exist fire as usual across the gap. */
+	expect_series("cron(0/15 * * * ? *)", "Europe/Berlin",
+	              "2026-03-29T00:40:00", "2026-03-29T00:45:00",
+	              "2026-03-29T01:00:00", "2026-03-29T01:15:00", END);
+}
+
+/* ---- an independent oracle: Vixie cron's main loop ----------------- */
+
+/* One crontab line as ISC cron's entry.c keeps it: bit sets, and
+ * whether the text of each field starts with '*'. Only what the oracle
+ * needs: numbers, '*', '?' (EventBridge, counted as '*'), a-b, /n and
+ * lists. */
+struct oracle_job {
+	uint64_t min;
+	uint32_t hour, dom, mon, dow;
+	bool min_star, hr_star, dom_star, dow_star;
+};
+
+static uint64_t
+oracle_field(const char *s, int lo, int hi, bool *star)
+{
+	uint64_t bits = 0;
+	*star = *s == '*' || *s == '?';
+	while (*s) {
+		long a = lo, b = hi, step = 1;
+		char *end;
+		if (*s == '*' || *s == '?') {
+			s++;
+		} else {
+			a = b = strtol(s, &end, 10);
+			s = end;
+			if (*s == '-') {
+				b = strtol(s + 1, &end, 10);
+				s = end;
+			} else if (*s == '/') {
+				b = hi;
+			}
+		}
+		if (*s == '/') {
+			step = strtol(s + 1, &end, 10);
+			s = end;
+		}
+		for (long v = a; v <= b; v += step)
+			bits |= UINT64_C(1) << v;
+		if (*s == ',')
+			s++;
+	}
+	return bits;
+}
+
+static struct oracle_job
+oracle_parse(const char *fields)
+{
+	char f[5][32];
+	struct oracle_job j;
+	assert_int_equal(sscanf(fields, "%31s %31s %31s %31s %31s", f[0], f[1],
+	                        f[2], f[3], f[4]),
+	                 5);
+	j.min = oracle_field(f[0], 0, 59, &j.min_star);
+	j.hour = (uint32_t)oracle_field(f[1], 0, 23, &j.hr_star);
+	j.dom = (uint32_t)oracle_field(f[2], 1, 31, &j.dom_star);
+	bool unused;
+	j.mon = (uint32_t)oracle_field(f[3], 1, 12, &unused);
+	j.dow = (uint32_t)oracle_field(f[4], 0, 7, &j.dow_star);
+	if (j.dow & (1u << 7))
+		j.dow |= 1;
+	return j;
+}
+
+/* Does the job match wall-clock minute `wall` (minutes since
+ * 1970-01-01T00:00 local)? cron.c find_jobs(), without the classes. The
+ * date comes from gmtime_r(), once a day (the test is single-threaded). */
+static bool
+oracle_matches(const struct oracle_job *j, int64_t wall)
+{
+	static int64_t day = INT64_MIN;
+	static struct tm tm;
+	/* Floor division: walls before 1970 are negative. */
+	int64_t d = wall / 1440 - (wall % 1440 < 0);
+	if (d != day) {
+		day = d;
+		time_t s = (time_t)(day * 86400);
+		gmtime_r(&s, &tm);
+	}
+	int min = (int)((wall - d * 1440) % 60);
+	int hour = (int)((wall - d * 1440) / 60);
+	bool dom = (j->dom >> tm.tm_mday) & 1, dow = (j->dow >> tm.tm_wday) & 1;
+	return ((j->min >> min) & 1) && ((j->hour >> hour) & 1) &&
+	       ((j->mon >> (tm.tm_mon + 1)) & 1) &&
+	       (j->dom_star || j->dow_star ? dom && dow : dom || dow);
+}
+
+/* The wall-clock minute at each real minute of [from, from + n min),
+ * from glibc's localtime_r() under TZ=zone: independent of evfn's own
+ * TZif reader. */
+static int64_t *
+oracle_walls(const char *zone, int64_t from, size_t n)
+{
+	int64_t *walls = malloc(n * sizeof(*walls));
+	assert_non_null(walls);
+	setenv("TZ", zone, 1);
+	tzset();
+	for (size_t i = 0; i < n; i++) {
+		time_t t = (time_t)(from + (int64_t)i * 60);
+		struct tm tm;
+		localtime_r(&t, &tm);
+		int64_t wall = (int64_t)t + tm.tm_gmtoff;
+		walls[i] = wall / 60 - (wall % 60 < 0);
+	}
+	return walls;
+}
+
+struct oracle_fires {
+	int64_t *at; /* seconds */
+	size_t n, cap;
+};
+
+static void
+oracle_fire(struct oracle_fires *f, int64_t t)
+{
+	if (f->n > 0 && f->at[f->n - 1] == t)
+		return; /* one fire an instant, however many minutes match */
+	if (f->n == f->cap) {
+		f->cap = f->cap ? 2 * f->cap : 1024;
+		f->at = realloc(f->at, f->cap * sizeof(*f->at));
+		assert_non_null(f->at);
+	}
+	f->at[f->n++] = t;
+}
+
+/* Runs the job through cron.c's main loop, one wake-up a real minute:
+ * timeDiff classified as in ISC cron 4.1 (1: normal; 2-5: small, catch
+ * up every job; 6-180: medium, wildcard jobs for now and fixed-time
+ * jobs for every missed minute; <= 0 down to -180: negative, wildcard
+ * jobs only and virtual time waits; beyond +-180: large, jump). */
+static void
+oracle_vixie(const struct oracle_job *j, const int64_t *walls, size_t n,
+             int64_t from, struct oracle_fires *out)
+{
+	bool wild = j->min_star || j->hr_star;
+	int64_t vt = walls[0];
+	for (size_t i = 1; i < n; i++) {
+		int64_t now = from + (int64_t)i * 60, tr = walls[i];
+		if (tr == walls[i - 1])
+			continue; /* cron sleeps until the minute changes */
+		int64_t diff = tr - vt;
+		if (diff == 1 || diff > 180 || diff < -180) {
+			vt = tr;
+			if (oracle_matches(j, tr))
+				oracle_fire(out, now);
+		} else if (diff > 5) {
+			if (wild && oracle_matches(j, tr))
+				oracle_fire(out, now);
+			do {
+				vt++;
+				if (!wild && oracle_matches(j, vt))
+					oracle_fire(out, now);
+			} while (vt < tr);
+		} else if (diff > 0) {
+			do {
+				vt++;
+				if (oracle_matches(j, vt))
+					oracle_fire(out, now);
+			} while (vt < tr);
+		} else if (wild && oracle_matches(j, tr)) {
+			oracle_fire(out, now);
+		}
+	}
+}
+
+/* EventBridge Scheduler as AWS documents it: a wall time fires at its
+ * first pass; skipped ones never. */
+static void
+oracle_eventbridge(const struct oracle_job *j, const int64_t *walls, size_t n,
+                   int64_t from, struct oracle_fires *out)
+{
+	int64_t seen = walls[0];
+	for (size_t i = 1; i < n; i++) {
+		if (walls[i] > seen) {
+			seen = walls[i];
+			if (oracle_matches(j, walls[i]))
+				oracle_fire(out, from + (int64_t)i * 60);
+		}
+	}
+}
+
+/* Jobs for the oracle: an evfn expression and, where it differs, the
+ * same job in the oracle's syntax (EventBridge day-of-week is never a
+ * number here). Lists, ranges and steps on both sides of the
+ * wildcard/fixed line, and fields that straddle the changes. */
+static const struct {
+	const char *expr, *fields;
+} oracle_jobs[] = {
+    {"30 * * * *", NULL},
+    {"0 * * * *", NULL},
+    {"@hourly", "0 * * * *"},
+    {"*/15 * * * *", NULL},
+    {"*/20 1-3 * * *", NULL},
+    {"0,30 */2 * * *", NULL},
+    {"*,45 2 * * *", NULL},
+    {"*/10 2 * * 0", NULL},
+    {"30 2 * * *", NULL},
+    {"15,45 2 * * *", NULL},
+    {"0-59/20 1-3 * * *", NULL},
+    {"45,* 2 * * *", NULL},
+    {"0 0-23/2 * * *", NULL},
+    {"59 1 * * *", NULL},
+    {"0 3 * * *", NULL},
+    {"30 2 1-31/2 * 0", NULL},
+    {"@daily", "0 0 * * *"},
+    {"cron(0/15 * * * ? *)", "0/15 * * * ?"},
+    {"cron(30 2 * * ? *)", "30 2 * * ?"},
+    {"cron(0,30 1-3 ? * * *)", "0,30 1-3 ? * *"},
+    {"cron(* 2 * * ? *)", "* 2 * * ?"},
+};
+
+/* Saves TZ for tz_env_restore(); the caller then sets its own. */
+static char *
+tz_env_save(void)
+{
+	const char *saved = getenv("TZ");
+	return saved ? strdup(saved) : NULL;
+}
+
+static void
+tz_env_restore(char *old)
+{
+	if (old) {
+		setenv("TZ", old, 1);
+		free(old);
+	} else {
+		unsetenv("TZ");
+	}
+	tzset();
+}
+
+/* Checks every fire of every oracle job in (begin, end] (UTC seconds)
+ * against the oracle. `tz_env` is the zone for glibc (a name or a file
+ * path); evfn reads the zone of that name, or when tzif is not NULL the
+ * TZif image tzif[0..len) of the same zone. */
+static void
+expect_oracle_fires(const char *tz_env, const uint8_t *tzif, size_t len,
+                    int64_t begin, int64_t end)
+{
+	/* Two days of lead-in bring cron's loop to a steady state. */
+	int64_t from = begin - 2 * 86400;
+	size_t n = (size_t)(end - from) / 60 + 1;
+	char *saved = tz_env_save();
+	int64_t *walls = oracle_walls(tz_env, from, n);
+	tz_env_restore(saved);
+
+	for (size_t k = 0; k < sizeof(oracle_jobs) / sizeof(oracle_jobs[0]);
+	     k++) {
+		const char *expr = oracle_jobs[k].expr;
+		bool eb = strncmp(expr, "cron(", 5) == 0;
+		struct oracle_job j = oracle_parse(
+		    oracle_jobs[k].fields ? oracle_jobs[k].fields : expr);
+		struct oracle_fires want = {0};
+		(eb ? oracle_eventbridge : oracle_vixie)(&j, walls, n, from,
+		                                         &want);
+
+		evfn_schedule *s;
+		assert_int_equal(evfn_schedule_parse(expr, tzif ? NULL : tz_env,
+		                                     &s, NULL, NULL, 0),
+		                 0);
+		if (tzif) {
+			evfn__tz *tz;
+			assert_int_equal(
+			    evfn__tz_parse(tzif, len, tz_env, &tz, NULL), 0);
+			evfn__schedule_set_zone(s, tz);
+		}
+		size_t w = 0;
+		while (w < want.n && want.at[w] <= begin)
+			w++;
+		int64_t t = begin * NS, next;
+		char b[48], b2[48];
+		for (;;) {
+			assert_int_equal(evfn_schedule_next(s, t, &next), 1);
+			if (next > end * NS)
+				break;
+			if (w == want.n || want.at[w] * NS != next)
+				print_error("%s in %s: evfn fires at %s, "
+				            "oracle at %s\n",
+				            expr, tz_env, iso(next, b),
+				            w < want.n
+				                ? iso(want.at[w] * NS, b2)
+				                : "(none)");
+			assert_true(w < want.n);
+			assert_true(want.at[w] * NS == next);
+			w++;
+			t = next;
+		}
+		if (w < want.n && want.at[w] <= end)
+			print_error("%s in %s: evfn misses %s\n", expr, tz_env,
+			            iso(want.at[w] * NS, b));
+		assert_true(w == want.n || want.at[w] > end);
+		evfn_schedule_free(s);
+		free(want.at);
+	}
+	free(walls);
+}
+
+static void
+test_schedule_dst_matches_cron_oracle(void **state)
+{
+	(void)state;
+	/* The three DST zones over whole years, and years in which zones
+	 * moved their clocks by 3 hours or more, where cron.c no longer
+	 * treats the jump as daylight saving: Casey went back 3 h on
+	 * 2020-03-07 (still a DST-sized setback) and ahead 3 h on
+	 * 2020-10-04 (large: no catching up); Vostok went back 7 h and
+	 * ahead 7 h in 1994; Apia skipped 2011-12-30; Kwajalein repeated
+	 * most of 1969-09-30. */
+	static const struct {
+		const char *zone;
+		int year;
+	} spans[] = {
+	    {"Europe/Berlin", 2026},       {"America/New_York", 2026},
+	    {"Australia/Lord_Howe", 2026}, {"Europe/Berlin", 2040},
+	    {"America/New_York", 2040},    {"Australia/Lord_Howe", 2040},
+	    {"Antarctica/Casey", 2020},    {"Antarctica/Vostok", 1994},
+	    {"Pacific/Apia", 2011},        {"Pacific/Kwajalein", 1969},
+	};
+	for (size_t z = 0; z < sizeof(spans) / sizeof(spans[0]); z++) {
+		char b[48];
+		snprintf(b, sizeof(b), "%d-01-01T00:00:00", spans[z].year);
+		int64_t begin = utc(b) / NS;
+		snprintf(b, sizeof(b), "%d-01-01T00:00:00", spans[z].year + 1);
+		expect_oracle_fires(spans[z].zone, NULL, 0, begin, utc(b) / NS);
+	}
+}
+
+/* A zone made up to cross each of cron.c's thresholds: the clock goes
+ * ahead by 3, 4, 5, 179, 180, 181, 182 minutes and a day, each at
+ * 02:00Z on a Sunday of early 2030, and back to UTC three days later.
+ * Ahead by up to 4 minutes every job catches up; by 5 to 179 only
+ * fixed-time jobs do; by 180 or more none. Back by up to 181 minutes
+ * fixed-time jobs wait; by 182 or more every job runs again. */
+static void
+test_schedule_clock_jumps_match_cron_oracle(void **state)
+{
+	(void)state;
+	static const int jumps[] = {3, 4, 5, 179, 180, 181, 182, 1440};
+	enum { NJ = sizeof(jumps) / sizeof(jumps[0]) };
+	uint8_t buf[512], *p;
+	int64_t first = utc("2030-01-06T02:00:00") / NS; /* a Sunday */
+
+	/* TZif version 1: type 0 is UTC, type k+1 is UTC + jumps[k]. */
+	p = put_header(buf, 0, 2 * NJ, NJ + 1, 4);
+	for (int k = 0; k < NJ; k++) {
+		p = put(p, (uint64_t)(first + k * 7 * 86400), 4);
+		p = put(p, (uint64_t)(first + k * 7 * 86400 + 3 * 86400), 4);
+	}
+	for (int k = 0; k < NJ; k++)
+		*p++ = (uint8_t)(k + 1), *p++ = 0;
+	p = put(p, 0, 4), *p++ = 0, *p++ = 0;
+	for (int k = 0; k < NJ; k++)
+		p = put(p, (uint64_t)(jumps[k] * 60), 4), *p++ = 0, *p++ = 0;
+	memcpy(p, "ZZZ\0", 4), p += 4;
+
+	/* glibc reads the same bytes from a file named in TZ. */
+	char path[] = "/tmp/evfn-zone-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	size_t len = (size_t)(p - buf);
+	assert_true(write(fd, buf, len) == (ssize_t)len);
+	close(fd);
+	expect_oracle_fires(path, buf, len, utc("2030-01-01T00:00:00") / NS,
+	                    utc("2030-04-01T00:00:00") / NS);
+	unlink(path);
 }
 
 static void
@@ -418,8 +961,7 @@ test_schedule_tz_offsets_match_libc(void **state)
 	    "Pacific/Apia",        "Africa/Casablanca", "Europe/Dublin",
 	    "America/St_Johns",    "Pacific/Chatham",   "Antarctica/Troll",
 	    "Asia/Tehran",         "America/Santiago",  "Etc/UTC"};
-	const char *saved = getenv("TZ");
-	char *old = saved ? strdup(saved) : NULL;
+	char *saved = tz_env_save();
 
 	for (size_t z = 0; z < sizeof(zones) / sizeof(zones[0]); z++) {
 		evfn__tz *tz;
@@ -448,13 +990,7 @@ test_schedule_tz_offsets_match_libc(void **state)
 		}
 		evfn__tz_free(tz);
 	}
-	if (old) {
-		setenv("TZ", old, 1);
-		free(old);
-	} else {
-		unsetenv("TZ");
-	}
-	tzset();
+	tz_env_restore(saved);
 }
 
 static void
@@ -476,31 +1012,6 @@ test_schedule_tz_local_to_utc_gap_and_overlap(void **state)
 	            utc("2026-10-25T00:30:00") / NS);
 	assert_false(skipped);
 	evfn__tz_free(tz);
-}
-
-/* Appends a big-endian 32- or 64-bit value. */
-static uint8_t *
-put(uint8_t *p, uint64_t v, int bytes)
-{
-	for (int i = bytes - 1; i >= 0; i--)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
-static uint8_t *
-put_header(uint8_t *p, char version, uint32_t timecnt, uint32_t typecnt,
-           uint32_t charcnt)
-{
-	memcpy(p, "TZif", 4);
-	p[4] = (uint8_t)version;
-	memset(p + 5, 0, 15);
-	p += 20;
-	p = put(p, 0, 4); /* isutcnt */
-	p = put(p, 0, 4); /* isstdcnt */
-	p = put(p, 0, 4); /* leapcnt */
-	p = put(p, timecnt, 4);
-	p = put(p, typecnt, 4);
-	return put(p, charcnt, 4);
 }
 
 static void
@@ -1025,6 +1536,13 @@ main(void)
 	    cmocka_unit_test(test_schedule_berlin_spring_forward),
 	    cmocka_unit_test(test_schedule_berlin_fall_back),
 	    cmocka_unit_test(test_schedule_new_york_dst),
+	    cmocka_unit_test(test_schedule_wildcard_jobs_berlin),
+	    cmocka_unit_test(test_schedule_wildcard_jobs_new_york),
+	    cmocka_unit_test(test_schedule_lord_howe_half_hour_dst),
+	    cmocka_unit_test(test_schedule_wildcard_is_a_leading_star),
+	    cmocka_unit_test(test_schedule_eventbridge_dst),
+	    cmocka_unit_test(test_schedule_dst_matches_cron_oracle),
+	    cmocka_unit_test(test_schedule_clock_jumps_match_cron_oracle),
 	    cmocka_unit_test(test_schedule_footer_rule_far_future),
 	    cmocka_unit_test(test_schedule_tz_offsets_match_libc),
 	    cmocka_unit_test(test_schedule_tz_local_to_utc_gap_and_overlap),

@@ -62,11 +62,42 @@ typedef struct evfn_schedule evfn_schedule;
  * expressions fire at second 0 of matching minutes. An expression that
  * matches no date at all (e.g. `0 0 30 2 *`) is an error.
  *
- * Daylight saving time applies to cron, the @-names and at(): a wall time
- * skipped when clocks go forward fires once, at the first instant after
- * the gap; a wall time that occurs twice fires once, at its first
- * occurrence. rate() and `@every` are fixed intervals of real time and
- * ignore the zone (it is still validated).
+ * Daylight saving time (any change of the zone's UTC offset) in 5-field
+ * cron and the @-names follows ISC (Vixie) cron 4.1, which sorts jobs by
+ * the text of their minute and hour fields:
+ * - A wildcard job, whose minute or hour field starts with `*` (alone,
+ *   with a step or first in a list, such as `*,30`; also `@hourly`), runs
+ *   on real time: a wall time that clocks skip does not fire, and one
+ *   they repeat fires at each pass. Europe/Berlin, 2026-03-29, 02:00 CET
+ *   becomes 03:00 CEST: `30 * * * *` fires at 01:30 CET and 03:30 CEST,
+ *   an hour apart, and never at 02:30. 2026-10-25, 03:00 CEST becomes
+ *   02:00 CET: `0 * * * *` fires at 02:00 CEST, 02:00 CET and 03:00 CET,
+ *   and a quarter-hourly job (`*` with step 15) every 15 minutes of real
+ *   time throughout.
+ * - Any other job is a fixed-time job (`30 2 * * *`, `0,30 2 * * *`,
+ *   `0-59/10 2 * * *`, `0 0-23/2 * * *`, `@daily` and longer): the wall
+ *   times it would have fired at inside a skipped stretch fire once,
+ *   together, at the first instant after it, and a repeated wall time
+ *   fires at its first pass only. Berlin: `30 2 * * *` fires at 03:00
+ *   CEST on 2026-03-29 and at 02:30 CEST (not CET) on 2026-10-25.
+ * - As in cron.c, a jump ahead of less than 5 minutes is caught up by
+ *   every job, and one of 3 hours or more by none; a setback of 182
+ *   minutes or more makes every job fire again at the repeated times.
+ *   No zone moves its clock that far today; some did (Pacific/Apia
+ *   skipped 2011-12-30).
+ *
+ * `cron(...)` follows EventBridge Scheduler instead, which AWS documents
+ * as: "your schedule invocation gets skipped if the cron expression falls
+ * on a non-existent date and time", and when clocks go back "your
+ * schedule runs only once". So for every cron(...) expression a wall time
+ * that clocks skip never fires and a repeated one fires at its first pass
+ * only: `cron(30 2 * * ? *)` does not fire on 2026-03-29 in Berlin, and
+ * `cron(0/15 * * * ? *)` leaves 75 minutes between 02:45 CEST and 03:00
+ * CET on 2026-10-25. evfn follows AWS there so that an expression moved
+ * between EventBridge and evfn fires at the same instants. at() fires
+ * once: a skipped wall time at the first instant after the gap, a
+ * repeated one at its first occurrence. rate() and `@every` are fixed
+ * intervals of real time and ignore the zone (it is still validated).
  *
  * @param expr the expression; surrounding blanks are ignored. Not NULL.
  * @param tz an IANA zone name such as "Europe/Berlin", read from the
@@ -76,12 +107,16 @@ typedef struct evfn_schedule evfn_schedule;
  *        an EVFN_ESCHEDULE error was found, and 0 for any other result.
  * @param err_buf if not NULL and err_len > 0, receives a NUL-terminated
  *        English reason on failure, such as "field 3 (day-of-month): value
- *        32 out of range 1-31" (truncated to fit), and "" on success.
+ *        32 out of range 1-31" or "time zone 'Mars/Olympus': no such zone"
+ *        (truncated to fit), and "" on success.
  * @param err_len size of err_buf in bytes; 128 is always enough.
  * @return 0; EVFN_EINVAL for NULL expr or out; EVFN_ESCHEDULE for a
  *         malformed expression; EVFN_ETIMEZONE for a zone name that is
- *         empty, starts with '/', contains "..", has no zoneinfo file, or
- *         whose file is not valid TZif; EVFN_ENOMEM.
+ *         empty, starts with '/', contains "..", has no zoneinfo file,
+ *         whose file is not valid TZif, or whose file carries leap-second
+ *         records (tzdata's `right/` zones count leap seconds in their
+ *         times, which would make every fire 27 s late against POSIX
+ *         time; use the zone without `right/`); EVFN_ENOMEM.
  *
  * Ownership: the caller owns *out and releases it with
  * evfn_schedule_free(); expr and tz are not retained.
@@ -94,9 +129,9 @@ EVFN_EXPORT int evfn_schedule_parse(const char *expr, const char *tz,
 /**
  * Compute the first fire time strictly after a given instant.
  *
- * For cron, the @-names and at(), this is the first matching wall-clock
- * minute (or the at() instant) after `after_ns`, with the DST rules given
- * at evfn_schedule_parse(). For rate() and `@every` it is
+ * For cron, the @-names and at(), this is the first instant after
+ * `after_ns` at which the schedule fires under the daylight-saving rules
+ * given at evfn_schedule_parse(). For rate() and `@every` it is
  * `after_ns + interval`: pass the previous scheduled fire time (not the
  * time the handler ran) to get a series that does not drift.
  *

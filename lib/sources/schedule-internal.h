@@ -12,6 +12,8 @@
 
 #include <evfn/schedule.h>
 
+#include "tzfile-internal.h"
+
 typedef enum evfn__schedule_kind {
 	EVFN__SCHEDULE_CRON = 0,     /* 5-field, cron(...) and @hourly etc. */
 	EVFN__SCHEDULE_INTERVAL = 1, /* rate(...) and @every */
@@ -31,5 +33,10 @@ int64_t evfn__schedule_interval_ns(const evfn_schedule *s);
  * evfn_schedule_next(). */
 int evfn__schedule_next_anchored(const evfn_schedule *s, int64_t anchor_ns,
                                  int64_t after_ns, int64_t *next_ns);
+
+/* Gives a parsed cron or interval schedule the zone tz in place of the
+ * one it was parsed with, and frees that one; s then owns tz. Lets tests
+ * use zones built in memory. (An at() instant is not recomputed.) */
+void evfn__schedule_set_zone(evfn_schedule *s, evfn__tz *tz);
 
 #endif /* EVFN_SCHEDULE_INTERNAL_H */

@@ -3,10 +3,11 @@
  * Schedule expressions: a parser for rate(), @every, at(), the @-names,
  * Vixie 5-field cron and EventBridge cron(), with error reports that name
  * the byte offset and the reason; and the next-fire search. Cron search
- * walks local wall-clock time field by field (year, month, day, hour,
- * minute) and only then maps the candidate to an instant through the zone,
- * which is where the DST rules are applied. Zone files are read by
- * tzfile.c; nothing here keeps global state.
+ * finds matching wall-clock minutes field by field (year, month, day,
+ * hour, minute), and walks real time one UTC offset at a time to turn them
+ * into instants, replaying Vixie cron's clock across each offset change:
+ * that is where the daylight-saving rules are applied. Zone files are read
+ * by tzfile.c; nothing here keeps global state.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -35,6 +36,37 @@
 #define NS_PER_HOUR (60 * NS_PER_MIN)
 #define NS_PER_DAY  (24 * NS_PER_HOUR)
 
+/* How a cron job meets a change of UTC offset (schedule.h has the rules
+ * and examples). */
+enum dst_rule {
+	/* Vixie, a fixed-time job: neither the minute nor the hour field
+	 * starts with '*'. Skipped wall times are caught up at the end of
+	 * the gap; repeated ones run at their first pass. */
+	DST_FIXED,
+	/* Vixie, a wildcard job (ISC cron's MIN_STAR or HR_STAR): runs on
+	 * real time, so skipped wall times never run and repeated ones
+	 * run at every pass. */
+	DST_WILDCARD,
+	/* cron(...), as EventBridge Scheduler: skipped wall times never
+	 * run; repeated ones run at their first pass. */
+	DST_EVENTBRIDGE
+};
+
+/* ISC cron's cron.c classifies how far the wall clock moved between two
+ * wake-ups a minute apart. Ahead by fewer than 5 minutes: every job
+ * catches up the minutes missed; by fewer than 3 hours: only fixed-time
+ * jobs do; further: no job does. Back by less than 182 minutes: fixed-time
+ * jobs wait until the wall clock passes where it was; further: the virtual
+ * clock jumps back and every job runs again. In seconds of wall time: */
+#define VIXIE_SMALL_JUMP    (5 * 60)
+#define VIXIE_LARGE_JUMP    (180 * 60)
+#define VIXIE_LARGE_SETBACK (182 * 60)
+
+/* The search replays offset changes from this long before the instant it
+ * starts at: longer than any stretch of repeated wall time, since offsets
+ * change by less than 52 h (tzfile-internal.h). */
+#define REPLAY_WINDOW (2 * (int64_t)EVFN__TZ_UTOFF_LIMIT)
+
 /* A cron expression as bit sets. Bit i of a set stands for value i
  * (years: 1970 + i; days of week: 0 = Sunday). */
 struct cron {
@@ -54,6 +86,7 @@ struct cron {
 	uint8_t dow_nth[5];    /* n#k: dow_nth[k - 1] bit n */
 	bool years_any;
 	uint64_t years[4]; /* 1970-2199 */
+	enum dst_rule dst;
 };
 
 struct evfn_schedule {
@@ -602,31 +635,98 @@ secs_to_ns(int64_t s, int64_t *ns)
 	return !__builtin_mul_overflow(s, EVFN__NS_PER_SEC, ns);
 }
 
+/* Whether wall times skipped by a jump of `jump` seconds ahead fire at
+ * the end of the gap. */
+static bool
+catches_up(enum dst_rule rule, int64_t jump)
+{
+	switch (rule) {
+	case DST_FIXED:
+		return jump < VIXIE_LARGE_JUMP;
+	case DST_WILDCARD:
+		return jump < VIXIE_SMALL_JUMP;
+	case DST_EVENTBRIDGE:
+	default:
+		return false;
+	}
+}
+
+/* Wall-clock end of the stretch [t, end) with offset off, without
+ * overflowing when the stretch never ends. */
+static int64_t
+wall_end(int64_t end, int32_t off)
+{
+	return end > INT64_MAX - EVFN__TZ_UTOFF_LIMIT ? INT64_MAX : end + off;
+}
+
+/* The first fire instant (POSIX seconds) later than `after`, in zone tz.
+ * Real time is walked one stretch of constant UTC offset at a time. In a
+ * stretch, fires are the instants whose wall time is a matching minute;
+ * at a change of offset, the clock of cron.c is replayed: `vt` (its
+ * virtual time) is the first wall-clock second not yet passed, which a
+ * wall clock set back stays behind until it catches up. Returns false
+ * when there is no fire before HORIZON_YEAR. */
+static bool
+cron_next_instant(const struct cron *c, const evfn__tz *tz, int64_t after,
+                  int64_t *out)
+{
+	int64_t t = after + 1 - REPLAY_WINDOW, end, m;
+	int32_t off = evfn__tz_offset(tz, t, &end);
+	int64_t vt = t + off;
+
+	/* Each turn moves t to the next change of offset; past the int64
+	 * nanosecond range nothing can fire. */
+	while (t <= INT64_MAX / EVFN__NS_PER_SEC) {
+		int64_t lo = (t > after ? t : after + 1) + off;
+		if (c->dst != DST_WILDCARD && lo < vt)
+			lo = vt; /* repeated wall time: wildcard jobs only */
+		if (lo < wall_end(end, off)) {
+			/* No match at all from lo on: walls set back later
+			 * could only repeat what lay before lo, up to the
+			 * horizon, so the schedule has ended. */
+			if (!cron_next_local(c, lo, &m))
+				return false;
+			if (m < wall_end(end, off)) {
+				*out = m - off;
+				return true;
+			}
+		}
+		if (end == INT64_MAX)
+			return false;
+		if (vt < end + off)
+			vt = end + off;
+		int64_t next_end;
+		int32_t next_off = evfn__tz_offset(tz, end, &next_end);
+		int64_t wall = end + next_off, jump = wall - vt;
+		if (jump > 0) {
+			/* The clock skips [vt, wall). */
+			if (end > after && catches_up(c->dst, jump) &&
+			    cron_next_local(c, vt, &m) && m < wall) {
+				*out = end;
+				return true;
+			}
+			vt = wall;
+		} else if (jump <= -VIXIE_LARGE_SETBACK &&
+		           c->dst != DST_EVENTBRIDGE) {
+			vt = wall;
+		}
+		t = end;
+		off = next_off;
+		end = next_end;
+	}
+	return false;
+}
+
 static int
 cron_next(const evfn_schedule *s, int64_t after_ns, int64_t *next_ns)
 {
-	int64_t after = evfn__floor_div(after_ns, EVFN__NS_PER_SEC);
 	/* A whole-second fire time f is later than after_ns exactly when
-	 * f > floor(after_ns / 1e9). Local times map to instants
-	 * monotonically (a skipped time maps to the end of its gap, a
-	 * repeated one to its first occurrence), and the wall time of
-	 * `after` maps to at most `after`; so the search may start at that
-	 * wall time and step over candidates that map to `after` or
-	 * earlier: the wall time of `after` itself, and candidates in a
-	 * stretch of wall time that repeats. */
-	int64_t local =
-	    evfn__floor_div(after + evfn__tz_offset(s->tz, after, NULL), 60) *
-	    60;
-	for (int guard = 0; guard < 100000; guard++) {
-		int64_t cand, f;
-		if (!cron_next_local(&s->cron, local, &cand))
-			return 0;
-		f = evfn__tz_local_to_utc(s->tz, cand, NULL);
-		if (f > after)
-			return secs_to_ns(f, next_ns) ? 1 : 0;
-		local = cand + 60;
-	}
-	return 0;
+	 * f > floor(after_ns / 1e9). */
+	int64_t f;
+	if (!cron_next_instant(&s->cron, s->tz,
+	                       evfn__floor_div(after_ns, EVFN__NS_PER_SEC), &f))
+		return 0;
+	return secs_to_ns(f, next_ns) ? 1 : 0;
 }
 
 /* ---- the expression forms ------------------------------------------ */
@@ -677,6 +777,15 @@ parse_cron_fields(struct pctx *c, struct cron *cr, const char *s, const char *e,
 		return fail(c, fs[F_DOM],
 		            "cron(): exactly one of day-of-month (field 3) and "
 		            "day-of-week (field 5) must be '?'");
+	/* ISC cron sets MIN_STAR and HR_STAR from the first character of
+	 * the field's text: a star with a step or in a list ("*,5")
+	 * counts, "0-59" does not. */
+	if (eb)
+		cr->dst = DST_EVENTBRIDGE;
+	else if (*fs[F_MIN] == '*' || *fs[F_HOUR] == '*')
+		cr->dst = DST_WILDCARD;
+	else
+		cr->dst = DST_FIXED;
 	return 0;
 }
 
@@ -1094,4 +1203,11 @@ int64_t
 evfn__schedule_interval_ns(const evfn_schedule *s)
 {
 	return s->kind == EVFN__SCHEDULE_INTERVAL ? s->interval_ns : 0;
+}
+
+void
+evfn__schedule_set_zone(evfn_schedule *s, evfn__tz *tz)
+{
+	evfn__tz_free(s->tz);
+	s->tz = tz;
 }

@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* UTC offsets are refused beyond +-26 h (RFC 8536 allows +-25 h 59 min), so
+ * an offset changes by less than 52 h at any transition. */
+#define EVFN__TZ_UTOFF_LIMIT (26 * 3600)
+
 /* Where zone files live; a build may override it with -D. */
 #ifndef EVFN__ZONEINFO_DIR
 #define EVFN__ZONEINFO_DIR "/usr/share/zoneinfo"

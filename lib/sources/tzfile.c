@@ -27,10 +27,6 @@
  * few kilobytes). */
 #define TZ_FILE_MAX (256 * 1024)
 
-/* Offsets beyond +-26 h are rejected; this bounds the window that
- * evfn__tz_local_to_utc() must scan. */
-#define UTOFF_LIMIT (26 * 3600)
-
 /* One date of a POSIX TZ rule: Jn, n or Mm.w.d, plus the local time of
  * day (seconds, may be negative or exceed a day in version 3). */
 struct rule_date {
@@ -223,9 +219,10 @@ parse_tz_string(const char *s, struct evfn__tz *tz)
 			parse_rule_date("M11.1.0", &r->end);
 		}
 	}
-	if (*p != '\0' || r->std_off <= -UTOFF_LIMIT ||
-	    r->std_off >= UTOFF_LIMIT || r->dst_off <= -UTOFF_LIMIT ||
-	    r->dst_off >= UTOFF_LIMIT)
+	if (*p != '\0' || r->std_off <= -EVFN__TZ_UTOFF_LIMIT ||
+	    r->std_off >= EVFN__TZ_UTOFF_LIMIT ||
+	    r->dst_off <= -EVFN__TZ_UTOFF_LIMIT ||
+	    r->dst_off >= EVFN__TZ_UTOFF_LIMIT)
 		return -1;
 	tz->has_rule = true;
 	return 0;
@@ -351,7 +348,7 @@ evfn__tz_offset(const evfn__tz *tz, int64_t t, int64_t *next_change)
 int64_t
 evfn__tz_local_to_utc(const evfn__tz *tz, int64_t local, bool *skipped)
 {
-	/* Offsets are bounded by UTOFF_LIMIT, so the instant lies in
+	/* Offsets are bounded by EVFN__TZ_UTOFF_LIMIT, so the instant lies in
 	 * [local - LIMIT, local + LIMIT]. Walk the constant-offset
 	 * segments of that window in order: the first segment whose local
 	 * span holds `local` gives the first occurrence; a segment whose
@@ -359,7 +356,7 @@ evfn__tz_local_to_utc(const evfn__tz *tz, int64_t local, bool *skipped)
 	 * and that segment's start is the first instant after it. The
 	 * first segment is clipped to the window start, where the local
 	 * time is at most `local`, so a gap is never reported early. */
-	int64_t seg = local - UTOFF_LIMIT;
+	int64_t seg = local - EVFN__TZ_UTOFF_LIMIT;
 	if (skipped)
 		*skipped = false;
 	for (int guard = 0; guard < 1024; guard++) {
@@ -500,7 +497,8 @@ evfn__tz_parse(const uint8_t *buf, size_t len, const char *name, evfn__tz **out,
 	}
 	for (size_t i = 0; i < h.typecnt; i++, p += 6) {
 		int32_t off = (int32_t)be32(p);
-		if (off <= -UTOFF_LIMIT || off >= UTOFF_LIMIT || p[4] > 1)
+		if (off <= -EVFN__TZ_UTOFF_LIMIT ||
+		    off >= EVFN__TZ_UTOFF_LIMIT || p[4] > 1)
 			goto bad;
 		tz->utoff[i] = off;
 	}
