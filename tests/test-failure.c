@@ -582,7 +582,8 @@ test_failure_hop_limit_dead_letters_loops(void **state)
 	/* Hop 5's success is counted after it emitted hop 6, which was
 	 * dead-lettered at admission: wait for both. */
 	WAIT_FOR(stat_of(rt, "pp", EVFN_STAT_DEAD_LETTERED) == 1 &&
-	                 stat_of(rt, "pp", EVFN_STAT_SUCCEEDED) == 6,
+	                 stat_of(rt, "pp", EVFN_STAT_SUCCEEDED) == 6 &&
+	                 evfn_dead_letter_count(rt) == 1,
 	         10000);
 	ASSERT_EQ(stat_of(rt, "pp", EVFN_STAT_ACCEPTED), 7);
 	evfn_dead_letter *dl;
