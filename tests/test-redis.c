@@ -9,239 +9,9 @@
  * after a SIGKILL, and the URL, type and authentication errors. Every
  * child process is killed in the teardown, even after a failed assertion.
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <hiredis/hiredis.h>
-
-#include <evfn/redis.h>
-
-#include "harness.h"
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ---- child processes and temporary directories -------------------------- */
-
-#define MAX_CHILDREN 8
-static pid_t children[MAX_CHILDREN];
-static char dirs[4][64];
-
-static void
-track(pid_t pid)
-{
-	for (int i = 0; i < MAX_CHILDREN; i++)
-		if (!children[i]) {
-			children[i] = pid;
-			return;
-		}
-	fail_msg("too many children");
-}
-
-static void
-reap(pid_t pid, int sig)
-{
-	for (int i = 0; i < MAX_CHILDREN; i++)
-		if (children[i] == pid) {
-			kill(pid, sig);
-			waitpid(pid, NULL, 0);
-			children[i] = 0;
-		}
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static const char *
-new_dir(void)
-{
-	for (size_t i = 0; i < ARRAY_LEN(dirs); i++)
-		if (!dirs[i][0]) {
-			strcpy(dirs[i], "/tmp/evfn-redis.XXXXXX");
-			assert_non_null(mkdtemp(dirs[i]));
-			return dirs[i];
-		}
-	fail_msg("too many directories");
-	return NULL;
-}
-
-static void
-cleanup_children(void)
-{
-	for (int i = 0; i < MAX_CHILDREN; i++)
-		if (children[i])
-			reap(children[i], SIGKILL);
-	for (size_t i = 0; i < ARRAY_LEN(dirs); i++)
-		if (dirs[i][0]) {
-			nftw(dirs[i], rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-			dirs[i][0] = '\0';
-		}
-}
-
-static int
-redis_teardown(void **state)
-{
-	cleanup_children();
-	return test_teardown_fds(state);
-}
-
-#define RTEST(fn) cmocka_unit_test_setup_teardown(fn, test_setup_fds, redis_teardown)
-
-/* ---- a throwaway redis-server ----------------------------------------- */
-
-struct server {
-	pid_t pid;
-	const char *dir;
-	char sock[128];
-	char url[160];
-	const char *password;
-};
-
-static redisContext *
-connect_cli(const struct server *s)
-{
-	redisContext *c = redisConnectUnix(s->sock);
-	if (!c || c->err) {
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	if (s->password) {
-		redisReply *r = redisCommand(c, "AUTH %s", s->password);
-		if (r)
-			freeReplyObject(r);
-	}
-	return c;
-}
-
-/* Starts (or restarts, on the same socket and directory) a server.
- * persist: append-only file fsynced on every write, so that a SIGKILL
- * loses nothing. */
-static void
-server_start(struct server *s, bool persist, const char *password)
-{
-	if (!s->dir) {
-		s->dir = new_dir();
-		snprintf(s->sock, sizeof(s->sock), "%s/r.sock", s->dir);
-		snprintf(s->url, sizeof(s->url), "unix://%s", s->sock);
-	}
-	s->password = password;
-	char log[128];
-	snprintf(log, sizeof(log), "%s/redis.log", s->dir);
-	const char *argv[32] = {"redis-server", "--port", "0", "--unixsocket",
-	                        s->sock, "--unixsocketperm", "700", "--save",
-	                        "", "--dir", s->dir, "--logfile", log,
-	                        "--daemonize", "no", "--databases", "2",
-	                        "--appendonly", persist ? "yes" : "no"};
-	int n = 19;
-	if (persist) {
-		argv[n++] = "--appendfsync";
-		argv[n++] = "always";
-	}
-	if (password) {
-		argv[n++] = "--requirepass";
-		argv[n++] = password;
-	}
-	argv[n] = NULL;
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		/* Dies with this process, even when it crashes. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		execvp("redis-server", (char **)argv);
-		_exit(127);
-	}
-	s->pid = pid;
-	track(pid);
-	int64_t until = test_now_ms() + 5000;
-	for (;;) {
-		redisContext *c = connect_cli(s);
-		redisReply *r = c ? redisCommand(c, "PING") : NULL;
-		bool up = r && r->type == REDIS_REPLY_STATUS;
-		if (r)
-			freeReplyObject(r);
-		if (c)
-			redisFree(c);
-		if (up)
-			return;
-		if (test_now_ms() > until)
-			fail_msg("redis-server did not start");
-		test_sleep_ms(5);
-	}
-}
-
-static void
-server_kill(struct server *s)
-{
-	reap(s->pid, SIGKILL);
-	s->pid = 0;
-}
-
-static long long
-cmd_int(redisContext *c, const char *fmt, const char *a, const char *b)
-{
-	redisReply *r = redisCommand(c, fmt, a, b);
-	assert_non_null(r);
-	long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-	if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
-	    r->element[0]->type == REDIS_REPLY_INTEGER)
-		v = r->element[0]->integer; /* XPENDING summary */
-	freeReplyObject(r);
-	return v;
-}
-
-static long long
-pending(redisContext *c, const char *stream, const char *group)
-{
-	return cmd_int(c, "XPENDING %s %s", stream, group);
-}
-
-static long long
-xlen(redisContext *c, const char *stream)
-{
-	return cmd_int(c, "XLEN %s", stream, NULL);
-}
-
-/* Adds entries data=first..first+n-1 (decimal), pipelined. */
-static void
-add_entries(redisContext *c, const char *stream, int first, int n)
-{
-	for (int i = 0; i < n; i++) {
-		char v[16];
-		snprintf(v, sizeof(v), "%d", first + i);
-		redisAppendCommand(c, "XADD %s * data %s", stream, v);
-	}
-	for (int i = 0; i < n; i++) {
-		redisReply *r;
-		assert_int_equal(redisGetReply(c, (void **)&r), REDIS_OK);
-		assert_int_equal(r->type, REDIS_REPLY_STRING);
-		freeReplyObject(r);
-	}
-}
+#include "redis-harness.h"
 
 /* ---- in-process runtime and handlers ----------------------------------- */
-
-#define MAX_ENTRIES 2000
 
 struct tally {
 	atomic_int hits[MAX_ENTRIES];
@@ -523,16 +293,6 @@ picky_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 		return EVFN_FAIL;
 	}
 	return EVFN_OK;
-}
-
-/* The value of field name in a flat [f, v, ...] reply, or "". */
-static const char *
-field_of(const redisReply *fields, const char *name)
-{
-	for (size_t i = 0; i + 1 < fields->elements; i += 2)
-		if (!strcmp(fields->element[i]->str, name))
-			return fields->element[i + 1]->str;
-	return "";
 }
 
 static void
@@ -827,167 +587,6 @@ test_redis_sink_waits_for_the_server(void **state)
 
 /* ---- several consumer processes ----------------------------------------- */
 
-static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
-
-/* Child side: prints the payload of each entry it handles. */
-static int
-print_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
-{
-	(void)ctx;
-	int delay = *(int *)userdata;
-	size_t len;
-	const char *d = evfn_event_data(ev, &len);
-	char line[32];
-	int n = snprintf(line, sizeof(line), "%.*s\n", (int)len, d ? d : "");
-	if (delay)
-		test_sleep_ms(delay);
-	pthread_mutex_lock(&out_mu);
-	ssize_t w = write(1, line, (size_t)n);
-	pthread_mutex_unlock(&out_mu);
-	return w == n ? EVFN_OK : EVFN_FAIL;
-}
-
-/* --consumer URL STREAM NAME DELAY_MS: handles entries until stdin
- * closes. */
-static int
-consumer_main(char **argv)
-{
-	int delay = atoi(argv[5]);
-	evfn_rt *rt;
-	evfn_rt_options *ro;
-	if (evfn_rt_options_new(&ro) || evfn_rt_options_set_workers(ro, 1, 2) ||
-	    evfn_runtime_new(&rt, ro))
-		return 2;
-	evfn_rt_options_free(ro);
-	if (evfn_register(rt, "work", print_handler, &delay, NULL, NULL) ||
-	    evfn_runtime_start(rt))
-		return 3;
-	evfn_redis_options *o;
-	evfn_redis_source *src;
-	/* Small batches in the tests, so that work spreads over the
-	 * consumers; the benchmark asks for bigger ones. */
-	int batch = getenv("EVFN_REDIS_BATCH") ? atoi(getenv("EVFN_REDIS_BATCH"))
-	                                       : 10;
-	if (evfn_redis_options_new(&o) || evfn_redis_options_set_url(o, argv[2]) ||
-	    evfn_redis_options_set_group(o, "g", argv[4]) ||
-	    evfn_redis_options_set_from_start(o, true) ||
-	    evfn_redis_options_set_batch(o, batch, 100) ||
-	    evfn_redis_options_set_max_in_flight(o, batch * 2) ||
-	    evfn_redis_options_set_claim(o, 300, 100) ||
-	    evfn_redis_source_new(&src, rt, argv[3], "work", o))
-		return 4;
-	evfn_redis_options_free(o);
-	char buf[64];
-	while (read(0, buf, sizeof(buf)) > 0)
-		;
-	evfn_redis_source_free(src);
-	if (evfn_runtime_drain(rt, 5000, NULL, NULL) || evfn_runtime_free(rt))
-		return 5;
-	return 0;
-}
-
-struct consumer {
-	pid_t pid;
-	int in, out;     /* its stdin (ours to close), its stdout */
-	char buf[64];
-	size_t len;
-	unsigned char *did; /* did[i]: it handled entry i */
-};
-
-static void
-consumer_start(struct consumer *k, const struct server *s, const char *name,
-               int delay_ms)
-{
-	int in[2], out[2];
-	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
-	char delay[16];
-	snprintf(delay, sizeof(delay), "%d", delay_ms);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		execl("/proc/self/exe", "test-redis", "--consumer", s->url, "s",
-		      name, delay, (char *)NULL);
-		_exit(127);
-	}
-	track(pid);
-	close(in[0]);
-	close(out[1]);
-	k->pid = pid;
-	k->in = in[1];
-	k->out = out[0];
-	k->len = 0;
-	k->did = calloc(MAX_ENTRIES, 1);
-}
-
-/* Reads what the consumers printed for up to ms, counting into hits. */
-static void
-consumers_poll(struct consumer *k, int n, int *hits, int ms)
-{
-	struct pollfd p[MAX_CHILDREN];
-	for (int i = 0; i < n; i++)
-		p[i] = (struct pollfd){.fd = k[i].out, .events = POLLIN};
-	if (poll(p, (nfds_t)n, ms) <= 0)
-		return;
-	for (int i = 0; i < n; i++) {
-		if (!(p[i].revents & (POLLIN | POLLHUP)) || k[i].out < 0)
-			continue;
-		ssize_t r = read(k[i].out, k[i].buf + k[i].len,
-		                 sizeof(k[i].buf) - 1 - k[i].len);
-		if (r <= 0) {
-			close(k[i].out);
-			k[i].out = -1;
-			continue;
-		}
-		k[i].len += (size_t)r;
-		char *nl;
-		while ((nl = memchr(k[i].buf, '\n', k[i].len))) {
-			*nl = '\0';
-			int e = atoi(k[i].buf);
-			if (e >= 0 && e < MAX_ENTRIES) {
-				hits[e]++;
-				k[i].did[e] = 1;
-			}
-			size_t used = (size_t)(nl + 1 - k[i].buf);
-			memmove(k[i].buf, nl + 1, k[i].len - used);
-			k[i].len -= used;
-		}
-	}
-}
-
-static int
-covered(const int *hits, int n)
-{
-	int c = 0;
-	for (int i = 0; i < n; i++)
-		c += hits[i] > 0;
-	return c;
-}
-
-static void
-consumers_stop(struct consumer *k, int n)
-{
-	for (int i = 0; i < n; i++) {
-		if (k[i].in >= 0)
-			close(k[i].in);
-		if (k[i].pid) {
-			int st;
-			assert_int_equal(waitpid(k[i].pid, &st, 0), k[i].pid);
-			for (int j = 0; j < MAX_CHILDREN; j++)
-				if (children[j] == k[i].pid)
-					children[j] = 0;
-			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-				fail_msg("consumer %d exited with %d", i, st);
-		}
-		if (k[i].out >= 0)
-			close(k[i].out);
-		free(k[i].did);
-	}
-}
-
 static void
 run_three_consumers(bool kill_one)
 {
@@ -997,34 +596,32 @@ run_three_consumers(bool kill_one)
 	redisContext *c = connect_cli(&srv);
 	add_entries(c, "s", 0, N);
 	struct consumer k[3];
-	int *hits = calloc(N, sizeof(int));
+	struct runs r;
+	runs_init(&r, N);
 	const char *names[] = {"c1", "c2", "c3"};
+	struct consumer_spec spec = {.delay_ms = kill_one ? 3 : 0};
 	for (int i = 0; i < 3; i++)
-		consumer_start(&k[i], &srv, names[i], kill_one ? 3 : 0);
+		consumer_start(&k[i], i, &srv, "s", names[i], &spec);
 	int64_t until = test_now_ms() + 20000;
-	bool killed = false;
-	while (covered(hits, N) < N || pending(c, "s", "g") != 0) {
+	while (succeeded_count(&r) < N || pending(c, "s", "g") != 0) {
 		if (test_now_ms() > until)
-			fail_msg("covered %d of %d, %lld pending",
-			         covered(hits, N), N, pending(c, "s", "g"));
-		consumers_poll(k, 3, hits, 10);
+			fail_msg("%d of %d succeeded, %lld pending",
+			         succeeded_count(&r), N, pending(c, "s", "g"));
+		consumers_poll(k, 3, &r, 10);
 		int mine = 0;
 		for (int e = 0; e < N; e++)
-			mine += k[0].did[e];
-		if (kill_one && !killed && mine >= 30) {
-			reap(k[0].pid, SIGKILL);
-			k[0].pid = 0;
-			killed = true;
-		}
+			mine += runs_by(&r, e, 0) > 0;
+		if (kill_one && !k[0].killed && mine >= 30)
+			consumer_kill(&k[0], &r);
 	}
 	/* A duplicate only where the killed consumer handled the entry and
 	 * could not acknowledge it. */
 	for (int e = 0; e < N; e++)
-		if (hits[e] > 1 && !(killed && k[0].did[e]))
-			fail_msg("entry %d handled %d times", e, hits[e]);
-	ASSERT_EQ(killed, kill_one);
-	consumers_stop(k, 3);
-	free(hits);
+		if (r.ok[e] > 1 && !(k[0].killed && runs_ok_by(&r, e, 0)))
+			fail_msg("entry %d handled %d times", e, r.ok[e]);
+	ASSERT_EQ(k[0].killed, kill_one);
+	consumers_stop(k, 3, &r);
+	runs_free(&r);
 	redisFree(c);
 	server_kill(&srv);
 }
@@ -1043,13 +640,53 @@ test_redis_killed_consumer_entries_are_reclaimed(void **state)
 	run_three_consumers(true);
 }
 
+/* One benchmark round: n entries XADDed in chunks of 1000 while
+ * nconsumers consumer processes run them; with kill_one, c1 is SIGKILLed
+ * once a third of the entries succeeded, and the others reclaim what it
+ * held. Prints the rate from the first XADD to the last acknowledgement. */
+static void
+bench_round(const struct server *srv, redisContext *c, int n, int nconsumers,
+            bool kill_one)
+{
+	freeReplyObject(redisCommand(c, "DEL s"));
+	freeReplyObject(redisCommand(c, "XGROUP CREATE s g $ MKSTREAM"));
+	struct runs r;
+	runs_init(&r, n);
+	struct consumer ks[3];
+	const char *names[] = {"c1", "c2", "c3"};
+	struct consumer_spec spec = {.batch = 256, .max_in_flight = 512};
+	for (int i = 0; i < nconsumers; i++)
+		consumer_start(&ks[i], i, srv, "s", names[i], &spec);
+	int64_t t0 = test_now_ms();
+	for (int i = 0; i < n; i += 1000) {
+		add_entries(c, "s", i, n - i < 1000 ? n - i : 1000);
+		consumers_poll(ks, nconsumers, &r, 0);
+	}
+	int64_t t1 = test_now_ms();
+	while (succeeded_count(&r) < n || pending(c, "s", "g") != 0) {
+		consumers_poll(ks, nconsumers, &r, 10);
+		if (kill_one && !ks[0].killed && succeeded_count(&r) >= n / 3)
+			consumer_kill(&ks[0], &r);
+	}
+	int64_t t2 = test_now_ms();
+	printf("%d consumer(s)%s: %d entries, XADD done after %lld ms, "
+	       "all acknowledged after %lld ms: %.0f entries/s\n", nconsumers,
+	       kill_one ? ", one killed" : "", n, (long long)(t1 - t0),
+	       (long long)(t2 - t0),
+	       n * 1000.0 / (double)(t2 - t0 ? t2 - t0 : 1));
+	fflush(stdout);
+	consumers_stop(ks, nconsumers, NULL);
+	runs_free(&r);
+}
+
 /* --bench N: entries per second from XADD to acknowledged handler with 1
- * and 3 consumer processes, beside redis-benchmark's XADD rate on the same
- * server. A measuring tool run by hand, not a test. */
+ * and 3 consumer processes, and with 3 of which one is SIGKILLed midway,
+ * beside redis-benchmark's XADD rate on the same server. A measuring tool
+ * run by hand and by bench/run.py, not a test. */
 static int
 bench_main(int n)
 {
-	if (n < 1 || n > MAX_ENTRIES * 100)
+	if (n < 1 || n > 10000000)
 		return 2;
 	static struct server srv;
 	server_start(&srv, false, NULL);
@@ -1060,37 +697,10 @@ bench_main(int n)
 	fflush(stdout);
 	if (system(cmd) != 0)
 		return 3;
-	setenv("EVFN_REDIS_BATCH", "256", 1);
 	redisContext *c = connect_cli(&srv);
-	int *hits = calloc(MAX_ENTRIES, sizeof(int));
-	for (int k = 1; k <= 3; k += 2) {
-		freeReplyObject(redisCommand(c, "DEL s"));
-		freeReplyObject(redisCommand(c, "XGROUP CREATE s g $ MKSTREAM"));
-		memset(hits, 0, MAX_ENTRIES * sizeof(int));
-		struct consumer ks[3];
-		const char *names[] = {"c1", "c2", "c3"};
-		for (int i = 0; i < k; i++)
-			consumer_start(&ks[i], &srv, names[i], 0);
-		int64_t t0 = test_now_ms();
-		for (int i = 0; i < n; i += 1000)
-			add_entries(c, "s", (i / 1000) % 2 * 1000,
-			            n - i < 1000 ? n - i : 1000);
-		int64_t t1 = test_now_ms();
-		long long done = 0;
-		while (done < n || pending(c, "s", "g") != 0) {
-			consumers_poll(ks, k, hits, 10);
-			done = 0;
-			for (int i = 0; i < MAX_ENTRIES; i++)
-				done += hits[i];
-		}
-		int64_t t2 = test_now_ms();
-		printf("%d consumer(s): %d entries, XADD done after %lld ms, "
-		       "all acknowledged after %lld ms: %.0f entries/s\n", k,
-		       n, (long long)(t1 - t0), (long long)(t2 - t0),
-		       n * 1000.0 / (double)(t2 - t0 ? t2 - t0 : 1));
-		consumers_stop(ks, k);
-	}
-	free(hits);
+	bench_round(&srv, c, n, 1, false);
+	bench_round(&srv, c, n, 3, false);
+	bench_round(&srv, c, n, 3, true);
 	redisFree(c);
 	server_kill(&srv);
 	cleanup_children();
@@ -1100,8 +710,8 @@ bench_main(int n)
 int
 main(int argc, char **argv)
 {
-	if (argc == 6 && !strcmp(argv[1], "--consumer"))
-		return consumer_main(argv);
+	if (argc >= 5 && !strcmp(argv[1], "--consumer"))
+		return consumer_main(argc, argv);
 	if (argc == 3 && !strcmp(argv[1], "--bench"))
 		return bench_main(atoi(argv[2]));
 	signal(SIGPIPE, SIG_IGN);

@@ -242,6 +242,20 @@ EVFN_EXPORT int evfn_redis_source_status(const evfn_redis_source *src);
 EVFN_EXPORT uint64_t evfn_redis_source_acked(const evfn_redis_source *src);
 
 /**
+ * Number of entries this source holds now: read or claimed and not yet
+ * acknowledged (queued or running in the function, waiting for a retry or
+ * for room in the function's queue, or finished with the acknowledgement
+ * or dead letter not yet confirmed by the server). A host that stops
+ * gracefully drains its runtime, waits for this to reach 0 (entries
+ * handed back by the drain are let go at once), and only then frees the
+ * source, so that nothing that ended here runs again elsewhere.
+ * @return the count; 0 for NULL.
+ * Thread-safety: any thread.
+ * @since 0.1
+ */
+EVFN_EXPORT size_t evfn_redis_source_held(const evfn_redis_source *src);
+
+/**
  * Stop and free a source: no more reads, the connections close. Entries
  * still running in the function finish there, but their outcomes are no
  * longer acknowledged: they stay pending for another consumer. Must be

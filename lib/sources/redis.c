@@ -907,6 +907,7 @@ struct evfn_redis_source {
 	atomic_int refs;    /* the owner's, plus one per running record */
 	atomic_int status;
 	atomic_uint_least64_t acked;
+	atomic_size_t held;   /* HASH_COUNT(recs), for any thread */
 
 	/* Loop thread only. */
 	bool closed;
@@ -952,6 +953,7 @@ static void
 rec_drop(struct evfn_redis_source *s, struct rec *r)
 {
 	HASH_DEL(s->recs, r);
+	atomic_store(&s->held, HASH_COUNT(s->recs));
 	rec_free(r);
 }
 
@@ -1331,6 +1333,7 @@ take_entry(struct evfn_redis_source *s, const redisReply *entry,
 		rec_free(r);
 		return false;
 	}
+	atomic_store(&s->held, HASH_COUNT(s->recs));
 	if (fields->type != REDIS_REPLY_ARRAY) {
 		/* Deleted from the stream while pending: nothing to run. */
 		push_ack(s, r);
@@ -1839,6 +1842,14 @@ evfn_redis_source_acked(const evfn_redis_source *src)
 	if (!src)
 		return 0;
 	return atomic_load(&((evfn_redis_source *)src)->acked);
+}
+
+size_t
+evfn_redis_source_held(const evfn_redis_source *src)
+{
+	if (!src)
+		return 0;
+	return atomic_load(&((evfn_redis_source *)src)->held);
 }
 
 void
