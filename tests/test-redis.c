@@ -13,10 +13,17 @@
 
 /* ---- in-process runtime and handlers ----------------------------------- */
 
+static long long
+max_ll(long long a, long long b)
+{
+	return a > b ? a : b;
+}
+
 struct tally {
 	atomic_int hits[MAX_ENTRIES];
 	atomic_int total;
 	atomic_int bad;
+	atomic_int redelivered[4]; /* runs by deliverycount 0 (none), 1..3 */
 	int delay_ms;
 };
 
@@ -37,25 +44,75 @@ tally_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 		atomic_fetch_add(&t->bad, 1);
 	else
 		atomic_fetch_add(&t->hits[i], 1);
+	const char *dc = evfn_event_extension(ev, "deliverycount");
+	int n = dc ? atoi(dc) : 0;
+	atomic_fetch_add(&t->redelivered[n >= 0 && n < 4 ? n : 0], 1);
 	if (t->delay_ms)
 		test_sleep_ms(t->delay_ms);
 	atomic_fetch_add(&t->total, 1);
 	return EVFN_OK;
 }
 
+/* The log lines of a runtime, kept for the cases that check them. */
+struct log_lines {
+	pthread_mutex_t mu;
+	char text[16384];
+	size_t len;
+};
+
+static void
+log_keep(evfn_log_level level, const char *msg, void *arg)
+{
+	(void)level;
+	struct log_lines *l = arg;
+	pthread_mutex_lock(&l->mu);
+	int n = snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s\n",
+	                 msg);
+	if (n > 0 && (size_t)n < sizeof(l->text) - l->len)
+		l->len += (size_t)n;
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* How many kept lines contain both a and b (b may be NULL). */
+static int
+log_count(struct log_lines *l, const char *a, const char *b)
+{
+	int n = 0;
+	pthread_mutex_lock(&l->mu);
+	for (const char *line = l->text; *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		char buf[512];
+		snprintf(buf, sizeof(buf), "%.*s", (int)len, line);
+		n += strstr(buf, a) && (!b || strstr(buf, b));
+		line += len + (end != NULL);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
 static evfn_rt *
-start_runtime(const char *fn, evfn_handler h, void *ud,
-              evfn_fn_options *fo)
+start_runtime_logged(const char *fn, evfn_handler h, void *ud,
+                     evfn_fn_options *fo, struct log_lines *log)
 {
 	evfn_rt_options *o;
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_workers(o, 1, 2));
+	if (log)
+		ASSERT_OK(evfn_rt_options_set_log(o, log_keep, log));
 	evfn_rt *rt;
 	ASSERT_OK(evfn_runtime_new(&rt, o));
 	evfn_rt_options_free(o);
 	ASSERT_OK(evfn_register(rt, fn, h, ud, fo, NULL));
 	ASSERT_OK(evfn_runtime_start(rt));
 	return rt;
+}
+
+static evfn_rt *
+start_runtime(const char *fn, evfn_handler h, void *ud,
+              evfn_fn_options *fo)
+{
+	return start_runtime_logged(fn, h, ud, fo, NULL);
 }
 
 static void
@@ -86,6 +143,21 @@ new_source(evfn_rt *rt, const char *stream, const char *fn,
 	ASSERT_OK(evfn_redis_source_new(&src, rt, stream, fn, o));
 	evfn_redis_options_free(o);
 	return src;
+}
+
+/* The highest delivery count among the group's pending entries (0 when
+ * none is pending, or the group does not exist yet). */
+static long long
+most_deliveries(redisContext *c, const char *stream, const char *group)
+{
+	redisReply *r = redisCommand(c, "XPENDING %s %s - + 100000", stream,
+	                             group);
+	assert_non_null(r);
+	long long most = 0;
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+		most = max_ll(most, r->element[i]->element[3]->integer);
+	freeReplyObject(r);
+	return most;
 }
 
 static void
@@ -367,7 +439,13 @@ test_redis_source_full_queue_leaves_entries_pending(void **state)
 	evfn_redis_options *o = source_options(&srv, NULL);
 	ASSERT_OK(evfn_redis_options_set_max_in_flight(o, 40));
 	evfn_redis_source *src = new_source(rt, "s", "work", o);
-	WAIT_FOR(evfn_redis_source_acked(src) == 300, 15000);
+	/* Refused entries stay held here without being read again: each
+	 * pending entry shows one delivery throughout. */
+	long long most = 0;
+	WAIT_FOR((most = max_ll(most, most_deliveries(c, "s", "g")),
+	          evfn_redis_source_acked(src) == 300),
+	         15000);
+	ASSERT_EQ(most, 1);
 	ASSERT_EQ(pending(c, "s", "g"), 0);
 	ASSERT_EQ(atomic_load(&t->total), 300);
 	evfn_redis_source_free(src);
@@ -489,6 +567,196 @@ test_redis_source_auth_failure_is_eauth(void **state)
 	assert_each_once(t, 5);
 	redisFree(c);
 	free(t);
+	server_kill(&srv);
+}
+
+/* A stream replaced by another type while the source reads it stops the
+ * source at once, not after the reconnection cap (5 s here). */
+static void
+test_redis_source_notices_stream_replaced_promptly(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	server_start(&srv, false, NULL);
+	redisContext *c = connect_cli(&srv);
+	add_entries(c, "s", 0, 5);
+	struct tally *t = calloc(1, sizeof(*t));
+	evfn_rt *rt = start_runtime("work", tally_handler, t, NULL);
+	evfn_redis_options *o = source_options(&srv, NULL);
+	ASSERT_OK(evfn_redis_options_set_reconnect(o, 20, 5000));
+	ASSERT_OK(evfn_redis_options_set_batch(o, 50, 10000));
+	evfn_redis_source *src = new_source(rt, "s", "work", o);
+	WAIT_FOR(evfn_redis_source_acked(src) == 5, 5000);
+	freeReplyObject(redisCommand(c, "SET s not-a-stream"));
+	WAIT_FOR(evfn_redis_source_status(src) == EVFN_EWRONGTYPE, 1500);
+	evfn_redis_source_free(src);
+	stop_runtime(rt);
+	redisFree(c);
+	free(t);
+	server_kill(&srv);
+}
+
+/* A source that stops for good logs the server's own reason. */
+static void
+test_redis_source_logs_why_it_stopped(void **state)
+{
+	(void)state;
+	struct server srv = {0};
+	server_start(&srv, false, "s3cret");
+	char wrong[200], nodb[200];
+	snprintf(wrong, sizeof(wrong), "unix://:nope@%s", srv.sock);
+	snprintf(nodb, sizeof(nodb), "unix://:s3cret@%s?db=9", srv.sock);
+	static struct log_lines log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct tally *t = calloc(1, sizeof(*t));
+	evfn_rt *rt = start_runtime_logged("work", tally_handler, t, NULL,
+	                                   &log);
+	evfn_redis_source *bad =
+		new_source(rt, "s", "work", source_options(&srv, wrong));
+	evfn_redis_source *far =
+		new_source(rt, "t", "work", source_options(&srv, nodb));
+	WAIT_FOR(evfn_redis_source_status(bad) == EVFN_EAUTH &&
+	                 evfn_redis_source_status(far) == EVFN_EURL,
+	         5000);
+	evfn_redis_source_free(bad);
+	evfn_redis_source_free(far);
+	stop_runtime(rt);
+	ASSERT_EQ(log_count(&log, "redis source s: stopped: EVFN_EAUTH",
+	                    "WRONGPASS"), 1);
+	ASSERT_EQ(log_count(&log, "redis source t: stopped: EVFN_EURL",
+	                    "DB index is out of range"), 1);
+	ASSERT_EQ(log_count(&log, "stopped", "connection refused"), 0);
+	free(t);
+	server_kill(&srv);
+}
+
+/* A reconnection does not read the entries this process holds again:
+ * their delivery count stays 1, and each runs once. */
+static void
+test_redis_source_reconnect_counts_no_delivery(void **state)
+{
+	(void)state;
+	enum { N = 60 };
+	struct server srv = {0};
+	server_start(&srv, true, NULL);
+	redisContext *c = connect_cli(&srv);
+	add_entries(c, "s", 0, N);
+	struct tally *t = calloc(1, sizeof(*t));
+	t->delay_ms = 20;
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_concurrency(fo, 1));
+	evfn_rt *rt = start_runtime("work", tally_handler, t, fo);
+	evfn_fn_options_free(fo);
+	evfn_redis_options *o = source_options(&srv, NULL);
+	ASSERT_OK(evfn_redis_options_set_max_in_flight(o, 30));
+	ASSERT_OK(evfn_redis_options_set_claim(o, 3000, 100));
+	evfn_redis_source *src = new_source(rt, "s", "work", o);
+	WAIT_FOR(evfn_redis_source_held(src) == 30 &&
+	                 atomic_load(&t->total) >= 2,
+	         5000);
+	redisFree(c);
+	server_stop(&srv);
+	WAIT_FOR(evfn_redis_source_status(src) == EVFN_ECONNREFUSED, 5000);
+	server_start(&srv, true, NULL);
+	c = connect_cli(&srv);
+	WAIT_FOR(evfn_redis_source_status(src) == 0, 5000);
+	long long most = 0;
+	WAIT_FOR((most = max_ll(most, most_deliveries(c, "s", "g")),
+	          evfn_redis_source_acked(src) >= N &&
+	                  pending(c, "s", "g") == 0),
+	         15000);
+	ASSERT_EQ(most, 1);
+	evfn_redis_source_free(src);
+	stop_runtime(rt);
+	assert_each_once(t, N);
+	redisFree(c);
+	free(t);
+	server_kill(&srv);
+}
+
+/* A process that starts under the name of one that stopped takes over
+ * its pending entries, counting one more delivery each, and runs each
+ * once. */
+static void
+test_redis_source_takes_over_own_entries_once(void **state)
+{
+	(void)state;
+	enum { N = 20 };
+	struct server srv = {0};
+	server_start(&srv, false, NULL);
+	redisContext *c = connect_cli(&srv);
+	add_entries(c, "s", 0, N);
+	/* The first holds every entry in a paused function, then goes
+	 * without running any. */
+	struct tally *t = calloc(1, sizeof(*t));
+	evfn_rt *rt = start_runtime("work", tally_handler, t, NULL);
+	ASSERT_OK(evfn_pause(rt, "work"));
+	evfn_redis_source *src =
+		new_source(rt, "s", "work", source_options(&srv, NULL));
+	WAIT_FOR(pending(c, "s", "g") == N, 5000);
+	evfn_redis_source_free(src);
+	ASSERT_OK(evfn_runtime_drain(rt, 0, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_EQ(atomic_load(&t->total), 0);
+	ASSERT_EQ(most_deliveries(c, "s", "g"), 1);
+
+	rt = start_runtime("work", tally_handler, t, NULL);
+	src = new_source(rt, "s", "work", source_options(&srv, NULL));
+	WAIT_FOR(evfn_redis_source_acked(src) == N, 5000);
+	ASSERT_EQ(pending(c, "s", "g"), 0);
+	evfn_redis_source_free(src);
+	stop_runtime(rt);
+	assert_each_once(t, N);
+	ASSERT_EQ(atomic_load(&t->redelivered[2]), N);
+	redisFree(c);
+	free(t);
+	server_kill(&srv);
+}
+
+/* Entries another consumer claims while this one holds them (as after
+ * a stall) are its to end: failures here dead-letter nothing. */
+static void
+test_redis_source_lets_go_of_entries_claimed_away(void **state)
+{
+	(void)state;
+	enum { N = 5 };
+	struct server srv = {0};
+	server_start(&srv, false, NULL);
+	redisContext *c = connect_cli(&srv);
+	for (int i = 0; i < N; i++)
+		freeReplyObject(redisCommand(c, "XADD s * data fatal"));
+	static struct log_lines log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	evfn_rt *rt = start_runtime_logged("picky", picky_handler, NULL, NULL,
+	                                   &log);
+	ASSERT_OK(evfn_pause(rt, "picky"));
+	evfn_redis_options *o = source_options(&srv, NULL);
+	ASSERT_OK(evfn_redis_options_set_claim(o, 1500, 100));
+	evfn_redis_source *src = new_source(rt, "s", "picky", o);
+	WAIT_FOR(evfn_redis_source_held(src) == N, 5000);
+	/* Refreshes every 500 ms find the entries gone to "thief". */
+	redisReply *ids = redisCommand(c, "XPENDING s g - + 10");
+	for (size_t i = 0; i < ids->elements; i++)
+		freeReplyObject(redisCommand(c, "XCLAIM s g thief 0 %s FORCE "
+		                             "JUSTID",
+		                             ids->element[i]->element[0]->str));
+	WAIT_FOR(log_count(&log, "claimed by another consumer", NULL) == N,
+	         5000);
+	/* The thief stays alive: it refreshes them too. */
+	for (size_t i = 0; i < ids->elements; i++)
+		freeReplyObject(redisCommand(c, "XCLAIM s g thief 0 %s JUSTID",
+		                             ids->element[i]->element[0]->str));
+	ASSERT_OK(evfn_resume(rt, "picky"));
+	WAIT_FOR(evfn_redis_source_held(src) == 0, 1000);
+	ASSERT_EQ(xlen(c, "s:dead"), 0);
+	redisReply *p = redisCommand(c, "XPENDING s g");
+	ASSERT_EQ(p->element[0]->integer, N);
+	assert_string_equal(p->element[3]->element[0]->element[0]->str,
+	                    "thief");
+	freeReplyObject(p);
+	freeReplyObject(ids);
+	evfn_redis_source_free(src);
+	stop_runtime(rt);
+	redisFree(c);
 	server_kill(&srv);
 }
 
@@ -725,6 +993,11 @@ main(int argc, char **argv)
 		RTEST(test_redis_source_survives_server_restart),
 		RTEST(test_redis_source_wrong_type_stops),
 		RTEST(test_redis_source_auth_failure_is_eauth),
+		RTEST(test_redis_source_notices_stream_replaced_promptly),
+		RTEST(test_redis_source_logs_why_it_stopped),
+		RTEST(test_redis_source_reconnect_counts_no_delivery),
+		RTEST(test_redis_source_takes_over_own_entries_once),
+		RTEST(test_redis_source_lets_go_of_entries_claimed_away),
 		RTEST(test_redis_sink_appends_events),
 		RTEST(test_redis_sink_waits_for_the_server),
 		RTEST(test_redis_consumers_share_a_group),

@@ -24,6 +24,40 @@
  * digits become extension attributes; fields named id or specversion, and
  * any other field, are skipped. The event id is the entry id. The sink
  * writes the id as a field "id" too.
+ *
+ * Who runs an entry (source). In a consumer group an entry is held by one
+ * consumer from its delivery until its acknowledgement. A source refreshes
+ * every entry it holds (waiting for room in the function, queued,
+ * running, waiting for a retry, or ended with its XACK or dead letter not
+ * yet confirmed) every third of the claim idle time, and claims only
+ * entries idle for the whole claim idle time, checked on the server in
+ * the same step as the claim: entries whose holder stopped. So an entry
+ * runs in one consumer at a time, and succeeds at most once, except in
+ * two cases:
+ *  - its holder stopped while holding it: killed, crashed, or unable to
+ *    reach Redis (or its event loop stalled) for about the claim idle
+ *    time. Another consumer takes it over and runs it again, even when
+ *    the first ran it to its end (or, only cut off, still runs it);
+ *  - its acknowledgement was lost: the handler succeeded but the XACK
+ *    never became part of the server's data (the source was freed first,
+ *    see evfn_redis_source_held(), or the server crashed without having
+ *    written it). The entry is claimed and runs again.
+ * Nothing else runs an entry twice: not reconnections, server restarts
+ * that keep their data, refusals by the function (a full queue), retries,
+ * or a backlog that takes longer than the claim idle time.
+ *
+ * Deliveries and attempts (source). Each delivery to a consumer runs with
+ * the function's attempts, retried in that process. The Redis delivery
+ * count of an entry counts deliveries that may have run: 1 at the first
+ * read, one more per takeover from a consumer that stopped (whatever that
+ * consumer did, it counts as one run), none for reconnections, refusals
+ * or refreshes, and one less when a draining runtime hands the entry back
+ * before it ran. An entry is dead-lettered only when it failed for good
+ * in one delivery (attempts exhausted, EVFN_FAIL, or expired), or when
+ * taking it over would make its delivery count pass the limit (see
+ * evfn_redis_options_set_max_deliveries()). The count is kept in the
+ * group's pending list, so it survives any crash. Sources use EVAL (Lua
+ * scripting) and XPENDING IDLE: Redis 6.2 or later.
  */
 #ifndef EVFN_REDIS_H
 #define EVFN_REDIS_H
@@ -107,8 +141,10 @@ EVFN_EXPORT int evfn_redis_options_set_batch(evfn_redis_options *o,
 /**
  * Backpressure: at most n entries are held by the source at once (running
  * in the function, or finished and not yet acknowledged). Reading pauses
- * while n are held, and also while the function's queue refuses entries
- * (EVFN_EQUEUEFULL), which then stay pending and are read again.
+ * while n are held, and also while the function refuses entries
+ * (EVFN_EQUEUEFULL, or another refusal but EVFN_ESHUTDOWN): the source
+ * keeps those and offers them again, in order, as room comes back; they
+ * are not read from Redis again and count no delivery.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= n <= 1000000.
  * @since 0.1
  */
@@ -116,12 +152,19 @@ EVFN_EXPORT int evfn_redis_options_set_max_in_flight(evfn_redis_options *o,
                                                      int n);
 
 /**
- * Reclaiming entries of consumers that died: every interval_ms the source
- * claims entries pending longer than min_idle_ms for any consumer of the
- * group (XPENDING IDLE + XCLAIM) and runs them. Entries it still holds
- * itself are refreshed at the same time so that nobody claims them while
- * they run; min_idle_ms should still exceed one attempt's timeout.
- * @param min_idle_ms 0 turns reclaiming (and the refresh) off.
+ * Reclaiming entries of consumers that stopped: every interval_ms the
+ * source claims entries idle for at least min_idle_ms, whichever
+ * consumer of the group holds them, and runs them. Every min_idle_ms / 3
+ * it refreshes the entries it holds itself (their idle time goes back to
+ * 0), so a live consumer's entries are never claimed, however long they
+ * wait or run (see the top of this header). After its connection comes
+ * back, a source waits min_idle_ms before it claims, so that the other
+ * consumers can come back and refresh theirs after a server restart
+ * (which counts its downtime as idle time). Choose min_idle_ms well above
+ * the longest time a consumer may go without reaching Redis (the
+ * reconnection cap, pauses of the process); all consumers of a group
+ * should use the same value.
+ * @param min_idle_ms 0 turns reclaiming and refreshing off.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for min_idle_ms < 0 or
  *         interval_ms < 1.
  * @since 0.1
@@ -131,10 +174,14 @@ EVFN_EXPORT int evfn_redis_options_set_claim(evfn_redis_options *o,
                                              int64_t interval_ms);
 
 /**
- * Deliveries allowed for a reclaimed entry: one whose Redis delivery count
- * exceeds n is dead-lettered (reason EVFN_EEXHAUSTED) without running.
- * Reclaimed entries carry their delivery count as the extension attribute
- * "deliverycount"; each delivery then gets the function's attempts anew.
+ * Deliveries allowed: an entry taken over from a consumer that stopped
+ * (claimed, or found pending under this consumer's name at start) whose
+ * delivery count, this delivery included, exceeds n is dead-lettered
+ * (reason EVFN_EEXHAUSTED, attempts the deliveries before) without
+ * running: an entry that keeps killing its consumers stops there. The
+ * count only grows with takeovers (see the top of this header). An entry
+ * delivered before carries its delivery count as the extension attribute
+ * "deliverycount"; each delivery gets the function's attempts anew.
  * @param n 0 for the function's number of attempts (the default).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 0 <= n <= 1000000.
  * @since 0.1
@@ -145,10 +192,12 @@ EVFN_EXPORT int evfn_redis_options_set_max_deliveries(evfn_redis_options *o,
 /**
  * Stream that receives entries the function failed on for good. Each
  * dead letter has the fields original_id, stream, group, consumer, reason
- * (evfn_err_name() of EVFN_EFAILED, EVFN_EEXHAUSTED or EVFN_EEXPIRED),
- * error (the handler's message, empty if none), attempts, failed_at (RFC
- * 3339), then the original entry's fields. The entry is acknowledged only
- * after its dead letter was written.
+ * (evfn_err_name() of the result: EVFN_EFAILED, EVFN_EEXHAUSTED,
+ * EVFN_ETIMEDOUT, EVFN_EEXPIRED or EVFN_ELOOPDETECTED), error (the
+ * handler's message, empty if none), attempts (of this delivery),
+ * deliveries (the Redis delivery count), failed_at (RFC 3339), then the
+ * original entry's fields. The entry is acknowledged
+ * only after its dead letter was written.
  * @param stream NULL for "<stream>:dead". Copied.
  * @return 0; EVFN_EINVAL for NULL o or an empty name; EVFN_ENOMEM.
  * @since 0.1
@@ -190,18 +239,21 @@ EVFN_EXPORT int evfn_redis_options_set_maxlen(evfn_redis_options *o,
  * Start reading a stream into a function.
  *
  * The source connects on the runtime's loop (the group is created if
- * missing, with MKSTREAM), reads its own pending entries first and then
- * new ones, and submits each as an event to fn_name (evfn_submit()). An
- * entry is acknowledged (XACK, batched) when the function succeeded; it is
- * dead-lettered and then acknowledged when the function failed for good
- * (evfn_result_code() EVFN_EFAILED, EVFN_EEXHAUSTED or EVFN_EEXPIRED);
- * retries happen in the process while the entry stays pending. An entry
- * handed back by a draining runtime stays pending for another consumer. If
- * the connection is lost, outcomes that arrive meanwhile are kept and their
- * acknowledgements sent after reconnecting: nothing unacknowledged is lost,
- * and an entry may run twice only after a reclaim or a lost
- * acknowledgement. A source stops for good, with its status set, on an
- * authentication failure or when the key is not a stream.
+ * missing, with MKSTREAM), takes over the pending entries a consumer of
+ * the same name left, then reads new ones, and submits each as an event
+ * to fn_name (evfn_submit()). An entry is acknowledged (XACK, batched)
+ * when the function succeeded; it is dead-lettered and then acknowledged
+ * when the function failed for good (any other evfn_result_code() but
+ * EVFN_EHANDEDBACK and EVFN_ECANCELED); retries happen in the process
+ * while the entry stays pending. An entry handed back by a draining
+ * runtime is released to the other consumers at once; a cancelled one
+ * stays pending, to be claimed. If the connection is lost, outcomes that
+ * arrive meanwhile are kept and their acknowledgements sent after
+ * reconnecting: nothing unacknowledged is lost. When an entry may run
+ * twice, and when it is dead-lettered: see the top of this header. A
+ * source stops for good, with its status set and the server's reason
+ * logged, on an authentication failure or when the key is not (or no
+ * longer) a stream.
  *
  * @param out receives the source; NULL on failure.
  * @param stream the stream key, 1..EVFN_NAME_MAX bytes (also the default
@@ -235,8 +287,9 @@ EVFN_EXPORT int evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
 EVFN_EXPORT int evfn_redis_source_status(const evfn_redis_source *src);
 
 /**
- * Number of entries this source acknowledged so far (for tests and
- * dashboards). Thread-safety: any thread.
+ * Number of entries this source acknowledged so far (XACKs the server
+ * confirmed, dead-lettered entries included; for tests and dashboards).
+ * Thread-safety: any thread.
  * @since 0.1
  */
 EVFN_EXPORT uint64_t evfn_redis_source_acked(const evfn_redis_source *src);
@@ -245,10 +298,11 @@ EVFN_EXPORT uint64_t evfn_redis_source_acked(const evfn_redis_source *src);
  * Number of entries this source holds now: read or claimed and not yet
  * acknowledged (queued or running in the function, waiting for a retry or
  * for room in the function's queue, or finished with the acknowledgement
- * or dead letter not yet confirmed by the server). A host that stops
- * gracefully drains its runtime, waits for this to reach 0 (entries
- * handed back by the drain are let go at once), and only then frees the
- * source, so that nothing that ended here runs again elsewhere.
+ * or dead letter, or the release of an entry handed back by a draining
+ * runtime, not yet confirmed by the server). A host that stops
+ * gracefully drains its runtime, waits for this to reach 0, and only then
+ * frees the source, so that nothing that ended here runs again elsewhere
+ * and what it did not run goes to the other consumers at once.
  * @return the count; 0 for NULL.
  * Thread-safety: any thread.
  * @since 0.1

@@ -576,9 +576,10 @@ struct conn {
 	bool ready;
 	bool closed;               /* no reconnecting */
 	void (*on_ready)(void *owner);
-	/* Lost (EVFN_ECONNREFUSED: reconnecting) or refused for good
-	 * (EVFN_EAUTH, EVFN_EURL for a bad db). */
-	void (*on_down)(void *owner, int code);
+	/* Lost (EVFN_ECONNREFUSED: reconnecting; why is NULL) or refused
+	 * for good (EVFN_EAUTH, EVFN_EURL for a bad db, or what the owner
+	 * asked for; why is the server's answer). */
+	void (*on_down)(void *owner, int code, const char *why);
 	void *owner;
 };
 
@@ -597,7 +598,7 @@ conn_retry_cb(evutil_socket_t fd, short what, void *arg)
 static int
 conn_init(struct conn *c, evfn_rt *rt, const evfn_redis_options *o,
           const char *role, void (*on_ready)(void *),
-          void (*on_down)(void *, int), void *owner)
+          void (*on_down)(void *, int, const char *), void *owner)
 {
 	memset(c, 0, sizeof(*c));
 	c->rt = rt;
@@ -620,7 +621,7 @@ conn_lost(struct conn *c, int code)
 	c->ready = false;
 	if (c->closed)
 		return;
-	c->on_down(c->owner, code);
+	c->on_down(c->owner, code, NULL);
 	if (c->closed)
 		return;
 	add_timer_ms(c->retry_ev, c->delay_ms);
@@ -663,7 +664,7 @@ conn_refused(struct conn *c, int code, const char *why)
 	c->ready = false;
 	if (c->ac)
 		redisAsyncDisconnect(c->ac);
-	c->on_down(c->owner, code);
+	c->on_down(c->owner, code, why);
 }
 
 static void
@@ -868,27 +869,131 @@ argv_event(struct argv *a, const evfn_event *ev, const char *data_field,
 
 /* ---- source ------------------------------------------------------------- */
 
-enum rec_state {
-	REC_RUNNING, /* submitted, outcome not in */
-	REC_ACK,     /* succeeded (or dead-lettered): to acknowledge */
-	REC_ACKING,  /* XACK sent */
-	REC_DEAD,    /* failed for good: dead letter to write */
-	REC_DEADING, /* dead letter being written */
-	REC_ACKED    /* acknowledged, kept until the read in flight is in */
+/*
+ * Who may run an entry, and how deliveries are counted.
+ *
+ * An entry is held by the consumer that has it in its Redis pending list,
+ * from its read until its XACK. A live source refreshes every entry it
+ * holds (waiting for room in the function, queued, running, waiting for a
+ * retry, or ended and waiting for its XACK or dead letter) every third of
+ * the claim idle time, whatever XPENDING says, so that its entries never
+ * look idle long enough to be claimed. Claims take only entries idle for
+ * the claim idle time, checked on the server in the same step as the
+ * XCLAIM: entries whose holder stopped (or could not reach Redis for that
+ * long). Refreshing and claiming are Lua scripts (EVAL) so that each
+ * check and its XCLAIM are one atomic step.
+ *
+ * The Redis delivery count of a pending entry counts its deliveries that
+ * may have run: the first read (1), then one per takeover from a
+ * consumer that stopped (a claim, or a restarted process finding its own
+ * pending entries), less one for a delivery handed back by a draining
+ * runtime before it ran. evfn never re-reads an entry it holds
+ * (XREADGROUP with an id would count a delivery and reset the idle time),
+ * refreshes with XCLAIM JUSTID (which counts none), and takes entries
+ * over and releases them with an explicit RETRYCOUNT: +1 for a takeover,
+ * +0 for an entry read for this very process whose reply the connection
+ * lost. Each delivery runs with the function's attempts, retried in this
+ * process; a delivery to a consumer that stopped counts as one run,
+ * whatever that consumer did before it stopped, since nothing it did was
+ * acknowledged. An entry whose count would pass max_deliveries when
+ * taken over is dead-lettered without running. The count lives in
+ * Redis's pending list, so it survives any consumer crash; it needs no
+ * key of its own and costs nothing per attempt.
+ */
+
+/* Refreshes the ids still pending under this consumer (idle time back to
+ * 0, delivery count unchanged) and returns the others: acknowledged, or
+ * claimed by another consumer. KEYS[1] stream; ARGV group, consumer,
+ * ids. */
+static const char refresh_lua[] =
+	"local args, lost = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], '0'}, {}\n"
+	"for i = 3, #ARGV do\n"
+	"  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i],"
+	" ARGV[i], 1)[1]\n"
+	"  if p and p[2] == ARGV[2] then args[#args + 1] = ARGV[i]\n"
+	"  else lost[#lost + 1] = ARGV[i] end\n"
+	"end\n"
+	"if #args > 5 then\n"
+	"  args[#args + 1] = 'JUSTID'\n"
+	"  redis.call(unpack(args))\n"
+	"end\n"
+	"return lost\n";
+
+/* Takes pending entries over: those of this consumer (min_idle < 0) or
+ * those idle for at least min_idle ms, setting their delivery count to
+ * the count + inc. Returns {id, deliveries, fields or nil} for each taken
+ * (nil: the entry is no longer in the stream). KEYS[1] stream; ARGV
+ * group, consumer, min_idle, inc, ids. */
+static const char take_lua[] =
+	"local out = {}\n"
+	"local min_idle, inc = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+	"for i = 5, #ARGV do\n"
+	"  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i],"
+	" ARGV[i], 1)[1]\n"
+	"  if p and ((min_idle < 0 and p[2] == ARGV[2]) or\n"
+	"            (min_idle >= 0 and p[3] >= min_idle)) then\n"
+	"    local n = p[4] + inc\n"
+	"    local e = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], '0',"
+	" ARGV[i], 'RETRYCOUNT', n)[1]\n"
+	"    out[#out + 1] = {ARGV[i], n, e and e[2] or false}\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* Lets entries handed back unfinished go to the other consumers at once:
+ * for each id still pending under this consumer, sets its idle time (so
+ * that it can be claimed now) and its delivery count (one less when it
+ * never ran here). KEYS[1] stream; ARGV group, consumer, idle, then id
+ * and delivery count pairs. */
+static const char release_lua[] =
+	"for i = 4, #ARGV - 1, 2 do\n"
+	"  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i],"
+	" ARGV[i], 1)[1]\n"
+	"  if p and p[2] == ARGV[2] then\n"
+	"    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], '0', ARGV[i],"
+	" 'IDLE', ARGV[3], 'RETRYCOUNT', ARGV[i + 1], 'JUSTID')\n"
+	"  end\n"
+	"end\n"
+	"return 0\n";
+
+/* Most ids listed in one step of finding own pending entries. */
+#define ADOPT_PAGE 512
+
+/* How a record leaves once its entry is done with here: acknowledged
+ * (XACK), or released (handed back unfinished, for the other consumers
+ * to claim at once, see release_lua). Each kind goes out in commands of
+ * up to ACK_BATCH ids, once per loop turn. */
+enum leave {
+	LEAVE_ACK,
+	LEAVE_RELEASE,
+	LEAVE_KINDS
 };
 
-/* One entry the source holds, from its read until its XACK is confirmed;
- * keyed by entry id so that an entry read again (own pending entries
- * after a reconnect, a reclaim of an entry still running here) is not run
- * twice by this process. Loop thread only, except that after the source
- * closed a running record belongs to its result callback. */
+enum rec_state {
+	REC_WAITING, /* refused by the function: to submit again */
+	REC_RUNNING, /* submitted, outcome not in */
+	REC_LEAVING, /* queued to leave (rec->leave says how) */
+	REC_LEFT,    /* its XACK or release sent */
+	REC_DEAD,    /* failed for good: dead letter to write */
+	REC_DEADING  /* dead letter being written */
+};
+
+/* One entry the source holds, from its read (or takeover) until its XACK
+ * is confirmed; keyed by entry id so that an entry taken again while held
+ * here is not run twice by this process. Loop thread only, except that
+ * after the source closed a running record belongs to its result
+ * callback. */
 struct rec {
 	UT_hash_handle hh;
-	struct rec *next; /* ack or dead queue */
+	struct rec *next;    /* waiting, leaving or dead queue */
 	struct evfn_redis_source *src;
 	enum rec_state state;
+	enum leave leave;    /* REC_LEAVING, REC_LEFT */
+	bool lost;           /* another consumer took it over meanwhile */
 	int code;
 	unsigned attempts;
+	unsigned deliveries; /* its Redis delivery count, this one included */
+	evfn_event *ev;      /* REC_WAITING: the event to submit */
 	char *error;
 	char id[ID_MAX];
 };
@@ -903,31 +1008,42 @@ struct evfn_redis_source {
 	char *consumer;
 	int max_deliveries;
 	struct conn reader; /* XGROUP CREATE and the blocking XREADGROUP */
-	struct conn cmd;    /* XACK, XPENDING/XCLAIM, dead letters */
+	struct conn cmd;    /* XACK, refreshes, takeovers, dead letters */
 	atomic_int refs;    /* the owner's, plus one per running record */
 	atomic_int status;
 	atomic_uint_least64_t acked;
-	atomic_size_t held;   /* HASH_COUNT(recs), for any thread */
+	atomic_size_t held; /* HASH_COUNT(recs), for any thread */
 
 	/* Loop thread only. */
 	bool closed;
 	int fatal;
-	bool stop_reading;  /* the runtime refused intake for good */
-	struct rec *recs;   /* uthash on id */
-	struct rec *ack_q, *dead_q;
-	struct rec *acked_q; /* REC_ACKED */
-	size_t nack;
-	bool reading, group_ok, history, flush_pending, claiming;
-	bool reading_history; /* the read in flight asks for own entries */
-	bool paused_full;
-	char cursor[ID_MAX];
+	bool stop_reading;   /* the runtime refused intake for good */
+	struct rec *recs;    /* uthash on id */
+	struct rec *leave_q[LEAVE_KINDS], *dead_q;
+	size_t nleave[LEAVE_KINDS];
+	struct rec *wait_head, *wait_tail; /* REC_WAITING, in read order */
+	bool reading;        /* a read or an adoption step is in flight */
+	bool group_ok, flush_pending, claiming, refreshing;
+	/* Adoption: taking this consumer's own pending entries that it
+	 * does not hold, before reading new ones: at start (an earlier
+	 * process of the same name left them) and after a reconnection (a
+	 * read or takeover whose reply the connection lost). */
+	bool adopt_due;      /* to start, or go on at adopt_from */
+	bool adopted_once;   /* one completed: later ones find entries
+	                      * read for this very process */
+	unsigned adopt_gen;  /* bumped when an adoption starts over */
+	char adopt_from[ID_MAX + 1]; /* "-" or "(<id>" */
+	int64_t cmd_up_ns;   /* when the command connection came up */
+	int64_t retry_ms;    /* delay of the next submit or read retry */
 	struct event *flush_ev;
 	struct event *claim_ev;
-	struct event *read_ev;
+	struct event *refresh_ev;
+	struct event *read_ev; /* retries a refused submit or a failed read */
 };
 
 static void maybe_read(struct evfn_redis_source *s);
 static void schedule_flush(struct evfn_redis_source *s);
+static void submit_waiting(struct evfn_redis_source *s);
 
 static void
 source_unref(struct evfn_redis_source *s)
@@ -945,10 +1061,33 @@ source_unref(struct evfn_redis_source *s)
 static void
 rec_free(struct rec *r)
 {
+	if (r->ev)
+		evfn_event_unref(r->ev);
 	evfn__free(r->error);
 	evfn__free(r);
 }
 
+/* A new record for id, held from now on; NULL without memory. */
+static struct rec *
+rec_new(struct evfn_redis_source *s, const char *id, size_t len)
+{
+	struct rec *r = evfn__calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->src = s;
+	memcpy(r->id, id, len + 1);
+	bool evfn__hash_oom = false;
+	HASH_ADD_STR(s->recs, id, r);
+	if (evfn__hash_oom) {
+		rec_free(r);
+		return NULL;
+	}
+	atomic_store(&s->held, HASH_COUNT(s->recs));
+	return r;
+}
+
+/* Forgets a record: the entry is no longer held here (acknowledged, or
+ * left pending for another consumer). */
 static void
 rec_drop(struct evfn_redis_source *s, struct rec *r)
 {
@@ -957,14 +1096,40 @@ rec_drop(struct evfn_redis_source *s, struct rec *r)
 	rec_free(r);
 }
 
+static struct rec *
+rec_find(struct evfn_redis_source *s, const char *id)
+{
+	struct rec *r;
+	HASH_FIND_STR(s->recs, id, r);
+	return r;
+}
+
+/* Queues r to leave as how says, with the next flush. */
+static void
+push_leave(struct evfn_redis_source *s, struct rec *r, enum leave how)
+{
+	r->state = REC_LEAVING;
+	r->leave = how;
+	r->next = s->leave_q[how];
+	s->leave_q[how] = r;
+	s->nleave[how]++;
+	schedule_flush(s);
+}
+
 static void
 push_ack(struct evfn_redis_source *s, struct rec *r)
 {
-	r->state = REC_ACK;
-	r->next = s->ack_q;
-	s->ack_q = r;
-	s->nack++;
-	schedule_flush(s);
+	push_leave(s, r, LEAVE_ACK);
+}
+
+/* An entry handed back unfinished: released, its delivery not counted
+ * if it never ran here. */
+static void
+push_release(struct evfn_redis_source *s, struct rec *r, bool ran)
+{
+	if (!ran && r->deliveries)
+		r->deliveries--;
+	push_leave(s, r, LEAVE_RELEASE);
 }
 
 static void
@@ -986,7 +1151,8 @@ update_status(struct evfn_redis_source *s)
 }
 
 /* Stops the source for good after a refusal that retrying cannot cure:
- * no more reads, claims or acknowledgements. */
+ * no more reads, claims or acknowledgements. why is the server's answer
+ * (or another explanation) for the log. */
 static void
 source_fatal(struct evfn_redis_source *s, int code, const char *why)
 {
@@ -999,7 +1165,36 @@ source_fatal(struct evfn_redis_source *s, int code, const char *why)
 	conn_refused(&s->reader, code, "source stopped");
 	conn_refused(&s->cmd, code, "source stopped");
 	event_del(s->claim_ev);
+	event_del(s->refresh_ev);
 	event_del(s->read_ev);
+}
+
+/* What an error reply to a command on the stream means for the source:
+ * true when it stopped the source (a wrong type or a lost authentication,
+ * which no retry cures). */
+static bool
+fatal_reply(struct evfn_redis_source *s, const redisReply *r)
+{
+	int code = reply_code(r);
+	if (code != EVFN_EAUTH && code != EVFN_EWRONGTYPE)
+		return false;
+	source_fatal(s, code, r->str);
+	return true;
+}
+
+/* Arms the read timer, which submits what waits and reads on: after ms,
+ * or for ms 0 after a delay that starts at the reconnection base and
+ * doubles with each failure in a row up to the reconnection cap. */
+static void
+retry_later(struct evfn_redis_source *s, int64_t ms)
+{
+	if (s->closed || s->fatal)
+		return;
+	if (ms <= 0) {
+		ms = s->retry_ms;
+		s->retry_ms = EVFN__MIN(s->retry_ms * 2, s->cfg.reconnect_cap_ms);
+	}
+	add_timer_ms(s->read_ev, ms);
 }
 
 /* --- outcomes, acknowledgements, dead letters --- */
@@ -1018,9 +1213,13 @@ on_result(const evfn_result *res, void *arg)
 	int code = evfn_result_code(res);
 	if (code == 0) {
 		push_ack(s, r);
-	} else if (code == EVFN_EHANDEDBACK) {
-		/* Draining: leave the entry pending for another consumer. */
+	} else if (r->lost || code == EVFN_ECANCELED) {
+		/* Another consumer took it over and decides its end, or it
+		 * was cancelled here: it stays pending, to be claimed. */
 		rec_drop(s, r);
+	} else if (code == EVFN_EHANDEDBACK) {
+		/* A draining runtime gave it back: to another consumer. */
+		push_release(s, r, evfn_result_attempts(res) > 0);
 	} else {
 		r->code = code;
 		r->attempts = evfn_result_attempts(res);
@@ -1028,91 +1227,117 @@ on_result(const evfn_result *res, void *arg)
 		r->error = evfn__strdup(err ? err : "");
 		push_dead(s, r);
 	}
-	s->paused_full = false;
+	submit_waiting(s);
 	maybe_read(s);
 	source_unref(s);
 }
 
-struct ack_batch {
+struct leave_batch {
 	struct evfn_redis_source *src;
+	enum leave how;
 	int n;
 	struct rec *recs[];
 };
 
 static void
-ack_cb(redisAsyncContext *ac, void *reply, void *priv)
+leave_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
 	(void)ac;
-	struct ack_batch *b = priv;
+	struct leave_batch *b = priv;
 	struct evfn_redis_source *s = b->src;
-	int code = reply_code(reply);
+	redisReply *rep = reply;
+	int code = reply_code(rep);
+	bool keep = code == EVFN_ECONNREFUSED || code == EVFN_EAUTH ||
+	            code == EVFN_EWRONGTYPE;
 	for (int i = 0; i < b->n; i++) {
 		struct rec *r = b->recs[i];
-		if (code == EVFN_ECONNREFUSED || code == EVFN_EAUTH) {
-			/* Not acknowledged: send again when connected. */
-			s->nack++;
-			r->state = REC_ACK;
-			r->next = s->ack_q;
-			s->ack_q = r;
-			continue;
-		}
-		/* Acknowledged; or refused because the group is gone (its
-		 * entries went with it), which acknowledging again cannot
-		 * change. A read of this consumer's own pending entries
-		 * sent on the other connection may have been served before
-		 * this XACK: the record stays, so that the entry is known
-		 * when that read's reply comes, and goes after it. */
-		if (s->reading && s->reading_history) {
-			r->state = REC_ACKED;
-			r->next = s->acked_q;
-			s->acked_q = r;
+		if (keep) {
+			/* Not done: sent again after reconnecting. */
+			r->state = REC_LEAVING;
+			r->next = s->leave_q[b->how];
+			s->leave_q[b->how] = r;
+			s->nleave[b->how]++;
 		} else {
+			/* Done; or refused because the group is gone (its
+			 * entries went with it), which trying again cannot
+			 * change. */
 			rec_drop(s, r);
 		}
 	}
-	if (!code && ((redisReply *)reply)->type == REDIS_REPLY_INTEGER)
-		atomic_fetch_add(&s->acked,
-		                 (uint64_t)((redisReply *)reply)->integer);
-	else if (code != EVFN_ECONNREFUSED)
-		evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: XACK: %s",
-		          s->stream, ((redisReply *)reply)->str);
-	if (code == EVFN_EAUTH)
-		source_fatal(s, code, ((redisReply *)reply)->str);
+	enum leave how = b->how;
+	/* Counted whether or not Redis still had them pending: an XACK
+	 * sent again after its reply was lost finds nothing left to do. */
+	if (!code && how == LEAVE_ACK)
+		atomic_fetch_add(&s->acked, (uint64_t)b->n);
 	evfn__free(b);
-	if (code != EVFN_ECONNREFUSED && !s->closed)
+	if (code == EVFN_ECONNREFUSED)
+		return;
+	if (code && !fatal_reply(s, rep))
+		evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: %s: %s",
+		          s->stream, how == LEAVE_ACK ? "XACK" : "releasing",
+		          rep->str);
+	if (!s->closed) {
+		submit_waiting(s);
 		maybe_read(s);
+	}
 }
 
+/* Sends the records queued to leave as how, in batches. */
 static void
-flush_acks(struct evfn_redis_source *s)
+flush_leaving(struct evfn_redis_source *s, enum leave how)
 {
-	while (s->ack_q && s->cmd.ready) {
-		int n = (int)EVFN__MIN(s->nack, (size_t)ACK_BATCH);
-		struct ack_batch *b =
+	char idle[24];
+	snprintf(idle, sizeof(idle), "%lld",
+	         (long long)s->cfg.claim_min_idle_ms);
+	while (s->leave_q[how] && s->cmd.ready) {
+		int n = (int)EVFN__MIN(s->nleave[how], (size_t)ACK_BATCH);
+		struct leave_batch *b =
 			evfn__malloc(sizeof(*b) + (size_t)n * sizeof(b->recs[0]));
+		/* Delivery counts of released entries, as text. */
+		char(*counts)[16] = how == LEAVE_RELEASE
+		                            ? evfn__malloc((size_t)n * 16)
+		                            : NULL;
 		struct argv a = {0};
-		if (!b)
-			return;
-		b->src = s;
-		b->n = 0;
-		argv_str(&a, "XACK");
-		argv_str(&a, s->stream);
-		argv_str(&a, s->cfg.group);
-		for (struct rec *r = s->ack_q; r && b->n < n; r = r->next) {
-			b->recs[b->n++] = r;
-			argv_str(&a, r->id);
+		bool sent = false;
+		if (b && (how == LEAVE_ACK || counts)) {
+			b->src = s;
+			b->how = how;
+			b->n = 0;
+			const char *ack[] = {"XACK", s->stream, s->cfg.group};
+			const char *release[] = {"EVAL", release_lua, "1",
+			                         s->stream, s->cfg.group,
+			                         s->consumer, idle};
+			if (how == LEAVE_ACK)
+				for (size_t i = 0; i < EVFN__ARRAY_SIZE(ack); i++)
+					argv_str(&a, ack[i]);
+			else
+				for (size_t i = 0; i < EVFN__ARRAY_SIZE(release);
+				     i++)
+					argv_str(&a, release[i]);
+			for (struct rec *r = s->leave_q[how]; r && b->n < n;
+			     r = r->next) {
+				argv_str(&a, r->id);
+				if (counts) {
+					snprintf(counts[b->n], 16, "%u",
+					         r->deliveries);
+					argv_str(&a, counts[b->n]);
+				}
+				b->recs[b->n++] = r;
+			}
+			sent = !a.oom &&
+			       conn_send(&s->cmd, leave_cb, b, a.n, a.v, a.len);
 		}
-		if (a.oom || !conn_send(&s->cmd, ack_cb, b, a.n, a.v, a.len)) {
-			argv_free(&a);
+		argv_free(&a);
+		evfn__free(counts);
+		if (!sent) {
 			evfn__free(b);
 			return;
 		}
-		argv_free(&a);
 		for (int i = 0; i < b->n; i++) {
-			s->ack_q = b->recs[i]->next;
-			b->recs[i]->state = REC_ACKING;
+			s->leave_q[how] = b->recs[i]->next;
+			b->recs[i]->state = REC_LEFT;
 		}
-		s->nack -= (size_t)b->n;
+		s->nleave[how] -= (size_t)b->n;
 	}
 }
 
@@ -1145,10 +1370,11 @@ dead_range_cb(redisAsyncContext *ac, void *reply, void *priv)
 	redisReply *rep = reply;
 	int code = reply_code(rep);
 	struct argv a = {0};
-	char attempts[16], failed_at[TIME_BUF];
+	char attempts[16], deliveries[16], failed_at[TIME_BUF];
 	if (code)
 		goto keep;
 	snprintf(attempts, sizeof(attempts), "%u", r->attempts);
+	snprintf(deliveries, sizeof(deliveries), "%u", r->deliveries);
 	evfn__rfc3339_format(evfn__wall_ns(), failed_at);
 	argv_str(&a, "XADD");
 	argv_str(&a, s->dead_stream);
@@ -1158,7 +1384,8 @@ dead_range_cb(redisAsyncContext *ac, void *reply, void *priv)
 		{"group", s->cfg.group},    {"consumer", s->consumer},
 		{"reason", evfn_err_name(r->code)},
 		{"error", r->error ? r->error : ""},
-		{"attempts", attempts},     {"failed_at", failed_at},
+		{"attempts", attempts},     {"deliveries", deliveries},
+		{"failed_at", failed_at},
 	};
 	for (size_t i = 0; i < EVFN__ARRAY_SIZE(meta); i++) {
 		argv_str(&a, meta[i][0]);
@@ -1217,7 +1444,8 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->fatal)
 		return;
 	flush_dead(s);
-	flush_acks(s);
+	for (int how = 0; how < LEAVE_KINDS; how++)
+		flush_leaving(s, (enum leave)how);
 }
 
 /* Acknowledgements wait for the end of the loop turn, to go out as one
@@ -1227,10 +1455,9 @@ schedule_flush(struct evfn_redis_source *s)
 {
 	if (s->closed || s->fatal)
 		return;
-	if (s->nack >= ACK_BATCH) {
-		flush_acks(s);
-		return;
-	}
+	for (int how = 0; how < LEAVE_KINDS; how++)
+		if (s->nleave[how] >= ACK_BATCH)
+			flush_leaving(s, (enum leave)how);
 	if (!s->flush_pending) {
 		s->flush_pending = true;
 		event_active(s->flush_ev, EV_TIMEOUT, 0);
@@ -1284,7 +1511,7 @@ build_event(struct evfn_redis_source *s, const char *id,
 		         !field_is(f, "specversion") && !field_is(f, "time"))
 			(void)evfn_event_set_extension(ev, f->str, v->str);
 	}
-	if (!rc && deliveries) {
+	if (!rc && deliveries > 1) {
 		char buf[16];
 		snprintf(buf, sizeof(buf), "%u", deliveries);
 		rc = evfn_event_set_extension(ev, "deliverycount", buf);
@@ -1297,104 +1524,113 @@ build_event(struct evfn_redis_source *s, const char *id,
 	return 0;
 }
 
+/* The function refused the head of the waiting list with rc: it stays
+ * held here and is offered again later, except at shutdown. */
 static void
-read_later(struct evfn_redis_source *s, int64_t ms)
+submit_refused(struct evfn_redis_source *s, int rc)
 {
-	if (!s->closed && !s->fatal)
-		add_timer_ms(s->read_ev, ms);
+	if (rc == EVFN_ESHUTDOWN) {
+		/* The runtime drains: what waits goes to another consumer,
+		 * and nothing more is read. */
+		s->stop_reading = true;
+		while (s->wait_head) {
+			struct rec *r = s->wait_head;
+			s->wait_head = r->next;
+			evfn_event_unref(r->ev);
+			r->ev = NULL;
+			push_release(s, r, false);
+		}
+		s->wait_tail = NULL;
+		return;
+	}
+	if (rc == EVFN_EQUEUEFULL) {
+		/* Room comes with the next result, or at the latest here. */
+		retry_later(s, READ_RETRY_MS);
+		return;
+	}
+	if (rc == EVFN_ENOFN)
+		atomic_store(&s->status, EVFN_ENOFN);
+	evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: submit: %s",
+	          s->stream, evfn_err_name(rc));
+	retry_later(s, 0);
 }
 
-/* Takes one entry read or claimed: runs it unless this process holds it
- * already. deliveries is its Redis delivery count when known (claims),
- * else 0. Returns false when the function refused it and the rest of the
- * batch should be left pending too. */
-static bool
-take_entry(struct evfn_redis_source *s, const redisReply *entry,
-           unsigned deliveries)
+/* Submits the entries waiting for room, in order, until the function
+ * refuses one. */
+static void
+submit_waiting(struct evfn_redis_source *s)
 {
-	if (!entry || entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
-	    !is_cstring(entry->element[0]) ||
-	    entry->element[0]->len >= ID_MAX)
-		return true;
-	const char *id = entry->element[0]->str;
-	const redisReply *fields = entry->element[1];
 	struct rec *r;
-	HASH_FIND_STR(s->recs, id, r);
-	if (r)
-		return true;
-	r = evfn__calloc(1, sizeof(*r));
-	if (!r)
-		return false;
-	r->src = s;
-	memcpy(r->id, id, entry->element[0]->len + 1);
-	bool evfn__hash_oom = false;
-	HASH_ADD_STR(s->recs, id, r);
-	if (evfn__hash_oom) {
-		rec_free(r);
-		return false;
+	bool any = false;
+	while ((r = s->wait_head) && !s->closed) {
+		atomic_fetch_add(&s->refs, 1);
+		int rc = evfn_submit(s->rt, s->fn_name, r->ev, on_result, r,
+		                     NULL);
+		if (rc) {
+			atomic_fetch_sub(&s->refs, 1);
+			submit_refused(s, rc);
+			return;
+		}
+		any = true;
+		s->wait_head = r->next;
+		if (!s->wait_head)
+			s->wait_tail = NULL;
+		evfn_event_unref(r->ev);
+		r->ev = NULL;
+		r->state = REC_RUNNING;
 	}
-	atomic_store(&s->held, HASH_COUNT(s->recs));
-	if (fields->type != REDIS_REPLY_ARRAY) {
+	if (any) {
+		s->retry_ms = s->cfg.reconnect_base_ms;
+		update_status(s);
+	}
+}
+
+/* Takes one entry read or taken over: queues it for the function unless
+ * this process holds it already. fields is its [f, v, ...] array, or
+ * anything else for an entry no longer in the stream; deliveries its
+ * Redis delivery count, this delivery included. Without memory the entry
+ * is left: it stays pending here and is claimed again later. */
+static void
+take_entry(struct evfn_redis_source *s, const redisReply *id,
+           const redisReply *fields, unsigned deliveries)
+{
+	if (!is_cstring(id) || id->len >= ID_MAX || rec_find(s, id->str))
+		return;
+	struct rec *r = rec_new(s, id->str, id->len);
+	if (!r)
+		return;
+	r->deliveries = deliveries;
+	if (!fields || fields->type != REDIS_REPLY_ARRAY) {
 		/* Deleted from the stream while pending: nothing to run. */
 		push_ack(s, r);
-		return true;
+		return;
 	}
-	if (deliveries && (int)deliveries > s->max_deliveries) {
+	if ((int)deliveries > s->max_deliveries) {
 		r->code = EVFN_EEXHAUSTED;
 		r->attempts = deliveries - 1;
-		char msg[80];
-		snprintf(msg, sizeof(msg), "delivered %u times, at most %d "
-		         "allowed", deliveries, s->max_deliveries);
+		char msg[96];
+		snprintf(msg, sizeof(msg), "taken from a stopped consumer: "
+		         "delivered %u times, at most %d allowed", deliveries,
+		         s->max_deliveries);
 		r->error = evfn__strdup(msg);
 		push_dead(s, r);
-		return true;
+		return;
 	}
-	evfn_event *ev;
-	int rc = build_event(s, id, fields, deliveries, &ev);
-	if (!rc) {
-		atomic_fetch_add(&s->refs, 1);
-		rc = evfn_submit(s->rt, s->fn_name, ev, on_result, r, NULL);
-		if (rc)
-			atomic_fetch_sub(&s->refs, 1);
-		evfn_event_unref(ev);
+	if (build_event(s, id->str, fields, deliveries, &r->ev) != 0) {
+		rec_drop(s, r);
+		return;
 	}
-	if (!rc)
-		return true;
-	/* Refused: the entry stays pending and is read again later from this
-	 * consumer's own pending entries. */
-	rec_drop(s, r);
-	s->history = true;
-	strcpy(s->cursor, "0");
-	if (rc == EVFN_EQUEUEFULL) {
-		s->paused_full = true;
-		read_later(s, READ_RETRY_MS);
-	} else if (rc == EVFN_ESHUTDOWN) {
-		s->stop_reading = true;
-	} else {
-		if (rc == EVFN_ENOFN)
-			atomic_store(&s->status, EVFN_ENOFN);
-		evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: submit: %s",
-		          s->stream, evfn_err_name(rc));
-		s->paused_full = true;
-		read_later(s, s->cfg.reconnect_cap_ms);
-	}
-	return false;
+	r->state = REC_WAITING;
+	if (s->wait_tail)
+		s->wait_tail->next = r;
+	else
+		s->wait_head = r;
+	s->wait_tail = r;
 }
 
 /* --- reading --- */
 
 static void group_create(struct evfn_redis_source *s);
-
-/* Forgets the records kept for a read that is now in. */
-static void
-drop_acked(struct evfn_redis_source *s)
-{
-	while (s->acked_q) {
-		struct rec *r = s->acked_q;
-		s->acked_q = r->next;
-		rec_drop(s, r);
-	}
-}
 
 static void
 read_cb(redisAsyncContext *ac, void *reply, void *priv)
@@ -1404,93 +1640,76 @@ read_cb(redisAsyncContext *ac, void *reply, void *priv)
 	redisReply *rep = reply;
 	s->reading = false;
 	int code = reply_code(rep);
-	if (code == EVFN_ECONNREFUSED || s->closed) {
-		if (!s->closed)
-			drop_acked(s);
+	if (code == EVFN_ECONNREFUSED || s->closed || fatal_reply(s, rep))
 		return;
-	}
-	if (code)
-		drop_acked(s);
 	if (code == EVFN_ENOENT) {
-		/* The group vanished (a server restarted without its data). */
+		/* The group vanished (a server restarted without its data,
+		 * or the key was deleted). */
 		s->group_ok = false;
 		group_create(s);
 		return;
 	}
-	if (code == EVFN_EAUTH || code == EVFN_EWRONGTYPE) {
-		source_fatal(s, code, rep->str);
+	if (code && !strncmp(rep->str, "UNBLOCKED", 9)) {
+		/* The key was deleted under the blocked read: what is there
+		 * now (nothing, a new stream, another type) shows at once. */
+		maybe_read(s);
 		return;
 	}
 	if (code) {
 		evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: XREADGROUP: "
 		          "%s", s->stream, rep->str);
-		read_later(s, s->cfg.reconnect_cap_ms);
+		retry_later(s, 0);
 		return;
 	}
-	/* [[stream, [entry, ...]]], or nil when the block timed out. */
+	s->retry_ms = s->cfg.reconnect_base_ms;
+	/* [[stream, [[id, [f, v, ...]], ...]]], or nil when the block timed
+	 * out. */
 	const redisReply *entries = NULL;
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
 	    rep->element[0]->type == REDIS_REPLY_ARRAY &&
 	    rep->element[0]->elements == 2 &&
 	    rep->element[0]->element[1]->type == REDIS_REPLY_ARRAY)
 		entries = rep->element[0]->element[1];
-	if (s->history) {
-		if (!entries || entries->elements == 0) {
-			s->history = false;
-		} else {
-			const redisReply *last =
-				entries->element[entries->elements - 1];
-			if (last->type == REDIS_REPLY_ARRAY && last->elements &&
-			    is_cstring(last->element[0]) &&
-			    last->element[0]->len < ID_MAX)
-				memcpy(s->cursor, last->element[0]->str,
-				       last->element[0]->len + 1);
-		}
+	for (size_t i = 0; entries && i < entries->elements; i++) {
+		const redisReply *e = entries->element[i];
+		if (e->type == REDIS_REPLY_ARRAY && e->elements == 2)
+			take_entry(s, e->element[0], e->element[1], 1);
 	}
-	for (size_t i = 0; entries && i < entries->elements; i++)
-		if (!take_entry(s, entries->element[i], 0))
-			break;
-	drop_acked(s);
+	submit_waiting(s);
 	maybe_read(s);
 }
 
-/* Issues the next read if the group exists, nothing is being read, and the
- * function has room. */
+static void adopt_step(struct evfn_redis_source *s, int room);
+
+/* Issues the next read (or step of adoption) if the group exists,
+ * nothing is being read, nothing waits for room in the function, and
+ * fewer than max_in_flight entries are held. */
 static void
 maybe_read(struct evfn_redis_source *s)
 {
 	if (s->closed || s->fatal || s->stop_reading || s->reading ||
-	    !s->group_ok || !s->reader.ready || s->paused_full)
+	    !s->group_ok || !s->reader.ready || s->wait_head)
 		return;
 	int room = s->cfg.max_in_flight - (int)HASH_COUNT(s->recs);
 	if (room <= 0)
 		return;
+	if (s->adopt_due) {
+		adopt_step(s, room);
+		return;
+	}
 	char count[16], block[24];
 	snprintf(count, sizeof(count), "%d", EVFN__MIN(room, s->cfg.batch));
 	snprintf(block, sizeof(block), "%lld", (long long)s->cfg.block_ms);
-	struct argv a = {0};
-	argv_str(&a, "XREADGROUP");
-	argv_str(&a, "GROUP");
-	argv_str(&a, s->cfg.group);
-	argv_str(&a, s->consumer);
-	argv_str(&a, "COUNT");
-	argv_str(&a, count);
-	/* Own pending entries are there already: no need to wait. */
-	if (!s->history) {
-		argv_str(&a, "BLOCK");
-		argv_str(&a, block);
-	}
-	argv_str(&a, "STREAMS");
-	argv_str(&a, s->stream);
-	argv_str(&a, s->history ? s->cursor : ">");
+	const char *argv[] = {"XREADGROUP", "GROUP", s->cfg.group,
+	                      s->consumer, "COUNT", count, "BLOCK", block,
+	                      "STREAMS", s->stream, ">"};
+	size_t lens[EVFN__ARRAY_SIZE(argv)];
+	for (size_t i = 0; i < EVFN__ARRAY_SIZE(argv); i++)
+		lens[i] = strlen(argv[i]);
 	/* Not sent for want of a connection: reading resumes on connect. */
-	if (!a.oom && conn_send(&s->reader, read_cb, s, a.n, a.v, a.len)) {
+	if (conn_send(&s->reader, read_cb, s, (int)EVFN__ARRAY_SIZE(argv),
+	              argv, lens))
 		s->reading = true;
-		s->reading_history = s->history;
-	}
-	else if (a.oom)
-		read_later(s, READ_RETRY_MS);
-	argv_free(&a);
 }
 
 static void
@@ -1499,7 +1718,7 @@ read_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct evfn_redis_source *s = arg;
-	s->paused_full = false;
+	submit_waiting(s);
 	maybe_read(s);
 }
 
@@ -1531,88 +1750,227 @@ group_create(struct evfn_redis_source *s)
 	(void)conn_send(&s->reader, group_cb, s, 6, argv, lens);
 }
 
+/* Looks for own pending entries not held here again, from the start. */
+static void
+adopt_restart(struct evfn_redis_source *s)
+{
+	s->adopt_due = true;
+	s->adopt_gen++;
+	strcpy(s->adopt_from, "-");
+}
+
 static void
 reader_ready(void *owner)
 {
 	struct evfn_redis_source *s = owner;
 	update_status(s);
-	/* First what this consumer holds from before (an earlier run, or
-	 * entries the function refused), then new entries. */
-	s->history = true;
-	strcpy(s->cursor, "0");
+	/* A read whose reply the lost connection took may have given this
+	 * consumer entries: find them before reading on. */
+	adopt_restart(s);
 	s->group_ok = false;
 	group_create(s);
 }
 
 static void
-conn_down(void *owner, int code)
+conn_down(void *owner, int code, const char *why)
 {
 	struct evfn_redis_source *s = owner;
-	s->reading = false;
 	if (code != EVFN_ECONNREFUSED) {
-		source_fatal(s, code, "connection refused");
+		source_fatal(s, code, why);
 		return;
 	}
 	if (!s->fatal)
 		atomic_store(&s->status, code);
 }
 
+static void refresh_held(struct evfn_redis_source *s);
+
 static void
 cmd_ready(void *owner)
 {
 	struct evfn_redis_source *s = owner;
 	update_status(s);
+	s->cmd_up_ns = evfn__now_ns();
+	/* First of all keep what this process holds, which may have looked
+	 * idle while the connection was down; then look for takeovers whose
+	 * replies were lost. */
+	refresh_held(s);
+	adopt_restart(s);
 	schedule_flush(s);
+	maybe_read(s);
 }
 
-/* --- reclaiming --- */
+/* --- takeovers: adoption and claims --- */
 
-struct claim_batch {
-	struct evfn_redis_source *src;
-	int n;
-	struct {
-		char id[ID_MAX];
-		unsigned deliveries;
-	} e[];
-};
+/* Arguments of take_lua in front of the ids. */
+#define TAKE_HEAD 8
+
+/* Starts the arguments of a takeover: room for TAKE_HEAD arguments that
+ * send_take() fills in, then the ids. */
+static void
+take_args_begin(struct argv *a)
+{
+	for (int i = 0; i < TAKE_HEAD; i++)
+		argv_add(a, "", 0);
+}
+
+/* Sends take_lua for the ids in a (see take_args_begin()) with cb; false
+ * if it was not sent. */
+static bool
+send_take(struct evfn_redis_source *s, struct argv *a, int64_t min_idle,
+          unsigned inc, redisCallbackFn *cb)
+{
+	char idle[24], incs[16];
+	snprintf(idle, sizeof(idle), "%lld", (long long)min_idle);
+	snprintf(incs, sizeof(incs), "%u", inc);
+	const char *head[TAKE_HEAD] = {"EVAL", take_lua, "1", s->stream,
+	                               s->cfg.group, s->consumer, idle, incs};
+	if (a->oom)
+		return false;
+	for (int i = 0; i < TAKE_HEAD; i++) {
+		a->v[i] = head[i];
+		a->len[i] = strlen(head[i]);
+	}
+	return conn_send(&s->cmd, cb, s, a->n, a->v, a->len);
+}
+
+/* The reply of take_lua: runs what was taken. */
+static void
+take_reply(struct evfn_redis_source *s, const redisReply *rep)
+{
+	for (size_t i = 0; i < rep->elements; i++) {
+		const redisReply *e = rep->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
+		    e->element[1]->type != REDIS_REPLY_INTEGER)
+			continue;
+		take_entry(s, e->element[0], e->element[2],
+		           (unsigned)e->element[1]->integer);
+	}
+	submit_waiting(s);
+}
+
+/* Handles an error reply of a takeover or refresh script; true if the
+ * reply was an error. */
+static bool
+script_failed(struct evfn_redis_source *s, const redisReply *rep,
+              const char *what)
+{
+	int code = reply_code(rep);
+	if (!code && rep->type == REDIS_REPLY_ARRAY)
+		return false;
+	/* No connection: tried again after reconnecting. No group: the
+	 * reader recreates it, and nothing is pending any more. */
+	if (code != EVFN_ECONNREFUSED && code != EVFN_ENOENT &&
+	    !s->closed && !fatal_reply(s, rep))
+		evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: %s: %s",
+		          s->stream, what, rep->str ? rep->str : "unexpected "
+		          "reply");
+	return true;
+}
 
 static void
-refresh_cb(redisAsyncContext *ac, void *reply, void *priv)
+adopt_taken_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
 	(void)ac;
-	(void)reply;
-	(void)priv;
+	struct evfn_redis_source *s = priv;
+	s->reading = false;
+	if (s->closed || script_failed(s, reply, "taking own entries"))
+		return;
+	take_reply(s, reply);
+	maybe_read(s);
+}
+
+struct adopt_call {
+	struct evfn_redis_source *src;
+	unsigned gen;
+	int room;
+};
+
+/* A page of this consumer's pending list: [[id, consumer, idle,
+ * deliveries], ...]. Entries not held here are taken, as many as there
+ * is room for. */
+static void
+adopt_listed_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	(void)ac;
+	struct adopt_call call = *(struct adopt_call *)priv;
+	evfn__free(priv);
+	struct evfn_redis_source *s = call.src;
+	redisReply *rep = reply;
+	s->reading = false;
+	if (s->closed || script_failed(s, rep, "XPENDING"))
+		return;
+	if (call.gen != s->adopt_gen || !s->adopt_due) {
+		/* Started over meanwhile. */
+		maybe_read(s);
+		return;
+	}
+	/* Entries an earlier process of this name left count a delivery
+	 * when taken over; later ones were read for this very process. */
+	unsigned inc = s->adopted_once ? 0 : 1;
+	struct argv ids = {0};
+	take_args_begin(&ids);
+	size_t i;
+	for (i = 0; i < rep->elements && ids.n - TAKE_HEAD < call.room; i++) {
+		const redisReply *p = rep->element[i];
+		if (p->type != REDIS_REPLY_ARRAY || p->elements != 4 ||
+		    !is_cstring(p->element[0]) || p->element[0]->len >= ID_MAX)
+			continue;
+		snprintf(s->adopt_from, sizeof(s->adopt_from), "(%s",
+		         p->element[0]->str);
+		if (!rec_find(s, p->element[0]->str))
+			argv_str(&ids, p->element[0]->str);
+	}
+	if (i == rep->elements && rep->elements < ADOPT_PAGE) {
+		s->adopt_due = false;
+		s->adopted_once = true;
+	}
+	if (ids.n > TAKE_HEAD && send_take(s, &ids, -1, inc, adopt_taken_cb))
+		s->reading = true;
+	argv_free(&ids);
+	maybe_read(s);
+}
+
+/* Lists the next page of this consumer's pending entries. */
+static void
+adopt_step(struct evfn_redis_source *s, int room)
+{
+	if (!s->cmd.ready)
+		return;
+	struct adopt_call *call = evfn__malloc(sizeof(*call));
+	if (!call) {
+		retry_later(s, READ_RETRY_MS);
+		return;
+	}
+	*call = (struct adopt_call){s, s->adopt_gen, room};
+	char count[16];
+	snprintf(count, sizeof(count), "%d", ADOPT_PAGE);
+	const char *argv[] = {"XPENDING", s->stream, s->cfg.group,
+	                      s->adopt_from, "+", count, s->consumer};
+	size_t lens[7];
+	for (int i = 0; i < 7; i++)
+		lens[i] = strlen(argv[i]);
+	if (conn_send(&s->cmd, adopt_listed_cb, call, 7, argv, lens))
+		s->reading = true;
+	else
+		evfn__free(call);
 }
 
 static void
 claimed_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
 	(void)ac;
-	struct claim_batch *b = priv;
-	struct evfn_redis_source *s = b->src;
-	redisReply *rep = reply;
+	struct evfn_redis_source *s = priv;
 	s->claiming = false;
-	if (!reply_code(rep) && rep->type == REDIS_REPLY_ARRAY && !s->closed) {
-		/* The claimed entries, without those deleted or claimed by
-		 * someone else meanwhile: matched to their counts by id. */
-		for (size_t i = 0; i < rep->elements; i++) {
-			const redisReply *e = rep->element[i];
-			unsigned d = 1;
-			for (int j = 0; e->type == REDIS_REPLY_ARRAY &&
-			                e->elements == 2 &&
-			                is_cstring(e->element[0]) && j < b->n;
-			     j++)
-				if (!strcmp(b->e[j].id, e->element[0]->str))
-					d = b->e[j].deliveries;
-			if (!take_entry(s, e, d))
-				break;
-		}
-	}
-	evfn__free(b);
-	if (!s->closed)
-		maybe_read(s);
+	if (s->closed || script_failed(s, reply, "claiming"))
+		return;
+	take_reply(s, reply);
+	maybe_read(s);
 }
 
+/* [[id, consumer, idle, deliveries], ...]: entries idle for the claim
+ * idle time. Those not held here are taken over, as many as there is
+ * room for; the script checks again that each is still that idle. */
 static void
 pending_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
@@ -1620,60 +1978,21 @@ pending_cb(redisAsyncContext *ac, void *reply, void *priv)
 	struct evfn_redis_source *s = priv;
 	redisReply *rep = reply;
 	s->claiming = false;
-	if (reply_code(rep) || rep->type != REDIS_REPLY_ARRAY || s->closed ||
-	    s->fatal || rep->elements == 0)
+	if (s->closed || script_failed(s, rep, "XPENDING"))
 		return;
-	/* [[id, consumer, idle, deliveries], ...]: entries this process holds
-	 * are refreshed (their idle time reset, their count kept), the others
-	 * claimed, as many as there is room for. */
 	int room = s->cfg.max_in_flight - (int)HASH_COUNT(s->recs);
-	char min_idle[24];
-	snprintf(min_idle, sizeof(min_idle), "%lld",
-	         (long long)s->cfg.claim_min_idle_ms);
-	struct argv claim = {0}, refresh = {0};
-	struct claim_batch *b =
-		evfn__malloc(sizeof(*b) + rep->elements * sizeof(b->e[0]));
-	if (!b)
-		return;
-	b->src = s;
-	b->n = 0;
-	const char *head[] = {"XCLAIM", s->stream, s->cfg.group, s->consumer};
-	for (int i = 0; i < 4; i++) {
-		argv_str(&claim, head[i]);
-		argv_str(&refresh, head[i]);
-	}
-	argv_str(&claim, min_idle);
-	argv_str(&refresh, "0");
-	for (size_t i = 0; i < rep->elements; i++) {
+	struct argv ids = {0};
+	take_args_begin(&ids);
+	for (size_t i = 0; i < rep->elements && ids.n - TAKE_HEAD < room; i++) {
 		const redisReply *p = rep->element[i];
-		if (p->type != REDIS_REPLY_ARRAY || p->elements != 4 ||
-		    !is_cstring(p->element[0]) ||
-		    p->element[3]->type != REDIS_REPLY_INTEGER)
-			continue;
-		struct rec *r;
-		HASH_FIND_STR(s->recs, p->element[0]->str, r);
-		if (r) {
-			argv_str(&refresh, p->element[0]->str);
-		} else if (b->n < room && p->element[0]->len < ID_MAX) {
-			argv_str(&claim, p->element[0]->str);
-			memcpy(b->e[b->n].id, p->element[0]->str,
-			       p->element[0]->len + 1);
-			/* XCLAIM counts this delivery. */
-			b->e[b->n++].deliveries =
-				(unsigned)p->element[3]->integer + 1;
-		}
+		if (p->type == REDIS_REPLY_ARRAY && p->elements == 4 &&
+		    is_cstring(p->element[0]) && !rec_find(s, p->element[0]->str))
+			argv_str(&ids, p->element[0]->str);
 	}
-	argv_str(&refresh, "JUSTID");
-	if (refresh.n > 6 && !refresh.oom)
-		(void)conn_send(&s->cmd, refresh_cb, NULL, refresh.n, refresh.v,
-		                refresh.len);
-	if (b->n && !claim.oom &&
-	    conn_send(&s->cmd, claimed_cb, b, claim.n, claim.v, claim.len))
+	if (ids.n > TAKE_HEAD &&
+	    send_take(s, &ids, s->cfg.claim_min_idle_ms, 1, claimed_cb))
 		s->claiming = true;
-	else
-		evfn__free(b);
-	argv_free(&claim);
-	argv_free(&refresh);
+	argv_free(&ids);
 }
 
 static void
@@ -1682,7 +2001,14 @@ claim_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct evfn_redis_source *s = arg;
-	if (s->closed || s->fatal || s->claiming || !s->cmd.ready)
+	if (s->closed || s->fatal || s->stop_reading || s->claiming ||
+	    !s->cmd.ready || s->wait_head ||
+	    (int)HASH_COUNT(s->recs) >= s->cfg.max_in_flight)
+		return;
+	/* After the connection came back, the other consumers get a claim
+	 * idle time to come back too and refresh what they hold: a server
+	 * that restarted counts its downtime as idle time. */
+	if (evfn__now_ns() - s->cmd_up_ns < s->cfg.claim_min_idle_ms * 1000000)
 		return;
 	char min_idle[24], count[16];
 	snprintf(min_idle, sizeof(min_idle), "%lld",
@@ -1697,7 +2023,94 @@ claim_timer_cb(evutil_socket_t fd, short what, void *arg)
 		s->claiming = true;
 }
 
+/* --- refreshing what this process holds --- */
+
+/* A record another consumer took over while this process held it (this
+ * process stalled, or could not reach Redis, for about the claim idle
+ * time): one waiting for room is let go; one running ends here without
+ * an acknowledgement unless it succeeds. */
+static void
+rec_lost(struct evfn_redis_source *s, struct rec *r)
+{
+	if (r->lost || (r->state != REC_WAITING && r->state != REC_RUNNING))
+		return;
+	r->lost = true;
+	evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: entry %s was "
+	          "claimed by another consumer while held here", s->stream,
+	          r->id);
+	if (r->state != REC_WAITING)
+		return;
+	struct rec **pp = &s->wait_head, *prev = NULL;
+	while (*pp != r) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	*pp = r->next;
+	if (s->wait_tail == r)
+		s->wait_tail = prev;
+	rec_drop(s, r);
+}
+
+static void
+refreshed_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	(void)ac;
+	struct evfn_redis_source *s = priv;
+	redisReply *rep = reply;
+	s->refreshing = false;
+	if (s->closed || script_failed(s, rep, "refreshing held entries"))
+		return;
+	for (size_t i = 0; i < rep->elements; i++) {
+		struct rec *r;
+		if (is_cstring(rep->element[i]) &&
+		    (r = rec_find(s, rep->element[i]->str)))
+			rec_lost(s, r);
+	}
+	maybe_read(s);
+}
+
+/* Resets the idle time of every entry this process holds, in batches;
+ * a refresh still in flight is left to finish first. */
+static void
+refresh_held(struct evfn_redis_source *s)
+{
+	if (s->closed || s->fatal || s->refreshing || !s->cmd.ready ||
+	    s->cfg.claim_min_idle_ms <= 0)
+		return;
+	struct rec *r = s->recs;
+	while (r) {
+		struct argv a = {0};
+		const char *head[] = {"EVAL", refresh_lua, "1", s->stream,
+		                      s->cfg.group, s->consumer};
+		for (int i = 0; i < 6; i++)
+			argv_str(&a, head[i]);
+		for (; r && a.n - 6 < ACK_BATCH; r = r->hh.next)
+			argv_str(&a, r->id);
+		bool sent = !a.oom &&
+		            conn_send(&s->cmd, refreshed_cb, s, a.n, a.v, a.len);
+		argv_free(&a);
+		if (!sent)
+			return;
+		s->refreshing = true;
+	}
+}
+
+static void
+refresh_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	refresh_held(arg);
+}
+
 /* --- lifecycle --- */
+
+/* Starts a persistent timer firing every ms (at least 1). */
+static void
+add_periodic(struct event *ev, int64_t ms)
+{
+	add_timer_ms(ev, EVFN__MAX(ms, 1));
+}
 
 static void
 source_start(void *arg)
@@ -1706,11 +2119,10 @@ source_start(void *arg)
 	conn_connect(&s->reader);
 	conn_connect(&s->cmd);
 	if (s->cfg.claim_min_idle_ms > 0) {
-		struct timeval tv = {
-			.tv_sec = (time_t)(s->cfg.claim_interval_ms / 1000),
-			.tv_usec = (suseconds_t)(s->cfg.claim_interval_ms % 1000) *
-			           1000};
-		event_add(s->claim_ev, &tv);
+		add_periodic(s->claim_ev, s->cfg.claim_interval_ms);
+		/* Three refreshes per idle time: a held entry never looks
+		 * idle for more than a third of it, plus a round trip. */
+		add_periodic(s->refresh_ev, s->cfg.claim_min_idle_ms / 3);
 	}
 }
 
@@ -1727,6 +2139,7 @@ source_close(void *arg)
 	conn_destroy(&s->cmd);
 	event_free(s->flush_ev);
 	event_free(s->claim_ev);
+	event_free(s->refresh_ev);
 	event_free(s->read_ev);
 	struct rec *r, *tmp;
 	HASH_ITER(hh, s->recs, r, tmp) {
@@ -1735,6 +2148,7 @@ source_close(void *arg)
 		if (r->state != REC_RUNNING)
 			rec_free(r); /* NOLINT(clang-analyzer-unix.Malloc) */
 	}
+	atomic_store(&s->held, 0);
 }
 
 /* The number of attempts of a registered function, or 0 if there is
@@ -1783,6 +2197,7 @@ evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
 	atomic_init(&s->refs, 1);
 	atomic_init(&s->status, 0);
 	atomic_init(&s->acked, 0);
+	atomic_init(&s->held, 0);
 	s->rt = rt;
 	s->base = evfn_runtime_event_base(rt);
 	rc = options_copy(&s->cfg, opts);
@@ -1792,6 +2207,9 @@ evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
 	}
 	s->max_deliveries = s->cfg.max_deliveries ? s->cfg.max_deliveries
 	                                          : attempts;
+	s->retry_ms = s->cfg.reconnect_base_ms;
+	s->adopt_due = true;
+	strcpy(s->adopt_from, "-");
 	s->stream = evfn__strdup(stream);
 	s->fn_name = evfn__strdup(fn_name);
 	s->consumer = s->cfg.consumer ? evfn__strdup(s->cfg.consumer)
@@ -1804,22 +2222,22 @@ evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
 	}
 	s->flush_ev = event_new(s->base, -1, 0, flush_cb, s);
 	s->claim_ev = event_new(s->base, -1, EV_PERSIST, claim_timer_cb, s);
+	s->refresh_ev = event_new(s->base, -1, EV_PERSIST, refresh_timer_cb, s);
 	s->read_ev = evtimer_new(s->base, read_timer_cb, s);
 	int rc1 = conn_init(&s->reader, rt, &s->cfg, "source reader",
 	                    reader_ready, conn_down, s);
 	int rc2 = conn_init(&s->cmd, rt, &s->cfg, "source commands", cmd_ready,
 	                    conn_down, s);
 	if (!s->stream || !s->fn_name || !s->consumer || !s->dead_stream ||
-	    !s->flush_ev || !s->claim_ev || !s->read_ev || rc1 || rc2 ||
-	    evfn__run_on_loop(rt, source_start, s) != 0) {
+	    !s->flush_ev || !s->claim_ev || !s->refresh_ev || !s->read_ev ||
+	    rc1 || rc2 || evfn__run_on_loop(rt, source_start, s) != 0) {
 		conn_destroy(&s->reader);
 		conn_destroy(&s->cmd);
-		if (s->flush_ev)
-			event_free(s->flush_ev);
-		if (s->claim_ev)
-			event_free(s->claim_ev);
-		if (s->read_ev)
-			event_free(s->read_ev);
+		struct event *evs[] = {s->flush_ev, s->claim_ev, s->refresh_ev,
+		                       s->read_ev};
+		for (size_t i = 0; i < EVFN__ARRAY_SIZE(evs); i++)
+			if (evs[i])
+				event_free(evs[i]);
 		source_unref(s);
 		return EVFN_ENOMEM;
 	}
@@ -2052,8 +2470,9 @@ sink_ready(void *owner)
 }
 
 static void
-sink_down(void *owner, int code)
+sink_down(void *owner, int code, const char *why)
 {
+	(void)why; /* conn_refused() logged it */
 	struct evfn_redis_sink *k = owner;
 	atomic_store(&k->status, code);
 }
