@@ -366,14 +366,16 @@ def main():
                   med("http", "bare", "requests_per_s")))
 
     # Redis Streams end to end (XADD to acknowledged handler, 1 and 3
-    # consumer processes) beside redis-benchmark's XADD rate on the same
-    # server in the same run: tests/test-redis --bench drives both.
+    # consumer processes, and 3 of which one is SIGKILLed a third of the
+    # way, its entries reclaimed by the others) beside redis-benchmark's
+    # XADD rate on the same server in the same run: tests/test-redis
+    # --bench drives them all.
     redis_bin = os.path.join(os.path.dirname(os.path.dirname(binary)),
                              "tests", "test-redis")
     if (os.path.exists(redis_bin) and shutil.which("redis-server")
             and (not args.only or "redis" in args.only.split(","))):
         n = 20000 if args.quick else 100000
-        vals = {"xadd": [], "c1": [], "c3": []}
+        vals = {"xadd": [], "c1": [], "c3": [], "c3kill": []}
         for r in range(runs):
             p = subprocess.run([redis_bin, "--bench", str(n)],
                                capture_output=True, text=True,
@@ -382,15 +384,17 @@ def main():
             m = re.search(r"XADD[^:\n]*: ([0-9.]+) requests per second", out)
             c1 = re.search(r"1 consumer\(s\):.*: ([0-9.]+) entries/s", out)
             c3 = re.search(r"3 consumer\(s\):.*: ([0-9.]+) entries/s", out)
-            if p.returncode == 0 and m and c1 and c3:
+            c3kill = re.search(
+                r"3 consumer\(s\), one killed:.*: ([0-9.]+) entries/s", out)
+            if p.returncode == 0 and m and c1 and c3 and c3kill:
                 res = {"key": "redis", "round": r,
                        "xadd_per_s": float(m.group(1)),
                        "c1_per_s": float(c1.group(1)),
-                       "c3_per_s": float(c3.group(1))}
+                       "c3_per_s": float(c3.group(1)),
+                       "c3kill_per_s": float(c3kill.group(1))}
                 raw.append(res)
-                vals["xadd"].append(res["xadd_per_s"])
-                vals["c1"].append(res["c1_per_s"])
-                vals["c3"].append(res["c3_per_s"])
+                for k in vals:
+                    vals[k].append(res[k + "_per_s"])
         if vals["xadd"]:
             stats["redis"] = {k: {"per_s": describe(v)}
                               for k, v in vals.items()}
@@ -399,7 +403,9 @@ def main():
                 ratio(stats["redis"]["c1"]["per_s"]["median"], xadd))
             put("redis3_vs_xadd",
                 ratio(stats["redis"]["c3"]["per_s"]["median"], xadd))
-            for k in ("xadd", "c1", "c3"):
+            put("redis3_kill_vs_xadd",
+                ratio(stats["redis"]["c3kill"]["per_s"]["median"], xadd))
+            for k in ("xadd", "c1", "c3", "c3kill"):
                 d = stats["redis"][k]["per_s"]
                 print("redis     %-9s entries/s          %10s %21s" % (
                     k, fmt(d["median"]),
