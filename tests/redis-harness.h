@@ -287,6 +287,18 @@ add_entries(redisContext *c, const char *stream, int first, int n)
 	}
 }
 
+/* Starts a server with entries data=0..n-1 in stream "s" and returns a
+ * client connected to it. */
+static inline redisContext *
+server_with_entries(struct server *s, enum persistence persist, int n)
+{
+	server_start_with(s, persist, NULL);
+	redisContext *c = connect_cli(s);
+	assert_non_null(c);
+	add_entries(c, "s", 0, n);
+	return c;
+}
+
 /* The value of field name in a flat [f, v, ...] reply, or "". */
 static inline const char *
 field_of(const redisReply *fields, const char *name)

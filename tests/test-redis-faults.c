@@ -32,9 +32,7 @@ test_redis_faults_refusals_count_no_delivery(void **state)
 	(void)state;
 	enum { N = 300 };
 	struct server srv = {0};
-	server_start(&srv, false, NULL);
-	redisContext *c = connect_cli(&srv);
-	add_entries(c, "s", 0, N);
+	redisContext *c = server_with_entries(&srv, PERSIST_NONE, N);
 	struct runs r;
 	runs_init(&r, N);
 	struct consumer k[2];
@@ -92,9 +90,7 @@ test_redis_faults_slow_consumer_keeps_its_backlog(void **state)
 	(void)state;
 	enum { N = 120 };
 	struct server srv = {0};
-	server_start(&srv, false, NULL);
-	redisContext *c = connect_cli(&srv);
-	add_entries(c, "s", 0, N);
+	redisContext *c = server_with_entries(&srv, PERSIST_NONE, N);
 	struct runs r;
 	runs_init(&r, N);
 	struct consumer k[2];

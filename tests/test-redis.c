@@ -577,9 +577,7 @@ test_redis_source_notices_stream_replaced_promptly(void **state)
 {
 	(void)state;
 	struct server srv = {0};
-	server_start(&srv, false, NULL);
-	redisContext *c = connect_cli(&srv);
-	add_entries(c, "s", 0, 5);
+	redisContext *c = server_with_entries(&srv, PERSIST_NONE, 5);
 	struct tally *t = calloc(1, sizeof(*t));
 	evfn_rt *rt = start_runtime("work", tally_handler, t, NULL);
 	evfn_redis_options *o = source_options(&srv, NULL);
@@ -637,9 +635,7 @@ test_redis_source_reconnect_counts_no_delivery(void **state)
 	(void)state;
 	enum { N = 60 };
 	struct server srv = {0};
-	server_start(&srv, true, NULL);
-	redisContext *c = connect_cli(&srv);
-	add_entries(c, "s", 0, N);
+	redisContext *c = server_with_entries(&srv, PERSIST_FSYNC_ALWAYS, N);
 	struct tally *t = calloc(1, sizeof(*t));
 	t->delay_ms = 20;
 	evfn_fn_options *fo;
@@ -683,9 +679,7 @@ test_redis_source_takes_over_own_entries_once(void **state)
 	(void)state;
 	enum { N = 20 };
 	struct server srv = {0};
-	server_start(&srv, false, NULL);
-	redisContext *c = connect_cli(&srv);
-	add_entries(c, "s", 0, N);
+	redisContext *c = server_with_entries(&srv, PERSIST_NONE, N);
 	/* The first holds every entry in a paused function, then goes
 	 * without running any. */
 	struct tally *t = calloc(1, sizeof(*t));
@@ -860,9 +854,7 @@ run_three_consumers(bool kill_one)
 {
 	enum { N = 900 };
 	struct server srv = {0};
-	server_start(&srv, false, NULL);
-	redisContext *c = connect_cli(&srv);
-	add_entries(c, "s", 0, N);
+	redisContext *c = server_with_entries(&srv, PERSIST_NONE, N);
 	struct consumer k[3];
 	struct runs r;
 	runs_init(&r, N);

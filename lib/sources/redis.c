@@ -1834,23 +1834,8 @@ send_take(struct evfn_redis_source *s, struct argv *a, int64_t min_idle,
 	return conn_send(&s->cmd, cb, s, a->n, a->v, a->len);
 }
 
-/* The reply of take_lua: runs what was taken. */
-static void
-take_reply(struct evfn_redis_source *s, const redisReply *rep)
-{
-	for (size_t i = 0; i < rep->elements; i++) {
-		const redisReply *e = rep->element[i];
-		if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
-		    e->element[1]->type != REDIS_REPLY_INTEGER)
-			continue;
-		take_entry(s, e->element[0], e->element[2],
-		           (unsigned)e->element[1]->integer);
-	}
-	submit_waiting(s);
-}
-
-/* Handles an error reply of a takeover or refresh script; true if the
- * reply was an error. */
+/* Handles a reply that should be an array (of a script, or XPENDING)
+ * but is an error or missing, logging what failed; true in that case. */
 static bool
 script_failed(struct evfn_redis_source *s, const redisReply *rep,
               const char *what)
@@ -1868,16 +1853,32 @@ script_failed(struct evfn_redis_source *s, const redisReply *rep,
 	return true;
 }
 
+/* The reply of take_lua (what: the takeover, for the log): runs what was
+ * taken, and reads on. */
+static void
+taken(struct evfn_redis_source *s, const redisReply *rep, const char *what)
+{
+	if (s->closed || script_failed(s, rep, what))
+		return;
+	for (size_t i = 0; i < rep->elements; i++) {
+		const redisReply *e = rep->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
+		    e->element[1]->type != REDIS_REPLY_INTEGER)
+			continue;
+		take_entry(s, e->element[0], e->element[2],
+		           (unsigned)e->element[1]->integer);
+	}
+	submit_waiting(s);
+	maybe_read(s);
+}
+
 static void
 adopt_taken_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
 	(void)ac;
 	struct evfn_redis_source *s = priv;
 	s->reading = false;
-	if (s->closed || script_failed(s, reply, "taking own entries"))
-		return;
-	take_reply(s, reply);
-	maybe_read(s);
+	taken(s, reply, "taking own entries");
 }
 
 struct adopt_call {
@@ -1962,10 +1963,7 @@ claimed_cb(redisAsyncContext *ac, void *reply, void *priv)
 	(void)ac;
 	struct evfn_redis_source *s = priv;
 	s->claiming = false;
-	if (s->closed || script_failed(s, reply, "claiming"))
-		return;
-	take_reply(s, reply);
-	maybe_read(s);
+	taken(s, reply, "claiming");
 }
 
 /* [[id, consumer, idle, deliveries], ...]: entries idle for the claim
