@@ -762,6 +762,19 @@ conn_send(struct conn *c, redisCallbackFn *fn, void *priv, int argc,
 	       REDIS_OK;
 }
 
+/* As conn_send() for a command of at most 16 C strings. */
+static bool
+conn_send_strs(struct conn *c, redisCallbackFn *fn, void *priv, int argc,
+               const char **argv)
+{
+	size_t lens[16];
+	if (argc > 16)
+		return false;
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	return conn_send(c, fn, priv, argc, argv, lens);
+}
+
 /* Closes for good, running every pending callback with a NULL reply
  * before it returns. Not from inside a hiredis callback. */
 static void
@@ -1425,9 +1438,7 @@ flush_dead(struct evfn_redis_source *s)
 	while (s->dead_q && s->cmd.ready) {
 		struct rec *r = s->dead_q;
 		const char *argv[] = {"XRANGE", s->stream, r->id, r->id};
-		size_t lens[] = {6, strlen(s->stream), strlen(r->id),
-		                 strlen(r->id)};
-		if (!conn_send(&s->cmd, dead_range_cb, r, 4, argv, lens))
+		if (!conn_send_strs(&s->cmd, dead_range_cb, r, 4, argv))
 			return;
 		s->dead_q = r->next;
 		r->state = REC_DEADING;
@@ -1703,12 +1714,9 @@ maybe_read(struct evfn_redis_source *s)
 	const char *argv[] = {"XREADGROUP", "GROUP", s->cfg.group,
 	                      s->consumer, "COUNT", count, "BLOCK", block,
 	                      "STREAMS", s->stream, ">"};
-	size_t lens[EVFN__ARRAY_SIZE(argv)];
-	for (size_t i = 0; i < EVFN__ARRAY_SIZE(argv); i++)
-		lens[i] = strlen(argv[i]);
 	/* Not sent for want of a connection: reading resumes on connect. */
-	if (conn_send(&s->reader, read_cb, s, (int)EVFN__ARRAY_SIZE(argv),
-	              argv, lens))
+	if (conn_send_strs(&s->reader, read_cb, s, (int)EVFN__ARRAY_SIZE(argv),
+	                   argv))
 		s->reading = true;
 }
 
@@ -1744,10 +1752,7 @@ group_create(struct evfn_redis_source *s)
 {
 	const char *argv[] = {"XGROUP", "CREATE", s->stream, s->cfg.group,
 	                      s->cfg.from_start ? "0" : "$", "MKSTREAM"};
-	size_t lens[6];
-	for (int i = 0; i < 6; i++)
-		lens[i] = strlen(argv[i]);
-	(void)conn_send(&s->reader, group_cb, s, 6, argv, lens);
+	(void)conn_send_strs(&s->reader, group_cb, s, 6, argv);
 }
 
 /* Looks for own pending entries not held here again, from the start. */
@@ -1948,10 +1953,7 @@ adopt_step(struct evfn_redis_source *s, int room)
 	snprintf(count, sizeof(count), "%d", ADOPT_PAGE);
 	const char *argv[] = {"XPENDING", s->stream, s->cfg.group,
 	                      s->adopt_from, "+", count, s->consumer};
-	size_t lens[7];
-	for (int i = 0; i < 7; i++)
-		lens[i] = strlen(argv[i]);
-	if (conn_send(&s->cmd, adopt_listed_cb, call, 7, argv, lens))
+	if (conn_send_strs(&s->cmd, adopt_listed_cb, call, 7, argv))
 		s->reading = true;
 	else
 		evfn__free(call);
@@ -2014,10 +2016,7 @@ claim_timer_cb(evutil_socket_t fd, short what, void *arg)
 	snprintf(count, sizeof(count), "%d", s->cfg.batch);
 	const char *argv[] = {"XPENDING", s->stream, s->cfg.group, "IDLE",
 	                      min_idle, "-", "+", count};
-	size_t lens[8];
-	for (int i = 0; i < 8; i++)
-		lens[i] = strlen(argv[i]);
-	if (conn_send(&s->cmd, pending_cb, s, 8, argv, lens))
+	if (conn_send_strs(&s->cmd, pending_cb, s, 8, argv))
 		s->claiming = true;
 }
 
