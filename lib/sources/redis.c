@@ -1573,7 +1573,8 @@ submit_waiting(struct evfn_redis_source *s)
 {
 	struct rec *r;
 	bool any = false;
-	while ((r = s->wait_head) && !s->closed) {
+	/* A stopped source could not acknowledge what it submits. */
+	while ((r = s->wait_head) && !s->closed && !s->fatal) {
 		atomic_fetch_add(&s->refs, 1);
 		int rc = evfn_submit(s->rt, s->fn_name, r->ev, on_result, r,
 		                     NULL);
