@@ -82,6 +82,21 @@ test_count_fds(void)
 	return n;
 }
 
+/* The threads of this process now (its /proc/self/task entries). */
+static inline int
+test_count_threads(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 /* Each case is wrapped so that a descriptor it leaks fails it. */
 static int test_fds_before;
 

@@ -8,47 +8,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "failing-alloc.h"
 #include "harness.h"
 
 static int frees;
-
-/* The allocator of this test: allocations succeed while allocs_left is
- * negative, else that many more succeed and the rest fail, so that each
- * out-of-memory path can be reached. Installed before evfn allocates. */
-static atomic_int allocs_left = -1;
-/* The size of the latest malloc, for the memory budget of an event. */
-static atomic_size_t last_malloc;
-
-static bool
-allocation_allowed(void)
-{
-	int n = atomic_load(&allocs_left);
-	if (n < 0)
-		return true;
-	if (n == 0)
-		return false;
-	atomic_fetch_sub(&allocs_left, 1);
-	return true;
-}
-
-static void *
-failing_malloc(size_t n)
-{
-	atomic_store(&last_malloc, n);
-	return allocation_allowed() ? malloc(n) : NULL;
-}
-
-static void *
-failing_realloc(void *p, size_t n)
-{
-	return allocation_allowed() ? realloc(p, n) : NULL;
-}
-
-static void *
-failing_calloc(size_t n, size_t size)
-{
-	return allocation_allowed() ? calloc(n, size) : NULL;
-}
 
 static void
 count_free(void *data, void *arg)
@@ -112,10 +75,10 @@ test_event_small_event_is_one_small_block(void **state)
 {
 	uint64_t payload = 42;
 	evfn_event *ev;
-	atomic_store(&last_malloc, 0);
+	atomic_store(&failing_alloc_last_malloc, 0);
 	ASSERT_OK(evfn_event_new(&ev, "fifteen.bytes.x", &payload,
 	                         sizeof(payload)));
-	size_t block = atomic_load(&last_malloc);
+	size_t block = atomic_load(&failing_alloc_last_malloc);
 	assert_true(block > 0 && block <= 104);
 	evfn_rt *rt;
 	ASSERT_OK(evfn_runtime_new(&rt, NULL));
@@ -127,9 +90,9 @@ test_event_small_event_is_one_small_block(void **state)
 	ASSERT_OK(evfn_event_new(&first, "fifteen.bytes.x", NULL, 0));
 	ASSERT_OK(evfn_publish_to(rt, "fifteen.bytes.x", first, NULL));
 	evfn_event_unref(first);
-	atomic_store(&last_malloc, 0);
+	atomic_store(&failing_alloc_last_malloc, 0);
 	ASSERT_OK(evfn_publish_to(rt, "fifteen.bytes.x", ev, NULL));
-	ASSERT_EQ(atomic_load(&last_malloc), 0);
+	ASSERT_EQ(atomic_load(&failing_alloc_last_malloc), 0);
 	size_t len;
 	ASSERT_EQ(*(const uint64_t *)evfn_event_data(ev, &len), 42);
 	ASSERT_EQ(len, sizeof(payload));
@@ -189,32 +152,32 @@ static void
 test_event_out_of_memory_is_enomem(void **state)
 {
 	evfn_event *ev = (evfn_event *)&ev;
-	atomic_store(&allocs_left, 0);
+	atomic_store(&failing_alloc_left, 0);
 	ASSERT_RC(evfn_event_new(&ev, "t", "x", 1), EVFN_ENOMEM);
 	assert_null(ev);
 
 	/* The event block, then the extra block holding the free callback. */
 	frees = 0;
-	atomic_store(&allocs_left, 1);
+	atomic_store(&failing_alloc_left, 1);
 	ASSERT_RC(evfn_event_new_ref(&ev, "t", strdup("p"), 1, count_free,
 	                             &frees),
 	          EVFN_ENOMEM);
 	ASSERT_EQ(frees, 1);
 
-	atomic_store(&allocs_left, -1);
+	atomic_store(&failing_alloc_left, -1);
 	ASSERT_OK(evfn_event_new(&ev, "t", "x", 1));
-	atomic_store(&allocs_left, 0);
+	atomic_store(&failing_alloc_left, 0);
 	ASSERT_RC(evfn_event_set_subject(ev, "s"), EVFN_ENOMEM);
-	atomic_store(&allocs_left, 1); /* the copy, not the extra block */
+	atomic_store(&failing_alloc_left, 1); /* the copy, not the extra block */
 	ASSERT_RC(evfn_event_set_subject(ev, "s"), EVFN_ENOMEM);
-	atomic_store(&allocs_left, 0);
+	atomic_store(&failing_alloc_left, 0);
 	ASSERT_RC(evfn_event_set_delay_ms(ev, 10), EVFN_ENOMEM);
 	ASSERT_RC(evfn_event_set_deliver_at(ev, 10), EVFN_ENOMEM);
 	ASSERT_RC(evfn_event_set_extension(ev, "ext", "v"), EVFN_ENOMEM);
 	/* Clearing what was never set needs no memory. */
 	ASSERT_OK(evfn_event_set_ordering_key(ev, NULL));
 	assert_null(evfn_event_subject(ev));
-	atomic_store(&allocs_left, -1);
+	atomic_store(&failing_alloc_left, -1);
 	ASSERT_OK(evfn_event_set_subject(ev, "s"));
 	assert_string_equal(evfn_event_subject(ev), "s");
 	evfn_event_unref(ev);
@@ -348,8 +311,7 @@ test_event_publish_freezes_and_stamps(void **state)
 int
 main(void)
 {
-	if (evfn_set_allocator(failing_malloc, failing_realloc, failing_calloc, free) !=
-	    0)
+	if (!failing_alloc_install())
 		return 1;
 	const struct CMUnitTest tests[] = {
 		TEST(test_event_new_copies_type_and_payload),
