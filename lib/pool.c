@@ -356,17 +356,32 @@ evfn__pool_kick_cb(int fd, short what, void *arg)
 }
 
 int
-evfn__pool_start(struct evfn_rt *rt)
+evfn__pool_start_locked(struct evfn_rt *rt)
 {
 	int rc = 0;
-	pthread_mutex_lock(&rt->lock);
 	rt->spin_polls = SPIN_POLLS_MAX;
 	while (rc == 0 && rt->nthreads < rt->opts.min_workers)
 		rc = spawn_locked(rt);
 	if (rc == 0 && rt->ready.head && rt->nthreads == 0)
 		rc = spawn_locked(rt);
-	pthread_mutex_unlock(&rt->lock);
 	return rc;
+}
+
+/* Waits until every worker has left the pool, and joins them. */
+static void
+wait_out_locked(struct evfn_rt *rt)
+{
+	while (rt->nthreads > 0 || rt->nexiting > 0)
+		pthread_cond_wait(&rt->quiet_cond, &rt->lock);
+	join_exited_locked(rt);
+}
+
+void
+evfn__pool_unwind_locked(struct evfn_rt *rt)
+{
+	/* The workers it started find the runtime still unstarted and
+	 * leave at once (worker_main). */
+	wait_out_locked(rt);
 }
 
 void
@@ -375,9 +390,7 @@ evfn__pool_stop(struct evfn_rt *rt)
 	pthread_mutex_lock(&rt->lock);
 	rt->quit = true;
 	pthread_cond_broadcast(&rt->work_cond);
-	while (rt->nthreads > 0 || rt->nexiting > 0)
-		pthread_cond_wait(&rt->quiet_cond, &rt->lock);
-	join_exited_locked(rt);
+	wait_out_locked(rt);
 	pthread_mutex_unlock(&rt->lock);
 }
 
@@ -525,6 +538,10 @@ worker_main(void *arg)
 	 * one clock read per attempt, none under the lock. */
 	int64_t now = evfn__now_ns();
 	pthread_mutex_lock(&rt->lock);
+	/* Started by a start that failed part way: the runtime stayed
+	 * unstarted, and this worker leaves without taking anything. */
+	if (rt->state == EVFN__CREATED)
+		goto leave;
 	for (;;) {
 		struct evfn__inv *inv =
 			evfn__pick_locked(rt, &rt->ready, now, &garbage);
@@ -579,6 +596,7 @@ worker_main(void *arg)
 		if (w->stuck)
 			break; /* replaced while it was stuck: it leaves */
 	}
+leave:
 	/* Leaves the count at once, so that workers timing out together do
 	 * not all see themselves above the minimum; stays in nexiting until
 	 * it is on the exited list, so that a stop always finds it there. A

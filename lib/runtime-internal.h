@@ -544,7 +544,14 @@ void evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage);
 struct evfn__inv *evfn__inv_alloc_locked(struct evfn_rt *rt);
 
 /* pool.c */
-int evfn__pool_start(struct evfn_rt *rt);
+/* Starts the minimum number of workers (one if work waits and the
+ * minimum is 0); they take nothing before the runtime is STARTED, under
+ * the same hold of rt->lock. rt->lock held. */
+int evfn__pool_start_locked(struct evfn_rt *rt);
+/* After evfn__pool_start_locked() when the start fails (the runtime
+ * stays CREATED): waits until the workers it started have left, and
+ * joins them. rt->lock held (released while waiting). */
+void evfn__pool_unwind_locked(struct evfn_rt *rt);
 /* Wakes a worker, or starts one, for newly runnable work; on the loop
  * thread, once at the end of the loop pass. rt->lock held. */
 void evfn__pool_notify_locked(struct evfn_rt *rt);

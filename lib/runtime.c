@@ -261,22 +261,27 @@ evfn_runtime_start(evfn_rt *rt)
 	int rc = rt->state == EVFN__STARTED  ? EVFN_EALREADY
 	         : rt->state != EVFN__CREATED ? EVFN_ESHUTDOWN
 	                                      : 0;
+	if (rc < 0) {
+		pthread_mutex_unlock(&rt->lock);
+		return rc;
+	}
+	/* All or nothing, under one hold of the lock: the workers take
+	 * nothing and the loop thread runs no callback of ours before the
+	 * runtime is STARTED, so a failure part way leaves it as it was.
+	 * The loop thread comes last: nothing stops it before it would run
+	 * the loop handlers already queued. */
+	rc = evfn__pool_start_locked(rt);
+	if (rc == 0 && rt->own_base) {
+		int err = pthread_create(&rt->loop_thread, NULL, loop_main, rt);
+		rc = -err;
+		rt->loop_thread_started = err == 0;
+	}
 	if (rc == 0)
 		rt->state = EVFN__STARTED;
+	else
+		evfn__pool_unwind_locked(rt);
 	pthread_mutex_unlock(&rt->lock);
-	if (rc < 0)
-		return rc;
-	if (rt->own_base) {
-		int err = pthread_create(&rt->loop_thread, NULL, loop_main, rt);
-		if (err) {
-			pthread_mutex_lock(&rt->lock);
-			rt->state = EVFN__CREATED;
-			pthread_mutex_unlock(&rt->lock);
-			return -err;
-		}
-		rt->loop_thread_started = true;
-	}
-	return evfn__pool_start(rt);
+	return rc;
 }
 
 /* Passes handed-back events to the drain callback, with the lock

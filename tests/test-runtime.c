@@ -4,7 +4,7 @@
  * fan-out, reserved concurrency, full queues, the pool growing and
  * shrinking, the loop executor, embedding in a host event_base, drain and
  * hand-back, synchronous invoke, retries and dead letters, warm worker
- * state, and the lifecycle errors.
+ * state, the lifecycle errors, and a start that runs out of memory.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +15,7 @@
 
 #include <evfn/libevent.h>
 
+#include "failing-alloc.h"
 #include "harness.h"
 
 static evfn_rt *
@@ -740,6 +741,67 @@ test_runtime_free_before_start_releases_queued_events(void **state)
 	ASSERT_EQ(atomic_load(&n), 0);
 }
 
+/* ---- a start that fails part way ---------------------------------------- */
+
+/* Starts a runtime with queued pool and loop work while only `allowed`
+ * more allocations succeed; returns start's answer, the runtime in *out. */
+static int
+start_with_allocations(int allowed, evfn_rt **out, atomic_int *runs)
+{
+	evfn_rt *rt = new_runtime(4, 4);
+	ASSERT_OK(evfn_register(rt, "pool", count_handler, runs, NULL, NULL));
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_executor(fo, EVFN_EXECUTOR_LOOP));
+	ASSERT_OK(evfn_register(rt, "loop", count_handler, runs, fo, NULL));
+	evfn_fn_options_free(fo);
+	for (int i = 0; i < 5; i++) {
+		ASSERT_OK(evfn_invoke_async(rt, "pool", NULL, 0, NULL));
+		ASSERT_OK(evfn_invoke_async(rt, "loop", NULL, 0, NULL));
+	}
+	atomic_store(&failing_alloc_left, allowed);
+	int rc = evfn_runtime_start(rt);
+	atomic_store(&failing_alloc_left, -1);
+	*out = rt;
+	return rc;
+}
+
+/* Out of memory at each allocation inside evfn_runtime_start() in turn:
+ * each failure leaves the runtime unstarted (no thread left, nothing
+ * run, free or a second start both work). */
+static void
+test_runtime_start_out_of_memory_leaves_it_unstarted(void **state)
+{
+	int threads = test_count_threads();
+	int failures = 0;
+	for (int allowed = 0;; allowed++) {
+		evfn_rt *rt;
+		atomic_int runs = 0;
+		int rc = start_with_allocations(allowed, &rt, &runs);
+		if (rc == 0) {
+			WAIT_FOR(atomic_load(&runs) == 10, 10000);
+			finish(rt);
+			break;
+		}
+		ASSERT_RC(rc, EVFN_ENOMEM);
+		failures++;
+		ASSERT_EQ(test_count_threads(), threads);
+		ASSERT_EQ(evfn_runtime_workers(rt), 0);
+		ASSERT_EQ(atomic_load(&runs), 0);
+		ASSERT_EQ(stat_of(rt, NULL, EVFN_STAT_QUEUED), 10);
+		if (allowed % 2 == 0) {
+			ASSERT_OK(evfn_runtime_free(rt));
+			continue;
+		}
+		ASSERT_OK(evfn_runtime_start(rt));
+		WAIT_FOR(atomic_load(&runs) == 10, 10000);
+		finish(rt);
+	}
+	/* At least one allocation per worker of the minimum was failed. */
+	assert_true(failures >= 4);
+	ASSERT_EQ(test_count_threads(), threads);
+}
+
 /* ---- calls from inside handlers ------------------------------------------ */
 
 static int
@@ -951,6 +1013,8 @@ test_runtime_submit_result_delivered_at_free_when_loop_never_ran(void **state)
 int
 main(void)
 {
+	if (!failing_alloc_install())
+		return 1;
 	const struct CMUnitTest tests[] = {
 		TEST(test_runtime_delivers_each_event_once),
 		TEST(test_runtime_sparse_events_are_never_left_unseen),
@@ -965,6 +1029,7 @@ main(void)
 		TEST(test_runtime_drain_hands_back_queued_events),
 		TEST(test_runtime_drain_hands_back_retries_of_inflight_work),
 		TEST(test_runtime_free_before_start_releases_queued_events),
+		TEST(test_runtime_start_out_of_memory_leaves_it_unstarted),
 		TEST(test_runtime_drain_and_free_refuse_inside_handler),
 		TEST(test_runtime_worker_hooks_build_state_once_per_worker),
 		TEST(test_runtime_userdata_destructor_runs_once_at_free),

@@ -152,7 +152,9 @@ EVFN_EXPORT int evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts);
  *
  * @return 0; EVFN_EINVAL for NULL rt; EVFN_EALREADY if started before;
  *         EVFN_ESHUTDOWN after drain; EVFN_ENOMEM or -errno if a thread
- *         could not be created (the runtime is then left unstarted).
+ *         could not be created (the runtime is then left unstarted: the
+ *         threads started on the way have been stopped and joined,
+ *         nothing ran, and it may be started again or freed).
  * @since 0.1
  */
 EVFN_EXPORT int evfn_runtime_start(evfn_rt *rt);
