@@ -44,9 +44,12 @@ fifo_pop(struct evfn__fn_fifo *q)
 static bool
 fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 {
-	/* Draining: what has not started is handed back, not started. */
+	/* Draining: what has not started is handed back, not started. At
+	 * its stuck cap a function starts nothing (each start could strand
+	 * one more thread) until a stuck handler returns. */
 	if (rt->state >= EVFN__DRAINING || rt->inv_starved ||
 	    evfn__queue_empty(fn) || fn->paused ||
+	    fn->stuck >= fn->cfg.max_stuck ||
 	    (fn->cfg.concurrency && fn->busy >= fn->cfg.concurrency))
 		return false;
 	return !fn->flow ||

@@ -4,7 +4,10 @@
  * functions and run them. It keeps at least the minimum number of threads,
  * grows toward the maximum while work waits and no worker is idle, and
  * lets a thread above the minimum exit after it sat idle for the idle
- * timeout. Exited threads are joined by the next spawn or at stop. Each
+ * timeout. A worker whose handler overran its deadline is fenced: it
+ * leaves the pool (replaced, while its function is within its stuck cap)
+ * and, when its handler returns, rejoins it if the pool needs a thread,
+ * or exits. Exited threads are joined by the next spawn or at stop. Each
  * worker also holds the warm state its functions' init hooks built.
  */
 #include <errno.h>
@@ -58,7 +61,10 @@ struct evfn__worker {
 	 * the worker alone, after that attempt's deadline. */
 	struct evfn__inv *chain;
 	_Atomic(struct evfn__inv *) current;
-	bool stuck;                /* fenced: left the pool, exits on return */
+	bool stuck;                /* fenced: on rt->stuck_workers until its
+	                            * handler returns */
+	bool holds_slot;           /* stuck past its function's cap, so not
+	                            * replaced: counts in rt->nheld */
 	struct warm_slot *slots;
 	unsigned nslots;
 	/* Metrics per function index; the array and its entries are only
@@ -177,8 +183,8 @@ evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
 }
 
 /* Folds a worker's metrics into its functions' own totals as it leaves
- * the pool (exiting, or fenced), so that what it measured stays counted;
- * a fenced worker's late attempt is not. rt->lock held. */
+ * the pool for good, so that what it measured stays counted. rt->lock
+ * held, on the worker's thread after its last measurement. */
 static void
 retire_metrics_locked(struct evfn_rt *rt, struct evfn__worker *w)
 {
@@ -209,6 +215,8 @@ evfn__metrics_collect_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	s->v[EVFN_STAT_BILLED_MS] += atomic_load_explicit(
 		&fn->retired.billed_ms, memory_order_relaxed);
 	for (const struct evfn__worker *w = rt->workers; w; w = w->next)
+		collect_one(w, fn, s);
+	for (const struct evfn__worker *w = rt->stuck_workers; w; w = w->next)
 		collect_one(w, fn, s);
 	collect_one(rt->loop_worker, fn, s);
 }
@@ -300,6 +308,15 @@ wake_idle_locked(struct evfn_rt *rt)
 	return true;
 }
 
+/* Whether the pool may have one more worker: the workers and the stuck
+ * threads that kept their place (rt->nheld) stay within the maximum.
+ * rt->lock held. */
+static bool
+room_for_worker_locked(const struct evfn_rt *rt)
+{
+	return rt->nthreads + rt->nheld < rt->opts.max_workers;
+}
+
 /* Wakes a sleeping worker or starts one, unless the spinning worker will
  * take the work. rt->lock held. */
 static void
@@ -310,7 +327,7 @@ wake_or_spawn_locked(struct evfn_rt *rt)
 	if (wake_idle_locked(rt))
 		return;
 	if (rt->state != EVFN__CREATED && !rt->quit &&
-	    rt->nthreads < rt->opts.max_workers)
+	    room_for_worker_locked(rt))
 		(void)spawn_locked(rt);
 }
 
@@ -526,6 +543,27 @@ run_chain(struct evfn__worker *w, struct evfn__inv *inv, int64_t now,
 	return now;
 }
 
+/* A fenced worker whose handler returned takes its place in the pool
+ * again if the pool needs a thread (it is below its minimum, or work is
+ * ready) and has room for it; else it will exit. rt->lock held. */
+static bool
+rejoin_locked(struct evfn_rt *rt, struct evfn__worker *w)
+{
+	bool room = w->holds_slot || room_for_worker_locked(rt);
+	bool wanted = rt->nthreads < rt->opts.min_workers || rt->ready.head;
+	if (!room || !wanted || rt->quit || rt->state >= EVFN__DRAINING)
+		return false;
+	unlink_worker(&rt->stuck_workers, w);
+	w->next = rt->workers;
+	rt->workers = w;
+	if (w->holds_slot)
+		rt->nheld--;
+	w->stuck = w->holds_slot = false;
+	rt->nthreads++;
+	rt->nexiting--;
+	return true;
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -593,16 +631,21 @@ worker_main(void *arg)
 		}
 		int64_t run = (now - start) / (n ? n : 1);
 		fn->run_ewma_ns += (run - fn->run_ewma_ns) / 8;
-		if (w->stuck)
-			break; /* replaced while it was stuck: it leaves */
+		if (w->stuck && !rejoin_locked(rt, w))
+			break; /* fenced, and not needed now: it leaves */
 	}
 leave:
 	/* Leaves the count at once, so that workers timing out together do
 	 * not all see themselves above the minimum; stays in nexiting until
 	 * it is on the exited list, so that a stop always finds it there. A
-	 * fenced worker left the count when it was fenced. */
-	if (!w->stuck) {
-		retire_metrics_locked(rt, w);
+	 * fenced worker left the count when it was fenced, and its place
+	 * in the pool (if it kept one) now. */
+	retire_metrics_locked(rt, w);
+	if (w->stuck) {
+		unlink_worker(&rt->stuck_workers, w);
+		if (w->holds_slot)
+			rt->nheld--;
+	} else {
 		unlink_worker(&rt->workers, w);
 		rt->nthreads--;
 		rt->nexiting++;
@@ -648,24 +691,33 @@ evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
 		if (inv && inv->ctx.deadline_ns <= now &&
 		    evfn__timeout_locked(rt, inv, garbage)) {
 			struct evfn_fn *fn = inv->fn;
-			/* The thread cannot be stopped: it leaves the pool and
-			 * exits when its handler returns; a replacement keeps
-			 * the function's capacity, up to the stuck cap. What
-			 * it took and has not started goes back to the queue
-			 * (what finds no memory now it runs late itself). */
+			/* The thread cannot be stopped: it leaves the pool
+			 * until its handler returns. What it took and has not
+			 * started goes back to the queue (what finds no
+			 * memory now it runs late itself). */
 			for (struct evfn__inv *x = inv->run_next; x;
 			     x = x->run_next)
 				(void)evfn__unstart_locked(rt, x, garbage);
 			w->stuck = true;
-			retire_metrics_locked(rt, w);
 			unlink_worker(&rt->workers, w);
+			w->next = rt->stuck_workers;
+			rt->stuck_workers = w;
 			rt->nthreads--;
 			rt->nexiting++;
 			fn->stuck++;
 			rt->nstuck++;
-			if (fn->stuck <= fn->cfg.max_stuck && !rt->quit &&
-			    rt->nthreads < rt->opts.max_workers)
+			/* Within the function's stuck cap a replacement keeps
+			 * its capacity; past it the stuck thread keeps its own
+			 * place in the pool instead, so that threads stay
+			 * bounded: max_workers, plus up to max_stuck stuck
+			 * ones per function (which meanwhile starts nothing,
+			 * see fn_startable_locked). */
+			if (fn->stuck > fn->cfg.max_stuck) {
+				w->holds_slot = true;
+				rt->nheld++;
+			} else if (!rt->quit && room_for_worker_locked(rt)) {
 				(void)spawn_locked(rt);
+			}
 			if (inv->hook_running) {
 				inv->next = *fenced;
 				*fenced = inv;

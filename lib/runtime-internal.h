@@ -235,6 +235,10 @@ struct evfn_rt {
 	int spin_polls;             /* how long the next spin lasts */
 	int nexiting;               /* left the pool, not yet on exited */
 	int nstuck;                 /* fenced threads still in a handler */
+	struct evfn__worker *stuck_workers; /* their workers */
+	int nheld;                  /* of those, the ones stuck past their
+	                             * function's cap: not replaced, they
+	                             * keep their place within max_workers */
 	bool quit;                  /* free: workers exit */
 
 	/* Loop. */
@@ -341,8 +345,9 @@ void evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv);
  * finished first. rt->lock held. */
 bool evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                           struct evfn__inv **garbage);
-/* A fenced attempt's handler returned (or completed): counts it late and
- * releases the record unless the cancel hook still holds it. */
+/* A fenced attempt's handler returned (or completed): counts it late,
+ * lets its function start what the stuck cap held back, and releases the
+ * record unless the cancel hook still holds it. */
 void evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                        struct evfn__inv **garbage);
 

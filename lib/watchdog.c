@@ -130,6 +130,9 @@ evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	if (fn->cfg.executor == EVFN_EXECUTOR_POOL) {
 		fn->stuck--;
 		rt->nstuck--;
+		/* Below its stuck cap again, the function may start what it
+		 * held back. */
+		evfn__fn_schedule_locked(rt, fn);
 	}
 	if (inv->hook_running) {
 		inv->orphaned = true; /* the watchdog frees it after the hook */

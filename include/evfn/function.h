@@ -146,8 +146,14 @@ EVFN_EXPORT int evfn_fn_options_set_worker_hooks(evfn_fn_options *o,
  * Cap on stuck threads: an attempt past its deadline is fenced and its
  * worker replaced, but the thread runs on until the handler returns.
  * While n of this function's handlers are stuck so, the function is
- * unhealthy: admission fails with EVFN_EUNHEALTHY and no replacement is
- * started (default 4).
+ * unhealthy: admission fails with EVFN_EUNHEALTHY, and what it queued
+ * before waits (it starts nothing until one of them returns). Handlers
+ * already running may still get stuck past the cap: those are not
+ * replaced and keep their worker's place in the pool until they return.
+ * So the pool never has more threads than its maximum plus, for each
+ * function, n stuck ones. A stuck thread whose handler returns rejoins
+ * the pool if the pool is below its minimum or work waits, and exits
+ * otherwise (default 4).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for n < 1.
  * @since 0.1
  */
