@@ -57,6 +57,25 @@ evfn__hist_record(struct evfn__hist *h, int64_t ns)
 	                      memory_order_relaxed);
 }
 
+/* Replaces a value recorded before, from_ns, by to_ns (both >= 0): the
+ * sample moves between buckets and the sum follows. Single writer. */
+static inline void
+evfn__hist_move(struct evfn__hist *h, int64_t from_ns, int64_t to_ns)
+{
+	atomic_uint_fast64_t *from = &h->bucket[evfn__hist_index(from_ns)];
+	atomic_uint_fast64_t *to = &h->bucket[evfn__hist_index(to_ns)];
+	atomic_store_explicit(from,
+	                      atomic_load_explicit(from, memory_order_relaxed) - 1,
+	                      memory_order_relaxed);
+	atomic_store_explicit(to, atomic_load_explicit(to, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	atomic_store_explicit(&h->sum_ns,
+	                      atomic_load_explicit(&h->sum_ns,
+	                                           memory_order_relaxed) -
+	                              (uint64_t)from_ns + (uint64_t)to_ns,
+	                      memory_order_relaxed);
+}
+
 /* What one writer (a worker, the loop) records for one function: run
  * time and queue wait of each attempt, and billed milliseconds (run time
  * rounded up to 1 ms per attempt, as Lambda bills). */

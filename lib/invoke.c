@@ -474,8 +474,8 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	expected = EVFN__ATTEMPT_PENDING;
 	bool returned = atomic_compare_exchange_strong(
 		&ctx->state, &expected, EVFN__ATTEMPT_RETURNED);
-	int recorded = returned ? evfn__outcome_at(inv, outcome,
-	                                           evfn__now_ns())
+	int64_t now = evfn__now_ns();
+	int recorded = returned ? evfn__outcome_at(inv, outcome, now)
 	                        : (int)outcome;
 	if (returned || expected == EVFN__ATTEMPT_TIMEDOUT)
 		evfn__record_return(rt, inv, recorded); /* still ours */
@@ -486,8 +486,10 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 		return EVFN_EPERM;
 	}
 	int rc = !returned || recorded == EVFN__TIMED_OUT ? EVFN_ETIMEDOUT : 0;
-	if (returned)
+	if (returned) {
 		evfn__pending_remove_locked(rt, inv);
+		evfn__metrics_completed_locked(rt, inv, now);
+	}
 	evfn__complete_locked(rt, inv, recorded, &garbage);
 	/* This thread is not one the runtime stops before it is freed:
 	 * count it, so that free waits until it has let go of rt. */

@@ -158,6 +158,54 @@ metrics_of(struct evfn__worker *w, struct evfn_fn *fn)
 	return m;
 }
 
+/* Billed milliseconds for a run: rounded up to a whole ms, at least 1, as
+ * Lambda bills. */
+static uint64_t
+billed_ms(int64_t run)
+{
+	uint64_t ms = (uint64_t)((run > 0 ? run : 0) + EVFN__NS_PER_MS - 1) /
+	              (uint64_t)EVFN__NS_PER_MS;
+	return ms ? ms : 1;
+}
+
+/* Adds to a counter that has one writer at a time (its owner thread, or
+ * whoever holds rt->lock for a function's own totals). */
+static void
+add_billed(struct evfn__metrics *m, uint64_t ms)
+{
+	atomic_store_explicit(
+		&m->billed_ms,
+		atomic_load_explicit(&m->billed_ms, memory_order_relaxed) + ms,
+		memory_order_relaxed);
+}
+
+/* When the attempt (a handler call) inv started: its deadline less the
+ * function's timeout. */
+static int64_t
+start_of(const struct evfn__inv *inv)
+{
+	return inv->ctx.deadline_ns - inv->fn->cfg.timeout_ns;
+}
+
+/* Records the queue wait of each item of the call inv, which started at
+ * start. */
+static void
+record_waits(struct evfn__metrics *m, const struct evfn__inv *inv,
+             int64_t start)
+{
+	for (const struct evfn__inv *x = inv; x; x = x->batch_next)
+		evfn__hist_record(&m->wait, start - x->ready_ns);
+}
+
+/* Records a call's run time and bills it: a batch call runs (and bills)
+ * once. */
+static void
+record_run(struct evfn__metrics *m, int64_t run)
+{
+	evfn__hist_record(&m->run, run);
+	add_billed(m, billed_ms(run));
+}
+
 void
 evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
                     int64_t end_ns)
@@ -167,19 +215,56 @@ evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
 	struct evfn__metrics *m = metrics_of(w, inv->fn);
 	if (!m)
 		return; /* out of memory: this attempt goes unmeasured */
-	int64_t start = inv->ctx.deadline_ns - inv->fn->cfg.timeout_ns;
-	int64_t run = end_ns - start;
-	evfn__hist_record(&m->run, run);
-	/* A batch call runs (and bills) once; each item waited on its own. */
-	for (const struct evfn__inv *x = inv; x; x = x->batch_next)
-		evfn__hist_record(&m->wait, start - x->ready_ns);
-	uint64_t billed = (uint64_t)((run > 0 ? run : 0) + EVFN__NS_PER_MS - 1) /
-	                  (uint64_t)EVFN__NS_PER_MS;
-	atomic_store_explicit(
-		&m->billed_ms,
-		atomic_load_explicit(&m->billed_ms, memory_order_relaxed) +
-			(billed ? billed : 1),
-		memory_order_relaxed);
+	int64_t start = start_of(inv);
+	record_run(m, end_ns - start);
+	record_waits(m, inv, start);
+}
+
+void
+evfn__worker_record_wait(struct evfn__worker *w, const struct evfn__inv *inv)
+{
+	if (w->rt->opts.no_metrics)
+		return;
+	struct evfn__metrics *m = metrics_of(w, inv->fn);
+	if (m)
+		record_waits(m, inv, start_of(inv));
+}
+
+void
+evfn__metrics_completed_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
+                               int64_t end_ns)
+{
+	if (!rt->opts.no_metrics)
+		record_run(&inv->fn->retired, end_ns - start_of(inv));
+}
+
+void
+evfn__metrics_fenced_locked(struct evfn_rt *rt, const struct evfn__inv *inv)
+{
+	if (rt->opts.no_metrics)
+		return;
+	struct evfn_fn *fn = inv->fn;
+	record_run(&fn->retired, fn->cfg.timeout_ns);
+	/* A pending loop attempt's waits were recorded when it returned
+	 * EVFN_PENDING; a pool attempt's are recorded at its return, which
+	 * a fenced one has not had. */
+	if (fn->cfg.executor == EVFN_EXECUTOR_POOL)
+		record_waits(&fn->retired, inv, start_of(inv));
+}
+
+void
+evfn__metrics_late_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
+                          int64_t end_ns)
+{
+	if (rt->opts.no_metrics)
+		return;
+	struct evfn_fn *fn = inv->fn;
+	int64_t run = end_ns - start_of(inv);
+	if (run < fn->cfg.timeout_ns)
+		run = fn->cfg.timeout_ns;
+	/* The deadline counted at the fence becomes the real run time. */
+	evfn__hist_move(&fn->retired.run, fn->cfg.timeout_ns, run);
+	add_billed(&fn->retired, billed_ms(run) - billed_ms(fn->cfg.timeout_ns));
 }
 
 /* Folds a worker's metrics into its functions' own totals as it leaves
@@ -532,11 +617,13 @@ run_chain(struct evfn__worker *w, struct evfn__inv *inv, int64_t now,
 		now = evfn__now_ns();
 		outcomes[i] = evfn__outcome_at(x, outcomes[i], now);
 		/* Returned: the watchdog no longer fences it (unless it
-		 * did just now, and the return is late). */
+		 * did just now, and the return is late: then its run time
+		 * is counted under the lock, where the fence counted its
+		 * deadline; see evfn__late_locked). */
 		int expected = EVFN__ATTEMPT_RUNNING;
-		atomic_compare_exchange_strong(&x->ctx.state, &expected,
-		                               EVFN__ATTEMPT_RETURNED);
-		evfn__worker_record(w, x, now);
+		if (atomic_compare_exchange_strong(&x->ctx.state, &expected,
+		                                   EVFN__ATTEMPT_RETURNED))
+			evfn__worker_record(w, x, now);
 		evfn__record_return(rt, x, outcomes[i]);
 		ran[i] = true;
 	}

@@ -346,8 +346,9 @@ void evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 bool evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                           struct evfn__inv **garbage);
 /* A fenced attempt's handler returned (or completed): counts it late,
- * lets its function start what the stuck cap held back, and releases the
- * record unless the cancel hook still holds it. */
+ * bills its real run time, lets its function start what the stuck cap
+ * held back, and releases the record unless the cancel hook still holds
+ * it. */
 void evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                        struct evfn__inv **garbage);
 
@@ -583,6 +584,24 @@ void evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
  * off. Owner thread only. */
 void evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
                          int64_t end_ns);
+/* Records only the queue wait: a loop attempt that returned EVFN_PENDING,
+ * whose run time is known when it completes. Owner thread only. */
+void evfn__worker_record_wait(struct evfn__worker *w,
+                              const struct evfn__inv *inv);
+/* The run time of a pending attempt that completed in time, at end_ns,
+ * in its function's own totals. rt->lock held. */
+void evfn__metrics_completed_locked(struct evfn_rt *rt,
+                                    const struct evfn__inv *inv,
+                                    int64_t end_ns);
+/* A call fenced at its deadline: its run time counts as its timeout for
+ * now (histogram and billed time), with the queue waits a pool attempt
+ * records at its return. rt->lock held. */
+void evfn__metrics_fenced_locked(struct evfn_rt *rt,
+                                 const struct evfn__inv *inv);
+/* The fenced call inv returned (or completed) at end_ns: the timeout
+ * counted for it becomes its real run time. rt->lock held. */
+void evfn__metrics_late_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
+                               int64_t end_ns);
 /* Adds fn's metrics from every live worker and the loop to s.
  * rt->lock held. */
 void evfn__metrics_collect_locked(struct evfn_rt *rt, struct evfn_fn *fn,

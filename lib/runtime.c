@@ -82,11 +82,15 @@ loop_wake_cb(int fd, short what, void *arg)
 		rt->loop_current = inv;
 		pthread_mutex_unlock(&rt->lock);
 		int outcome = evfn__run_attempt(rt, inv, rt->loop_worker);
-		/* A PENDING attempt's run time is not known here; its queue
-		 * wait is. */
+		/* A PENDING attempt's run time is known when it completes
+		 * (evfn_ctx_complete(), or the watchdog); its queue wait is
+		 * known now. */
 		now = evfn__now_ns();
 		outcome = evfn__outcome_at(inv, outcome, now);
-		evfn__worker_record(rt->loop_worker, inv, now);
+		if (outcome == EVFN_PENDING)
+			evfn__worker_record_wait(rt->loop_worker, inv);
+		else
+			evfn__worker_record(rt->loop_worker, inv, now);
 		evfn__record_return(rt, inv, outcome);
 		pthread_mutex_lock(&rt->lock);
 		rt->loop_current = NULL;

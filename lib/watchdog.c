@@ -4,10 +4,11 @@
  * attempts running now (one slot per pool worker, plus the loop attempts
  * that returned PENDING), so a deadline costs nothing per invocation
  * beyond writing its time. An attempt past its deadline is fenced: marked
- * cancelled, counted as a timeout, and its event moves on (retry or end)
- * in a fresh record, while the old record stays with the handler that may
- * still be running; whatever that handler returns later is counted late
- * and changes nothing.
+ * cancelled, counted as a timeout (and billed up to its deadline), and its
+ * event moves on (retry or end) in a fresh record, while the old record
+ * stays with the handler that may still be running; whatever that handler
+ * returns later is counted late, billed for its real run time, and
+ * changes nothing else.
  */
 #include <stdio.h>
 #include <string.h>
@@ -112,6 +113,9 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	fn->busy--;
 	if (fn->flow)
 		evfn__breaker_record_locked(rt, fn, inv, false, evfn__now_ns());
+	/* Billed up to its deadline now, and for its real run time if its
+	 * handler ever returns (evfn__late_locked). */
+	evfn__metrics_fenced_locked(rt, inv);
 
 	/* Keep the old record until its hook and timeout record ran. */
 	inv->hook_running = fn->cfg.cancel_hook || rt->opts.record_cb;
@@ -127,6 +131,7 @@ evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 {
 	struct evfn_fn *fn = inv->fn;
 	fn->stat[EVFN_STAT_LATE]++;
+	evfn__metrics_late_locked(rt, inv, evfn__now_ns());
 	if (fn->cfg.executor == EVFN_EXECUTOR_POOL) {
 		fn->stuck--;
 		rt->nstuck--;

@@ -36,7 +36,12 @@ typedef enum evfn_stat {
 	EVFN_STAT_THROTTLED,          /**< refused at admission (queue full) */
 	EVFN_STAT_CONCURRENCY_PEAK,   /**< gauge: most attempts run at once */
 	EVFN_STAT_BILLED_MS,          /**< run time summed per attempt, each
-	                                   rounded up to 1 ms, as Lambda bills */
+	                                   rounded up to 1 ms, as Lambda bills
+	                                   (a batch call once); one that timed
+	                                   out counts its deadline from then on,
+	                                   and its whole run once its handler
+	                                   returns, so billed_ms >= timeouts x
+	                                   timeout at any instant */
 	EVFN_STAT_OLDEST_QUEUED_MS,   /**< gauge: age of the oldest queued
 	                                   event (max over functions) */
 	EVFN_STAT_CANCELLED,          /**< ended cancelled (evfn_cancel()) */
@@ -74,7 +79,10 @@ EVFN_EXPORT void evfn_stats_free(evfn_stats *s);
 /** The latency histograms of a snapshot. */
 typedef enum evfn_histogram {
 	/** Run time of each attempt, handler start to return (for a loop
-	 * handler that returns EVFN_PENDING, to that return). */
+	 * handler that returns EVFN_PENDING, to its evfn_ctx_complete()). An
+	 * attempt fenced at its deadline is counted at its deadline when it
+	 * times out, and moves to its real run time when its handler
+	 * returns. */
 	EVFN_HIST_RUN = 0,
 	/** Queue wait of each attempt: from publish (first attempt) or the
 	 * retry's due time to the start. */

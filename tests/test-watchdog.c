@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The watchdog: an attempt past its deadline is billed at least up to
+ * it (and for its real run time once it returns), whatever its executor.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "harness.h"
+#include "runtime-internal.h"
+
+#define TIMEOUT_MS 40
+#define CALLS 5
+
+static evfn_rt *
+new_runtime(void)
+{
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_workers(o, 1, 4));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, o));
+	evfn_rt_options_free(o);
+	return rt;
+}
+
+static void
+register_fn(evfn_rt *rt, const char *name, evfn_handler h, void *userdata,
+            int64_t timeout_ms, evfn_executor executor)
+{
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_timeout_ms(fo, timeout_ms));
+	ASSERT_OK(evfn_fn_options_set_attempts(fo, 1));
+	ASSERT_OK(evfn_fn_options_set_max_stuck(fo, 2 * CALLS));
+	ASSERT_OK(evfn_fn_options_set_executor(fo, executor));
+	ASSERT_OK(evfn_register(rt, name, h, userdata, fo, NULL));
+	evfn_fn_options_free(fo);
+}
+
+/* Sleeps *userdata ms whatever its deadline says. */
+static int
+sleeps(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	test_sleep_ms(*(const int *)userdata);
+	return EVFN_OK;
+}
+
+/* Polls its cancelled flag (set at the deadline) and gives up. */
+static int
+polls_cancel(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	while (!evfn_ctx_cancelled(ctx))
+		test_sleep_ms(1);
+	return EVFN_RETRY;
+}
+
+/* Loop handlers that return EVFN_PENDING; the test completes them. */
+struct pending {
+	pthread_mutex_t lock;
+	evfn_ctx *ctx[CALLS];
+	int n;
+};
+
+static int
+goes_pending(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	struct pending *p = userdata;
+	pthread_mutex_lock(&p->lock);
+	p->ctx[p->n++] = ctx;
+	pthread_mutex_unlock(&p->lock);
+	return EVFN_PENDING;
+}
+
+static int
+pending_count(struct pending *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int n = p->n;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+/* Completes the pending attempts after_ms after they all started;
+ * returns what the last completion answered. */
+static int
+complete_after(struct pending *p, int64_t after_ms)
+{
+	WAIT_FOR(pending_count(p) == CALLS, 10000);
+	test_sleep_ms(after_ms); /* the run time being measured */
+	int rc = 0;
+	for (int i = 0; i < CALLS; i++)
+		rc = evfn_ctx_complete(p->ctx[i], EVFN_OK);
+	return rc;
+}
+
+static uint64_t
+run_samples(const evfn_stats *s)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < evfn_stats_buckets(); i++)
+		n += evfn_stats_bucket(s, EVFN_HIST_RUN, i, NULL);
+	return n;
+}
+
+static const char *const billed_fns[] = {"sleeper", "poller", "under",
+                                         "pending", "prompt"};
+#define NFNS (sizeof(billed_fns) / sizeof(billed_fns[0]))
+
+/* The property: at any instant, billed time is at least the deadline
+ * times the attempts that timed out, and no attempt has more than one
+ * run-time sample. */
+static void
+assert_billing(evfn_rt *rt)
+{
+	for (size_t f = 0; f < NFNS; f++) {
+		evfn_stats *s;
+		ASSERT_OK(evfn_stats_take(rt, billed_fns[f], &s));
+		uint64_t timeouts = evfn_stats_get(s, EVFN_STAT_TIMEOUTS);
+		uint64_t billed = evfn_stats_get(s, EVFN_STAT_BILLED_MS);
+		if (billed < timeouts * TIMEOUT_MS)
+			fail_msg("%s: %llu timeouts billed %llu ms",
+			         billed_fns[f], (unsigned long long)timeouts,
+			         (unsigned long long)billed);
+		assert_true(run_samples(s) <=
+		            evfn_stats_get(s, EVFN_STAT_ATTEMPTS));
+		evfn_stats_free(s);
+	}
+}
+
+static void
+wait_billing(evfn_rt *rt, bool (*cond)(evfn_rt *), int64_t timeout_ms)
+{
+	int64_t until = test_now_ms() + timeout_ms;
+	for (;;) {
+		assert_billing(rt);
+		if (cond(rt))
+			return;
+		if (test_now_ms() > until)
+			fail_msg("timed out");
+		test_sleep_ms(1);
+	}
+}
+
+static bool
+no_stuck_thread(evfn_rt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	bool none = rt->nstuck == 0 && rt->in_flight == 0;
+	pthread_mutex_unlock(&rt->lock);
+	return none;
+}
+
+static bool
+all_timed_out(evfn_rt *rt)
+{
+	return stat_of(rt, "sleeper", EVFN_STAT_TIMEOUTS) == CALLS &&
+	       stat_of(rt, "poller", EVFN_STAT_TIMEOUTS) == CALLS;
+}
+
+/* Issue 17, item 2: a handler that cannot be interrupted and overruns,
+ * one that gives up at its deadline, one that finishes just inside it,
+ * and loop attempts completed late and in time: each attempt is billed
+ * (and sampled in the run-time histogram) for what it ran, a timed-out
+ * one at least up to its deadline from the moment it times out. */
+static void
+test_watchdog_timed_out_attempts_are_billed(void **state)
+{
+	evfn_rt *rt = new_runtime();
+	int sleeper_ms = 150, under_ms = TIMEOUT_MS - 10;
+	struct pending late = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct pending prompt = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	register_fn(rt, "sleeper", sleeps, &sleeper_ms, TIMEOUT_MS,
+	            EVFN_EXECUTOR_POOL);
+	register_fn(rt, "poller", polls_cancel, NULL, TIMEOUT_MS,
+	            EVFN_EXECUTOR_POOL);
+	register_fn(rt, "under", sleeps, &under_ms, 10 * TIMEOUT_MS,
+	            EVFN_EXECUTOR_POOL);
+	register_fn(rt, "pending", goes_pending, &late, TIMEOUT_MS,
+	            EVFN_EXECUTOR_LOOP);
+	register_fn(rt, "prompt", goes_pending, &prompt, 25 * TIMEOUT_MS,
+	            EVFN_EXECUTOR_LOOP);
+	ASSERT_OK(evfn_runtime_start(rt));
+	for (int i = 0; i < CALLS; i++)
+		for (size_t f = 0; f < NFNS; f++)
+			ASSERT_OK(evfn_invoke_async(rt, billed_fns[f], NULL, 0,
+			                            NULL));
+	/* In time: billed up to its completion, not its return. */
+	ASSERT_OK(complete_after(&prompt, 20));
+	/* Past the deadline: billed up to it once fenced, then for the
+	 * real time. */
+	ASSERT_RC(complete_after(&late, 3 * TIMEOUT_MS), EVFN_ETIMEDOUT);
+	wait_billing(rt, all_timed_out, 20000);
+	wait_billing(rt, no_stuck_thread, 20000);
+
+	struct {
+		const char *fn;
+		int64_t run_ms;   /* each call ran at least this long */
+		uint64_t timeouts;
+	} want[] = {
+		{"sleeper", sleeper_ms, CALLS},
+		{"poller", TIMEOUT_MS, CALLS},
+		{"under", under_ms, 0},
+		{"pending", 3 * TIMEOUT_MS, CALLS},
+		{"prompt", 20, 0},
+	};
+	for (size_t f = 0; f < NFNS; f++) {
+		evfn_stats *s;
+		ASSERT_OK(evfn_stats_take(rt, want[f].fn, &s));
+		ASSERT_EQ(evfn_stats_get(s, EVFN_STAT_TIMEOUTS),
+		          want[f].timeouts);
+		ASSERT_EQ(run_samples(s), CALLS);
+		uint64_t billed = evfn_stats_get(s, EVFN_STAT_BILLED_MS);
+		if (billed < CALLS * (uint64_t)want[f].run_ms)
+			fail_msg("%s billed %llu ms for %d calls of %lld ms",
+			         want[f].fn, (unsigned long long)billed, CALLS,
+			         (long long)want[f].run_ms);
+		assert_true(evfn_stats_sum_ns(s, EVFN_HIST_RUN) >=
+		            CALLS * (uint64_t)want[f].run_ms * 1000000);
+		assert_true(evfn_stats_quantile(s, EVFN_HIST_RUN, 0.99) >=
+		            want[f].run_ms * 1000000);
+		evfn_stats_free(s);
+		assert_accounting(rt, want[f].fn);
+	}
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(test_watchdog_timed_out_attempts_are_billed),
+	};
+	return evfn_test_main("watchdog", tests);
+}
