@@ -130,8 +130,16 @@ start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	if (++inv->attempt == 1)
 		inv->first_ns = inv->last_ns;
 	fn->stat[EVFN_STAT_ATTEMPTS]++;
-	if ((uint64_t)fn->running > fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
-		fn->stat[EVFN_STAT_CONCURRENCY_PEAK] = (uint64_t)fn->running;
+}
+
+/* A call of fn started: the peak counts the attempts running now, not
+ * those taken to run next. */
+static void
+call_started_locked(struct evfn_fn *fn)
+{
+	uint64_t running = (uint64_t)(fn->running - fn->prefetched);
+	if (running > fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
+		fn->stat[EVFN_STAT_CONCURRENCY_PEAK] = running;
 }
 
 /* Takes fn's next invocation that should run into the running state. */
@@ -168,6 +176,7 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 			if (fn->cfg.batch_max > 1)
 				fn->stat[EVFN_STAT_BATCHES]++;
 			fn->busy++;
+			call_started_locked(fn);
 			if (fn->flow)
 				evfn__flow_on_start_locked(fn, inv, now);
 		}
@@ -193,6 +202,8 @@ evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
 	for (; n < max && (next = start_next_locked(rt, fn, now, garbage)); n++) {
 		atomic_store_explicit(&next->ctx.state, EVFN__ATTEMPT_PREFETCHED,
 		                      memory_order_relaxed);
+		next->prefetched = true;
+		fn->prefetched++;
 		fn->busy++;
 		last->run_next = next;
 		last = next;
@@ -219,8 +230,7 @@ evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	evfn__carry_on_locked(inv, r);
 	if (--r->attempt == 0)
 		r->first_ns = r->last_ns = 0;
-	fn->running--;
-	rt->in_flight--;
+	evfn__attempt_leave_locked(rt, inv);
 	fn->busy--;
 	fn->stat[EVFN_STAT_ATTEMPTS]--;
 	if (inv->cancel_requested)

@@ -283,8 +283,7 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
                    struct evfn__inv **garbage)
 {
 	struct evfn_fn *fn = inv->fn;
-	fn->running--;
-	rt->in_flight--;
+	evfn__attempt_leave_locked(rt, inv);
 	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_DONE);
 	inv->last_timed_out = outcome == EVFN__TIMED_OUT;
 	if (inv->last_timed_out) {

@@ -119,6 +119,8 @@ struct evfn__inv {
 	bool delayed;               /* on the heap until its first due time */
 	bool cancel_requested;      /* evfn_cancel() while it ran */
 	bool probe;                 /* the circuit breaker's half-open probe */
+	bool prefetched;            /* taken to run after another attempt of
+	                             * its worker: counted in fn->prefetched */
 	struct evfn__okey *okey;    /* its ordering key's group, or NULL */
 	struct evfn__inv *batch_next; /* the next item of its batch call */
 	struct evfn__inv *run_next; /* the next attempt its worker prefetched */
@@ -160,6 +162,8 @@ struct evfn_fn {
 	int64_t queued;             /* in q, plus held */
 	int64_t held;               /* queued behind their ordering key */
 	int running;                /* attempts (batch items count one each) */
+	int prefetched;             /* of those, taken by a worker to run after
+	                             * its current one (see pool.c) */
 	int busy;                   /* handler calls: what concurrency bounds */
 	int64_t run_ewma_ns;        /* recent run time, for prefetching */
 	bool paused;
@@ -548,6 +552,19 @@ void evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage);
 /* A record from the free list (zeroed by evfn__release()) or the
  * allocator, zeroed. rt->lock held. */
 struct evfn__inv *evfn__inv_alloc_locked(struct evfn_rt *rt);
+
+/* An attempt leaves the running state: it ended, was fenced, or was
+ * given back unstarted. rt->lock held. */
+static inline void
+evfn__attempt_leave_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	inv->fn->running--;
+	rt->in_flight--;
+	if (inv->prefetched) {
+		inv->prefetched = false;
+		inv->fn->prefetched--;
+	}
+}
 
 /* pool.c */
 /* Starts the minimum number of workers (one if work waits and the

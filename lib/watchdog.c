@@ -55,8 +55,7 @@ fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	struct evfn_fn *fn = inv->fn;
 	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_TIMEDOUT);
 	atomic_store(&inv->ctx.cancelled, true);
-	fn->running--;
-	rt->in_flight--;
+	evfn__attempt_leave_locked(rt, inv);
 	fn->stat[EVFN_STAT_TIMEOUTS]++;
 	fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
 

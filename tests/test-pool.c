@@ -3,8 +3,8 @@
  * The worker pool under handlers that overrun their deadline and cannot
  * be stopped: every accepted event still ends, the pool keeps (or gets
  * back) its minimum and serves other functions, the stuck-thread cap
- * bounds the number of threads, and drain hands back what waits behind
- * stuck handlers.
+ * bounds the number of threads, drain hands back what waits behind stuck
+ * handlers, and the concurrency peak counts attempts that really ran.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -415,6 +415,26 @@ test_pool_drain_with_stuck_handlers(void **state)
 	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
 }
 
+/* Issue 17, item 3: with a deep queue and short handlers a worker takes
+ * several attempts at once to run one after the other; the peak counts
+ * the attempts running, at most one per worker. */
+static void
+test_pool_concurrency_peak_counts_running_attempts(void **state)
+{
+	evfn_rt *rt = new_runtime(2, 2);
+	register_fn(rt, "noop", quick, NULL, options(1000, 1, 4));
+	for (int i = 0; i < 4000; i++)
+		ASSERT_OK(evfn_invoke_async(rt, "noop", NULL, 0, NULL));
+	ASSERT_OK(evfn_runtime_start(rt));
+	WAIT_FOR(stat_of(rt, "noop", EVFN_STAT_SUCCEEDED) == 4000, 20000);
+	uint64_t peak = stat_of(rt, "noop", EVFN_STAT_CONCURRENCY_PEAK);
+	assert_true(peak >= 1);
+	if (peak > 2)
+		fail_msg("concurrency_peak %llu with 2 workers",
+		         (unsigned long long)peak);
+	finish(rt);
+}
+
 int
 main(void)
 {
@@ -424,6 +444,7 @@ main(void)
 		TEST(test_pool_stuck_cap_bounds_threads),
 		TEST(test_pool_every_accepted_event_ends_under_stuck_handlers),
 		TEST(test_pool_drain_with_stuck_handlers),
+		TEST(test_pool_concurrency_peak_counts_running_attempts),
 	};
 	return evfn_test_main("pool", tests);
 }

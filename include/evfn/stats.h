@@ -34,7 +34,9 @@ typedef enum evfn_stat {
 	EVFN_STAT_TIMEOUTS,           /**< attempts past their deadline */
 	EVFN_STAT_LATE,               /**< returns after the deadline (ignored) */
 	EVFN_STAT_THROTTLED,          /**< refused at admission (queue full) */
-	EVFN_STAT_CONCURRENCY_PEAK,   /**< gauge: most attempts run at once */
+	EVFN_STAT_CONCURRENCY_PEAK,   /**< gauge: most attempts run at once
+	                                   (one per worker at most, however
+	                                   many it took to run next) */
 	EVFN_STAT_BILLED_MS,          /**< run time summed per attempt, each
 	                                   rounded up to 1 ms, as Lambda bills
 	                                   (a batch call once); one that timed
