@@ -132,11 +132,12 @@ start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	fn->stat[EVFN_STAT_ATTEMPTS]++;
 }
 
-/* A call of fn started: the peak counts the attempts running now, not
- * those taken to run next. */
+/* A call of fn started: its deadline needs the watchdog, and the peak
+ * counts the attempts running now, not those taken to run next. */
 static void
-call_started_locked(struct evfn_fn *fn)
+call_started_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
+	evfn__watchdog_arm_locked(rt);
 	uint64_t running = (uint64_t)(fn->running - fn->prefetched);
 	if (running > fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
 		fn->stat[EVFN_STAT_CONCURRENCY_PEAK] = running;
@@ -176,7 +177,7 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 			if (fn->cfg.batch_max > 1)
 				fn->stat[EVFN_STAT_BATCHES]++;
 			fn->busy++;
-			call_started_locked(fn);
+			call_started_locked(rt, fn);
 			if (fn->flow)
 				evfn__flow_on_start_locked(fn, inv, now);
 		}

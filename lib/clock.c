@@ -3,10 +3,10 @@
  * The two clocks evfn reads: CLOCK_MONOTONIC for deadlines, ages and
  * timers, which never jump, and CLOCK_REALTIME for the CloudEvents `time`
  * attribute and attempt times, which people read. On the dispatch path
- * wall times are derived from a monotonic reading and an offset that the
- * watchdog refreshes, which saves a clock read per event (they cost tens
- * of nanoseconds in a VM) at the price of lagging a wall-clock step by at
- * most one refresh.
+ * wall times are derived from a monotonic reading and an offset read
+ * again once a second at most (by whoever converts first after that),
+ * which saves a clock read per event (they cost tens of nanoseconds in a
+ * VM) at the price of lagging a wall-clock step by up to a second.
  */
 #include <stdatomic.h>
 #include <time.h>
@@ -33,14 +33,17 @@ evfn__wall_ns(void)
 	return read_clock(CLOCK_REALTIME);
 }
 
-atomic_int_fast64_t evfn__wall_offset;
+struct evfn__wall_clock evfn__wall_clock;
 
 int64_t
 evfn__wall_offset_refresh(void)
 {
 	int64_t mono = evfn__now_ns();
-	int64_t wall = evfn__wall_ns();
-	atomic_store_explicit(&evfn__wall_offset, wall - mono,
+	int64_t off = evfn__wall_ns() - mono;
+	atomic_store_explicit(&evfn__wall_clock.offset, off,
 	                      memory_order_relaxed);
-	return wall - mono;
+	atomic_store_explicit(&evfn__wall_clock.due,
+	                      mono + EVFN__WALL_REFRESH_NS,
+	                      memory_order_release);
+	return off;
 }

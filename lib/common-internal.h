@@ -39,19 +39,33 @@ char *evfn__strdup(const char *s);
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds. */
 int64_t evfn__now_ns(void);
 int64_t evfn__wall_ns(void);
-/* Sets the wall - monotonic offset that evfn__mono_to_wall() adds (the
- * watchdog calls it every second) and returns it. */
+/* The wall - monotonic offset that evfn__mono_to_wall() adds, and the
+ * monotonic time from which it is to be read again (0 until first read). */
+struct evfn__wall_clock {
+	atomic_int_fast64_t offset;
+	atomic_int_fast64_t due;
+};
+extern struct evfn__wall_clock evfn__wall_clock;
+/* How old the offset may grow before it is read again: a step of the
+ * wall clock (or a suspend, which stops the monotonic one) shows within
+ * this long of the next use. */
+#define EVFN__WALL_REFRESH_NS EVFN__NS_PER_SEC
+/* Reads the offset again and returns it. */
 int64_t evfn__wall_offset_refresh(void);
-extern atomic_int_fast64_t evfn__wall_offset; /* 0 until first set */
 
-/* The wall time at a monotonic reading. Inline: it is on every publish
- * and every attempt's start. */
+/* The wall time at a monotonic reading (one at about the present time:
+ * past the refresh interval since the last one, the offset is read
+ * again). Inline: it is on every publish and every attempt's start. */
 static inline int64_t
 evfn__mono_to_wall(int64_t mono_ns)
 {
-	int64_t off = atomic_load_explicit(&evfn__wall_offset,
+	/* Acquire: an offset at least as new as its due time (free on
+	 * x86). */
+	int64_t due = atomic_load_explicit(&evfn__wall_clock.due,
+	                                   memory_order_acquire);
+	int64_t off = atomic_load_explicit(&evfn__wall_clock.offset,
 	                                   memory_order_relaxed);
-	if (EVFN__UNLIKELY(off == 0))
+	if (EVFN__UNLIKELY(mono_ns >= due))
 		off = evfn__wall_offset_refresh();
 	return mono_ns + off;
 }

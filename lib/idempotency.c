@@ -3,7 +3,9 @@
  * Idempotency: per function, the keys of events that succeeded within a
  * window, with the response they gave. A duplicate delivery finds its key
  * and succeeds at once with the stored response; the handler does not run
- * again. Entries expire lazily on lookup and in the watchdog's sweep.
+ * again. Entries expire lazily on lookup and in the watchdog's sweep,
+ * which runs while attempts do: an idle runtime keeps its expired entries
+ * until its next attempts (or its free) rather than wake to drop them.
  */
 #include <string.h>
 

@@ -179,7 +179,7 @@ evfn__queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 			inv = (struct evfn__inv *)slot;
 		} else if (!(inv = materialize_locked(rt, fn,
 		                                      bare_event(slot)))) {
-			rt->inv_starved = true;
+			evfn__starve_locked(rt);
 			return NULL;
 		}
 		if (q->n > WARM_AHEAD) {

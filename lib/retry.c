@@ -242,7 +242,7 @@ evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now)
 		if (!inv) {
 			/* Looked at again when records come back, or on the
 			 * next watchdog tick. */
-			rt->inv_starved = true;
+			evfn__starve_locked(rt);
 			break;
 		}
 		heap_pop(rt);

@@ -268,6 +268,8 @@ struct evfn_rt {
 	/* Loop attempts that returned EVFN_PENDING, for the watchdog. */
 	struct evfn__inv *pending;
 	struct event *watchdog;
+	bool watchdog_armed;        /* ticking: attempts run, or a record is
+	                             * wanted (rt->inv_starved) */
 	unsigned watchdog_ticks;
 
 	/* Dead letters, oldest first, under their own lock. */
@@ -340,7 +342,28 @@ void evfn__notices_deliver(struct evfn_rt *rt);
 void evfn__notices_free(struct evfn_rt *rt);
 
 /* watchdog.c */
-int evfn__watchdog_start(struct evfn_rt *rt);
+/* Creates the watchdog's timer, not armed. */
+int evfn__watchdog_new(struct evfn_rt *rt);
+void evfn__watchdog_arm_slow_locked(struct evfn_rt *rt);
+/* The watchdog ticks only while there is something to watch: attempts
+ * running (their deadlines), or records wanted (rt->inv_starved). Called
+ * when such a thing begins; the watchdog turns itself off at a tick that
+ * finds nothing. Inline: asked at every call's start. rt->lock held. */
+static inline void
+evfn__watchdog_arm_locked(struct evfn_rt *rt)
+{
+	if (__builtin_expect(!rt->watchdog_armed, 0))
+		evfn__watchdog_arm_slow_locked(rt);
+}
+/* A queued or due event could not get its record: functions are
+ * scheduled again when records come back, or at the watchdog's next
+ * tick. rt->lock held. */
+static inline void
+evfn__starve_locked(struct evfn_rt *rt)
+{
+	rt->inv_starved = true;
+	evfn__watchdog_arm_locked(rt);
+}
 void evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 void evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* Fences an attempt past its deadline: marks it cancelled, counts the

@@ -238,10 +238,7 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 		rt->kick_ev = event_new(rt->base, -1, 0, evfn__pool_kick_cb, rt);
 		rt->retry_timer = evtimer_new(rt->base, retry_cb, rt);
 		rt->stop_ev = event_new(rt->base, -1, 0, stop_cb, rt);
-		if (evfn__watchdog_start(rt) < 0 && rt->watchdog) {
-			event_free(rt->watchdog);
-			rt->watchdog = NULL;
-		}
+		(void)evfn__watchdog_new(rt);
 	}
 	rt->prng = (uint64_t)(uintptr_t)rt ^ (uint64_t)evfn__now_ns();
 	if (!rt->prng)

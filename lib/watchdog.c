@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Deadlines. A timer on the loop ticks every WATCHDOG_TICK and scans the
- * attempts running now (one slot per pool worker, plus the loop attempts
+ * Deadlines. A timer on the loop ticks every WATCHDOG_TICK while attempts
+ * run and scans them (one slot per pool worker, plus the loop attempts
  * that returned PENDING), so a deadline costs nothing per invocation
  * beyond writing its time. An attempt past its deadline is fenced: marked
  * cancelled, counted as a timeout (and billed up to its deadline), and its
  * event moves on (retry or end) in a fresh record, while the old record
  * stays with the handler that may still be running; whatever that handler
  * returns later is counted late, billed for its real run time, and
- * changes nothing else.
+ * changes nothing else. With nothing running the timer is off, so an idle
+ * runtime never wakes its loop.
  */
 #include <stdio.h>
 #include <string.h>
@@ -20,9 +21,17 @@
 
 /* Deadline precision: an overdue attempt is fenced within one tick. */
 #define WATCHDOG_TICK_NS (10 * EVFN__NS_PER_MS)
-/* How often expired idempotency keys are swept and the wall-clock offset
- * refreshed, in ticks. */
+/* How often expired idempotency keys are swept, in ticks. */
 #define IDEM_SWEEP_TICKS 100
+
+void
+evfn__watchdog_arm_slow_locked(struct evfn_rt *rt)
+{
+	struct timeval tv = {0, WATCHDOG_TICK_NS / 1000};
+	/* Not armed if this fails (out of memory in libevent): the next
+	 * attempt to start tries again. */
+	rt->watchdog_armed = event_add(rt->watchdog, &tv) == 0;
+}
 
 void
 evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv)
@@ -181,11 +190,16 @@ watchdog_cb(int fd, short what, void *arg)
 	/* Records may not have come back, but memory may have. */
 	if (rt->inv_starved)
 		evfn__unstarve_locked(rt);
-	if (++rt->watchdog_ticks % IDEM_SWEEP_TICKS == 0) {
-		evfn__wall_offset_refresh();
+	if (++rt->watchdog_ticks % IDEM_SWEEP_TICKS == 0)
 		for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
 			if (fn->idem)
 				evfn__idem_sweep_locked(fn, now);
+	/* Nothing left to watch: off until an attempt starts (or a record
+	 * is wanted) again. Stuck handlers need no tick: their late
+	 * returns are handled by their own threads. */
+	if (rt->in_flight == 0 && !rt->inv_starved) {
+		event_del(rt->watchdog);
+		rt->watchdog_armed = false;
 	}
 	pthread_mutex_unlock(&rt->lock);
 
@@ -219,11 +233,8 @@ watchdog_cb(int fd, short what, void *arg)
 }
 
 int
-evfn__watchdog_start(struct evfn_rt *rt)
+evfn__watchdog_new(struct evfn_rt *rt)
 {
 	rt->watchdog = event_new(rt->base, -1, EV_PERSIST, watchdog_cb, rt);
-	if (!rt->watchdog)
-		return EVFN_ENOMEM;
-	struct timeval tv = {0, WATCHDOG_TICK_NS / 1000};
-	return event_add(rt->watchdog, &tv) == 0 ? 0 : EVFN_ENOMEM;
+	return rt->watchdog ? 0 : EVFN_ENOMEM;
 }

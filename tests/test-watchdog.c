@@ -1,11 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The watchdog: an attempt past its deadline is billed at least up to
- * it (and for its real run time once it returns), whatever its executor.
+ * it (and for its real run time once it returns), whatever its executor;
+ * and the watchdog ticks only while attempts run, so an idle runtime
+ * never wakes its loop and a host's event_base_dispatch() returns once
+ * evfn has nothing to do.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <evfn/libevent.h>
 
 #include "harness.h"
 #include "runtime-internal.h"
@@ -14,11 +22,13 @@
 #define CALLS 5
 
 static evfn_rt *
-new_runtime(void)
+new_runtime(struct event_base *base)
 {
 	evfn_rt_options *o;
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_workers(o, 1, 4));
+	if (base)
+		ASSERT_OK(evfn_rt_options_set_event_base(o, base));
 	evfn_rt *rt;
 	ASSERT_OK(evfn_runtime_new(&rt, o));
 	evfn_rt_options_free(o);
@@ -167,7 +177,7 @@ all_timed_out(evfn_rt *rt)
 static void
 test_watchdog_timed_out_attempts_are_billed(void **state)
 {
-	evfn_rt *rt = new_runtime();
+	evfn_rt *rt = new_runtime(NULL);
 	int sleeper_ms = 150, under_ms = TIMEOUT_MS - 10;
 	struct pending late = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct pending prompt = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -227,11 +237,142 @@ test_watchdog_timed_out_attempts_are_billed(void **state)
 	ASSERT_OK(evfn_runtime_free(rt));
 }
 
+static bool
+watchdog_armed(evfn_rt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	bool armed = rt->watchdog_armed;
+	pthread_mutex_unlock(&rt->lock);
+	return armed;
+}
+
+static unsigned
+watchdog_ticks(evfn_rt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	unsigned n = rt->watchdog_ticks;
+	pthread_mutex_unlock(&rt->lock);
+	return n;
+}
+
+static int
+quick(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	return EVFN_OK;
+}
+
+/* Issue 17, item 4: once nothing runs, the watchdog stops ticking; the
+ * next attempt arms it again, and its deadline still holds. */
+static void
+test_watchdog_idle_runtime_does_not_tick(void **state)
+{
+	evfn_rt *rt = new_runtime(NULL);
+	int hang_ms = 100;
+	register_fn(rt, "quick", quick, NULL, 1000, EVFN_EXECUTOR_POOL);
+	register_fn(rt, "hang", sleeps, &hang_ms, 20, EVFN_EXECUTOR_POOL);
+	ASSERT_OK(evfn_runtime_start(rt));
+	assert_false(watchdog_armed(rt)); /* nothing ran yet */
+	for (int round = 0; round < 2; round++) {
+		ASSERT_OK(evfn_invoke(rt, "quick", NULL, 0, NULL, NULL));
+		ASSERT_RC(evfn_invoke(rt, "hang", NULL, 0, NULL, NULL),
+		          EVFN_ETIMEDOUT);
+		WAIT_FOR(!watchdog_armed(rt), 10000);
+		unsigned ticks = watchdog_ticks(rt);
+		/* Idle for 30 ticks' time: not one. */
+		test_sleep_ms(300);
+		ASSERT_EQ(watchdog_ticks(rt), ticks);
+		assert_false(watchdog_armed(rt));
+	}
+	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_TIMEOUTS), 2);
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
+}
+
+/* Breaks a host loop that has not returned by itself in time. */
+struct guard {
+	struct event_base *base;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool returned, fired;
+};
+
+static void *
+guard_main(void *arg)
+{
+	struct guard *g = arg;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&g->lock);
+	while (!g->returned &&
+	       pthread_cond_timedwait(&g->cond, &g->lock, &until) == 0)
+		;
+	if (!g->returned) {
+		g->fired = true;
+		event_base_loopbreak(g->base);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+/* Runs the host's loop until it returns by itself; false if the guard
+ * had to break it. */
+static bool
+dispatch_returns(struct event_base *base)
+{
+	struct guard g = {.base = base,
+	                  .lock = PTHREAD_MUTEX_INITIALIZER,
+	                  .cond = PTHREAD_COND_INITIALIZER};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, guard_main, &g), 0);
+	event_base_dispatch(base);
+	pthread_mutex_lock(&g.lock);
+	g.returned = true;
+	pthread_cond_signal(&g.cond);
+	pthread_mutex_unlock(&g.lock);
+	pthread_join(th, NULL);
+	return !g.fired;
+}
+
+/* Issue 17, item 4, embedded: the host's event_base_dispatch() runs
+ * evfn's loop work (a loop handler, a deadline) and returns once evfn
+ * has nothing left to do. */
+static void
+test_watchdog_host_loop_returns_when_idle(void **state)
+{
+	evthread_use_pthreads();
+	struct event_base *base = event_base_new();
+	evfn_rt *rt = new_runtime(base);
+	int hang_ms = 100;
+	register_fn(rt, "quick", quick, NULL, 1000, EVFN_EXECUTOR_POOL);
+	register_fn(rt, "onloop", quick, NULL, 1000, EVFN_EXECUTOR_LOOP);
+	register_fn(rt, "hang", sleeps, &hang_ms, 20, EVFN_EXECUTOR_POOL);
+	ASSERT_OK(evfn_runtime_start(rt));
+	/* Pool work needs no loop. */
+	ASSERT_OK(evfn_invoke_async(rt, "quick", NULL, 0, NULL));
+	WAIT_FOR(stat_of(rt, "quick", EVFN_STAT_SUCCEEDED) == 1, 10000);
+	assert_true(dispatch_returns(base));
+	/* A loop handler and a deadline need it: it runs until both are
+	 * done, then returns. */
+	ASSERT_OK(evfn_invoke_async(rt, "onloop", NULL, 0, NULL));
+	ASSERT_OK(evfn_invoke_async(rt, "hang", NULL, 0, NULL));
+	WAIT_FOR(stat_of(rt, "hang", EVFN_STAT_IN_FLIGHT) == 1, 10000);
+	assert_true(dispatch_returns(base));
+	ASSERT_EQ(stat_of(rt, "onloop", EVFN_STAT_SUCCEEDED), 1);
+	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_TIMEOUTS), 1);
+	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_DEAD_LETTERED), 1);
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_watchdog_timed_out_attempts_are_billed),
+		TEST(test_watchdog_idle_runtime_does_not_tick),
+		TEST(test_watchdog_host_loop_returns_when_idle),
 	};
 	return evfn_test_main("watchdog", tests);
 }

@@ -10,6 +10,15 @@
  * (event_base_dispatch() or event_base_loop()) for loop handlers, retry
  * timers and synchronous invocations to make progress. Pool handlers run
  * without the loop.
+ *
+ * evfn keeps an event pending on the base only while it has something to
+ * do there: the watchdog's 10 ms tick while attempts run (their
+ * deadlines), the retry timer while retries or delayed events wait, a
+ * function's timer while its rate limit, breaker or batch window makes
+ * work wait; triggers and sources keep theirs while they live. So an idle
+ * runtime never wakes the loop, and event_base_dispatch() returns once
+ * evfn is idle and nothing else is pending (run the base with
+ * EVLOOP_NO_EXIT_ON_EMPTY to keep it running regardless).
  */
 #ifndef EVFN_LIBEVENT_H
 #define EVFN_LIBEVENT_H
