@@ -40,21 +40,24 @@ evfn__hist_index(int64_t ns)
 	return 1 + (msb - EVFN__HIST_MIN_EXP) * EVFN__HIST_SUB + sub;
 }
 
-/* Records one value. Single writer: relaxed load and store suffice, and
- * readers see each counter whole. */
+/* Adds d to a counter that has one writer at a time (d = (uint64_t)-1
+ * subtracts one): relaxed load and store suffice, and readers see the
+ * counter whole. */
+static inline void
+evfn__counter_add(atomic_uint_fast64_t *c, uint64_t d)
+{
+	uint64_t v = atomic_load_explicit(c, memory_order_relaxed);
+	atomic_store_explicit(c, v + d, memory_order_relaxed);
+}
+
+/* Records one value. Single writer. */
 static inline void
 evfn__hist_record(struct evfn__hist *h, int64_t ns)
 {
 	if (ns < 0)
 		ns = 0;
-	atomic_uint_fast64_t *b = &h->bucket[evfn__hist_index(ns)];
-	atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
-	                      memory_order_relaxed);
-	atomic_store_explicit(&h->sum_ns,
-	                      atomic_load_explicit(&h->sum_ns,
-	                                           memory_order_relaxed) +
-	                              (uint64_t)ns,
-	                      memory_order_relaxed);
+	evfn__counter_add(&h->bucket[evfn__hist_index(ns)], 1);
+	evfn__counter_add(&h->sum_ns, (uint64_t)ns);
 }
 
 /* Replaces a value recorded before, from_ns, by to_ns (both >= 0): the
@@ -62,18 +65,9 @@ evfn__hist_record(struct evfn__hist *h, int64_t ns)
 static inline void
 evfn__hist_move(struct evfn__hist *h, int64_t from_ns, int64_t to_ns)
 {
-	atomic_uint_fast64_t *from = &h->bucket[evfn__hist_index(from_ns)];
-	atomic_uint_fast64_t *to = &h->bucket[evfn__hist_index(to_ns)];
-	atomic_store_explicit(from,
-	                      atomic_load_explicit(from, memory_order_relaxed) - 1,
-	                      memory_order_relaxed);
-	atomic_store_explicit(to, atomic_load_explicit(to, memory_order_relaxed) + 1,
-	                      memory_order_relaxed);
-	atomic_store_explicit(&h->sum_ns,
-	                      atomic_load_explicit(&h->sum_ns,
-	                                           memory_order_relaxed) -
-	                              (uint64_t)from_ns + (uint64_t)to_ns,
-	                      memory_order_relaxed);
+	evfn__counter_add(&h->bucket[evfn__hist_index(from_ns)], (uint64_t)-1);
+	evfn__counter_add(&h->bucket[evfn__hist_index(to_ns)], 1);
+	evfn__counter_add(&h->sum_ns, (uint64_t)to_ns - (uint64_t)from_ns);
 }
 
 /* What one writer (a worker, the loop) records for one function: run

@@ -34,11 +34,7 @@ evfn__hist_merge(uint64_t *counts, uint64_t *sum_ns,
 static void
 add_relaxed(atomic_uint_fast64_t *dst, const atomic_uint_fast64_t *src)
 {
-	atomic_store_explicit(
-		dst,
-		atomic_load_explicit(dst, memory_order_relaxed) +
-			atomic_load_explicit(src, memory_order_relaxed),
-		memory_order_relaxed);
+	evfn__counter_add(dst, atomic_load_explicit(src, memory_order_relaxed));
 }
 
 void

@@ -168,17 +168,6 @@ billed_ms(int64_t run)
 	return ms ? ms : 1;
 }
 
-/* Adds to a counter that has one writer at a time (its owner thread, or
- * whoever holds rt->lock for a function's own totals). */
-static void
-add_billed(struct evfn__metrics *m, uint64_t ms)
-{
-	atomic_store_explicit(
-		&m->billed_ms,
-		atomic_load_explicit(&m->billed_ms, memory_order_relaxed) + ms,
-		memory_order_relaxed);
-}
-
 /* When the attempt (a handler call) inv started: its deadline less the
  * function's timeout. */
 static int64_t
@@ -203,7 +192,7 @@ static void
 record_run(struct evfn__metrics *m, int64_t run)
 {
 	evfn__hist_record(&m->run, run);
-	add_billed(m, billed_ms(run));
+	evfn__counter_add(&m->billed_ms, billed_ms(run));
 }
 
 void
@@ -264,7 +253,8 @@ evfn__metrics_late_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
 		run = fn->cfg.timeout_ns;
 	/* The deadline counted at the fence becomes the real run time. */
 	evfn__hist_move(&fn->retired.run, fn->cfg.timeout_ns, run);
-	add_billed(&fn->retired, billed_ms(run) - billed_ms(fn->cfg.timeout_ns));
+	evfn__counter_add(&fn->retired.billed_ms,
+	                  billed_ms(run) - billed_ms(fn->cfg.timeout_ns));
 }
 
 /* Folds a worker's metrics into its functions' own totals as it leaves
