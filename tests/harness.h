@@ -69,25 +69,12 @@ test_sleep_ms(int64_t ms)
 		}                                                            \
 	} while (0)
 
+/* The entries of a directory of /proc (descriptors, threads), or -1. */
 static inline int
-test_count_fds(void)
+test_count_entries(const char *dir)
 {
 	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
-/* The threads of this process now (its /proc/self/task entries). */
-static inline int
-test_count_threads(void)
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/task");
+	DIR *d = opendir(dir);
 	if (!d)
 		return -1;
 	struct dirent *e;
@@ -95,6 +82,19 @@ test_count_threads(void)
 		n += e->d_name[0] != '.';
 	closedir(d);
 	return n;
+}
+
+static inline int
+test_count_fds(void)
+{
+	return test_count_entries("/proc/self/fd");
+}
+
+/* The threads of this process now. */
+static inline int
+test_count_threads(void)
+{
+	return test_count_entries("/proc/self/task");
 }
 
 /* Each case is wrapped so that a descriptor it leaks fails it. */

@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "harness.h"
+#include "deadline-harness.h"
 
 static evfn_rt *
 new_runtime(int min, int max)
@@ -26,13 +26,7 @@ new_runtime(int min, int max)
 static evfn_fn_options *
 options(int64_t timeout_ms, int attempts)
 {
-	evfn_fn_options *fo;
-	ASSERT_OK(evfn_fn_options_new(&fo));
-	ASSERT_OK(evfn_fn_options_set_timeout_ms(fo, timeout_ms));
-	ASSERT_OK(evfn_fn_options_set_attempts(fo, attempts));
-	ASSERT_OK(evfn_fn_options_set_backoff(fo, EVFN_BACKOFF_FIXED, 1, 1.0, 1,
-	                                      EVFN_JITTER_NONE));
-	return fo;
+	return deadline_options(timeout_ms, attempts, 4); /* the default cap */
 }
 
 static void

@@ -10,8 +10,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "harness.h"
-#include "runtime-internal.h"
+#include "deadline-harness.h"
 
 /* Threads of this process besides the pool's: evfn's loop thread, and
  * two more for threads that left the pool's count and are in their last
@@ -21,60 +20,7 @@
 static evfn_rt *
 new_runtime(int min, int max)
 {
-	evfn_rt_options *o;
-	ASSERT_OK(evfn_rt_options_new(&o));
-	ASSERT_OK(evfn_rt_options_set_workers(o, min, max));
-	ASSERT_OK(evfn_rt_options_set_idle_timeout_ms(o, 50));
-	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
-	evfn_rt_options_free(o);
-	return rt;
-}
-
-/* Options of a function whose attempts time out after timeout_ms. */
-static evfn_fn_options *
-options(int64_t timeout_ms, int attempts, int max_stuck)
-{
-	evfn_fn_options *fo;
-	ASSERT_OK(evfn_fn_options_new(&fo));
-	ASSERT_OK(evfn_fn_options_set_timeout_ms(fo, timeout_ms));
-	ASSERT_OK(evfn_fn_options_set_attempts(fo, attempts));
-	ASSERT_OK(evfn_fn_options_set_backoff(fo, EVFN_BACKOFF_FIXED, 1, 1.0, 1,
-	                                      EVFN_JITTER_NONE));
-	ASSERT_OK(evfn_fn_options_set_max_stuck(fo, max_stuck));
-	return fo;
-}
-
-static void
-register_fn(evfn_rt *rt, const char *name, evfn_handler h, void *userdata,
-            evfn_fn_options *fo)
-{
-	ASSERT_OK(evfn_register(rt, name, h, userdata, fo, NULL));
-	evfn_fn_options_free(fo);
-}
-
-/* Sleeps *userdata ms whatever its deadline says: a blocking call that
- * cannot be interrupted. */
-static int
-overrun(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
-{
-	test_sleep_ms(*(const int *)userdata);
-	return EVFN_OK;
-}
-
-/* Polls its cancelled flag and gives up when it is set. */
-static int
-polls_cancel(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
-{
-	while (!evfn_ctx_cancelled(ctx))
-		test_sleep_ms(1);
-	return EVFN_RETRY;
-}
-
-static int
-quick(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
-{
-	return EVFN_OK;
+	return deadline_runtime(min, max, NULL);
 }
 
 /* Fails its first attempt, then succeeds. */
@@ -103,16 +49,6 @@ all_ended(evfn_rt *rt, const char *fn)
 	return done;
 }
 
-/* Threads whose fenced handler has not returned yet. */
-static int
-stuck_threads(evfn_rt *rt)
-{
-	pthread_mutex_lock(&rt->lock);
-	int n = rt->nstuck;
-	pthread_mutex_unlock(&rt->lock);
-	return n;
-}
-
 /* Drains, then frees once the stuck handlers have returned. */
 static void
 finish(evfn_rt *rt)
@@ -129,7 +65,8 @@ test_pool_accepted_events_end_past_the_stuck_cap(void **state)
 {
 	evfn_rt *rt = new_runtime(1, 4);
 	int hang_ms = 300;
-	register_fn(rt, "hang", overrun, &hang_ms, options(20, 1, 4));
+	register_with(rt, "hang", sleeps_handler, &hang_ms,
+	              deadline_options(20, 1, 4));
 	ASSERT_OK(evfn_runtime_start(rt));
 	int accepted = 0, refused = 0;
 	for (int i = 0; i < 12; i++) {
@@ -148,7 +85,7 @@ test_pool_accepted_events_end_past_the_stuck_cap(void **state)
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_DEAD_LETTERED), accepted);
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_TIMEOUTS), accepted);
 	/* Every stuck handler returns; the pool is back to its minimum. */
-	WAIT_FOR(stuck_threads(rt) == 0, 20000);
+	WAIT_FOR(rt_view(rt).stuck_threads == 0, 20000);
 	WAIT_FOR(evfn_runtime_workers(rt) >= 1, 10000);
 	assert_accounting(rt, "hang");
 	finish(rt);
@@ -182,7 +119,8 @@ sync_call_start(struct sync_call *c, evfn_rt *rt, const char *fn)
 	memset(c, 0, sizeof(*c));
 	c->rt = rt;
 	c->fn = fn;
-	assert_int_equal(pthread_create(&c->thread, NULL, sync_call_main, c), 0);
+	assert_int_equal(pthread_create(&c->thread, NULL, sync_call_main, c),
+	                 0);
 }
 
 /* Waits (bounded) for the call to answer, and returns its answer. */
@@ -203,8 +141,10 @@ test_pool_grows_back_after_stuck_handlers_return(void **state)
 {
 	evfn_rt *rt = new_runtime(1, 2);
 	int hang_ms = 150;
-	register_fn(rt, "hang", overrun, &hang_ms, options(10, 1, 4));
-	register_fn(rt, "other", quick, NULL, options(1000, 1, 4));
+	register_with(rt, "hang", sleeps_handler, &hang_ms,
+	              deadline_options(10, 1, 4));
+	register_with(rt, "other", ok_handler, NULL,
+	              deadline_options(1000, 1, 4));
 	ASSERT_OK(evfn_runtime_start(rt));
 	for (int i = 0; i < 20; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "hang", NULL, 0, NULL));
@@ -212,7 +152,7 @@ test_pool_grows_back_after_stuck_handlers_return(void **state)
 	sync_call_start(&during, rt, "other");
 	ASSERT_OK(sync_call_wait(&during, 10000));
 	WAIT_FOR(all_ended(rt, "hang"), 30000);
-	WAIT_FOR(stuck_threads(rt) == 0, 20000);
+	WAIT_FOR(rt_view(rt).stuck_threads == 0, 20000);
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_DEAD_LETTERED), 20);
 	WAIT_FOR(evfn_runtime_workers(rt) >= 1, 10000);
 	struct sync_call after;
@@ -248,7 +188,8 @@ test_pool_stuck_cap_bounds_threads(void **state)
 	int before = test_count_threads();
 	evfn_rt *rt = new_runtime(1, 16);
 	int hang_ms = 100;
-	register_fn(rt, "hang", overrun, &hang_ms, options(10, 3, 4));
+	register_with(rt, "hang", sleeps_handler, &hang_ms,
+	              deadline_options(10, 3, 4));
 	ASSERT_OK(evfn_runtime_start(rt));
 	for (int i = 0; i < 50; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "hang", NULL, 0, NULL));
@@ -256,7 +197,7 @@ test_pool_stuck_cap_bounds_threads(void **state)
 	MAX_THREADS_UNTIL(all_ended(rt, "hang"), 60000, most);
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_DEAD_LETTERED), 50);
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_TIMEOUTS), 150);
-	MAX_THREADS_UNTIL(stuck_threads(rt) == 0, 20000, most);
+	MAX_THREADS_UNTIL(rt_view(rt).stuck_threads == 0, 20000, most);
 	if (most > before + OTHER_THREADS + 16 + 4)
 		fail_msg("%d threads at most, %d before the runtime", most,
 		         before);
@@ -279,12 +220,14 @@ run_round(const struct round *r)
 	int before = test_count_threads();
 	evfn_rt *rt = new_runtime(r->min, r->max);
 	int hang_ms = r->hang_ms;
-	register_fn(rt, "hang", overrun, &hang_ms,
-	            options(10, r->attempts, r->cap));
-	register_fn(rt, "poll", polls_cancel, NULL,
-	            options(10, r->attempts, r->cap));
-	register_fn(rt, "retry", retry_once, NULL, options(1000, 2, r->cap));
-	register_fn(rt, "quick", quick, NULL, options(1000, 1, r->cap));
+	register_with(rt, "hang", sleeps_handler, &hang_ms,
+	              deadline_options(10, r->attempts, r->cap));
+	register_with(rt, "poll", polls_cancel_handler, NULL,
+	              deadline_options(10, r->attempts, r->cap));
+	register_with(rt, "retry", retry_once, NULL,
+	              deadline_options(1000, 2, r->cap));
+	register_with(rt, "quick", ok_handler, NULL,
+	              deadline_options(1000, 1, r->cap));
 	ASSERT_OK(evfn_runtime_start(rt));
 	/* Synchronous callers of each function, started with the storm:
 	 * each answers within a bound (refused, timed out or done). */
@@ -319,7 +262,7 @@ run_round(const struct round *r)
 		         before);
 	/* Every stuck handler returns: the minimum is back, and the pool
 	 * still serves. */
-	WAIT_FOR(stuck_threads(rt) == 0, 20000);
+	WAIT_FOR(rt_view(rt).stuck_threads == 0, 20000);
 	WAIT_FOR(evfn_runtime_workers(rt) >= r->min, 10000);
 	struct sync_call after;
 	sync_call_start(&after, rt, "quick");
@@ -384,7 +327,8 @@ test_pool_drain_with_stuck_handlers(void **state)
 	 * the cap's two do (with more workers, those running when the
 	 * first was fenced may get stuck past the cap too). */
 	evfn_rt *rt = new_runtime(1, 1);
-	register_fn(rt, "stuck", wait_for_gate, &g, options(20, 1, 2));
+	register_with(rt, "stuck", wait_for_gate, &g,
+	              deadline_options(20, 1, 2));
 	for (int i = 0; i < 10; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "stuck", NULL, 0, NULL));
 	/* The synchronous caller queues last, before the cap is reached. */
@@ -422,7 +366,8 @@ static void
 test_pool_concurrency_peak_counts_running_attempts(void **state)
 {
 	evfn_rt *rt = new_runtime(2, 2);
-	register_fn(rt, "noop", quick, NULL, options(1000, 1, 4));
+	register_with(rt, "noop", ok_handler, NULL,
+	              deadline_options(1000, 1, 4));
 	for (int i = 0; i < 4000; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "noop", NULL, 0, NULL));
 	ASSERT_OK(evfn_runtime_start(rt));

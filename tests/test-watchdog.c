@@ -13,57 +13,20 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include <evfn/libevent.h>
-
-#include "harness.h"
-#include "runtime-internal.h"
+#include "deadline-harness.h"
 
 #define TIMEOUT_MS 40
 #define CALLS 5
 
-static evfn_rt *
-new_runtime(struct event_base *base)
-{
-	evfn_rt_options *o;
-	ASSERT_OK(evfn_rt_options_new(&o));
-	ASSERT_OK(evfn_rt_options_set_workers(o, 1, 4));
-	if (base)
-		ASSERT_OK(evfn_rt_options_set_event_base(o, base));
-	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
-	evfn_rt_options_free(o);
-	return rt;
-}
-
+/* A function with one attempt, a stuck cap above the calls made, on the
+ * executor given. */
 static void
 register_fn(evfn_rt *rt, const char *name, evfn_handler h, void *userdata,
             int64_t timeout_ms, evfn_executor executor)
 {
-	evfn_fn_options *fo;
-	ASSERT_OK(evfn_fn_options_new(&fo));
-	ASSERT_OK(evfn_fn_options_set_timeout_ms(fo, timeout_ms));
-	ASSERT_OK(evfn_fn_options_set_attempts(fo, 1));
-	ASSERT_OK(evfn_fn_options_set_max_stuck(fo, 2 * CALLS));
+	evfn_fn_options *fo = deadline_options(timeout_ms, 1, 2 * CALLS);
 	ASSERT_OK(evfn_fn_options_set_executor(fo, executor));
-	ASSERT_OK(evfn_register(rt, name, h, userdata, fo, NULL));
-	evfn_fn_options_free(fo);
-}
-
-/* Sleeps *userdata ms whatever its deadline says. */
-static int
-sleeps(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
-{
-	test_sleep_ms(*(const int *)userdata);
-	return EVFN_OK;
-}
-
-/* Polls its cancelled flag (set at the deadline) and gives up. */
-static int
-polls_cancel(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
-{
-	while (!evfn_ctx_cancelled(ctx))
-		test_sleep_ms(1);
-	return EVFN_RETRY;
+	register_with(rt, name, h, userdata, fo);
 }
 
 /* Loop handlers that return EVFN_PENDING; the test completes them. */
@@ -156,10 +119,8 @@ wait_billing(evfn_rt *rt, bool (*cond)(evfn_rt *), int64_t timeout_ms)
 static bool
 no_stuck_thread(evfn_rt *rt)
 {
-	pthread_mutex_lock(&rt->lock);
-	bool none = rt->nstuck == 0 && rt->in_flight == 0;
-	pthread_mutex_unlock(&rt->lock);
-	return none;
+	struct rt_view v = rt_view(rt);
+	return v.stuck_threads == 0 && v.in_flight == 0;
 }
 
 static bool
@@ -177,15 +138,15 @@ all_timed_out(evfn_rt *rt)
 static void
 test_watchdog_timed_out_attempts_are_billed(void **state)
 {
-	evfn_rt *rt = new_runtime(NULL);
+	evfn_rt *rt = deadline_runtime(1, 4, NULL);
 	int sleeper_ms = 150, under_ms = TIMEOUT_MS - 10;
 	struct pending late = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct pending prompt = {.lock = PTHREAD_MUTEX_INITIALIZER};
-	register_fn(rt, "sleeper", sleeps, &sleeper_ms, TIMEOUT_MS,
+	register_fn(rt, "sleeper", sleeps_handler, &sleeper_ms, TIMEOUT_MS,
 	            EVFN_EXECUTOR_POOL);
-	register_fn(rt, "poller", polls_cancel, NULL, TIMEOUT_MS,
+	register_fn(rt, "poller", polls_cancel_handler, NULL, TIMEOUT_MS,
 	            EVFN_EXECUTOR_POOL);
-	register_fn(rt, "under", sleeps, &under_ms, 10 * TIMEOUT_MS,
+	register_fn(rt, "under", sleeps_handler, &under_ms, 10 * TIMEOUT_MS,
 	            EVFN_EXECUTOR_POOL);
 	register_fn(rt, "pending", goes_pending, &late, TIMEOUT_MS,
 	            EVFN_EXECUTOR_LOOP);
@@ -237,51 +198,28 @@ test_watchdog_timed_out_attempts_are_billed(void **state)
 	ASSERT_OK(evfn_runtime_free(rt));
 }
 
-static bool
-watchdog_armed(evfn_rt *rt)
-{
-	pthread_mutex_lock(&rt->lock);
-	bool armed = rt->watchdog_armed;
-	pthread_mutex_unlock(&rt->lock);
-	return armed;
-}
-
-static unsigned
-watchdog_ticks(evfn_rt *rt)
-{
-	pthread_mutex_lock(&rt->lock);
-	unsigned n = rt->watchdog_ticks;
-	pthread_mutex_unlock(&rt->lock);
-	return n;
-}
-
-static int
-quick(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
-{
-	return EVFN_OK;
-}
-
 /* Issue 17, item 4: once nothing runs, the watchdog stops ticking; the
  * next attempt arms it again, and its deadline still holds. */
 static void
 test_watchdog_idle_runtime_does_not_tick(void **state)
 {
-	evfn_rt *rt = new_runtime(NULL);
+	evfn_rt *rt = deadline_runtime(1, 4, NULL);
 	int hang_ms = 100;
-	register_fn(rt, "quick", quick, NULL, 1000, EVFN_EXECUTOR_POOL);
-	register_fn(rt, "hang", sleeps, &hang_ms, 20, EVFN_EXECUTOR_POOL);
+	register_fn(rt, "quick", ok_handler, NULL, 1000, EVFN_EXECUTOR_POOL);
+	register_fn(rt, "hang", sleeps_handler, &hang_ms, 20,
+	            EVFN_EXECUTOR_POOL);
 	ASSERT_OK(evfn_runtime_start(rt));
-	assert_false(watchdog_armed(rt)); /* nothing ran yet */
+	assert_false(rt_view(rt).watchdog_armed); /* nothing ran yet */
 	for (int round = 0; round < 2; round++) {
 		ASSERT_OK(evfn_invoke(rt, "quick", NULL, 0, NULL, NULL));
 		ASSERT_RC(evfn_invoke(rt, "hang", NULL, 0, NULL, NULL),
 		          EVFN_ETIMEDOUT);
-		WAIT_FOR(!watchdog_armed(rt), 10000);
-		unsigned ticks = watchdog_ticks(rt);
+		WAIT_FOR(!rt_view(rt).watchdog_armed, 10000);
+		unsigned ticks = rt_view(rt).watchdog_ticks;
 		/* Idle for 30 ticks' time: not one. */
 		test_sleep_ms(300);
-		ASSERT_EQ(watchdog_ticks(rt), ticks);
-		assert_false(watchdog_armed(rt));
+		ASSERT_EQ(rt_view(rt).watchdog_ticks, ticks);
+		assert_false(rt_view(rt).watchdog_armed);
 	}
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_TIMEOUTS), 2);
 	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
@@ -342,11 +280,12 @@ test_watchdog_host_loop_returns_when_idle(void **state)
 {
 	evthread_use_pthreads();
 	struct event_base *base = event_base_new();
-	evfn_rt *rt = new_runtime(base);
+	evfn_rt *rt = deadline_runtime(1, 4, base);
 	int hang_ms = 100;
-	register_fn(rt, "quick", quick, NULL, 1000, EVFN_EXECUTOR_POOL);
-	register_fn(rt, "onloop", quick, NULL, 1000, EVFN_EXECUTOR_LOOP);
-	register_fn(rt, "hang", sleeps, &hang_ms, 20, EVFN_EXECUTOR_POOL);
+	register_fn(rt, "quick", ok_handler, NULL, 1000, EVFN_EXECUTOR_POOL);
+	register_fn(rt, "onloop", ok_handler, NULL, 1000, EVFN_EXECUTOR_LOOP);
+	register_fn(rt, "hang", sleeps_handler, &hang_ms, 20,
+	            EVFN_EXECUTOR_POOL);
 	ASSERT_OK(evfn_runtime_start(rt));
 	/* Pool work needs no loop. */
 	ASSERT_OK(evfn_invoke_async(rt, "quick", NULL, 0, NULL));
