@@ -422,7 +422,11 @@ test_rate_limit(void **state)
 	int64_t span = atomic_load(&rate_last_ms) - atomic_load(&rate_first_ms);
 	print_message("# 500 rate-limited starts took %lld ms (2000 ideal)\n",
 	              (long long)span);
-	assert_true(span >= 1900 && span <= 2100);
+	/* The limit is the promise: never faster. Slower only shows a busy
+	 * machine (CI runs sanitizer builds in parallel), so the upper bound
+	 * only catches a limiter that waits far too long. */
+	assert_true(span >= 1900);
+	assert_true(span <= 3000);
 	assert_true(stat_of(rt, "rl", EVFN_STAT_RATE_LIMITED) > 0);
 	finish(rt, "rl");
 }
