@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Small text helpers that more than one parser needs: hexadecimal digits,
- * and RFC 3339 timestamps (the CloudEvents `time` attribute, Redis
+ * UTF-8 validation, and RFC 3339 timestamps (the CloudEvents `time` attribute, Redis
  * fields, log lines) parsed and written in UTC with nanoseconds.
  */
 #include <stdbool.h>
@@ -21,6 +21,62 @@ evfn__hex_value(char c)
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+size_t
+evfn__utf8_char_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	/* The lead byte gives the length and the range the second byte
+	 * must fall in, which is where overlong forms, surrogates and
+	 * values above U+10FFFF are excluded (RFC 3629, section 4). */
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else {
+		return 0;
+	}
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+bool
+evfn__utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (n > 0) {
+		/* ASCII runs are the common case. */
+		if (*p < 0x80) {
+			p++;
+			n--;
+			continue;
+		}
+		size_t len = evfn__utf8_char_len(p, n);
+		if (len == 0)
+			return false;
+		p += len;
+		n -= len;
+	}
+	return true;
 }
 
 static bool

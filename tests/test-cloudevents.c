@@ -177,6 +177,101 @@ test_cloudevents_binary_rejects_bad(void **state)
 	expect_reject(too_long, 4, "x", "attribute id is too long");
 }
 
+/* Every string attribute and extension must be a CloudEvents string
+ * after percent-decoding: valid UTF-8 without control characters. An id
+ * that is not would be admitted and then fail to be written into the
+ * answer. */
+static void
+test_cloudevents_binary_rejects_bad_strings(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *attr, *value;
+	} bad[] = {
+		{"id", "%FF"},            /* not UTF-8 at all */
+		{"id", "\xff"},           /* the same byte unencoded */
+		{"id", "%C3%28"},         /* a lead byte without its tail */
+		{"id", "%C0%AF"},         /* overlong '/' */
+		{"id", "%ED%A0%80"},      /* a surrogate */
+		{"id", "%F4%90%80%80"},   /* above U+10FFFF */
+		{"source", "a%0Ab"},      /* a control character */
+		{"type", "t%7F"},         /* DEL */
+		{"subject", "%C2%85"},    /* U+0085, a C1 control */
+		{"subject", "%EF%BF%BE"}, /* the noncharacter U+FFFE */
+		{"traceparent", "%E2%82"}, /* an extension, cut short */
+	};
+	for (size_t i = 0; i < N_OF(bad); i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "ce-%s", bad[i].attr);
+		struct evfn__ce_header h[] = {
+			H("ce-specversion", "1.0"), H("ce-id", "1"),
+			H("ce-source", "s"),        H("ce-type", "t"),
+			H(name, bad[i].value),
+		};
+		/* The attribute's own header comes last and wins only when
+		 * it is new; replace the default in place otherwise. */
+		size_t nh = N_OF(h);
+		for (size_t k = 0; k < 4; k++)
+			if (strcmp(h[k].name, name) == 0) {
+				h[k].value = bad[i].value;
+				nh = 4;
+			}
+		char reason[64];
+		snprintf(reason, sizeof(reason), "attribute %s is not a "
+		         "CloudEvents string", bad[i].attr);
+		expect_reject(h, nh, "x", reason);
+	}
+	/* Multi-byte characters are fine, encoded or not. */
+	struct evfn__ce_header good[] = {
+		H("ce-specversion", "1.0"), H("ce-id", "%C3%A9v\xc3\xa9"),
+		H("ce-source", "s"), H("ce-type", "t"),
+		H("ce-note", "%F0%9F%98%80")};
+	struct parsed p = parse(good, N_OF(good), "x");
+	ASSERT_OK(p.rc);
+	assert_string_equal(evfn_event_id(p.events[0]), "\xc3\xa9v\xc3\xa9");
+	assert_string_equal(evfn_event_extension(p.events[0], "note"),
+	                    "\xf0\x9f\x98\x80");
+	done(&p);
+
+	/* Content-Type becomes datacontenttype, in plain requests too. */
+	struct evfn__ce_header ct[] = {H("Content-Type", "text/\xff")};
+	expect_reject(ct, 1, "x", "Content-Type is not valid UTF-8");
+}
+
+/* A media type of the CloudEvents family that evfn does not parse is
+ * refused with EVFN_EMEDIATYPE (the HTTP trigger's 415), never taken as
+ * plain data. */
+static void
+test_cloudevents_unsupported_format(void **state)
+{
+	(void)state;
+	static const char *const refused[] = {
+		"application/cloudevents+xml",
+		"application/cloudevents",
+		"Application/CloudEvents+Avro; charset=x",
+		"application/cloudevents-batch+xml",
+		"application/cloudevents+protobuf",
+	};
+	for (size_t i = 0; i < N_OF(refused); i++) {
+		struct evfn__ce_header h[] = {H("Content-Type", refused[i])};
+		struct parsed p = parse(h, 1, "<event/>");
+		ASSERT_RC(p.rc, EVFN_EMEDIATYPE);
+		assert_null(p.events);
+		if (!strstr(p.err, "unsupported CloudEvents format"))
+			fail_msg("reason \"%s\" for %s", p.err, refused[i]);
+	}
+	/* Not of the family: plain data. */
+	struct evfn__ce_header other[] = {
+		H("Content-Type", "application/cloudeventsy")};
+	struct parsed p = parse(other, 1, "x");
+	ASSERT_OK(p.rc);
+	ASSERT_EQ(p.mode, EVFN__CE_PLAIN);
+	done(&p);
+}
+
+static const struct evfn__ce_header batch[] = {
+	H("content-type", "application/cloudevents-batch+json")};
+
 static const struct evfn__ce_header structured[] = {
 	H("Content-Type", "application/cloudevents+json; charset=utf-8")};
 
@@ -199,8 +294,8 @@ test_cloudevents_structured_mode(void **state)
 	assert_string_equal(evfn_event_type(ev), "t.created");
 	assert_string_equal(evfn_event_subject(ev), "sub");
 	ASSERT_EQ(evfn_event_time(ev), INT64_C(1000000000));
-	/* JSON data is re-serialised compactly and labelled as JSON. */
-	assert_data(ev, "{\"a\":[1,2]}");
+	/* JSON data is the sender's text, unchanged, labelled as JSON. */
+	assert_data(ev, "{\"a\": [1, 2]}");
 	assert_string_equal(evfn_event_datacontenttype(ev),
 	                    "application/json");
 	assert_string_equal(evfn_event_extension(ev, "count"), "7");
@@ -234,6 +329,140 @@ test_cloudevents_structured_mode(void **state)
 	assert_data(p.events[0], "");
 	assert_null(evfn_event_datacontenttype(p.events[0]));
 	done(&p);
+}
+
+/* Data is the sender's: valid JSON that jansson would refuse or respell
+ * (integers beyond int64, "\u0000", exponents) passes through as the
+ * bytes sent; attributes keep their checks. */
+static void
+test_cloudevents_structured_data_passes_through(void **state)
+{
+	(void)state;
+	static const char *const data[] = {
+		"123456789012345678901234567890",
+		"{\"n\": -99999999999999999999999, \"s\": \"a\\u0000b\"}",
+		"[1.0e+400, 0.10, -0, \"\\ud83d\\ude00\"]",
+		"\"\\u0000\"",
+		"null",
+		" {\"deep\": [[[[[[[[[[]]]]]]]]]]} ",
+	};
+	for (size_t i = 0; i < N_OF(data); i++) {
+		char body[512];
+		snprintf(body, sizeof(body),
+		         "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":"
+		         "\"s\",\"type\":\"t\",\"data\":%s}",
+		         data[i]);
+		struct parsed p = parse(structured, 1, body);
+		if (p.rc)
+			fail_msg("refused data %s: %s", data[i], p.err);
+		/* The value as written; blanks after it are JSON's, not
+		 * the value's. */
+		const char *want = data[i];
+		size_t n = strlen(want);
+		while (*want == ' ') {
+			want++;
+			n--;
+		}
+		while (n && want[n - 1] == ' ')
+			n--;
+		size_t len;
+		const void *got = evfn_event_data(p.events[0], &len);
+		ASSERT_EQ(len, n);
+		assert_memory_equal(got, want, n);
+		done(&p);
+	}
+
+	/* A string of text with a NUL: its characters, NUL included. */
+	struct parsed p = parse(
+		structured, 1,
+		"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+		"\"type\":\"t\",\"datacontenttype\":\"text/plain\","
+		"\"d\\u0061ta\":\"a\\u0000b\"}");
+	ASSERT_OK(p.rc);
+	size_t len;
+	const char *got = evfn_event_data(p.events[0], &len);
+	ASSERT_EQ(len, 3);
+	assert_memory_equal(got, "a\0b", 3);
+	done(&p);
+
+	/* A batch: each element's data, as written. */
+	p = parse(batch, 1,
+	          "[{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	          "\"type\":\"t\",\"data\":18446744073709551616},"
+	          "{\"data\": [ ], \"specversion\":\"1.0\",\"id\":\"2\","
+	          "\"source\":\"s\",\"type\":\"t\"}]");
+	ASSERT_OK(p.rc);
+	ASSERT_EQ(p.n, 2);
+	assert_data(p.events[0], "18446744073709551616");
+	assert_data(p.events[1], "[ ]");
+	done(&p);
+}
+
+/* What the data pass-through must still refuse: JSON that is not JSON,
+ * two data members, and attributes that are not CloudEvents strings. */
+static void
+test_cloudevents_structured_rejects_bad_data_and_strings(void **state)
+{
+	(void)state;
+	static const char *const bad_data[] = {
+		"01", "1.", "-", "1e", "[1,]", "{\"a\"}", "{\"a\":1,}",
+		"\"\\x\"", "\"\\u12\"", "\"\x01\"", "tru", "\"\xff\"", "[",
+		"{\"a\" 1}", "[1 2]", "1 2",
+	};
+	for (size_t i = 0; i < N_OF(bad_data); i++) {
+		char body[256];
+		snprintf(body, sizeof(body),
+		         "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":"
+		         "\"s\",\"type\":\"t\",\"data\":%s}",
+		         bad_data[i]);
+		expect_reject(structured, 1, body, "malformed JSON");
+	}
+	/* Nesting deeper than jansson's limit. */
+	static char deep[3 * 2100 + 128];
+	size_t k = (size_t)snprintf(deep, sizeof(deep),
+	                            "{\"specversion\":\"1.0\",\"id\":\"1\","
+	                            "\"source\":\"s\",\"type\":\"t\","
+	                            "\"data\":");
+	for (int i = 0; i < 2100; i++)
+		deep[k++] = '[';
+	for (int i = 0; i < 2100; i++)
+		deep[k++] = ']';
+	deep[k++] = '}';
+	deep[k] = '\0';
+	expect_reject(structured, 1, deep, "malformed JSON");
+
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\",\"data\":1,\"data\":2}",
+	              "malformed JSON");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\",\"datacontenttype\":\"text/plain\","
+	              "\"data\":\"\\ud800\"}",
+	              "data is not a valid string");
+	/* Attributes are still jansson's: no NUL, no integer overflow. */
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"a\\u0000\","
+	              "\"source\":\"s\",\"type\":\"t\"}",
+	              "malformed JSON");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\",\"seq\":99999999999999999999}",
+	              "malformed JSON");
+	/* Control characters, escaped in JSON, are not CloudEvents
+	 * strings either. */
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\\n\"}",
+	              "attribute type is not a CloudEvents string");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\",\"subject\":\"\\u0085\"}",
+	              "attribute subject is not a CloudEvents string");
+	expect_reject(structured, 1,
+	              "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	              "\"type\":\"t\",\"note\":\"\\u0007\"}",
+	              "attribute note is not a CloudEvents string");
 }
 
 static void
@@ -283,8 +512,6 @@ test_cloudevents_structured_rejects_bad(void **state)
 	              "malformed JSON");
 }
 
-static const struct evfn__ce_header batch[] = {
-	H("content-type", "application/cloudevents-batch+json")};
 
 static void
 test_cloudevents_batched_mode(void **state)
@@ -316,6 +543,7 @@ test_cloudevents_batched_mode(void **state)
 	              " {\"specversion\":\"1.0\"}]",
 	              "event 1: missing required attribute id");
 	expect_reject(batch, 1, "[1,", "malformed JSON");
+	expect_reject(batch, 1, "[1]", "event 0: a CloudEvent must be a JSON object");
 }
 
 static void
@@ -374,8 +602,12 @@ main(void)
 		TEST(test_cloudevents_plain_request),
 		TEST(test_cloudevents_binary_mode),
 		TEST(test_cloudevents_binary_rejects_bad),
+		TEST(test_cloudevents_binary_rejects_bad_strings),
+		TEST(test_cloudevents_unsupported_format),
 		TEST(test_cloudevents_structured_mode),
 		TEST(test_cloudevents_structured_rejects_bad),
+		TEST(test_cloudevents_structured_data_passes_through),
+		TEST(test_cloudevents_structured_rejects_bad_data_and_strings),
 		TEST(test_cloudevents_batched_mode),
 		TEST(test_cloudevents_rejects_null_arguments),
 		TEST(test_cloudevents_time),

@@ -454,7 +454,7 @@ test_http_cloudevents_structured(void **state)
 	              "{\"specversion\":\"1.0\",\"id\":\"s-2\",\"source\":"
 	              "\"/s\",\"type\":\"t\",\"data\":[1, 2]}");
 	ASSERT_EQ(r.status, 200);
-	assert_string_equal(r.body, "[1,2]");
+	assert_string_equal(r.body, "[1, 2]");
 
 	r = post_with(f.port, "/ce", ce_structured, 1, "{\"specversion\":");
 	assert_error(&r, 400, "EVFN_ECLOUDEVENT", "malformed JSON");

@@ -30,6 +30,7 @@ extern "C" {
 	XX(ERANGE, -34, "numeric option out of its documented range")       \
 	XX(EDEADLK, -35, "call would wait on the thread that must finish it") \
 	XX(ENAMETOOLONG, -36, "name longer than EVFN_NAME_MAX")              \
+	XX(EPROTO, -71, "protocol error: malformed message framing")         \
 	XX(EADDRINUSE, -98, "address already in use")                        \
 	XX(ESHUTDOWN, -108, "runtime is draining or drained: intake stopped") \
 	XX(ETIMEDOUT, -110, "timed out")                                     \
@@ -55,7 +56,8 @@ extern "C" {
 	XX(EWRONGTYPE, -4017, "key holds the wrong kind of value")          \
 	XX(EAUTH, -4018, "authentication failed")                           \
 	XX(ELOOPDETECTED, -4019, "event chain exceeded the hop limit")     \
-	XX(ECIRCUITOPEN, -4020, "the function's circuit breaker is open")
+	XX(ECIRCUITOPEN, -4020, "the function's circuit breaker is open")   \
+	XX(EMEDIATYPE, -4021, "unsupported media type")
 
 /** Error codes; see EVFN_ERRNO_MAP for the text of each. @since 0.1 */
 typedef enum evfn_errno {

@@ -40,11 +40,20 @@ struct evfn__ce_header {
  *
  * On success *events receives an array of *n events (n may be 0 for an
  * empty batch), each with one reference and not yet published; release
- * them with evfn__ce_events_free(). Returns 0, EVFN_ECLOUDEVENT with an
- * English reason in err (err_len bytes, truncated; may be NULL) for a
- * missing or malformed attribute, malformed JSON or an unsupported
- * specversion ("unsupported specversion"), EVFN_EINVAL for NULL
- * arguments, or EVFN_ENOMEM. *mode is set whenever the mode could be told.
+ * them with evfn__ce_events_free(). Every string attribute and
+ * extension has been checked to be a CloudEvents string (UTF-8 without
+ * control characters), so that everything about an event can be written
+ * into a JSON answer. A structured event's data is the JSON text the
+ * sender wrote, unchanged (or the characters of a string when its
+ * datacontenttype is not JSON).
+ *
+ * Returns 0, EVFN_ECLOUDEVENT with an English reason in err (err_len
+ * bytes, truncated; may be NULL) for a missing or malformed attribute,
+ * malformed JSON or an unsupported specversion ("unsupported
+ * specversion"), EVFN_EMEDIATYPE with a reason for a Content-Type of the
+ * CloudEvents family other than the two JSON ones (XML, Avro, ...),
+ * EVFN_EINVAL for NULL arguments, or EVFN_ENOMEM. *mode is set whenever
+ * the mode could be told.
  */
 int evfn__ce_parse(const struct evfn__ce_header *headers, size_t nh,
                    const void *body, size_t len, const char *default_type,

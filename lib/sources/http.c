@@ -814,6 +814,8 @@ serve_route(struct evfn_http *http, struct evhttp_request *req,
 		evfn__free(headers);
 	if (rc == EVFN_ECLOUDEVENT) {
 		evfn__http_reply_error(req, 400, rc, why, NULL);
+	} else if (rc == EVFN_EMEDIATYPE) {
+		evfn__http_reply_error(req, 415, rc, why, NULL);
 	} else if (rc) {
 		evfn__http_reply_error(req, 500, rc, NULL, NULL);
 	} else if (mode == EVFN__CE_BATCH && !r->opts.async) {

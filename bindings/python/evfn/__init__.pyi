@@ -59,6 +59,8 @@ EWRONGTYPE: int
 EAUTH: int
 ELOOPDETECTED: int
 ECIRCUITOPEN: int
+EPROTO: int
+EMEDIATYPE: int
 
 class Error(Exception):
     code: int
