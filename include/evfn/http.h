@@ -1,37 +1,68 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The HTTP trigger: a server on the runtime's libevent event_base whose
- * routes ("POST /pay") turn requests into events for named functions.
- * Synchronous routes answer with the function's response, asynchronous
- * ones with 202 and the event id. Requests may carry CloudEvents (binary,
- * structured or batched HTTP binding) and may have to pass a Stripe or
- * GitHub webhook signature or a bearer token. Anything not declared under
- * include/evfn/ is private.
+ * The HTTP trigger: routes ("POST /pay") that turn requests into events
+ * for named functions, served by an HTTP server of its own on the
+ * runtime's libevent event_base (evfn_http_new()), or mounted on a host's
+ * existing libevent evhttp server (evfn_http_attach(), or request by
+ * request with evfn_http_handle()). Synchronous routes answer with the
+ * function's response, asynchronous ones with 202 and the event id.
+ * Requests may carry CloudEvents (binary, structured or batched HTTP
+ * binding) and may have to pass a Stripe or GitHub webhook signature or a
+ * bearer token. This header only forward-declares libevent's types: it
+ * does not include libevent. Anything not declared under include/evfn/ is
+ * private.
+ *
+ * Requests. A request without CloudEvents is one event of the route
+ * function's name with the body as data and Content-Type as
+ * datacontenttype. CloudEvents attributes and extensions must be
+ * CloudEvents strings (valid UTF-8 without control characters, after
+ * percent-decoding in binary mode); a structured event's data reaches the
+ * handler as the JSON text the sender wrote (or, for a string with a
+ * datacontenttype that is not JSON, as its characters). Every check is
+ * made before the event is admitted, so an admitted event is never
+ * answered with an error it did not earn: a 2xx means it was taken, any
+ * other status (except a synchronous route's 502 and 504, below) that it
+ * was not.
  *
  * Responses. A synchronous route answers with the handler's response as
  * the body, the status from response metadata "status" (default 200),
  * a header for each metadata key "header.<Name>", and Content-Type from
  * "header.Content-Type" or application/octet-stream. Every error answer
- * has a JSON body {"error": "<EVFN_ code name>", "message": "<reason>"}:
+ * has a JSON body {"error": "<EVFN_ code name>", "message": "<reason>"}
+ * (text that is not UTF-8 is written with U+FFFD in its place):
  * 400 EVFN_ECLOUDEVENT (missing or malformed CloudEvent attributes,
  * malformed JSON, "unsupported specversion", a batch on a synchronous
- * route), 401 EVFN_ESIGNATURE or EVFN_EAUTH (signature or token missing,
- * wrong or stale), 404 EVFN_ENOENT (no route for the path) or EVFN_ENOFN
- * (the route's function is not registered), 405 EVFN_EROUTE (the path
- * exists for other methods; an Allow header lists them), 429
- * EVFN_EQUEUEFULL with "Retry-After: 1", 503 EVFN_ESHUTDOWN (the runtime
- * is draining), 504 EVFN_ETIMEDOUT (the route's deadline passed; the
- * event keeps running and its result is dropped), 502 for an event that
- * failed (EVFN_EFAILED, EVFN_EEXHAUSTED, EVFN_EEXPIRED; the message is the
- * handler's error, evfn_ctx_set_error()), 503 EVFN_EHANDEDBACK, 500 for
- * anything else. A body over the maximum gets libevent's own 413 page.
+ * route), 400 EVFN_EPROTO with "Connection: close" (framing that two
+ * parties could read differently, RFC 9112 6.3: two different
+ * Content-Length values, Transfer-Encoding together with Content-Length,
+ * a Transfer-Encoding other than chunked, a malformed chunk size,
+ * extension or trailer), 401 EVFN_ESIGNATURE or EVFN_EAUTH (signature or
+ * token missing, wrong or stale), 404 EVFN_ENOENT (no route for the path)
+ * or EVFN_ENOFN (the route's function is not registered), 405
+ * EVFN_EROUTE (the path exists for other methods, the built-in ones
+ * included; an Allow header lists them), 415 EVFN_EMEDIATYPE (a
+ * Content-Type of the application/cloudevents family other than
+ * application/cloudevents+json and application/cloudevents-batch+json, or
+ * no CloudEvent on a route that requires one), 429 EVFN_EQUEUEFULL and
+ * 503 EVFN_EUNHEALTHY or EVFN_ECIRCUITOPEN with "Retry-After: 1", 503
+ * EVFN_ESHUTDOWN (the runtime is draining, or the trigger closing), 504
+ * EVFN_ETIMEDOUT (the route's deadline passed; the event keeps running
+ * and its result is dropped), 502 for an event that failed (EVFN_EFAILED,
+ * EVFN_EEXHAUSTED, EVFN_EEXPIRED; the message is the handler's error,
+ * evfn_ctx_set_error()) or whose handler set an invalid status, 503
+ * EVFN_EHANDEDBACK, 500 for anything else. Chunk extensions are accepted
+ * (and ignored) on the trigger's own server. What libevent refuses before
+ * the trigger sees a request gets libevent's own page: a body over the
+ * maximum 413, a malformed request line or header 400 (and, on a host's
+ * server, any malformed chunked body 413).
  *
- * Threading: every call may be made from any thread. With evfn's own loop
- * thread running, evfn_http_new(), evfn_http_route() and evfn_http_free()
- * run their work on that thread and wait for it; all request handling
- * happens there too. On a host's event_base (evfn/libevent.h) they run
- * on the calling thread, which must then be the thread that drives the
- * base (inside one of its callbacks, or while it is not dispatching).
+ * Threading: every call may be made from any thread unless it says
+ * otherwise. With evfn's own loop thread running, evfn_http_new(),
+ * evfn_http_attach(), evfn_http_route() and evfn_http_free() run their
+ * work on that thread and wait for it; all request handling happens
+ * there too. On a host's event_base (evfn/libevent.h) they run on the
+ * calling thread, which must then be the thread that drives the base
+ * (inside one of its callbacks, or while it is not dispatching).
  */
 #ifndef EVFN_HTTP_H
 #define EVFN_HTTP_H
@@ -45,7 +76,11 @@
 extern "C" {
 #endif
 
-/** An HTTP server bound to one address, serving routes to functions. */
+struct evhttp;
+struct evhttp_request;
+
+/** The HTTP trigger: routes to functions, on a server of its own or a
+ * host's. */
 typedef struct evfn_http evfn_http;
 /** Builder for server options. */
 typedef struct evfn_http_options evfn_http_options;
@@ -179,17 +214,103 @@ EVFN_EXPORT int evfn_http_new(evfn_http **out, evfn_rt *rt,
                               const evfn_http_options *opts);
 
 /**
- * The port the server listens on (the one the system picked for port 0).
- * @return the port, 1..65535; EVFN_EINVAL for NULL http.
+ * Mount the trigger on a host's existing libevent HTTP server instead of
+ * opening a listener: the built-in paths (health, metrics, status page)
+ * now, and each route's path as evfn_http_route() adds it, are routed to
+ * evfn on server with evhttp_set_cb(); every other path stays the
+ * host's. Routes, route options and answers are those of evfn_http_new().
+ * The server's listeners, connections, body limit and timeouts are the
+ * host's: of opts, only the health, metrics and status paths apply, and
+ * the I/O timeout, which bounds how long evfn_http_free() waits for
+ * answers due. Switch the health and metrics paths off
+ * (evfn_http_options_set_health_path(o, NULL)) to leave those paths to
+ * the host.
+ *
+ * With server NULL nothing is mounted: the host passes requests in from
+ * its own callbacks with evfn_http_handle().
+ *
+ * @param out    receives the trigger; NULL on failure.
+ * @param rt     the runtime events go to; it must outlive the trigger.
+ * @param server the host's server, which must run on the runtime's
+ *        event_base (evfn_runtime_event_base(), usually the host's own:
+ *        evfn_rt_options_set_event_base()); borrowed: it must outlive the
+ *        trigger, which never frees it. NULL to mount nothing.
+ * @param opts   copied; NULL for the defaults.
+ * @return 0; EVFN_EINVAL for NULL out or rt; EVFN_EEXIST when server
+ *         already routes one of the built-in paths (nothing is mounted
+ *         then); EVFN_ENOMEM.
+ *
+ * Ownership: server stays the host's. evfn_http_free() takes the mounted
+ * paths back (evhttp_del_cb()) and leaves the server running; the host
+ * frees its server after that.
+ * Thread-safety: as evfn_http_new(); with a host's base, the thread that
+ * drives it.
+ * @since 0.2
+ */
+EVFN_EXPORT int evfn_http_attach(evfn_http **out, evfn_rt *rt,
+                                 struct evhttp *server,
+                                 const evfn_http_options *opts);
+
+/**
+ * Serve one request from a host's own evhttp callback (a generic
+ * callback, evhttp_set_gencb(), or one for a path prefix the host
+ * dispatches itself): when the request's path is one of the trigger's
+ * routes or built-in paths, evfn takes the request and answers it, now
+ * or once the result is in, exactly as a request on the trigger's own
+ * server. The path is compared as sent and, failing that,
+ * percent-decoded.
+ *
+ * @param http a trigger from evfn_http_attach() (server NULL or not) or
+ *        evfn_http_new().
+ * @param req  the request, as the host's callback received it.
+ * @return 0 when evfn took the request: it is answered (or will be), and
+ *         the host must not answer or free it; EVFN_ENOENT when the path
+ *         is none of the trigger's: req is untouched and the host
+ *         answers it; EVFN_EINVAL for NULL http or req.
+ *
+ * Ownership: on 0, req is evfn's until answered, like any request a
+ * callback hands to evhttp_send_reply() later.
+ * Thread-safety: only on the loop thread of the runtime's event_base
+ * (inside the host's evhttp callback), unlike the rest of this header.
+ * @since 0.2
+ */
+EVFN_EXPORT int evfn_http_handle(evfn_http *http, struct evhttp_request *req);
+
+/**
+ * The port the trigger's own server listens on (the one the system
+ * picked for port 0).
+ * @param http the trigger.
+ * @return the port, 1..65535; EVFN_EINVAL for NULL http or a trigger
+ *         attached to a host's server (evfn_http_attach()), which has no
+ *         listener of its own.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_http_port(const evfn_http *http);
 
 /**
- * Stop listening, close every connection and free the server. Requests
- * still waiting for a result are dropped unanswered; their events keep
- * running and their results are ignored. Must be called before
- * evfn_runtime_free(). NULL is a no-op.
+ * Close the trigger and free it, answering first what is due.
+ *
+ * Stops intake at once (no new connections; mounted paths go back to
+ * the host's server; requests arriving meanwhile on open connections get
+ * 503 EVFN_ESHUTDOWN). Then, when the runtime has drained
+ * (evfn_runtime_drain() returned 0, so every admitted event has ended),
+ * it waits for the results of the synchronous requests still waiting and
+ * answers them; otherwise it answers each of them 202 {"id": "<event
+ * id>"} as an asynchronous route would, since its event was admitted and
+ * runs on. On the trigger's own server it also waits until every answer
+ * has left for the kernel, then closes every connection. The waiting
+ * lasts at most the server's I/O timeout
+ * (evfn_http_options_set_timeout_ms()). So the graceful order is: drain
+ * the runtime, free the HTTP trigger, free the runtime.
+ *
+ * Must be called before evfn_runtime_free(). NULL is a no-op.
+ * @param http the trigger, or NULL.
+ *
+ * Thread-safety: as the header says. Called from inside one of evfn's own
+ * loop callbacks (a loop handler, a result callback), or from a host's
+ * callback on its base, it cannot wait: what is not answered by then is
+ * answered as above but may not reach its client before the connection
+ * closes.
  * @since 0.1
  */
 EVFN_EXPORT void evfn_http_free(evfn_http *http);
@@ -207,13 +328,32 @@ EVFN_EXPORT void evfn_route_options_free(evfn_route_options *o);
 
 /**
  * Asynchronous routes answer 202 {"id": "<event id>"} as soon as the event
- * is queued (a CloudEvents batch: {"ids": [...]}), like Lambda's
- * asynchronous invocation; synchronous ones wait for the result.
+ * is queued, like Lambda's asynchronous invocation; synchronous ones wait
+ * for the result. A CloudEvents batch is admitted event by event, in
+ * order, up to the first refusal: 202 {"ids": [...]} lists the events
+ * taken, and, when some were refused, "refused": {"error", "message",
+ * "ids"} the rest (with "Retry-After: 1" when the refusal passes); when
+ * none was taken the answer is the refusal's error, with "ids": [].
  * @return 0; EVFN_EINVAL for NULL o.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_route_options_set_async(evfn_route_options *o,
                                              bool async);
+
+/**
+ * Require a CloudEvent (binary mode: ce-* headers; structured or batched
+ * mode: application/cloudevents+json or application/cloudevents-batch+json)
+ * in every request; anything else is answered 415 EVFN_EMEDIATYPE (and a
+ * CloudEvent with missing or malformed attributes 400 EVFN_ECLOUDEVENT,
+ * as on any route). Webhook senders that speak CloudEvents rely on it.
+ * Off by default: a request without a CloudEvent is one plain event.
+ * @param o the builder.
+ * @param require true to refuse requests without a CloudEvent.
+ * @return 0; EVFN_EINVAL for NULL o.
+ * @since 0.2
+ */
+EVFN_EXPORT int evfn_route_options_set_require_cloudevents(evfn_route_options *o,
+                                                           bool require);
 
 /**
  * Deadline of a synchronous route: without a result by then the request
@@ -261,9 +401,11 @@ EVFN_EXPORT int evfn_route_options_set_bearer_token(evfn_route_options *o,
 /**
  * Route requests for one method and path to a function.
  *
- * The path matches exactly, without the query string. The function is
- * looked up per request, so it may be registered later; a request for an
- * unregistered function is answered 404.
+ * The path matches exactly, without the query string (as sent or
+ * percent-decoded). The function is looked up per request, so it may be
+ * registered later; a request for an unregistered function is answered
+ * 404. On a trigger attached to a host's server the path is mounted on
+ * it when first routed.
  *
  * @param route "METHOD /path": GET, POST, PUT, DELETE, PATCH, HEAD or
  *        OPTIONS, one space, a path starting with '/' without blanks.
@@ -272,7 +414,9 @@ EVFN_EXPORT int evfn_route_options_set_bearer_token(evfn_route_options *o,
  * @return 0; EVFN_EINVAL for NULL http/route/fn_name or an empty fn_name;
  *         EVFN_ENAMETOOLONG; EVFN_EROUTE for a malformed route or an
  *         unknown method; EVFN_EEXIST when the method and path are routed
- *         already or the path is the health path; EVFN_ENOMEM.
+ *         already, the path is a built-in one (health, metrics, status
+ *         page), or the host's server routes the path itself (attached);
+ *         EVFN_ENOMEM.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_http_route(evfn_http *http, const char *route,

@@ -1,38 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The HTTP trigger: libevent's evhttp server on the runtime's event_base,
- * routing "METHOD /path" to functions. A request is authenticated
- * (bearer token, Stripe or GitHub signature), turned into events by the
- * CloudEvents binding (cloudevents.c) and submitted; synchronous routes
- * answer from the result callback or with 504 at the route's deadline,
- * asynchronous ones with 202 at once. Everything that touches the server
- * runs on the loop thread; calls from other threads are carried there and
- * waited for, so the server needs no lock of its own.
+ * The HTTP trigger: routes "METHOD /path" to functions on an evhttp
+ * server, its own (evfn_http_new(), listening through http-listen.c) or a
+ * host's (evfn_http_attach(), mounted path by path, or fed request by
+ * request through evfn_http_handle()); one dispatcher serves all three. A
+ * request is checked for ambiguous framing, authenticated (bearer token,
+ * Stripe or GitHub signature), turned into events by the CloudEvents
+ * binding (cloudevents.c) and submitted; synchronous routes answer from
+ * the result callback or with 504 at the route's deadline, asynchronous
+ * ones with 202 at once. Once an event is admitted its answer cannot turn
+ * into an error: everything that could fail is checked before admission.
+ * Closing waits for the answers that are due. Everything that touches a
+ * server runs on the loop thread; calls from other threads are carried
+ * there and waited for, so the trigger needs no lock of its own.
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* SOCK_NONBLOCK, SOCK_CLOEXEC */
-#endif
-
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 #include <event2/util.h>
 #include <jansson.h>
 
@@ -46,11 +41,12 @@
 
 #include "cloudevents-internal.h"
 #include "common-internal.h"
-#include "http-internal.h"
 #include "hash-internal.h"
+#include "http-internal.h"
 #include "runtime-internal.h"
 #include "signature-internal.h"
 #include "status-internal.h"
+#include "text-internal.h"
 
 #define DEFAULT_MAX_BODY (INT64_C(1) << 20)
 #define DEFAULT_IO_TIMEOUT_MS INT64_C(30000)
@@ -76,6 +72,7 @@ struct evfn_http_options {
 
 struct evfn_route_options {
 	bool async;
+	bool require_ce;
 	int64_t timeout_ms;
 	char *stripe_secret;
 	int64_t stripe_tolerance_s;
@@ -99,37 +96,30 @@ struct path_entry {
 	UT_hash_handle hh;
 	char *path;
 	struct route *routes;
-};
-
-/* Connection accounting for the limit. Shared by the server and each
- * live connection, whose close callback may come while evhttp_free()
- * runs; only touched on the loop thread. */
-struct conn_track;
-struct conns {
-	atomic_int refs;
-	int open;
-	int max;
-	struct evconnlistener *listener; /* NULL once the server is gone */
-	bool paused;
-	struct conn_track *tracks; /* connections not yet adopted */
+	bool mounted; /* on the host's server (evhttp_set_cb()) */
 };
 
 /* A synchronous request waiting for its result. It lives until the result
  * callback, which evfn_submit() guarantees exactly once, even when the
- * request was answered 504 first or the server was freed meanwhile. */
+ * request was answered 504 first or the trigger was freed meanwhile. */
 struct pending {
 	struct pending *prev, *next;
-	struct evfn_http *http;     /* NULL once the server is gone */
+	struct evfn_http *http;     /* NULL once the trigger is gone */
 	struct evhttp_request *req; /* NULL once answered */
+	evfn_event *ev;             /* a reference, for its id */
 	struct event *timer;
 };
 
 struct evfn_http {
 	evfn_rt *rt;
 	struct event_base *base;
+	/* The server: ours (listener set), the host's (attached), or none
+	 * (attached to no server: requests come through
+	 * evfn_http_handle()). */
 	struct evhttp *evh;
-	struct conns *conns; /* NULL without a limit */
-	int port;
+	bool attached;
+	struct evfn__listener *listener;
+	int64_t io_timeout_ms;
 	char *health;
 	char *metrics;
 	char *status;
@@ -141,6 +131,13 @@ struct evfn_http {
 	 * formats its own for every reply that has none). */
 	time_t date_s;
 	char date[40];
+	/* Closing (evfn_http_free()): the freeing thread waits on
+	 * close_cond until the loop sets closed. */
+	bool closing;
+	struct event *grace;
+	pthread_mutex_t close_lock;
+	pthread_cond_t close_cond;
+	bool closed;
 };
 
 /* ---- options --------------------------------------------------------- */
@@ -176,29 +173,6 @@ evfn_http_options_free(evfn_http_options *o)
 	evfn__free(o);
 }
 
-/* Parses a numeric IPv4 or IPv6 address and port into ss. */
-static bool
-parse_address(const char *address, int port, struct sockaddr_storage *ss,
-              socklen_t *len)
-{
-	memset(ss, 0, sizeof(*ss));
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, address, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons((uint16_t)port);
-		*len = sizeof(*in4);
-		return true;
-	}
-	if (inet_pton(AF_INET6, address, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*in6);
-		return true;
-	}
-	return false;
-}
-
 int
 evfn_http_options_set_address(evfn_http_options *o, const char *address,
                               int port)
@@ -209,7 +183,7 @@ evfn_http_options_set_address(evfn_http_options *o, const char *address,
 		return EVFN_ERANGE;
 	struct sockaddr_storage ss;
 	socklen_t len;
-	if (address && !parse_address(address, port, &ss, &len))
+	if (address && !evfn__parse_address(address, port, &ss, &len))
 		return EVFN_EINVAL;
 	char *copy = NULL;
 	if (address && !(copy = evfn__strdup(address)))
@@ -357,6 +331,16 @@ evfn_route_options_set_async(evfn_route_options *o, bool async)
 }
 
 int
+evfn_route_options_set_require_cloudevents(evfn_route_options *o,
+                                           bool require)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	o->require_ce = require;
+	return 0;
+}
+
+int
 evfn_route_options_set_timeout_ms(evfn_route_options *o, int64_t ms)
 {
 	if (!o)
@@ -416,35 +400,150 @@ json_to_evbuffer(const char *buf, size_t size, void *data)
 	return evbuffer_add(data, buf, size);
 }
 
-void
-evfn__http_reply_json(struct evhttp_request *req, int status, json_t *body)
+/* Appends n bytes of s to out as a JSON string: escaped, and with each
+ * byte that is not part of well-formed UTF-8 written as U+FFFD, so that
+ * any text (a handler's error message) fits in an answer. Returns 0 or
+ * -1 when out of memory. */
+static int
+json_put_string(struct evbuffer *out, const char *s, size_t n)
 {
-	struct evbuffer *out = evhttp_request_get_output_buffer(req);
-	/* A NULL body only comes from a failed allocation. */
-	if (!body || json_dump_callback(body, json_to_evbuffer, out,
-	                                JSON_COMPACT) != 0) {
-		evbuffer_drain(out, evbuffer_get_length(out));
-		status = 500;
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	int rc = evbuffer_add(out, "\"", 1);
+	size_t run = 0; /* the start of bytes copied as they are */
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t len = c < 0x80 ? 1 : evfn__utf8_char_len(p + i, n - i);
+		if (len > 1 || (len == 1 && c >= 0x20 && c != '"' && c != '\\')) {
+			i += len;
+			continue;
+		}
+		rc |= evbuffer_add(out, s + run, i - run);
+		char esc[8] = {'\\', (char)c, 0};
+		if (len == 0)
+			snprintf(esc, sizeof(esc), "\\ufffd");
+		else if (c == '\n')
+			esc[1] = 'n';
+		else if (c == '\r')
+			esc[1] = 'r';
+		else if (c == '\t')
+			esc[1] = 't';
+		else if (c < 0x20)
+			snprintf(esc, sizeof(esc), "\\u00%c%c", hex[c >> 4],
+			         hex[c & 15]);
+		rc |= evbuffer_add(out, esc, strlen(esc));
+		run = ++i;
 	}
-	json_decref(body);
+	rc |= evbuffer_add(out, s + run, n - run);
+	rc |= evbuffer_add(out, "\"", 1);
+	return rc ? -1 : 0;
+}
+
+static void
+add_json_headers(struct evhttp_request *req)
+{
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	/* NULL reason: libevent supplies the standard phrase. */
-	evhttp_send_reply(req, status, NULL, NULL);
 }
 
 void
 evfn__http_reply_error(struct evhttp_request *req, int status, int code,
                        const char *message, json_t *extra)
 {
-	json_t *body = json_pack("{s:s, s:s}", "error", evfn_err_name(code),
-	                         "message",
-	                         message ? message : evfn_strerror(code));
-	if (body && extra)
-		json_object_update(body, extra);
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	const char *name = evfn_err_name(code);
+	if (!message)
+		message = evfn_strerror(code);
+	int rc = evbuffer_add_printf(out, "{\"error\":\"%s\",\"message\":",
+	                             name) < 0;
+	rc |= json_put_string(out, message, strlen(message));
+	const char *key;
+	json_t *value;
+	if (extra)
+		json_object_foreach(extra, key, value)
+		{
+			rc |= evbuffer_add(out, ",", 1);
+			rc |= json_put_string(out, key, strlen(key));
+			rc |= evbuffer_add(out, ":", 1);
+			rc |= json_dump_callback(value, json_to_evbuffer, out,
+			                         JSON_COMPACT | JSON_ENCODE_ANY);
+		}
+	rc |= evbuffer_add(out, "}", 1);
 	json_decref(extra);
-	evfn__http_reply_json(req, status, body);
+	if (rc) {
+		/* Out of memory midway: the smallest answer that still says
+		 * what went wrong. */
+		evbuffer_drain(out, evbuffer_get_length(out));
+		message = evfn_strerror(code);
+		evbuffer_add_printf(out, "{\"error\":\"%s\",\"message\":", name);
+		json_put_string(out, message, strlen(message));
+		evbuffer_add(out, "}", 1);
+	}
+	add_json_headers(req);
+	/* NULL reason: libevent supplies the standard phrase. */
+	evhttp_send_reply(req, status, NULL, NULL);
+}
+
+void
+evfn__http_reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	/* A NULL body only comes from a failed allocation. */
+	if (!body ||
+	    json_dump_callback(body, json_to_evbuffer, out, JSON_COMPACT)) {
+		json_decref(body);
+		evbuffer_drain(out, evbuffer_get_length(out));
+		evfn__http_reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
+		return;
+	}
+	json_decref(body);
+	add_json_headers(req);
+	evhttp_send_reply(req, status, NULL, NULL);
+}
+
+/* Answers 405 for a path that exists for other methods. */
+static void
+reply_not_allowed(struct evhttp_request *req, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+	                  allow);
+	evfn__http_reply_error(req, 405, EVFN_EROUTE,
+	                       "method not allowed for this path", NULL);
+}
+
+/* Answers 400 for a request whose framing could be read two ways, and
+ * closes its connection: what follows on it cannot be trusted. */
+static void
+reply_bad_framing(struct evhttp_request *req, const char *why)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+	                  "close");
+	evfn__http_reply_error(req, 400, EVFN_EPROTO, why, NULL);
+}
+
+/* The HTTP status for a refused admission, and whether to add
+ * "Retry-After: 1" (the refusal is about load, and passes). */
+static int
+admission_status(int code, bool *retry)
+{
+	*retry = false;
+	switch (code) {
+	case EVFN_EQUEUEFULL:
+		*retry = true;
+		return 429;
+	case EVFN_EUNHEALTHY:
+	case EVFN_ECIRCUITOPEN:
+		*retry = true;
+		return 503;
+	case EVFN_ESHUTDOWN:
+		return 503;
+	case EVFN_ENOFN:
+		return 404;
+	default:
+		return 500;
+	}
 }
 
 /* Answers a refused admission: the caller keeps the event, the client
@@ -452,24 +551,105 @@ evfn__http_reply_error(struct evhttp_request *req, int status, int code,
 static void
 reply_admission(struct evhttp_request *req, int code, json_t *extra)
 {
-	int status;
-	switch (code) {
-	case EVFN_EQUEUEFULL:
-		status = 429;
+	bool retry;
+	int status = admission_status(code, &retry);
+	if (retry)
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 		                  "Retry-After", "1");
-		break;
-	case EVFN_ESHUTDOWN:
-		status = 503;
-		break;
-	case EVFN_ENOFN:
-		status = 404;
-		break;
-	default:
-		status = 500;
-		break;
-	}
 	evfn__http_reply_error(req, status, code, NULL, extra);
+}
+
+/* Adds the Date header for now, formatted once a second. */
+static void
+add_date(struct evfn_http *http, struct evkeyvalq *headers)
+{
+	struct timeval now;
+	/* The loop's cached time: no clock read per request. */
+	if (event_base_gettimeofday_cached(http->base, &now) != 0)
+		return; /* evhttp then adds its own */
+	if (now.tv_sec != http->date_s || !http->date[0]) {
+		struct tm tm;
+		time_t t = now.tv_sec;
+		int len = gmtime_r(&t, &tm)
+		                  ? evutil_date_rfc1123(http->date,
+		                                        sizeof(http->date), &tm)
+		                  : -1;
+		if (len <= 0 || (size_t)len >= sizeof(http->date)) {
+			http->date[0] = '\0';
+			return;
+		}
+		http->date_s = now.tv_sec;
+	}
+	evhttp_add_header(headers, "Date", http->date);
+}
+
+static int
+put_ids(struct evbuffer *out, evfn_event *const *events, size_t n)
+{
+	int rc = evbuffer_add(out, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		const char *id = evfn_event_id(events[i]);
+		id = id ? id : "";
+		if (i)
+			rc |= evbuffer_add(out, ",", 1);
+		rc |= json_put_string(out, id, strlen(id));
+	}
+	return rc | evbuffer_add(out, "]", 1);
+}
+
+/*
+ * Answers 202 for admitted events: one, {"id": "<id>"}; a batch,
+ * {"ids": [...]} with the admitted ones, and when admission stopped at
+ * event `taken` of n with code refused, "refused": {"error", "message",
+ * "ids"} for the rest. It is the answer to events that are on their way,
+ * so nothing turns it into an error: short of memory the body is cut,
+ * and the status still says that they were taken. Built by hand (ids are
+ * CloudEvents strings, checked before admission): this is the whole
+ * reply of an asynchronous request, on the intake's hot path. Unlike the
+ * error answers it has no Cache-Control: no-store, which would change
+ * nothing here: a 202 is not heuristically cacheable and carries no
+ * freshness (RFC 9111 4.2.2), and each header costs evhttp a formatted
+ * write.
+ */
+static void
+reply_accepted(struct evfn_http *http, struct evhttp_request *req,
+               evfn_event *const *events, size_t n, bool batch, size_t taken,
+               int refused)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	int rc;
+	if (!batch) {
+		const char *id = evfn_event_id(events[0]);
+		id = id ? id : "";
+		rc = evbuffer_add(out, "{\"id\":", 6);
+		rc |= json_put_string(out, id, strlen(id));
+	} else {
+		rc = evbuffer_add(out, "{\"ids\":", 7);
+		rc |= put_ids(out, events, taken);
+		if (taken < n) {
+			const char *msg = evfn_strerror(refused);
+			rc |= evbuffer_add_printf(out,
+			                          ",\"refused\":{\"error\":\"%s\","
+			                          "\"message\":",
+			                          evfn_err_name(refused)) < 0;
+			rc |= json_put_string(out, msg, strlen(msg));
+			rc |= evbuffer_add(out, ",\"ids\":", 7);
+			rc |= put_ids(out, events + taken, n - taken);
+			rc |= evbuffer_add(out, "}", 1);
+			bool retry;
+			admission_status(refused, &retry);
+			if (retry)
+				evhttp_add_header(h, "Retry-After", "1");
+		}
+	}
+	rc |= evbuffer_add(out, "}", 1);
+	if (rc)
+		evbuffer_drain(out, evbuffer_get_length(out));
+	else
+		evhttp_add_header(h, "Content-Type", "application/json");
+	add_date(http, h);
+	evhttp_send_reply(req, 202, NULL, NULL);
 }
 
 /* Headers a handler may not set: they frame the message, and a wrong
@@ -506,13 +686,14 @@ reply_result(struct evhttp_request *req, const evfn_result *res)
 		                   : 500;
 		json_int_t attempts = (json_int_t)evfn_result_attempts(res);
 		json_t *extra = json_pack("{s:I}", "attempts", attempts);
-		evfn__http_reply_error(req, status, code, evfn_result_error(res), extra);
+		evfn__http_reply_error(req, status, code,
+		                       evfn_result_error(res), extra);
 		return;
 	}
 	int status = meta_status(evfn_result_meta(res, "status"));
 	if (status < 0) {
 		evfn__http_reply_error(req, 502, EVFN_EINVAL,
-		            "handler set an invalid status", NULL);
+		                       "handler set an invalid status", NULL);
 		return;
 	}
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
@@ -534,6 +715,8 @@ reply_result(struct evhttp_request *req, const evfn_result *res)
 }
 
 /* ---- synchronous requests -------------------------------------------- */
+
+static void close_progress(void *arg);
 
 static void
 pending_unlink(struct pending *p)
@@ -562,7 +745,7 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 	/* The record stays for the result callback, which frees it. */
 	pending_unlink(p);
 	evfn__http_reply_error(req, 504, EVFN_ETIMEDOUT,
-	            "no result within the route's timeout", NULL);
+	                       "no result within the route's timeout", NULL);
 }
 
 static void
@@ -570,12 +753,31 @@ on_result(const evfn_result *res, void *arg)
 {
 	struct pending *p = arg;
 	if (p->req) {
+		struct evfn_http *http = p->http;
 		struct evhttp_request *req = p->req;
 		p->req = NULL;
 		pending_unlink(p);
 		reply_result(req, res);
+		close_progress(http);
 	}
+	evfn_event_unref(p->ev);
 	evfn__free(p);
+}
+
+/* Answers every request still waiting for a result whose event is not
+ * over: the trigger is closing. The event was admitted and runs on, so
+ * the answer is the one an asynchronous route gives (202 and its id):
+ * an error would have the client send it again. */
+static void
+answer_pending_closed(struct evfn_http *http)
+{
+	while (http->pending) {
+		struct pending *p = http->pending;
+		struct evhttp_request *req = p->req;
+		p->req = NULL;
+		pending_unlink(p);
+		reply_accepted(http, req, &p->ev, 1, false, 1, 0);
+	}
 }
 
 static void
@@ -599,6 +801,7 @@ submit_sync(struct evfn_http *http, struct evhttp_request *req,
 		reply_admission(req, rc, NULL);
 		return;
 	}
+	p->ev = evfn_event_ref(ev);
 	p->http = http;
 	p->req = req;
 	p->next = http->pending;
@@ -610,99 +813,23 @@ submit_sync(struct evfn_http *http, struct evhttp_request *req,
 
 /* ---- asynchronous requests ------------------------------------------- */
 
-/* Adds the Date header for now, formatted once a second. */
-static void
-add_date(struct evfn_http *http, struct evkeyvalq *headers)
-{
-	struct timeval now;
-	/* The loop's cached time: no clock read per request. */
-	if (event_base_gettimeofday_cached(http->base, &now) != 0)
-		return; /* evhttp then adds its own */
-	if (now.tv_sec != http->date_s || !http->date[0]) {
-		struct tm tm;
-		time_t t = now.tv_sec;
-		int len = gmtime_r(&t, &tm)
-		                  ? evutil_date_rfc1123(http->date,
-		                                        sizeof(http->date), &tm)
-		                  : -1;
-		if (len <= 0 || (size_t)len >= sizeof(http->date)) {
-			http->date[0] = '\0';
-			return;
-		}
-		http->date_s = now.tv_sec;
-	}
-	evhttp_add_header(headers, "Date", http->date);
-}
-
-/* Answers 202 {"id": id} without building a JSON tree: this is the
- * whole reply of an asynchronous request, so it is on the intake's hot
- * path. Only ids that need no escaping are written directly (the bytes
- * are then those jansson's compact dump would give); returns false, with
- * nothing sent, for any other id. Unlike the other JSON replies it has
- * no Cache-Control: no-store, which would change nothing here: a 202 is
- * not heuristically cacheable and carries no freshness (RFC 9111 4.2.2),
- * and each header costs evhttp a formatted write. */
-static bool
-reply_accepted_fast(struct evfn_http *http, struct evhttp_request *req,
-                    const char *id)
-{
-	char body[EVFN_NAME_MAX + sizeof("{\"id\":\"\"}")];
-	size_t n = sizeof("{\"id\":\"") - 1;
-	memcpy(body, "{\"id\":\"", n);
-	for (const char *p = id; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\' ||
-		    n + 2 >= sizeof(body))
-			return false;
-		body[n++] = (char)c;
-	}
-	body[n++] = '"';
-	body[n++] = '}';
-	if (evbuffer_add(evhttp_request_get_output_buffer(req), body, n))
-		return false;
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", "application/json");
-	add_date(http, h);
-	evhttp_send_reply(req, 202, NULL, NULL);
-	return true;
-}
-
+/* Admits the n events in order, stopping at the first refusal; answers
+ * 202 when any was taken (saying which were not), else the refusal. */
 static void
 submit_async(struct evfn_http *http, struct evhttp_request *req,
              const struct route *r, evfn_event **events, size_t n,
              bool batch)
 {
-	if (!batch) {
-		/* One event: the common case, answered without jansson. */
-		int rc = evfn_publish_to(http->rt, r->fn, events[0], NULL);
-		if (rc) {
-			reply_admission(req, rc, NULL);
-			return;
-		}
-		const char *id = evfn_event_id(events[0]);
-		if (!reply_accepted_fast(http, req, id))
-			evfn__http_reply_json(req, 202,
-			                      json_pack("{s:s}", "id", id));
-		return;
-	}
-	json_t *ids = json_array();
-	if (!ids) {
-		evfn__http_reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		int rc = evfn_publish_to(http->rt, r->fn, events[i], NULL);
-		if (rc) {
-			/* Admission is per event: say which were taken. */
-			reply_admission(req, rc,
-			                batch ? json_pack("{s:o}", "ids", ids)
-			                      : (json_decref(ids), NULL));
-			return;
-		}
-		json_array_append_new(ids,
-		                      json_string(evfn_event_id(events[i])));
-	}
-	evfn__http_reply_json(req, 202, json_pack("{s:o}", "ids", ids));
+	size_t taken = 0;
+	int rc = 0;
+	while (taken < n &&
+	       (rc = evfn_publish_to(http->rt, r->fn, events[taken], NULL)) == 0)
+		taken++;
+	if (taken == 0 && n > 0)
+		reply_admission(req, rc,
+		                batch ? json_pack("{s:[]}", "ids") : NULL);
+	else
+		reply_accepted(http, req, events, n, batch, taken, rc);
 }
 
 /* ---- request dispatch ------------------------------------------------- */
@@ -818,9 +945,16 @@ serve_route(struct evfn_http *http, struct evhttp_request *req,
 		evfn__http_reply_error(req, 415, rc, why, NULL);
 	} else if (rc) {
 		evfn__http_reply_error(req, 500, rc, NULL, NULL);
+	} else if (mode == EVFN__CE_PLAIN && r->opts.require_ce) {
+		evfn__http_reply_error(
+			req, 415, EVFN_EMEDIATYPE,
+			"this route takes CloudEvents only: ce-* headers "
+			"(binary mode) or application/cloudevents+json",
+			NULL);
 	} else if (mode == EVFN__CE_BATCH && !r->opts.async) {
-		evfn__http_reply_error(req, 400, EVFN_ECLOUDEVENT,
-		            "batched mode needs an asynchronous route", NULL);
+		evfn__http_reply_error(
+			req, 400, EVFN_ECLOUDEVENT,
+			"batched mode needs an asynchronous route", NULL);
 	} else if (r->opts.async) {
 		submit_async(http, req, r, events, n, mode == EVFN__CE_BATCH);
 	} else {
@@ -829,7 +963,8 @@ serve_route(struct evfn_http *http, struct evhttp_request *req,
 	evfn__ce_events_free(events, n);
 }
 
-/* The Prometheus exposition of the runtime's metrics. */
+/* The Prometheus exposition of the runtime's metrics, and of the
+ * trigger's own listener. */
 static void
 serve_metrics(struct evfn_http *http, struct evhttp_request *req)
 {
@@ -837,54 +972,145 @@ serve_metrics(struct evfn_http *http, struct evhttp_request *req)
 	size_t len;
 	int rc = evfn_metrics_prometheus(http->rt, &text, &len);
 	if (rc < 0) {
-		evfn__http_reply_error(req, 500, rc, "cannot render metrics", NULL);
+		evfn__http_reply_error(req, 500, rc, "cannot render metrics",
+		                       NULL);
 		return;
 	}
-	struct evbuffer *b = evbuffer_new();
-	if (b)
-		evbuffer_add(b, text, len);
+	struct evbuffer *b = evhttp_request_get_output_buffer(req);
+	rc = evbuffer_add(b, text, len);
 	evfn_free(text);
+	if (http->listener) {
+		int open;
+		uint64_t pauses;
+		evfn__listener_stats(http->listener, &open, &pauses);
+		int port = evfn__listener_port(http->listener);
+		rc |= evbuffer_add_printf(
+			b,
+			"# HELP evfn_http_connections Connections open on the "
+			"HTTP trigger's listener.\n"
+			"# TYPE evfn_http_connections gauge\n"
+			"evfn_http_connections{port=\"%d\"} %d\n"
+			"# HELP evfn_http_accept_paused_total Times the HTTP "
+			"trigger stopped accepting because accept() failed "
+			"(out of file descriptors).\n"
+			"# TYPE evfn_http_accept_paused_total counter\n"
+			"evfn_http_accept_paused_total{port=\"%d\"} %llu\n",
+			port, open, port, (unsigned long long)pauses) < 0;
+	}
+	if (rc) {
+		evbuffer_drain(b, evbuffer_get_length(b));
+		evfn__http_reply_error(req, 500, EVFN_ENOMEM,
+		                       "cannot render metrics", NULL);
+		return;
+	}
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	                  "Content-Type", "text/plain; version=0.0.4");
-	evhttp_send_reply(req, b ? 200 : 500, b ? "OK" : "Internal Error", b);
-	if (b)
-		evbuffer_free(b);
+	evhttp_send_reply(req, 200, NULL, NULL);
+}
+
+/* Two Content-Length values that frame the same body: equal as decimal
+ * numbers (evhttp reads the first as such), or equal as text. */
+static bool
+same_length(const char *a, const char *b)
+{
+	char *ea, *eb;
+	errno = 0;
+	long long va = strtoll(a, &ea, 10), vb = strtoll(b, &eb, 10);
+	if (!errno && *a && *b && !*ea && !*eb)
+		return va == vb;
+	return strcmp(a, b) == 0;
+}
+
+/*
+ * Why req's framing cannot be trusted, or NULL (RFC 9112 6.3, the
+ * request-smuggling class): two different Content-Lengths (evhttp reads
+ * the first, a proxy in front may have read the other), Transfer-Encoding
+ * together with Content-Length, a Transfer-Encoding other than a single
+ * "chunked" (evhttp reads the body as empty and the rest as the next
+ * request), or a malformed chunked body (see http-framing.c).
+ */
+static const char *
+framing_problem(const struct evfn_http *http, struct evhttp_request *req)
+{
+	if (evfn__listener_bad_framing(http->listener, req))
+		return "malformed chunked encoding (chunk size, extension or "
+		       "trailer)";
+	const char *length = NULL, *coding = NULL;
+	int codings = 0;
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+	{
+		if (strcasecmp(kv->key, "Content-Length") == 0) {
+			if (length && !same_length(length, kv->value))
+				return "two different Content-Length values";
+			length = kv->value;
+		} else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+			codings++;
+			coding = kv->value;
+		}
+	}
+	if (codings && length)
+		return "both Transfer-Encoding and Content-Length";
+	if (codings > 1 || (coding && strcasecmp(coding, "chunked") != 0))
+		return "a Transfer-Encoding other than chunked";
+	return NULL;
+}
+
+/* What a path names. */
+enum target {
+	TARGET_NONE,
+	TARGET_HEALTH,
+	TARGET_METRICS,
+	TARGET_STATUS,
+	TARGET_ROUTES
+};
+
+static enum target
+find_target(struct evfn_http *http, const char *path, struct path_entry **pe,
+            const char **rest)
+{
+	if (http->health && strcmp(path, http->health) == 0)
+		return TARGET_HEALTH;
+	if (http->metrics && strcmp(path, http->metrics) == 0)
+		return TARGET_METRICS;
+	if (http->status &&
+	    evfn__status_owns(http->status, path, strlen(path), rest))
+		return TARGET_STATUS;
+	HASH_FIND_STR(http->paths, path, *pe);
+	return *pe ? TARGET_ROUTES : TARGET_NONE;
 }
 
 static void
-on_request(struct evhttp_request *req, void *arg)
+serve(struct evfn_http *http, struct evhttp_request *req, enum target t,
+      struct path_entry *pe, const char *rest)
 {
-	struct evfn_http *http = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	if (!path || !*path)
-		path = "/";
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-
-	if (http->health && strcmp(path, http->health) == 0 &&
-	    (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)) {
-		bool ok = evfn__rt_accepting(http->rt);
-		evfn__http_reply_json(req, ok ? 200 : 503,
-		           json_pack("{s:s}", "status",
-		                     ok ? "ok" : "draining"));
+	switch (t) {
+	case TARGET_HEALTH:
+		if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) {
+			bool ok = evfn__rt_accepting(http->rt);
+			evfn__http_reply_json(
+				req, ok ? 200 : 503,
+				json_pack("{s:s}", "status",
+				          ok ? "ok" : "draining"));
+		} else {
+			reply_not_allowed(req, "GET, HEAD");
+		}
 		return;
-	}
-	if (http->metrics && strcmp(path, http->metrics) == 0 &&
-	    cmd == EVHTTP_REQ_GET) {
-		serve_metrics(http, req);
+	case TARGET_METRICS:
+		if (cmd == EVHTTP_REQ_GET)
+			serve_metrics(http, req);
+		else
+			reply_not_allowed(req, "GET");
 		return;
-	}
-	const char *rest;
-	if (http->status &&
-	    evfn__status_owns(http->status, path, strlen(path), &rest)) {
+	case TARGET_STATUS:
 		evfn__status_serve(http->rt, req, rest, http->status_token);
 		return;
-	}
-	struct path_entry *pe;
-	HASH_FIND_STR(http->paths, path, pe);
-	if (!pe) {
-		evfn__http_reply_error(req, 404, EVFN_ENOENT, "no route for this path",
-		            NULL);
+	case TARGET_ROUTES:
+		break;
+	case TARGET_NONE:
+		evfn__http_reply_error(req, 404, EVFN_ENOENT,
+		                       "no route for this path", NULL);
 		return;
 	}
 	for (const struct route *r = pe->routes; r; r = r->next)
@@ -898,172 +1124,163 @@ on_request(struct evhttp_request *req, void *arg)
 		snprintf(allow + used, sizeof(allow) - used, "%s%s",
 		         used ? ", " : "", method_name(r->method));
 	}
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-	                  allow);
-	evfn__http_reply_error(req, 405, EVFN_EROUTE, "method not allowed for this path",
-	            NULL);
+	reply_not_allowed(req, allow);
 }
 
-/* ---- connection limit ------------------------------------------------- */
-
-/* A connection evhttp is still setting up: its bufferevent (one reference
- * ours, so the memory outlives an early free) and the one-shot event that
- * adopts it once evhttp has attached its connection object. */
-struct conn_track {
-	struct conn_track *next;
-	struct conns *conns;
-	struct bufferevent *bev;
-	struct event *adopt_ev;
-};
-
-static void
-conns_unref(struct conns *c)
+/* Percent-decodes path into out (n bytes) as evhttp decodes paths for
+ * its own routing (an escape that is not two hex digits stays as it
+ * is). Returns false when it does not fit: no route is that long. */
+static bool
+decode_path(const char *path, char *out, size_t n)
 {
-	if (c && atomic_fetch_sub(&c->refs, 1) == 1)
-		evfn__free(c);
-}
-
-/* One connection is gone: make room, and resume accepting if the limit
- * had paused it. Drops the connection's reference on c. */
-static void
-conn_released(struct conns *c)
-{
-	c->open--;
-	if (c->listener && c->paused && c->open < c->max) {
-		c->paused = false;
-		evconnlistener_enable(c->listener);
+	size_t k = 0;
+	for (size_t i = 0; path[i]; i++) {
+		if (k + 1 >= n)
+			return false;
+		int hi, lo;
+		if (path[i] == '%' && (hi = evfn__hex_value(path[i + 1])) >= 0 &&
+		    (lo = evfn__hex_value(path[i + 2])) >= 0) {
+			out[k++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			out[k++] = path[i];
+		}
 	}
-	conns_unref(c);
+	out[k] = '\0';
+	return true;
 }
 
-static void
-conn_closed(struct evhttp_connection *evcon, void *arg)
+/*
+ * The one way into the trigger, whichever server a request came from.
+ * Serves req when its path is one of the trigger's; otherwise, with
+ * every_path (the trigger's own server, or a path mounted for it) it
+ * answers 404, else it returns EVFN_ENOENT with req untouched. Paths are
+ * compared as sent and, failing that, percent-decoded, as evhttp's own
+ * routing compares them.
+ */
+static int
+dispatch(struct evfn_http *http, struct evhttp_request *req, bool every_path)
 {
-	(void)evcon;
-	conn_released(arg);
-}
-
-/* Hands the tracked connection's count to evhttp's close callback, or
- * releases it when evhttp already freed the connection (bufferevent_free()
- * clears the callbacks, and the reference we hold keeps bev readable). */
-static void
-conn_adopt(struct conn_track *t)
-{
-	struct conns *c = t->conns;
-	struct conn_track **pp = &c->tracks;
-	while (*pp != t)
-		pp = &(*pp)->next;
-	*pp = t->next;
-	bufferevent_data_cb readcb, writecb;
-	bufferevent_event_cb eventcb;
-	void *evcon = NULL;
-	bufferevent_getcb(t->bev, &readcb, &writecb, &eventcb, &evcon);
-	if (readcb && evcon)
-		evhttp_connection_set_closecb(evcon, conn_closed, c);
-	else
-		conn_released(c);
-	bufferevent_decref(t->bev);
-	event_free(t->adopt_ev);
-	evfn__free(t);
-}
-
-static void
-conn_adopt_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	conn_adopt(arg);
-}
-
-/* evhttp's hook for making each new connection's bufferevent. libevent
- * 2.1 has no connection limit (evhttp_set_max_connections() came in 2.2)
- * and tells nothing when a server connection closes, except through the
- * connection's close callback; the connection object does not exist yet
- * here, so it is picked up from the bufferevent's callback argument on the
- * next loop iteration, after evhttp has set it up. (A filter bufferevent's
- * free callback would be simpler, but evhttp loses reads through one.) */
-static struct bufferevent *
-conn_new(struct event_base *base, void *arg)
-{
-	struct conns *c = arg;
-	struct bufferevent *bev =
-		bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	struct conn_track *t = bev ? evfn__calloc(1, sizeof(*t)) : NULL;
-	if (t)
-		t->adopt_ev = event_new(base, -1, 0, conn_adopt_cb, t);
-	if (!t || !t->adopt_ev) {
-		/* evhttp falls back to a bufferevent of its own, which the
-		 * limit does not count. */
-		evfn__free(t);
-		if (bev)
-			bufferevent_free(bev);
-		return NULL;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!path || !*path)
+		path = "/";
+	struct path_entry *pe = NULL;
+	const char *rest = NULL;
+	char decoded[PATH_MAX_LEN + 64]; /* a route, or the status page's */
+	enum target t = find_target(http, path, &pe, &rest);
+	if (t == TARGET_NONE && strchr(path, '%') &&
+	    decode_path(path, decoded, sizeof(decoded)))
+		t = find_target(http, decoded, &pe, &rest);
+	if (t == TARGET_NONE && !every_path)
+		return EVFN_ENOENT;
+	const char *why = framing_problem(http, req);
+	if (why) {
+		reply_bad_framing(req, why);
+	} else if (http->closing) {
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		                  "Connection", "close");
+		evfn__http_reply_error(req, 503, EVFN_ESHUTDOWN,
+		                       "the HTTP trigger is closing", NULL);
+	} else {
+		serve(http, req, t, pe, rest);
 	}
-	t->conns = c;
-	t->bev = bev;
-	bufferevent_incref(bev);
-	t->next = c->tracks;
-	c->tracks = t;
-	event_active(t->adopt_ev, EV_TIMEOUT, 0);
-	atomic_fetch_add(&c->refs, 1);
-	if (++c->open >= c->max && !c->paused && c->listener) {
-		c->paused = true;
-		evconnlistener_disable(c->listener);
+	return 0;
+}
+
+/* The callback of the trigger's own server, and of each path mounted
+ * on a host's. */
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	dispatch(arg, req, true);
+}
+
+int
+evfn_http_handle(evfn_http *http, struct evhttp_request *req)
+{
+	if (!http || !req)
+		return EVFN_EINVAL;
+	return dispatch(http, req, false);
+}
+
+/* ---- mounting on a host's server --------------------------------------- */
+
+/* A path as long as any the trigger serves: a route, or one of the
+ * status page's. */
+#define SERVED_PATH_MAX (PATH_MAX_LEN + 64)
+
+/* The i-th built-in path (health, metrics, then each of the status
+ * page's) into buf, "" for one switched off; false past the last. */
+static bool
+builtin_path(const struct evfn_http *http, size_t i, char *buf, size_t n)
+{
+	if (i < 2) {
+		const char *p = i == 0 ? http->health : http->metrics;
+		snprintf(buf, n, "%s", p ? p : "");
+		return true;
 	}
-	return bev;
+	const char *sub = http->status ? evfn__status_resource(i - 2) : NULL;
+	if (!sub)
+		return false;
+	snprintf(buf, n, "%s%s", http->status, sub);
+	return true;
+}
+
+/* Has the host's server call the trigger for path (exactly). Returns 0,
+ * EVFN_EEXIST when the server routes the path already, or EVFN_ENOMEM. */
+static int
+mount(struct evfn_http *http, const char *path)
+{
+	switch (evhttp_set_cb(http->evh, path, on_request, http)) {
+	case 0:
+		return 0;
+	case -1:
+		return EVFN_EEXIST;
+	default:
+		return EVFN_ENOMEM;
+	}
+}
+
+/* Mounts the built-in paths; on failure takes back those it mounted. */
+static int
+mount_builtins(struct evfn_http *http)
+{
+	char path[SERVED_PATH_MAX];
+	for (size_t i = 0; builtin_path(http, i, path, sizeof(path)); i++) {
+		int rc = *path ? mount(http, path) : 0;
+		if (rc) {
+			while (i-- > 0)
+				if (builtin_path(http, i, path, sizeof(path)) &&
+				    *path)
+					evhttp_del_cb(http->evh, path);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* Gives every mounted path back to the host's server, for good. */
+static void
+unmount_all(struct evfn_http *http)
+{
+	if (!http->attached || !http->evh)
+		return;
+	char path[SERVED_PATH_MAX];
+	for (size_t i = 0; builtin_path(http, i, path, sizeof(path)); i++)
+		if (*path)
+			evhttp_del_cb(http->evh, path);
+	struct path_entry *pe, *tmp;
+	HASH_ITER(hh, http->paths, pe, tmp)
+	{
+		if (pe->mounted)
+			evhttp_del_cb(http->evh, pe->path);
+		pe->mounted = false;
+	}
+	http->evh = NULL;
 }
 
 /* ---- lifecycle ------------------------------------------------------- */
-
-/* Opens, binds and listens on a non-blocking socket. Returns the fd or a
- * negative code. */
-static int
-open_socket(const char *address, int port)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	if (!parse_address(address, port, &ss, &len))
-		return EVFN_EINVAL;
-	int fd = socket(ss.ss_family,
-	                SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return errno == ENOMEM || errno == ENOBUFS ? EVFN_ENOMEM
-		                                           : -errno;
-	/* Lets a restarted server rebind while old connections sit in
-	 * TIME_WAIT; a live listener still makes bind() fail. */
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
-	    listen(fd, SOMAXCONN) < 0) {
-		int err = errno;
-		close(fd);
-		switch (err) {
-		case EADDRINUSE:
-			return EVFN_EADDRINUSE;
-		case EACCES:
-		case EPERM:
-			return EVFN_EACCES;
-		case EADDRNOTAVAIL:
-		case EAFNOSUPPORT:
-			return EVFN_EINVAL;
-		default:
-			return -err;
-		}
-	}
-	return fd;
-}
-
-static int
-bound_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return -errno;
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
 
 static void
 free_paths(struct evfn_http *http)
@@ -1084,34 +1301,153 @@ free_paths(struct evfn_http *http)
 	}
 }
 
-/* Tears the server down on the loop thread. */
 static void
-destroy(void *arg)
+free_trigger(struct evfn_http *http)
 {
-	struct evfn_http *http = arg;
-	/* The requests still waiting are freed by evhttp_free() with their
-	 * connections; their records are left to the result callbacks,
-	 * which find them detached. */
-	while (http->pending) {
-		struct pending *p = http->pending;
-		p->req = NULL;
-		pending_unlink(p);
-	}
-	if (http->conns)
-		http->conns->listener = NULL;
-	if (http->evh)
-		evhttp_free(http->evh);
-	/* Connections not adopted yet are gone with evhttp: settle them now,
-	 * as their adopt events would never run on a base nobody drives. */
-	while (http->conns && http->conns->tracks)
-		conn_adopt(http->conns->tracks);
-	conns_unref(http->conns);
 	free_paths(http);
 	evfn__free(http->health);
 	evfn__free(http->metrics);
 	evfn__free(http->status);
 	evfn__free(http->status_token);
+	pthread_cond_destroy(&http->close_cond);
+	pthread_mutex_destroy(&http->close_lock);
 	evfn__free(http);
+}
+
+/* Tears the trigger down on the loop thread. What closing did not
+ * answer in time is answered now (an own server's connections close
+ * right after, so those answers may not reach their clients). */
+static void
+destroy(void *arg)
+{
+	struct evfn_http *http = arg;
+	answer_pending_closed(http);
+	if (http->grace)
+		event_free(http->grace);
+	unmount_all(http);
+	if (http->listener) {
+		evfn__listener_stop(http->listener, NULL, NULL);
+		evhttp_free(http->evh);
+		evfn__listener_free(http->listener);
+	} else if (http->evh && !http->attached) {
+		evhttp_free(http->evh); /* a server that never listened */
+	}
+	free_trigger(http);
+}
+
+/* Whether every result a waiting request can still get is due soon: the
+ * runtime drained, so each admitted event has ended (or was handed back)
+ * and its result is on its way to the loop. */
+static bool
+results_due(struct evfn_rt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	bool due = rt->state == EVFN__DRAINED && rt->in_flight == 0;
+	pthread_mutex_unlock(&rt->lock);
+	return due;
+}
+
+/* Lets the thread in evfn_http_free() go on. */
+static void
+finish_close(struct evfn_http *http)
+{
+	if (http->grace)
+		evtimer_del(http->grace);
+	pthread_mutex_lock(&http->close_lock);
+	http->closed = true;
+	pthread_cond_broadcast(&http->close_cond);
+	pthread_mutex_unlock(&http->close_lock);
+}
+
+/* Something closing waits for happened: a result was answered, an
+ * answer left for the kernel, or a connection closed. */
+static void
+close_progress(void *arg)
+{
+	struct evfn_http *http = arg;
+	if (!http || !http->closing || http->closed || http->pending ||
+	    (http->listener && !evfn__listener_flushed(http->listener)))
+		return;
+	finish_close(http);
+}
+
+static void
+on_grace(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	finish_close(arg);
+}
+
+struct close_call {
+	struct evfn_http *http;
+	bool can_wait; /* the loop turns while evfn_http_free() waits */
+};
+
+/* The start of closing, on the loop thread: no new connections or
+ * mounted paths; the results due answered as they come, the rest now
+ * (202, see answer_pending_closed()); then, up to the I/O timeout, wait
+ * until every answer has left for the kernel. */
+static void
+close_begin(void *arg)
+{
+	struct close_call *c = arg;
+	struct evfn_http *http = c->http;
+	http->closing = true;
+	unmount_all(http);
+	if (http->listener)
+		evfn__listener_stop(http->listener,
+		                    c->can_wait ? close_progress : NULL, http);
+	if (!c->can_wait || !results_due(http->rt))
+		answer_pending_closed(http);
+	if (!c->can_wait)
+		return;
+	struct timeval tv = {(time_t)(http->io_timeout_ms / 1000),
+	                     (suseconds_t)(http->io_timeout_ms % 1000 * 1000)};
+	if (!(http->grace = evtimer_new(http->base, on_grace, http)) ||
+	    evtimer_add(http->grace, &tv) != 0) {
+		answer_pending_closed(http);
+		finish_close(http);
+		return;
+	}
+	close_progress(http);
+}
+
+/* Waits in evfn_http_free() until closing is done on the loop thread,
+ * running the base when nothing else does (evfn's loop thread not
+ * started, or a host's base nobody drives). Gives up waiting when the
+ * base runs on this very thread, inside a callback of the host's that
+ * called evfn_http_free(). */
+static void
+close_wait(struct evfn_http *http)
+{
+	struct evfn_rt *rt = http->rt;
+	pthread_mutex_lock(&rt->lock);
+	bool pump = !rt->own_base || !rt->loop_thread_started;
+	pthread_mutex_unlock(&rt->lock);
+	pthread_mutex_lock(&http->close_lock);
+	while (!http->closed) {
+		if (!pump) {
+			pthread_cond_wait(&http->close_cond, &http->close_lock);
+			continue;
+		}
+		pthread_mutex_unlock(&http->close_lock);
+		int r = event_base_loop(http->base, EVLOOP_ONCE);
+		pthread_mutex_lock(&http->close_lock);
+		if (r == 0 || http->closed)
+			continue;
+		/* -1: the base runs already, on another thread (wait for
+		 * it) or on this one (cannot wait); 1: nothing left to run
+		 * it for. */
+		if (r < 0 && atomic_load_explicit(&rt->loop_tid,
+		                                  memory_order_relaxed) !=
+		                     (unsigned long)pthread_self()) {
+			pump = false;
+			continue;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&http->close_lock);
 }
 
 struct create_call {
@@ -1120,36 +1456,18 @@ struct create_call {
 	int rc;
 };
 
-/* Creates the evhttp server and starts listening, on the loop thread. */
+/* Creates the trigger's own evhttp server and starts listening, on the
+ * loop thread. */
 static void
-create(void *arg)
+create_server(void *arg)
 {
 	struct create_call *c = arg;
 	struct evfn_http *http = c->http;
 	const evfn_http_options *o = c->opts;
-	int fd = open_socket(o->address ? o->address : "127.0.0.1", o->port);
-	if (fd < 0) {
-		c->rc = fd;
-		return;
-	}
-	int port = bound_port(fd);
-	struct evconnlistener *lev = NULL;
-	if (port < 0 || !(http->evh = evhttp_new(http->base)) ||
-	    !(lev = evconnlistener_new(http->base, NULL, NULL,
-	                               LEV_OPT_CLOSE_ON_FREE |
-	                                       LEV_OPT_CLOSE_ON_EXEC |
-	                                       LEV_OPT_DISABLED,
-	                               0, fd))) {
-		close(fd);
-		c->rc = port < 0 ? port : EVFN_ENOMEM;
-		return;
-	}
-	if (!evhttp_bind_listener(http->evh, lev)) {
-		evconnlistener_free(lev);
+	if (!(http->evh = evhttp_new(http->base))) {
 		c->rc = EVFN_ENOMEM;
 		return;
 	}
-	http->port = port;
 	evhttp_set_allowed_methods(http->evh,
 	                           EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	                                   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -1161,23 +1479,25 @@ create(void *arg)
 	                     (suseconds_t)(o->timeout_ms % 1000 * 1000)};
 	evhttp_set_timeout_tv(http->evh, &tv);
 	evhttp_set_gencb(http->evh, on_request, http);
-	if (o->max_conns > 0) {
-		http->conns = evfn__calloc(1, sizeof(*http->conns));
-		if (!http->conns) {
-			c->rc = EVFN_ENOMEM;
-			return;
-		}
-		atomic_init(&http->conns->refs, 1);
-		http->conns->max = o->max_conns;
-		http->conns->listener = lev;
-		evhttp_set_bevcb(http->evh, conn_new, http->conns);
-	}
-	evconnlistener_enable(lev);
-	c->rc = 0;
+	c->rc = evfn__listener_open(&http->listener, http->rt, http->evh,
+	                            o->address ? o->address : "127.0.0.1",
+	                            o->port, o->max_conns);
 }
 
-int
-evfn_http_new(evfn_http **out, evfn_rt *rt, const evfn_http_options *opts)
+/* Mounts the built-in paths on the host's server, on the loop thread. */
+static void
+attach_server(void *arg)
+{
+	struct create_call *c = arg;
+	c->rc = c->http->evh ? mount_builtins(c->http) : 0;
+}
+
+/* What evfn_http_new() and evfn_http_attach() share: the trigger with
+ * copies of opts, set up on the loop thread by setup. */
+static int
+trigger_new(evfn_http **out, evfn_rt *rt, struct evhttp *server,
+            bool attached, const evfn_http_options *opts,
+            void (*setup)(void *))
 {
 	if (!out)
 		return EVFN_EINVAL;
@@ -1193,39 +1513,61 @@ evfn_http_new(evfn_http **out, evfn_rt *rt, const evfn_http_options *opts)
 	}
 	struct evfn_http *http = evfn__calloc(1, sizeof(*http));
 	int rc = EVFN_ENOMEM;
-	if (http && (!opts->health ||
-	             (http->health = evfn__strdup(opts->health))) &&
-	    (!opts->metrics ||
-	     (http->metrics = evfn__strdup(opts->metrics))) &&
-	    (!opts->status ||
-	     ((http->status = evfn__strdup(opts->status)) &&
-	      (http->status_token = evfn__strdup(opts->status_token))))) {
-		http->rt = rt;
-		http->base = evfn_runtime_event_base(rt);
-		struct create_call c = {http, opts, 0};
-		rc = evfn__run_on_loop(rt, create, &c);
-		if (rc == 0)
-			rc = c.rc;
-		if (rc) {
-			evfn__run_on_loop(rt, destroy, http);
-		} else {
-			evfn__rt_attach(rt);
-			*out = http;
-		}
-	} else if (http) {
-		evfn__free(http->health);
-		evfn__free(http->metrics);
-		evfn__free(http->status);
-		evfn__free(http);
+	if (!http)
+		goto out;
+	pthread_mutex_init(&http->close_lock, NULL);
+	pthread_cond_init(&http->close_cond, NULL);
+	http->rt = rt;
+	http->base = evfn_runtime_event_base(rt);
+	http->evh = server;
+	http->attached = attached;
+	http->io_timeout_ms = opts->timeout_ms;
+	if ((opts->health && !(http->health = evfn__strdup(opts->health))) ||
+	    (opts->metrics &&
+	     !(http->metrics = evfn__strdup(opts->metrics))) ||
+	    (opts->status &&
+	     (!(http->status = evfn__strdup(opts->status)) ||
+	      !(http->status_token = evfn__strdup(opts->status_token))))) {
+		free_trigger(http);
+		goto out;
 	}
+	struct create_call c = {http, opts, 0};
+	rc = evfn__run_on_loop(rt, setup, &c);
+	if (rc == 0)
+		rc = c.rc;
+	if (rc) {
+		/* Nothing was mounted, and nothing is waiting. */
+		http->attached = false;
+		http->evh = attached ? NULL : http->evh;
+		if (evfn__run_on_loop(rt, destroy, http))
+			destroy(http);
+	} else {
+		evfn__rt_attach(rt);
+		*out = http;
+	}
+out:
 	evfn_http_options_free(defaults);
 	return rc;
 }
 
 int
+evfn_http_new(evfn_http **out, evfn_rt *rt, const evfn_http_options *opts)
+{
+	return trigger_new(out, rt, NULL, false, opts, create_server);
+}
+
+int
+evfn_http_attach(evfn_http **out, evfn_rt *rt, struct evhttp *server,
+                 const evfn_http_options *opts)
+{
+	return trigger_new(out, rt, server, true, opts, attach_server);
+}
+
+int
 evfn_http_port(const evfn_http *http)
 {
-	return http ? http->port : EVFN_EINVAL;
+	return http && http->listener ? evfn__listener_port(http->listener)
+	                              : EVFN_EINVAL;
 }
 
 void
@@ -1233,9 +1575,14 @@ evfn_http_free(evfn_http *http)
 {
 	if (!http)
 		return;
+	evfn_rt *rt = http->rt;
+	/* Inside one of evfn's own loop callbacks the loop cannot turn
+	 * while this thread waits. */
+	struct close_call c = {http, evfn__tls_loop_rt != rt};
+	if (evfn__run_on_loop(rt, close_begin, &c) == 0 && c.can_wait)
+		close_wait(http);
 	/* If the call cannot be queued the loop is gone or memory is out;
 	 * tearing down here is then the only option left. */
-	evfn_rt *rt = http->rt;
 	if (evfn__run_on_loop(rt, destroy, http))
 		destroy(http);
 	evfn__rt_detach(rt);
@@ -1271,6 +1618,12 @@ add_route(void *arg)
 	}
 	struct path_entry *pe;
 	HASH_FIND(hh, http->paths, c->path, c->path_len, pe);
+	if (pe && !pe->mounted && http->attached && http->evh) {
+		/* A path whose mounting failed when it was added. */
+		if ((c->rc = mount(http, pe->path)))
+			return;
+		pe->mounted = true;
+	}
 	if (pe) {
 		for (struct route *r = pe->routes; r; r = r->next)
 			if (r->method == c->route->method) {
@@ -1289,9 +1642,20 @@ add_route(void *arg)
 		memcpy(path, c->path, c->path_len);
 		path[c->path_len] = '\0';
 		pe->path = path;
+		/* On a host's server the path is the host's until mounted:
+		 * one it routes itself is refused. */
+		if (http->attached && http->evh &&
+		    (c->rc = mount(http, pe->path))) {
+			evfn__free(pe->path);
+			evfn__free(pe);
+			return;
+		}
+		pe->mounted = http->attached && http->evh;
 		bool evfn__hash_oom = false;
 		HASH_ADD_KEYPTR(hh, http->paths, pe->path, c->path_len, pe);
 		if (evfn__hash_oom) {
+			if (pe->mounted)
+				evhttp_del_cb(http->evh, pe->path);
 			evfn__free(pe->path);
 			evfn__free(pe);
 			c->rc = EVFN_ENOMEM;

@@ -20,6 +20,11 @@ struct evhttp_request;
 bool evfn__status_owns(const char *prefix, const char *path, size_t len,
                        const char **rest);
 
+/* The i-th path (from 0) the page serves after its own ("", "/data",
+ * ...), NULL past the last: for servers that route exact paths only (a
+ * host's evhttp). */
+const char *evfn__status_resource(size_t i);
+
 /* Answers req, whose path was owned with rest; token guards the POST
  * actions. Runs on the loop thread. */
 void evfn__status_serve(evfn_rt *rt, struct evhttp_request *req,

@@ -666,6 +666,15 @@ serve_action(evfn_rt *rt, struct evhttp_request *req, const char *action,
 
 #define ACTIONS "/dead-letters/"
 
+const char *
+evfn__status_resource(size_t i)
+{
+	static const char *const resources[] = {
+		"", "/data", ACTIONS "replay", ACTIONS "delete", ACTIONS "purge",
+	};
+	return i < EVFN__ARRAY_SIZE(resources) ? resources[i] : NULL;
+}
+
 void
 evfn__status_serve(evfn_rt *rt, struct evhttp_request *req,
                    const char *rest, const char *token)
