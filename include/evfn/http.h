@@ -53,8 +53,9 @@
  * EVFN_EHANDEDBACK, 500 for anything else. Chunk extensions are accepted
  * (and ignored) on the trigger's own server. What libevent refuses before
  * the trigger sees a request gets libevent's own page: a body over the
- * maximum 413, a malformed request line or header 400 (and, on a host's
- * server, any malformed chunked body 413).
+ * maximum 413, a malformed request line or header 400 (libevent 2.1 as
+ * Debian 12 ships it also refuses Transfer-Encoding with Content-Length
+ * or twice so), and on a host's server any malformed chunked body 413.
  *
  * Threading: every call may be made from any thread unless it says
  * otherwise. With evfn's own loop thread running, evfn_http_new(),
@@ -147,7 +148,8 @@ EVFN_EXPORT int evfn_http_options_set_max_connections(evfn_http_options *o,
 
 /**
  * Path of the health route, answered for GET and HEAD with 200
- * {"status":"ok"}, or 503 {"status":"draining"} once the runtime drains.
+ * {"status":"ok"}, or 503 {"status":"draining"} once the runtime drains;
+ * other methods get 405.
  * @param path starts with '/', copied; NULL for no health route.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_EROUTE for a path that does not
  *         start with '/' or holds blanks, '?' or '#'; EVFN_ENOMEM.
@@ -159,7 +161,14 @@ EVFN_EXPORT int evfn_http_options_set_health_path(evfn_http_options *o,
 /**
  * Path of the metrics route, answered for GET with the Prometheus text
  * exposition of the runtime's metrics (evfn_metrics_prometheus(),
- * Content-Type text/plain; version=0.0.4). Default /metrics.
+ * Content-Type text/plain; version=0.0.4), other methods with 405.
+ * Served by the trigger's own server, it adds the listener's gauge
+ * evfn_http_connections{port} (connections open) and counter
+ * evfn_http_accept_paused_total{port} (times accept() failed, mostly for
+ * want of file descriptors, and accepting paused: it resumes when one of
+ * the server's connections closes, or after a back-off of 10 ms doubling
+ * to 1 s; the runtime's log says so, once a minute at most). Default
+ * /metrics.
  * @param path starts with '/', copied; NULL for no metrics route.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_EROUTE as for the health path;
  *         EVFN_ENOMEM.
