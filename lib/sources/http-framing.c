@@ -326,14 +326,17 @@ void
 evfn__framer_input(struct evfn__framer *f, struct evbuffer *in,
                    size_t deleted)
 {
-	if (f->busy || f->state == F_OFF)
+	if (f->busy)
 		return;
 	if (deleted > f->pos) {
 		/* evhttp read bytes the framer had not seen: out of step. */
 		f->state = F_OFF;
-		return;
+		f->pos = 0;
+	} else {
+		f->pos -= deleted;
 	}
-	f->pos -= deleted;
+	if (f->state == F_OFF)
+		return;
 	while (f->state != F_OFF) {
 		size_t total = evbuffer_get_length(in);
 		if (f->pos >= total)
