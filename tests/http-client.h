@@ -252,7 +252,11 @@ curl_run(const char *const *args)
 	assert_non_null(nl);
 	r.status = atoi(nl + 1);
 	*nl = '\0';
-	snprintf(r.body, sizeof(r.body), "%s", text);
+	size_t len = (size_t)(nl - text);
+	if (len >= sizeof(r.body))
+		len = sizeof(r.body) - 1;
+	memcpy(r.body, text, len);
+	r.body[len] = '\0';
 	return r;
 }
 
