@@ -331,6 +331,16 @@ test_cloudevents_structured_mode(void **state)
 	done(&p);
 }
 
+/* A structured event whose data is the JSON text `data`. */
+static void
+with_data(char *body, size_t n, const char *data)
+{
+	snprintf(body, n,
+	         "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	         "\"type\":\"t\",\"data\":%s}",
+	         data);
+}
+
 /* Data is the sender's: valid JSON that jansson would refuse or respell
  * (integers beyond int64, "\u0000", exponents) passes through as the
  * bytes sent; attributes keep their checks. */
@@ -348,10 +358,7 @@ test_cloudevents_structured_data_passes_through(void **state)
 	};
 	for (size_t i = 0; i < N_OF(data); i++) {
 		char body[512];
-		snprintf(body, sizeof(body),
-		         "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":"
-		         "\"s\",\"type\":\"t\",\"data\":%s}",
-		         data[i]);
+		with_data(body, sizeof(body), data[i]);
 		struct parsed p = parse(structured, 1, body);
 		if (p.rc)
 			fail_msg("refused data %s: %s", data[i], p.err);
@@ -411,10 +418,7 @@ test_cloudevents_structured_rejects_bad_data_and_strings(void **state)
 	};
 	for (size_t i = 0; i < N_OF(bad_data); i++) {
 		char body[256];
-		snprintf(body, sizeof(body),
-		         "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":"
-		         "\"s\",\"type\":\"t\",\"data\":%s}",
-		         bad_data[i]);
+		with_data(body, sizeof(body), bad_data[i]);
 		expect_reject(structured, 1, body, "malformed JSON");
 	}
 	/* Nesting deeper than jansson's limit. */

@@ -109,12 +109,13 @@ raw_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	return EVFN_OK;
 }
 
+/* Fails for good with the error userdata (a string) or "card
+ * declined". */
 static int
 fail_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
 	(void)ev;
-	(void)userdata;
-	evfn_ctx_set_error(ctx, "card declined");
+	evfn_ctx_set_error(ctx, userdata ? userdata : "card declined");
 	return EVFN_FAIL;
 }
 
@@ -236,7 +237,24 @@ post_with(int port, const char *path, const struct hdr *h, size_t nh,
 	               body ? strlen(body) : 0);
 }
 
-/* Checks the JSON error body of an answer. */
+/* Checks a JSON error body: {"error": name, "message": text containing
+ * message_part (when not NULL)}. */
+static void
+assert_error_body(const char *body, const char *name,
+                  const char *message_part)
+{
+	json_t *j = json_loads(body, 0, NULL);
+	ASSERT_TRUE_MSG(j != NULL, body);
+	assert_string_equal(json_string_value(json_object_get(j, "error")),
+	                    name);
+	const char *msg = json_string_value(json_object_get(j, "message"));
+	assert_non_null(msg);
+	if (message_part && !strstr(msg, message_part))
+		fail_msg("message \"%s\" lacks \"%s\"", msg, message_part);
+	json_decref(j);
+}
+
+/* Checks the status and JSON error body of an answer. */
 static void
 assert_error(const struct resp *r, int status, const char *name,
              const char *message_part)
@@ -245,15 +263,7 @@ assert_error(const struct resp *r, int status, const char *name,
 		fail_msg("status %d, expected %d (body %s)", r->status, status,
 		         r->body);
 	assert_string_equal(r->ctype, "application/json");
-	json_t *j = json_loads(r->body, 0, NULL);
-	assert_non_null(j);
-	assert_string_equal(json_string_value(json_object_get(j, "error")),
-	                    name);
-	const char *msg = json_string_value(json_object_get(j, "message"));
-	assert_non_null(msg);
-	if (message_part && !strstr(msg, message_part))
-		fail_msg("message \"%s\" lacks \"%s\"", msg, message_part);
-	json_decref(j);
+	assert_error_body(r->body, name, message_part);
 }
 
 /* ---- synchronous routes ---------------------------------------------- */
@@ -921,15 +931,7 @@ expect_raw_error(int port, const char *request, int status, const char *name,
 		fail_msg("status %d, expected %d, for:\n%s\n-> %s", r.status,
 		         status, request, r.text);
 	ASSERT_TRUE_MSG(strstr(r.text, "Content-Type: application/json"), r.text);
-	json_t *j = json_loads(r.body, 0, NULL);
-	ASSERT_TRUE_MSG(j != NULL, r.text);
-	assert_string_equal(json_string_value(json_object_get(j, "error")),
-	                    name);
-	const char *msg = json_string_value(json_object_get(j, "message"));
-	assert_non_null(msg);
-	if (message_part && !strstr(msg, message_part))
-		fail_msg("message \"%s\" lacks \"%s\"", msg, message_part);
-	json_decref(j);
+	assert_error_body(r.body, name, message_part);
 }
 
 static void
@@ -1178,15 +1180,6 @@ test_http_structured_data_passes_through(void **state)
 	fixture_stop(&f);
 }
 
-static int
-bad_utf8_error_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
-{
-	(void)ev;
-	(void)userdata;
-	evfn_ctx_set_error(ctx, "card \xff declined \"now\"\n");
-	return EVFN_FAIL;
-}
-
 /* A handler's error message goes into the JSON answer whatever bytes it
  * holds. */
 static void
@@ -1195,8 +1188,8 @@ test_http_error_message_any_bytes(void **state)
 	(void)state;
 	struct fixture f;
 	fixture_start(&f, NULL);
-	ASSERT_OK(evfn_register(f.rt, "badmsg", bad_utf8_error_handler, NULL,
-	                        NULL, NULL));
+	ASSERT_OK(evfn_register(f.rt, "badmsg", fail_handler,
+	                        "card \xff declined \"now\"\n", NULL, NULL));
 	route(&f, "POST /pay", "badmsg", false, 0);
 	struct resp r = post(f.port, "/pay", "{}");
 	assert_error(&r, 502, "EVFN_EFAILED",
