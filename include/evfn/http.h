@@ -315,11 +315,13 @@ EVFN_EXPORT int evfn_http_port(const evfn_http *http);
  * Must be called before evfn_runtime_free(). NULL is a no-op.
  * @param http the trigger, or NULL.
  *
- * Thread-safety: as the header says. Called from inside one of evfn's own
- * loop callbacks (a loop handler, a result callback), or from a host's
- * callback on its base, it cannot wait: what is not answered by then is
- * answered as above but may not reach its client before the connection
- * closes.
+ * Thread-safety: as the header says. On a host's base that no thread
+ * drives at the time, it runs the base while it waits (as
+ * evfn_runtime_drain() does), so the host's own callbacks may run too.
+ * Called from inside one of evfn's own loop callbacks (a loop handler, a
+ * result callback), or from a host's callback on its base, it cannot
+ * wait: what is not answered by then is answered as above but may not
+ * reach its client before the connection closes.
  * @since 0.1
  */
 EVFN_EXPORT void evfn_http_free(evfn_http *http);
