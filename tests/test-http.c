@@ -1729,6 +1729,11 @@ test_http_attach_mounts_on_host_server(void **state)
 	c = host_call(&h, EVHTTP_REQ_GET, "/elsewhere", NULL);
 	ASSERT_EQ(c.status, 404);
 	assert_string_equal(c.body, "host 404");
+	/* evhttp routes by the decoded path: so is a route mounted. */
+	ASSERT_OK(evfn_http_route(http, "POST /a%20b", "echo", NULL));
+	c = host_call(&h, EVHTTP_REQ_POST, "/a%20b", "spaced");
+	ASSERT_EQ(c.status, 200);
+	assert_string_equal(c.body, "spaced");
 
 	/* Freed (the base not running): the paths go back to the host,
 	 * whose server goes on. */

@@ -57,6 +57,9 @@
 #define MAX_HEADERS_SIZE (64 * 1024)
 /* Longest path accepted in a route. */
 #define PATH_MAX_LEN 1024
+/* A path as long as any the trigger serves: a route, or one of the
+ * status page's. */
+#define SERVED_PATH_MAX (PATH_MAX_LEN + 64)
 
 struct evfn_http_options {
 	char *address;
@@ -1167,7 +1170,7 @@ dispatch(struct evfn_http *http, struct evhttp_request *req, bool every_path)
 		path = "/";
 	struct path_entry *pe = NULL;
 	const char *rest = NULL;
-	char decoded[PATH_MAX_LEN + 64]; /* a route, or the status page's */
+	char decoded[SERVED_PATH_MAX];
 	enum target t = find_target(http, path, &pe, &rest);
 	if (t == TARGET_NONE && strchr(path, '%') &&
 	    decode_path(path, decoded, sizeof(decoded)))
@@ -1206,10 +1209,6 @@ evfn_http_handle(evfn_http *http, struct evhttp_request *req)
 
 /* ---- mounting on a host's server --------------------------------------- */
 
-/* A path as long as any the trigger serves: a route, or one of the
- * status page's. */
-#define SERVED_PATH_MAX (PATH_MAX_LEN + 64)
-
 /* The i-th built-in path (health, metrics, then each of the status
  * page's) into buf, "" for one switched off; false past the last. */
 static bool
@@ -1227,12 +1226,17 @@ builtin_path(const struct evfn_http *http, size_t i, char *buf, size_t n)
 	return true;
 }
 
-/* Has the host's server call the trigger for path (exactly). Returns 0,
- * EVFN_EEXIST when the server routes the path already, or EVFN_ENOMEM. */
+/* Has the host's server call the trigger for path (exactly). evhttp
+ * compares a request's percent-decoded path with the one it was given,
+ * so it is given the decoded path. Returns 0, EVFN_EEXIST when the
+ * server routes the path already, or EVFN_ENOMEM. */
 static int
 mount(struct evfn_http *http, const char *path)
 {
-	switch (evhttp_set_cb(http->evh, path, on_request, http)) {
+	char decoded[SERVED_PATH_MAX];
+	if (!decode_path(path, decoded, sizeof(decoded)))
+		return EVFN_ENOMEM; /* no path the trigger serves is longer */
+	switch (evhttp_set_cb(http->evh, decoded, on_request, http)) {
 	case 0:
 		return 0;
 	case -1:
@@ -1240,6 +1244,14 @@ mount(struct evfn_http *http, const char *path)
 	default:
 		return EVFN_ENOMEM;
 	}
+}
+
+static void
+unmount(struct evfn_http *http, const char *path)
+{
+	char decoded[SERVED_PATH_MAX];
+	if (decode_path(path, decoded, sizeof(decoded)))
+		evhttp_del_cb(http->evh, decoded);
 }
 
 /* Mounts the built-in paths; on failure takes back those it mounted. */
@@ -1253,7 +1265,7 @@ mount_builtins(struct evfn_http *http)
 			while (i-- > 0)
 				if (builtin_path(http, i, path, sizeof(path)) &&
 				    *path)
-					evhttp_del_cb(http->evh, path);
+					unmount(http, path);
 			return rc;
 		}
 	}
@@ -1269,12 +1281,12 @@ unmount_all(struct evfn_http *http)
 	char path[SERVED_PATH_MAX];
 	for (size_t i = 0; builtin_path(http, i, path, sizeof(path)); i++)
 		if (*path)
-			evhttp_del_cb(http->evh, path);
+			unmount(http, path);
 	struct path_entry *pe, *tmp;
 	HASH_ITER(hh, http->paths, pe, tmp)
 	{
 		if (pe->mounted)
-			evhttp_del_cb(http->evh, pe->path);
+			unmount(http, pe->path);
 		pe->mounted = false;
 	}
 	http->evh = NULL;
@@ -1618,12 +1630,6 @@ add_route(void *arg)
 	}
 	struct path_entry *pe;
 	HASH_FIND(hh, http->paths, c->path, c->path_len, pe);
-	if (pe && !pe->mounted && http->attached && http->evh) {
-		/* A path whose mounting failed when it was added. */
-		if ((c->rc = mount(http, pe->path)))
-			return;
-		pe->mounted = true;
-	}
 	if (pe) {
 		for (struct route *r = pe->routes; r; r = r->next)
 			if (r->method == c->route->method) {
@@ -1655,7 +1661,7 @@ add_route(void *arg)
 		HASH_ADD_KEYPTR(hh, http->paths, pe->path, c->path_len, pe);
 		if (evfn__hash_oom) {
 			if (pe->mounted)
-				evhttp_del_cb(http->evh, pe->path);
+				unmount(http, pe->path);
 			evfn__free(pe->path);
 			evfn__free(pe);
 			c->rc = EVFN_ENOMEM;
