@@ -14,9 +14,14 @@
 #include "common-internal.h"
 #include "runtime-internal.h"
 
+/* Puts fn at the back of q. fn->in_ready says fn is on a ready list, and
+ * this is the only place that sets it: a function is pushed only when the
+ * flag is clear, so it is on a list at most once (twice would make the
+ * list a cycle, and a pick walking it would never end). */
 static void
-fifo_push(struct evfn__fn_fifo *q, struct evfn_fn *fn)
+ready_push(struct evfn__fn_fifo *q, struct evfn_fn *fn)
 {
+	fn->in_ready = true;
 	fn->ready_next = NULL;
 	if (q->tail)
 		q->tail->ready_next = fn;
@@ -66,12 +71,11 @@ evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 	}
 	if (!fn_startable_locked(rt, fn, 0))
 		return;
-	fn->in_ready = true;
 	if (fn->cfg.executor == EVFN_EXECUTOR_LOOP) {
-		fifo_push(&rt->loop_ready, fn);
+		ready_push(&rt->loop_ready, fn);
 		evfn__loop_wake_locked(rt);
 	} else {
-		fifo_push(&rt->ready, fn);
+		ready_push(&rt->ready, fn);
 		atomic_fetch_add_explicit(&rt->ready_gen, 1,
 		                          memory_order_relaxed);
 		evfn__pool_notify_locked(rt);
@@ -160,6 +164,9 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 {
 	struct evfn_fn *fn;
 	while ((fn = fifo_pop(q))) {
+		/* Off the list from here: an event that ends below (expired,
+		 * or an idempotency hit) may queue the next of its ordering
+		 * key, which schedules fn and puts it back on the list. */
 		fn->in_ready = false;
 		struct evfn__inv *inv = NULL;
 		if (fn_startable_locked(rt, fn, now) &&
@@ -182,11 +189,10 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 				evfn__flow_on_start_locked(fn, inv, now);
 		}
 		/* Round robin: a function with more startable work goes to
-		 * the back, so one busy function cannot starve the others. */
-		if (fn_startable_locked(rt, fn, now)) {
-			fn->in_ready = true;
-			fifo_push(q, fn);
-		}
+		 * the back, so one busy function cannot starve the others;
+		 * unless it went back on the list above already. */
+		if (!fn->in_ready && fn_startable_locked(rt, fn, now))
+			ready_push(q, fn);
 		if (inv)
 			return inv;
 	}
