@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -84,6 +86,32 @@ test_count_entries(const char *dir)
 	return n;
 }
 
+static inline void
+test_on_hang(int sig)
+{
+	(void)sig;
+	static const char msg[] = "not ok - still running when the hang "
+	                          "guard expired\n";
+	(void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+/* Ends the process as a failure if test_hang_guard_off() is not called
+ * within secs: for code that, when wrong, never returns (a loop holding
+ * the runtime lock blocks every call that could notice). */
+static inline void
+test_hang_guard(unsigned secs)
+{
+	signal(SIGALRM, test_on_hang);
+	alarm(secs);
+}
+
+static inline void
+test_hang_guard_off(void)
+{
+	alarm(0);
+}
+
 static inline int
 test_count_fds(void)
 {
@@ -112,6 +140,7 @@ static inline int
 test_teardown_fds(void **state)
 {
 	(void)state;
+	test_hang_guard_off(); /* left armed by a case that failed */
 	int after = test_count_fds();
 	if (after != test_fds_before) {
 		print_error("file descriptors: %d before, %d after\n",

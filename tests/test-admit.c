@@ -11,39 +11,10 @@
  * the counters balance at every snapshot.
  */
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "harness.h"
-
-/* ---- hang guard ------------------------------------------------------- */
-
-static void
-on_hang(int sig)
-{
-	(void)sig;
-	static const char msg[] = "not ok - the runtime stopped answering "
-	                          "(hang guard)\n";
-	(void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
-	_exit(1);
-}
-
-/* A hung runtime holds its lock, so every call into it blocks: the
- * process ends itself after secs instead. */
-static void
-hang_guard(unsigned secs)
-{
-	signal(SIGALRM, on_hang);
-	alarm(secs);
-}
-
-static void
-hang_guard_off(void)
-{
-	alarm(0);
-}
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -171,7 +142,7 @@ enum ending { BY_AGE, BY_IDEMPOTENCY };
 static void
 keyed_events_end_inside_the_pick(evfn_executor executor, enum ending how)
 {
-	hang_guard(30);
+	test_hang_guard(30);
 	evfn_rt *rt = new_runtime(1, NULL);
 	register_hold(rt, executor);
 	evfn_fn_options *fo;
@@ -221,7 +192,7 @@ keyed_events_end_inside_the_pick(evfn_executor executor, enum ending how)
 	assert_accounting(rt, "keyed");
 	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
 	ASSERT_OK(evfn_runtime_free(rt));
-	hang_guard_off();
+	test_hang_guard_off();
 }
 
 static void
@@ -446,13 +417,13 @@ static void
 test_admit_random_mixes_end_every_event(void **state)
 {
 	(void)state;
-	hang_guard(240);
+	test_hang_guard(240);
 	atomic_store(&mix_hits, 0);
 	atomic_store(&mix_expired, 0);
 	uint64_t seeds[] = {1, 2, 3, 0x5eed, 0xfeedbeef};
 	for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++)
 		mix_round(seeds[i]);
-	hang_guard_off();
+	test_hang_guard_off();
 	/* The mixes did end events inside the pick both ways. */
 	print_message("# mixes: %d expired, %d idempotency hits\n",
 	              atomic_load(&mix_expired), atomic_load(&mix_hits));
