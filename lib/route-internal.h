@@ -24,11 +24,18 @@ evfn__router *evfn__router_new(void);
 /* Frees the router; NULL is a no-op. Targets are not touched. */
 void evfn__router_free(evfn__router *r);
 
-/* Checks pattern syntax: 0, EVFN_EINVAL, EVFN_ENAMETOOLONG or
- * EVFN_EPATTERN (empty word, wildcard inside a word). */
+/* Checks pattern syntax: 0, EVFN_EINVAL (NULL or empty),
+ * EVFN_ENAMETOOLONG (over EVFN_NAME_MAX bytes) or EVFN_EPATTERN (an empty
+ * word, a wildcard inside a word). */
 int evfn__pattern_check(const char *pattern);
 
-/* True when the topic matches the (valid) pattern. */
+/* Checks an emitted topic by the same rule, with no wildcard at all: 0,
+ * EVFN_EINVAL, EVFN_ENAMETOOLONG or EVFN_EPATTERN (an empty word, a `*`
+ * or `#` anywhere). */
+int evfn__topic_check(const char *topic);
+
+/* True when the topic matches the pattern; false when either is
+ * malformed. */
 bool evfn__pattern_match(const char *pattern, const char *topic);
 
 /* Subscribes target to pattern; subscribing the same pair twice is a
@@ -36,7 +43,9 @@ bool evfn__pattern_match(const char *pattern, const char *topic);
 int evfn__router_add(evfn__router *r, const char *pattern, void *target);
 
 /* Visits every distinct target whose pattern matches topic. Returns the
- * number of targets visited, or the first negative value visit returned. */
+ * number of targets visited, the errors of evfn__topic_check() for a
+ * malformed topic (nothing visited), or the first negative value visit
+ * returned. */
 int evfn__router_match(const evfn__router *r, const char *topic,
                        evfn__route_visit visit, void *arg);
 

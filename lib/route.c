@@ -2,8 +2,10 @@
 /*
  * Topic routing. Exact subscriptions live in a hash from topic to a list of
  * targets, so the common case costs one lookup; wildcard subscriptions live
- * in a list and are matched word by word. A target reached through several
- * subscriptions is visited once per topic.
+ * in a list and are matched word by word, in time linear in the topic's
+ * words for any pattern. A target reached through several subscriptions is
+ * visited once per topic. Topics and patterns follow one rule, checked
+ * here for both.
  */
 #include <stdbool.h>
 #include <string.h>
@@ -36,53 +38,68 @@ struct evfn__router {
 	struct pattern_sub *patterns;
 };
 
-/* Topics are at most EVFN_NAME_MAX bytes, so at most this many words. */
-#define MAX_WORDS (EVFN_NAME_MAX / 2 + 1)
+/* Topics and patterns are at most EVFN_NAME_MAX bytes of non-empty words
+ * separated by dots (a word and its dot take two bytes at least), so at
+ * most this many words. */
+#define MAX_WORDS ((EVFN_NAME_MAX + 1) / 2)
 
 struct word {
 	const char *s;
 	size_t len;
 };
 
-static size_t
-split_words(const char *s, struct word *words)
+/* The one rule for emitted topics and subscribed patterns, and the split
+ * into words that matching needs: s is 1..EVFN_NAME_MAX bytes of words
+ * separated by dots, no word empty; in a pattern `*` and `#` appear only
+ * as whole words, in a topic not at all. Each word is checked before it is
+ * written to words (MAX_WORDS entries; NULL to check only). Returns the
+ * number of words, or EVFN_EINVAL (NULL or empty), EVFN_ENAMETOOLONG or
+ * EVFN_EPATTERN. */
+static int
+split_checked(const char *s, bool pattern, struct word *words)
 {
-	size_t n = 0;
-	for (;;) {
-		const char *dot = strchr(s, '.');
-		size_t len = dot ? (size_t)(dot - s) : strlen(s);
-		words[n].s = s;
-		words[n].len = len;
+	int rc = evfn__check_name(s);
+	if (rc < 0)
+		return rc;
+	int n = 0;
+	const char *start = s;
+	bool wild = false;
+	for (const char *p = s;; p++) {
+		if (*p == '*' || *p == '#') {
+			wild = true;
+			continue;
+		}
+		if (*p != '.' && *p != '\0')
+			continue;
+		size_t len = (size_t)(p - start);
+		if (len == 0 || (wild && (!pattern || len > 1)))
+			return EVFN_EPATTERN;
+		/* Unreachable within EVFN_NAME_MAX bytes, and kept where the
+		 * array is written. */
+		if (n == MAX_WORDS)
+			return EVFN_ENAMETOOLONG;
+		if (words)
+			words[n] = (struct word){start, len};
 		n++;
-		if (!dot)
+		if (!*p)
 			return n;
-		s = dot + 1;
+		start = p + 1;
+		wild = false;
 	}
-}
-
-static bool
-is_word(const struct word *w, const char *lit)
-{
-	return w->len == strlen(lit) && memcmp(w->s, lit, w->len) == 0;
 }
 
 int
 evfn__pattern_check(const char *pattern)
 {
-	int rc = evfn__check_name(pattern);
-	if (rc < 0)
-		return rc;
-	struct word words[MAX_WORDS + 1];
-	size_t n = split_words(pattern, words);
-	for (size_t i = 0; i < n; i++) {
-		if (words[i].len == 0)
-			return EVFN_EPATTERN;
-		if (words[i].len > 1 &&
-		    (memchr(words[i].s, '*', words[i].len) ||
-		     memchr(words[i].s, '#', words[i].len)))
-			return EVFN_EPATTERN;
-	}
-	return 0;
+	int n = split_checked(pattern, true, NULL);
+	return n < 0 ? n : 0;
+}
+
+int
+evfn__topic_check(const char *topic)
+{
+	int n = split_checked(topic, false, NULL);
+	return n < 0 ? n : 0;
 }
 
 static bool
@@ -91,36 +108,67 @@ has_wildcard(const char *pattern)
 	return strpbrk(pattern, "*#") != NULL;
 }
 
-/* Matches pattern words p[0..np) against topic words t[0..nt). `#` tries
- * every split, so the cost is bounded by np * nt per `#`; topics and
- * patterns are short. */
 static bool
-match_words(const struct word *p, size_t np, const struct word *t, size_t nt)
+is_wild(const struct word *w, char c)
 {
-	while (np > 0) {
-		if (is_word(p, "#")) {
-			for (size_t k = 0; k <= nt; k++)
-				if (match_words(p + 1, np - 1, t + k, nt - k))
-					return true;
-			return false;
+	return w->len == 1 && w->s[0] == c;
+}
+
+/* Adds to the set of reached pattern positions those that follow a
+ * reached `#` (it matches zero words too); in increasing order, so that
+ * runs of `#` are followed through. */
+static void
+reach_past_hashes(const struct word *p, int np, bool *reached)
+{
+	for (int i = 0; i < np; i++)
+		if (reached[i] && is_wild(&p[i], '#'))
+			reached[i + 1] = true;
+}
+
+/* Whether pattern words p[0..np) match topic words t[0..nt). One pass
+ * over the topic carries the set of pattern positions the words so far
+ * can reach: a `#` keeps its position (one more word), `*` and an equal
+ * literal move to the next one. No backtracking: at most (np + 1) steps
+ * per topic word, whatever the pattern. */
+static bool
+match_words(const struct word *p, int np, const struct word *t, int nt)
+{
+	bool a[MAX_WORDS + 1], b[MAX_WORDS + 1];
+	bool *reached = a, *next = b;
+	memset(reached, 0, (size_t)np + 1);
+	reached[0] = true;
+	reach_past_hashes(p, np, reached);
+	for (int j = 0; j < nt; j++) {
+		memset(next, 0, (size_t)np + 1);
+		bool any = false;
+		for (int i = 0; i < np; i++) {
+			if (!reached[i])
+				continue;
+			if (is_wild(&p[i], '#')) {
+				next[i] = any = true;
+			} else if (is_wild(&p[i], '*') ||
+			           (p[i].len == t[j].len &&
+			            memcmp(p[i].s, t[j].s, t[j].len) == 0)) {
+				next[i + 1] = any = true;
+			}
 		}
-		if (nt == 0)
+		if (!any)
 			return false;
-		if (!is_word(p, "*") &&
-		    (p->len != t->len || memcmp(p->s, t->s, p->len) != 0))
-			return false;
-		p++, np--, t++, nt--;
+		reach_past_hashes(p, np, next);
+		bool *swap = reached;
+		reached = next;
+		next = swap;
 	}
-	return nt == 0;
+	return reached[np];
 }
 
 bool
 evfn__pattern_match(const char *pattern, const char *topic)
 {
-	struct word pw[MAX_WORDS + 1], tw[MAX_WORDS + 1];
-	size_t np = split_words(pattern, pw);
-	size_t nt = split_words(topic, tw);
-	return match_words(pw, np, tw, nt);
+	struct word pw[MAX_WORDS], tw[MAX_WORDS];
+	int np = split_checked(pattern, true, pw);
+	int nt = split_checked(topic, false, tw);
+	return np > 0 && nt > 0 && match_words(pw, np, tw, nt);
 }
 
 evfn__router *
@@ -221,6 +269,10 @@ int
 evfn__router_match(const evfn__router *r, const char *topic,
                    evfn__route_visit visit, void *arg)
 {
+	struct word tw[MAX_WORDS];
+	int nt = split_checked(topic, false, r->patterns ? tw : NULL);
+	if (nt < 0)
+		return nt;
 	struct target_list seen = {0};
 	int count = 0, rc = 0;
 	struct exact_sub *e;
@@ -234,11 +286,10 @@ evfn__router_match(const evfn__router *r, const char *topic,
 		}
 	}
 	if (r->patterns) {
-		struct word tw[MAX_WORDS + 1];
-		size_t nt = split_words(topic, tw);
 		for (struct pattern_sub *p = r->patterns; p; p = p->next) {
-			struct word pw[MAX_WORDS + 1];
-			size_t np = split_words(p->pattern, pw);
+			/* Checked when it was added: it splits. */
+			struct word pw[MAX_WORDS];
+			int np = split_checked(p->pattern, true, pw);
 			if (!match_words(pw, np, tw, nt))
 				continue;
 			/* Skip targets already reached by an exact topic or an

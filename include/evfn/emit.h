@@ -26,9 +26,18 @@ extern "C" {
  * Emit an event of type `topic` with a copy of the payload to every
  * function subscribed to a matching pattern.
  *
+ * A topic follows the rule of evfn_subscribe()'s patterns, without
+ * wildcards: 1..EVFN_NAME_MAX bytes of non-empty words separated by dots,
+ * with no `*` or `#` anywhere ("orders.eu.created"). Every call that
+ * routes by topic (evfn_emit(), evfn_emit_ref(), evfn_publish(),
+ * evfn_ctx_emit(), evfn_ctx_publish(), triggers without a function)
+ * checks it the same way.
+ *
  * @param seq receives the event's sequence number; may be NULL.
  * @return 0; EVFN_EINVAL for NULL rt/topic, an empty topic, or NULL data
- *         with len > 0; EVFN_ENAMETOOLONG; EVFN_ENOSUB when no function
+ *         with len > 0; EVFN_ENAMETOOLONG; EVFN_EPATTERN for a topic with
+ *         an empty word ("a..b", ".", "a.") or a wildcard character ("a.*",
+ *         "x#y"): no subscription could match it; EVFN_ENOSUB when no function
  *         subscribes to the topic; EVFN_EQUEUEFULL when a subscriber's
  *         queue is full (no subscriber gets the event); EVFN_ESHUTDOWN
  *         after drain; EVFN_ENOMEM.

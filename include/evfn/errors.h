@@ -40,7 +40,7 @@ extern "C" {
 	XX(ENOFN, -4001, "no function registered under this name")          \
 	XX(ENOSUB, -4002, "no function subscribes to this topic")           \
 	XX(EQUEUEFULL, -4003, "the function's queue is full; event refused") \
-	XX(EPATTERN, -4004, "malformed topic pattern")                      \
+	XX(EPATTERN, -4004, "malformed topic or topic pattern")            \
 	XX(EFAILED, -4005, "handler failed permanently; event dead-lettered") \
 	XX(EEXHAUSTED, -4006, "attempts exhausted; event dead-lettered")     \
 	XX(EHANDEDBACK, -4007, "event handed back at shutdown")              \

@@ -182,10 +182,11 @@ EVFN_EXPORT int evfn_trigger_options_set_existing(evfn_trigger_options *o,
  * @return 0; EVFN_EINVAL for NULL rt, expr or out; EVFN_ESCHEDULE for a
  *         malformed expression (the parser's reason and offset are
  *         logged; evfn_schedule_parse() returns them too);
- *         EVFN_ETIMEZONE for an unknown zone; EVFN_ENAMETOOLONG or
- *         EVFN_EINVAL for a bad type; EVFN_ENOFN when the options name a
- *         function that is not registered; EVFN_ESHUTDOWN after drain;
- *         EVFN_ENOMEM.
+ *         EVFN_ETIMEZONE for an unknown zone; EVFN_ENAMETOOLONG,
+ *         EVFN_EINVAL or (delivered to a topic) EVFN_EPATTERN for a bad
+ *         type, as evfn_emit() checks a topic; EVFN_ENOFN when the
+ *         options name a function that is not registered; EVFN_ESHUTDOWN
+ *         after drain; EVFN_ENOMEM.
  *
  * Ownership: the caller owns *out and frees it with evfn_trigger_free().
  * @since 0.1

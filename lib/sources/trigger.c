@@ -17,6 +17,7 @@
 #include <evfn/triggers.h>
 
 #include "common-internal.h"
+#include "route-internal.h"
 #include "runtime-internal.h"
 #include "trigger-internal.h"
 
@@ -153,7 +154,10 @@ evfn__trigger_new(evfn_rt *rt, size_t size, const char *kind, const char *type,
 	opts = evfn__trigger_options(opts);
 	if (!type)
 		type = default_type;
-	int rc = evfn__check_name(type);
+	/* Without a function the type is the topic: refused here rather
+	 * than at every firing. */
+	int rc = opts->function ? evfn__check_name(type)
+	                        : evfn__topic_check(type);
 	if (rc < 0)
 		return rc;
 	rc = check_runtime(rt, opts->function);
