@@ -45,6 +45,9 @@ struct evfn_event {
 	                        * 2 ready */
 	bool frozen : 1;    /* set once at publish, under the runtime lock */
 	bool source_borrowed : 1; /* source is the runtime's default */
+	bool time_set : 1;  /* time_ns holds the event time: any value is a
+	                     * valid time (0 is 1970-01-01T00:00:00Z), so
+	                     * this says whether one was given */
 	uint64_t seq;
 	int64_t time_ns;    /* CloudEvents time, wall clock */
 	int64_t born_ns;    /* monotonic publish time, or due time when
@@ -97,6 +100,13 @@ static inline const char *
 evfn__event_okey(const evfn_event *ev)
 {
 	return ev->extra ? ev->extra->okey : NULL;
+}
+
+/* Whether the event has a time: one was set, or it was published. */
+static inline bool
+evfn__event_has_time(const evfn_event *ev)
+{
+	return ev->time_set;
 }
 
 /* Whether a delay was set (it may still have passed by publish). */

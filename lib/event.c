@@ -253,6 +253,7 @@ evfn_event_set_time(evfn_event *ev, int64_t unix_ns)
 	if (ev->frozen)
 		return EVFN_EPERM;
 	ev->time_ns = unix_ns;
+	ev->time_set = true;
 	return 0;
 }
 
@@ -307,8 +308,10 @@ evfn__event_freeze(evfn_event *ev, uint64_t seq, const char *default_source,
 		ev->source_borrowed = true;
 	}
 	ev->born_ns = now;
-	if (!ev->time_ns)
+	if (!ev->time_set) {
 		ev->time_ns = evfn__mono_to_wall(ev->born_ns);
+		ev->time_set = true;
+	}
 	ev->frozen = true;
 	if (!ev->extra)
 		return false;
@@ -453,6 +456,7 @@ evfn__event_clone(evfn_event **out, const evfn_event *orig, unsigned hops)
 	     x = x->next)
 		rc = evfn_event_set_extension(ev, x->key, x->value);
 	ev->time_ns = orig->time_ns;
+	ev->time_set = orig->time_set;
 	if (rc < 0) {
 		evfn_event_unref(ev);
 		ev = NULL;

@@ -599,6 +599,44 @@ test_cloudevents_time(void **state)
 			fail_msg("accepted \"%s\"", bad[i]);
 }
 
+static int
+noop(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	return EVFN_OK;
+}
+
+/* A CloudEvent at the epoch keeps its time through publish, in binary and
+ * structured mode: 0 is a time, not "unset". */
+static void
+test_cloudevents_epoch_time_survives_publish(void **state)
+{
+	(void)state;
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_register(rt, "f", noop, NULL, NULL, NULL));
+	struct evfn__ce_header h[] = {
+		H("ce-specversion", "1.0"), H("ce-id", "b1"),
+		H("ce-source", "/s"),       H("ce-type", "t"),
+		H("ce-time", "1970-01-01T00:00:00Z"),
+	};
+	struct parsed bin = parse(h, N_OF(h), "");
+	struct parsed str = parse(
+		structured, 1,
+		"{\"specversion\":\"1.0\",\"id\":\"s1\",\"source\":\"/s\","
+		"\"type\":\"t\",\"time\":\"1970-01-01T00:00:00Z\"}");
+	ASSERT_OK(bin.rc);
+	ASSERT_OK(str.rc);
+	evfn_event *events[] = {bin.events[0], str.events[0]};
+	for (size_t i = 0; i < N_OF(events); i++) {
+		ASSERT_EQ(evfn_event_time(events[i]), 0);
+		ASSERT_OK(evfn_publish_to(rt, "f", events[i], NULL));
+		ASSERT_EQ(evfn_event_time(events[i]), 0);
+	}
+	done(&bin);
+	done(&str);
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
 int
 main(void)
 {
@@ -615,6 +653,7 @@ main(void)
 		TEST(test_cloudevents_batched_mode),
 		TEST(test_cloudevents_rejects_null_arguments),
 		TEST(test_cloudevents_time),
+		TEST(test_cloudevents_epoch_time_survives_publish),
 	};
 	return evfn_test_main("cloudevents", tests);
 }

@@ -10,6 +10,7 @@
 
 #include "failing-alloc.h"
 #include "harness.h"
+#include "event-internal.h"
 
 static int frees;
 
@@ -308,6 +309,40 @@ test_event_publish_freezes_and_stamps(void **state)
 	ASSERT_OK(evfn_runtime_free(rt));
 }
 
+/* Any int64 is a time (0 is 1970-01-01T00:00:00Z): a time that was set
+ * is kept through publish and copying, whatever its value; only an event
+ * without one gets its publish time. */
+static void
+test_event_any_time_set_is_kept(void **state)
+{
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_register(rt, "f", noop, NULL, NULL, NULL));
+	static const int64_t times[] = {0,         -1,        1,
+	                                INT64_MIN, INT64_MAX, 1000000000};
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		evfn_event *ev, *copy;
+		ASSERT_OK(evfn_event_new(&ev, "t", NULL, 0));
+		ASSERT_OK(evfn_event_set_time(ev, times[i]));
+		ASSERT_EQ(evfn_event_time(ev), times[i]);
+		ASSERT_OK(evfn_publish_to(rt, "f", ev, NULL));
+		ASSERT_EQ(evfn_event_time(ev), times[i]);
+		/* Replays and destinations publish a copy. */
+		ASSERT_OK(evfn__event_clone(&copy, ev, 0));
+		ASSERT_OK(evfn_publish_to(rt, "f", copy, NULL));
+		ASSERT_EQ(evfn_event_time(copy), times[i]);
+		evfn_event_unref(copy);
+		evfn_event_unref(ev);
+	}
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "t", NULL, 0));
+	ASSERT_EQ(evfn_event_time(ev), 0);
+	ASSERT_OK(evfn_publish_to(rt, "f", ev, NULL));
+	assert_true(evfn_event_time(ev) > INT64_C(1700000000000000000));
+	evfn_event_unref(ev);
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
 int
 main(void)
 {
@@ -324,6 +359,7 @@ main(void)
 		TEST(test_event_ref_free_cb_runs_once_when_call_fails),
 		TEST(test_event_attributes_set_and_cleared),
 		TEST(test_event_publish_freezes_and_stamps),
+		TEST(test_event_any_time_set_is_kept),
 	};
 	return evfn_test_main("event", tests);
 }

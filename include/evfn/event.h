@@ -87,7 +87,9 @@ EVFN_EXPORT int evfn_event_set_datacontenttype(evfn_event *ev,
                                                const char *dct);
 /**
  * Set the event time (CloudEvents `time`), in nanoseconds since the Unix
- * epoch. Without it the publish time is used.
+ * epoch. Every value is a time and is kept as given: 0 is
+ * 1970-01-01T00:00:00Z and negative values are earlier. Only an event
+ * whose time was never set gets its publish time.
  * @return 0; EVFN_EINVAL for NULL ev; EVFN_EPERM once published.
  * @since 0.1
  */
@@ -172,8 +174,9 @@ EVFN_EXPORT const char *evfn_event_extension(const evfn_event *ev,
  */
 EVFN_EXPORT const char *evfn_event_extension_at(const evfn_event *ev, size_t i,
                                                 const char **name);
-/** Event time in nanoseconds since the Unix epoch (0 before publish).
- * @since 0.1 */
+/** Event time in nanoseconds since the Unix epoch: the time set, or the
+ * publish time; 0 before publish when none was set (a time set to 0 reads
+ * the same). @since 0.1 */
 EVFN_EXPORT int64_t evfn_event_time(const evfn_event *ev);
 /** Runtime-unique sequence number assigned at publish (0 before). This is
  * the handle evfn_emit() and evfn_invoke_async() return. @since 0.1 */

@@ -868,7 +868,7 @@ argv_event(struct argv *a, const evfn_event *ev, const char *data_field,
 		argv_str(a, names[i]);
 		argv_str(a, values[i]);
 	}
-	if (evfn_event_time(ev)) {
+	if (evfn__event_has_time(ev)) {
 		evfn__rfc3339_format(evfn_event_time(ev), timebuf);
 		argv_str(a, "time");
 		argv_str(a, timebuf);

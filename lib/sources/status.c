@@ -24,6 +24,7 @@
 #include <evfn/stats.h>
 
 #include "common-internal.h"
+#include "event-internal.h"
 #include "runtime-internal.h"
 #include "signature-internal.h"
 #include "http-internal.h"
@@ -460,7 +461,7 @@ event_json(const evfn_event *ev)
 		return NULL;
 	}
 	char time[EVFN__RFC3339_MAX] = "";
-	if (evfn_event_time(ev))
+	if (evfn__event_has_time(ev))
 		evfn__rfc3339_format(evfn_event_time(ev), time);
 	int bad = set_optional(o, "id", evfn_event_id(ev)) |
 	          set_optional(o, "type", evfn_event_type(ev)) |

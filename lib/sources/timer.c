@@ -132,6 +132,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		char missed[24] = "";
 		struct evfn__trigger_fire f = {
 		    .subject = tt->subject,
+		    .has_time = true,
 		    .time_ns = plan.latest_ns,
 		};
 		if (plan.missed) {

@@ -83,7 +83,8 @@ struct evfn__trigger_fire {
 	size_t len;
 	const char *datacontenttype;
 	const char *subject;
-	int64_t time_ns; /* 0: the publish time */
+	bool has_time;   /* false: the event's time is its publish time */
+	int64_t time_ns;
 	struct {
 		const char *name, *value;
 	} ext[2];

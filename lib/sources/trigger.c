@@ -273,7 +273,7 @@ build_event(struct evfn_trigger *t, const struct evfn__trigger_fire *f,
 		rc = evfn_event_set_subject(ev, f->subject);
 	if (rc == 0 && f->datacontenttype)
 		rc = evfn_event_set_datacontenttype(ev, f->datacontenttype);
-	if (rc == 0 && f->time_ns)
+	if (rc == 0 && f->has_time)
 		rc = evfn_event_set_time(ev, f->time_ns);
 	for (size_t i = 0; rc == 0 && i < EVFN__ARRAY_SIZE(f->ext); i++)
 		if (f->ext[i].name)
