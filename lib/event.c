@@ -211,9 +211,9 @@ evfn_event_ordering_key(const evfn_event *ev)
 	return ev ? evfn__event_okey(ev) : NULL;
 }
 
-/* Ten years: far enough for any delayed job, near enough that due times
- * stay far from overflow. */
-#define MAX_DELAY_NS (10 * 366 * 24 * 3600 * EVFN__NS_PER_SEC)
+/* Far enough for any delayed job, near enough that due times stay far
+ * from overflow. */
+#define MAX_DELAY_NS (EVFN_DURATION_MAX_MS * EVFN__NS_PER_MS)
 
 static int
 set_delay(evfn_event *ev, int64_t ns, bool at)

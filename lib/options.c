@@ -78,15 +78,22 @@ evfn_rt_options_set_workers(evfn_rt_options *o, int min, int max)
 	return 0;
 }
 
+/* Milliseconds to nanoseconds for a duration setter: min_ms up to
+ * EVFN_DURATION_MAX_MS, which keeps whatever is computed from the value
+ * (a clock reading plus it, a sum of a few) far from overflow. */
+static int
+ms_option(int64_t *slot, int64_t ms, int64_t min_ms)
+{
+	if (ms < min_ms || ms > EVFN_DURATION_MAX_MS)
+		return EVFN_ERANGE;
+	*slot = ms * EVFN__NS_PER_MS;
+	return 0;
+}
+
 int
 evfn_rt_options_set_idle_timeout_ms(evfn_rt_options *o, int64_t ms)
 {
-	if (!o)
-		return EVFN_EINVAL;
-	if (ms < 1 || ms > INT64_MAX / EVFN__NS_PER_MS)
-		return EVFN_ERANGE;
-	o->idle_timeout_ns = ms * EVFN__NS_PER_MS;
-	return 0;
+	return o ? ms_option(&o->idle_timeout_ns, ms, 1) : EVFN_EINVAL;
 }
 
 int
@@ -182,16 +189,6 @@ void
 evfn_fn_options_free(evfn_fn_options *o)
 {
 	evfn__free(o);
-}
-
-/* Milliseconds to nanoseconds for a setter whose lower bound is min_ms. */
-static int
-ms_option(int64_t *slot, int64_t ms, int64_t min_ms)
-{
-	if (ms < min_ms || ms > INT64_MAX / EVFN__NS_PER_MS)
-		return EVFN_ERANGE;
-	*slot = ms * EVFN__NS_PER_MS;
-	return 0;
 }
 
 int
@@ -356,9 +353,12 @@ evfn_fn_options_set_rate_limit(evfn_fn_options *o, double per_second,
 {
 	if (!o)
 		return EVFN_EINVAL;
-	/* Written so that NaN fails too. */
+	/* Written so that NaN fails too. The time between two tokens, and
+	 * the burst's worth of them, are durations like any other. */
 	if (!(per_second >= 0 && per_second <= 1e9) || burst < 1 ||
-	    burst > 1000000)
+	    burst > 1000000 ||
+	    (per_second > 0 &&
+	     burst * (1e3 / per_second) > (double)EVFN_DURATION_MAX_MS))
 		return EVFN_ERANGE;
 	o->rate_per_sec = per_second;
 	o->rate_burst = burst;
@@ -397,9 +397,8 @@ evfn_fn_options_set_idempotency(evfn_fn_options *o, int64_t window_ms,
 {
 	if (!o)
 		return EVFN_EINVAL;
-	if (window_ms < 0 || window_ms > INT64_MAX / EVFN__NS_PER_MS)
-		return EVFN_ERANGE;
-	o->idem_window_ns = window_ms * EVFN__NS_PER_MS;
-	o->idem_key = key_cb;
-	return 0;
+	int rc = ms_option(&o->idem_window_ns, window_ms, 0);
+	if (rc == 0)
+		o->idem_key = key_cb;
+	return rc;
 }

@@ -4,6 +4,7 @@
  * and out-of-range option gets its own error code, and nothing half-made
  * is left behind.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "harness.h"
@@ -111,6 +112,172 @@ test_registry_function_options_out_of_range(void **state)
 	evfn_fn_options_free(NULL);
 }
 
+/* ---- durations: every setter, the same bounds ------------------------- */
+
+static int
+set_timeout(void *o, int64_t ms)
+{
+	return evfn_fn_options_set_timeout_ms(o, ms);
+}
+
+static int
+set_max_age(void *o, int64_t ms)
+{
+	return evfn_fn_options_set_max_age_ms(o, ms);
+}
+
+static int
+set_idempotency(void *o, int64_t ms)
+{
+	return evfn_fn_options_set_idempotency(o, ms, NULL);
+}
+
+static int
+set_backoff_base(void *o, int64_t ms)
+{
+	return evfn_fn_options_set_backoff(o, EVFN_BACKOFF_FIXED, ms, 1.0,
+	                                   EVFN_DURATION_MAX_MS,
+	                                   EVFN_JITTER_NONE);
+}
+
+static int
+set_backoff_cap(void *o, int64_t ms)
+{
+	return evfn_fn_options_set_backoff(o, EVFN_BACKOFF_EXPONENTIAL, 0, 2.0,
+	                                   ms, EVFN_JITTER_FULL);
+}
+
+static int
+set_idle_timeout(void *o, int64_t ms)
+{
+	return evfn_rt_options_set_idle_timeout_ms(o, ms);
+}
+
+static int
+set_delay(void *o, int64_t ms)
+{
+	return evfn_event_set_delay_ms(o, ms);
+}
+
+/* Each duration setter takes min..EVFN_DURATION_MAX_MS and refuses the
+ * rest with EVFN_ERANGE, INT64_MAX / 1000000 ms (accepted once: its
+ * deadline or expiry wrapped at run time) included. */
+static void
+test_registry_every_duration_is_bounded(void **state)
+{
+	evfn_fn_options *fo;
+	evfn_rt_options *ro;
+	evfn_event *ev;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_rt_options_new(&ro));
+	ASSERT_OK(evfn_event_new(&ev, "t", NULL, 0));
+	const struct {
+		const char *name;
+		int (*set)(void *o, int64_t ms);
+		void *o;
+		int64_t min;
+	} setters[] = {
+		{"timeout", set_timeout, fo, 1},
+		{"max age", set_max_age, fo, 1},
+		{"idempotency window", set_idempotency, fo, 0},
+		{"backoff base", set_backoff_base, fo, 0},
+		{"backoff cap", set_backoff_cap, fo, 0},
+		{"idle timeout", set_idle_timeout, ro, 1},
+		{"delay", set_delay, ev, 0},
+	};
+	const int64_t max = EVFN_DURATION_MAX_MS;
+	const int64_t values[] = {INT64_MIN, -1, 0, 1, 2, max - 1, max,
+	                          max + 1, INT64_MAX / 1000000,
+	                          INT64_MAX / 1000000 + 1, INT64_MAX};
+	for (size_t i = 0; i < sizeof(setters) / sizeof(setters[0]); i++)
+		for (size_t j = 0; j < sizeof(values) / sizeof(values[0]); j++) {
+			int64_t v = values[j];
+			int want = v >= setters[i].min && v <= max
+			                   ? 0
+			                   : EVFN_ERANGE;
+			int rc = setters[i].set(setters[i].o, v);
+			if (rc != want)
+				fail_msg("%s %lld ms: %s, expected %s",
+				         setters[i].name, (long long)v,
+				         evfn_err_name(rc), evfn_err_name(want));
+		}
+	/* A token every 10 years is the slowest rate; a burst of them must
+	 * also span at most that. */
+	ASSERT_RC(evfn_fn_options_set_rate_limit(fo, 1e-300, 1), EVFN_ERANGE);
+	ASSERT_RC(evfn_fn_options_set_rate_limit(fo, 1e-9, 1), EVFN_ERANGE);
+	ASSERT_OK(evfn_fn_options_set_rate_limit(fo, 1e-8, 1));
+	ASSERT_RC(evfn_fn_options_set_rate_limit(fo, 1e-3, 1000000),
+	          EVFN_ERANGE);
+	ASSERT_OK(evfn_fn_options_set_rate_limit(fo, 1.0, 1000000));
+	ASSERT_OK(evfn_fn_options_set_rate_limit(fo, 0, 1));
+	evfn_event_unref(ev);
+	evfn_rt_options_free(ro);
+	evfn_fn_options_free(fo);
+}
+
+static atomic_int slow_runs;
+
+static int
+slow_ok(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ev;
+	(void)userdata;
+	/* The first attempt of each event asks for a retry. */
+	atomic_fetch_add(&slow_runs, 1);
+	test_sleep_ms(2);
+	return evfn_ctx_attempt(ctx) == 1 ? EVFN_RETRY : EVFN_OK;
+}
+
+/* At the longest durations a function behaves as with long ones: an
+ * attempt does not time out at once, a retry does not expire at once, a
+ * duplicate within the window is answered from the store, and an idle
+ * worker waits without overflowing its wake-up time. */
+static void
+test_registry_longest_durations_hold_at_run_time(void **state)
+{
+	atomic_store(&slow_runs, 0);
+	evfn_rt_options *ro;
+	ASSERT_OK(evfn_rt_options_new(&ro));
+	ASSERT_OK(evfn_rt_options_set_workers(ro, 0, 1));
+	ASSERT_OK(evfn_rt_options_set_idle_timeout_ms(ro,
+	                                              EVFN_DURATION_MAX_MS));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, ro));
+	evfn_rt_options_free(ro);
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_timeout_ms(fo, EVFN_DURATION_MAX_MS));
+	ASSERT_OK(evfn_fn_options_set_max_age_ms(fo, EVFN_DURATION_MAX_MS));
+	ASSERT_OK(evfn_fn_options_set_idempotency(fo, EVFN_DURATION_MAX_MS,
+	                                          NULL));
+	ASSERT_OK(evfn_fn_options_set_backoff(fo, EVFN_BACKOFF_EXPONENTIAL, 1,
+	                                      2.0, EVFN_DURATION_MAX_MS,
+	                                      EVFN_JITTER_NONE));
+	ASSERT_OK(evfn_register(rt, "long", slow_ok, NULL, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_runtime_start(rt));
+	/* Each runs twice: a retry, then success. */
+	ASSERT_OK(evfn_invoke(rt, "long", NULL, 0, NULL, NULL));
+	ASSERT_OK(evfn_invoke(rt, "long", NULL, 0, NULL, NULL));
+	ASSERT_EQ(atomic_load(&slow_runs), 4);
+	/* The second event with the same id is answered from the store. */
+	for (int i = 0; i < 2; i++) {
+		evfn_event *ev;
+		ASSERT_OK(evfn_event_new(&ev, "long", NULL, 0));
+		ASSERT_OK(evfn_event_set_id(ev, "same"));
+		ASSERT_OK(evfn_publish_to(rt, "long", ev, NULL));
+		evfn_event_unref(ev);
+		WAIT_FOR(stat_of(rt, "long", EVFN_STAT_SUCCEEDED) ==
+		                 (uint64_t)3 + i,
+		         10000);
+	}
+	ASSERT_EQ(atomic_load(&slow_runs), 6);
+	ASSERT_EQ(stat_of(rt, "long", EVFN_STAT_TIMEOUTS), 0);
+	ASSERT_EQ(stat_of(rt, "long", EVFN_STAT_EXPIRED), 0);
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
 static void
 test_registry_stats_errors(void **state)
 {
@@ -157,6 +324,8 @@ main(void)
 		TEST(test_registry_subscribe_errors_name_the_cause),
 		TEST(test_registry_runtime_options_out_of_range),
 		TEST(test_registry_function_options_out_of_range),
+		TEST(test_registry_every_duration_is_bounded),
+		TEST(test_registry_longest_durations_hold_at_run_time),
 		TEST(test_registry_stats_errors),
 		TEST(test_registry_drain_argument_errors),
 	};

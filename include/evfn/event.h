@@ -131,7 +131,8 @@ EVFN_EXPORT const char *evfn_event_ordering_key(const evfn_event *ev);
  * due. At drain, delayed events are handed back. Setting a delay replaces
  * an earlier evfn_event_set_deliver_at().
  * @return 0; EVFN_EINVAL for NULL ev; EVFN_ERANGE unless
- *         0 <= delay_ms <= 10 years; EVFN_EPERM once published;
+ *         0 <= delay_ms <= EVFN_DURATION_MAX_MS (10 years); EVFN_EPERM
+ *         once published;
  *         EVFN_ENOMEM.
  * @since 0.1
  */

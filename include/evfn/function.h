@@ -91,8 +91,8 @@ EVFN_EXPORT void evfn_fn_options_free(evfn_fn_options *o);
 /** Deadline of each attempt. An attempt past it times out (retryable):
  * the watchdog fences a handler still running within 10 ms, and a
  * handler that returns after it has its outcome ignored (a late success
- * does not count). @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for
- * ms < 1. @since 0.1 */
+ * does not count). @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE
+ * unless 1 <= ms <= EVFN_DURATION_MAX_MS. @since 0.1 */
 EVFN_EXPORT int evfn_fn_options_set_timeout_ms(evfn_fn_options *o,
                                                int64_t ms);
 
@@ -103,8 +103,8 @@ EVFN_EXPORT int evfn_fn_options_set_attempts(evfn_fn_options *o, int n);
 /**
  * Backoff between attempts.
  * @param base_ms first delay, >= 0.
- * @param multiplier growth factor for EVFN_BACKOFF_EXPONENTIAL, >= 1.
- * @param cap_ms largest delay, >= base_ms.
+ * @param multiplier growth factor for EVFN_BACKOFF_EXPONENTIAL, 1..1000.
+ * @param cap_ms largest delay, base_ms..EVFN_DURATION_MAX_MS.
  * @return 0; EVFN_EINVAL for NULL o or an unknown kind/jitter; EVFN_ERANGE
  *         for the numeric bounds above.
  * @since 0.1
@@ -116,7 +116,7 @@ EVFN_EXPORT int evfn_fn_options_set_backoff(evfn_fn_options *o,
 
 /** Maximum event age: an event older than this (since publish) is not
  * started again and ends as expired. @return 0; EVFN_EINVAL for NULL o;
- * EVFN_ERANGE for ms < 1. @since 0.1 */
+ * EVFN_ERANGE unless 1 <= ms <= EVFN_DURATION_MAX_MS. @since 0.1 */
 EVFN_EXPORT int evfn_fn_options_set_max_age_ms(evfn_fn_options *o,
                                                int64_t ms);
 
@@ -188,8 +188,9 @@ typedef int (*evfn_idempotency_key_cb)(const evfn_event *ev, char *key,
  * Idempotency: an event whose key (its CloudEvents id, or what key_cb
  * derives) already succeeded within the window is not run again; it
  * succeeds at once with the stored response (and no second on_success).
- * @param window_ms how long a success is remembered; 0 turns it off.
- * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for window_ms < 0.
+ * @param window_ms how long a success is remembered,
+ *        0..EVFN_DURATION_MAX_MS; 0 turns it off.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for the bounds above.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_fn_options_set_idempotency(evfn_fn_options *o,
@@ -227,7 +228,9 @@ EVFN_EXPORT int evfn_fn_options_set_batch(evfn_fn_options *o, int max_items,
  * (EVFN_STAT_RATE_LIMITED counts the waits; queued and oldest-queued age
  * show the backlog); retries wait likewise.
  * @param per_second > 0 and <= 1e9, or 0 to turn the limit off.
- * @param burst 1..1000000: starts allowed at once after a quiet spell.
+ * @param burst 1..1000000: starts allowed at once after a quiet spell;
+ *        burst tokens take at most EVFN_DURATION_MAX_MS to refill (so a
+ *        token at least every 10 years).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for the bounds above.
  * @since 0.1
  */

@@ -71,7 +71,8 @@ EVFN_EXPORT int evfn_rt_options_set_workers(evfn_rt_options *o, int min,
 
 /**
  * How long a worker above the minimum may sit idle before it exits.
- * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for ms < 1.
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless
+ *         1 <= ms <= EVFN_DURATION_MAX_MS.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_rt_options_set_idle_timeout_ms(evfn_rt_options *o,

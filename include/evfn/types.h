@@ -35,6 +35,12 @@ typedef struct evfn_stats evfn_stats;
 /** Longest function name or topic, in bytes, without the terminating NUL. */
 #define EVFN_NAME_MAX 255
 
+/** Longest duration any evfn option or delay takes, in milliseconds: ten
+ * years of 366 days. Every setter of a duration refuses a longer one with
+ * EVFN_ERANGE, so that no deadline, due time or expiry computed from it
+ * can overflow. @since 0.1 */
+#define EVFN_DURATION_MAX_MS INT64_C(316224000000)
+
 /** Releases a buffer handed to evfn; called exactly once. */
 typedef void (*evfn_free_cb)(void *data, void *arg);
 
