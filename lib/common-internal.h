@@ -74,4 +74,8 @@ evfn__mono_to_wall(int64_t mono_ns)
  * bytes. Returns 0, EVFN_EINVAL or EVFN_ENAMETOOLONG. */
 int evfn__check_name(const char *name);
 
+/* Validates a function name: as evfn__check_name(), and well-formed
+ * UTF-8 (EVFN_EILSEQ), since it appears in metrics and JSON. */
+int evfn__check_fn_name(const char *name);
+
 #endif /* EVFN_COMMON_INTERNAL_H */

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Validation of the names evfn takes from callers (function names, topics,
- * sources): one rule, one error for each way it can be broken.
+ * sources): one rule, one error for each way it can be broken. Function
+ * names also go out as text others parse (Prometheus label values, JSON),
+ * so they must be UTF-8.
  */
 #include <string.h>
 
 #include <evfn/types.h>
 
 #include "common-internal.h"
+#include "text-internal.h"
 
 int
 evfn__check_name(const char *name)
@@ -17,4 +20,13 @@ evfn__check_name(const char *name)
 	if (strnlen(name, EVFN_NAME_MAX + 1) > EVFN_NAME_MAX)
 		return EVFN_ENAMETOOLONG;
 	return 0;
+}
+
+int
+evfn__check_fn_name(const char *name)
+{
+	int rc = evfn__check_name(name);
+	if (rc == 0 && !evfn__utf8_valid(name, strlen(name)))
+		rc = EVFN_EILSEQ;
+	return rc;
 }

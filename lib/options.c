@@ -324,9 +324,10 @@ evfn_fn_options_set_destinations(evfn_fn_options *o, const char *on_success,
 {
 	if (!o)
 		return EVFN_EINVAL;
-	int rc = evfn__check_name(on_success ? on_success : "x");
+	/* Destinations are function names. */
+	int rc = evfn__check_fn_name(on_success ? on_success : "x");
 	if (rc == 0)
-		rc = evfn__check_name(on_failure ? on_failure : "x");
+		rc = evfn__check_fn_name(on_failure ? on_failure : "x");
 	if (rc < 0)
 		return rc;
 	set_name_slot(o->on_success, on_success);

@@ -36,7 +36,7 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 		*out = NULL;
 	if (!rt || !handler)
 		return EVFN_EINVAL;
-	int rc = evfn__check_name(name);
+	int rc = evfn__check_fn_name(name);
 	if (rc < 0)
 		return rc;
 	size_t len = strlen(name);

@@ -166,6 +166,28 @@ fails(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	return EVFN_FAIL;
 }
 
+/* Fails the test unless Prometheus' own parser (promtool, from the
+ * Debian prometheus package) takes the exposition text. */
+static void
+assert_promtool_accepts(const char *text, size_t len)
+{
+	char path[] = "/tmp/evfn-metrics-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	ASSERT_EQ(write(fd, text, len), (long long)len);
+	close(fd);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
+	FILE *p = popen(cmd, "r");
+	char out[4096] = "";
+	size_t got = fread(out, 1, sizeof(out) - 1, p);
+	out[got] = '\0';
+	int status = pclose(p);
+	unlink(path);
+	if (status != 0)
+		fail_msg("promtool check metrics: status %d\n%s", status, out);
+}
+
 static void
 test_metrics_prometheus_exposition_passes_promtool(void **state)
 {
@@ -190,24 +212,125 @@ test_metrics_prometheus_exposition_passes_promtool(void **state)
 	assert_non_null(strstr(text, "evfn_run_seconds_bucket{function=\"timed\",le=\"+Inf\"} 5\n"));
 	assert_non_null(strstr(text, "evfn_dead_letters 1\n"));
 
-	char path[] = "/tmp/evfn-metrics-XXXXXX";
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	ASSERT_EQ(write(fd, text, len), (long long)len);
-	close(fd);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s 2>&1", path);
-	FILE *p = popen(cmd, "r");
-	char out[4096] = "";
-	size_t got = fread(out, 1, sizeof(out) - 1, p);
-	out[got] = '\0';
-	int status = pclose(p);
-	unlink(path);
-	if (status != 0)
-		fail_msg("promtool check metrics: status %d\n%s", status, out);
+	assert_promtool_accepts(text, len);
 	evfn_free(text);
 	ASSERT_RC(evfn_metrics_prometheus(NULL, &text, NULL), EVFN_EINVAL);
 	assert_null(text);
+	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
+/* Pieces of hostile but well-formed names: what a label value must
+ * escape (\\, ", newline), other control characters, the exposition's
+ * own syntax, and multi-byte characters up to U+10FFFF. */
+static const char *const name_pieces[] = {
+	"a", "Z", "0", "_", "-", " ", "\"", "\\", "\n", "\r", "\t", "\x01",
+	"\x1f", "\x7f", "{", "}", "=", ",", "#", "} 1\n", "\xc3\xa9",
+	"\xe2\x82\xac", "\xef\xbf\xbe", "\xf0\x9d\x84\x9e", "\xf4\x8f\xbf\xbf",
+};
+
+/* A random well-formed name of up to EVFN_NAME_MAX bytes. */
+static void
+random_name(uint64_t *prng, char *out)
+{
+	size_t len = 0, want = 1 + (size_t)(*prng % EVFN_NAME_MAX);
+	for (;;) {
+		*prng = *prng * 6364136223846793005ULL + 1442695040888963407ULL;
+		const char *piece = name_pieces[(*prng >> 33) %
+		                                (sizeof(name_pieces) /
+		                                 sizeof(name_pieces[0]))];
+		size_t n = strlen(piece);
+		if (len + n > want)
+			break;
+		memcpy(out + len, piece, n);
+		len += n;
+	}
+	if (len == 0)
+		out[len++] = 'x';
+	out[len] = '\0';
+}
+
+/* The label value that starts at p (just past the opening quote),
+ * unescaped as the text format defines; returns what follows its closing
+ * quote, or NULL. */
+static const char *
+read_label_value(const char *p, char *out, size_t size)
+{
+	size_t n = 0;
+	for (; *p && *p != '"'; p++) {
+		char c = *p;
+		if (c == '\\') {
+			c = *++p;
+			if (c == 'n')
+				c = '\n';
+			else if (c != '\\' && c != '"')
+				return NULL;
+		}
+		if (n + 1 >= size)
+			return NULL;
+		out[n++] = c;
+	}
+	out[n] = '\0';
+	return *p == '"' ? p + 1 : NULL;
+}
+
+/* Registers random hostile names (and is refused every malformed one),
+ * runs each once, and checks that promtool parses the exposition and that
+ * each function's series carries its exact name back. */
+static void
+test_metrics_hostile_names_keep_the_exposition_parsable(void **state)
+{
+	enum { NAMES = 40 };
+	static char names[NAMES][EVFN_NAME_MAX + 1];
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	static const char *const malformed[] = {"bad\xff", "\xc0\xaf",
+	                                        "\xed\xa0\x80", "cut\xe2\x82"};
+	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+		ASSERT_RC(evfn_register(rt, malformed[i], timed, NULL, NULL,
+		                        NULL),
+		          EVFN_EILSEQ);
+	uint64_t prng = 17;
+	int registered = 0;
+	for (int i = 0; i < NAMES; i++) {
+		random_name(&prng, names[i]);
+		int rc = evfn_register(rt, names[i], timed, NULL, NULL, NULL);
+		if (rc == EVFN_EEXIST) {
+			names[i][0] = '\0'; /* drawn twice */
+			continue;
+		}
+		ASSERT_OK(rc);
+		registered++;
+	}
+	ASSERT_OK(evfn_runtime_start(rt));
+	int ms = 0;
+	for (int i = 0; i < NAMES; i++)
+		if (names[i][0])
+			ASSERT_OK(evfn_invoke(rt, names[i], &ms, sizeof(ms),
+			                      NULL, NULL));
+	char *text;
+	size_t len;
+	ASSERT_OK(evfn_metrics_prometheus(rt, &text, &len));
+	assert_promtool_accepts(text, len);
+
+	static const char series[] = "\nevfn_succeeded_total{function=\"";
+	int found = 0;
+	for (const char *p = strstr(text, series); p;
+	     p = strstr(p, series)) {
+		char value[4 * EVFN_NAME_MAX];
+		p = read_label_value(p + strlen(series), value, sizeof(value));
+		assert_non_null(p);
+		assert_true(strncmp(p, "} 1\n", 4) == 0);
+		bool known = false;
+		for (int i = 0; i < NAMES && !known; i++)
+			known = names[i][0] && strcmp(value, names[i]) == 0;
+		if (!known)
+			fail_msg("label value \"%s\" is no function's name",
+			         value);
+		found++;
+	}
+	ASSERT_EQ(found, registered);
+	evfn_free(text);
 	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
 	ASSERT_OK(evfn_runtime_free(rt));
 }
@@ -286,6 +409,7 @@ main(void)
 		TEST(test_metrics_workload_histograms_agree_with_counters),
 		TEST(test_metrics_survive_idle_workers_exiting),
 		TEST(test_metrics_prometheus_exposition_passes_promtool),
+		TEST(test_metrics_hostile_names_keep_the_exposition_parsable),
 		TEST(test_metrics_json_log_lines_parse_with_fields),
 	};
 	return evfn_test_main("metrics", tests);

@@ -40,6 +40,39 @@ test_registry_names_are_validated(void **state)
 	ASSERT_OK(evfn_runtime_free(rt));
 }
 
+/* A function name must be UTF-8: it is a Prometheus label value and a
+ * JSON string. Any well-formed name is taken, hostile characters too. */
+static void
+test_registry_names_must_be_utf8(void **state)
+{
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	static const char *const bad[] = {
+		"bad\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+		"trunc\xe2\x82", "\x80lead",
+	};
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		evfn_fn *fn = (evfn_fn *)&fn;
+		ASSERT_RC(evfn_register(rt, bad[i], noop, NULL, NULL, &fn),
+		          EVFN_EILSEQ);
+		assert_null(fn);
+		ASSERT_RC(evfn_fn_options_set_destinations(fo, bad[i], NULL),
+		          EVFN_EILSEQ);
+		ASSERT_RC(evfn_fn_options_set_destinations(fo, NULL, bad[i]),
+		          EVFN_EILSEQ);
+	}
+	evfn_fn_options_free(fo);
+	static const char *const odd[] = {
+		"caf\xc3\xa9", "\xf0\x9f\x9a\x80", "quote\"d", "back\\slash",
+		"new\nline", "tab\tand\rcr", "ctl\x01", "} 1\nfake_metric 2",
+	};
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
+		ASSERT_OK(evfn_register(rt, odd[i], noop, NULL, NULL, NULL));
+	ASSERT_OK(evfn_runtime_free(rt));
+}
+
 static void
 test_registry_subscribe_errors_name_the_cause(void **state)
 {
@@ -321,6 +354,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_registry_names_are_validated),
+		TEST(test_registry_names_must_be_utf8),
 		TEST(test_registry_subscribe_errors_name_the_cause),
 		TEST(test_registry_runtime_options_out_of_range),
 		TEST(test_registry_function_options_out_of_range),

@@ -31,6 +31,7 @@ extern "C" {
 	XX(EDEADLK, -35, "call would wait on the thread that must finish it") \
 	XX(ENAMETOOLONG, -36, "name longer than EVFN_NAME_MAX")              \
 	XX(EPROTO, -71, "protocol error: malformed message framing")         \
+	XX(EILSEQ, -84, "text is not well-formed UTF-8")                     \
 	XX(EADDRINUSE, -98, "address already in use")                        \
 	XX(ESHUTDOWN, -108, "runtime is draining or drained: intake stopped") \
 	XX(ETIMEDOUT, -110, "timed out")                                     \

@@ -170,7 +170,9 @@ EVFN_EXPORT int evfn_fn_options_set_max_stuck(evfn_fn_options *o, int n);
  * epoch). Both carry the hop count plus one. Names are checked when an
  * event is sent: an unknown or refusing destination puts the event in
  * the dead-letter store as "destination_refused". NULL for none.
- * @return 0; EVFN_EINVAL for NULL o or an empty name; EVFN_ENAMETOOLONG.
+ * @return 0; EVFN_EINVAL for NULL o or an empty name; EVFN_ENAMETOOLONG;
+ *         EVFN_EILSEQ for a name that is not UTF-8 (no function could
+ *         have it).
  * @since 0.1
  */
 EVFN_EXPORT int evfn_fn_options_set_destinations(evfn_fn_options *o,
@@ -292,8 +294,10 @@ EVFN_EXPORT int evfn_fn_options_set_userdata_free(evfn_fn_options *o,
 /**
  * Register a function under a name.
  *
- * @param name 1..EVFN_NAME_MAX bytes, copied; also a valid target for
- *        evfn_invoke() and evfn_subscribe().
+ * @param name 1..EVFN_NAME_MAX bytes of well-formed UTF-8, copied; also a
+ *        valid target for evfn_invoke() and evfn_subscribe(). Any
+ *        character may appear (quotes, backslashes, newlines): the
+ *        Prometheus exposition escapes them.
  * @param handler non-NULL.
  * @param userdata passed to the handler and hooks; see
  *        evfn_fn_options_set_userdata_free().
@@ -302,7 +306,11 @@ EVFN_EXPORT int evfn_fn_options_set_userdata_free(evfn_fn_options *o,
  *        evfn_runtime_free()); may be NULL.
  * @return 0; EVFN_EINVAL for NULL rt/name/handler or an empty name, or
  *         options with batches on the loop executor;
- *         EVFN_ENAMETOOLONG; EVFN_EEXIST for a name already registered;
+ *         EVFN_ENAMETOOLONG; EVFN_EILSEQ for a name that is not
+ *         well-formed UTF-8 (overlong forms, surrogates and truncated
+ *         sequences included), which would make every output that
+ *         carries it (metrics, JSON) unparsable; EVFN_EEXIST for a name
+ *         already registered;
  *         EVFN_ESHUTDOWN after drain; EVFN_ENOMEM. On failure the
  *         userdata destructor is not called: the caller keeps userdata.
  * @since 0.1

@@ -58,7 +58,8 @@ class Error(Exception):
 
 
 class InvalidArgument(Error, ValueError):
-    """Bad input: EINVAL, ERANGE, ENAMETOOLONG, EPATTERN, ESCHEDULE, ..."""
+    """Bad input: EINVAL, ERANGE, ENAMETOOLONG, EPATTERN, EILSEQ, ESCHEDULE,
+    ..."""
 
 
 class NoFunction(Error, LookupError):
@@ -160,6 +161,7 @@ class Cancelled(InvocationError):
 _CLASSES = {
     "EINVAL": InvalidArgument, "ERANGE": InvalidArgument,
     "ENAMETOOLONG": InvalidArgument, "EPATTERN": InvalidArgument,
+    "EILSEQ": InvalidArgument,
     "ESCHEDULE": InvalidArgument, "ETIMEZONE": InvalidArgument,
     "EROUTE": InvalidArgument, "EURL": InvalidArgument,
     "ECLOUDEVENT": InvalidArgument,
