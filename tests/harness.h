@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,6 +111,63 @@ static inline void
 test_hang_guard_off(void)
 {
 	alarm(0);
+}
+
+/* A runtime with min..max workers and the event log given (NULL for
+ * none); fails the test if it cannot be made. */
+static inline evfn_rt *
+test_runtime_new(int min, int max, evfn_record_cb record_cb)
+{
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_workers(o, min, max));
+	if (record_cb)
+		ASSERT_OK(evfn_rt_options_set_event_log(o, record_cb, NULL));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, o));
+	evfn_rt_options_free(o);
+	return rt;
+}
+
+/* A 64-bit mixer (splitmix64's finaliser): deterministic "random" choices
+ * from a seed and a counter, so a failing seed can be rerun. */
+static inline uint64_t
+test_mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+/* What test_publish_to() sets on the event it builds; NULL or 0 for
+ * none. */
+struct test_event_attrs {
+	const char *key; /* ordering key */
+	const char *id;
+	int64_t delay_ms;
+};
+
+/* Builds an event of type fn carrying data (NULL: no payload) and the
+ * attributes given, publishes it to function fn and drops the builder's
+ * reference; returns the admission's result. */
+static inline int
+test_publish_to(evfn_rt *rt, const char *fn, const char *data,
+                struct test_event_attrs a, uint64_t *seq)
+{
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, fn, data, data ? strlen(data) : 0));
+	if (a.key)
+		ASSERT_OK(evfn_event_set_ordering_key(ev, a.key));
+	if (a.id)
+		ASSERT_OK(evfn_event_set_id(ev, a.id));
+	if (a.delay_ms)
+		ASSERT_OK(evfn_event_set_delay_ms(ev, a.delay_ms));
+	int rc = evfn_publish_to(rt, fn, ev, seq);
+	evfn_event_unref(ev);
+	return rc;
 }
 
 static inline int

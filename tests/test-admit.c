@@ -18,32 +18,11 @@
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static evfn_rt *
-new_runtime(int workers, evfn_record_cb record_cb)
-{
-	evfn_rt_options *o;
-	ASSERT_OK(evfn_rt_options_new(&o));
-	ASSERT_OK(evfn_rt_options_set_workers(o, workers, workers));
-	if (record_cb)
-		ASSERT_OK(evfn_rt_options_set_event_log(o, record_cb, NULL));
-	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
-	evfn_rt_options_free(o);
-	return rt;
-}
-
 static int
 publish(evfn_rt *rt, const char *fn, const char *key, const char *id)
 {
-	evfn_event *ev;
-	ASSERT_OK(evfn_event_new(&ev, fn, NULL, 0));
-	if (key)
-		ASSERT_OK(evfn_event_set_ordering_key(ev, key));
-	if (id)
-		ASSERT_OK(evfn_event_set_id(ev, id));
-	int rc = evfn_publish_to(rt, fn, ev, NULL);
-	evfn_event_unref(ev);
-	return rc;
+	struct test_event_attrs a = {.key = key, .id = id};
+	return test_publish_to(rt, fn, NULL, a, NULL);
 }
 
 /* Waits until at least ms have passed since since_ms: the maximum age is
@@ -143,7 +122,7 @@ static void
 keyed_events_end_inside_the_pick(evfn_executor executor, enum ending how)
 {
 	test_hang_guard(30);
-	evfn_rt *rt = new_runtime(1, NULL);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	register_hold(rt, executor);
 	evfn_fn_options *fo;
 	ASSERT_OK(evfn_fn_options_new(&fo));
@@ -245,17 +224,6 @@ static atomic_ullong mix_last_start[MIX_FNS][MIX_KEYS];
 static atomic_int mix_order_breaks;
 static atomic_int mix_unknown_records;
 
-static uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 static int
 mix_fn_index(const char *name)
 {
@@ -305,7 +273,7 @@ mix_handler(evfn_ctx *ctx, const evfn_event *ev, void *u)
 		if (seq < last)
 			atomic_fetch_add(&mix_order_breaks, 1);
 	}
-	unsigned roll = (unsigned)(mix64(seq * 31 + evfn_ctx_attempt(ctx)) %
+	unsigned roll = (unsigned)(test_mix64(seq * 31 + evfn_ctx_attempt(ctx)) %
 	                           100);
 	if (roll < 70)
 		return EVFN_OK;
@@ -337,22 +305,17 @@ mix_register(evfn_rt *rt)
 static void
 mix_publish_one(evfn_rt *rt, uint64_t *prng)
 {
-	uint64_t r = mix64((*prng)++);
+	uint64_t r = test_mix64((*prng)++);
 	int f = (int)(r % MIX_FNS);
 	char key[4], id[8];
 	snprintf(key, sizeof(key), "k%d", (int)((r >> 8) % MIX_KEYS));
 	snprintf(id, sizeof(id), "d%d", (int)((r >> 16) % MIX_IDS));
 	bool keyed = (r >> 24) % 10 < 6;
 	bool dup = (r >> 32) % 2 == 0;
-	evfn_event *ev;
-	ASSERT_OK(evfn_event_new(&ev, mix_fns[f], NULL, 0));
-	if (keyed)
-		ASSERT_OK(evfn_event_set_ordering_key(ev, key));
-	if (dup)
-		ASSERT_OK(evfn_event_set_id(ev, id));
+	struct test_event_attrs a = {.key = keyed ? key : NULL,
+	                             .id = dup ? id : NULL};
 	uint64_t seq;
-	ASSERT_OK(evfn_publish_to(rt, mix_fns[f], ev, &seq));
-	evfn_event_unref(ev);
+	ASSERT_OK(test_publish_to(rt, mix_fns[f], NULL, a, &seq));
 	assert_true(seq < MIX_MAX_SEQ);
 	atomic_store(&mix_accepted[seq][f], 1);
 }
@@ -367,11 +330,11 @@ mix_round(uint64_t seed)
 	atomic_store(&mix_order_breaks, 0);
 	atomic_store(&mix_unknown_records, 0);
 	uint64_t prng = seed;
-	evfn_rt *rt = new_runtime(1, mix_record);
+	evfn_rt *rt = test_runtime_new(1, 1, mix_record);
 	mix_register(rt);
 	ASSERT_OK(evfn_runtime_start(rt));
 	for (int phase = 0; phase < MIX_PHASES; phase++) {
-		uint64_t r = mix64(prng++);
+		uint64_t r = test_mix64(prng++);
 		/* Mostly with the worker kept busy while the phase queues,
 		 * half of those long enough for the queue to pass its age. */
 		bool held = r % 10 < 7, aged = (r >> 8) % 2 == 0;

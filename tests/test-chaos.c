@@ -81,21 +81,10 @@ on_handback(const evfn_event *ev, const char *fn, void *arg)
 	atomic_fetch_add(&handed_back_cb, 1);
 }
 
-static uint64_t
-mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 static unsigned
 roll_of(evfn_ctx *ctx, const evfn_event *ev, uintptr_t salt)
 {
-	return (unsigned)(mix(evfn_event_seq(ev) * 7919 + salt * 131 +
+	return (unsigned)(test_mix64(evfn_event_seq(ev) * 7919 + salt * 131 +
 	                      evfn_ctx_attempt(ctx)) %
 	                  1000);
 }
@@ -169,7 +158,7 @@ produce(void *arg)
 		mark_accepted(seq, topic);
 		/* Now and then, cancel what was sent a little earlier:
 		 * waiting, running or already ended. */
-		if (mix(seq) % 20 == 0 && recent[i % 4]) {
+		if (test_mix64(seq) % 20 == 0 && recent[i % 4]) {
 			char id_str[24];
 			snprintf(id_str, sizeof(id_str), "%llu",
 			         (unsigned long long)recent[i % 4]);

@@ -12,20 +12,6 @@
 
 #include "harness.h"
 
-static evfn_rt *
-new_runtime(int min, int max, evfn_record_cb record_cb)
-{
-	evfn_rt_options *o;
-	ASSERT_OK(evfn_rt_options_new(&o));
-	ASSERT_OK(evfn_rt_options_set_workers(o, min, max));
-	if (record_cb)
-		ASSERT_OK(evfn_rt_options_set_event_log(o, record_cb, NULL));
-	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
-	evfn_rt_options_free(o);
-	return rt;
-}
-
 /* Options with quick, fixed retries. */
 static evfn_fn_options *
 options(int attempts)
@@ -58,15 +44,8 @@ static int
 publish_with(evfn_rt *rt, const char *fn, const char *data, const char *key,
              int64_t delay_ms, uint64_t *seq)
 {
-	evfn_event *ev;
-	ASSERT_OK(evfn_event_new(&ev, fn, data, strlen(data)));
-	if (key)
-		ASSERT_OK(evfn_event_set_ordering_key(ev, key));
-	if (delay_ms)
-		ASSERT_OK(evfn_event_set_delay_ms(ev, delay_ms));
-	int rc = evfn_publish_to(rt, fn, ev, seq);
-	evfn_event_unref(ev);
-	return rc;
+	struct test_event_attrs a = {.key = key, .delay_ms = delay_ms};
+	return test_publish_to(rt, fn, data, a, seq);
 }
 
 static bool
@@ -123,7 +102,7 @@ test_batch_size_and_window(void **state)
 {
 	(void)state;
 	reset_calls();
-	evfn_rt *rt = new_runtime(1, 1, NULL);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	evfn_fn_options *fo = options(1);
 	ASSERT_OK(evfn_fn_options_set_batch(fo, 4, 300));
 	ASSERT_OK(evfn_register(rt, "b", batch_ok, NULL, fo, NULL));
@@ -189,7 +168,7 @@ test_batch_item_failures(void **state)
 	atomic_store(&runs_good, 0);
 	atomic_store(&runs_bad, 0);
 	atomic_store(&runs_fail, 0);
-	evfn_rt *rt = new_runtime(1, 2, NULL);
+	evfn_rt *rt = test_runtime_new(1, 2, NULL);
 	evfn_fn_options *fo = options(3);
 	ASSERT_OK(evfn_fn_options_set_batch(fo, 8, 0));
 	ASSERT_OK(evfn_register(rt, "items", batch_items, NULL, fo, NULL));
@@ -246,7 +225,7 @@ test_batch_whole_retry(void **state)
 {
 	(void)state;
 	atomic_store(&whole_retry_calls, 0);
-	evfn_rt *rt = new_runtime(1, 1, NULL);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	evfn_fn_options *fo = options(3);
 	ASSERT_OK(evfn_fn_options_set_batch(fo, 5, 0));
 	ASSERT_OK(evfn_register(rt, "w", batch_whole_retry, NULL, fo, NULL));
@@ -352,7 +331,7 @@ test_ordering_keys(void **state)
 	atomic_store(&order_breaks, 0);
 	atomic_store(&key_retries, 0);
 	atomic_store(&max_running, 0);
-	evfn_rt *rt = new_runtime(4, 4, NULL);
+	evfn_rt *rt = test_runtime_new(4, 4, NULL);
 	evfn_fn_options *fo = options(3);
 	ASSERT_OK(evfn_register(rt, "ord", ordered, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
@@ -407,7 +386,7 @@ test_rate_limit(void **state)
 {
 	(void)state;
 	atomic_store(&rate_runs, 0);
-	evfn_rt *rt = new_runtime(2, 2, NULL);
+	evfn_rt *rt = test_runtime_new(2, 2, NULL);
 	evfn_fn_options *fo = options(1);
 	/* The burst also absorbs a start made late by a busy machine (up to
 	 * 24 intervals), so the span measures the rate, not the load. */
@@ -488,7 +467,7 @@ breaker_runtime(int consecutive, double rate, int min_calls,
 {
 	atomic_store(&breaker_runs, 0);
 	nrec = 0;
-	evfn_rt *rt = new_runtime(1, 1, keep_breaker_records);
+	evfn_rt *rt = test_runtime_new(1, 1, keep_breaker_records);
 	evfn_fn_options *fo = options(attempts);
 	ASSERT_OK(evfn_fn_options_set_concurrency(fo, 1));
 	ASSERT_OK(evfn_fn_options_set_circuit_breaker(fo, consecutive, rate,
@@ -578,7 +557,7 @@ test_breaker_failure_rate(void **state)
 {
 	(void)state;
 	atomic_store(&rate_calls, 0);
-	evfn_rt *rt = new_runtime(1, 1, NULL);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	evfn_fn_options *fo = options(1);
 	ASSERT_OK(evfn_fn_options_set_concurrency(fo, 1));
 	/* Half failing, judged after 6 calls: opens at the 6th. */
@@ -622,7 +601,7 @@ test_delay(void **state)
 {
 	(void)state;
 	atomic_store(&delayed_runs, 0);
-	evfn_rt *rt = new_runtime(1, 1, NULL);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	ASSERT_OK(evfn_register(rt, "d", note_time, NULL, NULL, NULL));
 	ASSERT_OK(evfn_runtime_start(rt));
 	int64_t t0 = test_now_ms();
@@ -670,7 +649,7 @@ test_pause_resume(void **state)
 {
 	(void)state;
 	atomic_store(&plain_runs, 0);
-	evfn_rt *rt = new_runtime(1, 2, NULL);
+	evfn_rt *rt = test_runtime_new(1, 2, NULL);
 	ASSERT_OK(evfn_register(rt, "p", plain, NULL, NULL, NULL));
 	ASSERT_OK(evfn_runtime_start(rt));
 	ASSERT_OK(evfn_pause(rt, "p"));
@@ -722,7 +701,7 @@ test_cancel_waiting(void **state)
 	(void)state;
 	atomic_store(&plain_runs, 0);
 	atomic_store(&cb_count, 0);
-	evfn_rt *rt = new_runtime(1, 1, NULL);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	ASSERT_OK(evfn_register(rt, "c", plain, NULL, NULL, NULL));
 	ASSERT_OK(evfn_register(rt, "c2", plain, NULL, NULL, NULL));
 	ASSERT_OK(evfn_subscribe(rt, "t", "c"));
@@ -796,7 +775,7 @@ test_cancel_running(void **state)
 	atomic_store(&spin_entered, 0);
 	atomic_store(&spin_calls, 0);
 	atomic_store(&cb_count, 0);
-	evfn_rt *rt = new_runtime(1, 1, NULL);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	evfn_fn_options *fo = options(5);
 	ASSERT_OK(evfn_fn_options_set_timeout_ms(fo, 20000));
 	ASSERT_OK(evfn_register(rt, "r", until_cancelled, NULL, fo, NULL));
@@ -821,7 +800,7 @@ static void
 test_drain_hands_back_delayed_and_held(void **state)
 {
 	(void)state;
-	evfn_rt *rt = new_runtime(1, 1, NULL);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	ASSERT_OK(evfn_register(rt, "h", plain, NULL, NULL, NULL));
 	ASSERT_OK(evfn_runtime_start(rt));
 	ASSERT_OK(evfn_pause(rt, "h"));
@@ -880,7 +859,7 @@ test_bad_options(void **state)
 	/* Batches run on the pool only. */
 	ASSERT_OK(evfn_fn_options_set_batch(fo, 2, 0));
 	ASSERT_OK(evfn_fn_options_set_executor(fo, EVFN_EXECUTOR_LOOP));
-	evfn_rt *rt = new_runtime(1, 1, NULL);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	ASSERT_RC(evfn_register(rt, "loopbatch", plain, NULL, fo, NULL),
 	          EVFN_EINVAL);
 	evfn_fn_options_free(fo);
