@@ -2,8 +2,8 @@
 /*
  * Topic routing. Exact subscriptions live in a hash from topic to a list of
  * targets, so the common case costs one lookup; wildcard subscriptions live
- * in a list and are matched word by word, in time linear in the topic's
- * words for any pattern. A target reached through several subscriptions is
+ * in a list and are matched word by word, without recursion, in at most
+ * (pattern words + 1) x (topic words + 1) steps for any pattern. A target reached through several subscriptions is
  * visited once per topic. Topics and patterns follow one rule, checked
  * here for both.
  */
@@ -27,10 +27,19 @@ struct exact_sub {
 	char topic[];
 };
 
+struct word {
+	const char *s;
+	size_t len;
+};
+
+/* A wildcard subscription, split into its words once, when it is added:
+ * words point into pattern, which follows them in the same block. */
 struct pattern_sub {
 	struct pattern_sub *next;
 	void *target;
-	char pattern[];
+	const char *pattern;
+	int nwords;
+	struct word words[];
 };
 
 struct evfn__router {
@@ -42,11 +51,6 @@ struct evfn__router {
  * separated by dots (a word and its dot take two bytes at least), so at
  * most this many words. */
 #define MAX_WORDS ((EVFN_NAME_MAX + 1) / 2)
-
-struct word {
-	const char *s;
-	size_t len;
-};
 
 /* The one rule for emitted topics and subscribed patterns, and the split
  * into words that matching needs: s is 1..EVFN_NAME_MAX bytes of words
@@ -62,29 +66,27 @@ split_checked(const char *s, bool pattern, struct word *words)
 	if (rc < 0)
 		return rc;
 	int n = 0;
-	const char *start = s;
-	bool wild = false;
-	for (const char *p = s;; p++) {
-		if (*p == '*' || *p == '#') {
-			wild = true;
-			continue;
+	for (const char *p = s;;) {
+		/* Up to the word's end, or to a wildcard in it. */
+		size_t len = strcspn(p, ".*#");
+		if (p[len] == '*' || p[len] == '#') {
+			/* Only a whole word, and only in a pattern. */
+			if (!pattern || len > 0 || (p[1] != '.' && p[1] != '\0'))
+				return EVFN_EPATTERN;
+			len = 1;
 		}
-		if (*p != '.' && *p != '\0')
-			continue;
-		size_t len = (size_t)(p - start);
-		if (len == 0 || (wild && (!pattern || len > 1)))
+		if (len == 0)
 			return EVFN_EPATTERN;
 		/* Unreachable within EVFN_NAME_MAX bytes, and kept where the
 		 * array is written. */
 		if (n == MAX_WORDS)
 			return EVFN_ENAMETOOLONG;
 		if (words)
-			words[n] = (struct word){start, len};
+			words[n] = (struct word){p, len};
 		n++;
-		if (!*p)
+		if (!p[len])
 			return n;
-		start = p + 1;
-		wild = false;
+		p += len + 1;
 	}
 }
 
@@ -114,52 +116,44 @@ is_wild(const struct word *w, char c)
 	return w->len == 1 && w->s[0] == c;
 }
 
-/* Adds to the set of reached pattern positions those that follow a
- * reached `#` (it matches zero words too); in increasing order, so that
- * runs of `#` are followed through. */
-static void
-reach_past_hashes(const struct word *p, int np, bool *reached)
+/* Whether pattern word p matches topic word t: `*` any, a literal the
+ * same word. */
+static bool
+word_matches(const struct word *p, const struct word *t)
 {
-	for (int i = 0; i < np; i++)
-		if (reached[i] && is_wild(&p[i], '#'))
-			reached[i + 1] = true;
+	return is_wild(p, '*') ||
+	       (p->len == t->len && memcmp(p->s, t->s, t->len) == 0);
 }
 
-/* Whether pattern words p[0..np) match topic words t[0..nt). One pass
- * over the topic carries the set of pattern positions the words so far
- * can reach: a `#` keeps its position (one more word), `*` and an equal
- * literal move to the next one. No backtracking: at most (np + 1) steps
- * per topic word, whatever the pattern. */
+/* Whether pattern words p[0..np) match topic words t[0..nt). Words pair
+ * one by one until a pair fails; then the last `#` passed takes one more
+ * topic word and the pairing resumes after it. Going back to the last
+ * `#` alone suffices (an earlier one could only take words the later one
+ * can take too), so there is no recursion: for each word the last `#`
+ * takes, the pairing runs over at most np words, (np + 1) * (nt + 1)
+ * steps in all, whatever the pattern. */
 static bool
 match_words(const struct word *p, int np, const struct word *t, int nt)
 {
-	bool a[MAX_WORDS + 1], b[MAX_WORDS + 1];
-	bool *reached = a, *next = b;
-	memset(reached, 0, (size_t)np + 1);
-	reached[0] = true;
-	reach_past_hashes(p, np, reached);
-	for (int j = 0; j < nt; j++) {
-		memset(next, 0, (size_t)np + 1);
-		bool any = false;
-		for (int i = 0; i < np; i++) {
-			if (!reached[i])
-				continue;
-			if (is_wild(&p[i], '#')) {
-				next[i] = any = true;
-			} else if (is_wild(&p[i], '*') ||
-			           (p[i].len == t[j].len &&
-			            memcmp(p[i].s, t[j].s, t[j].len) == 0)) {
-				next[i + 1] = any = true;
-			}
-		}
-		if (!any)
+	int i = 0, j = 0;
+	int hash = -1, taken_to = 0; /* the last `#`, and its words' end */
+	while (j < nt) {
+		if (i < np && is_wild(&p[i], '#')) {
+			hash = i++;
+			taken_to = j; /* no word yet */
+		} else if (i < np && word_matches(&p[i], &t[j])) {
+			i++;
+			j++;
+		} else if (hash >= 0) {
+			i = hash + 1;
+			j = ++taken_to;
+		} else {
 			return false;
-		reach_past_hashes(p, np, next);
-		bool *swap = reached;
-		reached = next;
-		next = swap;
+		}
 	}
-	return reached[np];
+	while (i < np && is_wild(&p[i], '#'))
+		i++;
+	return i == np;
 }
 
 bool
@@ -245,12 +239,24 @@ add_pattern(evfn__router *r, const char *pattern, void *target)
 		if ((*tail)->target == target &&
 		    strcmp((*tail)->pattern, pattern) == 0)
 			return 0;
+	struct word words[MAX_WORDS];
+	int n = split_checked(pattern, true, words);
+	if (n < 0)
+		return n;
 	size_t len = strlen(pattern);
-	struct pattern_sub *p = evfn__calloc(1, sizeof(*p) + len + 1);
+	size_t words_size = (size_t)n * sizeof(struct word);
+	struct pattern_sub *p =
+		evfn__calloc(1, sizeof(*p) + words_size + len + 1);
 	if (!p)
 		return EVFN_ENOMEM;
+	char *copy = (char *)p->words + words_size;
+	memcpy(copy, pattern, len + 1);
+	for (int i = 0; i < n; i++)
+		p->words[i] = (struct word){copy + (words[i].s - pattern),
+		                            words[i].len};
 	p->target = target;
-	memcpy(p->pattern, pattern, len + 1);
+	p->pattern = copy;
+	p->nwords = n;
 	*tail = p; /* appended, so targets are visited in subscription order */
 	return 0;
 }
@@ -269,14 +275,21 @@ int
 evfn__router_match(const evfn__router *r, const char *topic,
                    evfn__route_visit visit, void *arg)
 {
-	struct word tw[MAX_WORDS];
-	int nt = split_checked(topic, false, r->patterns ? tw : NULL);
-	if (nt < 0)
-		return nt;
-	struct target_list seen = {0};
-	int count = 0, rc = 0;
 	struct exact_sub *e;
 	HASH_FIND_STR(r->exact, topic, e);
+	/* An exact subscription's topic passed the pattern rule without
+	 * wildcards, which is the topic rule: a topic found there needs no
+	 * check (the common case costs one lookup), others do, and patterns
+	 * need its words. */
+	struct word tw[MAX_WORDS];
+	int nt = 0;
+	if (!e || r->patterns) {
+		nt = split_checked(topic, false, r->patterns ? tw : NULL);
+		if (nt < 0)
+			return nt;
+	}
+	struct target_list seen = {0};
+	int count = 0, rc = 0;
 	if (e) {
 		for (size_t i = 0; i < e->targets.n; i++) {
 			rc = visit(e->targets.items[i], arg);
@@ -287,10 +300,7 @@ evfn__router_match(const evfn__router *r, const char *topic,
 	}
 	if (r->patterns) {
 		for (struct pattern_sub *p = r->patterns; p; p = p->next) {
-			/* Checked when it was added: it splits. */
-			struct word pw[MAX_WORDS];
-			int np = split_checked(p->pattern, true, pw);
-			if (!match_words(pw, np, tw, nt))
+			if (!match_words(p->words, p->nwords, tw, nt))
 				continue;
 			/* Skip targets already reached by an exact topic or an
 			 * earlier pattern: each event reaches a target once. */

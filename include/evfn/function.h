@@ -332,9 +332,9 @@ EVFN_EXPORT const char *evfn_fn_name(const evfn_fn *fn);
  * "orders.eu.created"; "#" matches every topic. Any other word matches
  * itself exactly. A function subscribed twice to the same pattern, or to
  * two patterns matching one topic, receives each event once. A pattern is
- * at most EVFN_NAME_MAX bytes, so at most 128 words; matching takes time
- * linear in the topic's words whatever the pattern (runs of `#` included),
- * while the runtime's lock is held.
+ * at most EVFN_NAME_MAX bytes, so at most 128 words; matching a topic
+ * takes at most (pattern words + 1) x (topic words + 1) steps whatever the
+ * pattern (runs of `#` included), while the runtime's lock is held.
  *
  * @return 0; EVFN_EINVAL for NULL/empty arguments; EVFN_ENAMETOOLONG;
  *         EVFN_EPATTERN for an empty word or a wildcard inside a word
