@@ -4,9 +4,9 @@
  * functions bound to triggers, an async queue, a worker pool that scales
  * with load, retries with backoff, a deadline on every invocation, dead
  * letters and metrics. This umbrella includes every public header except
- * evfn/libevent.h (embedders include it themselves) and evfn/redis.h
- * (present only where evfn was built with hiredis). Anything not declared
- * under include/evfn/ is private.
+ * evfn/libevent.h (embedders include it themselves), evfn/redis.h
+ * (present only where evfn was built with hiredis) and evfn/pg.h (only
+ * with libpq). Anything not declared under include/evfn/ is private.
  *
  * Threading: see evfn/runtime.h; the rule is stated there once.
  */

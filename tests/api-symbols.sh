@@ -3,8 +3,8 @@
 # Checks that lib/evfn.sym lists exactly the functions declared with
 # EVFN_EXPORT under include/, and that the shared library exports exactly
 # those (and nothing else) under the EVFN_ version nodes.
-# Usage: api-symbols.sh SOURCE_ROOT LIBEVFN_SO [SKIPPED_HEADER]
-# (a header of an optional part that this build left out).
+# Usage: api-symbols.sh SOURCE_ROOT LIBEVFN_SO [SKIPPED_HEADERS]
+# (space-separated headers of optional parts that this build left out).
 set -eu
 root=$1
 so=$2
@@ -15,7 +15,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Declared: the evfn_ name before the first "(" of each EVFN_EXPORT line
 # (macro definitions in export.h excluded).
 for h in "$root"/include/evfn/*.h "$root"/include/evfn/version.h.in; do
-	[ -n "$skip" ] && [ "$(basename "$h")" = "$skip" ] && continue
+	case " $skip " in *" $(basename "$h") "*) continue ;; esac
 	cat "$h"
 done |
 	grep -v '#define' | tr '\n' ' ' | tr ';' '\n' |
@@ -25,7 +25,8 @@ grep -o '^[[:space:]]*evfn_[a-z0-9_]*;' "$root/lib/evfn.sym" |
 	tr -d ' \t;' | sort >"$tmp/listed.all"
 # Symbols of a skipped header are listed but not built.
 if [ -n "$skip" ]; then
-	cat "$root/include/evfn/$skip" | grep -v '#define' | tr '\n' ' ' |
+	for h in $skip; do cat "$root/include/evfn/$h"; done |
+		grep -v '#define' | tr '\n' ' ' |
 		tr ';' '\n' |
 		sed -n 's/.*EVFN_EXPORT[^(]*[ *]\(evfn_[a-z0-9_]*\) *(.*/\1/p' |
 		sort -u >"$tmp/skipped"

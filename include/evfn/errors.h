@@ -58,7 +58,10 @@ extern "C" {
 	XX(EAUTH, -4018, "authentication failed")                           \
 	XX(ELOOPDETECTED, -4019, "event chain exceeded the hop limit")     \
 	XX(ECIRCUITOPEN, -4020, "the function's circuit breaker is open")   \
-	XX(EMEDIATYPE, -4021, "unsupported media type")
+	XX(EMEDIATYPE, -4021, "unsupported media type")                     \
+	XX(ECONNINFO, -4022, "malformed database connection string")        \
+	XX(ENOPUBLICATION, -4023, "no such publication in the database")    \
+	XX(ENOSLOT, -4024, "replication slot missing (dropped?)")
 
 /** Error codes; see EVFN_ERRNO_MAP for the text of each. @since 0.1 */
 typedef enum evfn_errno {
