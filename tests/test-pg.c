@@ -71,12 +71,6 @@ sql(const char *fmt, ...)
 	return out;
 }
 
-static long long
-sql_int(const char *fmt, const char *arg)
-{
-	return atoll(sql(fmt, arg));
-}
-
 /* Runs a script with psql (the standard client), each statement in its
  * own transaction unless the script says BEGIN; fails the test unless
  * every statement succeeds. */
@@ -314,9 +308,19 @@ wait_streaming(evfn_pg_source *src)
 	         evfn_pg_source_status(src) == 0, 10000);
 }
 
+/* The slot is free (its consumer's connection is gone). */
+static bool
+slot_inactive(const char *slot)
+{
+	return strcmp(sql("SELECT active FROM pg_replication_slots WHERE "
+	                  "slot_name = '%s'", slot), "t") != 0;
+}
+
+/* Drops a slot once its consumer's connection is gone, if it exists. */
 static void
 drop_slot(const char *slot)
 {
+	WAIT_FOR(slot_inactive(slot), 10000);
 	sql("SELECT pg_drop_replication_slot(slot_name) FROM "
 	    "pg_replication_slots WHERE slot_name = '%s'", slot);
 }
@@ -461,6 +465,662 @@ test_pg_changes_arrive_once_in_commit_order(void **state)
 	drop_slot("s_orders");
 }
 
+/* A retryable failure is retried in the process and the change runs
+ * once more; a permanent one is dead-lettered with its change; both
+ * count as ended and the slot moves past them. */
+static void
+test_pg_failures_retry_and_dead_letter(void **state)
+{
+	(void)state;
+	rec_reset();
+	strcpy(rec.retry_once, "2");
+	strcpy(rec.fail_always, "3");
+	make_table("fails", "id int PRIMARY KEY, v text");
+	evfn_rt *rt = start_runtime(2, 0, 3);
+	evfn_pg_source *src = new_source(rt, "p_fails", options("s_fails"));
+	wait_streaming(src);
+	for (int i = 1; i <= 4; i++)
+		sql("INSERT INTO fails VALUES (%d, 'v%d')", i, i);
+	uint64_t end = current_lsn();
+	WAIT_FOR(evfn_pg_source_stat(src, EVFN_PG_STAT_ENDED) == 4, 10000);
+	WAIT_FOR(slot_confirmed("s_fails") >= end, 10000);
+	ASSERT_EQ(seen_count(), 3);
+	/* 1, 2 twice (RETRY), 3 once (FAIL is for good), 4. */
+	ASSERT_EQ(atomic_load(&rec.attempts), 5);
+	evfn_dead_letter *dl[2];
+	ASSERT_EQ(evfn_dead_letters(rt, dl, 2, 0), 1);
+	const evfn_event *ev = evfn_dead_letter_event(dl[0]);
+	assert_string_equal(evfn_event_subject(ev), "3");
+	assert_string_equal(evfn_event_type(ev), "pg.public.fails.insert");
+	ASSERT_RC(evfn_dead_letter_code(dl[0]), EVFN_EFAILED);
+	ASSERT_EQ(evfn_dead_letter_attempts(dl[0]), 1);
+	evfn_dead_letter_unref(dl[0]);
+	assert_accounting(rt, "rows");
+	evfn_pg_source_free(src);
+	stop_runtime(rt);
+	drop_slot("s_fails");
+}
+
+/* Events end out of order; the slot never moves past one that has not
+ * ended, however many after it have, and moves on once it does. */
+static void
+test_pg_position_waits_for_events_not_ended(void **state)
+{
+	(void)state;
+	rec_reset();
+	strcpy(rec.block, "2");
+	make_table("waits", "id int PRIMARY KEY");
+	evfn_rt *rt = start_runtime(4, 0, 1);
+	evfn_pg_source *src = new_source(rt, "p_waits", options("s_waits"));
+	wait_streaming(src);
+	sql("INSERT INTO waits VALUES (1)");
+	uint64_t before_2 = current_lsn();
+	for (int i = 2; i <= 5; i++)
+		sql("INSERT INTO waits VALUES (%d)", i);
+	WAIT_FOR(evfn_pg_source_stat(src, EVFN_PG_STAT_ENDED) == 4, 10000);
+	/* Everything the source will report is reported: 1's end. */
+	WAIT_FOR(slot_confirmed("s_waits") ==
+	                 evfn_pg_source_stat(src, EVFN_PG_STAT_CONFIRMED_LSN) &&
+	         slot_confirmed("s_waits") > 0, 10000);
+	uint64_t held = slot_confirmed("s_waits");
+	if (held > before_2)
+		fail_msg("slot at %llx, past change 2 (from %llx on)",
+		         (unsigned long long)held,
+		         (unsigned long long)before_2);
+	atomic_store(&rec.released, true);
+	uint64_t end = current_lsn();
+	WAIT_FOR(slot_confirmed("s_waits") >= end, 10000);
+	ASSERT_EQ(seen_count(), 5);
+	evfn_pg_source_free(src);
+	stop_runtime(rt);
+	drop_slot("s_waits");
+}
+
+/* Changes to tables outside the publication send nothing, yet the slot
+ * follows them while the source has nothing outstanding, so that the
+ * server can recycle the WAL they fill. */
+static void
+test_pg_slot_follows_changes_of_other_tables(void **state)
+{
+	(void)state;
+	rec_reset();
+	make_table("quiet", "id int PRIMARY KEY");
+	sql("DROP TABLE IF EXISTS noisy");
+	sql("CREATE TABLE noisy (id int)");
+	evfn_rt *rt = start_runtime(1, 0, 1);
+	evfn_pg_source *src = new_source(rt, "p_quiet", options("s_quiet"));
+	wait_streaming(src);
+	for (int i = 0; i < 20; i++)
+		sql("INSERT INTO noisy VALUES (%d)", i);
+	uint64_t end = current_lsn();
+	WAIT_FOR(slot_confirmed("s_quiet") >= end, 10000);
+	ASSERT_EQ(seen_count(), 0);
+	evfn_pg_source_free(src);
+	stop_runtime(rt);
+	drop_slot("s_quiet");
+}
+
+/* ---- a host in a child process, for SIGKILL ------------------------------ */
+
+/* The child's handler: appends "<id> <subject>\n" to the log and
+ * returns OK; the change whose subject is block never ends. */
+static int child_log = -1;
+static char child_block[32];
+
+static int
+child_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ctx;
+	(void)userdata;
+	const char *subject = evfn_event_subject(ev);
+	if (subject && !strcmp(subject, child_block))
+		for (;;)
+			pause();
+	char line[128];
+	int n = snprintf(line, sizeof(line), "%s %s %s\n", evfn_event_id(ev),
+	                 subject ? subject : "-",
+	                 evfn_event_extension(ev, "pglsn"));
+	if (write(child_log, line, (size_t)n) != n)
+		return EVFN_RETRY;
+	return EVFN_OK;
+}
+
+/* --child PUBLICATION SLOT LOG BLOCK: a host that runs until killed. */
+static int
+child_main(char **argv)
+{
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	child_log = open(argv[2], O_WRONLY | O_CREAT | O_APPEND, 0600);
+	snprintf(child_block, sizeof(child_block), "%s", argv[3]);
+	evfn_rt_options *ro;
+	evfn_rt *rt;
+	evfn_fn_options *fo;
+	if (child_log < 0 || evfn_rt_options_new(&ro) ||
+	    evfn_rt_options_set_workers(ro, 1, 4) ||
+	    evfn_runtime_new(&rt, ro) || evfn_fn_options_new(&fo) ||
+	    evfn_fn_options_set_concurrency(fo, 4) ||
+	    evfn_register(rt, "rows", child_handler, NULL, fo, NULL) ||
+	    evfn_runtime_start(rt))
+		return 2;
+	evfn_pg_options *o;
+	evfn_pg_source *src;
+	if (evfn_pg_options_new(&o) ||
+	    evfn_pg_options_set_conninfo(o, conninfo()) ||
+	    evfn_pg_options_set_slot(o, argv[1], true) ||
+	    evfn_pg_options_set_feedback_ms(o, 5) ||
+	    evfn_pg_source_new(&src, rt, argv[0], "rows", o))
+		return 3;
+	for (;;)
+		pause();
+}
+
+static pid_t
+start_child(const char *publication, const char *slot, const char *log,
+            const char *block)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl("/proc/self/exe", "test-pg", "--child", publication, slot,
+		      log, block, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void
+kill_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
+/* Lines of a child's log: "<id> <subject> <lsn>". */
+struct logged {
+	char id[48];
+	int subject;
+	uint64_t lsn;
+};
+
+static int
+read_log(const char *path, struct logged *out, int max)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	int n = 0;
+	char id[48], lsn[24];
+	int subject;
+	while (n < max && fscanf(f, "%47s %d %23s", id, &subject, lsn) == 3) {
+		strcpy(out[n].id, id);
+		out[n].subject = subject;
+		out[n].lsn = parse_lsn(lsn);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static int
+log_lines(const char *path)
+{
+	static struct logged buf[2000];
+	return read_log(path, buf, 2000);
+}
+
+/* A host killed with SIGKILL in the middle of a transaction, while one
+ * change of it never ends and later ones did: the next host on the slot
+ * gets that change and everything after it, once each, and none of the
+ * changes before it, which had ended (the slot's position inside the
+ * transaction says so). */
+static void
+test_pg_killed_host_resumes_inside_a_transaction(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/evfn-pgkill.XXXXXX", log1[64], log2[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(log1, sizeof(log1), "%s/1", dir);
+	snprintf(log2, sizeof(log2), "%s/2", dir);
+	make_table("killed", "id int PRIMARY KEY");
+	drop_slot("s_killed");
+	pid_t child = start_child("p_killed", "s_killed", log1, "7");
+	WAIT_FOR(!slot_inactive("s_killed") &&
+	         strcmp(sql("SELECT count(*) FROM pg_replication_slots WHERE "
+	                    "slot_name = 's_killed'"), "1") == 0, 10000);
+	psql("INSERT INTO killed VALUES (1);\n"
+	     "INSERT INTO killed VALUES (2);\n"
+	     "BEGIN;\n"
+	     "INSERT INTO killed SELECT g FROM generate_series(3, 12) g;\n"
+	     "COMMIT;\n");
+	/* 1..6 and 8..12 ended; 7 never will. */
+	WAIT_FOR(log_lines(log1) == 11, 10000);
+	struct logged first[16];
+	ASSERT_EQ(read_log(log1, first, 16), 11);
+	uint64_t lsn6 = 0, lsn8 = 0;
+	for (int i = 0; i < 11; i++) {
+		if (first[i].subject == 6)
+			lsn6 = first[i].lsn;
+		if (first[i].subject == 8)
+			lsn8 = first[i].lsn;
+	}
+	assert_true(lsn6 && lsn8 > lsn6);
+	/* The position reaches just past 6, never 7. */
+	WAIT_FOR(slot_confirmed("s_killed") == lsn6 + 1, 10000);
+	kill_child(child);
+	WAIT_FOR(slot_inactive("s_killed"), 10000);
+	assert_true(slot_confirmed("s_killed") == lsn6 + 1);
+
+	child = start_child("p_killed", "s_killed", log2, "-");
+	uint64_t end = current_lsn();
+	WAIT_FOR(slot_confirmed("s_killed") >= end, 10000);
+	kill_child(child);
+	struct logged second[16];
+	int n = read_log(log2, second, 16);
+	/* 7 first, then 8..12 again (they had ended behind 7), each once,
+	 * with the ids they had before. */
+	ASSERT_EQ(n, 6);
+	int seen[13] = {0};
+	for (int i = 0; i < n; i++) {
+		assert_true(second[i].subject >= 7 && second[i].subject <= 12);
+		seen[second[i].subject]++;
+		for (int j = 0; j < 11; j++)
+			if (first[j].subject == second[i].subject)
+				assert_string_equal(first[j].id, second[i].id);
+	}
+	for (int i = 7; i <= 12; i++)
+		ASSERT_EQ(seen[i], 1);
+	unlink(log1);
+	unlink(log2);
+	rmdir(dir);
+	drop_slot("s_killed");
+}
+
+/* A host killed at an arbitrary moment of a stream of transactions: no
+ * change is lost, and only changes at or after the position the slot had
+ * reached are delivered again; every change before it had ended in the
+ * killed host. */
+static void
+test_pg_killed_host_loses_nothing(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/evfn-pgkill.XXXXXX", log1[64], log2[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(log1, sizeof(log1), "%s/1", dir);
+	snprintf(log2, sizeof(log2), "%s/2", dir);
+	make_table("stream", "id int PRIMARY KEY");
+	drop_slot("s_stream");
+	pid_t child = start_child("p_stream", "s_stream", log1, "-");
+	WAIT_FOR(!slot_inactive("s_stream") &&
+	         strcmp(sql("SELECT count(*) FROM pg_replication_slots WHERE "
+	                    "slot_name = 's_stream'"), "1") == 0, 10000);
+	enum { ROWS = 600 };
+	pid_t writer = fork();
+	assert_true(writer >= 0);
+	if (writer == 0) {
+		PGconn *c = PQconnectdb(conninfo());
+		for (int i = 0; i < ROWS; i++) {
+			char q[64];
+			snprintf(q, sizeof(q), "INSERT INTO stream VALUES (%d)", i);
+			PQclear(PQexec(c, q));
+		}
+		PQfinish(c);
+		_exit(0);
+	}
+	WAIT_FOR(log_lines(log1) >= ROWS / 4, 20000);
+	kill_child(child);
+	WAIT_FOR(slot_inactive("s_stream"), 10000);
+	uint64_t at_kill = slot_confirmed("s_stream");
+	child = start_child("p_stream", "s_stream", log2, "-");
+	int st;
+	assert_int_equal(waitpid(writer, &st, 0), writer);
+	uint64_t end = current_lsn();
+	WAIT_FOR(slot_confirmed("s_stream") >= end, 20000);
+	kill_child(child);
+
+	static struct logged a[ROWS * 2], b[ROWS * 2];
+	int na = read_log(log1, a, ROWS * 2), nb = read_log(log2, b, ROWS * 2);
+	static int in_a[ROWS], in_b[ROWS];
+	memset(in_a, 0, sizeof(in_a));
+	memset(in_b, 0, sizeof(in_b));
+	for (int i = 0; i < na; i++)
+		in_a[a[i].subject]++;
+	for (int i = 0; i < nb; i++)
+		in_b[b[i].subject]++;
+	int again = 0;
+	for (int r = 0; r < ROWS; r++) {
+		if (in_a[r] > 1 || in_b[r] > 1 || in_a[r] + in_b[r] == 0)
+			fail_msg("row %d: %d + %d deliveries", r, in_a[r],
+			         in_b[r]);
+		again += in_a[r] && in_b[r];
+	}
+	/* One change a transaction: its id is "<commit LSN>:0". The server
+	 * sends again exactly the transactions committed at or after the
+	 * position; those before it all ended in the killed host. */
+	for (int i = 0; i < nb; i++) {
+		uint64_t commit = parse_lsn(b[i].id);
+		if (commit < at_kill)
+			fail_msg("row %d (commit %s) delivered again, slot was at "
+			         "%llx", b[i].subject, b[i].id,
+			         (unsigned long long)at_kill);
+	}
+	for (int i = 0; i < na; i++)
+		if (parse_lsn(a[i].id) >= at_kill && !in_b[a[i].subject])
+			fail_msg("row %d after the position not delivered again",
+			         a[i].subject);
+	print_message("# %d of %d rows delivered again after the kill\n",
+	              again, ROWS);
+	unlink(log1);
+	unlink(log2);
+	rmdir(dir);
+	drop_slot("s_stream");
+}
+
+/* The server stops and starts again: the source reports the lost
+ * connection, reconnects by itself and carries on; each change arrives
+ * once, those sent again after the reconnection skipped. */
+static void
+test_pg_server_restart(void **state)
+{
+	(void)state;
+	rec_reset();
+	make_table("restarts", "id int PRIMARY KEY");
+	evfn_rt *rt = start_runtime(2, 0, 1);
+	evfn_pg_source *src = new_source(rt, "p_restarts",
+	                                 options("s_restarts"));
+	wait_streaming(src);
+	for (int i = 1; i <= 20; i++)
+		sql("INSERT INTO restarts VALUES (%d)", i);
+	PQfinish(db);
+	db = NULL;
+	const char *cluster = getenv("EVFN_PG_CLUSTER");
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "sh '%s' stop", cluster);
+	assert_int_equal(system(cmd), 0);
+	WAIT_FOR(evfn_pg_source_status(src) == EVFN_ECONNREFUSED, 10000);
+	snprintf(cmd, sizeof(cmd), "sh '%s' start", cluster);
+	assert_int_equal(system(cmd), 0);
+	db = PQconnectdb(conninfo());
+	assert_int_equal(PQstatus(db), CONNECTION_OK);
+	WAIT_FOR(evfn_pg_source_stat(src, EVFN_PG_STAT_CONNECTS) >= 2 &&
+	         evfn_pg_source_status(src) == 0, 10000);
+	for (int i = 21; i <= 40; i++)
+		sql("INSERT INTO restarts VALUES (%d)", i);
+	uint64_t end = current_lsn();
+	WAIT_FOR(slot_confirmed("s_restarts") >= end, 10000);
+	ASSERT_EQ(seen_count(), 40);
+	int hits[41] = {0};
+	for (int i = 0; i < 40; i++)
+		hits[atoi(rec.v[i].subject)]++;
+	for (int i = 1; i <= 40; i++)
+		ASSERT_EQ(hits[i], 1);
+	evfn_pg_source_free(src);
+	stop_runtime(rt);
+	drop_slot("s_restarts");
+}
+
+/* ---- backpressure ---------------------------------------------------------- */
+
+static atomic_int bulk_count;
+
+static int
+bulk_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ctx;
+	(void)ev;
+	(void)userdata;
+	/* A little work, so that the source is the faster side. */
+	int64_t until = test_now_ms() * 1000 + 2;
+	struct timespec ts;
+	do
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+	while ((int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 < until);
+	atomic_fetch_add(&bulk_count, 1);
+	return EVFN_OK;
+}
+
+static long
+proc_status_kb(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	size_t n = strlen(field);
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n))
+			v = atol(line + n + 1);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* 100,000 rows in one statement through a function that takes 256 at a
+ * time: the source stops reading while the queue is full, and the
+ * process's peak memory stays far below what holding the rows would
+ * take (about 80 MB here). */
+static void
+test_pg_bulk_insert_keeps_memory_bounded(void **state)
+{
+	(void)state;
+	enum { ROWS = 100000 };
+	make_table("bulk", "id int PRIMARY KEY, v text");
+	evfn_rt_options *ro;
+	ASSERT_OK(evfn_rt_options_new(&ro));
+	ASSERT_OK(evfn_rt_options_set_workers(ro, 1, 2));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, ro));
+	evfn_rt_options_free(ro);
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_queue_capacity(fo, 256));
+	ASSERT_OK(evfn_fn_options_set_concurrency(fo, 1));
+	ASSERT_OK(evfn_register(rt, "rows", bulk_handler, NULL, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_runtime_start(rt));
+	atomic_store(&bulk_count, 0);
+	evfn_pg_source *src = new_source(rt, "p_bulk", options("s_bulk"));
+	wait_streaming(src);
+	/* Peak memory from here on. */
+	FILE *f = fopen("/proc/self/clear_refs", "w");
+	assert_non_null(f);
+	fputs("5", f);
+	fclose(f);
+	long rss_before = proc_status_kb("VmRSS:");
+	psql("INSERT INTO bulk SELECT g, repeat('x', 600) FROM "
+	     "generate_series(1, 100000) g;\n");
+	WAIT_FOR(atomic_load(&bulk_count) == ROWS, 60000);
+	long peak = proc_status_kb("VmHWM:");
+	print_message("# peak memory grew by %ld kB; %llu pauses\n",
+	              peak - rss_before,
+	              (unsigned long long)evfn_pg_source_stat(
+			      src, EVFN_PG_STAT_PAUSES));
+	assert_true(evfn_pg_source_stat(src, EVFN_PG_STAT_PAUSES) > 0);
+	if (peak - rss_before > 24 * 1024)
+		fail_msg("peak memory grew by %ld kB", peak - rss_before);
+	uint64_t end = current_lsn();
+	WAIT_FOR(slot_confirmed("s_bulk") >= end, 10000);
+	ASSERT_EQ(evfn_pg_source_stat(src, EVFN_PG_STAT_ENDED), ROWS);
+	evfn_pg_source_free(src);
+	stop_runtime(rt);
+	drop_slot("s_bulk");
+}
+
+/* ---- mapping details ------------------------------------------------------- */
+
+/* Composite keys, REPLICA IDENTITY FULL, a truncation, an unchanged
+ * large value, a type prefix and the default slot name. */
+static void
+test_pg_mapping_of_keys_identity_and_truncate(void **state)
+{
+	(void)state;
+	rec_reset();
+	sql("DROP PUBLICATION IF EXISTS p_map");
+	sql("DROP TABLE IF EXISTS m_pair, m_full");
+	sql("CREATE TABLE m_pair (region text, n int, big text, "
+	    "PRIMARY KEY (region, n))");
+	sql("ALTER TABLE m_pair ALTER big SET STORAGE EXTERNAL");
+	sql("CREATE TABLE m_full (a int, b text)");
+	sql("ALTER TABLE m_full REPLICA IDENTITY FULL");
+	sql("CREATE PUBLICATION p_map FOR TABLE m_pair, m_full");
+	evfn_rt *rt = start_runtime(1, 0, 1);
+	evfn_pg_options *o = options(NULL);
+	ASSERT_OK(evfn_pg_options_set_type_prefix(o, "db"));
+	ASSERT_OK(evfn_pg_options_set_max_in_flight(o, 1));
+	evfn_pg_source *src = new_source(rt, "p_map", o);
+	wait_streaming(src);
+	assert_string_equal(sql("SELECT plugin FROM pg_replication_slots "
+	                        "WHERE slot_name = 'evfn_p_map'"),
+	                    "pgoutput");
+	psql("INSERT INTO m_pair VALUES ('eu', 1, repeat('z', 5000));\n"
+	     "UPDATE m_pair SET n = 2;\n"
+	     "INSERT INTO m_full VALUES (1, 'x');\n"
+	     "UPDATE m_full SET b = 'y';\n"
+	     "DELETE FROM m_full;\n"
+	     "TRUNCATE m_pair, m_full;\n");
+	WAIT_FOR(seen_count() == 7, 10000);
+	char big[5100];
+	memset(big, 'z', 5000);
+	big[5000] = '\0';
+	assert_string_equal(rec.v[0].type, "db.public.m_pair.insert");
+	assert_string_equal(rec.v[0].subject, "[\"eu\",1]");
+	assert_string_equal(rec.v[0].okey, "public.m_pair:[\"eu\",1]");
+	/* The 5000-byte value did not change: left out of "new". */
+	assert_string_equal(seen_line(1), "db.public.m_pair.update [\"eu\",2] "
+	                    "{\"new\":{\"region\":\"eu\",\"n\":2},"
+	                    "\"old\":{\"region\":\"eu\",\"n\":1}}");
+	assert_string_equal(seen_line(3), "db.public.m_full.update [1,\"y\"] "
+	                    "{\"new\":{\"a\":1,\"b\":\"y\"},"
+	                    "\"old\":{\"a\":1,\"b\":\"x\"}}");
+	assert_string_equal(seen_line(4), "db.public.m_full.delete [1,\"y\"] "
+	                    "{\"old\":{\"a\":1,\"b\":\"y\"}}");
+	assert_string_equal(seen_line(5), "db.public.m_pair.truncate  "
+	                    "{\"cascade\":false,\"restart_identity\":false}");
+	assert_string_equal(seen_line(6), "db.public.m_full.truncate  "
+	                    "{\"cascade\":false,\"restart_identity\":false}");
+	assert_string_equal(rec.v[5].okey, "");
+	evfn_pg_source_free(src);
+	stop_runtime(rt);
+	drop_slot("evfn_p_map");
+}
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/* A source whose server refuses it for good: its status says why, and it
+ * does not try again. */
+static void
+expect_stopped(evfn_pg_source *src, int code)
+{
+	WAIT_FOR(evfn_pg_source_status(src) == code, 10000);
+	ASSERT_EQ(evfn_pg_source_stat(src, EVFN_PG_STAT_CONNECTS), 0);
+}
+
+static evfn_pg_source *
+source_with(evfn_rt *rt, const char *publication, const char *extra_conninfo,
+            const char *slot, bool create)
+{
+	evfn_pg_options *o = options(NULL);
+	char c[512];
+	snprintf(c, sizeof(c), "%s %s", conninfo(), extra_conninfo);
+	ASSERT_OK(evfn_pg_options_set_conninfo(o, c));
+	ASSERT_OK(evfn_pg_options_set_slot(o, slot, create));
+	return new_source(rt, publication, o);
+}
+
+static void
+test_pg_errors_are_specific(void **state)
+{
+	(void)state;
+	make_table("errs", "id int PRIMARY KEY");
+	sql("DROP ROLE IF EXISTS norepl");
+	sql("CREATE ROLE norepl LOGIN");
+	evfn_rt *rt = start_runtime(1, 0, 1);
+	struct {
+		const char *publication, *conninfo, *slot;
+		bool create;
+		int code;
+	} cases[] = {
+		{"p_errs", "user=nosuchrole", "s_errs", true, EVFN_EAUTH},
+		{"p_errs", "dbname=nosuchdb", "s_errs", true, EVFN_ENOENT},
+		{"p_errs", "user=norepl", "s_errs", true, EVFN_EACCES},
+		{"p_nosuch", "", "s_errs", true, EVFN_ENOPUBLICATION},
+		{"p_errs", "", "s_nosuch", false, EVFN_ENOSLOT},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		evfn_pg_source *src =
+			source_with(rt, cases[i].publication, cases[i].conninfo,
+			            cases[i].slot, cases[i].create);
+		expect_stopped(src, cases[i].code);
+		evfn_pg_source_free(src);
+	}
+	/* A slot of another plugin. */
+	sql("SELECT pg_create_logical_replication_slot('s_text', "
+	    "'test_decoding')");
+	evfn_pg_source *src = source_with(rt, "p_errs", "", "s_text", true);
+	expect_stopped(src, EVFN_EINVAL);
+	evfn_pg_source_free(src);
+	drop_slot("s_text");
+	/* Nobody listening there: the source keeps trying. */
+	evfn_pg_options *o = options("s_errs");
+	ASSERT_OK(evfn_pg_options_set_conninfo(
+		o, "host=127.0.0.1 port=1 dbname=postgres"));
+	src = new_source(rt, "p_errs", o);
+	WAIT_FOR(evfn_pg_source_status(src) == EVFN_ECONNREFUSED, 10000);
+	evfn_pg_source_free(src);
+	stop_runtime(rt);
+	sql("DROP ROLE norepl");
+}
+
+/* A slot dropped behind the source's back (its connection killed and the
+ * slot dropped before it reconnects): the source stops with ENOSLOT
+ * rather than create a new slot past the lost changes. */
+static void
+test_pg_dropped_slot_stops_the_source(void **state)
+{
+	(void)state;
+	rec_reset();
+	make_table("dropped", "id int PRIMARY KEY");
+	evfn_rt *rt = start_runtime(1, 0, 1);
+	evfn_pg_options *o = options("s_dropped");
+	ASSERT_OK(evfn_pg_options_set_reconnect(o, 300, 300));
+	evfn_pg_source *src = new_source(rt, "p_dropped", o);
+	wait_streaming(src);
+	sql("DO $$ BEGIN LOOP BEGIN "
+	    "PERFORM pg_terminate_backend(active_pid, 5000) FROM "
+	    "pg_replication_slots WHERE slot_name = 's_dropped' AND active; "
+	    "PERFORM pg_drop_replication_slot('s_dropped'); EXIT; "
+	    "EXCEPTION WHEN object_in_use THEN PERFORM pg_sleep(0.01); "
+	    "END; END LOOP; END $$");
+	WAIT_FOR(evfn_pg_source_status(src) == EVFN_ENOSLOT, 10000);
+	assert_string_equal(sql("SELECT count(*) FROM pg_replication_slots "
+	                        "WHERE slot_name = 's_dropped'"),
+	                    "0");
+	evfn_pg_source_free(src);
+	stop_runtime(rt);
+}
+
+/* ---- LISTEN/NOTIFY ----------------------------------------------------- */
+
+static void
+test_pg_listen_delivers_notifications(void **state)
+{
+	(void)state;
+	rec_reset();
+	evfn_rt *rt = start_runtime(1, 0, 1);
+	evfn_pg_options *o = options(NULL);
+	evfn_pg_source *src;
+	ASSERT_OK(evfn_pg_listen_new(&src, rt, "Jobs", "rows", o));
+	evfn_pg_options_free(o);
+	wait_streaming(src);
+	psql("NOTIFY \"Jobs\", 'first';\n"
+	     "SELECT pg_notify('Jobs', '{\"n\": 2}');\n"
+	     "NOTIFY other, 'not ours';\n");
+	WAIT_FOR(evfn_pg_source_stat(src, EVFN_PG_STAT_SUBMITTED) == 2, 10000);
+	WAIT_FOR(seen_count() == 2, 10000);
+	assert_string_equal(seen_line(0), "pg.Jobs  first");
+	assert_string_equal(seen_line(1), "pg.Jobs  {\"n\": 2}");
+	evfn_pg_source_free(src);
+	stop_runtime(rt);
+}
+
 /* ---- main ------------------------------------------------------------------ */
 
 static void
@@ -497,7 +1157,8 @@ teardown_db(void **state)
 int
 main(int argc, char **argv)
 {
-	(void)argc;
+	if (argc == 6 && !strcmp(argv[1], "--child"))
+		return child_main(argv + 2);
 	if (!getenv("EVFN_PG_CONNINFO")) {
 		/* By hand: run again inside a throwaway cluster. */
 		execl("/bin/sh", "sh", PG_CLUSTER_SH, "run", argv[0],
@@ -509,6 +1170,17 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		PGTEST(test_pg_options_refuse_bad_values),
 		PGTEST(test_pg_changes_arrive_once_in_commit_order),
+		PGTEST(test_pg_failures_retry_and_dead_letter),
+		PGTEST(test_pg_position_waits_for_events_not_ended),
+		PGTEST(test_pg_slot_follows_changes_of_other_tables),
+		PGTEST(test_pg_killed_host_resumes_inside_a_transaction),
+		PGTEST(test_pg_killed_host_loses_nothing),
+		PGTEST(test_pg_server_restart),
+		PGTEST(test_pg_bulk_insert_keeps_memory_bounded),
+		PGTEST(test_pg_mapping_of_keys_identity_and_truncate),
+		PGTEST(test_pg_errors_are_specific),
+		PGTEST(test_pg_dropped_slot_stops_the_source),
+		PGTEST(test_pg_listen_delivers_notifications),
 	};
 	if (getenv("EVFN_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("EVFN_TEST_FILTER"));

@@ -37,7 +37,11 @@
  *
  * Delivery guarantee (logical decoding): at least once, in commit order.
  * Changes are submitted to the function in commit order (within a
- * transaction, in the order they were made). The slot's confirmed
+ * transaction, in the order they were made); changes to one row run one
+ * at a time in that order (the ordering key), changes to different rows
+ * may run in parallel, so they can end in another order; with
+ * max_in_flight 1 one change runs at a time, in commit order. The slot's
+ * confirmed
  * position, what the server keeps for the next connection, advances only
  * past changes whose events ended: succeeded, dead-lettered, expired or
  * cancelled (an event handed back at drain has not ended). Since events
@@ -52,7 +56,9 @@
  * recognised and skipped. Positions inside a transaction count: a crash
  * in the middle of a large one resumes after its last change that ended,
  * not at its start. An unclean server crash may move the slot back to
- * its last checkpoint, which re-delivers more, never less.
+ * its last checkpoint, which re-delivers more, never less. A fast server
+ * shutdown waits until its replication clients confirmed what they were
+ * sent: events still running delay it until they end.
  *
  * LISTEN/NOTIFY (evfn_pg_listen_new()) is at most once: the server does
  * not keep notifications for a listener that is not connected, so those

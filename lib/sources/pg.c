@@ -1346,8 +1346,9 @@ take_copy(struct evfn_pg_source *s, const unsigned char *p, size_t n,
 		/* Between transactions with nothing outstanding, everything
 		 * the server sent up to here is done: moving the slot along
 		 * lets the server recycle WAL that other tables' changes
-		 * fill. */
-		if (!s->in_txn && s->count == 0 && !s->stalled)
+		 * fill, and lets a fast shutdown, which waits until its
+		 * walsenders' clients confirmed all they were sent, finish. */
+		if (!s->in_txn && s->count == 0)
 			confirm(s, end);
 		if (p[17])
 			send_status(s, true);
