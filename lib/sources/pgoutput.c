@@ -200,6 +200,10 @@ rd_tuple(struct rd *r, struct evfn__pgo *d, const struct evfn__pgo_relation *rel
 	int n = rd_u16(r);
 	if (r->bad || n != rel->ncols)
 		return EVFN_EINVAL;
+	t->n = n;
+	t->v = NULL;
+	if (n == 0)
+		return 0; /* a table without columns */
 	if (first + (size_t)n > d->vals_cap) {
 		size_t cap = EVFN__MAX(first + (size_t)n, d->vals_cap * 2);
 		struct evfn__pgo_value *v =
@@ -223,7 +227,6 @@ rd_tuple(struct rd *r, struct evfn__pgo *d, const struct evfn__pgo_relation *rel
 		if (r->bad)
 			return EVFN_EINVAL;
 	}
-	t->n = n;
 	t->v = v;
 	return 0;
 }
@@ -254,9 +257,9 @@ decode_relation(struct evfn__pgo *d, struct rd *r)
 	rel->table = evfn__strdup(rd_str(r));
 	(void)rd_u8(r); /* replica identity setting: the flags say it */
 	rel->ncols = rd_u16(r);
-	int rc = r->bad || !*rel->table ? EVFN_EINVAL : 0;
-	if (!rc && (!rel->schema || !rel->table))
-		rc = EVFN_ENOMEM;
+	int rc = !rel->schema || !rel->table ? EVFN_ENOMEM : 0;
+	if (!rc && (r->bad || !*rel->table))
+		rc = EVFN_EINVAL;
 	if (!rc && rel->ncols > 0 &&
 	    !(rel->cols = evfn__calloc((size_t)rel->ncols, sizeof(*rel->cols))))
 		rc = EVFN_ENOMEM;
