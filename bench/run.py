@@ -411,6 +411,43 @@ def main():
                     k, fmt(d["median"]),
                     "%s-%s" % (fmt(d["min"]), fmt(d["max"]))))
 
+    # PostgreSQL row changes through the pg source beside pgbench's insert
+    # rate on the same server, in a throwaway cluster (tests/pg-cluster.sh,
+    # the tests' script); bench-pg runs the rounds itself, alternating
+    # which of each pair runs first, and the ratio is the median of the
+    # per-round ratios.
+    pg_bin = os.path.join(os.path.dirname(binary), "bench-pg")
+    cluster = os.path.join(ROOT, "tests", "pg-cluster.sh")
+    if (os.path.exists(pg_bin) and shutil.which("pgbench") and
+            (not args.only or "pg" in args.only.split(","))):
+        n = 20000 if args.quick else 50000
+        p = subprocess.run(["sh", cluster, "run", pg_bin, "--rounds",
+                            str(runs), "--rows", str(n)],
+                           capture_output=True, text=True,
+                           timeout=timeout * 5)
+        rounds = [json.loads(line) for line in p.stdout.splitlines()
+                  if line.startswith("{")]
+        if p.returncode != 0 or not rounds:
+            print("pg: bench-pg failed: %s" % p.stderr.strip()[-400:],
+                  file=sys.stderr)
+        for res in rounds:
+            res["key"] = "pg"
+            raw.append(res)
+        if rounds:
+            stats["pg"] = {k: describe([x[k] for x in rounds])
+                           for k in ("insert_rows_per_s", "pg_rows_per_s",
+                                     "p50_us", "p99_us", "ratio")}
+            put("pg_rows_per_s", stats["pg"]["pg_rows_per_s"]["median"])
+            put("pg_p50_us", stats["pg"]["p50_us"]["median"])
+            put("pg_p99_us", stats["pg"]["p99_us"]["median"])
+            put("pg_vs_insert_rate", stats["pg"]["ratio"]["median"])
+            for k in ("insert_rows_per_s", "pg_rows_per_s", "p50_us",
+                      "p99_us"):
+                d = stats["pg"][k]
+                print("pg        %-18s %10s %21s" % (
+                    k, fmt(d["median"]),
+                    "%s-%s" % (fmt(d["min"]), fmt(d["max"]))))
+
     # Python handlers through evfn beside ThreadPoolExecutor and asyncio
     # (bindings/python/bench_python.py interleaves them itself).
     build_root = os.path.dirname(os.path.dirname(binary))
