@@ -113,8 +113,10 @@ typedef enum evfn_pg_stat {
 	/** Notifications dropped because the runtime refused them for good
 	 * (no such function; listen mode only). */
 	EVFN_PG_STAT_DROPPED = 5,
-	/** The slot position last reported to the server, as a 64-bit LSN
-	 * (logical decoding only). */
+	/** The slot position as a 64-bit LSN: every change before it ended.
+	 * The server has it within the feedback interval (logical decoding
+	 * only). Read after EVFN_PG_STAT_ENDED, it accounts for at least
+	 * the ends counted. */
 	EVFN_PG_STAT_CONFIRMED_LSN = 6,
 	/** Number of counters; not a counter. */
 	EVFN_PG_STAT_COUNT = 7

@@ -338,7 +338,6 @@ struct evfn_pg_source {
 	uint64_t open_done;      /* its LSN; 0: none */
 	uint64_t confirmed;      /* every change before it ended */
 	uint64_t received;       /* the furthest position the server sent */
-	uint64_t reported;       /* the flush position last sent */
 	bool feedback_armed;
 };
 
@@ -715,8 +714,8 @@ slot_position(struct evfn_pg_source *s, const char *text)
 		return;
 	if (lsn > s->confirmed)
 		s->confirmed = lsn;
-	if (lsn > s->reported)
-		s->reported = lsn;
+	atomic_store_explicit(&s->stat[EVFN_PG_STAT_CONFIRMED_LSN],
+	                      s->confirmed, memory_order_release);
 	if (!s->resumed)
 		s->first_skip_lsn = (lsn & 7) ? lsn : 0;
 }
@@ -948,6 +947,8 @@ confirm(struct evfn_pg_source *s, uint64_t pos)
 {
 	if (pos > s->confirmed) {
 		s->confirmed = pos;
+		atomic_store_explicit(&s->stat[EVFN_PG_STAT_CONFIRMED_LSN], pos,
+		                      memory_order_release);
 		schedule_feedback(s);
 	}
 }
@@ -1017,9 +1018,6 @@ send_status(struct evfn_pg_source *s, bool reply)
 		s->feedback_armed = true;
 		return;
 	}
-	s->reported = s->confirmed;
-	atomic_store_explicit(&s->stat[EVFN_PG_STAT_CONFIRMED_LSN],
-	                      s->confirmed, memory_order_relaxed);
 	add_timer_ms(s->feedback_ev, STATUS_INTERVAL_MS);
 	flush_output(s);
 }
@@ -1423,8 +1421,11 @@ on_result(const evfn_result *res, void *arg)
 	struct evfn_pg_source *s = mk->src;
 	if (!s->closed && evfn_result_code(res) != EVFN_EHANDEDBACK) {
 		mk->ended = true;
-		count(s, EVFN_PG_STAT_ENDED, 1);
+		/* The position first: whoever reads the count then finds it
+		 * moved. */
 		advance(s);
+		atomic_fetch_add_explicit(&s->stat[EVFN_PG_STAT_ENDED], 1,
+		                          memory_order_release);
 		/* Room again: read on, on the next turn. */
 		if (!s->reading && s->phase == PH_STREAMING)
 			event_active(s->pump_ev, EV_TIMEOUT, 0);
@@ -1692,7 +1693,7 @@ evfn_pg_source_stat(const evfn_pg_source *src, evfn_pg_stat which)
 	if (!src || (int)which < 0 || which >= EVFN_PG_STAT_COUNT)
 		return 0;
 	return atomic_load_explicit(&((evfn_pg_source *)src)->stat[which],
-	                            memory_order_relaxed);
+	                            memory_order_acquire);
 }
 
 void

@@ -62,6 +62,9 @@ ELOOPDETECTED: int
 ECIRCUITOPEN: int
 EPROTO: int
 EMEDIATYPE: int
+ECONNINFO: int
+ENOPUBLICATION: int
+ENOSLOT: int
 
 class Error(Exception):
     code: int
