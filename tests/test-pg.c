@@ -248,8 +248,12 @@ seen_line(int i)
 
 /* ---- runtime and sources ---------------------------------------------- */
 
+/* A started runtime with one function "rows" running handler, at most
+ * concurrency at once (0: no limit), with a queue of queue events (0:
+ * the default) and attempts attempts, 5 ms apart. */
 static evfn_rt *
-start_runtime(int concurrency, int queue, int attempts)
+start_runtime_with(evfn_handler handler, int concurrency, int queue,
+                   int attempts)
 {
 	evfn_rt_options *o;
 	ASSERT_OK(evfn_rt_options_new(&o));
@@ -259,16 +263,23 @@ start_runtime(int concurrency, int queue, int attempts)
 	evfn_rt_options_free(o);
 	evfn_fn_options *fo;
 	ASSERT_OK(evfn_fn_options_new(&fo));
-	ASSERT_OK(evfn_fn_options_set_concurrency(fo, concurrency));
+	if (concurrency)
+		ASSERT_OK(evfn_fn_options_set_concurrency(fo, concurrency));
 	ASSERT_OK(evfn_fn_options_set_attempts(fo, attempts));
 	ASSERT_OK(evfn_fn_options_set_backoff(fo, EVFN_BACKOFF_FIXED, 5, 1, 5,
 	                                      EVFN_JITTER_NONE));
 	if (queue)
 		ASSERT_OK(evfn_fn_options_set_queue_capacity(fo, queue));
-	ASSERT_OK(evfn_register(rt, "rows", record_handler, NULL, fo, NULL));
+	ASSERT_OK(evfn_register(rt, "rows", handler, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
 	ASSERT_OK(evfn_runtime_start(rt));
 	return rt;
+}
+
+static evfn_rt *
+start_runtime(int concurrency, int queue, int attempts)
+{
+	return start_runtime_with(record_handler, concurrency, queue, attempts);
 }
 
 static void
@@ -670,6 +681,43 @@ log_lines(const char *path)
 	return read_log(path, buf, 2000);
 }
 
+/* Two hosts in turn on one slot: a directory for their logs, inside the
+ * cluster's own (which pg-cluster.sh removes even if the test fails). */
+struct hosts {
+	char dir[128];
+	char log1[160], log2[160];
+};
+
+/* Makes table (id int PRIMARY KEY) in publication p_<table>, drops the
+ * slot if a former run left it, and starts the first host, logging to
+ * h->log1 with block as the subject that never ends ("-": none); returns
+ * once the host streams from its new slot. */
+static pid_t
+first_host(struct hosts *h, const char *table, const char *slot,
+           const char *block)
+{
+	snprintf(h->dir, sizeof(h->dir), "%s/kill.XXXXXX", getenv("PGHOST"));
+	assert_non_null(mkdtemp(h->dir));
+	snprintf(h->log1, sizeof(h->log1), "%s/1", h->dir);
+	snprintf(h->log2, sizeof(h->log2), "%s/2", h->dir);
+	make_table(table, "id int PRIMARY KEY");
+	drop_slot(slot);
+	char publication[64];
+	snprintf(publication, sizeof(publication), "p_%s", table);
+	pid_t child = start_child(publication, slot, h->log1, block);
+	WAIT_FOR(!slot_inactive(slot), 10000);
+	return child;
+}
+
+static void
+hosts_cleanup(struct hosts *h, const char *slot)
+{
+	unlink(h->log1);
+	unlink(h->log2);
+	rmdir(h->dir);
+	drop_slot(slot);
+}
+
 /* A host killed with SIGKILL in the middle of a transaction, while one
  * change of it never ends and later ones did: the next host on the slot
  * gets that change and everything after it, once each, and none of the
@@ -679,25 +727,17 @@ static void
 test_pg_killed_host_resumes_inside_a_transaction(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/evfn-pgkill.XXXXXX", log1[64], log2[64];
-	assert_non_null(mkdtemp(dir));
-	snprintf(log1, sizeof(log1), "%s/1", dir);
-	snprintf(log2, sizeof(log2), "%s/2", dir);
-	make_table("killed", "id int PRIMARY KEY");
-	drop_slot("s_killed");
-	pid_t child = start_child("p_killed", "s_killed", log1, "7");
-	WAIT_FOR(!slot_inactive("s_killed") &&
-	         strcmp(sql("SELECT count(*) FROM pg_replication_slots WHERE "
-	                    "slot_name = 's_killed'"), "1") == 0, 10000);
+	struct hosts h;
+	pid_t child = first_host(&h, "killed", "s_killed", "7");
 	psql("INSERT INTO killed VALUES (1);\n"
 	     "INSERT INTO killed VALUES (2);\n"
 	     "BEGIN;\n"
 	     "INSERT INTO killed SELECT g FROM generate_series(3, 12) g;\n"
 	     "COMMIT;\n");
 	/* 1..6 and 8..12 ended; 7 never will. */
-	WAIT_FOR(log_lines(log1) == 11, 10000);
+	WAIT_FOR(log_lines(h.log1) == 11, 10000);
 	struct logged first[16];
-	ASSERT_EQ(read_log(log1, first, 16), 11);
+	ASSERT_EQ(read_log(h.log1, first, 16), 11);
 	uint64_t lsn6 = 0, lsn8 = 0;
 	for (int i = 0; i < 11; i++) {
 		if (first[i].subject == 6)
@@ -712,12 +752,12 @@ test_pg_killed_host_resumes_inside_a_transaction(void **state)
 	WAIT_FOR(slot_inactive("s_killed"), 10000);
 	assert_true(slot_confirmed("s_killed") == lsn6 + 1);
 
-	child = start_child("p_killed", "s_killed", log2, "-");
+	child = start_child("p_killed", "s_killed", h.log2, "-");
 	uint64_t end = current_lsn();
 	WAIT_FOR(slot_confirmed("s_killed") >= end, 10000);
 	kill_child(child);
 	struct logged second[16];
-	int n = read_log(log2, second, 16);
+	int n = read_log(h.log2, second, 16);
 	/* 7 first, then 8..12 again (they had ended behind 7), each once,
 	 * with the ids they had before. */
 	ASSERT_EQ(n, 6);
@@ -731,10 +771,7 @@ test_pg_killed_host_resumes_inside_a_transaction(void **state)
 	}
 	for (int i = 7; i <= 12; i++)
 		ASSERT_EQ(seen[i], 1);
-	unlink(log1);
-	unlink(log2);
-	rmdir(dir);
-	drop_slot("s_killed");
+	hosts_cleanup(&h, "s_killed");
 }
 
 /* A host killed at an arbitrary moment of a stream of transactions: no
@@ -745,16 +782,8 @@ static void
 test_pg_killed_host_loses_nothing(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/evfn-pgkill.XXXXXX", log1[64], log2[64];
-	assert_non_null(mkdtemp(dir));
-	snprintf(log1, sizeof(log1), "%s/1", dir);
-	snprintf(log2, sizeof(log2), "%s/2", dir);
-	make_table("stream", "id int PRIMARY KEY");
-	drop_slot("s_stream");
-	pid_t child = start_child("p_stream", "s_stream", log1, "-");
-	WAIT_FOR(!slot_inactive("s_stream") &&
-	         strcmp(sql("SELECT count(*) FROM pg_replication_slots WHERE "
-	                    "slot_name = 's_stream'"), "1") == 0, 10000);
+	struct hosts h;
+	pid_t child = first_host(&h, "stream", "s_stream", "-");
 	enum { ROWS = 600 };
 	pid_t writer = fork();
 	assert_true(writer >= 0);
@@ -768,11 +797,11 @@ test_pg_killed_host_loses_nothing(void **state)
 		PQfinish(c);
 		_exit(0);
 	}
-	WAIT_FOR(log_lines(log1) >= ROWS / 4, 20000);
+	WAIT_FOR(log_lines(h.log1) >= ROWS / 4, 20000);
 	kill_child(child);
 	WAIT_FOR(slot_inactive("s_stream"), 10000);
 	uint64_t at_kill = slot_confirmed("s_stream");
-	child = start_child("p_stream", "s_stream", log2, "-");
+	child = start_child("p_stream", "s_stream", h.log2, "-");
 	int st;
 	assert_int_equal(waitpid(writer, &st, 0), writer);
 	uint64_t end = current_lsn();
@@ -780,7 +809,7 @@ test_pg_killed_host_loses_nothing(void **state)
 	kill_child(child);
 
 	static struct logged a[ROWS * 2], b[ROWS * 2];
-	int na = read_log(log1, a, ROWS * 2), nb = read_log(log2, b, ROWS * 2);
+	int na = read_log(h.log1, a, ROWS * 2), nb = read_log(h.log2, b, ROWS * 2);
 	static int in_a[ROWS], in_b[ROWS];
 	memset(in_a, 0, sizeof(in_a));
 	memset(in_b, 0, sizeof(in_b));
@@ -811,10 +840,7 @@ test_pg_killed_host_loses_nothing(void **state)
 			         a[i].subject);
 	print_message("# %d of %d rows delivered again after the kill\n",
 	              again, ROWS);
-	unlink(log1);
-	unlink(log2);
-	rmdir(dir);
-	drop_slot("s_stream");
+	hosts_cleanup(&h, "s_stream");
 }
 
 /* The server stops and starts again: the source reports the lost
@@ -900,18 +926,7 @@ test_pg_bulk_insert_keeps_memory_bounded(void **state)
 	(void)state;
 	enum { ROWS = 100000, QUEUE = 256 };
 	make_table("bulk", "id int PRIMARY KEY, v text");
-	evfn_rt_options *ro;
-	ASSERT_OK(evfn_rt_options_new(&ro));
-	ASSERT_OK(evfn_rt_options_set_workers(ro, 1, 2));
-	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, ro));
-	evfn_rt_options_free(ro);
-	evfn_fn_options *fo;
-	ASSERT_OK(evfn_fn_options_new(&fo));
-	ASSERT_OK(evfn_fn_options_set_queue_capacity(fo, QUEUE));
-	ASSERT_OK(evfn_register(rt, "rows", bulk_handler, NULL, fo, NULL));
-	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	evfn_rt *rt = start_runtime_with(bulk_handler, 0, QUEUE, 1);
 	atomic_store(&bulk_count, 0);
 	evfn_pg_source *src = new_source(rt, "p_bulk", options("s_bulk"));
 	wait_streaming(src);

@@ -11,42 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "failing-alloc.h"
 #include "harness.h"
 #include "sources/pgoutput-internal.h"
-
-/* The allocator of this test: allocations succeed while allocs_left is
- * negative, else that many more succeed and the rest fail. */
-static atomic_int allocs_left = -1;
-
-static bool
-allocation_allowed(void)
-{
-	int n = atomic_load(&allocs_left);
-	if (n < 0)
-		return true;
-	if (n == 0)
-		return false;
-	atomic_fetch_sub(&allocs_left, 1);
-	return true;
-}
-
-static void *
-failing_malloc(size_t n)
-{
-	return allocation_allowed() ? malloc(n) : NULL;
-}
-
-static void *
-failing_realloc(void *p, size_t n)
-{
-	return allocation_allowed() ? realloc(p, n) : NULL;
-}
-
-static void *
-failing_calloc(size_t n, size_t size)
-{
-	return allocation_allowed() ? calloc(n, size) : NULL;
-}
 
 /* ---- building messages ---------------------------------------------------- */
 
@@ -438,7 +405,7 @@ test_pgoutput_out_of_memory_is_enomem(void **state)
 	for (int budget = 0;; budget++) {
 		struct evfn__pgo d = {0};
 		struct evfn__pgo_msg msg;
-		atomic_store(&allocs_left, budget);
+		atomic_store(&failing_alloc_left, budget);
 		int rc = decode(&d, &r, &msg);
 		if (!rc)
 			rc = decode(&d, &ins, &msg);
@@ -448,7 +415,7 @@ test_pgoutput_out_of_memory_is_enomem(void **state)
 			if (b.oom)
 				rc = EVFN_ENOMEM;
 		}
-		atomic_store(&allocs_left, -1);
+		atomic_store(&failing_alloc_left, -1);
 		evfn__pgo_buf_free(&b);
 		evfn__pgo_clear(&d);
 		if (!rc)
@@ -483,8 +450,7 @@ test_pgoutput_lsn_text(void **state)
 int
 main(void)
 {
-	if (evfn_set_allocator(failing_malloc, failing_realloc, failing_calloc,
-	                       free) != 0)
+	if (!failing_alloc_install())
 		return 1;
 	const struct CMUnitTest tests[] = {
 		TEST(test_pgoutput_row_changes_render_as_json),
