@@ -982,6 +982,63 @@ test_pg_bulk_insert_keeps_memory_bounded(void **state)
 	drop_slot("s_bulk");
 }
 
+/* ---- batches -------------------------------------------------------------- */
+
+static struct {
+	atomic_int rows;
+	atomic_int calls;
+	atomic_int largest;
+} batch;
+
+static int
+batch_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ev;
+	(void)userdata;
+	size_t n = evfn_ctx_batch_size(ctx);
+	atomic_fetch_add(&batch.calls, 1);
+	atomic_fetch_add(&batch.rows, (int)n);
+	if ((int)n > atomic_load(&batch.largest))
+		atomic_store(&batch.largest, (int)n);
+	return EVFN_OK;
+}
+
+/* A batch function (evfn_fn_options_set_batch()) takes a transaction's
+ * rows several at a time, each still its own event with its own end:
+ * the slot moves past them all. Batches are cut by the function's size
+ * and window, not by transaction (pgxid tells the rows apart). */
+static void
+test_pg_batch_function_takes_rows_together(void **state)
+{
+	(void)state;
+	make_table("batched", "id int PRIMARY KEY");
+	evfn_rt_options *ro;
+	ASSERT_OK(evfn_rt_options_new(&ro));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_runtime_new(&rt, ro));
+	evfn_rt_options_free(ro);
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_batch(fo, 100, 200));
+	ASSERT_OK(evfn_register(rt, "rows", batch_handler, NULL, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_runtime_start(rt));
+	memset(&batch, 0, sizeof(batch));
+	evfn_pg_source *src = new_source(rt, "p_batched",
+	                                 options("s_batched"));
+	wait_streaming(src);
+	psql("INSERT INTO batched SELECT g FROM generate_series(1, 300) g;\n");
+	WAIT_FOR(atomic_load(&batch.rows) == 300, 10000);
+	assert_true(atomic_load(&batch.largest) > 1);
+	assert_true(atomic_load(&batch.calls) < 300);
+	uint64_t end = current_lsn();
+	WAIT_FOR(slot_confirmed("s_batched") >= end, 10000);
+	ASSERT_EQ(evfn_pg_source_stat(src, EVFN_PG_STAT_ENDED), 300);
+	evfn_pg_source_free(src);
+	stop_runtime(rt);
+	drop_slot("s_batched");
+}
+
 /* ---- mapping details ------------------------------------------------------- */
 
 /* Composite keys, REPLICA IDENTITY FULL, a truncation, an unchanged
@@ -1215,6 +1272,7 @@ main(int argc, char **argv)
 		PGTEST(test_pg_killed_host_loses_nothing),
 		PGTEST(test_pg_server_restart),
 		PGTEST(test_pg_bulk_insert_keeps_memory_bounded),
+		PGTEST(test_pg_batch_function_takes_rows_together),
 		PGTEST(test_pg_mapping_of_keys_identity_and_truncate),
 		PGTEST(test_pg_errors_are_specific),
 		PGTEST(test_pg_dropped_slot_stops_the_source),

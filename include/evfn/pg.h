@@ -66,6 +66,11 @@
  * event of type <prefix>.<channel>, source "evfn/pg/listen", with the
  * payload as data and the sender's process id as extension pgpid.
  *
+ * Batches: a function with evfn_fn_options_set_batch() takes the changes
+ * several at a time as they wait in its queue, each still its own event
+ * with its own end; batches are cut by the function's size and window,
+ * not by transaction (pgxid tells transactions apart).
+ *
  * Backpressure: a source holds at most max_in_flight events that have not
  * ended; while it holds that many, or while the function refuses events
  * (a full queue, an open circuit), it stops reading from the server,
