@@ -29,6 +29,7 @@
 #define EVFNLUA_GUARD "evfn.guard"
 #define EVFNLUA_TRIGGER "evfn.trigger"
 #define EVFNLUA_HTTP "evfn.http"
+#define EVFNLUA_PG "evfn.pg"
 
 /* Coroutines a Lua state keeps for the next handlers. */
 #define EVFNLUA_IDLE_MAX 8
@@ -91,6 +92,7 @@ struct evfnlua_rt {
 	struct evfnlua_call *sleeping; /* loop calls waiting in evfn.sleep */
 	struct evfnlua_link *triggers; /* open triggers, freed first */
 	struct evfnlua_link *servers;  /* open HTTP servers, freed first */
+	struct evfnlua_link *pg_sources; /* open PostgreSQL sources, too */
 	struct evfnlua_log *log;    /* on_record's queue, or NULL */
 	char *cb_error;             /* a Lua callback's error, to re-raise */
 	int depth;                  /* > 0 while a method drives the base */
@@ -208,6 +210,15 @@ void evfnlua_http_open(lua_State *L);
 /* Closes the open HTTP servers of o; evfn_runtime_free() needs them
  * gone. */
 void evfnlua_servers_free(struct evfnlua_rt *o);
+
+/* pg.c (only where evfn has the pg source) */
+#ifdef EVFNLUA_HAVE_PG
+/* Adds rt:pg_changes and rt:pg_listen to the runtime metatable and
+ * creates the source metatable. */
+void evfnlua_pg_open(lua_State *L);
+/* Closes the open sources of o; evfn_runtime_free() needs them gone. */
+void evfnlua_pg_sources_free(struct evfnlua_rt *o);
+#endif
 
 /* worker.c */
 /* Fills f's module fields from the module name at idx and the calling

@@ -204,6 +204,9 @@ luaopen_evfn(lua_State *L)
 	evfnlua_deadletter_open(L);
 	evfnlua_flow_open(L);
 	evfnlua_http_open(L);
+#ifdef EVFNLUA_HAVE_PG
+	evfnlua_pg_open(L);
+#endif
 
 	luaL_newlib(L, module_fns);
 	push_errors(L);

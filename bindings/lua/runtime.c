@@ -841,6 +841,9 @@ close_rt(struct evfnlua_rt *o, lua_State *L, int64_t grace_ms)
 		return EVFN_EDEADLK;
 	evfnlua_triggers_free(o);
 	evfnlua_servers_free(o);
+#ifdef EVFNLUA_HAVE_PG
+	evfnlua_pg_sources_free(o);
+#endif
 	if (o->started && !o->drained) {
 		int rc = drain(o, L, grace_ms, 0);
 		if (rc < 0 && rc != EVFN_ETIMEDOUT)

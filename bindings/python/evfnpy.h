@@ -237,6 +237,16 @@ PyObject *evfnpy_rt_on_signal(evfnpy_runtime *self, PyObject *args,
 PyObject *evfnpy_rt_on_fd(evfnpy_runtime *self, PyObject *args,
                           PyObject *kw);
 
+/* --- pg.c (only where evfn has the pg source) --- */
+
+#ifdef EVFNPY_HAVE_PG
+extern PyTypeObject evfnpy_pg_type;
+PyObject *evfnpy_rt_pg_changes(evfnpy_runtime *self, PyObject *args,
+                               PyObject *kw);
+PyObject *evfnpy_rt_pg_listen(evfnpy_runtime *self, PyObject *args,
+                              PyObject *kw);
+#endif
+
 /* --- deadletter.c --- */
 
 PyObject *evfnpy_rt_dead_letters(evfnpy_runtime *self, PyObject *args);

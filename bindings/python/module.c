@@ -318,5 +318,11 @@ PyInit__evfn(void)
 		Py_DECREF(mod);
 		return NULL;
 	}
+#ifdef EVFNPY_HAVE_PG
+	if (add_type(mod, &evfnpy_pg_type, "PgSource") < 0) {
+		Py_DECREF(mod);
+		return NULL;
+	}
+#endif
 	return mod;
 }

@@ -731,6 +731,17 @@ static PyMethodDef runtime_methods[] = {
 	  METH_VARARGS | METH_KEYWORDS,
 	  "on_fd(fd, read=True, write=False, edge=False, type=None, "
 	  "function=None, name=None) -> Trigger" },
+#ifdef EVFNPY_HAVE_PG
+	{ "pg_changes", (PyCFunction)(void (*)(void))evfnpy_rt_pg_changes,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "pg_changes(publication, function, conninfo=None, slot=None, "
+	  "create_slot=True, type_prefix=None, max_in_flight=None, "
+	  "feedback=None, reconnect=None) -> PgSource" },
+	{ "pg_listen", (PyCFunction)(void (*)(void))evfnpy_rt_pg_listen,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "pg_listen(channel, function, conninfo=None, type_prefix=None, "
+	  "reconnect=None) -> PgSource" },
+#endif
 	{ "dead_letters", (PyCFunction)evfnpy_rt_dead_letters, METH_VARARGS,
 	  "dead_letters(limit=None, offset=0) -> list of tuples (id, event, "
 	  "function, reason, code, attempts, error, first, last)" },

@@ -32,6 +32,9 @@ from typing import Any, Callable, NamedTuple, Optional, Tuple, Type, Union
 from . import _evfn
 from ._evfn import Context, Event, HttpServer, Trigger
 
+# The PostgreSQL sources exist where evfn was built with libpq.
+PgSource = getattr(_evfn, "PgSource", None)
+
 __version__ = _evfn.VERSION
 
 # One constant per entry of the C error table (EVFN_ERRNO_MAP), never a
@@ -164,6 +167,7 @@ _CLASSES = {
     "EILSEQ": InvalidArgument,
     "ESCHEDULE": InvalidArgument, "ETIMEZONE": InvalidArgument,
     "EROUTE": InvalidArgument, "EURL": InvalidArgument,
+    "ECONNINFO": InvalidArgument,
     "ECLOUDEVENT": InvalidArgument,
     "ENOFN": NoFunction, "ENOSUB": NoSubscriber, "EQUEUEFULL": QueueFull,
     "EUNHEALTHY": Unhealthy, "ESHUTDOWN": ShutDown,
@@ -771,6 +775,46 @@ class Runtime:
         closes it; the handler should, or it fires again."""
         return self._rt.on_fd(fd, read, write, edge, type, function, name)
 
+    # PostgreSQL -------------------------------------------------------------
+
+    def pg_changes(self, publication: str, function: str, *,
+                   conninfo: Optional[str] = None,
+                   slot: Optional[str] = None, create_slot: bool = True,
+                   type_prefix: Optional[str] = None,
+                   max_in_flight: Optional[int] = None,
+                   feedback: Optional[float] = None,
+                   reconnect: Optional[Tuple[float, float]] = None
+                   ) -> "PgSource":
+        """Deliver every committed insert, update and delete on the
+        tables of ``publication`` to ``function``, at least once and in
+        commit order, through a replication slot (``slot``, default
+        "evfn_<publication>", created on first use unless
+        ``create_slot`` is false). Event type
+        "<type_prefix>.<schema>.<table>.<op>", subject the primary key,
+        data the row as JSON ({"new": ..., "old": ...}); the slot moves
+        only past changes whose events ended. ``conninfo`` is a libpq
+        connection string (None: the PG* environment). ``feedback`` and
+        ``reconnect`` are in seconds. See evfn/pg.h for the guarantee."""
+        if not hasattr(self._rt, "pg_changes"):
+            raise NotImplementedError("evfn was built without libpq")
+        return self._rt.pg_changes(publication, function, conninfo, slot,
+                                   create_slot, type_prefix, max_in_flight,
+                                   feedback, reconnect)
+
+    def pg_listen(self, channel: str, function: str, *,
+                  conninfo: Optional[str] = None,
+                  type_prefix: Optional[str] = None,
+                  reconnect: Optional[Tuple[float, float]] = None
+                  ) -> "PgSource":
+        """Deliver each notification (NOTIFY) on ``channel`` to
+        ``function`` as an event of type "<type_prefix>.<channel>" with
+        the payload as data; at most once: notifications sent while the
+        source reconnects are lost."""
+        if not hasattr(self._rt, "pg_listen"):
+            raise NotImplementedError("evfn was built without libpq")
+        return self._rt.pg_listen(channel, function, conninfo, type_prefix,
+                                  reconnect)
+
     # HTTP -------------------------------------------------------------------
 
     def http(self, address: str = "127.0.0.1", port: int = 0, *,
@@ -989,7 +1033,8 @@ __all__ = [
     "DeadLetter", "DeadlineExceeded", "Deadlock", "Error", "Event",
     "Exhausted", "Expired", "Fail", "Failed", "HandedBack", "Handback",
     "HttpServer", "InvalidArgument", "InvocationError", "LoopDetected",
-    "NoFunction", "NoSubscriber", "NotRunning", "QueueFull", "RateLimit",
+    "NoFunction", "NoSubscriber", "NotRunning", "PgSource", "QueueFull",
+    "RateLimit",
     "Record",
     "Retry", "Runtime", "STATS", "Schedule", "ShutDown", "TimedOut",
     "Timeout", "Trigger", "Unhealthy", "error_class",

@@ -10,7 +10,8 @@ from typing import (Any, Callable, NamedTuple, Optional, Tuple, Type,
 
 import os
 from ._evfn import (Context as Context, Event as Event,
-                    HttpServer as HttpServer, Trigger as Trigger)
+                    HttpServer as HttpServer, PgSource as PgSource,
+                    Trigger as Trigger)
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -245,6 +246,19 @@ class Runtime:
               edge: bool = ..., type: Optional[str] = ...,
               function: Optional[str] = ...,
               name: Optional[str] = ...) -> Trigger: ...
+    def pg_changes(self, publication: str, function: str, *,
+                   conninfo: Optional[str] = ...,
+                   slot: Optional[str] = ..., create_slot: bool = ...,
+                   type_prefix: Optional[str] = ...,
+                   max_in_flight: Optional[int] = ...,
+                   feedback: Optional[float] = ...,
+                   reconnect: Optional[Tuple[float, float]] = ...
+                   ) -> PgSource: ...
+    def pg_listen(self, channel: str, function: str, *,
+                  conninfo: Optional[str] = ...,
+                  type_prefix: Optional[str] = ...,
+                  reconnect: Optional[Tuple[float, float]] = ...
+                  ) -> PgSource: ...
     def http(self, address: str = ..., port: int = ..., *,
              max_body: Optional[int] = ...,
              timeout: Optional[float] = ...,
