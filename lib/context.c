@@ -86,12 +86,32 @@ evfn_ctx_set_meta(evfn_ctx *ctx, const char *key, const char *value)
 	return evfn__kv_set(&ctx->meta, key, value);
 }
 
+/* The length of msg kept when it is cut to at most max bytes: never in
+ * the middle of a UTF-8 sequence, so that a binding decoding the message
+ * as UTF-8 gets whole characters (a cut character is dropped whole). Text
+ * that is not UTF-8 is cut at max, as before. */
+static size_t
+utf8_cut_len(const char *msg, size_t max)
+{
+	size_t len = strnlen(msg, max);
+	if (msg[len] == '\0')
+		return len; /* nothing cut */
+	/* msg[len] is the first byte dropped: while it continues a sequence
+	 * (10xxxxxx), that sequence began before the cut; back off to its
+	 * lead byte, at most 3 bytes (the longest sequence is 4). */
+	size_t keep = len;
+	while (keep > 0 && len - keep < 3 &&
+	       ((unsigned char)msg[keep] & 0xC0) == 0x80)
+		keep--;
+	return ((unsigned char)msg[keep] & 0xC0) == 0xC0 ? keep : len;
+}
+
 int
 evfn_ctx_set_error(evfn_ctx *ctx, const char *msg)
 {
 	if (!ctx || !msg)
 		return EVFN_EINVAL;
-	size_t len = strnlen(msg, 1023);
+	size_t len = utf8_cut_len(msg, 1023);
 	char *copy = evfn__malloc(len + 1);
 	if (!copy)
 		return EVFN_ENOMEM;

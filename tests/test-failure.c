@@ -591,6 +591,71 @@ test_failure_hop_limit_dead_letters_loops(void **state)
 	finish(rt);
 }
 
+/* ---- error text ----------------------------------------------------------- */
+
+/* Fails with the payload as its error message. */
+static int
+fail_with_payload(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)userdata;
+	evfn_ctx_set_error(ctx, evfn_event_data(ev, NULL));
+	return EVFN_FAIL;
+}
+
+/* The length of the longest prefix of s that is whole UTF-8 sequences. */
+static size_t
+utf8_valid_prefix(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		size_t n = s[i] < 0x80 ? 1 : s[i] >= 0xF0 ? 4 : s[i] >= 0xE0 ? 3 : 2;
+		if (i + n > len)
+			break;
+		for (size_t k = 1; k < n; k++)
+			if ((s[i + k] & 0xC0) != 0x80)
+				return i;
+		i += n;
+	}
+	return i;
+}
+
+static void
+test_failure_long_error_is_cut_between_characters(void **state)
+{
+	evfn_rt *rt = new_runtime(1, 1);
+	evfn_fn_options *fo = options(1000, 1);
+	ASSERT_OK(evfn_register(rt, "utf8", fail_with_payload, NULL, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_runtime_start(rt));
+	/* 1023 is odd, so 2-byte characters straddle it; a 4-byte one at an
+	 * offset of 1022 leaves 1 of its bytes in, at 1021 two of them. */
+	static const char *const chars[] = {"\xc3\xa9", "\xf0\x9f\x98\x80",
+	                                    "a\xf0\x9f\x98\x80",
+	                                    "ab\xe2\x82\xac"};
+	for (size_t c = 0; c < sizeof(chars) / sizeof(chars[0]); c++) {
+		char msg[2048];
+		size_t n = strlen(chars[c]), len = 0;
+		while (len + n < sizeof(msg)) {
+			memcpy(msg + len, chars[c], n);
+			len += n;
+		}
+		msg[len] = '\0';
+		ASSERT_RC(evfn_invoke(rt, "utf8", msg, len + 1, NULL, NULL),
+		          EVFN_EFAILED);
+		evfn_dead_letter *dl;
+		ASSERT_EQ(evfn_dead_letters(rt, &dl, 1, 0), 1);
+		const char *error = evfn_dead_letter_error(dl);
+		size_t kept = strlen(error);
+		assert_true(kept <= 1023 && kept > 1023 - 4);
+		ASSERT_EQ(utf8_valid_prefix((const unsigned char *)error, kept),
+		          kept);
+		assert_memory_equal(error, msg, kept);
+		evfn_dead_letter_unref(dl);
+		ASSERT_EQ(evfn_dead_letter_purge(rt), 1);
+	}
+	finish(rt);
+}
+
 /* ---- event log ------------------------------------------------------------ */
 
 static atomic_int kinds[16];
@@ -659,6 +724,7 @@ main(void)
 		TEST(test_failure_dead_letter_list_replay_delete_purge),
 		TEST(test_failure_idempotent_redelivery_returns_stored_response),
 		TEST(test_failure_hop_limit_dead_letters_loops),
+		TEST(test_failure_long_error_is_cut_between_characters),
 		TEST(test_failure_event_log_reports_starts_and_ends),
 	};
 	return evfn_test_main("failure", tests);

@@ -66,8 +66,10 @@ EVFN_EXPORT int evfn_ctx_set_meta(evfn_ctx *ctx, const char *key,
                                   const char *value);
 
 /**
- * Attach an error message to this attempt (copied, truncated to 1023
- * bytes); it travels with the outcome to logs and dead letters.
+ * Attach an error message to this attempt (copied, truncated to at most
+ * 1023 bytes, never inside a UTF-8 sequence: a character the cut would
+ * split is dropped whole); it travels with the outcome to logs and dead
+ * letters.
  * @return 0; EVFN_EINVAL for NULL arguments; EVFN_ENOMEM.
  * @since 0.1
  */
