@@ -5,12 +5,16 @@
  * EVFNLUA_HOOK_COUNT instructions and, once it has passed (or the attempt
  * was cancelled), yields the coroutine away for good: a busy loop stops,
  * pcall cannot swallow it, and the attempt ends RETRY with error
- * "timeout". The handler's return value or raised error becomes the
- * outcome. On the loop, evfn.sleep suspends the coroutine (the attempt is
- * EVFN_PENDING) and a libevent timer resumes it. A cancelled attempt
- * (rt:cancel) stops the same way, with error "cancelled". This file also
- * holds the context object (ctx) the handler receives, with the items of
- * a batch call; it is the call record itself.
+ * "timeout". Where it cannot yield (inside a Lua function that C code
+ * such as table.sort called) it raises, and from then on it checks every
+ * instruction, raising again wherever Lua code runs until control is back
+ * in the handler's own frames, where it yields: a pcall that catches one
+ * raise runs at most one more instruction. The handler's return value or
+ * raised error becomes the outcome. On the loop, evfn.sleep suspends the
+ * coroutine (the attempt is EVFN_PENDING) and a libevent timer resumes
+ * it. A cancelled attempt (rt:cancel) stops the same way, with error
+ * "cancelled". This file also holds the context object (ctx) the handler
+ * receives, with the items of a batch call; it is the call record itself.
  */
 #include <stdio.h>
 #include <string.h>
@@ -58,6 +62,35 @@ stop_reason(const evfn_ctx *ctx)
 	return evfn_ctx_remaining_ns(ctx) > 0 ? "cancelled" : "timeout";
 }
 
+static void hook(lua_State *L, lua_Debug *ar);
+
+/* The attempt must stop: from now on the hook runs at every instruction
+ * of the handler's coroutine, so that an error it raised and a pcall
+ * caught is raised again at once (coroutines the handler made keep the
+ * count they were created with, which only delays them). */
+static void
+begin_abort(struct evfnlua_call *c)
+{
+	if (c->aborting)
+		return;
+	c->aborting = true;
+	lua_sethook(c->co, hook, LUA_MASKCOUNT, 1);
+}
+
+/* Stops the attempt from inside Lua code running on L: yielding the
+ * handler's own coroutine ends it wherever it is, pcall included;
+ * anywhere else (a coroutine of its own, Lua code under a C call that
+ * cannot yield) it raises, and the hook raises again on the next
+ * instruction until the error reaches the handler's frames. */
+static int
+abort_here(lua_State *L, struct evfnlua_call *c)
+{
+	begin_abort(c);
+	if (L == c->co && lua_isyieldable(L))
+		return lua_yield(L, 0);
+	return luaL_error(L, "%s", stop_reason(c->ctx));
+}
+
 static void
 hook(lua_State *L, lua_Debug *ar)
 {
@@ -67,15 +100,7 @@ hook(lua_State *L, lua_Debug *ar)
 		return;
 	if (!c->aborting && !evfn_ctx_cancelled(c->ctx))
 		return;
-	c->aborting = true;
-	/* Yielding the handler's own coroutine ends it wherever it is, pcall
-	 * included; anywhere else (a coroutine of its own, a C call that
-	 * cannot yield) raise, and the next check tries again. */
-	if (L == c->co && lua_isyieldable(L)) {
-		lua_yield(L, 0);
-		return;
-	}
-	luaL_error(L, "%s", stop_reason(c->ctx));
+	abort_here(L, c);
 }
 
 void
@@ -404,12 +429,8 @@ evfnlua_l_sleep(lua_State *L)
 	 * still ends the attempt on time. */
 	int64_t until = evfnlua_now_ns() + (int64_t)(s * 1e9);
 	for (;;) {
-		if (evfn_ctx_cancelled(c->ctx)) {
-			c->aborting = true;
-			if (lua_isyieldable(L))
-				return lua_yield(L, 0);
-			return luaL_error(L, "%s", stop_reason(c->ctx));
-		}
+		if (evfn_ctx_cancelled(c->ctx))
+			return abort_here(L, c);
 		int64_t left = until - evfnlua_now_ns();
 		if (left <= 0)
 			return 0;

@@ -53,6 +53,50 @@ test("pcall cannot swallow the timeout", function()
 	times_out(rt, "stubborn")
 end)
 
+test("pcall around C code calling busy Lua cannot swallow the timeout",
+	function()
+	local rt <close> = runtime()
+	assert(rt:register("sortspin", function()
+		while true do
+			pcall(table.sort, {3, 2, 1}, function(a, b)
+				while true do end
+			end)
+		end
+	end, once))
+	times_out(rt, "sortspin")
+	-- Nested deeper: each pcall that catches the abort is re-raised at
+	-- once, outward, until the handler's own frame can be left.
+	assert(rt:register("nested_pcalls", function()
+		while true do
+			pcall(table.sort, {3, 2, 1}, function(a, b)
+				while true do
+					pcall(function() while true do end end)
+				end
+			end)
+		end
+	end, once))
+	times_out(rt, "nested_pcalls")
+	assert(rt:register("xpcall_loop", function()
+		while true do
+			xpcall(string.gsub, function() end, "aaa", "a",
+				function() while true do end end)
+		end
+	end, once))
+	times_out(rt, "xpcall_loop")
+	assert(rt:register("ok", function() return "still here" end))
+	eq(rt:invoke("ok", ""), "still here", "the runtime goes on")
+end)
+
+test("on the pool, busy Lua under pcall and C code is stopped", function()
+	local rt <close> = runtime()
+	assert(rt:register("sortspin", "handlers.sortspin", once))
+	assert(rt:register("echo", "handlers.echo"))
+	times_out(rt, "sortspin")
+	match(rt:invoke("echo", "x"), "^X ", "the pool goes on")
+	local s = rt:stats("sortspin")
+	eq(s.in_flight, 0, "in_flight")
+end)
+
 test("a busy coroutine inside the handler is stopped too", function()
 	local rt <close> = runtime()
 	assert(rt:register("nested", function()
