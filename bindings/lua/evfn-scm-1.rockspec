@@ -1,7 +1,9 @@
 -- SPDX-License-Identifier: MIT
 -- LuaRocks build of the evfn Lua binding against an installed libevfn
 -- (headers and library under EVFN_DIR, found like any external
--- dependency) and libevent. From bindings/lua: `luarocks make`.
+-- dependency) and libevent. From bindings/lua:
+--   luarocks --lua-version 5.4 make evfn-scm-1.rockspec EVFN_DIR=/usr/local
+-- (EVFN_DIR is a luarocks variable: an argument, not the environment).
 rockspec_format = "3.0"
 package = "evfn"
 version = "scm-1"
