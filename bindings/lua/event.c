@@ -149,7 +149,7 @@ set_extensions(lua_State *L, int attrs, evfn_event *ev)
 {
 	int rc = 0;
 	if (lua_getfield(L, attrs, "extensions") != LUA_TNIL) {
-		luaL_checktype(L, -1, LUA_TTABLE);
+		evfnlua_opt_table(L, -1, "extensions");
 		int t = lua_gettop(L);
 		lua_pushnil(L);
 		while (rc == 0 && lua_next(L, t)) {
@@ -172,7 +172,7 @@ set_extensions(lua_State *L, int attrs, evfn_event *ev)
 static int64_t
 check_unix_ns(lua_State *L, int idx, const char *what)
 {
-	lua_Number t = luaL_checknumber(L, idx);
+	lua_Number t = evfnlua_opt_number(L, idx, what);
 	if (!(t >= 0 && t < 9.2e9))
 		luaL_error(L, "%s: out of range", what);
 	return (int64_t)(t * 1e9);

@@ -7,7 +7,6 @@
  * attributes and live in event.c; batch items and per-item failures are
  * context methods and live in call.c.
  */
-#include <limits.h>
 #include <string.h>
 
 #include "lua-internal.h"
@@ -18,37 +17,48 @@
 #define BREAKER_WINDOW_MS 60000
 #define BREAKER_COOLDOWN_MS 30000
 
-/* n as a C int, or EVFN_ERANGE through *rc. The ranges themselves are
- * the library's to judge: it answers EVFN_ERANGE for the same values. */
-static int
-to_int(lua_Integer n, int *rc)
-{
-	if (n < INT_MIN || n > INT_MAX) {
-		*rc = EVFN_ERANGE;
-		return 0;
-	}
-	return (int)n;
-}
-
 /* An integer field of the table at t, or def when absent; raises on a
- * wrong type. */
+ * wrong type, naming what.k. Beyond int's range it is EVFN_ERANGE
+ * through *rc; the ranges themselves are the library's to judge. */
 static int
-int_field(lua_State *L, int t, const char *k, int def, int *rc)
+int_field(lua_State *L, int t, const char *what, const char *k, int def,
+          int *rc)
 {
 	int v = def;
-	if (lua_getfield(L, t, k) != LUA_TNIL)
-		v = to_int(luaL_checkinteger(L, -1), rc);
+	if (lua_getfield(L, t, k) != LUA_TNIL) {
+		lua_pushfstring(L, "%s.%s", what, k);
+		v = evfnlua_opt_int(L, -2, lua_tostring(L, -1), rc);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+/* A number field of the table at t, or def when absent. */
+static lua_Number
+number_field(lua_State *L, int t, const char *what, const char *k,
+             lua_Number def)
+{
+	lua_Number v = def;
+	if (lua_getfield(L, t, k) != LUA_TNIL) {
+		lua_pushfstring(L, "%s.%s", what, k);
+		v = evfnlua_opt_number(L, -2, lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
 	lua_pop(L, 1);
 	return v;
 }
 
 /* A seconds field of the table at t as milliseconds, or def. */
 static int64_t
-ms_field(lua_State *L, int t, const char *k, int64_t def)
+ms_field(lua_State *L, int t, const char *what, const char *k, int64_t def)
 {
 	int64_t v = def;
-	if (lua_getfield(L, t, k) != LUA_TNIL)
-		v = evfnlua_check_ms(L, -1, k);
+	if (lua_getfield(L, t, k) != LUA_TNIL) {
+		lua_pushfstring(L, "%s.%s", what, k);
+		v = evfnlua_check_ms(L, -2, lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
 	lua_pop(L, 1);
 	return v;
 }
@@ -59,13 +69,13 @@ static int
 set_batch(lua_State *L, int t, evfn_fn_options *fo)
 {
 	static const char *const names[] = {"max", "window", NULL};
-	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_opt_table(L, t, "batch");
 	evfnlua_check_keys(L, t, "batch", names);
 	int rc = 0;
 	lua_getfield(L, t, "max");
-	int max = to_int(luaL_checkinteger(L, -1), &rc);
+	int max = evfnlua_opt_int(L, -1, "batch.max", &rc);
 	lua_pop(L, 1);
-	int64_t window = ms_field(L, t, "window", 0);
+	int64_t window = ms_field(L, t, "batch", "window", 0);
 	return rc < 0 ? rc : evfn_fn_options_set_batch(fo, max, window);
 }
 
@@ -74,13 +84,13 @@ static int
 set_rate(lua_State *L, int t, evfn_fn_options *fo)
 {
 	static const char *const names[] = {"per_second", "burst", NULL};
-	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_opt_table(L, t, "rate");
 	evfnlua_check_keys(L, t, "rate", names);
 	lua_getfield(L, t, "per_second");
-	lua_Number per_second = luaL_checknumber(L, -1);
+	lua_Number per_second = evfnlua_opt_number(L, -1, "rate.per_second");
 	lua_pop(L, 1);
 	int rc = 0;
-	int burst = int_field(L, t, "burst", 1, &rc);
+	int burst = int_field(L, t, "rate", "burst", 1, &rc);
 	return rc < 0 ? rc
 	              : evfn_fn_options_set_rate_limit(fo, per_second, burst);
 }
@@ -97,18 +107,20 @@ set_breaker(lua_State *L, int t, evfn_fn_options *fo)
 	};
 	/* In the order of evfn_circuit_policy. */
 	static const char *const policies[] = {"queue", "refuse", NULL};
-	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_opt_table(L, t, "breaker");
 	evfnlua_check_keys(L, t, "breaker", names);
 	int rc = 0;
-	int consecutive = int_field(L, t, "consecutive", 0, &rc);
-	int min_calls = int_field(L, t, "min_calls", BREAKER_MIN_CALLS, &rc);
-	lua_getfield(L, t, "failure_rate");
-	lua_Number rate = luaL_optnumber(L, -1, 0);
+	int consecutive = int_field(L, t, "breaker", "consecutive", 0, &rc);
+	int min_calls = int_field(L, t, "breaker", "min_calls",
+	                          BREAKER_MIN_CALLS, &rc);
+	lua_Number rate = number_field(L, t, "breaker", "failure_rate", 0);
 	lua_getfield(L, t, "policy");
-	int policy = luaL_checkoption(L, -1, "queue", policies);
-	lua_pop(L, 2);
-	int64_t window = ms_field(L, t, "window", BREAKER_WINDOW_MS);
-	int64_t cooldown = ms_field(L, t, "cooldown", BREAKER_COOLDOWN_MS);
+	int policy = evfnlua_opt_choice(L, -1, "breaker.policy", "queue",
+	                                policies);
+	lua_pop(L, 1);
+	int64_t window = ms_field(L, t, "breaker", "window", BREAKER_WINDOW_MS);
+	int64_t cooldown = ms_field(L, t, "breaker", "cooldown",
+	                            BREAKER_COOLDOWN_MS);
 	if (rc < 0)
 		return rc;
 	return evfn_fn_options_set_circuit_breaker(
@@ -117,15 +129,16 @@ set_breaker(lua_State *L, int t, evfn_fn_options *fo)
 }
 
 int
-evfnlua_flow_options(lua_State *L, int t, evfn_fn_options *fo)
+evfnlua_flow_options(lua_State *L, int t, evfn_fn_options *fo,
+                     const char **opt)
 {
 	int top = lua_gettop(L);
 	int rc = 0;
-	if (lua_getfield(L, t, "batch") != LUA_TNIL)
+	if (evfnlua_option(L, t, "batch", opt))
 		rc = set_batch(L, lua_gettop(L), fo);
-	if (rc == 0 && lua_getfield(L, t, "rate") != LUA_TNIL)
+	if (rc == 0 && evfnlua_option(L, t, "rate", opt))
 		rc = set_rate(L, lua_gettop(L), fo);
-	if (rc == 0 && lua_getfield(L, t, "breaker") != LUA_TNIL)
+	if (rc == 0 && evfnlua_option(L, t, "breaker", opt))
 		rc = set_breaker(L, lua_gettop(L), fo);
 	lua_settop(L, top);
 	return rc;

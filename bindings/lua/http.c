@@ -68,13 +68,13 @@ field(lua_State *L, int t, const char *name)
 	return t ? lua_getfield(L, t, name) : (lua_pushnil(L), LUA_TNIL);
 }
 
-/* An integer at idx as an int; one beyond int's range becomes -1, which
- * every setter it goes to refuses with EVFN_ERANGE (a plain cast would
- * wrap 2^32 + 80 to port 80). */
+/* An integer option at idx as an int; one beyond int's range becomes -1,
+ * which every setter it goes to refuses with EVFN_ERANGE (a plain cast
+ * would wrap 2^32 + 80 to port 80). */
 static int
-check_int(lua_State *L, int idx)
+check_int(lua_State *L, int idx, const char *what)
 {
-	lua_Integer n = luaL_checkinteger(L, idx);
+	lua_Integer n = evfnlua_opt_integer(L, idx, what);
 	return n >= 0 && n <= INT32_MAX ? (int)n : -1;
 }
 
@@ -90,6 +90,8 @@ l_http(lua_State *L)
 	struct evfnlua_rt *o = luaL_checkudata(L, 1, EVFNLUA_RUNTIME);
 	if (!o->rt)
 		luaL_error(L, "evfn: runtime is closed");
+	if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
+		luaL_typeerror(L, 2, "table of http options");
 	int t = lua_istable(L, 2) ? 2 : 0;
 	if (t)
 		evfnlua_check_keys(L, t, "http options", names);
@@ -101,27 +103,30 @@ l_http(lua_State *L)
 	int guard = lua_gettop(L);
 	const char *address = NULL;
 	if (field(L, t, "address") != LUA_TNIL)
-		address = luaL_checkstring(L, -1);
-	int port = field(L, t, "port") != LUA_TNIL ? check_int(L, -1) : 0;
+		address = evfnlua_opt_string(L, -1, "address");
+	int port = field(L, t, "port") != LUA_TNIL ? check_int(L, -1, "port")
+	                                           : 0;
 	rc = evfn_http_options_set_address(ho, address, port);
 	if (rc == 0 && field(L, t, "max_body") != LUA_TNIL)
-		rc = evfn_http_options_set_max_body(ho,
-		                                    luaL_checkinteger(L, -1));
+		rc = evfn_http_options_set_max_body(
+			ho, evfnlua_opt_integer(L, -1, "max_body"));
 	if (rc == 0 && field(L, t, "timeout") != LUA_TNIL)
 		rc = evfn_http_options_set_timeout_ms(
 			ho, evfnlua_check_ms(L, -1, "timeout"));
 	if (rc == 0 && field(L, t, "max_connections") != LUA_TNIL)
-		rc = evfn_http_options_set_max_connections(ho,
-		                                           check_int(L, -1));
+		rc = evfn_http_options_set_max_connections(
+			ho, check_int(L, -1, "max_connections"));
 	/* health and metrics: a path, or false to turn the route off. */
 	if (rc == 0 && field(L, t, "health") != LUA_TNIL)
 		rc = evfn_http_options_set_health_path(
-			ho, lua_toboolean(L, -1) ? luaL_checkstring(L, -1)
-			                         : NULL);
+			ho, lua_toboolean(L, -1)
+			            ? evfnlua_opt_string(L, -1, "health")
+			            : NULL);
 	if (rc == 0 && field(L, t, "metrics") != LUA_TNIL)
 		rc = evfn_http_options_set_metrics_path(
-			ho, lua_toboolean(L, -1) ? luaL_checkstring(L, -1)
-			                         : NULL);
+			ho, lua_toboolean(L, -1)
+			            ? evfnlua_opt_string(L, -1, "metrics")
+			            : NULL);
 	if (rc < 0)
 		return evfnlua_push_error(L, rc, NULL);
 	struct evfnlua_http *s = lua_newuserdatauv(L, sizeof(*s), 1);
@@ -158,6 +163,8 @@ l_route(lua_State *L)
 	struct evfnlua_http *s = check_server(L);
 	const char *route = luaL_checkstring(L, 2);
 	const char *fn = luaL_checkstring(L, 3);
+	if (!lua_isnoneornil(L, 4) && !lua_istable(L, 4))
+		luaL_typeerror(L, 4, "table of route options");
 	int t = lua_istable(L, 4) ? 4 : 0;
 	if (t)
 		evfnlua_check_keys(L, t, "route options", names);
@@ -174,22 +181,24 @@ l_route(lua_State *L)
 			ro, evfnlua_check_ms(L, -1, "timeout"));
 	/* A tolerance means nothing without the secret it applies to. */
 	bool has_tolerance = field(L, t, "stripe_tolerance") != LUA_TNIL;
-	int64_t tolerance = has_tolerance ? luaL_checkinteger(L, -1)
-	                                  : STRIPE_TOLERANCE_S;
+	int64_t tolerance =
+		has_tolerance ? evfnlua_opt_integer(L, -1, "stripe_tolerance")
+		              : STRIPE_TOLERANCE_S;
 	if (field(L, t, "stripe_secret") == LUA_TNIL) {
 		if (has_tolerance)
 			luaL_error(L, "route options: stripe_tolerance needs "
 			              "stripe_secret");
 	} else if (rc == 0) {
 		rc = evfn_route_options_set_stripe_secret(
-			ro, luaL_checkstring(L, -1), tolerance);
+			ro, evfnlua_opt_string(L, -1, "stripe_secret"),
+			tolerance);
 	}
 	if (rc == 0 && field(L, t, "github_secret") != LUA_TNIL)
 		rc = evfn_route_options_set_github_secret(
-			ro, luaL_checkstring(L, -1));
+			ro, evfnlua_opt_string(L, -1, "github_secret"));
 	if (rc == 0 && field(L, t, "bearer") != LUA_TNIL)
 		rc = evfn_route_options_set_bearer_token(
-			ro, luaL_checkstring(L, -1));
+			ro, evfnlua_opt_string(L, -1, "bearer"));
 	if (rc == 0)
 		rc = evfn_http_route(s->http, route, fn, ro);
 	evfnlua_unguard(L, guard);

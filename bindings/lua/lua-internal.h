@@ -95,6 +95,7 @@ struct evfnlua_rt {
 	struct evfnlua_link *pg_sources; /* open PostgreSQL sources, too */
 	struct evfnlua_log *log;    /* on_record's queue, or NULL */
 	char *cb_error;             /* a Lua callback's error, to re-raise */
+	int64_t grace_ms;           /* default wait for work in flight */
 	int depth;                  /* > 0 while a method drives the base */
 	bool started;
 	bool drained;
@@ -119,8 +120,24 @@ int evfnlua_push_rc(lua_State *L, int rc);
 /* Pushes rc as an integer for rc >= 0 (a count), else the error triple. */
 int evfnlua_push_count(lua_State *L, int rc);
 /* Seconds (a number at idx) as whole milliseconds, raising unless
- * 0 <= seconds <= 1e9. */
+ * 0 <= seconds <= 1e9; errors name what. */
 int64_t evfnlua_check_ms(lua_State *L, int idx, const char *what);
+/* Pushes field k of the option table at t and, when it is not nil, sets
+ * *opt to k (the option an error message then names) and returns true; a
+ * nil field is popped again. */
+bool evfnlua_option(lua_State *L, int t, const char *k, const char **opt);
+/* Readers of the value at idx as option `what` of a table: a wrong type
+ * raises "<what>: <type> expected, got <type>". opt_int sets *rc to
+ * EVFN_ERANGE (and returns 0) for an integer beyond int's range instead
+ * of letting a cast wrap it; opt_choice returns the index of the string
+ * in choices (NULL terminated; def when nil, unless def is NULL). */
+lua_Number evfnlua_opt_number(lua_State *L, int idx, const char *what);
+lua_Integer evfnlua_opt_integer(lua_State *L, int idx, const char *what);
+int evfnlua_opt_int(lua_State *L, int idx, const char *what, int *rc);
+const char *evfnlua_opt_string(lua_State *L, int idx, const char *what);
+void evfnlua_opt_table(lua_State *L, int idx, const char *what);
+int evfnlua_opt_choice(lua_State *L, int idx, const char *what,
+                       const char *def, const char *const *choices);
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t evfnlua_now_ns(void);
 /* Pushes a userdata that runs fn(p) when collected unless disarmed with
@@ -200,8 +217,10 @@ int evfnlua_l_next_fire(lua_State *L);
 void evfnlua_deadletter_open(lua_State *L);
 
 /* flow.c */
-/* Applies register()'s batch, rate and breaker options (table at t). */
-int evfnlua_flow_options(lua_State *L, int t, evfn_fn_options *fo);
+/* Applies register()'s batch, rate and breaker options (table at t); on
+ * failure *opt names the option evfn refused. */
+int evfnlua_flow_options(lua_State *L, int t, evfn_fn_options *fo,
+                         const char **opt);
 /* Adds rt:pause, rt:resume and rt:cancel to the runtime metatable. */
 void evfnlua_flow_open(lua_State *L);
 

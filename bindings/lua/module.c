@@ -7,7 +7,15 @@
  * message, code error convention, seconds to milliseconds, guards that
  * keep evfn objects from leaking when a Lua error is raised).
  */
+/* dladdr() and RTLD_NODELETE are GNU extensions; the meson build
+ * defines this for every file, a luarocks build does not. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -45,10 +53,96 @@ evfnlua_push_count(lua_State *L, int rc)
 	return 1;
 }
 
+/* Raises "<what>: <expected> expected, got <type of the value at idx>":
+ * luaL_check* would say "bad argument #-1" for a value read from an
+ * option table, which names nothing the caller wrote. */
+static int
+option_type_error(lua_State *L, int idx, const char *what,
+                  const char *expected)
+{
+	return luaL_error(L, "%s: %s expected, got %s", what, expected,
+	                  luaL_typename(L, idx));
+}
+
+lua_Number
+evfnlua_opt_number(lua_State *L, int idx, const char *what)
+{
+	int isnum;
+	lua_Number n = lua_tonumberx(L, idx, &isnum);
+	if (!isnum)
+		option_type_error(L, idx, what, "number");
+	return n;
+}
+
+lua_Integer
+evfnlua_opt_integer(lua_State *L, int idx, const char *what)
+{
+	int isnum;
+	lua_Integer n = lua_tointegerx(L, idx, &isnum);
+	if (!isnum) {
+		if (lua_isnumber(L, idx))
+			luaL_error(L, "%s: number has no integer representation",
+			           what);
+		option_type_error(L, idx, what, "integer");
+	}
+	return n;
+}
+
+int
+evfnlua_opt_int(lua_State *L, int idx, const char *what, int *rc)
+{
+	lua_Integer n = evfnlua_opt_integer(L, idx, what);
+	if (n < INT_MIN || n > INT_MAX) {
+		*rc = EVFN_ERANGE;
+		return 0;
+	}
+	return (int)n;
+}
+
+const char *
+evfnlua_opt_string(lua_State *L, int idx, const char *what)
+{
+	const char *s = lua_tostring(L, idx);
+	if (!s)
+		option_type_error(L, idx, what, "string");
+	return s;
+}
+
+void
+evfnlua_opt_table(lua_State *L, int idx, const char *what)
+{
+	if (!lua_istable(L, idx))
+		option_type_error(L, idx, what, "table");
+}
+
+int
+evfnlua_opt_choice(lua_State *L, int idx, const char *what, const char *def,
+                   const char *const *choices)
+{
+	const char *s = def && lua_isnoneornil(L, idx)
+	                        ? def
+	                        : evfnlua_opt_string(L, idx, what);
+	for (int i = 0; choices[i]; i++)
+		if (strcmp(choices[i], s) == 0)
+			return i;
+	return luaL_error(L, "%s: invalid option '%s'", what, s);
+}
+
+bool
+evfnlua_option(lua_State *L, int t, const char *k, const char **opt)
+{
+	if (lua_getfield(L, t, k) == LUA_TNIL) {
+		lua_pop(L, 1);
+		return false;
+	}
+	*opt = k;
+	return true;
+}
+
 int64_t
 evfnlua_check_ms(lua_State *L, int idx, const char *what)
 {
-	lua_Number s = luaL_checknumber(L, idx);
+	lua_Number s = evfnlua_opt_number(L, idx, what);
 	if (!(s >= 0 && s <= 1e9))
 		luaL_error(L, "%s: %f seconds is out of range", what,
 		           (double)s);
@@ -189,9 +283,27 @@ static const luaL_Reg module_fns[] = {
 	{NULL, NULL},
 };
 
+/* Keeps this module loaded for the life of the process. lua_close()
+ * dlclose()s the C modules its state required, but evfn threads (a
+ * worker stuck in a handler past its runtime's close, a pool thread on
+ * its way out) may still run this module's code, or libevfn's and
+ * libevent's that it pulled in: unmapping them under a running thread
+ * crashes the process. Re-opening the module with RTLD_NODELETE pins it
+ * and everything it depends on. */
+static void
+stay_resident(void)
+{
+	Dl_info info;
+	if (dladdr((void *)luaopen_evfn, &info) && info.dli_fname)
+		(void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD |
+		                                     RTLD_NODELETE);
+}
+
 int
 luaopen_evfn(lua_State *L)
 {
+	static pthread_once_t resident = PTHREAD_ONCE_INIT;
+	pthread_once(&resident, stay_resident);
 	if (luaL_newmetatable(L, EVFNLUA_GUARD)) {
 		lua_pushcfunction(L, guard_gc);
 		lua_setfield(L, -2, "__gc");

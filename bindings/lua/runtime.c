@@ -19,11 +19,9 @@
 
 #include "lua-internal.h"
 
-/* How long close() and the collector wait for work in flight. */
+/* How long drain, close, <close> and the collector wait for work in
+ * flight unless told otherwise (evfn.runtime{grace = s}). */
 #define DEFAULT_GRACE_MS 5000
-/* How long close() keeps trying to free a runtime whose last attempts
- * are still finishing after the drain. */
-#define FREE_PATIENCE_NS (30 * INT64_C(1000000000))
 
 static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
 static int threads_rc;
@@ -130,51 +128,59 @@ free_options(void *p)
 	evfn_rt_options_free(p);
 }
 
-/* Reads workers = {min, max} or workers = n (both n). */
+/* Reads workers = {min, max} or workers = n (both n); a count that does
+ * not fit an int is out of range, not wrapped (2^32 + 2 is no 2). */
 static int
 set_workers(lua_State *L, int t, evfn_rt_options *ro)
 {
 	int type = lua_getfield(L, t, "workers");
-	int rc = 0;
-	if (type == LUA_TNUMBER) {
-		lua_Integer n = luaL_checkinteger(L, -1);
-		rc = evfn_rt_options_set_workers(ro, (int)n, (int)n);
-	} else if (type == LUA_TTABLE) {
+	int rc = 0, min = 0, max = 0;
+	if (type == LUA_TTABLE) {
 		lua_rawgeti(L, -1, 1);
 		lua_rawgeti(L, -2, 2);
-		lua_Integer min = luaL_checkinteger(L, -2);
-		lua_Integer max = luaL_checkinteger(L, -1);
-		if (min < 0 || max > 1024 || min > max)
-			rc = EVFN_ERANGE;
-		else
-			rc = evfn_rt_options_set_workers(ro, (int)min,
-			                                 (int)max);
+		min = evfnlua_opt_int(L, -2, "workers[1]", &rc);
+		max = evfnlua_opt_int(L, -1, "workers[2]", &rc);
 		lua_pop(L, 2);
 	} else if (type != LUA_TNIL) {
-		luaL_error(L, "workers: expected {min, max} or a number");
+		if (!lua_isnumber(L, -1))
+			luaL_error(L, "workers: {min, max} or a number "
+			              "expected, got %s",
+			           luaL_typename(L, -1));
+		min = max = evfnlua_opt_int(L, -1, "workers", &rc);
 	}
+	if (rc == 0 && type != LUA_TNIL)
+		rc = evfn_rt_options_set_workers(ro, min, max);
 	lua_pop(L, 1);
 	return rc;
 }
 
+/* Applies evfn.runtime's option table at t; on failure *opt names the
+ * option evfn refused. */
 static int
-apply_rt_options(lua_State *L, int t, evfn_rt_options *ro)
+apply_rt_options(lua_State *L, int t, evfn_rt_options *ro,
+                 struct evfnlua_rt *o, const char **opt)
 {
 	static const char *const names[] = {"workers", "idle_timeout",
-	                                    "source", "on_record", NULL};
+	                                    "source", "on_record", "grace",
+	                                    NULL};
 	evfnlua_check_keys(L, t, "evfn.runtime", names);
 	int type = lua_getfield(L, t, "on_record");
-	luaL_argexpected(L, type == LUA_TNIL || type == LUA_TFUNCTION, t,
-	                 "on_record: function");
+	if (type != LUA_TNIL && type != LUA_TFUNCTION)
+		luaL_error(L, "on_record: function expected, got %s",
+		           luaL_typename(L, -1));
 	lua_pop(L, 1);
+	int top = lua_gettop(L);
+	*opt = "workers";
 	int rc = set_workers(L, t, ro);
-	if (rc == 0 && lua_getfield(L, t, "idle_timeout") != LUA_TNIL)
+	if (rc == 0 && evfnlua_option(L, t, "idle_timeout", opt))
 		rc = evfn_rt_options_set_idle_timeout_ms(
 			ro, evfnlua_check_ms(L, -1, "idle_timeout"));
-	lua_settop(L, t + 1);
-	if (rc == 0 && lua_getfield(L, t, "source") != LUA_TNIL)
-		rc = evfn_rt_options_set_source(ro, luaL_checkstring(L, -1));
-	lua_settop(L, t + 1);
+	if (rc == 0 && evfnlua_option(L, t, "source", opt))
+		rc = evfn_rt_options_set_source(
+			ro, evfnlua_opt_string(L, -1, "source"));
+	if (rc == 0 && evfnlua_option(L, t, "grace", opt))
+		o->grace_ms = evfnlua_check_ms(L, -1, "grace");
+	lua_settop(L, top);
 	return rc;
 }
 
@@ -190,12 +196,14 @@ evfnlua_l_runtime(lua_State *L)
 	if (rc < 0)
 		return evfnlua_push_error(L, rc, NULL);
 	evfnlua_guard(L, ro, free_options);
-	if (has_opts && (rc = apply_rt_options(L, 1, ro)) < 0)
-		return evfnlua_push_error(L, rc, NULL);
 
 	struct evfnlua_rt *o = lua_newuserdatauv(L, sizeof(*o), 0);
 	memset(o, 0, sizeof(*o));
+	o->grace_ms = DEFAULT_GRACE_MS;
 	luaL_setmetatable(L, EVFNLUA_RUNTIME);
+	const char *opt = NULL;
+	if (has_opts && (rc = apply_rt_options(L, 1, ro, o, &opt)) < 0)
+		return evfnlua_push_error(L, rc, opt);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
 	o->main = lua_tothread(L, -1);
 	lua_pop(L, 1);
@@ -294,20 +302,25 @@ set_backoff(lua_State *L, int t, evfn_fn_options *fo)
 	                                    NULL};
 	static const char *const jitters[] = {"none", "full", "equal",
 	                                      "decorrelated", NULL};
-	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_opt_table(L, t, "backoff");
 	evfnlua_check_keys(L, t, "backoff", names);
 	int top = lua_gettop(L);
 	lua_getfield(L, t, "kind");
-	int kind = luaL_checkoption(L, -1, "exponential", kinds);
+	int kind = evfnlua_opt_choice(L, -1, "backoff.kind", "exponential",
+	                              kinds);
 	lua_getfield(L, t, "base");
-	int64_t base = lua_isnil(L, -1) ? 100 : evfnlua_check_ms(L, -1, "base");
+	int64_t base = lua_isnil(L, -1) ? 100
+	                                : evfnlua_check_ms(L, -1, "backoff.base");
 	lua_getfield(L, t, "multiplier");
-	double mult = luaL_optnumber(L, -1, 2.0);
+	double mult = lua_isnil(L, -1)
+	                      ? 2.0
+	                      : evfnlua_opt_number(L, -1, "backoff.multiplier");
 	lua_getfield(L, t, "cap");
 	int64_t cap = lua_isnil(L, -1) ? (base > 30000 ? base : 30000)
-	                               : evfnlua_check_ms(L, -1, "cap");
+	                               : evfnlua_check_ms(L, -1, "backoff.cap");
 	lua_getfield(L, t, "jitter");
-	int jitter = luaL_checkoption(L, -1, "full", jitters);
+	int jitter = evfnlua_opt_choice(L, -1, "backoff.jitter", "full",
+	                                jitters);
 	lua_settop(L, top);
 	return evfn_fn_options_set_backoff(fo, (evfn_backoff)kind, base, mult,
 	                                   cap, (evfn_jitter)jitter);
@@ -318,12 +331,18 @@ static int
 set_destinations(lua_State *L, int t, evfn_fn_options *fo)
 {
 	static const char *const names[] = {"on_success", "on_failure", NULL};
-	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_opt_table(L, t, "destinations");
 	evfnlua_check_keys(L, t, "destinations", names);
 	lua_getfield(L, t, "on_success");
 	lua_getfield(L, t, "on_failure");
-	const char *ok = luaL_optstring(L, -2, NULL);
-	const char *fail = luaL_optstring(L, -1, NULL);
+	const char *ok =
+		lua_isnil(L, -2)
+			? NULL
+			: evfnlua_opt_string(L, -2, "destinations.on_success");
+	const char *fail =
+		lua_isnil(L, -1)
+			? NULL
+			: evfnlua_opt_string(L, -1, "destinations.on_failure");
 	int rc = evfn_fn_options_set_destinations(fo, ok, fail);
 	lua_pop(L, 2);
 	return rc;
@@ -335,17 +354,28 @@ static int
 set_idempotency(lua_State *L, int t, evfn_fn_options *fo)
 {
 	static const char *const names[] = {"window", NULL};
-	luaL_checktype(L, t, LUA_TTABLE);
+	evfnlua_opt_table(L, t, "idempotency");
 	evfnlua_check_keys(L, t, "idempotency", names);
 	lua_getfield(L, t, "window");
-	int64_t ms = evfnlua_check_ms(L, -1, "window");
+	int64_t ms = evfnlua_check_ms(L, -1, "idempotency.window");
 	lua_pop(L, 1);
 	return evfn_fn_options_set_idempotency(fo, ms, NULL);
 }
 
-/* Applies register()'s option table at t to fo. */
+/* The integer option on top of the stack, which must lie in
+ * [min, max] (an int): 0 and *n, or EVFN_ERANGE. */
 static int
-apply_fn_options(lua_State *L, int t, evfn_fn_options *fo)
+int_option(lua_State *L, const char *what, int min, int max, int *n)
+{
+	int rc = 0;
+	*n = evfnlua_opt_int(L, -1, what, &rc);
+	return rc < 0 || *n < min || *n > max ? EVFN_ERANGE : 0;
+}
+
+/* Applies register()'s option table at t to fo; on failure *opt names
+ * the option evfn refused. */
+static int
+apply_fn_options(lua_State *L, int t, evfn_fn_options *fo, const char **opt)
 {
 	static const char *const names[] = {
 		"timeout", "attempts", "backoff", "max_age", "concurrency",
@@ -353,44 +383,35 @@ apply_fn_options(lua_State *L, int t, evfn_fn_options *fo)
 		"rate", "breaker", NULL,
 	};
 	evfnlua_check_keys(L, t, "register", names);
-	int rc = 0;
+	int rc = 0, n = 0;
 	int top = lua_gettop(L);
-	if (lua_getfield(L, t, "timeout") != LUA_TNIL)
+	if (evfnlua_option(L, t, "timeout", opt))
 		rc = evfn_fn_options_set_timeout_ms(
 			fo, evfnlua_check_ms(L, -1, "timeout"));
-	if (rc == 0 && lua_getfield(L, t, "attempts") != LUA_TNIL) {
-		lua_Integer n = luaL_checkinteger(L, -1);
-		rc = n < 1 || n > 1000
-		             ? EVFN_ERANGE
-		             : evfn_fn_options_set_attempts(fo, (int)n);
-	}
-	if (rc == 0 && lua_getfield(L, t, "max_age") != LUA_TNIL)
+	if (rc == 0 && evfnlua_option(L, t, "attempts", opt) &&
+	    (rc = int_option(L, "attempts", 1, 1000, &n)) == 0)
+		rc = evfn_fn_options_set_attempts(fo, n);
+	if (rc == 0 && evfnlua_option(L, t, "max_age", opt))
 		rc = evfn_fn_options_set_max_age_ms(
 			fo, evfnlua_check_ms(L, -1, "max_age"));
-	if (rc == 0 && lua_getfield(L, t, "concurrency") != LUA_TNIL) {
-		lua_Integer n = luaL_checkinteger(L, -1);
-		rc = n < 1 || n > INT32_MAX
-		             ? EVFN_ERANGE
-		             : evfn_fn_options_set_concurrency(fo, (int)n);
-	}
-	if (rc == 0 && lua_getfield(L, t, "queue") != LUA_TNIL)
+	if (rc == 0 && evfnlua_option(L, t, "concurrency", opt) &&
+	    (rc = int_option(L, "concurrency", 1, INT32_MAX, &n)) == 0)
+		rc = evfn_fn_options_set_concurrency(fo, n);
+	if (rc == 0 && evfnlua_option(L, t, "queue", opt))
 		rc = evfn_fn_options_set_queue_capacity(
-			fo, luaL_checkinteger(L, -1));
-	if (rc == 0 && lua_getfield(L, t, "backoff") != LUA_TNIL)
+			fo, evfnlua_opt_integer(L, -1, "queue"));
+	if (rc == 0 && evfnlua_option(L, t, "backoff", opt))
 		rc = set_backoff(L, lua_gettop(L), fo);
-	if (rc == 0 && lua_getfield(L, t, "max_stuck") != LUA_TNIL) {
-		lua_Integer n = luaL_checkinteger(L, -1);
-		rc = n < 1 || n > INT32_MAX
-		             ? EVFN_ERANGE
-		             : evfn_fn_options_set_max_stuck(fo, (int)n);
-	}
-	if (rc == 0 && lua_getfield(L, t, "destinations") != LUA_TNIL)
+	if (rc == 0 && evfnlua_option(L, t, "max_stuck", opt) &&
+	    (rc = int_option(L, "max_stuck", 1, INT32_MAX, &n)) == 0)
+		rc = evfn_fn_options_set_max_stuck(fo, n);
+	if (rc == 0 && evfnlua_option(L, t, "destinations", opt))
 		rc = set_destinations(L, lua_gettop(L), fo);
-	if (rc == 0 && lua_getfield(L, t, "idempotency") != LUA_TNIL)
+	if (rc == 0 && evfnlua_option(L, t, "idempotency", opt))
 		rc = set_idempotency(L, lua_gettop(L), fo);
 	lua_settop(L, top);
 	if (rc == 0)
-		rc = evfnlua_flow_options(L, t, fo);
+		rc = evfnlua_flow_options(L, t, fo, opt);
 	return rc;
 }
 
@@ -413,8 +434,9 @@ l_register(lua_State *L)
 	if (rc < 0)
 		return evfnlua_push_error(L, rc, NULL);
 	evfnlua_guard(L, fo, free_fn_options);
-	if (!lua_isnil(L, 4) && (rc = apply_fn_options(L, 4, fo)) < 0)
-		return evfnlua_push_error(L, rc, NULL);
+	const char *opt = NULL;
+	if (!lua_isnil(L, 4) && (rc = apply_fn_options(L, 4, fo, &opt)) < 0)
+		return evfnlua_push_error(L, rc, opt);
 
 	struct evfnlua_fn *f = calloc(1, sizeof(*f));
 	if (!f)
@@ -816,7 +838,7 @@ static int
 l_drain(lua_State *L)
 {
 	struct evfnlua_rt *o = check_rt(L);
-	int64_t ms = lua_isnoneornil(L, 2) ? DEFAULT_GRACE_MS
+	int64_t ms = lua_isnoneornil(L, 2) ? o->grace_ms
 	                                   : evfnlua_check_ms(L, 2, "drain");
 	if (!lua_isnoneornil(L, 3))
 		luaL_checktype(L, 3, LUA_TFUNCTION);
@@ -829,7 +851,9 @@ l_drain(lua_State *L)
 }
 
 /* Drains (if needed) and frees the runtime, driving the loop while its
- * last attempts finish. Returns 0 or the code that kept it open. */
+ * last attempts finish: grace_ms bounds the whole wait, drain included.
+ * Returns 0, or the code that kept it open (EVFN_EBUSY: a handler still
+ * runs; the runtime stays usable and a later close may succeed). */
 static int
 close_rt(struct evfnlua_rt *o, lua_State *L, int64_t grace_ms)
 {
@@ -839,6 +863,7 @@ close_rt(struct evfnlua_rt *o, lua_State *L, int64_t grace_ms)
 	}
 	if (o->depth > 0)
 		return EVFN_EDEADLK;
+	int64_t until = evfnlua_now_ns() + grace_ms * 1000000;
 	evfnlua_triggers_free(o);
 	evfnlua_servers_free(o);
 #ifdef EVFNLUA_HAVE_PG
@@ -849,12 +874,17 @@ close_rt(struct evfnlua_rt *o, lua_State *L, int64_t grace_ms)
 		if (rc < 0 && rc != EVFN_ETIMEDOUT)
 			return rc;
 	}
+	/* Handlers fenced at their deadline may still run (stuck in C):
+	 * evfn_runtime_free() refuses until they return. Loop handlers
+	 * finish only while the loop runs, hence the loop, not a sleep. */
 	lua_State *prev = enter(o, L);
-	int64_t until = evfnlua_now_ns() + FREE_PATIENCE_NS;
 	int rc;
-	while ((rc = evfn_runtime_free(o->rt)) == EVFN_EBUSY &&
-	       evfnlua_now_ns() < until)
-		loop_once(o, 10);
+	while ((rc = evfn_runtime_free(o->rt)) == EVFN_EBUSY) {
+		int64_t left_ms = (until - evfnlua_now_ns()) / 1000000;
+		if (left_ms <= 0)
+			break;
+		loop_once(o, left_ms < 10 ? left_ms : 10);
+	}
 	if (rc == 0)
 		evfnlua_log_flush(o); /* the records of the last moments */
 	leave(o, prev);
@@ -870,26 +900,60 @@ static int
 l_close(lua_State *L)
 {
 	struct evfnlua_rt *o = luaL_checkudata(L, 1, EVFNLUA_RUNTIME);
-	int64_t ms = lua_isnoneornil(L, 2) ? DEFAULT_GRACE_MS
+	int64_t ms = lua_isnoneornil(L, 2) ? o->grace_ms
 	                                   : evfnlua_check_ms(L, 2, "close");
 	int rc = close_rt(o, L, ms);
 	raise_cb_error(o, L);
 	return evfnlua_push_rc(L, rc);
 }
 
-/* __gc and __close: as close(); a runtime that cannot be freed (work
- * stuck in C code for longer than the patience) is left behind with a
- * warning rather than freed under its threads. */
+/* __gc: as close() with the runtime's grace; a runtime that cannot be
+ * freed (a handler stuck in C code past the grace) is left behind with
+ * a warning rather than freed under its threads (which is safe: the
+ * module stays loaded, see module.c). The collector cannot raise. */
 static int
 l_gc(lua_State *L)
 {
 	struct evfnlua_rt *o = luaL_checkudata(L, 1, EVFNLUA_RUNTIME);
-	int rc = close_rt(o, L, DEFAULT_GRACE_MS);
+	int rc = close_rt(o, L, o->grace_ms);
 	if (rc < 0)
 		lua_warning(L, "evfn: runtime not freed: work still in flight",
 		            0);
 	free(o->cb_error);
 	o->cb_error = NULL;
+	return 0;
+}
+
+/* __close (leaving the scope of `local rt <close>`): as close() with the
+ * runtime's grace. A failure raises, as Python's `with` does, unless the
+ * scope is being left by an error (argument 2): that error goes on and
+ * the failure becomes a warning, so it never masks what is propagating. */
+static int
+l_close_scope(lua_State *L)
+{
+	struct evfnlua_rt *o = luaL_checkudata(L, 1, EVFNLUA_RUNTIME);
+	bool unwinding = !lua_isnoneornil(L, 2);
+	int rc = close_rt(o, L, o->grace_ms);
+	if (unwinding) {
+		if (o->cb_error) {
+			lua_warning(L, "evfn: a callback raised while closing: ",
+			            1);
+			lua_warning(L, o->cb_error, 0);
+		}
+		free(o->cb_error);
+		o->cb_error = NULL;
+		if (rc < 0)
+			lua_warning(L, "evfn: runtime not freed: work still "
+			               "in flight",
+			            0);
+		return 0;
+	}
+	raise_cb_error(o, L);
+	if (rc < 0) {
+		evfnlua_push_error(L, rc, "runtime not closed");
+		lua_pop(L, 1); /* the code: the message is the error */
+		lua_error(L);
+	}
 	return 0;
 }
 
@@ -929,4 +993,8 @@ evfnlua_runtime_open(lua_State *L)
 		{NULL, NULL},
 	};
 	evfnlua_handle_class(L, EVFNLUA_RUNTIME, methods, l_gc, l_tostring);
+	luaL_getmetatable(L, EVFNLUA_RUNTIME);
+	lua_pushcfunction(L, l_close_scope);
+	lua_setfield(L, -2, "__close");
+	lua_pop(L, 1);
 }

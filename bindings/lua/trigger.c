@@ -131,13 +131,15 @@ apply_trigger_options(lua_State *L, int t, enum trigger_kind kind,
 		rc = evfn_trigger_options_set_name(to, s);
 	if (rc == 0 && lua_getfield(L, t, "missed") != LUA_TNIL)
 		rc = evfn_trigger_options_set_missed(
-			to, (evfn_missed_policy)luaL_checkoption(L, -1, NULL,
-		                                                 policies));
+			to, (evfn_missed_policy)evfnlua_opt_choice(
+				    L, -1, "missed", NULL, policies));
 	if (rc == 0 && lua_getfield(L, t, "tolerance") != LUA_TNIL)
 		rc = evfn_trigger_options_set_tolerance_ms(
 			to, evfnlua_check_ms(L, -1, "tolerance"));
 	if (rc == 0 && lua_getfield(L, t, "existing") != LUA_TNIL) {
-		luaL_checktype(L, -1, LUA_TBOOLEAN);
+		if (!lua_isboolean(L, -1))
+			luaL_error(L, "existing: boolean expected, got %s",
+			           luaL_typename(L, -1));
 		rc = evfn_trigger_options_set_existing(to,
 		                                       lua_toboolean(L, -1));
 	}
