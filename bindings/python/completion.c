@@ -6,23 +6,27 @@
  * callbacks on any thread with no lock held. Those only queue what
  * happened here (no GIL); this thread takes the GIL once per batch, raises
  * Timeout in cancelled handlers first, then resolves the queued futures
- * and delivers the queued records, so a burst costs one GIL hand-over
- * instead of one each.
+ * (holding their shared Condition once for all of them) and delivers the
+ * queued records, so a burst costs one GIL hand-over instead of one each.
  */
 #include "evfnpy.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A queued item: the outcome of a submission (callback set) or an
+/* A queued item: the outcome of a submission (future set) or an
  * event-log record (record_kind >= 0). */
 struct evfnpy_done {
 	struct evfnpy_done *next;
 	struct evfnpy_completer *completer;
-	PyObject *callback; /* owned; NULL for a record */
+	PyObject *future;   /* owned; NULL for a record */
+	bool resolved;      /* the future took the outcome: call back */
 	int record_kind;    /* evfn_record_kind, or -1 */
 	char *function;     /* record: function name */
-	const evfn_event *event; /* record: a reference, or NULL (breaker) */
+	/* A reference: the submitted event, or the record's (NULL for a
+	 * breaker's record). */
+	const evfn_event *event;
 	int64_t duration_ns;
 	int code;
 	unsigned attempts;
@@ -33,10 +37,13 @@ struct evfnpy_done {
 
 int
 evfnpy_completer_init(struct evfnpy_completer *c,
-                      struct evfnpy_cancels *cancels)
+                      struct evfnpy_cancels *cancels, PyObject *registry,
+                      PyObject *condition)
 {
 	c->head = c->tail = NULL;
 	c->cancels = cancels;
+	c->registry = registry;
+	c->condition = condition;
 	c->on_record = NULL;
 	c->cancel_pending = false;
 	c->started = c->stop = false;
@@ -66,20 +73,6 @@ done_free(struct evfnpy_done *d)
 	free(d);
 }
 
-/* With the GIL: resolve one outcome by calling its Python callback with
- * (code, response bytes or None, error or None, attempts). */
-static void
-resolve(struct evfnpy_done *d)
-{
-	PyObject *r = PyObject_CallFunction(d->callback, "iy#zI", d->code,
-	                                    d->resp, (Py_ssize_t)d->resp_len,
-	                                    d->error, d->attempts);
-	if (!r)
-		PyErr_WriteUnraisable(d->callback);
-	Py_XDECREF(r);
-	Py_DECREF(d->callback);
-}
-
 /* With the GIL: hand one record to on_record as (kind, function, event,
  * attempt, code, error, duration_ns); event is None for the records of a
  * circuit breaker, which are about a function, not an event. */
@@ -93,15 +86,75 @@ deliver(PyObject *on_record, struct evfnpy_done *d)
 		ev = evfnpy_event_wrap(d->event);
 	else
 		Py_INCREF(ev);
-	PyObject *r = ev ? PyObject_CallFunction(on_record, "isNIizL",
-	                                         d->record_kind, d->function,
-	                                         ev, d->attempts, d->code,
-	                                         d->error,
-	                                         (long long)d->duration_ns)
-	                 : NULL;
+	PyObject *error = ev ? evfnpy_text(d->error) : NULL;
+	PyObject *r = error ? PyObject_CallFunction(on_record, "iNNIiNL",
+	                                            d->record_kind,
+	                                            evfnpy_text(d->function),
+	                                            ev, d->attempts, d->code,
+	                                            error,
+	                                            (long long)d->duration_ns)
+	                    : NULL;
+	if (!error)
+		Py_XDECREF(ev);
 	if (!r)
 		PyErr_WriteUnraisable(on_record);
 	Py_XDECREF(r);
+}
+
+/* With the GIL and the futures' condition held: resolve one future with
+ * its event's outcome (the response bytes or an InvocationError), and
+ * forget the submission. */
+static void
+resolve(struct evfnpy_completer *c, struct evfnpy_done *d)
+{
+	PyObject *f = d->future;
+	evfnpy_registry_remove(c->registry, d->event);
+	PyObject *v = d->code == 0
+	                      ? PyBytes_FromStringAndSize(d->resp,
+	                                                  (Py_ssize_t)d->resp_len)
+	                      : evfnpy_outcome_error(d->code, d->error,
+	                                             d->attempts,
+	                                             evfnpy_future_cause(f));
+	if (!v) {
+		/* Out of memory: the future must still end. */
+		PyErr_Clear();
+		v = PyObject_CallFunction(PyExc_MemoryError, NULL);
+		if (!v) {
+			PyErr_WriteUnraisable(f);
+			return;
+		}
+		d->code = EVFN_ENOMEM;
+	}
+	d->resolved = d->code == 0 ? evfnpy_future_finish(f, v, NULL)
+	                           : evfnpy_future_finish(f, NULL, v);
+	Py_DECREF(v);
+}
+
+/* With the GIL: resolves the futures of a batch under one hold of their
+ * condition, then runs their callbacks and delivers the records, in the
+ * order they came. */
+static void
+resolve_batch(struct evfnpy_completer *c, struct evfnpy_done *batch)
+{
+	bool futures = false;
+	for (struct evfnpy_done *d = batch; d && !futures; d = d->next)
+		futures = d->future != NULL;
+	bool locked = futures && evfnpy_future_lock(c->condition) == 0;
+	/* Unlocked (out of memory) the futures are still resolved: a wait()
+	 * could then miss a wake-up, a future left pending would never end. */
+	if (futures && !locked)
+		PyErr_WriteUnraisable(c->condition);
+	for (struct evfnpy_done *d = batch; d; d = d->next)
+		if (d->future)
+			resolve(c, d);
+	if (locked)
+		evfnpy_future_unlock(c->condition, true);
+	for (struct evfnpy_done *d = batch; d; d = d->next) {
+		if (d->future && d->resolved)
+			evfnpy_future_callbacks(d->future);
+		else if (!d->future)
+			deliver(c->on_record, d);
+	}
 }
 
 static void *
@@ -128,13 +181,13 @@ completer_main(void *arg)
 		/* Timeouts first: a late one costs a stuck thread. */
 		if (py && cancel)
 			evfnpy_cancels_fire(c->cancels);
+		if (py)
+			resolve_batch(c, batch);
 		while (batch) {
 			struct evfnpy_done *d = batch;
 			batch = d->next;
-			if (py && d->callback)
-				resolve(d);
-			else if (py)
-				deliver(c->on_record, d);
+			if (py && d->future)
+				Py_DECREF(d->future);
 			done_free(d);
 		}
 		if (py)
@@ -188,23 +241,39 @@ evfnpy_dup(const void *data, size_t len)
 }
 
 struct evfnpy_done *
-evfnpy_done_new(struct evfnpy_completer *c, PyObject *callback)
+evfnpy_done_new(struct evfnpy_completer *c, PyObject *future,
+                const evfn_event *ev)
 {
 	struct evfnpy_done *d = calloc(1, sizeof(*d));
 	if (!d)
 		return NULL;
 	d->completer = c;
 	d->record_kind = -1;
-	Py_INCREF(callback);
-	d->callback = callback;
+	Py_INCREF(future);
+	d->future = future;
+	d->event = evfn_event_ref(ev);
 	return d;
 }
 
 void
 evfnpy_done_discard(struct evfnpy_done *d)
 {
-	Py_DECREF(d->callback);
+	Py_DECREF(d->future);
 	done_free(d);
+}
+
+bool
+evfnpy_done_cancel(struct evfnpy_done *d)
+{
+	evfnpy_runtime *self = (evfnpy_runtime *)(void *)((char *)d->completer -
+	                                                 offsetof(evfnpy_runtime,
+	                                                          comp));
+	if (!self->rt)
+		return false;
+	/* Admission never waits for a thread that needs the GIL, and neither
+	 * does cancelling, so this runs with the GIL held. */
+	return evfn_cancel(self->rt, evfn_event_type(d->event),
+	                   evfn_event_id(d->event)) > 0;
 }
 
 static void

@@ -10,12 +10,13 @@
 #include "evfnpy.h"
 
 PyObject *
-evfnpy_context_wrap(evfn_ctx *ctx)
+evfnpy_context_wrap(evfn_ctx *ctx, struct evfnpy_cancels *cancels)
 {
 	evfnpy_context *c = PyObject_New(evfnpy_context, &evfnpy_context_type);
 	if (!c)
 		return NULL;
 	c->ctx = ctx;
+	c->cancels = cancels;
 	return (PyObject *)c;
 }
 
@@ -228,6 +229,53 @@ context_emit(evfnpy_context *c, PyObject *args, PyObject *kw)
 	return PyLong_FromUnsignedLongLong(seq);
 }
 
+/* _step(it, value, throw): one step of an async handler's coroutine on the
+ * runtime's asyncio loop: it.throw(value) if throw, else it.send(value).
+ * While the attempt is live the step runs under its deadline like a
+ * synchronous handler (Timeout raised inside it, so a busy coroutine
+ * cannot hold the loop past it). Once the attempt is over or cancelled,
+ * a send becomes a throw of asyncio.CancelledError (the coroutine is
+ * cancelled where it waits) and steps run unarmed, so that its cleanup
+ * can run. */
+static PyObject *
+context_step(evfnpy_context *c, PyObject *args)
+{
+	PyObject *it, *value, *cancelled_error;
+	int throw;
+	if (!PyArg_ParseTuple(args, "OOpO:_step", &it, &value, &throw,
+	                      &cancelled_error))
+		return NULL;
+	struct evfnpy_running running;
+	bool armed = c->ctx &&
+	             !evfnpy_cancels_arm(c->cancels, &running, c->ctx);
+	if (c->ctx && !armed)
+		evfnpy_cancels_disarm(c->cancels, &running);
+	PyObject *r;
+	if (!armed && !throw)
+		r = PyObject_CallMethodOneArg(it, evfnpy_names.throw_,
+		                              cancelled_error);
+	else
+		r = PyObject_CallMethodOneArg(it,
+		                              throw ? evfnpy_names.throw_
+		                                    : evfnpy_names.send,
+		                              value);
+	if (armed)
+		evfnpy_cancels_disarm(c->cancels, &running);
+	return r;
+}
+
+/* _interrupt(): the deadline passed (the worker's own wait says so): a
+ * step of this attempt's coroutine running on the asyncio loop gets
+ * Timeout now, without waiting for the core's watchdog, whose cancel
+ * hook may come after the attempt has ended. */
+static PyObject *
+context_interrupt(evfnpy_context *c, PyObject *unused)
+{
+	if (c->ctx)
+		evfnpy_cancels_interrupt(c->cancels, c->ctx);
+	Py_RETURN_NONE;
+}
+
 static PyObject *
 context_repr(evfnpy_context *c)
 {
@@ -273,6 +321,12 @@ static PyMethodDef context_methods[] = {
 	  METH_VARARGS | METH_KEYWORDS,
 	  "emit(event) or emit(type, data=None, **attributes): publish a "
 	  "child event (hop count + 1); returns its sequence number." },
+	{ "_interrupt", (PyCFunction)context_interrupt, METH_NOARGS,
+	  "_interrupt(): raise Timeout in this attempt's coroutine step if "
+	  "one runs on the asyncio loop." },
+	{ "_step", (PyCFunction)context_step, METH_VARARGS,
+	  "_step(it, value, throw, CancelledError): one step of an async "
+	  "handler's coroutine under the attempt's deadline." },
 	{ NULL, NULL, 0, NULL }
 };
 

@@ -26,16 +26,20 @@ dead_letter_tuple(const evfn_dead_letter *dl)
 	PyObject *ev = evfnpy_event_wrap(evfn_dead_letter_event(dl));
 	PyObject *first = attempt_time(evfn_dead_letter_first_attempt(dl));
 	PyObject *last = attempt_time(evfn_dead_letter_last_attempt(dl));
+	/* The error may be anything a handler said: decoded leniently, so
+	 * that one entry cannot make the whole listing fail. */
+	PyObject *error = evfnpy_text(evfn_dead_letter_error(dl));
 	PyObject *t = NULL;
-	if (ev && first && last)
-		t = Py_BuildValue("(KOssiIzOO)",
+	if (ev && first && last && error)
+		t = Py_BuildValue("(KOssiIOOO)",
 		                  (unsigned long long)evfn_dead_letter_id(dl),
 		                  ev,
 		                  evfn_dead_letter_function(dl),
 		                  evfn_dead_letter_reason(dl),
 		                  evfn_dead_letter_code(dl),
-		                  evfn_dead_letter_attempts(dl),
-		                  evfn_dead_letter_error(dl), first, last);
+		                  evfn_dead_letter_attempts(dl), error, first,
+		                  last);
+	Py_XDECREF(error);
 	Py_XDECREF(ev);
 	Py_XDECREF(first);
 	Py_XDECREF(last);

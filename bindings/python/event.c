@@ -126,7 +126,7 @@ set_flow(evfn_event *ev, PyObject *kw)
 	}
 	if (rc == 0 && delay) {
 		int64_t ms;
-		if (evfnpy_seconds_to_ms(delay, &ms) < 0)
+		if (evfnpy_seconds_to_ms(delay, "delay", &ms) < 0)
 			return -1;
 		rc = evfn_event_set_delay_ms(ev, ms);
 	}
@@ -285,12 +285,12 @@ event_dealloc(evfnpy_event *e)
 	PyObject_Free(e);
 }
 
+/* Attributes may come from anywhere (HTTP headers, C emitters), so they
+ * are decoded leniently. */
 static PyObject *
 str_or_none(const char *s)
 {
-	if (!s)
-		Py_RETURN_NONE;
-	return PyUnicode_FromString(s);
+	return evfnpy_text(s);
 }
 
 static PyObject *
@@ -405,7 +405,7 @@ get_extensions(evfnpy_event *e, void *unused)
 	const char *name, *value;
 	for (size_t i = 0;
 	     d && (value = evfn_event_extension_at(e->ev, i, &name)); i++) {
-		PyObject *v = PyUnicode_FromString(value);
+		PyObject *v = evfnpy_text(value);
 		if (!v || PyDict_SetItemString(d, name, v) < 0)
 			Py_CLEAR(d);
 		Py_XDECREF(v);

@@ -14,6 +14,7 @@
 #include <Python.h>
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,20 +38,60 @@ PyObject *evfnpy_raise(int code);
 PyObject *evfnpy_raise_detail(int code, const char *detail);
 
 /* As evfnpy_raise() for an event's final outcome: the exception carries
- * the last attempt's error message and the number of attempts. */
-PyObject *evfnpy_raise_outcome(int code, const char *error, unsigned attempts);
+ * the last attempt's error message, the number of attempts and, as its
+ * __cause__, the exception the last attempt raised (cause; may be NULL). */
+PyObject *evfnpy_raise_outcome(int code, const char *error, unsigned attempts,
+                               PyObject *cause);
 
 /* Builds (without raising) the exception object evfnpy_raise_outcome()
- * would raise; NULL with a Python error set on failure. */
-PyObject *evfnpy_outcome_error(int code, const char *error, unsigned attempts);
+ * would raise, with cause (the exception the last attempt raised, or
+ * NULL) as its __cause__; NULL with a Python error set on failure. */
+PyObject *evfnpy_outcome_error(int code, const char *error, unsigned attempts,
+                               PyObject *cause);
 
-/* The class raised inside a handler thread that passed its deadline
- * (evfn.Timeout); borrowed, NULL until evfn/__init__.py registered it. */
+/* A str for text from evfn (NULL: None), decoded as UTF-8 with invalid
+ * bytes replaced: text from C or Lua handlers need not be UTF-8, and a
+ * decoding error must never cost a result. New reference or NULL. */
+PyObject *evfnpy_text(const char *s);
+
+/* The classes and helpers evfn/__init__.py registers (borrowed; NULL
+ * until then): evfn.Timeout, raised inside a handler thread that passed
+ * its deadline; evfn.Retry and evfn.Fail, which handlers raise to choose
+ * the outcome; error_text(exc), the attempt's error for an exception
+ * (its type and message first, then its traceback); the exception
+ * class TimedOut; threading.Condition. */
 PyObject *evfnpy_timeout_class(void);
+PyObject *evfnpy_retry_class(void);
+PyObject *evfnpy_fail_class(void);
+PyObject *evfnpy_error_text(void);
+PyObject *evfnpy_condition_class(void);
+
+/* Interned names of the methods the binding calls often, so that each
+ * call does not make (and the type's method cache keep) a new str. */
+struct evfnpy_names {
+	PyObject *acquire, *release, *notify_all, *waiters, *wait;
+	PyObject *add_result, *add_exception, *add_cancelled;
+	PyObject *send, *throw_, *run;
+};
+extern struct evfnpy_names evfnpy_names;
 
 /* Cached json.dumps and json.loads; borrowed. */
 PyObject *evfnpy_json_dumps(void);
 PyObject *evfnpy_json_loads(void);
+
+/* --- options.c --- */
+
+/* Converters of options given as Python objects; each returns 0, or -1
+ * with TypeError (wrong type) or evfn.InvalidArgument (out of range)
+ * raised, the message naming the option. Seconds become whole
+ * milliseconds (ms < 0 is left to evfn to refuse). */
+int evfnpy_opt_int(PyObject *v, const char *name, int *out);
+int evfnpy_opt_int64(PyObject *v, const char *name, int64_t *out);
+int evfnpy_opt_double(PyObject *v, const char *name, double *out);
+int evfnpy_seconds_to_ms(PyObject *s, const char *name, int64_t *ms);
+/* Raises the error evfn gave (code) for option name=value; value may be
+ * NULL. Returns NULL. */
+PyObject *evfnpy_raise_option(int code, const char *name, PyObject *value);
 
 /* --- payload.c --- */
 
@@ -74,12 +115,23 @@ void evfnpy_payload_release(struct evfnpy_payload *p);
 
 /* --- cancel.c --- */
 
-/* One running Python handler as the cancel registry sees it. Lives on the
- * stack of the C handler that runs it. */
+/* A thread waiting without the GIL (a synchronous invoke) that the
+ * deadline of the handler it runs in must wake: sem is posted and
+ * interrupted set. */
+struct evfnpy_wake {
+	sem_t sem;
+	atomic_bool interrupted;
+};
+
+/* One running Python handler (or one step of an async handler's
+ * coroutine) as the cancel registry sees it. Lives on the stack of the
+ * C code that runs it. */
 struct evfnpy_running {
 	struct evfnpy_running *next;
+	struct evfnpy_running *outer; /* the thread's previous entry */
 	evfn_ctx *ctx;
 	unsigned long thread_id;
+	struct evfnpy_wake *wake; /* a nested invoke waiting (under mu) */
 	bool cancel; /* the core cancelled the attempt (under mu) */
 	bool fired;  /* Timeout was raised in the thread (under mu) */
 };
@@ -95,19 +147,30 @@ struct evfnpy_cancels {
 
 int evfnpy_cancels_init(struct evfnpy_cancels *c);
 void evfnpy_cancels_destroy(struct evfnpy_cancels *c);
-/* With the GIL, on the handler's thread, around the call. disarm()
+/* With the GIL, on the handler's thread, around the call. arm() returns
+ * true when the attempt is already cancelled (its deadline passed while
+ * the handler waited for the GIL): the handler must not run. disarm()
  * reports whether the attempt was cancelled, and takes back a Timeout
  * that was raised but not yet delivered, so it cannot hit the thread's
  * next handler. */
-void evfnpy_cancels_arm(struct evfnpy_cancels *c, struct evfnpy_running *r,
+bool evfnpy_cancels_arm(struct evfnpy_cancels *c, struct evfnpy_running *r,
                         evfn_ctx *ctx);
 bool evfnpy_cancels_disarm(struct evfnpy_cancels *c,
                            struct evfnpy_running *r);
+/* With the GIL: if this thread runs a handler, the handler's deadline
+ * (or rt.cancel) will wake w; returns true when that already happened
+ * (w need not be waited for). unwatch() undoes it before w goes away. */
+bool evfnpy_cancels_watch(struct evfnpy_cancels *c, struct evfnpy_wake *w);
+void evfnpy_cancels_unwatch(struct evfnpy_cancels *c, struct evfnpy_wake *w);
 /* No GIL (the loop thread): marks the handler running ctx as cancelled.
  * True when the completion thread must now raise (evfnpy_cancels_fire). */
 bool evfnpy_cancels_request(struct evfnpy_cancels *c, evfn_ctx *ctx);
 /* With the GIL: raise Timeout in every cancelled handler not yet told. */
 void evfnpy_cancels_fire(struct evfnpy_cancels *c);
+/* With the GIL: raise Timeout now in what runs for ctx on other threads
+ * (the steps of an async handler's coroutine, when the worker waiting
+ * for it saw the deadline pass before the core's watchdog did). */
+void evfnpy_cancels_interrupt(struct evfnpy_cancels *c, evfn_ctx *ctx);
 
 /* --- completion.c --- */
 
@@ -122,6 +185,8 @@ struct evfnpy_completer {
 	pthread_t thread;
 	struct evfnpy_done *head, *tail;
 	struct evfnpy_cancels *cancels; /* borrowed */
+	PyObject *registry;  /* borrowed: the runtime's pending futures */
+	PyObject *condition; /* borrowed: the runtime's futures' Condition */
 	PyObject *on_record; /* owned; NULL for no event log */
 	bool cancel_pending;
 	bool started;
@@ -129,19 +194,24 @@ struct evfnpy_completer {
 };
 
 int evfnpy_completer_init(struct evfnpy_completer *c,
-                          struct evfnpy_cancels *cancels);
+                          struct evfnpy_cancels *cancels, PyObject *registry,
+                          PyObject *condition);
 /* Starts the thread; 0 or -errno. Idempotent. */
 int evfnpy_completer_start(struct evfnpy_completer *c);
 /* Resolves what is queued, then stops the thread; call without the GIL
  * and after the runtime is freed (free delivers the last results). */
 void evfnpy_completer_stop(struct evfnpy_completer *c);
 void evfnpy_completer_destroy(struct evfnpy_completer *c);
-/* With the GIL: the record of one submission, holding a reference to the
- * Python callback; NULL on ENOMEM. */
+/* With the GIL: the record of one submission of ev, holding references
+ * to the future it resolves and to ev; NULL on ENOMEM. */
 struct evfnpy_done *evfnpy_done_new(struct evfnpy_completer *c,
-                                    PyObject *callback);
+                                    PyObject *future, const evfn_event *ev);
 /* With the GIL: drop a record whose submission failed. */
 void evfnpy_done_discard(struct evfnpy_done *d);
+/* With the GIL: cancel the record's event if it still waits (or has
+ * just started, before its handler ran Python code); true if evfn
+ * cancelled it. */
+bool evfnpy_done_cancel(struct evfnpy_done *d);
 /* A malloc'ed, NUL-terminated copy of len bytes, or NULL; no GIL needed. */
 char *evfnpy_dup(const void *data, size_t len);
 /* The evfn_result_cb of a submission (arg: its record); no GIL. */
@@ -176,20 +246,72 @@ PyObject *evfnpy_datetime_from_ns(int64_t ns);
 typedef struct {
 	PyObject_HEAD
 	evfn_ctx *ctx; /* NULL once the handler returned */
+	struct evfnpy_cancels *cancels; /* the runtime's (for _step) */
 } evfnpy_context;
 
 extern PyTypeObject evfnpy_context_type;
-PyObject *evfnpy_context_wrap(evfn_ctx *ctx);
+PyObject *evfnpy_context_wrap(evfn_ctx *ctx, struct evfnpy_cancels *cancels);
 /* Called when the handler returned: later use raises evfn.Error(EPERM). */
 void evfnpy_context_invalidate(PyObject *c);
+
+/* --- future.c --- */
+
+/* Creates the Future type (a subclass of concurrent.futures.Future) and
+ * adds it to mod; 0 or -1. */
+int evfnpy_future_init(PyObject *mod);
+/* A pending Future sharing condition (a threading.Condition) with the
+ * runtime's other futures; new reference or NULL. */
+PyObject *evfnpy_future_new(PyObject *condition);
+bool evfnpy_future_check(PyObject *obj);
+void evfnpy_future_set_seq(PyObject *f, PyObject *seq);
+/* Links the future to its pending submission (for cancel()). */
+void evfnpy_future_bind(PyObject *f, struct evfnpy_done *rec);
+/* The exception the event's last attempt raised, borrowed, or NULL. */
+PyObject *evfnpy_future_cause(PyObject *f);
+/* A handler starts on the future's event: marks it running; false if
+ * the future was cancelled (the handler must not run). */
+bool evfnpy_future_start(PyObject *f);
+/* The attempt ended (the event may be retried): no longer running;
+ * cause (NULL: none) is what it raised. */
+void evfnpy_future_stop(PyObject *f, PyObject *cause);
+/* The condition the runtime's futures share: lock() returns 0 or -1;
+ * unlock(notify) wakes the threads waiting in result() first. */
+int evfnpy_future_lock(PyObject *condition);
+void evfnpy_future_unlock(PyObject *condition, bool notify);
+/* With the condition locked: the event's outcome, a result or an
+ * exception (the other NULL); tells concurrent.futures.wait()'s waiters.
+ * False when the future was cancelled meanwhile (nothing changed). */
+bool evfnpy_future_finish(PyObject *f, PyObject *result, PyObject *exception);
+/* Unlocked, after finish() returned true: runs the done callbacks. */
+void evfnpy_future_callbacks(PyObject *f);
+/* The registry of pending submissions (a dict keyed by event address,
+ * whose events the submissions keep alive): add returns 0 or -1; find
+ * returns a borrowed future or NULL (no error). */
+int evfnpy_registry_add(PyObject *registry, const evfn_event *ev,
+                        PyObject *f);
+void evfnpy_registry_remove(PyObject *registry, const evfn_event *ev);
+PyObject *evfnpy_registry_find(PyObject *registry, const evfn_event *ev);
 
 /* --- handler.c --- */
 
 struct evfnpy_runtime;
+/* How a function's handler is called: with (event) or (event, ctx); a
+ * list of events for batches; which exceptions retry (NULL: all not in
+ * fail_on) and which fail at once; the asyncio loop object whose
+ * run(awaitable, ctx) runs what an async handler returns. */
+struct evfnpy_call_spec {
+	bool with_ctx;
+	bool batch;
+	PyObject *retry_on; /* tuple or NULL */
+	PyObject *fail_on;  /* tuple or NULL */
+	PyObject *aloop;
+};
 /* Registers callable under name with the given (already built) options;
- * the function's userdata holds a strong reference to callable. */
+ * the function's userdata holds strong references to callable and to
+ * the spec's objects. */
 int evfnpy_register(struct evfnpy_runtime *self, const char *name,
-                    PyObject *callable, evfn_fn_options *o);
+                    PyObject *callable, const struct evfnpy_call_spec *spec,
+                    evfn_fn_options *o);
 
 /* --- runtime.c --- */
 
@@ -206,8 +328,10 @@ typedef struct evfnpy_runtime {
 	bool started;
 	bool drained;
 	PyObject *handed_back; /* list of (name, Event) not yet returned */
-	/* Calls that run without the GIL and use rt (sync invoke, drain):
-	 * close waits for them before freeing rt. */
+	PyObject *registry;  /* pending submissions: event -> Future */
+	PyObject *condition; /* the Condition its futures share */
+	/* Calls that run without the GIL and use rt (drain): close waits
+	 * for them before freeing rt. */
 	pthread_mutex_t busy_mu;
 	pthread_cond_t busy_cond;
 	int busy;
@@ -217,9 +341,7 @@ extern PyTypeObject evfnpy_runtime_type;
 
 /* 0, or -1 with ShutDown raised for a closed runtime. */
 int evfnpy_runtime_check_open(evfnpy_runtime *self);
-/* Seconds (a float or int object) to whole milliseconds; -1 with a
- * Python error set on failure (ms < 0 is left to evfn to refuse). */
-int evfnpy_seconds_to_ms(PyObject *s, int64_t *ms);
+
 /* Keeps obj (an open trigger or server) until it detaches itself or the
  * runtime closes it; 0 or -1 with a Python error. */
 int evfnpy_runtime_attach(evfnpy_runtime *self, PyObject *obj);

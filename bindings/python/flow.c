@@ -5,35 +5,39 @@
  * evfn/__init__.py builds from evfn.Batch, evfn.RateLimit and
  * evfn.CircuitBreaker), and pausing, resuming and cancelling work the
  * runtime already accepted. Times are seconds, as everywhere in the
- * binding; evfn checks the ranges.
+ * binding; evfn checks the ranges, and errors name the option.
  */
 #include "evfnpy.h"
 
 /* An evfn return code as the setters below return: 0, or -1 with the
- * matching exception raised. */
+ * matching exception raised, naming the option. */
 static int
-checked(int rc)
+checked(int rc, const char *name, PyObject *value)
 {
 	if (rc < 0) {
-		evfnpy_raise(rc);
+		evfnpy_raise_option(rc, name, value);
 		return -1;
 	}
 	return 0;
 }
 
-/* Each setter: 0, or -1 with a Python error set. */
+/* Each setter: 0, or -1 with a Python error set. The tuples' items are
+ * the dataclasses' fields as the caller gave them, converted here so
+ * that a wrong one is named. */
 
 /* batch: (max_items, window seconds). */
 static int
 set_batch(evfn_fn_options *o, PyObject *batch)
 {
 	int max_items;
-	PyObject *window;
+	PyObject *max, *window;
 	int64_t window_ms;
-	if (!PyArg_ParseTuple(batch, "iO:batch", &max_items, &window) ||
-	    evfnpy_seconds_to_ms(window, &window_ms) < 0)
+	if (!PyArg_ParseTuple(batch, "OO:batch", &max, &window) ||
+	    evfnpy_opt_int(max, "batch.max_items", &max_items) < 0 ||
+	    evfnpy_seconds_to_ms(window, "batch.window", &window_ms) < 0)
 		return -1;
-	return checked(evfn_fn_options_set_batch(o, max_items, window_ms));
+	return checked(evfn_fn_options_set_batch(o, max_items, window_ms),
+	               "batch", batch);
 }
 
 /* rate_limit: (per_second, burst). */
@@ -42,9 +46,15 @@ set_rate_limit(evfn_fn_options *o, PyObject *rate)
 {
 	double per_second;
 	int burst;
-	if (!PyArg_ParseTuple(rate, "di:rate_limit", &per_second, &burst))
+	PyObject *per_second_obj, *burst_obj;
+	if (!PyArg_ParseTuple(rate, "OO:rate_limit", &per_second_obj,
+	                      &burst_obj) ||
+	    evfnpy_opt_double(per_second_obj, "rate_limit.per_second",
+	                      &per_second) < 0 ||
+	    evfnpy_opt_int(burst_obj, "rate_limit.burst", &burst) < 0)
 		return -1;
-	return checked(evfn_fn_options_set_rate_limit(o, per_second, burst));
+	return checked(evfn_fn_options_set_rate_limit(o, per_second, burst),
+	               "rate_limit", rate);
 }
 
 /* circuit_breaker: (consecutive_failures, failure_rate, min_calls,
@@ -54,17 +64,28 @@ set_breaker(evfn_fn_options *o, PyObject *breaker)
 {
 	int consecutive, min_calls, policy;
 	double rate;
-	PyObject *window, *cooldown;
+	PyObject *consecutive_obj, *rate_obj, *min_calls_obj, *window,
+		*cooldown;
 	int64_t window_ms, cooldown_ms;
-	if (!PyArg_ParseTuple(breaker, "idiOOi:circuit_breaker", &consecutive,
-	                      &rate, &min_calls, &window, &cooldown,
-	                      &policy) ||
-	    evfnpy_seconds_to_ms(window, &window_ms) < 0 ||
-	    evfnpy_seconds_to_ms(cooldown, &cooldown_ms) < 0)
+	if (!PyArg_ParseTuple(breaker, "OOOOOi:circuit_breaker",
+	                      &consecutive_obj, &rate_obj, &min_calls_obj,
+	                      &window, &cooldown, &policy) ||
+	    evfnpy_opt_int(consecutive_obj,
+	                   "circuit_breaker.consecutive_failures",
+	                   &consecutive) < 0 ||
+	    evfnpy_opt_double(rate_obj, "circuit_breaker.failure_rate",
+	                      &rate) < 0 ||
+	    evfnpy_opt_int(min_calls_obj, "circuit_breaker.min_calls",
+	                   &min_calls) < 0 ||
+	    evfnpy_seconds_to_ms(window, "circuit_breaker.window",
+	                         &window_ms) < 0 ||
+	    evfnpy_seconds_to_ms(cooldown, "circuit_breaker.cooldown",
+	                         &cooldown_ms) < 0)
 		return -1;
 	return checked(evfn_fn_options_set_circuit_breaker(
-		o, consecutive, rate, min_calls, window_ms, cooldown_ms,
-		(evfn_circuit_policy)policy));
+			       o, consecutive, rate, min_calls, window_ms,
+			       cooldown_ms, (evfn_circuit_policy)policy),
+	               "circuit_breaker", breaker);
 }
 
 int

@@ -56,25 +56,26 @@ build_options(PyObject *max_body, PyObject *timeout, PyObject *max_conn,
 {
 	evfn_http_options *o;
 	int64_t ms = 0;
-	long long n = 0;
+	int64_t n = 0;
 	*out = NULL;
 	int rc = evfn_http_options_new(&o);
 	if (rc == 0)
 		rc = evfn_http_options_set_address(o, address, port);
 	if (rc == 0 && max_body != Py_None) {
-		if ((n = PyLong_AsLongLong(max_body)) == -1 && PyErr_Occurred())
+		if (evfnpy_opt_int64(max_body, "max_body", &n) < 0)
 			goto fail;
 		rc = evfn_http_options_set_max_body(o, n);
 	}
 	if (rc == 0 && timeout != Py_None) {
-		if (evfnpy_seconds_to_ms(timeout, &ms) < 0)
+		if (evfnpy_seconds_to_ms(timeout, "timeout", &ms) < 0)
 			goto fail;
 		rc = evfn_http_options_set_timeout_ms(o, ms);
 	}
 	if (rc == 0 && max_conn != Py_None) {
-		if ((n = PyLong_AsLongLong(max_conn)) == -1 && PyErr_Occurred())
+		int conns;
+		if (evfnpy_opt_int(max_conn, "max_connections", &conns) < 0)
 			goto fail;
-		rc = evfn_http_options_set_max_connections(o, (int)n);
+		rc = evfn_http_options_set_max_connections(o, conns);
 	}
 	if (rc == 0 && health)
 		rc = evfn_http_options_set_health_path(o, health);
@@ -148,7 +149,8 @@ http_route(evfnpy_http *h, PyObject *args, PyObject *kw)
 	    check_live(h) < 0)
 		return NULL;
 	int64_t ms = 0;
-	if (timeout != Py_None && evfnpy_seconds_to_ms(timeout, &ms) < 0)
+	if (timeout != Py_None &&
+	    evfnpy_seconds_to_ms(timeout, "timeout", &ms) < 0)
 		return NULL;
 	evfn_route_options *o;
 	int rc = evfn_route_options_new(&o);

@@ -9,6 +9,9 @@
 #include "evfnpy.h"
 
 #include <stdio.h>
+#include <string.h>
+
+struct evfnpy_names evfnpy_names;
 
 static atomic_bool finalizing;
 /* code (int) -> exception class; plus the fallbacks. Owned references,
@@ -18,6 +21,10 @@ static PyObject *default_error_class;
 static PyObject *outcome_classes;
 static PyObject *outcome_error_class;
 static PyObject *timeout_class;
+static PyObject *retry_class;
+static PyObject *fail_class;
+static PyObject *error_text;
+static PyObject *condition_class;
 static PyObject *json_dumps;
 static PyObject *json_loads;
 
@@ -37,6 +44,38 @@ PyObject *
 evfnpy_timeout_class(void)
 {
 	return timeout_class;
+}
+
+PyObject *
+evfnpy_retry_class(void)
+{
+	return retry_class;
+}
+
+PyObject *
+evfnpy_fail_class(void)
+{
+	return fail_class;
+}
+
+PyObject *
+evfnpy_error_text(void)
+{
+	return error_text;
+}
+
+PyObject *
+evfnpy_condition_class(void)
+{
+	return condition_class;
+}
+
+PyObject *
+evfnpy_text(const char *s)
+{
+	if (!s)
+		Py_RETURN_NONE;
+	return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
 }
 
 PyObject *
@@ -95,18 +134,24 @@ evfnpy_raise_detail(int code, const char *detail)
 }
 
 PyObject *
-evfnpy_outcome_error(int code, const char *error, unsigned attempts)
+evfnpy_outcome_error(int code, const char *error, unsigned attempts,
+                     PyObject *cause)
 {
 	PyObject *cls = class_for(outcome_classes, code, outcome_error_class);
 	if (cls == PyExc_RuntimeError)
 		return PyObject_CallFunction(cls, "s", evfn_strerror(code));
-	return PyObject_CallFunction(cls, "izI", code, error, attempts);
+	PyObject *text = evfnpy_text(error);
+	if (!text)
+		return NULL;
+	return PyObject_CallFunction(cls, "iNIO", code, text, attempts,
+	                             cause ? cause : Py_None);
 }
 
 PyObject *
-evfnpy_raise_outcome(int code, const char *error, unsigned attempts)
+evfnpy_raise_outcome(int code, const char *error, unsigned attempts,
+                     PyObject *cause)
 {
-	PyObject *exc = evfnpy_outcome_error(code, error, attempts);
+	PyObject *exc = evfnpy_outcome_error(code, error, attempts, cause);
 	if (exc) {
 		PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
 		Py_DECREF(exc);
@@ -117,11 +162,18 @@ evfnpy_raise_outcome(int code, const char *error, unsigned attempts)
 static PyObject *
 set_classes(PyObject *mod, PyObject *args)
 {
-	PyObject *by_code, *base, *outcomes, *outcome, *timeout;
-	if (!PyArg_ParseTuple(args, "O!OO!OO:_set_classes", &PyDict_Type,
+	PyObject *by_code, *base, *outcomes, *outcome, *timeout, *retry, *fail,
+		*text;
+	if (!PyArg_ParseTuple(args, "O!OO!OOOOO:_set_classes", &PyDict_Type,
 	                      &by_code, &base, &PyDict_Type, &outcomes,
-	                      &outcome, &timeout))
+	                      &outcome, &timeout, &retry, &fail, &text))
 		return NULL;
+	Py_INCREF(retry);
+	Py_XSETREF(retry_class, retry);
+	Py_INCREF(fail);
+	Py_XSETREF(fail_class, fail);
+	Py_INCREF(text);
+	Py_XSETREF(error_text, text);
 	Py_INCREF(outcomes);
 	Py_XSETREF(outcome_classes, outcomes);
 	Py_INCREF(by_code);
@@ -191,7 +243,7 @@ error_table(void)
 static PyMethodDef module_methods[] = {
 	{ "_set_classes", set_classes, METH_VARARGS,
 	  "Register the exception classes: by code, base, outcome classes by "
-	  "code, outcome base, Timeout." },
+	  "code, outcome base, Timeout, Retry, Fail, and error_text(exc)." },
 	{ "strerror", strerror_py, METH_O,
 	  "English description of an evfn error code." },
 	{ "err_name", err_name_py, METH_O,
@@ -288,7 +340,33 @@ add_constants(PyObject *mod)
 }
 
 static int
-load_json(void)
+intern_names(void)
+{
+	struct {
+		PyObject **slot;
+		const char *name;
+	} names[] = {
+		{ &evfnpy_names.acquire, "acquire" },
+		{ &evfnpy_names.release, "release" },
+		{ &evfnpy_names.notify_all, "notify_all" },
+		{ &evfnpy_names.waiters, "_waiters" },
+		{ &evfnpy_names.wait, "wait" },
+		{ &evfnpy_names.add_result, "add_result" },
+		{ &evfnpy_names.add_exception, "add_exception" },
+		{ &evfnpy_names.add_cancelled, "add_cancelled" },
+		{ &evfnpy_names.send, "send" },
+		{ &evfnpy_names.throw_, "throw" },
+		{ &evfnpy_names.run, "run" },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!*names[i].slot &&
+		    !(*names[i].slot = PyUnicode_InternFromString(names[i].name)))
+			return -1;
+	return 0;
+}
+
+static int
+load_modules(void)
 {
 	PyObject *json = PyImport_ImportModule("json");
 	if (!json)
@@ -296,7 +374,12 @@ load_json(void)
 	json_dumps = PyObject_GetAttrString(json, "dumps");
 	json_loads = PyObject_GetAttrString(json, "loads");
 	Py_DECREF(json);
-	return json_dumps && json_loads ? 0 : -1;
+	PyObject *threading = PyImport_ImportModule("threading");
+	if (!threading)
+		return -1;
+	condition_class = PyObject_GetAttrString(threading, "Condition");
+	Py_DECREF(threading);
+	return json_dumps && json_loads && condition_class ? 0 : -1;
 }
 
 /* The only exported symbol: CPython finds the module through it. */
@@ -308,7 +391,9 @@ PyInit__evfn(void)
 	PyObject *mod = PyModule_Create(&module_def);
 	if (!mod)
 		return NULL;
-	if (load_json() < 0 || add_constants(mod) < 0 ||
+	if (intern_names() < 0 || load_modules() < 0 ||
+	    add_constants(mod) < 0 ||
+	    evfnpy_future_init(mod) < 0 ||
 	    add_type(mod, &evfnpy_runtime_type, "Runtime") < 0 ||
 	    add_type(mod, &evfnpy_event_type, "Event") < 0 ||
 	    add_type(mod, &evfnpy_context_type, "Context") < 0 ||

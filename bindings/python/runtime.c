@@ -14,16 +14,9 @@
 #include "evfnpy.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int64_t
-seconds_to_ms(double s)
-{
-	return (int64_t)llround(s * 1000.0);
-}
 
 int
 evfnpy_runtime_check_open(evfnpy_runtime *self)
@@ -35,20 +28,6 @@ evfnpy_runtime_check_open(evfnpy_runtime *self)
 }
 
 #define check_open evfnpy_runtime_check_open
-
-int
-evfnpy_seconds_to_ms(PyObject *s, int64_t *ms)
-{
-	double v = PyFloat_AsDouble(s);
-	if (v == -1.0 && PyErr_Occurred())
-		return -1;
-	if (!isfinite(v) || fabs(v) > 9e15) {
-		PyErr_SetString(PyExc_ValueError, "seconds out of range");
-		return -1;
-	}
-	*ms = seconds_to_ms(v);
-	return 0;
-}
 
 int
 evfnpy_runtime_attach(evfnpy_runtime *self, PyObject *obj)
@@ -110,11 +89,18 @@ runtime_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	evfnpy_runtime *self = (evfnpy_runtime *)type->tp_alloc(type, 0);
 	if (!self)
 		return NULL;
+	self->registry = PyDict_New();
+	self->condition = PyObject_CallNoArgs(evfnpy_condition_class());
+	if (!self->registry || !self->condition) {
+		Py_DECREF(self);
+		return NULL;
+	}
 	if (evfnpy_cancels_init(&self->cancels) < 0) {
 		Py_DECREF(self);
 		return PyErr_NoMemory();
 	}
-	if (evfnpy_completer_init(&self->comp, &self->cancels) < 0) {
+	if (evfnpy_completer_init(&self->comp, &self->cancels, self->registry,
+	                          self->condition) < 0) {
 		evfnpy_cancels_destroy(&self->cancels);
 		Py_DECREF(self);
 		return PyErr_NoMemory();
@@ -131,27 +117,103 @@ runtime_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	return (PyObject *)self;
 }
 
+/* workers: None (evfn's default), an int n (n, n) or a pair (min, max);
+ * 0, or -1 with an error naming the option. */
+static int
+set_workers(evfn_rt_options *o, PyObject *workers)
+{
+	int min, max;
+	PyObject *pair = NULL;
+	if (PyIndex_Check(workers)) {
+		if (evfnpy_opt_int(workers, "workers", &min) < 0)
+			return -1;
+		max = min;
+	} else {
+		pair = PySequence_Check(workers) && !PyUnicode_Check(workers)
+		               ? PySequence_Tuple(workers)
+		               : NULL;
+		if (!pair || PyTuple_GET_SIZE(pair) != 2) {
+			Py_XDECREF(pair);
+			PyErr_Clear();
+			PyErr_Format(PyExc_TypeError,
+			             "workers must be an int or a (min, max) "
+			             "pair, not %.100R",
+			             workers);
+			return -1;
+		}
+		if (evfnpy_opt_int(PyTuple_GET_ITEM(pair, 0), "workers",
+		                   &min) < 0 ||
+		    evfnpy_opt_int(PyTuple_GET_ITEM(pair, 1), "workers",
+		                   &max) < 0) {
+			Py_DECREF(pair);
+			return -1;
+		}
+		Py_DECREF(pair);
+	}
+	int rc = evfn_rt_options_set_workers(o, min, max);
+	if (rc < 0) {
+		evfnpy_raise_option(rc, "workers", workers);
+		return -1;
+	}
+	return 0;
+}
+
+/* The runtime options of Runtime(...) applied to o: None leaves evfn's
+ * default, anything else goes to evfn to be checked (so workers=-1 is an
+ * error, not the default). 0, or -1 with an error naming the option. */
+static int
+apply_rt_options(evfnpy_runtime *self, evfn_rt_options *o, PyObject *workers,
+                 PyObject *idle, const char *source, PyObject *dl_obj,
+                 PyObject *hops_obj, PyObject *on_record)
+{
+	int64_t idle_ms = 0, dl_capacity = 0;
+	int max_hops = 0, rc = 0;
+	const char *bad = NULL;
+	PyObject *bad_value = NULL;
+	if ((workers != Py_None && set_workers(o, workers) < 0) ||
+	    (idle != Py_None &&
+	     evfnpy_seconds_to_ms(idle, "idle_timeout", &idle_ms) < 0) ||
+	    (dl_obj != Py_None &&
+	     evfnpy_opt_int64(dl_obj, "dead_letter_capacity", &dl_capacity) <
+	             0) ||
+	    (hops_obj != Py_None &&
+	     evfnpy_opt_int(hops_obj, "max_hops", &max_hops) < 0))
+		return -1;
+	if (idle != Py_None &&
+	    (rc = evfn_rt_options_set_idle_timeout_ms(o, idle_ms)) < 0)
+		bad = "idle_timeout", bad_value = idle;
+	else if (source && (rc = evfn_rt_options_set_source(o, source)) < 0)
+		bad = "source";
+	else if (dl_obj != Py_None &&
+	         (rc = evfn_rt_options_set_dead_letter_capacity(
+			  o, dl_capacity)) < 0)
+		bad = "dead_letter_capacity", bad_value = dl_obj;
+	else if (hops_obj != Py_None &&
+	         (rc = evfn_rt_options_set_max_hops(o, max_hops)) < 0)
+		bad = "max_hops", bad_value = hops_obj;
+	else if (on_record != Py_None &&
+	         (rc = evfn_rt_options_set_event_log(
+			  o, evfnpy_completer_record, &self->comp)) < 0)
+		bad = "on_record";
+	if (rc < 0) {
+		evfnpy_raise_option(rc, bad, bad_value);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 runtime_init(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "workers", "idle_timeout", "source",
 		                  "dead_letter_capacity", "max_hops",
 		                  "on_record", NULL };
-	int min = -1, max = -1, max_hops = 0;
-	long long dl_capacity = 0;
-	PyObject *idle = Py_None, *on_record = Py_None;
+	PyObject *workers = Py_None, *idle = Py_None, *on_record = Py_None;
 	PyObject *dl_obj = Py_None, *hops_obj = Py_None;
 	const char *source = NULL;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|(ii)OzOOO:Runtime", kwlist,
-	                                 &min, &max, &idle, &source, &dl_obj,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOzOOO:Runtime", kwlist,
+	                                 &workers, &idle, &source, &dl_obj,
 	                                 &hops_obj, &on_record))
-		return -1;
-	/* None: evfn's default; any int goes to evfn to be checked. */
-	if ((dl_obj != Py_None &&
-	     (dl_capacity = PyLong_AsLongLong(dl_obj)) == -1 &&
-	     PyErr_Occurred()) ||
-	    (hops_obj != Py_None &&
-	     (max_hops = _PyLong_AsInt(hops_obj)) == -1 && PyErr_Occurred()))
 		return -1;
 	if (on_record != Py_None && !PyCallable_Check(on_record)) {
 		PyErr_SetString(PyExc_TypeError, "on_record must be callable");
@@ -161,30 +223,18 @@ runtime_init(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_TypeError, "Runtime already initialized");
 		return -1;
 	}
-	double idle_s = 0;
-	if (idle != Py_None) {
-		idle_s = PyFloat_AsDouble(idle);
-		if (idle_s == -1.0 && PyErr_Occurred())
-			return -1;
-	}
 	evfn_rt_options *o;
 	int rc = evfn_rt_options_new(&o);
-	if (rc == 0 && min >= 0)
-		rc = evfn_rt_options_set_workers(o, min, max);
-	if (rc == 0 && idle != Py_None)
-		rc = evfn_rt_options_set_idle_timeout_ms(o,
-		                                         seconds_to_ms(idle_s));
-	if (rc == 0 && source)
-		rc = evfn_rt_options_set_source(o, source);
-	if (rc == 0 && dl_obj != Py_None)
-		rc = evfn_rt_options_set_dead_letter_capacity(o, dl_capacity);
-	if (rc == 0 && hops_obj != Py_None)
-		rc = evfn_rt_options_set_max_hops(o, max_hops);
-	if (rc == 0 && on_record != Py_None)
-		rc = evfn_rt_options_set_event_log(o, evfnpy_completer_record,
-		                                   &self->comp);
-	if (rc == 0)
-		rc = evfn_runtime_new(&self->rt, o);
+	if (rc < 0) {
+		evfnpy_raise(rc);
+		return -1;
+	}
+	if (apply_rt_options(self, o, workers, idle, source, dl_obj, hops_obj,
+	                     on_record) < 0) {
+		evfn_rt_options_free(o);
+		return -1;
+	}
+	rc = evfn_runtime_new(&self->rt, o);
 	evfn_rt_options_free(o);
 	if (rc < 0) {
 		evfnpy_raise(rc);
@@ -223,31 +273,41 @@ on_handback(const evfn_event *ev, const char *fn_name, void *arg)
 	PyGILState_Release(g);
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* evfn_runtime_free() refuses (EBUSY) while a handler that was fenced at
  * its deadline still runs; drain does not wait for those. The watchdog
- * raises Timeout in such a Python handler, so it returns soon: poll for up
- * to the grace period (plus a little, as the deadline may fall just before
- * it), then give up and report EBUSY. There is no call to wait for stuck
- * handlers, hence the polling. */
+ * raises Timeout in such a Python handler, so it usually returns soon:
+ * poll until the close's deadline, then give up and report EBUSY. There
+ * is no call to wait for stuck handlers, hence the polling. */
 static int
-free_when_quiet(evfn_rt *rt, int64_t grace_ms)
+free_when_quiet(evfn_rt *rt, int64_t until_ms)
 {
 	struct timespec step = { 0, 5 * 1000 * 1000 };
-	int64_t polls = (grace_ms + 1000) / 5;
 	int rc;
-	while ((rc = evfn_runtime_free(rt)) == EVFN_EBUSY && polls-- > 0)
+	while ((rc = evfn_runtime_free(rt)) == EVFN_EBUSY &&
+	       now_ms() < until_ms)
 		nanosleep(&step, NULL);
 	return rc;
 }
 
 /* Frees the C runtime; the GIL is released while workers are joined (they
- * may need it to finish). Returns 0, or -1 with an exception set. */
+ * may need it to finish). grace_ms bounds the whole wait for work in
+ * flight, drain included; a handler still running after it leaves the
+ * runtime open (EBUSY). Returns 0, or -1 with an exception set. */
 static int
 close_runtime(evfnpy_runtime *self, int64_t grace_ms)
 {
 	evfn_rt *rt = self->rt;
 	if (!rt)
 		return 0;
+	int64_t until = now_ms() + (grace_ms > 0 ? grace_ms : 0);
 	/* Triggers and servers first: evfn_runtime_free() refuses while
 	 * they live, and they would feed a draining runtime. Freeing them
 	 * waits only for the loop thread, which never takes the GIL. */
@@ -263,7 +323,7 @@ close_runtime(evfnpy_runtime *self, int64_t grace_ms)
 	while (self->busy > 0)
 		pthread_cond_wait(&self->busy_cond, &self->busy_mu);
 	pthread_mutex_unlock(&self->busy_mu);
-	rc = free_when_quiet(rt, grace_ms);
+	rc = free_when_quiet(rt, until);
 	if (rc == 0)
 		evfnpy_completer_stop(&self->comp);
 	Py_END_ALLOW_THREADS
@@ -297,7 +357,135 @@ runtime_dealloc(evfnpy_runtime *self)
 	}
 	Py_XDECREF(self->handed_back);
 	Py_XDECREF(self->attached);
+	Py_XDECREF(self->registry);
+	Py_XDECREF(self->condition);
 	Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* An int option through its setter: 0, or -1 with an error naming it. */
+static int
+apply_int(evfn_fn_options *o, PyObject *v, const char *name,
+          int (*set)(evfn_fn_options *, int))
+{
+	int n, rc;
+	if (v == Py_None)
+		return 0;
+	if (evfnpy_opt_int(v, name, &n) < 0)
+		return -1;
+	if ((rc = set(o, n)) < 0) {
+		evfnpy_raise_option(rc, name, v);
+		return -1;
+	}
+	return 0;
+}
+
+/* As apply_int() for an option in seconds, set in milliseconds. */
+static int
+apply_ms(evfn_fn_options *o, PyObject *v, const char *name,
+         int (*set)(evfn_fn_options *, int64_t))
+{
+	int64_t ms;
+	int rc;
+	if (v == Py_None)
+		return 0;
+	if (evfnpy_seconds_to_ms(v, name, &ms) < 0)
+		return -1;
+	if ((rc = set(o, ms)) < 0) {
+		evfnpy_raise_option(rc, name, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_queue(evfn_fn_options *o, PyObject *v)
+{
+	int64_t n;
+	int rc;
+	if (v == Py_None)
+		return 0;
+	if (evfnpy_opt_int64(v, "queue", &n) < 0)
+		return -1;
+	if ((rc = evfn_fn_options_set_queue_capacity(o, n)) < 0) {
+		evfnpy_raise_option(rc, "queue", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* backoff: (kind, base seconds, multiplier, cap seconds, jitter), as
+ * evfn.Backoff gives it. */
+static int
+set_backoff(evfn_fn_options *o, PyObject *backoff)
+{
+	int kind, jitter, rc;
+	PyObject *base, *mult_obj, *cap;
+	int64_t base_ms, cap_ms;
+	double mult;
+	if (backoff == Py_None)
+		return 0;
+	if (!PyArg_ParseTuple(backoff, "iOOOi:backoff", &kind, &base, &mult_obj,
+	                      &cap, &jitter) ||
+	    evfnpy_seconds_to_ms(base, "backoff.base", &base_ms) < 0 ||
+	    evfnpy_opt_double(mult_obj, "backoff.multiplier", &mult) < 0 ||
+	    evfnpy_seconds_to_ms(cap, "backoff.cap", &cap_ms) < 0)
+		return -1;
+	rc = evfn_fn_options_set_backoff(o, (evfn_backoff)kind, base_ms, mult,
+	                                 cap_ms, (evfn_jitter)jitter);
+	if (rc < 0) {
+		evfnpy_raise_option(rc, "backoff", backoff);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_destinations(evfn_fn_options *o, const char *on_success,
+                 const char *on_failure)
+{
+	if (!on_success && !on_failure)
+		return 0;
+	int rc = evfn_fn_options_set_destinations(o, on_success, on_failure);
+	if (rc < 0) {
+		evfnpy_raise_option(rc, "on_success/on_failure", NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+set_idempotency(evfn_fn_options *o, PyObject *v)
+{
+	int64_t ms;
+	int rc;
+	if (v == Py_None)
+		return 0;
+	if (evfnpy_seconds_to_ms(v, "idempotency", &ms) < 0)
+		return -1;
+	if ((rc = evfn_fn_options_set_idempotency(o, ms, NULL)) < 0) {
+		evfnpy_raise_option(rc, "idempotency", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* call: (with_ctx, batch, retry_on, fail_on, aloop) as evfn/__init__.py
+ * works it out: how the handler is called and its exceptions judged. */
+static int
+parse_call_spec(PyObject *call, struct evfnpy_call_spec *spec)
+{
+	int with_ctx = 1, batch = 0;
+	PyObject *retry_on = Py_None, *fail_on = Py_None, *aloop = Py_None;
+	if (call != Py_None &&
+	    !PyArg_ParseTuple(call, "ppOOO:call", &with_ctx, &batch, &retry_on,
+	                      &fail_on, &aloop))
+		return -1;
+	spec->with_ctx = with_ctx;
+	spec->batch = batch;
+	spec->retry_on = retry_on == Py_None ? NULL : retry_on;
+	spec->fail_on = fail_on == Py_None ? NULL : fail_on;
+	spec->aloop = aloop;
+	return 0;
 }
 
 static PyObject *
@@ -307,27 +495,21 @@ runtime_register(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 		                  "backoff", "max_age", "concurrency",
 		                  "queue", "on_success", "on_failure",
 		                  "idempotency", "max_stuck", "batch",
-		                  "rate_limit", "circuit_breaker", NULL };
+		                  "rate_limit", "circuit_breaker", "call", NULL };
 	const char *name, *on_success = NULL, *on_failure = NULL;
 	PyObject *callable;
 	PyObject *timeout = Py_None, *backoff = Py_None, *max_age = Py_None;
-	PyObject *idempotency = Py_None, *stuck_obj = Py_None;
+	PyObject *attempts = Py_None, *concurrency = Py_None, *queue = Py_None;
+	PyObject *idempotency = Py_None, *max_stuck = Py_None;
 	PyObject *batch = Py_None, *rate = Py_None, *breaker = Py_None;
-	int attempts = -1, concurrency = -1, max_stuck = 0;
-	long long queue = -1;
-	int64_t idem_ms = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OiOOiLzzOOOOO:register",
+	PyObject *call = Py_None;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OOOOOOzzOOOOOO:register",
 	                                 kwlist, &name, &callable, &timeout,
 	                                 &attempts, &backoff, &max_age,
 	                                 &concurrency, &queue, &on_success,
 	                                 &on_failure, &idempotency,
-	                                 &stuck_obj, &batch, &rate, &breaker))
-		return NULL;
-	if (stuck_obj != Py_None &&
-	    (max_stuck = _PyLong_AsInt(stuck_obj)) == -1 && PyErr_Occurred())
-		return NULL;
-	if (idempotency != Py_None &&
-	    evfnpy_seconds_to_ms(idempotency, &idem_ms) < 0)
+	                                 &max_stuck, &batch, &rate, &breaker,
+	                                 &call))
 		return NULL;
 	if (check_open(self) < 0)
 		return NULL;
@@ -335,52 +517,32 @@ runtime_register(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_TypeError, "handler must be callable");
 		return NULL;
 	}
-	double timeout_s = 0, max_age_s = 0, base = 0, mult = 0, cap = 0;
-	int kind = 0, jitter = 0;
-	if ((timeout != Py_None &&
-	     (timeout_s = PyFloat_AsDouble(timeout)) == -1.0 &&
-	     PyErr_Occurred()) ||
-	    (max_age != Py_None &&
-	     (max_age_s = PyFloat_AsDouble(max_age)) == -1.0 &&
-	     PyErr_Occurred()) ||
-	    (backoff != Py_None &&
-	     !PyArg_ParseTuple(backoff, "idddi:backoff", &kind, &base, &mult,
-	                       &cap, &jitter)))
+	struct evfnpy_call_spec spec;
+	if (parse_call_spec(call, &spec) < 0)
 		return NULL;
-
 	evfn_fn_options *o;
 	int rc = evfn_fn_options_new(&o);
-	if (rc == 0 && timeout != Py_None)
-		rc = evfn_fn_options_set_timeout_ms(o, seconds_to_ms(timeout_s));
-	if (rc == 0 && attempts != -1)
-		rc = evfn_fn_options_set_attempts(o, attempts);
-	if (rc == 0 && backoff != Py_None)
-		rc = evfn_fn_options_set_backoff(o, (evfn_backoff)kind,
-		                                 seconds_to_ms(base), mult,
-		                                 seconds_to_ms(cap),
-		                                 (evfn_jitter)jitter);
-	if (rc == 0 && max_age != Py_None)
-		rc = evfn_fn_options_set_max_age_ms(o, seconds_to_ms(max_age_s));
-	if (rc == 0 && concurrency != -1)
-		rc = evfn_fn_options_set_concurrency(o, concurrency);
-	if (rc == 0 && queue != -1)
-		rc = evfn_fn_options_set_queue_capacity(o, queue);
-	if (rc == 0 && (on_success || on_failure))
-		rc = evfn_fn_options_set_destinations(o, on_success,
-		                                      on_failure);
-	if (rc == 0 && idempotency != Py_None)
-		rc = evfn_fn_options_set_idempotency(o, idem_ms, NULL);
-	if (rc == 0 && stuck_obj != Py_None)
-		rc = evfn_fn_options_set_max_stuck(o, max_stuck);
-	if (rc < 0) {
-		evfn_fn_options_free(o);
+	if (rc < 0)
 		return evfnpy_raise(rc);
-	}
-	if (evfnpy_flow_options(o, batch, rate, breaker) < 0) {
+	if (apply_ms(o, timeout, "timeout",
+	             evfn_fn_options_set_timeout_ms) < 0 ||
+	    apply_int(o, attempts, "attempts",
+	              evfn_fn_options_set_attempts) < 0 ||
+	    set_backoff(o, backoff) < 0 ||
+	    apply_ms(o, max_age, "max_age",
+	             evfn_fn_options_set_max_age_ms) < 0 ||
+	    apply_int(o, concurrency, "concurrency",
+	              evfn_fn_options_set_concurrency) < 0 ||
+	    set_queue(o, queue) < 0 ||
+	    set_destinations(o, on_success, on_failure) < 0 ||
+	    set_idempotency(o, idempotency) < 0 ||
+	    apply_int(o, max_stuck, "max_stuck",
+	              evfn_fn_options_set_max_stuck) < 0 ||
+	    evfnpy_flow_options(o, batch, rate, breaker) < 0) {
 		evfn_fn_options_free(o);
 		return NULL;
 	}
-	rc = evfnpy_register(self, name, callable, o);
+	rc = evfnpy_register(self, name, callable, &spec, o);
 	evfn_fn_options_free(o);
 	if (rc < 0)
 		return NULL;
@@ -418,16 +580,17 @@ runtime_start(evfnpy_runtime *self, PyObject *unused)
 static PyObject *
 runtime_drain(evfnpy_runtime *self, PyObject *arg)
 {
-	double grace = PyFloat_AsDouble(arg);
-	if ((grace == -1.0 && PyErr_Occurred()) || check_open(self) < 0)
+	int64_t grace_ms;
+	if (evfnpy_seconds_to_ms(arg, "grace", &grace_ms) < 0 ||
+	    check_open(self) < 0)
 		return NULL;
-	if (grace < 0)
-		return evfnpy_raise(EVFN_EINVAL);
+	if (grace_ms < 0)
+		return evfnpy_raise_option(EVFN_EINVAL, "grace", arg);
 	evfn_rt *rt = self->rt;
 	int rc;
 	busy_enter(self);
 	Py_BEGIN_ALLOW_THREADS
-	rc = evfn_runtime_drain(rt, seconds_to_ms(grace), on_handback, self);
+	rc = evfn_runtime_drain(rt, grace_ms, on_handback, self);
 	busy_leave(self);
 	Py_END_ALLOW_THREADS
 	if (rc < 0 && rc != EVFN_ETIMEDOUT)
@@ -445,10 +608,12 @@ runtime_drain(evfnpy_runtime *self, PyObject *arg)
 static PyObject *
 runtime_close(evfnpy_runtime *self, PyObject *args)
 {
-	double grace = 5.0;
-	if (!PyArg_ParseTuple(args, "|d:close", &grace))
+	PyObject *grace = NULL;
+	int64_t grace_ms = 5000;
+	if (!PyArg_ParseTuple(args, "|O:close", &grace) ||
+	    (grace && evfnpy_seconds_to_ms(grace, "grace", &grace_ms) < 0))
 		return NULL;
-	if (close_runtime(self, seconds_to_ms(grace)) < 0)
+	if (close_runtime(self, grace_ms) < 0)
 		return NULL;
 	PyObject *list = self->handed_back;
 	self->handed_back = PyList_New(0);
@@ -528,12 +693,14 @@ runtime_emit(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 	return PyLong_FromUnsignedLongLong(seq);
 }
 
-/* What a synchronous invoke waits for; filled by the result callback on
- * the loop thread, without the GIL (the loop thread never takes it). */
-struct waiter {
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	bool done;
+/* What a synchronous invoke waits for, on the heap: the result callback
+ * (on the loop thread, without the GIL) fills it, and the caller may have
+ * stopped waiting by then (Ctrl-C, its timeout, its handler's deadline),
+ * so both hold a reference and the last one frees it. */
+struct sync_wait {
+	atomic_int refs;
+	struct evfnpy_wake wake; /* posted by the result, or the deadline */
+	atomic_bool done;
 	int code;
 	unsigned attempts;
 	char *resp;
@@ -542,74 +709,187 @@ struct waiter {
 };
 
 static void
+sync_wait_unref(struct sync_wait *w)
+{
+	if (atomic_fetch_sub(&w->refs, 1) != 1)
+		return;
+	sem_destroy(&w->wake.sem);
+	free(w->resp);
+	free(w->error);
+	free(w);
+}
+
+static void
 on_sync_result(const evfn_result *res, void *arg)
 {
-	struct waiter *w = arg;
+	struct sync_wait *w = arg;
 	size_t len = 0;
 	const void *data = evfn_result_data(res, &len);
 	const char *error = evfn_result_error(res);
-	pthread_mutex_lock(&w->mu);
 	w->code = evfn_result_code(res);
 	w->attempts = evfn_result_attempts(res);
 	w->resp = evfnpy_dup(data, len);
 	w->resp_len = w->resp ? len : 0;
 	w->error = error ? evfnpy_dup(error, strlen(error)) : NULL;
-	w->done = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->mu);
+	atomic_store(&w->done, true);
+	sem_post(&w->wake.sem);
+	sync_wait_unref(w);
 }
 
+/* Why a synchronous invoke stopped waiting. */
+enum wait_end { WAIT_DONE, WAIT_TIMEOUT, WAIT_DEADLINE, WAIT_SIGNAL };
+
+/* Waits with the GIL released for the result, timeout_s seconds at most
+ * (< 0: no limit). A signal interrupts the wait (sem_wait fails with
+ * EINTR): Python's handlers run, and one that raises (Ctrl-C's
+ * KeyboardInterrupt) ends it. */
+static enum wait_end
+sync_wait_for(struct sync_wait *w, double timeout_s)
+{
+	struct timespec until;
+	if (timeout_s >= 0) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		double whole = (double)(time_t)timeout_s;
+		until.tv_sec += (time_t)timeout_s;
+		until.tv_nsec += (long)((timeout_s - whole) * 1e9);
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+	}
+	for (;;) {
+		int r, err;
+		Py_BEGIN_ALLOW_THREADS
+		r = timeout_s < 0 ? sem_wait(&w->wake.sem)
+		                  : sem_clockwait(&w->wake.sem, CLOCK_MONOTONIC,
+		                                  &until);
+		err = errno;
+		Py_END_ALLOW_THREADS
+		if (atomic_load(&w->done))
+			return WAIT_DONE;
+		if (atomic_load(&w->wake.interrupted))
+			return WAIT_DEADLINE;
+		if (r < 0 && err == ETIMEDOUT)
+			return WAIT_TIMEOUT;
+		if (r < 0 && err == EINTR && PyErr_CheckSignals() < 0)
+			return WAIT_SIGNAL;
+	}
+}
+
+/* The invoke stopped waiting before the outcome: the event is cancelled
+ * (nobody will get its result), and the exception for the caller is
+ * raised (one a signal handler raised is already set). */
+static void
+abandon(evfnpy_runtime *self, evfn_event *ev, enum wait_end why,
+        PyObject *timeout)
+{
+	if (self->rt) {
+		PyObject *type, *value, *tb;
+		PyErr_Fetch(&type, &value, &tb);
+		(void)evfn_cancel(self->rt, evfn_event_type(ev),
+		                  evfn_event_id(ev));
+		PyErr_Restore(type, value, tb);
+	}
+	if (why == WAIT_TIMEOUT)
+		evfnpy_raise_option(EVFN_ETIMEDOUT, "timeout", timeout);
+	else if (why == WAIT_DEADLINE)
+		PyErr_SetNone(evfnpy_timeout_class());
+}
+
+/* invoke(name, data=None, *, timeout=None, **attributes) -> bytes: waits
+ * (without the GIL) for the event's final outcome. */
 static PyObject *
 runtime_invoke(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	const char *name;
-	PyObject *data;
+	PyObject *data, *timeout = kw ? PyDict_GetItemString(kw, "timeout")
+	                              : NULL;
+	double timeout_s = -1;
 	if (parse_target(args, "s|O:invoke", &name, &data) < 0 ||
 	    check_open(self) < 0)
 		return NULL;
-	if (!self->started)
-		return evfnpy_raise(EVFN_ENOTRUNNING);
-	evfn_event *ev;
-	if (evfnpy_event_build(name, data, kw, &ev) < 0)
-		return NULL;
-	struct waiter w = { .done = false };
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cond, NULL);
-	int rc = evfn_submit(self->rt, name, ev, on_sync_result, &w, NULL);
-	evfn_event_unref(ev);
-	if (rc == 0) {
-		busy_enter(self);
-		Py_BEGIN_ALLOW_THREADS
-		pthread_mutex_lock(&w.mu);
-		while (!w.done)
-			pthread_cond_wait(&w.cond, &w.mu);
-		pthread_mutex_unlock(&w.mu);
-		busy_leave(self);
-		Py_END_ALLOW_THREADS
+	if (timeout) {
+		Py_INCREF(timeout);
+		if (PyDict_DelItemString(kw, "timeout") < 0 ||
+		    (timeout != Py_None &&
+		     evfnpy_opt_double(timeout, "timeout", &timeout_s) < 0)) {
+			Py_DECREF(timeout);
+			return NULL;
+		}
+		if (timeout != Py_None && !(timeout_s >= 0)) {
+			evfnpy_raise_option(EVFN_ERANGE, "timeout", timeout);
+			Py_DECREF(timeout);
+			return NULL;
+		}
 	}
-	pthread_cond_destroy(&w.cond);
-	pthread_mutex_destroy(&w.mu);
-	PyObject *result = NULL;
-	if (rc < 0)
+	PyObject *result = NULL, *fut = NULL;
+	evfn_event *ev = NULL;
+	struct sync_wait *w = NULL;
+	if (!self->started) {
+		evfnpy_raise(EVFN_ENOTRUNNING);
+		goto out;
+	}
+	if (evfnpy_event_build(name, data, kw, &ev) < 0)
+		goto out;
+	/* A future nobody else sees: the handler marks it running and
+	 * leaves its exception there (the __cause__ of the error). */
+	fut = evfnpy_future_new(self->condition);
+	w = calloc(1, sizeof(*w));
+	if (!fut || !w || sem_init(&w->wake.sem, 0, 0) < 0) {
+		free(w);
+		w = NULL;
+		if (!PyErr_Occurred())
+			PyErr_NoMemory();
+		goto out;
+	}
+	atomic_init(&w->refs, 2);
+	if (evfnpy_registry_add(self->registry, ev, fut) < 0) {
+		w->refs = 1;
+		goto out;
+	}
+	int rc = evfn_submit(self->rt, name, ev, on_sync_result, w, NULL);
+	if (rc < 0) {
+		w->refs = 1; /* the callback is never called */
+		evfnpy_registry_remove(self->registry, ev);
 		evfnpy_raise(rc);
-	else if (w.code != 0)
-		evfnpy_raise_outcome(w.code, w.error, w.attempts);
-	else if (!w.resp)
+		goto out;
+	}
+	/* Inside a handler the wait ends at that handler's deadline too:
+	 * with the pool at its maximum the event might otherwise wait for
+	 * this very worker. */
+	enum wait_end why = evfnpy_cancels_watch(&self->cancels, &w->wake)
+	                            ? WAIT_DEADLINE
+	                            : sync_wait_for(w, timeout_s);
+	evfnpy_cancels_unwatch(&self->cancels, &w->wake);
+	evfnpy_registry_remove(self->registry, ev);
+	if (why != WAIT_DONE)
+		abandon(self, ev, why, timeout);
+	else if (w->code != 0)
+		evfnpy_raise_outcome(w->code, w->error, w->attempts,
+		                     evfnpy_future_cause(fut));
+	else if (!w->resp)
 		PyErr_NoMemory();
 	else
-		result = PyBytes_FromStringAndSize(w.resp,
-		                                   (Py_ssize_t)w.resp_len);
-	free(w.resp);
-	free(w.error);
+		result = PyBytes_FromStringAndSize(w->resp,
+		                                   (Py_ssize_t)w->resp_len);
+out:
+	if (w)
+		sync_wait_unref(w);
+	evfn_event_unref(ev);
+	Py_XDECREF(fut);
+	Py_XDECREF(timeout);
 	return result;
 }
 
+/* submit(name, data=None, **attributes) -> Future: the Future is
+ * resolved by the completion thread with the response bytes or an
+ * InvocationError; its seq is the event's sequence number. */
 static PyObject *
 runtime_submit(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	const char *name;
-	PyObject *data = Py_None, *callback;
-	if (!PyArg_ParseTuple(args, "sOO:submit", &name, &data, &callback) ||
+	PyObject *data;
+	if (parse_target(args, "s|O:submit", &name, &data) < 0 ||
 	    check_open(self) < 0)
 		return NULL;
 	evfn_event *ev;
@@ -617,24 +897,44 @@ runtime_submit(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 		return NULL;
 	uint64_t seq = 0;
 	int rc = evfnpy_completer_start(&self->comp);
-	if (rc < 0) {
-		evfn_event_unref(ev);
-		errno = -rc;
-		return PyErr_SetFromErrno(PyExc_OSError);
-	}
-	struct evfnpy_done *d = evfnpy_done_new(&self->comp, callback);
+	PyObject *fut = rc == 0 ? evfnpy_future_new(self->condition) : NULL;
+	struct evfnpy_done *d =
+		fut ? evfnpy_done_new(&self->comp, fut, ev) : NULL;
 	if (!d) {
 		evfn_event_unref(ev);
-		return PyErr_NoMemory();
+		Py_XDECREF(fut);
+		if (rc < 0) {
+			errno = -rc;
+			return PyErr_SetFromErrno(PyExc_OSError);
+		}
+		return PyErr_Occurred() ? NULL : PyErr_NoMemory();
 	}
+	if (evfnpy_registry_add(self->registry, ev, fut) < 0) {
+		evfnpy_done_discard(d);
+		evfn_event_unref(ev);
+		Py_DECREF(fut);
+		return NULL;
+	}
+	evfnpy_future_bind(fut, d);
 	rc = evfn_submit(self->rt, name, ev, evfnpy_completer_result, d, &seq);
-	evfn_event_unref(ev);
 	if (rc < 0) {
 		/* The callback is never called on failure. */
+		evfnpy_registry_remove(self->registry, ev);
+		evfnpy_future_bind(fut, NULL);
 		evfnpy_done_discard(d);
+		evfn_event_unref(ev);
+		Py_DECREF(fut);
 		return evfnpy_raise(rc);
 	}
-	return PyLong_FromUnsignedLongLong(seq);
+	evfn_event_unref(ev);
+	PyObject *seq_obj = PyLong_FromUnsignedLongLong(seq);
+	if (!seq_obj) {
+		Py_DECREF(fut);
+		return NULL;
+	}
+	evfnpy_future_set_seq(fut, seq_obj);
+	Py_DECREF(seq_obj);
+	return fut;
 }
 
 static PyObject *
@@ -699,10 +999,10 @@ static PyMethodDef runtime_methods[] = {
 	  "emit(topic, data=None, **attributes) -> seq" },
 	{ "invoke", (PyCFunction)(void (*)(void))runtime_invoke,
 	  METH_VARARGS | METH_KEYWORDS,
-	  "invoke(name, data=None, **attributes) -> bytes" },
+	  "invoke(name, data=None, *, timeout=None, **attributes) -> bytes" },
 	{ "submit", (PyCFunction)(void (*)(void))runtime_submit,
 	  METH_VARARGS | METH_KEYWORDS,
-	  "submit(name, data, callback, **attributes) -> seq" },
+	  "submit(name, data=None, **attributes) -> Future" },
 	{ "pause", (PyCFunction)evfnpy_rt_pause, METH_O,
 	  "pause(name): start no new attempt of the function; its events "
 	  "keep being accepted and wait." },

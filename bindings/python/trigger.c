@@ -70,7 +70,7 @@ build_options(const struct trigger_args *a, evfn_trigger_options **out)
 	}
 	if (rc == 0 && a->tolerance != Py_None) {
 		int64_t ms;
-		if (evfnpy_seconds_to_ms(a->tolerance, &ms) < 0) {
+		if (evfnpy_seconds_to_ms(a->tolerance, "tolerance", &ms) < 0) {
 			evfn_trigger_options_free(o);
 			return -1;
 		}

@@ -12,8 +12,10 @@ HTTP routes, dead letters and the event log.
 Handlers are plain or ``async def`` functions taking ``(event)`` or
 ``(event, ctx)``. Returning a value responds with it; raising ``Retry`` or
 ``Fail`` chooses the outcome; any other exception retries or fails
-according to ``retry_on=``/``fail_on=`` with its traceback as the attempt's
-error. A handler past its deadline gets ``Timeout`` raised inside it.
+according to ``retry_on=``/``fail_on=``, its type, message and traceback
+becoming the attempt's error (and, for ``invoke``/``invoke_async``
+callers, the ``__cause__`` of the ``InvocationError``). A handler past its
+deadline gets ``Timeout`` raised inside it.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import inspect
 import os
 import threading
 import traceback
+import warnings
 import weakref
 from typing import Any, Callable, NamedTuple, Optional, Tuple, Type, Union
 
@@ -110,26 +113,77 @@ class CircuitOpen(Error):
     is "refuse"; the event was refused."""
 
 
-class TimedOut(Error):
-    """ETIMEDOUT: drain's grace period ended with work in flight;
-    ``handed_back`` holds what was handed back anyway."""
+class TimedOut(Error, TimeoutError):
+    """ETIMEDOUT: drain's grace period ended with work in flight
+    (``handed_back`` holds what was handed back anyway), or ``invoke``'s
+    ``timeout=`` passed (the invocation was cancelled). Also a
+    TimeoutError."""
 
     handed_back: list = []
 
 
+# How a Python handler's error text separates the exception (type and
+# message, first) from its traceback (after).
+_TRACEBACK_MARK = "\n\nTraceback (most recent call last):\n"
+
+
+def _error_text(exc: BaseException) -> str:
+    """The attempt's error for an exception a handler raised: its type
+    and message first (they survive the core's cut at 1023 bytes), then
+    its traceback."""
+    head = "".join(traceback.format_exception_only(type(exc), exc))
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return head.rstrip("\n") + (_TRACEBACK_MARK + frames if frames else "")
+
+
+def _type_name(cls: type) -> str:
+    """A class's name as tracebacks print it."""
+    if cls.__module__ in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 class InvocationError(Error):
     """An invoked event ended badly. ``error`` is the last attempt's error
-    message (for a Python handler, its traceback), ``attempts`` how many
-    attempts it took."""
+    text, ``attempts`` how many attempts it took. When the last attempt
+    raised a Python exception, ``type_name`` is its class
+    ("PermissionError"), ``message`` its message and ``traceback`` its
+    formatted frames; otherwise ``type_name`` and ``traceback`` are None
+    and ``message`` is the error text. ``__cause__`` is the exception
+    itself when it is still in this process (``invoke``,
+    ``invoke_async``)."""
 
     def __init__(self, code: int, error: Optional[str] = None,
-                 attempts: int = 0) -> None:
+                 attempts: int = 0,
+                 cause: Optional[BaseException] = None) -> None:
         self.error = error
         self.attempts = attempts
+        self.type_name: Optional[str] = None
+        self.message: Optional[str] = error
+        self.traceback: Optional[str] = None
+        if cause is not None:
+            self.type_name = _type_name(type(cause))
+            self.message = str(cause)
+            self.traceback = "".join(
+                traceback.format_tb(cause.__traceback__)) or None
+        elif error and _TRACEBACK_MARK in error:
+            head, _, self.traceback = error.partition(_TRACEBACK_MARK)
+            self.type_name, sep, message = head.partition(": ")
+            self.message = message if sep else ""
         detail = f"after {attempts} attempt{'s' if attempts != 1 else ''}"
-        if error:
-            detail += "; last error: " + error.strip().splitlines()[-1]
+        if self.type_name is not None:
+            first = (self.message or "").strip().splitlines()
+            detail += f"; last error: {self.type_name}" + (
+                f": {first[0]}" if first else "")
+        elif error and error.strip():
+            # A whole traceback (as traceback.format_exc() gives it) ends
+            # with the exception; other text starts with what matters.
+            lines = error.strip().splitlines()
+            detail += "; last error: " + (
+                lines[-1] if lines[0].startswith("Traceback") else lines[0])
         super().__init__(code, detail)
+        if cause is not None:
+            self.__cause__ = cause
 
 
 class Failed(InvocationError):
@@ -207,14 +261,16 @@ class Fail(Exception):
 
 
 class Timeout(BaseException):
-    """Raised inside a handler whose deadline passed; the attempt ends as
-    RETRY with the error "Timeout". It derives from BaseException, like
+    """Raised inside a handler whose deadline passed (or that
+    ``Runtime.cancel()`` asked to stop); the attempt ends as RETRY with
+    the error "Timeout" ("cancelled"). It derives from BaseException, like
     asyncio.CancelledError, so that ``except Exception`` does not swallow
-    it."""
+    it. A synchronous ``invoke`` inside a handler raises it too when that
+    handler's deadline passes while it waits."""
 
 
 _evfn._set_classes(_BY_CODE, Error, _OUTCOME_BY_CODE, InvocationError,
-                   Timeout)
+                   Timeout, Retry, Fail, _error_text)
 
 _KINDS = {"fixed": _evfn.BACKOFF_FIXED, "linear": _evfn.BACKOFF_LINEAR,
           "exponential": _evfn.BACKOFF_EXPONENTIAL}
@@ -240,8 +296,9 @@ class Backoff:
         if self.kind not in _KINDS or self.jitter not in _JITTERS:
             raise InvalidArgument(EINVAL,  # noqa: F821 (generated)
                                   f"backoff {self.kind!r}/{self.jitter!r}")
-        return (_KINDS[self.kind], float(self.base), float(self.multiplier),
-                float(self.cap), _JITTERS[self.jitter])
+        # Numbers as given: the C side converts them, naming a bad one.
+        return (_KINDS[self.kind], self.base, self.multiplier, self.cap,
+                _JITTERS[self.jitter])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,7 +311,7 @@ class Batch:
     window: float = 0.0
 
     def _as_tuple(self) -> tuple:
-        return (int(self.max_items), float(self.window))
+        return (self.max_items, self.window)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +324,7 @@ class RateLimit:
     burst: int = 1
 
     def _as_tuple(self) -> tuple:
-        return (float(self.per_second), int(self.burst))
+        return (self.per_second, self.burst)
 
 
 _POLICIES = {"queue": _evfn.CIRCUIT_QUEUE, "refuse": _evfn.CIRCUIT_REFUSE}
@@ -294,9 +351,9 @@ class CircuitBreaker:
         if self.policy not in _POLICIES:
             raise InvalidArgument(EINVAL,  # noqa: F821 (generated)
                                   f"circuit breaker policy {self.policy!r}")
-        return (int(self.consecutive_failures), float(self.failure_rate),
-                int(self.min_calls), float(self.window),
-                float(self.cooldown), _POLICIES[self.policy])
+        return (self.consecutive_failures, self.failure_rate,
+                self.min_calls, self.window, self.cooldown,
+                _POLICIES[self.policy])
 
 
 def _flow_options(batch: Union[Batch, int, None],
@@ -390,9 +447,20 @@ class Handback(NamedTuple):
     event: Event
 
 
-def _outcome_error(code: int, error: Optional[str], attempts: int
-                   ) -> InvocationError:
-    return _OUTCOME_BY_CODE.get(code, InvocationError)(code, error, attempts)
+def _exception_classes(option: str, value: Any
+                       ) -> Optional[Tuple[Type[BaseException], ...]]:
+    """retry_on=/fail_on= as a tuple of exception classes (None stays
+    None); anything else raises TypeError naming the option, rather than
+    failing later inside every handler's error path."""
+    if value is None:
+        return None
+    classes = (value,) if isinstance(value, type) else value
+    if isinstance(classes, tuple) and all(
+            isinstance(c, type) and issubclass(c, BaseException)
+            for c in classes):
+        return classes
+    raise TypeError(f"{option} must be an exception class or a tuple of "
+                    f"them, not {value!r}")
 
 
 def _takes_context(fn: Callable) -> bool:
@@ -451,72 +519,84 @@ class _AsyncLoop:
             loop.close()
 
     def run(self, awaitable: Any, ctx: Context) -> Any:
-        fut = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable),
-                                               self._get())
+        """Runs an async handler's awaitable on the loop; called by the
+        C handler on the worker thread, which waits (GIL released) until
+        it is done or the deadline passes."""
+        fut = asyncio.run_coroutine_threadsafe(
+            _drive(_Steps(awaitable, ctx)), self._get())
         try:
             return fut.result(timeout=ctx.remaining)
         except concurrent.futures.TimeoutError:
             if fut.done():
                 raise  # the coroutine's own TimeoutError
+            # This wait may see the deadline before the core's watchdog:
+            # stop a step still running on the loop now.
+            ctx._interrupt()
             raise Timeout() from None
         finally:
             fut.cancel()
 
-    def close(self, join: bool = True) -> None:
+    def close(self, timeout: Optional[float] = None) -> bool:
+        """Stops the loop (its tasks are cancelled) and waits up to
+        ``timeout`` seconds (None: no limit) for its thread; False if it
+        is still running then (a coroutine that ignores cancellation), in
+        which case the daemon thread is left behind."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
-            if join and thread is not threading.current_thread():
-                thread.join()
+        if loop is None:
+            return True
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def __del__(self) -> None:
-        self.close(join=False)
+        self.close(timeout=0)
 
 
-async def _as_coroutine(awaitable: Any) -> Any:
-    return await awaitable
+class _Steps:
+    """An async handler's awaitable, driven one step (send or throw) at a
+    time, each step run by ``ctx._step`` under the attempt's deadline as
+    a synchronous handler is: a coroutine busy past its deadline gets
+    Timeout raised inside it, so it cannot hold the loop every other
+    async handler runs on. Once the attempt is over a step that would
+    resume the coroutine cancels it instead (CancelledError where it
+    waits), and its cleanup runs unarmed."""
+
+    __slots__ = ("_it", "_ctx")
+
+    def __init__(self, awaitable: Any, ctx: Context) -> None:
+        self._it = awaitable.__await__()
+        self._ctx = ctx
+
+    def __await__(self) -> "_Steps":
+        return self
+
+    def __iter__(self) -> "_Steps":
+        return self
+
+    def __next__(self) -> Any:
+        return self.send(None)
+
+    def send(self, value: Any) -> Any:
+        return self._ctx._step(self._it, value, False,
+                               asyncio.CancelledError)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if val is None:
+            val = typ() if isinstance(typ, type) else typ
+        if tb is not None:
+            val = val.with_traceback(tb)
+        return self._ctx._step(self._it, val, True, None)
+
+    def close(self) -> None:
+        self._it.close()
 
 
-def _make_call(fn: Callable, aloop: _AsyncLoop,
-               retry_on: Optional[tuple], fail_on: tuple,
-               batch: bool = False) -> Callable:
-    """Wraps a user handler into what the C side calls: (event, ctx) ->
-    outcome; a batch function's handler gets the list of the call's events
-    (ctx.events) instead of one event. It must not refer to the Runtime,
-    so that a runtime nobody references can still be collected."""
-    with_ctx = _takes_context(fn)
-    OK, RETRY, FAIL = _evfn.OK, _evfn.RETRY, _evfn.FAIL
-
-    def call(event: Event, ctx: Context) -> int:
-        try:
-            arg = ctx.events if batch else event
-            result = fn(arg, ctx) if with_ctx else fn(arg)
-            if inspect.isawaitable(result):
-                result = aloop.run(result, ctx)
-            if result is not None:
-                ctx.respond(result)
-            return OK
-        except Retry as e:
-            ctx.set_error(str(e) or "Retry")
-            return RETRY
-        except Fail as e:
-            ctx.set_error(str(e) or "Fail")
-            return FAIL
-        except Timeout:
-            ctx.set_error("Timeout")
-            return RETRY
-        except BaseException as e:  # noqa: B902 (classified below)
-            ctx.set_error("".join(traceback.format_exception(e)))
-            if fail_on and isinstance(e, fail_on):
-                return FAIL
-            if retry_on is None or isinstance(e, retry_on):
-                return RETRY
-            return FAIL
-
-    call.__wrapped__ = fn  # type: ignore[attr-defined]
-    return call
+async def _drive(steps: _Steps) -> Any:
+    return await steps
 
 
 _live: "weakref.WeakSet[Runtime]" = weakref.WeakSet()
@@ -650,12 +730,13 @@ class Runtime:
         if not callable(fn):
             raise TypeError("handler must be callable")
         if isinstance(backoff, (int, float)):
-            backoff = Backoff("fixed", base=float(backoff),
-                              cap=float(backoff), jitter="none")
-        if isinstance(retry_on, type):
-            retry_on = (retry_on,)
-        if isinstance(fail_on, type):
-            fail_on = (fail_on,)
+            backoff = Backoff("fixed", base=backoff, cap=backoff,
+                              jitter="none")
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError("backoff must be an evfn.Backoff or a number "
+                            f"of seconds, not {type(backoff).__name__}")
+        retry_on = _exception_classes("retry_on", retry_on)
+        fail_on = _exception_classes("fail_on", fail_on)
         opts = {k: v for k, v in (("timeout", timeout),
                                   ("attempts", attempts),
                                   ("max_age", max_age),
@@ -669,10 +750,12 @@ class Runtime:
         if backoff is not None:
             opts["backoff"] = backoff._as_tuple()
         opts.update(_flow_options(batch, rate_limit, circuit_breaker))
-        call = _make_call(fn, self._aloop,
-                          tuple(retry_on) if retry_on is not None else None,
-                          tuple(fail_on), batch=batch is not None)
-        self._rt.register(name, call, **opts)
+        # How the C handler calls fn and judges what it raises. Nothing
+        # here refers to the Runtime, so that a runtime nobody references
+        # can still be collected.
+        opts["call"] = (_takes_context(fn), batch is not None, retry_on,
+                        fail_on or None, self._aloop)
+        self._rt.register(name, fn, **opts)
         if isinstance(subscribe, str):
             subscribe = (subscribe,)
         for pattern in subscribe or ():
@@ -884,45 +967,55 @@ class Runtime:
         """Dead letters dropped because the store was full."""
         return self._rt.dead_letter_op("evicted")
 
-    def invoke(self, name: str, data: Any = None, **attributes: Any
+    def invoke(self, name: str, data: Any = None, *,
+               timeout: Optional[float] = None, **attributes: Any
                ) -> bytes:
         """Invoke function ``name`` and wait (without the GIL) for its
         final outcome, retries included; returns the response bytes (b""
-        if none) or raises an InvocationError (Failed, Exhausted, ...)."""
-        return self._rt.invoke(name, data, **attributes)
+        if none) or raises an InvocationError (Failed, Exhausted, ...).
+        ``timeout`` bounds the wait in seconds: past it the invocation is
+        cancelled and TimedOut (a TimeoutError) raised. Ctrl-C interrupts
+        the wait the same way (KeyboardInterrupt). Inside a handler the
+        wait also ends at that handler's deadline (Timeout)."""
+        return self._rt.invoke(name, data, timeout=timeout, **attributes)
 
     def invoke_async(self, name: str, data: Any = None, **attributes: Any
                      ) -> "concurrent.futures.Future[bytes]":
-        """Invoke function ``name`` without waiting: a Future resolved with
-        the response bytes or an InvocationError. The Future's ``seq`` is
-        the event's sequence number (its id unless ``id=`` is given, so
-        ``rt.cancel(fut.seq)`` cancels it). Its callbacks run on the
-        runtime's completion thread (never on evfn's loop thread, which
-        does not take the GIL). In asyncio: ``await rt.ainvoke(...)`` or
-        ``asyncio.wrap_future(rt.invoke_async(...))``."""
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        fut.set_running_or_notify_cancel()
-
-        def done(code: int, resp: Optional[bytes], error: Optional[str],
-                 attempts: int) -> None:
-            if code == 0:
-                fut.set_result(resp if resp is not None else b"")
-            else:
-                fut.set_exception(_outcome_error(code, error, attempts))
-        fut.seq = self._rt.submit(name, data, done,  # type: ignore
-                                  **attributes)
-        return fut
+        """Invoke function ``name`` without waiting: a Future (an
+        ``evfn._evfn.Future``, a concurrent.futures.Future) resolved with
+        the response bytes or an InvocationError. Its ``seq`` is the
+        event's sequence number (its id unless ``id=`` is given, so
+        ``rt.cancel(fut.seq)`` cancels it); ``cancel()`` cancels the event
+        while it waits, ``running()`` is true while an attempt runs. Its
+        callbacks run on the runtime's completion thread (never on evfn's
+        loop thread, which does not take the GIL). In asyncio: ``await
+        rt.ainvoke(...)`` or ``asyncio.wrap_future(rt.invoke_async(...))``.
+        """
+        return self._rt.submit(name, data, **attributes)
 
     async def ainvoke(self, name: str, data: Any = None,
                       **attributes: Any) -> bytes:
-        """invoke_async() awaited from asyncio."""
-        return await asyncio.wrap_future(
-            self.invoke_async(name, data, **attributes))
+        """invoke_async() awaited from asyncio. Cancelling the awaiting
+        task cancels the invocation: a waiting event at once, a running
+        attempt as ``cancel()`` asks it to stop."""
+        fut = self.invoke_async(name, data, **attributes)
+        try:
+            return await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            # wrap_future cancelled fut, which cancels a waiting event;
+            # an attempt that runs is asked to stop.
+            if not fut.done() and not self.closed:
+                self._rt.cancel(attributes.get("id") or fut.seq, name)
+            raise
 
     # Life cycle ----------------------------------------------------------
 
     def start(self) -> "Runtime":
-        """Start the workers (and evfn's loop thread)."""
+        """Start the workers (and evfn's loop thread). Raises ShutDown
+        once the runtime is closed."""
+        if self._rt.closed:
+            raise ShutDown(ESHUTDOWN,  # noqa: F821 (generated)
+                           "start() after close()")
         if not self._rt.started:
             self._rt.start()
         return self
@@ -942,21 +1035,43 @@ class Runtime:
         return handed
 
     def close(self, grace: Optional[float] = None) -> list:
-        """Drain (if not drained yet) and free the runtime. Returns the
-        events handed back meanwhile. Idempotent."""
-        items = self._rt.close(self.grace if grace is None else grace)
-        self._aloop.close()
+        """Drain (if not drained yet) and free the runtime, waiting at
+        most ``grace`` seconds in all (default: the runtime's ``grace``)
+        for work in flight. Returns the events handed back meanwhile.
+        Raises Busy if a handler still runs after that (one blocked in C
+        past its deadline): the runtime stays open, and a later close()
+        may succeed. Idempotent."""
+        grace = self.grace if grace is None else grace
+        items = self._rt.close(grace)
+        # An idle loop stops at once; a busy one gets the grace, but at
+        # least a moment even with grace=0.
+        if not self._aloop.close(timeout=max(grace, 1.0)):
+            warnings.warn("evfn: the asyncio loop of async handlers did "
+                          "not stop: a coroutine ignores cancellation",
+                          RuntimeWarning, stacklevel=2)
         _live.discard(self)
         return [Handback(n, e) for n, e in items]
 
+    def _close_under(self, exc: BaseException,
+                     grace: Optional[float] = None) -> None:
+        """Closes while exc propagates: a failure to close is added to exc
+        as a note, never raised in its place."""
+        try:
+            self.close(grace)
+        except Exception as e:  # noqa: BLE001 (reported on exc)
+            exc.add_note(f"evfn: the runtime was not closed: {e}")
+
     def run(self, grace: Optional[float] = None) -> list:
         """Start, block until stop() is called (from a handler or another
-        thread) or Ctrl-C, then close. Returns the handed-back events."""
+        thread), then close; returns the handed-back events. Ctrl-C
+        closes the runtime too, then KeyboardInterrupt goes on (a failure
+        to close becomes a note on it)."""
         self.start()
         try:
             self._stop.wait()
-        except KeyboardInterrupt:
-            pass
+        except BaseException as exc:  # noqa: B902 (re-raised)
+            self._close_under(exc, grace)
+            raise
         return self.close(grace)
 
     def stop(self) -> None:
@@ -970,8 +1085,15 @@ class Runtime:
     def __enter__(self) -> "Runtime":
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException],
+                 tb: Any) -> None:
+        """Closes the runtime. An exception leaving the block goes on
+        whatever happens: if closing fails too (Busy), that is added to
+        it as a note instead of replacing it."""
+        if exc is None:
+            self.close()
+        else:
+            self._close_under(exc)
 
     # Observing ------------------------------------------------------------
 
