@@ -81,13 +81,9 @@ get_function(evfnpy_context *c, void *unused)
 	           : NULL;
 }
 
-/* Every event of this call: one unless the function takes batches. */
-static PyObject *
-get_events(evfnpy_context *c, void *unused)
+PyObject *
+evfnpy_context_events(evfn_ctx *ctx)
 {
-	evfn_ctx *ctx = live(c);
-	if (!ctx)
-		return NULL;
 	size_t n = evfn_ctx_batch_size(ctx);
 	PyObject *list = PyList_New((Py_ssize_t)n);
 	for (size_t i = 0; list && i < n; i++) {
@@ -98,6 +94,14 @@ get_events(evfnpy_context *c, void *unused)
 			PyList_SET_ITEM(list, (Py_ssize_t)i, e);
 	}
 	return list;
+}
+
+/* Every event of this call: one unless the function takes batches. */
+static PyObject *
+get_events(evfnpy_context *c, void *unused)
+{
+	evfn_ctx *ctx = live(c);
+	return ctx ? evfnpy_context_events(ctx) : NULL;
 }
 
 /* The index of item (an int, or one of the call's Event objects) in the

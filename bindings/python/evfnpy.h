@@ -92,6 +92,9 @@ int evfnpy_seconds_to_ms(PyObject *s, const char *name, int64_t *ms);
 /* Raises the error evfn gave (code) for option name=value; value may be
  * NULL. Returns NULL. */
 PyObject *evfnpy_raise_option(int code, const char *name, PyObject *value);
+/* What an option setter returned: 0 for rc >= 0, else -1 with the error
+ * raised as evfnpy_raise_option() does. */
+int evfnpy_option_result(int rc, const char *name, PyObject *value);
 
 /* --- payload.c --- */
 
@@ -251,6 +254,9 @@ typedef struct {
 
 extern PyTypeObject evfnpy_context_type;
 PyObject *evfnpy_context_wrap(evfn_ctx *ctx, struct evfnpy_cancels *cancels);
+/* The events of ctx's call as a new list (one, or a batch's items); new
+ * reference or NULL. */
+PyObject *evfnpy_context_events(evfn_ctx *ctx);
 /* Called when the handler returned: later use raises evfn.Error(EPERM). */
 void evfnpy_context_invalidate(PyObject *c);
 

@@ -9,18 +9,6 @@
  */
 #include "evfnpy.h"
 
-/* An evfn return code as the setters below return: 0, or -1 with the
- * matching exception raised, naming the option. */
-static int
-checked(int rc, const char *name, PyObject *value)
-{
-	if (rc < 0) {
-		evfnpy_raise_option(rc, name, value);
-		return -1;
-	}
-	return 0;
-}
-
 /* Each setter: 0, or -1 with a Python error set. The tuples' items are
  * the dataclasses' fields as the caller gave them, converted here so
  * that a wrong one is named. */
@@ -36,7 +24,7 @@ set_batch(evfn_fn_options *o, PyObject *batch)
 	    evfnpy_opt_int(max, "batch.max_items", &max_items) < 0 ||
 	    evfnpy_seconds_to_ms(window, "batch.window", &window_ms) < 0)
 		return -1;
-	return checked(evfn_fn_options_set_batch(o, max_items, window_ms),
+	return evfnpy_option_result(evfn_fn_options_set_batch(o, max_items, window_ms),
 	               "batch", batch);
 }
 
@@ -53,7 +41,7 @@ set_rate_limit(evfn_fn_options *o, PyObject *rate)
 	                      &per_second) < 0 ||
 	    evfnpy_opt_int(burst_obj, "rate_limit.burst", &burst) < 0)
 		return -1;
-	return checked(evfn_fn_options_set_rate_limit(o, per_second, burst),
+	return evfnpy_option_result(evfn_fn_options_set_rate_limit(o, per_second, burst),
 	               "rate_limit", rate);
 }
 
@@ -82,7 +70,7 @@ set_breaker(evfn_fn_options *o, PyObject *breaker)
 	    evfnpy_seconds_to_ms(cooldown, "circuit_breaker.cooldown",
 	                         &cooldown_ms) < 0)
 		return -1;
-	return checked(evfn_fn_options_set_circuit_breaker(
+	return evfnpy_option_result(evfn_fn_options_set_circuit_breaker(
 			       o, consecutive, rate, min_calls, window_ms,
 			       cooldown_ms, (evfn_circuit_policy)policy),
 	               "circuit_breaker", breaker);

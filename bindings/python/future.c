@@ -468,40 +468,31 @@ future_add_done_callback(PyObject *self, PyObject *fn)
 	Py_RETURN_NONE;
 }
 
-static PyObject *
-get_waiters(PyObject *self, void *unused)
+/* The list fields as concurrent.futures.Future's own code sees them
+ * (_waiters, _done_callbacks): made when first asked for. The getset
+ * closure is the field's offset in struct fields. */
+static PyObject **
+list_slot(PyObject *self, void *offset)
 {
-	return lazy_list(&F(self)->waiters);
+	return (PyObject **)(void *)((char *)F(self) + (size_t)offset);
 }
 
 static PyObject *
-get_callbacks(PyObject *self, void *unused)
+get_list(PyObject *self, void *offset)
 {
-	return lazy_list(&F(self)->callbacks);
+	return lazy_list(list_slot(self, offset));
 }
 
 static int
-set_list(PyObject **slot, PyObject *v)
+set_list(PyObject *self, PyObject *v, void *offset)
 {
 	if (!v || !PyList_Check(v)) {
 		PyErr_SetString(PyExc_TypeError, "a list is required");
 		return -1;
 	}
 	Py_INCREF(v);
-	Py_XSETREF(*slot, v);
+	Py_XSETREF(*list_slot(self, offset), v);
 	return 0;
-}
-
-static int
-set_waiters(PyObject *self, PyObject *v, void *unused)
-{
-	return set_list(&F(self)->waiters, v);
-}
-
-static int
-set_callbacks(PyObject *self, PyObject *v, void *unused)
-{
-	return set_list(&F(self)->callbacks, v);
 }
 
 static PyMethodDef future_methods[] = {
@@ -529,8 +520,10 @@ static PyMethodDef future_methods[] = {
 };
 
 static PyGetSetDef future_getset[] = {
-	{ "_waiters", get_waiters, set_waiters, NULL, NULL },
-	{ "_done_callbacks", get_callbacks, set_callbacks, NULL, NULL },
+	{ "_waiters", get_list, set_list, NULL,
+	  (void *)offsetof(struct fields, waiters) },
+	{ "_done_callbacks", get_list, set_list, NULL,
+	  (void *)offsetof(struct fields, callbacks) },
 	{ NULL, NULL, NULL, NULL, NULL }
 };
 

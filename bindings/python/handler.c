@@ -214,18 +214,8 @@ is_awaitable(PyObject *o)
 static PyObject *
 call_argument(struct evfnpy_fn *f, evfn_ctx *ctx, const evfn_event *ev)
 {
-	if (!f->spec.batch)
-		return evfnpy_event_wrap(ev);
-	size_t n = evfn_ctx_batch_size(ctx);
-	PyObject *list = PyList_New((Py_ssize_t)n);
-	for (size_t i = 0; list && i < n; i++) {
-		PyObject *e = evfnpy_event_wrap(evfn_ctx_batch_event(ctx, i));
-		if (!e)
-			Py_CLEAR(list);
-		else
-			PyList_SET_ITEM(list, (Py_ssize_t)i, e);
-	}
-	return list;
+	return f->spec.batch ? evfnpy_context_events(ctx)
+	                     : evfnpy_event_wrap(ev);
 }
 
 /* The futures waiting on the call's events see it start; false if the

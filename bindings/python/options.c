@@ -12,6 +12,15 @@
 #include <limits.h>
 #include <math.h>
 
+int
+evfnpy_option_result(int rc, const char *name, PyObject *value)
+{
+	if (rc >= 0)
+		return 0;
+	evfnpy_raise_option(rc, name, value);
+	return -1;
+}
+
 PyObject *
 evfnpy_raise_option(int code, const char *name, PyObject *value)
 {
@@ -24,6 +33,13 @@ evfnpy_raise_option(int code, const char *name, PyObject *value)
 	evfnpy_raise_detail(code, s ? s : name);
 	Py_XDECREF(detail);
 	return NULL;
+}
+
+static int
+out_of_range(PyObject *v, const char *name)
+{
+	evfnpy_raise_option(EVFN_ERANGE, name, v);
+	return -1;
 }
 
 static int
@@ -45,10 +61,8 @@ evfnpy_opt_int64(PyObject *v, const char *name, int64_t *out)
 	Py_XDECREF(n);
 	if (!n || (x == -1 && PyErr_Occurred()))
 		return -1;
-	if (overflow) {
-		evfnpy_raise_option(EVFN_ERANGE, name, v);
-		return -1;
-	}
+	if (overflow)
+		return out_of_range(v, name);
 	*out = x;
 	return 0;
 }
@@ -59,10 +73,8 @@ evfnpy_opt_int(PyObject *v, const char *name, int *out)
 	int64_t x;
 	if (evfnpy_opt_int64(v, name, &x) < 0)
 		return -1;
-	if (x < INT_MIN || x > INT_MAX) {
-		evfnpy_raise_option(EVFN_ERANGE, name, v);
-		return -1;
-	}
+	if (x < INT_MIN || x > INT_MAX)
+		return out_of_range(v, name);
 	*out = (int)x;
 	return 0;
 }
@@ -77,8 +89,7 @@ evfnpy_opt_double(PyObject *v, const char *name, double *out)
 		if (!PyErr_ExceptionMatches(PyExc_OverflowError))
 			return -1;
 		PyErr_Clear();
-		evfnpy_raise_option(EVFN_ERANGE, name, v);
-		return -1;
+		return out_of_range(v, name);
 	}
 	*out = x;
 	return 0;
@@ -90,10 +101,8 @@ evfnpy_seconds_to_ms(PyObject *s, const char *name, int64_t *ms)
 	double v;
 	if (evfnpy_opt_double(s, name, &v) < 0)
 		return -1;
-	if (!isfinite(v) || fabs(v) > 9e15) {
-		evfnpy_raise_option(EVFN_ERANGE, name, s);
-		return -1;
-	}
+	if (!isfinite(v) || fabs(v) > 9e15)
+		return out_of_range(s, name);
 	*ms = (int64_t)llround(v * 1000.0);
 	return 0;
 }

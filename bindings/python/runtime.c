@@ -362,55 +362,59 @@ runtime_dealloc(evfnpy_runtime *self)
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* An int option through its setter: 0, or -1 with an error naming it. */
 static int
-apply_int(evfn_fn_options *o, PyObject *v, const char *name,
-          int (*set)(evfn_fn_options *, int))
+set_idempotency_ms(evfn_fn_options *o, int64_t ms)
 {
-	int n, rc;
-	if (v == Py_None)
-		return 0;
-	if (evfnpy_opt_int(v, name, &n) < 0)
-		return -1;
-	if ((rc = set(o, n)) < 0) {
-		evfnpy_raise_option(rc, name, v);
-		return -1;
-	}
-	return 0;
+	return evfn_fn_options_set_idempotency(o, ms, NULL);
 }
 
-/* As apply_int() for an option in seconds, set in milliseconds. */
-static int
-apply_ms(evfn_fn_options *o, PyObject *v, const char *name,
-         int (*set)(evfn_fn_options *, int64_t))
-{
-	int64_t ms;
-	int rc;
-	if (v == Py_None)
-		return 0;
-	if (evfnpy_seconds_to_ms(v, name, &ms) < 0)
-		return -1;
-	if ((rc = set(o, ms)) < 0) {
-		evfnpy_raise_option(rc, name, v);
-		return -1;
-	}
-	return 0;
-}
+/* The numeric options of register(), in the order of its arguments: an
+ * int, a 64-bit count, or seconds handed to evfn in milliseconds. */
+enum option_kind { OPTION_INT, OPTION_INT64, OPTION_SECONDS };
 
+struct fn_option {
+	const char *name;
+	enum option_kind kind;
+	int (*set_int)(evfn_fn_options *, int);
+	int (*set_int64)(evfn_fn_options *, int64_t);
+};
+
+static const struct fn_option fn_options[] = {
+	{ "timeout", OPTION_SECONDS, NULL, evfn_fn_options_set_timeout_ms },
+	{ "attempts", OPTION_INT, evfn_fn_options_set_attempts, NULL },
+	{ "max_age", OPTION_SECONDS, NULL, evfn_fn_options_set_max_age_ms },
+	{ "concurrency", OPTION_INT, evfn_fn_options_set_concurrency, NULL },
+	{ "queue", OPTION_INT64, NULL, evfn_fn_options_set_queue_capacity },
+	{ "idempotency", OPTION_SECONDS, NULL, set_idempotency_ms },
+	{ "max_stuck", OPTION_INT, evfn_fn_options_set_max_stuck, NULL },
+};
+
+#define N_FN_OPTIONS (sizeof(fn_options) / sizeof(fn_options[0]))
+
+/* Hands option v (None: left out) to its setter: 0, or -1 with an error
+ * naming it. */
 static int
-set_queue(evfn_fn_options *o, PyObject *v)
+apply_option(evfn_fn_options *o, const struct fn_option *opt, PyObject *v)
 {
-	int64_t n;
-	int rc;
+	int n;
+	int64_t n64;
 	if (v == Py_None)
 		return 0;
-	if (evfnpy_opt_int64(v, "queue", &n) < 0)
-		return -1;
-	if ((rc = evfn_fn_options_set_queue_capacity(o, n)) < 0) {
-		evfnpy_raise_option(rc, "queue", v);
-		return -1;
+	switch (opt->kind) {
+	case OPTION_INT:
+		if (evfnpy_opt_int(v, opt->name, &n) < 0)
+			return -1;
+		return evfnpy_option_result(opt->set_int(o, n), opt->name, v);
+	case OPTION_INT64:
+		if (evfnpy_opt_int64(v, opt->name, &n64) < 0)
+			return -1;
+		break;
+	case OPTION_SECONDS:
+		if (evfnpy_seconds_to_ms(v, opt->name, &n64) < 0)
+			return -1;
+		break;
 	}
-	return 0;
+	return evfnpy_option_result(opt->set_int64(o, n64), opt->name, v);
 }
 
 /* backoff: (kind, base seconds, multiplier, cap seconds, jitter), as
@@ -418,7 +422,7 @@ set_queue(evfn_fn_options *o, PyObject *v)
 static int
 set_backoff(evfn_fn_options *o, PyObject *backoff)
 {
-	int kind, jitter, rc;
+	int kind, jitter;
 	PyObject *base, *mult_obj, *cap;
 	int64_t base_ms, cap_ms;
 	double mult;
@@ -430,13 +434,10 @@ set_backoff(evfn_fn_options *o, PyObject *backoff)
 	    evfnpy_opt_double(mult_obj, "backoff.multiplier", &mult) < 0 ||
 	    evfnpy_seconds_to_ms(cap, "backoff.cap", &cap_ms) < 0)
 		return -1;
-	rc = evfn_fn_options_set_backoff(o, (evfn_backoff)kind, base_ms, mult,
-	                                 cap_ms, (evfn_jitter)jitter);
-	if (rc < 0) {
-		evfnpy_raise_option(rc, "backoff", backoff);
-		return -1;
-	}
-	return 0;
+	return evfnpy_option_result(
+		evfn_fn_options_set_backoff(o, (evfn_backoff)kind, base_ms,
+		                            mult, cap_ms, (evfn_jitter)jitter),
+		"backoff", backoff);
 }
 
 static int
@@ -445,28 +446,9 @@ set_destinations(evfn_fn_options *o, const char *on_success,
 {
 	if (!on_success && !on_failure)
 		return 0;
-	int rc = evfn_fn_options_set_destinations(o, on_success, on_failure);
-	if (rc < 0) {
-		evfnpy_raise_option(rc, "on_success/on_failure", NULL);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-set_idempotency(evfn_fn_options *o, PyObject *v)
-{
-	int64_t ms;
-	int rc;
-	if (v == Py_None)
-		return 0;
-	if (evfnpy_seconds_to_ms(v, "idempotency", &ms) < 0)
-		return -1;
-	if ((rc = evfn_fn_options_set_idempotency(o, ms, NULL)) < 0) {
-		evfnpy_raise_option(rc, "idempotency", v);
-		return -1;
-	}
-	return 0;
+	return evfnpy_option_result(
+		evfn_fn_options_set_destinations(o, on_success, on_failure),
+		"on_success/on_failure", NULL);
 }
 
 /* call: (with_ctx, batch, retry_on, fail_on, aloop) as evfn/__init__.py
@@ -497,18 +479,18 @@ runtime_register(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 		                  "idempotency", "max_stuck", "batch",
 		                  "rate_limit", "circuit_breaker", "call", NULL };
 	const char *name, *on_success = NULL, *on_failure = NULL;
-	PyObject *callable;
-	PyObject *timeout = Py_None, *backoff = Py_None, *max_age = Py_None;
-	PyObject *attempts = Py_None, *concurrency = Py_None, *queue = Py_None;
-	PyObject *idempotency = Py_None, *max_stuck = Py_None;
+	PyObject *callable, *backoff = Py_None, *call = Py_None;
 	PyObject *batch = Py_None, *rate = Py_None, *breaker = Py_None;
-	PyObject *call = Py_None;
+	/* timeout, attempts, max_age, concurrency, queue, idempotency,
+	 * max_stuck: in the order of fn_options. */
+	PyObject *v[N_FN_OPTIONS];
+	for (size_t i = 0; i < N_FN_OPTIONS; i++)
+		v[i] = Py_None;
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "sO|OOOOOOzzOOOOOO:register",
-	                                 kwlist, &name, &callable, &timeout,
-	                                 &attempts, &backoff, &max_age,
-	                                 &concurrency, &queue, &on_success,
-	                                 &on_failure, &idempotency,
-	                                 &max_stuck, &batch, &rate, &breaker,
+	                                 kwlist, &name, &callable, &v[0],
+	                                 &v[1], &backoff, &v[2], &v[3], &v[4],
+	                                 &on_success, &on_failure, &v[5],
+	                                 &v[6], &batch, &rate, &breaker,
 	                                 &call))
 		return NULL;
 	if (check_open(self) < 0)
@@ -524,21 +506,12 @@ runtime_register(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 	int rc = evfn_fn_options_new(&o);
 	if (rc < 0)
 		return evfnpy_raise(rc);
-	if (apply_ms(o, timeout, "timeout",
-	             evfn_fn_options_set_timeout_ms) < 0 ||
-	    apply_int(o, attempts, "attempts",
-	              evfn_fn_options_set_attempts) < 0 ||
-	    set_backoff(o, backoff) < 0 ||
-	    apply_ms(o, max_age, "max_age",
-	             evfn_fn_options_set_max_age_ms) < 0 ||
-	    apply_int(o, concurrency, "concurrency",
-	              evfn_fn_options_set_concurrency) < 0 ||
-	    set_queue(o, queue) < 0 ||
-	    set_destinations(o, on_success, on_failure) < 0 ||
-	    set_idempotency(o, idempotency) < 0 ||
-	    apply_int(o, max_stuck, "max_stuck",
-	              evfn_fn_options_set_max_stuck) < 0 ||
-	    evfnpy_flow_options(o, batch, rate, breaker) < 0) {
+	bool ok = set_backoff(o, backoff) == 0 &&
+	          set_destinations(o, on_success, on_failure) == 0 &&
+	          evfnpy_flow_options(o, batch, rate, breaker) == 0;
+	for (size_t i = 0; ok && i < N_FN_OPTIONS; i++)
+		ok = apply_option(o, &fn_options[i], v[i]) == 0;
+	if (!ok) {
 		evfn_fn_options_free(o);
 		return NULL;
 	}

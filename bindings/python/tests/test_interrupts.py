@@ -29,6 +29,20 @@ def interrupt_main():
     signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
+@pytest.fixture
+def blocked():
+    """A runtime whose one worker runs "block" until gate is set: other
+    events wait in the queue meanwhile. Yields (rt, gate, blocker)."""
+    rt = evfn.Runtime(workers=(1, 1)).start()
+    gate = threading.Event()
+    rt.register("block", lambda event: gate.wait(10))
+    blocker = rt.invoke_async("block")
+    wait_for(blocker.running)
+    yield rt, gate, blocker
+    gate.set()
+    rt.close()
+
+
 def test_interrupt_ctrl_c_ends_invoke_and_cancels_it(rt, sigint_raises):
     gate = threading.Event()
 
@@ -48,33 +62,21 @@ def test_interrupt_ctrl_c_ends_invoke_and_cancels_it(rt, sigint_raises):
     assert balanced(rt.stats("slow"))
 
 
-def test_interrupt_invoke_timeout_cancels_the_waiting_event():
-    rt = evfn.Runtime(workers=(1, 1)).start()
-    gate, started = threading.Event(), threading.Event()
+def test_interrupt_invoke_timeout_cancels_the_waiting_event(blocked):
+    rt, gate, blocker = blocked
     ran = []
-
-    def block(event):
-        started.set()
-        gate.wait(10)
-    rt.register("block", block)
     rt.register("queued", lambda event: ran.append(1))
-    try:
-        blocker = rt.invoke_async("block")
-        assert started.wait(10)
-        t0 = time.monotonic()
-        with pytest.raises(evfn.TimedOut) as info:
-            rt.invoke("queued", timeout=0.2)
-        assert isinstance(info.value, TimeoutError)
-        assert 0.15 < time.monotonic() - t0 < 5
-        assert rt.stats("queued")["cancelled"] == 1
-        gate.set()
-        blocker.result(timeout=10)
-        assert ran == []
-        with pytest.raises(evfn.InvalidArgument):
-            rt.invoke("queued", timeout=-1)
-    finally:
-        gate.set()
-        rt.close()
+    t0 = time.monotonic()
+    with pytest.raises(evfn.TimedOut) as info:
+        rt.invoke("queued", timeout=0.2)
+    assert isinstance(info.value, TimeoutError)
+    assert 0.15 < time.monotonic() - t0 < 5
+    assert rt.stats("queued")["cancelled"] == 1
+    gate.set()
+    blocker.result(timeout=10)
+    assert ran == []
+    with pytest.raises(evfn.InvalidArgument):
+        rt.invoke("queued", timeout=-1)
 
 
 def test_interrupt_close_waits_no_longer_than_its_grace():
@@ -140,39 +142,30 @@ def test_interrupt_run_lets_ctrl_c_go_on(sigint_raises):
         rt.close(grace=10)
 
 
-def test_interrupt_future_cancel_cancels_a_waiting_event():
-    rt = evfn.Runtime(workers=(1, 1)).start()
-    gate = threading.Event()
+def test_interrupt_future_cancel_cancels_a_waiting_event(blocked):
+    rt, gate, blocker = blocked
     ran = []
-    rt.register("block", lambda event: gate.wait(10))
     rt.register("work", lambda event: ran.append(1))
-    try:
-        blocker = rt.invoke_async("block")
-        wait_for(blocker.running)
-        fut = rt.invoke_async("work")
-        assert not fut.running() and not fut.done()
-        assert fut.cancel() and fut.cancelled() and fut.done()
-        assert fut.cancel()
-        with pytest.raises(concurrent.futures.CancelledError):
-            fut.result(timeout=1)
-        done, _ = concurrent.futures.wait([fut, blocker], timeout=10,
-                                          return_when="FIRST_COMPLETED")
-        assert done == {fut}
-        assert not blocker.cancel()  # it runs: too late
-        gate.set()
-        assert blocker.result(timeout=10) == b"true"
-        assert not blocker.running() and not blocker.cancel()
-        assert ran == []
-        s = rt.stats("work")
-        assert s["cancelled"] == 1 and balanced(s)
-    finally:
-        gate.set()
-        rt.close()
+    fut = rt.invoke_async("work")
+    assert not fut.running() and not fut.done()
+    assert fut.cancel() and fut.cancelled() and fut.done()
+    assert fut.cancel()
+    with pytest.raises(concurrent.futures.CancelledError):
+        fut.result(timeout=1)
+    done, _ = concurrent.futures.wait([fut, blocker], timeout=10,
+                                      return_when="FIRST_COMPLETED")
+    assert done == {fut}
+    assert not blocker.cancel()  # it runs: too late
+    gate.set()
+    assert blocker.result(timeout=10) == b"true"
+    assert not blocker.running() and not blocker.cancel()
+    assert ran == []
+    s = rt.stats("work")
+    assert s["cancelled"] == 1 and balanced(s)
 
 
-def test_interrupt_cancelling_ainvoke_cancels_the_event():
-    rt = evfn.Runtime(workers=(1, 1)).start()
-    gate = threading.Event()
+def test_interrupt_cancelling_ainvoke_cancels_the_event(blocked):
+    rt, gate, blocker = blocked
     ran = []
 
     def polite(event, ctx):
@@ -180,7 +173,6 @@ def test_interrupt_cancelling_ainvoke_cancels_the_event():
         while not ctx.cancelled:
             time.sleep(0.005)
         raise evfn.Fail("asked to stop")
-    rt.register("block", lambda event: gate.wait(10))
     rt.register("work", lambda event: ran.append(2))
     rt.register("polite", polite)
 
@@ -198,18 +190,12 @@ def test_interrupt_cancelling_ainvoke_cancels_the_event():
         while not ran:
             await asyncio.sleep(0.005)
 
-    try:
-        blocker = rt.invoke_async("block")
-        wait_for(blocker.running)
-        # Waiting behind the blocker: cancelled at once.
-        asyncio.run(cancel_after(rt.ainvoke("work"), submitted))
-        wait_for(lambda: rt.stats("work")["cancelled"] == 1)
-        gate.set()
-        blocker.result(timeout=10)
-        # Running: asked to stop, it ends cancelled.
-        asyncio.run(cancel_after(rt.ainvoke("polite"), running))
-        wait_for(lambda: rt.stats("polite")["cancelled"] == 1)
-        assert 2 not in ran
-    finally:
-        gate.set()
-        rt.close()
+    # Waiting behind the blocker: cancelled at once.
+    asyncio.run(cancel_after(rt.ainvoke("work"), submitted))
+    wait_for(lambda: rt.stats("work")["cancelled"] == 1)
+    gate.set()
+    blocker.result(timeout=10)
+    # Running: asked to stop, it ends cancelled.
+    asyncio.run(cancel_after(rt.ainvoke("polite"), running))
+    wait_for(lambda: rt.stats("polite")["cancelled"] == 1)
+    assert 2 not in ran
