@@ -5,7 +5,9 @@
  * and can do (respond, set the error message, emit child events, report
  * failed items of a batch). It wraps a borrowed evfn_ctx that
  * is valid only while the handler runs; afterwards every method raises
- * evfn.Error with code EPERM instead of touching freed memory.
+ * evfn.Error with code EPERM instead of touching freed memory. For async
+ * handlers it also runs each step of the coroutine on the asyncio loop
+ * under the attempt's deadline (_step, _interrupt).
  */
 #include "evfnpy.h"
 

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared declarations of the CPython extension module evfn._evfn: the
- * object types (runtime, event, context, schedule, trigger, HTTP server),
- * the cancel registry, the completion thread, dead letters, flow control,
- * payload encoding and the error mapping. Each concept lives in its own .c file;
- * this header is private to the binding and uses only the public evfn API
- * plus the CPython C API.
+ * object types (runtime, event, context, future, schedule, trigger, HTTP
+ * server), the cancel registry, the completion thread, dead letters, flow
+ * control, option conversion, payload encoding and the error mapping.
+ * Each concept lives in its own .c file; this header is private to the
+ * binding and uses only the public evfn API plus the CPython C API.
  */
 #ifndef EVFNPY_H
 #define EVFNPY_H

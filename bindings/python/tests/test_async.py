@@ -114,3 +114,34 @@ def test_async_sync_invoke_in_future_callback_works(rt):
     assert done.wait(10)
     assert seen[0][1] == b"nested"
     assert seen[0][0] != threading.main_thread().name
+
+
+def test_async_futures_work_with_concurrent_futures_helpers(rt):
+    # The futures share one Condition: as_completed, wait and threads
+    # blocked in result() on different futures must each see their own.
+    rt.register("echo", lambda ev: ev.data)
+    futs = [rt.invoke_async("echo", str(i)) for i in range(300)]
+    got = sorted(int(f.result())
+                 for f in concurrent.futures.as_completed(futs, timeout=30))
+    assert got == list(range(300))
+    assert all(f.done() and not f.running() for f in futs)
+    assert isinstance(futs[0], concurrent.futures.Future)
+    assert futs[0].seq < futs[-1].seq
+
+    gate = threading.Event()
+    rt.register("gated", lambda ev: gate.wait(10) and ev.data)
+    slow = [rt.invoke_async("gated", str(i)) for i in range(4)]
+    results = {}
+
+    def wait_one(i):
+        results[i] = slow[i].result(timeout=30)
+    threads = [threading.Thread(target=wait_one, args=(i,))
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    with pytest.raises(concurrent.futures.TimeoutError):
+        slow[0].result(timeout=0.05)
+    gate.set()
+    for t in threads:
+        t.join(30)
+    assert results == {i: str(i).encode() for i in range(4)}
