@@ -95,9 +95,9 @@ apply_options(lua_State *L, int t, bool listen, evfn_pg_options *o)
 		rc = evfn_pg_options_set_type_prefix(o,
 		                                     luaL_checkstring(L, -1));
 	if (rc == 0 && field(L, t, "max_in_flight") != LUA_TNIL) {
-		lua_Integer n = luaL_checkinteger(L, -1);
-		rc = evfn_pg_options_set_max_in_flight(
-			o, n >= 0 && n <= INT32_MAX ? (int)n : -1);
+		int n = evfnlua_opt_int(L, -1, "max_in_flight", &rc);
+		if (rc == 0)
+			rc = evfn_pg_options_set_max_in_flight(o, n);
 	}
 	if (rc == 0 && field(L, t, "feedback") != LUA_TNIL)
 		rc = evfn_pg_options_set_feedback_ms(

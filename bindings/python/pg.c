@@ -80,32 +80,35 @@ build_options(const struct pg_args *a, evfn_pg_options **out)
 		rc = evfn_pg_options_set_slot(o, a->slot, a->create_slot);
 	if (rc == 0 && a->type_prefix)
 		rc = evfn_pg_options_set_type_prefix(o, a->type_prefix);
-	if (rc == 0 && a->max_in_flight != Py_None) {
-		long n = PyLong_AsLong(a->max_in_flight);
-		if (n == -1 && PyErr_Occurred())
-			goto fail;
-		rc = evfn_pg_options_set_max_in_flight(
-			o, n > INT32_MAX || n < INT32_MIN ? 0 : (int)n);
+	if (rc < 0) {
+		evfnpy_raise(rc);
+		goto fail;
 	}
-	if (rc == 0 && a->feedback != Py_None) {
+	if (a->max_in_flight != Py_None) {
+		int n;
+		if (evfnpy_opt_int(a->max_in_flight, "max_in_flight", &n) < 0 ||
+		    evfnpy_option_result(evfn_pg_options_set_max_in_flight(o, n),
+		                         "max_in_flight", a->max_in_flight) < 0)
+			goto fail;
+	}
+	if (a->feedback != Py_None) {
 		int64_t ms;
-		if (evfnpy_seconds_to_ms(a->feedback, &ms) < 0)
+		if (evfnpy_seconds_to_ms(a->feedback, "feedback", &ms) < 0 ||
+		    evfnpy_option_result(evfn_pg_options_set_feedback_ms(o, ms),
+		                         "feedback", a->feedback) < 0)
 			goto fail;
-		rc = evfn_pg_options_set_feedback_ms(o, ms);
 	}
-	if (rc == 0 && a->reconnect != Py_None) {
+	if (a->reconnect != Py_None) {
 		PyObject *base, *cap;
 		int64_t base_ms, cap_ms;
 		if (!PyArg_ParseTuple(a->reconnect, "OO;reconnect must be "
 		                      "(base, cap) in seconds", &base, &cap) ||
-		    evfnpy_seconds_to_ms(base, &base_ms) < 0 ||
-		    evfnpy_seconds_to_ms(cap, &cap_ms) < 0)
+		    evfnpy_seconds_to_ms(base, "reconnect", &base_ms) < 0 ||
+		    evfnpy_seconds_to_ms(cap, "reconnect", &cap_ms) < 0 ||
+		    evfnpy_option_result(
+			    evfn_pg_options_set_reconnect(o, base_ms, cap_ms),
+			    "reconnect", a->reconnect) < 0)
 			goto fail;
-		rc = evfn_pg_options_set_reconnect(o, base_ms, cap_ms);
-	}
-	if (rc < 0) {
-		evfnpy_raise(rc);
-		goto fail;
 	}
 	*out = o;
 	return 0;
