@@ -93,7 +93,7 @@ class NotRunning(Error):
 
 
 class AlreadyExists(Error):
-    """EEXIST: a function with this name is already registered."""
+    """EEXIST: already exists (a function, route or group by that name)."""
 
 
 class AlreadyDone(Error):
@@ -105,7 +105,7 @@ class Deadlock(Error):
 
 
 class Busy(Error):
-    """EBUSY: the runtime still has work in flight."""
+    """EBUSY: still in use (work in flight, or live triggers or sources)."""
 
 
 class CircuitOpen(Error):
