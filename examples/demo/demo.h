@@ -80,5 +80,8 @@ void demo_load_free(struct demo_load *l);
 /* Per-function table and cost view; returns true when every event is
  * accounted for. */
 bool demo_summary_print(struct demo *d, double seconds);
+/* Events of a snapshot accepted but not ended yet: running, queued,
+ * waiting for a retry or for their delay. */
+uint64_t demo_pending(const evfn_stats *s);
 
 #endif /* EVFN_DEMO_H */

@@ -94,19 +94,17 @@ struct sample {
 };
 
 static struct sample
-take_sample(evfn_rt *rt, uint64_t *busy)
+take_sample(evfn_rt *rt, uint64_t *pending)
 {
 	struct sample x = {now_s(), 0, 0, 0};
 	evfn_stats *s;
-	*busy = 0;
+	*pending = 0;
 	if (evfn_stats_take(rt, NULL, &s) == 0) {
 		x.accepted = evfn_stats_get(s, EVFN_STAT_ACCEPTED);
 		x.succeeded = evfn_stats_get(s, EVFN_STAT_SUCCEEDED);
 		x.dead = evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED) +
 		         evfn_stats_get(s, EVFN_STAT_EXPIRED);
-		*busy = evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
-		        evfn_stats_get(s, EVFN_STAT_QUEUED) +
-		        evfn_stats_get(s, EVFN_STAT_WAITING_RETRY);
+		*pending = demo_pending(s);
 		evfn_stats_free(s);
 	}
 	return x;
@@ -133,25 +131,29 @@ run_load(struct demo *d, double seconds)
 {
 	bool tty = isatty(STDOUT_FILENO);
 	struct sample ring[5];
-	uint64_t busy;
+	uint64_t pending;
 	double start = now_s();
+	printf("per second over the last second: events accepted, succeeded, "
+	       "dead-lettered or expired;\n"
+	       "pending: events accepted and not ended yet (running, queued, "
+	       "waiting for a retry or delay)\n");
 	for (int i = 0; i < 5; i++)
-		ring[i] = take_sample(d->rt, &busy);
+		ring[i] = take_sample(d->rt, &pending);
 	for (unsigned tick = 1; now_s() - start < seconds; tick++) {
 		if (interrupted(250))
 			break;
-		struct sample now = take_sample(d->rt, &busy);
+		struct sample now = take_sample(d->rt, &pending);
 		struct sample old = ring[tick % 5];
 		ring[tick % 5] = now;
 		double dt = now.t - old.t > 0 ? now.t - old.t : 1;
 		if (!tty && tick % 4)
 			continue;
 		printf("%s%5.1fs  accepted %5.0f/s  succeeded %5.0f/s  "
-		       "dead %4.0f/s  busy %3" PRIu64 "%s",
+		       "dead %4.0f/s  pending %3" PRIu64 "%s",
 		       tty ? "\r" : "", now.t - start,
 		       (double)(now.accepted - old.accepted) / dt,
 		       (double)(now.succeeded - old.succeeded) / dt,
-		       (double)(now.dead - old.dead) / dt, busy,
+		       (double)(now.dead - old.dead) / dt, pending,
 		       tty ? "  " : "\n");
 		fflush(stdout);
 	}
@@ -159,16 +161,16 @@ run_load(struct demo *d, double seconds)
 		printf("\n");
 }
 
-/* After the load: wait (bounded) until nothing is queued, running or
- * waiting for a retry, so that the drain has nothing to hand back. */
+/* After the load: wait (bounded) until nothing is pending, so that the
+ * drain has nothing to hand back. */
 static void
 settle(evfn_rt *rt)
 {
-	uint64_t busy;
+	uint64_t pending;
 	double until = now_s() + 10;
 	do
-		take_sample(rt, &busy);
-	while (busy && now_s() < until && !interrupted(20));
+		take_sample(rt, &pending);
+	while (pending && now_s() < until && !interrupted(20));
 }
 
 static void
@@ -281,7 +283,7 @@ main(int argc, char **argv)
 	}
 
 	printf("evfn %s demo: http://127.0.0.1:%d, files under %s\n"
-	       "load for %.0f s: signed Stripe webhooks, image uploads, "
+	       "load for %g s: signed Stripe webhooks, image uploads, "
 	       "report requests, a flaky downstream\n\n",
 	       evfn_version_string(), d.port, d.root, seconds);
 	double start = now_s();

@@ -6,6 +6,7 @@
  * the accounting check: every accepted event ended exactly once.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,25 +18,53 @@
 #define LAMBDA_MEMORY_MB 512
 #define MONTH_S (730.0 * 3600.0)
 
-static double
-ms(int64_t ns)
+uint64_t
+demo_pending(const evfn_stats *s)
 {
-	return (double)ns / 1e6;
+	return evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
+	       evfn_stats_get(s, EVFN_STAT_QUEUED) +
+	       evfn_stats_get(s, EVFN_STAT_WAITING_RETRY) +
+	       evfn_stats_get(s, EVFN_STAT_DELAYED);
+}
+
+/* A quantile as what evfn_stats_quantile() knows of it: the upper bound
+ * of its histogram bucket ("<=151 ms"), rounded up to three significant
+ * digits (a bucket is 12.5% wide, so more would be false precision);
+ * "-" for an empty histogram. */
+static const char *
+format_bound(char *buf, size_t size, int64_t ns)
+{
+	if (ns <= 0) {
+		snprintf(buf, size, "-");
+		return buf;
+	}
+	if (ns == INT64_MAX) {
+		snprintf(buf, size, ">18 min");
+		return buf;
+	}
+	double v = (double)ns;
+	const char *unit = ns < 1000000 ? "us" : ns < 10000000000 ? "ms" : "s";
+	v /= ns < 1000000 ? 1e3 : ns < 10000000000 ? 1e6 : 1e9;
+	double step = pow(10, floor(log10(v)) - 2);
+	v = ceil(v / step - 1e-9) * step;
+	snprintf(buf, size, "<=%.3g %s", v, unit);
+	return buf;
 }
 
 static void
 print_table(evfn_rt *rt)
 {
-	printf("%-14s %8s %8s %6s %7s %8s %5s %8s %8s %8s\n", "function",
-	       "accepted", "invoked", "errors", "retries", "timeouts", "dead",
-	       "p50 ms", "p99 ms", "billed s");
+	printf("%-14s %8s %8s %6s %7s %8s %5s %11s %11s %8s\n", "function",
+	       "accepted", "attempts", "failed", "retries", "timeouts",
+	       "dead", "run p50", "run p99", "billed s");
 	for (size_t i = 0; i < demo_function_count; i++) {
 		evfn_stats *s;
 		if (evfn_stats_take(rt, demo_functions[i], &s) != 0)
 			continue;
+		char p50[24], p99[24];
 		printf("%-14s %8" PRIu64 " %8" PRIu64 " %6" PRIu64
 		       " %7" PRIu64 " %8" PRIu64 " %5" PRIu64
-		       " %8.2f %8.2f %8.2f\n",
+		       " %11s %11s %8.2f\n",
 		       demo_functions[i],
 		       evfn_stats_get(s, EVFN_STAT_ACCEPTED),
 		       evfn_stats_get(s, EVFN_STAT_ATTEMPTS),
@@ -43,11 +72,22 @@ print_table(evfn_rt *rt)
 		       evfn_stats_get(s, EVFN_STAT_RETRIES),
 		       evfn_stats_get(s, EVFN_STAT_TIMEOUTS),
 		       evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED),
-		       ms(evfn_stats_quantile(s, EVFN_HIST_RUN, 0.5)),
-		       ms(evfn_stats_quantile(s, EVFN_HIST_RUN, 0.99)),
+		       format_bound(p50, sizeof p50,
+		                    evfn_stats_quantile(s, EVFN_HIST_RUN, 0.5)),
+		       format_bound(p99, sizeof p99,
+		                    evfn_stats_quantile(s, EVFN_HIST_RUN, 0.99)),
 		       (double)evfn_stats_get(s, EVFN_STAT_BILLED_MS) / 1000);
 		evfn_stats_free(s);
 	}
+	printf("accepted: events admitted; attempts: handler runs, retries "
+	       "included; failed: attempts\n"
+	       "that did not succeed (errors and timeouts); retries: attempts "
+	       "scheduled again;\n"
+	       "dead: events dead-lettered; run p50/p99: an attempt's run "
+	       "time, as the upper bound\n"
+	       "of the histogram bucket (12.5%% wide) that holds the quantile; "
+	       "billed s: run time\n"
+	       "rounded up to 1 ms per attempt, as Lambda bills.\n");
 }
 
 /* One dead letter of each reason, the oldest first. */
@@ -93,7 +133,8 @@ print_cost(evfn_rt *rt, double seconds)
 		EVFN_LAMBDA_USD_PER_GB_SECOND);
 	double server = SERVER_USD_PER_HOUR * seconds / 3600.0;
 	double month = MONTH_S / seconds;
-	printf("\ncost of this work (%" PRIu64 " invocations, %.1f billed s,"
+	printf("\ncost of this work (%" PRIu64 " attempts, each a billed request;"
+	       " %.1f billed s,"
 	       " %.1f s of wall time)\n",
 	       evfn_stats_get(all, EVFN_STAT_ATTEMPTS),
 	       (double)evfn_stats_get(all, EVFN_STAT_BILLED_MS) / 1000,
@@ -108,12 +149,13 @@ print_cost(evfn_rt *rt, double seconds)
 }
 
 /* The invariant of evfn_stats: once nothing is queued, running or waiting
- * for a retry, every accepted event has ended in exactly one way. */
+ * for a retry or a delay, every accepted event has ended in exactly one
+ * way. */
 static bool
 print_check(evfn_rt *rt)
 {
 	printf("\naccounting: accepted = succeeded + dead + expired + "
-	       "handed back; nothing left in flight\n");
+	       "handed back + cancelled;\nnothing pending\n");
 	bool all = true;
 	for (size_t i = 0; i < demo_function_count; i++) {
 		evfn_stats *s;
@@ -126,16 +168,16 @@ print_check(evfn_rt *rt)
 		uint64_t dead = evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED);
 		uint64_t exp = evfn_stats_get(s, EVFN_STAT_EXPIRED);
 		uint64_t back = evfn_stats_get(s, EVFN_STAT_HANDED_BACK);
-		uint64_t busy = evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
-		                evfn_stats_get(s, EVFN_STAT_QUEUED) +
-		                evfn_stats_get(s, EVFN_STAT_WAITING_RETRY);
-		bool good = acc == ok + dead + exp + back && busy == 0;
+		uint64_t cancelled = evfn_stats_get(s, EVFN_STAT_CANCELLED);
+		uint64_t pending = demo_pending(s);
+		bool good = acc == ok + dead + exp + back + cancelled &&
+		            pending == 0;
 		all &= good;
 		printf("  %-14s %6" PRIu64 " = %6" PRIu64 " + %4" PRIu64
-		       " + %2" PRIu64 " + %2" PRIu64 ", %" PRIu64
-		       " in flight  %s\n",
-		       demo_functions[i], acc, ok, dead, exp, back, busy,
-		       good ? "ok" : "MISMATCH");
+		       " + %2" PRIu64 " + %2" PRIu64 " + %2" PRIu64
+		       ", %" PRIu64 " pending  %s\n",
+		       demo_functions[i], acc, ok, dead, exp, back, cancelled,
+		       pending, good ? "ok" : "MISMATCH");
 		evfn_stats_free(s);
 	}
 	return all;
