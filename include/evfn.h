@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * evfn: Lambda-style event processing inside any host program. Named
  * functions bound to triggers, an async queue, a worker pool that scales
  * with load, retries with backoff, a deadline on every invocation, dead

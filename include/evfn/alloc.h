@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * The allocator evfn uses for everything it allocates, and the call that
  * releases memory evfn hands to the caller (sync-invoke responses). Anything
  * not declared under include/evfn/ is private.
@@ -21,10 +22,17 @@ extern "C" {
  * has been made, replacing the allocator would mix heaps, so the call is
  * refused.
  *
- * @param malloc_fn, realloc_fn, calloc_fn, free_fn all four non-NULL, with
- *        the semantics of the C library functions.
- * @return 0; EVFN_EINVAL if any is NULL; EVFN_EPERM if evfn already
- *         allocated memory.
+ * @param malloc_fn  replaces malloc(); not NULL.
+ * @param realloc_fn replaces realloc(); not NULL.
+ * @param calloc_fn  replaces calloc(); not NULL.
+ * @param free_fn    replaces free(); not NULL. evfn never asks any of
+ *        them for 0 bytes and never passes NULL to free_fn.
+ * @return 0; EVFN_EINVAL if any of the four is NULL; EVFN_EPERM if evfn
+ *         already allocated memory (through any call, in any thread).
+ *
+ * Ownership: the four functions are used for every later allocation and
+ * release, for the life of the process.
+ *
  * Thread-safety: call once, before any other thread uses evfn.
  * @since 0.1
  */
@@ -35,8 +43,16 @@ EVFN_EXPORT int evfn_set_allocator(void *(*malloc_fn)(size_t),
 
 /**
  * Release memory that evfn allocated and handed to the caller, such as the
- * response of evfn_invoke(). NULL is a no-op.
+ * response of evfn_invoke() or the text of evfn_metrics_prometheus().
+ *
+ * @param ptr the memory; NULL is a no-op.
+ *
+ * Ownership: takes ptr back from the caller; it must have come from an
+ * evfn call documented to hand memory over (never free() it yourself: the
+ * allocator may have been replaced).
+ *
  * Thread-safety: any thread.
+
  * @since 0.1
  */
 EVFN_EXPORT void evfn_free(void *ptr);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * Controlling work already accepted: pausing and resuming a function, and
  * cancelling events by id. Anything not declared under include/evfn/ is
  * private.
+ *
  * Thread-safety: every call here may be made from any thread, including
  * from inside handlers.
  */
@@ -22,14 +24,26 @@ extern "C" {
  * wait in its queue, and due retries wait there too; attempts running now
  * finish. The EVFN_STAT_PAUSED gauge shows it. Pausing a paused function
  * is a no-op. At drain, a paused function's queue is handed back.
- * @return 0; EVFN_EINVAL for NULL rt or fn_name; EVFN_ENOFN.
+ * @param rt      the runtime. Not NULL.
+ * @param fn_name the function. Not NULL.
+ * @return 0; EVFN_EINVAL for NULL rt or fn_name; EVFN_ENOFN when no
+ *         function has that name.
+ *
+ * Ownership: fn_name is read during the call only.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_pause(evfn_rt *rt, const char *fn_name);
 
-/** Resume a paused function: its queued events start again in order.
- * Resuming a running function is a no-op. @return as evfn_pause().
- * @since 0.1 */
+/**
+ * Resume a paused function: its queued events start again in order.
+ * Resuming a running function is a no-op.
+ * @param rt      the runtime. Not NULL.
+ * @param fn_name the function. Not NULL.
+ * @return as evfn_pause().
+ *
+ * Ownership: fn_name is read during the call only.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_resume(evfn_rt *rt, const char *fn_name);
 
 /**
@@ -44,13 +58,18 @@ EVFN_EXPORT int evfn_resume(evfn_rt *rt, const char *fn_name);
  * EVFN_OK the event ends as cancelled instead of retrying. The
  * search looks at every waiting event of the function(s): it costs time
  * in proportion to what waits.
+ * @param rt the runtime. Not NULL.
  * @param fn_name the one function to cancel it in, or NULL for every
  *        function it went to.
+ * @param event_id the event's id. Not NULL.
+
  * @return the number of invocations cancelled or asked to cancel (>= 1);
  *         EVFN_ENOENT when none waits or runs under that id; EVFN_EINVAL
  *         for NULL rt or event_id; EVFN_ENOFN for an unknown fn_name;
  *         EVFN_ENOMEM when a matching queued event could not be
  *         cancelled for lack of memory (it stays queued) and none was.
+ *
+ * Ownership: fn_name and event_id are read during the call only.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_cancel(evfn_rt *rt, const char *fn_name,

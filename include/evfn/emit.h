@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * Getting events into a runtime: emit to a topic (fan-out to every
  * subscriber), invoke one function by name asynchronously, or invoke it
  * synchronously and wait for its response. Admission is all or nothing: an
@@ -33,14 +34,26 @@ extern "C" {
  * evfn_ctx_emit(), evfn_ctx_publish(), triggers without a function)
  * checks it the same way.
  *
+ * @param rt    the runtime. Not NULL.
+ * @param topic the event's type and routing topic; copied. Not NULL.
+ * @param data  payload, copied; may be NULL when len is 0.
+ * @param len   payload length in bytes.
  * @param seq receives the event's sequence number; may be NULL.
  * @return 0; EVFN_EINVAL for NULL rt/topic, an empty topic, or NULL data
- *         with len > 0; EVFN_ENAMETOOLONG; EVFN_EPATTERN for a topic with
+ *         with len > 0; EVFN_ENAMETOOLONG for a topic over EVFN_NAME_MAX
+ *         bytes; EVFN_EPATTERN for a topic with
  *         an empty word ("a..b", ".", "a.") or a wildcard character ("a.*",
  *         "x#y"): no subscription could match it; EVFN_ENOSUB when no function
- *         subscribes to the topic; EVFN_EQUEUEFULL when a subscriber's
- *         queue is full (no subscriber gets the event); EVFN_ESHUTDOWN
- *         after drain; EVFN_ENOMEM.
+ *         subscribes to the topic; EVFN_ESHUTDOWN once the runtime drains;
+ *         and, when a subscriber cannot take it (then no subscriber gets
+ *         the event), EVFN_EUNHEALTHY if one has as many handlers stuck
+ *         past their deadline as evfn_fn_options_set_max_stuck() allows,
+ *         else EVFN_ECIRCUITOPEN if one's circuit breaker is open with the
+ *         refuse policy, else EVFN_EQUEUEFULL (a queue at its bound,
+ *         evfn_fn_options_set_queue_capacity()); EVFN_ENOMEM.
+
+ *
+ * Ownership: topic and data are copied; nothing is retained.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_emit(evfn_rt *rt, const char *topic, const void *data,
@@ -49,9 +62,20 @@ EVFN_EXPORT int evfn_emit(evfn_rt *rt, const char *topic, const void *data,
 /**
  * As evfn_emit(), handing over the payload instead of copying it.
  *
- * Ownership: free_cb(data, free_arg) is called exactly once, when the
- * last reference to the event goes or, if the call fails, before it
- * returns. NULL free_cb: static memory.
+ * @param rt    the runtime. NULL is refused (and data still released).
+ * @param topic as for evfn_emit(); copied.
+ * @param data  the payload, not copied; may be NULL when len is 0.
+ * @param len   payload length in bytes.
+ * @param free_cb releases data; NULL when data is static memory.
+ * @param free_arg passed to free_cb.
+ * @param seq   receives the event's sequence number; may be NULL.
+ * @return as evfn_emit().
+ *
+ * Ownership: the buffer is consumed whatever the outcome:
+ * free_cb(data, free_arg) is called exactly once, when the last reference
+ * to the event goes or, if the call fails, before it returns, so the
+ * caller never frees data itself. (evfn_publish() is the opposite: it
+ * never consumes the caller's event. See README, "Ownership".)
  * @since 0.1
  */
 EVFN_EXPORT int evfn_emit_ref(evfn_rt *rt, const char *topic, void *data,
@@ -64,20 +88,40 @@ EVFN_EXPORT int evfn_emit_ref(evfn_rt *rt, const char *topic, void *data,
  * On success the event is frozen (its setters fail with EVFN_EPERM) and
  * gets its sequence number, and id/source/time if unset.
  *
- * Ownership: the caller keeps its reference either way and drops it with
- * evfn_event_unref() when done; on failure the event is unchanged and may
- * be published again.
- * @return as evfn_emit(); EVFN_EPERM if the event was already published.
+ * @param rt  the runtime. Not NULL.
+ * @param ev  the event, built with evfn_event_new() or
+ *        evfn_event_new_ref() and not yet published. Not NULL.
+ * @param seq receives the event's sequence number; may be NULL.
+ * @return as evfn_emit() (EVFN_EINVAL for NULL rt or ev); EVFN_EPERM if
+ *         the event was already published.
+ *
+ * Ownership: never consumes the caller's reference, on success or
+ * failure: the runtime takes references of its own, and the caller drops
+ * its reference with evfn_event_unref() when done. On failure the event
+ * is unchanged and may be published again. (The `_ref` calls are the
+ * opposite: they consume their buffer even on failure. See README,
+ * "Ownership".)
  * @since 0.1
  */
 EVFN_EXPORT int evfn_publish(evfn_rt *rt, evfn_event *ev, uint64_t *seq);
 
 /**
  * Queue one invocation of a function by name (the topic routing is not
- * used) and return at once.
+ * used) and return at once. The event's type is the function's name.
  *
- * @return 0; EVFN_EINVAL; EVFN_ENAMETOOLONG; EVFN_ENOFN for an unknown
- *         function; EVFN_EQUEUEFULL; EVFN_ESHUTDOWN; EVFN_ENOMEM.
+ * @param rt      the runtime. Not NULL.
+ * @param fn_name the function. Not NULL.
+ * @param data    payload, copied; may be NULL when len is 0.
+ * @param len     payload length in bytes.
+ * @param seq     receives the event's sequence number; may be NULL.
+ * @return 0; EVFN_EINVAL for NULL rt or fn_name, an empty fn_name, or NULL
+ *         data with len > 0; EVFN_ENAMETOOLONG for a name over
+ *         EVFN_NAME_MAX bytes; EVFN_ENOFN when no function has that name;
+ *         EVFN_ESHUTDOWN once the runtime drains; EVFN_EUNHEALTHY,
+ *         EVFN_ECIRCUITOPEN or EVFN_EQUEUEFULL when the function cannot
+ *         take it (as for evfn_emit()); EVFN_ENOMEM.
+ *
+ * Ownership: fn_name and data are copied; nothing is retained.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_invoke_async(evfn_rt *rt, const char *fn_name,
@@ -85,7 +129,16 @@ EVFN_EXPORT int evfn_invoke_async(evfn_rt *rt, const char *fn_name,
 
 /**
  * As evfn_invoke_async() for a built event (see evfn_publish() for what
- * happens to it and who owns it).
+ * happens to it). Its type stays what it was built with.
+ *
+ * @param rt      the runtime. Not NULL.
+ * @param fn_name the function. Not NULL.
+ * @param ev      the event, not yet published. Not NULL.
+ * @param seq     receives the event's sequence number; may be NULL.
+ * @return as evfn_invoke_async() (EVFN_EINVAL also for NULL ev);
+ *         EVFN_EPERM if the event was already published.
+ *
+ * Ownership: as evfn_publish(): never consumes the caller's reference.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
@@ -99,56 +152,116 @@ EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
  * thread). Calling it from a pool handler occupies that worker while it
  * waits; with the pool at its maximum this can wait forever.
  *
+ * @param rt      the runtime. Not NULL.
+ * @param fn_name the function. Not NULL.
+ * @param data    payload, copied; may be NULL when len is 0.
+ * @param len     payload length in bytes.
  * @param resp receives the handler's response (evfn_ctx_respond()), to be
  *        released with evfn_free(); NULL when none. May be NULL if the
  *        response is not wanted.
  * @param resp_len receives its length; may be NULL.
  * @return 0 when the event succeeded; EVFN_EFAILED (a handler returned
  *         EVFN_FAIL), EVFN_EEXHAUSTED (attempts exhausted), EVFN_ETIMEDOUT
- *         (exhausted, the last attempt past its deadline), EVFN_EEXPIRED,
- *         EVFN_ELOOPDETECTED (hop limit) or EVFN_EHANDEDBACK for the other
- *         terminal states; EVFN_EDEADLK
+ *         (exhausted, the last attempt past its deadline), EVFN_EEXPIRED
+ *         (older than the function's maximum age), EVFN_ELOOPDETECTED
+ *         (hop limit), EVFN_ECANCELED (evfn_cancel()) or EVFN_EHANDEDBACK
+ *         (drain) for the other final outcomes; EVFN_EDEADLK
  *         when called on the loop thread (it runs retries and loop
  *         handlers, so blocking it could wait forever); the admission
  *         errors of evfn_invoke_async().
+ *
+ * Ownership: fn_name and data are copied; *resp becomes the caller's
+ * (release it with evfn_free()), and is set only on success.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data,
                             size_t len, void **resp, size_t *resp_len);
 
 /**
- * Receives an event's final outcome. res and everything read through it
- * are borrowed for the duration of the call.
+ * Receives an event's final outcome (evfn_submit()).
+ *
+ * @param res the outcome; it and everything read through it are borrowed
+ *        for the duration of the call (evfn_event_ref() keeps the event).
+ * @param arg the argument given to evfn_submit().
  */
 typedef void (*evfn_result_cb)(const evfn_result *res, void *arg);
 
-/** 0 when the event succeeded, else EVFN_EFAILED, EVFN_EEXHAUSTED,
- * EVFN_ETIMEDOUT, EVFN_EEXPIRED, EVFN_ELOOPDETECTED or EVFN_EHANDEDBACK
- * (EVFN_EINVAL for NULL). @since 0.1 */
+/**
+ * How the event ended.
+ * @param res the outcome. NULL returns EVFN_EINVAL.
+ * @return 0 when the event succeeded, else EVFN_EFAILED, EVFN_EEXHAUSTED,
+ *         EVFN_ETIMEDOUT, EVFN_EEXPIRED, EVFN_ELOOPDETECTED, EVFN_ECANCELED
+ *         or EVFN_EHANDEDBACK, as evfn_invoke() returns them.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_result_code(const evfn_result *res);
 
-/** The handler's response (evfn_ctx_respond()) when the event succeeded,
- * else NULL; len may be NULL. @since 0.1 */
+/**
+ * The handler's response (evfn_ctx_respond()).
+ * @param res the outcome; NULL returns NULL.
+ * @param len receives its length (0 when none); may be NULL.
+ * @return the response, borrowed for the callback, when the event
+ *         succeeded with one; else NULL.
+ *
+ * Ownership: borrowed for the callback.
+ * @since 0.1
+ */
 EVFN_EXPORT const void *evfn_result_data(const evfn_result *res, size_t *len);
 
-/** A response metadata value (evfn_ctx_set_meta()) by key, or NULL.
- * @since 0.1 */
+/**
+ * A response metadata value (evfn_ctx_set_meta()) by key.
+ * @param res the outcome; NULL returns NULL.
+ * @param key the key; NULL returns NULL.
+ * @return the value, borrowed for the callback; NULL when not set or when
+ *         the event did not succeed (metadata comes with the response).
+
+ * Ownership: the value is borrowed for the callback; key is read during the
+ * call only.
+ * @since 0.1
+ */
 EVFN_EXPORT const char *evfn_result_meta(const evfn_result *res,
                                          const char *key);
 
-/** The i-th response metadata pair in the order set: returns the value and
- * sets *key (key may be NULL); NULL past the end. @since 0.1 */
+/**
+ * The i-th response metadata pair, 0-based, in the order set.
+ * @param res the outcome; NULL returns NULL.
+ * @param i the index.
+ * @param key receives the key (NULL past the end); may be NULL.
+ * @return the value, borrowed for the callback; NULL past the end.
+ *
+ * Ownership: the value and *key are borrowed for the callback.
+ * @since 0.1
+ */
 EVFN_EXPORT const char *evfn_result_meta_at(const evfn_result *res, size_t i,
                                             const char **key);
 
-/** The last attempt's error message (evfn_ctx_set_error()), or NULL.
- * @since 0.1 */
+/**
+ * The last attempt's error message (evfn_ctx_set_error()).
+ * @param res the outcome; NULL returns NULL.
+ * @return the message, borrowed for the callback, or NULL when none.
+ *
+ * Ownership: borrowed for the callback.
+ * @since 0.1
+ */
 EVFN_EXPORT const char *evfn_result_error(const evfn_result *res);
 
-/** Number of attempts the event took. @since 0.1 */
+/**
+ * Number of attempts the event took.
+ * @param res the outcome; NULL returns 0.
+ * @return the count (0 when it ended before any attempt started).
+ * @since 0.1
+ */
 EVFN_EXPORT unsigned evfn_result_attempts(const evfn_result *res);
 
-/** The event itself. @since 0.1 */
+/**
+ * The event itself.
+ * @param res the outcome; NULL returns NULL.
+ * @return the event, borrowed for the callback (evfn_event_ref() keeps
+ *         it).
+ *
+ * Ownership: borrowed for the callback.
+ * @since 0.1
+ */
 EVFN_EXPORT const evfn_event *evfn_result_event(const evfn_result *res);
 
 /**
@@ -161,10 +274,19 @@ EVFN_EXPORT const evfn_event *evfn_result_event(const evfn_result *res);
  * evfn_runtime_free() for results the loop never got to. It is never
  * called if the call fails.
  *
- * Ownership: as evfn_publish(): the caller keeps its reference to ev.
+ * @param rt      the runtime. Not NULL.
+ * @param fn_name the function. Not NULL.
+ * @param ev      the event, not yet published. Not NULL.
+ * @param cb      receives the outcome. Not NULL.
+ * @param arg     passed to cb.
+ * @param seq     receives the event's sequence number; may be NULL.
  * @return as evfn_publish_to(); EVFN_EINVAL also for a NULL cb.
+ *
+ * Ownership: as evfn_publish(): never consumes the caller's reference to
+ * ev.
  * @since 0.1
  */
+
 EVFN_EXPORT int evfn_submit(evfn_rt *rt, const char *fn_name, evfn_event *ev,
                             evfn_result_cb cb, void *arg, uint64_t *seq);
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * Error codes. Every fallible evfn call returns 0 (or a count) on success and
  * a negative EVFN_E* code on failure. Codes that have a POSIX counterpart
  * equal -errno; evfn's own codes live in the reserved range -4000 and below.
@@ -16,8 +17,19 @@
 extern "C" {
 #endif
 
-/* XX(name, value, message). Values are literal so that the header needs no
- * <errno.h>; tests check them against errno.h on the build platform. */
+/**
+ * Every error code, as XX(name, value, message): EVFN_<name> is the code,
+ * value its number and message what evfn_strerror() returns for it. Apply
+ * it to a macro of your own to generate tables (the Python and Lua
+ * bindings do). Values are literal so that the header needs no <errno.h>;
+ * tests check them against errno.h on the build platform. Where a code
+ * covers several causes, the documentation of each call says which apply
+ * to it.
+
+ *
+ * @param XX a macro taking (name, value, message).
+ * @since 0.1
+ */
 #define EVFN_ERRNO_MAP(XX)                                                   \
 	XX(EPERM, -1, "operation not permitted on this object now")          \
 	XX(ENOENT, -2, "no such file, directory or entry")                   \
@@ -75,8 +87,12 @@ typedef enum evfn_errno {
  * Describe an error code in English.
  *
  * @param err a value returned by an evfn call (negative), or any other int.
- * @return a static string; "unknown error" for codes not in the list and
- *         "success" for 0 or positive values. Never NULL.
+ * @return a static string (the message of EVFN_ERRNO_MAP); "unknown
+ *         error" for codes not in the list and "success" for 0 or
+ *         positive values. Never NULL.
+ *
+ * Ownership: a static string.
+ *
  * Thread-safety: any thread.
  * @since 0.1
  */
@@ -85,9 +101,14 @@ EVFN_EXPORT const char *evfn_strerror(int err);
 /**
  * Name of an error code, such as "EVFN_EQUEUEFULL".
  *
+ * @param err a value returned by an evfn call (negative), or any other int.
  * @return a static string; "EVFN_UNKNOWN" for codes not in the list and
  *         "EVFN_OK" for 0 or positive values. Never NULL.
+ *
+ * Ownership: a static string.
+ *
  * Thread-safety: any thread.
+
  * @since 0.1
  */
 EVFN_EXPORT const char *evfn_err_name(int err);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * Functions: the options builder that configures one (timeout, attempts,
  * backoff, maximum event age, concurrency, queue bound, executor, per-worker
  * warm state, batches, rate limit, circuit breaker), registration by name,
@@ -55,24 +56,40 @@ typedef enum evfn_jitter {
 	EVFN_JITTER_DECORRELATED = 3
 } evfn_jitter;
 
-/** Builds the warm state of one worker for one function (a connection, a
+/**
+ * Builds the warm state of one worker for one function (a connection, a
  * cache), once per worker thread, before the worker's first invocation of
- * the function. Return 0 and set *state, or a negative code: the attempt
- * then ends as RETRY and the hook is tried again next time. */
+ * the function.
+ * @param userdata the pointer given to evfn_register().
+ * @param state receives the state, which evfn_ctx_worker_state() returns.
+ * @return 0, or a negative code: the attempt then ends as RETRY and the
+ *         hook is tried again next time.
+ */
 typedef int (*evfn_worker_init_cb)(void *userdata, void **state);
-/** Releases what evfn_worker_init_cb built: for a pool worker on the same
+/**
+ * Releases what evfn_worker_init_cb built: for a pool worker on the same
  * thread, when the worker exits; for loop handlers at evfn_runtime_free(),
- * on the thread calling it. */
+ * on the thread calling it.
+ * @param userdata the pointer given to evfn_register().
+ * @param state what the init hook stored.
+ */
 typedef void (*evfn_worker_fini_cb)(void *userdata, void *state);
-/** Told that an attempt of the function passed its deadline and was
+/**
+ * Told that an attempt of the function passed its deadline and was
  * fenced while its handler still runs. (A cancellation requested with
  * evfn_cancel() is not told here: handlers see it through
  * evfn_ctx_cancelled().)
- * Runs on the loop thread with no evfn lock held; ctx stays valid for the
- * call. Bindings use it to interrupt their interpreter (raise in a Python
- * thread); C handlers usually poll evfn_ctx_cancelled() instead. */
+ * Runs on the loop thread with no evfn lock held. Bindings use it to
+ * interrupt their interpreter (raise in a Python thread); C handlers
+ * usually poll evfn_ctx_cancelled() instead.
+ * @param ctx the fenced attempt's context, valid for the call.
+ * @param userdata the pointer given to evfn_register().
+ */
 typedef void (*evfn_cancel_cb)(evfn_ctx *ctx, void *userdata);
-/** Destructor of a function's userdata; runs once at evfn_runtime_free(). */
+/**
+ * Destructor of a function's userdata; runs once at evfn_runtime_free().
+ * @param userdata the pointer given to evfn_register().
+ */
 typedef void (*evfn_userdata_free_cb)(void *userdata);
 
 /**
@@ -80,31 +97,53 @@ typedef void (*evfn_userdata_free_cb)(void *userdata);
  * 3 attempts, exponential backoff from 100 ms (x2, capped at 30 s) with full
  * jitter, maximum event age 6 hours, no reserved concurrency (the pool
  * bounds it), a queue of 65536 events, pool executor, no hooks.
+ * @param out receives the builder; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ *
+ * Ownership: the caller owns *out and frees it with
+ * evfn_fn_options_free(); evfn_register() copies it.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_fn_options_new(evfn_fn_options **out);
 
-/** Free a builder. NULL is a no-op. @since 0.1 */
+/**
+ * Free a builder.
+ * @param o the builder; NULL is a no-op.
+ * @since 0.1
+ */
 EVFN_EXPORT void evfn_fn_options_free(evfn_fn_options *o);
 
-/** Deadline of each attempt. An attempt past it times out (retryable):
+/**
+ * Deadline of each attempt. An attempt past it times out (retryable):
  * the watchdog fences a handler still running within 10 ms, and a
  * handler that returns after it has its outcome ignored (a late success
- * does not count). @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE
- * unless 1 <= ms <= EVFN_DURATION_MAX_MS. @since 0.1 */
+ * does not count).
+ * @param o  the builder. Not NULL.
+ * @param ms the timeout (default 3000).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless
+ *         1 <= ms <= EVFN_DURATION_MAX_MS.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_fn_options_set_timeout_ms(evfn_fn_options *o,
                                                int64_t ms);
 
-/** Maximum number of attempts, the first included. @return 0;
- * EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= n <= 1000. @since 0.1 */
+/**
+ * Maximum number of attempts, the first included.
+ * @param o the builder. Not NULL.
+ * @param n the attempts (default 3).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= n <= 1000.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_fn_options_set_attempts(evfn_fn_options *o, int n);
 
 /**
  * Backoff between attempts.
+ * @param o the builder. Not NULL.
+ * @param kind how the delay grows.
  * @param base_ms first delay, >= 0.
  * @param multiplier growth factor for EVFN_BACKOFF_EXPONENTIAL, 1..1000.
  * @param cap_ms largest delay, base_ms..EVFN_DURATION_MAX_MS.
+ * @param jitter how the delay is randomised.
  * @return 0; EVFN_EINVAL for NULL o or an unknown kind/jitter; EVFN_ERANGE
  *         for the numeric bounds above.
  * @since 0.1
@@ -114,30 +153,58 @@ EVFN_EXPORT int evfn_fn_options_set_backoff(evfn_fn_options *o,
                                             double multiplier, int64_t cap_ms,
                                             evfn_jitter jitter);
 
-/** Maximum event age: an event older than this (since publish) is not
- * started again and ends as expired. @return 0; EVFN_EINVAL for NULL o;
- * EVFN_ERANGE unless 1 <= ms <= EVFN_DURATION_MAX_MS. @since 0.1 */
+/**
+ * Maximum event age: an event older than this (since publish, or since
+ * it was due if delayed) is not started again and ends as expired.
+ * @param o  the builder. Not NULL.
+ * @param ms the age (default 6 hours).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless
+ *         1 <= ms <= EVFN_DURATION_MAX_MS.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_fn_options_set_max_age_ms(evfn_fn_options *o,
                                                int64_t ms);
 
-/** Reserved concurrency: at most n invocations of this function run at
- * once, whatever the pool size. @return 0; EVFN_EINVAL for NULL o;
- * EVFN_ERANGE for n < 1. @since 0.1 */
+/**
+ * Reserved concurrency: at most n invocations of this function run at
+ * once, whatever the pool size.
+ * @param o the builder. Not NULL.
+ * @param n the limit (default: none, the pool bounds it).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for n < 1.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_fn_options_set_concurrency(evfn_fn_options *o, int n);
 
-/** Queue bound: at most n events wait to start; beyond it admission fails
- * with EVFN_EQUEUEFULL. @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE
- * unless 1 <= n <= 2^31-1. @since 0.1 */
+/**
+ * Queue bound: at most n events wait to start (delayed ones included);
+ * beyond it admission fails with EVFN_EQUEUEFULL.
+ * @param o the builder. Not NULL.
+ * @param n the bound (default 65536).
+ * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless
+ *         1 <= n <= 2^31-1.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_fn_options_set_queue_capacity(evfn_fn_options *o,
                                                    int64_t n);
 
-/** Where the handler runs. @return 0; EVFN_EINVAL for NULL o or an unknown
- * executor. @since 0.1 */
+/**
+ * Where the handler runs.
+ * @param o the builder. Not NULL.
+ * @param executor EVFN_EXECUTOR_POOL (the default) or EVFN_EXECUTOR_LOOP.
+ * @return 0; EVFN_EINVAL for NULL o or an unknown executor.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_fn_options_set_executor(evfn_fn_options *o,
                                              evfn_executor executor);
 
-/** Per-worker warm-state hooks; either may be NULL. @return 0; EVFN_EINVAL
- * for NULL o. @since 0.1 */
+/**
+ * Per-worker warm-state hooks.
+ * @param o the builder. Not NULL.
+ * @param init builds a worker's state; may be NULL.
+ * @param fini releases it; may be NULL.
+ * @return 0; EVFN_EINVAL for NULL o.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_fn_options_set_worker_hooks(evfn_fn_options *o,
                                                  evfn_worker_init_cb init,
                                                  evfn_worker_fini_cb fini);
@@ -154,6 +221,8 @@ EVFN_EXPORT int evfn_fn_options_set_worker_hooks(evfn_fn_options *o,
  * function, n stuck ones. A stuck thread whose handler returns rejoins
  * the pool if the pool is below its minimum or work waits, and exits
  * otherwise (default 4).
+ * @param o the builder. Not NULL.
+ * @param n the cap.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for n < 1.
  * @since 0.1
  */
@@ -169,20 +238,30 @@ EVFN_EXPORT int evfn_fn_options_set_max_stuck(evfn_fn_options *o, int n);
  * "evfnfunction", "evfnfirstattempt" and "evfnlastattempt" (ns since the
  * epoch). Both carry the hop count plus one. Names are checked when an
  * event is sent: an unknown or refusing destination puts the event in
- * the dead-letter store as "destination_refused". NULL for none.
+ * the dead-letter store as "destination_refused".
+ * @param o the builder. Not NULL.
+ * @param on_success a function name, copied; NULL for none.
+ * @param on_failure a function name, copied; NULL for none.
  * @return 0; EVFN_EINVAL for NULL o or an empty name; EVFN_ENAMETOOLONG;
  *         EVFN_EILSEQ for a name that is not UTF-8 (no function could
  *         have it).
+ *
+ * Ownership: the names are copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_fn_options_set_destinations(evfn_fn_options *o,
                                                  const char *on_success,
                                                  const char *on_failure);
 
-/** Derives an idempotency key from an event into key (size bytes, NUL
- * terminated). Returns 0, or a negative code to use the event id. Runs
- * while evfn holds an internal lock: it must be quick and must not call
- * evfn. */
+/**
+ * Derives an idempotency key from an event. Runs while evfn holds an
+ * internal lock: it must be quick and must not call evfn.
+ * @param ev the event, borrowed for the call.
+ * @param key receives the key, NUL-terminated.
+ * @param size size of key in bytes.
+ * @param userdata the pointer given to evfn_register().
+ * @return 0, or a negative code to use the event id instead.
+ */
 typedef int (*evfn_idempotency_key_cb)(const evfn_event *ev, char *key,
                                        size_t size, void *userdata);
 
@@ -190,8 +269,10 @@ typedef int (*evfn_idempotency_key_cb)(const evfn_event *ev, char *key,
  * Idempotency: an event whose key (its CloudEvents id, or what key_cb
  * derives) already succeeded within the window is not run again; it
  * succeeds at once with the stored response (and no second on_success).
+ * @param o the builder. Not NULL.
  * @param window_ms how long a success is remembered,
  *        0..EVFN_DURATION_MAX_MS; 0 turns it off.
+ * @param key_cb derives the key; NULL to use the CloudEvents id.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for the bounds above.
  * @since 0.1
  */
@@ -199,8 +280,14 @@ EVFN_EXPORT int evfn_fn_options_set_idempotency(evfn_fn_options *o,
                                                 int64_t window_ms,
                                                 evfn_idempotency_key_cb key_cb);
 
-/** Hook told when an attempt is cancelled (see evfn_cancel_cb); NULL for
- * none. @return 0; EVFN_EINVAL for NULL o. @since 0.1 */
+/**
+ * Hook told when an attempt is fenced at its deadline (see
+ * evfn_cancel_cb).
+ * @param o  the builder. Not NULL.
+ * @param cb the hook; NULL for none.
+ * @return 0; EVFN_EINVAL for NULL o.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_fn_options_set_cancel_hook(evfn_fn_options *o,
                                                 evfn_cancel_cb cb);
 
@@ -215,6 +302,7 @@ EVFN_EXPORT int evfn_fn_options_set_cancel_hook(evfn_fn_options *o,
  * billing, and shares one deadline and one context (the response, if any,
  * goes to item 0's waiter and destination). Pool executor only:
  * evfn_register() refuses a batch function on the loop executor.
+ * @param o the builder. Not NULL.
  * @param max_items 1..10000; 1 turns batching off (the default).
  * @param window_ms 0..3600000.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for the bounds above.
@@ -229,6 +317,7 @@ EVFN_EXPORT int evfn_fn_options_set_batch(evfn_fn_options *o, int max_items,
  * starts. Events wait in the queue for a token instead of failing
  * (EVFN_STAT_RATE_LIMITED counts the waits; queued and oldest-queued age
  * show the backlog); retries wait likewise.
+ * @param o the builder. Not NULL.
  * @param per_second > 0 and <= 1e9, or 0 to turn the limit off.
  * @param burst 1..1000000: starts allowed at once after a quiet spell;
  *        burst tokens take at most EVFN_DURATION_MAX_MS to refill (so a
@@ -271,11 +360,13 @@ typedef enum evfn_circuit_policy {
  * its failure opens it for another cool-down. Each change is counted
  * (EVFN_STAT_CIRCUIT_OPENS, the EVFN_STAT_CIRCUIT_STATE gauge) and
  * reported to the event log (EVFN_RECORD_CIRCUIT_*).
+ * @param o the builder. Not NULL.
  * @param consecutive_failures 1..1000000, or 0 for no such trigger.
  * @param failure_rate in (0, 1], or 0 for no such trigger.
  * @param min_calls 1..1000000: calls needed before the rate counts.
  * @param window_ms 1..86400000: the rate's window (fixed, restarting).
  * @param cooldown_ms 1..86400000.
+ * @param policy what admission does with new events while it is open.
  * @return 0; EVFN_EINVAL for NULL o, an unknown policy, or both triggers
  *         0 (a breaker that can never open); EVFN_ERANGE for the bounds
  *         above.
@@ -286,14 +377,20 @@ EVFN_EXPORT int evfn_fn_options_set_circuit_breaker(
 	int min_calls, int64_t window_ms, int64_t cooldown_ms,
 	evfn_circuit_policy policy);
 
-/** Destructor for the userdata given to evfn_register(). @return 0;
- * EVFN_EINVAL for NULL o. @since 0.1 */
+/**
+ * Destructor for the userdata given to evfn_register().
+ * @param o  the builder. Not NULL.
+ * @param cb the destructor; NULL for none.
+ * @return 0; EVFN_EINVAL for NULL o.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_fn_options_set_userdata_free(evfn_fn_options *o,
                                                   evfn_userdata_free_cb cb);
 
 /**
  * Register a function under a name.
  *
+ * @param rt the runtime. Not NULL.
  * @param name 1..EVFN_NAME_MAX bytes of well-formed UTF-8, copied; also a
  *        valid target for evfn_invoke() and evfn_subscribe(). Any
  *        character may appear (quotes, backslashes, newlines): the
@@ -311,15 +408,27 @@ EVFN_EXPORT int evfn_fn_options_set_userdata_free(evfn_fn_options *o,
  *         sequences included), which would make every output that
  *         carries it (metrics, JSON) unparsable; EVFN_EEXIST for a name
  *         already registered;
- *         EVFN_ESHUTDOWN after drain; EVFN_ENOMEM. On failure the
- *         userdata destructor is not called: the caller keeps userdata.
+ *         EVFN_ESHUTDOWN once the runtime drains; EVFN_ENOMEM.
+ *
+ * Ownership: name and opts are copied. The runtime owns the function
+ * (*out is borrowed until evfn_runtime_free()). userdata stays the
+ * caller's unless a destructor was set: then the runtime calls it once,
+ * at evfn_runtime_free(). On failure the destructor is not called: the
+ * caller keeps userdata.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_register(evfn_rt *rt, const char *name,
                               evfn_handler handler, void *userdata,
                               const evfn_fn_options *opts, evfn_fn **out);
 
-/** Name of a function, borrowed for the runtime's lifetime. @since 0.1 */
+/**
+ * Name of a function.
+ * @param fn the function; NULL returns NULL.
+ * @return the name, borrowed for the runtime's lifetime.
+ *
+ * Ownership: borrowed; the runtime owns its functions.
+ * @since 0.1
+ */
 EVFN_EXPORT const char *evfn_fn_name(const evfn_fn *fn);
 
 /**
@@ -336,11 +445,17 @@ EVFN_EXPORT const char *evfn_fn_name(const evfn_fn *fn);
  * takes at most (pattern words + 1) x (topic words + 1) steps whatever the
  * pattern (runs of `#` included), while the runtime's lock is held.
  *
+ * @param rt the runtime. Not NULL.
+ * @param pattern the pattern, copied. Not NULL.
+ * @param fn_name the function. Not NULL.
  * @return 0; EVFN_EINVAL for NULL/empty arguments; EVFN_ENAMETOOLONG;
+
  *         EVFN_EPATTERN for an empty word or a wildcard inside a word
  *         ("a..b", ".", "a*", "x#y"), the same rule evfn_emit() applies
  *         to topics; EVFN_ENOFN for an unknown function;
  *         EVFN_ESHUTDOWN after drain; EVFN_ENOMEM.
+ *
+ * Ownership: pattern is copied; fn_name is read during the call only.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_subscribe(evfn_rt *rt, const char *pattern,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * The HTTP trigger: routes ("POST /pay") that turn requests into events
  * for named functions, served by an HTTP server of its own on the
  * runtime's libevent event_base (evfn_http_new()), or mounted on a host's
@@ -94,23 +95,34 @@ typedef struct evfn_route_options evfn_route_options;
  * read and write of a connection, no connection limit, health route
  * GET /healthz, metrics route GET /metrics, no status page.
  *
- * @param out receives the builder; NULL on failure.
+ * @param out receives the builder; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ *
+ * Ownership: the caller owns *out and frees it with
+ * evfn_http_options_free(); evfn_http_new() and evfn_http_attach() copy
+ * it.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_http_options_new(evfn_http_options **out);
 
-/** Free a builder. NULL is a no-op. @since 0.1 */
+/**
+ * Free a builder.
+ * @param o the builder; NULL is a no-op.
+ * @since 0.1
+ */
 EVFN_EXPORT void evfn_http_options_free(evfn_http_options *o);
 
 /**
  * Where to listen.
  *
+ * @param o the builder. Not NULL.
  * @param address a numeric IPv4 or IPv6 address ("0.0.0.0", "::1"),
  *        copied; NULL for 127.0.0.1. Host names are not resolved.
  * @param port 0 to let the system pick a free port (see evfn_http_port()).
  * @return 0; EVFN_EINVAL for NULL o or an address that is not numeric;
  *         EVFN_ERANGE unless 0 <= port <= 65535; EVFN_ENOMEM.
+ *
+ * Ownership: address is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_http_options_set_address(evfn_http_options *o,
@@ -119,6 +131,8 @@ EVFN_EXPORT int evfn_http_options_set_address(evfn_http_options *o,
 /**
  * Largest request body accepted; a longer one is answered 413 without
  * being read.
+ * @param o the builder. Not NULL.
+ * @param bytes the limit (default 1 MiB).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for bytes < 0.
  * @since 0.1
  */
@@ -130,6 +144,8 @@ EVFN_EXPORT int evfn_http_options_set_max_body(evfn_http_options *o,
  * body do not arrive (or whose response cannot be written) within ms of
  * the previous progress is closed without an answer. It does not limit
  * how long a function may take; that is the route's timeout.
+ * @param o the builder. Not NULL.
+ * @param ms the timeout (default 30000).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for ms < 1.
  * @since 0.1
  */
@@ -139,6 +155,7 @@ EVFN_EXPORT int evfn_http_options_set_timeout_ms(evfn_http_options *o,
 /**
  * Most connections open at once; while at the limit the server stops
  * accepting, and new connections wait in the kernel's listen backlog.
+ * @param o the builder. Not NULL.
  * @param n 0 for no limit (the default).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for n < 0.
  * @since 0.1
@@ -150,9 +167,13 @@ EVFN_EXPORT int evfn_http_options_set_max_connections(evfn_http_options *o,
  * Path of the health route, answered for GET and HEAD with 200
  * {"status":"ok"}, or 503 {"status":"draining"} once the runtime drains;
  * other methods get 405.
+ * @param o the builder. Not NULL.
  * @param path starts with '/', copied; NULL for no health route.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_EROUTE for a path that does not
- *         start with '/' or holds blanks, '?' or '#'; EVFN_ENOMEM.
+ *         start with '/', is longer than the trigger serves, or holds
+ *         blanks, control characters, '?' or '#'; EVFN_ENOMEM.
+ *
+ * Ownership: path is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_http_options_set_health_path(evfn_http_options *o,
@@ -169,27 +190,31 @@ EVFN_EXPORT int evfn_http_options_set_health_path(evfn_http_options *o,
  * the server's connections closes, or after a back-off of 10 ms doubling
  * to 1 s; the runtime's log says so, once a minute at most). Default
  * /metrics.
+ * @param o the builder. Not NULL.
  * @param path starts with '/', copied; NULL for no metrics route.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_EROUTE as for the health path;
  *         EVFN_ENOMEM.
+ *
+ * Ownership: path is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_http_options_set_metrics_path(evfn_http_options *o,
                                                    const char *path);
 
 /**
- * Path of the live status page (off by default). GET <path> serves a
+ * Path of the live status page (off by default). GET \<path> serves a
  * self-contained HTML page (no external resources) that polls GET
- * <path>/data every second: a JSON document with each function's counters,
+ * \<path>/data every second: a JSON document with each function's counters,
  * gauges, p50/p99 run time and serverless cost estimate, and the dead
- * letters with their events. POST <path>/dead-letters/replay and
- * POST <path>/dead-letters/delete, with the dead letter's id in a JSON
- * body {"id": N} or a form body id=N, and POST <path>/dead-letters/purge
+ * letters with their events. POST \<path>/dead-letters/replay and
+ * POST \<path>/dead-letters/delete, with the dead letter's id in a JSON
+ * body {"id": N} or a form body id=N, and POST \<path>/dead-letters/purge
  * act on the dead-letter store; they need the header
  * "Authorization: Bearer <token>" and are answered 401 EVFN_EAUTH
  * without it, 404 EVFN_ENOENT for an unknown id, 400 EVFN_EINVAL for a
  * missing or malformed id, else 200 with a JSON body. Routes may not be
  * added under the path.
+ * @param o the builder. Not NULL.
  * @param path starts with '/', is not "/" and does not end with '/',
  *        copied; NULL for no status page (token is then ignored).
  * @param token the bearer token the actions require, copied; must be
@@ -197,8 +222,11 @@ EVFN_EXPORT int evfn_http_options_set_metrics_path(evfn_http_options *o,
  * @return 0; EVFN_EINVAL for NULL o, or a NULL or empty token with a
  *         path; EVFN_EROUTE for a path as for the health path, "/" or one
  *         ending with '/'; EVFN_ENOMEM.
+ *
  * Reading needs no token: the page shows the dead letters' payloads to
  * anyone who can reach the server, so bind it to a trusted address.
+ *
+ * Ownership: path and token are copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_http_options_set_status(evfn_http_options *o,
@@ -210,13 +238,17 @@ EVFN_EXPORT int evfn_http_options_set_status(evfn_http_options *o,
  * event_base. Requests are served while the base runs (evfn's loop thread
  * after evfn_runtime_start(), or the host's loop).
  *
- * @param out  receives the server; NULL on failure.
- * @param rt   the runtime events go to; it must outlive the server.
+ * @param out  receives the server; NULL on failure. Not NULL.
+ * @param rt   the runtime events go to; it must outlive the server. Not
+ *        NULL.
  * @param opts copied; NULL for the defaults.
  * @return 0; EVFN_EINVAL for NULL out or rt; EVFN_EADDRINUSE when the
  *         port is taken; EVFN_EACCES for a privileged port; EVFN_EINVAL
  *         for an address not on this host; EVFN_ENOMEM; another -errno
  *         from socket(), bind() or listen().
+ *
+ * Ownership: the caller owns *out and frees it with evfn_http_free(),
+ * before evfn_runtime_free().
  * @since 0.1
  */
 EVFN_EXPORT int evfn_http_new(evfn_http **out, evfn_rt *rt,
@@ -238,8 +270,9 @@ EVFN_EXPORT int evfn_http_new(evfn_http **out, evfn_rt *rt,
  * With server NULL nothing is mounted: the host passes requests in from
  * its own callbacks with evfn_http_handle().
  *
- * @param out    receives the trigger; NULL on failure.
+ * @param out    receives the trigger; NULL on failure. Not NULL.
  * @param rt     the runtime events go to; it must outlive the trigger.
+ *        Not NULL.
  * @param server the host's server, which must run on the runtime's
  *        event_base (evfn_runtime_event_base(), usually the host's own:
  *        evfn_rt_options_set_event_base()); borrowed: it must outlive the
@@ -249,9 +282,11 @@ EVFN_EXPORT int evfn_http_new(evfn_http **out, evfn_rt *rt,
  *         already routes one of the built-in paths (nothing is mounted
  *         then); EVFN_ENOMEM.
  *
- * Ownership: server stays the host's. evfn_http_free() takes the mounted
- * paths back (evhttp_del_cb()) and leaves the server running; the host
- * frees its server after that.
+ * Ownership: the caller owns *out and frees it with evfn_http_free().
+ * server stays the host's: evfn_http_free() takes the mounted paths back
+ * (evhttp_del_cb()) and leaves the server running; the host frees its
+ * server after that.
+ *
  * Thread-safety: as evfn_http_new(); with a host's base, the thread that
  * drives it.
  * @since 0.2
@@ -270,8 +305,8 @@ EVFN_EXPORT int evfn_http_attach(evfn_http **out, evfn_rt *rt,
  * percent-decoded.
  *
  * @param http a trigger from evfn_http_attach() (server NULL or not) or
- *        evfn_http_new().
- * @param req  the request, as the host's callback received it.
+ *        evfn_http_new(). Not NULL.
+ * @param req  the request, as the host's callback received it. Not NULL.
  * @return 0 when evfn took the request: it is answered (or will be), and
  *         the host must not answer or free it; EVFN_ENOENT when the path
  *         is none of the trigger's: req is untouched and the host
@@ -279,6 +314,7 @@ EVFN_EXPORT int evfn_http_attach(evfn_http **out, evfn_rt *rt,
  *
  * Ownership: on 0, req is evfn's until answered, like any request a
  * callback hands to evhttp_send_reply() later.
+ *
  * Thread-safety: only on the loop thread of the runtime's event_base
  * (inside the host's evhttp callback), unlike the rest of this header.
  * @since 0.2
@@ -288,7 +324,7 @@ EVFN_EXPORT int evfn_http_handle(evfn_http *http, struct evhttp_request *req);
 /**
  * The port the trigger's own server listens on (the one the system
  * picked for port 0).
- * @param http the trigger.
+ * @param http the trigger; NULL is refused.
  * @return the port, 1..65535; EVFN_EINVAL for NULL http or a trigger
  *         attached to a host's server (evfn_http_attach()), which has no
  *         listener of its own.
@@ -312,8 +348,10 @@ EVFN_EXPORT int evfn_http_port(const evfn_http *http);
  * (evfn_http_options_set_timeout_ms()). So the graceful order is: drain
  * the runtime, free the HTTP trigger, free the runtime.
  *
- * Must be called before evfn_runtime_free(). NULL is a no-op.
- * @param http the trigger, or NULL.
+ * Must be called before evfn_runtime_free().
+ * @param http the trigger; NULL is a no-op.
+ *
+ * Ownership: takes the trigger back; the caller must not use it again.
  *
  * Thread-safety: as the header says. On a host's base that no thread
  * drives at the time, it runs the base while it waits (as
@@ -328,13 +366,21 @@ EVFN_EXPORT void evfn_http_free(evfn_http *http);
 
 /**
  * Create a route options builder with the defaults: synchronous, a 30 s
- * deadline, no signature, no token.
+ * deadline, no signature, no token, CloudEvents not required.
+ * @param out receives the builder; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ *
+ * Ownership: the caller owns *out and frees it with
+ * evfn_route_options_free(); evfn_http_route() copies it.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_route_options_new(evfn_route_options **out);
 
-/** Free a builder. NULL is a no-op. @since 0.1 */
+/**
+ * Free a builder.
+ * @param o the builder; NULL is a no-op.
+ * @since 0.1
+ */
 EVFN_EXPORT void evfn_route_options_free(evfn_route_options *o);
 
 /**
@@ -345,6 +391,8 @@ EVFN_EXPORT void evfn_route_options_free(evfn_route_options *o);
  * taken, and, when some were refused, "refused": {"error", "message",
  * "ids"} the rest (with "Retry-After: 1" when the refusal passes); when
  * none was taken the answer is the refusal's error, with "ids": [].
+ * @param o the builder. Not NULL.
+ * @param async true for an asynchronous route (default false).
  * @return 0; EVFN_EINVAL for NULL o.
  * @since 0.1
  */
@@ -358,7 +406,7 @@ EVFN_EXPORT int evfn_route_options_set_async(evfn_route_options *o,
  * CloudEvent with missing or malformed attributes 400 EVFN_ECLOUDEVENT,
  * as on any route). Webhook senders that speak CloudEvents rely on it.
  * Off by default: a request without a CloudEvent is one plain event.
- * @param o the builder.
+ * @param o the builder. Not NULL.
  * @param require true to refuse requests without a CloudEvent.
  * @return 0; EVFN_EINVAL for NULL o.
  * @since 0.2
@@ -370,6 +418,8 @@ EVFN_EXPORT int evfn_route_options_set_require_cloudevents(evfn_route_options *o
  * Deadline of a synchronous route: without a result by then the request
  * is answered 504. The event is not cancelled by it; the function's own
  * timeout and retries still apply.
+ * @param o the builder. Not NULL.
+ * @param ms the deadline (default 30000).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for ms < 1.
  * @since 0.1
  */
@@ -380,10 +430,13 @@ EVFN_EXPORT int evfn_route_options_set_timeout_ms(evfn_route_options *o,
  * Require a valid Stripe-Signature header ("t=<unix time>,v1=<hex>", any
  * of several v1 signatures may match): HMAC-SHA256 of "<t>.<body>" with
  * the endpoint secret, and t within tolerance_s of the server's clock.
- * @param secret non-empty, copied.
+ * @param o the builder. Not NULL.
+ * @param secret non-empty, copied. Not NULL.
  * @param tolerance_s seconds; Stripe's libraries use 300.
- * @return 0; EVFN_EINVAL for NULL o or an empty secret; EVFN_ERANGE for
- *         tolerance_s < 1; EVFN_ENOMEM.
+ * @return 0; EVFN_EINVAL for NULL o or a NULL or empty secret;
+ *         EVFN_ERANGE for tolerance_s < 1; EVFN_ENOMEM.
+ *
+ * Ownership: secret is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_route_options_set_stripe_secret(evfn_route_options *o,
@@ -393,8 +446,12 @@ EVFN_EXPORT int evfn_route_options_set_stripe_secret(evfn_route_options *o,
 /**
  * Require a valid X-Hub-Signature-256 header ("sha256=<hex>"): GitHub's
  * HMAC-SHA256 of the body with the webhook secret.
- * @param secret non-empty, copied.
- * @return 0; EVFN_EINVAL for NULL o or an empty secret; EVFN_ENOMEM.
+ * @param o the builder. Not NULL.
+ * @param secret non-empty, copied. Not NULL.
+ * @return 0; EVFN_EINVAL for NULL o or a NULL or empty secret;
+ *         EVFN_ENOMEM.
+ *
+ * Ownership: secret is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_route_options_set_github_secret(evfn_route_options *o,
@@ -402,8 +459,12 @@ EVFN_EXPORT int evfn_route_options_set_github_secret(evfn_route_options *o,
 
 /**
  * Require "Authorization: Bearer <token>".
- * @param token non-empty, copied.
- * @return 0; EVFN_EINVAL for NULL o or an empty token; EVFN_ENOMEM.
+ * @param o the builder. Not NULL.
+ * @param token non-empty, copied. Not NULL.
+ * @return 0; EVFN_EINVAL for NULL o or a NULL or empty token;
+ *         EVFN_ENOMEM.
+ *
+ * Ownership: token is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_route_options_set_bearer_token(evfn_route_options *o,
@@ -418,17 +479,22 @@ EVFN_EXPORT int evfn_route_options_set_bearer_token(evfn_route_options *o,
  * 404. On a trigger attached to a host's server the path is mounted on
  * it when first routed.
  *
+ * @param http the trigger. Not NULL.
  * @param route "METHOD /path": GET, POST, PUT, DELETE, PATCH, HEAD or
- *        OPTIONS, one space, a path starting with '/' without blanks.
- * @param fn_name a function name (see evfn_register()), copied.
+ *        OPTIONS, one space, a path as for
+ *        evfn_http_options_set_health_path(). Not NULL.
+ * @param fn_name a function name (see evfn_register()), copied. Not NULL.
  * @param opts copied; NULL for the defaults.
  * @return 0; EVFN_EINVAL for NULL http/route/fn_name or an empty fn_name;
  *         EVFN_ENAMETOOLONG; EVFN_EROUTE for a malformed route or an
  *         unknown method; EVFN_EEXIST when the method and path are routed
  *         already, the path is a built-in one (health, metrics, status
- *         page), or the host's server routes the path itself (attached);
- *         EVFN_ENOMEM.
+ *         page), or the host's server routes the path itself (attached):
+ *         the runtime's log callback is told which; EVFN_ENOMEM.
+ *
+ * Ownership: route, fn_name and opts are copied.
  * @since 0.1
+
  */
 EVFN_EXPORT int evfn_http_route(evfn_http *http, const char *route,
                                 const char *fn_name,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * Embedding evfn in a host's libevent event_base. The base is only
  * forward-declared: including this header does not pull in libevent.
  * Anything not declared under include/evfn/ is private.
@@ -36,15 +37,29 @@ struct event_base;
  * Run the runtime on a host's event_base instead of a loop thread of its
  * own. The base is borrowed: it must outlive the runtime, and
  * evfn_runtime_free() removes evfn's events from it but never frees it.
+ * @param o    the builder. Not NULL.
+ * @param base the host's base, created after evthread_use_pthreads().
+ *        Not NULL.
  * @return 0; EVFN_EINVAL for NULL o or base.
+ *
+ * Ownership: base stays the host's (borrowed by every runtime created
+ * from these options).
  * @since 0.1
  */
 EVFN_EXPORT int evfn_rt_options_set_event_base(evfn_rt_options *o,
                                                struct event_base *base);
 
-/** The base the runtime runs on (its own or the host's); borrowed. NULL for
- * NULL rt. @since 0.1 */
+/**
+ * The base the runtime runs on (its own or the host's).
+ * @param rt the runtime; NULL returns NULL.
+ * @return the base, borrowed: evfn's own lives until evfn_runtime_free(),
+ *         a host's stays the host's.
+ *
+ * Ownership: borrowed (see the return value).
+ * @since 0.1
+ */
 EVFN_EXPORT struct event_base *evfn_runtime_event_base(const evfn_rt *rt);
+
 
 #ifdef __cplusplus
 }

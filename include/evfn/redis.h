@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * Redis Streams as a trigger and as a destination: a source that reads a
  * stream through a consumer group and submits each entry to a function,
  * acknowledging it only once the function succeeded, and a sink that
@@ -87,31 +88,47 @@ typedef struct evfn_redis_sink evfn_redis_sink;
  * 5 s, at most as many deliveries as the function has attempts, dead
  * letters to "<stream>:dead", payload field "data", reconnection backoff
  * from 100 ms doubling to 5 s, no MAXLEN on appends.
- * @param out receives the builder; NULL on failure.
+ * @param out receives the builder; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ *
+ * Ownership: the caller owns *out and frees it with
+ * evfn_redis_options_free(); sources and sinks copy it.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_redis_options_new(evfn_redis_options **out);
 
-/** Free a builder. NULL is a no-op. @since 0.1 */
+/**
+ * Free a builder.
+ * @param o the builder; NULL is a no-op.
+ * @since 0.1
+ */
 EVFN_EXPORT void evfn_redis_options_free(evfn_redis_options *o);
 
 /**
- * Where the server is (grammar at the top of this header). Copied.
+ * Where the server is (grammar at the top of this header).
+ * @param o the builder. Not NULL.
+ * @param url the URL, copied. Not NULL.
  * @return 0; EVFN_EINVAL for NULL o or url; EVFN_EURL for a URL outside
  *         the grammar (unknown scheme, empty host, bad port or db, a
  *         relative unix path, a malformed %XX escape); EVFN_ENOMEM.
+ *
+ * Ownership: url is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_redis_options_set_url(evfn_redis_options *o,
                                            const char *url);
 
 /**
- * Consumer group and consumer name of a source. Copied.
- * @param consumer NULL for "<hostname>-<pid>". Consumers of one group
- *        must have distinct names.
+ * Consumer group and consumer name of a source.
+ * @param o the builder. Not NULL.
+ * @param group the group, 1..EVFN_NAME_MAX bytes, copied. Not NULL.
+ * @param consumer 1..EVFN_NAME_MAX bytes, copied; NULL for
+ *        "<hostname>-<pid>". Consumers of one group must have distinct
+ *        names.
  * @return 0; EVFN_EINVAL for NULL o or group, or an empty name;
  *         EVFN_ENAMETOOLONG beyond EVFN_NAME_MAX; EVFN_ENOMEM.
+ *
+ * Ownership: group and consumer are copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_redis_options_set_group(evfn_redis_options *o,
@@ -122,6 +139,8 @@ EVFN_EXPORT int evfn_redis_options_set_group(evfn_redis_options *o,
  * Where a group that the source creates starts: at the end of the stream
  * (false, the default: only entries added later) or at its beginning
  * (true). An existing group keeps its position.
+ * @param o the builder. Not NULL.
+ * @param from_start true to start at the beginning.
  * @return 0; EVFN_EINVAL for NULL o.
  * @since 0.1
  */
@@ -131,6 +150,9 @@ EVFN_EXPORT int evfn_redis_options_set_from_start(evfn_redis_options *o,
 /**
  * Read batches: at most count entries per XREADGROUP, which waits up to
  * block_ms for new entries.
+ * @param o the builder. Not NULL.
+ * @param count entries per read (default 64).
+ * @param block_ms how long a read waits (default 1000).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= count <=
  *         10000 and 1 <= block_ms <= 3600000.
  * @since 0.1
@@ -145,6 +167,8 @@ EVFN_EXPORT int evfn_redis_options_set_batch(evfn_redis_options *o,
  * (EVFN_EQUEUEFULL, or another refusal but EVFN_ESHUTDOWN): the source
  * keeps those and offers them again, in order, as room comes back; they
  * are not read from Redis again and count no delivery.
+ * @param o the builder. Not NULL.
+ * @param n the limit (default 1024).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= n <= 1000000.
  * @since 0.1
  */
@@ -164,7 +188,10 @@ EVFN_EXPORT int evfn_redis_options_set_max_in_flight(evfn_redis_options *o,
  * the longest time a consumer may go without reaching Redis (the
  * reconnection cap, pauses of the process); all consumers of a group
  * should use the same value.
- * @param min_idle_ms 0 turns reclaiming and refreshing off.
+ * @param o the builder. Not NULL.
+ * @param min_idle_ms 0 turns reclaiming and refreshing off (default
+ *        30000).
+ * @param interval_ms how often to claim (default 5000).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for min_idle_ms < 0 or
  *         interval_ms < 1.
  * @since 0.1
@@ -182,6 +209,7 @@ EVFN_EXPORT int evfn_redis_options_set_claim(evfn_redis_options *o,
  * count only grows with takeovers (see the top of this header). An entry
  * delivered before carries its delivery count as the extension attribute
  * "deliverycount"; each delivery gets the function's attempts anew.
+ * @param o the builder. Not NULL.
  * @param n 0 for the function's number of attempts (the default).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 0 <= n <= 1000000.
  * @since 0.1
@@ -198,17 +226,24 @@ EVFN_EXPORT int evfn_redis_options_set_max_deliveries(evfn_redis_options *o,
  * deliveries (the Redis delivery count), failed_at (RFC 3339), then the
  * original entry's fields. The entry is acknowledged
  * only after its dead letter was written.
- * @param stream NULL for "<stream>:dead". Copied.
+ * @param o the builder. Not NULL.
+ * @param stream the stream key, copied; NULL for "<stream>:dead".
  * @return 0; EVFN_EINVAL for NULL o or an empty name; EVFN_ENOMEM.
+ *
+ * Ownership: stream is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_redis_options_set_dead_letter_stream(
 	evfn_redis_options *o, const char *stream);
 
 /**
- * Name of the field that carries the payload. Copied.
+ * Name of the field that carries the payload.
+ * @param o the builder. Not NULL.
+ * @param name the field, copied (default "data"). Not NULL.
  * @return 0; EVFN_EINVAL for NULL o or name, or an empty name;
  *         EVFN_ENOMEM.
+ *
+ * Ownership: name is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_redis_options_set_data_field(evfn_redis_options *o,
@@ -217,6 +252,9 @@ EVFN_EXPORT int evfn_redis_options_set_data_field(evfn_redis_options *o,
 /**
  * Reconnection: after a lost or refused connection the next try comes
  * after base_ms, doubling up to cap_ms, back to base_ms once connected.
+ * @param o the builder. Not NULL.
+ * @param base_ms the first delay (default 100).
+ * @param cap_ms the longest delay (default 5000).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= base_ms <=
  *         cap_ms <= 3600000.
  * @since 0.1
@@ -228,6 +266,7 @@ EVFN_EXPORT int evfn_redis_options_set_reconnect(evfn_redis_options *o,
 /**
  * Trim a sink's stream on each append (XADD ... MAXLEN ~ n): Redis keeps
  * at least n entries, and a few more.
+ * @param o the builder. Not NULL.
  * @param n 0 for no trimming (the default).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for n < 0.
  * @since 0.1
@@ -255,15 +294,20 @@ EVFN_EXPORT int evfn_redis_options_set_maxlen(evfn_redis_options *o,
  * logged, on an authentication failure or when the key is not (or no
  * longer) a stream.
  *
- * @param out receives the source; NULL on failure.
+ * @param out receives the source; NULL on failure. Not NULL.
+ * @param rt the runtime. Not NULL.
  * @param stream the stream key, 1..EVFN_NAME_MAX bytes (also the default
- *        event type). Copied.
- * @param fn_name a registered function. Copied.
+ *        event type). Copied. Not NULL.
+ * @param fn_name a registered function. Copied. Not NULL.
  * @param opts copied; NULL for the defaults.
  * @return 0; EVFN_EINVAL for NULL out/rt/stream/fn_name or an empty name;
  *         EVFN_ENAMETOOLONG; EVFN_ENOFN when fn_name is not registered;
  *         EVFN_ENOMEM. Connection problems are not errors here: see
  *         evfn_redis_source_status().
+ *
+ * Ownership: the caller owns *out and frees it with
+ * evfn_redis_source_free(), before evfn_runtime_free().
+ *
  * Thread-safety: any thread; see evfn_redis_source_free() for embedded
  * runtimes.
  * @since 0.1
@@ -274,13 +318,17 @@ EVFN_EXPORT int evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
 
 /**
  * The source's condition.
+ * @param src the source; NULL returns EVFN_EINVAL.
  * @return 0 while connected (or still connecting for the first time);
  *         EVFN_ECONNREFUSED while reconnecting after a refused or lost
- *         connection; EVFN_EAUTH (wrong or missing password) or
- *         EVFN_EWRONGTYPE (the key is not a stream) or EVFN_EINVAL
- *         (another refusal by the server, such as a db out of range:
- *         EVFN_EURL): stopped for good; EVFN_ENOFN while the function is
- *         gone; EVFN_EINVAL also for NULL src.
+ *         connection; stopped for good (the server's answer is logged):
+ *         EVFN_EAUTH (wrong or missing password), EVFN_EWRONGTYPE (the
+ *         key is not a stream), EVFN_EURL (the server refused the URL's
+ *         db), EVFN_ENOENT (the group was destroyed) or EVFN_EINVAL
+ *         (another refusal, such as creating the group); EVFN_ENOFN
+ *         while the function refuses entries as unknown; EVFN_EINVAL
+ *         also for NULL src.
+ *
  * Thread-safety: any thread.
  * @since 0.1
  */
@@ -289,6 +337,9 @@ EVFN_EXPORT int evfn_redis_source_status(const evfn_redis_source *src);
 /**
  * Number of entries this source acknowledged so far (XACKs the server
  * confirmed, dead-lettered entries included; for tests and dashboards).
+ * @param src the source; NULL returns 0.
+ * @return the count.
+ *
  * Thread-safety: any thread.
  * @since 0.1
  */
@@ -303,7 +354,9 @@ EVFN_EXPORT uint64_t evfn_redis_source_acked(const evfn_redis_source *src);
  * gracefully drains its runtime, waits for this to reach 0, and only then
  * frees the source, so that nothing that ended here runs again elsewhere
  * and what it did not run goes to the other consumers at once.
- * @return the count; 0 for NULL.
+ * @param src the source; NULL returns 0.
+ * @return the count.
+ *
  * Thread-safety: any thread.
  * @since 0.1
  */
@@ -313,7 +366,10 @@ EVFN_EXPORT size_t evfn_redis_source_held(const evfn_redis_source *src);
  * Stop and free a source: no more reads, the connections close. Entries
  * still running in the function finish there, but their outcomes are no
  * longer acknowledged: they stay pending for another consumer. Must be
- * called before evfn_runtime_free(). NULL is a no-op.
+ * called before evfn_runtime_free().
+ * @param src the source; NULL is a no-op.
+ *
+ * Ownership: takes the source back; the caller must not use it again.
  *
  * Thread-safety: any thread. Off the loop thread it waits until the loop
  * has closed the source; in embedded mode, called on the thread that
@@ -326,11 +382,16 @@ EVFN_EXPORT void evfn_redis_source_free(evfn_redis_source *src);
 /**
  * Create a sink appending to a stream. Uses the URL, maxlen, data field
  * and reconnect options.
- * @param out receives the sink; NULL on failure.
- * @param stream the stream key, 1..EVFN_NAME_MAX bytes. Copied.
+ * @param out receives the sink; NULL on failure. Not NULL.
+ * @param rt the runtime. Not NULL.
+ * @param stream the stream key, 1..EVFN_NAME_MAX bytes. Copied. Not NULL.
  * @param opts copied; NULL for the defaults.
  * @return 0; EVFN_EINVAL for NULL out/rt/stream or an empty stream;
  *         EVFN_ENAMETOOLONG; EVFN_ENOMEM.
+ *
+ * Ownership: the caller owns *out and frees it with
+ * evfn_redis_sink_free(), before evfn_runtime_free().
+ *
  * Thread-safety: as evfn_redis_source_new().
  * @since 0.1
  */
@@ -344,10 +405,15 @@ EVFN_EXPORT int evfn_redis_sink_new(evfn_redis_sink **out, evfn_rt *rt,
  * connection is down they wait and are written after reconnecting. An
  * append the server refuses (the key is not a stream) is dropped and the
  * sink's status says why.
+ * @param sink the sink. Not NULL.
+ * @param ev the event, read during the call. Not NULL.
  * @return 0 when queued; EVFN_EINVAL for NULL sink or ev; EVFN_EQUEUEFULL
  *         when 65536 appends already wait; EVFN_ECANCELED once the sink is
  *         being freed; EVFN_ENOMEM.
- * Ownership: the event is read during the call; the caller keeps it.
+ *
+ * Ownership: the event is read during the call; the caller keeps its
+ * reference.
+ *
  * Thread-safety: any thread.
  * @since 0.1
  */
@@ -360,11 +426,14 @@ EVFN_EXPORT int evfn_redis_xadd(evfn_redis_sink *sink, const evfn_event *ev);
  * Redis confirmed the append, and ends as RETRY when the connection is
  * down or the attempt is cancelled, and as FAIL when the server refused.
  * After evfn_redis_sink_free() its attempts fail.
+ * @param sink the sink. Not NULL.
  * @param fn_name the name, such as "stream:orders". Copied.
  * @param opts the function's options (timeout, attempts, backoff ...);
  *        NULL for the defaults. Its executor, cancel hook and userdata
  *        destructor are replaced by the sink's own (loop executor).
- * @return as evfn_register().
+ * @return as evfn_register() (EVFN_EINVAL also for NULL sink).
+ *
+ * Ownership: fn_name and opts are copied; the runtime owns the function.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_redis_sink_register(evfn_redis_sink *sink,
@@ -372,24 +441,39 @@ EVFN_EXPORT int evfn_redis_sink_register(evfn_redis_sink *sink,
                                          const evfn_fn_options *opts);
 
 /**
- * The sink's condition: 0, EVFN_ECONNREFUSED while reconnecting,
- * EVFN_EAUTH, EVFN_EURL for a db out of range, or, after the server refused
- * an append, EVFN_EWRONGTYPE (the key is not a stream) or EVFN_EINVAL
- * (another refusal). EVFN_EINVAL also for NULL. Thread-safety: any thread.
+ * The sink's condition.
+ * @param sink the sink; NULL returns EVFN_EINVAL.
+ * @return 0; EVFN_ECONNREFUSED while reconnecting; EVFN_EAUTH; EVFN_EURL
+ *         for a db the server refused; or, after the server refused an
+ *         append, EVFN_EWRONGTYPE (the key is not a stream) or EVFN_EINVAL
+ *         (another refusal).
+ *
+ * Thread-safety: any thread.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_redis_sink_status(const evfn_redis_sink *sink);
 
-/** Number of appends queued or sent and not yet confirmed (0 for NULL).
- * Thread-safety: any thread. @since 0.1 */
+/**
+ * Number of appends queued or sent and not yet confirmed.
+ * @param sink the sink; NULL returns 0.
+ * @return the count.
+ *
+ * Thread-safety: any thread.
+ * @since 0.1
+ */
 EVFN_EXPORT size_t evfn_redis_sink_pending(const evfn_redis_sink *sink);
 
 /**
  * Close and free a sink. Appends not yet confirmed are dropped (the count
  * is logged): wait for evfn_redis_sink_pending() to reach 0 first to keep
  * them. Attempts of its functions still waiting end as RETRY, later ones
- * as FAIL. Must be called before evfn_runtime_free(). NULL is a no-op.
+ * as FAIL. Must be called before evfn_runtime_free().
+ * @param sink the sink; NULL is a no-op.
+ *
+ * Ownership: takes the sink back; the caller must not use it again.
+ *
  * Thread-safety: as evfn_redis_source_free().
+
  * @since 0.1
  */
 EVFN_EXPORT void evfn_redis_sink_free(evfn_redis_sink *sink);

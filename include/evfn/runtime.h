@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * The runtime: create (with its own loop thread or inside a host's libevent
  * event_base), start, drain, free; and the options builder that configures
  * it. Registration, emit and stats live in their own headers. Anything not
@@ -33,14 +34,21 @@ typedef enum evfn_log_level {
 	EVFN_LOG_ERROR = 3
 } evfn_log_level;
 
-/** Receives the runtime's diagnostics; msg is borrowed for the call. It may
- * run on any evfn thread and while evfn holds internal locks, so it must
- * not call evfn functions. */
+/**
+ * Receives the runtime's diagnostics. It may run on any evfn thread and
+ * while evfn holds internal locks, so it must not call evfn functions.
+ * @param level how severe.
+ * @param msg the message, one line of English, borrowed for the call.
+ * @param arg the argument given to evfn_rt_options_set_log().
+ */
 typedef void (*evfn_log_cb)(evfn_log_level level, const char *msg, void *arg);
 
-/** Receives each event handed back by drain: borrowed event, the function
- * it was meant for, and the callback argument. Take a reference with
- * evfn_event_ref() to keep it. */
+/**
+ * Receives each event handed back by drain.
+ * @param ev the event, borrowed for the call; evfn_event_ref() keeps it.
+ * @param fn_name the function it was meant for, borrowed for the call.
+ * @param arg the argument given to evfn_runtime_drain().
+ */
 typedef void (*evfn_handback_cb)(const evfn_event *ev, const char *fn_name,
                                  void *arg);
 
@@ -49,19 +57,29 @@ typedef void (*evfn_handback_cb)(const evfn_event *ev, const char *fn_name,
  * workers, idle workers reaped after 10 s, source "evfn", no log callback,
  * a loop thread of evfn's own.
  *
- * @param out receives the builder; NULL on failure.
+ * @param out receives the builder; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ *
+ * Ownership: the caller owns *out and frees it with
+ * evfn_rt_options_free(); evfn_runtime_new() copies it.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_rt_options_new(evfn_rt_options **out);
 
-/** Free a builder. NULL is a no-op. @since 0.1 */
+/**
+ * Free a builder.
+ * @param o the builder; NULL is a no-op.
+ * @since 0.1
+ */
 EVFN_EXPORT void evfn_rt_options_free(evfn_rt_options *o);
 
 /**
  * Size of the worker pool: it keeps at least min threads, grows to max while
  * events are backlogged, and reaps threads idle longer than the idle timeout
  * down to min.
+ * @param o   the builder. Not NULL.
+ * @param min threads kept (default 1).
+ * @param max threads at most (default max(2, cores)).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless
  *         0 <= min <= max and 1 <= max <= 1024.
  * @since 0.1
@@ -71,6 +89,8 @@ EVFN_EXPORT int evfn_rt_options_set_workers(evfn_rt_options *o, int min,
 
 /**
  * How long a worker above the minimum may sit idle before it exits.
+ * @param o  the builder. Not NULL.
+ * @param ms the idle time (default 10000).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless
  *         1 <= ms <= EVFN_DURATION_MAX_MS.
  * @since 0.1
@@ -79,9 +99,13 @@ EVFN_EXPORT int evfn_rt_options_set_idle_timeout_ms(evfn_rt_options *o,
                                                     int64_t ms);
 
 /**
- * CloudEvents `source` given to events published without one. Copied.
- * @return 0; EVFN_EINVAL for NULL o or an empty source; EVFN_ENAMETOOLONG;
- *         EVFN_ENOMEM.
+ * CloudEvents `source` given to events published without one.
+ * @param o      the builder. Not NULL.
+ * @param source 1..EVFN_NAME_MAX bytes, copied (default "evfn"). Not NULL.
+ * @return 0; EVFN_EINVAL for NULL o or a NULL or empty source;
+ *         EVFN_ENAMETOOLONG; EVFN_ENOMEM.
+ *
+ * Ownership: source is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_rt_options_set_source(evfn_rt_options *o,
@@ -89,7 +113,12 @@ EVFN_EXPORT int evfn_rt_options_set_source(evfn_rt_options *o,
 
 /**
  * Where diagnostics go (default: nowhere).
+ * @param o   the builder. Not NULL.
+ * @param cb  the callback; NULL for none.
+ * @param arg passed to cb.
  * @return 0; EVFN_EINVAL for NULL o.
+ *
+ * Ownership: arg stays the caller's: evfn passes it to cb and never frees it.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_rt_options_set_log(evfn_rt_options *o, evfn_log_cb cb,
@@ -99,6 +128,8 @@ EVFN_EXPORT int evfn_rt_options_set_log(evfn_rt_options *o, evfn_log_cb cb,
  * Hop limit: an event emitted from a handler (evfn_ctx_emit(), or a
  * destination) carries its parent's hop count plus one; one past the limit
  * is accepted and dead-lettered at once as loop_detected (default 16).
+ * @param o    the builder. Not NULL.
+ * @param hops the limit.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= hops <= 1000.
  * @since 0.1
  */
@@ -107,6 +138,8 @@ EVFN_EXPORT int evfn_rt_options_set_max_hops(evfn_rt_options *o, int hops);
 /**
  * Size of the dead-letter store (default 10000; 0 keeps none). When full,
  * the oldest dead letter is dropped and counted (evfn_dead_letter_evicted()).
+ * @param o the builder. Not NULL.
+ * @param n the capacity.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for n < 0.
  * @since 0.1
  */
@@ -116,8 +149,14 @@ EVFN_EXPORT int evfn_rt_options_set_dead_letter_capacity(evfn_rt_options *o,
 /**
  * Event log: a callback told of each attempt start, timeout and late
  * return, and of each event's end (success, dead letter, expiry,
- * hand-back). NULL (the default) turns it off at no cost.
+ * hand-back), of each retry, and of each circuit-breaker change.
+ * @param o   the builder. Not NULL.
+ * @param cb  the callback; NULL (the default) turns the log off at no
+ *        cost.
+ * @param arg passed to cb.
  * @return 0; EVFN_EINVAL for NULL o.
+ *
+ * Ownership: arg stays the caller's: evfn passes it to cb and never frees it.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_rt_options_set_event_log(evfn_rt_options *o,
@@ -128,6 +167,8 @@ EVFN_EXPORT int evfn_rt_options_set_event_log(evfn_rt_options *o,
  * duration (on by default). Off, nothing is recorded per attempt and
  * those stay empty; the counters and gauges of the accounting are kept
  * either way. For measuring what metrics cost (bench/).
+ * @param o  the builder. Not NULL.
+ * @param on false turns them off.
  * @return 0; EVFN_EINVAL for NULL o.
  * @since 0.1
  */
@@ -139,9 +180,14 @@ EVFN_EXPORT int evfn_rt_options_set_metrics(evfn_rt_options *o, bool on);
  * Nothing runs until evfn_runtime_start(). Functions may be registered and
  * events emitted before then; they wait in their queues.
  *
- * @param out  receives the runtime; NULL on failure.
+ * @param out  receives the runtime; NULL on failure. Not NULL.
  * @param opts options, copied; NULL for the defaults.
- * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM (also when libevent's
+ *         pthreads locking could not be enabled).
+ *
+ * Ownership: the caller owns *out and frees it with evfn_runtime_free();
+ * opts is copied (a host event_base in it stays borrowed, see
+ * evfn/libevent.h).
  * @since 0.1
  */
 EVFN_EXPORT int evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts);
@@ -151,6 +197,7 @@ EVFN_EXPORT int evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts);
  * unless the runtime was created on a host event_base (the host then drives
  * that base; see evfn/libevent.h).
  *
+ * @param rt the runtime. Not NULL.
  * @return 0; EVFN_EINVAL for NULL rt; EVFN_EALREADY if started before;
  *         EVFN_ESHUTDOWN after drain; EVFN_ENOMEM or -errno if a thread
  *         could not be created (the runtime is then left unstarted: the
@@ -173,16 +220,21 @@ EVFN_EXPORT int evfn_runtime_start(evfn_rt *rt);
  * on the thread that drives the host base (outside its callbacks), drain
  * runs that base while it waits so loop work can finish.
  *
+ * @param rt the runtime. Not NULL.
  * @param grace_ms how long to wait for in-flight work; 0 waits not at all.
  * @param cb  receives handed-back events; NULL to only count them.
+ * @param arg passed to cb.
  * @return 0 when nothing is in flight any more; EVFN_ETIMEDOUT when work was
  *         still in flight at the end of the grace period (its outcome is
  *         still recorded when it finishes), or when, out of memory, queued
  *         events could not be handed back by then (evfn_runtime_free()
  *         tries again; what it cannot hand back it drops, logging an
- *         error); EVFN_EINVAL for NULL rt or
- *         grace_ms < 0; EVFN_EALREADY on a second call; EVFN_EDEADLK from
- *         inside a handler.
+ *         error); EVFN_EINVAL for NULL rt, grace_ms < 0 or a grace period
+ *         over INT64_MAX / 2 ns (about 146 years); EVFN_EALREADY on a
+ *         second call; EVFN_EDEADLK from inside a handler of this runtime.
+ *
+ * Ownership: arg stays the caller's; the events passed to cb are borrowed for
+ * each call.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms,
@@ -197,18 +249,32 @@ EVFN_EXPORT int evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms,
  * drain callback first. An unstarted runtime's queued events are counted as
  * handed back and released.
  *
+ * @param rt the runtime; NULL is a no-op.
  * @return 0 (also for NULL); EVFN_EBUSY if the runtime is started and not
  *         drained, work is still in flight, a handler fenced at its
  *         deadline has not returned yet, or a trigger or source created
  *         on it (evfn_trigger_free(), evfn_http_free(),
  *         evfn_redis_source_free(), ...) is still alive (nothing is freed:
- *         call again later); EVFN_EDEADLK from inside a handler.
+ *         call again later); EVFN_EDEADLK from inside a handler of this
+ *         runtime.
+ *
+ * Ownership: on success every object the runtime owns is gone: its
+ * functions (evfn_fn pointers), and the borrowed strings and contexts
+ * they handed out. References the caller holds (events, dead letters,
+ * snapshots) are still the caller's to release.
+
  * @since 0.1
  */
 EVFN_EXPORT int evfn_runtime_free(evfn_rt *rt);
 
-/** Number of worker threads alive now (for tests and dashboards). @since 0.1 */
+/**
+ * Number of worker threads alive now (for tests and dashboards).
+ * @param rt the runtime; NULL returns 0.
+ * @return the count.
+ * @since 0.1
+ */
 EVFN_EXPORT int evfn_runtime_workers(const evfn_rt *rt);
+
 
 #ifdef __cplusplus
 }

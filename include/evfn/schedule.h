@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * Schedule expressions and their next fire time: EventBridge rate(), cron()
- * and at(), Go-style "@every 1m30s", the @hourly family, and classic
+ * and at(), Go-style "\@every 1m30s", the \@hourly family, and classic
  * 5-field cron with Vixie semantics, each optionally in an IANA time zone.
  * This header only parses and computes instants; the trigger that turns a
  * schedule into events lives with the runtime. Anything not declared under
  * include/evfn/ is private.
  *
  * Times are nanoseconds since the Unix epoch (UTC, no leap seconds).
+ *
  * Thread-safety: a parsed schedule is immutable, so every call here may be
  * made from any thread, concurrently on the same schedule, except
  * evfn_schedule_free(), which must not race with other uses of it.
@@ -36,11 +38,12 @@ typedef struct evfn_schedule evfn_schedule;
  * - `rate(N unit)`: every N minutes, hours or days; N is a positive
  *   integer and the unit is singular for 1 (`rate(1 hour)`) and plural
  *   otherwise (`rate(5 minutes)`), as EventBridge requires.
- * - `@every D`: a Go-style duration built from ms, s, m and h terms, such
- *   as `250ms`, `1m30s` or `2h`; it must be positive.
+ * - <code>\@every D</code>: a Go-style duration built from ms, s, m and h
+ *   terms, such as `250ms`, `1m30s` or `2h`; it must be positive.
  * - `at(YYYY-MM-DDThh:mm:ss)`: once, at that wall-clock time in `tz`.
- * - `@yearly` (`@annually`), `@monthly`, `@weekly`, `@daily`
- *   (`@midnight`), `@hourly`: the usual 5-field equivalents.
+ * - <code>\@yearly</code> (<code>\@annually</code>), <code>\@monthly</code>,
+ *   <code>\@weekly</code>, <code>\@daily</code> (<code>\@midnight</code>),
+ *   <code>\@hourly</code>: the usual 5-field equivalents.
  * - `min hour day-of-month month day-of-week`: Vixie cron. Fields take
  *   `*`, `a`, `a-b`, `*` or `a-b` or `a` followed by `/step` (`a/step`
  *   runs to the field's maximum), and comma lists of those. Months are
@@ -63,20 +66,21 @@ typedef struct evfn_schedule evfn_schedule;
  * matches no date at all (e.g. `0 0 30 2 *`) is an error.
  *
  * Daylight saving time (any change of the zone's UTC offset) in 5-field
- * cron and the @-names follows ISC (Vixie) cron 4.1, which sorts jobs by
+ * cron and the \@-names follows ISC (Vixie) cron 4.1, which sorts jobs by
  * the text of their minute and hour fields:
  * - A wildcard job, whose minute or hour field starts with `*` (alone,
- *   with a step or first in a list, such as `*,30`; also `@hourly`), runs
- *   on real time: a wall time that clocks skip does not fire, and one
- *   they repeat fires at each pass. Europe/Berlin, 2026-03-29, 02:00 CET
- *   becomes 03:00 CEST: `30 * * * *` fires at 01:30 CET and 03:30 CEST,
- *   an hour apart, and never at 02:30. 2026-10-25, 03:00 CEST becomes
+ *   with a step or first in a list, such as `*,30`; also
+ *   <code>\@hourly</code>), runs on real time: a wall time that clocks
+ *   skip does not fire, and one they repeat fires at each pass.
+ *   Europe/Berlin, 2026-03-29, 02:00 CET becomes 03:00 CEST:
+ *   `30 * * * *` fires at 01:30 CET and 03:30 CEST, an hour apart, and
+ *   never at 02:30. 2026-10-25, 03:00 CEST becomes
  *   02:00 CET: `0 * * * *` fires at 02:00 CEST, 02:00 CET and 03:00 CET,
  *   and a quarter-hourly job (`*` with step 15) every 15 minutes of real
  *   time throughout.
  * - Any other job is a fixed-time job (`30 2 * * *`, `0,30 2 * * *`,
- *   `0-59/10 2 * * *`, `0 0-23/2 * * *`, `@daily` and longer): the wall
- *   times it would have fired at inside a skipped stretch fire once,
+ *   `0-59/10 2 * * *`, `0 0-23/2 * * *`, <code>\@daily</code> and longer):
+ *   the wall times it would have fired at inside a skipped stretch fire once,
  *   together, at the first instant after it, and a repeated wall time
  *   fires at its first pass only. Berlin: `30 2 * * *` fires at 03:00
  *   CEST on 2026-03-29 and at 02:30 CEST (not CET) on 2026-10-25.
@@ -96,8 +100,9 @@ typedef struct evfn_schedule evfn_schedule;
  * CET on 2026-10-25. evfn follows AWS there so that an expression moved
  * between EventBridge and evfn fires at the same instants. at() fires
  * once: a skipped wall time at the first instant after the gap, a
- * repeated one at its first occurrence. rate() and `@every` are fixed
- * intervals of real time and ignore the zone (it is still validated).
+ * repeated one at its first occurrence. rate() and <code>\@every</code> are
+ * fixed intervals of real time and ignore the zone (it is still
+ * validated).
  *
  * @param expr the expression; surrounding blanks are ignored. Not NULL.
  * @param tz an IANA zone name such as "Europe/Berlin", read from the
@@ -129,9 +134,9 @@ EVFN_EXPORT int evfn_schedule_parse(const char *expr, const char *tz,
 /**
  * Compute the first fire time strictly after a given instant.
  *
- * For cron, the @-names and at(), this is the first instant after
+ * For cron, the \@-names and at(), this is the first instant after
  * `after_ns` at which the schedule fires under the daylight-saving rules
- * given at evfn_schedule_parse(). For rate() and `@every` it is
+ * given at evfn_schedule_parse(). For rate() and <code>\@every</code> it is
  * `after_ns + interval`: pass the previous scheduled fire time (not the
  * time the handler ran) to get a series that does not drift.
  *
@@ -150,7 +155,8 @@ EVFN_EXPORT int evfn_schedule_next(const evfn_schedule *s, int64_t after_ns,
                                    int64_t *next_ns);
 
 /**
- * Free a schedule. NULL is a no-op.
+ * Free a schedule.
+ * @param s the schedule; NULL is a no-op.
  * @since 0.1
  */
 EVFN_EXPORT void evfn_schedule_free(evfn_schedule *s);
@@ -159,11 +165,16 @@ EVFN_EXPORT void evfn_schedule_free(evfn_schedule *s);
  * Parse an expression and compute its next fire time in one call, so that
  * users can try expressions out.
  *
- * @param expr, tz as for evfn_schedule_parse().
- * @param after_ns, next_ns as for evfn_schedule_next().
+ * @param expr as for evfn_schedule_parse().
+ * @param tz as for evfn_schedule_parse().
+ * @param after_ns as for evfn_schedule_next().
+ * @param next_ns as for evfn_schedule_next() (INT64_MAX also on
+ *        failure). Not NULL.
  * @return 1 or 0 as evfn_schedule_next(); otherwise the error codes of
  *         evfn_schedule_parse() (use that call to learn where an
  *         expression is malformed). EVFN_EINVAL also for NULL next_ns.
+ *
+ * Ownership: expr and tz are read during the call only.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_schedule_next_expr(const char *expr, const char *tz,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * Accounting: consistent snapshots of per-function counters and gauges.
  * A snapshot is taken atomically, so at every snapshot
  *   accepted = succeeded + dead_lettered + expired + handed_back
@@ -63,19 +64,34 @@ typedef enum evfn_stat {
 
 /**
  * Take a consistent snapshot.
- * @param fn_name one function, or NULL for the sum over all functions.
- * @param out receives the snapshot, freed with evfn_stats_free(); NULL on
- *        failure.
- * @return 0; EVFN_EINVAL for NULL rt/out; EVFN_ENOFN; EVFN_ENOMEM.
+ * @param rt the runtime. Not NULL.
+ * @param fn_name one function, or NULL for the sum over all functions
+ *        (the maximum for the gauges that say so).
+ * @param out receives the snapshot; NULL on failure. Not NULL.
+ * @return 0; EVFN_EINVAL for NULL rt/out; EVFN_ENOFN when no function has
+ *         that name; EVFN_ENOMEM.
+ *
+ * Ownership: the caller owns *out and frees it with evfn_stats_free(); it
+ * does not refer to the runtime.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_stats_take(evfn_rt *rt, const char *fn_name,
                                 evfn_stats **out);
 
-/** One value of a snapshot; 0 for NULL s or an unknown stat. @since 0.1 */
+/**
+ * One value of a snapshot.
+ * @param s the snapshot; NULL returns 0.
+ * @param which the value.
+ * @return the value; 0 for an unknown stat.
+ * @since 0.1
+ */
 EVFN_EXPORT uint64_t evfn_stats_get(const evfn_stats *s, evfn_stat which);
 
-/** Free a snapshot. NULL is a no-op. @since 0.1 */
+/**
+ * Free a snapshot.
+ * @param s the snapshot; NULL is a no-op.
+ * @since 0.1
+ */
 EVFN_EXPORT void evfn_stats_free(evfn_stats *s);
 
 /** The latency histograms of a snapshot. */
@@ -95,6 +111,8 @@ typedef enum evfn_histogram {
  * A quantile of a histogram: the upper bound, in nanoseconds, of the
  * bucket that holds it. Buckets are log-linear (8 per power of two from
  * 1 us), so the answer is within 12.5% above the true value.
+ * @param s the snapshot; NULL returns 0.
+ * @param which the histogram.
  * @param q in [0, 1]: 0.5 for the median, 0.99 for p99.
  * @return the bound; 0 when the histogram is empty, NULL s, an unknown
  *         histogram or q outside [0, 1].
@@ -103,28 +121,44 @@ typedef enum evfn_histogram {
 EVFN_EXPORT int64_t evfn_stats_quantile(const evfn_stats *s,
                                         evfn_histogram which, double q);
 
-/** Number of buckets of each histogram (the same for all). @since 0.1 */
+/**
+ * Number of buckets of each histogram (the same for all).
+ * @return the count.
+ * @since 0.1
+ */
 EVFN_EXPORT size_t evfn_stats_buckets(void);
 
 /**
  * One bucket of a histogram (not cumulative).
+ * @param s the snapshot; NULL returns 0 (upper_ns is still set).
+ * @param which the histogram.
+ * @param i the bucket, 0..evfn_stats_buckets() - 1.
  * @param upper_ns receives the largest value the bucket holds, in ns
- *        (INT64_MAX for the last); may be NULL.
- * @return its count; 0 for NULL s or an index out of range.
+ *        (INT64_MAX for the last, 0 for an index out of range); may be
+ *        NULL.
+ * @return its count; 0 for NULL s, an unknown histogram or an index out
+ *         of range.
  * @since 0.1
  */
 EVFN_EXPORT uint64_t evfn_stats_bucket(const evfn_stats *s,
                                        evfn_histogram which, size_t i,
                                        int64_t *upper_ns);
 
-/** Sum of the recorded values of a histogram, in ns (0 for NULL s).
- * @since 0.1 */
+/**
+ * Sum of the recorded values of a histogram.
+ * @param s the snapshot; NULL returns 0.
+ * @param which the histogram.
+ * @return the sum in ns; 0 for an unknown histogram.
+ * @since 0.1
+ */
 EVFN_EXPORT uint64_t evfn_stats_sum_ns(const evfn_stats *s,
                                        evfn_histogram which);
 
-/** AWS Lambda's published x86 prices (us-east-1), the defaults of the
- * cost view: USD per million requests and per GB-second. */
+/** AWS Lambda's published x86 price (us-east-1) in USD per million
+ * requests, for evfn_stats_serverless_cost(). @since 0.1 */
 #define EVFN_LAMBDA_USD_PER_MILLION_REQUESTS 0.20
+/** AWS Lambda's published x86 price (us-east-1) in USD per GB-second,
+ * for evfn_stats_serverless_cost(). @since 0.1 */
 #define EVFN_LAMBDA_USD_PER_GB_SECOND 0.0000166667
 
 /**
@@ -134,8 +168,13 @@ EVFN_EXPORT uint64_t evfn_stats_sum_ns(const evfn_stats *s,
  *   attempts / 1e6 * usd_per_million_requests
  *   + billed_ms / 1000 * memory_mb / 1024 * usd_per_gb_second.
  * Compare it with a fixed-price server's price over the same period.
+ * @param s the snapshot; NULL returns 0.
  * @param memory_mb the memory size a function would be given (128..10240
  *        on Lambda).
+ * @param usd_per_million_requests the price of a million requests, such
+ *        as EVFN_LAMBDA_USD_PER_MILLION_REQUESTS.
+ * @param usd_per_gb_second the price of a GB-second, such as
+ *        EVFN_LAMBDA_USD_PER_GB_SECOND.
  * @return the cost in USD; 0 for NULL s, memory_mb < 1 or negative prices.
  * @since 0.1
  */
@@ -144,9 +183,19 @@ EVFN_EXPORT double evfn_stats_serverless_cost(const evfn_stats *s,
                                               double usd_per_million_requests,
                                               double usd_per_gb_second);
 
-/** Snake-case name of a stat ("dead_lettered"), or NULL for an unknown one.
- * @since 0.1 */
+/**
+ * Snake-case name of a stat.
+ * @param which the stat.
+ * @return the name, such as "dead_lettered", a static string; NULL for an
+ *         unknown stat.
+ *
+ * Ownership: a static string.
+ *
+ * Thread-safety: any thread.
+ * @since 0.1
+ */
 EVFN_EXPORT const char *evfn_stat_name(evfn_stat which);
+
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * Triggers on the loop: a schedule (rate, @every, at, cron), a file
+/**
+ * @file
+ * Triggers on the loop: a schedule (rate, \@every, at, cron), a file
  * descriptor becoming readable or writable, a signal, and files arriving
  * in a directory. Each is a trigger object with one options builder, one
  * free function and counters; each turns what it sees into events on the
@@ -91,22 +92,32 @@ typedef enum evfn_trigger_stat {
  * subscribers of their type, no name, missed instants fire once, a
  * lateness tolerance of 1 s, files already in a watched directory are not
  * emitted.
- * @param out receives the builder; NULL on failure.
+ * @param out receives the builder; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ *
+ * Ownership: the caller owns *out and frees it with
+ * evfn_trigger_options_free(); the calls that create triggers copy it.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_trigger_options_new(evfn_trigger_options **out);
 
-/** Free a builder. NULL is a no-op. @since 0.1 */
+/**
+ * Free a builder.
+ * @param o the builder; NULL is a no-op.
+ * @since 0.1
+ */
 EVFN_EXPORT void evfn_trigger_options_free(evfn_trigger_options *o);
 
 /**
  * Send every event of the trigger to one function by name
  * (evfn_publish_to()) instead of emitting it to the subscribers of its
  * type. The function must be registered when the trigger is created.
+ * @param o the builder. Not NULL.
  * @param fn_name the function, copied; NULL goes back to topic delivery.
  * @return 0; EVFN_EINVAL for NULL o or an empty name; EVFN_ENAMETOOLONG;
  *         EVFN_ENOMEM.
+ *
+ * Ownership: fn_name is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_trigger_options_set_function(evfn_trigger_options *o,
@@ -116,10 +127,13 @@ EVFN_EXPORT int evfn_trigger_options_set_function(evfn_trigger_options *o,
  * Name the trigger: events get source "evfn/<kind>/<name>", log lines
  * name it, and schedule, descriptor and signal events get it as their
  * subject.
+ * @param o the builder. Not NULL.
  * @param name copied; NULL removes it.
  * @return 0; EVFN_EINVAL for NULL o or an empty name; EVFN_ENAMETOOLONG
  *         for a name longer than EVFN_NAME_MAX - 16 bytes (the source
  *         must fit in EVFN_NAME_MAX); EVFN_ENOMEM.
+ *
+ * Ownership: name is copied.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_trigger_options_set_name(evfn_trigger_options *o,
@@ -128,6 +142,8 @@ EVFN_EXPORT int evfn_trigger_options_set_name(evfn_trigger_options *o,
 /**
  * What a schedule does with instants it reached late (see
  * evfn_missed_policy). Other triggers ignore it.
+ * @param o the builder. Not NULL.
+ * @param policy the policy (default EVFN_MISSED_FIRE_ONCE).
  * @return 0; EVFN_EINVAL for NULL o or an unknown policy.
  * @since 0.1
  */
@@ -139,6 +155,7 @@ EVFN_EXPORT int evfn_trigger_options_set_missed(evfn_trigger_options *o,
  * usual. An instant counts as missed when the loop reaches it after the
  * following instant has passed too, or more than this tolerance after it.
  * Other triggers ignore it.
+ * @param o the builder. Not NULL.
  * @param ms 1 or more: a fire is always a little late, so with no
  *        tolerance at all EVFN_MISSED_SKIP would skip every instant.
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE for ms < 1 or more than
@@ -153,6 +170,8 @@ EVFN_EXPORT int evfn_trigger_options_set_tolerance_ms(evfn_trigger_options *o,
  * directory: once when it starts (in name order, before
  * evfn_watch_add() returns), and again after an inotify queue overflow.
  * Other triggers ignore it.
+ * @param o the builder. Not NULL.
+ * @param existing true to emit them (default false).
  * @return 0; EVFN_EINVAL for NULL o.
  * @since 0.1
  */
@@ -165,12 +184,13 @@ EVFN_EXPORT int evfn_trigger_options_set_existing(evfn_trigger_options *o,
  * Each fire is one event with an empty payload whose `time` is the
  * scheduled instant (not the moment the loop got to it) and whose subject
  * is the trigger's name, or else the expression (when it fits in
- * EVFN_NAME_MAX). rate() and `@every` are anchored at the moment of this
- * call: fires are due at anchor + k * interval and never drift. The timer
- * is re-armed when it wakes before the instant on the wall clock (clock
- * adjustments), so no event fires early. When the loop reaches instants
- * late, the trigger's evfn_missed_policy applies. An at() schedule fires
- * once; an at() already past never fires (this is logged).
+ * EVFN_NAME_MAX). rate() and <code>\@every</code> are anchored at the
+ * moment of this call: fires are due at anchor + k * interval and never
+ * drift. The timer is re-armed when it wakes before the instant on the
+ * wall clock (clock adjustments), so no event fires early. When the loop
+ * reaches instants late, the trigger's evfn_missed_policy applies. An at()
+ * schedule fires once; an at() already past never fires (this is logged).
+
  *
  * @param rt  the runtime. Not NULL.
  * @param expr a schedule expression as evfn_schedule_parse() takes it.
@@ -198,6 +218,7 @@ EVFN_EXPORT int evfn_timer_add(evfn_rt *rt, const char *expr, const char *tz,
 
 /**
  * The next instant a schedule trigger will fire at.
+ * @param t the trigger from evfn_timer_add(). Not NULL.
  * @param next_ns receives it (ns since the epoch), or INT64_MAX when the
  *        schedule will not fire again. Not NULL.
  * @return 1 when there is a next fire; 0 when there is none; EVFN_EINVAL
@@ -217,10 +238,13 @@ EVFN_EXPORT int evfn_timer_get_next(const evfn_trigger *t, int64_t *next_ns);
  * reads, writes or closes the descriptor; it must stay open until
  * evfn_trigger_free() returns.
  *
+ * @param rt    the runtime. Not NULL.
  * @param fd    a descriptor the event_base's backend can poll (a pipe, a
  *        socket, an eventfd; not a regular file with epoll).
  * @param flags EVFN_FD_READ and/or EVFN_FD_WRITE, optionally EVFN_FD_EDGE.
  * @param type  the events' type and topic; NULL for "evfn.fd".
+ * @param opts  copied; NULL for the defaults.
+ * @param out   receives the trigger; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL rt or out, a negative descriptor, flags
  *         with neither READ nor WRITE or unknown bits, or a descriptor
  *         the backend refuses (closed, or not pollable); the errors of
@@ -247,8 +271,11 @@ EVFN_EXPORT int evfn_fd_add(evfn_rt *rt, int fd, int flags, const char *type,
  * restores it. libevent lets only one event_base at a time handle
  * signals, so keep a process's signal triggers on one runtime.
  *
+ * @param rt the runtime. Not NULL.
  * @param signo a catchable signal number (not SIGKILL or SIGSTOP).
  * @param type the events' type and topic; NULL for "evfn.signal".
+ * @param opts copied; NULL for the defaults.
+ * @param out receives the trigger; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL rt or out, or a signal number that is
  *         out of range or cannot be caught; the errors of
  *         evfn_timer_add() for type, function and shutdown; EVFN_ENOMEM.
@@ -281,10 +308,13 @@ EVFN_EXPORT int evfn_signal_add(evfn_rt *rt, int signo, const char *type,
  * existing files are emitted. When the directory is removed or moved
  * away the watch ends (this is logged); the trigger stays until freed.
  *
+ * @param rt   the runtime. Not NULL.
  * @param dir  the directory; copied. Not NULL.
  * @param glob an fnmatch() pattern for file names, such as "*.csv"; NULL
  *        for "*". Copied.
  * @param type the events' type and topic; NULL for "evfn.file.created".
+ * @param opts copied; NULL for the defaults.
+ * @param out  receives the trigger; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL rt, dir or out, an empty dir, or an
  *         empty glob or one containing '/'; EVFN_ENOENT when dir does not
  *         exist; EVFN_ENOTDIR when it is not a directory; EVFN_EACCES
@@ -303,6 +333,8 @@ EVFN_EXPORT int evfn_watch_add(evfn_rt *rt, const char *dir, const char *glob,
 
 /**
  * A counter of a trigger.
+ * @param t the trigger; NULL returns 0.
+ * @param which the counter.
  * @return its value; 0 for NULL t or an unknown counter.
  * @since 0.1
  */
@@ -312,9 +344,12 @@ EVFN_EXPORT uint64_t evfn_trigger_get_stat(const evfn_trigger *t,
 /**
  * Stop a trigger and free it. When it returns, the trigger's callback is
  * not running and will not run again; events it already published go on.
- * Must be called before evfn_runtime_free() of its runtime. NULL is a
- * no-op.
+ * Must be called before evfn_runtime_free() of its runtime.
  *
+ * @param t the trigger; NULL is a no-op.
+ *
+ * Ownership: takes the trigger back; the caller must not use it again.
+
  * Thread-safety: any thread, including handlers and the loop thread. From
  * another thread than the loop's it waits for a callback of the trigger
  * that is running at that moment, so do not call it while holding a lock

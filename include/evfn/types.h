@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * The opaque types shared by every evfn header, the handler outcome codes
  * and the limits on names. Objects are only ever handled through pointers;
  * their layout is private. Anything not declared under include/evfn/ is
@@ -41,8 +42,16 @@ typedef struct evfn_stats evfn_stats;
  * can overflow. @since 0.1 */
 #define EVFN_DURATION_MAX_MS INT64_C(316224000000)
 
-/** Releases a buffer handed to evfn; called exactly once. */
+/**
+ * Releases a buffer handed to evfn by a `_ref` call (evfn_emit_ref(),
+ * evfn_event_new_ref()); evfn calls it exactly once, also when that call
+ * fails, on whichever thread drops the last use of the buffer.
+ *
+ * @param data the buffer given to the `_ref` call.
+ * @param arg  the free_arg given with it.
+ */
 typedef void (*evfn_free_cb)(void *data, void *arg);
+
 
 /**
  * What a handler returns.
