@@ -52,7 +52,6 @@ EVFN_EXPORT int evfn_set_allocator(void *(*malloc_fn)(size_t),
  * allocator may have been replaced).
  *
  * Thread-safety: any thread.
-
  * @since 0.1
  */
 EVFN_EXPORT void evfn_free(void *ptr);

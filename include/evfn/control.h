@@ -62,7 +62,6 @@ EVFN_EXPORT int evfn_resume(evfn_rt *rt, const char *fn_name);
  * @param fn_name the one function to cancel it in, or NULL for every
  *        function it went to.
  * @param event_id the event's id. Not NULL.
-
  * @return the number of invocations cancelled or asked to cancel (>= 1);
  *         EVFN_ENOENT when none waits or runs under that id; EVFN_EINVAL
  *         for NULL rt or event_id; EVFN_ENOFN for an unknown fn_name;

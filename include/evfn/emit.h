@@ -51,7 +51,6 @@ extern "C" {
  *         else EVFN_ECIRCUITOPEN if one's circuit breaker is open with the
  *         refuse policy, else EVFN_EQUEUEFULL (a queue at its bound,
  *         evfn_fn_options_set_queue_capacity()); EVFN_ENOMEM.
-
  *
  * Ownership: topic and data are copied; nothing is retained.
  * @since 0.1
@@ -214,7 +213,6 @@ EVFN_EXPORT const void *evfn_result_data(const evfn_result *res, size_t *len);
  * @param key the key; NULL returns NULL.
  * @return the value, borrowed for the callback; NULL when not set or when
  *         the event did not succeed (metadata comes with the response).
-
  * Ownership: the value is borrowed for the callback; key is read during the
  * call only.
  * @since 0.1

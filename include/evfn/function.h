@@ -449,7 +449,6 @@ EVFN_EXPORT const char *evfn_fn_name(const evfn_fn *fn);
  * @param pattern the pattern, copied. Not NULL.
  * @param fn_name the function. Not NULL.
  * @return 0; EVFN_EINVAL for NULL/empty arguments; EVFN_ENAMETOOLONG;
-
  *         EVFN_EPATTERN for an empty word or a wildcard inside a word
  *         ("a..b", ".", "a*", "x#y"), the same rule evfn_emit() applies
  *         to topics; EVFN_ENOFN for an unknown function;

@@ -494,7 +494,6 @@ EVFN_EXPORT int evfn_route_options_set_bearer_token(evfn_route_options *o,
  *
  * Ownership: route, fn_name and opts are copied.
  * @since 0.1
-
  */
 EVFN_EXPORT int evfn_http_route(evfn_http *http, const char *route,
                                 const char *fn_name,

@@ -473,7 +473,6 @@ EVFN_EXPORT size_t evfn_redis_sink_pending(const evfn_redis_sink *sink);
  * Ownership: takes the sink back; the caller must not use it again.
  *
  * Thread-safety: as evfn_redis_source_free().
-
  * @since 0.1
  */
 EVFN_EXPORT void evfn_redis_sink_free(evfn_redis_sink *sink);

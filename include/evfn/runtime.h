@@ -262,7 +262,6 @@ EVFN_EXPORT int evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms,
  * functions (evfn_fn pointers), and the borrowed strings and contexts
  * they handed out. References the caller holds (events, dead letters,
  * snapshots) are still the caller's to release.
-
  * @since 0.1
  */
 EVFN_EXPORT int evfn_runtime_free(evfn_rt *rt);
