@@ -190,7 +190,6 @@ EVFN_EXPORT int evfn_trigger_options_set_existing(evfn_trigger_options *o,
  * wall clock (clock adjustments), so no event fires early. When the loop
  * reaches instants late, the trigger's evfn_missed_policy applies. An at()
  * schedule fires once; an at() already past never fires (this is logged).
-
  *
  * @param rt  the runtime. Not NULL.
  * @param expr a schedule expression as evfn_schedule_parse() takes it.
@@ -247,7 +246,8 @@ EVFN_EXPORT int evfn_timer_get_next(const evfn_trigger *t, int64_t *next_ns);
  * @param out   receives the trigger; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL rt or out, a negative descriptor, flags
  *         with neither READ nor WRITE or unknown bits, or a descriptor
- *         the backend refuses (closed, or not pollable); the errors of
+ *         the backend refuses (closed, or not pollable: the runtime's log
+ *         callback is told the backend's reason); the errors of
  *         evfn_timer_add() for type, function and shutdown; EVFN_ENOMEM.
  *
  * Ownership: the caller owns *out and frees it with evfn_trigger_free();
@@ -349,7 +349,6 @@ EVFN_EXPORT uint64_t evfn_trigger_get_stat(const evfn_trigger *t,
  * @param t the trigger; NULL is a no-op.
  *
  * Ownership: takes the trigger back; the caller must not use it again.
-
  * Thread-safety: any thread, including handlers and the loop thread. From
  * another thread than the loop's it waits for a callback of the trigger
  * that is running at that moment, so do not call it while holding a lock

@@ -5,6 +5,7 @@
  * published event. Each kind lives in its own file (fd.c, signal.c,
  * watch.c, timer.c).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -216,9 +217,15 @@ evfn__trigger_destroy(struct evfn_trigger *t)
 int
 evfn__trigger_arm(struct evfn_trigger *t, struct evfn_trigger **out)
 {
+	errno = 0;
 	int rc = !t->ev ? EVFN_ENOMEM
 	         : event_add(t->ev, NULL) < 0 ? EVFN_EINVAL
 	                                      : 0;
+	/* EVFN_EINVAL also stands for bad arguments: say which this is. */
+	if (rc == EVFN_EINVAL)
+		evfn__trigger_log(t, EVFN_LOG_WARN,
+		                  "refused by the event loop's backend%s%s",
+		                  errno ? ": " : "", errno ? strerror(errno) : "");
 	if (rc < 0) {
 		evfn__trigger_destroy(t);
 		return rc;
