@@ -1240,6 +1240,10 @@ mount(struct evfn_http *http, const char *path)
 	case 0:
 		return 0;
 	case -1:
+		/* EVFN_EEXIST has other causes too (evfn_http_route()). */
+		evfn__log(http->rt, EVFN_LOG_WARN,
+		          "http: %s refused: the host's server routes it already",
+		          path);
 		return EVFN_EEXIST;
 	default:
 		return EVFN_ENOMEM;
@@ -1615,16 +1619,25 @@ add_route(void *arg)
 {
 	struct route_call *c = arg;
 	struct evfn_http *http = c->http;
+	/* Each refusal is EVFN_EEXIST; the log says which one it is. */
 	const char *builtin[] = {http->health, http->metrics};
+	const char *builtin_name[] = {"the health route", "the metrics route"};
 	for (size_t i = 0; i < EVFN__ARRAY_SIZE(builtin); i++)
 		if (builtin[i] && strlen(builtin[i]) == c->path_len &&
 		    memcmp(builtin[i], c->path, c->path_len) == 0) {
+			evfn__log(http->rt, EVFN_LOG_WARN,
+			          "http: route %.*s refused: the path is %s",
+			          (int)c->path_len, c->path, builtin_name[i]);
 			c->rc = EVFN_EEXIST;
 			return;
 		}
 	const char *rest;
 	if (http->status &&
 	    evfn__status_owns(http->status, c->path, c->path_len, &rest)) {
+		evfn__log(http->rt, EVFN_LOG_WARN,
+		          "http: route %.*s refused: the status page %s owns "
+		          "the path",
+		          (int)c->path_len, c->path, http->status);
 		c->rc = EVFN_EEXIST;
 		return;
 	}
@@ -1633,6 +1646,10 @@ add_route(void *arg)
 	if (pe) {
 		for (struct route *r = pe->routes; r; r = r->next)
 			if (r->method == c->route->method) {
+				evfn__log(http->rt, EVFN_LOG_WARN,
+				          "http: route %.*s refused: routed "
+				          "already for this method",
+				          (int)c->path_len, c->path);
 				c->rc = EVFN_EEXIST;
 				return;
 			}
