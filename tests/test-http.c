@@ -1220,7 +1220,7 @@ test_http_batch_refused_partway_answers_202(void **state)
 	assert_string_equal(
 		r.body,
 		"{\"ids\":[\"b-1\"],\"refused\":{\"error\":\"EVFN_EQUEUEFULL\","
-		"\"message\":\"the function's queue is full; event refused\","
+		"\"message\":\"queue is full; event refused\","
 		"\"ids\":[\"b-2\",\"b-3\"]}}");
 	/* None taken: the refusal itself. */
 	r = post_with(f.port, "/gated", ce_batch, 1, batch);

@@ -25,23 +25,22 @@ extern "C" {
  * tests check them against errno.h on the build platform. Where a code
  * covers several causes, the documentation of each call says which apply
  * to it.
-
  *
  * @param XX a macro taking (name, value, message).
  * @since 0.1
  */
 #define EVFN_ERRNO_MAP(XX)                                                   \
 	XX(EPERM, -1, "operation not permitted on this object now")          \
-	XX(ENOENT, -2, "no such file, directory or entry")                   \
+	XX(ENOENT, -2, "not found: no such file, directory, event id, dead letter, route or group") \
 	XX(EACCES, -13, "permission denied")                                 \
 	XX(ENOTDIR, -20, "not a directory")                                  \
 	XX(ENOMEM, -12, "out of memory")                                     \
-	XX(EBUSY, -16, "still in use: drain the runtime, free its triggers") \
+	XX(EBUSY, -16, "runtime still in use: drain it, let its work end, free its triggers") \
 	XX(EEXIST, -17, "already exists (a function, route or group by that name)") \
-	XX(EINVAL, -22, "invalid argument (NULL or empty where not allowed)") \
-	XX(ERANGE, -34, "numeric option out of its documented range")       \
+	XX(EINVAL, -22, "invalid argument: NULL, empty, or a value the call does not take") \
+	XX(ERANGE, -34, "number out of its documented range")                \
 	XX(EDEADLK, -35, "call would wait on the thread that must finish it") \
-	XX(ENAMETOOLONG, -36, "name longer than EVFN_NAME_MAX")              \
+	XX(ENAMETOOLONG, -36, "name, topic or path longer than its documented limit") \
 	XX(EPROTO, -71, "protocol error: malformed message framing")         \
 	XX(EILSEQ, -84, "text is not well-formed UTF-8")                     \
 	XX(EADDRINUSE, -98, "address already in use")                        \
@@ -52,7 +51,7 @@ extern "C" {
 	XX(ECANCELED, -125, "canceled by request, or torn down first")      \
 	XX(ENOFN, -4001, "no function registered under this name")          \
 	XX(ENOSUB, -4002, "no function subscribes to this topic")           \
-	XX(EQUEUEFULL, -4003, "the function's queue is full; event refused") \
+	XX(EQUEUEFULL, -4003, "queue is full; event refused")               \
 	XX(EPATTERN, -4004, "malformed topic or topic pattern")            \
 	XX(EFAILED, -4005, "handler failed permanently; event dead-lettered") \
 	XX(EEXHAUSTED, -4006, "attempts exhausted; event dead-lettered")     \
@@ -60,12 +59,12 @@ extern "C" {
 	XX(ENOTRUNNING, -4008, "runtime has not been started")               \
 	XX(EEXPIRED, -4009, "event older than its maximum age; expired")     \
 	XX(ESCHEDULE, -4010, "malformed schedule expression")               \
-	XX(ETIMEZONE, -4011, "unknown time zone")                          \
-	XX(EROUTE, -4012, "malformed route (expected \"METHOD /path\")")   \
+	XX(ETIMEZONE, -4011, "unknown or unusable time zone")              \
+	XX(EROUTE, -4012, "malformed route or path (expected \"METHOD /path\")") \
 	XX(ESIGNATURE, -4013, "missing, invalid or stale signature")         \
 	XX(ECLOUDEVENT, -4014, "malformed CloudEvent")                      \
-	XX(EUNHEALTHY, -4015, "function unhealthy: too many stuck workers") \
-	XX(EURL, -4016, "malformed URL")                                    \
+	XX(EUNHEALTHY, -4015, "function unhealthy: too many handlers stuck past their deadline") \
+	XX(EURL, -4016, "malformed URL, or its database refused by the server") \
 	XX(EWRONGTYPE, -4017, "key holds the wrong kind of value")          \
 	XX(EAUTH, -4018, "authentication failed")                           \
 	XX(ELOOPDETECTED, -4019, "event chain exceeded the hop limit")     \
@@ -108,7 +107,6 @@ EVFN_EXPORT const char *evfn_strerror(int err);
  * Ownership: a static string.
  *
  * Thread-safety: any thread.
-
  * @since 0.1
  */
 EVFN_EXPORT const char *evfn_err_name(int err);
