@@ -1,16 +1,20 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Each public header compiles on its own, as strict C11 and as C++, so that
-# it is self-contained and pulls in no dependency of ours.
-# Usage: api-headers.sh SOURCE_ROOT BUILD_INCLUDE_DIR
+# it is self-contained and pulls in no dependency of ours; and its doc
+# comments pass clang's -Wdocumentation (every @param names a parameter,
+# no '@word' in the text that is not a command), which the API reference
+# is generated from.
+# Usage: api-headers.sh SOURCE_ROOT BUILD_INCLUDE_DIR [CLANG]
 set -eu
 root=$1
 binc=$2
+clang=${3:-clang}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 headers="evfn.h $(cd "$root/include" && ls evfn/*.h) evfn/version.h"
 n=0
-for h in $headers; do n=$((n + 2)); done
+for h in $headers; do n=$((n + 3)); done
 echo "1..$n"
 i=0
 status=0
@@ -32,6 +36,16 @@ for h in $headers; do
 		echo "ok $i - $h alone as C++"
 	else
 		echo "not ok $i - $h alone as C++"
+		sed 's/^/# /' "$tmp/err"
+		status=1
+	fi
+	i=$((i + 1))
+	if "$clang" -std=c11 -Wdocumentation -Wdocumentation-unknown-command \
+		-Werror -I"$root/include" -I"$binc" -fsyntax-only "$tmp/t.c" \
+		2>"$tmp/err"; then
+		echo "ok $i - $h doc comments pass clang -Wdocumentation"
+	else
+		echo "not ok $i - $h doc comments pass clang -Wdocumentation"
 		sed 's/^/# /' "$tmp/err"
 		status=1
 	fi
