@@ -31,13 +31,13 @@ extern "C" {
  */
 #define EVFN_ERRNO_MAP(XX)                                                   \
 	XX(EPERM, -1, "operation not permitted on this object now")          \
-	XX(ENOENT, -2, "not found: no such file, directory, event id, dead letter, route or group") \
+	XX(ENOENT, -2, "not found: no such file, directory, event id, dead letter, route, group or database") \
 	XX(EACCES, -13, "permission denied")                                 \
 	XX(ENOTDIR, -20, "not a directory")                                  \
 	XX(ENOMEM, -12, "out of memory")                                     \
 	XX(EBUSY, -16, "runtime still in use: drain it, let its work end, free its triggers") \
 	XX(EEXIST, -17, "already exists (a function, route or group by that name)") \
-	XX(EINVAL, -22, "invalid argument: NULL, empty, or a value the call does not take") \
+	XX(EINVAL, -22, "invalid argument or setting: NULL, empty, or a value the call (or server) does not take") \
 	XX(ERANGE, -34, "number out of its documented range")                \
 	XX(EDEADLK, -35, "call would wait on the thread that must finish it") \
 	XX(ENAMETOOLONG, -36, "name, topic or path longer than its documented limit") \

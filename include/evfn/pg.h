@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/*
+/**
+ * @file
  * PostgreSQL as a trigger: a source that turns committed row changes into
  * events through logical decoding (a replication slot read with the
  * built-in pgoutput plugin, for the tables a publication names), and a
@@ -9,6 +10,7 @@
  * include/evfn/ is private.
  *
  * Row change to event (evfn_pg_source_new()):
+ * @code{.unparsed}
  *   type        <prefix>.<schema>.<table>.insert | update | delete |
  *               truncate (prefix "pg" unless set)
  *   id          "<commit LSN>:<n>", n the change's index in its
@@ -34,6 +36,7 @@
  *               rest; a column whose large (TOASTed) value an update did
  *               not change is left out of "new". Truncate: {"cascade":
  *               bool, "restart_identity": bool}, one event per table.
+ * @endcode
  *
  * Delivery guarantee (logical decoding): at least once, in commit order.
  * Changes are submitted to the function in commit order (within a
@@ -63,7 +66,7 @@
  * LISTEN/NOTIFY (evfn_pg_listen_new()) is at most once: the server does
  * not keep notifications for a listener that is not connected, so those
  * sent while the source reconnects are lost. Each notification becomes an
- * event of type <prefix>.<channel>, source "evfn/pg/listen", with the
+ * event of type \<prefix>.\<channel>, source "evfn/pg/listen", with the
  * payload as data and the sender's process id as extension pgpid.
  *
  * Batches: a function with evfn_fn_options_set_batch() takes the changes
@@ -133,22 +136,33 @@ typedef enum evfn_pg_stat {
  * first use, type prefix "pg", at most 1024 events held, positions
  * reported within 100 ms, reconnection backoff from 100 ms doubling to
  * 5 s.
- * @param out receives the builder; NULL on failure.
+ * @param out receives the builder; NULL on failure. Not NULL.
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
+ *
+ * Ownership: the caller owns *out and frees it with evfn_pg_options_free();
+ * the sources copy it.
  * @since 0.2
  */
 EVFN_EXPORT int evfn_pg_options_new(evfn_pg_options **out);
 
-/** Free a builder. NULL is a no-op. @since 0.2 */
+/**
+ * Free a builder.
+ * @param o the builder; NULL is a no-op.
+ * @since 0.2
+ */
 EVFN_EXPORT void evfn_pg_options_free(evfn_pg_options *o);
 
 /**
  * The server to connect to, as a libpq connection string ("host=/run/pg
- * dbname=shop user=cdc" or "postgresql://cdc@10.0.0.5/shop"); "" for
- * libpq's defaults. Copied.
+ * dbname=shop user=cdc" or "postgresql://cdc@10.0.0.5/shop").
+ * @param o the builder. Not NULL.
+ * @param conninfo the connection string, copied; "" for libpq's defaults.
+ *        Not NULL.
  * @return 0; EVFN_EINVAL for NULL o or conninfo; EVFN_ECONNINFO when libpq
  *         cannot parse it (an unknown keyword, a missing "=", an
  *         unterminated quote, a malformed URI); EVFN_ENOMEM.
+ *
+ * Ownership: conninfo is copied.
  * @since 0.2
  */
 EVFN_EXPORT int evfn_pg_options_set_conninfo(evfn_pg_options *o,
@@ -156,6 +170,7 @@ EVFN_EXPORT int evfn_pg_options_set_conninfo(evfn_pg_options *o,
 
 /**
  * The replication slot that keeps the source's position on the server.
+ * @param o the builder. Not NULL.
  * @param slot 1..63 characters of a-z, 0-9 and _; NULL for
  *        "evfn_<publication>" (upper-case letters of the publication's
  *        name lowered, other characters replaced by _, cut at 63).
@@ -167,16 +182,21 @@ EVFN_EXPORT int evfn_pg_options_set_conninfo(evfn_pg_options *o,
  *        changes since its last position may be lost, and a new slot
  *        would start after them.
  * @return 0; EVFN_EINVAL for NULL o or a name outside the rule; EVFN_ENOMEM.
+ *
+ * Ownership: slot is copied.
  * @since 0.2
  */
 EVFN_EXPORT int evfn_pg_options_set_slot(evfn_pg_options *o, const char *slot,
                                          bool create);
 
 /**
- * First word(s) of every event type. Copied.
- * @param prefix 1..64 bytes, no NUL.
- * @return 0; EVFN_EINVAL for NULL o or an empty prefix; EVFN_ENAMETOOLONG
- *         beyond 64 bytes; EVFN_ENOMEM.
+ * First word(s) of every event type.
+ * @param o the builder. Not NULL.
+ * @param prefix 1..64 bytes, copied. Not NULL.
+ * @return 0; EVFN_EINVAL for NULL o or a NULL or empty prefix;
+ *         EVFN_ENAMETOOLONG beyond 64 bytes; EVFN_ENOMEM.
+ *
+ * Ownership: prefix is copied.
  * @since 0.2
  */
 EVFN_EXPORT int evfn_pg_options_set_type_prefix(evfn_pg_options *o,
@@ -185,6 +205,8 @@ EVFN_EXPORT int evfn_pg_options_set_type_prefix(evfn_pg_options *o,
 /**
  * Backpressure: at most n events submitted and not yet ended (or ended
  * behind one that has not) at once; reading pauses at n.
+ * @param o the builder. Not NULL.
+ * @param n the limit (default 1024).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= n <= 1000000.
  * @since 0.2
  */
@@ -194,6 +216,8 @@ EVFN_EXPORT int evfn_pg_options_set_max_in_flight(evfn_pg_options *o, int n);
  * How soon an advanced position is reported to the server: the longest a
  * change that ended can wait before a crash would no longer deliver it
  * again. The source also reports every 10 s, and whenever the server asks.
+ * @param o the builder. Not NULL.
+ * @param ms the interval (default 100).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= ms <= 10000.
  * @since 0.2
  */
@@ -203,6 +227,9 @@ EVFN_EXPORT int evfn_pg_options_set_feedback_ms(evfn_pg_options *o,
 /**
  * Reconnection: after a lost or refused connection the next try comes
  * after base_ms, doubling up to cap_ms, back to base_ms once streaming.
+ * @param o the builder. Not NULL.
+ * @param base_ms the first delay (default 100).
+ * @param cap_ms the longest delay (default 5000).
  * @return 0; EVFN_EINVAL for NULL o; EVFN_ERANGE unless 1 <= base_ms <=
  *         cap_ms <= 3600000.
  * @since 0.2
@@ -221,16 +248,21 @@ EVFN_EXPORT int evfn_pg_options_set_reconnect(evfn_pg_options *o,
  * change to fn_name (evfn_submit()). The slot must not be used by another
  * consumer; while it is, the source retries.
  *
- * @param out receives the source; NULL on failure.
+ * @param out receives the source; NULL on failure. Not NULL.
+ * @param rt the runtime. Not NULL.
  * @param publication 1..63 bytes, an existing publication (CREATE
- *        PUBLICATION ... FOR TABLE ...). Copied.
- * @param fn_name a registered function. Copied.
+ *        PUBLICATION ... FOR TABLE ...). Copied. Not NULL.
+ * @param fn_name a registered function. Copied. Not NULL.
  * @param opts copied; NULL for the defaults.
  * @return 0; EVFN_EINVAL for NULL out/rt/publication/fn_name or an empty
  *         name; EVFN_ENAMETOOLONG for a publication beyond 63 bytes or a
  *         function name beyond EVFN_NAME_MAX; EVFN_ENOFN when fn_name is
  *         not registered; EVFN_ENOMEM. What the server says is not an
  *         error here: see evfn_pg_source_status().
+ *
+ * Ownership: the caller owns *out and frees it with evfn_pg_source_free(),
+ * before evfn_runtime_free(); the strings and opts are copied.
+ *
  * Thread-safety: any thread; see evfn_pg_source_free() for embedded
  * runtimes.
  * @since 0.2
@@ -244,12 +276,16 @@ EVFN_EXPORT int evfn_pg_source_new(evfn_pg_source **out, evfn_rt *rt,
  * Start delivering the notifications of a channel (LISTEN) to a function,
  * at most once (see the top of this header). Uses the conninfo, type
  * prefix and reconnect options.
- * @param out receives the source; NULL on failure.
- * @param channel 1..63 bytes. Copied.
- * @param fn_name a registered function. Copied.
+ * @param out receives the source; NULL on failure. Not NULL.
+ * @param rt the runtime. Not NULL.
+ * @param channel 1..63 bytes. Copied. Not NULL.
+ * @param fn_name a registered function. Copied. Not NULL.
  * @param opts copied; NULL for the defaults.
  * @return as evfn_pg_source_new(), with the channel in place of the
  *         publication.
+ *
+ * Ownership: as evfn_pg_source_new().
+ *
  * Thread-safety: as evfn_pg_source_new().
  * @since 0.2
  */
@@ -259,6 +295,7 @@ EVFN_EXPORT int evfn_pg_listen_new(evfn_pg_source **out, evfn_rt *rt,
 
 /**
  * The source's condition.
+ * @param src the source; NULL returns EVFN_EINVAL.
  * @return 0 while streaming or listening (or connecting for the first
  *         time); EVFN_ECONNREFUSED while reconnecting after a refused or
  *         lost connection, or while the slot is in use by another
@@ -269,7 +306,9 @@ EVFN_EXPORT int evfn_pg_listen_new(evfn_pg_source **out, evfn_rt *rt,
  *         may not be created, or vanished while the source ran),
  *         EVFN_EINVAL (wal_level is not logical, or the slot belongs to
  *         another plugin or database; the log says which); EVFN_ENOFN
- *         while the function is gone; EVFN_EINVAL also for NULL src.
+ *         while the runtime refuses its events with that code;
+ *         EVFN_EINVAL also for NULL src.
+ *
  * Thread-safety: any thread.
  * @since 0.2
  */
@@ -277,7 +316,10 @@ EVFN_EXPORT int evfn_pg_source_status(const evfn_pg_source *src);
 
 /**
  * A counter of the source.
+ * @param src the source; NULL returns 0.
+ * @param which the counter.
  * @return its value; 0 for NULL src or an unknown counter.
+ *
  * Thread-safety: any thread.
  * @since 0.2
  */
@@ -288,7 +330,10 @@ EVFN_EXPORT uint64_t evfn_pg_source_stat(const evfn_pg_source *src,
  * Stop and free a source: no more reads, the connection closes. Events
  * still running in the function finish there, but their ends no longer
  * move the slot: the next source on the slot receives them again. Must be
- * called before evfn_runtime_free(). NULL is a no-op.
+ * called before evfn_runtime_free().
+ * @param src the source; NULL is a no-op.
+ *
+ * Ownership: takes the source back; the caller must not use it again.
  *
  * Thread-safety: any thread. Off the loop thread it waits until the loop
  * has closed the source; in embedded mode, called on the thread that

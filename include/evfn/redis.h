@@ -9,11 +9,13 @@
  * 'redis'). Anything not declared under include/evfn/ is private.
  *
  * URL grammar (evfn_redis_options_set_url()):
+ * @code{.unparsed}
  *   redis://[[user]:password@]host[:port][/db]   host: name, IPv4 or [IPv6];
  *                                                 port 1..65535 (6379);
  *                                                 db 0..65535 (0)
  *   unix://[[user]:password@]/abs/path.sock[?db=N]
- * user and password may contain %XX escapes. With a password the
+ * @endcode
+ * user and password may contain \%XX escapes. With a password the
  * connection sends AUTH [user] password first, then SELECT db when db > 0.
  *
  * Entry to event mapping (source), and event to entry (sink, dead
@@ -110,7 +112,7 @@ EVFN_EXPORT void evfn_redis_options_free(evfn_redis_options *o);
  * @param url the URL, copied. Not NULL.
  * @return 0; EVFN_EINVAL for NULL o or url; EVFN_EURL for a URL outside
  *         the grammar (unknown scheme, empty host, bad port or db, a
- *         relative unix path, a malformed %XX escape); EVFN_ENOMEM.
+ *         relative unix path, a malformed \%XX escape); EVFN_ENOMEM.
  *
  * Ownership: url is copied.
  * @since 0.1
