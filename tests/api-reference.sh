@@ -12,20 +12,7 @@ ref=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-n=0
-failed=0
-check() { # check DESCRIPTION COMMAND...
-	desc=$1
-	shift
-	n=$((n + 1))
-	if "$@" >"$tmp/out" 2>&1; then
-		echo "ok $n - $desc"
-	else
-		echo "not ok $n - $desc"
-		sed 's/^/# /' "$tmp/out"
-		failed=1
-	fi
-}
+. "$(dirname "$0")/tap.sh"
 echo "1..4"
 
 # Prints the names in $1 (one a line) that have no man page in man3/.

@@ -9,6 +9,7 @@
 #define EVFN_TEST_HARNESS_H
 
 #include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -127,6 +128,59 @@ test_runtime_new(int min, int max, evfn_record_cb record_cb)
 	ASSERT_OK(evfn_runtime_new(&rt, o));
 	evfn_rt_options_free(o);
 	return rt;
+}
+
+/* What the runtime's log callback was told, for tests of what evfn logs
+ * (a refusal's cause, a trigger's trouble): test_log_capture() is the
+ * callback (its argument unused), test_log_contains() looks for a part of
+ * a line, test_log_reset() starts over. One capture per test process. */
+struct test_log {
+	pthread_mutex_t lock;
+	char text[16384];
+	size_t len;
+};
+
+static inline struct test_log *
+test_log(void)
+{
+	static struct test_log log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	return &log;
+}
+
+static inline void
+test_log_capture(evfn_log_level level, const char *msg, void *arg)
+{
+	(void)level;
+	(void)arg;
+	struct test_log *c = test_log();
+	pthread_mutex_lock(&c->lock);
+	int n =
+	    snprintf(c->text + c->len, sizeof(c->text) - c->len, "%s\n", msg);
+	if (n > 0)
+		c->len = c->len + (size_t)n < sizeof(c->text)
+		             ? c->len + (size_t)n
+		             : sizeof(c->text) - 1;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static inline bool
+test_log_contains(const char *part)
+{
+	struct test_log *c = test_log();
+	pthread_mutex_lock(&c->lock);
+	bool found = strstr(c->text, part) != NULL;
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+static inline void
+test_log_reset(void)
+{
+	struct test_log *c = test_log();
+	pthread_mutex_lock(&c->lock);
+	c->len = 0;
+	c->text[0] = '\0';
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* A 64-bit mixer (splitmix64's finaliser): deterministic "random" choices

@@ -203,8 +203,8 @@ test_fd_refusals_counted_and_logged(void **state)
 	ASSERT_EQ(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_FIRED), 2);
 	ASSERT_EQ(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_SHUTDOWN), 0);
 	/* Logged after the count is bumped, maybe on another thread. */
-	WAIT_FOR(log_contains("trigger fd "), 5000);
-	WAIT_FOR(log_contains("EVFN_EQUEUEFULL"), 5000);
+	WAIT_FOR(test_log_contains("trigger fd "), 5000);
+	WAIT_FOR(test_log_contains("EVFN_EQUEUEFULL"), 5000);
 	evfn_trigger_free(t);
 	atomic_store(&hold_release, true);
 	trigger_runtime_free(rt);
@@ -226,8 +226,8 @@ test_fd_shutdown_refusals_are_not_errors(void **state)
 	WAIT_FOR(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_SHUTDOWN) >= 2,
 	         5000);
 	ASSERT_EQ(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_REFUSED), 0);
-	WAIT_FOR(log_contains("draining"), 5000);
-	assert_false(log_contains("refused"));
+	WAIT_FOR(test_log_contains("draining"), 5000);
+	assert_false(test_log_contains("refused"));
 	evfn_trigger *t2;
 	ASSERT_RC(evfn_fd_add(rt, p[0], EVFN_FD_READ, NULL, NULL, &t2),
 	          EVFN_ESHUTDOWN);
@@ -349,10 +349,10 @@ test_fd_bad_input(void **state)
 	close(closed);
 	/* Nothing told the arguments apart so far; these two are EVFN_EINVAL
 	 * too, and the log says why. */
-	assert_false(log_contains("backend"));
+	assert_false(test_log_contains("backend"));
 	ASSERT_RC(evfn_fd_add(rt, closed, EVFN_FD_READ, NULL, NULL, &t),
 	          EVFN_EINVAL);
-	WAIT_FOR(log_contains("refused by the event loop's backend: Bad file"),
+	WAIT_FOR(test_log_contains("refused by the event loop's backend: Bad file"),
 	         5000);
 	char path[] = "/tmp/evfn-fd-XXXXXX";
 	int file = mkstemp(path);
@@ -360,7 +360,7 @@ test_fd_bad_input(void **state)
 	unlink(path);
 	ASSERT_RC(evfn_fd_add(rt, file, EVFN_FD_READ, NULL, NULL, &t),
 	          EVFN_EINVAL);
-	WAIT_FOR(log_contains("refused by the event loop's backend: Operation "
+	WAIT_FOR(test_log_contains("refused by the event loop's backend: Operation "
 	                      "not permitted"),
 	         5000);
 	close(file);

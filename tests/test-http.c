@@ -1815,34 +1815,15 @@ test_http_handle_from_host_callback(void **state)
 	host_stop(&h, rt);
 }
 
-/* The last line the runtime logged, for the refusals whose code has
- * several causes. */
-static struct {
-	pthread_mutex_t lock;
-	char line[512];
-} logged = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
+/* Refuses with EVFN_EEXIST (rc, the call's result), and the runtime's
+ * log says why (part). */
 static void
-keep_log_line(evfn_log_level level, const char *msg, void *arg)
+assert_clash_logged(int rc, const char *part)
 {
-	(void)level;
-	(void)arg;
-	pthread_mutex_lock(&logged.lock);
-	snprintf(logged.line, sizeof(logged.line), "%s", msg);
-	pthread_mutex_unlock(&logged.lock);
-}
-
-/* Fails unless the last line logged contains part. */
-static void
-assert_logged(const char *part)
-{
-	pthread_mutex_lock(&logged.lock);
-	char line[sizeof(logged.line)];
-	memcpy(line, logged.line, sizeof(line));
-	logged.line[0] = '\0';
-	pthread_mutex_unlock(&logged.lock);
-	if (!strstr(line, part))
-		fail_msg("logged \"%s\", expected \"%s\"", line, part);
+	ASSERT_RC(rc, EVFN_EEXIST);
+	if (!test_log_contains(part))
+		fail_msg("the log does not say \"%s\"", part);
+	test_log_reset();
 }
 
 static void
@@ -1851,9 +1832,10 @@ test_http_route_clash_logs_its_cause(void **state)
 	(void)state;
 	/* Not started: the calls run on this thread, on the runtime's own
 	 * base, which a host's server may share. */
+	test_log_reset();
 	evfn_rt_options *ro;
 	ASSERT_OK(evfn_rt_options_new(&ro));
-	ASSERT_OK(evfn_rt_options_set_log(ro, keep_log_line, NULL));
+	ASSERT_OK(evfn_rt_options_set_log(ro, test_log_capture, NULL));
 	evfn_rt *rt;
 	ASSERT_OK(evfn_runtime_new(&rt, ro));
 	evfn_rt_options_free(ro);
@@ -1865,38 +1847,36 @@ test_http_route_clash_logs_its_cause(void **state)
 	ASSERT_OK(evfn_http_new(&http, rt, o));
 
 	/* Each clash is EVFN_EEXIST; the log tells them apart. */
-	ASSERT_RC(evfn_http_route(http, "GET /healthz", "echo", NULL),
-	          EVFN_EEXIST);
-	assert_logged("/healthz refused: the path is the health route");
-	ASSERT_RC(evfn_http_route(http, "GET /metrics", "echo", NULL),
-	          EVFN_EEXIST);
-	assert_logged("/metrics refused: the path is the metrics route");
-	ASSERT_RC(evfn_http_route(http, "POST /status/data", "echo", NULL),
-	          EVFN_EEXIST);
-	assert_logged("refused: the status page /status owns the path");
+	assert_clash_logged(evfn_http_route(http, "GET /healthz", "echo", NULL),
+	                    "/healthz refused: the path is the health route");
+	assert_clash_logged(evfn_http_route(http, "GET /metrics", "echo", NULL),
+	                    "/metrics refused: the path is the metrics route");
+	assert_clash_logged(
+		evfn_http_route(http, "POST /status/data", "echo", NULL),
+		"refused: the status page /status owns the path");
 	ASSERT_OK(evfn_http_route(http, "POST /pay", "echo", NULL));
-	ASSERT_RC(evfn_http_route(http, "POST /pay", "raw", NULL),
-	          EVFN_EEXIST);
-	assert_logged("/pay refused: routed already for this method");
+	assert_clash_logged(evfn_http_route(http, "POST /pay", "raw", NULL),
+	                    "/pay refused: routed already for this method");
 	evfn_http_free(http);
 
-	/* On a host's server: a path the host routes itself. */
+	/* On a host's server: a path the host routes itself, or one of the
+	 * built-in paths. */
 	struct evhttp *server = evhttp_new(evfn_runtime_event_base(rt));
 	assert_non_null(server);
 	assert_int_equal(evhttp_set_cb(server, "/host", host_page,
 	                               (void *)"host page"),
 	                 0);
 	ASSERT_OK(evfn_http_attach(&http, rt, server, o));
-	ASSERT_RC(evfn_http_route(http, "POST /host", "echo", NULL),
-	          EVFN_EEXIST);
-	assert_logged("/host refused: the host's server routes it already");
+	assert_clash_logged(evfn_http_route(http, "POST /host", "echo", NULL),
+	                    "/host refused: the host's server routes it "
+	                    "already");
 	evfn_http_free(http);
-	/* ... or one of the built-in paths. */
 	assert_int_equal(evhttp_set_cb(server, "/healthz", host_page,
 	                               (void *)"host health"),
 	                 0);
-	ASSERT_RC(evfn_http_attach(&http, rt, server, o), EVFN_EEXIST);
-	assert_logged("/healthz refused: the host's server routes it already");
+	assert_clash_logged(evfn_http_attach(&http, rt, server, o),
+	                    "/healthz refused: the host's server routes it "
+	                    "already");
 	evhttp_free(server);
 	evfn_http_options_free(o);
 	ASSERT_OK(evfn_runtime_free(rt));

@@ -103,7 +103,7 @@ test_timer_at_fires_once_at_its_instant(void **state)
 	 * ran. */
 	WAIT_FOR(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_FIRED) == 1, 5000);
 	/* Logged after the fire is counted, on the loop thread. */
-	WAIT_FOR(log_contains("no further fire times"), 5000);
+	WAIT_FOR(test_log_contains("no further fire times"), 5000);
 	evfn_trigger_free(t);
 	ASSERT_EQ(rec_count(), 1);
 	trigger_runtime_free(rt);
@@ -119,7 +119,7 @@ test_timer_at_in_the_past_never_fires(void **state)
 	                         NULL, &t));
 	int64_t next;
 	ASSERT_EQ(evfn_timer_get_next(t, &next), 0);
-	assert_true(log_contains("never fires"));
+	assert_true(test_log_contains("never fires"));
 	evfn_trigger_free(t);
 	trigger_runtime_free(rt);
 }
@@ -226,7 +226,7 @@ test_timer_missed_fire_once(void **state)
 	ASSERT_EQ(catch_up, 1);
 	ASSERT_EQ(missed, folded);
 	/* Logged after the count is bumped, maybe on another thread. */
-	WAIT_FOR(log_contains("the latest fires once"), 5000);
+	WAIT_FOR(test_log_contains("the latest fires once"), 5000);
 	trigger_runtime_free(rt);
 }
 
@@ -250,7 +250,7 @@ test_timer_missed_skip(void **state)
 			         (long long)((time - start) / MS));
 	}
 	assert_true(missed >= 3);
-	WAIT_FOR(log_contains("skipped"), 5000);
+	WAIT_FOR(test_log_contains("skipped"), 5000);
 	trigger_runtime_free(rt);
 }
 
@@ -362,8 +362,8 @@ test_timer_refusals_counted_and_logged(void **state)
 	WAIT_FOR(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_REFUSED) >= 2,
 	         5000);
 	ASSERT_EQ(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_FIRED), 0);
-	WAIT_FOR(log_contains("trigger schedule \"@every 20ms\""), 5000);
-	WAIT_FOR(log_contains("EVFN_ENOSUB"), 5000);
+	WAIT_FOR(test_log_contains("trigger schedule \"@every 20ms\""), 5000);
+	WAIT_FOR(test_log_contains("EVFN_ENOSUB"), 5000);
 	evfn_trigger_free(t);
 	trigger_runtime_free(rt);
 }
@@ -443,18 +443,18 @@ test_timer_bad_input(void **state)
 	          EVFN_ESCHEDULE);
 	assert_null(t);
 	/* The parser's reason and where it stopped are in the log. */
-	assert_true(log_contains("\"61 * * * *\""));
-	assert_true(log_contains("offset 0"));
+	assert_true(test_log_contains("\"61 * * * *\""));
+	assert_true(test_log_contains("offset 0"));
 	ASSERT_RC(evfn_timer_add(rt, "@every 1m", "Mars/Olympus_Mons", NULL,
 	                         NULL, &t),
 	          EVFN_ETIMEZONE);
-	assert_true(log_contains("Mars/Olympus_Mons"));
+	assert_true(test_log_contains("Mars/Olympus_Mons"));
 	/* A leap-second zone is refused, and the log says why. */
 	ASSERT_RC(evfn_timer_add(rt, "0 9 * * *", "right/Europe/Berlin", NULL,
 	                         NULL, &t),
 	          EVFN_ETIMEZONE);
 	assert_null(t);
-	assert_true(log_contains("'right/Europe/Berlin': counts leap seconds"));
+	assert_true(test_log_contains("'right/Europe/Berlin': counts leap seconds"));
 	ASSERT_RC(evfn_timer_add(rt, NULL, NULL, NULL, NULL, &t), EVFN_EINVAL);
 	ASSERT_RC(evfn_timer_add(NULL, "@every 1m", NULL, NULL, NULL, &t),
 	          EVFN_EINVAL);

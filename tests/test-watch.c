@@ -306,7 +306,7 @@ test_watch_overflow_counted_and_rescanned(void **state)
 	WAIT_FOR(atomic_load(&bulk_existing) == 4, 10000);
 	assert_true(atomic_load(&bulk_total) > arrivals / 2);
 	/* Logged after the count is bumped, maybe on another thread. */
-	WAIT_FOR(log_contains("overflow"), 5000);
+	WAIT_FOR(test_log_contains("overflow"), 5000);
 	evfn_trigger_free(t);
 	trigger_runtime_free(rt);
 	tmpdir_remove(&d);
@@ -324,13 +324,13 @@ test_watch_ends_when_directory_goes(void **state)
 	ASSERT_OK(evfn_watch_add(rt, d.path, NULL, NULL, NULL, &removed_t));
 	ASSERT_OK(evfn_watch_add(rt, moved.path, NULL, NULL, NULL, &moved_t));
 	assert_int_equal(rmdir(d.path), 0);
-	WAIT_FOR(log_contains("removed or unmounted; the watch ends"), 5000);
+	WAIT_FOR(test_log_contains("removed or unmounted; the watch ends"), 5000);
 	struct tmpdir dest;
 	tmpdir_make(&dest);
 	char to[128], late[160];
 	path_of(&dest, "moved", to, sizeof(to));
 	assert_int_equal(rename(moved.path, to), 0);
-	WAIT_FOR(log_contains("moved; the watch ends"), 5000);
+	WAIT_FOR(test_log_contains("moved; the watch ends"), 5000);
 	/* Too late for the watch, which was removed before this. */
 	snprintf(late, sizeof(late), "%s/late.csv", to);
 	int fd = open(late, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);

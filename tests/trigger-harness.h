@@ -82,52 +82,17 @@ rec_reset(void)
 	pthread_mutex_unlock(&rec.lock);
 }
 
-struct log_capture {
-	pthread_mutex_t lock;
-	char text[16384];
-	size_t len;
-};
-
-static struct log_capture logs = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-static void
-capture_log(evfn_log_level level, const char *msg, void *arg)
-{
-	(void)level;
-	struct log_capture *c = arg;
-	pthread_mutex_lock(&c->lock);
-	int n =
-	    snprintf(c->text + c->len, sizeof(c->text) - c->len, "%s\n", msg);
-	if (n > 0)
-		c->len = c->len + (size_t)n < sizeof(c->text)
-		             ? c->len + (size_t)n
-		             : sizeof(c->text) - 1;
-	pthread_mutex_unlock(&c->lock);
-}
-
-static inline bool
-log_contains(const char *needle)
-{
-	pthread_mutex_lock(&logs.lock);
-	bool found = strstr(logs.text, needle) != NULL;
-	pthread_mutex_unlock(&logs.lock);
-	return found;
-}
-
 /* A runtime with one worker, the log captured, and function "rec"
  * subscribed to "evfn.#" and "test.#"; started unless told otherwise. */
 static inline evfn_rt *
 trigger_runtime(bool start)
 {
 	rec_reset();
-	pthread_mutex_lock(&logs.lock);
-	logs.len = 0;
-	logs.text[0] = '\0';
-	pthread_mutex_unlock(&logs.lock);
+	test_log_reset();
 	evfn_rt_options *o;
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_workers(o, 1, 1));
-	ASSERT_OK(evfn_rt_options_set_log(o, capture_log, &logs));
+	ASSERT_OK(evfn_rt_options_set_log(o, test_log_capture, NULL));
 	evfn_rt *rt;
 	ASSERT_OK(evfn_runtime_new(&rt, o));
 	evfn_rt_options_free(o);

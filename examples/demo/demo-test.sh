@@ -11,19 +11,7 @@ exe=$1
 out=$(mktemp "${TMPDIR:-/tmp}/evfn-demo-test.XXXXXX")
 trap 'rm -f "$out"' EXIT INT TERM
 
-n=0
-failed=0
-check() { # check DESCRIPTION COMMAND...
-	desc=$1
-	shift
-	n=$((n + 1))
-	if "$@"; then
-		echo "ok $n - $desc"
-	else
-		echo "not ok $n - $desc"
-		failed=1
-	fi
-}
+. "$(dirname "$0")/../../tests/tap.sh"
 echo "1..6"
 
 "$exe" --seconds 2.5 >"$out" 2>&1
