@@ -34,8 +34,9 @@ extern "C" {
 	XX(ENOENT, -2, "not found: no such file, directory, event id, dead letter, route, group or database") \
 	XX(EACCES, -13, "permission denied")                                 \
 	XX(ENOTDIR, -20, "not a directory")                                  \
+	XX(ENOSPC, -28, "no space left for the journal (disk full or file size limit)") \
 	XX(ENOMEM, -12, "out of memory")                                     \
-	XX(EBUSY, -16, "runtime still in use: drain it, let its work end, free its triggers") \
+	XX(EBUSY, -16, "still in use: drain the runtime, let its work end, free its triggers; or a journal open elsewhere") \
 	XX(EEXIST, -17, "already exists (a function, route or group by that name)") \
 	XX(EINVAL, -22, "invalid argument or setting: NULL, empty, or a value the call (or server) does not take") \
 	XX(ERANGE, -34, "number out of its documented range")                \
@@ -72,7 +73,10 @@ extern "C" {
 	XX(EMEDIATYPE, -4021, "unsupported media type")                     \
 	XX(ECONNINFO, -4022, "malformed database connection string")        \
 	XX(ENOPUBLICATION, -4023, "no such publication in the database")    \
-	XX(ENOSLOT, -4024, "replication slot missing (dropped?)")
+	XX(ENOSLOT, -4024, "replication slot missing (dropped?)")           \
+	XX(EJOURNAL, -4025, "the journal cannot be written or read (I/O error)") \
+	XX(ECORRUPT, -4026, "the journal file is damaged or not an evfn journal") \
+	XX(ECRASHED, -4027, "the attempt was running when the process died")
 
 /** Error codes; see EVFN_ERRNO_MAP for the text of each. @since 0.1 */
 typedef enum evfn_errno {
