@@ -27,6 +27,7 @@ EPERM: int
 ENOENT: int
 EACCES: int
 ENOTDIR: int
+ENOSPC: int
 ENOMEM: int
 EBUSY: int
 EEXIST: int
@@ -66,6 +67,9 @@ EMEDIATYPE: int
 ECONNINFO: int
 ENOPUBLICATION: int
 ENOSLOT: int
+EJOURNAL: int
+ECORRUPT: int
+ECRASHED: int
 
 class Error(Exception):
     code: int
