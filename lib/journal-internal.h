@@ -244,9 +244,9 @@ struct evfn__journal_entry {
  * Journals accepted events, all or nothing: they go into one batch. In
  * durable mode it returns once that batch is committed and fsynced, or
  * with the commit's error, in which case none of them is journaled and
- * the caller refuses them. In fast mode it returns at once, or with the
- * error of the last failed commit until a commit succeeds again (the
- * disk is full: see the header comment). The caller must not update or
+ * the caller refuses them. In fast mode it returns at once, or, while
+ * the operations of a failed commit wait for their retry (the disk is
+ * full), with that commit's error: the backlog never grows. The caller must not update or
  * end these invocations before this returns. Any thread; it blocks, so
  * never under the runtime's lock in durable mode. A reference to each
  * event is held until it is written.

@@ -668,7 +668,11 @@ evfn__journal_append_many(struct evfn__journal *j,
 		rc = EVFN_EINVAL;
 	if (rc == 0 && durable && !j->started)
 		rc = EVFN_ENOTRUNNING;
-	if (rc == 0 && !durable)
+	/* Fast mode: refused while what failed waits for its retry (the
+	 * disk is full), so that the backlog cannot grow; accepted again
+	 * once a commit succeeds, or when nothing waits (a failed
+	 * checkpoint loses nothing). */
+	if (rc == 0 && !durable && j->retry_n)
 		rc = j->error;
 	/* Fast mode: the writer fell behind the disk by max_pending. */
 	while (rc == 0 && j->cur->n >= j->o.max_pending) {
