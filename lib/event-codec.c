@@ -9,10 +9,12 @@
  *   str source, str subject, str datacontenttype, str ordering key;
  *   varint count, then count pairs (str name, str value) of extensions.
  *
- * A str is a varint length and that many bytes, no terminator. Decoding
- * checks every length against the bytes left and hands each attribute to
- * the event's own setter, so that a damaged record can be refused but
- * never make an event the public API could not have made.
+ * A str is a varint length and that many bytes, no terminator. The
+ * encoding is canonical (shortest varints, each extension once), and
+ * decoding accepts nothing else: encoding what was decoded gives the same
+ * bytes. It checks every length against the bytes left and hands each
+ * attribute to the event's own setter, so that a damaged record can be
+ * refused but never make an event the public API could not have made.
  */
 #include <string.h>
 
@@ -164,9 +166,14 @@ get_varint(struct reader *r)
 		if (r->p == r->end)
 			break;
 		uint8_t byte = *r->p++;
+		if (i == VARINT_MAX - 1 && byte > 1)
+			break; /* past 64 bits */
 		v |= (uint64_t)(byte & 0x7f) << (7 * i);
-		if (!(byte & 0x80))
+		if (!(byte & 0x80)) {
+			if (byte == 0 && i > 0)
+				break; /* not the shortest form */
 			return v;
+		}
 	}
 	r->bad = true;
 	return 0;
@@ -275,9 +282,10 @@ evfn__event_decode(evfn_event **out, const void *attrs, size_t len,
 		const char *value = name ? get_str(&r, vbuf, sizeof(vbuf),
 		                                   &vheap, &rc)
 		                         : NULL;
-		/* A NULL value would remove the name: never a valid
-		 * encoding. */
-		if (value)
+		/* A name twice is not what an event encodes to. */
+		if (value && evfn_event_extension(ev, name))
+			rc = EVFN_ECORRUPT;
+		else if (value)
 			rc = setter_rc(evfn_event_set_extension(ev, name,
 			                                        value));
 	}
