@@ -448,6 +448,101 @@ def main():
                     k, fmt(d["median"]),
                     "%s-%s" % (fmt(d["min"]), fmt(d["max"]))))
 
+    # The journal (bench-journal): durable appends with 1 and 8 waiting
+    # producers beside the disk's fsync latency (and 8 producers
+    # appending batches of 64), fast mode around no-op dispatch against
+    # the same loop without a journal (paired per round), and recovery
+    # of 1,000,000 pending events. Interleaved like the rest.
+    journal_bin = os.path.join(os.path.dirname(binary), "bench-journal")
+    if os.path.exists(journal_bin) and (not args.only or
+                                        "journal" in args.only.split(",")):
+        secs = "1" if args.quick else "3"
+        n_dispatch = "300000" if args.quick else "1000000"
+        n_recover = "200000" if args.quick else "1000000"
+        plan_j = [
+            ("durable_p1", ["--workload", "durable", "--producers", "1",
+                            "--seconds", secs]),
+            ("durable_p8", ["--workload", "durable", "--producers", "8",
+                            "--seconds", secs]),
+            ("durable_p8_b64", ["--workload", "durable", "--producers",
+                                "8", "--batch", "64", "--seconds", secs]),
+            ("dispatch_off", ["--workload", "dispatch", "--journal", "off",
+                              "--events", n_dispatch]),
+            ("dispatch_fast", ["--workload", "dispatch", "--journal",
+                               "fast", "--events", n_dispatch]),
+            ("recover", ["--workload", "recover", "--events", n_recover]),
+        ]
+        jvals = {}
+        for r in range(runs):
+            for key, jargs in (plan_j if r % 2 == 0 else plan_j[::-1]):
+                try:
+                    p = subprocess.run([journal_bin] + jargs,
+                                       capture_output=True, text=True,
+                                       timeout=timeout * 3)
+                except subprocess.TimeoutExpired:
+                    continue
+                if p.returncode != 0 or not p.stdout.startswith("{"):
+                    print("  journal %s: %s" % (key, p.stderr.strip()[-300:]),
+                          file=sys.stderr)
+                    continue
+                res = json.loads(p.stdout)
+                res.update({"key": "journal_" + key, "round": r})
+                raw.append(res)
+                jvals.setdefault(key, []).append(res)
+
+        def jmed(key, metric):
+            vals = [x[metric] for x in jvals.get(key, []) if metric in x]
+            return statistics.median(vals) if vals else None
+
+        stats["journal"] = {
+            key: {m: describe([x[m] for x in xs])
+                  for m in xs[0] if isinstance(xs[0][m], (int, float))
+                  and m not in ("round",)}
+            for key, xs in jvals.items()}
+        put("journal_durable_events_per_s", jmed("durable_p8",
+                                                 "events_per_s"))
+        put("journal_durable_events_per_s_p1", jmed("durable_p1",
+                                                    "events_per_s"))
+        put("journal_durable_events_per_s_p8_batch64",
+            jmed("durable_p8_b64", "events_per_s"))
+        put("journal_durable_events_per_commit_p8",
+            jmed("durable_p8", "events_per_commit"))
+        put("journal_fsync_us", jmed("durable_p8", "fsync_us"))
+        put("journal_fast_events_per_s", jmed("dispatch_fast",
+                                              "events_per_s"))
+        put("journal_off_events_per_s", jmed("dispatch_off",
+                                             "events_per_s"))
+        per_round = {}
+        for key in ("dispatch_off", "dispatch_fast"):
+            for x in jvals.get(key, []):
+                per_round.setdefault(x["round"], {})[key] = x["events_per_s"]
+        pairs = [ratio(v["dispatch_fast"], v["dispatch_off"])
+                 for v in per_round.values() if len(v) == 2]
+        put("journal_fast_vs_off", statistics.median(pairs)
+            if pairs else None)
+        put("journal_fast_commit_delay_p99_ms",
+            jmed("dispatch_fast", "commit_delay_p99_ms"))
+        put("journal_fast_commit_delay_max_ms",
+            jmed("dispatch_fast", "commit_delay_max_ms"))
+        rec = jmed("recover", "recover_s")
+        n_rec = jmed("recover", "events")
+        if rec is not None and n_rec:
+            put("journal_recovery_s_1m", rec * 1e6 / n_rec)
+        for key, metric in (("durable_p1", "events_per_s"),
+                            ("durable_p8", "events_per_s"),
+                            ("durable_p8_b64", "events_per_s"),
+                            ("durable_p8", "fsync_us"),
+                            ("dispatch_off", "events_per_s"),
+                            ("dispatch_fast", "events_per_s"),
+                            ("dispatch_fast", "commit_delay_p99_ms"),
+                            ("recover", "recover_s")):
+            vals = [x[metric] for x in jvals.get(key, []) if metric in x]
+            if vals:
+                d = describe(vals)
+                print("journal   %-15s %-18s %10s %21s" % (
+                    key, metric, fmt(d["median"]),
+                    "%s-%s" % (fmt(d["min"]), fmt(d["max"]))))
+
     # Python handlers through evfn beside ThreadPoolExecutor and asyncio
     # (bindings/python/bench_python.py interleaves them itself).
     build_root = os.path.dirname(os.path.dirname(binary))
