@@ -63,7 +63,10 @@ struct evfn__journal {
 	bool started, stopping, writer_idle;
 	bool final_try;             /* stopping: the last commit was tried */
 	int error;                  /* of the last commit */
-	int64_t retry_at, sync_at, housekeep_at; /* monotonic ns; 0: none */
+	/* Monotonic deadlines of the writer (0: none): the retry of a failed
+	 * commit, the fsync fast mode owes, housekeeping, the retry of a
+	 * failed checkpoint. */
+	int64_t retry_at, sync_at, housekeep_at, checkpoint_retry_at;
 	struct evfn__hist delays;   /* call to commit; the writer records */
 	struct evfn__journal_stats stats;
 };
@@ -469,37 +472,46 @@ process_batch(struct evfn__journal *j, struct evfn__jpending *batch)
 
 /* Checkpoints and housekeeping the writer owes, at now. Lock held;
  * dropped meanwhile. */
+/* Whether the log holds enough to checkpoint (not sooner than a retry
+ * interval after a checkpoint that failed). */
+static bool
+wal_full(struct evfn__journal *j, int64_t now)
+{
+	return evfn__jstore_wal_pages(j->store) >= j->o.checkpoint_pages &&
+	       now >= j->checkpoint_retry_at;
+}
+
 static bool
 maintenance_due(struct evfn__journal *j, int64_t now)
 {
-	return evfn__jstore_wal_pages(j->store) >= j->o.checkpoint_pages ||
-	       (j->sync_at && now >= j->sync_at) || now >= j->housekeep_at;
+	return wal_full(j, now) || (j->sync_at && now >= j->sync_at) ||
+	       now >= j->housekeep_at;
 }
 
 static void
 maintain(struct evfn__journal *j, int64_t now)
 {
-	bool wal_full = evfn__jstore_wal_pages(j->store) >= j->o.checkpoint_pages;
+	bool full = wal_full(j, now);
 	bool sync_due = j->sync_at && now >= j->sync_at;
 	bool housekeep_due = now >= j->housekeep_at;
-	if (sync_due || wal_full)
+	if (sync_due || full)
 		j->sync_at = 0;
 	if (housekeep_due)
 		j->housekeep_at = now + HOUSEKEEP_NS;
 	pthread_mutex_unlock(&j->lock);
-	int rc = 0;
+	/* Failures are reported through the log; what is committed stays in
+	 * the log meanwhile, and a failed checkpoint is tried again later. */
 	bool checkpointed = false;
-	if (wal_full || sync_due) {
-		rc = evfn__jstore_checkpoint(j->store, false);
-		checkpointed = rc == 0;
+	if (full || sync_due) {
+		checkpointed = evfn__jstore_checkpoint(j->store, false) == 0;
+		j->checkpoint_retry_at = checkpointed ? 0 : now + RETRY_NS;
 	}
 	if (housekeep_due)
-		rc = evfn__jstore_housekeep(j->store, evfn__wall_ns());
+		(void)evfn__jstore_housekeep(j->store, evfn__wall_ns());
 	pthread_mutex_lock(&j->lock);
 	if (checkpointed)
 		j->stats.checkpoints++;
 	j->stats.rows_written = evfn__jstore_rows(j->store);
-	(void)rc; /* reported through the log; the next commit tells */
 }
 
 /* Whether the writer should take the producers' buffer now; otherwise
@@ -535,6 +547,12 @@ writer_main(void *arg)
 	pthread_mutex_lock(&j->lock);
 	for (;;) {
 		int64_t now = evfn__now_ns(), until;
+		/* Before the next batch: under a load that always has one
+		 * ready, checkpoints must still happen. */
+		if (maintenance_due(j, now) && !j->stopping) {
+			maintain(j, now);
+			continue;
+		}
 		if (batch_due(j, now, &until)) {
 			struct evfn__jpending *batch = j->cur;
 			j->cur = batch == &j->bufs[0] ? &j->bufs[1] : &j->bufs[0];
@@ -553,10 +571,8 @@ writer_main(void *arg)
 		if (j->stopping && j->cur->n == 0 &&
 		    (j->retry.n == 0 || j->final_try))
 			break;
-		if (maintenance_due(j, now)) {
-			maintain(j, now);
-			continue;
-		}
+		if (j->checkpoint_retry_at)
+			until = EVFN__MIN(until, j->checkpoint_retry_at);
 		j->writer_idle = true;
 		struct timespec ts = {.tv_sec = until / EVFN__NS_PER_SEC,
 		                      .tv_nsec = until % EVFN__NS_PER_SEC};

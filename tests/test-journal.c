@@ -1137,8 +1137,12 @@ test_journal_durable_producers_share_commits(void **state)
 {
 	struct tmp t;
 	tmp_make(&t);
-	struct group g = {.j = journal_open_mode(t.path,
-	                                         EVFN__JOURNAL_DURABLE)};
+	/* A small log: checkpoints must happen between busy batches. */
+	struct evfn__journal_options o;
+	evfn__journal_options_init(&o);
+	o.checkpoint_pages = 16;
+	struct group g;
+	ASSERT_OK(evfn__journal_open(&g.j, t.path, &o));
 	atomic_init(&g.next, 1);
 	ASSERT_OK(evfn__journal_fn_id(g.j, "work", &g.fn));
 	ASSERT_OK(evfn__journal_start(g.j));
@@ -1150,9 +1154,12 @@ test_journal_durable_producers_share_commits(void **state)
 	struct evfn__journal_stats st;
 	evfn__journal_stats_get(g.j, &st);
 	ASSERT_EQ(st.appends, 320);
-	print_message("# 320 durable appends in %llu commits\n",
-	              (unsigned long long)st.commits);
+	print_message("# 320 durable appends in %llu commits, %llu "
+	              "checkpoints\n",
+	              (unsigned long long)st.commits,
+	              (unsigned long long)st.checkpoints);
 	assert_true(st.commits < st.appends);
+	assert_true(st.checkpoints > 0);
 	ASSERT_OK(evfn__journal_close(g.j));
 	struct got got = {0};
 	g.j = reopen_and_recover(t.path, &got);
