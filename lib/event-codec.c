@@ -297,7 +297,7 @@ evfn__event_decode(evfn_event **out, const void *attrs, size_t len,
 		evfn_event_unref(ev);
 		return rc;
 	}
-	ev->time_ns = time_ns;
+	(void)evfn_event_set_time(ev, time_ns); /* unpublished: cannot fail */
 	*out = ev;
 	return 0;
 }

@@ -25,6 +25,7 @@
 
 #include <sqlite3.h>
 
+#include "failing-alloc.h"
 #include "harness.h"
 #include "common-internal.h"
 #include "event-codec-internal.h"
@@ -39,39 +40,6 @@
 #else
 #define KILLS_DEFAULT 20
 #endif
-
-/* ------------------------------------------------------------------ */
-/* The allocator: fails every allocation once allocs_left reaches 0
- * (-1: never). Installed before evfn allocates. */
-
-static atomic_int allocs_left = -1;
-
-static bool
-allocation_allowed(void)
-{
-	int n = atomic_load(&allocs_left);
-	while (n > 0 && !atomic_compare_exchange_weak(&allocs_left, &n, n - 1))
-		;
-	return n != 0;
-}
-
-static void *
-failing_malloc(size_t n)
-{
-	return allocation_allowed() ? malloc(n) : NULL;
-}
-
-static void *
-failing_realloc(void *p, size_t n)
-{
-	return allocation_allowed() ? realloc(p, n) : NULL;
-}
-
-static void *
-failing_calloc(size_t n, size_t size)
-{
-	return allocation_allowed() ? calloc(n, size) : NULL;
-}
 
 /* ------------------------------------------------------------------ */
 /* Fixtures. */
@@ -1798,9 +1766,9 @@ test_journal_out_of_memory_loses_nothing(void **state)
 	/* Every allocation of open fails in turn, then it succeeds. */
 	int k = 0;
 	for (;; k++) {
-		atomic_store(&allocs_left, k);
+		atomic_store(&failing_alloc_left, k);
 		int rc = evfn__journal_open(&j, t.path, NULL);
-		atomic_store(&allocs_left, -1);
+		atomic_store(&failing_alloc_left, -1);
 		if (rc == 0)
 			break;
 		ASSERT_RC(rc, EVFN_ENOMEM);
@@ -1808,9 +1776,9 @@ test_journal_out_of_memory_loses_nothing(void **state)
 	}
 	assert_true(k > 0);
 	uint32_t fn;
-	atomic_store(&allocs_left, 0);
+	atomic_store(&failing_alloc_left, 0);
 	ASSERT_RC(evfn__journal_fn_id(j, "work", &fn), EVFN_ENOMEM);
-	atomic_store(&allocs_left, -1);
+	atomic_store(&failing_alloc_left, -1);
 	ASSERT_OK(evfn__journal_fn_id(j, "work", &fn));
 	ASSERT_EQ(fn, 1);
 	ASSERT_OK(evfn__journal_start(j));
@@ -1821,7 +1789,7 @@ test_journal_out_of_memory_loses_nothing(void **state)
 	/* A call that cannot copy what it is given changes nothing; of
 	 * several appends, none is journaled. */
 	evfn_event *ev = event_of(3, "three", 5);
-	atomic_store(&allocs_left, 0);
+	atomic_store(&failing_alloc_left, 0);
 	struct evfn__journal_state failed = {.attempts = 1,
 	                                     .last_error = "boom"};
 	ASSERT_RC(evfn__journal_update(j, 1, fn, &failed), EVFN_ENOMEM);
@@ -1834,16 +1802,16 @@ test_journal_out_of_memory_loses_nothing(void **state)
 	                                   {4, ev, &fn, 1, NULL},
 	                                   {5, ev, &fn, 1, &failed}};
 	ASSERT_RC(evfn__journal_append_many(j, e, 3), EVFN_ENOMEM);
-	atomic_store(&allocs_left, -1);
+	atomic_store(&failing_alloc_left, -1);
 	evfn_event_unref(ev);
 	ASSERT_OK(evfn__journal_close(j));
 
 	/* Recovery without memory says so, and can be asked again. */
 	j = journal_open_mode(t.path, EVFN__JOURNAL_DURABLE);
 	struct got g = {0};
-	atomic_store(&allocs_left, 0);
+	atomic_store(&failing_alloc_left, 0);
 	ASSERT_RC(evfn__journal_recover(j, collect, &g), EVFN_ENOMEM);
-	atomic_store(&allocs_left, -1);
+	atomic_store(&failing_alloc_left, -1);
 	ASSERT_EQ(g.n, 0);
 	ASSERT_EQ(evfn__journal_recover(j, collect, &g), 2);
 	ASSERT_EQ(g.v[0].seq, 1);
@@ -1975,8 +1943,7 @@ main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--child") == 0)
 		return child_main(argc, argv);
-	if (evfn_set_allocator(failing_malloc, failing_realloc, failing_calloc,
-	                       free) != 0)
+	if (!failing_alloc_install())
 		return 1;
 	const struct CMUnitTest tests[] = {
 		TEST(test_journal_event_encoding_round_trip),
