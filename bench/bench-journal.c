@@ -8,9 +8,10 @@
  *             the same directory, measured in the same process, which
  *             bounds what P waiting producers can reach.
  *   dispatch  N no-op events through an evfn runtime (2 workers), the
- *             producer appending each to a fast-mode journal before it
- *             publishes and the handler ending it: what the journal adds
- *             to dispatch until it is wired in (--journal off: none).
+ *             producer building each, appending it to a fast-mode
+ *             journal and publishing it, the handler ending it: what the
+ *             journal adds to dispatch until it is wired in (--journal
+ *             off: the same loop without it); --rate paces the producer.
  *   recover   N pending events written, the file closed, then opened and
  *             recovered into records: seconds.
  *   steady    --seconds of appends and ends with --window events always
@@ -48,6 +49,7 @@ static struct {
 	long window;
 	int64_t flush_ms;
 	size_t payload;
+	double rate;      /* dispatch: events/s, 0 for as fast as possible */
 } arg = {
 	.workload = "durable",
 	.dir = NULL,
@@ -326,34 +328,44 @@ run_dispatch(void)
 	      "register");
 	evfn_fn_options_free(fo);
 	check(evfn_runtime_start(rt), "start");
-	evfn_event *ev = bench_event(1);
 	target = arg.events;
 	long backoffs = 0;
 	int64_t t0 = now_ns();
 	for (long i = 1; i <= arg.events; i++) {
+		/* Paced: each event waits for its due time (absolute, so a
+		 * late producer catches up), yielding the core meanwhile. */
+		if (arg.rate > 0)
+			while (now_ns() < t0 + (int64_t)((double)(i - 1) * 1e9 /
+			                                 arg.rate))
+				sched_yield();
+		/* Each event its own, as admission will journal it: built,
+		 * journaled, then queued. The payload is the journal's seq. */
 		uint64_t seq = (uint64_t)i;
-		/* As admission will: journaled first, then queued. */
+		evfn_event *ev;
+		check(evfn_event_new(&ev, "bench.event", &seq, sizeof(seq)),
+		      "event");
 		if (with)
 			check(evfn__journal_append(fj, seq, ev, &ffn, 1, NULL),
 			      "append");
 		int rc;
-		while ((rc = evfn_invoke_async(rt, "bench", &seq, sizeof(seq),
-		                               NULL)) == EVFN_EQUEUEFULL) {
+		while ((rc = evfn_publish_to(rt, "bench", ev, NULL)) ==
+		       EVFN_EQUEUEFULL) {
 			backoffs++;
 			sched_yield();
 		}
-		check(rc, "invoke_async");
+		check(rc, "publish_to");
+		evfn_event_unref(ev);
 	}
 	while (atomic_load(&done_at) == 0)
 		sched_yield();
 	double secs = (double)(atomic_load(&done_at) - t0) / 1e9;
 	printf("{\"workload\": \"dispatch\", \"journal\": \"%s\", \"events\": %ld"
-	       ", \"seconds\": %.3f, \"events_per_s\": %.1f, \"backoffs\": %ld",
-	       arg.journal, arg.events, secs, (double)arg.events / secs,
-	       backoffs);
+	       ", \"rate\": %.0f, \"seconds\": %.3f, \"events_per_s\": %.1f"
+	       ", \"backoffs\": %ld",
+	       arg.journal, arg.events, arg.rate, secs,
+	       (double)arg.events / secs, backoffs);
 	check(evfn_runtime_drain(rt, 10000, NULL, NULL), "drain");
 	check(evfn_runtime_free(rt), "free");
-	evfn_event_unref(ev);
 	if (with) {
 		check(evfn__journal_sync(fj), "sync");
 		struct evfn__journal_stats s;
@@ -494,7 +506,7 @@ usage(void)
 	        "usage: bench-journal --workload durable|dispatch|recover|steady\n"
 	        "  [--producers P] [--batch B] [--seconds S] [--events N]\n"
 	        "  [--journal fast|durable|off] [--window W] [--flush-ms MS]\n"
-	        "  [--payload BYTES] [--dir DIR]\n");
+	        "  [--payload BYTES] [--dir DIR] [--rate EVENTS_PER_S]\n");
 	exit(2);
 }
 
@@ -525,6 +537,8 @@ main(int argc, char **argv)
 			arg.payload = (size_t)atol(v);
 		else if (!strcmp(a, "--dir"))
 			arg.dir = v;
+		else if (!strcmp(a, "--rate"))
+			arg.rate = atof(v);
 		else
 			usage();
 		i++;
