@@ -18,9 +18,10 @@
  * same time share one fsync (group commit). In fast mode
  * (synchronous=NORMAL) an append returns at once; the writer commits at
  * least every flush interval, so an append survives the process being
- * killed once flush_ns has passed, and a power loss once sync_ns has
- * passed. An invocation that ends before its append was committed is
- * never written at all.
+ * killed once flush_ns and the commit have passed, and a power loss once
+ * sync_ns has (as long as the writer thread gets a core: the bench
+ * measures it). An end that finds its invocation's append still in the
+ * producers' buffer cancels it: neither is written.
  */
 #ifndef EVFN_JOURNAL_INTERNAL_H
 #define EVFN_JOURNAL_INTERNAL_H
@@ -41,8 +42,8 @@ enum evfn__journal_mode {
 	EVFN__JOURNAL_FAST = 1,
 };
 
-/* What the writer reports: failed commits, checkpoints that could not
- * complete, a journal found after a crash. code is an EVFN_E* value,
+/* What the journal reports: failed opens, commits and checkpoints,
+ * damaged records, operations it had to give up. code is an EVFN_E* value,
  * message a sentence from SQLite or the journal. Called on the writer
  * thread (or the caller's, from open and recover), no journal lock held;
  * it must not call the journal. */
@@ -105,20 +106,21 @@ struct evfn__journal_state {
 	                           * copied by the calls that take a state */
 };
 
-/* How an invocation ended. All but HANDED_BACK remove it. */
+/* How an invocation ended. All but EVFN__JEND_HANDED_BACK remove it. */
 enum evfn__journal_end {
 	EVFN__JEND_SUCCEEDED = 0,
 	EVFN__JEND_DEAD_LETTERED, /* without a dead-letter store entry */
 	EVFN__JEND_EXPIRED,
 	EVFN__JEND_CANCELLED,
-	EVFN__JEND_HANDED_BACK,  /* kept, phase HANDED_BACK */
+	EVFN__JEND_HANDED_BACK,   /* kept, phase EVFN__JPHASE_HANDED_BACK */
 	EVFN__JEND_DISCARDED,     /* handed back, and the host took it */
 };
 
 /*
  * Opens (creating it if missing) the journal at path and reads its
- * function names and high-water marks. The file is locked against other
- * connections until close. Nothing is written before start.
+ * function names and high-water marks (a new file gets the schema). The
+ * file is locked against other connections until close. What the calls
+ * below buffer is committed from start on (or at close).
  * o: NULL for the defaults.
  * Returns 0; EVFN_EINVAL (NULL out or path, an option out of range);
  * EVFN_ENOENT (a missing directory); EVFN_EACCES (no permission, a
@@ -225,8 +227,9 @@ int evfn__journal_recover_idempotency(struct evfn__journal *j, int64_t now_ns,
                                       evfn__journal_idempotency_cb cb,
                                       void *arg);
 
-/* Starts the writer thread. Returns 0; EVFN_EALREADY; EVFN_ENOMEM or
- * EVFN_EJOURNAL when the thread cannot be made. */
+/* Starts the writer thread. Returns 0; EVFN_EINVAL (NULL j);
+ * EVFN_EALREADY; EVFN_ESHUTDOWN once close began; EVFN_ENOMEM when the
+ * thread cannot be made. */
 int evfn__journal_start(struct evfn__journal *j);
 
 /* One accepted event to append: bound for n_fns functions (fan-out),
@@ -246,10 +249,10 @@ struct evfn__journal_entry {
  * with the commit's error, in which case none of them is journaled and
  * the caller refuses them. In fast mode it returns at once, or, while
  * the operations of a failed commit wait for their retry (the disk is
- * full), with that commit's error: the backlog never grows. The caller must not update or
- * end these invocations before this returns. Any thread; it blocks, so
- * never under the runtime's lock in durable mode. A reference to each
- * event is held until it is written.
+ * full), with that commit's error: the backlog never grows. The caller
+ * must not update or end these invocations before this returns. Any
+ * thread; it blocks, so never under the runtime's lock in durable mode.
+ * A reference to each event is held until it is written.
  * Returns 0; EVFN_EINVAL (NULL j or entries, n 0, an entry with seq 0,
  * no event, no function or an unknown function id); EVFN_ENOSPC;
  * EVFN_EJOURNAL; EVFN_EACCES; EVFN_ENOMEM; EVFN_ENOTRUNNING (durable mode
@@ -278,11 +281,11 @@ int evfn__journal_update(struct evfn__journal *j, uint64_t seq, uint32_t fn,
 
 /*
  * Records how an invocation ended: it is removed (the event with its last
- * invocation), except EVFN__JEND_HANDED_BACK, which keeps it. Never waits. Ending an
- * invocation whose append is still buffered (fast mode) cancels the
- * append: neither is written. Any thread. Returns 0; EVFN_EINVAL;
- * EVFN_ENOMEM (not journaled: after a crash the invocation runs again,
- * at least once, never lost); EVFN_ESHUTDOWN.
+ * invocation), except with EVFN__JEND_HANDED_BACK, which keeps it.
+ * Never waits. Ending an invocation whose append is still buffered (fast
+ * mode) cancels the append: neither is written. Any thread. Returns 0;
+ * EVFN_EINVAL; EVFN_ENOMEM (not journaled: after a crash the invocation
+ * runs again, at least once, never lost); EVFN_ESHUTDOWN.
  */
 int evfn__journal_end(struct evfn__journal *j, uint64_t seq, uint32_t fn,
                       enum evfn__journal_end how);
@@ -296,8 +299,8 @@ int evfn__journal_dead_letter(struct evfn__journal *j, uint64_t seq,
                               uint32_t fn,
                               const struct evfn__journal_dead_letter *dl);
 
-/* Removes one dead letter (replayed, deleted, evicted) or all of them.
- * Never wait. Return 0; EVFN_EINVAL; EVFN_ENOMEM; EVFN_ESHUTDOWN. */
+/* Remove one dead letter (replayed, deleted, evicted) or all of them.
+ * Never wait. Each returns 0; EVFN_EINVAL; EVFN_ENOMEM; EVFN_ESHUTDOWN. */
 int evfn__journal_dead_letter_delete(struct evfn__journal *j, uint64_t id);
 int evfn__journal_dead_letter_purge(struct evfn__journal *j);
 
