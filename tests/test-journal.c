@@ -876,14 +876,16 @@ ledger_check_durable(struct ledger *l, uint64_t *checked)
 }
 
 /* Runs the child until it has appended, then for a random time (or
- * until its n-th checkpoint starts), kills it and reads what it said. */
-static void
+ * until its n-th checkpoint starts), kills it and reads what it said.
+ * Returns whether the kill came as a checkpoint started. */
+static bool
 kill_child_midway(struct child *k, struct ledger *l, int min_ms, int max_ms,
                   int at_checkpoint)
 {
 	struct report r;
 	int64_t kill_at = 0;
 	int checkpoints = 0;
+	bool at_one = false;
 	for (;;) {
 		int64_t now = test_now_ms();
 		if (kill_at && now >= kill_at)
@@ -898,8 +900,10 @@ kill_child_midway(struct child *k, struct ledger *l, int min_ms, int max_ms,
 			kill_at = test_now_ms() + min_ms +
 			          rand() % (max_ms - min_ms + 1);
 		if (r.tag == 'C' && at_checkpoint &&
-		    ++checkpoints == at_checkpoint)
+		    ++checkpoints == at_checkpoint) {
+			at_one = true;
 			break;
+		}
 	}
 	kill(k->pid, SIGKILL);
 	while (child_read(k, &r, 5000))
@@ -909,6 +913,7 @@ kill_child_midway(struct child *k, struct ledger *l, int min_ms, int max_ms,
 	if (!WIFSIGNALED(status))
 		fail_msg("the child exited by itself (status %d)", status);
 	close(k->out);
+	return at_one;
 }
 
 /* sqlite3's own check of the file, through its command-line client. */
@@ -969,17 +974,21 @@ test_journal_kill_during_checkpoint_recovers(void **state)
 	tmp_make(&t);
 	struct ledger l = {0};
 	uint64_t checked = 0;
-	int kills = kills_wanted() / 2;
+	int kills = kills_wanted() / 2, in_checkpoints = 0;
 	for (int i = 0; i < kills; i++) {
 		struct child k;
 		/* 2 KiB events and a 1 MiB log: each checkpoint copies
 		 * hundreds of pages, and the kill lands among them. */
 		child_start(&k, "durable", t.path, 256, 2048, true);
-		kill_child_midway(&k, &l, 5000, 5000, 1 + rand() % 2);
+		in_checkpoints += kill_child_midway(&k, &l, 5000, 5000,
+		                                    1 + rand() % 2);
 		ledger_recover(&l, t.path);
 		ledger_check_durable(&l, &checked);
 	}
 	assert_true(checked > 0);
+	print_message("# %d of %d kills as a checkpoint started\n",
+	              in_checkpoints, kills);
+	assert_true(in_checkpoints > 0);
 	assert_integrity(t.path);
 	ledger_free(&l);
 	tmp_remove(&t);
