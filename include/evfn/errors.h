@@ -36,7 +36,7 @@ extern "C" {
 	XX(ENOTDIR, -20, "not a directory")                                  \
 	XX(ENOSPC, -28, "no space left for the journal (disk full or file size limit)") \
 	XX(ENOMEM, -12, "out of memory")                                     \
-	XX(EBUSY, -16, "still in use: drain the runtime, let its work end, free its triggers; or a journal open elsewhere") \
+	XX(EBUSY, -16, "still in use (a running runtime, its work or triggers, or a journal opened elsewhere)") \
 	XX(EEXIST, -17, "already exists (a function, route or group by that name)") \
 	XX(EINVAL, -22, "invalid argument or setting: NULL, empty, or a value the call (or server) does not take") \
 	XX(ERANGE, -34, "number out of its documented range")                \
