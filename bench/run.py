@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+import instructions
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEERS = ["pthread", "libuv", "glib"]
@@ -42,6 +44,8 @@ WORKLOADS = [
     ("noop_p1", "noop", ["--producers", "1"], 2000000, 300000,
      ["evfn", "evfn-off"] + PEERS),
     ("noop_p2", "noop", ["--producers", "2"], 2000000, 300000, SYSTEMS),
+    ("noop_p4", "noop", ["--producers", "4"], 2000000, 300000, SYSTEMS),
+    ("noop_p8", "noop", ["--producers", "8"], 2000000, 300000, SYSTEMS),
     ("work1us", "work1us", [], 1000000, 200000, SYSTEMS),
     ("lat_100k", "latency", ["--rate", "100000"], 200000, 50000, SYSTEMS),
     ("lat_1m", "latency", ["--rate", "1000000"], 200000, 50000, SYSTEMS),
@@ -50,6 +54,11 @@ WORKLOADS = [
     ("metrics", "noop", ["--producers", "1"], 2000000, 300000,
      ["evfn", "evfn-nometrics"]),
 ]
+
+# The producers scaling row: workload keys by producer threads.
+PRODUCER_ROW = {1: "noop_p1", 2: "noop_p2", 4: "noop_p4", 8: "noop_p8"}
+# --only names that stand for several keys.
+ONLY_GROUPS = {"producers": sorted(PRODUCER_ROW.values())}
 
 # What each workload is judged by, and whether larger is better.
 METRICS = {
@@ -188,9 +197,11 @@ def main():
     available |= {v for v, (base, _) in VARIANTS.items()
                   if base in available}
     workloads = WORKLOADS
+    only = set()
+    for name in (args.only.split(",") if args.only else []):
+        only |= set(ONLY_GROUPS.get(name, [name]))
     if args.only:
-        keep = set(args.only.split(","))
-        workloads = [w for w in WORKLOADS if w[0] in keep]
+        workloads = [w for w in WORKLOADS if w[0] in only]
 
     plan = []
     for key, wl, extra, full, quick, systems in workloads:
@@ -266,6 +277,10 @@ def main():
     for p in PEERS:
         put("noop_vs_" + p, ratio(noop_evfn, med("noop_p1", p,
                                                  "tasks_per_s")))
+    for n, key in sorted(PRODUCER_ROW.items()):
+        put("noop_%dproducers_vs_pthread" % n,
+            ratio(med(key, "evfn", "tasks_per_s"),
+                  med(key, "pthread", "tasks_per_s")))
     put("work1us_vs_pthread", ratio(med("work1us", "evfn", "tasks_per_s"),
                                     med("work1us", "pthread",
                                         "tasks_per_s")))
@@ -293,11 +308,35 @@ def main():
     put("metrics_on_vs_off", paired("metrics", "evfn", "evfn-nometrics",
                                     "tasks_per_s"))
 
+    # Instructions per no-op event (callgrind; see instructions.py): the
+    # repeatable figure beside the wall clock, for evfn and the pthread
+    # baseline, spin-waits excluded.
+    if shutil.which("valgrind") and shutil.which("objdump") and (
+            not args.only or "instructions" in only):
+        small, large = (50000, 100000) if args.quick else (100000, 200000)
+        for s, name in (("evfn", "instructions_per_event_noop"),
+                        ("pthread", "instructions_per_event_noop_pthread")):
+            try:
+                res = instructions.per_event(binary, s, small, large)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                print("instructions %s: %s" % (s, e), file=sys.stderr)
+                continue
+            res["key"] = "instructions"
+            raw.append(res)
+            stats.setdefault("instructions", {})[s] = {
+                "instructions_per_event": res["instructions_per_event"],
+                "spin_share": res["spin_share"]}
+            put(name, res["instructions_per_event"])
+            print("instr     %-9s per no-op event     %10.0f "
+                  "(spin-waits excluded: %.2f%% of the count)"
+                  % (s, res["instructions_per_event"],
+                     100 * res["spin_share"]))
+
     # Memory per event waiting for a retry (bench-retry, beside one
     # libevent timer per waiting item), interleaved like the rest.
     retry_bin = os.path.join(os.path.dirname(binary), "bench-retry")
     if os.path.exists(retry_bin) and (not args.only or
-                                      "retrymem" in args.only.split(",")):
+                                      "retrymem" in only):
         n = 200000 if args.quick else 1000000
         per = {"evfn": [], "libevent": []}
         for r in range(runs):
@@ -330,7 +369,7 @@ def main():
     # a bare evhttp handler answering 202, interleaved (bench-http).
     http_bin = os.path.join(os.path.dirname(binary), "bench-http")
     if (os.path.exists(http_bin) and shutil.which("wrk") and
-            (not args.only or "http" in args.only.split(","))):
+            (not args.only or "http" in only)):
         secs = "1s" if args.quick else "3s"
         per = {"evfn": [], "bare": []}
         for r in range(runs):
@@ -373,7 +412,7 @@ def main():
     redis_bin = os.path.join(os.path.dirname(os.path.dirname(binary)),
                              "tests", "test-redis")
     if (os.path.exists(redis_bin) and shutil.which("redis-server")
-            and (not args.only or "redis" in args.only.split(","))):
+            and (not args.only or "redis" in only)):
         n = 20000 if args.quick else 100000
         vals = {"xadd": [], "c1": [], "c3": [], "c3kill": []}
         for r in range(runs):
@@ -561,7 +600,7 @@ def main():
                            "bench_python.py")
     if (os.path.isdir(os.path.join(pymod, "evfn")) and
             os.path.exists(pybench) and
-            (not args.only or "python" in args.only.split(","))):
+            (not args.only or "python" in only)):
         env = dict(os.environ, PYTHONPATH=pymod)
         p = subprocess.run(["/usr/bin/python3", pybench, "--runs", str(runs),
                             "--tasks", "10000" if args.quick else "20000"],
@@ -599,7 +638,7 @@ def main():
         print()
     print("summary:")
     for k, v in summary.items():
-        print("  %-24s %s" % (k, v))
+        print("  %-36s %s" % (k, v))
 
     os.makedirs(args.out, exist_ok=True)
     doc = {
