@@ -317,7 +317,8 @@ def main():
         for s, name in (("evfn", "instructions_per_event_noop"),
                         ("pthread", "instructions_per_event_noop_pthread")):
             try:
-                res = instructions.per_event(binary, s, small, large)
+                res = instructions.per_event(binary, s, small, large,
+                                             repeat=1 if args.quick else 3)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 print("instructions %s: %s" % (s, e), file=sys.stderr)
                 continue
