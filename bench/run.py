@@ -459,7 +459,7 @@ def main():
     pg_bin = os.path.join(os.path.dirname(binary), "bench-pg")
     cluster = os.path.join(ROOT, "tests", "pg-cluster.sh")
     if (os.path.exists(pg_bin) and shutil.which("pgbench") and
-            (not args.only or "pg" in args.only.split(","))):
+            (not args.only or "pg" in only)):
         n = 20000 if args.quick else 50000
         p = subprocess.run(["sh", cluster, "run", pg_bin, "--rounds",
                             str(runs), "--rows", str(n)],
