@@ -18,13 +18,16 @@
  * not an item will do; the intake's own is one. */
 #define GIVEN_UP(q) ((void *)(q))
 
+/* The cache line: pos is written by every producer and the consumer, so
+ * nothing else shares its line. */
+#define LINE 64
+
 struct evfn__intake {
-	/* Alone on its cache line: every producer and the consumer write
-	 * it, and the slots must not share the line with it. */
-	_Alignas(64) _Atomic uint64_t pos; /* head << 32 | tail */
-	char pad[64 - sizeof(uint64_t)];
+	_Atomic uint64_t pos; /* head << 32 | tail; at a line's start */
+	char pad[LINE - sizeof(uint64_t)];
+	void *raw;            /* what the allocator returned */
 	uint32_t bound;
-	uint32_t mask;     /* ring size - 1 */
+	uint32_t mask;        /* ring size - 1 */
 	_Atomic(void *) slot[];
 };
 
@@ -49,13 +52,16 @@ evfn__intake_new_at(struct evfn__intake **out, uint32_t bound,
 	uint32_t size = 1;
 	while (size < bound)
 		size <<= 1;
-	/* calloc: every slot starts NULL, "not filled". The header's
-	 * alignment is asked of a malloc that promises 16: the line it
-	 * keeps to itself is a matter of speed, not correctness. */
-	struct evfn__intake *q = evfn__calloc(
-		1, sizeof(*q) + (size_t)size * sizeof(q->slot[0]));
-	if (!q)
+	/* calloc: every slot starts NULL, "not filled". The allocator
+	 * promises less than a line's alignment, so the ring starts at the
+	 * first line boundary inside a line's worth more. */
+	void *raw = evfn__calloc(1, LINE + sizeof(struct evfn__intake) +
+	                                    (size_t)size * sizeof(void *));
+	if (!raw)
 		return EVFN_ENOMEM;
+	struct evfn__intake *q =
+		(void *)(((uintptr_t)raw + LINE - 1) & ~(uintptr_t)(LINE - 1));
+	q->raw = raw;
 	atomic_init(&q->pos, (uint64_t)start << 32 | start);
 	q->bound = bound;
 	q->mask = size - 1;
@@ -66,7 +72,8 @@ evfn__intake_new_at(struct evfn__intake **out, uint32_t bound,
 void
 evfn__intake_free(struct evfn__intake *q)
 {
-	evfn__free(q);
+	if (q)
+		evfn__free(q->raw);
 }
 
 int
