@@ -496,7 +496,7 @@ def main():
     # pending events. Interleaved like the rest.
     journal_bin = os.path.join(os.path.dirname(binary), "bench-journal")
     if os.path.exists(journal_bin) and (not args.only or
-                                        "journal" in args.only.split(",")):
+                                        "journal" in only):
         secs = "1" if args.quick else "3"
         n_dispatch = "300000" if args.quick else "1000000"
         n_recover = "200000" if args.quick else "1000000"
