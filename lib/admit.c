@@ -49,6 +49,7 @@ fifo_pop(struct evfn__fn_fifo *q)
 static bool
 fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	/* Draining: what has not started is handed back, not started. At
 	 * its stuck cap a function starts nothing (each start could strand
 	 * one more thread) until a stuck handler returns. */
@@ -64,6 +65,7 @@ fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 void
 evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (fn->in_ready) {
 		if (fn->cfg.executor != EVFN_EXECUTOR_LOOP)
 			evfn__pool_backlog_locked(rt);
@@ -85,6 +87,7 @@ evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 void
 evfn__unstarve_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	rt->inv_starved = false;
 	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
 		evfn__fn_schedule_locked(rt, fn);
@@ -97,6 +100,7 @@ static struct evfn__inv *
 take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
                  struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *inv;
 	while ((inv = evfn__queue_pop_locked(rt, fn))) {
 		/* A first attempt's ready time is its event's birth. */
@@ -123,6 +127,7 @@ static void
 start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                      struct evfn__inv *inv, int64_t now)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	inv->ctx.deadline_ns = now + fn->cfg.timeout_ns;
 	atomic_store_explicit(&inv->ctx.state, EVFN__ATTEMPT_RUNNING,
 	                      memory_order_relaxed);
@@ -141,6 +146,7 @@ start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 static void
 call_started_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	evfn__watchdog_arm_locked(rt);
 	uint64_t running = (uint64_t)(fn->running - fn->prefetched);
 	if (running > fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
@@ -152,6 +158,7 @@ static struct evfn__inv *
 start_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
                   struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *inv = take_next_locked(rt, fn, now, garbage);
 	if (inv)
 		start_attempt_locked(rt, fn, inv, now);
@@ -162,6 +169,7 @@ struct evfn__inv *
 evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
                   struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn;
 	while ((fn = fifo_pop(q))) {
 		/* Off the list from here: an event that ends below (expired,
@@ -203,6 +211,7 @@ int
 evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
                       struct evfn__inv **garbage, int max)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	struct evfn__inv *last = inv, *next;
 	int n = 0;
@@ -222,6 +231,7 @@ bool
 evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                      struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	struct evfn__inv *r = evfn__inv_alloc_locked(rt);
 	if (!r)
@@ -293,7 +303,7 @@ admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 
 	/* Read before the lock: a clock read is not free on a VM. */
 	int64_t now = evfn__now_ns();
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	if (rt->state >= EVFN__DRAINING) {
 		rc = EVFN_ESHUTDOWN;
 		goto out;
@@ -387,7 +397,7 @@ out:
 		invs = inv->next;
 		evfn__inv_put_locked(rt, inv);
 	}
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	if (t.v != t.small)
 		evfn__free(t.v);
 	evfn__dispose(rt, looped);

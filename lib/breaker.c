@@ -26,6 +26,7 @@ static void
 notice_locked(struct evfn_rt *rt, struct evfn_fn *fn, int kind,
               const char *error)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (!rt->opts.record_cb)
 		return;
 	struct evfn__notice *n = evfn__calloc(1, sizeof(*n));
@@ -46,6 +47,7 @@ static void
 set_state_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                  struct evfn__breaker *b, int state, const char *why)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	static const int kinds[] = {
 		[EVFN_CIRCUIT_CLOSED] = EVFN_RECORD_CIRCUIT_CLOSED,
 		[EVFN_CIRCUIT_OPEN] = EVFN_RECORD_CIRCUIT_OPEN,
@@ -68,6 +70,7 @@ static void
 open_locked(struct evfn_rt *rt, struct evfn_fn *fn, struct evfn__breaker *b,
             int64_t now, const char *why)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	b->open_until = now + fn->cfg.breaker_cooldown_ns;
 	fn->stat[EVFN_STAT_CIRCUIT_OPENS]++;
 	set_state_locked(rt, fn, b, EVFN_CIRCUIT_OPEN, why);
@@ -78,6 +81,7 @@ open_locked(struct evfn_rt *rt, struct evfn_fn *fn, struct evfn__breaker *b,
 void
 evfn__breaker_tick_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__breaker *b = evfn__flow_breaker(fn);
 	if (!b || b->state != EVFN_CIRCUIT_OPEN)
 		return;
@@ -96,6 +100,7 @@ bool
 evfn__breaker_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                             int64_t now)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__breaker *b = evfn__flow_breaker(fn);
 	evfn__breaker_tick_locked(rt, fn, now); /* re-arms while open */
 	switch (b->state) {
@@ -111,6 +116,7 @@ evfn__breaker_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 bool
 evfn__breaker_refuses_locked(const struct evfn_fn *fn)
 {
+	EVFN__ASSERT_LOCKED(fn->rt);
 	struct evfn__breaker *b = evfn__flow_breaker((struct evfn_fn *)fn);
 	return b && b->state == EVFN_CIRCUIT_OPEN &&
 	       fn->cfg.breaker_policy == EVFN_CIRCUIT_REFUSE;
@@ -119,6 +125,7 @@ evfn__breaker_refuses_locked(const struct evfn_fn *fn)
 void
 evfn__breaker_on_start_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(fn->rt);
 	struct evfn__breaker *b = evfn__flow_breaker(fn);
 	if (b->state == EVFN_CIRCUIT_HALF_OPEN) {
 		b->probe_out = true;
@@ -130,6 +137,7 @@ void
 evfn__breaker_record_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                             const struct evfn__inv *inv, bool ok, int64_t now)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__breaker *b = evfn__flow_breaker(fn);
 	if (!b)
 		return;
@@ -177,7 +185,7 @@ evfn__notices_deliver(struct evfn_rt *rt)
 {
 	if (!atomic_load_explicit(&rt->notices_due, memory_order_acquire))
 		return;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	struct evfn__notice *list = NULL;
 	while (rt->notices) { /* oldest first */
 		struct evfn__notice *n = rt->notices;
@@ -186,7 +194,7 @@ evfn__notices_deliver(struct evfn_rt *rt)
 		list = n;
 	}
 	atomic_store_explicit(&rt->notices_due, false, memory_order_relaxed);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	while (list) {
 		struct evfn__notice *n = list;
 		list = n->next;

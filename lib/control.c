@@ -15,7 +15,7 @@ set_paused(evfn_rt *rt, const char *fn_name, bool paused)
 {
 	if (!rt || !fn_name)
 		return EVFN_EINVAL;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
 	if (fn && fn->paused != paused) {
 		fn->paused = paused;
@@ -23,7 +23,7 @@ set_paused(evfn_rt *rt, const char *fn_name, bool paused)
 		if (!paused)
 			evfn__fn_schedule_locked(rt, fn);
 	}
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return fn ? 0 : EVFN_ENOFN;
 }
 
@@ -81,6 +81,7 @@ static int
 cancel_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
                    struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	int n = count(list);
 	evfn__finish_list_locked(rt, list, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
 	                         garbage);
@@ -93,6 +94,7 @@ static int
 cancel_waiting_locked(struct evfn_rt *rt, struct search *s,
                       struct evfn__inv **garbage, bool *short_of_memory)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	int n = 0;
 	/* Taken out of the queues first, so that an active one's end,
 	 * which queues the next of its key, cannot disturb a walk. */
@@ -120,9 +122,9 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 	struct search s = {.id = event_id};
 	struct evfn__inv *garbage = NULL;
 	bool short_of_memory = false;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	if (fn_name && !(s.fn = evfn__fn_find(rt, fn_name))) {
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 		return EVFN_ENOFN;
 	}
 	int n = cancel_waiting_locked(rt, &s, &garbage, &short_of_memory);
@@ -130,7 +132,7 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 	for (struct evfn__inv *inv = rt->pending; inv; inv = inv->pend_next)
 		request_cancel(inv, &s);
 	request_cancel(rt->loop_current, &s);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	evfn__dispose(rt, garbage);
 	/* Queued events that had no record to end in: the records just
 	 * disposed of are free again, so go on while that helps. */
@@ -138,9 +140,9 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 	while (short_of_memory && got > 0) {
 		short_of_memory = false;
 		garbage = NULL;
-		pthread_mutex_lock(&rt->lock);
+		evfn__lock_acquire(&rt->lock);
 		got = cancel_waiting_locked(rt, &s, &garbage, &short_of_memory);
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 		evfn__dispose(rt, garbage);
 		n += got;
 	}

@@ -286,7 +286,7 @@ evfn_dead_letter_evicted(evfn_rt *rt)
 
 /* Unlinks the entry with this id (NULL when absent). dead_lock held. */
 static struct evfn__dead *
-take_locked(struct evfn_rt *rt, uint64_t id)
+take_entry(struct evfn_rt *rt, uint64_t id)
 {
 	struct evfn__dead *e = rt->dead_head;
 	while (e && e->dl->id != id)
@@ -368,7 +368,7 @@ evfn_dead_letter_delete(evfn_rt *rt, uint64_t id)
 	if (!rt)
 		return EVFN_EINVAL;
 	pthread_mutex_lock(&rt->dead_lock);
-	struct evfn__dead *e = take_locked(rt, id);
+	struct evfn__dead *e = take_entry(rt, id);
 	pthread_mutex_unlock(&rt->dead_lock);
 	if (!e)
 		return EVFN_ENOENT;

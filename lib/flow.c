@@ -82,6 +82,7 @@ evfn__flow_breaker(struct evfn_fn *fn)
 void
 evfn__flow_arm_locked(struct evfn_fn *fn, int64_t due)
 {
+	EVFN__ASSERT_LOCKED(fn->rt);
 	struct evfn__flow *f = fn->flow;
 	if (f->timer_due && f->timer_due <= due)
 		return;
@@ -102,6 +103,7 @@ evfn__flow_arm_locked(struct evfn_fn *fn, int64_t due)
 bool
 evfn__flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__flow *f = fn->flow;
 	if (fn->cfg.breaker_window_ns && !evfn__breaker_allows_locked(rt, fn, now))
 		return false;
@@ -134,6 +136,7 @@ void
 evfn__flow_on_start_locked(struct evfn_fn *fn, struct evfn__inv *inv,
                            int64_t now)
 {
+	EVFN__ASSERT_LOCKED(fn->rt);
 	struct evfn__flow *f = fn->flow;
 	if (f->interval_ns) {
 		f->tat_ns = EVFN__MAX(f->tat_ns, now) + f->interval_ns;
@@ -151,11 +154,11 @@ flow_timer_cb(int fd, short what, void *arg)
 	struct evfn__flow *f = arg;
 	struct evfn_rt *rt = f->rt;
 	evfn__note_loop_thread(rt);
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	f->timer_due = 0;
 	if (f->fn->cfg.breaker_window_ns)
 		evfn__breaker_tick_locked(rt, f->fn, evfn__now_ns());
 	evfn__fn_schedule_locked(rt, f->fn);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	evfn__notices_deliver(rt);
 }

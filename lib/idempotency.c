@@ -45,6 +45,7 @@ drop(struct evfn_fn *fn, struct evfn__idem *e)
 bool
 evfn__idem_hit_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(fn->rt);
 	char buf[EVFN_NAME_MAX + 1];
 	const char *key = key_of(fn, inv, buf, sizeof(buf));
 	struct evfn__idem *e;
@@ -68,6 +69,7 @@ evfn__idem_hit_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 void
 evfn__idem_store_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(fn->rt);
 	char buf[EVFN_NAME_MAX + 1];
 	const char *key = key_of(fn, inv, buf, sizeof(buf));
 	struct evfn__idem *e;
@@ -95,6 +97,7 @@ evfn__idem_store_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 void
 evfn__idem_sweep_locked(struct evfn_fn *fn, int64_t now)
 {
+	EVFN__ASSERT_LOCKED(fn->rt);
 	struct evfn__idem *e, *tmp;
 	HASH_ITER(hh, fn->idem, e, tmp)
 	{

@@ -24,6 +24,7 @@
 struct evfn__inv *
 evfn__inv_alloc_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *inv = rt->inv_free;
 	if (inv) {
 		/* Zeroed when it was released, outside the lock. */
@@ -62,9 +63,9 @@ evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
 			 * a waiter woken next finds them done. */
 			evfn__after_end(rt, inv);
 			if (inv->waiter) {
-				pthread_mutex_lock(&rt->lock);
+				evfn__lock_acquire(&rt->lock);
 				wake_waiter(rt, inv, inv->final_code);
-				pthread_mutex_unlock(&rt->lock);
+				evfn__lock_release(&rt->lock);
 			}
 		}
 		/* Zeroed here, with no lock held, for its next use. */
@@ -86,6 +87,7 @@ evfn__inv_drop(struct evfn__inv *inv)
 void
 evfn__inv_put_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (rt->inv_free_n >= INV_FREE_MAX) {
 		evfn__free(inv);
 		return;
@@ -98,6 +100,7 @@ evfn__inv_put_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 void
 evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (cleaned && rt->inv_starved)
 		evfn__unstarve_locked(rt);
 	while (cleaned) {
@@ -115,9 +118,9 @@ evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage)
 		return;
 	}
 	struct evfn__inv *cleaned = evfn__release(rt, garbage);
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	evfn__recycle_locked(rt, cleaned);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 }
 
 static void
@@ -166,6 +169,7 @@ void
 evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
                     int result, struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	inv->fn->stat[stat]++;
 	inv->final_stat = (signed char)stat;
 	inv->final_code = result;
@@ -186,6 +190,7 @@ void
 evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
                          evfn_stat stat, int result, struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	while (list) {
 		struct evfn__inv *inv = list;
 		list = inv->next;
@@ -199,6 +204,7 @@ void
 evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                     struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	if (inv->attempt >= (unsigned)fn->cfg.attempts) {
 		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
@@ -231,6 +237,7 @@ evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 void
 evfn__batch_release_locked(struct evfn__inv *inv, struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(inv->fn->rt);
 	struct evfn__inv *item = inv->batch_next;
 	inv->batch_next = NULL;
 	while (item) {
@@ -244,6 +251,7 @@ evfn__batch_release_locked(struct evfn__inv *inv, struct evfn__inv **garbage)
 void
 evfn__carry_on_locked(struct evfn__inv *from, struct evfn__inv *to)
 {
+	EVFN__ASSERT_LOCKED(from->fn->rt);
 	to->ev = evfn_event_ref(from->ev);
 	to->fn = from->fn;
 	to->waiter = from->waiter;
@@ -282,6 +290,7 @@ static void
 end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
                    struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	evfn__attempt_leave_locked(rt, inv);
 	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_DONE);
@@ -344,6 +353,7 @@ void
 evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
                       struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
 		/* The watchdog fenced the call: this return changes nothing.
@@ -479,9 +489,9 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	if (returned || expected == EVFN__ATTEMPT_TIMEDOUT)
 		evfn__record_return(rt, inv, recorded); /* still ours */
 	struct evfn__inv *garbage = NULL;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	if (!returned && atomic_load(&ctx->state) != EVFN__ATTEMPT_TIMEDOUT) {
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 		return EVFN_EPERM;
 	}
 	int rc = !returned || recorded == EVFN__TIMED_OUT ? EVFN_ETIMEDOUT : 0;
@@ -493,12 +503,12 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	/* This thread is not one the runtime stops before it is freed:
 	 * count it, so that free waits until it has let go of rt. */
 	rt->disposing++;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	struct evfn__inv *cleaned = evfn__release(rt, garbage);
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	evfn__recycle_locked(rt, cleaned);
 	if (--rt->disposing == 0)
 		pthread_cond_broadcast(&rt->quiet_cond);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return rc;
 }

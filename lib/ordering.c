@@ -40,6 +40,7 @@ group_new(struct evfn_fn *fn, const char *key)
 void
 evfn__okey_join_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	const char *key = evfn__event_okey(inv->ev);
 	struct evfn_fn *fn = inv->fn;
 	if (!key) {
@@ -76,6 +77,7 @@ evfn__okey_join_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 void
 evfn__okey_leave_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__okey *g = inv->okey;
 	inv->okey = NULL;
 	if (g->active != inv)
@@ -97,6 +99,7 @@ evfn__okey_leave_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 void
 evfn__okey_rebind_locked(struct evfn__okey *g, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(inv->fn->rt);
 	g->active = inv;
 }
 
@@ -104,6 +107,7 @@ struct evfn__inv *
 evfn__okey_take_held_locked(struct evfn_fn *fn, evfn__inv_pred match,
                             void *arg)
 {
+	EVFN__ASSERT_LOCKED(fn->rt);
 	struct evfn__inv *list = NULL, **tail = &list;
 	struct evfn__okey *g, *tmp;
 	HASH_ITER(hh, fn->okeys, g, tmp) {

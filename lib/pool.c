@@ -138,7 +138,7 @@ metrics_of(struct evfn__worker *w, struct evfn_fn *fn)
 	if (fn->index < w->nmetrics && w->metrics[fn->index])
 		return w->metrics[fn->index];
 	struct evfn__metrics *m = NULL;
-	pthread_mutex_lock(&w->rt->lock);
+	evfn__lock_acquire(&w->rt->lock);
 	if (fn->index >= w->nmetrics) {
 		unsigned n = EVFN__MAX(fn->index + 1, w->nmetrics * 2);
 		struct evfn__metrics **a =
@@ -154,7 +154,7 @@ metrics_of(struct evfn__worker *w, struct evfn_fn *fn)
 		m = evfn__calloc(1, sizeof(*m));
 		w->metrics[fn->index] = m;
 	}
-	pthread_mutex_unlock(&w->rt->lock);
+	evfn__lock_release(&w->rt->lock);
 	return m;
 }
 
@@ -223,6 +223,7 @@ void
 evfn__metrics_completed_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
                                int64_t end_ns)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (!rt->opts.no_metrics)
 		record_run(&inv->fn->retired, end_ns - start_of(inv));
 }
@@ -230,6 +231,7 @@ evfn__metrics_completed_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
 void
 evfn__metrics_fenced_locked(struct evfn_rt *rt, const struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (rt->opts.no_metrics)
 		return;
 	struct evfn_fn *fn = inv->fn;
@@ -245,6 +247,7 @@ void
 evfn__metrics_late_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
                           int64_t end_ns)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (rt->opts.no_metrics)
 		return;
 	struct evfn_fn *fn = inv->fn;
@@ -263,6 +266,7 @@ evfn__metrics_late_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
 static void
 retire_metrics_locked(struct evfn_rt *rt, struct evfn__worker *w)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
 		if (fn->index < w->nmetrics && w->metrics[fn->index])
 			evfn__metrics_add(&fn->retired, w->metrics[fn->index]);
@@ -285,6 +289,7 @@ void
 evfn__metrics_collect_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                              struct evfn_stats *s)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	evfn__hist_merge(s->hist[0], &s->hist_sum_ns[0], &fn->retired.run);
 	evfn__hist_merge(s->hist[1], &s->hist_sum_ns[1], &fn->retired.wait);
 	s->v[EVFN_STAT_BILLED_MS] += atomic_load_explicit(
@@ -340,6 +345,7 @@ unlink_worker(struct evfn__worker **list, struct evfn__worker *w)
 static void
 join_exited_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	while (rt->exited) {
 		struct evfn__worker *w = rt->exited;
 		rt->exited = w->next;
@@ -353,6 +359,7 @@ static void *worker_main(void *arg);
 static int
 spawn_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	join_exited_locked(rt);
 	struct evfn__worker *w = evfn__worker_new(rt);
 	if (!w)
@@ -376,6 +383,7 @@ spawn_locked(struct evfn_rt *rt)
 static bool
 wake_idle_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (rt->nidle <= rt->nwaking)
 		return false;
 	rt->nwaking++;
@@ -389,6 +397,7 @@ wake_idle_locked(struct evfn_rt *rt)
 static bool
 room_for_worker_locked(const struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	return rt->nthreads + rt->nheld < rt->opts.max_workers;
 }
 
@@ -397,6 +406,7 @@ room_for_worker_locked(const struct evfn_rt *rt)
 static void
 wake_or_spawn_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (rt->spinner)
 		return; /* see wait_for_work_locked */
 	if (wake_idle_locked(rt))
@@ -409,6 +419,7 @@ wake_or_spawn_locked(struct evfn_rt *rt)
 void
 evfn__pool_notify_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	/* On the loop thread (HTTP requests, triggers, due retries) one
 	 * loop pass often admits several events: the wake-up waits for the
 	 * end of the pass and serves them all, instead of a futex call per
@@ -429,6 +440,7 @@ evfn__pool_notify_locked(struct evfn_rt *rt)
 void
 evfn__pool_backlog_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	/* A sleeper, not a new thread: a worker is idle (the spinner). */
 	if (rt->spinner)
 		(void)wake_idle_locked(rt);
@@ -440,16 +452,17 @@ evfn__pool_kick_cb(int fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct evfn_rt *rt = arg;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	rt->kick_pending = false;
 	if (rt->ready.head)
 		wake_or_spawn_locked(rt);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 }
 
 int
 evfn__pool_start_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	int rc = 0;
 	rt->spin_polls = SPIN_POLLS_MAX;
 	while (rc == 0 && rt->nthreads < rt->opts.min_workers)
@@ -463,14 +476,16 @@ evfn__pool_start_locked(struct evfn_rt *rt)
 static void
 wait_out_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	while (rt->nthreads > 0 || rt->nexiting > 0)
-		pthread_cond_wait(&rt->quiet_cond, &rt->lock);
+		evfn__lock_wait(&rt->lock, &rt->quiet_cond);
 	join_exited_locked(rt);
 }
 
 void
 evfn__pool_unwind_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	/* The workers it started find the runtime still unstarted and
 	 * leave at once (worker_main). */
 	wait_out_locked(rt);
@@ -479,11 +494,11 @@ evfn__pool_unwind_locked(struct evfn_rt *rt)
 void
 evfn__pool_stop(struct evfn_rt *rt)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	rt->quit = true;
 	pthread_cond_broadcast(&rt->work_cond);
 	wait_out_locked(rt);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 }
 
 /* Waits for work. Returns false when this worker should exit: the pool is
@@ -491,6 +506,7 @@ evfn__pool_stop(struct evfn_rt *rt)
 static bool
 wait_for_work_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (rt->quit)
 		return false;
 	/* Spin before sleeping: work that arrives within a few
@@ -512,7 +528,7 @@ wait_for_work_locked(struct evfn_rt *rt)
 		rt->spinner = true;
 		polls = rt->spin_polls;
 	}
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	int64_t spin_start = spin ? evfn__now_ns() : 0;
 	evfn__notices_deliver(rt);
 	bool caught = false;
@@ -530,7 +546,7 @@ wait_for_work_locked(struct evfn_rt *rt)
 		else
 			cpu_relax();
 	}
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	if (spin) {
 		rt->spinner = false;
 		if (!caught)
@@ -548,9 +564,9 @@ wait_for_work_locked(struct evfn_rt *rt)
 		int64_t ns = until.tv_nsec + rt->opts.idle_timeout_ns;
 		until.tv_sec += ns / EVFN__NS_PER_SEC;
 		until.tv_nsec = ns % EVFN__NS_PER_SEC;
-		err = pthread_cond_timedwait(&rt->work_cond, &rt->lock, &until);
+		err = evfn__lock_wait_until(&rt->lock, &rt->work_cond, &until);
 	} else {
-		pthread_cond_wait(&rt->work_cond, &rt->lock);
+		evfn__lock_wait(&rt->lock, &rt->work_cond);
 	}
 	rt->nidle--;
 	if (rt->nwaking > 0)
@@ -626,6 +642,7 @@ run_chain(struct evfn__worker *w, struct evfn__inv *inv, int64_t now,
 static bool
 rejoin_locked(struct evfn_rt *rt, struct evfn__worker *w)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	bool room = w->holds_slot || room_for_worker_locked(rt);
 	bool wanted = rt->nthreads < rt->opts.min_workers || rt->ready.head;
 	if (!room || !wanted || rt->quit || rt->state >= EVFN__DRAINING)
@@ -652,7 +669,7 @@ worker_main(void *arg)
 	/* The time an attempt starts is the time the previous one ended:
 	 * one clock read per attempt, none under the lock. */
 	int64_t now = evfn__now_ns();
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	/* Started by a start that failed part way: the runtime stayed
 	 * unstarted, and this worker leaves without taking anything. */
 	if (rt->state == EVFN__CREATED)
@@ -661,11 +678,11 @@ worker_main(void *arg)
 		struct evfn__inv *inv =
 			evfn__pick_locked(rt, &rt->ready, now, &garbage);
 		if (!inv && garbage) {
-			pthread_mutex_unlock(&rt->lock);
+			evfn__lock_release(&rt->lock);
 			struct evfn__inv *cleaned = evfn__release(rt, garbage);
 			garbage = NULL;
 			now = evfn__now_ns();
-			pthread_mutex_lock(&rt->lock);
+			evfn__lock_acquire(&rt->lock);
 			evfn__recycle_locked(rt, cleaned);
 			continue;
 		}
@@ -684,13 +701,13 @@ worker_main(void *arg)
 			evfn__pool_notify_locked(rt);
 		w->chain = inv;
 		atomic_store_explicit(&w->current, inv, memory_order_release);
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 		/* Release the previous round's leftovers outside the lock. */
 		struct evfn__inv *cleaned = evfn__release(rt, garbage);
 		garbage = NULL;
 		int64_t start = now;
 		now = run_chain(w, inv, now, outcomes, ran);
-		pthread_mutex_lock(&rt->lock);
+		evfn__lock_acquire(&rt->lock);
 		evfn__recycle_locked(rt, cleaned);
 		atomic_store_explicit(&w->current, NULL, memory_order_relaxed);
 		w->chain = NULL;
@@ -727,20 +744,20 @@ leave:
 		rt->nthreads--;
 		rt->nexiting++;
 	}
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	if (garbage)
 		evfn__dispose(rt, garbage);
 
 	/* Warm state is torn down on the thread that built it. */
 	fini_states(w);
 
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	w->next = rt->exited;
 	rt->exited = w;
 	rt->nexiting--;
 	if (rt->nthreads == 0 && rt->nexiting == 0)
 		pthread_cond_broadcast(&rt->quiet_cond);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return NULL;
 }
 
@@ -749,6 +766,7 @@ evfn__pool_each_running_locked(struct evfn_rt *rt,
                                void (*f)(struct evfn__inv *, void *),
                                void *arg)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	for (struct evfn__worker *w = rt->workers; w; w = w->next)
 		for (struct evfn__inv *c = w->chain; c; c = c->run_next)
 			for (struct evfn__inv *x = c; x; x = x->batch_next)
@@ -760,6 +778,7 @@ evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
                                 struct evfn__inv **garbage,
                                 struct evfn__inv **fenced)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__worker *w = rt->workers;
 	while (w) {
 		struct evfn__worker *next = w->next;

@@ -103,6 +103,7 @@ ring_pop(struct evfn__queue *q)
 static struct evfn__inv *
 materialize_locked(struct evfn_rt *rt, struct evfn_fn *fn, evfn_event *ev)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *inv = evfn__inv_alloc_locked(rt);
 	if (inv) {
 		inv->ev = ev;
@@ -115,6 +116,7 @@ materialize_locked(struct evfn_rt *rt, struct evfn_fn *fn, evfn_event *ev)
 bool
 evfn__queue_reserve_bare_locked(struct evfn_fn *fn)
 {
+	EVFN__ASSERT_LOCKED(fn->rt);
 	return !fn->q.over_head && ring_room(&fn->q);
 }
 
@@ -122,6 +124,7 @@ void
 evfn__queue_push_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                              evfn_event *ev)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	ring_push(&fn->q, (uintptr_t)ev | BARE_TAG);
 	fn->queued++;
 	evfn__fn_schedule_locked(rt, fn);
@@ -130,6 +133,7 @@ evfn__queue_push_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 void
 evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	struct evfn__queue *q = &fn->q;
 	inv->next = NULL;
@@ -151,6 +155,7 @@ evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 void
 evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	inv->fn->queued++;
 	evfn__enqueue_held_locked(rt, inv);
 }
@@ -169,6 +174,7 @@ evfn__queue_head_ready_ns(struct evfn_fn *fn)
 struct evfn__inv *
 evfn__queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__queue *q = &fn->q;
 	struct evfn__inv *inv;
 	if (q->n > 0) {
@@ -204,6 +210,7 @@ struct evfn__inv *
 evfn__queue_take_front_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                               size_t max, bool *short_of_memory)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *list = NULL, **tail = &list, *inv = NULL;
 	for (size_t n = 0; n < max && (inv = evfn__queue_pop_locked(rt, fn));
 	     n++) {
@@ -220,6 +227,7 @@ struct evfn__inv *
 evfn__queue_take_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                         evfn__inv_pred match, void *arg, bool *short_of_memory)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__queue *q = &fn->q;
 	struct evfn__inv *list = NULL, **tail = &list;
 	size_t kept = 0, taken = 0;

@@ -61,7 +61,7 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 		return rc;
 	}
 
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	if (rt->state >= EVFN__DRAINING)
 		rc = EVFN_ESHUTDOWN;
 	else if (evfn__fn_find(rt, name))
@@ -80,7 +80,7 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 			rt->all_head = fn;
 		rt->all_tail = fn;
 	}
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	if (rc < 0) {
 		evfn__flow_free(fn);
 		evfn__free(fn);
@@ -107,7 +107,7 @@ evfn_subscribe(evfn_rt *rt, const char *pattern, const char *fn_name)
 		rc = evfn__pattern_check(pattern);
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
 	if (rt->state >= EVFN__DRAINING)
 		rc = EVFN_ESHUTDOWN;
@@ -115,7 +115,7 @@ evfn_subscribe(evfn_rt *rt, const char *pattern, const char *fn_name)
 		rc = EVFN_ENOFN;
 	else
 		rc = evfn__router_add(rt->router, pattern, fn);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return rc;
 }
 

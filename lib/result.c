@@ -15,10 +15,11 @@
 void
 evfn__deliver_results_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	while (rt->results_head) {
 		struct evfn__waiter *list = rt->results_head;
 		rt->results_head = rt->results_tail = NULL;
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 		while (list) {
 			struct evfn__waiter *w = list;
 			list = w->next;
@@ -26,7 +27,7 @@ evfn__deliver_results_locked(struct evfn_rt *rt)
 			evfn__result_clear(w);
 			evfn__free(w);
 		}
-		pthread_mutex_lock(&rt->lock);
+		evfn__lock_acquire(&rt->lock);
 	}
 }
 
@@ -115,10 +116,10 @@ evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data, size_t len,
 	rc = evfn__admit(rt, ev, fn_name, &w, NULL);
 	evfn_event_unref(ev);
 	if (rc == 0) {
-		pthread_mutex_lock(&rt->lock);
+		evfn__lock_acquire(&rt->lock);
 		while (!w.done)
-			pthread_cond_wait(&w.cond, &rt->lock);
-		pthread_mutex_unlock(&rt->lock);
+			evfn__lock_wait(&rt->lock, &w.cond);
+		evfn__lock_release(&rt->lock);
 		rc = w.result;
 		if (rc == 0 && resp) {
 			*resp = w.resp;

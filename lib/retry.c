@@ -71,6 +71,7 @@ heap_gauge(uintptr_t entry)
 static uintptr_t
 compact_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (inv->delayed || inv->waiter || inv->okey || inv->probe ||
 	    inv->cancel_requested || inv->hook_running || inv->orphaned ||
 	    inv->ctx.resp || inv->ctx.meta)
@@ -98,6 +99,7 @@ compact_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 static struct evfn__inv *
 expand_locked(struct evfn_rt *rt, const struct evfn__due *slot)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (!is_compact(slot->entry))
 		return (struct evfn__inv *)slot->entry;
 	struct evfn__waiting *w = as_compact(slot->entry);
@@ -127,6 +129,7 @@ expand_locked(struct evfn_rt *rt, const struct evfn__due *slot)
 static struct evfn__inv *
 leave_heap_locked(struct evfn_rt *rt, const struct evfn__due *slot)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	uint64_t *gauge = heap_gauge(slot->entry); /* before expand frees */
 	struct evfn__inv *inv = expand_locked(rt, slot);
 	if (inv)
@@ -180,6 +183,7 @@ heap_pop(struct evfn_rt *rt)
 static void
 requeue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (inv->delayed) {
 		inv->delayed = false;
 		evfn__okey_join_locked(rt, inv);
@@ -194,6 +198,7 @@ requeue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 static void
 arm_timer_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (rt->heap_n == 0 || !rt->retry_timer)
 		return;
 	int64_t due = rt->heap[0].due_ns;
@@ -211,6 +216,7 @@ arm_timer_locked(struct evfn_rt *rt)
 void
 evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (rt->heap_n == rt->heap_cap) {
 		unsigned cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
 		struct evfn__due *heap =
@@ -234,6 +240,7 @@ evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 void
 evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	/* Draining: what waits is handed back, not queued again. */
 	if (rt->state >= EVFN__DRAINING)
 		return;
@@ -255,6 +262,7 @@ struct evfn__inv *
 evfn__retry_take_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg,
                         bool *short_of_memory)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *list = NULL;
 	unsigned kept = 0;
 	for (unsigned i = 0; i < rt->heap_n; i++) {
@@ -284,6 +292,7 @@ struct evfn__inv *
 evfn__retry_take_some_locked(struct evfn_rt *rt, size_t max,
                              bool *short_of_memory)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *list = NULL;
 	/* From the array's end: what stays is still a heap. */
 	for (size_t n = 0; n < max && rt->heap_n > 0; n++) {
@@ -328,8 +337,8 @@ evfn__retry_timer_cb(int fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct evfn_rt *rt = arg;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	rt->timer_due_ns = 0;
 	evfn__retry_run_due_locked(rt, evfn__now_ns());
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 }

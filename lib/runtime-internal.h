@@ -25,11 +25,15 @@
 #include "event-internal.h"
 #include "hash-internal.h"
 #include "histogram-internal.h"
+#include "lock-internal.h"
 #include "options-internal.h"
 #include "route-internal.h"
 
 struct event;
 struct event_base;
+
+/* The precondition of every function whose name ends in _locked. */
+#define EVFN__ASSERT_LOCKED(rt) EVFN__ASSERT_HELD(&(rt)->lock)
 
 enum evfn__rt_state {
 	EVFN__CREATED,
@@ -192,7 +196,7 @@ struct evfn__fn_fifo {
 };
 
 struct evfn_rt {
-	pthread_mutex_t lock;
+	struct evfn__lock lock;
 	pthread_cond_t work_cond;   /* idle workers wait here */
 	pthread_cond_t quiet_cond;  /* drain/free wait here for in_flight */
 	enum evfn__rt_state state;
@@ -352,6 +356,7 @@ void evfn__watchdog_arm_slow_locked(struct evfn_rt *rt);
 static inline void
 evfn__watchdog_arm_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (__builtin_expect(!rt->watchdog_armed, 0))
 		evfn__watchdog_arm_slow_locked(rt);
 }
@@ -361,6 +366,7 @@ evfn__watchdog_arm_locked(struct evfn_rt *rt)
 static inline void
 evfn__starve_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	rt->inv_starved = true;
 	evfn__watchdog_arm_locked(rt);
 }
@@ -581,6 +587,7 @@ struct evfn__inv *evfn__inv_alloc_locked(struct evfn_rt *rt);
 static inline void
 evfn__attempt_leave_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	inv->fn->running--;
 	rt->in_flight--;
 	if (inv->prefetched) {

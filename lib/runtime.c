@@ -55,6 +55,7 @@ enable_libevent_threads(void)
 void
 evfn__loop_wake_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (rt->wake_pending || !rt->wake_ev)
 		return;
 	rt->wake_pending = true;
@@ -71,7 +72,7 @@ loop_wake_cb(int fd, short what, void *arg)
 	evfn__tls_loop_rt = rt;
 	evfn__note_loop_thread(rt);
 	struct evfn__inv *garbage = NULL;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	rt->wake_pending = false;
 	int64_t now = evfn__now_ns();
 	for (int budget = LOOP_BUDGET; budget > 0; budget--) {
@@ -80,7 +81,7 @@ loop_wake_cb(int fd, short what, void *arg)
 		if (!inv)
 			break;
 		rt->loop_current = inv;
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 		int outcome = evfn__run_attempt(rt, inv, rt->loop_worker);
 		/* A PENDING attempt's run time is known when it completes
 		 * (evfn_ctx_complete(), or the watchdog); its queue wait is
@@ -92,7 +93,7 @@ loop_wake_cb(int fd, short what, void *arg)
 		else
 			evfn__worker_record(rt->loop_worker, inv, now);
 		evfn__record_return(rt, inv, outcome);
-		pthread_mutex_lock(&rt->lock);
+		evfn__lock_acquire(&rt->lock);
 		rt->loop_current = NULL;
 		if (outcome == EVFN_PENDING)
 			evfn__pending_add_locked(rt, inv);
@@ -102,7 +103,7 @@ loop_wake_cb(int fd, short what, void *arg)
 	if (rt->loop_ready.head)
 		evfn__loop_wake_locked(rt);
 	evfn__deliver_results_locked(rt);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	evfn__dispose(rt, garbage);
 	evfn__tls_loop_rt = outer;
 }
@@ -196,7 +197,7 @@ destroy(struct evfn_rt *rt)
 	evfn__free(rt->opts.source);
 	pthread_cond_destroy(&rt->work_cond);
 	pthread_cond_destroy(&rt->quiet_cond);
-	pthread_mutex_destroy(&rt->lock);
+	evfn__lock_destroy(&rt->lock);
 	pthread_mutex_destroy(&rt->dead_lock);
 	evfn__free(rt);
 }
@@ -213,13 +214,7 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	struct evfn_rt *rt = evfn__calloc(1, sizeof(*rt));
 	if (!rt)
 		return EVFN_ENOMEM;
-	/* Adaptive: the lock is held for a few dozen instructions, so a
-	 * contender spins briefly instead of sleeping in the kernel. */
-	pthread_mutexattr_t lock_attr;
-	pthread_mutexattr_init(&lock_attr);
-	pthread_mutexattr_settype(&lock_attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-	pthread_mutex_init(&rt->lock, &lock_attr);
-	pthread_mutexattr_destroy(&lock_attr);
+	evfn__lock_init(&rt->lock, true);
 	pthread_mutex_init(&rt->dead_lock, NULL);
 	init_monotonic_cond(&rt->work_cond);
 	init_monotonic_cond(&rt->quiet_cond);
@@ -258,12 +253,12 @@ evfn_runtime_start(evfn_rt *rt)
 {
 	if (!rt)
 		return EVFN_EINVAL;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	int rc = rt->state == EVFN__STARTED  ? EVFN_EALREADY
 	         : rt->state != EVFN__CREATED ? EVFN_ESHUTDOWN
 	                                      : 0;
 	if (rc < 0) {
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 		return rc;
 	}
 	/* All or nothing, under one hold of the lock: the workers take
@@ -281,7 +276,7 @@ evfn_runtime_start(evfn_rt *rt)
 		rt->state = EVFN__STARTED;
 	else
 		evfn__pool_unwind_locked(rt);
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return rc;
 }
 
@@ -290,6 +285,7 @@ evfn_runtime_start(evfn_rt *rt)
 static void
 deliver_handbacks_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	while (rt->handback) {
 		/* The list was built newest first: hand back oldest first. */
 		struct evfn__inv *list = NULL;
@@ -299,13 +295,13 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 			inv->next = list;
 			list = inv;
 		}
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 		for (struct evfn__inv *inv = list; inv; inv = inv->next)
 			if (rt->handback_cb)
 				rt->handback_cb(inv->ev, inv->fn->name,
 				                rt->handback_arg);
 		struct evfn__inv *cleaned = evfn__release(rt, list);
-		pthread_mutex_lock(&rt->lock);
+		evfn__lock_acquire(&rt->lock);
 		evfn__recycle_locked(rt, cleaned);
 	}
 }
@@ -320,6 +316,7 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 static size_t
 hand_back_list_locked(struct evfn_rt *rt, struct evfn__inv *list)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *unused = NULL;
 	size_t n = 0;
 	for (struct evfn__inv *x = list; x; x = x->next)
@@ -338,6 +335,7 @@ hand_back_list_locked(struct evfn_rt *rt, struct evfn__inv *list)
 static size_t
 hand_back_waiting_locked(struct evfn_rt *rt, bool *left)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	size_t n = 0;
 	bool short_of_memory = false;
 	rt->ready.head = rt->ready.tail = NULL;
@@ -364,9 +362,10 @@ hand_back_waiting_locked(struct evfn_rt *rt, bool *left)
 static void
 wait_until_locked(struct evfn_rt *rt, int64_t deadline_ns)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct timespec until = {.tv_sec = deadline_ns / EVFN__NS_PER_SEC,
 	                         .tv_nsec = deadline_ns % EVFN__NS_PER_SEC};
-	pthread_cond_timedwait(&rt->quiet_cond, &rt->lock, &until);
+	evfn__lock_wait_until(&rt->lock, &rt->quiet_cond, &until);
 }
 
 int
@@ -377,9 +376,9 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 		return EVFN_EINVAL;
 	if (evfn__tls_handler_rt == rt)
 		return EVFN_EDEADLK;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	if (rt->state >= EVFN__DRAINING) {
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 		return EVFN_EALREADY;
 	}
 	rt->state = EVFN__DRAINING;
@@ -403,9 +402,9 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 		if ((rt->in_flight == 0 && !left) || now >= deadline)
 			break;
 		if (pump) {
-			pthread_mutex_unlock(&rt->lock);
+			evfn__lock_release(&rt->lock);
 			int r = event_base_loop(rt->base, EVLOOP_NONBLOCK);
-			pthread_mutex_lock(&rt->lock);
+			evfn__lock_acquire(&rt->lock);
 			if (r < 0)
 				pump = false;
 			if ((rt->in_flight == 0 && !left) || rt->handback)
@@ -421,7 +420,7 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 	}
 	int rc = rt->in_flight > 0 || left ? EVFN_ETIMEDOUT : 0;
 	rt->state = EVFN__DRAINED;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return rc;
 }
 
@@ -432,10 +431,10 @@ evfn_runtime_free(evfn_rt *rt)
 		return 0;
 	if (evfn__tls_handler_rt == rt)
 		return EVFN_EDEADLK;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	if (rt->state == EVFN__STARTED || rt->state == EVFN__DRAINING ||
 	    rt->in_flight > 0 || rt->nstuck > 0 || rt->attached > 0) {
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 		return EVFN_EBUSY;
 	}
 	/* Never started, or queued events a drain had no memory to hand
@@ -447,8 +446,8 @@ evfn_runtime_free(evfn_rt *rt)
 	/* Results the loop did not get to: exactly once, even now. */
 	evfn__deliver_results_locked(rt);
 	while (rt->disposing > 0)
-		pthread_cond_wait(&rt->quiet_cond, &rt->lock);
-	pthread_mutex_unlock(&rt->lock);
+		evfn__lock_wait(&rt->lock, &rt->quiet_cond);
+	evfn__lock_release(&rt->lock);
 
 	evfn__pool_stop(rt);
 	if (rt->loop_thread_started) {
@@ -465,9 +464,9 @@ evfn_runtime_workers(const evfn_rt *rt)
 	if (!rt)
 		return 0;
 	struct evfn_rt *m = (struct evfn_rt *)rt;
-	pthread_mutex_lock(&m->lock);
+	evfn__lock_acquire(&m->lock);
 	int n = m->nthreads;
-	pthread_mutex_unlock(&m->lock);
+	evfn__lock_release(&m->lock);
 	return n;
 }
 
@@ -480,17 +479,17 @@ evfn_runtime_event_base(const evfn_rt *rt)
 void
 evfn__rt_attach(struct evfn_rt *rt)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	rt->attached++;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 }
 
 void
 evfn__rt_detach(struct evfn_rt *rt)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	rt->attached--;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 }
 
 struct loop_call {
@@ -524,9 +523,9 @@ evfn__note_loop_thread(struct evfn_rt *rt)
 int
 evfn__run_on_loop(struct evfn_rt *rt, void (*fn)(void *), void *arg)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	bool idle = rt->own_base && !rt->loop_thread_started;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	if (idle || evfn__tls_loop_rt == rt) {
 		fn(arg);
 		return 0;
@@ -579,8 +578,8 @@ out:
 bool
 evfn__rt_accepting(struct evfn_rt *rt)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	bool accepting = rt->state < EVFN__DRAINING;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return accepting;
 }

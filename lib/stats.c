@@ -39,6 +39,7 @@ void
 evfn__stats_add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s,
                           struct evfn_fn *fn, int64_t now)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	for (int i = 0; i < EVFN_STAT_COUNT; i++)
 		if (i == EVFN_STAT_CONCURRENCY_PEAK ||
 		    i == EVFN_STAT_CIRCUIT_STATE)
@@ -69,7 +70,7 @@ evfn_stats_take(evfn_rt *rt, const char *fn_name, evfn_stats **out)
 		return EVFN_ENOMEM;
 	int rc = 0;
 	int64_t now = evfn__now_ns();
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	if (fn_name) {
 		struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
 		if (fn)
@@ -80,7 +81,7 @@ evfn_stats_take(evfn_rt *rt, const char *fn_name, evfn_stats **out)
 		for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
 			evfn__stats_add_fn_locked(rt, s, fn, now);
 	}
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	if (rc < 0) {
 		evfn__free(s);
 		return rc;
@@ -180,7 +181,7 @@ evfn_stats_serverless_cost(const evfn_stats *s, int memory_mb,
 struct evfn__fn_snapshot *
 evfn__stats_snapshot_all(struct evfn_rt *rt, size_t *n)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	size_t count = rt->nfns;
 	struct evfn__fn_snapshot *snaps =
 		evfn__calloc(count ? count : 1, sizeof(*snaps));
@@ -193,7 +194,7 @@ evfn__stats_snapshot_all(struct evfn_rt *rt, size_t *n)
 			evfn__stats_add_fn_locked(rt, &snaps[i].s, fn, now);
 		}
 	}
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	*n = count;
 	return snaps;
 }

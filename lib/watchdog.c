@@ -27,6 +27,7 @@
 void
 evfn__watchdog_arm_slow_locked(struct evfn_rt *rt)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct timeval tv = {0, WATCHDOG_TICK_NS / 1000};
 	/* Not armed if this fails (out of memory in libevent): the next
 	 * attempt to start tries again. */
@@ -36,6 +37,7 @@ evfn__watchdog_arm_slow_locked(struct evfn_rt *rt)
 void
 evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	inv->pend_prev = NULL;
 	inv->pend_next = rt->pending;
 	if (rt->pending)
@@ -46,6 +48,7 @@ evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 void
 evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	if (inv->pend_prev)
 		inv->pend_prev->pend_next = inv->pend_next;
 	else if (rt->pending == inv)
@@ -61,6 +64,7 @@ static void
 fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                      struct evfn__inv *retry, struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_TIMEDOUT);
 	atomic_store(&inv->ctx.cancelled, true);
@@ -86,6 +90,7 @@ bool
 evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                      struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	int state = atomic_load(&inv->ctx.state);
 	if (state != EVFN__ATTEMPT_RUNNING && state != EVFN__ATTEMPT_PENDING)
 		return false; /* it finished first */
@@ -137,6 +142,7 @@ void
 evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                   struct evfn__inv **garbage)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	fn->stat[EVFN_STAT_LATE]++;
 	evfn__metrics_late_locked(rt, inv, evfn__now_ns());
@@ -161,6 +167,7 @@ static void
 fence_pending_locked(struct evfn_rt *rt, int64_t now, struct evfn__inv **garbage,
                      struct evfn__inv **fenced)
 {
+	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *inv = rt->pending;
 	while (inv) {
 		struct evfn__inv *next = inv->pend_next;
@@ -181,7 +188,7 @@ watchdog_cb(int fd, short what, void *arg)
 	struct evfn_rt *rt = arg;
 	struct evfn__inv *garbage = NULL, *fenced = NULL;
 	evfn__note_loop_thread(rt);
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	int64_t now = evfn__now_ns();
 	if (rt->in_flight > 0) {
 		evfn__pool_fence_overdue_locked(rt, now, &garbage, &fenced);
@@ -201,7 +208,7 @@ watchdog_cb(int fd, short what, void *arg)
 		event_del(rt->watchdog);
 		rt->watchdog_armed = false;
 	}
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 
 	if (fenced) {
 		/* Told with no lock held; the records stay valid meanwhile
@@ -214,7 +221,7 @@ watchdog_cb(int fd, short what, void *arg)
 				inv->fn->cfg.cancel_hook(&inv->ctx,
 				                         inv->fn->userdata);
 		}
-		pthread_mutex_lock(&rt->lock);
+		evfn__lock_acquire(&rt->lock);
 		while (fenced) {
 			struct evfn__inv *inv = fenced;
 			fenced = inv->next;
@@ -227,7 +234,7 @@ watchdog_cb(int fd, short what, void *arg)
 		}
 		if (rt->nstuck == 0)
 			pthread_cond_broadcast(&rt->quiet_cond);
-		pthread_mutex_unlock(&rt->lock);
+		evfn__lock_release(&rt->lock);
 	}
 	evfn__dispose(rt, garbage);
 }

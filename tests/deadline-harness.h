@@ -92,10 +92,10 @@ struct rt_view {
 static inline struct rt_view
 rt_view(evfn_rt *rt)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	struct rt_view v = {rt->nstuck, rt->in_flight, rt->watchdog_armed,
 	                    rt->watchdog_ticks};
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return v;
 }
 

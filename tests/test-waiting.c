@@ -495,14 +495,14 @@ test_waiting_retries_cancel_and_hand_back(void **state)
 static void
 drop_free_records(evfn_rt *rt)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	while (rt->inv_free) {
 		struct evfn__inv *inv = rt->inv_free;
 		rt->inv_free = inv->next;
 		free(inv);
 	}
 	rt->inv_free_n = 0;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 }
 
 static void

@@ -1357,9 +1357,9 @@ destroy(void *arg)
 static bool
 results_due(struct evfn_rt *rt)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	bool due = rt->state == EVFN__DRAINED && rt->in_flight == 0;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return due;
 }
 
@@ -1438,9 +1438,9 @@ static void
 close_wait(struct evfn_http *http)
 {
 	struct evfn_rt *rt = http->rt;
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	bool pump = !rt->own_base || !rt->loop_thread_started;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	pthread_mutex_lock(&http->close_lock);
 	while (!http->closed) {
 		if (!pump) {

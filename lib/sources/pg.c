@@ -1575,9 +1575,9 @@ source_close(void *arg)
 static bool
 function_exists(evfn_rt *rt, const char *name)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	bool found = evfn__fn_find(rt, name) != NULL;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return found;
 }
 

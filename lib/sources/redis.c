@@ -2154,10 +2154,10 @@ source_close(void *arg)
 static int
 function_attempts(evfn_rt *rt, const char *name)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	struct evfn_fn *fn = evfn__fn_find(rt, name);
 	int n = fn ? fn->cfg.attempts : 0;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return n;
 }
 

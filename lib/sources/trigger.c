@@ -136,11 +136,11 @@ evfn_trigger_options_set_existing(evfn_trigger_options *o, bool existing)
 static int
 check_runtime(evfn_rt *rt, const char *function)
 {
-	pthread_mutex_lock(&rt->lock);
+	evfn__lock_acquire(&rt->lock);
 	int rc = rt->state >= EVFN__DRAINING ? EVFN_ESHUTDOWN : 0;
 	if (rc == 0 && function && !evfn__fn_find(rt, function))
 		rc = EVFN_ENOFN;
-	pthread_mutex_unlock(&rt->lock);
+	evfn__lock_release(&rt->lock);
 	return rc;
 }
 
