@@ -12,6 +12,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include <evfn/stats.h>
+
 #define EVFN__HIST_SUB_BITS 3
 #define EVFN__HIST_SUB (1 << EVFN__HIST_SUB_BITS)
 /* Bucket 0 holds everything below 2^10 ns (~1 us); the last, from about
@@ -77,6 +79,14 @@ struct evfn__metrics {
 	struct evfn__hist run;
 	struct evfn__hist wait;
 	atomic_uint_fast64_t billed_ms;
+};
+
+/* A snapshot (evfn_stats_take()): the counters, and the histograms
+ * merged from every writer's. */
+struct evfn_stats {
+	uint64_t v[EVFN_STAT_COUNT];
+	uint64_t hist[2][EVFN__HIST_BUCKETS]; /* run, queue wait */
+	uint64_t hist_sum_ns[2];
 };
 
 /* Adds src into dst; dst's writer must be the caller (or hold the lock

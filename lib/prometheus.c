@@ -14,6 +14,7 @@
 
 #include "common-internal.h"
 #include "runtime-internal.h"
+#include "stats-internal.h"
 
 struct buf {
 	char *p;

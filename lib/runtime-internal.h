@@ -184,12 +184,6 @@ struct evfn_fn {
 	char name[];
 };
 
-struct evfn_stats {
-	uint64_t v[EVFN_STAT_COUNT];
-	uint64_t hist[2][EVFN__HIST_BUCKETS]; /* run, queue wait */
-	uint64_t hist_sum_ns[2];
-};
-
 /* A FIFO of functions that have work they may start now. */
 struct evfn__fn_fifo {
 	struct evfn_fn *head, *tail;
@@ -402,20 +396,6 @@ void evfn__idem_store_locked(struct evfn_fn *fn, struct evfn__inv *inv);
 void evfn__idem_sweep_locked(struct evfn_fn *fn, int64_t now);
 void evfn__idem_free(struct evfn_fn *fn);
 
-/* stats.c: adds one function to a snapshot (now: monotonic, for ages).
- * rt->lock held. */
-void evfn__stats_add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s,
-                               struct evfn_fn *fn, int64_t now);
-
-/* Every function's snapshot, taken under one lock so that they agree,
- * in registration order; the array is freed with evfn__free(), NULL when
- * out of memory. Names live as long as the runtime. */
-struct evfn__fn_snapshot {
-	const char *name;
-	struct evfn_stats s;
-};
-struct evfn__fn_snapshot *evfn__stats_snapshot_all(struct evfn_rt *rt,
-                                                   size_t *n);
 
 /* registry.c */
 /* The function registered under name, or NULL. rt->lock held. */
@@ -695,16 +675,9 @@ void evfn__deliver_results_locked(struct evfn_rt *rt);
 void evfn__result_clear(struct evfn_result *r);
 
 /* runtime.c */
-/* Triggers and sources count themselves on the runtime while they live,
- * so that evfn_runtime_free() refuses (EVFN_EBUSY) to pull the runtime
- * from under them. */
-void evfn__rt_attach(struct evfn_rt *rt);
-void evfn__rt_detach(struct evfn_rt *rt);
 /* Remembers the calling thread as the loop's; called from evfn's loop
  * callbacks so that evfn__run_on_loop() can tell a host's loop thread. */
 void evfn__note_loop_thread(struct evfn_rt *rt);
-/* True until drain stops intake. */
-bool evfn__rt_accepting(struct evfn_rt *rt);
 /* Runs fn(arg) on the loop thread and returns once it ran: directly when
  * called there or while no loop can be running (an own loop not started
  * yet); otherwise through an event, running the host's base meanwhile in

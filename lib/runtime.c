@@ -476,22 +476,6 @@ evfn_runtime_event_base(const evfn_rt *rt)
 	return rt ? rt->base : NULL;
 }
 
-void
-evfn__rt_attach(struct evfn_rt *rt)
-{
-	evfn__lock_acquire(&rt->lock);
-	rt->attached++;
-	evfn__lock_release(&rt->lock);
-}
-
-void
-evfn__rt_detach(struct evfn_rt *rt)
-{
-	evfn__lock_acquire(&rt->lock);
-	rt->attached--;
-	evfn__lock_release(&rt->lock);
-}
-
 struct loop_call {
 	void (*fn)(void *arg);
 	void *arg;
@@ -573,13 +557,4 @@ out:
 	pthread_cond_destroy(&c.cond);
 	pthread_mutex_destroy(&c.lock);
 	return rc;
-}
-
-bool
-evfn__rt_accepting(struct evfn_rt *rt)
-{
-	evfn__lock_acquire(&rt->lock);
-	bool accepting = rt->state < EVFN__DRAINING;
-	evfn__lock_release(&rt->lock);
-	return accepting;
 }

@@ -7,6 +7,7 @@
 
 #include "common-internal.h"
 #include "runtime-internal.h"
+#include "stats-internal.h"
 
 static const char *const stat_names[EVFN_STAT_COUNT] = {
 	[EVFN_STAT_ACCEPTED] = "accepted",
@@ -35,9 +36,10 @@ static const char *const stat_names[EVFN_STAT_COUNT] = {
 	[EVFN_STAT_BATCHES] = "batches",
 };
 
-void
-evfn__stats_add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s,
-                          struct evfn_fn *fn, int64_t now)
+/* Adds one function to a snapshot (now: monotonic, for ages). */
+static void
+add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s, struct evfn_fn *fn,
+              int64_t now)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	for (int i = 0; i < EVFN_STAT_COUNT; i++)
@@ -74,12 +76,12 @@ evfn_stats_take(evfn_rt *rt, const char *fn_name, evfn_stats **out)
 	if (fn_name) {
 		struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
 		if (fn)
-			evfn__stats_add_fn_locked(rt, s, fn, now);
+			add_fn_locked(rt, s, fn, now);
 		else
 			rc = EVFN_ENOFN;
 	} else {
 		for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
-			evfn__stats_add_fn_locked(rt, s, fn, now);
+			add_fn_locked(rt, s, fn, now);
 	}
 	evfn__lock_release(&rt->lock);
 	if (rc < 0) {
@@ -191,7 +193,7 @@ evfn__stats_snapshot_all(struct evfn_rt *rt, size_t *n)
 		for (struct evfn_fn *fn = rt->all_head; fn && i < count;
 		     fn = fn->all_next, i++) {
 			snaps[i].name = fn->name; /* lives as long as rt */
-			evfn__stats_add_fn_locked(rt, &snaps[i].s, fn, now);
+			add_fn_locked(rt, &snaps[i].s, fn, now);
 		}
 	}
 	evfn__lock_release(&rt->lock);

@@ -28,7 +28,7 @@
 
 #include "harness.h"
 #include "http-client.h"
-#include "runtime-internal.h"
+#include "source-internal.h"
 #include "sources/signature-internal.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))

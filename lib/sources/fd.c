@@ -16,7 +16,7 @@
 #include <evfn/triggers.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "source-internal.h"
 #include "trigger-internal.h"
 
 #define FD_FLAGS (EVFN_FD_READ | EVFN_FD_WRITE | EVFN_FD_EDGE)

@@ -32,8 +32,8 @@
 
 #include "common-internal.h"
 #include "http-framing-internal.h"
-#include "http-internal.h"
-#include "runtime-internal.h"
+#include "http-listen-internal.h"
+#include "source-internal.h"
 
 /* After accept() fails, accepting resumes after this long, doubling up
  * to the maximum while it goes on failing (or at once when one of the
@@ -244,7 +244,7 @@ accept_failed(struct evconnlistener *lev, void *evhttp_arg)
 	int64_t now = evfn__now_ns();
 	if (!l->logged_ns || now - l->logged_ns >= LOG_EVERY_NS) {
 		l->logged_ns = now;
-		evfn__log(l->rt, EVFN_LOG_WARN,
+		evfn__rt_log(l->rt, EVFN_LOG_WARN,
 		          "HTTP server on port %d: accept() failed (%s); not "
 		          "accepting connections until a descriptor frees "
 		          "(%llu times so far)",

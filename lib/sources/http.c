@@ -42,8 +42,9 @@
 #include "cloudevents-internal.h"
 #include "common-internal.h"
 #include "hash-internal.h"
-#include "http-internal.h"
-#include "runtime-internal.h"
+#include "http-listen-internal.h"
+#include "http-reply-internal.h"
+#include "source-internal.h"
 #include "signature-internal.h"
 #include "status-internal.h"
 #include "text-internal.h"
@@ -397,115 +398,6 @@ evfn_route_options_set_bearer_token(evfn_route_options *o, const char *token)
 
 /* ---- answering ------------------------------------------------------- */
 
-static int
-json_to_evbuffer(const char *buf, size_t size, void *data)
-{
-	return evbuffer_add(data, buf, size);
-}
-
-/* Appends n bytes of s to out as a JSON string: escaped, and with each
- * byte that is not part of well-formed UTF-8 written as U+FFFD, so that
- * any text (a handler's error message) fits in an answer. Returns 0 or
- * -1 when out of memory. */
-static int
-json_put_string(struct evbuffer *out, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s;
-	int rc = evbuffer_add(out, "\"", 1);
-	size_t run = 0; /* the start of bytes copied as they are */
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = p[i];
-		size_t len = c < 0x80 ? 1 : evfn__utf8_char_len(p + i, n - i);
-		if (len > 1 || (len == 1 && c >= 0x20 && c != '"' && c != '\\')) {
-			i += len;
-			continue;
-		}
-		rc |= evbuffer_add(out, s + run, i - run);
-		char esc[8] = {'\\', (char)c, 0};
-		if (len == 0)
-			snprintf(esc, sizeof(esc), "\\ufffd");
-		else if (c == '\n')
-			esc[1] = 'n';
-		else if (c == '\r')
-			esc[1] = 'r';
-		else if (c == '\t')
-			esc[1] = 't';
-		else if (c < 0x20)
-			snprintf(esc, sizeof(esc), "\\u00%c%c", hex[c >> 4],
-			         hex[c & 15]);
-		rc |= evbuffer_add(out, esc, strlen(esc));
-		run = ++i;
-	}
-	rc |= evbuffer_add(out, s + run, n - run);
-	rc |= evbuffer_add(out, "\"", 1);
-	return rc ? -1 : 0;
-}
-
-static void
-add_json_headers(struct evhttp_request *req)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-}
-
-void
-evfn__http_reply_error(struct evhttp_request *req, int status, int code,
-                       const char *message, json_t *extra)
-{
-	struct evbuffer *out = evhttp_request_get_output_buffer(req);
-	const char *name = evfn_err_name(code);
-	if (!message)
-		message = evfn_strerror(code);
-	int rc = evbuffer_add_printf(out, "{\"error\":\"%s\",\"message\":",
-	                             name) < 0;
-	rc |= json_put_string(out, message, strlen(message));
-	const char *key;
-	json_t *value;
-	if (extra)
-		json_object_foreach(extra, key, value)
-		{
-			rc |= evbuffer_add(out, ",", 1);
-			rc |= json_put_string(out, key, strlen(key));
-			rc |= evbuffer_add(out, ":", 1);
-			rc |= json_dump_callback(value, json_to_evbuffer, out,
-			                         JSON_COMPACT | JSON_ENCODE_ANY);
-		}
-	rc |= evbuffer_add(out, "}", 1);
-	json_decref(extra);
-	if (rc) {
-		/* Out of memory midway: the smallest answer that still says
-		 * what went wrong. */
-		evbuffer_drain(out, evbuffer_get_length(out));
-		message = evfn_strerror(code);
-		evbuffer_add_printf(out, "{\"error\":\"%s\",\"message\":", name);
-		json_put_string(out, message, strlen(message));
-		evbuffer_add(out, "}", 1);
-	}
-	add_json_headers(req);
-	/* NULL reason: libevent supplies the standard phrase. */
-	evhttp_send_reply(req, status, NULL, NULL);
-}
-
-void
-evfn__http_reply_json(struct evhttp_request *req, int status, json_t *body)
-{
-	struct evbuffer *out = evhttp_request_get_output_buffer(req);
-	/* A NULL body only comes from a failed allocation. */
-	if (!body ||
-	    json_dump_callback(body, json_to_evbuffer, out, JSON_COMPACT)) {
-		json_decref(body);
-		evbuffer_drain(out, evbuffer_get_length(out));
-		evfn__http_reply_error(req, 500, EVFN_ENOMEM, NULL, NULL);
-		return;
-	}
-	json_decref(body);
-	add_json_headers(req);
-	evhttp_send_reply(req, status, NULL, NULL);
-}
-
 /* Answers 405 for a path that exists for other methods. */
 static void
 reply_not_allowed(struct evhttp_request *req, const char *allow)
@@ -595,7 +487,7 @@ put_ids(struct evbuffer *out, evfn_event *const *events, size_t n)
 		id = id ? id : "";
 		if (i)
 			rc |= evbuffer_add(out, ",", 1);
-		rc |= json_put_string(out, id, strlen(id));
+		rc |= evfn__json_put_string(out, id, strlen(id));
 	}
 	return rc | evbuffer_add(out, "]", 1);
 }
@@ -626,7 +518,7 @@ reply_accepted(struct evfn_http *http, struct evhttp_request *req,
 		const char *id = evfn_event_id(events[0]);
 		id = id ? id : "";
 		rc = evbuffer_add(out, "{\"id\":", 6);
-		rc |= json_put_string(out, id, strlen(id));
+		rc |= evfn__json_put_string(out, id, strlen(id));
 	} else {
 		rc = evbuffer_add(out, "{\"ids\":", 7);
 		rc |= put_ids(out, events, taken);
@@ -636,7 +528,7 @@ reply_accepted(struct evfn_http *http, struct evhttp_request *req,
 			                          ",\"refused\":{\"error\":\"%s\","
 			                          "\"message\":",
 			                          evfn_err_name(refused)) < 0;
-			rc |= json_put_string(out, msg, strlen(msg));
+			rc |= evfn__json_put_string(out, msg, strlen(msg));
 			rc |= evbuffer_add(out, ",\"ids\":", 7);
 			rc |= put_ids(out, events + taken, n - taken);
 			rc |= evbuffer_add(out, "}", 1);
@@ -1241,7 +1133,7 @@ mount(struct evfn_http *http, const char *path)
 		return 0;
 	case -1:
 		/* EVFN_EEXIST has other causes too (evfn_http_route()). */
-		evfn__log(http->rt, EVFN_LOG_WARN,
+		evfn__rt_log(http->rt, EVFN_LOG_WARN,
 		          "http: %s refused: the host's server routes it already",
 		          path);
 		return EVFN_EEXIST;
@@ -1351,17 +1243,6 @@ destroy(void *arg)
 	free_trigger(http);
 }
 
-/* Whether every result a waiting request can still get is due soon: the
- * runtime drained, so each admitted event has ended (or was handed back)
- * and its result is on its way to the loop. */
-static bool
-results_due(struct evfn_rt *rt)
-{
-	evfn__lock_acquire(&rt->lock);
-	bool due = rt->state == EVFN__DRAINED && rt->in_flight == 0;
-	evfn__lock_release(&rt->lock);
-	return due;
-}
 
 /* Lets the thread in evfn_http_free() go on. */
 static void
@@ -1414,7 +1295,7 @@ close_begin(void *arg)
 	if (http->listener)
 		evfn__listener_stop(http->listener,
 		                    c->can_wait ? close_progress : NULL, http);
-	if (!c->can_wait || !results_due(http->rt))
+	if (!c->can_wait || !evfn__rt_drained(http->rt))
 		answer_pending_closed(http);
 	if (!c->can_wait)
 		return;
@@ -1437,10 +1318,8 @@ close_begin(void *arg)
 static void
 close_wait(struct evfn_http *http)
 {
-	struct evfn_rt *rt = http->rt;
-	evfn__lock_acquire(&rt->lock);
-	bool pump = !rt->own_base || !rt->loop_thread_started;
-	evfn__lock_release(&rt->lock);
+	evfn_rt *rt = http->rt;
+	bool pump = evfn__rt_loop_unattended(rt);
 	pthread_mutex_lock(&http->close_lock);
 	while (!http->closed) {
 		if (!pump) {
@@ -1455,9 +1334,7 @@ close_wait(struct evfn_http *http)
 		/* -1: the base runs already, on another thread (wait for
 		 * it) or on this one (cannot wait); 1: nothing left to run
 		 * it for. */
-		if (r < 0 && atomic_load_explicit(&rt->loop_tid,
-		                                  memory_order_relaxed) !=
-		                     (unsigned long)pthread_self()) {
+		if (r < 0 && !evfn__rt_loop_thread_is_self(rt)) {
 			pump = false;
 			continue;
 		}
@@ -1548,14 +1425,14 @@ trigger_new(evfn_http **out, evfn_rt *rt, struct evhttp *server,
 		goto out;
 	}
 	struct create_call c = {http, opts, 0};
-	rc = evfn__run_on_loop(rt, setup, &c);
+	rc = evfn__rt_run_on_loop(rt, setup, &c);
 	if (rc == 0)
 		rc = c.rc;
 	if (rc) {
 		/* Nothing was mounted, and nothing is waiting. */
 		http->attached = false;
 		http->evh = attached ? NULL : http->evh;
-		if (evfn__run_on_loop(rt, destroy, http))
+		if (evfn__rt_run_on_loop(rt, destroy, http))
 			destroy(http);
 	} else {
 		evfn__rt_attach(rt);
@@ -1594,12 +1471,12 @@ evfn_http_free(evfn_http *http)
 	evfn_rt *rt = http->rt;
 	/* Inside one of evfn's own loop callbacks the loop cannot turn
 	 * while this thread waits. */
-	struct close_call c = {http, evfn__tls_loop_rt != rt};
-	if (evfn__run_on_loop(rt, close_begin, &c) == 0 && c.can_wait)
+	struct close_call c = {http, !evfn__rt_in_loop_callback(rt)};
+	if (evfn__rt_run_on_loop(rt, close_begin, &c) == 0 && c.can_wait)
 		close_wait(http);
 	/* If the call cannot be queued the loop is gone or memory is out;
 	 * tearing down here is then the only option left. */
-	if (evfn__run_on_loop(rt, destroy, http))
+	if (evfn__rt_run_on_loop(rt, destroy, http))
 		destroy(http);
 	evfn__rt_detach(rt);
 }
@@ -1625,7 +1502,7 @@ add_route(void *arg)
 	for (size_t i = 0; i < EVFN__ARRAY_SIZE(builtin); i++)
 		if (builtin[i] && strlen(builtin[i]) == c->path_len &&
 		    memcmp(builtin[i], c->path, c->path_len) == 0) {
-			evfn__log(http->rt, EVFN_LOG_WARN,
+			evfn__rt_log(http->rt, EVFN_LOG_WARN,
 			          "http: route %.*s refused: the path is %s",
 			          (int)c->path_len, c->path, builtin_name[i]);
 			c->rc = EVFN_EEXIST;
@@ -1634,7 +1511,7 @@ add_route(void *arg)
 	const char *rest;
 	if (http->status &&
 	    evfn__status_owns(http->status, c->path, c->path_len, &rest)) {
-		evfn__log(http->rt, EVFN_LOG_WARN,
+		evfn__rt_log(http->rt, EVFN_LOG_WARN,
 		          "http: route %.*s refused: the status page %s owns "
 		          "the path",
 		          (int)c->path_len, c->path, http->status);
@@ -1646,7 +1523,7 @@ add_route(void *arg)
 	if (pe) {
 		for (struct route *r = pe->routes; r; r = r->next)
 			if (r->method == c->route->method) {
-				evfn__log(http->rt, EVFN_LOG_WARN,
+				evfn__rt_log(http->rt, EVFN_LOG_WARN,
 				          "http: route %.*s refused: routed "
 				          "already for this method",
 				          (int)c->path_len, c->path);
@@ -1754,7 +1631,7 @@ evfn_http_route(evfn_http *http, const char *route, const char *fn_name,
 	r->deadline.tv_usec = (suseconds_t)(r->opts.timeout_ms % 1000 * 1000);
 
 	struct route_call c = {http, r, path, plen, 0};
-	rc = evfn__run_on_loop(http->rt, add_route, &c);
+	rc = evfn__rt_run_on_loop(http->rt, add_route, &c);
 	if (rc == 0)
 		rc = c.rc;
 	if (c.route) {

@@ -25,7 +25,7 @@
 
 #include "common-internal.h"
 #include "pgoutput-internal.h"
-#include "runtime-internal.h"
+#include "source-internal.h"
 
 /* Longest identifier PostgreSQL keeps (NAMEDATALEN - 1). */
 #define PG_NAME_MAX 63
@@ -491,12 +491,12 @@ connection_failed(struct evfn_pg_source *s, int code, const char *why)
 	if (code != EVFN_ECONNREFUSED) {
 		s->fatal = code;
 		update_status(s, code);
-		evfn__log(s->rt, EVFN_LOG_ERROR, "pg %s %s: stopped: %s: %s",
+		evfn__rt_log(s->rt, EVFN_LOG_ERROR, "pg %s %s: stopped: %s: %s",
 		          what(s), label, evfn_err_name(code), line);
 		event_del(s->feedback_ev);
 		return;
 	}
-	evfn__log(s->rt, was_up ? EVFN_LOG_WARN : EVFN_LOG_INFO,
+	evfn__rt_log(s->rt, was_up ? EVFN_LOG_WARN : EVFN_LOG_INFO,
 	          "pg %s %s: %s; retrying in %lld ms", what(s), label, line,
 	          (long long)s->delay_ms);
 	update_status(s, EVFN_ECONNREFUSED);
@@ -791,7 +791,7 @@ judge_result(struct evfn_pg_source *s, const PGresult *res, int *code,
 	case PH_CREATING:
 		/* slot_name, consistent_point, snapshot_name, output_plugin */
 		s->slot_seen = true;
-		evfn__log(s->rt, EVFN_LOG_INFO, "pg slot %s: created", s->slot);
+		evfn__rt_log(s->rt, EVFN_LOG_INFO, "pg slot %s: created", s->slot);
 		if (PQntuples(res) == 1 && PQnfields(res) >= 2)
 			slot_position(s, PQgetvalue(res, 0, 1));
 		return NEXT_START;
@@ -836,7 +836,7 @@ streaming_started(struct evfn_pg_source *s)
 {
 	s->phase = PH_STREAMING;
 	connection_up(s);
-	evfn__log(s->rt, EVFN_LOG_INFO, "pg slot %s: streaming publication "
+	evfn__rt_log(s->rt, EVFN_LOG_INFO, "pg slot %s: streaming publication "
 	          "%s", s->slot, s->name);
 	/* Whatever ended while the connection was down. */
 	send_status(s, false);
@@ -1154,7 +1154,7 @@ refused(struct evfn_pg_source *s, int rc)
 	    rc != EVFN_EUNHEALTHY) {
 		if (rc == EVFN_ENOFN)
 			update_status(s, EVFN_ENOFN);
-		evfn__log(s->rt, EVFN_LOG_WARN, "pg %s %s: submit: %s", what(s),
+		evfn__rt_log(s->rt, EVFN_LOG_WARN, "pg %s %s: submit: %s", what(s),
 		          s->listen ? s->name : s->slot, evfn_err_name(rc));
 		ms = s->cfg.reconnect_cap_ms;
 	}
@@ -1485,7 +1485,7 @@ take_notifications(struct evfn_pg_source *s)
 			/* At most once: refused for good, this one is lost. */
 			if (rc == EVFN_ENOFN)
 				update_status(s, EVFN_ENOFN);
-			evfn__log(s->rt, EVFN_LOG_WARN, "pg listen %s: "
+			evfn__rt_log(s->rt, EVFN_LOG_WARN, "pg listen %s: "
 			          "notification dropped: %s", s->name,
 			          evfn_err_name(rc));
 			count(s, EVFN_PG_STAT_DROPPED, 1);
@@ -1572,15 +1572,6 @@ source_close(void *arg)
 	evfn__pgo_buf_free(&s->text);
 }
 
-static bool
-function_exists(evfn_rt *rt, const char *name)
-{
-	evfn__lock_acquire(&rt->lock);
-	bool found = evfn__fn_find(rt, name) != NULL;
-	evfn__lock_release(&rt->lock);
-	return found;
-}
-
 /* "evfn_" and the publication's name in the characters a slot name may
  * have, cut at 63. */
 static char *
@@ -1612,7 +1603,7 @@ source_new(evfn_pg_source **out, evfn_rt *rt, const char *name,
 	int rc = evfn__check_name(fn_name);
 	if (rc)
 		return rc;
-	if (!function_exists(rt, fn_name))
+	if (!evfn__rt_has_function(rt, fn_name))
 		return EVFN_ENOFN;
 	struct evfn_pg_source *s = evfn__calloc(1, sizeof(*s));
 	if (!s)
@@ -1650,7 +1641,7 @@ source_new(evfn_pg_source **out, evfn_rt *rt, const char *name,
 	if (!s->name || !s->fn_name || !s->ce_source ||
 	    (!listen && (!s->slot || !s->marks)) || !s->retry_ev ||
 	    !s->pump_ev || !s->feedback_ev ||
-	    evfn__run_on_loop(rt, source_start, s) != 0) {
+	    evfn__rt_run_on_loop(rt, source_start, s) != 0) {
 		if (s->retry_ev)
 			event_free(s->retry_ev);
 		if (s->pump_ev)
@@ -1704,7 +1695,7 @@ evfn_pg_source_free(evfn_pg_source *src)
 	/* Without memory for the marshalling event there is no safe way to
 	 * close: leak rather than race the loop. */
 	evfn_rt *rt = src->rt;
-	if (evfn__run_on_loop(rt, source_close, src) != 0)
+	if (evfn__rt_run_on_loop(rt, source_close, src) != 0)
 		return;
 	source_unref(src);
 	evfn__rt_detach(rt);

@@ -35,7 +35,8 @@
 #include "event-internal.h"
 #include "hash-internal.h"
 #include "kv-internal.h"
-#include "runtime-internal.h"
+#include "options-internal.h"
+#include "source-internal.h"
 
 /* Longest stream entry id: two 20-digit numbers and a dash. */
 #define ID_MAX 48
@@ -634,7 +635,7 @@ conn_connect_cb(const redisAsyncContext *ac, int status)
 	struct conn *c = ac->data;
 	if (status == REDIS_OK)
 		return;
-	evfn__log(c->rt, EVFN_LOG_WARN, "redis %s: connect: %s", c->role,
+	evfn__rt_log(c->rt, EVFN_LOG_WARN, "redis %s: connect: %s", c->role,
 	          ac->errstr);
 	/* hiredis frees the context after this callback without calling the
 	 * disconnect callback. */
@@ -646,7 +647,7 @@ conn_disconnect_cb(const redisAsyncContext *ac, int status)
 {
 	struct conn *c = ac->data;
 	if (!c->closed)
-		evfn__log(c->rt, EVFN_LOG_WARN, "redis %s: disconnected: %s",
+		evfn__rt_log(c->rt, EVFN_LOG_WARN, "redis %s: disconnected: %s",
 		          c->role, status == REDIS_OK ? "closed" : ac->errstr);
 	conn_lost(c, EVFN_ECONNREFUSED);
 }
@@ -658,7 +659,7 @@ conn_refused(struct conn *c, int code, const char *why)
 {
 	if (c->closed)
 		return;
-	evfn__log(c->rt, EVFN_LOG_ERROR, "redis %s: %s: %s", c->role,
+	evfn__rt_log(c->rt, EVFN_LOG_ERROR, "redis %s: %s: %s", c->role,
 	          evfn_err_name(code), why);
 	c->closed = true;
 	c->ready = false;
@@ -706,7 +707,7 @@ conn_ping_cb(redisAsyncContext *ac, void *r, void *priv)
 			return;
 		}
 		/* LOADING and the like: try again later. */
-		evfn__log(c->rt, EVFN_LOG_WARN, "redis %s: %s", c->role,
+		evfn__rt_log(c->rt, EVFN_LOG_WARN, "redis %s: %s", c->role,
 		          reply->str);
 		redisAsyncDisconnect(ac);
 		return;
@@ -723,7 +724,7 @@ conn_connect(struct conn *c)
 	redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->host)
 	                                   : redisAsyncConnect(u->host, u->port);
 	if (!ac || ac->err) {
-		evfn__log(c->rt, EVFN_LOG_WARN, "redis %s: connect: %s", c->role,
+		evfn__rt_log(c->rt, EVFN_LOG_WARN, "redis %s: connect: %s", c->role,
 		          ac ? ac->errstr : "out of memory");
 		if (ac)
 			redisAsyncFree(ac);
@@ -1173,7 +1174,7 @@ source_fatal(struct evfn_redis_source *s, int code, const char *why)
 		return;
 	s->fatal = code;
 	update_status(s);
-	evfn__log(s->rt, EVFN_LOG_ERROR, "redis source %s: stopped: %s (%s)",
+	evfn__rt_log(s->rt, EVFN_LOG_ERROR, "redis source %s: stopped: %s (%s)",
 	          s->stream, evfn_err_name(code), why ? why : "");
 	conn_refused(&s->reader, code, "source stopped");
 	conn_refused(&s->cmd, code, "source stopped");
@@ -1286,7 +1287,7 @@ leave_cb(redisAsyncContext *ac, void *reply, void *priv)
 	if (code == EVFN_ECONNREFUSED)
 		return;
 	if (code && !fatal_reply(s, rep))
-		evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: %s: %s",
+		evfn__rt_log(s->rt, EVFN_LOG_WARN, "redis source %s: %s: %s",
 		          s->stream, how == LEAVE_ACK ? "XACK" : "releasing",
 		          rep->str);
 	if (!s->closed) {
@@ -1561,7 +1562,7 @@ submit_refused(struct evfn_redis_source *s, int rc)
 	}
 	if (rc == EVFN_ENOFN)
 		atomic_store(&s->status, EVFN_ENOFN);
-	evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: submit: %s",
+	evfn__rt_log(s->rt, EVFN_LOG_WARN, "redis source %s: submit: %s",
 	          s->stream, evfn_err_name(rc));
 	retry_later(s, 0);
 }
@@ -1668,7 +1669,7 @@ read_cb(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	}
 	if (code) {
-		evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: XREADGROUP: "
+		evfn__rt_log(s->rt, EVFN_LOG_WARN, "redis source %s: XREADGROUP: "
 		          "%s", s->stream, rep->str);
 		retry_later(s, 0);
 		return;
@@ -1853,7 +1854,7 @@ script_failed(struct evfn_redis_source *s, const redisReply *rep,
 	 * reader recreates it, and nothing is pending any more. */
 	if (code != EVFN_ECONNREFUSED && code != EVFN_ENOENT &&
 	    !s->closed && !fatal_reply(s, rep))
-		evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: %s: %s",
+		evfn__rt_log(s->rt, EVFN_LOG_WARN, "redis source %s: %s: %s",
 		          s->stream, what, rep->str ? rep->str : "unexpected "
 		          "reply");
 	return true;
@@ -2033,7 +2034,7 @@ rec_lost(struct evfn_redis_source *s, struct rec *r)
 	if (r->lost || (r->state != REC_WAITING && r->state != REC_RUNNING))
 		return;
 	r->lost = true;
-	evfn__log(s->rt, EVFN_LOG_WARN, "redis source %s: entry %s was "
+	evfn__rt_log(s->rt, EVFN_LOG_WARN, "redis source %s: entry %s was "
 	          "claimed by another consumer while held here", s->stream,
 	          r->id);
 	if (r->state != REC_WAITING)
@@ -2149,17 +2150,6 @@ source_close(void *arg)
 	atomic_store(&s->held, 0);
 }
 
-/* The number of attempts of a registered function, or 0 if there is
- * none by that name. */
-static int
-function_attempts(evfn_rt *rt, const char *name)
-{
-	evfn__lock_acquire(&rt->lock);
-	struct evfn_fn *fn = evfn__fn_find(rt, name);
-	int n = fn ? fn->cfg.attempts : 0;
-	evfn__lock_release(&rt->lock);
-	return n;
-}
 
 static char *
 default_consumer(void)
@@ -2186,7 +2176,7 @@ evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
 		rc = evfn__check_name(fn_name);
 	if (rc)
 		return rc;
-	int attempts = function_attempts(rt, fn_name);
+	int attempts = evfn__rt_function_attempts(rt, fn_name);
 	if (!attempts)
 		return EVFN_ENOFN;
 	struct evfn_redis_source *s = evfn__calloc(1, sizeof(*s));
@@ -2228,7 +2218,7 @@ evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
 	                    conn_down, s);
 	if (!s->stream || !s->fn_name || !s->consumer || !s->dead_stream ||
 	    !s->flush_ev || !s->claim_ev || !s->refresh_ev || !s->read_ev ||
-	    rc1 || rc2 || evfn__run_on_loop(rt, source_start, s) != 0) {
+	    rc1 || rc2 || evfn__rt_run_on_loop(rt, source_start, s) != 0) {
 		conn_destroy(&s->reader);
 		conn_destroy(&s->cmd);
 		struct event *evs[] = {s->flush_ev, s->claim_ev, s->refresh_ev,
@@ -2276,7 +2266,7 @@ evfn_redis_source_free(evfn_redis_source *src)
 	/* Without memory for the marshalling event there is no safe way to
 	 * close: leak rather than race the loop. */
 	evfn_rt *rt = src->rt;
-	if (evfn__run_on_loop(rt, source_close, src) != 0)
+	if (evfn__rt_run_on_loop(rt, source_close, src) != 0)
 		return;
 	source_unref(src);
 	evfn__rt_detach(rt);
@@ -2413,7 +2403,7 @@ xadd_cb(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	}
 	if (code) {
-		evfn__log(k->rt, EVFN_LOG_ERROR, "redis sink %s: XADD: %s",
+		evfn__rt_log(k->rt, EVFN_LOG_ERROR, "redis sink %s: XADD: %s",
 		          k->stream, rep->str);
 		atomic_store(&k->status, code);
 	}
@@ -2523,7 +2513,7 @@ evfn_redis_sink_new(evfn_redis_sink **out, evfn_rt *rt, const char *stream,
 	k->inbox_ev = event_new(k->base, -1, 0, inbox_cb, k);
 	rc = conn_init(&k->conn, rt, &k->cfg, "sink", sink_ready, sink_down, k);
 	if (!k->stream || !k->inbox_ev || rc ||
-	    evfn__run_on_loop(rt, sink_start, k) != 0) {
+	    evfn__rt_run_on_loop(rt, sink_start, k) != 0) {
 		sink_destroy(k);
 		return EVFN_ENOMEM;
 	}
@@ -2649,7 +2639,7 @@ evfn_redis_sink_register(evfn_redis_sink *sink, const char *fn_name,
 	/* Linked on the loop before registering, so that the sink's free
 	 * finds every link a handler may read. */
 	struct sink_register_call c = {sink, l};
-	int rc = evfn__run_on_loop(sink->rt, sink_link_add, &c);
+	int rc = evfn__rt_run_on_loop(sink->rt, sink_link_add, &c);
 	if (!rc)
 		rc = evfn_register(sink->rt, fn_name, sink_handler, l, fo, NULL);
 	evfn__free(fo);
@@ -2702,7 +2692,7 @@ sink_close(void *arg)
 		item_remove(k, it);
 	}
 	if (dropped)
-		evfn__log(k->rt, EVFN_LOG_WARN,
+		evfn__rt_log(k->rt, EVFN_LOG_WARN,
 		          "redis sink %s: freed with %zu appends unwritten",
 		          k->stream, dropped);
 	for (struct sink_link *l = k->links; l;) {
@@ -2722,7 +2712,7 @@ evfn_redis_sink_free(evfn_redis_sink *sink)
 	if (!sink)
 		return;
 	evfn_rt *rt = sink->rt;
-	if (evfn__run_on_loop(rt, sink_close, sink) != 0)
+	if (evfn__rt_run_on_loop(rt, sink_close, sink) != 0)
 		return;
 	sink_destroy(sink);
 	evfn__rt_detach(rt);

@@ -25,9 +25,10 @@
 
 #include "common-internal.h"
 #include "event-internal.h"
-#include "runtime-internal.h"
+#include "source-internal.h"
+#include "stats-internal.h"
 #include "signature-internal.h"
-#include "http-internal.h"
+#include "http-reply-internal.h"
 #include "status-internal.h"
 #include "text-internal.h"
 

@@ -19,7 +19,7 @@
 #include <evfn/triggers.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "source-internal.h"
 #include "sources/schedule-internal.h"
 #include "trigger-internal.h"
 
@@ -193,11 +193,11 @@ evfn_timer_add(evfn_rt *rt, const char *expr, const char *tz, const char *type,
 	char why[128];
 	int rc = evfn_schedule_parse(expr, tz, &s, &off, why, sizeof(why));
 	if (rc == EVFN_ESCHEDULE)
-		evfn__log(rt, EVFN_LOG_WARN,
+		evfn__rt_log(rt, EVFN_LOG_WARN,
 		          "schedule trigger: \"%s\": %s (at offset %zu)", expr,
 		          why, off);
 	else if (rc == EVFN_ETIMEZONE) /* why names the zone and the cause */
-		evfn__log(rt, EVFN_LOG_WARN, "schedule trigger: \"%s\": %s",
+		evfn__rt_log(rt, EVFN_LOG_WARN, "schedule trigger: \"%s\": %s",
 		          expr, why);
 	if (rc < 0)
 		return rc;

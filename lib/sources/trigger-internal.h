@@ -3,9 +3,8 @@
  * What the triggers on the loop share: the trigger object every kind
  * embeds, its options, creation and release, and the one path that turns
  * a firing into a published event (attributes set, refusals counted and
- * logged). The shared code lives in fd.c, next to the plainest trigger;
- * schedule arithmetic for the timer is declared here so tests can check
- * it without a clock.
+ * logged), in trigger.c; and the schedule trigger's arithmetic
+ * (timer.c), declared here so tests can check it without a clock.
  */
 #ifndef EVFN_TRIGGER_INTERNAL_H
 #define EVFN_TRIGGER_INTERNAL_H

@@ -19,7 +19,7 @@
 
 #include "common-internal.h"
 #include "route-internal.h"
-#include "runtime-internal.h"
+#include "source-internal.h"
 #include "trigger-internal.h"
 
 /* The longest name: "evfn/schedule/" + name must fit in a source. */
@@ -129,20 +129,6 @@ evfn_trigger_options_set_existing(evfn_trigger_options *o, bool existing)
 
 /* ---- the shared trigger ------------------------------------------------- */
 
-/* Checks, under the runtime's lock, that the runtime takes new triggers
- * and that the function (if any) is registered. Functions cannot be
- * unregistered, so the check stays true; topics are not checked because
- * subscribers may come later. */
-static int
-check_runtime(evfn_rt *rt, const char *function)
-{
-	evfn__lock_acquire(&rt->lock);
-	int rc = rt->state >= EVFN__DRAINING ? EVFN_ESHUTDOWN : 0;
-	if (rc == 0 && function && !evfn__fn_find(rt, function))
-		rc = EVFN_ENOFN;
-	evfn__lock_release(&rt->lock);
-	return rc;
-}
 
 int
 evfn__trigger_new(evfn_rt *rt, size_t size, const char *kind, const char *type,
@@ -161,7 +147,7 @@ evfn__trigger_new(evfn_rt *rt, size_t size, const char *kind, const char *type,
 	                        : evfn__topic_check(type);
 	if (rc < 0)
 		return rc;
-	rc = check_runtime(rt, opts->function);
+	rc = evfn__rt_check_target(rt, opts->function);
 	if (rc < 0)
 		return rc;
 	struct evfn_trigger *t = evfn__calloc(1, size);
@@ -263,7 +249,7 @@ evfn__trigger_log(struct evfn_trigger *t, evfn_log_level level, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	evfn__log(t->rt, level, "trigger %s: %s", t->label, msg);
+	evfn__rt_log(t->rt, level, "trigger %s: %s", t->label, msg);
 }
 
 /* Builds the event of one firing; 0 or the setter's error. */

@@ -1,38 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the HTTP trigger's files share: the JSON replies every error and
- * API answer goes through (http.c, used by the status page too), and the
- * trigger's own listener with its connections (http-listen.c), which an
- * evfn_http attached to a host's server does not have.
+ * The HTTP trigger's own listener with its connections (http-listen.c),
+ * which an evfn_http attached to a host's server does not have.
  */
-#ifndef EVFN_HTTP_INTERNAL_H
-#define EVFN_HTTP_INTERNAL_H
+#ifndef EVFN_HTTP_LISTEN_INTERNAL_H
+#define EVFN_HTTP_LISTEN_INTERNAL_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include <jansson.h>
-
 #include <evfn/types.h>
 
 struct evhttp;
 struct evhttp_request;
-
-/* Sends status with a JSON body; takes the reference to body. A NULL
- * body (a failed allocation) or one that cannot be written becomes a 500
- * EVFN_ENOMEM error answer. */
-void evfn__http_reply_json(struct evhttp_request *req, int status,
-                           json_t *body);
-
-/* Sends the error body {"error": name, "message": text (message, or the
- * code's text)}, the message made valid UTF-8 whatever it holds; extra,
- * when not NULL, is merged into it (its reference is taken). Never sends
- * an empty body short of memory for the few bytes of the minimal one. */
-void evfn__http_reply_error(struct evhttp_request *req, int status, int code,
-                            const char *message, json_t *extra);
-
-/* ---- http-listen.c ---------------------------------------------------- */
 
 struct evfn__listener;
 
@@ -75,4 +56,4 @@ bool evfn__listener_flushed(const struct evfn__listener *l);
 /* After evhttp_free() of its server: releases what is left. NULL-safe. */
 void evfn__listener_free(struct evfn__listener *l);
 
-#endif /* EVFN_HTTP_INTERNAL_H */
+#endif /* EVFN_HTTP_LISTEN_INTERNAL_H */

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime as triggers and sources see it (source-internal.h): each
+ * function here takes the lock it needs, so that no file under
+ * lib/sources/ reads a field of the runtime or holds its lock.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "common-internal.h"
+#include "runtime-internal.h"
+#include "source-internal.h"
+
+void
+evfn__rt_attach(evfn_rt *rt)
+{
+	evfn__lock_acquire(&rt->lock);
+	rt->attached++;
+	evfn__lock_release(&rt->lock);
+}
+
+void
+evfn__rt_detach(evfn_rt *rt)
+{
+	evfn__lock_acquire(&rt->lock);
+	rt->attached--;
+	evfn__lock_release(&rt->lock);
+}
+
+int
+evfn__rt_check_target(evfn_rt *rt, const char *function)
+{
+	evfn__lock_acquire(&rt->lock);
+	int rc = rt->state >= EVFN__DRAINING ? EVFN_ESHUTDOWN : 0;
+	if (rc == 0 && function && !evfn__fn_find(rt, function))
+		rc = EVFN_ENOFN;
+	evfn__lock_release(&rt->lock);
+	return rc;
+}
+
+bool
+evfn__rt_has_function(evfn_rt *rt, const char *name)
+{
+	evfn__lock_acquire(&rt->lock);
+	bool found = evfn__fn_find(rt, name) != NULL;
+	evfn__lock_release(&rt->lock);
+	return found;
+}
+
+int
+evfn__rt_function_attempts(evfn_rt *rt, const char *name)
+{
+	evfn__lock_acquire(&rt->lock);
+	struct evfn_fn *fn = evfn__fn_find(rt, name);
+	int n = fn ? fn->cfg.attempts : 0;
+	evfn__lock_release(&rt->lock);
+	return n;
+}
+
+bool
+evfn__rt_accepting(evfn_rt *rt)
+{
+	evfn__lock_acquire(&rt->lock);
+	bool accepting = rt->state < EVFN__DRAINING;
+	evfn__lock_release(&rt->lock);
+	return accepting;
+}
+
+bool
+evfn__rt_drained(evfn_rt *rt)
+{
+	evfn__lock_acquire(&rt->lock);
+	bool drained = rt->state == EVFN__DRAINED && rt->in_flight == 0;
+	evfn__lock_release(&rt->lock);
+	return drained;
+}
+
+int
+evfn__rt_run_on_loop(evfn_rt *rt, void (*fn)(void *), void *arg)
+{
+	return evfn__run_on_loop(rt, fn, arg);
+}
+
+bool
+evfn__rt_in_loop_callback(evfn_rt *rt)
+{
+	return evfn__tls_loop_rt == rt;
+}
+
+bool
+evfn__rt_loop_unattended(evfn_rt *rt)
+{
+	evfn__lock_acquire(&rt->lock);
+	bool unattended = !rt->own_base || !rt->loop_thread_started;
+	evfn__lock_release(&rt->lock);
+	return unattended;
+}
+
+bool
+evfn__rt_loop_thread_is_self(evfn_rt *rt)
+{
+	return atomic_load_explicit(&rt->loop_tid, memory_order_relaxed) ==
+	       (unsigned long)pthread_self();
+}
+
+void
+evfn__rt_log(evfn_rt *rt, evfn_log_level level, const char *fmt, ...)
+{
+	if (!rt->opts.log_cb)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rt->opts.log_cb(level, msg, rt->opts.log_arg);
+}
