@@ -22,24 +22,7 @@ static void
 ready_push(struct evfn__fn_fifo *q, struct evfn_fn *fn)
 {
 	fn->in_ready = true;
-	fn->ready_next = NULL;
-	if (q->tail)
-		q->tail->ready_next = fn;
-	else
-		q->head = fn;
-	q->tail = fn;
-}
-
-static struct evfn_fn *
-fifo_pop(struct evfn__fn_fifo *q)
-{
-	struct evfn_fn *fn = q->head;
-	if (fn) {
-		q->head = fn->ready_next;
-		if (!q->head)
-			q->tail = NULL;
-	}
-	return fn;
+	evfn__fn_fifo_push(q, fn);
 }
 
 /* Whether fn may start a call now (monotonic; 0: read the clock if
@@ -89,7 +72,7 @@ evfn__unstarve_locked(struct evfn_rt *rt)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	rt->inv_starved = false;
-	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
+	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
 		evfn__fn_schedule_locked(rt, fn);
 	evfn__retry_run_due_locked(rt, evfn__now_ns());
 }
@@ -171,7 +154,7 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn;
-	while ((fn = fifo_pop(q))) {
+	while ((fn = evfn__fn_fifo_pop(q))) {
 		/* Off the list from here: an event that ends below (expired,
 		 * or an idempotency hit) may queue the next of its ordering
 		 * key, which schedules fn and puts it back on the list. */

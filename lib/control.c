@@ -98,7 +98,7 @@ cancel_waiting_locked(struct evfn_rt *rt, struct search *s,
 	int n = 0;
 	/* Taken out of the queues first, so that an active one's end,
 	 * which queues the next of its key, cannot disturb a walk. */
-	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
+	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
 		if (s->fn && fn != s->fn)
 			continue;
 		struct evfn__inv *held =

@@ -156,12 +156,7 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 	/* Result callbacks run on the loop thread, where sources that must
 	 * answer (HTTP, acknowledgements) live. */
 	w->ev = evfn_event_ref(inv->ev);
-	w->next = NULL;
-	if (rt->results_tail)
-		rt->results_tail->next = w;
-	else
-		rt->results_head = w;
-	rt->results_tail = w;
+	evfn__result_list_push(&rt->results, w);
 	evfn__loop_wake_locked(rt);
 }
 
@@ -179,7 +174,7 @@ evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 	 * destinations and the dead-letter store saw it. */
 	if (stat == EVFN_STAT_HANDED_BACK) {
 		/* Delivered to the drain callback by the draining thread. */
-		push(&rt->handback, inv);
+		evfn__inv_list_push(&rt->handback, inv);
 		pthread_cond_broadcast(&rt->quiet_cond);
 	} else {
 		push(garbage, inv);

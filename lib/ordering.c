@@ -16,7 +16,7 @@
 struct evfn__okey {
 	UT_hash_handle hh;
 	struct evfn__inv *active;
-	struct evfn__inv *head, *tail; /* held, oldest first, through next */
+	struct evfn__inv_list held; /* oldest first */
 	char key[];
 };
 
@@ -51,12 +51,7 @@ evfn__okey_join_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	HASH_FIND(hh, fn->okeys, key, strlen(key), g);
 	if (g) {
 		inv->okey = g;
-		inv->next = NULL;
-		if (g->tail)
-			g->tail->next = inv;
-		else
-			g->head = inv;
-		g->tail = inv;
+		evfn__inv_list_push(&g->held, inv);
 		fn->queued++;
 		fn->held++;
 		return;
@@ -82,15 +77,12 @@ evfn__okey_leave_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	inv->okey = NULL;
 	if (g->active != inv)
 		return; /* a held one, taken out by its caller */
-	struct evfn__inv *next = g->head;
+	struct evfn__inv *next = evfn__inv_list_pop(&g->held);
 	if (!next) {
 		HASH_DEL(inv->fn->okeys, g);
 		evfn__free(g);
 		return;
 	}
-	g->head = next->next;
-	if (!g->head)
-		g->tail = NULL;
 	g->active = next;
 	next->fn->held--;
 	evfn__enqueue_held_locked(rt, next);
@@ -108,18 +100,19 @@ evfn__okey_take_held_locked(struct evfn_fn *fn, evfn__inv_pred match,
                             void *arg)
 {
 	EVFN__ASSERT_LOCKED(fn->rt);
-	struct evfn__inv *list = NULL, **tail = &list;
+	struct evfn__inv_list list = {NULL, NULL};
 	struct evfn__okey *g, *tmp;
 	HASH_ITER(hh, fn->okeys, g, tmp) {
-		struct evfn__inv **taken = tail;
-		size_t n = evfn__inv_fifo_take(&g->head, &g->tail, match, arg,
-		                               &tail);
-		for (struct evfn__inv *x = *taken; x; x = x->next)
+		struct evfn__inv_list taken = {NULL, NULL};
+		size_t n = evfn__inv_list_take_matching(&g->held, match, arg,
+		                                        &taken);
+		for (struct evfn__inv *x = taken.head; x; x = x->next)
 			x->okey = NULL; /* out of the group, onto the list */
+		evfn__inv_list_append(&list, &taken);
 		fn->queued -= (int64_t)n;
 		fn->held -= (int64_t)n;
 	}
-	return list;
+	return list.head;
 }
 
 void

@@ -267,7 +267,7 @@ static void
 retire_metrics_locked(struct evfn_rt *rt, struct evfn__worker *w)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
+	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
 		if (fn->index < w->nmetrics && w->metrics[fn->index])
 			evfn__metrics_add(&fn->retired, w->metrics[fn->index]);
 }

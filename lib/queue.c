@@ -117,7 +117,7 @@ bool
 evfn__queue_reserve_bare_locked(struct evfn_fn *fn)
 {
 	EVFN__ASSERT_LOCKED(fn->rt);
-	return !fn->q.over_head && ring_room(&fn->q);
+	return evfn__inv_list_empty(&fn->q.over) && ring_room(&fn->q);
 }
 
 void
@@ -140,15 +140,10 @@ evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	/* Queue wait is measured from here: the publish (or due) time for a
 	 * first attempt, the due time for a retry (no clock read needed). */
 	inv->ready_ns = inv->attempt ? inv->due_ns : inv->ev->born_ns;
-	if (!q->over_head && ring_room(q)) {
+	if (evfn__inv_list_empty(&q->over) && ring_room(q))
 		ring_push(q, (uintptr_t)inv);
-	} else {
-		if (q->over_tail)
-			q->over_tail->next = inv;
-		else
-			q->over_head = inv;
-		q->over_tail = inv;
-	}
+	else
+		evfn__inv_list_push(&q->over, inv);
 	evfn__fn_schedule_locked(rt, fn);
 }
 
@@ -165,7 +160,7 @@ evfn__queue_head_ready_ns(struct evfn_fn *fn)
 {
 	struct evfn__queue *q = &fn->q;
 	if (q->n == 0)
-		return q->over_head->ready_ns;
+		return q->over.head->ready_ns;
 	uintptr_t slot = *ring_at(q, 0);
 	return is_bare(slot) ? bare_event(slot)->born_ns
 	                     : ((struct evfn__inv *)slot)->ready_ns;
@@ -194,12 +189,7 @@ evfn__queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 				__builtin_prefetch(&bare_event(ahead)->born_ns);
 		}
 		ring_pop(q);
-	} else if ((inv = q->over_head)) {
-		q->over_head = inv->next;
-		if (!q->over_head)
-			q->over_tail = NULL;
-		inv->next = NULL;
-	} else {
+	} else if (!(inv = evfn__inv_list_pop(&q->over))) {
 		return NULL;
 	}
 	fn->queued--;
@@ -211,16 +201,14 @@ evfn__queue_take_front_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                               size_t max, bool *short_of_memory)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__inv *list = NULL, **tail = &list, *inv = NULL;
+	struct evfn__inv_list list = {NULL, NULL};
+	struct evfn__inv *inv = NULL;
 	for (size_t n = 0; n < max && (inv = evfn__queue_pop_locked(rt, fn));
-	     n++) {
-		*tail = inv;
-		tail = &inv->next;
-	}
+	     n++)
+		evfn__inv_list_push(&list, inv);
 	if (!inv && !evfn__queue_empty(fn))
 		*short_of_memory = true;
-	*tail = NULL;
-	return list;
+	return list.head;
 }
 
 struct evfn__inv *
@@ -229,7 +217,7 @@ evfn__queue_take_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__queue *q = &fn->q;
-	struct evfn__inv *list = NULL, **tail = &list;
+	struct evfn__inv_list list = {NULL, NULL};
 	size_t kept = 0, taken = 0;
 	for (size_t i = 0; i < q->n; i++) {
 		uintptr_t slot = *ring_at(q, i);
@@ -245,18 +233,13 @@ evfn__queue_take_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 			*ring_at(q, kept++) = slot;
 			continue;
 		}
-		*tail = inv;
-		tail = &inv->next;
+		evfn__inv_list_push(&list, inv);
 		taken++;
 	}
 	q->n = kept;
-	struct evfn__inv *over_last;
-	taken += evfn__inv_fifo_take(&q->over_head, &over_last, match, arg,
-	                             &tail);
-	q->over_tail = over_last;
-	*tail = NULL;
+	taken += evfn__inv_list_take_matching(&q->over, match, arg, &list);
 	fn->queued -= (int64_t)taken;
-	return list;
+	return list.head;
 }
 
 void
@@ -274,37 +257,33 @@ evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn)
 		else
 			evfn__inv_drop((struct evfn__inv *)slot);
 	}
-	while (q->over_head) {
-		struct evfn__inv *inv = q->over_head;
-		q->over_head = inv->next;
+	struct evfn__inv *inv;
+	while ((inv = evfn__inv_list_pop(&q->over)))
 		evfn__inv_drop(inv);
-	}
-	q->over_tail = NULL;
 	evfn__free(q->slot);
 	q->slot = NULL;
 	q->cap = 0;
 }
 
-size_t
-evfn__inv_fifo_take(struct evfn__inv **head, struct evfn__inv **tail,
-                    evfn__inv_pred match, void *arg,
-                    struct evfn__inv ***out_tail)
+/* evfn__inv_pred on a record. */
+struct inv_match {
+	evfn__inv_pred match;
+	void *arg;
+};
+
+static bool
+inv_matches(const struct evfn__inv *inv, void *arg)
 {
-	struct evfn__inv **link = head, *last = NULL;
-	size_t n = 0;
-	while (*link) {
-		struct evfn__inv *inv = *link;
-		if (match && !match(inv->fn, inv->ev, arg)) {
-			last = inv;
-			link = &inv->next;
-			continue;
-		}
-		*link = inv->next;
-		inv->next = NULL;
-		**out_tail = inv;
-		*out_tail = &inv->next;
-		n++;
-	}
-	*tail = last;
-	return n;
+	const struct inv_match *m = arg;
+	return m->match(inv->fn, inv->ev, m->arg);
+}
+
+size_t
+evfn__inv_list_take_matching(struct evfn__inv_list *list,
+                             evfn__inv_pred match, void *arg,
+                             struct evfn__inv_list *out)
+{
+	struct inv_match m = {match, arg};
+	return evfn__inv_list_take_if(list, match ? inv_matches : NULL, &m,
+	                              out);
 }

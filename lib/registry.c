@@ -74,11 +74,7 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 	}
 	if (rc == 0) {
 		fn->index = rt->nfns++;
-		if (rt->all_tail)
-			rt->all_tail->all_next = fn;
-		else
-			rt->all_head = fn;
-		rt->all_tail = fn;
+		evfn__fn_list_push(&rt->fns, fn);
 	}
 	evfn__lock_release(&rt->lock);
 	if (rc < 0) {
@@ -125,7 +121,7 @@ evfn__registry_free(struct evfn_rt *rt)
 	evfn__router_free(rt->router);
 	rt->router = NULL;
 	HASH_CLEAR(hh, rt->by_name);
-	struct evfn_fn *fn = rt->all_head;
+	struct evfn_fn *fn = rt->fns.head;
 	while (fn) {
 		struct evfn_fn *next = fn->all_next;
 		if (fn->cfg.userdata_free)
@@ -135,5 +131,5 @@ evfn__registry_free(struct evfn_rt *rt)
 		evfn__free(fn);
 		fn = next;
 	}
-	rt->all_head = rt->all_tail = NULL;
+	rt->fns.head = rt->fns.tail = NULL;
 }

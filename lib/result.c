@@ -16,13 +16,12 @@ void
 evfn__deliver_results_locked(struct evfn_rt *rt)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	while (rt->results_head) {
-		struct evfn__waiter *list = rt->results_head;
-		rt->results_head = rt->results_tail = NULL;
+	while (!evfn__result_list_empty(&rt->results)) {
+		struct evfn__result_list due = rt->results;
+		rt->results = (struct evfn__result_list){NULL, NULL};
 		evfn__lock_release(&rt->lock);
-		while (list) {
-			struct evfn__waiter *w = list;
-			list = w->next;
+		struct evfn__waiter *w;
+		while ((w = evfn__result_list_pop(&due))) {
 			w->cb(w, w->cb_arg);
 			evfn__result_clear(w);
 			evfn__free(w);

@@ -25,6 +25,7 @@
 #include "event-internal.h"
 #include "hash-internal.h"
 #include "histogram-internal.h"
+#include "list-internal.h"
 #include "lock-internal.h"
 #include "options-internal.h"
 #include "route-internal.h"
@@ -75,6 +76,7 @@ struct evfn_result {
 	struct evfn_result *next;
 };
 #define evfn__waiter evfn_result
+EVFN__LIST(evfn__result_list, struct evfn_result, next)
 
 struct evfn__worker;
 struct evfn__inv;
@@ -132,6 +134,8 @@ struct evfn__inv {
 	struct evfn_ctx ctx;
 };
 
+EVFN__LIST(evfn__inv_list, struct evfn__inv, next)
+
 /* Picks events waiting for fn out of a queue, a key's held list or the
  * timer heap (evfn_cancel() by id); NULL takes all of them. */
 typedef bool (*evfn__inv_pred)(const struct evfn_fn *fn,
@@ -151,7 +155,7 @@ struct evfn__queue {
 	size_t cap;                 /* 0 or a power of two */
 	size_t first;               /* the oldest slot's index */
 	size_t n;                   /* slots in use */
-	struct evfn__inv *over_head, *over_tail;
+	struct evfn__inv_list over;
 };
 
 struct evfn_fn {
@@ -184,10 +188,10 @@ struct evfn_fn {
 	char name[];
 };
 
-/* A FIFO of functions that have work they may start now. */
-struct evfn__fn_fifo {
-	struct evfn_fn *head, *tail;
-};
+/* Functions that have work they may start now, in the order they got
+ * it; and every function, in registration order. */
+EVFN__LIST(evfn__fn_fifo, struct evfn_fn, ready_next)
+EVFN__LIST(evfn__fn_list, struct evfn_fn, all_next)
 
 struct evfn_rt {
 	struct evfn__lock lock;
@@ -200,7 +204,7 @@ struct evfn_rt {
 	/* Registry. */
 	struct evfn_fn *by_name;    /* uthash */
 	struct evfn_fn *last_found; /* evfn__fn_find()'s memo */
-	struct evfn_fn *all_head, *all_tail;
+	struct evfn__fn_list fns;
 	unsigned nfns;
 	evfn__router *router;
 
@@ -278,12 +282,12 @@ struct evfn_rt {
 	uint64_t dead_evicted;
 
 	/* Result callbacks due, oldest first. */
-	struct evfn__waiter *results_head, *results_tail;
+	struct evfn__result_list results;
 
 	/* Drain. */
 	evfn_handback_cb handback_cb;
 	void *handback_arg;
-	struct evfn__inv *handback;  /* handed back, not yet passed to cb */
+	struct evfn__inv_list handback; /* handed back, not yet passed to cb */
 };
 
 /* The thread-local marks that let calls refuse to wait on themselves. */
@@ -423,7 +427,7 @@ bool evfn__queue_reserve_bare_locked(struct evfn_fn *fn);
 static inline bool
 evfn__queue_has_bare_room(const struct evfn_fn *fn)
 {
-	return !fn->q.over_head && fn->q.n < fn->q.cap;
+	return evfn__inv_list_empty(&fn->q.over) && fn->q.n < fn->q.cap;
 }
 /* Appends ev (one reference, now the queue's) as a bare event, after
  * evfn__queue_reserve_bare_locked() said yes, and schedules fn. */
@@ -433,7 +437,7 @@ void evfn__queue_push_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 static inline bool
 evfn__queue_empty(const struct evfn_fn *fn)
 {
-	return fn->q.n == 0 && !fn->q.over_head;
+	return fn->q.n == 0 && evfn__inv_list_empty(&fn->q.over);
 }
 /* When fn's oldest queued event became startable. Not empty. */
 int64_t evfn__queue_head_ready_ns(struct evfn_fn *fn);
@@ -459,13 +463,11 @@ struct evfn__inv *evfn__queue_take_front_locked(struct evfn_rt *rt,
 /* Frees fn's queue, dropping (with an error logged) events left in it:
  * only those a drain had no memory to hand back. */
 void evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn);
-/* Moves the invocations of the FIFO head..tail (linked through next)
- * that match() accepts (all for NULL) onto the end of a list, whose
- * last link *out_tail points at and then points past them, keeping
- * their order; returns how many. */
-size_t evfn__inv_fifo_take(struct evfn__inv **head, struct evfn__inv **tail,
-                           evfn__inv_pred match, void *arg,
-                           struct evfn__inv ***out_tail);
+/* Moves the invocations of list that match() accepts (all for NULL)
+ * onto the end of out, keeping their order; returns how many. */
+size_t evfn__inv_list_take_matching(struct evfn__inv_list *list,
+                                    evfn__inv_pred match, void *arg,
+                                    struct evfn__inv_list *out);
 /* Ends every invocation of list (through next) with stat and result, as
  * evfn__finish_locked(). */
 void evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,

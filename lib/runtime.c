@@ -178,7 +178,7 @@ destroy(struct evfn_rt *rt)
 	if (rt->watchdog)
 		event_free(rt->watchdog);
 	evfn__dead_free_all(rt);
-	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
+	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
 		evfn__idem_free(fn);
 		evfn__flow_free(fn); /* its timer, before the base goes */
 	}
@@ -286,15 +286,9 @@ static void
 deliver_handbacks_locked(struct evfn_rt *rt)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	while (rt->handback) {
-		/* The list was built newest first: hand back oldest first. */
-		struct evfn__inv *list = NULL;
-		while (rt->handback) {
-			struct evfn__inv *inv = rt->handback;
-			rt->handback = inv->next;
-			inv->next = list;
-			list = inv;
-		}
+	while (!evfn__inv_list_empty(&rt->handback)) {
+		struct evfn__inv *list = rt->handback.head; /* oldest first */
+		rt->handback = (struct evfn__inv_list){NULL, NULL};
 		evfn__lock_release(&rt->lock);
 		for (struct evfn__inv *inv = list; inv; inv = inv->next)
 			if (rt->handback_cb)
@@ -338,9 +332,9 @@ hand_back_waiting_locked(struct evfn_rt *rt, bool *left)
 	EVFN__ASSERT_LOCKED(rt);
 	size_t n = 0;
 	bool short_of_memory = false;
-	rt->ready.head = rt->ready.tail = NULL;
-	rt->loop_ready.head = rt->loop_ready.tail = NULL;
-	for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next) {
+	rt->ready = (struct evfn__fn_fifo){NULL, NULL};
+	rt->loop_ready = (struct evfn__fn_fifo){NULL, NULL};
+	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
 		fn->in_ready = false;
 		/* Held ones first, so that ending an active one does not
 		 * queue the next of its key. */
@@ -407,7 +401,8 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 			evfn__lock_acquire(&rt->lock);
 			if (r < 0)
 				pump = false;
-			if ((rt->in_flight == 0 && !left) || rt->handback)
+			if ((rt->in_flight == 0 && !left) ||
+			    !evfn__inv_list_empty(&rt->handback))
 				continue;
 			wait_until_locked(rt, EVFN__MIN(deadline,
 			                                now + EVFN__NS_PER_MS));

@@ -80,7 +80,7 @@ evfn_stats_take(evfn_rt *rt, const char *fn_name, evfn_stats **out)
 		else
 			rc = EVFN_ENOFN;
 	} else {
-		for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
+		for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
 			add_fn_locked(rt, s, fn, now);
 	}
 	evfn__lock_release(&rt->lock);
@@ -190,7 +190,7 @@ evfn__stats_snapshot_all(struct evfn_rt *rt, size_t *n)
 	if (snaps) {
 		int64_t now = evfn__now_ns();
 		size_t i = 0;
-		for (struct evfn_fn *fn = rt->all_head; fn && i < count;
+		for (struct evfn_fn *fn = rt->fns.head; fn && i < count;
 		     fn = fn->all_next, i++) {
 			snaps[i].name = fn->name; /* lives as long as rt */
 			add_fn_locked(rt, &snaps[i].s, fn, now);

@@ -198,7 +198,7 @@ watchdog_cb(int fd, short what, void *arg)
 	if (rt->inv_starved)
 		evfn__unstarve_locked(rt);
 	if (++rt->watchdog_ticks % IDEM_SWEEP_TICKS == 0)
-		for (struct evfn_fn *fn = rt->all_head; fn; fn = fn->all_next)
+		for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
 			if (fn->idem)
 				evfn__idem_sweep_locked(fn, now);
 	/* Nothing left to watch: off until an attempt starts (or a record
