@@ -31,7 +31,7 @@ notice_locked(struct evfn_rt *rt, struct evfn_fn *fn, int kind,
 		return;
 	struct evfn__notice *n = evfn__calloc(1, sizeof(*n));
 	if (!n) {
-		evfn__log(rt, EVFN_LOG_ERROR, "%s: out of memory for a "
+		evfn__logf(&rt->log, EVFN_LOG_ERROR, "%s: out of memory for a "
 		          "circuit-breaker record", fn->name);
 		return;
 	}

@@ -109,7 +109,7 @@ store_add(struct evfn_rt *rt, const struct evfn__inv *inv, evfn_event *ev,
 	if (!dl || !entry) {
 		evfn__free(dl);
 		evfn__free(entry);
-		evfn__log(rt, EVFN_LOG_ERROR,
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
 		          "%s: out of memory storing dead letter %s",
 		          inv->fn->name, evfn_event_id(ev));
 		return;
@@ -236,7 +236,7 @@ evfn__after_end(struct evfn_rt *rt, struct evfn__inv *inv)
 	if (rc < 0) {
 		/* Nothing is lost: what the destination would not take waits
 		 * in the dead-letter store. */
-		evfn__log(rt, EVFN_LOG_WARN, "%s: destination %s refused: %s",
+		evfn__logf(&rt->log, EVFN_LOG_WARN, "%s: destination %s refused: %s",
 		          fn->name, dest, evfn_strerror(rc));
 		store_add(rt, inv, ev ? ev : inv->ev, rc);
 	}

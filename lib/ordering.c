@@ -58,7 +58,7 @@ evfn__okey_join_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	}
 	if (!(g = group_new(fn, key))) {
 		/* Admitted already: run it rather than lose it, unordered. */
-		evfn__log(rt, EVFN_LOG_ERROR,
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
 		          "%s: out of memory ordering key %s; event %s runs "
 		          "unordered", fn->name, key, evfn_event_id(inv->ev));
 		evfn__enqueue_locked(rt, inv);

@@ -367,7 +367,7 @@ spawn_locked(struct evfn_rt *rt)
 	int err = pthread_create(&w->thread, NULL, worker_main, w);
 	if (err) {
 		evfn__free(w);
-		evfn__log(rt, EVFN_LOG_ERROR, "cannot start a worker: %s",
+		evfn__logf(&rt->log, EVFN_LOG_ERROR, "cannot start a worker: %s",
 		          strerror(err));
 		return -err;
 	}

@@ -247,7 +247,7 @@ evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn)
 {
 	struct evfn__queue *q = &fn->q;
 	if (!evfn__queue_empty(fn))
-		evfn__log(rt, EVFN_LOG_ERROR,
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
 		          "%s: queued events dropped: no memory to hand them "
 		          "back", fn->name);
 	while (q->n > 0) {

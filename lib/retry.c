@@ -313,7 +313,7 @@ void
 evfn__retry_free(struct evfn_rt *rt)
 {
 	if (rt->heap_n > 0)
-		evfn__log(rt, EVFN_LOG_ERROR,
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
 		          "%u retries dropped: no memory to hand them back",
 		          rt->heap_n);
 	for (unsigned i = 0; i < rt->heap_n; i++) {

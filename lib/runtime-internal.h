@@ -27,6 +27,7 @@
 #include "histogram-internal.h"
 #include "list-internal.h"
 #include "lock-internal.h"
+#include "log-internal.h"
 #include "options-internal.h"
 #include "route-internal.h"
 
@@ -200,6 +201,7 @@ struct evfn_rt {
 	enum evfn__rt_state state;
 	evfn_rt_options opts;
 	char *source;
+	struct evfn__logger log;
 
 	/* Registry. */
 	struct evfn_fn *by_name;    /* uthash */
@@ -294,8 +296,6 @@ struct evfn_rt {
 extern _Thread_local struct evfn_rt *evfn__tls_handler_rt;
 extern _Thread_local struct evfn_rt *evfn__tls_loop_rt;
 
-void evfn__log(struct evfn_rt *rt, evfn_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /* ordering.c: events with an ordering key run one at a time per key. */
 /* Queues a new invocation: behind its key's active one, or at once. */

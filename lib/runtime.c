@@ -30,19 +30,6 @@ _Thread_local struct evfn_rt *evfn__tls_loop_rt;
  * base's other events have a turn. */
 #define LOOP_BUDGET 256
 
-void
-evfn__log(struct evfn_rt *rt, evfn_log_level level, const char *fmt, ...)
-{
-	if (!rt->opts.log_cb)
-		return;
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	rt->opts.log_cb(level, msg, rt->opts.log_arg);
-}
-
 static pthread_once_t libevent_threads_once = PTHREAD_ONCE_INIT;
 static int libevent_threads_rc;
 
@@ -223,6 +210,7 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	else
 		evfn__rt_options_defaults(&rt->opts);
 	rt->opts.source = NULL; /* the builder's copy stays the builder's */
+	rt->log = (struct evfn__logger){rt->opts.log_cb, rt->opts.log_arg};
 	rt->source = evfn__strdup(opts && opts->source ? opts->source : "evfn");
 	rt->router = evfn__router_new();
 	rt->loop_worker = evfn__worker_new(rt);

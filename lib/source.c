@@ -106,12 +106,8 @@ evfn__rt_loop_thread_is_self(evfn_rt *rt)
 void
 evfn__rt_log(evfn_rt *rt, evfn_log_level level, const char *fmt, ...)
 {
-	if (!rt->opts.log_cb)
-		return;
-	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	evfn__logv(&rt->log, level, fmt, ap);
 	va_end(ap);
-	rt->opts.log_cb(level, msg, rt->opts.log_arg);
 }
