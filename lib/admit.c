@@ -58,7 +58,7 @@ evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 		return;
 	if (fn->cfg.executor == EVFN_EXECUTOR_LOOP) {
 		ready_push(&rt->loop_ready, fn);
-		evfn__loop_wake_locked(rt);
+		evfn__signal_raise(rt->wake);
 	} else {
 		ready_push(&rt->ready, fn);
 		atomic_fetch_add_explicit(&rt->ready_gen, 1,

@@ -14,8 +14,6 @@
  * max(tat, now) + interval. One number of state, no refill arithmetic,
  * and a timer that fires late loses nothing while the burst covers it.
  */
-#include <event2/event.h>
-
 #include "breaker-internal.h"
 #include "common-internal.h"
 #include "runtime-internal.h"
@@ -23,8 +21,7 @@
 struct evfn__flow {
 	struct evfn_rt *rt;
 	struct evfn_fn *fn;
-	struct event *timer;
-	int64_t timer_due;          /* monotonic ns; 0: not armed */
+	struct evfn__timer *timer;
 	/* Rate limit. */
 	int64_t interval_ns;        /* 0: no limit */
 	int64_t tolerance_ns;
@@ -33,7 +30,7 @@ struct evfn__flow {
 	struct evfn__breaker breaker;
 };
 
-static void flow_timer_cb(int fd, short what, void *arg);
+static void flow_timer_cb(void *arg);
 
 int
 evfn__flow_new(struct evfn_rt *rt, struct evfn_fn *fn)
@@ -47,7 +44,7 @@ evfn__flow_new(struct evfn_rt *rt, struct evfn_fn *fn)
 		return EVFN_ENOMEM;
 	f->rt = rt;
 	f->fn = fn;
-	f->timer = evtimer_new(rt->base, flow_timer_cb, f);
+	f->timer = evfn__timer_new(&rt->loop, flow_timer_cb, f);
 	if (!f->timer) {
 		evfn__free(f);
 		return EVFN_ENOMEM;
@@ -67,7 +64,7 @@ evfn__flow_free(struct evfn_fn *fn)
 	struct evfn__flow *f = fn->flow;
 	if (!f)
 		return;
-	event_free(f->timer);
+	evfn__timer_free(f->timer);
 	evfn__free(f);
 	fn->flow = NULL;
 }
@@ -83,21 +80,11 @@ void
 evfn__flow_arm_locked(struct evfn_fn *fn, int64_t due)
 {
 	EVFN__ASSERT_LOCKED(fn->rt);
-	struct evfn__flow *f = fn->flow;
-	if (f->timer_due && f->timer_due <= due)
-		return;
-	int64_t wait = due - evfn__now_ns();
-	if (wait < 0)
-		wait = 0;
-	/* Rounded up. One timer serves the rate limit, the batch window and
-	 * the breaker, and libevent may fire it a little early (it counts
-	 * from its cached time): when it fires, scheduling the function
-	 * asks the first two again, and an open breaker re-arms it for its
-	 * cool-down (evfn__breaker_tick_locked()). */
-	int64_t us = (wait + 999) / 1000;
-	struct timeval tv = {.tv_sec = us / 1000000, .tv_usec = us % 1000000};
-	f->timer_due = due;
-	event_add(f->timer, &tv);
+	/* One timer serves the rate limit, the batch window and the
+	 * breaker: when it fires, scheduling the function asks the first two
+	 * again, and an open breaker re-arms it for its cool-down
+	 * (evfn__breaker_tick_locked()). */
+	(void)evfn__timer_arm(fn->flow->timer, due);
 }
 
 bool
@@ -147,15 +134,11 @@ evfn__flow_on_start_locked(struct evfn_fn *fn, struct evfn__inv *inv,
 }
 
 static void
-flow_timer_cb(int fd, short what, void *arg)
+flow_timer_cb(void *arg)
 {
-	(void)fd;
-	(void)what;
 	struct evfn__flow *f = arg;
 	struct evfn_rt *rt = f->rt;
-	evfn__note_loop_thread(rt);
 	evfn__lock_acquire(&rt->lock);
-	f->timer_due = 0;
 	if (f->fn->cfg.breaker_window_ns)
 		evfn__breaker_tick_locked(rt, f->fn, evfn__now_ns());
 	evfn__fn_schedule_locked(rt, f->fn);

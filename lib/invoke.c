@@ -157,7 +157,7 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 	 * answer (HTTP, acknowledgements) live. */
 	w->ev = evfn_event_ref(inv->ev);
 	evfn__result_list_push(&rt->results, w);
-	evfn__loop_wake_locked(rt);
+	evfn__signal_raise(rt->wake);
 }
 
 void

@@ -15,8 +15,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/event.h>
-
 #include "common-internal.h"
 #include "runtime-internal.h"
 
@@ -427,11 +425,8 @@ evfn__pool_notify_locked(struct evfn_rt *rt)
 	 * loop surely runs on: evfn's own loop thread, or inside evfn's
 	 * callbacks (not a host thread that ran the loop once and may now
 	 * wait for the workers). */
-	if (evfn__tls_loop_rt == rt && rt->kick_ev) {
-		if (!rt->kick_pending) {
-			rt->kick_pending = true;
-			event_active(rt->kick_ev, EV_TIMEOUT, 0);
-		}
+	if (evfn__loop_is_current(&rt->loop)) {
+		evfn__signal_raise(rt->kick);
 		return;
 	}
 	wake_or_spawn_locked(rt);
@@ -447,13 +442,10 @@ evfn__pool_backlog_locked(struct evfn_rt *rt)
 }
 
 void
-evfn__pool_kick_cb(int fd, short what, void *arg)
+evfn__pool_kick_cb(void *arg)
 {
-	(void)fd;
-	(void)what;
 	struct evfn_rt *rt = arg;
 	evfn__lock_acquire(&rt->lock);
-	rt->kick_pending = false;
 	if (rt->ready.head)
 		wake_or_spawn_locked(rt);
 	evfn__lock_release(&rt->lock);

@@ -104,7 +104,7 @@ evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data, size_t len,
 		return rc;
 	/* The loop runs retries and loop handlers: blocking it could wait
 	 * forever. */
-	if (evfn__tls_loop_rt == rt)
+	if (evfn__loop_is_current(&rt->loop))
 		return EVFN_EDEADLK;
 	evfn_event *ev;
 	rc = evfn__event_create(&ev, fn_name, data, len, true, NULL, NULL, 0);

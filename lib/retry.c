@@ -13,8 +13,6 @@
  */
 #include <string.h>
 
-#include <event2/event.h>
-
 #include "common-internal.h"
 #include "runtime-internal.h"
 
@@ -193,24 +191,13 @@ requeue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 }
 
 /* Arms the timer for the earliest due retry, unless it is armed for that
- * time already. event_add() is safe from any thread: libevent's locks are
- * enabled before any base evfn uses is created. */
+ * time already. */
 static void
 arm_timer_locked(struct evfn_rt *rt)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	if (rt->heap_n == 0 || !rt->retry_timer)
-		return;
-	int64_t due = rt->heap[0].due_ns;
-	if (rt->timer_due_ns && rt->timer_due_ns <= due)
-		return;
-	int64_t wait = due - evfn__now_ns();
-	if (wait < 0)
-		wait = 0;
-	struct timeval tv = {.tv_sec = wait / EVFN__NS_PER_SEC,
-	                     .tv_usec = (wait % EVFN__NS_PER_SEC) / 1000};
-	rt->timer_due_ns = due;
-	event_add(rt->retry_timer, &tv);
+	if (rt->heap_n > 0)
+		(void)evfn__timer_arm(rt->retry_timer, rt->heap[0].due_ns);
 }
 
 void
@@ -332,13 +319,10 @@ evfn__retry_free(struct evfn_rt *rt)
 }
 
 void
-evfn__retry_timer_cb(int fd, short what, void *arg)
+evfn__retry_timer_cb(void *arg)
 {
-	(void)fd;
-	(void)what;
 	struct evfn_rt *rt = arg;
 	evfn__lock_acquire(&rt->lock);
-	rt->timer_due_ns = 0;
 	evfn__retry_run_due_locked(rt, evfn__now_ns());
 	evfn__lock_release(&rt->lock);
 }

@@ -28,6 +28,7 @@
 #include "list-internal.h"
 #include "lock-internal.h"
 #include "log-internal.h"
+#include "loop-internal.h"
 #include "options-internal.h"
 #include "route-internal.h"
 
@@ -250,28 +251,19 @@ struct evfn_rt {
 	bool quit;                  /* free: workers exit */
 
 	/* Loop. */
-	struct event_base *base;
-	bool own_base;
-	bool loop_thread_started;
-	pthread_t loop_thread;
-	struct event *wake_ev;      /* runs loop handlers */
-	struct event *kick_ev;      /* wakes workers at the end of a pass */
-	bool kick_pending;
-	atomic_ulong loop_tid;      /* the thread our loop callbacks last ran on
-	                             * (a host's loop thread, embedded) */
-	struct event *stop_ev;      /* ends the loop thread */
-	bool wake_pending;
+	struct evfn__loop loop;
+	struct evfn__signal *wake;  /* runs loop handlers and results */
+	struct evfn__signal *kick;  /* wakes workers at the end of a pass */
 
 	/* Retries: a binary min-heap on due_ns, one libevent timer. */
 	struct evfn__due *heap;
 	unsigned heap_n, heap_cap;
-	struct event *retry_timer;
-	int64_t timer_due_ns;       /* 0: not armed */
+	struct evfn__timer *retry_timer;
 	uint64_t prng;
 
 	/* Loop attempts that returned EVFN_PENDING, for the watchdog. */
 	struct evfn__inv *pending;
-	struct event *watchdog;
+	struct evfn__timer *watchdog;
 	bool watchdog_armed;        /* ticking: attempts run, or a record is
 	                             * wanted (rt->inv_starved) */
 	unsigned watchdog_ticks;
@@ -294,7 +286,6 @@ struct evfn_rt {
 
 /* The thread-local marks that let calls refuse to wait on themselves. */
 extern _Thread_local struct evfn_rt *evfn__tls_handler_rt;
-extern _Thread_local struct evfn_rt *evfn__tls_loop_rt;
 
 
 /* ordering.c: events with an ordering key run one at a time per key. */
@@ -594,8 +585,8 @@ void evfn__pool_notify_locked(struct evfn_rt *rt);
  * worker trusted with the earlier work has not taken it (preempted,
  * perhaps), a sleeping one is woken. rt->lock held. */
 void evfn__pool_backlog_locked(struct evfn_rt *rt);
-/* The end-of-pass wake-up (rt->kick_ev). */
-void evfn__pool_kick_cb(int fd, short what, void *arg);
+/* The end-of-pass wake-up (rt->kick). */
+void evfn__pool_kick_cb(void *arg);
 void evfn__pool_stop(struct evfn_rt *rt);
 /* The warm state of fn on worker w, built by fn's init hook on first use;
  * on a hook failure returns NULL and sets *rc. Runs on w's thread. */
@@ -668,25 +659,12 @@ void evfn__retry_free(struct evfn_rt *rt);
 /* Moves due retries back to their queues; one whose record cannot be
  * made stays, setting rt->inv_starved. rt->lock held. */
 void evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now);
-void evfn__retry_timer_cb(int fd, short what, void *arg);
+void evfn__retry_timer_cb(void *arg);
 
 /* Calls the result callbacks that are due, with the lock released around
  * them. rt->lock held. */
 void evfn__deliver_results_locked(struct evfn_rt *rt);
 /* Releases what a result holds (response, metadata, error, event). */
 void evfn__result_clear(struct evfn_result *r);
-
-/* runtime.c */
-/* Remembers the calling thread as the loop's; called from evfn's loop
- * callbacks so that evfn__run_on_loop() can tell a host's loop thread. */
-void evfn__note_loop_thread(struct evfn_rt *rt);
-/* Runs fn(arg) on the loop thread and returns once it ran: directly when
- * called there or while no loop can be running (an own loop not started
- * yet); otherwise through an event, running the host's base meanwhile in
- * embedded mode when nobody else drives it. Returns 0, or EVFN_ENOMEM
- * when fn could not be queued and did not run. */
-int evfn__run_on_loop(struct evfn_rt *rt, void (*fn)(void *), void *arg);
-/* Asks the loop to run evfn__loop_wake_cb soon. rt->lock held. */
-void evfn__loop_wake_locked(struct evfn_rt *rt);
 
 #endif /* EVFN_RUNTIME_INTERNAL_H */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The runtime's life: creation on an event_base of its own (run by a loop
- * thread) or on a host's, start, drain, free; the loop callback that runs
- * loop-executor handlers; and the diagnostics callback. Queues, the pool
+ * thread) or on a host's (loop.c keeps either), start, drain, free; and
+ * the loop callback that runs loop-executor handlers. Queues, the pool
  * and outcomes live in their own files.
  */
 #include <errno.h>
@@ -11,56 +11,24 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/event.h>
-#include <event2/thread.h>
-
 #include <evfn/libevent.h>
 #include <evfn/runtime.h>
 
 #include "common-internal.h"
 #include "runtime-internal.h"
 
-EVFN__STATIC_ASSERT(sizeof(pthread_t) <= sizeof(unsigned long),
-                    "loop_tid holds a pthread_t");
-
 _Thread_local struct evfn_rt *evfn__tls_handler_rt;
-_Thread_local struct evfn_rt *evfn__tls_loop_rt;
 
 /* How many loop handlers one loop callback runs before it lets the
  * base's other events have a turn. */
 #define LOOP_BUDGET 256
 
-static pthread_once_t libevent_threads_once = PTHREAD_ONCE_INIT;
-static int libevent_threads_rc;
-
 static void
-enable_libevent_threads(void)
+loop_wake_cb(void *arg)
 {
-	libevent_threads_rc = evthread_use_pthreads();
-}
-
-void
-evfn__loop_wake_locked(struct evfn_rt *rt)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	if (rt->wake_pending || !rt->wake_ev)
-		return;
-	rt->wake_pending = true;
-	event_active(rt->wake_ev, EV_TIMEOUT, 0);
-}
-
-static void
-loop_wake_cb(int fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
 	struct evfn_rt *rt = arg;
-	struct evfn_rt *outer = evfn__tls_loop_rt;
-	evfn__tls_loop_rt = rt;
-	evfn__note_loop_thread(rt);
 	struct evfn__inv *garbage = NULL;
 	evfn__lock_acquire(&rt->lock);
-	rt->wake_pending = false;
 	int64_t now = evfn__now_ns();
 	for (int budget = LOOP_BUDGET; budget > 0; budget--) {
 		struct evfn__inv *inv = evfn__pick_locked(rt, &rt->loop_ready,
@@ -88,90 +56,27 @@ loop_wake_cb(int fd, short what, void *arg)
 			evfn__complete_locked(rt, inv, outcome, &garbage);
 	}
 	if (rt->loop_ready.head)
-		evfn__loop_wake_locked(rt);
+		evfn__signal_raise(rt->wake);
 	evfn__deliver_results_locked(rt);
 	evfn__lock_release(&rt->lock);
 	evfn__dispose(rt, garbage);
-	evfn__tls_loop_rt = outer;
-}
-
-static void
-retry_cb(int fd, short what, void *arg)
-{
-	struct evfn_rt *outer = evfn__tls_loop_rt;
-	evfn__tls_loop_rt = arg;
-	evfn__retry_timer_cb(fd, what, arg);
-	evfn__tls_loop_rt = outer;
-}
-
-/* Breaks the loop from inside it. An event rather than a direct
- * event_base_loopbreak(), which is lost when it comes before the loop
- * thread has entered event_base_loop(). */
-static void
-stop_cb(int fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	event_base_loopbreak(((struct evfn_rt *)arg)->base);
-}
-
-static void *
-loop_main(void *arg)
-{
-	struct evfn_rt *rt = arg;
-	evfn__tls_loop_rt = rt;
-	event_base_loop(rt->base, EVLOOP_NO_EXIT_ON_EMPTY);
-	return NULL;
-}
-
-static int
-init_monotonic_cond(pthread_cond_t *cond)
-{
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	int err = pthread_cond_init(cond, &attr);
-	pthread_condattr_destroy(&attr);
-	return -err;
-}
-
-/* A base whose timers read the precise monotonic clock: libevent's
- * default coarse clock lets timers fire up to several ms late, which
- * schedules, retries and deadlines would all inherit. */
-static struct event_base *
-new_precise_base(void)
-{
-	struct event_config *cfg = event_config_new();
-	if (!cfg)
-		return NULL;
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
-	struct event_base *base = event_base_new_with_config(cfg);
-	event_config_free(cfg);
-	return base;
 }
 
 /* Frees what evfn_runtime_new() built; safe on a partly built runtime. */
 static void
 destroy(struct evfn_rt *rt)
 {
-	if (rt->wake_ev)
-		event_free(rt->wake_ev);
-	if (rt->kick_ev)
-		event_free(rt->kick_ev);
-	if (rt->retry_timer)
-		event_free(rt->retry_timer);
-	if (rt->stop_ev)
-		event_free(rt->stop_ev);
-	if (rt->watchdog)
-		event_free(rt->watchdog);
+	evfn__signal_free(rt->wake);
+	evfn__signal_free(rt->kick);
+	evfn__timer_free(rt->retry_timer);
+	evfn__timer_free(rt->watchdog);
 	evfn__dead_free_all(rt);
 	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
 		evfn__idem_free(fn);
 		evfn__flow_free(fn); /* its timer, before the base goes */
 	}
 	evfn__notices_free(rt);
-	if (rt->own_base && rt->base)
-		event_base_free(rt->base);
+	evfn__loop_destroy(&rt->loop);
 	evfn__worker_free(rt->loop_worker);
 	while (rt->inv_free) {
 		struct evfn__inv *inv = rt->inv_free;
@@ -195,16 +100,13 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	if (!out)
 		return EVFN_EINVAL;
 	*out = NULL;
-	pthread_once(&libevent_threads_once, enable_libevent_threads);
-	if (libevent_threads_rc != 0)
-		return EVFN_ENOMEM;
 	struct evfn_rt *rt = evfn__calloc(1, sizeof(*rt));
 	if (!rt)
 		return EVFN_ENOMEM;
 	evfn__lock_init(&rt->lock, true);
 	pthread_mutex_init(&rt->dead_lock, NULL);
-	init_monotonic_cond(&rt->work_cond);
-	init_monotonic_cond(&rt->quiet_cond);
+	evfn__cond_init_monotonic(&rt->work_cond);
+	evfn__cond_init_monotonic(&rt->quiet_cond);
 	if (opts)
 		rt->opts = *opts;
 	else
@@ -214,21 +116,19 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	rt->source = evfn__strdup(opts && opts->source ? opts->source : "evfn");
 	rt->router = evfn__router_new();
 	rt->loop_worker = evfn__worker_new(rt);
-	rt->own_base = !rt->opts.base;
-	rt->base = rt->own_base ? new_precise_base() : rt->opts.base;
-	if (rt->base) {
-		rt->wake_ev = event_new(rt->base, -1, 0, loop_wake_cb, rt);
-		rt->kick_ev = event_new(rt->base, -1, 0, evfn__pool_kick_cb, rt);
-		rt->retry_timer = evtimer_new(rt->base, retry_cb, rt);
-		rt->stop_ev = event_new(rt->base, -1, 0, stop_cb, rt);
+	int loop_rc = evfn__loop_init(&rt->loop, rt, rt->opts.base);
+	if (loop_rc == 0) {
+		rt->wake = evfn__signal_new(&rt->loop, loop_wake_cb, rt);
+		rt->kick = evfn__signal_new(&rt->loop, evfn__pool_kick_cb, rt);
+		rt->retry_timer = evfn__timer_new(&rt->loop,
+		                                  evfn__retry_timer_cb, rt);
 		(void)evfn__watchdog_new(rt);
 	}
 	rt->prng = (uint64_t)(uintptr_t)rt ^ (uint64_t)evfn__now_ns();
 	if (!rt->prng)
 		rt->prng = 1;
-	if (!rt->source || !rt->router || !rt->loop_worker || !rt->base ||
-	    !rt->wake_ev || !rt->kick_ev || !rt->retry_timer || !rt->stop_ev ||
-	    !rt->watchdog) {
+	if (!rt->source || !rt->router || !rt->loop_worker || loop_rc < 0 ||
+	    !rt->wake || !rt->kick || !rt->retry_timer || !rt->watchdog) {
 		destroy(rt);
 		return EVFN_ENOMEM;
 	}
@@ -255,11 +155,8 @@ evfn_runtime_start(evfn_rt *rt)
 	 * The loop thread comes last: nothing stops it before it would run
 	 * the loop handlers already queued. */
 	rc = evfn__pool_start_locked(rt);
-	if (rc == 0 && rt->own_base) {
-		int err = pthread_create(&rt->loop_thread, NULL, loop_main, rt);
-		rc = -err;
-		rt->loop_thread_started = err == 0;
-	}
+	if (rc == 0)
+		rc = evfn__loop_start(&rt->loop);
 	if (rc == 0)
 		rt->state = EVFN__STARTED;
 	else
@@ -374,7 +271,7 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 	 * run it here while waiting, so loop handlers can finish. Inside
 	 * one of our own loop callbacks, or when the base turns out to be
 	 * running elsewhere, we cannot. */
-	bool pump = !rt->own_base && evfn__tls_loop_rt != rt;
+	bool pump = !rt->loop.own_base && !evfn__loop_is_current(&rt->loop);
 	int64_t deadline = evfn__now_ns() + grace_ms * EVFN__NS_PER_MS;
 	for (;;) {
 		if (left)
@@ -385,7 +282,7 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 			break;
 		if (pump) {
 			evfn__lock_release(&rt->lock);
-			int r = event_base_loop(rt->base, EVLOOP_NONBLOCK);
+			int r = evfn__loop_run_ready(&rt->loop);
 			evfn__lock_acquire(&rt->lock);
 			if (r < 0)
 				pump = false;
@@ -433,10 +330,7 @@ evfn_runtime_free(evfn_rt *rt)
 	evfn__lock_release(&rt->lock);
 
 	evfn__pool_stop(rt);
-	if (rt->loop_thread_started) {
-		event_active(rt->stop_ev, EV_TIMEOUT, 0);
-		pthread_join(rt->loop_thread, NULL);
-	}
+	evfn__loop_stop(&rt->loop);
 	destroy(rt);
 	return 0;
 }
@@ -456,88 +350,5 @@ evfn_runtime_workers(const evfn_rt *rt)
 struct event_base *
 evfn_runtime_event_base(const evfn_rt *rt)
 {
-	return rt ? rt->base : NULL;
-}
-
-struct loop_call {
-	void (*fn)(void *arg);
-	void *arg;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-};
-
-static void
-loop_call_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct loop_call *c = arg;
-	c->fn(c->arg);
-	pthread_mutex_lock(&c->lock);
-	c->done = true;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-}
-
-void
-evfn__note_loop_thread(struct evfn_rt *rt)
-{
-	atomic_store_explicit(&rt->loop_tid, (unsigned long)pthread_self(),
-	                      memory_order_relaxed);
-}
-
-int
-evfn__run_on_loop(struct evfn_rt *rt, void (*fn)(void *), void *arg)
-{
-	evfn__lock_acquire(&rt->lock);
-	bool idle = rt->own_base && !rt->loop_thread_started;
-	evfn__lock_release(&rt->lock);
-	if (idle || evfn__tls_loop_rt == rt) {
-		fn(arg);
-		return 0;
-	}
-	struct loop_call c = {.fn = fn, .arg = arg, .done = false};
-	pthread_mutex_init(&c.lock, NULL);
-	init_monotonic_cond(&c.cond);
-	int rc = 0;
-	struct event *ev = event_new(rt->base, -1, 0, loop_call_cb, &c);
-	if (!ev) {
-		rc = EVFN_ENOMEM;
-		goto out;
-	}
-	event_active(ev, EV_TIMEOUT, 0);
-	bool pump = !rt->own_base;
-	pthread_mutex_lock(&c.lock);
-	while (!c.done) {
-		if (!pump) {
-			pthread_cond_wait(&c.cond, &c.lock);
-			continue;
-		}
-		/* Embedded: run the host's base here if nobody runs it. If it
-		 * is running, either this is its thread, inside one of the
-		 * host's callbacks, where touching the base is safe and
-		 * waiting would never end: call fn here; or another thread
-		 * runs it, and will run fn: wait. */
-		pthread_mutex_unlock(&c.lock);
-		int r = event_base_loop(rt->base, EVLOOP_NONBLOCK);
-		pthread_mutex_lock(&c.lock);
-		if (r >= 0 || c.done)
-			continue;
-		pump = false;
-		if (atomic_load_explicit(&rt->loop_tid, memory_order_relaxed) ==
-		    (unsigned long)pthread_self()) {
-			pthread_mutex_unlock(&c.lock);
-			event_del(ev); /* fn runs here instead, once */
-			fn(arg);
-			pthread_mutex_lock(&c.lock);
-			c.done = true;
-		}
-	}
-	pthread_mutex_unlock(&c.lock);
-	event_free(ev);
-out:
-	pthread_cond_destroy(&c.cond);
-	pthread_mutex_destroy(&c.lock);
-	return rc;
+	return rt ? rt->loop.base : NULL;
 }

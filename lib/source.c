@@ -78,29 +78,25 @@ evfn__rt_drained(evfn_rt *rt)
 int
 evfn__rt_run_on_loop(evfn_rt *rt, void (*fn)(void *), void *arg)
 {
-	return evfn__run_on_loop(rt, fn, arg);
+	return evfn__loop_call(&rt->loop, fn, arg);
 }
 
 bool
 evfn__rt_in_loop_callback(evfn_rt *rt)
 {
-	return evfn__tls_loop_rt == rt;
+	return evfn__loop_is_current(&rt->loop);
 }
 
 bool
 evfn__rt_loop_unattended(evfn_rt *rt)
 {
-	evfn__lock_acquire(&rt->lock);
-	bool unattended = !rt->own_base || !rt->loop_thread_started;
-	evfn__lock_release(&rt->lock);
-	return unattended;
+	return evfn__loop_unattended(&rt->loop);
 }
 
 bool
 evfn__rt_loop_thread_is_self(evfn_rt *rt)
 {
-	return atomic_load_explicit(&rt->loop_tid, memory_order_relaxed) ==
-	       (unsigned long)pthread_self();
+	return evfn__loop_thread_is_self(&rt->loop);
 }
 
 void

@@ -14,8 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <event2/event.h>
-
 #include "common-internal.h"
 #include "runtime-internal.h"
 
@@ -28,10 +26,9 @@ void
 evfn__watchdog_arm_slow_locked(struct evfn_rt *rt)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	struct timeval tv = {0, WATCHDOG_TICK_NS / 1000};
 	/* Not armed if this fails (out of memory in libevent): the next
 	 * attempt to start tries again. */
-	rt->watchdog_armed = event_add(rt->watchdog, &tv) == 0;
+	rt->watchdog_armed = evfn__timer_arm(rt->watchdog, 0);
 }
 
 void
@@ -181,13 +178,10 @@ fence_pending_locked(struct evfn_rt *rt, int64_t now, struct evfn__inv **garbage
 }
 
 static void
-watchdog_cb(int fd, short what, void *arg)
+watchdog_cb(void *arg)
 {
-	(void)fd;
-	(void)what;
 	struct evfn_rt *rt = arg;
 	struct evfn__inv *garbage = NULL, *fenced = NULL;
-	evfn__note_loop_thread(rt);
 	evfn__lock_acquire(&rt->lock);
 	int64_t now = evfn__now_ns();
 	if (rt->in_flight > 0) {
@@ -205,7 +199,7 @@ watchdog_cb(int fd, short what, void *arg)
 	 * is wanted) again. Stuck handlers need no tick: their late
 	 * returns are handled by their own threads. */
 	if (rt->in_flight == 0 && !rt->inv_starved) {
-		event_del(rt->watchdog);
+		evfn__timer_disarm(rt->watchdog);
 		rt->watchdog_armed = false;
 	}
 	evfn__lock_release(&rt->lock);
@@ -242,6 +236,7 @@ watchdog_cb(int fd, short what, void *arg)
 int
 evfn__watchdog_new(struct evfn_rt *rt)
 {
-	rt->watchdog = event_new(rt->base, -1, EV_PERSIST, watchdog_cb, rt);
+	rt->watchdog = evfn__timer_new_periodic(&rt->loop, WATCHDOG_TICK_NS,
+	                                        watchdog_cb, rt);
 	return rt->watchdog ? 0 : EVFN_ENOMEM;
 }
