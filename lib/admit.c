@@ -216,7 +216,7 @@ evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
-	struct evfn__inv *r = evfn__inv_alloc_locked(rt);
+	struct evfn__inv *r = evfn__inv_get(&rt->records);
 	if (!r)
 		return false;
 	int expected = EVFN__ATTEMPT_PREFETCHED;
@@ -275,7 +275,7 @@ collect_target(void *target, void *arg)
  * call: no reference to add and drop). */
 static int
 admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
-      struct evfn__waiter *waiter, uint64_t *seq, bool handed_over)
+      struct evfn_result *waiter, uint64_t *seq, bool handed_over)
 {
 	struct targets t; /* small[] is filled as targets are found */
 	t.n = 0;
@@ -332,7 +332,7 @@ admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	for (size_t i = 0; i < t.n; i++) {
 		if (plain && evfn__queue_reserve_bare_locked(t.v[i]))
 			continue;
-		struct evfn__inv *inv = evfn__inv_alloc_locked(rt);
+		struct evfn__inv *inv = evfn__inv_get(&rt->records);
 		if (!inv) {
 			rc = EVFN_ENOMEM;
 			goto out;
@@ -378,7 +378,7 @@ out:
 	while (invs) {
 		struct evfn__inv *inv = invs;
 		invs = inv->next;
-		evfn__inv_put_locked(rt, inv);
+		evfn__inv_put(&rt->records, inv);
 	}
 	evfn__lock_release(&rt->lock);
 	if (t.v != t.small)
@@ -389,7 +389,7 @@ out:
 
 int
 evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
-            struct evfn__waiter *waiter, uint64_t *seq)
+            struct evfn_result *waiter, uint64_t *seq)
 {
 	return admit(rt, ev, fn_name, waiter, seq, false);
 }

@@ -18,41 +18,8 @@
 #include "common-internal.h"
 #include "runtime-internal.h"
 
-/* Enough records to absorb a burst without keeping a big one forever. */
-#define INV_FREE_MAX 4096
-
-struct evfn__inv *
-evfn__inv_alloc_locked(struct evfn_rt *rt)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__inv *inv = rt->inv_free;
-	if (inv) {
-		/* Zeroed when it was released, outside the lock. */
-		rt->inv_free = inv->next;
-		rt->inv_free_n--;
-		inv->next = NULL;
-	} else {
-		inv = evfn__calloc(1, sizeof(*inv));
-	}
-	if (inv)
-		inv->final_stat = -1;
-	return inv;
-}
-
 static void wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv,
                         int result);
-
-/* Lets go of what a record holds (its event reference, response,
- * error, metadata) and zeroes it. */
-static void
-clear_record(struct evfn__inv *inv)
-{
-	evfn_event_unref(inv->ev);
-	evfn__free(inv->ctx.resp);
-	evfn__free(inv->ctx.error);
-	evfn__kv_free(&inv->ctx.meta);
-	memset(inv, 0, sizeof(*inv));
-}
 
 struct evfn__inv *
 evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
@@ -70,31 +37,11 @@ evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
 		}
 		/* Zeroed here, with no lock held, for its next use. */
 		struct evfn__inv *next = inv->next;
-		clear_record(inv);
+		evfn__inv_clear(inv);
 		inv->next = next;
 	}
 	evfn__notices_deliver(rt);
 	return garbage;
-}
-
-void
-evfn__inv_drop(struct evfn__inv *inv)
-{
-	clear_record(inv);
-	evfn__free(inv);
-}
-
-void
-evfn__inv_put_locked(struct evfn_rt *rt, struct evfn__inv *inv)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	if (rt->inv_free_n >= INV_FREE_MAX) {
-		evfn__free(inv);
-		return;
-	}
-	inv->next = rt->inv_free;
-	rt->inv_free = inv;
-	rt->inv_free_n++;
 }
 
 void
@@ -106,7 +53,7 @@ evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned)
 	while (cleaned) {
 		struct evfn__inv *inv = cleaned;
 		cleaned = inv->next;
-		evfn__inv_put_locked(rt, inv);
+		evfn__inv_put(&rt->records, inv);
 	}
 }
 
@@ -133,7 +80,7 @@ push(struct evfn__inv **list, struct evfn__inv *inv)
 static void
 wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 {
-	struct evfn__waiter *w = inv->waiter;
+	struct evfn_result *w = inv->waiter;
 	if (!w)
 		return;
 	w->result = result;

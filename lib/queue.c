@@ -104,7 +104,7 @@ static struct evfn__inv *
 materialize_locked(struct evfn_rt *rt, struct evfn_fn *fn, evfn_event *ev)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__inv *inv = evfn__inv_alloc_locked(rt);
+	struct evfn__inv *inv = evfn__inv_get(&rt->records);
 	if (inv) {
 		inv->ev = ev;
 		inv->fn = fn;
@@ -263,27 +263,4 @@ evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn)
 	evfn__free(q->slot);
 	q->slot = NULL;
 	q->cap = 0;
-}
-
-/* evfn__inv_pred on a record. */
-struct inv_match {
-	evfn__inv_pred match;
-	void *arg;
-};
-
-static bool
-inv_matches(const struct evfn__inv *inv, void *arg)
-{
-	const struct inv_match *m = arg;
-	return m->match(inv->fn, inv->ev, m->arg);
-}
-
-size_t
-evfn__inv_list_take_matching(struct evfn__inv_list *list,
-                             evfn__inv_pred match, void *arg,
-                             struct evfn__inv_list *out)
-{
-	struct inv_match m = {match, arg};
-	return evfn__inv_list_take_if(list, match ? inv_matches : NULL, &m,
-	                              out);
 }

@@ -20,7 +20,7 @@ evfn__deliver_results_locked(struct evfn_rt *rt)
 		struct evfn__result_list due = rt->results;
 		rt->results = (struct evfn__result_list){NULL, NULL};
 		evfn__lock_release(&rt->lock);
-		struct evfn__waiter *w;
+		struct evfn_result *w;
 		while ((w = evfn__result_list_pop(&due))) {
 			w->cb(w, w->cb_arg);
 			evfn__result_clear(w);
@@ -110,7 +110,7 @@ evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data, size_t len,
 	rc = evfn__event_create(&ev, fn_name, data, len, true, NULL, NULL, 0);
 	if (rc < 0)
 		return rc;
-	struct evfn__waiter w = {.done = false};
+	struct evfn_result w = {.done = false};
 	pthread_cond_init(&w.cond, NULL);
 	rc = evfn__admit(rt, ev, fn_name, &w, NULL);
 	evfn_event_unref(ev);
@@ -143,7 +143,7 @@ evfn_submit(evfn_rt *rt, const char *fn_name, evfn_event *ev,
 		return rc;
 	if (ev->frozen)
 		return EVFN_EPERM;
-	struct evfn__waiter *w = evfn__calloc(1, sizeof(*w));
+	struct evfn_result *w = evfn__calloc(1, sizeof(*w));
 	if (!w)
 		return EVFN_ENOMEM;
 	w->cb = cb;

@@ -88,7 +88,7 @@ compact_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 		.last_timed_out = inv->last_timed_out,
 	};
 	memset(inv, 0, sizeof(*inv));
-	evfn__inv_put_locked(rt, inv);
+	evfn__inv_put(&rt->records, inv);
 	return (uintptr_t)w | COMPACT_TAG;
 }
 
@@ -101,7 +101,7 @@ expand_locked(struct evfn_rt *rt, const struct evfn__due *slot)
 	if (!is_compact(slot->entry))
 		return (struct evfn__inv *)slot->entry;
 	struct evfn__waiting *w = as_compact(slot->entry);
-	struct evfn__inv *inv = evfn__inv_alloc_locked(rt);
+	struct evfn__inv *inv = evfn__inv_get(&rt->records);
 	if (!inv)
 		return NULL;
 	inv->ev = w->ev;

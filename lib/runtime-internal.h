@@ -24,6 +24,7 @@
 
 #include "event-internal.h"
 #include "hash-internal.h"
+#include "invocation-internal.h"
 #include "histogram-internal.h"
 #include "list-internal.h"
 #include "lock-internal.h"
@@ -77,71 +78,7 @@ struct evfn_result {
 	void *cb_arg;
 	struct evfn_result *next;
 };
-#define evfn__waiter evfn_result
 EVFN__LIST(evfn__result_list, struct evfn_result, next)
-
-struct evfn__worker;
-struct evfn__inv;
-
-/* The items of a batch call, as its handler sees them; owned by the
- * worker that runs the call. */
-struct evfn__batch {
-	struct evfn__inv **items;
-	signed char *outcomes;      /* 0, or what evfn_ctx_batch_item_failed()
-	                             * reported */
-	size_t n, cap;
-};
-
-struct evfn_ctx {
-	struct evfn__worker *worker; /* NULL on the loop executor */
-	void *worker_state;
-	int64_t deadline_ns;
-	atomic_int state;           /* enum evfn__attempt_state */
-	atomic_bool cancelled;
-	atomic_int early_outcome;   /* evfn_ctx_complete() before PENDING */
-	void *resp;
-	size_t resp_len;
-	struct evfn__kv *meta;
-	char *error;
-	struct evfn__batch *batch;  /* NULL unless a batch call */
-};
-
-/* One event on its way through one function: queued, running, or waiting
- * for a retry. Recycled through rt->inv_free. */
-struct evfn__inv {
-	struct evfn__inv *next;     /* queue, handback and free-list link */
-	evfn_event *ev;             /* one reference held */
-	struct evfn_fn *fn;
-	struct evfn__waiter *waiter;
-	int64_t due_ns;             /* retry heap key */
-	int64_t prev_delay_ns;      /* for decorrelated jitter */
-	unsigned attempt;           /* attempts started */
-	int64_t first_ns, last_ns;  /* wall time of first and latest start */
-	int64_t ready_ns;           /* monotonic: when it became startable */
-	int final_code;             /* why it ended: see evfn__finish_locked */
-	signed char final_stat;     /* terminal evfn_stat, or -1 */
-	bool idempotent_hit;        /* answered from the idempotency store */
-	bool last_timed_out;        /* the latest attempt hit its deadline */
-	bool hook_running;          /* the cancel hook still uses ctx */
-	bool orphaned;              /* fenced, returned: free after the hook */
-	bool delayed;               /* on the heap until its first due time */
-	bool cancel_requested;      /* evfn_cancel() while it ran */
-	bool probe;                 /* the circuit breaker's half-open probe */
-	bool prefetched;            /* taken to run after another attempt of
-	                             * its worker: counted in fn->prefetched */
-	struct evfn__okey *okey;    /* its ordering key's group, or NULL */
-	struct evfn__inv *batch_next; /* the next item of its batch call */
-	struct evfn__inv *run_next; /* the next attempt its worker prefetched */
-	struct evfn__inv *pend_next, *pend_prev; /* rt->pending (loop) */
-	struct evfn_ctx ctx;
-};
-
-EVFN__LIST(evfn__inv_list, struct evfn__inv, next)
-
-/* Picks events waiting for fn out of a queue, a key's held list or the
- * timer heap (evfn_cancel() by id); NULL takes all of them. */
-typedef bool (*evfn__inv_pred)(const struct evfn_fn *fn,
-                               const evfn_event *ev, void *arg);
 
 /* A slot of the retry heap (retry.c): a record, or a waiting retry in
  * its compact form (tagged in bit 0), and when it is due. */
@@ -217,8 +154,7 @@ struct evfn_rt {
 	/* Work that may start: pool functions and loop functions. */
 	struct evfn__fn_fifo ready;
 	struct evfn__fn_fifo loop_ready;
-	struct evfn__inv *inv_free;
-	size_t inv_free_n;
+	struct evfn__inv_pool records;
 	/* A queued event could not get its record: functions are scheduled
 	 * again when records come back or on the next watchdog tick. */
 	bool inv_starved;
@@ -400,7 +336,7 @@ void evfn__registry_free(struct evfn_rt *rt);
 /* admit.c: the one admission path. With fn NULL the event goes to the
  * subscribers of its type, else to fn alone. Takes and releases rt->lock. */
 int evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
-                struct evfn__waiter *waiter, uint64_t *seq);
+                struct evfn_result *waiter, uint64_t *seq);
 
 /* queue.c */
 /* Appends inv to its function's queue and makes the function runnable
@@ -454,11 +390,6 @@ struct evfn__inv *evfn__queue_take_front_locked(struct evfn_rt *rt,
 /* Frees fn's queue, dropping (with an error logged) events left in it:
  * only those a drain had no memory to hand back. */
 void evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn);
-/* Moves the invocations of list that match() accepts (all for NULL)
- * onto the end of out, keeping their order; returns how many. */
-size_t evfn__inv_list_take_matching(struct evfn__inv_list *list,
-                                    evfn__inv_pred match, void *arg,
-                                    struct evfn__inv_list *out);
 /* Ends every invocation of list (through next) with stat and result, as
  * evfn__finish_locked(). */
 void evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
@@ -543,17 +474,8 @@ struct evfn__inv *evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage);
 /* Puts cleaned records on the free list (up to a bound; the rest are
  * freed). rt->lock held. */
 void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned);
-/* Lets go of what a record holds and frees it, with nothing told: for
- * records left at teardown. */
-void evfn__inv_drop(struct evfn__inv *inv);
-/* Puts one zeroed record on the free list (or frees it past the bound),
- * without evfn__recycle_locked()'s rescheduling. rt->lock held. */
-void evfn__inv_put_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* Release then recycle, for paths that are not hot: takes rt->lock. */
 void evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage);
-/* A record from the free list (zeroed by evfn__release()) or the
- * allocator, zeroed. rt->lock held. */
-struct evfn__inv *evfn__inv_alloc_locked(struct evfn_rt *rt);
 
 /* An attempt leaves the running state: it ended, was fenced, or was
  * given back unstarted. rt->lock held. */

@@ -78,11 +78,7 @@ destroy(struct evfn_rt *rt)
 	evfn__notices_free(rt);
 	evfn__loop_destroy(&rt->loop);
 	evfn__worker_free(rt->loop_worker);
-	while (rt->inv_free) {
-		struct evfn__inv *inv = rt->inv_free;
-		rt->inv_free = inv->next;
-		evfn__free(inv);
-	}
+	evfn__inv_pool_free(&rt->records);
 	evfn__retry_free(rt);
 	evfn__registry_free(rt);
 	evfn__free(rt->source);

@@ -96,7 +96,7 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	 * several), all or none. */
 	struct evfn__inv *fresh = NULL;
 	for (struct evfn__inv *x = inv; x; x = x->batch_next) {
-		struct evfn__inv *r = evfn__inv_alloc_locked(rt);
+		struct evfn__inv *r = evfn__inv_get(&rt->records);
 		if (!r) {
 			evfn__recycle_locked(rt, fresh);
 			return false; /* try again next tick rather than lose it */

@@ -496,12 +496,7 @@ static void
 drop_free_records(evfn_rt *rt)
 {
 	evfn__lock_acquire(&rt->lock);
-	while (rt->inv_free) {
-		struct evfn__inv *inv = rt->inv_free;
-		rt->inv_free = inv->next;
-		free(inv);
-	}
-	rt->inv_free_n = 0;
+	evfn__inv_pool_free(&rt->records);
 	evfn__lock_release(&rt->lock);
 }
 

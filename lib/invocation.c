@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Invocation records: the pool they are taken from and given back to,
+ * and what letting go of one means. A record costs one allocation the
+ * first time; after that it moves between the pool and the queues.
+ */
+#include <string.h>
+
+#include "common-internal.h"
+#include "event-internal.h"
+#include "invocation-internal.h"
+#include "kv-internal.h"
+
+/* Enough records to absorb a burst without keeping a big one forever. */
+#define POOL_MAX 4096
+
+struct evfn__inv *
+evfn__inv_get(struct evfn__inv_pool *p)
+{
+	struct evfn__inv *inv = p->free;
+	if (inv) {
+		/* Zeroed when it was given back. */
+		p->free = inv->next;
+		p->n--;
+		inv->next = NULL;
+	} else {
+		inv = evfn__calloc(1, sizeof(*inv));
+	}
+	if (inv)
+		inv->final_stat = -1;
+	return inv;
+}
+
+void
+evfn__inv_put(struct evfn__inv_pool *p, struct evfn__inv *inv)
+{
+	if (p->n >= POOL_MAX) {
+		evfn__free(inv);
+		return;
+	}
+	inv->next = p->free;
+	p->free = inv;
+	p->n++;
+}
+
+void
+evfn__inv_clear(struct evfn__inv *inv)
+{
+	evfn_event_unref(inv->ev);
+	evfn__free(inv->ctx.resp);
+	evfn__free(inv->ctx.error);
+	evfn__kv_free(&inv->ctx.meta);
+	memset(inv, 0, sizeof(*inv));
+}
+
+void
+evfn__inv_drop(struct evfn__inv *inv)
+{
+	evfn__inv_clear(inv);
+	evfn__free(inv);
+}
+
+void
+evfn__inv_pool_free(struct evfn__inv_pool *p)
+{
+	while (p->free) {
+		struct evfn__inv *inv = p->free;
+		p->free = inv->next;
+		evfn__free(inv);
+	}
+	p->n = 0;
+}
+
+/* evfn__inv_pred on a record. */
+struct inv_match {
+	evfn__inv_pred match;
+	void *arg;
+};
+
+static bool
+inv_matches(const struct evfn__inv *inv, void *arg)
+{
+	const struct inv_match *m = arg;
+	return m->match(inv->fn, inv->ev, m->arg);
+}
+
+size_t
+evfn__inv_list_take_matching(struct evfn__inv_list *list,
+                             evfn__inv_pred match, void *arg,
+                             struct evfn__inv_list *out)
+{
+	struct inv_match m = {match, arg};
+	return evfn__inv_list_take_if(list, match ? inv_matches : NULL, &m,
+	                              out);
+}
