@@ -431,6 +431,10 @@ bool evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
  * (monotonic): EVFN__TIMED_OUT past the deadline. */
 int evfn__outcome_at(const struct evfn__inv *inv, int outcome,
                      int64_t end_ns);
+/* What a batch item's attempt came to: the call's outcome, unless the
+ * call returned OK and the handler reported item i failed. */
+int evfn__batch_item_outcome(const struct evfn__batch *b, size_t i,
+                             int call_outcome);
 /* Replaces inv's error with the deadline message. */
 void evfn__set_deadline_error(struct evfn__inv *inv);
 /* Runs one attempt on the current thread (no lock held) and returns its

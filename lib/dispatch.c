@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The dispatch state machine: how an accepted event moves through its
+ * function (queued, running, waiting for a retry) until it ends.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "backoff-internal.h"
+#include "common-internal.h"
+#include "runtime-internal.h"
+
+/* Puts fn at the back of q. fn->in_ready says fn is on a ready list, and
+ * this is the only place that sets it: a function is pushed only when the
+ * flag is clear, so it is on a list at most once (twice would make the
+ * list a cycle, and a pick walking it would never end). */
+static void
+push(struct evfn__inv **list, struct evfn__inv *inv)
+{
+	inv->next = *list;
+	*list = inv;
+}
+
+static void
+ready_push(struct evfn__fn_fifo *q, struct evfn_fn *fn)
+{
+	fn->in_ready = true;
+	evfn__fn_fifo_push(q, fn);
+}
+
+/* Whether fn may start a call now (monotonic; 0: read the clock if
+ * needed). False also while it must wait for time to pass (rate limit,
+ * breaker cool-down, batch window): its flow timer is then armed to look
+ * again. */
+static bool
+fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	/* Draining: what has not started is handed back, not started. At
+	 * its stuck cap a function starts nothing (each start could strand
+	 * one more thread) until a stuck handler returns. */
+	if (rt->state >= EVFN__DRAINING || rt->inv_starved ||
+	    evfn__queue_empty(fn) || fn->paused ||
+	    fn->stuck >= fn->cfg.max_stuck ||
+	    (fn->cfg.concurrency && fn->busy >= fn->cfg.concurrency))
+		return false;
+	return !fn->flow ||
+	       evfn__flow_allows_locked(rt, fn, now ? now : evfn__now_ns());
+}
+
+void
+evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (fn->in_ready) {
+		if (fn->cfg.executor != EVFN_EXECUTOR_LOOP)
+			evfn__pool_backlog_locked(rt);
+		return;
+	}
+	if (!fn_startable_locked(rt, fn, 0))
+		return;
+	if (fn->cfg.executor == EVFN_EXECUTOR_LOOP) {
+		ready_push(&rt->loop_ready, fn);
+		evfn__signal_raise(rt->wake);
+	} else {
+		ready_push(&rt->ready, fn);
+		atomic_fetch_add_explicit(&rt->ready_gen, 1,
+		                          memory_order_relaxed);
+		evfn__pool_notify_locked(rt);
+	}
+}
+
+void
+evfn__unstarve_locked(struct evfn_rt *rt)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	rt->inv_starved = false;
+	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
+		evfn__fn_schedule_locked(rt, fn);
+	evfn__retry_run_due_locked(rt, evfn__now_ns());
+}
+
+/* Takes fn's next invocation that should run, ending on the way those
+ * too old (expired) and those already answered (idempotency). */
+static struct evfn__inv *
+take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
+                 struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__inv *inv;
+	while ((inv = evfn__queue_pop_locked(rt, fn))) {
+		/* A first attempt's ready time is its event's birth. */
+		int64_t born = inv->attempt ? inv->ev->born_ns : inv->ready_ns;
+		if (now - born > fn->cfg.max_age_ns) {
+			evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED,
+			                    EVFN_EEXPIRED, garbage);
+		} else if (fn->cfg.idem_window_ns &&
+		           evfn__idem_hit_locked(fn, inv)) {
+			/* Already succeeded: answer without running. */
+			inv->idempotent_hit = true;
+			evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0,
+			                    garbage);
+		} else {
+			return inv;
+		}
+	}
+	return NULL;
+}
+
+/* inv's attempt starts now. The deadline is set here, under the lock,
+ * before the watchdog can see the attempt as running. */
+static void
+start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                     struct evfn__inv *inv, int64_t now)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	inv->ctx.deadline_ns = now + fn->cfg.timeout_ns;
+	atomic_store_explicit(&inv->ctx.state, EVFN__ATTEMPT_RUNNING,
+	                      memory_order_relaxed);
+	/* Reset here, under the lock that evfn_cancel() takes. */
+	atomic_store_explicit(&inv->ctx.cancelled, false, memory_order_relaxed);
+	inv->last_ns = evfn__mono_to_wall(now);
+	fn->running++;
+	rt->in_flight++;
+	if (++inv->attempt == 1)
+		inv->first_ns = inv->last_ns;
+	fn->stat[EVFN_STAT_ATTEMPTS]++;
+}
+
+/* A call of fn started: its deadline needs the watchdog, and the peak
+ * counts the attempts running now, not those taken to run next. */
+static void
+call_started_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	evfn__watchdog_arm_locked(rt);
+	uint64_t running = (uint64_t)(fn->running - fn->prefetched);
+	if (running > fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
+		fn->stat[EVFN_STAT_CONCURRENCY_PEAK] = running;
+}
+
+/* Takes fn's next invocation that should run into the running state. */
+static struct evfn__inv *
+start_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
+                  struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__inv *inv = take_next_locked(rt, fn, now, garbage);
+	if (inv)
+		start_attempt_locked(rt, fn, inv, now);
+	return inv;
+}
+
+struct evfn__inv *
+evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
+                  struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn;
+	while ((fn = evfn__fn_fifo_pop(q))) {
+		/* Off the list from here: an event that ends below (expired,
+		 * or an idempotency hit) may queue the next of its ordering
+		 * key, which schedules fn and puts it back on the list. */
+		fn->in_ready = false;
+		struct evfn__inv *inv = NULL;
+		if (fn_startable_locked(rt, fn, now) &&
+		    (inv = start_next_locked(rt, fn, now, garbage))) {
+			/* A batch call takes what else waits, up to its size;
+			 * the items share the first one's deadline. */
+			struct evfn__inv *last = inv, *item;
+			for (int n = 1; n < fn->cfg.batch_max &&
+			                (item = start_next_locked(rt, fn, now,
+			                                          garbage));
+			     n++) {
+				last->batch_next = item;
+				last = item;
+			}
+			if (fn->cfg.batch_max > 1)
+				fn->stat[EVFN_STAT_BATCHES]++;
+			fn->busy++;
+			call_started_locked(rt, fn);
+			if (fn->flow)
+				evfn__flow_on_start_locked(fn, inv, now);
+		}
+		/* Round robin: a function with more startable work goes to
+		 * the back, so one busy function cannot starve the others;
+		 * unless it went back on the list above already. */
+		if (!fn->in_ready && fn_startable_locked(rt, fn, now))
+			ready_push(q, fn);
+		if (inv)
+			return inv;
+	}
+	return NULL;
+}
+
+int
+evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
+                      struct evfn__inv **garbage, int max)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	struct evfn__inv *last = inv, *next;
+	int n = 0;
+	for (; n < max && (next = start_next_locked(rt, fn, now, garbage)); n++) {
+		atomic_store_explicit(&next->ctx.state, EVFN__ATTEMPT_PREFETCHED,
+		                      memory_order_relaxed);
+		next->prefetched = true;
+		fn->prefetched++;
+		fn->busy++;
+		last->run_next = next;
+		last = next;
+	}
+	return n;
+}
+
+bool
+evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                     struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	struct evfn__inv *r = evfn__inv_get(&rt->records);
+	if (!r)
+		return false;
+	int expected = EVFN__ATTEMPT_PREFETCHED;
+	if (!atomic_compare_exchange_strong(&inv->ctx.state, &expected,
+	                                    EVFN__ATTEMPT_TIMEDOUT)) {
+		evfn__recycle_locked(rt, r); /* its worker started it */
+		return true;
+	}
+	/* The old record stays with the worker, which skips it; the event
+	 * goes back as if this attempt had not started. */
+	evfn__carry_on_locked(inv, r);
+	if (--r->attempt == 0)
+		r->first_ns = r->last_ns = 0;
+	evfn__attempt_leave_locked(rt, inv);
+	fn->busy--;
+	fn->stat[EVFN_STAT_ATTEMPTS]--;
+	if (inv->cancel_requested)
+		evfn__finish_locked(rt, r, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
+		                    garbage);
+	else if (rt->state >= EVFN__DRAINING)
+		evfn__finish_locked(rt, r, EVFN_STAT_HANDED_BACK,
+		                    EVFN_EHANDEDBACK, garbage);
+	else
+		evfn__enqueue_locked(rt, r);
+	return true;
+}
+
+void
+evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (cleaned && rt->inv_starved)
+		evfn__unstarve_locked(rt);
+	while (cleaned) {
+		struct evfn__inv *inv = cleaned;
+		cleaned = inv->next;
+		evfn__inv_put(&rt->records, inv);
+	}
+}
+
+void
+evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
+                    int result, struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	inv->fn->stat[stat]++;
+	inv->final_stat = (signed char)stat;
+	inv->final_code = result;
+	if (inv->okey)
+		evfn__okey_leave_locked(rt, inv);
+	/* Waiters are woken when the record is released, after the
+	 * destinations and the dead-letter store saw it. */
+	if (stat == EVFN_STAT_HANDED_BACK) {
+		/* Delivered to the drain callback by the draining thread. */
+		evfn__inv_list_push(&rt->handback, inv);
+		pthread_cond_broadcast(&rt->quiet_cond);
+	} else {
+		push(garbage, inv);
+	}
+}
+
+void
+evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
+                         evfn_stat stat, int result, struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	while (list) {
+		struct evfn__inv *inv = list;
+		list = inv->next;
+		evfn__finish_locked(rt, inv, stat, result, garbage);
+	}
+}
+
+/* A failed attempt that may be retried: schedule it, or end it when no
+ * attempt, age or intake is left. */
+void
+evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                    struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	if (inv->attempt >= (unsigned)fn->cfg.attempts) {
+		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
+		                    inv->last_timed_out ? EVFN_ETIMEDOUT
+		                                        : EVFN_EEXHAUSTED,
+		                    garbage);
+		return;
+	}
+	if (rt->state >= EVFN__DRAINING) {
+		evfn__finish_locked(rt, inv, EVFN_STAT_HANDED_BACK,
+		                    EVFN_EHANDEDBACK, garbage);
+		return;
+	}
+	int64_t now = evfn__now_ns();
+	int64_t age_left = inv->ev->born_ns + fn->cfg.max_age_ns - now;
+	if (age_left <= 0) {
+		evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED, EVFN_EEXPIRED,
+		                    garbage);
+		return;
+	}
+	int64_t delay = evfn__backoff_delay(&fn->cfg.backoff, inv->attempt,
+	                                    inv->prev_delay_ns, &rt->prng);
+	inv->prev_delay_ns = delay;
+	/* A retry never outlives the event's remaining age. */
+	inv->due_ns = now + EVFN__MIN(delay, age_left);
+	fn->stat[EVFN_STAT_RETRIES]++;
+	evfn__retry_push_locked(rt, inv);
+}
+
+void
+evfn__batch_release_locked(struct evfn__inv *inv, struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(inv->fn->rt);
+	struct evfn__inv *item = inv->batch_next;
+	inv->batch_next = NULL;
+	while (item) {
+		struct evfn__inv *next = item->batch_next;
+		item->batch_next = NULL;
+		push(garbage, item);
+		item = next;
+	}
+}
+
+void
+evfn__carry_on_locked(struct evfn__inv *from, struct evfn__inv *to)
+{
+	EVFN__ASSERT_LOCKED(from->fn->rt);
+	to->ev = evfn_event_ref(from->ev);
+	to->fn = from->fn;
+	to->waiter = from->waiter;
+	from->waiter = NULL;
+	to->okey = from->okey; /* it stays its key's active one */
+	from->okey = NULL;
+	if (to->okey)
+		evfn__okey_rebind_locked(to->okey, to);
+	to->attempt = from->attempt;
+	to->prev_delay_ns = from->prev_delay_ns;
+	to->due_ns = from->due_ns;
+	to->first_ns = from->first_ns;
+	to->last_ns = from->last_ns;
+}
+
+int
+evfn__outcome_at(const struct evfn__inv *inv, int outcome, int64_t end_ns)
+{
+	return outcome != EVFN_PENDING && end_ns > inv->ctx.deadline_ns
+	               ? EVFN__TIMED_OUT
+	               : outcome;
+}
+
+void
+evfn__set_deadline_error(struct evfn__inv *inv)
+{
+	char msg[64];
+	snprintf(msg, sizeof(msg), "deadline of %lld ms exceeded",
+	         (long long)(inv->fn->cfg.timeout_ns / EVFN__NS_PER_MS));
+	evfn__free(inv->ctx.error);
+	inv->ctx.error = evfn__strdup(msg);
+}
+
+/* One attempt's outcome for its event: success, retry, or an end. */
+static void
+end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
+                   struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	evfn__attempt_leave_locked(rt, inv);
+	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_DONE);
+	inv->last_timed_out = outcome == EVFN__TIMED_OUT;
+	if (inv->last_timed_out) {
+		/* Returned, but late: a timeout like a fenced one. */
+		fn->stat[EVFN_STAT_TIMEOUTS]++;
+		evfn__set_deadline_error(inv);
+		outcome = EVFN_RETRY;
+	}
+	if (outcome == EVFN_OK) {
+		if (fn->cfg.idem_window_ns)
+			evfn__idem_store_locked(fn, inv);
+		evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0, garbage);
+		return;
+	}
+	fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
+	if (inv->cancel_requested)
+		evfn__finish_locked(rt, inv, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
+		                    garbage);
+	else if (outcome == EVFN_RETRY)
+		evfn__retry_or_end_locked(rt, inv, garbage);
+	else
+		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
+		                    EVFN_EFAILED, garbage);
+}
+
+/* What a batch item's attempt came to: the call's outcome, unless the
+ * call returned OK and the handler reported the item failed. */
+int
+evfn__batch_item_outcome(const struct evfn__batch *b, size_t i,
+                         int call_outcome)
+{
+	if (call_outcome != EVFN_OK || !b || i >= b->n || !b->outcomes[i])
+		return call_outcome;
+	return b->outcomes[i];
+}
+
+void
+evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
+                      struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
+		/* The watchdog fenced the call: this return changes nothing.
+		 * Its other items went on in fresh records too; the old ones
+		 * go with the first, now or after the watchdog's hook. */
+		if (!inv->hook_running)
+			evfn__batch_release_locked(inv, garbage);
+		evfn__late_locked(rt, inv, garbage);
+		return;
+	}
+	struct evfn__inv *item = inv->batch_next;
+	inv->batch_next = NULL;
+	const struct evfn__batch *b = inv->ctx.batch;
+	const char *error = inv->ctx.error;
+	for (size_t i = 1; item; i++) {
+		struct evfn__inv *next = item->batch_next;
+		item->batch_next = NULL;
+		int o = evfn__batch_item_outcome(b, i, outcome);
+		/* A failed item carries the call's error to its dead letter. */
+		if (o != EVFN_OK && error && !item->ctx.error)
+			item->ctx.error = evfn__strdup(error);
+		end_attempt_locked(rt, item, o, garbage);
+		item = next;
+	}
+	fn->busy--;
+	/* Told before the call's first attempt ends: a retry may give its
+	 * record back (retry.c). */
+	if (fn->flow)
+		evfn__breaker_record_locked(rt, fn, inv, outcome == EVFN_OK,
+		                            evfn__now_ns());
+	end_attempt_locked(rt, inv, evfn__batch_item_outcome(b, 0, outcome), garbage);
+	/* Freed capacity may let the function start its next event. */
+	evfn__fn_schedule_locked(rt, fn);
+	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)
+		pthread_cond_broadcast(&rt->quiet_cond);
+}
+
+void
+evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	inv->pend_prev = NULL;
+	inv->pend_next = rt->pending;
+	if (rt->pending)
+		rt->pending->pend_prev = inv;
+	rt->pending = inv;
+}
+
+void
+evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (inv->pend_prev)
+		inv->pend_prev->pend_next = inv->pend_next;
+	else if (rt->pending == inv)
+		rt->pending = inv->pend_next;
+	if (inv->pend_next)
+		inv->pend_next->pend_prev = inv->pend_prev;
+	inv->pend_next = inv->pend_prev = NULL;
+}
+
+/* Fences one attempt of a call past its deadline (its call's state is
+ * TIMEDOUT already) and moves its event on in the fresh record given. */
+static void
+fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                     struct evfn__inv *retry, struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_TIMEDOUT);
+	atomic_store(&inv->ctx.cancelled, true);
+	evfn__attempt_leave_locked(rt, inv);
+	fn->stat[EVFN_STAT_TIMEOUTS]++;
+	fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
+
+	/* The event goes on in a fresh record: the stuck handler keeps its
+	 * context, so nothing it does later can touch the retry. */
+	evfn__carry_on_locked(inv, retry);
+	retry->last_timed_out = true;
+	/* Keeps the fenced attempt's start, for durations in records. */
+	retry->ctx.deadline_ns = inv->ctx.deadline_ns;
+	evfn__set_deadline_error(retry);
+	if (inv->cancel_requested)
+		evfn__finish_locked(rt, retry, EVFN_STAT_CANCELLED,
+		                    EVFN_ECANCELED, garbage);
+	else
+		evfn__retry_or_end_locked(rt, retry, garbage);
+}
+
+bool
+evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                     struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	int state = atomic_load(&inv->ctx.state);
+	if (state != EVFN__ATTEMPT_RUNNING && state != EVFN__ATTEMPT_PENDING)
+		return false; /* it finished first */
+	struct evfn_fn *fn = inv->fn;
+	/* A fresh record for each attempt of the call (a batch has
+	 * several), all or none. */
+	struct evfn__inv *fresh = NULL;
+	for (struct evfn__inv *x = inv; x; x = x->batch_next) {
+		struct evfn__inv *r = evfn__inv_get(&rt->records);
+		if (!r) {
+			evfn__recycle_locked(rt, fresh);
+			return false; /* try again next tick rather than lose it */
+		}
+		r->next = fresh;
+		fresh = r;
+	}
+	/* The handler may return (without the lock) at this very moment:
+	 * whichever of us moves the state first decides whether the
+	 * attempt returned in time or is fenced and late. */
+	if (!atomic_compare_exchange_strong(&inv->ctx.state, &state,
+	                                    EVFN__ATTEMPT_TIMEDOUT)) {
+		evfn__recycle_locked(rt, fresh);
+		return false;
+	}
+	if (state == EVFN__ATTEMPT_PENDING)
+		evfn__pending_remove_locked(rt, inv);
+	for (struct evfn__inv *x = inv; x; x = x->batch_next) {
+		struct evfn__inv *r = fresh;
+		fresh = r->next;
+		r->next = NULL;
+		fence_attempt_locked(rt, x, r, garbage);
+	}
+	fn->busy--;
+	if (fn->flow)
+		evfn__breaker_record_locked(rt, fn, inv, false, evfn__now_ns());
+	/* Billed up to its deadline now, and for its real run time if its
+	 * handler ever returns (evfn__late_locked). */
+	evfn__metrics_fenced_locked(rt, inv);
+
+	/* Keep the old record until its hook and timeout record ran. */
+	inv->hook_running = fn->cfg.cancel_hook || rt->opts.record_cb;
+	evfn__fn_schedule_locked(rt, fn);
+	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)
+		pthread_cond_broadcast(&rt->quiet_cond);
+	return true;
+}
+
+void
+evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                  struct evfn__inv **garbage)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	fn->stat[EVFN_STAT_LATE]++;
+	evfn__metrics_late_locked(rt, inv, evfn__now_ns());
+	if (fn->cfg.executor == EVFN_EXECUTOR_POOL) {
+		fn->stuck--;
+		rt->nstuck--;
+		/* Below its stuck cap again, the function may start what it
+		 * held back. */
+		evfn__fn_schedule_locked(rt, fn);
+	}
+	if (inv->hook_running) {
+		inv->orphaned = true; /* the watchdog frees it after the hook */
+		return;
+	}
+	inv->next = *garbage;
+	*garbage = inv;
+	if (rt->nstuck == 0)
+		pthread_cond_broadcast(&rt->quiet_cond);
+}
