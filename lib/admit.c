@@ -100,7 +100,7 @@ admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	bool plain = !waiter && !loop && !evfn__event_okey(ev) &&
 	             !evfn__event_has_delay(ev);
 	for (size_t i = 0; i < t.n; i++) {
-		if (plain && evfn__queue_reserve_bare_locked(t.v[i]))
+		if (plain && evfn__queue_reserve_bare(&t.v[i]->q))
 			continue;
 		struct evfn__inv *inv = evfn__inv_get(&rt->records);
 		if (!inv) {
@@ -119,8 +119,8 @@ admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	for (size_t i = 0; i < t.n; i++) {
 		t.v[i]->stat[EVFN_STAT_ACCEPTED]++;
 		/* Room made above stays: the targets are distinct. */
-		if (plain && evfn__queue_has_bare_room(t.v[i])) {
-			evfn__queue_push_bare_locked(rt, t.v[i], ev);
+		if (plain && evfn__queue_has_bare_room(&t.v[i]->q)) {
+			evfn__enqueue_bare_locked(rt, t.v[i], ev);
 			continue;
 		}
 		struct evfn__inv *inv = invs;

@@ -40,7 +40,7 @@ fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 	 * its stuck cap a function starts nothing (each start could strand
 	 * one more thread) until a stuck handler returns. */
 	if (rt->state >= EVFN__DRAINING || rt->inv_starved ||
-	    evfn__queue_empty(fn) || fn->paused ||
+	    evfn__queue_empty(&fn->q) || fn->paused ||
 	    fn->stuck >= fn->cfg.max_stuck ||
 	    (fn->cfg.concurrency && fn->busy >= fn->cfg.concurrency))
 		return false;
@@ -82,13 +82,28 @@ evfn__unstarve_locked(struct evfn_rt *rt)
 
 /* Takes fn's next invocation that should run, ending on the way those
  * too old (expired) and those already answered (idempotency). */
+/* Takes fn's oldest queued invocation, its record made if it was a bare
+ * event; NULL when the queue is empty or, starving the runtime, when that
+ * record cannot be made. */
+static struct evfn__inv *
+queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__inv *inv = evfn__queue_pop(&fn->q, &rt->records, fn);
+	if (inv)
+		fn->queued--;
+	else if (!evfn__queue_empty(&fn->q))
+		evfn__starve_locked(rt);
+	return inv;
+}
+
 static struct evfn__inv *
 take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
                  struct evfn__inv **garbage)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *inv;
-	while ((inv = evfn__queue_pop_locked(rt, fn))) {
+	while ((inv = queue_pop_locked(rt, fn))) {
 		/* A first attempt's ready time is its event's birth. */
 		int64_t born = inv->attempt ? inv->ev->born_ns : inv->ready_ns;
 		if (now - born > fn->cfg.max_age_ns) {
@@ -593,4 +608,56 @@ evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	*garbage = inv;
 	if (rt->nstuck == 0)
 		pthread_cond_broadcast(&rt->quiet_cond);
+}
+
+void
+evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	/* Queue wait is measured from here: the publish (or due) time for a
+	 * first attempt, the due time for a retry (no clock read needed). */
+	inv->ready_ns = inv->attempt ? inv->due_ns : inv->ev->born_ns;
+	evfn__queue_push(&inv->fn->q, inv);
+	evfn__fn_schedule_locked(rt, inv->fn);
+}
+
+void
+evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	inv->fn->queued++;
+	evfn__enqueue_held_locked(rt, inv);
+}
+
+void
+evfn__enqueue_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                          evfn_event *ev)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	evfn__queue_push_bare(&fn->q, ev);
+	fn->queued++;
+	evfn__fn_schedule_locked(rt, fn);
+}
+
+struct evfn__inv *
+evfn__take_queued_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                         evfn__inv_pred match, void *arg,
+                         bool *short_of_memory)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__inv_list list = {NULL, NULL};
+	fn->queued -= (int64_t)evfn__queue_take(&fn->q, &rt->records, fn, match,
+	                                        arg, &list, short_of_memory);
+	return list.head;
+}
+
+struct evfn__inv *
+evfn__take_queued_front_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                               size_t max, bool *short_of_memory)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__inv_list list = {NULL, NULL};
+	fn->queued -= (int64_t)evfn__queue_take_front(
+		&fn->q, &rt->records, fn, max, &list, short_of_memory);
+	return list.head;
 }

@@ -109,7 +109,7 @@ evfn__flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 	 * startable event to have waited the window. At drain the queue is
 	 * handed back, so no batch is held for it. */
 	if (fn->cfg.batch_window_ns && fn->queued - fn->held < fn->cfg.batch_max) {
-		int64_t due = evfn__queue_head_ready_ns(fn) +
+		int64_t due = evfn__queue_head_ready_ns(&fn->q) +
 		              fn->cfg.batch_window_ns;
 		if (now < due) {
 			evfn__flow_arm_locked(fn, due);

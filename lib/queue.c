@@ -18,7 +18,7 @@
 
 #include "common-internal.h"
 #include "event-internal.h"
-#include "runtime-internal.h"
+#include "queue-internal.h"
 
 /* The first ring's size, and the size above which an emptied ring is
  * freed: a function that queued a burst does not keep its memory. */
@@ -101,10 +101,9 @@ ring_pop(struct evfn__queue *q)
 
 /* The record of a bare event's attempt; NULL when out of memory. */
 static struct evfn__inv *
-materialize_locked(struct evfn_rt *rt, struct evfn_fn *fn, evfn_event *ev)
+materialize(struct evfn__inv_pool *pool, struct evfn_fn *fn, evfn_event *ev)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__inv *inv = evfn__inv_get(&rt->records);
+	struct evfn__inv *inv = evfn__inv_get(pool);
 	if (inv) {
 		inv->ev = ev;
 		inv->fn = fn;
@@ -114,117 +113,85 @@ materialize_locked(struct evfn_rt *rt, struct evfn_fn *fn, evfn_event *ev)
 }
 
 bool
-evfn__queue_reserve_bare_locked(struct evfn_fn *fn)
+evfn__queue_reserve_bare(struct evfn__queue *q)
 {
-	EVFN__ASSERT_LOCKED(fn->rt);
-	return evfn__inv_list_empty(&fn->q.over) && ring_room(&fn->q);
+	return evfn__inv_list_empty(&q->over) && ring_room(q);
 }
 
 void
-evfn__queue_push_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                             evfn_event *ev)
+evfn__queue_push_bare(struct evfn__queue *q, evfn_event *ev)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	ring_push(&fn->q, (uintptr_t)ev | BARE_TAG);
-	fn->queued++;
-	evfn__fn_schedule_locked(rt, fn);
+	ring_push(q, (uintptr_t)ev | BARE_TAG);
 }
 
 void
-evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+evfn__queue_push(struct evfn__queue *q, struct evfn__inv *inv)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	struct evfn_fn *fn = inv->fn;
-	struct evfn__queue *q = &fn->q;
-	inv->next = NULL;
-	/* Queue wait is measured from here: the publish (or due) time for a
-	 * first attempt, the due time for a retry (no clock read needed). */
-	inv->ready_ns = inv->attempt ? inv->due_ns : inv->ev->born_ns;
 	if (evfn__inv_list_empty(&q->over) && ring_room(q))
 		ring_push(q, (uintptr_t)inv);
 	else
 		evfn__inv_list_push(&q->over, inv);
-	evfn__fn_schedule_locked(rt, fn);
-}
-
-void
-evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	inv->fn->queued++;
-	evfn__enqueue_held_locked(rt, inv);
 }
 
 int64_t
-evfn__queue_head_ready_ns(struct evfn_fn *fn)
+evfn__queue_head_ready_ns(const struct evfn__queue *q)
 {
-	struct evfn__queue *q = &fn->q;
 	if (q->n == 0)
 		return q->over.head->ready_ns;
-	uintptr_t slot = *ring_at(q, 0);
+	uintptr_t slot = q->slot[q->first];
 	return is_bare(slot) ? bare_event(slot)->born_ns
 	                     : ((struct evfn__inv *)slot)->ready_ns;
 }
 
 struct evfn__inv *
-evfn__queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+evfn__queue_pop(struct evfn__queue *q, struct evfn__inv_pool *pool,
+                struct evfn_fn *fn)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__queue *q = &fn->q;
+	if (q->n == 0)
+		return evfn__inv_list_pop(&q->over);
+	/* Looked at before it is taken: a bare event whose record cannot be
+	 * made stays first. */
+	uintptr_t slot = *ring_at(q, 0);
 	struct evfn__inv *inv;
-	if (q->n > 0) {
-		/* Looked at before it is taken: a bare event whose record
-		 * cannot be made stays first. */
-		uintptr_t slot = *ring_at(q, 0);
-		if (!is_bare(slot)) {
-			inv = (struct evfn__inv *)slot;
-		} else if (!(inv = materialize_locked(rt, fn,
-		                                      bare_event(slot)))) {
-			evfn__starve_locked(rt);
-			return NULL;
-		}
-		if (q->n > WARM_AHEAD) {
-			uintptr_t ahead = *ring_at(q, WARM_AHEAD);
-			if (is_bare(ahead))
-				__builtin_prefetch(&bare_event(ahead)->born_ns);
-		}
-		ring_pop(q);
-	} else if (!(inv = evfn__inv_list_pop(&q->over))) {
+	if (!is_bare(slot))
+		inv = (struct evfn__inv *)slot;
+	else if (!(inv = materialize(pool, fn, bare_event(slot))))
 		return NULL;
+	if (q->n > WARM_AHEAD) {
+		uintptr_t ahead = *ring_at(q, WARM_AHEAD);
+		if (is_bare(ahead))
+			__builtin_prefetch(&bare_event(ahead)->born_ns);
 	}
-	fn->queued--;
+	ring_pop(q);
 	return inv;
 }
 
-struct evfn__inv *
-evfn__queue_take_front_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                              size_t max, bool *short_of_memory)
+size_t
+evfn__queue_take_front(struct evfn__queue *q, struct evfn__inv_pool *pool,
+                       struct evfn_fn *fn, size_t max,
+                       struct evfn__inv_list *out, bool *short_of_memory)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__inv_list list = {NULL, NULL};
-	struct evfn__inv *inv = NULL;
-	for (size_t n = 0; n < max && (inv = evfn__queue_pop_locked(rt, fn));
-	     n++)
-		evfn__inv_list_push(&list, inv);
-	if (!inv && !evfn__queue_empty(fn))
+	size_t n = 0;
+	struct evfn__inv *inv;
+	for (; n < max && (inv = evfn__queue_pop(q, pool, fn)); n++)
+		evfn__inv_list_push(out, inv);
+	if (n < max && !evfn__queue_empty(q))
 		*short_of_memory = true;
-	return list.head;
+	return n;
 }
 
-struct evfn__inv *
-evfn__queue_take_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                        evfn__inv_pred match, void *arg, bool *short_of_memory)
+size_t
+evfn__queue_take(struct evfn__queue *q, struct evfn__inv_pool *pool,
+                 struct evfn_fn *fn, evfn__inv_pred match, void *arg,
+                 struct evfn__inv_list *out, bool *short_of_memory)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__queue *q = &fn->q;
-	struct evfn__inv_list list = {NULL, NULL};
 	size_t kept = 0, taken = 0;
 	for (size_t i = 0; i < q->n; i++) {
 		uintptr_t slot = *ring_at(q, i);
 		struct evfn__inv *inv = NULL;
 		if (!match || match(fn, slot_event(slot), arg)) {
 			inv = is_bare(slot)
-			          ? materialize_locked(rt, fn, bare_event(slot))
+			          ? materialize(pool, fn, bare_event(slot))
 			          : (struct evfn__inv *)slot;
 			if (!inv)
 				*short_of_memory = true;
@@ -233,34 +200,32 @@ evfn__queue_take_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 			*ring_at(q, kept++) = slot;
 			continue;
 		}
-		evfn__inv_list_push(&list, inv);
+		evfn__inv_list_push(out, inv);
 		taken++;
 	}
 	q->n = kept;
-	taken += evfn__inv_list_take_matching(&q->over, match, arg, &list);
-	fn->queued -= (int64_t)taken;
-	return list.head;
+	return taken + evfn__inv_list_take_matching(&q->over, match, arg, out);
 }
 
-void
-evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn)
+size_t
+evfn__queue_free(struct evfn__queue *q)
 {
-	struct evfn__queue *q = &fn->q;
-	if (!evfn__queue_empty(fn))
-		evfn__logf(&rt->log, EVFN_LOG_ERROR,
-		          "%s: queued events dropped: no memory to hand them "
-		          "back", fn->name);
+	size_t dropped = 0;
 	while (q->n > 0) {
 		uintptr_t slot = ring_pop(q);
 		if (is_bare(slot))
 			evfn_event_unref(bare_event(slot));
 		else
 			evfn__inv_drop((struct evfn__inv *)slot);
+		dropped++;
 	}
 	struct evfn__inv *inv;
-	while ((inv = evfn__inv_list_pop(&q->over)))
+	while ((inv = evfn__inv_list_pop(&q->over))) {
 		evfn__inv_drop(inv);
+		dropped++;
+	}
 	evfn__free(q->slot);
 	q->slot = NULL;
 	q->cap = 0;
+	return dropped;
 }

@@ -127,7 +127,10 @@ evfn__registry_free(struct evfn_rt *rt)
 		if (fn->cfg.userdata_free)
 			fn->cfg.userdata_free(fn->userdata);
 		evfn__okey_free_all(fn);
-		evfn__queue_free(rt, fn);
+		if (evfn__queue_free(&fn->q) > 0)
+			evfn__logf(&rt->log, EVFN_LOG_ERROR,
+			           "%s: queued events dropped: no memory to hand "
+			           "them back", fn->name);
 		evfn__free(fn);
 		fn = next;
 	}

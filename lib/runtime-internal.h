@@ -31,6 +31,7 @@
 #include "log-internal.h"
 #include "loop-internal.h"
 #include "options-internal.h"
+#include "queue-internal.h"
 #include "route-internal.h"
 
 struct event;
@@ -85,16 +86,6 @@ EVFN__LIST(evfn__result_list, struct evfn_result, next)
 struct evfn__due {
 	int64_t due_ns;
 	uintptr_t entry;
-};
-
-/* A function's queue (queue.c): a ring of slots, each a record or a bare
- * event, then the records that found no ring slot. */
-struct evfn__queue {
-	uintptr_t *slot;
-	size_t cap;                 /* 0 or a power of two */
-	size_t first;               /* the oldest slot's index */
-	size_t n;                   /* slots in use */
-	struct evfn__inv_list over;
 };
 
 struct evfn_fn {
@@ -338,58 +329,31 @@ void evfn__registry_free(struct evfn_rt *rt);
 int evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
                 struct evfn_result *waiter, uint64_t *seq);
 
-/* queue.c */
+/* dispatch.c: into a function's queue. */
 /* Appends inv to its function's queue and makes the function runnable
- * (waking a worker, or the loop). Called with rt->lock held. */
+ * (waking a worker, or the loop). rt->lock held. */
 void evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* As evfn__enqueue_locked() for a held invocation whose turn came: it is
  * counted in fn->queued already. */
 void evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv);
-/* Makes room in fn's queue for one bare event (an event's first attempt
- * with no waiter, ordering key or delay, queued without a record); false
- * when it cannot (out of memory): queue it as a record then. */
-bool evfn__queue_reserve_bare_locked(struct evfn_fn *fn);
-/* Whether room for a bare event is there already (what a yes from
- * evfn__queue_reserve_bare_locked() leaves, until the next push). */
-static inline bool
-evfn__queue_has_bare_room(const struct evfn_fn *fn)
-{
-	return evfn__inv_list_empty(&fn->q.over) && fn->q.n < fn->q.cap;
-}
 /* Appends ev (one reference, now the queue's) as a bare event, after
- * evfn__queue_reserve_bare_locked() said yes, and schedules fn. */
-void evfn__queue_push_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                                  evfn_event *ev);
-/* Inline: asked on every schedule and every pick. */
-static inline bool
-evfn__queue_empty(const struct evfn_fn *fn)
-{
-	return fn->q.n == 0 && evfn__inv_list_empty(&fn->q.over);
-}
-/* When fn's oldest queued event became startable. Not empty. */
-int64_t evfn__queue_head_ready_ns(struct evfn_fn *fn);
-/* Takes fn's oldest queued invocation, its record made if it was a bare
- * event; NULL when the queue is empty or, setting rt->inv_starved, when
- * that record cannot be made. rt->lock held. */
-struct evfn__inv *evfn__queue_pop_locked(struct evfn_rt *rt,
-                                         struct evfn_fn *fn);
+ * evfn__queue_reserve_bare() said yes, and schedules fn. */
+void evfn__enqueue_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                               evfn_event *ev);
 /* Takes fn's queued invocations that match() accepts (all for NULL) out
  * of its queue, as a list through next, in order. An event whose record
  * cannot be made stays queued, setting *short_of_memory. rt->lock held. */
-struct evfn__inv *evfn__queue_take_locked(struct evfn_rt *rt,
-                                          struct evfn_fn *fn,
-                                          evfn__inv_pred match, void *arg,
-                                          bool *short_of_memory);
+struct evfn__inv *evfn__take_queued_locked(struct evfn_rt *rt,
+                                           struct evfn_fn *fn,
+                                           evfn__inv_pred match, void *arg,
+                                           bool *short_of_memory);
 /* Takes up to max of fn's oldest queued invocations, as a list through
  * next, in order; stops early, setting *short_of_memory, at an event
  * whose record cannot be made. rt->lock held. */
-struct evfn__inv *evfn__queue_take_front_locked(struct evfn_rt *rt,
-                                                struct evfn_fn *fn,
-                                                size_t max,
-                                                bool *short_of_memory);
-/* Frees fn's queue, dropping (with an error logged) events left in it:
- * only those a drain had no memory to hand back. */
-void evfn__queue_free(struct evfn_rt *rt, struct evfn_fn *fn);
+struct evfn__inv *evfn__take_queued_front_locked(struct evfn_rt *rt,
+                                                 struct evfn_fn *fn,
+                                                 size_t max,
+                                                 bool *short_of_memory);
 /* Ends every invocation of list (through next) with stat and result, as
  * evfn__finish_locked(). */
 void evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,

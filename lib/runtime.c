@@ -222,7 +222,7 @@ hand_back_waiting_locked(struct evfn_rt *rt, bool *left)
 		n += hand_back_list_locked(
 			rt, evfn__okey_take_held_locked(fn, NULL, NULL));
 		struct evfn__inv *list;
-		while ((list = evfn__queue_take_front_locked(
+		while ((list = evfn__take_queued_front_locked(
 				rt, fn, HANDBACK_CHUNK, &short_of_memory)))
 			n += hand_back_list_locked(rt, list);
 	}

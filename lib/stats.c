@@ -51,8 +51,9 @@ add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s, struct evfn_fn *fn,
 	/* Gauges that the queues hold rather than the counters. */
 	s->v[EVFN_STAT_IN_FLIGHT] += (uint64_t)fn->running;
 	s->v[EVFN_STAT_QUEUED] += (uint64_t)fn->queued;
-	int64_t oldest = evfn__queue_empty(fn) ? now
-	                                       : evfn__queue_head_ready_ns(fn);
+	int64_t oldest = evfn__queue_empty(&fn->q)
+	                         ? now
+	                         : evfn__queue_head_ready_ns(&fn->q);
 	if (now > oldest)
 		s->v[EVFN_STAT_OLDEST_QUEUED_MS] = EVFN__MAX(
 			s->v[EVFN_STAT_OLDEST_QUEUED_MS],
