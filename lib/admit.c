@@ -138,7 +138,7 @@ admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 			inv->due_ns = ev->born_ns;
 			evfn__retry_push_locked(rt, inv);
 		} else {
-			evfn__okey_join_locked(rt, inv);
+			evfn__queue_in_order_locked(rt, inv);
 		}
 	}
 	if (seq)

@@ -102,7 +102,7 @@ cancel_waiting_locked(struct evfn_rt *rt, struct search *s,
 		if (s->fn && fn != s->fn)
 			continue;
 		struct evfn__inv *held =
-			evfn__okey_take_held_locked(fn, matches, s);
+			evfn__take_held_locked(fn, matches, s);
 		struct evfn__inv *queued = evfn__take_queued_locked(
 			rt, fn, matches, s, short_of_memory);
 		n += cancel_list_locked(rt, held, garbage);

@@ -283,8 +283,14 @@ evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 	inv->fn->stat[stat]++;
 	inv->final_stat = (signed char)stat;
 	inv->final_code = result;
-	if (inv->okey)
-		evfn__okey_leave_locked(rt, inv);
+	if (inv->okey) {
+		/* Its key's next event, if any, takes its turn. */
+		struct evfn__inv *next = evfn__okeys_leave(&inv->fn->okeys, inv);
+		if (next) {
+			next->fn->held--;
+			evfn__enqueue_held_locked(rt, next);
+		}
+	}
 	/* Waiters are woken when the record is released, after the
 	 * destinations and the dead-letter store saw it. */
 	if (stat == EVFN_STAT_HANDED_BACK) {
@@ -369,7 +375,7 @@ evfn__carry_on_locked(struct evfn__inv *from, struct evfn__inv *to)
 	to->okey = from->okey; /* it stays its key's active one */
 	from->okey = NULL;
 	if (to->okey)
-		evfn__okey_rebind_locked(to->okey, to);
+		evfn__okey_rebind(to->okey, to);
 	to->attempt = from->attempt;
 	to->prev_delay_ns = from->prev_delay_ns;
 	to->due_ns = from->due_ns;
@@ -659,5 +665,40 @@ evfn__take_queued_front_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	struct evfn__inv_list list = {NULL, NULL};
 	fn->queued -= (int64_t)evfn__queue_take_front(
 		&fn->q, &rt->records, fn, max, &list, short_of_memory);
+	return list.head;
+}
+
+void
+evfn__queue_in_order_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	const char *key = evfn__event_okey(inv->ev);
+	struct evfn_fn *fn = inv->fn;
+	switch (key ? evfn__okeys_join(&fn->okeys, inv, key)
+	            : EVFN__OKEY_ACTIVE) {
+	case EVFN__OKEY_HELD:
+		fn->queued++;
+		fn->held++;
+		return;
+	case EVFN__OKEY_NOMEM:
+		/* Admitted already: run it rather than lose it, unordered. */
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
+		           "%s: out of memory ordering key %s; event %s runs "
+		           "unordered", fn->name, key, evfn_event_id(inv->ev));
+		break;
+	case EVFN__OKEY_ACTIVE:
+		break;
+	}
+	evfn__enqueue_locked(rt, inv);
+}
+
+struct evfn__inv *
+evfn__take_held_locked(struct evfn_fn *fn, evfn__inv_pred match, void *arg)
+{
+	EVFN__ASSERT_LOCKED(fn->rt);
+	struct evfn__inv_list list = {NULL, NULL};
+	size_t n = evfn__okeys_take_held(&fn->okeys, match, arg, &list);
+	fn->queued -= (int64_t)n;
+	fn->held -= (int64_t)n;
 	return list.head;
 }

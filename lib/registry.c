@@ -126,7 +126,7 @@ evfn__registry_free(struct evfn_rt *rt)
 		struct evfn_fn *next = fn->all_next;
 		if (fn->cfg.userdata_free)
 			fn->cfg.userdata_free(fn->userdata);
-		evfn__okey_free_all(fn);
+		evfn__okeys_free(&fn->okeys);
 		if (evfn__queue_free(&fn->q) > 0)
 			evfn__logf(&rt->log, EVFN_LOG_ERROR,
 			           "%s: queued events dropped: no memory to hand "

@@ -184,7 +184,7 @@ requeue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	EVFN__ASSERT_LOCKED(rt);
 	if (inv->delayed) {
 		inv->delayed = false;
-		evfn__okey_join_locked(rt, inv);
+		evfn__queue_in_order_locked(rt, inv);
 	} else {
 		evfn__enqueue_locked(rt, inv);
 	}

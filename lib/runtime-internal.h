@@ -31,6 +31,7 @@
 #include "log-internal.h"
 #include "loop-internal.h"
 #include "options-internal.h"
+#include "ordering-internal.h"
 #include "queue-internal.h"
 #include "route-internal.h"
 
@@ -105,7 +106,7 @@ struct evfn_fn {
 	int busy;                   /* handler calls: what concurrency bounds */
 	int64_t run_ewma_ns;        /* recent run time, for prefetching */
 	bool paused;
-	struct evfn__okey *okeys;   /* ordering-key groups (uthash) */
+	struct evfn__okeys okeys;   /* ordering-key groups */
 	struct evfn__flow *flow;    /* rate limit, breaker, batch window; NULL
 	                             * when the function has none */
 	int stuck;                  /* fenced attempts whose handler runs on */
@@ -215,21 +216,15 @@ struct evfn_rt {
 extern _Thread_local struct evfn_rt *evfn__tls_handler_rt;
 
 
-/* ordering.c: events with an ordering key run one at a time per key. */
-/* Queues a new invocation: behind its key's active one, or at once. */
-void evfn__okey_join_locked(struct evfn_rt *rt, struct evfn__inv *inv);
-/* inv ended: if it was its key's active one, the next of the key is
- * queued (or the key's group freed). rt->lock held. */
-void evfn__okey_leave_locked(struct evfn_rt *rt, struct evfn__inv *inv);
-/* The event of a group's active invocation moved to record inv (a
- * fenced attempt's fresh record). */
-void evfn__okey_rebind_locked(struct evfn__okey *g, struct evfn__inv *inv);
+/* dispatch.c: events with an ordering key run one at a time per key. */
+/* Queues a new invocation: behind its key's active one, or at once.
+ * rt->lock held. */
+void evfn__queue_in_order_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* Takes fn's held invocations that match() accepts (all for NULL) out of
- * their groups, as a list through next, each key's in order. */
-struct evfn__inv *evfn__okey_take_held_locked(struct evfn_fn *fn,
-                                              evfn__inv_pred match,
-                                              void *arg);
-void evfn__okey_free_all(struct evfn_fn *fn);
+ * their groups, as a list through next, each key's in order. rt->lock
+ * held. */
+struct evfn__inv *evfn__take_held_locked(struct evfn_fn *fn,
+                                         evfn__inv_pred match, void *arg);
 
 /* flow.c: rate limit, batch window and the per-function flow timer. */
 /* Creates fn->flow when fn's options need it. */

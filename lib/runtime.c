@@ -220,7 +220,7 @@ hand_back_waiting_locked(struct evfn_rt *rt, bool *left)
 		/* Held ones first, so that ending an active one does not
 		 * queue the next of its key. */
 		n += hand_back_list_locked(
-			rt, evfn__okey_take_held_locked(fn, NULL, NULL));
+			rt, evfn__take_held_locked(fn, NULL, NULL));
 		struct evfn__inv *list;
 		while ((list = evfn__take_queued_front_locked(
 				rt, fn, HANDBACK_CHUNK, &short_of_memory)))
