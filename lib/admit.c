@@ -136,7 +136,7 @@ admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 			/* Due at born_ns: waits on the timer heap till then. */
 			inv->delayed = true;
 			inv->due_ns = ev->born_ns;
-			evfn__retry_push_locked(rt, inv);
+			evfn__wait_due_locked(rt, inv);
 		} else {
 			evfn__queue_in_order_locked(rt, inv);
 		}

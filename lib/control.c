@@ -109,7 +109,7 @@ cancel_waiting_locked(struct evfn_rt *rt, struct search *s,
 		n += cancel_list_locked(rt, queued, garbage);
 	}
 	n += cancel_list_locked(
-		rt, evfn__retry_take_locked(rt, matches, s, short_of_memory),
+		rt, evfn__take_due_locked(rt, matches, s, short_of_memory),
 		garbage);
 	return n;
 }

@@ -520,7 +520,6 @@ evfn_record_duration_ns(const evfn_record *rec)
 	const struct evfn__inv *inv = rec->inv;
 	if (!inv || rec->kind == EVFN_RECORD_START || inv->attempt == 0)
 		return 0;
-	int64_t start = inv->ctx.deadline_ns - inv->fn->cfg.timeout_ns;
-	int64_t d = evfn__now_ns() - start;
+	int64_t d = evfn__now_ns() - inv->start_ns;
 	return d > 0 ? d : 0;
 }

@@ -77,7 +77,7 @@ evfn__unstarve_locked(struct evfn_rt *rt)
 	rt->inv_starved = false;
 	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
 		evfn__fn_schedule_locked(rt, fn);
-	evfn__retry_run_due_locked(rt, evfn__now_ns());
+	evfn__run_due_locked(rt, evfn__now_ns());
 }
 
 /* Takes fn's next invocation that should run, ending on the way those
@@ -129,6 +129,7 @@ start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                      struct evfn__inv *inv, int64_t now)
 {
 	EVFN__ASSERT_LOCKED(rt);
+	inv->start_ns = now;
 	inv->ctx.deadline_ns = now + fn->cfg.timeout_ns;
 	atomic_store_explicit(&inv->ctx.state, EVFN__ATTEMPT_RUNNING,
 	                      memory_order_relaxed);
@@ -347,7 +348,7 @@ evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	/* A retry never outlives the event's remaining age. */
 	inv->due_ns = now + EVFN__MIN(delay, age_left);
 	fn->stat[EVFN_STAT_RETRIES]++;
-	evfn__retry_push_locked(rt, inv);
+	evfn__wait_due_locked(rt, inv);
 }
 
 void
@@ -381,6 +382,7 @@ evfn__carry_on_locked(struct evfn__inv *from, struct evfn__inv *to)
 	to->due_ns = from->due_ns;
 	to->first_ns = from->first_ns;
 	to->last_ns = from->last_ns;
+	to->start_ns = from->start_ns;
 }
 
 int
@@ -527,10 +529,8 @@ fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 
 	/* The event goes on in a fresh record: the stuck handler keeps its
 	 * context, so nothing it does later can touch the retry. */
-	evfn__carry_on_locked(inv, retry);
+	evfn__carry_on_locked(inv, retry); /* its start too, for durations */
 	retry->last_timed_out = true;
-	/* Keeps the fenced attempt's start, for durations in records. */
-	retry->ctx.deadline_ns = inv->ctx.deadline_ns;
 	evfn__set_deadline_error(retry);
 	if (inv->cancel_requested)
 		evfn__finish_locked(rt, retry, EVFN_STAT_CANCELLED,
@@ -701,4 +701,112 @@ evfn__take_held_locked(struct evfn_fn *fn, evfn__inv_pred match, void *arg)
 	fn->queued -= (int64_t)n;
 	fn->held -= (int64_t)n;
 	return list.head;
+}
+
+/* An entry's time came (or it has nowhere to wait): a retry goes back to
+ * its queue, a delayed event joins its key's order as if just published. */
+static void
+requeue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (inv->delayed) {
+		inv->delayed = false;
+		evfn__queue_in_order_locked(rt, inv);
+	} else {
+		evfn__enqueue_locked(rt, inv);
+	}
+}
+
+/* The gauge an invocation on the due-time heap is counted in. */
+static uint64_t *
+due_gauge(const struct evfn__inv *inv)
+{
+	return &inv->fn->stat[inv->delayed ? EVFN_STAT_DELAYED
+	                                   : EVFN_STAT_WAITING_RETRY];
+}
+
+/* The records of list left the heap: no longer counted in its gauges. */
+static struct evfn__inv *
+left_due_heap(struct evfn__inv_list *list)
+{
+	for (struct evfn__inv *x = list->head; x; x = x->next)
+		(*due_gauge(x))--;
+	return list->head;
+}
+
+static void
+arm_due_timer_locked(struct evfn_rt *rt)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (!evfn__dueheap_empty(&rt->due))
+		(void)evfn__timer_arm(rt->due_timer,
+		                      evfn__dueheap_next_due(&rt->due));
+}
+
+void
+evfn__wait_due_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	/* Read first: a compacted record goes back to the pool. */
+	uint64_t *gauge = due_gauge(inv);
+	if (!evfn__dueheap_push(&rt->due, inv, &rt->records)) {
+		/* Nowhere to wait: run it now rather than lose it. */
+		requeue_locked(rt, inv);
+		return;
+	}
+	(*gauge)++;
+	arm_due_timer_locked(rt);
+}
+
+void
+evfn__run_due_locked(struct evfn_rt *rt, int64_t now)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	/* Draining: what waits is handed back, not queued again. */
+	if (rt->state >= EVFN__DRAINING)
+		return;
+	while (!evfn__dueheap_empty(&rt->due) &&
+	       evfn__dueheap_next_due(&rt->due) <= now) {
+		struct evfn__inv *inv = evfn__dueheap_pop(&rt->due, &rt->records);
+		if (!inv) {
+			/* Looked at again when records come back, or on the
+			 * next watchdog tick. */
+			evfn__starve_locked(rt);
+			break;
+		}
+		(*due_gauge(inv))--;
+		requeue_locked(rt, inv);
+	}
+	arm_due_timer_locked(rt);
+}
+
+void
+evfn__due_timer_cb(void *arg)
+{
+	struct evfn_rt *rt = arg;
+	evfn__lock_acquire(&rt->lock);
+	evfn__run_due_locked(rt, evfn__now_ns());
+	evfn__lock_release(&rt->lock);
+}
+
+struct evfn__inv *
+evfn__take_due_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg,
+                      bool *short_of_memory)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__inv_list list = {NULL, NULL};
+	evfn__dueheap_take(&rt->due, &rt->records, match, arg, &list,
+	                   short_of_memory);
+	return left_due_heap(&list);
+}
+
+struct evfn__inv *
+evfn__take_due_some_locked(struct evfn_rt *rt, size_t max,
+                           bool *short_of_memory)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__inv_list list = {NULL, NULL};
+	evfn__dueheap_take_some(&rt->due, &rt->records, max, &list,
+	                        short_of_memory);
+	return left_due_heap(&list);
 }

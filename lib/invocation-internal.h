@@ -60,6 +60,7 @@ struct evfn__inv {
 	int64_t prev_delay_ns;      /* for decorrelated jitter */
 	unsigned attempt;           /* attempts started */
 	int64_t first_ns, last_ns;  /* wall time of first and latest start */
+	int64_t start_ns;           /* monotonic: its latest attempt's start */
 	int64_t ready_ns;           /* monotonic: when it became startable */
 	int final_code;             /* why it ended: see evfn__finish_locked */
 	signed char final_stat;     /* terminal evfn_stat, or -1 */

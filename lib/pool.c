@@ -166,14 +166,6 @@ billed_ms(int64_t run)
 	return ms ? ms : 1;
 }
 
-/* When the attempt (a handler call) inv started: its deadline less the
- * function's timeout. */
-static int64_t
-start_of(const struct evfn__inv *inv)
-{
-	return inv->ctx.deadline_ns - inv->fn->cfg.timeout_ns;
-}
-
 /* Records the queue wait of each item of the call inv, which started at
  * start. */
 static void
@@ -202,7 +194,7 @@ evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
 	struct evfn__metrics *m = metrics_of(w, inv->fn);
 	if (!m)
 		return; /* out of memory: this attempt goes unmeasured */
-	int64_t start = start_of(inv);
+	int64_t start = inv->start_ns;
 	record_run(m, end_ns - start);
 	record_waits(m, inv, start);
 }
@@ -214,7 +206,7 @@ evfn__worker_record_wait(struct evfn__worker *w, const struct evfn__inv *inv)
 		return;
 	struct evfn__metrics *m = metrics_of(w, inv->fn);
 	if (m)
-		record_waits(m, inv, start_of(inv));
+		record_waits(m, inv, inv->start_ns);
 }
 
 void
@@ -223,7 +215,7 @@ evfn__metrics_completed_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	if (!rt->opts.no_metrics)
-		record_run(&inv->fn->retired, end_ns - start_of(inv));
+		record_run(&inv->fn->retired, end_ns - inv->start_ns);
 }
 
 void
@@ -238,7 +230,7 @@ evfn__metrics_fenced_locked(struct evfn_rt *rt, const struct evfn__inv *inv)
 	 * EVFN_PENDING; a pool attempt's are recorded at its return, which
 	 * a fenced one has not had. */
 	if (fn->cfg.executor == EVFN_EXECUTOR_POOL)
-		record_waits(&fn->retired, inv, start_of(inv));
+		record_waits(&fn->retired, inv, inv->start_ns);
 }
 
 void
@@ -249,7 +241,7 @@ evfn__metrics_late_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
 	if (rt->opts.no_metrics)
 		return;
 	struct evfn_fn *fn = inv->fn;
-	int64_t run = end_ns - start_of(inv);
+	int64_t run = end_ns - inv->start_ns;
 	if (run < fn->cfg.timeout_ns)
 		run = fn->cfg.timeout_ns;
 	/* The deadline counted at the fence becomes the real run time. */
@@ -604,6 +596,7 @@ run_chain(struct evfn__worker *w, struct evfn__inv *inv, int64_t now,
 				continue; /* given back by the watchdog */
 			/* Its deadline counts from its own start, written
 			 * before the watchdog can see it. */
+			x->start_ns = now;
 			x->ctx.deadline_ns = now + x->fn->cfg.timeout_ns;
 			x->last_ns = evfn__mono_to_wall(now);
 			if (x->attempt == 1)

@@ -22,6 +22,7 @@
 #include <evfn/runtime.h>
 #include <evfn/stats.h>
 
+#include "dueheap-internal.h"
 #include "event-internal.h"
 #include "hash-internal.h"
 #include "invocation-internal.h"
@@ -81,13 +82,6 @@ struct evfn_result {
 	struct evfn_result *next;
 };
 EVFN__LIST(evfn__result_list, struct evfn_result, next)
-
-/* A slot of the retry heap (retry.c): a record, or a waiting retry in
- * its compact form (tagged in bit 0), and when it is due. */
-struct evfn__due {
-	int64_t due_ns;
-	uintptr_t entry;
-};
 
 struct evfn_fn {
 	UT_hash_handle hh;
@@ -183,10 +177,10 @@ struct evfn_rt {
 	struct evfn__signal *wake;  /* runs loop handlers and results */
 	struct evfn__signal *kick;  /* wakes workers at the end of a pass */
 
-	/* Retries: a binary min-heap on due_ns, one libevent timer. */
-	struct evfn__due *heap;
-	unsigned heap_n, heap_cap;
-	struct evfn__timer *retry_timer;
+	/* Retries and delayed events, and the one timer armed for the
+	 * earliest. */
+	struct evfn__dueheap due;
+	struct evfn__timer *due_timer;
 	uint64_t prng;
 
 	/* Loop attempts that returned EVFN_PENDING, for the watchdog. */
@@ -524,27 +518,25 @@ struct evfn__worker *evfn__worker_new(struct evfn_rt *rt);
 /* Runs the fini hooks of the states w built, then frees w. */
 void evfn__worker_free(struct evfn__worker *w);
 
-/* retry.c: the timer heap of retries and delayed events. */
-void evfn__retry_push_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* dispatch.c: the due-time heap of retries and delayed events. */
+/* inv waits on the heap until inv->due_ns. rt->lock held. */
+void evfn__wait_due_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* Takes off the heap every entry match() accepts (all of them for NULL
  * match), as a list of records through next. One whose record cannot be
  * made stays, setting *short_of_memory. rt->lock held. */
-struct evfn__inv *evfn__retry_take_locked(struct evfn_rt *rt,
-                                          evfn__inv_pred match, void *arg,
-                                          bool *short_of_memory);
+struct evfn__inv *evfn__take_due_locked(struct evfn_rt *rt,
+                                        evfn__inv_pred match, void *arg,
+                                        bool *short_of_memory);
 /* Takes up to max entries off the heap, in no particular order, as a
  * list of records through next; stops early, setting *short_of_memory,
  * at one whose record cannot be made. rt->lock held. */
-struct evfn__inv *evfn__retry_take_some_locked(struct evfn_rt *rt,
-                                               size_t max,
-                                               bool *short_of_memory);
-/* Frees the heap, dropping (with an error logged) retries left on it:
- * only those a drain had no memory to hand back. */
-void evfn__retry_free(struct evfn_rt *rt);
+struct evfn__inv *evfn__take_due_some_locked(struct evfn_rt *rt, size_t max,
+                                             bool *short_of_memory);
 /* Moves due retries back to their queues; one whose record cannot be
  * made stays, setting rt->inv_starved. rt->lock held. */
-void evfn__retry_run_due_locked(struct evfn_rt *rt, int64_t now);
-void evfn__retry_timer_cb(void *arg);
+void evfn__run_due_locked(struct evfn_rt *rt, int64_t now);
+/* The due timer's callback. */
+void evfn__due_timer_cb(void *arg);
 
 /* Calls the result callbacks that are due, with the lock released around
  * them. rt->lock held. */

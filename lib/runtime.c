@@ -68,7 +68,7 @@ destroy(struct evfn_rt *rt)
 {
 	evfn__signal_free(rt->wake);
 	evfn__signal_free(rt->kick);
-	evfn__timer_free(rt->retry_timer);
+	evfn__timer_free(rt->due_timer);
 	evfn__timer_free(rt->watchdog);
 	evfn__dead_free_all(rt);
 	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
@@ -79,7 +79,11 @@ destroy(struct evfn_rt *rt)
 	evfn__loop_destroy(&rt->loop);
 	evfn__worker_free(rt->loop_worker);
 	evfn__inv_pool_free(&rt->records);
-	evfn__retry_free(rt);
+	unsigned dropped = evfn__dueheap_free(&rt->due);
+	if (dropped > 0)
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
+		           "%u retries dropped: no memory to hand them back",
+		           dropped);
 	evfn__registry_free(rt);
 	evfn__free(rt->source);
 	evfn__free(rt->opts.source);
@@ -116,15 +120,15 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	if (loop_rc == 0) {
 		rt->wake = evfn__signal_new(&rt->loop, loop_wake_cb, rt);
 		rt->kick = evfn__signal_new(&rt->loop, evfn__pool_kick_cb, rt);
-		rt->retry_timer = evfn__timer_new(&rt->loop,
-		                                  evfn__retry_timer_cb, rt);
+		rt->due_timer = evfn__timer_new(&rt->loop, evfn__due_timer_cb,
+		                                rt);
 		(void)evfn__watchdog_new(rt);
 	}
 	rt->prng = (uint64_t)(uintptr_t)rt ^ (uint64_t)evfn__now_ns();
 	if (!rt->prng)
 		rt->prng = 1;
 	if (!rt->source || !rt->router || !rt->loop_worker || loop_rc < 0 ||
-	    !rt->wake || !rt->kick || !rt->retry_timer || !rt->watchdog) {
+	    !rt->wake || !rt->kick || !rt->due_timer || !rt->watchdog) {
 		destroy(rt);
 		return EVFN_ENOMEM;
 	}
@@ -227,7 +231,7 @@ hand_back_waiting_locked(struct evfn_rt *rt, bool *left)
 			n += hand_back_list_locked(rt, list);
 	}
 	struct evfn__inv *list;
-	while ((list = evfn__retry_take_some_locked(rt, HANDBACK_CHUNK,
+	while ((list = evfn__take_due_some_locked(rt, HANDBACK_CHUNK,
 	                                            &short_of_memory)))
 		n += hand_back_list_locked(rt, list);
 	*left = short_of_memory;
