@@ -78,7 +78,9 @@ admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		if (fn->stuck >= fn->cfg.max_stuck) {
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			rc = EVFN_EUNHEALTHY;
-		} else if (fn->flow && evfn__breaker_refuses_locked(fn)) {
+		} else if (fn->flow && evfn__fn_breaker(fn) &&
+		           evfn__breaker_refuses(evfn__fn_breaker(fn),
+		                                 &fn->cfg)) {
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			if (rc == 0 || rc == EVFN_EQUEUEFULL)
 				rc = EVFN_ECIRCUITOPEN;

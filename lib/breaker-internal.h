@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The circuit breaker's state, kept in a function's flow state (flow.c).
- * Guarded by rt->lock.
+ * The circuit breaker (breaker.c), kept in a function's flow state. A
+ * leaf: it counts calls and says when its state changes; the state
+ * machine counts the changes, tells the event log and arms the timer
+ * for the cool-down. Guarded by the lock of the function that owns it.
  */
 #ifndef EVFN_BREAKER_INTERNAL_H
 #define EVFN_BREAKER_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-struct evfn_rt;
-struct evfn_fn;
-struct evfn__inv;
+#include <evfn/function.h>
 
 struct evfn__breaker {
 	int state;                  /* evfn_circuit_state */
@@ -22,14 +23,22 @@ struct evfn__breaker {
 	int64_t open_until;         /* monotonic ns, while open */
 };
 
-/* fn's breaker, or NULL when it has none. */
-struct evfn__breaker *evfn__flow_breaker(struct evfn_fn *fn);
-/* A call starts: in half-open state it is the probe. */
-void evfn__breaker_on_start_locked(struct evfn_fn *fn,
-                                   struct evfn__inv *inv);
-/* The flow timer fired: an open breaker whose cool-down passed turns
- * half-open. */
-void evfn__breaker_tick_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                               int64_t now);
+/* An open breaker whose cool-down passed at now turns half-open; returns
+ * whether it did. */
+bool evfn__breaker_tick(struct evfn__breaker *b, int64_t now);
+/* Whether a call may start: closed, or half-open with no probe out. */
+bool evfn__breaker_allows(const struct evfn__breaker *b);
+/* Whether admission refuses new events: open, and the function's policy
+ * says so. */
+bool evfn__breaker_refuses(const struct evfn__breaker *b,
+                           const evfn_fn_options *cfg);
+/* A call starts; returns whether it is the half-open probe. */
+bool evfn__breaker_start_call(struct evfn__breaker *b);
+/* A call ended at now (ok: its handler returned EVFN_OK; probe: it was
+ * the probe). Returns the state the breaker moved to, or -1 when it did
+ * not move; on a move to open, why says what tripped it. */
+int evfn__breaker_count_call(struct evfn__breaker *b,
+                             const evfn_fn_options *cfg, bool probe, bool ok,
+                             int64_t now, char *why, size_t why_size);
 
 #endif /* EVFN_BREAKER_INTERNAL_H */

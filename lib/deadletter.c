@@ -80,6 +80,69 @@ evfn__record_fn(struct evfn_rt *rt, int kind, const struct evfn_fn *fn,
 	rt->opts.record_cb(&rec, rt->opts.record_arg);
 }
 
+/* A record about a function (a circuit-breaker change) decided under the
+ * runtime lock, told once it is released. */
+struct evfn__notice {
+	struct evfn__notice *next;
+	const struct evfn_fn *fn;
+	int kind;
+	char error[96];
+};
+
+void
+evfn__notice_locked(struct evfn_rt *rt, struct evfn_fn *fn, int kind,
+                    const char *error)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (!rt->opts.record_cb)
+		return;
+	struct evfn__notice *n = evfn__calloc(1, sizeof(*n));
+	if (!n) {
+		evfn__logf(&rt->log, EVFN_LOG_ERROR, "%s: out of memory for a "
+		          "circuit-breaker record", fn->name);
+		return;
+	}
+	n->fn = fn;
+	n->kind = kind;
+	snprintf(n->error, sizeof(n->error), "%s", error ? error : "");
+	n->next = rt->notices; /* newest first; reversed when told */
+	rt->notices = n;
+	atomic_store_explicit(&rt->notices_due, true, memory_order_release);
+}
+
+void
+evfn__notices_deliver(struct evfn_rt *rt)
+{
+	if (!atomic_load_explicit(&rt->notices_due, memory_order_acquire))
+		return;
+	evfn__lock_acquire(&rt->lock);
+	struct evfn__notice *list = NULL;
+	while (rt->notices) { /* oldest first */
+		struct evfn__notice *n = rt->notices;
+		rt->notices = n->next;
+		n->next = list;
+		list = n;
+	}
+	atomic_store_explicit(&rt->notices_due, false, memory_order_relaxed);
+	evfn__lock_release(&rt->lock);
+	while (list) {
+		struct evfn__notice *n = list;
+		list = n->next;
+		evfn__record_fn(rt, n->kind, n->fn, n->error[0] ? n->error : NULL);
+		evfn__free(n);
+	}
+}
+
+void
+evfn__notices_free(struct evfn_rt *rt)
+{
+	while (rt->notices) {
+		struct evfn__notice *n = rt->notices;
+		rt->notices = n->next;
+		evfn__free(n);
+	}
+}
+
 static void
 dead_letter_free(evfn_dead_letter *dl)
 {

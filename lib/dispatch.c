@@ -28,6 +28,163 @@ ready_push(struct evfn__fn_fifo *q, struct evfn_fn *fn)
 	evfn__fn_fifo_push(q, fn);
 }
 
+/* ---- flow control: rate limit, batching window, circuit breaker ------- */
+
+/* Arms fn's flow timer for due (monotonic ns) unless armed earlier. One
+ * timer serves the rate limit, the batch window and the breaker: when it
+ * fires, scheduling the function asks the first two again, and an open
+ * breaker arms it again for its cool-down (breaker_tick_locked()). */
+static void
+flow_arm_locked(struct evfn_fn *fn, int64_t due)
+{
+	EVFN__ASSERT_LOCKED(fn->rt);
+	(void)evfn__timer_arm(fn->flow->timer, due);
+}
+
+/* fn's breaker moved to its state b->state (why: what tripped it
+ * open): counted, told to the event log, and, open, the flow timer armed
+ * for its cool-down so that it turns half-open on time even when nothing
+ * is queued. */
+static void
+circuit_changed_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                       const struct evfn__breaker *b, const char *why)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	static const int kinds[] = {
+		[EVFN_CIRCUIT_CLOSED] = EVFN_RECORD_CIRCUIT_CLOSED,
+		[EVFN_CIRCUIT_OPEN] = EVFN_RECORD_CIRCUIT_OPEN,
+		[EVFN_CIRCUIT_HALF_OPEN] = EVFN_RECORD_CIRCUIT_HALF_OPEN,
+	};
+	fn->stat[EVFN_STAT_CIRCUIT_STATE] = (uint64_t)b->state;
+	if (b->state == EVFN_CIRCUIT_OPEN)
+		fn->stat[EVFN_STAT_CIRCUIT_OPENS]++;
+	evfn__notice_locked(rt, fn, kinds[b->state], why);
+	if (b->state == EVFN_CIRCUIT_OPEN)
+		flow_arm_locked(fn, b->open_until);
+}
+
+/* An open breaker whose cool-down passed turns half-open; one still in
+ * its cool-down keeps the flow timer armed for its end (it may have
+ * fired for the rate limit or the batch window, or early). */
+static void
+breaker_tick_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__breaker *b = evfn__fn_breaker(fn);
+	if (!b)
+		return;
+	if (evfn__breaker_tick(b, now))
+		circuit_changed_locked(rt, fn, b, NULL);
+	else if (b->state == EVFN_CIRCUIT_OPEN)
+		flow_arm_locked(fn, b->open_until);
+}
+
+/* A call of fn ended at now (ok: its handler returned EVFN_OK): its
+ * breaker counts it. */
+static void
+breaker_count_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                     struct evfn__inv *inv, bool ok, int64_t now)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__breaker *b = evfn__fn_breaker(fn);
+	if (!b)
+		return;
+	bool probe = inv->probe;
+	inv->probe = false;
+	char why[96];
+	if (evfn__breaker_count_call(b, &fn->cfg, probe, ok, now, why,
+	                             sizeof(why)) >= 0)
+		circuit_changed_locked(rt, fn, b,
+		                       b->state == EVFN_CIRCUIT_OPEN ? why
+		                                                     : NULL);
+}
+
+/* Whether fn's flow lets a call start at now; when not until some time
+ * passes, its flow timer is armed to look again then. */
+static bool
+flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__breaker *b = evfn__fn_breaker(fn);
+	if (b) {
+		breaker_tick_locked(rt, fn, now);
+		if (!evfn__breaker_allows(b))
+			return false;
+	}
+	bool wait_began;
+	int64_t until = evfn__flow_rate_wait(fn->flow, now, &wait_began);
+	if (wait_began)
+		fn->stat[EVFN_STAT_RATE_LIMITED]++;
+	if (until) {
+		flow_arm_locked(fn, until);
+		return false;
+	}
+	/* The batching window: wait for a full batch, or for the oldest
+	 * startable event to have waited the window. At drain the queue is
+	 * handed back, so no batch is held for it. */
+	if (fn->cfg.batch_window_ns &&
+	    fn->queued - fn->held < fn->cfg.batch_max) {
+		int64_t due = evfn__queue_head_ready_ns(&fn->q) +
+		              fn->cfg.batch_window_ns;
+		if (now < due) {
+			flow_arm_locked(fn, due);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A call of fn starts at now with inv: it takes a rate token, and may be
+ * its breaker's probe. */
+static void
+flow_call_started_locked(struct evfn_fn *fn, struct evfn__inv *inv,
+                         int64_t now)
+{
+	EVFN__ASSERT_LOCKED(fn->rt);
+	evfn__flow_rate_take(fn->flow, now);
+	struct evfn__breaker *b = evfn__fn_breaker(fn);
+	if (b && evfn__breaker_start_call(b))
+		inv->probe = true;
+}
+
+/* fn's flow timer fired: what held it back may have changed. */
+static void
+flow_timer_cb(void *arg)
+{
+	struct evfn_fn *fn = arg;
+	struct evfn_rt *rt = fn->rt;
+	evfn__lock_acquire(&rt->lock);
+	breaker_tick_locked(rt, fn, evfn__now_ns());
+	evfn__fn_schedule_locked(rt, fn);
+	evfn__lock_release(&rt->lock);
+	evfn__notices_deliver(rt);
+}
+
+int
+evfn__flow_attach(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	int rc = evfn__flow_new(&fn->cfg, &fn->flow);
+	if (rc < 0 || !fn->flow)
+		return rc;
+	fn->flow->timer = evfn__timer_new(&rt->loop, flow_timer_cb, fn);
+	if (!fn->flow->timer) {
+		evfn__flow_free(fn->flow);
+		fn->flow = NULL;
+		return EVFN_ENOMEM;
+	}
+	return 0;
+}
+
+void
+evfn__flow_detach(struct evfn_fn *fn)
+{
+	if (!fn->flow)
+		return;
+	evfn__timer_free(fn->flow->timer);
+	evfn__flow_free(fn->flow);
+	fn->flow = NULL;
+}
+
 /* Whether fn may start a call now (monotonic; 0: read the clock if
  * needed). False also while it must wait for time to pass (rate limit,
  * breaker cool-down, batch window): its flow timer is then armed to look
@@ -45,7 +202,7 @@ fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 	    (fn->cfg.concurrency && fn->busy >= fn->cfg.concurrency))
 		return false;
 	return !fn->flow ||
-	       evfn__flow_allows_locked(rt, fn, now ? now : evfn__now_ns());
+	       flow_allows_locked(rt, fn, now ? now : evfn__now_ns());
 }
 
 void
@@ -196,7 +353,7 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 			fn->busy++;
 			call_started_locked(rt, fn);
 			if (fn->flow)
-				evfn__flow_on_start_locked(fn, inv, now);
+				flow_call_started_locked(fn, inv, now);
 		}
 		/* Round robin: a function with more startable work goes to
 		 * the back, so one busy function cannot starve the others;
@@ -480,8 +637,8 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	/* Told before the call's first attempt ends: a retry may give its
 	 * record back (retry.c). */
 	if (fn->flow)
-		evfn__breaker_record_locked(rt, fn, inv, outcome == EVFN_OK,
-		                            evfn__now_ns());
+		breaker_count_locked(rt, fn, inv, outcome == EVFN_OK,
+		                     evfn__now_ns());
 	end_attempt_locked(rt, inv, evfn__batch_item_outcome(b, 0, outcome), garbage);
 	/* Freed capacity may let the function start its next event. */
 	evfn__fn_schedule_locked(rt, fn);
@@ -578,7 +735,7 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	}
 	fn->busy--;
 	if (fn->flow)
-		evfn__breaker_record_locked(rt, fn, inv, false, evfn__now_ns());
+		breaker_count_locked(rt, fn, inv, false, evfn__now_ns());
 	/* Billed up to its deadline now, and for its real run time if its
 	 * handler ever returns (evfn__late_locked). */
 	evfn__metrics_fenced_locked(rt, inv);

@@ -56,7 +56,7 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 		evfn__free(fn);
 		return EVFN_EINVAL;
 	}
-	if ((rc = evfn__flow_new(rt, fn)) < 0) {
+	if ((rc = evfn__flow_attach(rt, fn)) < 0) {
 		evfn__free(fn);
 		return rc;
 	}
@@ -78,7 +78,7 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 	}
 	evfn__lock_release(&rt->lock);
 	if (rc < 0) {
-		evfn__flow_free(fn);
+		evfn__flow_detach(fn);
 		evfn__free(fn);
 		return rc;
 	}

@@ -24,6 +24,7 @@
 
 #include "dueheap-internal.h"
 #include "event-internal.h"
+#include "flow-internal.h"
 #include "hash-internal.h"
 #include "invocation-internal.h"
 #include "histogram-internal.h"
@@ -220,33 +221,27 @@ void evfn__queue_in_order_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 struct evfn__inv *evfn__take_held_locked(struct evfn_fn *fn,
                                          evfn__inv_pred match, void *arg);
 
-/* flow.c: rate limit, batch window and the per-function flow timer. */
-/* Creates fn->flow when fn's options need it. */
-int evfn__flow_new(struct evfn_rt *rt, struct evfn_fn *fn);
-void evfn__flow_free(struct evfn_fn *fn);
-/* Whether fn's flow lets a call start now; when not until some time
- * passes, arms the flow timer to schedule fn then. rt->lock held. */
-bool evfn__flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                              int64_t now);
-/* A call of fn starts now (takes a token; marks a probe). */
-void evfn__flow_on_start_locked(struct evfn_fn *fn, struct evfn__inv *inv,
-                                int64_t now);
-/* Arms fn's flow timer for due (monotonic ns) unless armed earlier. */
-void evfn__flow_arm_locked(struct evfn_fn *fn, int64_t due);
+/* dispatch.c: flow control (rate limit, batching window, breaker). */
+/* Gives fn the flow state and timer its options need. Returns 0 or
+ * EVFN_ENOMEM. */
+int evfn__flow_attach(struct evfn_rt *rt, struct evfn_fn *fn);
+/* Frees fn's flow state and its timer (before the base goes). */
+void evfn__flow_detach(struct evfn_fn *fn);
+/* fn's circuit breaker, or NULL when it has none. */
+static inline struct evfn__breaker *
+evfn__fn_breaker(struct evfn_fn *fn)
+{
+	return fn->flow && fn->cfg.breaker_window_ns ? &fn->flow->breaker
+	                                             : NULL;
+}
 
-/* breaker.c */
-/* A call of fn ended (ok: its handler returned EVFN_OK). */
-void evfn__breaker_record_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                                 const struct evfn__inv *inv, bool ok,
-                                 int64_t now);
-/* Moves an open breaker whose cool-down passed to half-open. Returns
- * whether it is closed or half-open with no probe out (may start). */
-bool evfn__breaker_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                                 int64_t now);
-/* Whether admission should refuse new events now. */
-bool evfn__breaker_refuses_locked(const struct evfn_fn *fn);
-/* Tells the event log the breaker changes queued by the calls above;
- * no lock held. Cheap when there are none. */
+/* deadletter.c: records about functions, decided under the lock. */
+/* Queues a record of kind about fn (a breaker change) for
+ * evfn__notices_deliver(). rt->lock held. */
+void evfn__notice_locked(struct evfn_rt *rt, struct evfn_fn *fn, int kind,
+                         const char *error);
+/* Tells the event log the records queued by evfn__notice_locked(); no
+ * lock held. Cheap when there are none. */
 void evfn__notices_deliver(struct evfn_rt *rt);
 void evfn__notices_free(struct evfn_rt *rt);
 

@@ -73,7 +73,7 @@ destroy(struct evfn_rt *rt)
 	evfn__dead_free_all(rt);
 	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
 		evfn__idem_free(fn);
-		evfn__flow_free(fn); /* its timer, before the base goes */
+		evfn__flow_detach(fn); /* its timer, before the base goes */
 	}
 	evfn__notices_free(rt);
 	evfn__loop_destroy(&rt->loop);
