@@ -237,6 +237,47 @@ evfn__unstarve_locked(struct evfn_rt *rt)
 	evfn__run_due_locked(rt, evfn__now_ns());
 }
 
+/* ---- idempotency ------------------------------------------------------ */
+
+/* The idempotency key of inv's event: the one fn's key callback derives
+ * into buf, or the event id. */
+static const char *
+idem_key_locked(struct evfn_fn *fn, const struct evfn__inv *inv, char *buf,
+                size_t size)
+{
+	EVFN__ASSERT_LOCKED(fn->rt);
+	if (fn->cfg.idem_key &&
+	    fn->cfg.idem_key(inv->ev, buf, size, fn->userdata) == 0) {
+		buf[size - 1] = '\0';
+		return buf;
+	}
+	return evfn_event_id(inv->ev);
+}
+
+/* If inv's key succeeded within fn's window, takes the stored response
+ * into inv and returns true. */
+static bool
+idem_hit_locked(struct evfn_fn *fn, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(fn->rt);
+	char buf[EVFN_NAME_MAX + 1];
+	const char *key = idem_key_locked(fn, inv, buf, sizeof(buf));
+	return evfn__idem_lookup(&fn->idem, key, evfn__now_ns(), &inv->ctx.resp,
+	                         &inv->ctx.resp_len);
+}
+
+/* inv succeeded: its key and response are remembered for fn's window. */
+static void
+idem_remember_locked(struct evfn_fn *fn, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(fn->rt);
+	char buf[EVFN_NAME_MAX + 1];
+	const char *key = idem_key_locked(fn, inv, buf, sizeof(buf));
+	evfn__idem_remember(&fn->idem, key,
+	                    evfn__now_ns() + fn->cfg.idem_window_ns,
+	                    inv->ctx.resp, inv->ctx.resp_len);
+}
+
 /* Takes fn's next invocation that should run, ending on the way those
  * too old (expired) and those already answered (idempotency). */
 /* Takes fn's oldest queued invocation, its record made if it was a bare
@@ -266,8 +307,7 @@ take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
 		if (now - born > fn->cfg.max_age_ns) {
 			evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED,
 			                    EVFN_EEXPIRED, garbage);
-		} else if (fn->cfg.idem_window_ns &&
-		           evfn__idem_hit_locked(fn, inv)) {
+		} else if (fn->cfg.idem_window_ns && idem_hit_locked(fn, inv)) {
 			/* Already succeeded: answer without running. */
 			inv->idempotent_hit = true;
 			evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0,
@@ -578,7 +618,7 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	}
 	if (outcome == EVFN_OK) {
 		if (fn->cfg.idem_window_ns)
-			evfn__idem_store_locked(fn, inv);
+			idem_remember_locked(fn, inv);
 		evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0, garbage);
 		return;
 	}

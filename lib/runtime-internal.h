@@ -28,6 +28,7 @@
 #include "hash-internal.h"
 #include "invocation-internal.h"
 #include "histogram-internal.h"
+#include "idempotency-internal.h"
 #include "list-internal.h"
 #include "lock-internal.h"
 #include "log-internal.h"
@@ -105,7 +106,7 @@ struct evfn_fn {
 	struct evfn__flow *flow;    /* rate limit, breaker, batch window; NULL
 	                             * when the function has none */
 	int stuck;                  /* fenced attempts whose handler runs on */
-	struct evfn__idem *idem;    /* idempotency store (uthash) */
+	struct evfn__idem_store idem; /* keys that succeeded, with windows */
 	struct evfn__metrics retired; /* from workers that exited */
 	bool in_ready;              /* on rt->ready (pool) or rt->loop_ready */
 	struct evfn_fn *ready_next;
@@ -293,15 +294,6 @@ void evfn__record(struct evfn_rt *rt, int kind, const struct evfn__inv *inv);
 /* A record about a function rather than an event (the breaker's). */
 void evfn__record_fn(struct evfn_rt *rt, int kind, const struct evfn_fn *fn,
                      const char *error);
-
-/* idempotency.c */
-/* If fn keeps an idempotency store and inv's key succeeded within the
- * window, copies the stored response into inv and returns true. */
-bool evfn__idem_hit_locked(struct evfn_fn *fn, struct evfn__inv *inv);
-void evfn__idem_store_locked(struct evfn_fn *fn, struct evfn__inv *inv);
-void evfn__idem_sweep_locked(struct evfn_fn *fn, int64_t now);
-void evfn__idem_free(struct evfn_fn *fn);
-
 
 /* registry.c */
 /* The function registered under name, or NULL. rt->lock held. */

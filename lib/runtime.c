@@ -72,7 +72,7 @@ destroy(struct evfn_rt *rt)
 	evfn__timer_free(rt->watchdog);
 	evfn__dead_free_all(rt);
 	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
-		evfn__idem_free(fn);
+		evfn__idem_free(&fn->idem);
 		evfn__flow_detach(fn); /* its timer, before the base goes */
 	}
 	evfn__notices_free(rt);

@@ -64,8 +64,7 @@ watchdog_cb(void *arg)
 		evfn__unstarve_locked(rt);
 	if (++rt->watchdog_ticks % IDEM_SWEEP_TICKS == 0)
 		for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
-			if (fn->idem)
-				evfn__idem_sweep_locked(fn, now);
+			evfn__idem_sweep(&fn->idem, now);
 	/* Nothing left to watch: off until an attempt starts (or a record
 	 * is wanted) again. Stuck handlers need no tick: their late
 	 * returns are handled by their own threads. */
