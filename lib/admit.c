@@ -155,7 +155,7 @@ out:
 	evfn__lock_release(&rt->lock);
 	if (t.v != t.small)
 		evfn__free(t.v);
-	evfn__dispose(rt, looped);
+	evfn__settle(rt, looped);
 	return rc;
 }
 

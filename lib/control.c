@@ -133,7 +133,7 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 		request_cancel(inv, &s);
 	request_cancel(rt->loop_current, &s);
 	evfn__lock_release(&rt->lock);
-	evfn__dispose(rt, garbage);
+	evfn__settle(rt, garbage);
 	/* Queued events that had no record to end in: the records just
 	 * disposed of are free again, so go on while that helps. */
 	int got = n;
@@ -143,7 +143,7 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 		evfn__lock_acquire(&rt->lock);
 		got = cancel_waiting_locked(rt, &s, &garbage, &short_of_memory);
 		evfn__lock_release(&rt->lock);
-		evfn__dispose(rt, garbage);
+		evfn__settle(rt, garbage);
 		n += got;
 	}
 	n += s.requested;

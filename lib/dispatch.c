@@ -58,7 +58,11 @@ circuit_changed_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	fn->stat[EVFN_STAT_CIRCUIT_STATE] = (uint64_t)b->state;
 	if (b->state == EVFN_CIRCUIT_OPEN)
 		fn->stat[EVFN_STAT_CIRCUIT_OPENS]++;
-	evfn__notice_locked(rt, fn, kinds[b->state], why);
+	if (evfn__eventlog_defer(&rt->eventlog, kinds[b->state], fn->name,
+	                         why) < 0)
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
+		           "%s: out of memory for a circuit-breaker record",
+		           fn->name);
 	if (b->state == EVFN_CIRCUIT_OPEN)
 		flow_arm_locked(fn, b->open_until);
 }
@@ -157,7 +161,7 @@ flow_timer_cb(void *arg)
 	breaker_tick_locked(rt, fn, evfn__now_ns());
 	evfn__fn_schedule_locked(rt, fn);
 	evfn__lock_release(&rt->lock);
-	evfn__notices_deliver(rt);
+	evfn__eventlog_flush(&rt->eventlog);
 }
 
 int
@@ -781,7 +785,8 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	evfn__metrics_fenced_locked(rt, inv);
 
 	/* Keep the old record until its hook and timeout record ran. */
-	inv->hook_running = fn->cfg.cancel_hook || rt->opts.record_cb;
+	inv->hook_running =
+		fn->cfg.cancel_hook || evfn__eventlog_on(&rt->eventlog);
 	evfn__fn_schedule_locked(rt, fn);
 	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)
 		pthread_cond_broadcast(&rt->quiet_cond);

@@ -18,94 +18,28 @@
 #include "common-internal.h"
 #include "runtime-internal.h"
 
-static void wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv,
-                        int result);
-
-struct evfn__inv *
-evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage)
-{
-	for (struct evfn__inv *inv = garbage; inv; inv = inv->next) {
-		if (inv->final_stat >= 0) {
-			/* Destinations and the dead-letter store first, so that
-			 * a waiter woken next finds them done. */
-			evfn__after_end(rt, inv);
-			if (inv->waiter) {
-				evfn__lock_acquire(&rt->lock);
-				wake_waiter(rt, inv, inv->final_code);
-				evfn__lock_release(&rt->lock);
-			}
-		}
-		/* Zeroed here, with no lock held, for its next use. */
-		struct evfn__inv *next = inv->next;
-		evfn__inv_clear(inv);
-		inv->next = next;
-	}
-	evfn__notices_deliver(rt);
-	return garbage;
-}
-
-void
-evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage)
-{
-	if (!garbage) {
-		evfn__notices_deliver(rt);
-		return;
-	}
-	struct evfn__inv *cleaned = evfn__release(rt, garbage);
-	evfn__lock_acquire(&rt->lock);
-	evfn__recycle_locked(rt, cleaned);
-	evfn__lock_release(&rt->lock);
-}
-
-static void
-wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
-{
-	struct evfn_result *w = inv->waiter;
-	if (!w)
-		return;
-	w->result = result;
-	w->attempts = inv->attempt;
-	if (result == 0) {
-		/* The response moves to the caller. */
-		w->resp = inv->ctx.resp;
-		w->resp_len = inv->ctx.resp_len;
-		inv->ctx.resp = NULL;
-		w->meta = inv->ctx.meta;
-		inv->ctx.meta = NULL;
-	}
-	w->error = inv->ctx.error ? evfn__strdup(inv->ctx.error) : NULL;
-	w->done = true;
-	inv->waiter = NULL;
-	if (!w->cb) {
-		pthread_cond_signal(&w->cond);
-		return;
-	}
-	/* Result callbacks run on the loop thread, where sources that must
-	 * answer (HTTP, acknowledgements) live. */
-	w->ev = evfn_event_ref(inv->ev);
-	evfn__result_list_push(&rt->results, w);
-	evfn__signal_raise(rt->wake);
-}
-
 void
 evfn__record_return(struct evfn_rt *rt, struct evfn__inv *inv, int outcome)
 {
-	if (!rt->opts.record_cb || outcome == EVFN_PENDING)
+	struct evfn__eventlog *log = &rt->eventlog;
+	if (!evfn__eventlog_on(log) || outcome == EVFN_PENDING)
 		return;
 	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
-		evfn__record(rt, EVFN_RECORD_LATE, inv);
+		evfn__eventlog_tell(log, EVFN_RECORD_LATE, inv, inv->fn->name);
 		return;
 	}
 	if (outcome == EVFN__TIMED_OUT) {
 		for (struct evfn__inv *x = inv; x; x = x->batch_next)
-			evfn__record(rt, EVFN_RECORD_TIMEOUT, x);
+			evfn__eventlog_tell(log, EVFN_RECORD_TIMEOUT, x,
+			                    x->fn->name);
 		return;
 	}
 	size_t i = 0;
 	for (struct evfn__inv *x = inv; x; x = x->batch_next, i++)
 		if (evfn__batch_item_outcome(inv->ctx.batch, i, outcome) == EVFN_RETRY &&
 		    x->attempt < (unsigned)x->fn->cfg.attempts)
-			evfn__record(rt, EVFN_RECORD_RETRY, x);
+			evfn__eventlog_tell(log, EVFN_RECORD_RETRY, x,
+			                    x->fn->name);
 }
 
 int
@@ -143,9 +77,10 @@ evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
 			return EVFN_RETRY;
 		}
 	}
-	if (rt->opts.record_cb)
+	if (evfn__eventlog_on(&rt->eventlog))
 		for (struct evfn__inv *x = inv; x; x = x->batch_next)
-			evfn__record(rt, EVFN_RECORD_START, x);
+			evfn__eventlog_tell(&rt->eventlog, EVFN_RECORD_START, x,
+			                    x->fn->name);
 
 	struct evfn_rt *outer = evfn__tls_handler_rt;
 	evfn__tls_handler_rt = rt;
@@ -221,7 +156,7 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	 * count it, so that free waits until it has let go of rt. */
 	rt->disposing++;
 	evfn__lock_release(&rt->lock);
-	struct evfn__inv *cleaned = evfn__release(rt, garbage);
+	struct evfn__inv *cleaned = evfn__settle_release(rt, garbage);
 	evfn__lock_acquire(&rt->lock);
 	evfn__recycle_locked(rt, cleaned);
 	if (--rt->disposing == 0)

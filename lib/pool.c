@@ -514,7 +514,7 @@ wait_for_work_locked(struct evfn_rt *rt)
 	}
 	evfn__lock_release(&rt->lock);
 	int64_t spin_start = spin ? evfn__now_ns() : 0;
-	evfn__notices_deliver(rt);
+	evfn__eventlog_flush(&rt->eventlog);
 	bool caught = false;
 	for (int i = 0; i < polls; i++) {
 		if (atomic_load_explicit(&rt->ready_gen, memory_order_relaxed) !=
@@ -664,7 +664,7 @@ worker_main(void *arg)
 			evfn__pick_locked(rt, &rt->ready, now, &garbage);
 		if (!inv && garbage) {
 			evfn__lock_release(&rt->lock);
-			struct evfn__inv *cleaned = evfn__release(rt, garbage);
+			struct evfn__inv *cleaned = evfn__settle_release(rt, garbage);
 			garbage = NULL;
 			now = evfn__now_ns();
 			evfn__lock_acquire(&rt->lock);
@@ -688,7 +688,7 @@ worker_main(void *arg)
 		atomic_store_explicit(&w->current, inv, memory_order_release);
 		evfn__lock_release(&rt->lock);
 		/* Release the previous round's leftovers outside the lock. */
-		struct evfn__inv *cleaned = evfn__release(rt, garbage);
+		struct evfn__inv *cleaned = evfn__settle_release(rt, garbage);
 		garbage = NULL;
 		int64_t start = now;
 		now = run_chain(w, inv, now, outcomes, ran);
@@ -731,7 +731,7 @@ leave:
 	}
 	evfn__lock_release(&rt->lock);
 	if (garbage)
-		evfn__dispose(rt, garbage);
+		evfn__settle(rt, garbage);
 
 	/* Warm state is torn down on the thread that built it. */
 	fini_states(w);

@@ -22,7 +22,9 @@
 #include <evfn/runtime.h>
 #include <evfn/stats.h>
 
+#include "deadstore-internal.h"
 #include "dueheap-internal.h"
+#include "eventlog-internal.h"
 #include "event-internal.h"
 #include "flow-internal.h"
 #include "hash-internal.h"
@@ -151,9 +153,8 @@ struct evfn_rt {
 	int attached;               /* triggers and sources still alive */
 	uint64_t next_seq;
 
-	/* Circuit-breaker records waiting to be told, outside the lock. */
-	struct evfn__notice *notices;
-	atomic_bool notices_due;
+	/* The event log, told outside the lock. */
+	struct evfn__eventlog eventlog;
 
 	/* The loop attempt running now (not yet PENDING), for evfn_cancel(). */
 	struct evfn__inv *loop_current;
@@ -192,12 +193,8 @@ struct evfn_rt {
 	                             * wanted (rt->inv_starved) */
 	unsigned watchdog_ticks;
 
-	/* Dead letters, oldest first, under their own lock. */
-	pthread_mutex_t dead_lock;
-	struct evfn__dead *dead_head, *dead_tail;
-	size_t dead_n;
-	uint64_t dead_next_id;
-	uint64_t dead_evicted;
+	/* Dead letters, under their own lock. */
+	struct evfn__dead_store dead;
 
 	/* Result callbacks due, oldest first. */
 	struct evfn__result_list results;
@@ -235,16 +232,6 @@ evfn__fn_breaker(struct evfn_fn *fn)
 	return fn->flow && fn->cfg.breaker_window_ns ? &fn->flow->breaker
 	                                             : NULL;
 }
-
-/* deadletter.c: records about functions, decided under the lock. */
-/* Queues a record of kind about fn (a breaker change) for
- * evfn__notices_deliver(). rt->lock held. */
-void evfn__notice_locked(struct evfn_rt *rt, struct evfn_fn *fn, int kind,
-                         const char *error);
-/* Tells the event log the records queued by evfn__notice_locked(); no
- * lock held. Cheap when there are none. */
-void evfn__notices_deliver(struct evfn_rt *rt);
-void evfn__notices_free(struct evfn_rt *rt);
 
 /* watchdog.c */
 /* Creates the watchdog's timer, not armed. */
@@ -285,15 +272,6 @@ bool evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
  * it. */
 void evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                        struct evfn__inv **garbage);
-
-/* deadletter.c: what happens after an event ends, outside the lock:
- * event-log records, destinations and the dead-letter store. */
-void evfn__after_end(struct evfn_rt *rt, struct evfn__inv *inv);
-void evfn__dead_free_all(struct evfn_rt *rt);
-void evfn__record(struct evfn_rt *rt, int kind, const struct evfn__inv *inv);
-/* A record about a function rather than an event (the breaker's). */
-void evfn__record_fn(struct evfn_rt *rt, int kind, const struct evfn_fn *fn,
-                     const char *error);
 
 /* registry.c */
 /* The function registered under name, or NULL. rt->lock held. */
@@ -388,7 +366,7 @@ void evfn__record_return(struct evfn_rt *rt, struct evfn__inv *inv,
                          int outcome);
 /* Records an attempt's outcome: success, retry, dead letter, expiry or
  * hand-back. rt->lock held; invocations to release are appended to
- * *garbage and released by evfn__release() after unlocking. */
+ * *garbage and released by evfn__settle_release() after unlocking. */
 void evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                            int outcome, struct evfn__inv **garbage);
 /* Puts the fenced records of a batch call's other items (after inv) on
@@ -414,12 +392,12 @@ void evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv,
  * buffers) with no lock held, after the ended ones went through
  * evfn__after_end(), and returns the cleaned records as a list for
  * evfn__recycle_locked(). */
-struct evfn__inv *evfn__release(struct evfn_rt *rt, struct evfn__inv *garbage);
+struct evfn__inv *evfn__settle_release(struct evfn_rt *rt, struct evfn__inv *garbage);
 /* Puts cleaned records on the free list (up to a bound; the rest are
  * freed). rt->lock held. */
 void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned);
 /* Release then recycle, for paths that are not hot: takes rt->lock. */
-void evfn__dispose(struct evfn_rt *rt, struct evfn__inv *garbage);
+void evfn__settle(struct evfn_rt *rt, struct evfn__inv *garbage);
 
 /* An attempt leaves the running state: it ended, was fenced, or was
  * given back unstarted. rt->lock held. */

@@ -59,7 +59,7 @@ loop_wake_cb(void *arg)
 		evfn__signal_raise(rt->wake);
 	evfn__deliver_results_locked(rt);
 	evfn__lock_release(&rt->lock);
-	evfn__dispose(rt, garbage);
+	evfn__settle(rt, garbage);
 }
 
 /* Frees what evfn_runtime_new() built; safe on a partly built runtime. */
@@ -70,12 +70,12 @@ destroy(struct evfn_rt *rt)
 	evfn__signal_free(rt->kick);
 	evfn__timer_free(rt->due_timer);
 	evfn__timer_free(rt->watchdog);
-	evfn__dead_free_all(rt);
+	evfn__dead_store_destroy(&rt->dead);
 	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
 		evfn__idem_free(&fn->idem);
 		evfn__flow_detach(fn); /* its timer, before the base goes */
 	}
-	evfn__notices_free(rt);
+	evfn__eventlog_destroy(&rt->eventlog);
 	evfn__loop_destroy(&rt->loop);
 	evfn__worker_free(rt->loop_worker);
 	evfn__inv_pool_free(&rt->records);
@@ -90,7 +90,6 @@ destroy(struct evfn_rt *rt)
 	pthread_cond_destroy(&rt->work_cond);
 	pthread_cond_destroy(&rt->quiet_cond);
 	evfn__lock_destroy(&rt->lock);
-	pthread_mutex_destroy(&rt->dead_lock);
 	evfn__free(rt);
 }
 
@@ -104,7 +103,6 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	if (!rt)
 		return EVFN_ENOMEM;
 	evfn__lock_init(&rt->lock, true);
-	pthread_mutex_init(&rt->dead_lock, NULL);
 	evfn__cond_init_monotonic(&rt->work_cond);
 	evfn__cond_init_monotonic(&rt->quiet_cond);
 	if (opts)
@@ -113,6 +111,9 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 		evfn__rt_options_defaults(&rt->opts);
 	rt->opts.source = NULL; /* the builder's copy stays the builder's */
 	rt->log = (struct evfn__logger){rt->opts.log_cb, rt->opts.log_arg};
+	evfn__eventlog_init(&rt->eventlog, rt->opts.record_cb,
+	                    rt->opts.record_arg, &rt->lock);
+	evfn__dead_store_init(&rt->dead, rt->opts.dead_letter_capacity);
 	rt->source = evfn__strdup(opts && opts->source ? opts->source : "evfn");
 	rt->router = evfn__router_new();
 	rt->loop_worker = evfn__worker_new(rt);
@@ -179,7 +180,7 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 			if (rt->handback_cb)
 				rt->handback_cb(inv->ev, inv->fn->name,
 				                rt->handback_arg);
-		struct evfn__inv *cleaned = evfn__release(rt, list);
+		struct evfn__inv *cleaned = evfn__settle_release(rt, list);
 		evfn__lock_acquire(&rt->lock);
 		evfn__recycle_locked(rt, cleaned);
 	}

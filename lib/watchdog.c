@@ -78,9 +78,10 @@ watchdog_cb(void *arg)
 		/* Told with no lock held; the records stay valid meanwhile
 		 * because hook_running keeps their owners from freeing them. */
 		for (struct evfn__inv *inv = fenced; inv; inv = inv->next) {
-			for (struct evfn__inv *x = inv; x && rt->opts.record_cb;
-			     x = x->batch_next)
-				evfn__record(rt, EVFN_RECORD_TIMEOUT, x);
+			for (struct evfn__inv *x = inv; x; x = x->batch_next)
+				evfn__eventlog_tell(&rt->eventlog,
+				                    EVFN_RECORD_TIMEOUT, x,
+				                    x->fn->name);
 			if (inv->fn->cfg.cancel_hook)
 				inv->fn->cfg.cancel_hook(&inv->ctx,
 				                         inv->fn->userdata);
@@ -100,7 +101,7 @@ watchdog_cb(void *arg)
 			pthread_cond_broadcast(&rt->quiet_cond);
 		evfn__lock_release(&rt->lock);
 	}
-	evfn__dispose(rt, garbage);
+	evfn__settle(rt, garbage);
 }
 
 int

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What follows the end of an invocation, outside the runtime lock: its
+ * event-log record, its dead letter, its on_success / on_failure
+ * destination (admitted like any event), then its waiter, woken last so
+ * that it finds all of that done; and letting go of what the record
+ * held, so that it can be reused.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <evfn/emit.h>
+
+#include "common-internal.h"
+#include "runtime-internal.h"
+
+/* Puts a dead letter of inv (ev, code) in the store. */
+static void
+store_dead_letter(struct evfn_rt *rt, const struct evfn__inv *inv,
+                  evfn_event *ev, int code)
+{
+	if (!evfn__dead_store_keeps(&rt->dead))
+		return;
+	evfn_dead_letter *dl = evfn__dead_letter_new(
+		inv->fn->name, ev, code, inv->attempt, inv->ctx.error,
+		inv->first_ns, inv->last_ns);
+	if (!dl) {
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
+		           "%s: out of memory storing dead letter %s",
+		           inv->fn->name, evfn_event_id(ev));
+		return;
+	}
+	evfn_dead_letter_unref(evfn__dead_store_add(&rt->dead, dl));
+}
+
+static int
+set_ext_i64(evfn_event *ev, const char *name, int64_t v)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%lld", (long long)v);
+	return evfn_event_set_extension(ev, name, buf);
+}
+
+/* The event a destination receives; NULL when out of memory. */
+static evfn_event *
+destination_event(const struct evfn__inv *inv, bool success)
+{
+	evfn_event *ev;
+	const evfn_event *orig = inv->ev;
+	int rc;
+	if (success) {
+		rc = evfn__event_create(&ev, evfn__event_type(orig),
+		                        inv->ctx.resp, inv->ctx.resp_len, true,
+		                        NULL, NULL, orig->hops + 1);
+		if (rc == 0) {
+			rc = evfn_event_set_extension(ev, "evfnparent",
+			                              evfn_event_id(orig));
+			const char *ct = evfn__kv_get(inv->ctx.meta,
+			                              "content-type");
+			if (rc == 0 && ct)
+				rc = evfn_event_set_datacontenttype(ev, ct);
+		}
+	} else {
+		rc = evfn__event_clone(&ev, orig, orig->hops + 1);
+		const char *reason = evfn_dead_letter_reason_name(
+			inv->final_code);
+		if (rc == 0)
+			rc = evfn_event_set_extension(ev, "evfnreason", reason);
+		if (rc == 0)
+			rc = set_ext_i64(ev, "evfnattempts", inv->attempt);
+		if (rc == 0 && inv->ctx.error)
+			rc = evfn_event_set_extension(ev, "evfnerror",
+			                              inv->ctx.error);
+		if (rc == 0)
+			rc = set_ext_i64(ev, "evfnfirstattempt", inv->first_ns);
+		if (rc == 0)
+			rc = set_ext_i64(ev, "evfnlastattempt", inv->last_ns);
+	}
+	if (rc == 0)
+		rc = evfn_event_set_extension(ev, "evfnfunction", inv->fn->name);
+	if (rc < 0 && rc != EVFN_ENOMEM)
+		rc = 0; /* an odd attribute value is no reason to lose it */
+	if (rc < 0) {
+		evfn_event_unref(ev);
+		return NULL;
+	}
+	return ev;
+}
+
+/* What follows the end of inv's event, with no lock held: its event-log
+ * record, its dead letter, its destination. */
+static void
+after_end(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	struct evfn_fn *fn = inv->fn;
+	if (inv->final_stat == EVFN_STAT_HANDED_BACK) {
+		evfn__eventlog_tell(&rt->eventlog, EVFN_RECORD_HANDED_BACK, inv,
+		                    fn->name);
+		return; /* the drain callback has it */
+	}
+	if (inv->final_stat == EVFN_STAT_CANCELLED) {
+		/* Asked for: no destination, no dead letter. */
+		evfn__eventlog_tell(&rt->eventlog, EVFN_RECORD_CANCELLED, inv,
+		                    fn->name);
+		return;
+	}
+	bool success = inv->final_stat == EVFN_STAT_SUCCEEDED;
+	evfn__eventlog_tell(&rt->eventlog,
+	                    success ? EVFN_RECORD_SUCCESS
+	                    : inv->final_stat == EVFN_STAT_EXPIRED
+	                            ? EVFN_RECORD_EXPIRED
+	                            : EVFN_RECORD_DEAD_LETTER,
+	                    inv, fn->name);
+	if (!success)
+		store_dead_letter(rt, inv, inv->ev, inv->final_code);
+	const char *dest = success ? fn->cfg.on_success : fn->cfg.on_failure;
+	/* A loop stops here: its destination event would loop on. */
+	if (!dest[0] || (success && inv->idempotent_hit) ||
+	    inv->final_code == EVFN_ELOOPDETECTED)
+		return;
+	evfn_event *ev = destination_event(inv, success);
+	int rc = ev ? evfn__admit(rt, ev, dest, NULL, NULL) : EVFN_ENOMEM;
+	if (rc < 0) {
+		/* Nothing is lost: what the destination would not take waits
+		 * in the dead-letter store. */
+		evfn__logf(&rt->log, EVFN_LOG_WARN, "%s: destination %s refused: %s",
+		          fn->name, dest, evfn_strerror(rc));
+		store_dead_letter(rt, inv, ev ? ev : inv->ev, rc);
+	}
+	evfn_event_unref(ev);
+}
+
+static void
+wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
+{
+	struct evfn_result *w = inv->waiter;
+	if (!w)
+		return;
+	w->result = result;
+	w->attempts = inv->attempt;
+	if (result == 0) {
+		/* The response moves to the caller. */
+		w->resp = inv->ctx.resp;
+		w->resp_len = inv->ctx.resp_len;
+		inv->ctx.resp = NULL;
+		w->meta = inv->ctx.meta;
+		inv->ctx.meta = NULL;
+	}
+	w->error = inv->ctx.error ? evfn__strdup(inv->ctx.error) : NULL;
+	w->done = true;
+	inv->waiter = NULL;
+	if (!w->cb) {
+		pthread_cond_signal(&w->cond);
+		return;
+	}
+	/* Result callbacks run on the loop thread, where sources that must
+	 * answer (HTTP, acknowledgements) live. */
+	w->ev = evfn_event_ref(inv->ev);
+	evfn__result_list_push(&rt->results, w);
+	evfn__signal_raise(rt->wake);
+}
+
+struct evfn__inv *
+evfn__settle_release(struct evfn_rt *rt, struct evfn__inv *garbage)
+{
+	for (struct evfn__inv *inv = garbage; inv; inv = inv->next) {
+		if (inv->final_stat >= 0) {
+			/* Destinations and the dead-letter store first, so that
+			 * a waiter woken next finds them done. */
+			after_end(rt, inv);
+			if (inv->waiter) {
+				evfn__lock_acquire(&rt->lock);
+				wake_waiter(rt, inv, inv->final_code);
+				evfn__lock_release(&rt->lock);
+			}
+		}
+		/* Zeroed here, with no lock held, for its next use. */
+		struct evfn__inv *next = inv->next;
+		evfn__inv_clear(inv);
+		inv->next = next;
+	}
+	evfn__eventlog_flush(&rt->eventlog);
+	return garbage;
+}
+
+void
+evfn__settle(struct evfn_rt *rt, struct evfn__inv *garbage)
+{
+	if (!garbage) {
+		evfn__eventlog_flush(&rt->eventlog);
+		return;
+	}
+	struct evfn__inv *cleaned = evfn__settle_release(rt, garbage);
+	evfn__lock_acquire(&rt->lock);
+	evfn__recycle_locked(rt, cleaned);
+	evfn__lock_release(&rt->lock);
+}
