@@ -51,7 +51,8 @@ admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	t.n = 0;
 	t.cap = EVFN__ARRAY_SIZE(t.small);
 	t.v = t.small;
-	struct evfn__inv *invs = NULL, *looped = NULL;
+	struct evfn__inv *invs = NULL;
+	struct evfn__ended looped = {0};
 	int rc = 0;
 
 	/* Read before the lock: a clock read is not free on a VM. */
@@ -155,7 +156,7 @@ out:
 	evfn__lock_release(&rt->lock);
 	if (t.v != t.small)
 		evfn__free(t.v);
-	evfn__settle(rt, looped);
+	evfn__settle(rt, &looped);
 	return rc;
 }
 

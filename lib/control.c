@@ -79,12 +79,12 @@ count(const struct evfn__inv *list)
 /* Ends the matching events of list as cancelled; returns how many. */
 static int
 cancel_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
-                   struct evfn__inv **garbage)
+                   struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	int n = count(list);
 	evfn__finish_list_locked(rt, list, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
-	                         garbage);
+	                         ended);
 	return n;
 }
 
@@ -92,7 +92,7 @@ cancel_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
  * or for a retry or their delay); returns how many. */
 static int
 cancel_waiting_locked(struct evfn_rt *rt, struct search *s,
-                      struct evfn__inv **garbage, bool *short_of_memory)
+                      struct evfn__ended *ended, bool *short_of_memory)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	int n = 0;
@@ -105,12 +105,12 @@ cancel_waiting_locked(struct evfn_rt *rt, struct search *s,
 			evfn__take_held_locked(fn, matches, s);
 		struct evfn__inv *queued = evfn__take_queued_locked(
 			rt, fn, matches, s, short_of_memory);
-		n += cancel_list_locked(rt, held, garbage);
-		n += cancel_list_locked(rt, queued, garbage);
+		n += cancel_list_locked(rt, held, ended);
+		n += cancel_list_locked(rt, queued, ended);
 	}
 	n += cancel_list_locked(
 		rt, evfn__take_due_locked(rt, matches, s, short_of_memory),
-		garbage);
+		ended);
 	return n;
 }
 
@@ -120,30 +120,29 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 	if (!rt || !event_id)
 		return EVFN_EINVAL;
 	struct search s = {.id = event_id};
-	struct evfn__inv *garbage = NULL;
+	struct evfn__ended ended = {0};
 	bool short_of_memory = false;
 	evfn__lock_acquire(&rt->lock);
 	if (fn_name && !(s.fn = evfn__fn_find(rt, fn_name))) {
 		evfn__lock_release(&rt->lock);
 		return EVFN_ENOFN;
 	}
-	int n = cancel_waiting_locked(rt, &s, &garbage, &short_of_memory);
+	int n = cancel_waiting_locked(rt, &s, &ended, &short_of_memory);
 	evfn__pool_each_running_locked(rt, request_cancel, &s);
 	for (struct evfn__inv *inv = rt->pending; inv; inv = inv->pend_next)
 		request_cancel(inv, &s);
 	request_cancel(rt->loop_current, &s);
 	evfn__lock_release(&rt->lock);
-	evfn__settle(rt, garbage);
+	evfn__settle(rt, &ended);
 	/* Queued events that had no record to end in: the records just
 	 * disposed of are free again, so go on while that helps. */
 	int got = n;
 	while (short_of_memory && got > 0) {
 		short_of_memory = false;
-		garbage = NULL;
 		evfn__lock_acquire(&rt->lock);
-		got = cancel_waiting_locked(rt, &s, &garbage, &short_of_memory);
+		got = cancel_waiting_locked(rt, &s, &ended, &short_of_memory);
 		evfn__lock_release(&rt->lock);
-		evfn__settle(rt, garbage);
+		evfn__settle(rt, &ended);
 		n += got;
 	}
 	n += s.requested;

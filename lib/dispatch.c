@@ -10,17 +10,6 @@
 #include "common-internal.h"
 #include "runtime-internal.h"
 
-/* Puts fn at the back of q. fn->in_ready says fn is on a ready list, and
- * this is the only place that sets it: a function is pushed only when the
- * flag is clear, so it is on a list at most once (twice would make the
- * list a cycle, and a pick walking it would never end). */
-static void
-push(struct evfn__inv **list, struct evfn__inv *inv)
-{
-	inv->next = *list;
-	*list = inv;
-}
-
 static void
 ready_push(struct evfn__fn_fifo *q, struct evfn_fn *fn)
 {
@@ -301,7 +290,7 @@ queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 
 static struct evfn__inv *
 take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
-                 struct evfn__inv **garbage)
+                 struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *inv;
@@ -310,12 +299,12 @@ take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
 		int64_t born = inv->attempt ? inv->ev->born_ns : inv->ready_ns;
 		if (now - born > fn->cfg.max_age_ns) {
 			evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED,
-			                    EVFN_EEXPIRED, garbage);
+			                    EVFN_EEXPIRED, ended);
 		} else if (fn->cfg.idem_window_ns && idem_hit_locked(fn, inv)) {
 			/* Already succeeded: answer without running. */
 			inv->idempotent_hit = true;
 			evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0,
-			                    garbage);
+			                    ended);
 		} else {
 			return inv;
 		}
@@ -359,10 +348,10 @@ call_started_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 /* Takes fn's next invocation that should run into the running state. */
 static struct evfn__inv *
 start_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
-                  struct evfn__inv **garbage)
+                  struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__inv *inv = take_next_locked(rt, fn, now, garbage);
+	struct evfn__inv *inv = take_next_locked(rt, fn, now, ended);
 	if (inv)
 		start_attempt_locked(rt, fn, inv, now);
 	return inv;
@@ -370,7 +359,7 @@ start_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
 
 struct evfn__inv *
 evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
-                  struct evfn__inv **garbage)
+                  struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn;
@@ -381,13 +370,13 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 		fn->in_ready = false;
 		struct evfn__inv *inv = NULL;
 		if (fn_startable_locked(rt, fn, now) &&
-		    (inv = start_next_locked(rt, fn, now, garbage))) {
+		    (inv = start_next_locked(rt, fn, now, ended))) {
 			/* A batch call takes what else waits, up to its size;
 			 * the items share the first one's deadline. */
 			struct evfn__inv *last = inv, *item;
 			for (int n = 1; n < fn->cfg.batch_max &&
 			                (item = start_next_locked(rt, fn, now,
-			                                          garbage));
+			                                          ended));
 			     n++) {
 				last->batch_next = item;
 				last = item;
@@ -412,13 +401,13 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 
 int
 evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
-                      struct evfn__inv **garbage, int max)
+                      struct evfn__ended *ended, int max)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	struct evfn__inv *last = inv, *next;
 	int n = 0;
-	for (; n < max && (next = start_next_locked(rt, fn, now, garbage)); n++) {
+	for (; n < max && (next = start_next_locked(rt, fn, now, ended)); n++) {
 		atomic_store_explicit(&next->ctx.state, EVFN__ATTEMPT_PREFETCHED,
 		                      memory_order_relaxed);
 		next->prefetched = true;
@@ -432,7 +421,7 @@ evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
 
 bool
 evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                     struct evfn__inv **garbage)
+                     struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
@@ -442,7 +431,9 @@ evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	int expected = EVFN__ATTEMPT_PREFETCHED;
 	if (!atomic_compare_exchange_strong(&inv->ctx.state, &expected,
 	                                    EVFN__ATTEMPT_TIMEDOUT)) {
-		evfn__recycle_locked(rt, r); /* its worker started it */
+		/* Its worker started it: the fresh record goes back. */
+		struct evfn__inv_list unused = {r, r};
+		evfn__recycle_locked(rt, &unused);
 		return true;
 	}
 	/* The old record stays with the worker, which skips it; the event
@@ -455,31 +446,29 @@ evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	fn->stat[EVFN_STAT_ATTEMPTS]--;
 	if (inv->cancel_requested)
 		evfn__finish_locked(rt, r, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
-		                    garbage);
+		                    ended);
 	else if (rt->state >= EVFN__DRAINING)
 		evfn__finish_locked(rt, r, EVFN_STAT_HANDED_BACK,
-		                    EVFN_EHANDEDBACK, garbage);
+		                    EVFN_EHANDEDBACK, ended);
 	else
 		evfn__enqueue_locked(rt, r);
 	return true;
 }
 
 void
-evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned)
+evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	if (cleaned && rt->inv_starved)
+	if (!evfn__inv_list_empty(cleaned) && rt->inv_starved)
 		evfn__unstarve_locked(rt);
-	while (cleaned) {
-		struct evfn__inv *inv = cleaned;
-		cleaned = inv->next;
+	struct evfn__inv *inv;
+	while ((inv = evfn__inv_list_pop(cleaned)))
 		evfn__inv_put(&rt->records, inv);
-	}
 }
 
 void
 evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
-                    int result, struct evfn__inv **garbage)
+                    int result, struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	inv->fn->stat[stat]++;
@@ -500,19 +489,19 @@ evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 		evfn__inv_list_push(&rt->handback, inv);
 		pthread_cond_broadcast(&rt->quiet_cond);
 	} else {
-		push(garbage, inv);
+		evfn__inv_list_push(&ended->invocations, inv);
 	}
 }
 
 void
 evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
-                         evfn_stat stat, int result, struct evfn__inv **garbage)
+                         evfn_stat stat, int result, struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	while (list) {
 		struct evfn__inv *inv = list;
 		list = inv->next;
-		evfn__finish_locked(rt, inv, stat, result, garbage);
+		evfn__finish_locked(rt, inv, stat, result, ended);
 	}
 }
 
@@ -520,7 +509,7 @@ evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
  * attempt, age or intake is left. */
 void
 evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                    struct evfn__inv **garbage)
+                    struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
@@ -528,19 +517,19 @@ evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
 		                    inv->last_timed_out ? EVFN_ETIMEDOUT
 		                                        : EVFN_EEXHAUSTED,
-		                    garbage);
+		                    ended);
 		return;
 	}
 	if (rt->state >= EVFN__DRAINING) {
 		evfn__finish_locked(rt, inv, EVFN_STAT_HANDED_BACK,
-		                    EVFN_EHANDEDBACK, garbage);
+		                    EVFN_EHANDEDBACK, ended);
 		return;
 	}
 	int64_t now = evfn__now_ns();
 	int64_t age_left = inv->ev->born_ns + fn->cfg.max_age_ns - now;
 	if (age_left <= 0) {
 		evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED, EVFN_EEXPIRED,
-		                    garbage);
+		                    ended);
 		return;
 	}
 	int64_t delay = evfn__backoff_delay(&fn->cfg.backoff, inv->attempt,
@@ -553,7 +542,7 @@ evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 }
 
 void
-evfn__batch_release_locked(struct evfn__inv *inv, struct evfn__inv **garbage)
+evfn__batch_release_locked(struct evfn__inv *inv, struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(inv->fn->rt);
 	struct evfn__inv *item = inv->batch_next;
@@ -561,7 +550,7 @@ evfn__batch_release_locked(struct evfn__inv *inv, struct evfn__inv **garbage)
 	while (item) {
 		struct evfn__inv *next = item->batch_next;
 		item->batch_next = NULL;
-		push(garbage, item);
+		evfn__inv_list_push(&ended->spent_records, item);
 		item = next;
 	}
 }
@@ -607,7 +596,7 @@ evfn__set_deadline_error(struct evfn__inv *inv)
 /* One attempt's outcome for its event: success, retry, or an end. */
 static void
 end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
-                   struct evfn__inv **garbage)
+                   struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
@@ -623,18 +612,18 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	if (outcome == EVFN_OK) {
 		if (fn->cfg.idem_window_ns)
 			idem_remember_locked(fn, inv);
-		evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0, garbage);
+		evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0, ended);
 		return;
 	}
 	fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
 	if (inv->cancel_requested)
 		evfn__finish_locked(rt, inv, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
-		                    garbage);
+		                    ended);
 	else if (outcome == EVFN_RETRY)
-		evfn__retry_or_end_locked(rt, inv, garbage);
+		evfn__retry_or_end_locked(rt, inv, ended);
 	else
 		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
-		                    EVFN_EFAILED, garbage);
+		                    EVFN_EFAILED, ended);
 }
 
 /* What a batch item's attempt came to: the call's outcome, unless the
@@ -650,7 +639,7 @@ evfn__batch_item_outcome(const struct evfn__batch *b, size_t i,
 
 void
 evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
-                      struct evfn__inv **garbage)
+                      struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
@@ -659,8 +648,8 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		 * Its other items went on in fresh records too; the old ones
 		 * go with the first, now or after the watchdog's hook. */
 		if (!inv->hook_running)
-			evfn__batch_release_locked(inv, garbage);
-		evfn__late_locked(rt, inv, garbage);
+			evfn__batch_release_locked(inv, ended);
+		evfn__late_locked(rt, inv, ended);
 		return;
 	}
 	struct evfn__inv *item = inv->batch_next;
@@ -674,7 +663,7 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		/* A failed item carries the call's error to its dead letter. */
 		if (o != EVFN_OK && error && !item->ctx.error)
 			item->ctx.error = evfn__strdup(error);
-		end_attempt_locked(rt, item, o, garbage);
+		end_attempt_locked(rt, item, o, ended);
 		item = next;
 	}
 	fn->busy--;
@@ -683,7 +672,7 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	if (fn->flow)
 		breaker_count_locked(rt, fn, inv, outcome == EVFN_OK,
 		                     evfn__now_ns());
-	end_attempt_locked(rt, inv, evfn__batch_item_outcome(b, 0, outcome), garbage);
+	end_attempt_locked(rt, inv, evfn__batch_item_outcome(b, 0, outcome), ended);
 	/* Freed capacity may let the function start its next event. */
 	evfn__fn_schedule_locked(rt, fn);
 	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)
@@ -718,7 +707,7 @@ evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv)
  * TIMEDOUT already) and moves its event on in the fresh record given. */
 static void
 fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                     struct evfn__inv *retry, struct evfn__inv **garbage)
+                     struct evfn__inv *retry, struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
@@ -735,14 +724,14 @@ fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	evfn__set_deadline_error(retry);
 	if (inv->cancel_requested)
 		evfn__finish_locked(rt, retry, EVFN_STAT_CANCELLED,
-		                    EVFN_ECANCELED, garbage);
+		                    EVFN_ECANCELED, ended);
 	else
-		evfn__retry_or_end_locked(rt, retry, garbage);
+		evfn__retry_or_end_locked(rt, retry, ended);
 }
 
 bool
 evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                     struct evfn__inv **garbage)
+                     struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	int state = atomic_load(&inv->ctx.state);
@@ -751,32 +740,27 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	struct evfn_fn *fn = inv->fn;
 	/* A fresh record for each attempt of the call (a batch has
 	 * several), all or none. */
-	struct evfn__inv *fresh = NULL;
+	struct evfn__inv_list fresh = {NULL, NULL};
 	for (struct evfn__inv *x = inv; x; x = x->batch_next) {
 		struct evfn__inv *r = evfn__inv_get(&rt->records);
 		if (!r) {
-			evfn__recycle_locked(rt, fresh);
+			evfn__recycle_locked(rt, &fresh);
 			return false; /* try again next tick rather than lose it */
 		}
-		r->next = fresh;
-		fresh = r;
+		evfn__inv_list_push(&fresh, r);
 	}
 	/* The handler may return (without the lock) at this very moment:
 	 * whichever of us moves the state first decides whether the
 	 * attempt returned in time or is fenced and late. */
 	if (!atomic_compare_exchange_strong(&inv->ctx.state, &state,
 	                                    EVFN__ATTEMPT_TIMEDOUT)) {
-		evfn__recycle_locked(rt, fresh);
+		evfn__recycle_locked(rt, &fresh);
 		return false;
 	}
 	if (state == EVFN__ATTEMPT_PENDING)
 		evfn__pending_remove_locked(rt, inv);
-	for (struct evfn__inv *x = inv; x; x = x->batch_next) {
-		struct evfn__inv *r = fresh;
-		fresh = r->next;
-		r->next = NULL;
-		fence_attempt_locked(rt, x, r, garbage);
-	}
+	for (struct evfn__inv *x = inv; x; x = x->batch_next)
+		fence_attempt_locked(rt, x, evfn__inv_list_pop(&fresh), ended);
 	fn->busy--;
 	if (fn->flow)
 		breaker_count_locked(rt, fn, inv, false, evfn__now_ns());
@@ -795,7 +779,7 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 
 void
 evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                  struct evfn__inv **garbage)
+                  struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
@@ -812,8 +796,7 @@ evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 		inv->orphaned = true; /* the watchdog frees it after the hook */
 		return;
 	}
-	inv->next = *garbage;
-	*garbage = inv;
+	evfn__inv_list_push(&ended->spent_records, inv);
 	if (rt->nstuck == 0)
 		pthread_cond_broadcast(&rt->quiet_cond);
 }

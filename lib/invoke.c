@@ -140,7 +140,7 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	                        : (int)outcome;
 	if (returned || expected == EVFN__ATTEMPT_TIMEDOUT)
 		evfn__record_return(rt, inv, recorded); /* still ours */
-	struct evfn__inv *garbage = NULL;
+	struct evfn__ended ended = {0};
 	evfn__lock_acquire(&rt->lock);
 	if (!returned && atomic_load(&ctx->state) != EVFN__ATTEMPT_TIMEDOUT) {
 		evfn__lock_release(&rt->lock);
@@ -151,14 +151,14 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 		evfn__pending_remove_locked(rt, inv);
 		evfn__metrics_completed_locked(rt, inv, now);
 	}
-	evfn__complete_locked(rt, inv, recorded, &garbage);
+	evfn__complete_locked(rt, inv, recorded, &ended);
 	/* This thread is not one the runtime stops before it is freed:
 	 * count it, so that free waits until it has let go of rt. */
 	rt->disposing++;
 	evfn__lock_release(&rt->lock);
-	struct evfn__inv *cleaned = evfn__settle_release(rt, garbage);
+	struct evfn__inv_list cleaned = evfn__settle_release(rt, &ended);
 	evfn__lock_acquire(&rt->lock);
-	evfn__recycle_locked(rt, cleaned);
+	evfn__recycle_locked(rt, &cleaned);
 	if (--rt->disposing == 0)
 		pthread_cond_broadcast(&rt->quiet_cond);
 	evfn__lock_release(&rt->lock);

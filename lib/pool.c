@@ -648,7 +648,7 @@ worker_main(void *arg)
 {
 	struct evfn__worker *w = arg;
 	struct evfn_rt *rt = w->rt;
-	struct evfn__inv *garbage = NULL;
+	struct evfn__ended ended = {0};
 	int outcomes[PREFETCH_MAX];
 	bool ran[PREFETCH_MAX];
 	/* The time an attempt starts is the time the previous one ended:
@@ -661,14 +661,14 @@ worker_main(void *arg)
 		goto leave;
 	for (;;) {
 		struct evfn__inv *inv =
-			evfn__pick_locked(rt, &rt->ready, now, &garbage);
-		if (!inv && garbage) {
+			evfn__pick_locked(rt, &rt->ready, now, &ended);
+		if (!inv && !evfn__ended_empty(&ended)) {
 			evfn__lock_release(&rt->lock);
-			struct evfn__inv *cleaned = evfn__settle_release(rt, garbage);
-			garbage = NULL;
+			struct evfn__inv_list cleaned =
+				evfn__settle_release(rt, &ended);
 			now = evfn__now_ns();
 			evfn__lock_acquire(&rt->lock);
-			evfn__recycle_locked(rt, cleaned);
+			evfn__recycle_locked(rt, &cleaned);
 			continue;
 		}
 		if (!inv) {
@@ -680,7 +680,7 @@ worker_main(void *arg)
 		struct evfn_fn *fn = inv->fn;
 		int more = prefetch_count(rt, fn);
 		if (more)
-			evfn__prefetch_locked(rt, inv, now, &garbage, more);
+			evfn__prefetch_locked(rt, inv, now, &ended, more);
 		/* More work than this worker: let the pool wake or grow. */
 		if (rt->ready.head)
 			evfn__pool_notify_locked(rt);
@@ -688,12 +688,11 @@ worker_main(void *arg)
 		atomic_store_explicit(&w->current, inv, memory_order_release);
 		evfn__lock_release(&rt->lock);
 		/* Release the previous round's leftovers outside the lock. */
-		struct evfn__inv *cleaned = evfn__settle_release(rt, garbage);
-		garbage = NULL;
+		struct evfn__inv_list cleaned = evfn__settle_release(rt, &ended);
 		int64_t start = now;
 		now = run_chain(w, inv, now, outcomes, ran);
 		evfn__lock_acquire(&rt->lock);
-		evfn__recycle_locked(rt, cleaned);
+		evfn__recycle_locked(rt, &cleaned);
 		atomic_store_explicit(&w->current, NULL, memory_order_relaxed);
 		w->chain = NULL;
 		int n = 0;
@@ -701,11 +700,10 @@ worker_main(void *arg)
 			next = x->run_next;
 			x->run_next = NULL;
 			if (ran[n]) {
-				evfn__complete_locked(rt, x, outcomes[n], &garbage);
+				evfn__complete_locked(rt, x, outcomes[n], &ended);
 			} else {
 				/* Given back: its event went on elsewhere. */
-				x->next = garbage;
-				garbage = x;
+				evfn__inv_list_push(&ended.spent_records, x);
 			}
 		}
 		int64_t run = (now - start) / (n ? n : 1);
@@ -730,8 +728,7 @@ leave:
 		rt->nexiting++;
 	}
 	evfn__lock_release(&rt->lock);
-	if (garbage)
-		evfn__settle(rt, garbage);
+	evfn__settle(rt, &ended);
 
 	/* Warm state is torn down on the thread that built it. */
 	fini_states(w);
@@ -760,7 +757,7 @@ evfn__pool_each_running_locked(struct evfn_rt *rt,
 
 void
 evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
-                                struct evfn__inv **garbage,
+                                struct evfn__ended *ended,
                                 struct evfn__inv **fenced)
 {
 	EVFN__ASSERT_LOCKED(rt);
@@ -770,7 +767,7 @@ evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
 		struct evfn__inv *inv =
 			atomic_load_explicit(&w->current, memory_order_acquire);
 		if (inv && inv->ctx.deadline_ns <= now &&
-		    evfn__timeout_locked(rt, inv, garbage)) {
+		    evfn__timeout_locked(rt, inv, ended)) {
 			struct evfn_fn *fn = inv->fn;
 			/* The thread cannot be stopped: it leaves the pool
 			 * until its handler returns. What it took and has not
@@ -778,7 +775,7 @@ evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
 			 * memory now it runs late itself). */
 			for (struct evfn__inv *x = inv->run_next; x;
 			     x = x->run_next)
-				(void)evfn__unstart_locked(rt, x, garbage);
+				(void)evfn__unstart_locked(rt, x, ended);
 			w->stuck = true;
 			unlink_worker(&rt->workers, w);
 			w->next = rt->stuck_workers;

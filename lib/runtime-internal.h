@@ -43,6 +43,26 @@
 struct event;
 struct event_base;
 
+/* What a transition under the lock leaves for after it (settle.c): the
+ * invocations whose event ended, for their event-log record, destination
+ * and waiter; records that only need clearing and reuse (a fenced
+ * attempt's old record, a prefetched one given back); and dead letters
+ * evicted from the full store, released with no lock held. Zeroed:
+ * empty. */
+struct evfn__ended {
+	struct evfn__inv_list invocations;
+	struct evfn__inv_list spent_records;
+	struct evfn__dead_list evicted_letters;
+};
+
+static inline bool
+evfn__ended_empty(const struct evfn__ended *e)
+{
+	return evfn__inv_list_empty(&e->invocations) &&
+	       evfn__inv_list_empty(&e->spent_records) &&
+	       evfn__dead_list_empty(&e->evicted_letters);
+}
+
 /* The precondition of every function whose name ends in _locked. */
 #define EVFN__ASSERT_LOCKED(rt) EVFN__ASSERT_HELD(&(rt)->lock)
 
@@ -265,13 +285,13 @@ void evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv);
  * old one staying with the stuck handler. Returns false if the attempt
  * finished first. rt->lock held. */
 bool evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                          struct evfn__inv **garbage);
+                          struct evfn__ended *ended);
 /* A fenced attempt's handler returned (or completed): counts it late,
  * bills its real run time, lets its function start what the stuck cap
  * held back, and releases the record unless the cancel hook still holds
  * it. */
 void evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                       struct evfn__inv **garbage);
+                       struct evfn__ended *ended);
 
 /* registry.c */
 /* The function registered under name, or NULL. rt->lock held. */
@@ -312,7 +332,7 @@ struct evfn__inv *evfn__take_queued_front_locked(struct evfn_rt *rt,
  * evfn__finish_locked(). */
 void evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
                               evfn_stat stat, int result,
-                              struct evfn__inv **garbage);
+                              struct evfn__ended *ended);
 /* Puts fn on its executor's ready FIFO if it has work it may start now
  * and is not there yet, and wakes that executor. rt->lock held. */
 void evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn);
@@ -327,19 +347,19 @@ void evfn__unstarve_locked(struct evfn_rt *rt);
  * nothing to start. rt->lock held. */
 struct evfn__inv *evfn__pick_locked(struct evfn_rt *rt,
                                     struct evfn__fn_fifo *q, int64_t now,
-                                    struct evfn__inv **garbage);
+                                    struct evfn__ended *ended);
 
 /* Takes up to max more invocations of inv's function into the running
  * state, linked after inv through run_next in the PREFETCHED state, for
  * a worker to run one after the other without taking the lock between
  * them. Returns how many. rt->lock held. */
 int evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                          int64_t now, struct evfn__inv **garbage, int max);
+                          int64_t now, struct evfn__ended *ended, int max);
 /* Gives a prefetched invocation that its worker will not start back to
  * its function's queue, in a fresh record, as if it had not started.
  * Returns false when out of memory (it stays). rt->lock held. */
 bool evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                          struct evfn__inv **garbage);
+                          struct evfn__ended *ended);
 
 /* invoke.c */
 /* An attempt's outcome when its handler returned after its deadline: it
@@ -368,11 +388,11 @@ void evfn__record_return(struct evfn_rt *rt, struct evfn__inv *inv,
  * hand-back. rt->lock held; invocations to release are appended to
  * *garbage and released by evfn__settle_release() after unlocking. */
 void evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                           int outcome, struct evfn__inv **garbage);
+                           int outcome, struct evfn__ended *ended);
 /* Puts the fenced records of a batch call's other items (after inv) on
  * *garbage. rt->lock held. */
 void evfn__batch_release_locked(struct evfn__inv *inv,
-                                struct evfn__inv **garbage);
+                                struct evfn__ended *ended);
 /* Moves an invocation's event on into the fresh record to, leaving from
  * with the thread that still holds it (a fenced attempt's, or a worker
  * that will not start a prefetched one): its event reference, waiter,
@@ -381,23 +401,24 @@ void evfn__carry_on_locked(struct evfn__inv *from, struct evfn__inv *to);
 /* A failed attempt that may be retried: schedules the retry, or ends the
  * event when no attempt, age or intake is left. rt->lock held. */
 void evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                               struct evfn__inv **garbage);
+                               struct evfn__ended *ended);
 /* Ends a not-running invocation in a terminal state that is not success.
  * stat is EVFN_STAT_EXPIRED, EVFN_STAT_HANDED_BACK or
  * EVFN_STAT_DEAD_LETTERED; result is what a waiter receives. */
 void evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                          evfn_stat stat, int result,
-                         struct evfn__inv **garbage);
+                         struct evfn__ended *ended);
 /* Releases what finished invocations hold (event references, attempt
  * buffers) with no lock held, after the ended ones went through
  * evfn__after_end(), and returns the cleaned records as a list for
  * evfn__recycle_locked(). */
-struct evfn__inv *evfn__settle_release(struct evfn_rt *rt, struct evfn__inv *garbage);
+struct evfn__inv_list evfn__settle_release(struct evfn_rt *rt,
+                                           struct evfn__ended *ended);
 /* Puts cleaned records on the free list (up to a bound; the rest are
  * freed). rt->lock held. */
-void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv *cleaned);
+void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned);
 /* Release then recycle, for paths that are not hot: takes rt->lock. */
-void evfn__settle(struct evfn_rt *rt, struct evfn__inv *garbage);
+void evfn__settle(struct evfn_rt *rt, struct evfn__ended *ended);
 
 /* An attempt leaves the running state: it ended, was fenced, or was
  * given back unstarted. rt->lock held. */
@@ -441,7 +462,7 @@ void *evfn__worker_state(struct evfn__worker *w, struct evfn_fn *fn,
  * cancel hook or timeout record is still due are pushed on *fenced
  * (linked through next). rt->lock held. */
 void evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
-                                     struct evfn__inv **garbage,
+                                     struct evfn__ended *ended,
                                      struct evfn__inv **fenced);
 /* Records an attempt's run time (to end_ns, monotonic, when its handler
  * returned) and queue wait on the worker that ran it, unless metrics are

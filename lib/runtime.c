@@ -27,12 +27,12 @@ static void
 loop_wake_cb(void *arg)
 {
 	struct evfn_rt *rt = arg;
-	struct evfn__inv *garbage = NULL;
+	struct evfn__ended ended = {0};
 	evfn__lock_acquire(&rt->lock);
 	int64_t now = evfn__now_ns();
 	for (int budget = LOOP_BUDGET; budget > 0; budget--) {
 		struct evfn__inv *inv = evfn__pick_locked(rt, &rt->loop_ready,
-		                                          now, &garbage);
+		                                          now, &ended);
 		if (!inv)
 			break;
 		rt->loop_current = inv;
@@ -53,13 +53,13 @@ loop_wake_cb(void *arg)
 		if (outcome == EVFN_PENDING)
 			evfn__pending_add_locked(rt, inv);
 		else
-			evfn__complete_locked(rt, inv, outcome, &garbage);
+			evfn__complete_locked(rt, inv, outcome, &ended);
 	}
 	if (rt->loop_ready.head)
 		evfn__signal_raise(rt->wake);
 	evfn__deliver_results_locked(rt);
 	evfn__lock_release(&rt->lock);
-	evfn__settle(rt, garbage);
+	evfn__settle(rt, &ended);
 }
 
 /* Frees what evfn_runtime_new() built; safe on a partly built runtime. */
@@ -173,16 +173,18 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	while (!evfn__inv_list_empty(&rt->handback)) {
-		struct evfn__inv *list = rt->handback.head; /* oldest first */
+		/* Oldest first; ended, so settled as any ended invocation. */
+		struct evfn__ended ended = {.invocations = rt->handback};
 		rt->handback = (struct evfn__inv_list){NULL, NULL};
 		evfn__lock_release(&rt->lock);
-		for (struct evfn__inv *inv = list; inv; inv = inv->next)
+		for (struct evfn__inv *inv = ended.invocations.head; inv;
+		     inv = inv->next)
 			if (rt->handback_cb)
 				rt->handback_cb(inv->ev, inv->fn->name,
 				                rt->handback_arg);
-		struct evfn__inv *cleaned = evfn__settle_release(rt, list);
+		struct evfn__inv_list cleaned = evfn__settle_release(rt, &ended);
 		evfn__lock_acquire(&rt->lock);
-		evfn__recycle_locked(rt, cleaned);
+		evfn__recycle_locked(rt, &cleaned);
 	}
 }
 
@@ -197,7 +199,7 @@ static size_t
 hand_back_list_locked(struct evfn_rt *rt, struct evfn__inv *list)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__inv *unused = NULL;
+	struct evfn__ended unused = {0}; /* hand-backs go to rt->handback */
 	size_t n = 0;
 	for (struct evfn__inv *x = list; x; x = x->next)
 		n++;

@@ -160,38 +160,42 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 	evfn__signal_raise(rt->wake);
 }
 
-struct evfn__inv *
-evfn__settle_release(struct evfn_rt *rt, struct evfn__inv *garbage)
+struct evfn__inv_list
+evfn__settle_release(struct evfn_rt *rt, struct evfn__ended *ended)
 {
-	for (struct evfn__inv *inv = garbage; inv; inv = inv->next) {
-		if (inv->final_stat >= 0) {
-			/* Destinations and the dead-letter store first, so that
-			 * a waiter woken next finds them done. */
-			after_end(rt, inv);
-			if (inv->waiter) {
-				evfn__lock_acquire(&rt->lock);
-				wake_waiter(rt, inv, inv->final_code);
-				evfn__lock_release(&rt->lock);
-			}
+	struct evfn__inv_list cleaned = {NULL, NULL};
+	struct evfn__inv *inv;
+	while ((inv = evfn__inv_list_pop(&ended->invocations))) {
+		/* Destinations and the dead-letter store first, so that a
+		 * waiter woken next finds them done. */
+		after_end(rt, inv);
+		if (inv->waiter) {
+			evfn__lock_acquire(&rt->lock);
+			wake_waiter(rt, inv, inv->final_code);
+			evfn__lock_release(&rt->lock);
 		}
 		/* Zeroed here, with no lock held, for its next use. */
-		struct evfn__inv *next = inv->next;
 		evfn__inv_clear(inv);
-		inv->next = next;
+		evfn__inv_list_push(&cleaned, inv);
 	}
+	while ((inv = evfn__inv_list_pop(&ended->spent_records))) {
+		evfn__inv_clear(inv);
+		evfn__inv_list_push(&cleaned, inv);
+	}
+	evfn_dead_letter *dl;
+	while ((dl = evfn__dead_list_pop(&ended->evicted_letters)))
+		evfn_dead_letter_unref(dl);
 	evfn__eventlog_flush(&rt->eventlog);
-	return garbage;
+	return cleaned;
 }
 
 void
-evfn__settle(struct evfn_rt *rt, struct evfn__inv *garbage)
+evfn__settle(struct evfn_rt *rt, struct evfn__ended *ended)
 {
-	if (!garbage) {
-		evfn__eventlog_flush(&rt->eventlog);
+	struct evfn__inv_list cleaned = evfn__settle_release(rt, ended);
+	if (evfn__inv_list_empty(&cleaned))
 		return;
-	}
-	struct evfn__inv *cleaned = evfn__settle_release(rt, garbage);
 	evfn__lock_acquire(&rt->lock);
-	evfn__recycle_locked(rt, cleaned);
+	evfn__recycle_locked(rt, &cleaned);
 	evfn__lock_release(&rt->lock);
 }

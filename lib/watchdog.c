@@ -32,7 +32,7 @@ evfn__watchdog_arm_slow_locked(struct evfn_rt *rt)
 }
 
 static void
-fence_pending_locked(struct evfn_rt *rt, int64_t now, struct evfn__inv **garbage,
+fence_pending_locked(struct evfn_rt *rt, int64_t now, struct evfn__ended *ended,
                      struct evfn__inv **fenced)
 {
 	EVFN__ASSERT_LOCKED(rt);
@@ -40,7 +40,7 @@ fence_pending_locked(struct evfn_rt *rt, int64_t now, struct evfn__inv **garbage
 	while (inv) {
 		struct evfn__inv *next = inv->pend_next;
 		if (inv->ctx.deadline_ns <= now &&
-		    evfn__timeout_locked(rt, inv, garbage) && inv->hook_running) {
+		    evfn__timeout_locked(rt, inv, ended) && inv->hook_running) {
 			inv->next = *fenced;
 			*fenced = inv;
 		}
@@ -52,12 +52,13 @@ static void
 watchdog_cb(void *arg)
 {
 	struct evfn_rt *rt = arg;
-	struct evfn__inv *garbage = NULL, *fenced = NULL;
+	struct evfn__ended ended = {0};
+	struct evfn__inv *fenced = NULL;
 	evfn__lock_acquire(&rt->lock);
 	int64_t now = evfn__now_ns();
 	if (rt->in_flight > 0) {
-		evfn__pool_fence_overdue_locked(rt, now, &garbage, &fenced);
-		fence_pending_locked(rt, now, &garbage, &fenced);
+		evfn__pool_fence_overdue_locked(rt, now, &ended, &fenced);
+		fence_pending_locked(rt, now, &ended, &fenced);
 	}
 	/* Records may not have come back, but memory may have. */
 	if (rt->inv_starved)
@@ -92,16 +93,15 @@ watchdog_cb(void *arg)
 			fenced = inv->next;
 			inv->hook_running = false;
 			if (inv->orphaned) {
-				evfn__batch_release_locked(inv, &garbage);
-				inv->next = garbage;
-				garbage = inv;
+				evfn__batch_release_locked(inv, &ended);
+				evfn__inv_list_push(&ended.spent_records, inv);
 			}
 		}
 		if (rt->nstuck == 0)
 			pthread_cond_broadcast(&rt->quiet_cond);
 		evfn__lock_release(&rt->lock);
 	}
-	evfn__settle(rt, garbage);
+	evfn__settle(rt, &ended);
 }
 
 int
