@@ -466,6 +466,29 @@ evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned)
 		evfn__inv_put(&rt->records, inv);
 }
 
+/* Puts inv's dead letter in the store (whose lock nests inside the
+ * runtime lock). A letter the full store evicts is released after the
+ * lock, since it may hold the last reference to a host's payload; one
+ * that finds no memory is logged then. */
+static void
+store_dead_letter_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                         struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (!evfn__dead_store_keeps(&rt->dead))
+		return;
+	evfn_dead_letter *dl = evfn__dead_letter_new(
+		inv->fn->name, inv->ev, inv->final_code, inv->attempt,
+		inv->ctx.error, inv->first_ns, inv->last_ns);
+	if (!dl) {
+		inv->dead_letter_lost = true;
+		return;
+	}
+	evfn_dead_letter *evicted = evfn__dead_store_add(&rt->dead, dl);
+	if (evicted)
+		evfn__dead_list_push(&ended->evicted_letters, evicted);
+}
+
 void
 evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
                     int result, struct evfn__ended *ended)
@@ -474,6 +497,10 @@ evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 	inv->fn->stat[stat]++;
 	inv->final_stat = (signed char)stat;
 	inv->final_code = result;
+	/* In the store before the lock is released, so that no snapshot
+	 * counts a dead letter that evfn_dead_letters() cannot list. */
+	if (stat == EVFN_STAT_DEAD_LETTERED || stat == EVFN_STAT_EXPIRED)
+		store_dead_letter_locked(rt, inv, ended);
 	if (inv->okey) {
 		/* Its key's next event, if any, takes its turn. */
 		struct evfn__inv *next = evfn__okeys_leave(&inv->fn->okeys, inv);

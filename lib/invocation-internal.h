@@ -65,6 +65,7 @@ struct evfn__inv {
 	int final_code;             /* why it ended: see evfn__finish_locked */
 	signed char final_stat;     /* terminal evfn_stat, or -1 */
 	bool idempotent_hit;        /* answered from the idempotency store */
+	bool dead_letter_lost;      /* no memory to store its dead letter */
 	bool last_timed_out;        /* the latest attempt hit its deadline */
 	bool hook_running;          /* the cancel hook still uses ctx */
 	bool orphaned;              /* fenced, returned: free after the hook */

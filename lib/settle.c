@@ -14,7 +14,18 @@
 #include "common-internal.h"
 #include "runtime-internal.h"
 
-/* Puts a dead letter of inv (ev, code) in the store. */
+static void
+log_dead_letter_lost(struct evfn_rt *rt, const struct evfn__inv *inv,
+                     const evfn_event *ev)
+{
+	evfn__logf(&rt->log, EVFN_LOG_ERROR,
+	           "%s: out of memory storing dead letter %s", inv->fn->name,
+	           evfn_event_id(ev));
+}
+
+/* Puts a dead letter of inv (ev, code) in the store: one whose
+ * destination refused it. (Those that failed or expired were stored when
+ * they ended, under the runtime lock: dispatch.c.) */
 static void
 store_dead_letter(struct evfn_rt *rt, const struct evfn__inv *inv,
                   evfn_event *ev, int code)
@@ -25,9 +36,7 @@ store_dead_letter(struct evfn_rt *rt, const struct evfn__inv *inv,
 		inv->fn->name, ev, code, inv->attempt, inv->ctx.error,
 		inv->first_ns, inv->last_ns);
 	if (!dl) {
-		evfn__logf(&rt->log, EVFN_LOG_ERROR,
-		           "%s: out of memory storing dead letter %s",
-		           inv->fn->name, evfn_event_id(ev));
+		log_dead_letter_lost(rt, inv, ev);
 		return;
 	}
 	evfn_dead_letter_unref(evfn__dead_store_add(&rt->dead, dl));
@@ -111,8 +120,8 @@ after_end(struct evfn_rt *rt, struct evfn__inv *inv)
 	                            ? EVFN_RECORD_EXPIRED
 	                            : EVFN_RECORD_DEAD_LETTER,
 	                    inv, fn->name);
-	if (!success)
-		store_dead_letter(rt, inv, inv->ev, inv->final_code);
+	if (inv->dead_letter_lost)
+		log_dead_letter_lost(rt, inv, inv->ev);
 	const char *dest = success ? fn->cfg.on_success : fn->cfg.on_failure;
 	/* A loop stops here: its destination event would loop on. */
 	if (!dest[0] || (success && inv->idempotent_hit) ||

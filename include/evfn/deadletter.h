@@ -24,7 +24,10 @@ extern "C" {
 typedef struct evfn_dead_letter evfn_dead_letter;
 
 /**
- * The dead letters now in the store, oldest first.
+ * The dead letters now in the store, oldest first. An event that failed
+ * or expired is in the store by the time a snapshot counts it
+ * (EVFN_STAT_DEAD_LETTERED, EVFN_STAT_EXPIRED), unless the store is full
+ * (it evicts the oldest) or has no capacity.
  *
  * @param rt the runtime. Not NULL.
  * @param out array receiving up to max references; may be NULL when max
