@@ -10,6 +10,116 @@
 #include "common-internal.h"
 #include "runtime-internal.h"
 
+/*
+ * An attempt's state (ctx.state). The thread that runs an attempt moves
+ * it without the runtime lock when its handler returns; the watchdog
+ * moves it under the lock when its deadline passes; a compare-and-swap
+ * decides which came first.
+ *
+ *   pick/start ---------------------------------> RUNNING
+ *   prefetch ------------------------------------> PREFETCHED
+ *
+ *   PREFETCHED --its worker begins it---------------> RUNNING
+ *   PREFETCHED --the watchdog gives it back---------> TIMEDOUT (*)
+ *   RUNNING ----a pool handler returns in time------> RETURNED
+ *   RUNNING ----a loop handler returns PENDING------> PENDING
+ *   RUNNING ----evfn_ctx_complete() inside it-------> EARLY
+ *   PENDING ----evfn_ctx_complete()-----------------> RETURNED
+ *   RUNNING, PENDING --its deadline passes----------> TIMEDOUT (*)
+ *   RUNNING, RETURNED, EARLY --its end recorded-----> DONE
+ *
+ * (*) fenced: the event goes on in a fresh record (retry or end) and the
+ * old record stays with its thread; what it returns later is late
+ * (evfn__late_locked()) and changes nothing else. A record is zeroed
+ * (RUNNING) when it goes back to the pool.
+ */
+enum attempt_state {
+	ATTEMPT_RUNNING,
+	ATTEMPT_PENDING,
+	ATTEMPT_DONE,
+	ATTEMPT_EARLY,
+	ATTEMPT_TIMEDOUT,
+	ATTEMPT_PREFETCHED,
+	ATTEMPT_RETURNED,
+};
+
+static bool
+move_state(struct evfn__inv *inv, enum attempt_state from,
+           enum attempt_state to)
+{
+	int expected = (int)from;
+	return atomic_compare_exchange_strong(&inv->ctx.state, &expected,
+	                                      (int)to);
+}
+
+/* The start of an attempt of inv at now, in its record. */
+static void
+set_start(struct evfn__inv *inv, int64_t now)
+{
+	inv->start_ns = now;
+	inv->ctx.deadline_ns = now + inv->fn->cfg.timeout_ns;
+	inv->last_ns = evfn__mono_to_wall(now);
+	if (inv->attempt == 1)
+		inv->first_ns = inv->last_ns;
+}
+
+bool
+evfn__attempt_begin_prefetched(struct evfn__inv *inv, int64_t now)
+{
+	if (!move_state(inv, ATTEMPT_PREFETCHED, ATTEMPT_RUNNING))
+		return false; /* given back by the watchdog */
+	/* Its deadline counts from its own start, written before the
+	 * watchdog can see it (its worker publishes it as current next). */
+	set_start(inv, now);
+	return true;
+}
+
+bool
+evfn__attempt_returned(struct evfn__inv *inv)
+{
+	/* From here the watchdog no longer fences it (unless it did just
+	 * now, and the return is late: then its run time is counted under
+	 * the lock, where the fence counted its deadline; see
+	 * evfn__late_locked()). */
+	return move_state(inv, ATTEMPT_RUNNING, ATTEMPT_RETURNED);
+}
+
+int
+evfn__attempt_pend(struct evfn__inv *inv)
+{
+	if (move_state(inv, ATTEMPT_RUNNING, ATTEMPT_PENDING))
+		return EVFN_PENDING;
+	/* evfn_ctx_complete() ran before the handler returned and left its
+	 * outcome here. */
+	return atomic_load(&inv->ctx.early_outcome);
+}
+
+enum evfn__completion
+evfn__attempt_complete(struct evfn__inv *inv, int outcome)
+{
+	/* Completed from inside the handler (or racing its return): the
+	 * outcome is left for evfn__attempt_pend() to pick up. */
+	atomic_store(&inv->ctx.early_outcome, outcome);
+	if (move_state(inv, ATTEMPT_RUNNING, ATTEMPT_EARLY))
+		return EVFN__COMPLETED_EARLY;
+	/* Returned: from here the watchdog no longer fences it. Unless the
+	 * watchdog fenced it first: then this return is late, whatever it
+	 * says. */
+	int expected = ATTEMPT_PENDING;
+	if (atomic_compare_exchange_strong(&inv->ctx.state, &expected,
+	                                   ATTEMPT_RETURNED))
+		return EVFN__COMPLETED_IN_TIME;
+	return expected == ATTEMPT_TIMEDOUT ? EVFN__COMPLETED_LATE
+	                                    : EVFN__COMPLETED_TWICE;
+}
+
+bool
+evfn__attempt_fenced(const struct evfn__inv *inv)
+{
+	return atomic_load(&((struct evfn__inv *)inv)->ctx.state) ==
+	       ATTEMPT_TIMEDOUT;
+}
+
 static void
 ready_push(struct evfn__fn_fifo *q, struct evfn_fn *fn)
 {
@@ -319,17 +429,14 @@ start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                      struct evfn__inv *inv, int64_t now)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	inv->start_ns = now;
-	inv->ctx.deadline_ns = now + fn->cfg.timeout_ns;
-	atomic_store_explicit(&inv->ctx.state, EVFN__ATTEMPT_RUNNING,
+	inv->attempt++;
+	set_start(inv, now);
+	atomic_store_explicit(&inv->ctx.state, ATTEMPT_RUNNING,
 	                      memory_order_relaxed);
 	/* Reset here, under the lock that evfn_cancel() takes. */
 	atomic_store_explicit(&inv->ctx.cancelled, false, memory_order_relaxed);
-	inv->last_ns = evfn__mono_to_wall(now);
 	fn->running++;
 	rt->in_flight++;
-	if (++inv->attempt == 1)
-		inv->first_ns = inv->last_ns;
 	fn->stat[EVFN_STAT_ATTEMPTS]++;
 }
 
@@ -408,7 +515,7 @@ evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
 	struct evfn__inv *last = inv, *next;
 	int n = 0;
 	for (; n < max && (next = start_next_locked(rt, fn, now, ended)); n++) {
-		atomic_store_explicit(&next->ctx.state, EVFN__ATTEMPT_PREFETCHED,
+		atomic_store_explicit(&next->ctx.state, ATTEMPT_PREFETCHED,
 		                      memory_order_relaxed);
 		next->prefetched = true;
 		fn->prefetched++;
@@ -428,9 +535,9 @@ evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	struct evfn__inv *r = evfn__inv_get(&rt->records);
 	if (!r)
 		return false;
-	int expected = EVFN__ATTEMPT_PREFETCHED;
+	int expected = ATTEMPT_PREFETCHED;
 	if (!atomic_compare_exchange_strong(&inv->ctx.state, &expected,
-	                                    EVFN__ATTEMPT_TIMEDOUT)) {
+	                                    ATTEMPT_TIMEDOUT)) {
 		/* Its worker started it: the fresh record goes back. */
 		struct evfn__inv_list unused = {r, r};
 		evfn__recycle_locked(rt, &unused);
@@ -628,7 +735,7 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	evfn__attempt_leave_locked(rt, inv);
-	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_DONE);
+	atomic_store(&inv->ctx.state, ATTEMPT_DONE);
 	inv->last_timed_out = outcome == EVFN__TIMED_OUT;
 	if (inv->last_timed_out) {
 		/* Returned, but late: a timeout like a fenced one. */
@@ -670,7 +777,7 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
-	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
+	if (atomic_load(&inv->ctx.state) == ATTEMPT_TIMEDOUT) {
 		/* The watchdog fenced the call: this return changes nothing.
 		 * Its other items went on in fresh records too; the old ones
 		 * go with the first, now or after the watchdog's hook. */
@@ -738,7 +845,7 @@ fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
-	atomic_store(&inv->ctx.state, EVFN__ATTEMPT_TIMEDOUT);
+	atomic_store(&inv->ctx.state, ATTEMPT_TIMEDOUT);
 	atomic_store(&inv->ctx.cancelled, true);
 	evfn__attempt_leave_locked(rt, inv);
 	fn->stat[EVFN_STAT_TIMEOUTS]++;
@@ -762,7 +869,7 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	int state = atomic_load(&inv->ctx.state);
-	if (state != EVFN__ATTEMPT_RUNNING && state != EVFN__ATTEMPT_PENDING)
+	if (state != ATTEMPT_RUNNING && state != ATTEMPT_PENDING)
 		return false; /* it finished first */
 	struct evfn_fn *fn = inv->fn;
 	/* A fresh record for each attempt of the call (a batch has
@@ -780,11 +887,11 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	 * whichever of us moves the state first decides whether the
 	 * attempt returned in time or is fenced and late. */
 	if (!atomic_compare_exchange_strong(&inv->ctx.state, &state,
-	                                    EVFN__ATTEMPT_TIMEDOUT)) {
+	                                    ATTEMPT_TIMEDOUT)) {
 		evfn__recycle_locked(rt, &fresh);
 		return false;
 	}
-	if (state == EVFN__ATTEMPT_PENDING)
+	if (state == ATTEMPT_PENDING)
 		evfn__pending_remove_locked(rt, inv);
 	for (struct evfn__inv *x = inv; x; x = x->batch_next)
 		fence_attempt_locked(rt, x, evfn__inv_list_pop(&fresh), ended);

@@ -24,7 +24,7 @@ evfn__record_return(struct evfn_rt *rt, struct evfn__inv *inv, int outcome)
 	struct evfn__eventlog *log = &rt->eventlog;
 	if (!evfn__eventlog_on(log) || outcome == EVFN_PENDING)
 		return;
-	if (atomic_load(&inv->ctx.state) == EVFN__ATTEMPT_TIMEDOUT) {
+	if (evfn__attempt_fenced(inv)) {
 		evfn__eventlog_tell(log, EVFN_RECORD_LATE, inv, inv->fn->name);
 		return;
 	}
@@ -98,13 +98,7 @@ evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
 			               "pool executor");
 			return EVFN_FAIL;
 		}
-		int expected = EVFN__ATTEMPT_RUNNING;
-		if (atomic_compare_exchange_strong(&ctx->state, &expected,
-		                                   EVFN__ATTEMPT_PENDING))
-			return EVFN_PENDING;
-		/* evfn_ctx_complete() ran before the handler returned and
-		 * left its outcome here. */
-		return atomic_load(&ctx->early_outcome);
+		return evfn__attempt_pend(inv);
 	default:
 		evfn_ctx_errorf(ctx, "handler returned unknown outcome %d", outcome);
 		return EVFN_FAIL;
@@ -121,31 +115,19 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	struct evfn_fn *fn = inv->fn;
 	if (fn->cfg.executor != EVFN_EXECUTOR_LOOP)
 		return EVFN_EPERM;
-	int expected = EVFN__ATTEMPT_RUNNING;
-	/* Completed from inside the handler (or racing its return): leave
-	 * the outcome for evfn__run_attempt to pick up. */
-	atomic_store(&ctx->early_outcome, (int)outcome);
-	if (atomic_compare_exchange_strong(&ctx->state, &expected,
-	                                   EVFN__ATTEMPT_EARLY))
+	enum evfn__completion c = evfn__attempt_complete(inv, (int)outcome);
+	if (c == EVFN__COMPLETED_EARLY)
 		return 0;
+	if (c == EVFN__COMPLETED_TWICE)
+		return EVFN_EPERM;
 	struct evfn_rt *rt = fn->rt;
-	/* Returned: from here the watchdog no longer fences it, so the
-	 * record told below is its only one. Unless the watchdog fenced it
-	 * first: then this return is late, whatever it says. */
-	expected = EVFN__ATTEMPT_PENDING;
-	bool returned = atomic_compare_exchange_strong(
-		&ctx->state, &expected, EVFN__ATTEMPT_RETURNED);
+	bool returned = c == EVFN__COMPLETED_IN_TIME;
 	int64_t now = evfn__now_ns();
 	int recorded = returned ? evfn__outcome_at(inv, outcome, now)
 	                        : (int)outcome;
-	if (returned || expected == EVFN__ATTEMPT_TIMEDOUT)
-		evfn__record_return(rt, inv, recorded); /* still ours */
+	evfn__record_return(rt, inv, recorded); /* still ours */
 	struct evfn__ended ended = {0};
 	evfn__lock_acquire(&rt->lock);
-	if (!returned && atomic_load(&ctx->state) != EVFN__ATTEMPT_TIMEDOUT) {
-		evfn__lock_release(&rt->lock);
-		return EVFN_EPERM;
-	}
 	int rc = !returned || recorded == EVFN__TIMED_OUT ? EVFN_ETIMEDOUT : 0;
 	if (returned) {
 		evfn__pending_remove_locked(rt, inv);

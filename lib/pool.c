@@ -589,31 +589,15 @@ run_chain(struct evfn__worker *w, struct evfn__inv *inv, int64_t now,
 	for (struct evfn__inv *x = inv; x; x = x->run_next, i++) {
 		ran[i] = false;
 		if (x != inv) {
-			int expected = EVFN__ATTEMPT_PREFETCHED;
-			if (!atomic_compare_exchange_strong(
-				    &x->ctx.state, &expected,
-				    EVFN__ATTEMPT_RUNNING))
+			if (!evfn__attempt_begin_prefetched(x, now))
 				continue; /* given back by the watchdog */
-			/* Its deadline counts from its own start, written
-			 * before the watchdog can see it. */
-			x->start_ns = now;
-			x->ctx.deadline_ns = now + x->fn->cfg.timeout_ns;
-			x->last_ns = evfn__mono_to_wall(now);
-			if (x->attempt == 1)
-				x->first_ns = x->last_ns;
 			atomic_store_explicit(&w->current, x,
 			                      memory_order_release);
 		}
 		outcomes[i] = evfn__run_attempt(rt, x, w);
 		now = evfn__now_ns();
 		outcomes[i] = evfn__outcome_at(x, outcomes[i], now);
-		/* Returned: the watchdog no longer fences it (unless it
-		 * did just now, and the return is late: then its run time
-		 * is counted under the lock, where the fence counted its
-		 * deadline; see evfn__late_locked). */
-		int expected = EVFN__ATTEMPT_RUNNING;
-		if (atomic_compare_exchange_strong(&x->ctx.state, &expected,
-		                                   EVFN__ATTEMPT_RETURNED))
+		if (evfn__attempt_returned(x))
 			evfn__worker_record(w, x, now);
 		evfn__record_return(rt, x, outcomes[i]);
 		ran[i] = true;

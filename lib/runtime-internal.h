@@ -73,19 +73,6 @@ enum evfn__rt_state {
 	EVFN__DRAINED
 };
 
-/* Where an attempt stands, for fencing late returns and completions. */
-enum evfn__attempt_state {
-	EVFN__ATTEMPT_RUNNING,
-	EVFN__ATTEMPT_PENDING, /* loop handler returned EVFN_PENDING */
-	EVFN__ATTEMPT_DONE,
-	EVFN__ATTEMPT_EARLY,   /* evfn_ctx_complete() before PENDING */
-	EVFN__ATTEMPT_TIMEDOUT, /* fenced by the watchdog: returns are late */
-	EVFN__ATTEMPT_PREFETCHED, /* started in the accounting, waiting on
-	                           * its worker's list (see pool.c) */
-	EVFN__ATTEMPT_RETURNED /* a pool handler returned, or a pending loop
-	                        * attempt completed; not yet recorded */
-};
-
 /* Someone waiting for an event's final outcome, and that outcome (the
  * evfn_result a callback reads): a synchronous caller (cb NULL; lives on
  * its stack, signalled under rt->lock) or a result callback
@@ -362,6 +349,32 @@ bool evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                           struct evfn__ended *ended);
 
 /* invoke.c */
+/* dispatch.c: the attempt's own transitions, taken without the lock by
+ * the thread that runs it (and by evfn_ctx_complete()); see the table
+ * in dispatch.c. */
+/* A worker begins the prefetched attempt inv at now: its deadline counts
+ * from here. False when the watchdog gave it back first: skip it. */
+bool evfn__attempt_begin_prefetched(struct evfn__inv *inv, int64_t now);
+/* A pool handler returned: true when in time (its run time is measured
+ * now), false when the watchdog fenced it first (the return is late). */
+bool evfn__attempt_returned(struct evfn__inv *inv);
+/* A loop handler returned EVFN_PENDING: the attempt waits for
+ * evfn_ctx_complete(). Returns EVFN_PENDING, or the outcome
+ * evfn_ctx_complete() left when it ran before the handler returned. */
+int evfn__attempt_pend(struct evfn__inv *inv);
+/* What evfn_ctx_complete() found. */
+enum evfn__completion {
+	EVFN__COMPLETED_EARLY,    /* inside the handler: it picks it up */
+	EVFN__COMPLETED_IN_TIME,  /* a pending attempt completed */
+	EVFN__COMPLETED_LATE,     /* fenced at its deadline before */
+	EVFN__COMPLETED_TWICE,    /* not pending: completed already */
+};
+enum evfn__completion evfn__attempt_complete(struct evfn__inv *inv,
+                                             int outcome);
+/* Whether the watchdog fenced the attempt: whatever it returns is
+ * late. */
+bool evfn__attempt_fenced(const struct evfn__inv *inv);
+
 /* An attempt's outcome when its handler returned after its deadline: it
  * counts as timed out, whatever it said. Internal, beside evfn_outcome. */
 #define EVFN__TIMED_OUT 100
