@@ -128,10 +128,10 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 		return EVFN_ENOFN;
 	}
 	int n = cancel_waiting_locked(rt, &s, &ended, &short_of_memory);
-	evfn__pool_each_running_locked(rt, request_cancel, &s);
+	evfn__pool_each_running_locked(rt->pool, request_cancel, &s);
 	for (struct evfn__inv *inv = rt->pending; inv; inv = inv->pend_next)
 		request_cancel(inv, &s);
-	request_cancel(rt->loop_current, &s);
+	evfn__loopexec_each_running_locked(rt->loopx, request_cancel, &s);
 	evfn__lock_release(&rt->lock);
 	evfn__settle(rt, &ended);
 	/* Queued events that had no record to end in: the records just

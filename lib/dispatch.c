@@ -312,22 +312,16 @@ void
 evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
 	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__executor *x = &rt->exec[fn->cfg.executor];
 	if (fn->in_ready) {
-		if (fn->cfg.executor != EVFN_EXECUTOR_LOOP)
-			evfn__pool_backlog_locked(rt);
+		if (x->backlog)
+			x->backlog(x->impl);
 		return;
 	}
 	if (!fn_startable_locked(rt, fn, 0))
 		return;
-	if (fn->cfg.executor == EVFN_EXECUTOR_LOOP) {
-		ready_push(&rt->loop_ready, fn);
-		evfn__signal_raise(rt->wake);
-	} else {
-		ready_push(&rt->ready, fn);
-		atomic_fetch_add_explicit(&rt->ready_gen, 1,
-		                          memory_order_relaxed);
-		evfn__pool_notify_locked(rt);
-	}
+	ready_push(&x->ready, fn);
+	x->wake(x->impl);
 }
 
 void
@@ -900,7 +894,13 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 		breaker_count_locked(rt, fn, inv, false, evfn__now_ns());
 	/* Billed up to its deadline now, and for its real run time if its
 	 * handler ever returns (evfn__late_locked). */
-	evfn__metrics_fenced_locked(rt, inv);
+	if (!rt->opts.no_metrics)
+		evfn__metrics_fenced(&fn->retired, inv, fn->cfg.timeout_ns,
+		                     /* a pending loop attempt's waits were
+		                      * measured when it returned EVFN_PENDING;
+		                      * a pool attempt's are at its return,
+		                      * which a fenced one has not had */
+		                     fn->cfg.executor == EVFN_EXECUTOR_POOL);
 
 	/* Keep the old record until its hook and timeout record ran. */
 	inv->hook_running =
@@ -918,7 +918,9 @@ evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	fn->stat[EVFN_STAT_LATE]++;
-	evfn__metrics_late_locked(rt, inv, evfn__now_ns());
+	if (!rt->opts.no_metrics)
+		evfn__metrics_late(&fn->retired, fn->cfg.timeout_ns,
+		                   evfn__now_ns() - inv->start_ns);
 	if (fn->cfg.executor == EVFN_EXECUTOR_POOL) {
 		fn->stuck--;
 		rt->nstuck--;

@@ -12,8 +12,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include <evfn/stats.h>
-
 #define EVFN__HIST_SUB_BITS 3
 #define EVFN__HIST_SUB (1 << EVFN__HIST_SUB_BITS)
 /* Bucket 0 holds everything below 2^10 ns (~1 us); the last, from about
@@ -71,28 +69,6 @@ evfn__hist_move(struct evfn__hist *h, int64_t from_ns, int64_t to_ns)
 	evfn__counter_add(&h->bucket[evfn__hist_index(to_ns)], 1);
 	evfn__counter_add(&h->sum_ns, (uint64_t)to_ns - (uint64_t)from_ns);
 }
-
-/* What one writer (a worker, the loop) records for one function: run
- * time and queue wait of each attempt, and billed milliseconds (run time
- * rounded up to 1 ms per attempt, as Lambda bills). */
-struct evfn__metrics {
-	struct evfn__hist run;
-	struct evfn__hist wait;
-	atomic_uint_fast64_t billed_ms;
-};
-
-/* A snapshot (evfn_stats_take()): the counters, and the histograms
- * merged from every writer's. */
-struct evfn_stats {
-	uint64_t v[EVFN_STAT_COUNT];
-	uint64_t hist[2][EVFN__HIST_BUCKETS]; /* run, queue wait */
-	uint64_t hist_sum_ns[2];
-};
-
-/* Adds src into dst; dst's writer must be the caller (or hold the lock
- * that serialises its writers). */
-void evfn__metrics_add(struct evfn__metrics *dst,
-                       const struct evfn__metrics *src);
 
 /* The largest value bucket i holds, in ns (INT64_MAX for the last). */
 int64_t evfn__hist_upper(unsigned i);

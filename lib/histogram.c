@@ -30,21 +30,3 @@ evfn__hist_merge(uint64_t *counts, uint64_t *sum_ns,
 		                                  memory_order_relaxed);
 	*sum_ns += atomic_load_explicit(&src->sum_ns, memory_order_relaxed);
 }
-
-static void
-add_relaxed(atomic_uint_fast64_t *dst, const atomic_uint_fast64_t *src)
-{
-	evfn__counter_add(dst, atomic_load_explicit(src, memory_order_relaxed));
-}
-
-void
-evfn__metrics_add(struct evfn__metrics *dst, const struct evfn__metrics *src)
-{
-	for (unsigned i = 0; i < EVFN__HIST_BUCKETS; i++) {
-		add_relaxed(&dst->run.bucket[i], &src->run.bucket[i]);
-		add_relaxed(&dst->wait.bucket[i], &src->wait.bucket[i]);
-	}
-	add_relaxed(&dst->run.sum_ns, &src->run.sum_ns);
-	add_relaxed(&dst->wait.sum_ns, &src->wait.sum_ns);
-	add_relaxed(&dst->billed_ms, &src->billed_ms);
-}

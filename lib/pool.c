@@ -7,8 +7,10 @@
  * timeout. A worker whose handler overran its deadline is fenced: it
  * leaves the pool (replaced, while its function is within its stuck cap)
  * and, when its handler returns, rejoins it if the pool needs a thread,
- * or exits. Exited threads are joined by the next spawn or at stop. Each
- * worker also holds the warm state its functions' init hooks built.
+ * or exits. Exited threads are joined by the next spawn or at stop. The
+ * state machine reaches the pool through its executor entry (wake,
+ * backlog); each worker is a struct evfn__worker (worker.c) with a
+ * thread.
  */
 #include <errno.h>
 #include <sched.h>
@@ -16,7 +18,9 @@
 #include <time.h>
 
 #include "common-internal.h"
+#include "pool-internal.h"
 #include "runtime-internal.h"
+#include "worker-internal.h"
 
 /* Polls of the ready generation before a worker sleeps: at most about 30 us on
  * this project's VMs (a pause is ~30 ns), more than the gap between
@@ -45,284 +49,48 @@ cpu_relax(void)
 #endif
 }
 
-struct warm_slot {
-	struct evfn_fn *fn; /* NULL until the init hook succeeded */
-	void *state;
-};
-
-struct evfn__worker {
-	struct evfn__worker *next;
-	struct evfn_rt *rt;
+/* A pool thread. */
+struct pool_worker {
+	struct evfn__worker w;      /* what its attempts' contexts point at */
+	struct evfn__pool *pool;
+	struct pool_worker *next;
 	pthread_t thread;
 	/* The attempts it took, linked through run_next (set and cleared
 	 * under rt->lock), and the one whose handler runs now: published by
 	 * the worker alone, after that attempt's deadline. */
 	struct evfn__inv *chain;
 	_Atomic(struct evfn__inv *) current;
-	bool stuck;                /* fenced: on rt->stuck_workers until its
-	                            * handler returns */
-	bool holds_slot;           /* stuck past its function's cap, so not
-	                            * replaced: counts in rt->nheld */
-	struct warm_slot *slots;
-	unsigned nslots;
-	/* Metrics per function index; the array and its entries are only
-	 * created and read under rt->lock, the counters written by the
-	 * owner alone. */
-	struct evfn__metrics **metrics;
-	unsigned nmetrics;
-	struct evfn__batch batch;  /* the items of the batch call it runs */
+	bool stuck;                 /* fenced: on stuck_workers until its
+	                             * handler returns */
+	bool holds_slot;            /* stuck past its function's cap, so not
+	                             * replaced: counts in nheld */
 };
 
-struct evfn__worker *
-evfn__worker_new(struct evfn_rt *rt)
-{
-	struct evfn__worker *w = evfn__calloc(1, sizeof(*w));
-	if (w)
-		w->rt = rt;
-	return w;
-}
-
-/* Runs the fini hooks of every state this worker built; on the worker's
- * own thread for pool workers. */
-static void
-fini_states(struct evfn__worker *w)
-{
-	for (unsigned i = 0; i < w->nslots; i++) {
-		struct warm_slot *s = &w->slots[i];
-		if (s->fn && s->fn->cfg.fini)
-			s->fn->cfg.fini(s->fn->userdata, s->state);
-		s->fn = NULL;
-	}
-}
-
-void
-evfn__worker_free(struct evfn__worker *w)
-{
-	if (!w)
-		return;
-	fini_states(w);
-	evfn__free(w->slots);
-	for (unsigned i = 0; i < w->nmetrics; i++)
-		evfn__free(w->metrics[i]);
-	evfn__free(w->metrics);
-	evfn__free(w->batch.items);
-	evfn__free(w->batch.outcomes);
-	evfn__free(w);
-}
-
-struct evfn__batch *
-evfn__worker_batch(struct evfn__worker *w, size_t n)
-{
-	struct evfn__batch *b = &w->batch;
-	if (n > b->cap) {
-		struct evfn__inv **items =
-			evfn__realloc(b->items, n * sizeof(*items));
-		if (!items)
-			return NULL;
-		b->items = items;
-		signed char *outcomes = evfn__realloc(b->outcomes, n);
-		if (!outcomes)
-			return NULL;
-		b->outcomes = outcomes;
-		b->cap = n;
-	}
-	return b;
-}
-
-/* This worker's metrics for fn, created on first use. Owner thread. */
-static struct evfn__metrics *
-metrics_of(struct evfn__worker *w, struct evfn_fn *fn)
-{
-	if (fn->index < w->nmetrics && w->metrics[fn->index])
-		return w->metrics[fn->index];
-	struct evfn__metrics *m = NULL;
-	evfn__lock_acquire(&w->rt->lock);
-	if (fn->index >= w->nmetrics) {
-		unsigned n = EVFN__MAX(fn->index + 1, w->nmetrics * 2);
-		struct evfn__metrics **a =
-			evfn__realloc(w->metrics, n * sizeof(*a));
-		if (a) {
-			memset(a + w->nmetrics, 0,
-			       (n - w->nmetrics) * sizeof(*a));
-			w->metrics = a;
-			w->nmetrics = n;
-		}
-	}
-	if (fn->index < w->nmetrics) {
-		m = evfn__calloc(1, sizeof(*m));
-		w->metrics[fn->index] = m;
-	}
-	evfn__lock_release(&w->rt->lock);
-	return m;
-}
-
-/* Billed milliseconds for a run: rounded up to a whole ms, at least 1, as
- * Lambda bills. */
-static uint64_t
-billed_ms(int64_t run)
-{
-	uint64_t ms = (uint64_t)((run > 0 ? run : 0) + EVFN__NS_PER_MS - 1) /
-	              (uint64_t)EVFN__NS_PER_MS;
-	return ms ? ms : 1;
-}
-
-/* Records the queue wait of each item of the call inv, which started at
- * start. */
-static void
-record_waits(struct evfn__metrics *m, const struct evfn__inv *inv,
-             int64_t start)
-{
-	for (const struct evfn__inv *x = inv; x; x = x->batch_next)
-		evfn__hist_record(&m->wait, start - x->ready_ns);
-}
-
-/* Records a call's run time and bills it: a batch call runs (and bills)
- * once. */
-static void
-record_run(struct evfn__metrics *m, int64_t run)
-{
-	evfn__hist_record(&m->run, run);
-	evfn__counter_add(&m->billed_ms, billed_ms(run));
-}
-
-void
-evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
-                    int64_t end_ns)
-{
-	if (w->rt->opts.no_metrics)
-		return;
-	struct evfn__metrics *m = metrics_of(w, inv->fn);
-	if (!m)
-		return; /* out of memory: this attempt goes unmeasured */
-	int64_t start = inv->start_ns;
-	record_run(m, end_ns - start);
-	record_waits(m, inv, start);
-}
-
-void
-evfn__worker_record_wait(struct evfn__worker *w, const struct evfn__inv *inv)
-{
-	if (w->rt->opts.no_metrics)
-		return;
-	struct evfn__metrics *m = metrics_of(w, inv->fn);
-	if (m)
-		record_waits(m, inv, inv->start_ns);
-}
-
-void
-evfn__metrics_completed_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
-                               int64_t end_ns)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	if (!rt->opts.no_metrics)
-		record_run(&inv->fn->retired, end_ns - inv->start_ns);
-}
-
-void
-evfn__metrics_fenced_locked(struct evfn_rt *rt, const struct evfn__inv *inv)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	if (rt->opts.no_metrics)
-		return;
-	struct evfn_fn *fn = inv->fn;
-	record_run(&fn->retired, fn->cfg.timeout_ns);
-	/* A pending loop attempt's waits were recorded when it returned
-	 * EVFN_PENDING; a pool attempt's are recorded at its return, which
-	 * a fenced one has not had. */
-	if (fn->cfg.executor == EVFN_EXECUTOR_POOL)
-		record_waits(&fn->retired, inv, inv->start_ns);
-}
-
-void
-evfn__metrics_late_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
-                          int64_t end_ns)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	if (rt->opts.no_metrics)
-		return;
-	struct evfn_fn *fn = inv->fn;
-	int64_t run = end_ns - inv->start_ns;
-	if (run < fn->cfg.timeout_ns)
-		run = fn->cfg.timeout_ns;
-	/* The deadline counted at the fence becomes the real run time. */
-	evfn__hist_move(&fn->retired.run, fn->cfg.timeout_ns, run);
-	evfn__counter_add(&fn->retired.billed_ms,
-	                  billed_ms(run) - billed_ms(fn->cfg.timeout_ns));
-}
-
-/* Folds a worker's metrics into its functions' own totals as it leaves
- * the pool for good, so that what it measured stays counted. rt->lock
- * held, on the worker's thread after its last measurement. */
-static void
-retire_metrics_locked(struct evfn_rt *rt, struct evfn__worker *w)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
-		if (fn->index < w->nmetrics && w->metrics[fn->index])
-			evfn__metrics_add(&fn->retired, w->metrics[fn->index]);
-}
+/* Guarded by rt->lock, but for ready_gen. */
+struct evfn__pool {
+	struct evfn_rt *rt;
+	struct evfn__executor *x;   /* its entry: the functions ready */
+	/* Bumped whenever a function becomes runnable, so that a spinning
+	 * worker notices without taking the lock. */
+	atomic_uint ready_gen;
+	pthread_cond_t work_cond;   /* idle workers wait here */
+	struct evfn__signal *kick;  /* wakes workers at the end of a pass */
+	struct pool_worker *workers;
+	struct pool_worker *exited; /* to be joined */
+	struct pool_worker *stuck_workers; /* fenced, handler still running */
+	int nthreads, nidle, nwaking;
+	bool spinner;               /* a worker polls before it sleeps (one
+	                             * at a time): producers wake nobody */
+	int spin_polls;             /* how long the next spin lasts */
+	int nexiting;               /* left the pool, not yet on exited */
+	int nheld;                  /* stuck ones past their function's cap:
+	                             * not replaced, they keep their place
+	                             * within max_workers */
+	bool quit;                  /* stop: workers exit */
+};
 
 static void
-collect_one(const struct evfn__worker *w, const struct evfn_fn *fn,
-            struct evfn_stats *s)
-{
-	if (!w || fn->index >= w->nmetrics || !w->metrics[fn->index])
-		return;
-	const struct evfn__metrics *m = w->metrics[fn->index];
-	evfn__hist_merge(s->hist[0], &s->hist_sum_ns[0], &m->run);
-	evfn__hist_merge(s->hist[1], &s->hist_sum_ns[1], &m->wait);
-	s->v[EVFN_STAT_BILLED_MS] +=
-		atomic_load_explicit(&m->billed_ms, memory_order_relaxed);
-}
-
-void
-evfn__metrics_collect_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                             struct evfn_stats *s)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	evfn__hist_merge(s->hist[0], &s->hist_sum_ns[0], &fn->retired.run);
-	evfn__hist_merge(s->hist[1], &s->hist_sum_ns[1], &fn->retired.wait);
-	s->v[EVFN_STAT_BILLED_MS] += atomic_load_explicit(
-		&fn->retired.billed_ms, memory_order_relaxed);
-	for (const struct evfn__worker *w = rt->workers; w; w = w->next)
-		collect_one(w, fn, s);
-	for (const struct evfn__worker *w = rt->stuck_workers; w; w = w->next)
-		collect_one(w, fn, s);
-	collect_one(rt->loop_worker, fn, s);
-}
-
-void *
-evfn__worker_state(struct evfn__worker *w, struct evfn_fn *fn, int *rc)
-{
-	*rc = 0;
-	if (fn->index >= w->nslots) {
-		unsigned n = EVFN__MAX(fn->index + 1, w->nslots * 2);
-		struct warm_slot *slots =
-			evfn__realloc(w->slots, n * sizeof(*slots));
-		if (!slots) {
-			*rc = EVFN_ENOMEM;
-			return NULL;
-		}
-		memset(slots + w->nslots, 0, (n - w->nslots) * sizeof(*slots));
-		w->slots = slots;
-		w->nslots = n;
-	}
-	struct warm_slot *s = &w->slots[fn->index];
-	if (!s->fn) {
-		void *state = NULL;
-		int hook_rc = fn->cfg.init(fn->userdata, &state);
-		if (hook_rc < 0) {
-			*rc = hook_rc;
-			return NULL;
-		}
-		s->fn = fn;
-		s->state = state;
-	}
-	return s->state;
-}
-
-static void
-unlink_worker(struct evfn__worker **list, struct evfn__worker *w)
+unlink_worker(struct pool_worker **list, struct pool_worker *w)
 {
 	for (; *list; list = &(*list)->next)
 		if (*list == w) {
@@ -333,82 +101,88 @@ unlink_worker(struct evfn__worker **list, struct evfn__worker *w)
 
 /* Joins threads that have exited; their records go with them. */
 static void
-join_exited_locked(struct evfn_rt *rt)
+join_exited_locked(struct evfn__pool *p)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	while (rt->exited) {
-		struct evfn__worker *w = rt->exited;
-		rt->exited = w->next;
+	EVFN__ASSERT_LOCKED(p->rt);
+	while (p->exited) {
+		struct pool_worker *w = p->exited;
+		p->exited = w->next;
 		pthread_join(w->thread, NULL);
-		evfn__worker_free(w);
+		evfn__worker_destroy(&w->w);
+		evfn__free(w);
 	}
 }
 
 static void *worker_main(void *arg);
 
 static int
-spawn_locked(struct evfn_rt *rt)
+spawn_locked(struct evfn__pool *p)
 {
+	struct evfn_rt *rt = p->rt;
 	EVFN__ASSERT_LOCKED(rt);
-	join_exited_locked(rt);
-	struct evfn__worker *w = evfn__worker_new(rt);
+	join_exited_locked(p);
+	struct pool_worker *w = evfn__calloc(1, sizeof(*w));
 	if (!w)
 		return EVFN_ENOMEM;
+	evfn__worker_init(&w->w, rt);
+	w->pool = p;
 	int err = pthread_create(&w->thread, NULL, worker_main, w);
 	if (err) {
 		evfn__free(w);
 		evfn__logf(&rt->log, EVFN_LOG_ERROR, "cannot start a worker: %s",
-		          strerror(err));
+		           strerror(err));
 		return -err;
 	}
-	w->next = rt->workers;
-	rt->workers = w;
-	rt->nthreads++;
+	w->next = p->workers;
+	p->workers = w;
+	p->nthreads++;
 	return 0;
 }
 
 /* Signals a sleeping worker, unless every sleeping one has a wake-up on
  * its way already (wake-ups are batched). Returns false when none
- * sleeps. rt->lock held. */
+ * sleeps. */
 static bool
-wake_idle_locked(struct evfn_rt *rt)
+wake_idle_locked(struct evfn__pool *p)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	if (rt->nidle <= rt->nwaking)
+	EVFN__ASSERT_LOCKED(p->rt);
+	if (p->nidle <= p->nwaking)
 		return false;
-	rt->nwaking++;
-	pthread_cond_signal(&rt->work_cond);
+	p->nwaking++;
+	pthread_cond_signal(&p->work_cond);
 	return true;
 }
 
 /* Whether the pool may have one more worker: the workers and the stuck
- * threads that kept their place (rt->nheld) stay within the maximum.
- * rt->lock held. */
+ * threads that kept their place (nheld) stay within the maximum. */
 static bool
-room_for_worker_locked(const struct evfn_rt *rt)
+room_for_worker_locked(const struct evfn__pool *p)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	return rt->nthreads + rt->nheld < rt->opts.max_workers;
+	EVFN__ASSERT_LOCKED(p->rt);
+	return p->nthreads + p->nheld < p->rt->opts.max_workers;
 }
 
 /* Wakes a sleeping worker or starts one, unless the spinning worker will
- * take the work. rt->lock held. */
+ * take the work. */
 static void
-wake_or_spawn_locked(struct evfn_rt *rt)
+wake_or_spawn_locked(struct evfn__pool *p)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	if (rt->spinner)
+	EVFN__ASSERT_LOCKED(p->rt);
+	if (p->spinner)
 		return; /* see wait_for_work_locked */
-	if (wake_idle_locked(rt))
+	if (wake_idle_locked(p))
 		return;
-	if (rt->state != EVFN__CREATED && !rt->quit &&
-	    room_for_worker_locked(rt))
-		(void)spawn_locked(rt);
+	if (p->rt->state != EVFN__CREATED && !p->quit &&
+	    room_for_worker_locked(p))
+		(void)spawn_locked(p);
 }
 
-void
-evfn__pool_notify_locked(struct evfn_rt *rt)
+/* Wakes a worker, or starts one, for newly runnable work; on the loop
+ * thread, once at the end of the loop pass. */
+static void
+notify_locked(struct evfn__pool *p)
 {
+	struct evfn_rt *rt = p->rt;
 	EVFN__ASSERT_LOCKED(rt);
 	/* On the loop thread (HTTP requests, triggers, due retries) one
 	 * loop pass often admits several events: the wake-up waits for the
@@ -418,80 +192,136 @@ evfn__pool_notify_locked(struct evfn_rt *rt)
 	 * callbacks (not a host thread that ran the loop once and may now
 	 * wait for the workers). */
 	if (evfn__loop_is_current(&rt->loop)) {
-		evfn__signal_raise(rt->kick);
+		evfn__signal_raise(p->kick);
 		return;
 	}
-	wake_or_spawn_locked(rt);
+	wake_or_spawn_locked(p);
+}
+
+/* The pool's executor entry: a function became runnable. */
+static void
+pool_wake(void *arg)
+{
+	struct evfn__pool *p = arg;
+	atomic_fetch_add_explicit(&p->ready_gen, 1, memory_order_relaxed);
+	notify_locked(p);
+}
+
+/* The pool's executor entry: work was added behind work that is still
+ * waiting. If the spinning worker trusted with the earlier work has not
+ * taken it (preempted, perhaps), a sleeping one is woken: a sleeper, not
+ * a new thread, since a worker is idle (the spinner). */
+static void
+pool_backlog(void *arg)
+{
+	struct evfn__pool *p = arg;
+	EVFN__ASSERT_LOCKED(p->rt);
+	if (p->spinner)
+		(void)wake_idle_locked(p);
+}
+
+/* The end-of-pass wake-up. */
+static void
+kick_cb(void *arg)
+{
+	struct evfn__pool *p = arg;
+	evfn__lock_acquire(&p->rt->lock);
+	if (p->x->ready.head)
+		wake_or_spawn_locked(p);
+	evfn__lock_release(&p->rt->lock);
+}
+
+struct evfn__pool *
+evfn__pool_new(struct evfn_rt *rt, struct evfn__executor *x)
+{
+	struct evfn__pool *p = evfn__calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->rt = rt;
+	p->x = x;
+	p->spin_polls = SPIN_POLLS_MAX;
+	if (evfn__cond_init_monotonic(&p->work_cond) < 0) {
+		evfn__free(p);
+		return NULL;
+	}
+	if (!(p->kick = evfn__signal_new(&rt->loop, kick_cb, p))) {
+		pthread_cond_destroy(&p->work_cond);
+		evfn__free(p);
+		return NULL;
+	}
+	*x = (struct evfn__executor){
+		.wake = pool_wake, .backlog = pool_backlog, .impl = p};
+	return p;
 }
 
 void
-evfn__pool_backlog_locked(struct evfn_rt *rt)
+evfn__pool_free(struct evfn__pool *p)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	/* A sleeper, not a new thread: a worker is idle (the spinner). */
-	if (rt->spinner)
-		(void)wake_idle_locked(rt);
-}
-
-void
-evfn__pool_kick_cb(void *arg)
-{
-	struct evfn_rt *rt = arg;
-	evfn__lock_acquire(&rt->lock);
-	if (rt->ready.head)
-		wake_or_spawn_locked(rt);
-	evfn__lock_release(&rt->lock);
+	if (!p)
+		return;
+	evfn__signal_free(p->kick);
+	pthread_cond_destroy(&p->work_cond);
+	evfn__free(p);
 }
 
 int
-evfn__pool_start_locked(struct evfn_rt *rt)
+evfn__pool_start_locked(struct evfn__pool *p)
 {
-	EVFN__ASSERT_LOCKED(rt);
+	EVFN__ASSERT_LOCKED(p->rt);
 	int rc = 0;
-	rt->spin_polls = SPIN_POLLS_MAX;
-	while (rc == 0 && rt->nthreads < rt->opts.min_workers)
-		rc = spawn_locked(rt);
-	if (rc == 0 && rt->ready.head && rt->nthreads == 0)
-		rc = spawn_locked(rt);
+	p->spin_polls = SPIN_POLLS_MAX;
+	while (rc == 0 && p->nthreads < p->rt->opts.min_workers)
+		rc = spawn_locked(p);
+	if (rc == 0 && p->x->ready.head && p->nthreads == 0)
+		rc = spawn_locked(p);
 	return rc;
 }
 
 /* Waits until every worker has left the pool, and joins them. */
 static void
-wait_out_locked(struct evfn_rt *rt)
+wait_out_locked(struct evfn__pool *p)
 {
+	struct evfn_rt *rt = p->rt;
 	EVFN__ASSERT_LOCKED(rt);
-	while (rt->nthreads > 0 || rt->nexiting > 0)
+	while (p->nthreads > 0 || p->nexiting > 0)
 		evfn__lock_wait(&rt->lock, &rt->quiet_cond);
-	join_exited_locked(rt);
+	join_exited_locked(p);
 }
 
 void
-evfn__pool_unwind_locked(struct evfn_rt *rt)
+evfn__pool_unwind_locked(struct evfn__pool *p)
 {
-	EVFN__ASSERT_LOCKED(rt);
+	EVFN__ASSERT_LOCKED(p->rt);
 	/* The workers it started find the runtime still unstarted and
 	 * leave at once (worker_main). */
-	wait_out_locked(rt);
+	wait_out_locked(p);
 }
 
 void
-evfn__pool_stop(struct evfn_rt *rt)
+evfn__pool_stop(struct evfn__pool *p)
 {
-	evfn__lock_acquire(&rt->lock);
-	rt->quit = true;
-	pthread_cond_broadcast(&rt->work_cond);
-	wait_out_locked(rt);
-	evfn__lock_release(&rt->lock);
+	evfn__lock_acquire(&p->rt->lock);
+	p->quit = true;
+	pthread_cond_broadcast(&p->work_cond);
+	wait_out_locked(p);
+	evfn__lock_release(&p->rt->lock);
+}
+
+int
+evfn__pool_threads_locked(const struct evfn__pool *p)
+{
+	EVFN__ASSERT_LOCKED(p->rt);
+	return p->nthreads;
 }
 
 /* Waits for work. Returns false when this worker should exit: the pool is
  * stopping, or it sat idle past the timeout while above the minimum. */
 static bool
-wait_for_work_locked(struct evfn_rt *rt)
+wait_for_work_locked(struct evfn__pool *p)
 {
+	struct evfn_rt *rt = p->rt;
 	EVFN__ASSERT_LOCKED(rt);
-	if (rt->quit)
+	if (p->quit)
 		return false;
 	/* Spin before sleeping: work that arrives within a few
 	 * microseconds is taken without a futex wake-up, which costs more
@@ -500,24 +330,24 @@ wait_for_work_locked(struct evfn_rt *rt)
 	 * longest when work came soon enough after the spin began that the
 	 * longest would have caught it; so a steady stream is caught and
 	 * sparse work costs little CPU. */
-	unsigned gen = atomic_load_explicit(&rt->ready_gen,
+	unsigned gen = atomic_load_explicit(&p->ready_gen,
 	                                    memory_order_relaxed);
 	/* One worker spins at a time, and while it does producers wake
 	 * nobody (it counts under the lock, and looks at the queue under
 	 * the lock before it sleeps, so no work is left unseen): on two
 	 * cores a second spinner only takes the core a producer needs. */
-	bool spin = !rt->spinner;
+	bool spin = !p->spinner;
 	int polls = 0;
 	if (spin) {
-		rt->spinner = true;
-		polls = rt->spin_polls;
+		p->spinner = true;
+		polls = p->spin_polls;
 	}
 	evfn__lock_release(&rt->lock);
 	int64_t spin_start = spin ? evfn__now_ns() : 0;
 	evfn__eventlog_flush(&rt->eventlog);
 	bool caught = false;
 	for (int i = 0; i < polls; i++) {
-		if (atomic_load_explicit(&rt->ready_gen, memory_order_relaxed) !=
+		if (atomic_load_explicit(&p->ready_gen, memory_order_relaxed) !=
 		    gen) {
 			caught = true;
 			break;
@@ -532,48 +362,48 @@ wait_for_work_locked(struct evfn_rt *rt)
 	}
 	evfn__lock_acquire(&rt->lock);
 	if (spin) {
-		rt->spinner = false;
+		p->spinner = false;
 		if (!caught)
-			rt->spin_polls = EVFN__MAX(rt->spin_polls / 2,
-			                           SPIN_POLLS_MIN);
+			p->spin_polls = EVFN__MAX(p->spin_polls / 2,
+			                          SPIN_POLLS_MIN);
 	}
-	if (rt->ready.head || rt->quit)
-		return !rt->quit;
-	bool reapable = rt->nthreads > rt->opts.min_workers;
+	if (p->x->ready.head || p->quit)
+		return !p->quit;
+	bool reapable = p->nthreads > rt->opts.min_workers;
 	int err = 0;
-	rt->nidle++;
+	p->nidle++;
 	if (reapable) {
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		int64_t ns = until.tv_nsec + rt->opts.idle_timeout_ns;
 		until.tv_sec += ns / EVFN__NS_PER_SEC;
 		until.tv_nsec = ns % EVFN__NS_PER_SEC;
-		err = evfn__lock_wait_until(&rt->lock, &rt->work_cond, &until);
+		err = evfn__lock_wait_until(&rt->lock, &p->work_cond, &until);
 	} else {
-		evfn__lock_wait(&rt->lock, &rt->work_cond);
+		evfn__lock_wait(&rt->lock, &p->work_cond);
 	}
-	rt->nidle--;
-	if (rt->nwaking > 0)
-		rt->nwaking--;
-	if (rt->quit)
+	p->nidle--;
+	if (p->nwaking > 0)
+		p->nwaking--;
+	if (p->quit)
 		return false;
-	if (spin && rt->ready.head &&
+	if (spin && p->x->ready.head &&
 	    evfn__now_ns() - spin_start < SPIN_WINDOW_NS)
-		rt->spin_polls = SPIN_POLLS_MAX;
-	return !(err == ETIMEDOUT && !rt->ready.head &&
-	         rt->nthreads > rt->opts.min_workers);
+		p->spin_polls = SPIN_POLLS_MAX;
+	return !(err == ETIMEDOUT && !p->x->ready.head &&
+	         p->nthreads > rt->opts.min_workers);
 }
 
 /* How many more attempts of fn a worker may take with the one it picked:
  * none unless fn's queue is deep for the pool, its handlers short, and
  * nothing (concurrency, flow, batches) counts its calls. */
 static int
-prefetch_count(struct evfn_rt *rt, struct evfn_fn *fn)
+prefetch_count(const struct evfn__pool *p, struct evfn_fn *fn)
 {
 	if (fn->cfg.concurrency || fn->flow || fn->cfg.batch_max > 1 ||
-	    fn->run_ewma_ns > PREFETCH_RUN_NS || rt->nthreads < 1)
+	    fn->run_ewma_ns > PREFETCH_RUN_NS || p->nthreads < 1)
 		return 0;
-	int64_t share = (fn->queued - fn->held) / rt->nthreads;
+	int64_t share = (fn->queued - fn->held) / p->nthreads;
 	return (int)EVFN__MIN(share, PREFETCH_MAX - 1);
 }
 
@@ -581,10 +411,10 @@ prefetch_count(struct evfn_rt *rt, struct evfn_fn *fn)
  * lock; ran[i] tells whether the i-th ran (the watchdog may have given a
  * prefetched one back). Returns the time the last one ended. */
 static int64_t
-run_chain(struct evfn__worker *w, struct evfn__inv *inv, int64_t now,
+run_chain(struct pool_worker *w, struct evfn__inv *inv, int64_t now,
           int *outcomes, bool *ran)
 {
-	struct evfn_rt *rt = w->rt;
+	struct evfn_rt *rt = w->w.rt;
 	int i = 0;
 	for (struct evfn__inv *x = inv; x; x = x->run_next, i++) {
 		ran[i] = false;
@@ -594,12 +424,12 @@ run_chain(struct evfn__worker *w, struct evfn__inv *inv, int64_t now,
 			atomic_store_explicit(&w->current, x,
 			                      memory_order_release);
 		}
-		outcomes[i] = evfn__run_attempt(rt, x, w);
+		outcomes[i] = evfn__worker_run(&w->w, x);
 		now = evfn__now_ns();
 		outcomes[i] = evfn__outcome_at(x, outcomes[i], now);
 		if (evfn__attempt_returned(x))
-			evfn__worker_record(w, x, now);
-		evfn__record_return(rt, x, outcomes[i]);
+			evfn__worker_measure(&w->w, x, now);
+		evfn__worker_tell_return(rt, x, outcomes[i]);
 		ran[i] = true;
 	}
 	return now;
@@ -607,31 +437,33 @@ run_chain(struct evfn__worker *w, struct evfn__inv *inv, int64_t now,
 
 /* A fenced worker whose handler returned takes its place in the pool
  * again if the pool needs a thread (it is below its minimum, or work is
- * ready) and has room for it; else it will exit. rt->lock held. */
+ * ready) and has room for it; else it will exit. */
 static bool
-rejoin_locked(struct evfn_rt *rt, struct evfn__worker *w)
+rejoin_locked(struct evfn__pool *p, struct pool_worker *w)
 {
+	struct evfn_rt *rt = p->rt;
 	EVFN__ASSERT_LOCKED(rt);
-	bool room = w->holds_slot || room_for_worker_locked(rt);
-	bool wanted = rt->nthreads < rt->opts.min_workers || rt->ready.head;
-	if (!room || !wanted || rt->quit || rt->state >= EVFN__DRAINING)
+	bool room = w->holds_slot || room_for_worker_locked(p);
+	bool wanted = p->nthreads < rt->opts.min_workers || p->x->ready.head;
+	if (!room || !wanted || p->quit || rt->state >= EVFN__DRAINING)
 		return false;
-	unlink_worker(&rt->stuck_workers, w);
-	w->next = rt->workers;
-	rt->workers = w;
+	unlink_worker(&p->stuck_workers, w);
+	w->next = p->workers;
+	p->workers = w;
 	if (w->holds_slot)
-		rt->nheld--;
+		p->nheld--;
 	w->stuck = w->holds_slot = false;
-	rt->nthreads++;
-	rt->nexiting--;
+	p->nthreads++;
+	p->nexiting--;
 	return true;
 }
 
 static void *
 worker_main(void *arg)
 {
-	struct evfn__worker *w = arg;
-	struct evfn_rt *rt = w->rt;
+	struct pool_worker *w = arg;
+	struct evfn__pool *p = w->pool;
+	struct evfn_rt *rt = p->rt;
 	struct evfn__ended ended = {0};
 	int outcomes[PREFETCH_MAX];
 	bool ran[PREFETCH_MAX];
@@ -645,7 +477,7 @@ worker_main(void *arg)
 		goto leave;
 	for (;;) {
 		struct evfn__inv *inv =
-			evfn__pick_locked(rt, &rt->ready, now, &ended);
+			evfn__pick_locked(rt, &p->x->ready, now, &ended);
 		if (!inv && !evfn__ended_empty(&ended)) {
 			evfn__lock_release(&rt->lock);
 			struct evfn__inv_list cleaned =
@@ -656,18 +488,18 @@ worker_main(void *arg)
 			continue;
 		}
 		if (!inv) {
-			if (!wait_for_work_locked(rt))
+			if (!wait_for_work_locked(p))
 				break;
 			now = evfn__now_ns();
 			continue;
 		}
 		struct evfn_fn *fn = inv->fn;
-		int more = prefetch_count(rt, fn);
+		int more = prefetch_count(p, fn);
 		if (more)
 			evfn__prefetch_locked(rt, inv, now, &ended, more);
 		/* More work than this worker: let the pool wake or grow. */
-		if (rt->ready.head)
-			evfn__pool_notify_locked(rt);
+		if (p->x->ready.head)
+			notify_locked(p);
 		w->chain = inv;
 		atomic_store_explicit(&w->current, inv, memory_order_release);
 		evfn__lock_release(&rt->lock);
@@ -692,7 +524,7 @@ worker_main(void *arg)
 		}
 		int64_t run = (now - start) / (n ? n : 1);
 		fn->run_ewma_ns += (run - fn->run_ewma_ns) / 8;
-		if (w->stuck && !rejoin_locked(rt, w))
+		if (w->stuck && !rejoin_locked(p, w))
 			break; /* fenced, and not needed now: it leaves */
 	}
 leave:
@@ -701,53 +533,65 @@ leave:
 	 * it is on the exited list, so that a stop always finds it there. A
 	 * fenced worker left the count when it was fenced, and its place
 	 * in the pool (if it kept one) now. */
-	retire_metrics_locked(rt, w);
+	evfn__worker_retire_locked(&w->w);
 	if (w->stuck) {
-		unlink_worker(&rt->stuck_workers, w);
+		unlink_worker(&p->stuck_workers, w);
 		if (w->holds_slot)
-			rt->nheld--;
+			p->nheld--;
 	} else {
-		unlink_worker(&rt->workers, w);
-		rt->nthreads--;
-		rt->nexiting++;
+		unlink_worker(&p->workers, w);
+		p->nthreads--;
+		p->nexiting++;
 	}
 	evfn__lock_release(&rt->lock);
 	evfn__settle(rt, &ended);
 
 	/* Warm state is torn down on the thread that built it. */
-	fini_states(w);
+	evfn__worker_end_states(&w->w);
 
 	evfn__lock_acquire(&rt->lock);
-	w->next = rt->exited;
-	rt->exited = w;
-	rt->nexiting--;
-	if (rt->nthreads == 0 && rt->nexiting == 0)
+	w->next = p->exited;
+	p->exited = w;
+	p->nexiting--;
+	if (p->nthreads == 0 && p->nexiting == 0)
 		pthread_cond_broadcast(&rt->quiet_cond);
 	evfn__lock_release(&rt->lock);
 	return NULL;
 }
 
 void
-evfn__pool_each_running_locked(struct evfn_rt *rt,
+evfn__pool_each_running_locked(struct evfn__pool *p,
                                void (*f)(struct evfn__inv *, void *),
                                void *arg)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	for (struct evfn__worker *w = rt->workers; w; w = w->next)
+	EVFN__ASSERT_LOCKED(p->rt);
+	for (struct pool_worker *w = p->workers; w; w = w->next)
 		for (struct evfn__inv *c = w->chain; c; c = c->run_next)
 			for (struct evfn__inv *x = c; x; x = x->batch_next)
 				f(x, arg);
 }
 
 void
-evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
+evfn__pool_collect_locked(struct evfn__pool *p, const struct evfn_fn *fn,
+                          struct evfn_stats *s)
+{
+	EVFN__ASSERT_LOCKED(p->rt);
+	for (const struct pool_worker *w = p->workers; w; w = w->next)
+		evfn__worker_collect_locked(&w->w, fn, s);
+	for (const struct pool_worker *w = p->stuck_workers; w; w = w->next)
+		evfn__worker_collect_locked(&w->w, fn, s);
+}
+
+void
+evfn__pool_fence_overdue_locked(struct evfn__pool *p, int64_t now,
                                 struct evfn__ended *ended,
                                 struct evfn__inv **fenced)
 {
+	struct evfn_rt *rt = p->rt;
 	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__worker *w = rt->workers;
+	struct pool_worker *w = p->workers;
 	while (w) {
-		struct evfn__worker *next = w->next;
+		struct pool_worker *next = w->next;
 		struct evfn__inv *inv =
 			atomic_load_explicit(&w->current, memory_order_acquire);
 		if (inv && inv->ctx.deadline_ns <= now &&
@@ -761,11 +605,11 @@ evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
 			     x = x->run_next)
 				(void)evfn__unstart_locked(rt, x, ended);
 			w->stuck = true;
-			unlink_worker(&rt->workers, w);
-			w->next = rt->stuck_workers;
-			rt->stuck_workers = w;
-			rt->nthreads--;
-			rt->nexiting++;
+			unlink_worker(&p->workers, w);
+			w->next = p->stuck_workers;
+			p->stuck_workers = w;
+			p->nthreads--;
+			p->nexiting++;
 			fn->stuck++;
 			rt->nstuck++;
 			/* Within the function's stuck cap a replacement keeps
@@ -776,9 +620,9 @@ evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
 			 * see fn_startable_locked). */
 			if (fn->stuck > fn->cfg.max_stuck) {
 				w->holds_slot = true;
-				rt->nheld++;
-			} else if (!rt->quit && room_for_worker_locked(rt)) {
-				(void)spawn_locked(rt);
+				p->nheld++;
+			} else if (!p->quit && room_for_worker_locked(p)) {
+				(void)spawn_locked(p);
 			}
 			if (inv->hook_running) {
 				inv->next = *fenced;

@@ -29,16 +29,19 @@
 #include "flow-internal.h"
 #include "hash-internal.h"
 #include "invocation-internal.h"
-#include "histogram-internal.h"
 #include "idempotency-internal.h"
 #include "list-internal.h"
 #include "lock-internal.h"
 #include "log-internal.h"
 #include "loop-internal.h"
+#include "loopexec-internal.h"
+#include "metrics-internal.h"
 #include "options-internal.h"
 #include "ordering-internal.h"
+#include "pool-internal.h"
 #include "queue-internal.h"
 #include "route-internal.h"
+#include "worker-internal.h"
 
 struct event;
 struct event_base;
@@ -117,7 +120,7 @@ struct evfn_fn {
 	int stuck;                  /* fenced attempts whose handler runs on */
 	struct evfn__idem_store idem; /* keys that succeeded, with windows */
 	struct evfn__metrics retired; /* from workers that exited */
-	bool in_ready;              /* on rt->ready (pool) or rt->loop_ready */
+	bool in_ready;              /* on its executor's ready list */
 	struct evfn_fn *ready_next;
 	struct evfn_fn *all_next;   /* registration order */
 	uint64_t stat[EVFN_STAT_COUNT];
@@ -129,10 +132,22 @@ struct evfn_fn {
 EVFN__LIST(evfn__fn_fifo, struct evfn_fn, ready_next)
 EVFN__LIST(evfn__fn_list, struct evfn_fn, all_next)
 
+/* An executor as the state machine reaches it (libdispatch's dx_wakeup):
+ * the functions with work they may start now, and how to tell the
+ * executor about it. The executor (pool.c, loopexec.c) fills it when it
+ * is made; both calls run with rt->lock held. */
+struct evfn__executor {
+	struct evfn__fn_fifo ready;
+	/* A function went on ready: wake a thread, or the loop. */
+	void (*wake)(void *impl);
+	/* Work was added behind work still waiting (NULL: nothing to do). */
+	void (*backlog)(void *impl);
+	void *impl;
+};
+
 struct evfn_rt {
 	struct evfn__lock lock;
-	pthread_cond_t work_cond;   /* idle workers wait here */
-	pthread_cond_t quiet_cond;  /* drain/free wait here for in_flight */
+	pthread_cond_t quiet_cond;  /* drain, free and pool stop wait here */
 	enum evfn__rt_state state;
 	evfn_rt_options opts;
 	char *source;
@@ -145,12 +160,10 @@ struct evfn_rt {
 	unsigned nfns;
 	evfn__router *router;
 
-	/* Bumped whenever a pool function becomes runnable, so that a
-	 * spinning worker notices without taking the lock. */
-	atomic_uint ready_gen;
-	/* Work that may start: pool functions and loop functions. */
-	struct evfn__fn_fifo ready;
-	struct evfn__fn_fifo loop_ready;
+	/* The executors, by evfn_executor: the pool and the loop. */
+	struct evfn__executor exec[2];
+	struct evfn__pool *pool;
+	struct evfn__loopexec *loopx;
 	struct evfn__inv_pool records;
 	/* A queued event could not get its record: functions are scheduled
 	 * again when records come back or on the next watchdog tick. */
@@ -163,29 +176,11 @@ struct evfn_rt {
 	/* The event log, told outside the lock. */
 	struct evfn__eventlog eventlog;
 
-	/* The loop attempt running now (not yet PENDING), for evfn_cancel(). */
-	struct evfn__inv *loop_current;
-
-	/* Pool. */
-	struct evfn__worker *workers;
-	struct evfn__worker *exited; /* to be joined */
-	struct evfn__worker *loop_worker; /* warm state of loop handlers */
-	int nthreads, nidle, nwaking;
-	bool spinner;               /* a worker polls before it sleeps (one
-	                             * at a time): producers wake nobody */
-	int spin_polls;             /* how long the next spin lasts */
-	int nexiting;               /* left the pool, not yet on exited */
-	int nstuck;                 /* fenced threads still in a handler */
-	struct evfn__worker *stuck_workers; /* their workers */
-	int nheld;                  /* of those, the ones stuck past their
-	                             * function's cap: not replaced, they
-	                             * keep their place within max_workers */
-	bool quit;                  /* free: workers exit */
+	int nstuck;                 /* fenced pool threads still in a
+	                             * handler */
 
 	/* Loop. */
 	struct evfn__loop loop;
-	struct evfn__signal *wake;  /* runs loop handlers and results */
-	struct evfn__signal *kick;  /* wakes workers at the end of a pass */
 
 	/* Retries and delayed events, and the one timer armed for the
 	 * earliest. */
@@ -212,8 +207,6 @@ struct evfn_rt {
 	struct evfn__inv_list handback; /* handed back, not yet passed to cb */
 };
 
-/* The thread-local marks that let calls refuse to wait on themselves. */
-extern _Thread_local struct evfn_rt *evfn__tls_handler_rt;
 
 
 /* dispatch.c: events with an ordering key run one at a time per key. */
@@ -388,15 +381,6 @@ int evfn__batch_item_outcome(const struct evfn__batch *b, size_t i,
                              int call_outcome);
 /* Replaces inv's error with the deadline message. */
 void evfn__set_deadline_error(struct evfn__inv *inv);
-/* Runs one attempt on the current thread (no lock held) and returns its
- * outcome, or EVFN_PENDING when a loop handler will complete later. */
-int evfn__run_attempt(struct evfn_rt *rt, struct evfn__inv *inv,
-                      struct evfn__worker *worker);
-/* Tells the event log what an attempt's return means before it is
- * recorded (a late return, or a retry to come). No lock held; inv is
- * still the returning thread's. */
-void evfn__record_return(struct evfn_rt *rt, struct evfn__inv *inv,
-                         int outcome);
 /* Records an attempt's outcome: success, retry, dead letter, expiry or
  * hand-back. rt->lock held; invocations to release are appended to
  * *garbage and released by evfn__settle_release() after unlocking. */
@@ -447,76 +431,6 @@ evfn__attempt_leave_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	}
 }
 
-/* pool.c */
-/* Starts the minimum number of workers (one if work waits and the
- * minimum is 0); they take nothing before the runtime is STARTED, under
- * the same hold of rt->lock. rt->lock held. */
-int evfn__pool_start_locked(struct evfn_rt *rt);
-/* After evfn__pool_start_locked() when the start fails (the runtime
- * stays CREATED): waits until the workers it started have left, and
- * joins them. rt->lock held (released while waiting). */
-void evfn__pool_unwind_locked(struct evfn_rt *rt);
-/* Wakes a worker, or starts one, for newly runnable work; on the loop
- * thread, once at the end of the loop pass. rt->lock held. */
-void evfn__pool_notify_locked(struct evfn_rt *rt);
-/* Work was added behind work that is still waiting: if the spinning
- * worker trusted with the earlier work has not taken it (preempted,
- * perhaps), a sleeping one is woken. rt->lock held. */
-void evfn__pool_backlog_locked(struct evfn_rt *rt);
-/* The end-of-pass wake-up (rt->kick). */
-void evfn__pool_kick_cb(void *arg);
-void evfn__pool_stop(struct evfn_rt *rt);
-/* The warm state of fn on worker w, built by fn's init hook on first use;
- * on a hook failure returns NULL and sets *rc. Runs on w's thread. */
-void *evfn__worker_state(struct evfn__worker *w, struct evfn_fn *fn,
-                         int *rc);
-/* Fences the attempts of pool workers whose deadline passed (see
- * evfn__timeout_locked), replacing their workers. Fenced records whose
- * cancel hook or timeout record is still due are pushed on *fenced
- * (linked through next). rt->lock held. */
-void evfn__pool_fence_overdue_locked(struct evfn_rt *rt, int64_t now,
-                                     struct evfn__ended *ended,
-                                     struct evfn__inv **fenced);
-/* Records an attempt's run time (to end_ns, monotonic, when its handler
- * returned) and queue wait on the worker that ran it, unless metrics are
- * off. Owner thread only. */
-void evfn__worker_record(struct evfn__worker *w, const struct evfn__inv *inv,
-                         int64_t end_ns);
-/* Records only the queue wait: a loop attempt that returned EVFN_PENDING,
- * whose run time is known when it completes. Owner thread only. */
-void evfn__worker_record_wait(struct evfn__worker *w,
-                              const struct evfn__inv *inv);
-/* The run time of a pending attempt that completed in time, at end_ns,
- * in its function's own totals. rt->lock held. */
-void evfn__metrics_completed_locked(struct evfn_rt *rt,
-                                    const struct evfn__inv *inv,
-                                    int64_t end_ns);
-/* A call fenced at its deadline: its run time counts as its timeout for
- * now (histogram and billed time), with the queue waits a pool attempt
- * records at its return. rt->lock held. */
-void evfn__metrics_fenced_locked(struct evfn_rt *rt,
-                                 const struct evfn__inv *inv);
-/* The fenced call inv returned (or completed) at end_ns: the timeout
- * counted for it becomes its real run time. rt->lock held. */
-void evfn__metrics_late_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
-                               int64_t end_ns);
-/* Adds fn's metrics from every live worker and the loop to s.
- * rt->lock held. */
-void evfn__metrics_collect_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                                  struct evfn_stats *s);
-/* Calls f on every attempt running on a pool worker (batch items
- * included). rt->lock held. */
-void evfn__pool_each_running_locked(struct evfn_rt *rt,
-                                    void (*f)(struct evfn__inv *, void *),
-                                    void *arg);
-/* The worker's batch view, with room for n items; NULL when out of
- * memory. Owner thread. */
-struct evfn__batch *evfn__worker_batch(struct evfn__worker *w, size_t n);
-/* A worker record with no thread, for the loop executor's warm state. */
-struct evfn__worker *evfn__worker_new(struct evfn_rt *rt);
-/* Runs the fini hooks of the states w built, then frees w. */
-void evfn__worker_free(struct evfn__worker *w);
-
 /* dispatch.c: the due-time heap of retries and delayed events. */
 /* inv waits on the heap until inv->due_ns. rt->lock held. */
 void evfn__wait_due_locked(struct evfn_rt *rt, struct evfn__inv *inv);
@@ -536,6 +450,17 @@ struct evfn__inv *evfn__take_due_some_locked(struct evfn_rt *rt, size_t max,
 void evfn__run_due_locked(struct evfn_rt *rt, int64_t now);
 /* The due timer's callback. */
 void evfn__due_timer_cb(void *arg);
+
+/* Tells the loop executor that it has work: a function became runnable,
+ * or a result is due (results are delivered at the end of its pass).
+ * rt->lock held. */
+static inline void
+evfn__loop_executor_wake_locked(struct evfn_rt *rt)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__executor *x = &rt->exec[EVFN_EXECUTOR_LOOP];
+	x->wake(x->impl);
+}
 
 /* Calls the result callbacks that are due, with the lock released around
  * them. rt->lock held. */

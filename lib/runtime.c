@@ -17,57 +17,14 @@
 #include "common-internal.h"
 #include "runtime-internal.h"
 
-_Thread_local struct evfn_rt *evfn__tls_handler_rt;
-
-/* How many loop handlers one loop callback runs before it lets the
- * base's other events have a turn. */
-#define LOOP_BUDGET 256
-
-static void
-loop_wake_cb(void *arg)
-{
-	struct evfn_rt *rt = arg;
-	struct evfn__ended ended = {0};
-	evfn__lock_acquire(&rt->lock);
-	int64_t now = evfn__now_ns();
-	for (int budget = LOOP_BUDGET; budget > 0; budget--) {
-		struct evfn__inv *inv = evfn__pick_locked(rt, &rt->loop_ready,
-		                                          now, &ended);
-		if (!inv)
-			break;
-		rt->loop_current = inv;
-		evfn__lock_release(&rt->lock);
-		int outcome = evfn__run_attempt(rt, inv, rt->loop_worker);
-		/* A PENDING attempt's run time is known when it completes
-		 * (evfn_ctx_complete(), or the watchdog); its queue wait is
-		 * known now. */
-		now = evfn__now_ns();
-		outcome = evfn__outcome_at(inv, outcome, now);
-		if (outcome == EVFN_PENDING)
-			evfn__worker_record_wait(rt->loop_worker, inv);
-		else
-			evfn__worker_record(rt->loop_worker, inv, now);
-		evfn__record_return(rt, inv, outcome);
-		evfn__lock_acquire(&rt->lock);
-		rt->loop_current = NULL;
-		if (outcome == EVFN_PENDING)
-			evfn__pending_add_locked(rt, inv);
-		else
-			evfn__complete_locked(rt, inv, outcome, &ended);
-	}
-	if (rt->loop_ready.head)
-		evfn__signal_raise(rt->wake);
-	evfn__deliver_results_locked(rt);
-	evfn__lock_release(&rt->lock);
-	evfn__settle(rt, &ended);
-}
-
 /* Frees what evfn_runtime_new() built; safe on a partly built runtime. */
 static void
 destroy(struct evfn_rt *rt)
 {
-	evfn__signal_free(rt->wake);
-	evfn__signal_free(rt->kick);
+	evfn__pool_free(rt->pool);
+	/* The warm states of loop handlers end here, before the functions'
+	 * userdata is freed. */
+	evfn__loopexec_free(rt->loopx);
 	evfn__timer_free(rt->due_timer);
 	evfn__timer_free(rt->watchdog);
 	evfn__dead_store_destroy(&rt->dead);
@@ -77,7 +34,6 @@ destroy(struct evfn_rt *rt)
 	}
 	evfn__eventlog_destroy(&rt->eventlog);
 	evfn__loop_destroy(&rt->loop);
-	evfn__worker_free(rt->loop_worker);
 	evfn__inv_pool_free(&rt->records);
 	unsigned dropped = evfn__dueheap_free(&rt->due);
 	if (dropped > 0)
@@ -87,7 +43,6 @@ destroy(struct evfn_rt *rt)
 	evfn__registry_free(rt);
 	evfn__free(rt->source);
 	evfn__free(rt->opts.source);
-	pthread_cond_destroy(&rt->work_cond);
 	pthread_cond_destroy(&rt->quiet_cond);
 	evfn__lock_destroy(&rt->lock);
 	evfn__free(rt);
@@ -103,7 +58,6 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	if (!rt)
 		return EVFN_ENOMEM;
 	evfn__lock_init(&rt->lock, true);
-	evfn__cond_init_monotonic(&rt->work_cond);
 	evfn__cond_init_monotonic(&rt->quiet_cond);
 	if (opts)
 		rt->opts = *opts;
@@ -116,11 +70,13 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	evfn__dead_store_init(&rt->dead, rt->opts.dead_letter_capacity);
 	rt->source = evfn__strdup(opts && opts->source ? opts->source : "evfn");
 	rt->router = evfn__router_new();
-	rt->loop_worker = evfn__worker_new(rt);
 	int loop_rc = evfn__loop_init(&rt->loop, rt, rt->opts.base);
 	if (loop_rc == 0) {
-		rt->wake = evfn__signal_new(&rt->loop, loop_wake_cb, rt);
-		rt->kick = evfn__signal_new(&rt->loop, evfn__pool_kick_cb, rt);
+		/* Each executor fills its entry of the table the state
+		 * machine reaches it through. */
+		rt->pool = evfn__pool_new(rt, &rt->exec[EVFN_EXECUTOR_POOL]);
+		rt->loopx = evfn__loopexec_new(rt,
+		                               &rt->exec[EVFN_EXECUTOR_LOOP]);
 		rt->due_timer = evfn__timer_new(&rt->loop, evfn__due_timer_cb,
 		                                rt);
 		(void)evfn__watchdog_new(rt);
@@ -128,8 +84,8 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 	rt->prng = (uint64_t)(uintptr_t)rt ^ (uint64_t)evfn__now_ns();
 	if (!rt->prng)
 		rt->prng = 1;
-	if (!rt->source || !rt->router || !rt->loop_worker || loop_rc < 0 ||
-	    !rt->wake || !rt->kick || !rt->due_timer || !rt->watchdog) {
+	if (!rt->source || !rt->router || loop_rc < 0 || !rt->pool ||
+	    !rt->loopx || !rt->due_timer || !rt->watchdog) {
 		destroy(rt);
 		return EVFN_ENOMEM;
 	}
@@ -155,13 +111,13 @@ evfn_runtime_start(evfn_rt *rt)
 	 * runtime is STARTED, so a failure part way leaves it as it was.
 	 * The loop thread comes last: nothing stops it before it would run
 	 * the loop handlers already queued. */
-	rc = evfn__pool_start_locked(rt);
+	rc = evfn__pool_start_locked(rt->pool);
 	if (rc == 0)
 		rc = evfn__loop_start(&rt->loop);
 	if (rc == 0)
 		rt->state = EVFN__STARTED;
 	else
-		evfn__pool_unwind_locked(rt);
+		evfn__pool_unwind_locked(rt->pool);
 	evfn__lock_release(&rt->lock);
 	return rc;
 }
@@ -220,8 +176,8 @@ hand_back_waiting_locked(struct evfn_rt *rt, bool *left)
 	EVFN__ASSERT_LOCKED(rt);
 	size_t n = 0;
 	bool short_of_memory = false;
-	rt->ready = (struct evfn__fn_fifo){NULL, NULL};
-	rt->loop_ready = (struct evfn__fn_fifo){NULL, NULL};
+	for (size_t i = 0; i < EVFN__ARRAY_SIZE(rt->exec); i++)
+		rt->exec[i].ready = (struct evfn__fn_fifo){NULL, NULL};
 	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
 		fn->in_ready = false;
 		/* Held ones first, so that ending an active one does not
@@ -332,7 +288,7 @@ evfn_runtime_free(evfn_rt *rt)
 		evfn__lock_wait(&rt->lock, &rt->quiet_cond);
 	evfn__lock_release(&rt->lock);
 
-	evfn__pool_stop(rt);
+	evfn__pool_stop(rt->pool);
 	evfn__loop_stop(&rt->loop);
 	destroy(rt);
 	return 0;
@@ -345,7 +301,7 @@ evfn_runtime_workers(const evfn_rt *rt)
 		return 0;
 	struct evfn_rt *m = (struct evfn_rt *)rt;
 	evfn__lock_acquire(&m->lock);
-	int n = m->nthreads;
+	int n = evfn__pool_threads_locked(m->pool);
 	evfn__lock_release(&m->lock);
 	return n;
 }

@@ -166,7 +166,7 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 	 * answer (HTTP, acknowledgements) live. */
 	w->ev = evfn_event_ref(inv->ev);
 	evfn__result_list_push(&rt->results, w);
-	evfn__signal_raise(rt->wake);
+	evfn__loop_executor_wake_locked(rt);
 }
 
 struct evfn__inv_list

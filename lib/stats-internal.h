@@ -10,7 +10,7 @@
 
 #include <evfn/runtime.h>
 
-#include "histogram-internal.h"
+#include "metrics-internal.h"
 
 /* Every function's snapshot, taken under one lock so that they agree,
  * in registration order; the array is freed with evfn__free(), NULL when

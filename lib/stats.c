@@ -58,7 +58,9 @@ add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s, struct evfn_fn *fn,
 		s->v[EVFN_STAT_OLDEST_QUEUED_MS] = EVFN__MAX(
 			s->v[EVFN_STAT_OLDEST_QUEUED_MS],
 			(uint64_t)((now - oldest) / EVFN__NS_PER_MS));
-	evfn__metrics_collect_locked(rt, fn, s);
+	evfn__metrics_collect(s, &fn->retired);
+	evfn__pool_collect_locked(rt->pool, fn, s);
+	evfn__loopexec_collect_locked(rt->loopx, fn, s);
 }
 
 int

@@ -57,7 +57,7 @@ watchdog_cb(void *arg)
 	evfn__lock_acquire(&rt->lock);
 	int64_t now = evfn__now_ns();
 	if (rt->in_flight > 0) {
-		evfn__pool_fence_overdue_locked(rt, now, &ended, &fenced);
+		evfn__pool_fence_overdue_locked(rt->pool, now, &ended, &fenced);
 		fence_pending_locked(rt, now, &ended, &fenced);
 	}
 	/* Records may not have come back, but memory may have. */
