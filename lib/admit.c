@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Admission: the single path by which events enter the runtime (emit,
- * publish, invoke, child emits), and the queue operations behind it.
- * Admission is all or nothing under the runtime lock: the targets are
- * resolved, every target's queue bound is checked, and only then is the
- * event frozen and queued, so a refused event is untouched and stays the
- * caller's.
+ * publish, invoke, child emits, destinations, replays). Admission is all
+ * or nothing under the runtime lock: the targets are resolved, every
+ * target's bounds are checked (queue capacity, breaker, stuck cap), and
+ * only then is the event frozen and handed to the state machine for each
+ * target, so a refused event is untouched and stays the caller's. The
+ * public calls that admit are in publish.c and invoke.c.
  */
 #include <string.h>
-
-#include <evfn/emit.h>
 
 #include "common-internal.h"
 #include "runtime-internal.h"
@@ -40,19 +39,16 @@ collect_target(void *target, void *arg)
 	return 0;
 }
 
-/* The admission; with handed_over, the caller's reference becomes one
- * of the targets' when the event is accepted (an event built for this
- * call: no reference to add and drop). */
-static int
-admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
-      struct evfn_result *waiter, uint64_t *seq, bool handed_over)
+int
+evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
+            struct evfn_result *waiter, uint64_t *seq, bool handed_over,
+            struct evfn__ended *ended)
 {
 	struct targets t; /* small[] is filled as targets are found */
 	t.n = 0;
 	t.cap = EVFN__ARRAY_SIZE(t.small);
 	t.v = t.small;
 	struct evfn__inv *invs = NULL;
-	struct evfn__ended looped = {0};
 	int rc = 0;
 
 	/* Read before the lock: a clock read is not free on a VM. */
@@ -119,11 +115,13 @@ admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		atomic_fetch_add_explicit(&ev->refs,
 		                          (unsigned)t.n - handed_over,
 		                          memory_order_relaxed);
+	enum evfn__accept_as as = loop      ? EVFN__ACCEPT_LOOPED
+	                          : delayed ? EVFN__ACCEPT_DELAYED
+	                                    : EVFN__ACCEPT_NOW;
 	for (size_t i = 0; i < t.n; i++) {
-		t.v[i]->stat[EVFN_STAT_ACCEPTED]++;
 		/* Room made above stays: the targets are distinct. */
 		if (plain && evfn__queue_has_bare_room(&t.v[i]->q)) {
-			evfn__enqueue_bare_locked(rt, t.v[i], ev);
+			evfn__accept_bare_locked(rt, t.v[i], ev);
 			continue;
 		}
 		struct evfn__inv *inv = invs;
@@ -131,18 +129,7 @@ admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		inv->ev = ev;
 		inv->fn = t.v[i];
 		inv->waiter = waiter;
-		if (loop) {
-			evfn_ctx_set_error(&inv->ctx, "hop limit exceeded");
-			evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
-			                    EVFN_ELOOPDETECTED, &looped);
-		} else if (delayed) {
-			/* Due at born_ns: waits on the timer heap till then. */
-			inv->delayed = true;
-			inv->due_ns = ev->born_ns;
-			evfn__wait_due_locked(rt, inv);
-		} else {
-			evfn__queue_in_order_locked(rt, inv);
-		}
+		evfn__accept_locked(rt, inv, as, ended);
 	}
 	if (seq)
 		*seq = ev->seq;
@@ -156,113 +143,5 @@ out:
 	evfn__lock_release(&rt->lock);
 	if (t.v != t.small)
 		evfn__free(t.v);
-	evfn__settle(rt, &looped);
 	return rc;
-}
-
-int
-evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
-            struct evfn_result *waiter, uint64_t *seq)
-{
-	return admit(rt, ev, fn_name, waiter, seq, false);
-}
-
-/* Admits a freshly built event, the builder's reference going to its
- * first target; if admission failed, drops it, which frees the event
- * (and releases a handed-over payload). */
-static int
-admit_new(evfn_rt *rt, evfn_event *ev, const char *fn_name, uint64_t *seq)
-{
-	int rc = admit(rt, ev, fn_name, NULL, seq, true);
-	if (rc < 0)
-		evfn_event_unref(ev);
-	return rc;
-}
-
-int
-evfn_emit(evfn_rt *rt, const char *topic, const void *data, size_t len,
-          uint64_t *seq)
-{
-	if (!rt)
-		return EVFN_EINVAL;
-	evfn_event *ev;
-	int rc = evfn__event_create(&ev, topic, data, len, true, NULL, NULL, 0);
-	return rc < 0 ? rc : admit_new(rt, ev, NULL, seq);
-}
-
-int
-evfn_emit_ref(evfn_rt *rt, const char *topic, void *data, size_t len,
-              evfn_free_cb free_cb, void *free_arg, uint64_t *seq)
-{
-	if (!rt) {
-		if (free_cb)
-			free_cb(data, free_arg);
-		return EVFN_EINVAL;
-	}
-	evfn_event *ev;
-	int rc = evfn__event_create(&ev, topic, data, len, false, free_cb,
-	                            free_arg, 0);
-	return rc < 0 ? rc : admit_new(rt, ev, NULL, seq);
-}
-
-int
-evfn_publish(evfn_rt *rt, evfn_event *ev, uint64_t *seq)
-{
-	if (!rt || !ev)
-		return EVFN_EINVAL;
-	if (ev->frozen)
-		return EVFN_EPERM;
-	return evfn__admit(rt, ev, NULL, NULL, seq);
-}
-
-int
-evfn_publish_to(evfn_rt *rt, const char *fn_name, evfn_event *ev,
-                uint64_t *seq)
-{
-	if (!rt || !ev)
-		return EVFN_EINVAL;
-	int rc = evfn__check_name(fn_name);
-	if (rc < 0)
-		return rc;
-	if (ev->frozen)
-		return EVFN_EPERM;
-	return evfn__admit(rt, ev, fn_name, NULL, seq);
-}
-
-int
-evfn_invoke_async(evfn_rt *rt, const char *fn_name, const void *data,
-                  size_t len, uint64_t *seq)
-{
-	if (!rt)
-		return EVFN_EINVAL;
-	/* The event's type is the function name: creating it checks it. */
-	evfn_event *ev;
-	int rc = evfn__event_create(&ev, fn_name, data, len, true, NULL, NULL,
-	                            0);
-	return rc < 0 ? rc : admit_new(rt, ev, fn_name, seq);
-}
-
-int
-evfn_ctx_emit(evfn_ctx *ctx, const char *topic, const void *data, size_t len,
-              uint64_t *seq)
-{
-	if (!ctx)
-		return EVFN_EINVAL;
-	struct evfn__inv *inv = EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx);
-	evfn_event *ev;
-	int rc = evfn__event_create(&ev, topic, data, len, true, NULL, NULL,
-	                            inv->ev->hops + 1);
-	return rc < 0 ? rc : admit_new(inv->fn->rt, ev, NULL, seq);
-}
-
-int
-evfn_ctx_publish(evfn_ctx *ctx, evfn_event *ev, uint64_t *seq)
-{
-	if (!ctx || !ev)
-		return EVFN_EINVAL;
-	if (ev->frozen)
-		return EVFN_EPERM;
-	struct evfn__inv *inv = EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx);
-	ev->hops = inv->ev->hops + 1;
-	return evfn__admit(inv->fn->rt, ev, NULL, NULL, seq);
 }

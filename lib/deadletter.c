@@ -40,7 +40,7 @@ replay(struct evfn_rt *rt, const evfn_dead_letter *dl)
 	int rc = evfn__event_clone(&ev, dl->ev, dl->ev->hops);
 	if (rc < 0)
 		return rc;
-	rc = evfn__admit(rt, ev, dl->fn_name, NULL, NULL);
+	rc = evfn__publish(rt, ev, dl->fn_name, NULL, NULL);
 	evfn_event_unref(ev);
 	return rc;
 }

@@ -957,13 +957,37 @@ evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 }
 
 void
-evfn__enqueue_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                          evfn_event *ev)
+evfn__accept_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                         evfn_event *ev)
 {
 	EVFN__ASSERT_LOCKED(rt);
+	fn->stat[EVFN_STAT_ACCEPTED]++;
 	evfn__queue_push_bare(&fn->q, ev);
 	fn->queued++;
 	evfn__fn_schedule_locked(rt, fn);
+}
+
+void
+evfn__accept_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                    enum evfn__accept_as as, struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	inv->fn->stat[EVFN_STAT_ACCEPTED]++;
+	switch (as) {
+	case EVFN__ACCEPT_LOOPED:
+		evfn_ctx_set_error(&inv->ctx, "hop limit exceeded");
+		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
+		                    EVFN_ELOOPDETECTED, ended);
+		break;
+	case EVFN__ACCEPT_DELAYED:
+		inv->delayed = true;
+		inv->due_ns = inv->ev->born_ns;
+		evfn__wait_due_locked(rt, inv);
+		break;
+	case EVFN__ACCEPT_NOW:
+		evfn__queue_in_order_locked(rt, inv);
+		break;
+	}
 }
 
 struct evfn__inv *

@@ -1,20 +1,77 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Running one attempt and recording its outcome. An attempt ends in OK,
- * RETRY, FAIL or (loop executor) PENDING; the outcome decides whether the
- * event succeeded, waits for a retry, or ends dead-lettered, expired or
- * handed back. Also the handler's view of it (evfn_ctx_*) and the
- * synchronous invoke, which waits for the final outcome.
+ * Invoking a function and waiting for its event's final outcome: the
+ * synchronous evfn_invoke(), which blocks its caller, and evfn_submit(),
+ * whose callback the loop thread runs. Both read the outcome through an
+ * evfn_result (result.c).
  */
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
-
 #include <evfn/alloc.h>
-#include <evfn/context.h>
 #include <evfn/emit.h>
 
-#include "backoff-internal.h"
 #include "common-internal.h"
 #include "runtime-internal.h"
 
+int
+evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data, size_t len,
+            void **resp, size_t *resp_len)
+{
+	if (resp)
+		*resp = NULL;
+	if (resp_len)
+		*resp_len = 0;
+	if (!rt)
+		return EVFN_EINVAL;
+	int rc = evfn__check_name(fn_name);
+	if (rc < 0)
+		return rc;
+	/* The loop runs retries and loop handlers: blocking it could wait
+	 * forever. */
+	if (evfn__loop_is_current(&rt->loop))
+		return EVFN_EDEADLK;
+	evfn_event *ev;
+	rc = evfn__event_create(&ev, fn_name, data, len, true, NULL, NULL, 0);
+	if (rc < 0)
+		return rc;
+	struct evfn_result w = {.done = false};
+	pthread_cond_init(&w.cond, NULL);
+	rc = evfn__publish(rt, ev, fn_name, &w, NULL);
+	evfn_event_unref(ev);
+	if (rc == 0) {
+		evfn__lock_acquire(&rt->lock);
+		while (!w.done)
+			evfn__lock_wait(&rt->lock, &w.cond);
+		evfn__lock_release(&rt->lock);
+		rc = w.result;
+		if (rc == 0 && resp) {
+			*resp = w.resp;
+			w.resp = NULL;
+			if (resp_len)
+				*resp_len = w.resp_len;
+		}
+		evfn__result_clear(&w);
+	}
+	pthread_cond_destroy(&w.cond);
+	return rc;
+}
+
+int
+evfn_submit(evfn_rt *rt, const char *fn_name, evfn_event *ev,
+            evfn_result_cb cb, void *arg, uint64_t *seq)
+{
+	if (!rt || !ev || !cb)
+		return EVFN_EINVAL;
+	int rc = evfn__check_name(fn_name);
+	if (rc < 0)
+		return rc;
+	if (ev->frozen)
+		return EVFN_EPERM;
+	struct evfn_result *w = evfn__calloc(1, sizeof(*w));
+	if (!w)
+		return EVFN_ENOMEM;
+	w->cb = cb;
+	w->cb_arg = arg;
+	rc = evfn__publish(rt, ev, fn_name, w, seq);
+	if (rc < 0)
+		evfn__free(w); /* refused: the callback is never called */
+	return rc;
+}

@@ -278,10 +278,33 @@ void evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 struct evfn_fn *evfn__fn_find(struct evfn_rt *rt, const char *name);
 void evfn__registry_free(struct evfn_rt *rt);
 
-/* admit.c: the one admission path. With fn NULL the event goes to the
- * subscribers of its type, else to fn alone. Takes and releases rt->lock. */
+/* admit.c: the one admission path, all or nothing under rt->lock. With
+ * fn_name NULL the event goes to the subscribers of its type, else to
+ * fn_name alone; with handed_over, the caller's reference becomes one of
+ * the targets' when the event is accepted. Events dead-lettered at once
+ * (past the hop limit) are put on *ended for the caller to settle.
+ * Takes and releases rt->lock. */
 int evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
-                struct evfn_result *waiter, uint64_t *seq);
+                struct evfn_result *waiter, uint64_t *seq, bool handed_over,
+                struct evfn__ended *ended);
+/* publish.c: evfn__admit(), then settles what ended at once. */
+int evfn__publish(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
+                  struct evfn_result *waiter, uint64_t *seq);
+
+/* dispatch.c: an admitted event enters the state machine. */
+/* How an invocation is accepted. */
+enum evfn__accept_as {
+	EVFN__ACCEPT_NOW,     /* queued, in its ordering key's order */
+	EVFN__ACCEPT_DELAYED, /* waits on the due-time heap till born_ns */
+	EVFN__ACCEPT_LOOPED,  /* past the hop limit: dead-lettered at once */
+};
+/* inv (its event, function and waiter set) is accepted. rt->lock held. */
+void evfn__accept_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                         enum evfn__accept_as as, struct evfn__ended *ended);
+/* ev (one reference, now the queue's) is accepted by fn as a bare event,
+ * after evfn__queue_reserve_bare() said yes. rt->lock held. */
+void evfn__accept_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                              evfn_event *ev);
 
 /* dispatch.c: into a function's queue. */
 /* Appends inv to its function's queue and makes the function runnable
@@ -290,10 +313,6 @@ void evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* As evfn__enqueue_locked() for a held invocation whose turn came: it is
  * counted in fn->queued already. */
 void evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv);
-/* Appends ev (one reference, now the queue's) as a bare event, after
- * evfn__queue_reserve_bare() said yes, and schedules fn. */
-void evfn__enqueue_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                               evfn_event *ev);
 /* Takes fn's queued invocations that match() accepts (all for NULL) out
  * of its queue, as a list through next, in order. An event whose record
  * cannot be made stays queued, setting *short_of_memory. rt->lock held. */

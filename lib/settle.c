@@ -99,7 +99,8 @@ destination_event(const struct evfn__inv *inv, bool success)
 /* What follows the end of inv's event, with no lock held: its event-log
  * record, its dead letter, its destination. */
 static void
-after_end(struct evfn_rt *rt, struct evfn__inv *inv)
+after_end(struct evfn_rt *rt, struct evfn__inv *inv,
+          struct evfn__ended *ended)
 {
 	struct evfn_fn *fn = inv->fn;
 	if (inv->final_stat == EVFN_STAT_HANDED_BACK) {
@@ -128,7 +129,10 @@ after_end(struct evfn_rt *rt, struct evfn__inv *inv)
 	    inv->final_code == EVFN_ELOOPDETECTED)
 		return;
 	evfn_event *ev = destination_event(inv, success);
-	int rc = ev ? evfn__admit(rt, ev, dest, NULL, NULL) : EVFN_ENOMEM;
+	/* A destination event dead-lettered at once (past the hop limit)
+	 * joins what is being settled. */
+	int rc = ev ? evfn__admit(rt, ev, dest, NULL, NULL, false, ended)
+	            : EVFN_ENOMEM;
 	if (rc < 0) {
 		/* Nothing is lost: what the destination would not take waits
 		 * in the dead-letter store. */
@@ -177,7 +181,7 @@ evfn__settle_release(struct evfn_rt *rt, struct evfn__ended *ended)
 	while ((inv = evfn__inv_list_pop(&ended->invocations))) {
 		/* Destinations and the dead-letter store first, so that a
 		 * waiter woken next finds them done. */
-		after_end(rt, inv);
+		after_end(rt, inv, ended);
 		if (inv->waiter) {
 			evfn__lock_acquire(&rt->lock);
 			wake_waiter(rt, inv, inv->final_code);
