@@ -10,8 +10,10 @@
  */
 #include <string.h>
 
+#include "admit-internal.h"
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "registry-internal.h"
 
 /* The targets of one admission; most events have few. */
 struct targets {
@@ -59,7 +61,7 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		goto out;
 	}
 	if (fn_name) {
-		struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
+		struct evfn_fn *fn = evfn__fn_find_locked(rt, fn_name);
 		rc = fn ? collect_target(fn, &t) : EVFN_ENOFN;
 	} else {
 		rc = evfn__router_match(rt->router, evfn__event_type(ev),

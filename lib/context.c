@@ -12,7 +12,7 @@
 #include <evfn/context.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
 
 unsigned
 evfn_ctx_attempt(const evfn_ctx *ctx)

@@ -8,7 +8,11 @@
 #include <evfn/control.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "loopexec-internal.h"
+#include "pool-internal.h"
+#include "registry-internal.h"
+#include "settle-internal.h"
 
 static int
 set_paused(evfn_rt *rt, const char *fn_name, bool paused)
@@ -16,7 +20,7 @@ set_paused(evfn_rt *rt, const char *fn_name, bool paused)
 	if (!rt || !fn_name)
 		return EVFN_EINVAL;
 	evfn__lock_acquire(&rt->lock);
-	struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
+	struct evfn_fn *fn = evfn__fn_find_locked(rt, fn_name);
 	if (fn && fn->paused != paused) {
 		fn->paused = paused;
 		fn->stat[EVFN_STAT_PAUSED] = paused;
@@ -67,25 +71,14 @@ request_cancel(struct evfn__inv *inv, void *arg)
 	s->requested++;
 }
 
+/* Ends the events of list as cancelled; returns how many. */
 static int
-count(const struct evfn__inv *list)
-{
-	int n = 0;
-	for (; list; list = list->next)
-		n++;
-	return n;
-}
-
-/* Ends the matching events of list as cancelled; returns how many. */
-static int
-cancel_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
+cancel_list_locked(struct evfn_rt *rt, struct evfn__inv_list list,
                    struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	int n = count(list);
-	evfn__finish_list_locked(rt, list, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
-	                         ended);
-	return n;
+	return (int)evfn__end_all_locked(rt, &list, EVFN_STAT_CANCELLED,
+	                                 EVFN_ECANCELED, ended);
 }
 
 /* Cancels the matching events that wait (queued, held behind their key,
@@ -101,9 +94,9 @@ cancel_waiting_locked(struct evfn_rt *rt, struct search *s,
 	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
 		if (s->fn && fn != s->fn)
 			continue;
-		struct evfn__inv *held =
+		struct evfn__inv_list held =
 			evfn__take_held_locked(fn, matches, s);
-		struct evfn__inv *queued = evfn__take_queued_locked(
+		struct evfn__inv_list queued = evfn__take_queued_locked(
 			rt, fn, matches, s, short_of_memory);
 		n += cancel_list_locked(rt, held, ended);
 		n += cancel_list_locked(rt, queued, ended);
@@ -123,7 +116,7 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 	struct evfn__ended ended = {0};
 	bool short_of_memory = false;
 	evfn__lock_acquire(&rt->lock);
-	if (fn_name && !(s.fn = evfn__fn_find(rt, fn_name))) {
+	if (fn_name && !(s.fn = evfn__fn_find_locked(rt, fn_name))) {
 		evfn__lock_release(&rt->lock);
 		return EVFN_ENOFN;
 	}

@@ -8,7 +8,8 @@
 #include <evfn/emit.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "publish-internal.h"
 
 int
 evfn_dead_letters(evfn_rt *rt, evfn_dead_letter **out, size_t max,

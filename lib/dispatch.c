@@ -1,14 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The dispatch state machine: how an accepted event moves through its
- * function (queued, running, waiting for a retry) until it ends.
+ * function until it ends, and the one place where that happens. The
+ * transitions, in the order of an event's life:
+ *
+ *   accepted  evfn__accept_locked(): queued (in its ordering key's
+ *             order), delayed on the due-time heap, or dead-lettered
+ *   started   pick_locked() and prefetch: an attempt runs, with a
+ *             deadline
+ *   returned  evfn__complete_locked(): success, or a failure that is
+ *             retried or ends the event; a late return changes nothing
+ *   fenced    evfn__timeout_locked(): the deadline passed
+ *   retry     retry_or_end_locked(): waits on the due-time heap for its
+ *             backoff, then is queued again
+ *   ended     end_locked(): succeeded, dead-lettered (the dead letter
+ *             stored at once), expired, cancelled or handed back
+ *
+ * so a journal that records what happened to each event hooks into
+ * evfn__accept_locked(), start_attempt_locked(), retry_or_end_locked()
+ * and end_locked(). The counters behind the accounting invariant change
+ * in the helpers of "Accounting" only. The leaves (queue.c, ordering.c,
+ * dueheap.c, flow.c, breaker.c, idempotency.c, deadstore.c) keep events
+ * and say what to do; this file acts. Executors are reached through
+ * rt->exec[]; what follows an end outside the lock is settle.c's.
+ * Everything here runs with rt->lock held, apart from the attempt
+ * transitions a running thread takes on its own (see the table).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include <evfn/context.h>
+
 #include "backoff-internal.h"
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
 
 /*
  * An attempt's state (ctx.state). The thread that runs an attempt moves
@@ -63,61 +88,120 @@ set_start(struct evfn__inv *inv, int64_t now)
 		inv->first_ns = inv->last_ns;
 }
 
-bool
-evfn__attempt_begin_prefetched(struct evfn__inv *inv, int64_t now)
+/* ---- accounting -------------------------------------------------------- */
+
+/*
+ * For every function, at every instant a snapshot can see (snapshots
+ * take rt->lock):
+ *
+ *   accepted = succeeded + dead_lettered + expired + handed_back
+ *            + cancelled + in_flight + queued + waiting_retry + delayed
+ *
+ * in_flight is fn->running, queued is fn->queued (held events, waiting
+ * behind their ordering key, included: fn->held counts those). Each
+ * helper below moves events into or out of one term; a transition that
+ * moves an event between terms calls two of them under one hold of the
+ * lock, so no snapshot sees it in neither or both.
+ */
+
+static inline void
+acct_accepted(struct evfn_fn *fn)
 {
-	if (!move_state(inv, ATTEMPT_PREFETCHED, ATTEMPT_RUNNING))
-		return false; /* given back by the watchdog */
-	/* Its deadline counts from its own start, written before the
-	 * watchdog can see it (its worker publishes it as current next). */
-	set_start(inv, now);
-	return true;
+	fn->stat[EVFN_STAT_ACCEPTED]++;
 }
 
-bool
-evfn__attempt_returned(struct evfn__inv *inv)
+static inline void
+acct_queued(struct evfn_fn *fn, int64_t n)
 {
-	/* From here the watchdog no longer fences it (unless it did just
-	 * now, and the return is late: then its run time is counted under
-	 * the lock, where the fence counted its deadline; see
-	 * evfn__late_locked()). */
-	return move_state(inv, ATTEMPT_RUNNING, ATTEMPT_RETURNED);
+	fn->queued += n;
 }
 
-int
-evfn__attempt_pend(struct evfn__inv *inv)
+/* Held events are a part of queued: move them with acct_queued() too
+ * when they enter or leave the queue, not when their turn comes. */
+static inline void
+acct_held(struct evfn_fn *fn, int64_t n)
 {
-	if (move_state(inv, ATTEMPT_RUNNING, ATTEMPT_PENDING))
-		return EVFN_PENDING;
-	/* evfn_ctx_complete() ran before the handler returned and left its
-	 * outcome here. */
-	return atomic_load(&inv->ctx.early_outcome);
+	fn->held += n;
 }
 
-enum evfn__completion
-evfn__attempt_complete(struct evfn__inv *inv, int outcome)
+static inline void
+acct_started(struct evfn_rt *rt, struct evfn_fn *fn)
 {
-	/* Completed from inside the handler (or racing its return): the
-	 * outcome is left for evfn__attempt_pend() to pick up. */
-	atomic_store(&inv->ctx.early_outcome, outcome);
-	if (move_state(inv, ATTEMPT_RUNNING, ATTEMPT_EARLY))
-		return EVFN__COMPLETED_EARLY;
-	/* Returned: from here the watchdog no longer fences it. Unless the
-	 * watchdog fenced it first: then this return is late, whatever it
-	 * says. */
-	int expected = ATTEMPT_PENDING;
-	if (atomic_compare_exchange_strong(&inv->ctx.state, &expected,
-	                                   ATTEMPT_RETURNED))
-		return EVFN__COMPLETED_IN_TIME;
-	return expected == ATTEMPT_TIMEDOUT ? EVFN__COMPLETED_LATE
-	                                    : EVFN__COMPLETED_TWICE;
+	fn->running++;
+	rt->in_flight++;
 }
 
-bool
-evfn__attempt_fenced(const struct evfn__inv *inv)
+/* An attempt leaves the running state: it ended, was fenced, or was
+ * given back unstarted. */
+static inline void
+acct_left_running(struct evfn_rt *rt, struct evfn__inv *inv)
 {
-	return atomic_load(&((struct evfn__inv *)inv)->ctx.state) ==
-	       ATTEMPT_TIMEDOUT;
+	inv->fn->running--;
+	rt->in_flight--;
+	if (inv->prefetched) {
+		inv->prefetched = false;
+		inv->fn->prefetched--;
+	}
+}
+
+/* On the due-time heap: a delayed event before its first attempt, or a
+ * retry waiting for its backoff. */
+static inline void
+acct_waiting(struct evfn_fn *fn, bool delayed, int64_t n)
+{
+	fn->stat[delayed ? EVFN_STAT_DELAYED : EVFN_STAT_WAITING_RETRY] +=
+		(uint64_t)n;
+}
+
+static inline void
+acct_ended(struct evfn_fn *fn, evfn_stat stat)
+{
+	fn->stat[stat]++;
+}
+
+/* ---- forward declarations ---------------------------------------------- */
+
+static void end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                       evfn_stat stat, int result, struct evfn__ended *ended);
+static void enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+static void queue_in_order_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+static void run_due_locked(struct evfn_rt *rt, int64_t now);
+static void wait_due_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+static void retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                                struct evfn__ended *ended);
+static void carry_on_locked(struct evfn__inv *from, struct evfn__inv *to);
+static void release_batch_records_locked(struct evfn__inv *inv,
+                                         struct evfn__ended *ended);
+static void late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                        struct evfn__ended *ended);
+static bool flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                               int64_t now);
+
+/* ---- ready lists ---------------------------------------------------------- */
+
+/* The watchdog ticks only while there is something to watch: attempts
+ * running (their deadlines), or records wanted (rt->inv_starved). Called
+ * when such a thing begins; the watchdog (watchdog.c) turns itself off
+ * at a tick that finds nothing. Inline: asked at every call's start. */
+static inline void
+watchdog_arm_locked(struct evfn_rt *rt)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	/* Not armed if this fails (out of memory in libevent): the next
+	 * attempt to start tries again. */
+	if (EVFN__UNLIKELY(!rt->watchdog_armed))
+		rt->watchdog_armed = evfn__timer_arm(rt->watchdog, 0);
+}
+
+/* A queued or due event could not get its record: functions are
+ * scheduled again when records come back, or at the watchdog's next
+ * tick. */
+static inline void
+starve_locked(struct evfn_rt *rt)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	rt->inv_starved = true;
+	watchdog_arm_locked(rt);
 }
 
 static void
@@ -125,6 +209,210 @@ ready_push(struct evfn__fn_fifo *q, struct evfn_fn *fn)
 {
 	fn->in_ready = true;
 	evfn__fn_fifo_push(q, fn);
+}
+
+/* Whether fn may start a call now (monotonic; 0: read the clock if
+ * needed). False also while it must wait for time to pass (rate limit,
+ * breaker cool-down, batch window): its flow timer is then armed to look
+ * again. */
+static bool
+fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	/* Draining: what has not started is handed back, not started. At
+	 * its stuck cap a function starts nothing (each start could strand
+	 * one more thread) until a stuck handler returns. */
+	if (rt->state >= EVFN__DRAINING || rt->inv_starved ||
+	    evfn__queue_empty(&fn->q) || fn->paused ||
+	    fn->stuck >= fn->cfg.max_stuck ||
+	    (fn->cfg.concurrency && fn->busy >= fn->cfg.concurrency))
+		return false;
+	return !fn->flow ||
+	       flow_allows_locked(rt, fn, now ? now : evfn__now_ns());
+}
+
+void
+evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__executor *x = &rt->exec[fn->cfg.executor];
+	if (fn->in_ready) {
+		if (x->backlog)
+			x->backlog(x->impl);
+		return;
+	}
+	if (!fn_startable_locked(rt, fn, 0))
+		return;
+	ready_push(&x->ready, fn);
+	x->wake(x->impl);
+}
+
+void
+evfn__unstarve_locked(struct evfn_rt *rt)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	rt->inv_starved = false;
+	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
+		evfn__fn_schedule_locked(rt, fn);
+	run_due_locked(rt, evfn__now_ns());
+}
+
+/* ---- accepted ------------------------------------------------------------ */
+
+void
+evfn__accept_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                         evfn_event *ev)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	acct_accepted(fn);
+	evfn__queue_push_bare(&fn->q, ev);
+	acct_queued(fn, 1);
+	evfn__fn_schedule_locked(rt, fn);
+}
+
+void
+evfn__accept_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                    enum evfn__accept_as as, struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	acct_accepted(inv->fn);
+	switch (as) {
+	case EVFN__ACCEPT_LOOPED:
+		evfn_ctx_set_error(&inv->ctx, "hop limit exceeded");
+		end_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
+		                    EVFN_ELOOPDETECTED, ended);
+		break;
+	case EVFN__ACCEPT_DELAYED:
+		inv->delayed = true;
+		inv->due_ns = inv->ev->born_ns;
+		wait_due_locked(rt, inv);
+		break;
+	case EVFN__ACCEPT_NOW:
+		queue_in_order_locked(rt, inv);
+		break;
+	}
+}
+
+/* inv, counted as queued already (a held one whose turn came), goes into
+ * its function's queue, which becomes runnable. */
+static void
+enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	/* Queue wait is measured from here: the publish (or due) time for a
+	 * first attempt, the due time for a retry (no clock read needed). */
+	inv->ready_ns = inv->attempt ? inv->due_ns : inv->ev->born_ns;
+	evfn__queue_push(&inv->fn->q, inv);
+	evfn__fn_schedule_locked(rt, inv->fn);
+}
+
+/* inv goes into its function's queue, which becomes runnable. */
+static void
+enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	acct_queued(inv->fn, 1);
+	enqueue_held_locked(rt, inv);
+}
+
+/* A new invocation is queued: behind its key's active one, or at once. */
+static void
+queue_in_order_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	const char *key = evfn__event_okey(inv->ev);
+	struct evfn_fn *fn = inv->fn;
+	switch (key ? evfn__okeys_join(&fn->okeys, inv, key)
+	            : EVFN__OKEY_ACTIVE) {
+	case EVFN__OKEY_HELD:
+		acct_queued(fn, 1);
+		acct_held(fn, 1);
+		return;
+	case EVFN__OKEY_NOMEM:
+		/* Admitted already: run it rather than lose it, unordered. */
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
+		           "%s: out of memory ordering key %s; event %s runs "
+		           "unordered", fn->name, key, evfn_event_id(inv->ev));
+		break;
+	case EVFN__OKEY_ACTIVE:
+		break;
+	}
+	enqueue_locked(rt, inv);
+}
+
+/* ---- the due-time heap: delays and retries --------------------------------- */
+
+/* An entry's time came (or it has nowhere to wait): a retry goes back to
+ * its queue, a delayed event joins its key's order as if just published. */
+static void
+requeue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (inv->delayed) {
+		inv->delayed = false;
+		queue_in_order_locked(rt, inv);
+	} else {
+		enqueue_locked(rt, inv);
+	}
+}
+
+static void
+arm_due_timer_locked(struct evfn_rt *rt)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (!evfn__dueheap_empty(&rt->due))
+		(void)evfn__timer_arm(rt->due_timer,
+		                      evfn__dueheap_next_due(&rt->due));
+}
+
+/* inv waits on the due-time heap until inv->due_ns. */
+static void
+wait_due_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	/* Read first: a compacted record goes back to the pool. */
+	struct evfn_fn *fn = inv->fn;
+	bool delayed = inv->delayed;
+	if (!evfn__dueheap_push(&rt->due, inv, &rt->records)) {
+		/* Nowhere to wait: run it now rather than lose it. */
+		requeue_locked(rt, inv);
+		return;
+	}
+	acct_waiting(fn, delayed, 1);
+	arm_due_timer_locked(rt);
+}
+
+/* Moves due entries back to their queues; one whose record cannot be
+ * made stays, starving the runtime. */
+static void
+run_due_locked(struct evfn_rt *rt, int64_t now)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	/* Draining: what waits is handed back, not queued again. */
+	if (rt->state >= EVFN__DRAINING)
+		return;
+	while (!evfn__dueheap_empty(&rt->due) &&
+	       evfn__dueheap_next_due(&rt->due) <= now) {
+		struct evfn__inv *inv = evfn__dueheap_pop(&rt->due, &rt->records);
+		if (!inv) {
+			/* Looked at again when records come back, or on the
+			 * next watchdog tick. */
+			starve_locked(rt);
+			break;
+		}
+		acct_waiting(inv->fn, inv->delayed, -1);
+		requeue_locked(rt, inv);
+	}
+	arm_due_timer_locked(rt);
+}
+
+void
+evfn__due_timer_cb(void *arg)
+{
+	struct evfn_rt *rt = arg;
+	evfn__lock_acquire(&rt->lock);
+	run_due_locked(rt, evfn__now_ns());
+	evfn__lock_release(&rt->lock);
 }
 
 /* ---- flow control: rate limit, batching window, circuit breaker ------- */
@@ -288,52 +576,6 @@ evfn__flow_detach(struct evfn_fn *fn)
 	fn->flow = NULL;
 }
 
-/* Whether fn may start a call now (monotonic; 0: read the clock if
- * needed). False also while it must wait for time to pass (rate limit,
- * breaker cool-down, batch window): its flow timer is then armed to look
- * again. */
-static bool
-fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	/* Draining: what has not started is handed back, not started. At
-	 * its stuck cap a function starts nothing (each start could strand
-	 * one more thread) until a stuck handler returns. */
-	if (rt->state >= EVFN__DRAINING || rt->inv_starved ||
-	    evfn__queue_empty(&fn->q) || fn->paused ||
-	    fn->stuck >= fn->cfg.max_stuck ||
-	    (fn->cfg.concurrency && fn->busy >= fn->cfg.concurrency))
-		return false;
-	return !fn->flow ||
-	       flow_allows_locked(rt, fn, now ? now : evfn__now_ns());
-}
-
-void
-evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__executor *x = &rt->exec[fn->cfg.executor];
-	if (fn->in_ready) {
-		if (x->backlog)
-			x->backlog(x->impl);
-		return;
-	}
-	if (!fn_startable_locked(rt, fn, 0))
-		return;
-	ready_push(&x->ready, fn);
-	x->wake(x->impl);
-}
-
-void
-evfn__unstarve_locked(struct evfn_rt *rt)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	rt->inv_starved = false;
-	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
-		evfn__fn_schedule_locked(rt, fn);
-	evfn__run_due_locked(rt, evfn__now_ns());
-}
-
 /* ---- idempotency ------------------------------------------------------ */
 
 /* The idempotency key of inv's event: the one fn's key callback derives
@@ -375,8 +617,8 @@ idem_remember_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 	                    inv->ctx.resp, inv->ctx.resp_len);
 }
 
-/* Takes fn's next invocation that should run, ending on the way those
- * too old (expired) and those already answered (idempotency). */
+/* ---- started ------------------------------------------------------------ */
+
 /* Takes fn's oldest queued invocation, its record made if it was a bare
  * event; NULL when the queue is empty or, starving the runtime, when that
  * record cannot be made. */
@@ -386,12 +628,14 @@ queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *inv = evfn__queue_pop(&fn->q, &rt->records, fn);
 	if (inv)
-		fn->queued--;
+		acct_queued(fn, -1);
 	else if (!evfn__queue_empty(&fn->q))
-		evfn__starve_locked(rt);
+		starve_locked(rt);
 	return inv;
 }
 
+/* Takes fn's next invocation that should run, ending on the way those
+ * too old (expired) and those already answered (idempotency). */
 static struct evfn__inv *
 take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
                  struct evfn__ended *ended)
@@ -402,12 +646,12 @@ take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
 		/* A first attempt's ready time is its event's birth. */
 		int64_t born = inv->attempt ? inv->ev->born_ns : inv->ready_ns;
 		if (now - born > fn->cfg.max_age_ns) {
-			evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED,
+			end_locked(rt, inv, EVFN_STAT_EXPIRED,
 			                    EVFN_EEXPIRED, ended);
 		} else if (fn->cfg.idem_window_ns && idem_hit_locked(fn, inv)) {
 			/* Already succeeded: answer without running. */
 			inv->idempotent_hit = true;
-			evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0,
+			end_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0,
 			                    ended);
 		} else {
 			return inv;
@@ -429,8 +673,7 @@ start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	                      memory_order_relaxed);
 	/* Reset here, under the lock that evfn_cancel() takes. */
 	atomic_store_explicit(&inv->ctx.cancelled, false, memory_order_relaxed);
-	fn->running++;
-	rt->in_flight++;
+	acct_started(rt, fn);
 	fn->stat[EVFN_STAT_ATTEMPTS]++;
 }
 
@@ -440,7 +683,7 @@ static void
 call_started_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	evfn__watchdog_arm_locked(rt);
+	watchdog_arm_locked(rt);
 	uint64_t running = (uint64_t)(fn->running - fn->prefetched);
 	if (running > fn->stat[EVFN_STAT_CONCURRENCY_PEAK])
 		fn->stat[EVFN_STAT_CONCURRENCY_PEAK] = running;
@@ -539,169 +782,83 @@ evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	}
 	/* The old record stays with the worker, which skips it; the event
 	 * goes back as if this attempt had not started. */
-	evfn__carry_on_locked(inv, r);
+	carry_on_locked(inv, r);
 	if (--r->attempt == 0)
 		r->first_ns = r->last_ns = 0;
-	evfn__attempt_leave_locked(rt, inv);
+	acct_left_running(rt, inv);
 	fn->busy--;
 	fn->stat[EVFN_STAT_ATTEMPTS]--;
 	if (inv->cancel_requested)
-		evfn__finish_locked(rt, r, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
+		end_locked(rt, r, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
 		                    ended);
 	else if (rt->state >= EVFN__DRAINING)
-		evfn__finish_locked(rt, r, EVFN_STAT_HANDED_BACK,
+		end_locked(rt, r, EVFN_STAT_HANDED_BACK,
 		                    EVFN_EHANDEDBACK, ended);
 	else
-		evfn__enqueue_locked(rt, r);
+		enqueue_locked(rt, r);
 	return true;
 }
 
-void
-evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned)
+/* ---- the attempt's own transitions, without the lock -------------------- */
+
+bool
+evfn__attempt_begin_prefetched(struct evfn__inv *inv, int64_t now)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	if (!evfn__inv_list_empty(cleaned) && rt->inv_starved)
-		evfn__unstarve_locked(rt);
-	struct evfn__inv *inv;
-	while ((inv = evfn__inv_list_pop(cleaned)))
-		evfn__inv_put(&rt->records, inv);
+	if (!move_state(inv, ATTEMPT_PREFETCHED, ATTEMPT_RUNNING))
+		return false; /* given back by the watchdog */
+	/* Its deadline counts from its own start, written before the
+	 * watchdog can see it (its worker publishes it as current next). */
+	set_start(inv, now);
+	return true;
 }
 
-/* Puts inv's dead letter in the store (whose lock nests inside the
- * runtime lock). A letter the full store evicts is released after the
- * lock, since it may hold the last reference to a host's payload; one
- * that finds no memory is logged then. */
-static void
-store_dead_letter_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                         struct evfn__ended *ended)
+bool
+evfn__attempt_returned(struct evfn__inv *inv)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	if (!evfn__dead_store_keeps(&rt->dead))
-		return;
-	evfn_dead_letter *dl = evfn__dead_letter_new(
-		inv->fn->name, inv->ev, inv->final_code, inv->attempt,
-		inv->ctx.error, inv->first_ns, inv->last_ns);
-	if (!dl) {
-		inv->dead_letter_lost = true;
-		return;
-	}
-	evfn_dead_letter *evicted = evfn__dead_store_add(&rt->dead, dl);
-	if (evicted)
-		evfn__dead_list_push(&ended->evicted_letters, evicted);
+	/* From here the watchdog no longer fences it (unless it did just
+	 * now, and the return is late: then its run time is counted under
+	 * the lock, where the fence counted its deadline; see
+	 * late_locked()). */
+	return move_state(inv, ATTEMPT_RUNNING, ATTEMPT_RETURNED);
 }
 
-void
-evfn__finish_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
-                    int result, struct evfn__ended *ended)
+int
+evfn__attempt_pend(struct evfn__inv *inv)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	inv->fn->stat[stat]++;
-	inv->final_stat = (signed char)stat;
-	inv->final_code = result;
-	/* In the store before the lock is released, so that no snapshot
-	 * counts a dead letter that evfn_dead_letters() cannot list. */
-	if (stat == EVFN_STAT_DEAD_LETTERED || stat == EVFN_STAT_EXPIRED)
-		store_dead_letter_locked(rt, inv, ended);
-	if (inv->okey) {
-		/* Its key's next event, if any, takes its turn. */
-		struct evfn__inv *next = evfn__okeys_leave(&inv->fn->okeys, inv);
-		if (next) {
-			next->fn->held--;
-			evfn__enqueue_held_locked(rt, next);
-		}
-	}
-	/* Waiters are woken when the record is released, after the
-	 * destinations and the dead-letter store saw it. */
-	if (stat == EVFN_STAT_HANDED_BACK) {
-		/* Delivered to the drain callback by the draining thread. */
-		evfn__inv_list_push(&rt->handback, inv);
-		pthread_cond_broadcast(&rt->quiet_cond);
-	} else {
-		evfn__inv_list_push(&ended->invocations, inv);
-	}
+	if (move_state(inv, ATTEMPT_RUNNING, ATTEMPT_PENDING))
+		return EVFN_PENDING;
+	/* evfn_ctx_complete() ran before the handler returned and left its
+	 * outcome here. */
+	return atomic_load(&inv->ctx.early_outcome);
 }
 
-void
-evfn__finish_list_locked(struct evfn_rt *rt, struct evfn__inv *list,
-                         evfn_stat stat, int result, struct evfn__ended *ended)
+enum evfn__completion
+evfn__attempt_complete(struct evfn__inv *inv, int outcome)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	while (list) {
-		struct evfn__inv *inv = list;
-		list = inv->next;
-		evfn__finish_locked(rt, inv, stat, result, ended);
-	}
+	/* Completed from inside the handler (or racing its return): the
+	 * outcome is left for evfn__attempt_pend() to pick up. */
+	atomic_store(&inv->ctx.early_outcome, outcome);
+	if (move_state(inv, ATTEMPT_RUNNING, ATTEMPT_EARLY))
+		return EVFN__COMPLETED_EARLY;
+	/* Returned: from here the watchdog no longer fences it. Unless the
+	 * watchdog fenced it first: then this return is late, whatever it
+	 * says. */
+	int expected = ATTEMPT_PENDING;
+	if (atomic_compare_exchange_strong(&inv->ctx.state, &expected,
+	                                   ATTEMPT_RETURNED))
+		return EVFN__COMPLETED_IN_TIME;
+	return expected == ATTEMPT_TIMEDOUT ? EVFN__COMPLETED_LATE
+	                                    : EVFN__COMPLETED_TWICE;
 }
 
-/* A failed attempt that may be retried: schedule it, or end it when no
- * attempt, age or intake is left. */
-void
-evfn__retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                    struct evfn__ended *ended)
+bool
+evfn__attempt_fenced(const struct evfn__inv *inv)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	struct evfn_fn *fn = inv->fn;
-	if (inv->attempt >= (unsigned)fn->cfg.attempts) {
-		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
-		                    inv->last_timed_out ? EVFN_ETIMEDOUT
-		                                        : EVFN_EEXHAUSTED,
-		                    ended);
-		return;
-	}
-	if (rt->state >= EVFN__DRAINING) {
-		evfn__finish_locked(rt, inv, EVFN_STAT_HANDED_BACK,
-		                    EVFN_EHANDEDBACK, ended);
-		return;
-	}
-	int64_t now = evfn__now_ns();
-	int64_t age_left = inv->ev->born_ns + fn->cfg.max_age_ns - now;
-	if (age_left <= 0) {
-		evfn__finish_locked(rt, inv, EVFN_STAT_EXPIRED, EVFN_EEXPIRED,
-		                    ended);
-		return;
-	}
-	int64_t delay = evfn__backoff_delay(&fn->cfg.backoff, inv->attempt,
-	                                    inv->prev_delay_ns, &rt->prng);
-	inv->prev_delay_ns = delay;
-	/* A retry never outlives the event's remaining age. */
-	inv->due_ns = now + EVFN__MIN(delay, age_left);
-	fn->stat[EVFN_STAT_RETRIES]++;
-	evfn__wait_due_locked(rt, inv);
+	return atomic_load(&((struct evfn__inv *)inv)->ctx.state) ==
+	       ATTEMPT_TIMEDOUT;
 }
 
-void
-evfn__batch_release_locked(struct evfn__inv *inv, struct evfn__ended *ended)
-{
-	EVFN__ASSERT_LOCKED(inv->fn->rt);
-	struct evfn__inv *item = inv->batch_next;
-	inv->batch_next = NULL;
-	while (item) {
-		struct evfn__inv *next = item->batch_next;
-		item->batch_next = NULL;
-		evfn__inv_list_push(&ended->spent_records, item);
-		item = next;
-	}
-}
-
-void
-evfn__carry_on_locked(struct evfn__inv *from, struct evfn__inv *to)
-{
-	EVFN__ASSERT_LOCKED(from->fn->rt);
-	to->ev = evfn_event_ref(from->ev);
-	to->fn = from->fn;
-	to->waiter = from->waiter;
-	from->waiter = NULL;
-	to->okey = from->okey; /* it stays its key's active one */
-	from->okey = NULL;
-	if (to->okey)
-		evfn__okey_rebind(to->okey, to);
-	to->attempt = from->attempt;
-	to->prev_delay_ns = from->prev_delay_ns;
-	to->due_ns = from->due_ns;
-	to->first_ns = from->first_ns;
-	to->last_ns = from->last_ns;
-	to->start_ns = from->start_ns;
-}
+/* ---- returned ------------------------------------------------------------ */
 
 int
 evfn__outcome_at(const struct evfn__inv *inv, int outcome, int64_t end_ns)
@@ -711,8 +868,20 @@ evfn__outcome_at(const struct evfn__inv *inv, int outcome, int64_t end_ns)
 	               : outcome;
 }
 
-void
-evfn__set_deadline_error(struct evfn__inv *inv)
+/* What a batch item's attempt came to: the call's outcome, unless the
+ * call returned OK and the handler reported the item failed. */
+int
+evfn__batch_item_outcome(const struct evfn__batch *b, size_t i,
+                         int call_outcome)
+{
+	if (call_outcome != EVFN_OK || !b || i >= b->n || !b->outcomes[i])
+		return call_outcome;
+	return b->outcomes[i];
+}
+
+/* Replaces inv's error with the deadline message. */
+static void
+set_deadline_error(struct evfn__inv *inv)
 {
 	char msg[64];
 	snprintf(msg, sizeof(msg), "deadline of %lld ms exceeded",
@@ -728,41 +897,30 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
-	evfn__attempt_leave_locked(rt, inv);
+	acct_left_running(rt, inv);
 	atomic_store(&inv->ctx.state, ATTEMPT_DONE);
 	inv->last_timed_out = outcome == EVFN__TIMED_OUT;
 	if (inv->last_timed_out) {
 		/* Returned, but late: a timeout like a fenced one. */
 		fn->stat[EVFN_STAT_TIMEOUTS]++;
-		evfn__set_deadline_error(inv);
+		set_deadline_error(inv);
 		outcome = EVFN_RETRY;
 	}
 	if (outcome == EVFN_OK) {
 		if (fn->cfg.idem_window_ns)
 			idem_remember_locked(fn, inv);
-		evfn__finish_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0, ended);
+		end_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0, ended);
 		return;
 	}
 	fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
 	if (inv->cancel_requested)
-		evfn__finish_locked(rt, inv, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
+		end_locked(rt, inv, EVFN_STAT_CANCELLED, EVFN_ECANCELED,
 		                    ended);
 	else if (outcome == EVFN_RETRY)
-		evfn__retry_or_end_locked(rt, inv, ended);
+		retry_or_end_locked(rt, inv, ended);
 	else
-		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
+		end_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
 		                    EVFN_EFAILED, ended);
-}
-
-/* What a batch item's attempt came to: the call's outcome, unless the
- * call returned OK and the handler reported the item failed. */
-int
-evfn__batch_item_outcome(const struct evfn__batch *b, size_t i,
-                         int call_outcome)
-{
-	if (call_outcome != EVFN_OK || !b || i >= b->n || !b->outcomes[i])
-		return call_outcome;
-	return b->outcomes[i];
 }
 
 void
@@ -776,8 +934,8 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		 * Its other items went on in fresh records too; the old ones
 		 * go with the first, now or after the watchdog's hook. */
 		if (!inv->hook_running)
-			evfn__batch_release_locked(inv, ended);
-		evfn__late_locked(rt, inv, ended);
+			release_batch_records_locked(inv, ended);
+		late_locked(rt, inv, ended);
 		return;
 	}
 	struct evfn__inv *item = inv->batch_next;
@@ -807,6 +965,116 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		pthread_cond_broadcast(&rt->quiet_cond);
 }
 
+/* ---- retry or end ------------------------------------------------------ */
+
+/* A failed attempt that may be retried: schedule it, or end it when no
+ * attempt, age or intake is left. */
+static void
+retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                    struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	if (inv->attempt >= (unsigned)fn->cfg.attempts) {
+		end_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
+		                    inv->last_timed_out ? EVFN_ETIMEDOUT
+		                                        : EVFN_EEXHAUSTED,
+		                    ended);
+		return;
+	}
+	if (rt->state >= EVFN__DRAINING) {
+		end_locked(rt, inv, EVFN_STAT_HANDED_BACK,
+		                    EVFN_EHANDEDBACK, ended);
+		return;
+	}
+	int64_t now = evfn__now_ns();
+	int64_t age_left = inv->ev->born_ns + fn->cfg.max_age_ns - now;
+	if (age_left <= 0) {
+		end_locked(rt, inv, EVFN_STAT_EXPIRED, EVFN_EEXPIRED,
+		                    ended);
+		return;
+	}
+	int64_t delay = evfn__backoff_delay(&fn->cfg.backoff, inv->attempt,
+	                                    inv->prev_delay_ns, &rt->prng);
+	inv->prev_delay_ns = delay;
+	/* A retry never outlives the event's remaining age. */
+	inv->due_ns = now + EVFN__MIN(delay, age_left);
+	fn->stat[EVFN_STAT_RETRIES]++;
+	wait_due_locked(rt, inv);
+}
+
+/* Puts inv's dead letter in the store (whose lock nests inside the
+ * runtime lock). A letter the full store evicts is released after the
+ * lock, since it may hold the last reference to a host's payload; one
+ * that finds no memory is logged then. */
+static void
+store_dead_letter_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                         struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (!evfn__dead_store_keeps(&rt->dead))
+		return;
+	evfn_dead_letter *dl = evfn__dead_letter_new(
+		inv->fn->name, inv->ev, inv->final_code, inv->attempt,
+		inv->ctx.error, inv->first_ns, inv->last_ns);
+	if (!dl) {
+		inv->dead_letter_lost = true;
+		return;
+	}
+	evfn_dead_letter *evicted = evfn__dead_store_add(&rt->dead, dl);
+	if (evicted)
+		evfn__dead_list_push(&ended->evicted_letters, evicted);
+}
+
+/* Ends inv's event: stat is its terminal counter, result what its
+ * waiter receives. It leaves its ordering key (the next of the key is
+ * queued), and goes on ended for its aftermath (settle.c), or, handed
+ * back, to the draining thread. */
+static void
+end_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
+                    int result, struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	acct_ended(inv->fn, stat);
+	inv->final_stat = (signed char)stat;
+	inv->final_code = result;
+	/* In the store before the lock is released, so that no snapshot
+	 * counts a dead letter that evfn_dead_letters() cannot list. */
+	if (stat == EVFN_STAT_DEAD_LETTERED || stat == EVFN_STAT_EXPIRED)
+		store_dead_letter_locked(rt, inv, ended);
+	if (inv->okey) {
+		/* Its key's next event, if any, takes its turn. */
+		struct evfn__inv *next = evfn__okeys_leave(&inv->fn->okeys, inv);
+		if (next) {
+			acct_held(next->fn, -1);
+			enqueue_held_locked(rt, next);
+		}
+	}
+	/* Waiters are woken when the record is released, after the
+	 * destinations and the dead-letter store saw it. */
+	if (stat == EVFN_STAT_HANDED_BACK) {
+		/* Delivered to the drain callback by the draining thread. */
+		evfn__inv_list_push(&rt->handback, inv);
+		pthread_cond_broadcast(&rt->quiet_cond);
+	} else {
+		evfn__inv_list_push(&ended->invocations, inv);
+	}
+}
+
+size_t
+evfn__end_all_locked(struct evfn_rt *rt, struct evfn__inv_list *list,
+                     evfn_stat stat, int result, struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	size_t n = 0;
+	struct evfn__inv *inv;
+	for (; (inv = evfn__inv_list_pop(list)); n++)
+		end_locked(rt, inv, stat, result, ended);
+	return n;
+}
+
+/* ---- deadlines: fenced and late ---------------------------------------- */
+
 void
 evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
@@ -831,6 +1099,30 @@ evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	inv->pend_next = inv->pend_prev = NULL;
 }
 
+/* Moves an invocation's event on into the fresh record to, leaving from
+ * with the thread that still holds it (a fenced attempt's, or a worker
+ * that will not start a prefetched one): its event reference, waiter,
+ * place in its ordering key and attempt history. */
+static void
+carry_on_locked(struct evfn__inv *from, struct evfn__inv *to)
+{
+	EVFN__ASSERT_LOCKED(from->fn->rt);
+	to->ev = evfn_event_ref(from->ev);
+	to->fn = from->fn;
+	to->waiter = from->waiter;
+	from->waiter = NULL;
+	to->okey = from->okey; /* it stays its key's active one */
+	from->okey = NULL;
+	if (to->okey)
+		evfn__okey_rebind(to->okey, to);
+	to->attempt = from->attempt;
+	to->prev_delay_ns = from->prev_delay_ns;
+	to->due_ns = from->due_ns;
+	to->first_ns = from->first_ns;
+	to->last_ns = from->last_ns;
+	to->start_ns = from->start_ns;
+}
+
 /* Fences one attempt of a call past its deadline (its call's state is
  * TIMEDOUT already) and moves its event on in the fresh record given. */
 static void
@@ -841,20 +1133,20 @@ fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	struct evfn_fn *fn = inv->fn;
 	atomic_store(&inv->ctx.state, ATTEMPT_TIMEDOUT);
 	atomic_store(&inv->ctx.cancelled, true);
-	evfn__attempt_leave_locked(rt, inv);
+	acct_left_running(rt, inv);
 	fn->stat[EVFN_STAT_TIMEOUTS]++;
 	fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
 
 	/* The event goes on in a fresh record: the stuck handler keeps its
 	 * context, so nothing it does later can touch the retry. */
-	evfn__carry_on_locked(inv, retry); /* its start too, for durations */
+	carry_on_locked(inv, retry); /* its start too, for durations */
 	retry->last_timed_out = true;
-	evfn__set_deadline_error(retry);
+	set_deadline_error(retry);
 	if (inv->cancel_requested)
-		evfn__finish_locked(rt, retry, EVFN_STAT_CANCELLED,
+		end_locked(rt, retry, EVFN_STAT_CANCELLED,
 		                    EVFN_ECANCELED, ended);
 	else
-		evfn__retry_or_end_locked(rt, retry, ended);
+		retry_or_end_locked(rt, retry, ended);
 }
 
 bool
@@ -911,8 +1203,28 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	return true;
 }
 
-void
-evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+/* The fenced records of a batch call's other items (after inv) are
+ * spent: their events went on in fresh records. */
+static void
+release_batch_records_locked(struct evfn__inv *inv, struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(inv->fn->rt);
+	struct evfn__inv *item = inv->batch_next;
+	inv->batch_next = NULL;
+	while (item) {
+		struct evfn__inv *next = item->batch_next;
+		item->batch_next = NULL;
+		evfn__inv_list_push(&ended->spent_records, item);
+		item = next;
+	}
+}
+
+/* A fenced attempt's handler returned (or completed): counts it late,
+ * bills its real run time, lets its function start what the stuck cap
+ * held back, and releases the record unless the cancel hook still holds
+ * it. */
+static void
+late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                   struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
@@ -938,203 +1250,77 @@ evfn__late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 }
 
 void
-evfn__enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+evfn__fence_hook_done_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                             struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	/* Queue wait is measured from here: the publish (or due) time for a
-	 * first attempt, the due time for a retry (no clock read needed). */
-	inv->ready_ns = inv->attempt ? inv->due_ns : inv->ev->born_ns;
-	evfn__queue_push(&inv->fn->q, inv);
-	evfn__fn_schedule_locked(rt, inv->fn);
-}
-
-void
-evfn__enqueue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	inv->fn->queued++;
-	evfn__enqueue_held_locked(rt, inv);
-}
-
-void
-evfn__accept_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
-                         evfn_event *ev)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	fn->stat[EVFN_STAT_ACCEPTED]++;
-	evfn__queue_push_bare(&fn->q, ev);
-	fn->queued++;
-	evfn__fn_schedule_locked(rt, fn);
-}
-
-void
-evfn__accept_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                    enum evfn__accept_as as, struct evfn__ended *ended)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	inv->fn->stat[EVFN_STAT_ACCEPTED]++;
-	switch (as) {
-	case EVFN__ACCEPT_LOOPED:
-		evfn_ctx_set_error(&inv->ctx, "hop limit exceeded");
-		evfn__finish_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
-		                    EVFN_ELOOPDETECTED, ended);
-		break;
-	case EVFN__ACCEPT_DELAYED:
-		inv->delayed = true;
-		inv->due_ns = inv->ev->born_ns;
-		evfn__wait_due_locked(rt, inv);
-		break;
-	case EVFN__ACCEPT_NOW:
-		evfn__queue_in_order_locked(rt, inv);
-		break;
+	inv->hook_running = false;
+	if (inv->orphaned) {
+		release_batch_records_locked(inv, ended);
+		evfn__inv_list_push(&ended->spent_records, inv);
 	}
 }
 
-struct evfn__inv *
+/* ---- records ------------------------------------------------------------ */
+
+void
+evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (!evfn__inv_list_empty(cleaned) && rt->inv_starved)
+		evfn__unstarve_locked(rt);
+	struct evfn__inv *inv;
+	while ((inv = evfn__inv_list_pop(cleaned)))
+		evfn__inv_put(&rt->records, inv);
+}
+
+/* ---- taking waiting events out: cancel and drain ------------------------ */
+
+struct evfn__inv_list
+evfn__take_held_locked(struct evfn_fn *fn, evfn__inv_pred match, void *arg)
+{
+	EVFN__ASSERT_LOCKED(fn->rt);
+	struct evfn__inv_list list = {NULL, NULL};
+	int64_t n = (int64_t)evfn__okeys_take_held(&fn->okeys, match, arg, &list);
+	acct_queued(fn, -n);
+	acct_held(fn, -n);
+	return list;
+}
+
+struct evfn__inv_list
 evfn__take_queued_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                          evfn__inv_pred match, void *arg,
                          bool *short_of_memory)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv_list list = {NULL, NULL};
-	fn->queued -= (int64_t)evfn__queue_take(&fn->q, &rt->records, fn, match,
-	                                        arg, &list, short_of_memory);
-	return list.head;
+	acct_queued(fn, -(int64_t)evfn__queue_take(&fn->q, &rt->records, fn,
+	                                           match, arg, &list,
+	                                           short_of_memory));
+	return list;
 }
 
-struct evfn__inv *
+struct evfn__inv_list
 evfn__take_queued_front_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                                size_t max, bool *short_of_memory)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv_list list = {NULL, NULL};
-	fn->queued -= (int64_t)evfn__queue_take_front(
-		&fn->q, &rt->records, fn, max, &list, short_of_memory);
-	return list.head;
+	acct_queued(fn, -(int64_t)evfn__queue_take_front(
+		&fn->q, &rt->records, fn, max, &list, short_of_memory));
+	return list;
 }
 
-void
-evfn__queue_in_order_locked(struct evfn_rt *rt, struct evfn__inv *inv)
+/* The records of list left the due-time heap. */
+static struct evfn__inv_list
+left_due_heap(struct evfn__inv_list list)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	const char *key = evfn__event_okey(inv->ev);
-	struct evfn_fn *fn = inv->fn;
-	switch (key ? evfn__okeys_join(&fn->okeys, inv, key)
-	            : EVFN__OKEY_ACTIVE) {
-	case EVFN__OKEY_HELD:
-		fn->queued++;
-		fn->held++;
-		return;
-	case EVFN__OKEY_NOMEM:
-		/* Admitted already: run it rather than lose it, unordered. */
-		evfn__logf(&rt->log, EVFN_LOG_ERROR,
-		           "%s: out of memory ordering key %s; event %s runs "
-		           "unordered", fn->name, key, evfn_event_id(inv->ev));
-		break;
-	case EVFN__OKEY_ACTIVE:
-		break;
-	}
-	evfn__enqueue_locked(rt, inv);
+	for (struct evfn__inv *x = list.head; x; x = x->next)
+		acct_waiting(x->fn, x->delayed, -1);
+	return list;
 }
 
-struct evfn__inv *
-evfn__take_held_locked(struct evfn_fn *fn, evfn__inv_pred match, void *arg)
-{
-	EVFN__ASSERT_LOCKED(fn->rt);
-	struct evfn__inv_list list = {NULL, NULL};
-	size_t n = evfn__okeys_take_held(&fn->okeys, match, arg, &list);
-	fn->queued -= (int64_t)n;
-	fn->held -= (int64_t)n;
-	return list.head;
-}
-
-/* An entry's time came (or it has nowhere to wait): a retry goes back to
- * its queue, a delayed event joins its key's order as if just published. */
-static void
-requeue_locked(struct evfn_rt *rt, struct evfn__inv *inv)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	if (inv->delayed) {
-		inv->delayed = false;
-		evfn__queue_in_order_locked(rt, inv);
-	} else {
-		evfn__enqueue_locked(rt, inv);
-	}
-}
-
-/* The gauge an invocation on the due-time heap is counted in. */
-static uint64_t *
-due_gauge(const struct evfn__inv *inv)
-{
-	return &inv->fn->stat[inv->delayed ? EVFN_STAT_DELAYED
-	                                   : EVFN_STAT_WAITING_RETRY];
-}
-
-/* The records of list left the heap: no longer counted in its gauges. */
-static struct evfn__inv *
-left_due_heap(struct evfn__inv_list *list)
-{
-	for (struct evfn__inv *x = list->head; x; x = x->next)
-		(*due_gauge(x))--;
-	return list->head;
-}
-
-static void
-arm_due_timer_locked(struct evfn_rt *rt)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	if (!evfn__dueheap_empty(&rt->due))
-		(void)evfn__timer_arm(rt->due_timer,
-		                      evfn__dueheap_next_due(&rt->due));
-}
-
-void
-evfn__wait_due_locked(struct evfn_rt *rt, struct evfn__inv *inv)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	/* Read first: a compacted record goes back to the pool. */
-	uint64_t *gauge = due_gauge(inv);
-	if (!evfn__dueheap_push(&rt->due, inv, &rt->records)) {
-		/* Nowhere to wait: run it now rather than lose it. */
-		requeue_locked(rt, inv);
-		return;
-	}
-	(*gauge)++;
-	arm_due_timer_locked(rt);
-}
-
-void
-evfn__run_due_locked(struct evfn_rt *rt, int64_t now)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	/* Draining: what waits is handed back, not queued again. */
-	if (rt->state >= EVFN__DRAINING)
-		return;
-	while (!evfn__dueheap_empty(&rt->due) &&
-	       evfn__dueheap_next_due(&rt->due) <= now) {
-		struct evfn__inv *inv = evfn__dueheap_pop(&rt->due, &rt->records);
-		if (!inv) {
-			/* Looked at again when records come back, or on the
-			 * next watchdog tick. */
-			evfn__starve_locked(rt);
-			break;
-		}
-		(*due_gauge(inv))--;
-		requeue_locked(rt, inv);
-	}
-	arm_due_timer_locked(rt);
-}
-
-void
-evfn__due_timer_cb(void *arg)
-{
-	struct evfn_rt *rt = arg;
-	evfn__lock_acquire(&rt->lock);
-	evfn__run_due_locked(rt, evfn__now_ns());
-	evfn__lock_release(&rt->lock);
-}
-
-struct evfn__inv *
+struct evfn__inv_list
 evfn__take_due_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg,
                       bool *short_of_memory)
 {
@@ -1142,10 +1328,10 @@ evfn__take_due_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg,
 	struct evfn__inv_list list = {NULL, NULL};
 	evfn__dueheap_take(&rt->due, &rt->records, match, arg, &list,
 	                   short_of_memory);
-	return left_due_heap(&list);
+	return left_due_heap(list);
 }
 
-struct evfn__inv *
+struct evfn__inv_list
 evfn__take_due_some_locked(struct evfn_rt *rt, size_t max,
                            bool *short_of_memory)
 {
@@ -1153,5 +1339,5 @@ evfn__take_due_some_locked(struct evfn_rt *rt, size_t max,
 	struct evfn__inv_list list = {NULL, NULL};
 	evfn__dueheap_take_some(&rt->due, &rt->records, max, &list,
 	                        short_of_memory);
-	return left_due_heap(&list);
+	return left_due_heap(list);
 }

@@ -9,7 +9,8 @@
 #include <evfn/emit.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "publish-internal.h"
 
 int
 evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data, size_t len,

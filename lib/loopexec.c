@@ -11,8 +11,9 @@
 #include <evfn/context.h>
 
 #include "common-internal.h"
+#include "dispatch-internal.h"
 #include "loopexec-internal.h"
-#include "runtime-internal.h"
+#include "settle-internal.h"
 #include "worker-internal.h"
 
 /* How many loop handlers one pass runs before it lets the base's other
@@ -67,7 +68,7 @@ pass_cb(void *arg)
 	}
 	if (lx->x->ready.head)
 		evfn__signal_raise(lx->wake);
-	evfn__deliver_results_locked(rt);
+	evfn__results_deliver_locked(&rt->results, &rt->lock);
 	evfn__lock_release(&rt->lock);
 	evfn__settle(rt, &ended);
 }

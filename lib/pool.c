@@ -18,8 +18,9 @@
 #include <time.h>
 
 #include "common-internal.h"
+#include "dispatch-internal.h"
 #include "pool-internal.h"
-#include "runtime-internal.h"
+#include "settle-internal.h"
 #include "worker-internal.h"
 
 /* Polls of the ready generation before a worker sleeps: at most about 30 us on

@@ -13,7 +13,6 @@
 #include <evfn/metrics.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
 #include "stats-internal.h"
 
 struct buf {

@@ -8,8 +8,11 @@
 #include <evfn/context.h>
 #include <evfn/emit.h>
 
+#include "admit-internal.h"
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "publish-internal.h"
+#include "settle-internal.h"
 
 int
 evfn__publish(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,

@@ -9,10 +9,11 @@
 #include <evfn/function.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "registry-internal.h"
 
 struct evfn_fn *
-evfn__fn_find(struct evfn_rt *rt, const char *name)
+evfn__fn_find_locked(struct evfn_rt *rt, const char *name)
 {
 	/* Producers usually invoke the same function again and again: a
 	 * memo of the last hit costs a strcmp instead of a hash. Kept in the
@@ -64,7 +65,7 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 	evfn__lock_acquire(&rt->lock);
 	if (rt->state >= EVFN__DRAINING)
 		rc = EVFN_ESHUTDOWN;
-	else if (evfn__fn_find(rt, name))
+	else if (evfn__fn_find_locked(rt, name))
 		rc = EVFN_EEXIST;
 	if (rc == 0) {
 		bool evfn__hash_oom = false;
@@ -104,7 +105,7 @@ evfn_subscribe(evfn_rt *rt, const char *pattern, const char *fn_name)
 	if (rc < 0)
 		return rc;
 	evfn__lock_acquire(&rt->lock);
-	struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
+	struct evfn_fn *fn = evfn__fn_find_locked(rt, fn_name);
 	if (rt->state >= EVFN__DRAINING)
 		rc = EVFN_ESHUTDOWN;
 	else if (!fn)

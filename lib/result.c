@@ -10,23 +10,44 @@
 #include <evfn/emit.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "event-internal.h"
+#include "kv-internal.h"
+#include "result-internal.h"
 
 void
-evfn__deliver_results_locked(struct evfn_rt *rt)
+evfn__result_fill(struct evfn_result *r, struct evfn__inv *inv, int result)
 {
-	EVFN__ASSERT_LOCKED(rt);
-	while (!evfn__result_list_empty(&rt->results)) {
-		struct evfn__result_list due = rt->results;
-		rt->results = (struct evfn__result_list){NULL, NULL};
-		evfn__lock_release(&rt->lock);
-		struct evfn_result *w;
-		while ((w = evfn__result_list_pop(&due))) {
-			w->cb(w, w->cb_arg);
-			evfn__result_clear(w);
-			evfn__free(w);
+	r->result = result;
+	r->attempts = inv->attempt;
+	if (result == 0) {
+		/* The response moves to the caller. */
+		r->resp = inv->ctx.resp;
+		r->resp_len = inv->ctx.resp_len;
+		inv->ctx.resp = NULL;
+		r->meta = inv->ctx.meta;
+		inv->ctx.meta = NULL;
+	}
+	r->error = inv->ctx.error ? evfn__strdup(inv->ctx.error) : NULL;
+	r->done = true;
+	inv->waiter = NULL;
+}
+
+void
+evfn__results_deliver_locked(struct evfn__result_list *due,
+                             struct evfn__lock *lock)
+{
+	EVFN__ASSERT_HELD(lock);
+	while (!evfn__result_list_empty(due)) {
+		struct evfn__result_list now = *due;
+		*due = (struct evfn__result_list){NULL, NULL};
+		evfn__lock_release(lock);
+		struct evfn_result *r;
+		while ((r = evfn__result_list_pop(&now))) {
+			r->cb(r, r->cb_arg);
+			evfn__result_clear(r);
+			evfn__free(r);
 		}
-		evfn__lock_acquire(&rt->lock);
+		evfn__lock_acquire(lock);
 	}
 }
 

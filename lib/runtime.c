@@ -15,7 +15,13 @@
 #include <evfn/runtime.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "loopexec-internal.h"
+#include "pool-internal.h"
+#include "registry-internal.h"
+#include "settle-internal.h"
+#include "watchdog-internal.h"
+#include "worker-internal.h"
 
 /* Frees what evfn_runtime_new() built; safe on a partly built runtime. */
 static void
@@ -152,15 +158,12 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 /* Ends list as handed back and passes it to the drain callback (with the
  * lock released around it); returns how many. */
 static size_t
-hand_back_list_locked(struct evfn_rt *rt, struct evfn__inv *list)
+hand_back_list_locked(struct evfn_rt *rt, struct evfn__inv_list list)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__ended unused = {0}; /* hand-backs go to rt->handback */
-	size_t n = 0;
-	for (struct evfn__inv *x = list; x; x = x->next)
-		n++;
-	evfn__finish_list_locked(rt, list, EVFN_STAT_HANDED_BACK,
-	                         EVFN_EHANDEDBACK, &unused);
+	size_t n = evfn__end_all_locked(rt, &list, EVFN_STAT_HANDED_BACK,
+	                                EVFN_EHANDEDBACK, &unused);
 	deliver_handbacks_locked(rt);
 	return n;
 }
@@ -184,15 +187,23 @@ hand_back_waiting_locked(struct evfn_rt *rt, bool *left)
 		 * queue the next of its key. */
 		n += hand_back_list_locked(
 			rt, evfn__take_held_locked(fn, NULL, NULL));
-		struct evfn__inv *list;
-		while ((list = evfn__take_queued_front_locked(
-				rt, fn, HANDBACK_CHUNK, &short_of_memory)))
+		for (;;) {
+			struct evfn__inv_list list =
+				evfn__take_queued_front_locked(
+					rt, fn, HANDBACK_CHUNK,
+					&short_of_memory);
+			if (evfn__inv_list_empty(&list))
+				break;
 			n += hand_back_list_locked(rt, list);
+		}
 	}
-	struct evfn__inv *list;
-	while ((list = evfn__take_due_some_locked(rt, HANDBACK_CHUNK,
-	                                            &short_of_memory)))
+	for (;;) {
+		struct evfn__inv_list list = evfn__take_due_some_locked(
+			rt, HANDBACK_CHUNK, &short_of_memory);
+		if (evfn__inv_list_empty(&list))
+			break;
 		n += hand_back_list_locked(rt, list);
+	}
 	*left = short_of_memory;
 	return n;
 }
@@ -283,7 +294,7 @@ evfn_runtime_free(evfn_rt *rt)
 	while (hand_back_waiting_locked(rt, &left) > 0 && left)
 		;
 	/* Results the loop did not get to: exactly once, even now. */
-	evfn__deliver_results_locked(rt);
+	evfn__results_deliver_locked(&rt->results, &rt->lock);
 	while (rt->disposing > 0)
 		evfn__lock_wait(&rt->lock, &rt->quiet_cond);
 	evfn__lock_release(&rt->lock);

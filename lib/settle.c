@@ -11,8 +11,10 @@
 
 #include <evfn/emit.h>
 
+#include "admit-internal.h"
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "settle-internal.h"
 
 static void
 log_dead_letter_lost(struct evfn_rt *rt, const struct evfn__inv *inv,
@@ -149,19 +151,7 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 	struct evfn_result *w = inv->waiter;
 	if (!w)
 		return;
-	w->result = result;
-	w->attempts = inv->attempt;
-	if (result == 0) {
-		/* The response moves to the caller. */
-		w->resp = inv->ctx.resp;
-		w->resp_len = inv->ctx.resp_len;
-		inv->ctx.resp = NULL;
-		w->meta = inv->ctx.meta;
-		inv->ctx.meta = NULL;
-	}
-	w->error = inv->ctx.error ? evfn__strdup(inv->ctx.error) : NULL;
-	w->done = true;
-	inv->waiter = NULL;
+	evfn__result_fill(w, inv, result);
 	if (!w->cb) {
 		pthread_cond_signal(&w->cond);
 		return;

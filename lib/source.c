@@ -8,7 +8,8 @@
 #include <stdio.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "registry-internal.h"
 #include "source-internal.h"
 
 void
@@ -32,7 +33,7 @@ evfn__rt_check_target(evfn_rt *rt, const char *function)
 {
 	evfn__lock_acquire(&rt->lock);
 	int rc = rt->state >= EVFN__DRAINING ? EVFN_ESHUTDOWN : 0;
-	if (rc == 0 && function && !evfn__fn_find(rt, function))
+	if (rc == 0 && function && !evfn__fn_find_locked(rt, function))
 		rc = EVFN_ENOFN;
 	evfn__lock_release(&rt->lock);
 	return rc;
@@ -42,7 +43,7 @@ bool
 evfn__rt_has_function(evfn_rt *rt, const char *name)
 {
 	evfn__lock_acquire(&rt->lock);
-	bool found = evfn__fn_find(rt, name) != NULL;
+	bool found = evfn__fn_find_locked(rt, name) != NULL;
 	evfn__lock_release(&rt->lock);
 	return found;
 }
@@ -51,7 +52,7 @@ int
 evfn__rt_function_attempts(evfn_rt *rt, const char *name)
 {
 	evfn__lock_acquire(&rt->lock);
-	struct evfn_fn *fn = evfn__fn_find(rt, name);
+	struct evfn_fn *fn = evfn__fn_find_locked(rt, name);
 	int n = fn ? fn->cfg.attempts : 0;
 	evfn__lock_release(&rt->lock);
 	return n;

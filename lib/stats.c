@@ -6,7 +6,10 @@
 #include <evfn/stats.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "loopexec-internal.h"
+#include "pool-internal.h"
+#include "registry-internal.h"
 #include "stats-internal.h"
 
 static const char *const stat_names[EVFN_STAT_COUNT] = {
@@ -77,7 +80,7 @@ evfn_stats_take(evfn_rt *rt, const char *fn_name, evfn_stats **out)
 	int64_t now = evfn__now_ns();
 	evfn__lock_acquire(&rt->lock);
 	if (fn_name) {
-		struct evfn_fn *fn = evfn__fn_find(rt, fn_name);
+		struct evfn_fn *fn = evfn__fn_find_locked(rt, fn_name);
 		if (fn)
 			add_fn_locked(rt, s, fn, now);
 		else

@@ -15,21 +15,15 @@
 #include <string.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
+#include "pool-internal.h"
+#include "settle-internal.h"
+#include "watchdog-internal.h"
 
 /* Deadline precision: an overdue attempt is fenced within one tick. */
 #define WATCHDOG_TICK_NS (10 * EVFN__NS_PER_MS)
 /* How often expired idempotency keys are swept, in ticks. */
 #define IDEM_SWEEP_TICKS 100
-
-void
-evfn__watchdog_arm_slow_locked(struct evfn_rt *rt)
-{
-	EVFN__ASSERT_LOCKED(rt);
-	/* Not armed if this fails (out of memory in libevent): the next
-	 * attempt to start tries again. */
-	rt->watchdog_armed = evfn__timer_arm(rt->watchdog, 0);
-}
 
 static void
 fence_pending_locked(struct evfn_rt *rt, int64_t now, struct evfn__ended *ended,
@@ -91,11 +85,7 @@ watchdog_cb(void *arg)
 		while (fenced) {
 			struct evfn__inv *inv = fenced;
 			fenced = inv->next;
-			inv->hook_running = false;
-			if (inv->orphaned) {
-				evfn__batch_release_locked(inv, &ended);
-				evfn__inv_list_push(&ended.spent_records, inv);
-			}
+			evfn__fence_hook_done_locked(rt, inv, &ended);
 		}
 		if (rt->nstuck == 0)
 			pthread_cond_broadcast(&rt->quiet_cond);

@@ -11,7 +11,7 @@
 #include <evfn/context.h>
 
 #include "common-internal.h"
-#include "runtime-internal.h"
+#include "dispatch-internal.h"
 #include "worker-internal.h"
 
 _Thread_local struct evfn_rt *evfn__tls_handler_rt;

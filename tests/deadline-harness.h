@@ -12,8 +12,8 @@
 
 #include <evfn/libevent.h>
 
+#include "dispatch-internal.h"
 #include "harness.h"
-#include "runtime-internal.h"
 
 /* A runtime with a pool of min..max workers whose idle ones exit after
  * 50 ms, on base (a host's) or, for NULL, a loop thread of its own. */

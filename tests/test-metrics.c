@@ -12,7 +12,7 @@
 
 #include "harness.h"
 #include "histogram-internal.h"
-#include "runtime-internal.h"
+#include "metrics-internal.h"
 
 static void
 test_metrics_bucket_bounds_cover_every_value(void **state)

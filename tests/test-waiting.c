@@ -11,8 +11,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "dispatch-internal.h"
 #include "harness.h"
-#include "runtime-internal.h"
 
 /* The allocator of this test: allocations of fail_size bytes fail while
  * it is not 0 (a record, or one size of the queue's ring), the rest go

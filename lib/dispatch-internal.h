@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The dispatch state machine as the layers above it use it: the runtime
+ * and its functions (struct evfn_rt, struct evfn_fn), the executor table,
+ * the list of what ended under the lock, and the transitions of
+ * dispatch.c. Included by dispatch.c and the layers above it (admission,
+ * settle, executors, the API files and source.c); never by a leaf, nor
+ * by lib/sources/ (which use source-internal.h).
+ *
+ * One mutex, rt->lock, guards everything in struct evfn_rt and the queue,
+ * counter and policy fields of struct evfn_fn. Functions whose name ends
+ * in _locked expect it held and assert it (EVFN__ASSERT_LOCKED). User
+ * code runs with it released, but for the idempotency key callback and
+ * the log callback: see callout-internal.h.
+ */
+#ifndef EVFN_DISPATCH_INTERNAL_H
+#define EVFN_DISPATCH_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <evfn/context.h>
+#include <evfn/emit.h>
+#include <evfn/function.h>
+#include <evfn/runtime.h>
+#include <evfn/stats.h>
+
+#include "deadstore-internal.h"
+#include "dueheap-internal.h"
+#include "event-internal.h"
+#include "eventlog-internal.h"
+#include "flow-internal.h"
+#include "hash-internal.h"
+#include "idempotency-internal.h"
+#include "invocation-internal.h"
+#include "list-internal.h"
+#include "lock-internal.h"
+#include "log-internal.h"
+#include "loop-internal.h"
+#include "metrics-internal.h"
+#include "options-internal.h"
+#include "ordering-internal.h"
+#include "queue-internal.h"
+#include "result-internal.h"
+#include "route-internal.h"
+
+/* ---- the runtime and its functions ------------------------------------- */
+
+/* The precondition of every function whose name ends in _locked. */
+#define EVFN__ASSERT_LOCKED(rt) EVFN__ASSERT_HELD(&(rt)->lock)
+
+enum evfn__rt_state {
+	EVFN__CREATED,
+	EVFN__STARTED,
+	EVFN__DRAINING,
+	EVFN__DRAINED
+};
+
+struct evfn_fn {
+	UT_hash_handle hh;
+	struct evfn_rt *rt;
+	evfn_handler handler;
+	void *userdata;
+	evfn_fn_options cfg;
+	unsigned index;             /* slot in per-worker state arrays */
+	/* Guarded by rt->lock. */
+	struct evfn__queue q;
+	int64_t queued;             /* in q, plus held */
+	int64_t held;               /* queued behind their ordering key */
+	int running;                /* attempts (batch items count one each) */
+	int prefetched;             /* of those, taken by a worker to run after
+	                             * its current one (see pool.c) */
+	int busy;                   /* handler calls: what concurrency bounds */
+	int64_t run_ewma_ns;        /* recent run time, for prefetching */
+	bool paused;
+	struct evfn__okeys okeys;   /* ordering-key groups */
+	struct evfn__flow *flow;    /* rate limit, breaker, batch window; NULL
+	                             * when the function has none */
+	int stuck;                  /* fenced attempts whose handler runs on */
+	struct evfn__idem_store idem; /* keys that succeeded, with windows */
+	struct evfn__metrics retired; /* from workers that exited, and the
+	                               * corrections of fenced calls */
+	bool in_ready;              /* on its executor's ready list */
+	struct evfn_fn *ready_next;
+	struct evfn_fn *all_next;   /* registration order */
+	uint64_t stat[EVFN_STAT_COUNT];
+	char name[];
+};
+
+/* Functions that have work they may start now, in the order they got
+ * it; and every function, in registration order. */
+EVFN__LIST(evfn__fn_fifo, struct evfn_fn, ready_next)
+EVFN__LIST(evfn__fn_list, struct evfn_fn, all_next)
+
+/* An executor as the state machine reaches it (libdispatch's dx_wakeup):
+ * the functions with work they may start now, and how to tell the
+ * executor about them. The executor (pool.c, loopexec.c) fills its entry
+ * when it is made; both calls run with rt->lock held. */
+struct evfn__executor {
+	struct evfn__fn_fifo ready;
+	/* A function went on ready (the loop: or a result is due): wake a
+	 * thread, or the loop. */
+	void (*wake)(void *impl);
+	/* Work was added behind work still waiting (NULL: nothing to do). */
+	void (*backlog)(void *impl);
+	void *impl;
+};
+
+struct evfn_rt {
+	struct evfn__lock lock;
+	pthread_cond_t quiet_cond;  /* drain, free and pool stop wait here */
+	enum evfn__rt_state state;
+	evfn_rt_options opts;
+	char *source;
+	struct evfn__logger log;
+
+	/* Registry (registry.c). */
+	struct evfn_fn *by_name;    /* uthash */
+	struct evfn_fn *last_found; /* evfn__fn_find_locked()'s memo */
+	struct evfn__fn_list fns;
+	unsigned nfns;
+	evfn__router *router;
+
+	/* The executors, by evfn_executor: the pool and the loop. */
+	struct evfn__executor exec[2];
+	struct evfn__pool *pool;
+	struct evfn__loopexec *loopx;
+
+	/* Records, and what runs out of them: a queued event could not get
+	 * its record, so functions are scheduled again when records come
+	 * back or on the next watchdog tick. */
+	struct evfn__inv_pool records;
+	bool inv_starved;
+
+	int64_t in_flight;          /* attempts running, over all functions */
+	int nstuck;                 /* fenced pool threads still in a
+	                             * handler */
+	int disposing;              /* evfn_ctx_complete() callers inside */
+	int attached;               /* triggers and sources still alive */
+	uint64_t next_seq;
+	uint64_t prng;              /* backoff jitter */
+
+	/* Retries and delayed events, and the one timer armed for the
+	 * earliest. */
+	struct evfn__dueheap due;
+	struct evfn__timer *due_timer;
+
+	/* Deadlines: loop attempts that returned EVFN_PENDING, and the
+	 * watchdog's periodic timer (watchdog.c), ticking while attempts
+	 * run or a record is wanted. */
+	struct evfn__inv *pending;
+	struct evfn__timer *watchdog;
+	bool watchdog_armed;
+	unsigned watchdog_ticks;
+
+	struct evfn__eventlog eventlog; /* told outside the lock */
+	struct evfn__dead_store dead;   /* under its own lock */
+	struct evfn__result_list results; /* result callbacks due */
+
+	/* Drain. */
+	evfn_handback_cb handback_cb;
+	void *handback_arg;
+	struct evfn__inv_list handback; /* handed back, not yet passed to cb */
+
+	struct evfn__loop loop;
+};
+
+/* What a transition under the lock leaves for after it (settle.c): the
+ * invocations whose event ended, for their event-log record, destination
+ * and waiter; records that only need clearing and reuse (a fenced
+ * attempt's old record, a prefetched one given back); and dead letters
+ * evicted from the full store, released with no lock held. Zeroed:
+ * empty. */
+struct evfn__ended {
+	struct evfn__inv_list invocations;
+	struct evfn__inv_list spent_records;
+	struct evfn__dead_list evicted_letters;
+};
+
+static inline bool
+evfn__ended_empty(const struct evfn__ended *e)
+{
+	return evfn__inv_list_empty(&e->invocations) &&
+	       evfn__inv_list_empty(&e->spent_records) &&
+	       evfn__dead_list_empty(&e->evicted_letters);
+}
+
+/* fn's circuit breaker, or NULL when it has none. */
+static inline struct evfn__breaker *
+evfn__fn_breaker(struct evfn_fn *fn)
+{
+	return fn->flow && fn->cfg.breaker_window_ns ? &fn->flow->breaker
+	                                             : NULL;
+}
+
+/* Tells the loop executor that it has work: a function became runnable,
+ * or a result is due (results are delivered at the end of its pass).
+ * rt->lock held. */
+static inline void
+evfn__loop_executor_wake_locked(struct evfn_rt *rt)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__executor *x = &rt->exec[EVFN_EXECUTOR_LOOP];
+	x->wake(x->impl);
+}
+
+/* ---- accepted ---------------------------------------------------------- */
+
+/* How an invocation is accepted. */
+enum evfn__accept_as {
+	EVFN__ACCEPT_NOW,     /* queued, in its ordering key's order */
+	EVFN__ACCEPT_DELAYED, /* waits on the due-time heap till born_ns */
+	EVFN__ACCEPT_LOOPED,  /* past the hop limit: dead-lettered at once */
+};
+/* inv (its event, function and waiter set) is accepted. rt->lock held. */
+void evfn__accept_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                         enum evfn__accept_as as, struct evfn__ended *ended);
+/* ev (one reference, now the queue's) is accepted by fn as a bare event,
+ * after evfn__queue_reserve_bare() said yes. rt->lock held. */
+void evfn__accept_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                              evfn_event *ev);
+
+/* ---- scheduling and starting -------------------------------------------- */
+
+/* Puts fn on its executor's ready list if it has work it may start now
+ * and is not there yet, and wakes that executor. rt->lock held. */
+void evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn);
+/* Ends rt->inv_starved: records came back (or time passed), so every
+ * function with work is scheduled again and due retries move on.
+ * rt->lock held. */
+void evfn__unstarve_locked(struct evfn_rt *rt);
+/* Takes the next startable invocation from the functions on q (round
+ * robin) into the running state, starting at now (monotonic, read by the
+ * caller, ideally before it took the lock). Invocations found too old or
+ * answered already on the way end and go on *ended. NULL when q has
+ * nothing to start. rt->lock held. */
+struct evfn__inv *evfn__pick_locked(struct evfn_rt *rt,
+                                    struct evfn__fn_fifo *q, int64_t now,
+                                    struct evfn__ended *ended);
+/* Takes up to max more invocations of inv's function into the running
+ * state, linked after inv through run_next in the PREFETCHED state, for
+ * a worker to run one after the other without taking the lock between
+ * them. Returns how many. rt->lock held. */
+int evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                          int64_t now, struct evfn__ended *ended, int max);
+/* Gives a prefetched invocation that its worker will not start back to
+ * its function's queue, in a fresh record, as if it had not started.
+ * Returns false when out of memory (it stays). rt->lock held. */
+bool evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                          struct evfn__ended *ended);
+
+/* ---- the attempt's own transitions ---------------------------------------- */
+
+/* Taken without the lock by the thread that runs the attempt (and by
+ * evfn_ctx_complete()); see the table in dispatch.c. */
+
+/* A worker begins the prefetched attempt inv at now: its deadline counts
+ * from here. False when the watchdog gave it back first: skip it. */
+bool evfn__attempt_begin_prefetched(struct evfn__inv *inv, int64_t now);
+/* A pool handler returned: true when in time (its run time is measured
+ * now), false when the watchdog fenced it first (the return is late). */
+bool evfn__attempt_returned(struct evfn__inv *inv);
+/* A loop handler returned EVFN_PENDING: the attempt waits for
+ * evfn_ctx_complete(). Returns EVFN_PENDING, or the outcome
+ * evfn_ctx_complete() left when it ran before the handler returned. */
+int evfn__attempt_pend(struct evfn__inv *inv);
+/* What evfn_ctx_complete() found. */
+enum evfn__completion {
+	EVFN__COMPLETED_EARLY,    /* inside the handler: it picks it up */
+	EVFN__COMPLETED_IN_TIME,  /* a pending attempt completed */
+	EVFN__COMPLETED_LATE,     /* fenced at its deadline before */
+	EVFN__COMPLETED_TWICE,    /* not pending: completed already */
+};
+enum evfn__completion evfn__attempt_complete(struct evfn__inv *inv,
+                                             int outcome);
+/* Whether the watchdog fenced the attempt: whatever it returns is
+ * late. */
+bool evfn__attempt_fenced(const struct evfn__inv *inv);
+
+/* ---- returned ------------------------------------------------------------- */
+
+/* An attempt's outcome when its handler returned after its deadline: it
+ * counts as timed out, whatever it said. Internal, beside evfn_outcome. */
+#define EVFN__TIMED_OUT 100
+/* The outcome to record for an attempt that returned outcome at end_ns
+ * (monotonic): EVFN__TIMED_OUT past the deadline. */
+int evfn__outcome_at(const struct evfn__inv *inv, int outcome,
+                     int64_t end_ns);
+/* What a batch item's attempt came to: the call's outcome, unless the
+ * call returned OK and the handler reported item i failed. */
+int evfn__batch_item_outcome(const struct evfn__batch *b, size_t i,
+                             int call_outcome);
+/* A call returned with outcome (the first item inv, the batch items after
+ * it): each attempt ends in success, a retry or an end; a call the
+ * watchdog fenced first is late and changes nothing else. rt->lock
+ * held. */
+void evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                           int outcome, struct evfn__ended *ended);
+/* Ends every invocation of list with stat (its terminal counter) and
+ * result (what its waiter receives): cancelled or handed back. Returns
+ * how many. rt->lock held. */
+size_t evfn__end_all_locked(struct evfn_rt *rt, struct evfn__inv_list *list,
+                            evfn_stat stat, int result,
+                            struct evfn__ended *ended);
+
+/* ---- deadlines ------------------------------------------------------------ */
+
+/* Loop attempts that returned EVFN_PENDING, watched for their deadline.
+ * rt->lock held. */
+void evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+void evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv);
+/* Fences an attempt past its deadline: marks it cancelled, counts the
+ * timeout, and moves the event on (retry or end) in a fresh record, the
+ * old one staying with the stuck handler. Returns false if the attempt
+ * finished first. rt->lock held. */
+bool evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                          struct evfn__ended *ended);
+/* The cancel hook and the TIMEOUT record of the fenced attempt inv ran:
+ * its record is released now if its handler returned meanwhile.
+ * rt->lock held. */
+void evfn__fence_hook_done_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                                  struct evfn__ended *ended);
+
+/* ---- the due-time heap, flow control ---------------------------------------- */
+
+/* The due timer's callback: moves due retries and delayed events on. */
+void evfn__due_timer_cb(void *arg);
+/* Gives fn the flow state and timer its options need. Returns 0 or
+ * EVFN_ENOMEM. */
+int evfn__flow_attach(struct evfn_rt *rt, struct evfn_fn *fn);
+/* Frees fn's flow state and its timer (before the base goes). */
+void evfn__flow_detach(struct evfn_fn *fn);
+
+/* ---- records ------------------------------------------------------------- */
+
+/* Puts cleaned records back in the pool; records coming back end a
+ * starvation. rt->lock held. */
+void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned);
+
+/* ---- taking waiting events out: cancel and drain ---------------------------- */
+
+/* Each takes the matching invocations (all for a NULL match) out of where
+ * they wait, as records, in order, no longer counted there: the caller
+ * ends them. One whose record cannot be made stays, setting
+ * *short_of_memory. rt->lock held. */
+struct evfn__inv_list evfn__take_held_locked(struct evfn_fn *fn,
+                                             evfn__inv_pred match, void *arg);
+struct evfn__inv_list evfn__take_queued_locked(struct evfn_rt *rt,
+                                               struct evfn_fn *fn,
+                                               evfn__inv_pred match,
+                                               void *arg,
+                                               bool *short_of_memory);
+/* Up to max of the oldest. */
+struct evfn__inv_list evfn__take_queued_front_locked(struct evfn_rt *rt,
+                                                     struct evfn_fn *fn,
+                                                     size_t max,
+                                                     bool *short_of_memory);
+struct evfn__inv_list evfn__take_due_locked(struct evfn_rt *rt,
+                                            evfn__inv_pred match, void *arg,
+                                            bool *short_of_memory);
+/* Up to max, in no particular order. */
+struct evfn__inv_list evfn__take_due_some_locked(struct evfn_rt *rt,
+                                                 size_t max,
+                                                 bool *short_of_memory);
+
+#endif /* EVFN_DISPATCH_INTERNAL_H */

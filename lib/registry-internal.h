@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The registry (registry.c): functions by name and their subscriptions.
+ * Functions live until the runtime is freed.
+ */
+#ifndef EVFN_REGISTRY_INTERNAL_H
+#define EVFN_REGISTRY_INTERNAL_H
+
+struct evfn_fn;
+struct evfn_rt;
+
+/* The function registered under name, or NULL. rt->lock held. */
+struct evfn_fn *evfn__fn_find_locked(struct evfn_rt *rt, const char *name);
+/* Frees every function (its userdata through its destructor), at free. */
+void evfn__registry_free(struct evfn_rt *rt);
+
+#endif /* EVFN_REGISTRY_INTERNAL_H */
