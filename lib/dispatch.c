@@ -6,8 +6,8 @@
  *
  *   accepted  evfn__accept_locked(): queued (in its ordering key's
  *             order), delayed on the due-time heap, or dead-lettered
- *   started   pick_locked() and prefetch: an attempt runs, with a
- *             deadline
+ *   started   start_attempt_locked(), from evfn__pick_locked() and
+ *             evfn__prefetch_locked(): an attempt runs, with a deadline
  *   returned  evfn__complete_locked(): success, or a failure that is
  *             retried or ends the event; a late return changes nothing
  *   fenced    evfn__timeout_locked(): the deadline passed
@@ -19,7 +19,7 @@
  * so a journal that records what happened to each event hooks into
  * evfn__accept_locked(), start_attempt_locked(), retry_or_end_locked()
  * and end_locked(). The counters behind the accounting invariant change
- * in the helpers of "Accounting" only. The leaves (queue.c, ordering.c,
+ * in the acct_*() helpers below only. The leaves (queue.c, ordering.c,
  * dueheap.c, flow.c, breaker.c, idempotency.c, deadstore.c) keep events
  * and say what to do; this file acts. Executors are reached through
  * rt->exec[]; what follows an end outside the lock is settle.c's.
@@ -32,6 +32,7 @@
 #include <evfn/context.h>
 
 #include "backoff-internal.h"
+#include "callout-internal.h"
 #include "common-internal.h"
 #include "dispatch-internal.h"
 
@@ -55,7 +56,7 @@
  *
  * (*) fenced: the event goes on in a fresh record (retry or end) and the
  * old record stays with its thread; what it returns later is late
- * (evfn__late_locked()) and changes nothing else. A record is zeroed
+ * (late_locked()) and changes nothing else. A record is zeroed
  * (RUNNING) when it goes back to the pool.
  */
 enum attempt_state {
@@ -586,7 +587,8 @@ idem_key_locked(struct evfn_fn *fn, const struct evfn__inv *inv, char *buf,
 {
 	EVFN__ASSERT_LOCKED(fn->rt);
 	if (fn->cfg.idem_key &&
-	    fn->cfg.idem_key(inv->ev, buf, size, fn->userdata) == 0) {
+	    evfn__call_idempotency_key(&fn->rt->lock, fn->cfg.idem_key, inv->ev,
+	                               buf, size, fn->userdata) == 0) {
 		buf[size - 1] = '\0';
 		return buf;
 	}
@@ -954,7 +956,7 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	}
 	fn->busy--;
 	/* Told before the call's first attempt ends: a retry may give its
-	 * record back (retry.c). */
+	 * record back (dueheap.c). */
 	if (fn->flow)
 		breaker_count_locked(rt, fn, inv, outcome == EVFN_OK,
 		                     evfn__now_ns());
@@ -1185,7 +1187,7 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	if (fn->flow)
 		breaker_count_locked(rt, fn, inv, false, evfn__now_ns());
 	/* Billed up to its deadline now, and for its real run time if its
-	 * handler ever returns (evfn__late_locked). */
+	 * handler ever returns (late_locked()). */
 	if (!rt->opts.no_metrics)
 		evfn__metrics_fenced(&fn->retired, inv, fn->cfg.timeout_ns,
 		                     /* a pending loop attempt's waits were

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "callout-internal.h"
 #include "common-internal.h"
 #include "eventlog-internal.h"
 
@@ -41,7 +42,7 @@ static void
 tell(struct evfn__eventlog *log, const struct evfn_record *rec)
 {
 	EVFN__ASSERT_NOT_HELD(log->rt_lock);
-	log->cb(rec, log->arg);
+	evfn__call_record(log->rt_lock, log->cb, rec, log->arg);
 }
 
 void

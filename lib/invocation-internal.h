@@ -62,7 +62,7 @@ struct evfn__inv {
 	int64_t first_ns, last_ns;  /* wall time of first and latest start */
 	int64_t start_ns;           /* monotonic: its latest attempt's start */
 	int64_t ready_ns;           /* monotonic: when it became startable */
-	int final_code;             /* why it ended: see evfn__finish_locked */
+	int final_code;             /* why it ended: what its waiter gets */
 	signed char final_stat;     /* terminal evfn_stat, or -1 */
 	bool idempotent_hit;        /* answered from the idempotency store */
 	bool dead_letter_lost;      /* no memory to store its dead letter */

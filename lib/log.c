@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 
+#include "callout-internal.h"
 #include "log-internal.h"
 
 void
@@ -15,7 +16,7 @@ evfn__logv(const struct evfn__logger *log, evfn_log_level level,
 		return;
 	char msg[512];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	log->cb(level, msg, log->arg);
+	evfn__call_log(log->cb, level, msg, log->arg);
 }
 
 void

@@ -8,6 +8,7 @@
 
 #include <evfn/function.h>
 
+#include "callout-internal.h"
 #include "common-internal.h"
 #include "dispatch-internal.h"
 #include "registry-internal.h"
@@ -126,7 +127,9 @@ evfn__registry_free(struct evfn_rt *rt)
 	while (fn) {
 		struct evfn_fn *next = fn->all_next;
 		if (fn->cfg.userdata_free)
-			fn->cfg.userdata_free(fn->userdata);
+			evfn__call_userdata_free(&rt->lock,
+			                         fn->cfg.userdata_free,
+			                         fn->userdata);
 		evfn__okeys_free(&fn->okeys);
 		if (evfn__queue_free(&fn->q) > 0)
 			evfn__logf(&rt->log, EVFN_LOG_ERROR,

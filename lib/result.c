@@ -9,6 +9,7 @@
 #include <evfn/alloc.h>
 #include <evfn/emit.h>
 
+#include "callout-internal.h"
 #include "common-internal.h"
 #include "event-internal.h"
 #include "kv-internal.h"
@@ -43,7 +44,7 @@ evfn__results_deliver_locked(struct evfn__result_list *due,
 		evfn__lock_release(lock);
 		struct evfn_result *r;
 		while ((r = evfn__result_list_pop(&now))) {
-			r->cb(r, r->cb_arg);
+			evfn__call_result(lock, r->cb, r, r->cb_arg);
 			evfn__result_clear(r);
 			evfn__free(r);
 		}

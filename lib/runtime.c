@@ -14,6 +14,7 @@
 #include <evfn/libevent.h>
 #include <evfn/runtime.h>
 
+#include "callout-internal.h"
 #include "common-internal.h"
 #include "dispatch-internal.h"
 #include "loopexec-internal.h"
@@ -142,8 +143,9 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 		for (struct evfn__inv *inv = ended.invocations.head; inv;
 		     inv = inv->next)
 			if (rt->handback_cb)
-				rt->handback_cb(inv->ev, inv->fn->name,
-				                rt->handback_arg);
+				evfn__call_handback(&rt->lock, rt->handback_cb,
+				                    inv->ev, inv->fn->name,
+				                    rt->handback_arg);
 		struct evfn__inv_list cleaned = evfn__settle_release(rt, &ended);
 		evfn__lock_acquire(&rt->lock);
 		evfn__recycle_locked(rt, &cleaned);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "callout-internal.h"
 #include "common-internal.h"
 #include "dispatch-internal.h"
 #include "pool-internal.h"
@@ -78,8 +79,9 @@ watchdog_cb(void *arg)
 				                    EVFN_RECORD_TIMEOUT, x,
 				                    x->fn->name);
 			if (inv->fn->cfg.cancel_hook)
-				inv->fn->cfg.cancel_hook(&inv->ctx,
-				                         inv->fn->userdata);
+				evfn__call_cancel_hook(
+					&rt->lock, inv->fn->cfg.cancel_hook,
+					&inv->ctx, inv->fn->userdata);
 		}
 		evfn__lock_acquire(&rt->lock);
 		while (fenced) {

@@ -10,6 +10,7 @@
 
 #include <evfn/context.h>
 
+#include "callout-internal.h"
 #include "common-internal.h"
 #include "dispatch-internal.h"
 #include "worker-internal.h"
@@ -33,7 +34,8 @@ evfn__worker_end_states(struct evfn__worker *w)
 	for (unsigned i = 0; i < w->nslots; i++) {
 		struct evfn__warm_slot *s = &w->slots[i];
 		if (s->fn && s->fn->cfg.fini)
-			s->fn->cfg.fini(s->fn->userdata, s->state);
+			evfn__call_fini(&w->rt->lock, s->fn->cfg.fini,
+			                s->fn->userdata, s->state);
 		s->fn = NULL;
 	}
 }
@@ -93,7 +95,8 @@ warm_state(struct evfn__worker *w, struct evfn_fn *fn, int *rc)
 	struct evfn__warm_slot *s = &w->slots[fn->index];
 	if (!s->fn) {
 		void *state = NULL;
-		int hook_rc = fn->cfg.init(fn->userdata, &state);
+		int hook_rc = evfn__call_init(&w->rt->lock, fn->cfg.init,
+		                              fn->userdata, &state);
 		if (hook_rc < 0) {
 			*rc = hook_rc;
 			return NULL;
@@ -215,7 +218,9 @@ evfn__worker_run(struct evfn__worker *worker, struct evfn__inv *inv)
 
 	struct evfn_rt *outer = evfn__tls_handler_rt;
 	evfn__tls_handler_rt = rt;
-	int outcome = fn->handler(ctx, inv->ev, fn->userdata);
+	int outcome =
+		evfn__call_handler(&rt->lock, fn->handler, ctx, inv->ev,
+		                   fn->userdata);
 	evfn__tls_handler_rt = outer;
 
 	switch (outcome) {
