@@ -47,7 +47,7 @@
 #include "result-internal.h"
 #include "route-internal.h"
 
-/* ---- the runtime and its functions ------------------------------------- */
+/* ---- the runtime and its functions -------------------------------------- */
 
 /* The precondition of every function whose name ends in _locked. */
 #define EVFN__ASSERT_LOCKED(rt) EVFN__ASSERT_HELD(&(rt)->lock)
@@ -207,7 +207,7 @@ evfn__loop_executor_wake_locked(struct evfn_rt *rt)
 	x->wake(x->impl);
 }
 
-/* ---- accepted ---------------------------------------------------------- */
+/* ---- accepted ----------------------------------------------------------- */
 
 /* How an invocation is accepted. */
 enum evfn__accept_as {
@@ -252,7 +252,7 @@ int evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 bool evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                           struct evfn__ended *ended);
 
-/* ---- the attempt's own transitions ---------------------------------------- */
+/* ---- the attempt's own transitions -------------------------------------- */
 
 /* Taken without the lock by the thread that runs the attempt (and by
  * evfn_ctx_complete()); see the table in dispatch.c. */
@@ -280,7 +280,7 @@ enum evfn__completion evfn__attempt_complete(struct evfn__inv *inv,
  * late. */
 bool evfn__attempt_fenced(const struct evfn__inv *inv);
 
-/* ---- returned ------------------------------------------------------------- */
+/* ---- returned ----------------------------------------------------------- */
 
 /* An attempt's outcome when its handler returned after its deadline: it
  * counts as timed out, whatever it said. Internal, beside evfn_outcome. */
@@ -306,7 +306,7 @@ size_t evfn__end_all_locked(struct evfn_rt *rt, struct evfn__inv_list *list,
                             evfn_stat stat, int result,
                             struct evfn__ended *ended);
 
-/* ---- deadlines ------------------------------------------------------------ */
+/* ---- deadlines ---------------------------------------------------------- */
 
 /* Loop attempts that returned EVFN_PENDING, watched for their deadline.
  * rt->lock held. */
@@ -324,7 +324,7 @@ bool evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 void evfn__fence_hook_done_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                                   struct evfn__ended *ended);
 
-/* ---- the due-time heap, flow control ---------------------------------------- */
+/* ---- the due-time heap, flow control ------------------------------------ */
 
 /* The due timer's callback: moves due retries and delayed events on. */
 void evfn__due_timer_cb(void *arg);
@@ -334,13 +334,13 @@ int evfn__flow_attach(struct evfn_rt *rt, struct evfn_fn *fn);
 /* Frees fn's flow state and its timer (before the base goes). */
 void evfn__flow_detach(struct evfn_fn *fn);
 
-/* ---- records ------------------------------------------------------------- */
+/* ---- records ------------------------------------------------------------ */
 
 /* Puts cleaned records back in the pool; records coming back end a
  * starvation. rt->lock held. */
 void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned);
 
-/* ---- taking waiting events out: cancel and drain ---------------------------- */
+/* ---- taking waiting events out: cancel and drain ------------------------ */
 
 /* Each takes the matching invocations (all for a NULL match) out of where
  * they wait, as records, in order, no longer counted there: the caller

@@ -89,7 +89,7 @@ set_start(struct evfn__inv *inv, int64_t now)
 		inv->first_ns = inv->last_ns;
 }
 
-/* ---- accounting -------------------------------------------------------- */
+/* ---- accounting --------------------------------------------------------- */
 
 /*
  * For every function, at every instant a snapshot can see (snapshots
@@ -160,7 +160,7 @@ acct_ended(struct evfn_fn *fn, evfn_stat stat)
 	fn->stat[stat]++;
 }
 
-/* ---- forward declarations ---------------------------------------------- */
+/* ---- forward declarations ----------------------------------------------- */
 
 static void end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                        evfn_stat stat, int result, struct evfn__ended *ended);
@@ -178,7 +178,7 @@ static void late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 static bool flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                                int64_t now);
 
-/* ---- ready lists ---------------------------------------------------------- */
+/* ---- ready lists -------------------------------------------------------- */
 
 /* The watchdog ticks only while there is something to watch: attempts
  * running (their deadlines), or records wanted (rt->inv_starved). Called
@@ -258,7 +258,7 @@ evfn__unstarve_locked(struct evfn_rt *rt)
 	run_due_locked(rt, evfn__now_ns());
 }
 
-/* ---- accepted ------------------------------------------------------------ */
+/* ---- accepted ----------------------------------------------------------- */
 
 void
 evfn__accept_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
@@ -341,7 +341,7 @@ queue_in_order_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	enqueue_locked(rt, inv);
 }
 
-/* ---- the due-time heap: delays and retries --------------------------------- */
+/* ---- the due-time heap: delays and retries ------------------------------ */
 
 /* An entry's time came (or it has nowhere to wait): a retry goes back to
  * its queue, a delayed event joins its key's order as if just published. */
@@ -394,7 +394,8 @@ run_due_locked(struct evfn_rt *rt, int64_t now)
 		return;
 	while (!evfn__dueheap_empty(&rt->due) &&
 	       evfn__dueheap_next_due(&rt->due) <= now) {
-		struct evfn__inv *inv = evfn__dueheap_pop(&rt->due, &rt->records);
+		struct evfn__inv *inv =
+			evfn__dueheap_pop(&rt->due, &rt->records);
 		if (!inv) {
 			/* Looked at again when records come back, or on the
 			 * next watchdog tick. */
@@ -416,7 +417,7 @@ evfn__due_timer_cb(void *arg)
 	evfn__lock_release(&rt->lock);
 }
 
-/* ---- flow control: rate limit, batching window, circuit breaker ------- */
+/* ---- flow control: rate limit, batching window, circuit breaker --------- */
 
 /* Arms fn's flow timer for due (monotonic ns) unless armed earlier. One
  * timer serves the rate limit, the batch window and the breaker: when it
@@ -577,7 +578,7 @@ evfn__flow_detach(struct evfn_fn *fn)
 	fn->flow = NULL;
 }
 
-/* ---- idempotency ------------------------------------------------------ */
+/* ---- idempotency -------------------------------------------------------- */
 
 /* The idempotency key of inv's event: the one fn's key callback derives
  * into buf, or the event id. */
@@ -860,7 +861,7 @@ evfn__attempt_fenced(const struct evfn__inv *inv)
 	       ATTEMPT_TIMEDOUT;
 }
 
-/* ---- returned ------------------------------------------------------------ */
+/* ---- returned ----------------------------------------------------------- */
 
 int
 evfn__outcome_at(const struct evfn__inv *inv, int outcome, int64_t end_ns)
@@ -960,14 +961,15 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	if (fn->flow)
 		breaker_count_locked(rt, fn, inv, outcome == EVFN_OK,
 		                     evfn__now_ns());
-	end_attempt_locked(rt, inv, evfn__batch_item_outcome(b, 0, outcome), ended);
+	end_attempt_locked(rt, inv, evfn__batch_item_outcome(b, 0, outcome),
+	                   ended);
 	/* Freed capacity may let the function start its next event. */
 	evfn__fn_schedule_locked(rt, fn);
 	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)
 		pthread_cond_broadcast(&rt->quiet_cond);
 }
 
-/* ---- retry or end ------------------------------------------------------ */
+/* ---- retry or end ------------------------------------------------------- */
 
 /* A failed attempt that may be retried: schedule it, or end it when no
  * attempt, age or intake is left. */
@@ -1046,7 +1048,8 @@ end_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 		store_dead_letter_locked(rt, inv, ended);
 	if (inv->okey) {
 		/* Its key's next event, if any, takes its turn. */
-		struct evfn__inv *next = evfn__okeys_leave(&inv->fn->okeys, inv);
+		struct evfn__inv *next =
+			evfn__okeys_leave(&inv->fn->okeys, inv);
 		if (next) {
 			acct_held(next->fn, -1);
 			enqueue_held_locked(rt, next);
@@ -1075,7 +1078,7 @@ evfn__end_all_locked(struct evfn_rt *rt, struct evfn__inv_list *list,
 	return n;
 }
 
-/* ---- deadlines: fenced and late ---------------------------------------- */
+/* ---- deadlines: fenced and late ----------------------------------------- */
 
 void
 evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv)
@@ -1167,7 +1170,8 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 		struct evfn__inv *r = evfn__inv_get(&rt->records);
 		if (!r) {
 			evfn__recycle_locked(rt, &fresh);
-			return false; /* try again next tick rather than lose it */
+			/* Try again next tick rather than lose it. */
+			return false;
 		}
 		evfn__inv_list_push(&fresh, r);
 	}
@@ -1283,7 +1287,8 @@ evfn__take_held_locked(struct evfn_fn *fn, evfn__inv_pred match, void *arg)
 {
 	EVFN__ASSERT_LOCKED(fn->rt);
 	struct evfn__inv_list list = {NULL, NULL};
-	int64_t n = (int64_t)evfn__okeys_take_held(&fn->okeys, match, arg, &list);
+	int64_t n =
+		(int64_t)evfn__okeys_take_held(&fn->okeys, match, arg, &list);
 	acct_queued(fn, -n);
 	acct_held(fn, -n);
 	return list;

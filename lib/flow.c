@@ -30,7 +30,8 @@ evfn__flow_new(const evfn_fn_options *cfg, struct evfn__flow **out)
 	if (cfg->rate_per_sec > 0) {
 		double ns = 1e9 / cfg->rate_per_sec;
 		f->interval_ns = ns < 1 ? 1 : (int64_t)ns;
-		f->tolerance_ns = (int64_t)(cfg->rate_burst - 1) * f->interval_ns;
+		f->tolerance_ns =
+			(int64_t)(cfg->rate_burst - 1) * f->interval_ns;
 	}
 	*out = f;
 	return 0;

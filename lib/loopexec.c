@@ -42,8 +42,8 @@ pass_cb(void *arg)
 	evfn__lock_acquire(&rt->lock);
 	int64_t now = evfn__now_ns();
 	for (int budget = LOOP_BUDGET; budget > 0; budget--) {
-		struct evfn__inv *inv = evfn__pick_locked(rt, &lx->x->ready, now,
-		                                          &ended);
+		struct evfn__inv *inv =
+			evfn__pick_locked(rt, &lx->x->ready, now, &ended);
 		if (!inv)
 			break;
 		lx->current = inv;

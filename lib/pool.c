@@ -130,8 +130,8 @@ spawn_locked(struct evfn__pool *p)
 	int err = pthread_create(&w->thread, NULL, worker_main, w);
 	if (err) {
 		evfn__free(w);
-		evfn__logf(&rt->log, EVFN_LOG_ERROR, "cannot start a worker: %s",
-		           strerror(err));
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
+		           "cannot start a worker: %s", strerror(err));
 		return -err;
 	}
 	w->next = p->workers;
@@ -505,7 +505,8 @@ worker_main(void *arg)
 		atomic_store_explicit(&w->current, inv, memory_order_release);
 		evfn__lock_release(&rt->lock);
 		/* Release the previous round's leftovers outside the lock. */
-		struct evfn__inv_list cleaned = evfn__settle_release(rt, &ended);
+		struct evfn__inv_list cleaned =
+			evfn__settle_release(rt, &ended);
 		int64_t start = now;
 		now = run_chain(w, inv, now, outcomes, ran);
 		evfn__lock_acquire(&rt->lock);
@@ -517,7 +518,8 @@ worker_main(void *arg)
 			next = x->run_next;
 			x->run_next = NULL;
 			if (ran[n]) {
-				evfn__complete_locked(rt, x, outcomes[n], &ended);
+				evfn__complete_locked(rt, x, outcomes[n],
+				                      &ended);
 			} else {
 				/* Given back: its event went on elsewhere. */
 				evfn__inv_list_push(&ended.spent_records, x);

@@ -133,8 +133,9 @@ evfn__registry_free(struct evfn_rt *rt)
 		evfn__okeys_free(&fn->okeys);
 		if (evfn__queue_free(&fn->q) > 0)
 			evfn__logf(&rt->log, EVFN_LOG_ERROR,
-			           "%s: queued events dropped: no memory to hand "
-			           "them back", fn->name);
+			           "%s: queued events dropped: no memory to "
+			           "hand them back",
+			           fn->name);
 		evfn__free(fn);
 		fn = next;
 	}

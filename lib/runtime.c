@@ -146,7 +146,8 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 				evfn__call_handback(&rt->lock, rt->handback_cb,
 				                    inv->ev, inv->fn->name,
 				                    rt->handback_arg);
-		struct evfn__inv_list cleaned = evfn__settle_release(rt, &ended);
+		struct evfn__inv_list cleaned =
+			evfn__settle_release(rt, &ended);
 		evfn__lock_acquire(&rt->lock);
 		evfn__recycle_locked(rt, &cleaned);
 	}

@@ -88,7 +88,8 @@ destination_event(const struct evfn__inv *inv, bool success)
 			rc = set_ext_i64(ev, "evfnlastattempt", inv->last_ns);
 	}
 	if (rc == 0)
-		rc = evfn_event_set_extension(ev, "evfnfunction", inv->fn->name);
+		rc = evfn_event_set_extension(ev, "evfnfunction",
+		                              inv->fn->name);
 	if (rc < 0 && rc != EVFN_ENOMEM)
 		rc = 0; /* an odd attribute value is no reason to lose it */
 	if (rc < 0) {
@@ -138,8 +139,9 @@ after_end(struct evfn_rt *rt, struct evfn__inv *inv,
 	if (rc < 0) {
 		/* Nothing is lost: what the destination would not take waits
 		 * in the dead-letter store. */
-		evfn__logf(&rt->log, EVFN_LOG_WARN, "%s: destination %s refused: %s",
-		          fn->name, dest, evfn_strerror(rc));
+		evfn__logf(&rt->log, EVFN_LOG_WARN,
+		           "%s: destination %s refused: %s", fn->name, dest,
+		           evfn_strerror(rc));
 		store_dead_letter(rt, inv, ev ? ev : inv->ev, rc);
 	}
 	evfn_event_unref(ev);

@@ -187,11 +187,13 @@ evfn__worker_run(struct evfn__worker *worker, struct evfn__inv *inv)
 	ctx->batch = NULL;
 	if (fn->cfg.batch_max > 1) {
 		size_t n = 1;
-		for (struct evfn__inv *x = inv->batch_next; x; x = x->batch_next)
+		for (struct evfn__inv *x = inv->batch_next; x;
+		     x = x->batch_next)
 			n++;
 		struct evfn__batch *b = worker_batch(worker, n);
 		if (!b) {
-			evfn_ctx_errorf(ctx, "out of memory for a batch of %zu", n);
+			evfn_ctx_errorf(ctx, "out of memory for a batch of %zu",
+			                n);
 			return EVFN_RETRY;
 		}
 		size_t i = 0;
@@ -230,13 +232,14 @@ evfn__worker_run(struct evfn__worker *worker, struct evfn__inv *inv)
 		return outcome;
 	case EVFN_PENDING:
 		if (fn->cfg.executor != EVFN_EXECUTOR_LOOP) {
-			evfn_ctx_errorf(ctx, "handler returned EVFN_PENDING on the "
-			               "pool executor");
+			evfn_ctx_errorf(ctx, "handler returned EVFN_PENDING "
+			                     "on the pool executor");
 			return EVFN_FAIL;
 		}
 		return evfn__attempt_pend(inv);
 	default:
-		evfn_ctx_errorf(ctx, "handler returned unknown outcome %d", outcome);
+		evfn_ctx_errorf(ctx, "handler returned unknown outcome %d",
+		                outcome);
 		return EVFN_FAIL;
 	}
 }

@@ -245,11 +245,11 @@ accept_failed(struct evconnlistener *lev, void *evhttp_arg)
 	if (!l->logged_ns || now - l->logged_ns >= LOG_EVERY_NS) {
 		l->logged_ns = now;
 		evfn__rt_log(l->rt, EVFN_LOG_WARN,
-		          "HTTP server on port %d: accept() failed (%s); not "
-		          "accepting connections until a descriptor frees "
-		          "(%llu times so far)",
-		          l->port, evutil_socket_error_to_string(err),
-		          (unsigned long long)l->pauses);
+		             "HTTP server on port %d: accept() failed (%s); "
+		             "not accepting connections until a descriptor "
+		             "frees (%llu times so far)",
+		             l->port, evutil_socket_error_to_string(err),
+		             (unsigned long long)l->pauses);
 	}
 	l->failing = true;
 	update_accepting(l);

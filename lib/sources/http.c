@@ -1134,8 +1134,9 @@ mount(struct evfn_http *http, const char *path)
 	case -1:
 		/* EVFN_EEXIST has other causes too (evfn_http_route()). */
 		evfn__rt_log(http->rt, EVFN_LOG_WARN,
-		          "http: %s refused: the host's server routes it already",
-		          path);
+		             "http: %s refused: the host's server routes it "
+		             "already",
+		             path);
 		return EVFN_EEXIST;
 	default:
 		return EVFN_ENOMEM;
@@ -1503,8 +1504,9 @@ add_route(void *arg)
 		if (builtin[i] && strlen(builtin[i]) == c->path_len &&
 		    memcmp(builtin[i], c->path, c->path_len) == 0) {
 			evfn__rt_log(http->rt, EVFN_LOG_WARN,
-			          "http: route %.*s refused: the path is %s",
-			          (int)c->path_len, c->path, builtin_name[i]);
+			             "http: route %.*s refused: the path is %s",
+			             (int)c->path_len, c->path,
+			             builtin_name[i]);
 			c->rc = EVFN_EEXIST;
 			return;
 		}
@@ -1512,9 +1514,9 @@ add_route(void *arg)
 	if (http->status &&
 	    evfn__status_owns(http->status, c->path, c->path_len, &rest)) {
 		evfn__rt_log(http->rt, EVFN_LOG_WARN,
-		          "http: route %.*s refused: the status page %s owns "
-		          "the path",
-		          (int)c->path_len, c->path, http->status);
+		             "http: route %.*s refused: the status page %s "
+		             "owns the path",
+		             (int)c->path_len, c->path, http->status);
 		c->rc = EVFN_EEXIST;
 		return;
 	}
@@ -1524,9 +1526,9 @@ add_route(void *arg)
 		for (struct route *r = pe->routes; r; r = r->next)
 			if (r->method == c->route->method) {
 				evfn__rt_log(http->rt, EVFN_LOG_WARN,
-				          "http: route %.*s refused: routed "
-				          "already for this method",
-				          (int)c->path_len, c->path);
+				             "http: route %.*s refused: routed "
+				             "already for this method",
+				             (int)c->path_len, c->path);
 				c->rc = EVFN_EEXIST;
 				return;
 			}

@@ -492,13 +492,13 @@ connection_failed(struct evfn_pg_source *s, int code, const char *why)
 		s->fatal = code;
 		update_status(s, code);
 		evfn__rt_log(s->rt, EVFN_LOG_ERROR, "pg %s %s: stopped: %s: %s",
-		          what(s), label, evfn_err_name(code), line);
+		             what(s), label, evfn_err_name(code), line);
 		event_del(s->feedback_ev);
 		return;
 	}
 	evfn__rt_log(s->rt, was_up ? EVFN_LOG_WARN : EVFN_LOG_INFO,
-	          "pg %s %s: %s; retrying in %lld ms", what(s), label, line,
-	          (long long)s->delay_ms);
+	             "pg %s %s: %s; retrying in %lld ms", what(s), label, line,
+	             (long long)s->delay_ms);
 	update_status(s, EVFN_ECONNREFUSED);
 	schedule_reconnect(s);
 }
@@ -791,7 +791,8 @@ judge_result(struct evfn_pg_source *s, const PGresult *res, int *code,
 	case PH_CREATING:
 		/* slot_name, consistent_point, snapshot_name, output_plugin */
 		s->slot_seen = true;
-		evfn__rt_log(s->rt, EVFN_LOG_INFO, "pg slot %s: created", s->slot);
+		evfn__rt_log(s->rt, EVFN_LOG_INFO, "pg slot %s: created",
+		             s->slot);
 		if (PQntuples(res) == 1 && PQnfields(res) >= 2)
 			slot_position(s, PQgetvalue(res, 0, 1));
 		return NEXT_START;
@@ -837,7 +838,7 @@ streaming_started(struct evfn_pg_source *s)
 	s->phase = PH_STREAMING;
 	connection_up(s);
 	evfn__rt_log(s->rt, EVFN_LOG_INFO, "pg slot %s: streaming publication "
-	          "%s", s->slot, s->name);
+	             "%s", s->slot, s->name);
 	/* Whatever ended while the connection was down. */
 	send_status(s, false);
 	if (s->phase == PH_STREAMING)
@@ -1154,8 +1155,9 @@ refused(struct evfn_pg_source *s, int rc)
 	    rc != EVFN_EUNHEALTHY) {
 		if (rc == EVFN_ENOFN)
 			update_status(s, EVFN_ENOFN);
-		evfn__rt_log(s->rt, EVFN_LOG_WARN, "pg %s %s: submit: %s", what(s),
-		          s->listen ? s->name : s->slot, evfn_err_name(rc));
+		evfn__rt_log(s->rt, EVFN_LOG_WARN, "pg %s %s: submit: %s",
+		             what(s), s->listen ? s->name : s->slot,
+		             evfn_err_name(rc));
 		ms = s->cfg.reconnect_cap_ms;
 	}
 	add_timer_ms(s->pump_ev, ms);
@@ -1486,8 +1488,8 @@ take_notifications(struct evfn_pg_source *s)
 			if (rc == EVFN_ENOFN)
 				update_status(s, EVFN_ENOFN);
 			evfn__rt_log(s->rt, EVFN_LOG_WARN, "pg listen %s: "
-			          "notification dropped: %s", s->name,
-			          evfn_err_name(rc));
+			             "notification dropped: %s", s->name,
+			             evfn_err_name(rc));
 			count(s, EVFN_PG_STAT_DROPPED, 1);
 		} else {
 			taken(s);

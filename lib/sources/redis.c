@@ -636,7 +636,7 @@ conn_connect_cb(const redisAsyncContext *ac, int status)
 	if (status == REDIS_OK)
 		return;
 	evfn__rt_log(c->rt, EVFN_LOG_WARN, "redis %s: connect: %s", c->role,
-	          ac->errstr);
+	             ac->errstr);
 	/* hiredis frees the context after this callback without calling the
 	 * disconnect callback. */
 	conn_lost(c, EVFN_ECONNREFUSED);
@@ -647,8 +647,9 @@ conn_disconnect_cb(const redisAsyncContext *ac, int status)
 {
 	struct conn *c = ac->data;
 	if (!c->closed)
-		evfn__rt_log(c->rt, EVFN_LOG_WARN, "redis %s: disconnected: %s",
-		          c->role, status == REDIS_OK ? "closed" : ac->errstr);
+		evfn__rt_log(c->rt, EVFN_LOG_WARN,
+		             "redis %s: disconnected: %s", c->role,
+		             status == REDIS_OK ? "closed" : ac->errstr);
 	conn_lost(c, EVFN_ECONNREFUSED);
 }
 
@@ -660,7 +661,7 @@ conn_refused(struct conn *c, int code, const char *why)
 	if (c->closed)
 		return;
 	evfn__rt_log(c->rt, EVFN_LOG_ERROR, "redis %s: %s: %s", c->role,
-	          evfn_err_name(code), why);
+	             evfn_err_name(code), why);
 	c->closed = true;
 	c->ready = false;
 	if (c->ac)
@@ -708,7 +709,7 @@ conn_ping_cb(redisAsyncContext *ac, void *r, void *priv)
 		}
 		/* LOADING and the like: try again later. */
 		evfn__rt_log(c->rt, EVFN_LOG_WARN, "redis %s: %s", c->role,
-		          reply->str);
+		             reply->str);
 		redisAsyncDisconnect(ac);
 		return;
 	}
@@ -724,8 +725,8 @@ conn_connect(struct conn *c)
 	redisAsyncContext *ac = u->is_unix ? redisAsyncConnectUnix(u->host)
 	                                   : redisAsyncConnect(u->host, u->port);
 	if (!ac || ac->err) {
-		evfn__rt_log(c->rt, EVFN_LOG_WARN, "redis %s: connect: %s", c->role,
-		          ac ? ac->errstr : "out of memory");
+		evfn__rt_log(c->rt, EVFN_LOG_WARN, "redis %s: connect: %s",
+		             c->role, ac ? ac->errstr : "out of memory");
 		if (ac)
 			redisAsyncFree(ac);
 		conn_lost(c, EVFN_ECONNREFUSED);
@@ -1175,7 +1176,7 @@ source_fatal(struct evfn_redis_source *s, int code, const char *why)
 	s->fatal = code;
 	update_status(s);
 	evfn__rt_log(s->rt, EVFN_LOG_ERROR, "redis source %s: stopped: %s (%s)",
-	          s->stream, evfn_err_name(code), why ? why : "");
+	             s->stream, evfn_err_name(code), why ? why : "");
 	conn_refused(&s->reader, code, "source stopped");
 	conn_refused(&s->cmd, code, "source stopped");
 	event_del(s->claim_ev);
@@ -1288,8 +1289,8 @@ leave_cb(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	if (code && !fatal_reply(s, rep))
 		evfn__rt_log(s->rt, EVFN_LOG_WARN, "redis source %s: %s: %s",
-		          s->stream, how == LEAVE_ACK ? "XACK" : "releasing",
-		          rep->str);
+		             s->stream, how == LEAVE_ACK ? "XACK" : "releasing",
+		             rep->str);
 	if (!s->closed) {
 		submit_waiting(s);
 		maybe_read(s);
@@ -1563,7 +1564,7 @@ submit_refused(struct evfn_redis_source *s, int rc)
 	if (rc == EVFN_ENOFN)
 		atomic_store(&s->status, EVFN_ENOFN);
 	evfn__rt_log(s->rt, EVFN_LOG_WARN, "redis source %s: submit: %s",
-	          s->stream, evfn_err_name(rc));
+	             s->stream, evfn_err_name(rc));
 	retry_later(s, 0);
 }
 
@@ -1669,8 +1670,9 @@ read_cb(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	}
 	if (code) {
-		evfn__rt_log(s->rt, EVFN_LOG_WARN, "redis source %s: XREADGROUP: "
-		          "%s", s->stream, rep->str);
+		evfn__rt_log(s->rt, EVFN_LOG_WARN,
+		             "redis source %s: XREADGROUP: %s", s->stream,
+		             rep->str);
 		retry_later(s, 0);
 		return;
 	}
@@ -1855,8 +1857,8 @@ script_failed(struct evfn_redis_source *s, const redisReply *rep,
 	if (code != EVFN_ECONNREFUSED && code != EVFN_ENOENT &&
 	    !s->closed && !fatal_reply(s, rep))
 		evfn__rt_log(s->rt, EVFN_LOG_WARN, "redis source %s: %s: %s",
-		          s->stream, what, rep->str ? rep->str : "unexpected "
-		          "reply");
+		             s->stream, what,
+		             rep->str ? rep->str : "unexpected reply");
 	return true;
 }
 
@@ -2035,8 +2037,8 @@ rec_lost(struct evfn_redis_source *s, struct rec *r)
 		return;
 	r->lost = true;
 	evfn__rt_log(s->rt, EVFN_LOG_WARN, "redis source %s: entry %s was "
-	          "claimed by another consumer while held here", s->stream,
-	          r->id);
+	             "claimed by another consumer while held here", s->stream,
+	             r->id);
 	if (r->state != REC_WAITING)
 		return;
 	struct rec **pp = &s->wait_head, *prev = NULL;
@@ -2404,7 +2406,7 @@ xadd_cb(redisAsyncContext *ac, void *reply, void *priv)
 	}
 	if (code) {
 		evfn__rt_log(k->rt, EVFN_LOG_ERROR, "redis sink %s: XADD: %s",
-		          k->stream, rep->str);
+		             k->stream, rep->str);
 		atomic_store(&k->status, code);
 	}
 	/* Removed first: whoever waits for the attempt then sees the sink
@@ -2693,8 +2695,8 @@ sink_close(void *arg)
 	}
 	if (dropped)
 		evfn__rt_log(k->rt, EVFN_LOG_WARN,
-		          "redis sink %s: freed with %zu appends unwritten",
-		          k->stream, dropped);
+		             "redis sink %s: freed with %zu appends unwritten",
+		             k->stream, dropped);
 	for (struct sink_link *l = k->links; l;) {
 		struct sink_link *next = l->next;
 		if (l->sink)

@@ -194,11 +194,11 @@ evfn_timer_add(evfn_rt *rt, const char *expr, const char *tz, const char *type,
 	int rc = evfn_schedule_parse(expr, tz, &s, &off, why, sizeof(why));
 	if (rc == EVFN_ESCHEDULE)
 		evfn__rt_log(rt, EVFN_LOG_WARN,
-		          "schedule trigger: \"%s\": %s (at offset %zu)", expr,
-		          why, off);
+		             "schedule trigger: \"%s\": %s (at offset %zu)",
+		             expr, why, off);
 	else if (rc == EVFN_ETIMEZONE) /* why names the zone and the cause */
 		evfn__rt_log(rt, EVFN_LOG_WARN, "schedule trigger: \"%s\": %s",
-		          expr, why);
+		             expr, why);
 	if (rc < 0)
 		return rc;
 
