@@ -97,13 +97,13 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	 * accepts the event and dead-letters it at once. */
 	bool loop = ev->hops > rt->opts.max_hops;
 	/* An event with nothing to remember beyond itself queues bare, its
-	 * record made when its attempt starts; others need one now. */
+	 * invocation made when its attempt starts; others need one now. */
 	bool plain = !waiter && !loop && !evfn__event_okey(ev) &&
 	             !evfn__event_has_delay(ev);
 	for (size_t i = 0; i < t.n; i++) {
 		if (plain && evfn__queue_reserve_bare(&t.v[i]->q))
 			continue;
-		struct evfn__inv *inv = evfn__inv_get(&rt->records);
+		struct evfn__inv *inv = evfn__inv_get(&rt->inv_pool);
 		if (!inv) {
 			rc = EVFN_ENOMEM;
 			goto out;
@@ -136,11 +136,11 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	if (seq)
 		*seq = ev->seq;
 out:
-	/* Records allocated for a refused admission go back unused. */
+	/* Invocations allocated for a refused admission go back unused. */
 	while (invs) {
 		struct evfn__inv *inv = invs;
 		invs = inv->next;
-		evfn__inv_put(&rt->records, inv);
+		evfn__inv_put(&rt->inv_pool, inv);
 	}
 	evfn__lock_release(&rt->lock);
 	if (t.v != t.small)

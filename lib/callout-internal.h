@@ -21,10 +21,10 @@
  *   missing. The header says it "may run ... while evfn holds internal
  *   locks, so it must not call evfn functions".
  * - the allocator (evfn_set_allocator()): memory is taken under the lock
- *   (records, queue rings, dead letters). It must be thread-safe and must
- *   not call evfn.
+ *   (invocations, queue rings, dead letters). It must be thread-safe and
+ *   must not call evfn.
  * A payload's free callback runs where an event's last reference drops,
- * which is never under the runtime lock: records are cleared, and
+ * which is never under the runtime lock: invocations are cleared, and
  * evicted dead letters released, after it (settle.c).
  *
  * The callouts of the sources (lib/sources/) call the host's code only

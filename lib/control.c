@@ -127,7 +127,7 @@ evfn_cancel(evfn_rt *rt, const char *fn_name, const char *event_id)
 	evfn__loopexec_each_running_locked(rt->loopx, request_cancel, &s);
 	evfn__lock_release(&rt->lock);
 	evfn__settle(rt, &ended);
-	/* Queued events that had no record to end in: the records just
+	/* Queued events that had no invocation to end in: the invocations just
 	 * disposed of are free again, so go on while that helps. */
 	int got = n;
 	while (short_of_memory && got > 0) {

@@ -129,10 +129,10 @@ struct evfn_rt {
 	struct evfn__pool *pool;
 	struct evfn__loopexec *loopx;
 
-	/* Records, and what runs out of them: a queued event could not get
-	 * its record, so functions are scheduled again when records come
-	 * back or on the next watchdog tick. */
-	struct evfn__inv_pool records;
+	/* Invocations, and what runs out of them: a queued event could not get
+	 * its invocation, so functions are scheduled again when invocations
+	 * come back or on the next watchdog tick. */
+	struct evfn__inv_pool inv_pool;
 	bool inv_starved;
 
 	int64_t in_flight;          /* attempts running, over all functions */
@@ -150,7 +150,7 @@ struct evfn_rt {
 
 	/* Deadlines: loop attempts that returned EVFN_PENDING, and the
 	 * watchdog's periodic timer (watchdog.c), ticking while attempts
-	 * run or a record is wanted. */
+	 * run or an invocation is wanted. */
 	struct evfn__inv *pending;
 	struct evfn__timer *watchdog;
 	bool watchdog_armed;
@@ -170,13 +170,13 @@ struct evfn_rt {
 
 /* What a transition under the lock leaves for after it (settle.c): the
  * invocations whose event ended, for their event-log record, destination
- * and waiter; records that only need clearing and reuse (a fenced
- * attempt's old record, a prefetched one given back); and dead letters
+ * and waiter; invocations that only need clearing and reuse (a fenced
+ * attempt's old invocation, a prefetched one given back); and dead letters
  * evicted from the full store, released with no lock held. Zeroed:
  * empty. */
 struct evfn__ended {
 	struct evfn__inv_list invocations;
-	struct evfn__inv_list spent_records;
+	struct evfn__inv_list spent;
 	struct evfn__dead_list evicted_letters;
 };
 
@@ -184,7 +184,7 @@ static inline bool
 evfn__ended_empty(const struct evfn__ended *e)
 {
 	return evfn__inv_list_empty(&e->invocations) &&
-	       evfn__inv_list_empty(&e->spent_records) &&
+	       evfn__inv_list_empty(&e->spent) &&
 	       evfn__dead_list_empty(&e->evicted_letters);
 }
 
@@ -228,7 +228,7 @@ void evfn__accept_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 /* Puts fn on its executor's ready list if it has work it may start now
  * and is not there yet, and wakes that executor. rt->lock held. */
 void evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn);
-/* Ends rt->inv_starved: records came back (or time passed), so every
+/* Ends rt->inv_starved: invocations came back (or time passed), so every
  * function with work is scheduled again and due retries move on.
  * rt->lock held. */
 void evfn__unstarve_locked(struct evfn_rt *rt);
@@ -247,7 +247,7 @@ struct evfn__inv *evfn__pick_locked(struct evfn_rt *rt,
 int evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                           int64_t now, struct evfn__ended *ended, int max);
 /* Gives a prefetched invocation that its worker will not start back to
- * its function's queue, in a fresh record, as if it had not started.
+ * its function's queue, in a fresh invocation, as if it had not started.
  * Returns false when out of memory (it stays). rt->lock held. */
 bool evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                           struct evfn__ended *ended);
@@ -285,7 +285,7 @@ bool evfn__attempt_fenced(const struct evfn__inv *inv);
 /* An attempt's outcome when its handler returned after its deadline: it
  * counts as timed out, whatever it said. Internal, beside evfn_outcome. */
 #define EVFN__TIMED_OUT 100
-/* The outcome to record for an attempt that returned outcome at end_ns
+/* The outcome to count for an attempt that returned outcome at end_ns
  * (monotonic): EVFN__TIMED_OUT past the deadline. */
 int evfn__outcome_at(const struct evfn__inv *inv, int outcome,
                      int64_t end_ns);
@@ -313,14 +313,14 @@ size_t evfn__end_all_locked(struct evfn_rt *rt, struct evfn__inv_list *list,
 void evfn__pending_add_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 void evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 /* Fences an attempt past its deadline: marks it cancelled, counts the
- * timeout, and moves the event on (retry or end) in a fresh record, the
+ * timeout, and moves the event on (retry or end) in a fresh invocation, the
  * old one staying with the stuck handler. Returns false if the attempt
  * finished first. rt->lock held. */
 bool evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                           struct evfn__ended *ended);
-/* The cancel hook and the TIMEOUT record of the fenced attempt inv ran:
- * its record is released now if its handler returned meanwhile.
- * rt->lock held. */
+/* The cancel hook and the TIMEOUT event-log record of the fenced attempt
+ * inv ran: its invocation is released now if its handler returned
+ * meanwhile. rt->lock held. */
 void evfn__fence_hook_done_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                                   struct evfn__ended *ended);
 
@@ -334,17 +334,17 @@ int evfn__flow_attach(struct evfn_rt *rt, struct evfn_fn *fn);
 /* Frees fn's flow state and its timer (before the base goes). */
 void evfn__flow_detach(struct evfn_fn *fn);
 
-/* ---- records ------------------------------------------------------------ */
+/* ---- invocations -------------------------------------------------------- */
 
-/* Puts cleaned records back in the pool; records coming back end a
+/* Puts cleaned invocations back in the pool; invocations coming back end a
  * starvation. rt->lock held. */
 void evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned);
 
 /* ---- taking waiting events out: cancel and drain ------------------------ */
 
 /* Each takes the matching invocations (all for a NULL match) out of where
- * they wait, as records, in order, no longer counted there: the caller
- * ends them. One whose record cannot be made stays, setting
+ * they wait, as invocations, in order, no longer counted there: the caller
+ * ends them. One whose invocation cannot be made stays, setting
  * *short_of_memory. rt->lock held. */
 struct evfn__inv_list evfn__take_held_locked(struct evfn_fn *fn,
                                              evfn__inv_pred match, void *arg);

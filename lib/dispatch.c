@@ -16,7 +16,7 @@
  *   ended     end_locked(): succeeded, dead-lettered (the dead letter
  *             stored at once), expired, cancelled or handed back
  *
- * so a journal that records what happened to each event hooks into
+ * so a journal that writes down what happened to each event hooks into
  * evfn__accept_locked(), start_attempt_locked(), retry_or_end_locked()
  * and end_locked(). The counters behind the accounting invariant change
  * in the acct_*() helpers below only. The leaves (queue.c, ordering.c,
@@ -52,11 +52,11 @@
  *   RUNNING ----evfn_ctx_complete() inside it-------> EARLY
  *   PENDING ----evfn_ctx_complete()-----------------> RETURNED
  *   RUNNING, PENDING --its deadline passes----------> TIMEDOUT (*)
- *   RUNNING, RETURNED, EARLY --its end recorded-----> DONE
+ *   RUNNING, RETURNED, EARLY --its end counted------> DONE
  *
- * (*) fenced: the event goes on in a fresh record (retry or end) and the
- * old record stays with its thread; what it returns later is late
- * (late_locked()) and changes nothing else. A record is zeroed
+ * (*) fenced: the event goes on in a fresh invocation (retry or end) and the
+ * old invocation stays with its thread; what it returns later is late
+ * (late_locked()) and changes nothing else. An invocation is zeroed
  * (RUNNING) when it goes back to the pool.
  */
 enum attempt_state {
@@ -78,7 +78,7 @@ move_state(struct evfn__inv *inv, enum attempt_state from,
 	                                      (int)to);
 }
 
-/* The start of an attempt of inv at now, in its record. */
+/* The start of an attempt of inv at now, in its invocation. */
 static void
 set_start(struct evfn__inv *inv, int64_t now)
 {
@@ -171,7 +171,7 @@ static void wait_due_locked(struct evfn_rt *rt, struct evfn__inv *inv);
 static void retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                                 struct evfn__ended *ended);
 static void carry_on_locked(struct evfn__inv *from, struct evfn__inv *to);
-static void release_batch_records_locked(struct evfn__inv *inv,
+static void release_batch_items_locked(struct evfn__inv *inv,
                                          struct evfn__ended *ended);
 static void late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                         struct evfn__ended *ended);
@@ -181,7 +181,7 @@ static bool flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 /* ---- ready lists -------------------------------------------------------- */
 
 /* The watchdog ticks only while there is something to watch: attempts
- * running (their deadlines), or records wanted (rt->inv_starved). Called
+ * running (their deadlines), or invocations wanted (rt->inv_starved). Called
  * when such a thing begins; the watchdog (watchdog.c) turns itself off
  * at a tick that finds nothing. Inline: asked at every call's start. */
 static inline void
@@ -194,8 +194,8 @@ watchdog_arm_locked(struct evfn_rt *rt)
 		rt->watchdog_armed = evfn__timer_arm(rt->watchdog, 0);
 }
 
-/* A queued or due event could not get its record: functions are
- * scheduled again when records come back, or at the watchdog's next
+/* A queued or due event could not get its invocation: functions are
+ * scheduled again when invocations come back, or at the watchdog's next
  * tick. */
 static inline void
 starve_locked(struct evfn_rt *rt)
@@ -371,10 +371,10 @@ static void
 wait_due_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	/* Read first: a compacted record goes back to the pool. */
+	/* Read first: a compacted invocation goes back to the pool. */
 	struct evfn_fn *fn = inv->fn;
 	bool delayed = inv->delayed;
-	if (!evfn__dueheap_push(&rt->due, inv, &rt->records)) {
+	if (!evfn__dueheap_push(&rt->due, inv, &rt->inv_pool)) {
 		/* Nowhere to wait: run it now rather than lose it. */
 		requeue_locked(rt, inv);
 		return;
@@ -383,7 +383,7 @@ wait_due_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	arm_due_timer_locked(rt);
 }
 
-/* Moves due entries back to their queues; one whose record cannot be
+/* Moves due entries back to their queues; one whose invocation cannot be
  * made stays, starving the runtime. */
 static void
 run_due_locked(struct evfn_rt *rt, int64_t now)
@@ -395,9 +395,9 @@ run_due_locked(struct evfn_rt *rt, int64_t now)
 	while (!evfn__dueheap_empty(&rt->due) &&
 	       evfn__dueheap_next_due(&rt->due) <= now) {
 		struct evfn__inv *inv =
-			evfn__dueheap_pop(&rt->due, &rt->records);
+			evfn__dueheap_pop(&rt->due, &rt->inv_pool);
 		if (!inv) {
-			/* Looked at again when records come back, or on the
+			/* Looked at again when invocations come back, or on the
 			 * next watchdog tick. */
 			starve_locked(rt);
 			break;
@@ -450,7 +450,8 @@ circuit_changed_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	if (evfn__eventlog_defer(&rt->eventlog, kinds[b->state], fn->name,
 	                         why) < 0)
 		evfn__logf(&rt->log, EVFN_LOG_ERROR,
-		           "%s: out of memory for a circuit-breaker record",
+		           "%s: out of memory for a circuit-breaker "
+		           "event-log record",
 		           fn->name);
 	if (b->state == EVFN_CIRCUIT_OPEN)
 		flow_arm_locked(fn, b->open_until);
@@ -622,14 +623,14 @@ idem_remember_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 
 /* ---- started ------------------------------------------------------------ */
 
-/* Takes fn's oldest queued invocation, its record made if it was a bare
+/* Takes fn's oldest queued invocation, made from it if it was a bare
  * event; NULL when the queue is empty or, starving the runtime, when that
- * record cannot be made. */
+ * invocation cannot be made. */
 static struct evfn__inv *
 queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__inv *inv = evfn__queue_pop(&fn->q, &rt->records, fn);
+	struct evfn__inv *inv = evfn__queue_pop(&fn->q, &rt->inv_pool, fn);
 	if (inv)
 		acct_queued(fn, -1);
 	else if (!evfn__queue_empty(&fn->q))
@@ -772,18 +773,18 @@ evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
-	struct evfn__inv *r = evfn__inv_get(&rt->records);
+	struct evfn__inv *r = evfn__inv_get(&rt->inv_pool);
 	if (!r)
 		return false;
 	int expected = ATTEMPT_PREFETCHED;
 	if (!atomic_compare_exchange_strong(&inv->ctx.state, &expected,
 	                                    ATTEMPT_TIMEDOUT)) {
-		/* Its worker started it: the fresh record goes back. */
+		/* Its worker started it: the fresh invocation goes back. */
 		struct evfn__inv_list unused = {r, r};
 		evfn__recycle_locked(rt, &unused);
 		return true;
 	}
-	/* The old record stays with the worker, which skips it; the event
+	/* The old invocation stays with the worker, which skips it; the event
 	 * goes back as if this attempt had not started. */
 	carry_on_locked(inv, r);
 	if (--r->attempt == 0)
@@ -934,10 +935,10 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	struct evfn_fn *fn = inv->fn;
 	if (atomic_load(&inv->ctx.state) == ATTEMPT_TIMEDOUT) {
 		/* The watchdog fenced the call: this return changes nothing.
-		 * Its other items went on in fresh records too; the old ones
-		 * go with the first, now or after the watchdog's hook. */
+		 * Its other items went on in fresh invocations too; the old
+		 * ones go with the first, now or after the watchdog's hook. */
 		if (!inv->hook_running)
-			release_batch_records_locked(inv, ended);
+			release_batch_items_locked(inv, ended);
 		late_locked(rt, inv, ended);
 		return;
 	}
@@ -957,7 +958,7 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	}
 	fn->busy--;
 	/* Told before the call's first attempt ends: a retry may give its
-	 * record back (dueheap.c). */
+	 * invocation back (dueheap.c). */
 	if (fn->flow)
 		breaker_count_locked(rt, fn, inv, outcome == EVFN_OK,
 		                     evfn__now_ns());
@@ -1055,7 +1056,7 @@ end_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 			enqueue_held_locked(rt, next);
 		}
 	}
-	/* Waiters are woken when the record is released, after the
+	/* Waiters are woken when the invocation is released, after the
 	 * destinations and the dead-letter store saw it. */
 	if (stat == EVFN_STAT_HANDED_BACK) {
 		/* Delivered to the drain callback by the draining thread. */
@@ -1104,7 +1105,7 @@ evfn__pending_remove_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	inv->pend_next = inv->pend_prev = NULL;
 }
 
-/* Moves an invocation's event on into the fresh record to, leaving from
+/* Moves an invocation's event on into the fresh invocation to, leaving from
  * with the thread that still holds it (a fenced attempt's, or a worker
  * that will not start a prefetched one): its event reference, waiter,
  * place in its ordering key and attempt history. */
@@ -1129,7 +1130,7 @@ carry_on_locked(struct evfn__inv *from, struct evfn__inv *to)
 }
 
 /* Fences one attempt of a call past its deadline (its call's state is
- * TIMEDOUT already) and moves its event on in the fresh record given. */
+ * TIMEDOUT already) and moves its event on in the fresh invocation given. */
 static void
 fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                      struct evfn__inv *retry, struct evfn__ended *ended)
@@ -1142,7 +1143,7 @@ fence_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	fn->stat[EVFN_STAT_TIMEOUTS]++;
 	fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
 
-	/* The event goes on in a fresh record: the stuck handler keeps its
+	/* The event goes on in a fresh invocation: the stuck handler keeps its
 	 * context, so nothing it does later can touch the retry. */
 	carry_on_locked(inv, retry); /* its start too, for durations */
 	retry->last_timed_out = true;
@@ -1163,11 +1164,11 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	if (state != ATTEMPT_RUNNING && state != ATTEMPT_PENDING)
 		return false; /* it finished first */
 	struct evfn_fn *fn = inv->fn;
-	/* A fresh record for each attempt of the call (a batch has
+	/* A fresh invocation for each attempt of the call (a batch has
 	 * several), all or none. */
 	struct evfn__inv_list fresh = {NULL, NULL};
 	for (struct evfn__inv *x = inv; x; x = x->batch_next) {
-		struct evfn__inv *r = evfn__inv_get(&rt->records);
+		struct evfn__inv *r = evfn__inv_get(&rt->inv_pool);
 		if (!r) {
 			evfn__recycle_locked(rt, &fresh);
 			/* Try again next tick rather than lose it. */
@@ -1200,7 +1201,8 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 		                      * which a fenced one has not had */
 		                     fn->cfg.executor == EVFN_EXECUTOR_POOL);
 
-	/* Keep the old record until its hook and timeout record ran. */
+	/* Keep the old invocation until its cancel hook and its TIMEOUT
+	 * event-log record ran. */
 	inv->hook_running =
 		fn->cfg.cancel_hook || evfn__eventlog_on(&rt->eventlog);
 	evfn__fn_schedule_locked(rt, fn);
@@ -1209,10 +1211,10 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	return true;
 }
 
-/* The fenced records of a batch call's other items (after inv) are
- * spent: their events went on in fresh records. */
+/* The fenced invocations of a batch call's other items (after inv) are
+ * spent: their events went on in fresh invocations. */
 static void
-release_batch_records_locked(struct evfn__inv *inv, struct evfn__ended *ended)
+release_batch_items_locked(struct evfn__inv *inv, struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(inv->fn->rt);
 	struct evfn__inv *item = inv->batch_next;
@@ -1220,14 +1222,14 @@ release_batch_records_locked(struct evfn__inv *inv, struct evfn__ended *ended)
 	while (item) {
 		struct evfn__inv *next = item->batch_next;
 		item->batch_next = NULL;
-		evfn__inv_list_push(&ended->spent_records, item);
+		evfn__inv_list_push(&ended->spent, item);
 		item = next;
 	}
 }
 
 /* A fenced attempt's handler returned (or completed): counts it late,
  * bills its real run time, lets its function start what the stuck cap
- * held back, and releases the record unless the cancel hook still holds
+ * held back, and releases the invocation unless the cancel hook still holds
  * it. */
 static void
 late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
@@ -1250,7 +1252,7 @@ late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 		inv->orphaned = true; /* the watchdog frees it after the hook */
 		return;
 	}
-	evfn__inv_list_push(&ended->spent_records, inv);
+	evfn__inv_list_push(&ended->spent, inv);
 	if (rt->nstuck == 0)
 		pthread_cond_broadcast(&rt->quiet_cond);
 }
@@ -1262,12 +1264,12 @@ evfn__fence_hook_done_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	EVFN__ASSERT_LOCKED(rt);
 	inv->hook_running = false;
 	if (inv->orphaned) {
-		release_batch_records_locked(inv, ended);
-		evfn__inv_list_push(&ended->spent_records, inv);
+		release_batch_items_locked(inv, ended);
+		evfn__inv_list_push(&ended->spent, inv);
 	}
 }
 
-/* ---- records ------------------------------------------------------------ */
+/* ---- invocations -------------------------------------------------------- */
 
 void
 evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned)
@@ -1277,7 +1279,7 @@ evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned)
 		evfn__unstarve_locked(rt);
 	struct evfn__inv *inv;
 	while ((inv = evfn__inv_list_pop(cleaned)))
-		evfn__inv_put(&rt->records, inv);
+		evfn__inv_put(&rt->inv_pool, inv);
 }
 
 /* ---- taking waiting events out: cancel and drain ------------------------ */
@@ -1301,7 +1303,7 @@ evfn__take_queued_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv_list list = {NULL, NULL};
-	acct_queued(fn, -(int64_t)evfn__queue_take(&fn->q, &rt->records, fn,
+	acct_queued(fn, -(int64_t)evfn__queue_take(&fn->q, &rt->inv_pool, fn,
 	                                           match, arg, &list,
 	                                           short_of_memory));
 	return list;
@@ -1314,11 +1316,11 @@ evfn__take_queued_front_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv_list list = {NULL, NULL};
 	acct_queued(fn, -(int64_t)evfn__queue_take_front(
-		&fn->q, &rt->records, fn, max, &list, short_of_memory));
+		&fn->q, &rt->inv_pool, fn, max, &list, short_of_memory));
 	return list;
 }
 
-/* The records of list left the due-time heap. */
+/* The invocations of list left the due-time heap. */
 static struct evfn__inv_list
 left_due_heap(struct evfn__inv_list list)
 {
@@ -1333,7 +1335,7 @@ evfn__take_due_locked(struct evfn_rt *rt, evfn__inv_pred match, void *arg,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv_list list = {NULL, NULL};
-	evfn__dueheap_take(&rt->due, &rt->records, match, arg, &list,
+	evfn__dueheap_take(&rt->due, &rt->inv_pool, match, arg, &list,
 	                   short_of_memory);
 	return left_due_heap(list);
 }
@@ -1344,7 +1346,7 @@ evfn__take_due_some_locked(struct evfn_rt *rt, size_t max,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv_list list = {NULL, NULL};
-	evfn__dueheap_take_some(&rt->due, &rt->records, max, &list,
+	evfn__dueheap_take_some(&rt->due, &rt->inv_pool, max, &list,
 	                        short_of_memory);
 	return left_due_heap(list);
 }

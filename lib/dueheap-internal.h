@@ -16,7 +16,7 @@
 
 #include "invocation-internal.h"
 
-/* A slot: a record, or a waiting retry in its compact form (tagged in
+/* A slot: an invocation, or a waiting retry in its compact form (tagged in
  * bit 0), and when it is due. */
 struct evfn__due {
 	int64_t due_ns;
@@ -42,24 +42,24 @@ evfn__dueheap_next_due(const struct evfn__dueheap *h)
 	return h->slot[0].due_ns;
 }
 
-/* Puts inv on the heap at inv->due_ns; a compacted one's record goes
+/* Puts inv on the heap at inv->due_ns; a compacted one's invocation goes
  * back to pool. False when the heap cannot grow (out of memory): nothing
  * changed, and inv is still the caller's. */
 bool evfn__dueheap_push(struct evfn__dueheap *h, struct evfn__inv *inv,
                         struct evfn__inv_pool *pool);
-/* Takes the earliest entry, its record made again from pool if it was
- * compact; NULL when that record cannot be made (it stays). Not empty. */
+/* Takes the earliest entry, its invocation made again from pool if it was
+ * compact; NULL when that invocation cannot be made (it stays). Not empty. */
 struct evfn__inv *evfn__dueheap_pop(struct evfn__dueheap *h,
                                     struct evfn__inv_pool *pool);
-/* Moves every entry match() accepts (all for NULL) onto out, as records;
- * returns how many. One whose record cannot be made stays, setting
+/* Moves every entry match() accepts (all for NULL) onto out, as invocations;
+ * returns how many. One whose invocation cannot be made stays, setting
  * *short_of_memory. */
 size_t evfn__dueheap_take(struct evfn__dueheap *h, struct evfn__inv_pool *pool,
                           evfn__inv_pred match, void *arg,
                           struct evfn__inv_list *out, bool *short_of_memory);
-/* Moves up to max entries onto out, in no particular order, as records;
+/* Moves up to max entries onto out, in no particular order, as invocations;
  * returns how many. Stops early, setting *short_of_memory, at one whose
- * record cannot be made. */
+ * invocation cannot be made. */
 size_t evfn__dueheap_take_some(struct evfn__dueheap *h,
                                struct evfn__inv_pool *pool, size_t max,
                                struct evfn__inv_list *out,

@@ -7,9 +7,9 @@
  *
  * A retry that has nothing to remember but its backoff state (no waiter,
  * ordering key, response or metadata: most of them) waits in a compact
- * 56-byte form instead of its ~220-byte invocation record, which goes
- * back to the free list; the record is made again when the retry is due,
- * or when it is cancelled or handed back. Others wait as records.
+ * 56-byte form instead of its ~220-byte invocation, which goes
+ * back to the free list; the invocation is made again when the retry is due,
+ * or when it is cancelled or handed back. Others wait as invocations.
  */
 #include <string.h>
 
@@ -19,9 +19,9 @@
 
 #define COMPACT_TAG ((uintptr_t)1)
 
-/* A waiting retry's state, without the record. */
+/* A waiting retry's state, without the invocation. */
 struct evfn__waiting {
-	evfn_event *ev;             /* the record's reference */
+	evfn_event *ev;             /* the invocation's event reference */
 	struct evfn_fn *fn;
 	int64_t prev_delay_ns;
 	int64_t first_ns, last_ns;  /* wall time of first and latest start */
@@ -57,7 +57,7 @@ entry_event(uintptr_t entry)
 }
 
 /* inv's waiting state, compacted when nothing else needs remembering;
- * the record itself goes back to the pool then. */
+ * the invocation itself goes back to the pool then. */
 static uintptr_t
 compact(struct evfn__inv *inv, struct evfn__inv_pool *pool)
 {
@@ -83,7 +83,7 @@ compact(struct evfn__inv *inv, struct evfn__inv_pool *pool)
 	return (uintptr_t)w | COMPACT_TAG;
 }
 
-/* The record of a heap slot's entry, made again from its compact form;
+/* The invocation of a heap slot's entry, made again from its compact form;
  * NULL when out of memory (the compact form stays). The slot itself
  * stays for the caller to remove. */
 static struct evfn__inv *
@@ -104,8 +104,8 @@ expand(const struct evfn__due *slot, struct evfn__inv_pool *pool)
 	inv->attempt = w->attempt;
 	inv->last_timed_out = w->last_timed_out;
 	inv->ctx.error = w->error;
-	/* The latest attempt's start, for durations in records: its wall
-	 * time taken back to the monotonic clock. */
+	/* The latest attempt's start, for durations in event-log records: its
+	 * wall time taken back to the monotonic clock. */
 	inv->start_ns = w->last_ns - evfn__mono_to_wall(0);
 	evfn__free(w);
 	return inv;

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The invocation record: one event on its way through one function, with
- * the context its handler sees (struct evfn_ctx), and the pool records
+ * The invocation: one event on its way through one function, with
+ * the context its handler sees (struct evfn_ctx), and the pool invocations
  * are taken from and given back to. The fields are written by the state
  * machine (dispatch.c) under the runtime lock, apart from what a running
  * attempt's own thread writes in its context. The pool is guarded by
- * its owner's lock; clearing a record needs none.
+ * its owner's lock; clearing an invocation needs none.
  */
 #ifndef EVFN_INVOCATION_INTERNAL_H
 #define EVFN_INVOCATION_INTERNAL_H
@@ -88,29 +88,29 @@ EVFN__LIST(evfn__inv_list, struct evfn__inv, next)
 typedef bool (*evfn__inv_pred)(const struct evfn_fn *fn,
                                const evfn_event *ev, void *arg);
 
-/* Records given back, kept for reuse up to a bound: a stack, so that the
- * record taken next is the one given back last, still in the cache of
- * the thread that gave it back (usually the one taking it). Records on
+/* Invocations given back, kept for reuse up to a bound: a stack, so that the
+ * invocation taken next is the one given back last, still in the cache of
+ * the thread that gave it back (usually the one taking it). Invocations on
  * it are zeroed. */
 struct evfn__inv_pool {
 	struct evfn__inv *free;
 	size_t n;
 };
 
-/* A zeroed record (final_stat -1) from the pool or the allocator; NULL
+/* A zeroed invocation (final_stat -1) from the pool or the allocator; NULL
  * when out of memory. */
 struct evfn__inv *evfn__inv_get(struct evfn__inv_pool *p);
-/* Gives a zeroed record back (freed past the pool's bound). */
+/* Gives a zeroed invocation back (freed past the pool's bound). */
 void evfn__inv_put(struct evfn__inv_pool *p, struct evfn__inv *inv);
-/* Lets go of what a record holds (its event reference, response, error,
+/* Lets go of what an invocation holds (its event reference, response, error,
  * metadata) and zeroes it, ready for evfn__inv_put(). No lock needed:
  * the last reference of an event may free its payload through the
  * host's free callback. */
 void evfn__inv_clear(struct evfn__inv *inv);
-/* Clears and frees a record, with nothing told: for records left at
+/* Clears and frees an invocation, with nothing told: for invocations left at
  * teardown. */
 void evfn__inv_drop(struct evfn__inv *inv);
-/* Frees the records kept. */
+/* Frees the invocations kept. */
 void evfn__inv_pool_free(struct evfn__inv_pool *p);
 
 /* Moves the invocations of list that match() accepts (all for NULL)

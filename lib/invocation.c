@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Invocation records: the pool they are taken from and given back to,
- * and what letting go of one means. A record costs one allocation the
+ * Invocations: the pool they are taken from and given back to,
+ * and what letting go of one means. An invocation costs one allocation the
  * first time; after that it moves between the pool and the queues.
  */
 #include <string.h>
@@ -11,7 +11,7 @@
 #include "invocation-internal.h"
 #include "kv-internal.h"
 
-/* Enough records to absorb a burst without keeping a big one forever. */
+/* Enough invocations to absorb a burst without keeping a big one forever. */
 #define POOL_MAX 4096
 
 struct evfn__inv *
@@ -71,7 +71,7 @@ evfn__inv_pool_free(struct evfn__inv_pool *p)
 	p->n = 0;
 }
 
-/* evfn__inv_pred on a record. */
+/* evfn__inv_pred on an invocation. */
 struct inv_match {
 	evfn__inv_pred match;
 	void *arg;

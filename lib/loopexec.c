@@ -144,12 +144,12 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	struct evfn_rt *rt = fn->rt;
 	bool returned = c == EVFN__COMPLETED_IN_TIME;
 	int64_t now = evfn__now_ns();
-	int recorded = returned ? evfn__outcome_at(inv, outcome, now)
+	int counted = returned ? evfn__outcome_at(inv, outcome, now)
 	                        : (int)outcome;
-	evfn__worker_tell_return(rt, inv, recorded); /* still ours */
+	evfn__worker_tell_return(rt, inv, counted); /* still ours */
 	struct evfn__ended ended = {0};
 	evfn__lock_acquire(&rt->lock);
-	int rc = !returned || recorded == EVFN__TIMED_OUT ? EVFN_ETIMEDOUT : 0;
+	int rc = !returned || counted == EVFN__TIMED_OUT ? EVFN_ETIMEDOUT : 0;
 	if (returned) {
 		evfn__pending_remove_locked(rt, inv);
 		/* Its run time is known now; its queue wait was measured
@@ -157,7 +157,7 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 		if (!rt->opts.no_metrics)
 			evfn__metrics_call(&fn->retired, now - inv->start_ns);
 	}
-	evfn__complete_locked(rt, inv, recorded, &ended);
+	evfn__complete_locked(rt, inv, counted, &ended);
 	/* This thread is not one the runtime stops before it is freed:
 	 * count it, so that free waits until it has let go of rt. */
 	rt->disposing++;

@@ -17,7 +17,7 @@
 #include "histogram-internal.h"
 #include "invocation-internal.h"
 
-/* What one writer records for one function: run time and queue wait of
+/* What one writer measures of one function: run time and queue wait of
  * each attempt, and billed milliseconds (run time rounded up to 1 ms per
  * call, as Lambda bills). */
 struct evfn__metrics {
@@ -43,7 +43,7 @@ void evfn__metrics_waits(struct evfn__metrics *m, const struct evfn__inv *inv,
                          int64_t start_ns);
 /* The call inv was fenced at its deadline: its run time counts as
  * timeout_ns until it returns; with_waits when its queue waits were not
- * recorded yet (a pool attempt records them at its return). */
+ * measured yet (a pool attempt measures them at its return). */
 void evfn__metrics_fenced(struct evfn__metrics *m, const struct evfn__inv *inv,
                           int64_t timeout_ns, bool with_waits);
 /* The fenced call returned after run ns: the timeout counted for it

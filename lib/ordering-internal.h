@@ -37,8 +37,8 @@ enum evfn__okey_turn evfn__okeys_join(struct evfn__okeys *k,
  * leaves its caller to unlink it. inv->okey is cleared. */
 struct evfn__inv *evfn__okeys_leave(struct evfn__okeys *k,
                                     struct evfn__inv *inv);
-/* The event of a group's active invocation moved to record inv (a
- * fenced attempt's fresh record). */
+/* The event of a group's active invocation moved to the invocation inv
+ * (a fenced attempt's fresh one). */
 void evfn__okey_rebind(struct evfn__okey *g, struct evfn__inv *inv);
 /* Moves the held invocations that match() accepts (all for NULL) out of
  * their groups onto out, each key's in order; returns how many. */

@@ -38,8 +38,8 @@ void evfn__pool_stop(struct evfn__pool *p);
 /* The pool's threads now (stuck ones not counted). */
 int evfn__pool_threads_locked(const struct evfn__pool *p);
 /* Fences the attempts of workers whose deadline passed (see
- * evfn__timeout_locked()), replacing their workers. Fenced records whose
- * cancel hook or timeout record is still due are pushed on *fenced
+ * evfn__timeout_locked()), replacing their workers. Fenced invocations whose
+ * cancel hook or TIMEOUT event-log record is still due are pushed on *fenced
  * (linked through next). */
 void evfn__pool_fence_overdue_locked(struct evfn__pool *p, int64_t now,
                                      struct evfn__ended *ended,

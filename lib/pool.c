@@ -100,7 +100,7 @@ unlink_worker(struct pool_worker **list, struct pool_worker *w)
 		}
 }
 
-/* Joins threads that have exited; their records go with them. */
+/* Joins threads that have exited; what they kept goes with them. */
 static void
 join_exited_locked(struct evfn__pool *p)
 {
@@ -522,7 +522,7 @@ worker_main(void *arg)
 				                      &ended);
 			} else {
 				/* Given back: its event went on elsewhere. */
-				evfn__inv_list_push(&ended.spent_records, x);
+				evfn__inv_list_push(&ended.spent, x);
 			}
 		}
 		int64_t run = (now - start) / (n ? n : 1);

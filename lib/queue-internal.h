@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A function's queue (queue.c): the events that may start, oldest first,
- * as a ring of slots (each an invocation record or a bare event), then
- * the records that found no ring slot. A leaf: it keeps events in order
+ * as a ring of slots (each an invocation or a bare event), then
+ * the invocations that found no ring slot. A leaf: it keeps events in order
  * and hands them out; the state machine counts them and decides when
  * they start. Guarded by the lock of the function that owns it.
  */
@@ -33,8 +33,8 @@ evfn__queue_empty(const struct evfn__queue *q)
 }
 
 /* Makes room for one bare event (an event's first attempt with no
- * waiter, ordering key or delay, queued without a record); false when it
- * cannot (out of memory): queue it as a record then. */
+ * waiter, ordering key or delay, queued without an invocation); false when it
+ * cannot (out of memory): queue it as an invocation then. */
 bool evfn__queue_reserve_bare(struct evfn__queue *q);
 /* Whether room for a bare event is there already (what a yes from
  * evfn__queue_reserve_bare() leaves, until the next push). */
@@ -46,25 +46,25 @@ evfn__queue_has_bare_room(const struct evfn__queue *q)
 /* Appends ev (one reference, now the queue's) as a bare event, after
  * evfn__queue_reserve_bare() said yes. */
 void evfn__queue_push_bare(struct evfn__queue *q, evfn_event *ev);
-/* Appends a record. */
+/* Appends an invocation. */
 void evfn__queue_push(struct evfn__queue *q, struct evfn__inv *inv);
 /* When the oldest queued event became startable. Not empty. */
 int64_t evfn__queue_head_ready_ns(const struct evfn__queue *q);
-/* Takes the oldest queued invocation, its record made from pool (for fn)
+/* Takes the oldest queued invocation, made from pool (for fn)
  * if it was a bare event. NULL when the queue is empty, or when that
- * record cannot be made: the event then stays first. */
+ * invocation cannot be made: the event then stays first. */
 struct evfn__inv *evfn__queue_pop(struct evfn__queue *q,
                                   struct evfn__inv_pool *pool,
                                   struct evfn_fn *fn);
 /* Moves up to max of the oldest queued invocations onto out, in order;
  * returns how many. Stops early, setting *short_of_memory, at an event
- * whose record cannot be made. */
+ * whose invocation cannot be made. */
 size_t evfn__queue_take_front(struct evfn__queue *q,
                               struct evfn__inv_pool *pool, struct evfn_fn *fn,
                               size_t max, struct evfn__inv_list *out,
                               bool *short_of_memory);
 /* Moves the queued invocations that match() accepts (all for NULL) onto
- * out, in order; returns how many. An event whose record cannot be made
+ * out, in order; returns how many. An event whose invocation cannot be made
  * stays queued, setting *short_of_memory. */
 size_t evfn__queue_take(struct evfn__queue *q, struct evfn__inv_pool *pool,
                         struct evfn_fn *fn, evfn__inv_pred match, void *arg,

@@ -3,14 +3,14 @@
  * A function's queue: the events that may start, oldest first. Most
  * queued events are first attempts with nothing to remember but the
  * event itself (no waiter, no ordering key, no delay): those wait as the
- * bare event, tagged in a ring slot, and get their invocation record only
+ * bare event, tagged in a ring slot, and get their invocation only
  * when their attempt starts. So a queued event costs one 8-byte slot
- * beyond the event, and the record is taken and given back by the worker
+ * beyond the event, and the invocation is taken and given back by the worker
  * that runs it, staying in that worker's cache instead of crossing from
- * the producer. Retries, waiters and keyed events queue as records.
+ * the producer. Retries, waiters and keyed events queue as invocations.
  *
- * When the ring cannot grow (out of memory), records wait in an overflow
- * list behind it, and bare events are admitted as records instead; while
+ * When the ring cannot grow (out of memory), invocations wait in an overflow
+ * list behind it, and bare events are admitted as invocations instead; while
  * the overflow list is not empty everything queues there, keeping the
  * order.
  */
@@ -99,7 +99,7 @@ ring_pop(struct evfn__queue *q)
 	return slot;
 }
 
-/* The record of a bare event's attempt; NULL when out of memory. */
+/* The invocation of a bare event's attempt; NULL when out of memory. */
 static struct evfn__inv *
 materialize(struct evfn__inv_pool *pool, struct evfn_fn *fn, evfn_event *ev)
 {
@@ -149,7 +149,7 @@ evfn__queue_pop(struct evfn__queue *q, struct evfn__inv_pool *pool,
 {
 	if (q->n == 0)
 		return evfn__inv_list_pop(&q->over);
-	/* Looked at before it is taken: a bare event whose record cannot be
+	/* Looked at before it is taken: a bare event whose invocation cannot be
 	 * made stays first. */
 	uintptr_t slot = *ring_at(q, 0);
 	struct evfn__inv *inv;

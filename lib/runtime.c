@@ -41,7 +41,7 @@ destroy(struct evfn_rt *rt)
 	}
 	evfn__eventlog_destroy(&rt->eventlog);
 	evfn__loop_destroy(&rt->loop);
-	evfn__inv_pool_free(&rt->records);
+	evfn__inv_pool_free(&rt->inv_pool);
 	unsigned dropped = evfn__dueheap_free(&rt->due);
 	if (dropped > 0)
 		evfn__logf(&rt->log, EVFN_LOG_ERROR,
@@ -153,8 +153,8 @@ deliver_handbacks_locked(struct evfn_rt *rt)
 	}
 }
 
-/* Records made at once to hand back queued and waiting events: most wait
- * without one, and a deep queue must not need all of its records at the
+/* Invocations made at once to hand back queued and waiting events: most wait
+ * without one, and a deep queue must not need all of its invocations at the
  * same time. */
 #define HANDBACK_CHUNK 1024
 
@@ -173,7 +173,7 @@ hand_back_list_locked(struct evfn_rt *rt, struct evfn__inv_list list)
 
 /* Ends every held, queued and retry-waiting event as handed back, in
  * chunks, delivering each; returns how many, and sets *left when some
- * were left for lack of records to end them in (call again when records
+ * were left for lack of invocations to end them in (call again when invocations
  * may have come back). Nothing starts once the runtime drains, so the
  * queues only shrink while the lock is released to deliver. */
 static size_t
@@ -237,7 +237,7 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 	rt->handback_cb = cb;
 	rt->handback_arg = arg;
 	/* Everything waiting is handed back first; again while short of
-	 * records to do it (delivered hand-backs free theirs). */
+	 * invocations to do it (delivered hand-backs free theirs). */
 	bool left = true;
 
 	/* In embedded mode nobody else may be running the host's base:
@@ -265,7 +265,7 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 			wait_until_locked(rt, EVFN__MIN(deadline,
 			                                now + EVFN__NS_PER_MS));
 		} else {
-			/* Short of records: look again soon. */
+			/* Short of invocations: look again soon. */
 			wait_until_locked(rt, left ? EVFN__MIN(deadline,
 			                                       now + EVFN__NS_PER_MS)
 			                           : deadline);
@@ -291,7 +291,7 @@ evfn_runtime_free(evfn_rt *rt)
 		return EVFN_EBUSY;
 	}
 	/* Never started, or queued events a drain had no memory to hand
-	 * back: go on while records come back from those handed back. */
+	 * back: go on while invocations come back from those handed back. */
 	deliver_handbacks_locked(rt);
 	bool left;
 	while (hand_back_waiting_locked(rt, &left) > 0 && left)

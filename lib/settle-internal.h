@@ -14,12 +14,12 @@ struct evfn_rt;
 
 /* With no lock held: for each ended invocation its event-log record,
  * dead letter (logged if it found no memory), destination and waiter;
- * then every record is cleared and evicted letters are released.
- * Returns the cleared records for evfn__recycle_locked(), which a
+ * then every invocation is cleared and evicted letters are released.
+ * Returns the cleared invocations for evfn__recycle_locked(), which a
  * caller that takes the lock anyway calls then; *ended is left empty. */
 struct evfn__inv_list evfn__settle_release(struct evfn_rt *rt,
                                            struct evfn__ended *ended);
-/* evfn__settle_release(), then the records recycled under the lock it
+/* evfn__settle_release(), then the invocations recycled under the lock it
  * takes (not when there are none). */
 void evfn__settle(struct evfn_rt *rt, struct evfn__ended *ended);
 

@@ -3,7 +3,7 @@
  * What follows the end of an invocation, outside the runtime lock: its
  * event-log record, its dead letter, its on_success / on_failure
  * destination (admitted like any event), then its waiter, woken last so
- * that it finds all of that done; and letting go of what the record
+ * that it finds all of that done; and letting go of what the invocation
  * held, so that it can be reused.
  */
 #include <stdio.h>
@@ -183,7 +183,7 @@ evfn__settle_release(struct evfn_rt *rt, struct evfn__ended *ended)
 		evfn__inv_clear(inv);
 		evfn__inv_list_push(&cleaned, inv);
 	}
-	while ((inv = evfn__inv_list_pop(&ended->spent_records))) {
+	while ((inv = evfn__inv_list_pop(&ended->spent))) {
 		evfn__inv_clear(inv);
 		evfn__inv_list_push(&cleaned, inv);
 	}

@@ -5,7 +5,7 @@
  * that returned PENDING), so a deadline costs nothing per invocation
  * beyond writing its time. An attempt past its deadline is fenced: marked
  * cancelled, counted as a timeout (and billed up to its deadline), and its
- * event moves on (retry or end) in a fresh record, while the old record
+ * event moves on (retry or end) in a fresh invocation, while the old invocation
  * stays with the handler that may still be running; whatever that handler
  * returns later is counted late, billed for its real run time, and
  * changes nothing else. With nothing running the timer is off, so an idle
@@ -55,13 +55,13 @@ watchdog_cb(void *arg)
 		evfn__pool_fence_overdue_locked(rt->pool, now, &ended, &fenced);
 		fence_pending_locked(rt, now, &ended, &fenced);
 	}
-	/* Records may not have come back, but memory may have. */
+	/* Invocations may not have come back, but memory may have. */
 	if (rt->inv_starved)
 		evfn__unstarve_locked(rt);
 	if (++rt->watchdog_ticks % IDEM_SWEEP_TICKS == 0)
 		for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
 			evfn__idem_sweep(&fn->idem, now);
-	/* Nothing left to watch: off until an attempt starts (or a record
+	/* Nothing left to watch: off until an attempt starts (or an invocation
 	 * is wanted) again. Stuck handlers need no tick: their late
 	 * returns are handled by their own threads. */
 	if (rt->in_flight == 0 && !rt->inv_starved) {
@@ -71,7 +71,7 @@ watchdog_cb(void *arg)
 	evfn__lock_release(&rt->lock);
 
 	if (fenced) {
-		/* Told with no lock held; the records stay valid meanwhile
+		/* Told with no lock held; the invocations stay valid meanwhile
 		 * because hook_running keeps their owners from freeing them. */
 		for (struct evfn__inv *inv = fenced; inv; inv = inv->next) {
 			for (struct evfn__inv *x = inv; x; x = x->batch_next)

@@ -43,12 +43,12 @@ void evfn__worker_destroy(struct evfn__worker *w);
 
 /* Runs one call (inv and the batch items after it) on the current
  * thread, no lock held: the batch view, the warm state, the START
- * records, the handler. Returns its outcome, or EVFN_PENDING when a loop
- * handler will complete later. */
+ * event-log records, the handler. Returns its outcome, or EVFN_PENDING
+ * when a loop handler will complete later. */
 int evfn__worker_run(struct evfn__worker *w, struct evfn__inv *inv);
-/* Tells the event log what a call's return means before it is recorded
- * (a late return, a timeout, retries to come). No lock held; inv is
- * still the returning thread's. */
+/* Tells the event log what a call's return means (a late return, a
+ * timeout, retries to come) before the state machine takes it. No lock
+ * held; inv is still the returning thread's. */
 void evfn__worker_tell_return(struct evfn_rt *rt, struct evfn__inv *inv,
                               int outcome);
 /* Measures the call inv that returned at end_ns (monotonic): its run

@@ -4,7 +4,7 @@
  * (a pool worker, the loop): the warm state its functions' init hooks
  * built, its own measurements per function (one writer, no lock), the
  * batch view of the call it runs; and running one call on it, from the
- * START record to the outcome its handler returned.
+ * START event-log record to the outcome its handler returned.
  */
 #include <string.h>
 

@@ -496,7 +496,7 @@ static void
 drop_free_records(evfn_rt *rt)
 {
 	evfn__lock_acquire(&rt->lock);
-	evfn__inv_pool_free(&rt->records);
+	evfn__inv_pool_free(&rt->inv_pool);
 	evfn__lock_release(&rt->lock);
 }
 
