@@ -2,8 +2,9 @@
 /*
  * The invocation context as handlers see it: attempt, deadline, the
  * cancelled flag, warm state, and what a handler hands back (response,
- * metadata, error message). Completing a PENDING attempt is in invoke.c
- * with the other outcomes.
+ * metadata, error message). Completing a PENDING attempt,
+ * evfn_ctx_complete(), is the loop executor's (loopexec.c); a handler's
+ * child emits are in publish.c.
  */
 #include <stdarg.h>
 #include <stdio.h>

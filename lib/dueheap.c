@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Events waiting for a retry, and delayed events waiting to be due: a
- * binary min-heap ordered by due time, so that one timer (the state
- * machine's) armed for the earliest serves them all. Each slot holds its
- * due time beside its entry, so sifting reads no entry.
+ * Events waiting for a retry, and delayed events waiting to be due: a binary
+ * min-heap ordered by due time, so that one timer (the state machine's) armed
+ * for the earliest serves them all. Each slot holds its due time beside its
+ * entry, so sifting reads no entry.
  *
  * A retry that has nothing to remember but its backoff state (no waiter,
- * ordering key, response or metadata: most of them) waits in a compact
- * 56-byte form instead of its ~220-byte invocation, which goes
- * back to the free list; the invocation is made again when the retry is due,
- * or when it is cancelled or handed back. Others wait as invocations.
+ * ordering key, response or metadata: most of them) waits in a compact 56-byte
+ * form instead of its ~220-byte invocation, which goes back to the pool;
+ * the invocation is made again when the retry is due, or when it is cancelled
+ * or handed back. Others wait as invocations.
  */
 #include <string.h>
 

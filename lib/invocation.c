@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Invocations: the pool they are taken from and given back to,
- * and what letting go of one means. An invocation costs one allocation the
- * first time; after that it moves between the pool and the queues.
+ * Invocations: the pool they are taken from and given back to, and what letting
+ * go of one means. An invocation costs one allocation the first time; after
+ * that it moves between the pool and the queues.
  */
 #include <string.h>
 

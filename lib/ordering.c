@@ -4,9 +4,10 @@
  * that share a key form a group: one of them is active (queued, running
  * or waiting for its retry, like any event) and the others are held, in
  * publish order, outside the function's queue. When the active one ends,
- * the next held one is queued. So a key's events run one at a time and
- * in order, retries included, at O(1) per event, and the function's queue
- * only ever holds events that may start.
+ * the next held one's turn comes, and the state machine queues it. So a
+ * key's events run one at a time and in order, retries included, at O(1)
+ * per event, and the function's queue only ever holds events that may
+ * start.
  */
 #include <string.h>
 

@@ -1,18 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A function's queue: the events that may start, oldest first. Most
- * queued events are first attempts with nothing to remember but the
- * event itself (no waiter, no ordering key, no delay): those wait as the
- * bare event, tagged in a ring slot, and get their invocation only
- * when their attempt starts. So a queued event costs one 8-byte slot
- * beyond the event, and the invocation is taken and given back by the worker
- * that runs it, staying in that worker's cache instead of crossing from
- * the producer. Retries, waiters and keyed events queue as invocations.
+ * A function's queue: the events that may start, oldest first. Most queued
+ * events are first attempts with nothing to remember but the event itself (no
+ * waiter, no ordering key, no delay): those wait as the bare event, tagged in a
+ * ring slot, and get their invocation only when their attempt starts. So a
+ * queued event costs one 8-byte slot beyond the event, and the invocation is
+ * taken and given back by the worker that runs it, staying in that worker's
+ * cache instead of crossing from the producer. Retries, waiters and keyed
+ * events queue as invocations.
  *
  * When the ring cannot grow (out of memory), invocations wait in an overflow
  * list behind it, and bare events are admitted as invocations instead; while
- * the overflow list is not empty everything queues there, keeping the
- * order.
+ * the overflow list is not empty everything queues there, keeping the order.
  */
 #include <string.h>
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The runtime's life: creation on an event_base of its own (run by a loop
- * thread) or on a host's (loop.c keeps either), start, drain, free; and
- * the loop callback that runs loop-executor handlers. Queues, the pool
- * and outcomes live in their own files.
+ * thread) or on a host's (loop.c keeps either), with its executors, each
+ * of which fills its entry of the table the state machine reaches it
+ * through; start; drain, which hands back what waits and waits for what
+ * runs; free. What happens to events between start and drain is
+ * dispatch.c's.
  */
 #include <errno.h>
 #include <stdarg.h>

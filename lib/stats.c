@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Accounting snapshots. Counters change only under the runtime lock, so a
- * snapshot taken under it satisfies the accounting invariant exactly.
+ * Accounting snapshots. The counters change only under the runtime lock
+ * (dispatch.c's acct_*() helpers), so a snapshot taken under it satisfies
+ * the accounting invariant exactly; the histograms are merged from every
+ * writer (the workers, the loop, each function's own totals).
  */
 #include <evfn/stats.h>
 

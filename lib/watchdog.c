@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Deadlines. A timer on the loop ticks every WATCHDOG_TICK while attempts
- * run and scans them (one slot per pool worker, plus the loop attempts
- * that returned PENDING), so a deadline costs nothing per invocation
- * beyond writing its time. An attempt past its deadline is fenced: marked
- * cancelled, counted as a timeout (and billed up to its deadline), and its
- * event moves on (retry or end) in a fresh invocation, while the old invocation
- * stays with the handler that may still be running; whatever that handler
- * returns later is counted late, billed for its real run time, and
- * changes nothing else. With nothing running the timer is off, so an idle
- * runtime never wakes its loop.
+ * The watchdog: a periodic timer on the loop that ticks every
+ * WATCHDOG_TICK_NS while attempts run and scans them (one slot per pool
+ * worker, plus the loop attempts that returned PENDING), so a deadline
+ * costs nothing per invocation beyond writing its time. An attempt past
+ * its deadline is fenced by the state machine (evfn__timeout_locked():
+ * marked cancelled, counted as a timeout, its event moved on in a fresh
+ * invocation); then the watchdog tells the event log and calls the cancel
+ * hook, with no lock held. It also sweeps expired idempotency keys, and
+ * turns itself off when nothing runs, so an idle runtime never wakes its
+ * loop; the state machine arms it again.
  */
 #include <stdio.h>
 #include <string.h>
