@@ -2,9 +2,11 @@
 /*
  * The invocation context as handlers see it: attempt, deadline, the
  * cancelled flag, warm state, and what a handler hands back (response,
- * metadata, error message). Completing a PENDING attempt,
+ * metadata, error message): the invocation's side a handler sees, which
+ * knows nothing of the runtime. Completing a PENDING attempt,
  * evfn_ctx_complete(), is the loop executor's (loopexec.c); a handler's
- * child emits are in publish.c.
+ * child emits are in publish.c; evfn_ctx_runtime(), which needs the
+ * function's layout, is registry.c's.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,7 +15,8 @@
 #include <evfn/context.h>
 
 #include "common-internal.h"
-#include "dispatch-internal.h"
+#include "invocation-internal.h"
+#include "kv-internal.h"
 
 unsigned
 evfn_ctx_attempt(const evfn_ctx *ctx)
@@ -48,13 +51,6 @@ evfn_fn *
 evfn_ctx_function(const evfn_ctx *ctx)
 {
 	return ctx ? EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx)->fn : NULL;
-}
-
-evfn_rt *
-evfn_ctx_runtime(const evfn_ctx *ctx)
-{
-	evfn_fn *fn = evfn_ctx_function(ctx);
-	return fn ? fn->rt : NULL;
 }
 
 void *

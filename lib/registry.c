@@ -95,6 +95,13 @@ evfn_fn_name(const evfn_fn *fn)
 	return fn ? fn->name : NULL;
 }
 
+evfn_rt *
+evfn_ctx_runtime(const evfn_ctx *ctx)
+{
+	evfn_fn *fn = evfn_ctx_function(ctx);
+	return fn ? fn->rt : NULL;
+}
+
 int
 evfn_subscribe(evfn_rt *rt, const char *pattern, const char *fn_name)
 {
