@@ -11,7 +11,8 @@
  * caller's own progress (drain or free from inside a handler, a synchronous
  * invoke on the loop thread) are refused with
  * EVFN_EDEADLK. Callbacks run with no evfn lock held, except the log
- * callback (see evfn_rt_options_set_log()).
+ * callback (see evfn_rt_options_set_log()) and the idempotency key
+ * callback (see evfn_fn_options_set_idempotency()).
  */
 #ifndef EVFN_RUNTIME_H
 #define EVFN_RUNTIME_H
