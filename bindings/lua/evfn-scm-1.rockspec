@@ -30,8 +30,8 @@ build = {
 	modules = {
 		evfn = {
 			sources = {"call.c", "deadletter.c", "event.c",
-				"eventlog.c", "flow.c", "module.c", "runtime.c",
-				"trigger.c", "worker.c", "http.c"},
+				"eventlog.c", "flow.c", "helpers.c", "module.c",
+				"runtime.c", "trigger.c", "worker.c", "http.c"},
 			incdirs = {"$(EVFN_INCDIR)", "$(LIBEVENT_INCDIR)", "."},
 			libdirs = {"$(EVFN_LIBDIR)", "$(LIBEVENT_LIBDIR)"},
 			libraries = {"evfn", "event_core", "event_pthreads", "m"},

@@ -94,6 +94,7 @@ struct evfnlua_rt {
 	struct evfnlua_link *servers;  /* open HTTP servers, freed first */
 	struct evfnlua_link *pg_sources; /* open PostgreSQL sources, too */
 	struct evfnlua_log *log;    /* on_record's queue, or NULL */
+	lua_CFunction opener;       /* opens the module in a worker's state */
 	char *cb_error;             /* a Lua callback's error, to re-raise */
 	int64_t grace_ms;           /* default wait for work in flight */
 	int depth;                  /* > 0 while a method drives the base */
@@ -112,7 +113,9 @@ struct evfnlua_fn {
 	char *cpath;
 };
 
-/* module.c */
+/* helpers.c: call nothing else of the binding */
+/* Registers the guard's metatable (evfnlua_guard); luaopen_evfn first. */
+void evfnlua_helpers_open(lua_State *L);
 /* Pushes nil, "EVFN_X: message[: detail]", code and returns 3. */
 int evfnlua_push_error(lua_State *L, int code, const char *detail);
 /* Pushes true for rc >= 0, else the error triple; returns the count. */
@@ -157,6 +160,9 @@ void evfnlua_handle_class(lua_State *L, const char *name,
 /* Adds methods (NULL terminated) to the runtime's, which must be
  * registered already: how each concept's file gives rt its calls. */
 void evfnlua_runtime_methods(lua_State *L, const luaL_Reg *methods);
+/* Keeps the error a Lua callback raised (on L's top, popped) to re-raise
+ * it from the method driving the loop, and stops the loop. */
+void evfnlua_keep_cb_error(struct evfnlua_rt *o, lua_State *L);
 
 /* event.c */
 void evfnlua_event_open(lua_State *L);
@@ -189,10 +195,9 @@ int evfnlua_l_fail(lua_State *L);
 
 /* runtime.c */
 void evfnlua_runtime_open(lua_State *L);
+/* evfn.runtime(): a closure whose upvalue is the module's opener
+ * (luaopen_evfn), kept in the runtime for its workers' states. */
 int evfnlua_l_runtime(lua_State *L);
-/* Keeps the error a Lua callback raised (on L's top, popped) to re-raise
- * it from the method driving the loop, and stops the loop. */
-void evfnlua_keep_cb_error(struct evfnlua_rt *o, lua_State *L);
 
 /* eventlog.c */
 /* Creates o's record queue for the Lua function at fn, on o's base. */

@@ -67,20 +67,6 @@ leave(struct evfnlua_rt *o, lua_State *prev)
 	o->vm.L = prev;
 }
 
-/* Keeps the first error a Lua callback raised, to re-raise it from the
- * method that was driving the loop, and stops the loop. */
-void
-evfnlua_keep_cb_error(struct evfnlua_rt *o, lua_State *L)
-{
-	if (!o->cb_error) {
-		const char *msg = lua_tostring(L, -1);
-		o->cb_error = strdup(msg ? msg : "a callback raised a value");
-	}
-	lua_pop(L, 1);
-	if (o->base)
-		event_base_loopbreak(o->base);
-}
-
 static void
 raise_cb_error(struct evfnlua_rt *o, lua_State *L)
 {
@@ -200,6 +186,7 @@ evfnlua_l_runtime(lua_State *L)
 	struct evfnlua_rt *o = lua_newuserdatauv(L, sizeof(*o), 0);
 	memset(o, 0, sizeof(*o));
 	o->grace_ms = DEFAULT_GRACE_MS;
+	o->opener = lua_tocfunction(L, lua_upvalueindex(1));
 	luaL_setmetatable(L, EVFNLUA_RUNTIME);
 	const char *opt = NULL;
 	if (has_opts && (rc = apply_rt_options(L, 1, ro, o, &opt)) < 0)

@@ -80,7 +80,7 @@ setup_cf(lua_State *L)
 {
 	struct evfnlua_fn *f = lua_touserdata(L, 1);
 	luaL_openlibs(L);
-	luaL_requiref(L, "evfn", luaopen_evfn, 0);
+	luaL_requiref(L, "evfn", f->owner->opener, 0);
 	lua_getglobal(L, "package");
 	lua_pushstring(L, f->path);
 	lua_setfield(L, -2, "path");
