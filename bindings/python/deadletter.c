@@ -69,8 +69,8 @@ fetch(evfn_rt *rt, PyObject *list, size_t max, size_t offset)
 }
 
 /* dead_letters(limit=None, offset=0) -> list of tuples, oldest first. */
-PyObject *
-evfnpy_rt_dead_letters(evfnpy_runtime *self, PyObject *args)
+static PyObject *
+rt_dead_letters(evfnpy_runtime *self, PyObject *args)
 {
 	PyObject *limit_obj = Py_None;
 	Py_ssize_t offset = 0;
@@ -104,8 +104,8 @@ evfnpy_rt_dead_letters(evfnpy_runtime *self, PyObject *args)
 
 /* dead_letter_op(op, id=0) -> int: the store's operations by name, one
  * entry point since each is one call. */
-PyObject *
-evfnpy_rt_dead_letter_op(evfnpy_runtime *self, PyObject *args)
+static PyObject *
+rt_dead_letter_op(evfnpy_runtime *self, PyObject *args)
 {
 	const char *op;
 	unsigned long long id = 0;
@@ -131,3 +131,16 @@ evfnpy_rt_dead_letter_op(evfnpy_runtime *self, PyObject *args)
 		return evfnpy_raise((int)rc);
 	return PyLong_FromLongLong(rc);
 }
+
+/* The Runtime's methods from this file (dead_letters, dead_letter_op); module.c adds
+ * them to the type. */
+const PyMethodDef evfnpy_deadletter_methods[] = {
+	{ "dead_letters", (PyCFunction)rt_dead_letters, METH_VARARGS,
+	  "dead_letters(limit=None, offset=0) -> list of tuples (id, event, "
+	  "function, reason, code, attempts, error, first, last)" },
+	{ "dead_letter_op", (PyCFunction)rt_dead_letter_op,
+	  METH_VARARGS,
+	  "dead_letter_op(op, id=0): op 'replay', 'delete', 'replay_all', "
+	  "'purge', 'count' or 'evicted' -> int" },
+	{ NULL, NULL, 0, NULL }
+};

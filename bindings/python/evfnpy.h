@@ -21,6 +21,16 @@
 
 #include <evfn.h>
 
+/* --- helpers.c: calls nothing else of the binding --- */
+
+/* Interns the method names and caches json.dumps, json.loads and
+ * threading.Condition; PyInit__evfn first. 0, or -1 with an error set. */
+int evfnpy_helpers_init(void);
+
+/* _set_classes(by_code, base, outcomes, outcome, timeout, retry, fail,
+ * error_text): the exception classes evfn/__init__.py registers. */
+PyObject *evfnpy_set_classes(PyObject *mod, PyObject *args);
+
 /* True once the interpreter is shutting down (our atexit hook ran, or
  * CPython itself is finalizing): evfn threads must not take the GIL any
  * more, since CPython ends threads that try. */
@@ -95,6 +105,13 @@ PyObject *evfnpy_raise_option(int code, const char *name, PyObject *value);
 /* What an option setter returned: 0 for rc >= 0, else -1 with the error
  * raised as evfnpy_raise_option() does. */
 int evfnpy_option_result(int rc, const char *name, PyObject *value);
+
+/* Applies register()'s flow options to o: batch (max_items, window s),
+ * rate_limit (per_second, burst), circuit_breaker (consecutive_failures,
+ * failure_rate, min_calls, window s, cooldown s, policy); None skips one.
+ * 0, or -1 with a Python error set. */
+int evfnpy_flow_options(evfn_fn_options *o, PyObject *batch, PyObject *rate,
+                        PyObject *breaker);
 
 /* --- payload.c --- */
 
@@ -263,8 +280,10 @@ void evfnpy_context_invalidate(PyObject *c);
 /* --- future.c --- */
 
 /* Creates the Future type (a subclass of concurrent.futures.Future) and
- * adds it to mod; 0 or -1. */
-int evfnpy_future_init(PyObject *mod);
+ * adds it to mod; cancel is how Future.cancel() cancels a pending
+ * submission (evfnpy_done_cancel, passed in by module.c: completion.c
+ * sits above future.c). 0 or -1. */
+int evfnpy_future_init(PyObject *mod, bool (*cancel)(struct evfnpy_done *));
 /* A pending Future sharing condition (a threading.Condition) with the
  * runtime's other futures; new reference or NULL. */
 PyObject *evfnpy_future_new(PyObject *condition);
@@ -344,6 +363,10 @@ typedef struct evfnpy_runtime {
 } evfnpy_runtime;
 
 extern PyTypeObject evfnpy_runtime_type;
+/* Readies the type with its own methods and those of the NULL-terminated
+ * list of tables more (the files above runtime.c: flow, triggers, dead
+ * letters, HTTP, PostgreSQL); module.c calls it once. 0 or -1. */
+int evfnpy_runtime_ready(const PyMethodDef *const *more);
 
 /* 0, or -1 with ShutDown raised for a closed runtime. */
 int evfnpy_runtime_check_open(evfnpy_runtime *self);
@@ -356,48 +379,32 @@ void evfnpy_runtime_detach(evfnpy_runtime *self, PyObject *obj);
 /* --- trigger.c --- */
 
 extern PyTypeObject evfnpy_trigger_type;
-PyObject *evfnpy_rt_schedule(evfnpy_runtime *self, PyObject *args,
-                             PyObject *kw);
-PyObject *evfnpy_rt_watch(evfnpy_runtime *self, PyObject *args,
-                          PyObject *kw);
-PyObject *evfnpy_rt_on_signal(evfnpy_runtime *self, PyObject *args,
-                              PyObject *kw);
-PyObject *evfnpy_rt_on_fd(evfnpy_runtime *self, PyObject *args,
-                          PyObject *kw);
+/* schedule, watch, on_signal, on_fd */
+extern const PyMethodDef evfnpy_trigger_methods[];
 
 /* --- pg.c (only where evfn has the pg source) --- */
 
 #ifdef EVFNPY_HAVE_PG
 extern PyTypeObject evfnpy_pg_type;
-PyObject *evfnpy_rt_pg_changes(evfnpy_runtime *self, PyObject *args,
-                               PyObject *kw);
-PyObject *evfnpy_rt_pg_listen(evfnpy_runtime *self, PyObject *args,
-                              PyObject *kw);
+/* pg_changes, pg_listen */
+extern const PyMethodDef evfnpy_pg_methods[];
 #endif
 
 /* --- deadletter.c --- */
 
-PyObject *evfnpy_rt_dead_letters(evfnpy_runtime *self, PyObject *args);
-PyObject *evfnpy_rt_dead_letter_op(evfnpy_runtime *self, PyObject *args);
+/* dead_letters, dead_letter_op */
+extern const PyMethodDef evfnpy_deadletter_methods[];
 
 /* --- flow.c --- */
 
-/* Applies register()'s flow options to o: batch (max_items, window s),
- * rate_limit (per_second, burst), circuit_breaker (consecutive_failures,
- * failure_rate, min_calls, window s, cooldown s, policy); None skips one.
- * 0, or -1 with a Python error set. */
-int evfnpy_flow_options(evfn_fn_options *o, PyObject *batch, PyObject *rate,
-                        PyObject *breaker);
-PyObject *evfnpy_rt_pause(evfnpy_runtime *self, PyObject *name);
-PyObject *evfnpy_rt_resume(evfnpy_runtime *self, PyObject *name);
-PyObject *evfnpy_rt_cancel(evfnpy_runtime *self, PyObject *args,
-                           PyObject *kw);
+/* pause, resume, cancel */
+extern const PyMethodDef evfnpy_flow_methods[];
 
 /* --- http.c --- */
 
 extern PyTypeObject evfnpy_http_type;
-PyObject *evfnpy_rt_http(evfnpy_runtime *self, PyObject *args,
-                         PyObject *kw);
+/* http */
+extern const PyMethodDef evfnpy_http_methods[];
 
 /* --- schedule.c --- */
 

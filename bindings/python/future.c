@@ -51,6 +51,8 @@ static Py_ssize_t future_offset;
 static PyObject *s_pending, *s_running, *s_cancelled, *s_notified,
 	*s_finished;
 static PyObject *cancelled_error, *timeout_error;
+/* Cancels a pending submission's event (evfnpy_future_init()). */
+static bool (*cancel_submission)(struct evfnpy_done *);
 
 static struct fields *
 F(PyObject *f)
@@ -320,7 +322,7 @@ future_cancel(PyObject *self, PyObject *unused)
 		Py_RETURN_TRUE;
 	if (x->state != s_pending || !x->rec)
 		Py_RETURN_FALSE;
-	if (!evfnpy_done_cancel(x->rec))
+	if (!cancel_submission(x->rec))
 		Py_RETURN_FALSE;
 	/* The event ends cancelled; its result, when the completion thread
 	 * gets it, finds the future done and is dropped. */
@@ -528,8 +530,9 @@ static PyGetSetDef future_getset[] = {
 };
 
 int
-evfnpy_future_init(PyObject *mod)
+evfnpy_future_init(PyObject *mod, bool (*cancel)(struct evfnpy_done *))
 {
+	cancel_submission = cancel;
 	PyObject *base_mod = PyImport_ImportModule("concurrent.futures._base");
 	if (!base_mod)
 		return -1;

@@ -92,8 +92,8 @@ fail:
 
 /* http(address="127.0.0.1", port=0, max_body=None, timeout=None,
  * max_connections=None, health_path=None) -> HttpServer */
-PyObject *
-evfnpy_rt_http(evfnpy_runtime *self, PyObject *args, PyObject *kw)
+static PyObject *
+rt_http(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "address", "port", "max_body", "timeout",
 		                  "max_connections", "health_path", NULL };
@@ -234,4 +234,14 @@ PyTypeObject evfnpy_http_type = {
 	.tp_dealloc = (destructor)http_dealloc,
 	.tp_methods = http_methods,
 	.tp_getset = http_getset,
+};
+
+/* The Runtime's methods from this file (http); module.c adds
+ * them to the type. */
+const PyMethodDef evfnpy_http_methods[] = {
+	{ "http", (PyCFunction)(void (*)(void))rt_http,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "http(address='127.0.0.1', port=0, max_body=None, timeout=None, "
+	  "max_connections=None, health_path=None) -> HttpServer" },
+	{ NULL, NULL, 0, NULL }
 };

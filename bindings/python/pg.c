@@ -154,8 +154,8 @@ create(evfnpy_runtime *self, const char *name, const char *function,
 /* pg_changes(publication, function, conninfo=None, slot=None,
  * create_slot=True, type_prefix=None, max_in_flight=None, feedback=None,
  * reconnect=None) -> PgSource */
-PyObject *
-evfnpy_rt_pg_changes(evfnpy_runtime *self, PyObject *args, PyObject *kw)
+static PyObject *
+rt_pg_changes(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "publication", "function", "conninfo",
 		                  "slot", "create_slot", "type_prefix",
@@ -175,8 +175,8 @@ evfnpy_rt_pg_changes(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 
 /* pg_listen(channel, function, conninfo=None, type_prefix=None,
  * reconnect=None) -> PgSource */
-PyObject *
-evfnpy_rt_pg_listen(evfnpy_runtime *self, PyObject *args, PyObject *kw)
+static PyObject *
+rt_pg_listen(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "channel", "function", "conninfo",
 		                  "type_prefix", "reconnect", NULL };
@@ -302,6 +302,21 @@ PyTypeObject evfnpy_pg_type = {
 	.tp_repr = (reprfunc)pg_repr,
 	.tp_methods = pg_methods,
 	.tp_getset = pg_getset,
+};
+
+/* The Runtime's methods from this file (pg_changes, pg_listen); module.c adds
+ * them to the type. */
+const PyMethodDef evfnpy_pg_methods[] = {
+	{ "pg_changes", (PyCFunction)(void (*)(void))rt_pg_changes,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "pg_changes(publication, function, conninfo=None, slot=None, "
+	  "create_slot=True, type_prefix=None, max_in_flight=None, "
+	  "feedback=None, reconnect=None) -> PgSource" },
+	{ "pg_listen", (PyCFunction)(void (*)(void))rt_pg_listen,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "pg_listen(channel, function, conninfo=None, type_prefix=None, "
+	  "reconnect=None) -> PgSource" },
+	{ NULL, NULL, 0, NULL }
 };
 
 #endif /* EVFNPY_HAVE_PG */

@@ -953,6 +953,8 @@ get_started(evfnpy_runtime *self, void *unused)
 	return PyBool_FromLong(self->started);
 }
 
+/* The runtime's own methods; the files above runtime.c add theirs
+ * through evfnpy_runtime_ready(). */
 static PyMethodDef runtime_methods[] = {
 	{ "register", (PyCFunction)(void (*)(void))runtime_register,
 	  METH_VARARGS | METH_KEYWORDS,
@@ -976,56 +978,10 @@ static PyMethodDef runtime_methods[] = {
 	{ "submit", (PyCFunction)(void (*)(void))runtime_submit,
 	  METH_VARARGS | METH_KEYWORDS,
 	  "submit(name, data=None, **attributes) -> Future" },
-	{ "pause", (PyCFunction)evfnpy_rt_pause, METH_O,
-	  "pause(name): start no new attempt of the function; its events "
-	  "keep being accepted and wait." },
-	{ "resume", (PyCFunction)evfnpy_rt_resume, METH_O,
-	  "resume(name): undo pause()." },
-	{ "cancel", (PyCFunction)(void (*)(void))evfnpy_rt_cancel,
-	  METH_VARARGS | METH_KEYWORDS,
-	  "cancel(event_id, function=None) -> number of invocations "
-	  "cancelled or asked to stop (0: none found)." },
 	{ "stats", (PyCFunction)runtime_stats, METH_VARARGS,
 	  "stats(name=None) -> dict" },
 	{ "workers", (PyCFunction)runtime_workers, METH_NOARGS,
 	  "Number of worker threads alive." },
-	{ "schedule", (PyCFunction)(void (*)(void))evfnpy_rt_schedule,
-	  METH_VARARGS | METH_KEYWORDS,
-	  "schedule(expr, tz=None, type=None, function=None, name=None, "
-	  "missed='fire_once', tolerance=None) -> Trigger" },
-	{ "watch", (PyCFunction)(void (*)(void))evfnpy_rt_watch,
-	  METH_VARARGS | METH_KEYWORDS,
-	  "watch(directory, glob=None, type=None, function=None, name=None, "
-	  "existing=False) -> Trigger" },
-	{ "on_signal", (PyCFunction)(void (*)(void))evfnpy_rt_on_signal,
-	  METH_VARARGS | METH_KEYWORDS,
-	  "on_signal(signo, type=None, function=None, name=None) -> Trigger" },
-	{ "on_fd", (PyCFunction)(void (*)(void))evfnpy_rt_on_fd,
-	  METH_VARARGS | METH_KEYWORDS,
-	  "on_fd(fd, read=True, write=False, edge=False, type=None, "
-	  "function=None, name=None) -> Trigger" },
-#ifdef EVFNPY_HAVE_PG
-	{ "pg_changes", (PyCFunction)(void (*)(void))evfnpy_rt_pg_changes,
-	  METH_VARARGS | METH_KEYWORDS,
-	  "pg_changes(publication, function, conninfo=None, slot=None, "
-	  "create_slot=True, type_prefix=None, max_in_flight=None, "
-	  "feedback=None, reconnect=None) -> PgSource" },
-	{ "pg_listen", (PyCFunction)(void (*)(void))evfnpy_rt_pg_listen,
-	  METH_VARARGS | METH_KEYWORDS,
-	  "pg_listen(channel, function, conninfo=None, type_prefix=None, "
-	  "reconnect=None) -> PgSource" },
-#endif
-	{ "dead_letters", (PyCFunction)evfnpy_rt_dead_letters, METH_VARARGS,
-	  "dead_letters(limit=None, offset=0) -> list of tuples (id, event, "
-	  "function, reason, code, attempts, error, first, last)" },
-	{ "dead_letter_op", (PyCFunction)evfnpy_rt_dead_letter_op,
-	  METH_VARARGS,
-	  "dead_letter_op(op, id=0): op 'replay', 'delete', 'replay_all', "
-	  "'purge', 'count' or 'evicted' -> int" },
-	{ "http", (PyCFunction)(void (*)(void))evfnpy_rt_http,
-	  METH_VARARGS | METH_KEYWORDS,
-	  "http(address='127.0.0.1', port=0, max_body=None, timeout=None, "
-	  "max_connections=None, health_path=None) -> HttpServer" },
 	{ NULL, NULL, 0, NULL }
 };
 
@@ -1047,3 +1003,29 @@ PyTypeObject evfnpy_runtime_type = {
 	.tp_methods = runtime_methods,
 	.tp_getset = runtime_getset,
 };
+
+/* runtime_methods and the methods of the files above, NULL terminated:
+ * room for all of them. */
+static PyMethodDef all_methods[64];
+
+int
+evfnpy_runtime_ready(const PyMethodDef *const *more)
+{
+	if (evfnpy_runtime_type.tp_flags & Py_TPFLAGS_READY)
+		return 0;
+	size_t n = 0, cap = sizeof(all_methods) / sizeof(all_methods[0]);
+	for (const PyMethodDef *m = runtime_methods; m->ml_name; m++)
+		all_methods[n++] = *m;
+	for (; *more; more++)
+		for (const PyMethodDef *m = *more; m->ml_name; m++) {
+			if (n + 1 >= cap) {
+				PyErr_SetString(PyExc_SystemError,
+				                "evfn: too many Runtime methods");
+				return -1;
+			}
+			all_methods[n++] = *m;
+		}
+	all_methods[n] = (PyMethodDef){ NULL, NULL, 0, NULL };
+	evfnpy_runtime_type.tp_methods = all_methods;
+	return PyType_Ready(&evfnpy_runtime_type);
+}

@@ -249,8 +249,8 @@ trigger_repr(evfnpy_trigger *tr)
 /* The keywords every trigger creator takes after its own. */
 #define DELIVERY_KW "type", "function", "name"
 
-PyObject *
-evfnpy_rt_schedule(evfnpy_runtime *self, PyObject *args, PyObject *kw)
+static PyObject *
+rt_schedule(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "expr", "tz", DELIVERY_KW, "missed",
 		                  "tolerance", NULL };
@@ -280,8 +280,8 @@ evfnpy_rt_schedule(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 	return wrap(self, t, KIND_SCHEDULE, a.name, NULL);
 }
 
-PyObject *
-evfnpy_rt_watch(evfnpy_runtime *self, PyObject *args, PyObject *kw)
+static PyObject *
+rt_watch(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "directory", "glob", DELIVERY_KW,
 		                  "existing", NULL };
@@ -310,8 +310,8 @@ evfnpy_rt_watch(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 	return wrap(self, t, KIND_WATCH, a.name, NULL);
 }
 
-PyObject *
-evfnpy_rt_on_signal(evfnpy_runtime *self, PyObject *args, PyObject *kw)
+static PyObject *
+rt_on_signal(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "signo", DELIVERY_KW, NULL };
 	int signo;
@@ -332,8 +332,8 @@ evfnpy_rt_on_signal(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 	return wrap(self, t, KIND_SIGNAL, a.name, NULL);
 }
 
-PyObject *
-evfnpy_rt_on_fd(evfnpy_runtime *self, PyObject *args, PyObject *kw)
+static PyObject *
+rt_on_fd(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "fd", "read", "write", "edge", DELIVERY_KW,
 		                  NULL };
@@ -400,4 +400,25 @@ PyTypeObject evfnpy_trigger_type = {
 	.tp_repr = (reprfunc)trigger_repr,
 	.tp_methods = trigger_methods,
 	.tp_getset = trigger_getset,
+};
+
+/* The Runtime's methods from this file (schedule, watch, on_signal, on_fd); module.c adds
+ * them to the type. */
+const PyMethodDef evfnpy_trigger_methods[] = {
+	{ "schedule", (PyCFunction)(void (*)(void))rt_schedule,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "schedule(expr, tz=None, type=None, function=None, name=None, "
+	  "missed='fire_once', tolerance=None) -> Trigger" },
+	{ "watch", (PyCFunction)(void (*)(void))rt_watch,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "watch(directory, glob=None, type=None, function=None, name=None, "
+	  "existing=False) -> Trigger" },
+	{ "on_signal", (PyCFunction)(void (*)(void))rt_on_signal,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "on_signal(signo, type=None, function=None, name=None) -> Trigger" },
+	{ "on_fd", (PyCFunction)(void (*)(void))rt_on_fd,
+	  METH_VARARGS | METH_KEYWORDS,
+	  "on_fd(fd, read=True, write=False, edge=False, type=None, "
+	  "function=None, name=None) -> Trigger" },
+	{ NULL, NULL, 0, NULL }
 };
