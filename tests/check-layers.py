@@ -12,7 +12,11 @@ to them (suite 'api', test 'layers'; CONTRIBUTING.md describes them):
   of one above (read from the objects of the internal library with nm),
   and no files call each other in a circle.
 
+A binding (bindings/lua, bindings/python) is checked for circles only:
+its module file is at the top, its helpers file at the bottom.
+
 usage: check-layers.py LIBDIR ARCHIVE   (prints TAP)
+       check-layers.py --binding NAME ARCHIVE
 """
 import os
 import re
@@ -73,7 +77,94 @@ def layer_of(name, index):
     return None
 
 
+def call_edges(archive):
+    """file -> {file it calls: [symbols]}, from nm on an archive of
+    objects: a file calls another when it uses a symbol the other
+    defines. Objects of lib/sources/ (sources_x.c.o) are named
+    sources/x.c; those of a binding built from the directory above
+    (.._x.c.o) x.c."""
+    out = subprocess.run(["nm", "-A", archive], capture_output=True,
+                         text=True, check=True).stdout
+    defined, used = {}, {}
+    for line in out.splitlines():
+        m = re.match(r"^[^:]+:([^:]+\.c\.o):\s*(\S*)\s+([A-Za-z])\s+(\S+)$",
+                     line)
+        if not m:
+            continue
+        obj, kind, sym = m.group(1), m.group(3), m.group(4)
+        src = os.path.basename(obj)[:-2]
+        if src.startswith("sources_"):
+            src = "sources/" + src[len("sources_"):]
+        elif src.startswith(".._"):
+            src = src[len(".._"):]
+        if kind == "U":
+            used.setdefault(src, set()).add(sym)
+        elif kind.isupper():
+            defined[sym] = src
+    edges = {}
+    for src, syms in used.items():
+        for s in syms:
+            dst = defined.get(s)
+            if dst and dst != src:
+                edges.setdefault(src, {}).setdefault(dst, []).append(s)
+    return edges
+
+
+def circles(edges):
+    """The sets of files that call each other in a circle (Tarjan's
+    strongly connected components of more than one file)."""
+    sys.setrecursionlimit(10000)
+    order, low, on, stack, comps = {}, {}, set(), [], []
+
+    def visit(v):
+        order[v] = low[v] = len(order)
+        stack.append(v)
+        on.add(v)
+        for w in edges.get(v, {}):
+            if w not in order:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], order[w])
+        if low[v] == order[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                comps.append(sorted(comp))
+
+    for v in sorted(set(edges) | {d for ds in edges.values() for d in ds}):
+        if v not in order:
+            visit(v)
+    return comps
+
+
+def report():
+    print("1..%d" % len(results))
+    failed = 0
+    for i, (ok, what, problems) in enumerate(results, 1):
+        print("%s %d - %s" % ("ok" if ok else "not ok", i, what))
+        for p in problems:
+            print("# " + p)
+        failed += not ok
+    return 1 if failed else 0
+
+
+def main_binding(name, archive):
+    """A binding: its files call each other in no circle."""
+    comps = circles(call_edges(archive))
+    check(not comps, "no files of the %s binding call each other in a "
+          "circle" % name, [" ".join(c) for c in comps])
+    return report()
+
+
 def main():
+    if sys.argv[1] == "--binding":
+        return main_binding(sys.argv[2], sys.argv[3])
     libdir, archive = sys.argv[1], sys.argv[2]
     index = {}
     for i, (_, names) in enumerate(LAYERS):
@@ -117,28 +208,7 @@ def main():
           upward)
 
     # Calls, from the symbols of the internal library's objects.
-    out = subprocess.run(["nm", "-A", archive], capture_output=True,
-                         text=True, check=True).stdout
-    defined, used = {}, {}
-    for line in out.splitlines():
-        m = re.match(r"^[^:]+:([^:]+\.c\.o):\s*(\S*)\s+([A-Za-z])\s+(\S+)$",
-                     line)
-        if not m:
-            continue
-        obj, kind, sym = m.group(1), m.group(3), m.group(4)
-        src = os.path.basename(obj)[:-2]
-        if src.startswith("sources_"):
-            src = "sources/" + src[len("sources_"):]
-        if kind == "U":
-            used.setdefault(src, set()).add(sym)
-        elif kind.isupper():
-            defined[sym] = src
-    edges = {}
-    for src, syms in used.items():
-        for s in syms:
-            dst = defined.get(s)
-            if dst and dst != src:
-                edges.setdefault(src, {}).setdefault(dst, []).append(s)
+    edges = call_edges(archive)
     up_calls = []
     for src, dsts in sorted(edges.items()):
         ls = layer_of(src, index)
@@ -152,45 +222,12 @@ def main():
                                  ", ".join(sorted(syms)[:4])))
     check(not up_calls, "calls go to the same layer or down", up_calls)
 
-    # No circle: Tarjan's strongly connected components.
-    sys.setrecursionlimit(10000)
-    order, low, on, stack, comps = {}, {}, set(), [], []
-
-    def visit(v):
-        order[v] = low[v] = len(order)
-        stack.append(v)
-        on.add(v)
-        for w in edges.get(v, {}):
-            if w not in order:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on:
-                low[v] = min(low[v], order[w])
-        if low[v] == order[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                on.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            if len(comp) > 1:
-                comps.append(sorted(comp))
-
-    for v in sorted(set(edges) | {d for ds in edges.values() for d in ds}):
-        if v not in order:
-            visit(v)
+    # No circle.
+    comps = circles(edges)
     check(not comps, "no files call each other in a circle",
           [" ".join(c) for c in comps])
 
-    print("1..%d" % len(results))
-    failed = 0
-    for i, (ok, what, problems) in enumerate(results, 1):
-        print("%s %d - %s" % ("ok" if ok else "not ok", i, what))
-        for p in problems:
-            print("# " + p)
-        failed += not ok
-    return 1 if failed else 0
+    return report()
 
 
 if __name__ == "__main__":
