@@ -23,6 +23,9 @@
 #define EVFN__MAX(a, b) ((a) > (b) ? (a) : (b))
 #define EVFN__LIKELY(x) __builtin_expect(!!(x), 1)
 #define EVFN__UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* On a function of a rare path that the compiler would inline into a hot
+ * one, where its locals would enlarge the hot one's frame. */
+#define EVFN__NOINLINE __attribute__((noinline))
 
 #define EVFN__NS_PER_MS INT64_C(1000000)
 #define EVFN__NS_PER_SEC INT64_C(1000000000)

@@ -104,8 +104,11 @@ struct evfn__executor {
 	/* A function went on ready (the loop: or a result is due): wake a
 	 * thread, or the loop. */
 	void (*wake)(void *impl);
-	/* Work was added behind work still waiting (NULL: nothing to do). */
+	/* Work was added behind work still waiting; called only while
+	 * backlog_wanted, which the executor sets and clears under the
+	 * lock (the pool: while a worker spins). */
 	void (*backlog)(void *impl);
+	bool backlog_wanted;
 	void *impl;
 };
 

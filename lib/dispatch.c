@@ -232,20 +232,34 @@ fn_startable_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 	       flow_allows_locked(rt, fn, now ? now : evfn__now_ns());
 }
 
-void
-evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+/* fn, not on its executor's ready list, goes there if it may start. Out
+ * of line: the common case, fn already on the list, stays small. */
+__attribute__((noinline)) static void
+make_ready_locked(struct evfn_rt *rt, struct evfn_fn *fn,
+                  struct evfn__executor *x)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	struct evfn__executor *x = &rt->exec[fn->cfg.executor];
-	if (fn->in_ready) {
-		if (x->backlog)
-			x->backlog(x->impl);
-		return;
-	}
 	if (!fn_startable_locked(rt, fn, 0))
 		return;
 	ready_push(&x->ready, fn);
 	x->wake(x->impl);
+}
+
+static inline void
+schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__executor *x = &rt->exec[fn->cfg.executor];
+	if (!fn->in_ready)
+		make_ready_locked(rt, fn, x);
+	else if (x->backlog_wanted)
+		x->backlog(x->impl);
+}
+
+void
+evfn__fn_schedule_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	schedule_locked(rt, fn);
 }
 
 void
@@ -254,7 +268,7 @@ evfn__unstarve_locked(struct evfn_rt *rt)
 	EVFN__ASSERT_LOCKED(rt);
 	rt->inv_starved = false;
 	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
-		evfn__fn_schedule_locked(rt, fn);
+		schedule_locked(rt, fn);
 	run_due_locked(rt, evfn__now_ns());
 }
 
@@ -268,7 +282,7 @@ evfn__accept_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	acct_accepted(fn);
 	evfn__queue_push_bare(&fn->q, ev);
 	acct_queued(fn, 1);
-	evfn__fn_schedule_locked(rt, fn);
+	schedule_locked(rt, fn);
 }
 
 void
@@ -304,7 +318,7 @@ enqueue_held_locked(struct evfn_rt *rt, struct evfn__inv *inv)
 	 * first attempt, the due time for a retry (no clock read needed). */
 	inv->ready_ns = inv->attempt ? inv->due_ns : inv->ev->born_ns;
 	evfn__queue_push(&inv->fn->q, inv);
-	evfn__fn_schedule_locked(rt, inv->fn);
+	schedule_locked(rt, inv->fn);
 }
 
 /* inv goes into its function's queue, which becomes runnable. */
@@ -475,7 +489,7 @@ breaker_tick_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now)
 
 /* A call of fn ended at now (ok: its handler returned EVFN_OK): its
  * breaker counts it. */
-static void
+EVFN__NOINLINE static void
 breaker_count_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                      struct evfn__inv *inv, bool ok, int64_t now)
 {
@@ -549,7 +563,7 @@ flow_timer_cb(void *arg)
 	struct evfn_rt *rt = fn->rt;
 	evfn__lock_acquire(&rt->lock);
 	breaker_tick_locked(rt, fn, evfn__now_ns());
-	evfn__fn_schedule_locked(rt, fn);
+	schedule_locked(rt, fn);
 	evfn__lock_release(&rt->lock);
 	evfn__eventlog_flush(&rt->eventlog);
 }
@@ -599,7 +613,7 @@ idem_key_locked(struct evfn_fn *fn, const struct evfn__inv *inv, char *buf,
 
 /* If inv's key succeeded within fn's window, takes the stored response
  * into inv and returns true. */
-static bool
+EVFN__NOINLINE static bool
 idem_hit_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 {
 	EVFN__ASSERT_LOCKED(fn->rt);
@@ -610,7 +624,7 @@ idem_hit_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 }
 
 /* inv succeeded: its key and response are remembered for fn's window. */
-static void
+EVFN__NOINLINE static void
 idem_remember_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 {
 	EVFN__ASSERT_LOCKED(fn->rt);
@@ -884,7 +898,7 @@ evfn__batch_item_outcome(const struct evfn__batch *b, size_t i,
 }
 
 /* Replaces inv's error with the deadline message. */
-static void
+EVFN__NOINLINE static void
 set_deadline_error(struct evfn__inv *inv)
 {
 	char msg[64];
@@ -965,7 +979,7 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	end_attempt_locked(rt, inv, evfn__batch_item_outcome(b, 0, outcome),
 	                   ended);
 	/* Freed capacity may let the function start its next event. */
-	evfn__fn_schedule_locked(rt, fn);
+	schedule_locked(rt, fn);
 	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)
 		pthread_cond_broadcast(&rt->quiet_cond);
 }
@@ -974,7 +988,7 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 
 /* A failed attempt that may be retried: schedule it, or end it when no
  * attempt, age or intake is left. */
-static void
+EVFN__NOINLINE static void
 retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                     struct evfn__ended *ended)
 {
@@ -1012,7 +1026,7 @@ retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
  * runtime lock). A letter the full store evicts is released after the
  * lock, since it may hold the last reference to a host's payload; one
  * that finds no memory is logged then. */
-static void
+EVFN__NOINLINE static void
 store_dead_letter_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                          struct evfn__ended *ended)
 {
@@ -1205,7 +1219,7 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	 * event-log record ran. */
 	inv->hook_running =
 		fn->cfg.cancel_hook || evfn__eventlog_on(&rt->eventlog);
-	evfn__fn_schedule_locked(rt, fn);
+	schedule_locked(rt, fn);
 	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)
 		pthread_cond_broadcast(&rt->quiet_cond);
 	return true;
@@ -1213,7 +1227,7 @@ evfn__timeout_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 
 /* The fenced invocations of a batch call's other items (after inv) are
  * spent: their events went on in fresh invocations. */
-static void
+EVFN__NOINLINE static void
 release_batch_items_locked(struct evfn__inv *inv, struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(inv->fn->rt);
@@ -1231,7 +1245,7 @@ release_batch_items_locked(struct evfn__inv *inv, struct evfn__ended *ended)
  * bills its real run time, lets its function start what the stuck cap
  * held back, and releases the invocation unless the cancel hook still holds
  * it. */
-static void
+EVFN__NOINLINE static void
 late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                   struct evfn__ended *ended)
 {
@@ -1246,7 +1260,7 @@ late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 		rt->nstuck--;
 		/* Below its stuck cap again, the function may start what it
 		 * held back. */
-		evfn__fn_schedule_locked(rt, fn);
+		schedule_locked(rt, fn);
 	}
 	if (inv->hook_running) {
 		inv->orphaned = true; /* the watchdog frees it after the hook */
@@ -1277,9 +1291,7 @@ evfn__recycle_locked(struct evfn_rt *rt, struct evfn__inv_list *cleaned)
 	EVFN__ASSERT_LOCKED(rt);
 	if (!evfn__inv_list_empty(cleaned) && rt->inv_starved)
 		evfn__unstarve_locked(rt);
-	struct evfn__inv *inv;
-	while ((inv = evfn__inv_list_pop(cleaned)))
-		evfn__inv_put(&rt->inv_pool, inv);
+	evfn__inv_put_all(&rt->inv_pool, cleaned);
 }
 
 /* ---- taking waiting events out: cancel and drain ------------------------ */

@@ -51,18 +51,35 @@ evfn__eventlog_on(const struct evfn__eventlog *log)
 	return log->cb != NULL;
 }
 
-/* Tells the callback that inv (of the function named fn_name) reached
- * kind. A TIMEOUT says "deadline exceeded" rather than the attempt's
- * error: its handler may still be writing its context. */
-void evfn__eventlog_tell(struct evfn__eventlog *log, evfn_record_kind kind,
-                         const struct evfn__inv *inv, const char *fn_name);
+/* evfn__eventlog_tell(): tells the callback that inv (of the function
+ * named fn_name) reached kind. A TIMEOUT says "deadline exceeded" rather
+ * than the attempt's error: its handler may still be writing its
+ * context. */
+void evfn__eventlog_deliver(struct evfn__eventlog *log,
+                            evfn_record_kind kind, const struct evfn__inv *inv,
+                            const char *fn_name);
+/* Inline: with no event log, every end of an event skips it here. */
+static inline void
+evfn__eventlog_tell(struct evfn__eventlog *log, evfn_record_kind kind,
+                    const struct evfn__inv *inv, const char *fn_name)
+{
+	if (log->cb)
+		evfn__eventlog_deliver(log, kind, inv, fn_name);
+}
+
 /* Keeps a record about a function (fn_name must live as long as the
  * runtime), to be told by the next flush: for what is decided under the
  * runtime lock. Returns 0 or EVFN_ENOMEM (nothing kept). */
 int evfn__eventlog_defer(struct evfn__eventlog *log, evfn_record_kind kind,
                          const char *fn_name, const char *error);
-/* Tells what was deferred, oldest first. No lock held; cheap when
+void evfn__eventlog_flush_due(struct evfn__eventlog *log);
+/* Tells what was deferred, oldest first. No lock held; a load when
  * nothing was. */
-void evfn__eventlog_flush(struct evfn__eventlog *log);
+static inline void
+evfn__eventlog_flush(struct evfn__eventlog *log)
+{
+	if (atomic_load_explicit(&log->due, memory_order_acquire))
+		evfn__eventlog_flush_due(log);
+}
 
 #endif /* EVFN_EVENTLOG_INTERNAL_H */

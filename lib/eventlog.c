@@ -46,11 +46,9 @@ tell(struct evfn__eventlog *log, const struct evfn_record *rec)
 }
 
 void
-evfn__eventlog_tell(struct evfn__eventlog *log, evfn_record_kind kind,
-                    const struct evfn__inv *inv, const char *fn_name)
+evfn__eventlog_deliver(struct evfn__eventlog *log, evfn_record_kind kind,
+                       const struct evfn__inv *inv, const char *fn_name)
 {
-	if (!log->cb)
-		return;
 	/* A timed-out attempt's handler may still be writing its context:
 	 * its record says what happened instead. */
 	const char *error = kind == EVFN_RECORD_TIMEOUT ? "deadline exceeded"
@@ -79,10 +77,8 @@ evfn__eventlog_defer(struct evfn__eventlog *log, evfn_record_kind kind,
 }
 
 void
-evfn__eventlog_flush(struct evfn__eventlog *log)
+evfn__eventlog_flush_due(struct evfn__eventlog *log)
 {
-	if (!atomic_load_explicit(&log->due, memory_order_acquire))
-		return;
 	pthread_mutex_lock(&log->lock);
 	struct evfn__deferred_list list = log->deferred;
 	log->deferred = (struct evfn__deferred_list){NULL, NULL};

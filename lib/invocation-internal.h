@@ -102,6 +102,8 @@ struct evfn__inv_pool {
 struct evfn__inv *evfn__inv_get(struct evfn__inv_pool *p);
 /* Gives a zeroed invocation back (freed past the pool's bound). */
 void evfn__inv_put(struct evfn__inv_pool *p, struct evfn__inv *inv);
+/* evfn__inv_put() of every invocation of list, which is left empty. */
+void evfn__inv_put_all(struct evfn__inv_pool *p, struct evfn__inv_list *list);
 /* Lets go of what an invocation holds (its event reference, response, error,
  * metadata) and zeroes it, ready for evfn__inv_put(). No lock needed:
  * the last reference of an event may free its payload through the

@@ -44,6 +44,17 @@ evfn__inv_put(struct evfn__inv_pool *p, struct evfn__inv *inv)
 }
 
 void
+evfn__inv_put_all(struct evfn__inv_pool *p, struct evfn__inv_list *list)
+{
+	struct evfn__inv *inv = list->head, *next;
+	for (; inv; inv = next) {
+		next = inv->next;
+		evfn__inv_put(p, inv);
+	}
+	list->head = list->tail = NULL;
+}
+
+void
 evfn__inv_clear(struct evfn__inv *inv)
 {
 	evfn_event_unref(inv->ev);

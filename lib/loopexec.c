@@ -58,7 +58,7 @@ pass_cb(void *arg)
 			evfn__worker_measure_wait(&lx->w, inv);
 		else
 			evfn__worker_measure(&lx->w, inv, now);
-		evfn__worker_tell_return(rt, inv, outcome);
+		evfn__worker_tell_return(&rt->eventlog, inv, outcome);
 		evfn__lock_acquire(&rt->lock);
 		lx->current = NULL;
 		if (outcome == EVFN_PENDING)
@@ -146,7 +146,7 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 	int64_t now = evfn__now_ns();
 	int counted = returned ? evfn__outcome_at(inv, outcome, now)
 	                        : (int)outcome;
-	evfn__worker_tell_return(rt, inv, counted); /* still ours */
+	evfn__worker_tell_return(&rt->eventlog, inv, counted); /* still ours */
 	struct evfn__ended ended = {0};
 	evfn__lock_acquire(&rt->lock);
 	int rc = !returned || counted == EVFN__TIMED_OUT ? EVFN_ETIMEDOUT : 0;

@@ -341,6 +341,7 @@ wait_for_work_locked(struct evfn__pool *p)
 	int polls = 0;
 	if (spin) {
 		p->spinner = true;
+		p->x->backlog_wanted = true;
 		polls = p->spin_polls;
 	}
 	evfn__lock_release(&rt->lock);
@@ -364,6 +365,7 @@ wait_for_work_locked(struct evfn__pool *p)
 	evfn__lock_acquire(&rt->lock);
 	if (spin) {
 		p->spinner = false;
+		p->x->backlog_wanted = false;
 		if (!caught)
 			p->spin_polls = EVFN__MAX(p->spin_polls / 2,
 			                          SPIN_POLLS_MIN);
@@ -430,7 +432,7 @@ run_chain(struct pool_worker *w, struct evfn__inv *inv, int64_t now,
 		outcomes[i] = evfn__outcome_at(x, outcomes[i], now);
 		if (evfn__attempt_returned(x))
 			evfn__worker_measure(&w->w, x, now);
-		evfn__worker_tell_return(rt, x, outcomes[i]);
+		evfn__worker_tell_return(&rt->eventlog, x, outcomes[i]);
 		ran[i] = true;
 	}
 	return now;

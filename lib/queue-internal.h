@@ -43,9 +43,18 @@ evfn__queue_has_bare_room(const struct evfn__queue *q)
 {
 	return evfn__inv_list_empty(&q->over) && q->n < q->cap;
 }
+/* Tags a ring slot that holds a bare event. */
+#define EVFN__QUEUE_BARE_TAG ((uintptr_t)1)
 /* Appends ev (one reference, now the queue's) as a bare event, after
- * evfn__queue_reserve_bare() said yes. */
-void evfn__queue_push_bare(struct evfn__queue *q, evfn_event *ev);
+ * evfn__queue_reserve_bare() said yes. Inline: every plain publish
+ * pushes. */
+static inline void
+evfn__queue_push_bare(struct evfn__queue *q, evfn_event *ev)
+{
+	q->slot[(q->first + q->n) & (q->cap - 1)] =
+		(uintptr_t)ev | EVFN__QUEUE_BARE_TAG;
+	q->n++;
+}
 /* Appends an invocation. */
 void evfn__queue_push(struct evfn__queue *q, struct evfn__inv *inv);
 /* When the oldest queued event became startable. Not empty. */

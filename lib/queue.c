@@ -24,7 +24,7 @@
 #define RING_MIN_SLOTS 16
 #define RING_KEEP_SLOTS 1024
 
-#define BARE_TAG ((uintptr_t)1)
+#define BARE_TAG EVFN__QUEUE_BARE_TAG
 /* A worker takes several events under one lock, each first touched
  * there (it was written by another thread): asking for the event this
  * many slots ahead overlaps those cache misses instead of taking them
@@ -115,12 +115,6 @@ bool
 evfn__queue_reserve_bare(struct evfn__queue *q)
 {
 	return evfn__inv_list_empty(&q->over) && ring_room(q);
-}
-
-void
-evfn__queue_push_bare(struct evfn__queue *q, evfn_event *ev)
-{
-	ring_push(q, (uintptr_t)ev | BARE_TAG);
 }
 
 void

@@ -168,9 +168,10 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 struct evfn__inv_list
 evfn__settle_release(struct evfn_rt *rt, struct evfn__ended *ended)
 {
-	struct evfn__inv_list cleaned = {NULL, NULL};
-	struct evfn__inv *inv;
-	while ((inv = evfn__inv_list_pop(&ended->invocations))) {
+	/* Walked in place, each cleared where it is: the lists become the
+	 * cleaned list as they are. */
+	struct evfn__inv *inv, *next;
+	for (inv = ended->invocations.head; inv; inv = next) {
 		/* Destinations and the dead-letter store first, so that a
 		 * waiter woken next finds them done. */
 		after_end(rt, inv, ended);
@@ -179,14 +180,21 @@ evfn__settle_release(struct evfn_rt *rt, struct evfn__ended *ended)
 			wake_waiter(rt, inv, inv->final_code);
 			evfn__lock_release(&rt->lock);
 		}
+		/* Read now: a destination dead-lettered at once (above) joins
+		 * the list behind inv. */
+		next = inv->next;
 		/* Zeroed here, with no lock held, for its next use. */
 		evfn__inv_clear(inv);
-		evfn__inv_list_push(&cleaned, inv);
+		inv->next = next;
 	}
-	while ((inv = evfn__inv_list_pop(&ended->spent))) {
+	for (inv = ended->spent.head; inv; inv = next) {
+		next = inv->next;
 		evfn__inv_clear(inv);
-		evfn__inv_list_push(&cleaned, inv);
+		inv->next = next;
 	}
+	struct evfn__inv_list cleaned = ended->invocations;
+	ended->invocations = (struct evfn__inv_list){NULL, NULL};
+	evfn__inv_list_append(&cleaned, &ended->spent);
 	evfn_dead_letter *dl;
 	while ((dl = evfn__dead_list_pop(&ended->evicted_letters)))
 		evfn_dead_letter_unref(dl);
@@ -195,7 +203,7 @@ evfn__settle_release(struct evfn_rt *rt, struct evfn__ended *ended)
 }
 
 void
-evfn__settle(struct evfn_rt *rt, struct evfn__ended *ended)
+evfn__settle_ended(struct evfn_rt *rt, struct evfn__ended *ended)
 {
 	struct evfn__inv_list cleaned = evfn__settle_release(rt, ended);
 	if (evfn__inv_list_empty(&cleaned))

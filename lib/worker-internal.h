@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "eventlog-internal.h"
 #include "invocation-internal.h"
 #include "metrics-internal.h"
 
@@ -46,11 +47,19 @@ void evfn__worker_destroy(struct evfn__worker *w);
  * event-log records, the handler. Returns its outcome, or EVFN_PENDING
  * when a loop handler will complete later. */
 int evfn__worker_run(struct evfn__worker *w, struct evfn__inv *inv);
+void evfn__worker_tell_outcome(struct evfn__eventlog *log,
+                               struct evfn__inv *inv, int outcome);
 /* Tells the event log what a call's return means (a late return, a
  * timeout, retries to come) before the state machine takes it. No lock
- * held; inv is still the returning thread's. */
-void evfn__worker_tell_return(struct evfn_rt *rt, struct evfn__inv *inv,
-                              int outcome);
+ * held; inv is still the returning thread's. Inline: with no event log
+ * it is a test. */
+static inline void
+evfn__worker_tell_return(struct evfn__eventlog *log, struct evfn__inv *inv,
+                         int outcome)
+{
+	if (evfn__eventlog_on(log) && outcome != EVFN_PENDING)
+		evfn__worker_tell_outcome(log, inv, outcome);
+}
 /* Measures the call inv that returned at end_ns (monotonic): its run
  * time and its items' queue waits, unless metrics are off. Owner thread. */
 void evfn__worker_measure(struct evfn__worker *w, const struct evfn__inv *inv,

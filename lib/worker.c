@@ -245,12 +245,9 @@ evfn__worker_run(struct evfn__worker *worker, struct evfn__inv *inv)
 }
 
 void
-evfn__worker_tell_return(struct evfn_rt *rt, struct evfn__inv *inv,
-                         int outcome)
+evfn__worker_tell_outcome(struct evfn__eventlog *log, struct evfn__inv *inv,
+                          int outcome)
 {
-	struct evfn__eventlog *log = &rt->eventlog;
-	if (!evfn__eventlog_on(log) || outcome == EVFN_PENDING)
-		return;
 	if (evfn__attempt_fenced(inv)) {
 		evfn__eventlog_tell(log, EVFN_RECORD_LATE, inv, inv->fn->name);
 		return;
