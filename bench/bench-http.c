@@ -82,14 +82,14 @@ main(int argc, char **argv)
 		evfn_rt_options_set_event_base(o, base);
 		evfn_rt_options_set_workers(o, 2, 2);
 		evfn_rt *rt;
-		evfn_runtime_new(&rt, o);
+		evfn_rt_new(&rt, o);
 		evfn_rt_options_free(o);
 		evfn_fn_options *fo;
 		evfn_fn_options_new(&fo);
 		evfn_fn_options_set_queue_capacity(fo, 1 << 20);
 		evfn_register(rt, "intake", noop, NULL, fo, NULL);
 		evfn_fn_options_free(fo);
-		evfn_runtime_start(rt);
+		evfn_rt_start(rt);
 		evfn_http *http;
 		evfn_http_new(&http, rt, NULL);
 		evfn_route_options *ro;
@@ -101,8 +101,8 @@ main(int argc, char **argv)
 		fflush(stdout);
 		event_base_dispatch(base);
 		evfn_http_free(http);
-		evfn_runtime_drain(rt, 1000, NULL, NULL);
-		evfn_runtime_free(rt);
+		evfn_rt_drain(rt, 1000, NULL, NULL);
+		evfn_rt_free(rt);
 	}
 	event_free(in);
 	event_base_free(base);

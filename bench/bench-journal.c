@@ -320,14 +320,14 @@ run_dispatch(void)
 	evfn_rt *rt;
 	check(evfn_rt_options_new(&ro), "rt options");
 	check(evfn_rt_options_set_workers(ro, 2, 2), "workers");
-	check(evfn_runtime_new(&rt, ro), "runtime");
+	check(evfn_rt_new(&rt, ro), "runtime");
 	evfn_rt_options_free(ro);
 	check(evfn_fn_options_new(&fo), "fn options");
 	check(evfn_fn_options_set_queue_capacity(fo, 1 << 22), "capacity");
 	check(evfn_register(rt, "bench", noop_handler, NULL, fo, NULL),
 	      "register");
 	evfn_fn_options_free(fo);
-	check(evfn_runtime_start(rt), "start");
+	check(evfn_rt_start(rt), "start");
 	target = arg.events;
 	long backoffs = 0;
 	int64_t t0 = now_ns();
@@ -364,8 +364,8 @@ run_dispatch(void)
 	       ", \"backoffs\": %ld",
 	       arg.journal, arg.events, arg.rate, secs,
 	       (double)arg.events / secs, backoffs);
-	check(evfn_runtime_drain(rt, 10000, NULL, NULL), "drain");
-	check(evfn_runtime_free(rt), "free");
+	check(evfn_rt_drain(rt, 10000, NULL, NULL), "drain");
+	check(evfn_rt_free(rt), "free");
 	if (with) {
 		check(evfn__journal_sync(fj), "sync");
 		struct evfn__journal_stats s;

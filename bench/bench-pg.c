@@ -240,14 +240,14 @@ main(int argc, char **argv)
 	evfn_rt_options_new(&ro);
 	evfn_rt_options_set_workers(ro, 1, 1);
 	evfn_rt *rt;
-	evfn_runtime_new(&rt, ro);
+	evfn_rt_new(&rt, ro);
 	evfn_rt_options_free(ro);
 	evfn_fn_options *fo;
 	evfn_fn_options_new(&fo);
 	evfn_fn_options_set_queue_capacity(fo, 1 << 16);
 	evfn_register(rt, "noop", noop, NULL, fo, NULL);
 	evfn_fn_options_free(fo);
-	evfn_runtime_start(rt);
+	evfn_rt_start(rt);
 
 	char per_client[24];
 	snprintf(per_client, sizeof(per_client), "%ld", rows / 2);
@@ -314,8 +314,8 @@ main(int argc, char **argv)
 		fflush(stdout);
 	}
 	unlink(script);
-	evfn_runtime_drain(rt, 5000, NULL, NULL);
-	evfn_runtime_free(rt);
+	evfn_rt_drain(rt, 5000, NULL, NULL);
+	evfn_rt_free(rt);
 	PQfinish(db);
 	free(run.samples);
 	return 0;

@@ -54,7 +54,7 @@ run_evfn(long n)
 	evfn_rt_options_new(&o);
 	evfn_rt_options_set_workers(o, 2, 2);
 	evfn_rt *rt;
-	evfn_runtime_new(&rt, o);
+	evfn_rt_new(&rt, o);
 	evfn_rt_options_free(o);
 	evfn_fn_options *fo;
 	evfn_fn_options_new(&fo);
@@ -64,7 +64,7 @@ run_evfn(long n)
 	evfn_fn_options_set_max_age_ms(fo, 7200000);
 	evfn_register(rt, "r", retry_later, NULL, fo, NULL);
 	evfn_fn_options_free(fo);
-	evfn_runtime_start(rt);
+	evfn_rt_start(rt);
 	/* Warm the allocator and the pool before the baseline reading. */
 	long rss0 = rss_bytes();
 	for (long i = 0; i < n; i++) {
@@ -78,8 +78,8 @@ run_evfn(long n)
 		nanosleep(&ts, NULL);
 	}
 	long rss1 = rss_bytes();
-	evfn_runtime_drain(rt, 1000, NULL, NULL);
-	evfn_runtime_free(rt);
+	evfn_rt_drain(rt, 1000, NULL, NULL);
+	evfn_rt_free(rt);
 	return rss1 - rss0;
 }
 

@@ -163,7 +163,7 @@ main(int argc, char **argv)
 	evfn_rt_options_set_event_base(o, base);
 	evfn_rt_options_set_workers(o, 1, 4);
 	evfn_rt *rt;
-	int rc = evfn_runtime_new(&rt, o);
+	int rc = evfn_rt_new(&rt, o);
 	evfn_rt_options_free(o);
 	if (rc < 0)
 		return 1;
@@ -175,7 +175,7 @@ main(int argc, char **argv)
 	                            EVFN_JITTER_FULL);
 	evfn_register(rt, "thumbnail", thumbnail, NULL, fo, NULL);
 	evfn_fn_options_free(fo);
-	evfn_runtime_start(rt);
+	evfn_rt_start(rt);
 
 	/* The trigger on the host's server: /thumbnail, /healthz and
 	 * /metrics are mounted there; the host keeps everything else. */
@@ -208,9 +208,9 @@ main(int argc, char **argv)
 
 	/* Graceful: finish what was admitted, answer what is due, then let
 	 * go of the server's paths, and only then free the host's things. */
-	int drained = evfn_runtime_drain(rt, 5000, NULL, NULL);
+	int drained = evfn_rt_drain(rt, 5000, NULL, NULL);
 	evfn_http_free(http);
-	rc = evfn_runtime_free(rt);
+	rc = evfn_rt_free(rt);
 	event_free(sigint);
 	event_free(sigterm);
 	evhttp_free(server);

@@ -132,7 +132,7 @@ main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "--updates") == 0)
 		updates = atoi(argv[2]);
 	evfn_rt *rt;
-	if (evfn_runtime_new(&rt, NULL) < 0)
+	if (evfn_rt_new(&rt, NULL) < 0)
 		return 1;
 
 	evfn_fn_options *o;
@@ -148,7 +148,7 @@ main(int argc, char **argv)
 	evfn_register(rt, "crm-sync", crm_sync, NULL, o, NULL);
 	evfn_fn_options_free(o);
 	evfn_register(rt, "mail", send_mail, NULL, NULL, NULL);
-	evfn_runtime_start(rt);
+	evfn_rt_start(rt);
 
 	/* Follow-up mails in 300 ms; two of them are called off. */
 	uint64_t mails[4];
@@ -188,7 +188,7 @@ main(int argc, char **argv)
 	       "follow-ups sent\n",
 	       versions, atomic_load(&out_of_order) ? "NO" : "yes",
 	       atomic_load(&mails_sent));
-	evfn_runtime_drain(rt, 5000, NULL, NULL);
-	evfn_runtime_free(rt);
+	evfn_rt_drain(rt, 5000, NULL, NULL);
+	evfn_rt_free(rt);
 	return ok ? 0 : 1;
 }

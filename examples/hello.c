@@ -18,11 +18,11 @@ int
 main(void)
 {
 	evfn_rt *rt;
-	if (evfn_runtime_new(&rt, NULL) != 0) /* defaults, own loop thread */
+	if (evfn_rt_new(&rt, NULL) != 0) /* defaults, own loop thread */
 		return 1;
 	evfn_register(rt, "greet", greet, NULL, NULL, NULL); /* 3 s, 3 tries */
 	evfn_subscribe(rt, "users.*", "greet");
-	evfn_runtime_start(rt);
+	evfn_rt_start(rt);
 
 	evfn_emit(rt, "users.created", "ada", 3, NULL); /* async, by topic */
 	void *resp;
@@ -34,6 +34,6 @@ main(void)
 	} else {
 		fprintf(stderr, "invoke: %s\n", evfn_strerror(rc));
 	}
-	evfn_runtime_drain(rt, 1000, NULL, NULL); /* finish in-flight work */
-	return evfn_runtime_free(rt) == 0 && rc == 0 ? 0 : 1;
+	evfn_rt_drain(rt, 1000, NULL, NULL); /* finish in-flight work */
+	return evfn_rt_free(rt) == 0 && rc == 0 ? 0 : 1;
 }

@@ -115,7 +115,7 @@ main(int argc, char **argv)
 			n = (uint32_t)strtoul(argv[++i], NULL, 10);
 
 	evfn_rt *rt;
-	if (evfn_runtime_new(&rt, NULL) != 0)
+	if (evfn_rt_new(&rt, NULL) != 0)
 		return 1;
 	evfn_fn_options *fo;
 	evfn_fn_options_new(&fo);
@@ -136,7 +136,7 @@ main(int argc, char **argv)
 	evfn_subscribe(rt, "orders.validated", "charge");
 	evfn_subscribe(rt, "orders.charged", "notify");
 	evfn_subscribe(rt, "orders.#", "audit");
-	evfn_runtime_start(rt);
+	evfn_rt_start(rt);
 
 	printf("evfn %s: %" PRIu32 " orders from 2 producers\n",
 	       evfn_version_string(), n);
@@ -177,8 +177,8 @@ main(int argc, char **argv)
 		       evfn_stats_get(s, EVFN_STAT_CONCURRENCY_PEAK));
 		evfn_stats_free(s);
 	}
-	evfn_runtime_drain(rt, 5000, NULL, NULL);
-	int rc = evfn_runtime_free(rt);
+	evfn_rt_drain(rt, 5000, NULL, NULL);
+	int rc = evfn_rt_free(rt);
 	printf("\nnotified %" PRIu64 " customers; every event accounted for: "
 	       "%s\n",
 	       (uint64_t)atomic_load(&notified), balanced ? "yes" : "NO");

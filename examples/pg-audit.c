@@ -137,12 +137,12 @@ main(int argc, char **argv)
 
 	evfn_rt *rt;
 	evfn_fn_options *fo;
-	if (evfn_runtime_new(&rt, NULL) || evfn_fn_options_new(&fo))
+	if (evfn_rt_new(&rt, NULL) || evfn_fn_options_new(&fo))
 		return 1;
 	evfn_fn_options_set_attempts(fo, 10);
 	evfn_register(rt, "audit", write_line, &a, fo, NULL);
 	evfn_fn_options_free(fo);
-	evfn_runtime_start(rt);
+	evfn_rt_start(rt);
 
 	evfn_pg_options *po;
 	evfn_pg_source *src;
@@ -188,8 +188,8 @@ main(int argc, char **argv)
 		status = 1;
 	}
 	evfn_pg_source_free(src);
-	evfn_runtime_drain(rt, 5000, NULL, NULL);
-	if (evfn_runtime_free(rt) != 0)
+	evfn_rt_drain(rt, 5000, NULL, NULL);
+	if (evfn_rt_free(rt) != 0)
 		status = 1;
 	if (demo) {
 		/* The slot stays for the next run; the demo cleans up. */

@@ -31,5 +31,6 @@
 #include <evfn/schedule.h>
 #include <evfn/triggers.h>
 #include <evfn/http.h>
+#include <evfn/deprecated.h>
 
 #endif /* EVFN_H */

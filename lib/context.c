@@ -5,7 +5,7 @@
  * metadata, error message): the invocation's side a handler sees, which
  * knows nothing of the runtime. Completing a PENDING attempt,
  * evfn_ctx_complete(), is the loop executor's (loopexec.c); a handler's
- * child emits are in publish.c; evfn_ctx_runtime(), which needs the
+ * child emits are in publish.c; evfn_ctx_rt(), which needs the
  * function's layout, is registry.c's.
  */
 #include <stdarg.h>

@@ -96,7 +96,7 @@ evfn_fn_name(const evfn_fn *fn)
 }
 
 evfn_rt *
-evfn_ctx_runtime(const evfn_ctx *ctx)
+evfn_ctx_rt(const evfn_ctx *ctx)
 {
 	evfn_fn *fn = evfn_ctx_function(ctx);
 	return fn ? fn->rt : NULL;

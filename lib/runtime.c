@@ -26,7 +26,7 @@
 #include "watchdog-internal.h"
 #include "worker-internal.h"
 
-/* Frees what evfn_runtime_new() built; safe on a partly built runtime. */
+/* Frees what evfn_rt_new() built; safe on a partly built runtime. */
 static void
 destroy(struct evfn_rt *rt)
 {
@@ -58,7 +58,7 @@ destroy(struct evfn_rt *rt)
 }
 
 int
-evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
+evfn_rt_new(evfn_rt **out, const evfn_rt_options *opts)
 {
 	if (!out)
 		return EVFN_EINVAL;
@@ -103,7 +103,7 @@ evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
 }
 
 int
-evfn_runtime_start(evfn_rt *rt)
+evfn_rt_start(evfn_rt *rt)
 {
 	if (!rt)
 		return EVFN_EINVAL;
@@ -223,8 +223,8 @@ wait_until_locked(struct evfn_rt *rt, int64_t deadline_ns)
 }
 
 int
-evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
-                   void *arg)
+evfn_rt_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
+              void *arg)
 {
 	if (!rt || grace_ms < 0 || grace_ms > INT64_MAX / EVFN__NS_PER_MS / 2)
 		return EVFN_EINVAL;
@@ -280,7 +280,7 @@ evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 }
 
 int
-evfn_runtime_free(evfn_rt *rt)
+evfn_rt_free(evfn_rt *rt)
 {
 	if (!rt)
 		return 0;
@@ -311,7 +311,7 @@ evfn_runtime_free(evfn_rt *rt)
 }
 
 int
-evfn_runtime_workers(const evfn_rt *rt)
+evfn_rt_workers(const evfn_rt *rt)
 {
 	if (!rt)
 		return 0;
@@ -323,7 +323,7 @@ evfn_runtime_workers(const evfn_rt *rt)
 }
 
 struct event_base *
-evfn_runtime_event_base(const evfn_rt *rt)
+evfn_rt_event_base(const evfn_rt *rt)
 {
 	return rt ? rt->loop.base : NULL;
 }

@@ -14,7 +14,7 @@
 #include <evfn/runtime.h>
 
 /* Triggers and sources count themselves on the runtime while they live,
- * so that evfn_runtime_free() refuses (EVFN_EBUSY) to pull the runtime
+ * so that evfn_rt_free() refuses (EVFN_EBUSY) to pull the runtime
  * from under them. */
 void evfn__rt_attach(evfn_rt *rt);
 void evfn__rt_detach(evfn_rt *rt);

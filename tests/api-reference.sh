@@ -36,11 +36,11 @@ check "every exported symbol ($(wc -l <"$tmp/symbols")) has its page" \
 	sh -c "cat '$tmp/missing-symbols'; test ! -s '$tmp/missing-symbols'"
 
 # A function's page is a .so link relative to the man directory.
-(cd "$ref/man" && MANWIDTH=80 man -l man3/evfn_runtime_new.3) \
+(cd "$ref/man" && MANWIDTH=80 man -l man3/evfn_rt_new.3) \
 	>"$tmp/page" 2>&1 || true
-check "man -l renders evfn_runtime_new(3) with its parameters" \
+check "man -l renders evfn_rt_new(3) with its parameters" \
 	sh -c "cat '$tmp/page' | head -40;
-		grep -q 'int evfn_runtime_new (evfn_rt \\*\\*out' '$tmp/page' &&
+		grep -q 'int evfn_rt_new (evfn_rt \\*\\*out' '$tmp/page' &&
 		grep -q 'Parameters' '$tmp/page'"
 
 check "the main page is README.md" \

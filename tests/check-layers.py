@@ -49,6 +49,7 @@ LAYERS = [
     ("api", [
         "runtime.c", "publish.c", "invoke.c", "control.c", "stats.c",
         "deadletter.c", "prometheus.c", "jsonlog.c", "source.c",
+        "deprecated.c",
     ]),
     ("sources", ["sources/"]),
 ]

@@ -27,7 +27,7 @@ deadline_runtime(int min, int max, struct event_base *base)
 	if (base)
 		ASSERT_OK(evfn_rt_options_set_event_base(o, base));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	return rt;
 }

@@ -125,7 +125,7 @@ test_runtime_new(int min, int max, evfn_record_cb record_cb)
 	if (record_cb)
 		ASSERT_OK(evfn_rt_options_set_event_log(o, record_cb, NULL));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	return rt;
 }

@@ -455,7 +455,7 @@ consumer_main(int argc, char **argv)
 	evfn_rt *rt;
 	evfn_rt_options *ro;
 	if (evfn_rt_options_new(&ro) || evfn_rt_options_set_workers(ro, 1, 2) ||
-	    evfn_runtime_new(&rt, ro))
+	    evfn_rt_new(&rt, ro))
 		return 3;
 	evfn_rt_options_free(ro);
 	evfn_fn_options *fo;
@@ -469,7 +469,7 @@ consumer_main(int argc, char **argv)
 	    evfn_fn_options_set_backoff(fo, EVFN_BACKOFF_FIXED, 10, 1, 10,
 	                                EVFN_JITTER_NONE) ||
 	    evfn_register(rt, "work", print_handler, NULL, fo, NULL) ||
-	    evfn_runtime_start(rt))
+	    evfn_rt_start(rt))
 		return 4;
 	evfn_fn_options_free(fo);
 	evfn_redis_options *o;
@@ -492,7 +492,7 @@ consumer_main(int argc, char **argv)
 		;
 	/* Nothing more starts; what runs finishes, what waits is handed
 	 * back and stays pending for the other consumers. */
-	if (evfn_runtime_drain(rt, 5000, NULL, NULL))
+	if (evfn_rt_drain(rt, 5000, NULL, NULL))
 		return 6;
 	int64_t until = test_now_ms() + 5000;
 	while (evfn_redis_source_held(src) > 0 && test_now_ms() < until)
@@ -501,7 +501,7 @@ consumer_main(int argc, char **argv)
 	/* A handler fenced at its deadline may still be sleeping. */
 	int rc;
 	until = test_now_ms() + 5000;
-	while ((rc = evfn_runtime_free(rt)) == EVFN_EBUSY &&
+	while ((rc = evfn_rt_free(rt)) == EVFN_EBUSY &&
 	       test_now_ms() < until)
 		test_sleep_ms(1);
 	return rc ? 7 : 0;

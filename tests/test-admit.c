@@ -134,7 +134,7 @@ keyed_events_end_inside_the_pick(evfn_executor executor, enum ending how)
 		ASSERT_OK(evfn_fn_options_set_idempotency(fo, 60000, NULL));
 	ASSERT_OK(evfn_register(rt, "keyed", ok, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	if (how == BY_IDEMPOTENCY) {
 		/* Answered once: its duplicates are hits. */
 		ASSERT_OK(publish(rt, "keyed", NULL, "dup"));
@@ -169,8 +169,8 @@ keyed_events_end_inside_the_pick(evfn_executor executor, enum ending how)
 	ASSERT_OK(publish(rt, "keyed", "k", NULL));
 	WAIT_FOR(all_ended(rt), 20000);
 	assert_accounting(rt, "keyed");
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 	test_hang_guard_off();
 }
 
@@ -332,7 +332,7 @@ mix_round(uint64_t seed)
 	uint64_t prng = seed;
 	evfn_rt *rt = test_runtime_new(1, 1, mix_record);
 	mix_register(rt);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (int phase = 0; phase < MIX_PHASES; phase++) {
 		uint64_t r = test_mix64(prng++);
 		/* Mostly with the worker kept busy while the phase queues,
@@ -353,8 +353,8 @@ mix_round(uint64_t seed)
 	}
 	WAIT_FOR(all_ended(rt), 30000);
 	assert_accounting(rt, NULL);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 
 	uint64_t pairs = 0;
 	for (int seq = 0; seq < MIX_MAX_SEQ; seq++)

@@ -184,7 +184,7 @@ test_chaos_every_event_ends_exactly_once(void **state)
 	ASSERT_OK(evfn_rt_options_set_workers(o, 2, 4));
 	ASSERT_OK(evfn_rt_options_set_event_log(o, on_record, NULL));
 	ASSERT_OK(evfn_rt_options_set_dead_letter_capacity(o, 100));
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	evfn_fn_options *fo;
 	ASSERT_OK(evfn_fn_options_new(&fo));
@@ -209,14 +209,14 @@ test_chaos_every_event_ends_exactly_once(void **state)
 	ASSERT_OK(evfn_subscribe(rt, "chaos.a", "beta"));
 	ASSERT_OK(evfn_subscribe(rt, "chaos.b", "gamma"));
 	ASSERT_OK(evfn_subscribe(rt, "chaos.child", "child"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 
 	pthread_t th[PRODUCERS];
 	for (uintptr_t i = 0; i < PRODUCERS; i++)
 		pthread_create(&th[i], NULL, produce, (void *)i);
 	/* Drain in the middle of production. */
 	WAIT_FOR(stat_of(rt, NULL, EVFN_STAT_ACCEPTED) >= EVENTS, 60000);
-	int rc = evfn_runtime_drain(rt, 5000, on_handback, NULL);
+	int rc = evfn_rt_drain(rt, 5000, on_handback, NULL);
 	assert_true(rc == 0 || rc == EVFN_ETIMEDOUT);
 	for (int i = 0; i < PRODUCERS; i++)
 		pthread_join(th[i], NULL);
@@ -234,7 +234,7 @@ test_chaos_every_event_ends_exactly_once(void **state)
 	uint64_t cancelled = evfn_stats_get(s, EVFN_STAT_CANCELLED);
 	uint64_t batches = evfn_stats_get(s, EVFN_STAT_BATCHES);
 	evfn_stats_free(s);
-	WAIT_FOR(evfn_runtime_free(rt) == 0, 30000); /* stuck threads end */
+	WAIT_FOR(evfn_rt_free(rt) == 0, 30000); /* stuck threads end */
 
 	uint64_t pairs = 0;
 	for (int seq = 0; seq < MAX_SEQ; seq++)

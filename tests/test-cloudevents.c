@@ -612,7 +612,7 @@ test_cloudevents_epoch_time_survives_publish(void **state)
 {
 	(void)state;
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	ASSERT_OK(evfn_register(rt, "f", noop, NULL, NULL, NULL));
 	struct evfn__ce_header h[] = {
 		H("ce-specversion", "1.0"), H("ce-id", "b1"),
@@ -634,7 +634,7 @@ test_cloudevents_epoch_time_survives_publish(void **state)
 	}
 	done(&bin);
 	done(&str);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 int

@@ -82,7 +82,7 @@ test_event_small_event_is_one_small_block(void **state)
 	size_t block = atomic_load(&failing_alloc_last_malloc);
 	assert_true(block > 0 && block <= 104);
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	ASSERT_OK(evfn_register(rt, "fifteen.bytes.x", noop_handler, NULL,
 	                        NULL, NULL));
 	/* The first publish makes the function's queue; the next event is
@@ -98,7 +98,7 @@ test_event_small_event_is_one_small_block(void **state)
 	ASSERT_EQ(*(const uint64_t *)evfn_event_data(ev, &len), 42);
 	ASSERT_EQ(len, sizeof(payload));
 	evfn_event_unref(ev);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* The payload copy and the type share the event's block, the type after
@@ -279,7 +279,7 @@ test_event_publish_freezes_and_stamps(void **state)
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_source(o, "/test"));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	ASSERT_OK(evfn_register(rt, "f", noop, NULL, NULL, NULL));
 	ASSERT_OK(evfn_subscribe(rt, "t", "f"));
@@ -306,7 +306,7 @@ test_event_publish_freezes_and_stamps(void **state)
 	ASSERT_RC(evfn_publish_to(rt, "nope", b, NULL), EVFN_EPERM);
 	evfn_event_unref(a);
 	evfn_event_unref(b);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* Any int64 is a time (0 is 1970-01-01T00:00:00Z): a time that was set
@@ -316,7 +316,7 @@ static void
 test_event_any_time_set_is_kept(void **state)
 {
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	ASSERT_OK(evfn_register(rt, "f", noop, NULL, NULL, NULL));
 	static const int64_t times[] = {0,         -1,        1,
 	                                INT64_MIN, INT64_MAX, 1000000000};
@@ -340,7 +340,7 @@ test_event_any_time_set_is_kept(void **state)
 	ASSERT_OK(evfn_publish_to(rt, "f", ev, NULL));
 	assert_true(evfn_event_time(ev) > INT64_C(1700000000000000000));
 	evfn_event_unref(ev);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 int

@@ -18,7 +18,7 @@ new_runtime(int min, int max)
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_workers(o, min, max));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	return rt;
 }
@@ -32,8 +32,8 @@ options(int64_t timeout_ms, int attempts)
 static void
 finish(evfn_rt *rt)
 {
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	WAIT_FOR(evfn_rt_free(rt) == 0, 10000);
 }
 
 /* A gate the test opens to let stuck handlers return. */
@@ -106,7 +106,7 @@ test_failure_deadline_fences_late_return_and_keeps_capacity(void **state)
 	ASSERT_OK(evfn_fn_options_set_cancel_hook(fo, count_hook));
 	ASSERT_OK(evfn_register(rt, "stuck", stuck_once, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 
 	/* One worker, stuck in attempt 1: the retry can only run on a
 	 * replacement, so the response proves the capacity was kept. */
@@ -118,7 +118,7 @@ test_failure_deadline_fences_late_return_and_keeps_capacity(void **state)
 	ASSERT_EQ(atomic_load(&hooks), 1);
 	ASSERT_EQ(stat_of(rt, "stuck", EVFN_STAT_TIMEOUTS), 1);
 	ASSERT_EQ(stat_of(rt, "stuck", EVFN_STAT_LATE), 0);
-	ASSERT_EQ(evfn_runtime_workers(rt), 1);
+	ASSERT_EQ(evfn_rt_workers(rt), 1);
 	assert_accounting(rt, "stuck");
 
 	open_gate();
@@ -156,7 +156,7 @@ test_failure_stuck_worker_gives_back_what_it_took(void **state)
 	evfn_fn_options *fo = options(100, 3);
 	ASSERT_OK(evfn_register(rt, "q", quick_or_block, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	/* Quick handlers with a deep queue: the worker takes several
 	 * attempts under one lock. */
 	for (int i = 0; i < 200; i++)
@@ -201,7 +201,7 @@ test_failure_return_after_deadline_is_a_timeout(void **state)
 	evfn_fn_options *fo = options(20, 1);
 	ASSERT_OK(evfn_register(rt, "late", slightly_late, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (int i = 0; i < 10; i++)
 		ASSERT_RC(evfn_invoke(rt, "late", NULL, 0, NULL, NULL),
 		          EVFN_ETIMEDOUT);
@@ -228,7 +228,7 @@ test_failure_stuck_cap_makes_function_unhealthy(void **state)
 	ASSERT_OK(evfn_fn_options_set_max_stuck(fo, 2));
 	ASSERT_OK(evfn_register(rt, "hang", always_stuck, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_RC(evfn_invoke(rt, "hang", NULL, 0, NULL, NULL), EVFN_ETIMEDOUT);
 	ASSERT_RC(evfn_invoke(rt, "hang", NULL, 0, NULL, NULL), EVFN_ETIMEDOUT);
 	/* Two threads stuck: intake refuses instead of spawning more. */
@@ -236,11 +236,11 @@ test_failure_stuck_cap_makes_function_unhealthy(void **state)
 	          EVFN_EUNHEALTHY);
 	ASSERT_EQ(atomic_load(&entered), 2);
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_DEAD_LETTERED), 2);
-	ASSERT_RC(evfn_runtime_drain(rt, 0, NULL, NULL), 0);
-	ASSERT_RC(evfn_runtime_free(rt), EVFN_EBUSY); /* threads still stuck */
+	ASSERT_RC(evfn_rt_drain(rt, 0, NULL, NULL), 0);
+	ASSERT_RC(evfn_rt_free(rt), EVFN_EBUSY); /* threads still stuck */
 	open_gate();
 	WAIT_FOR(stat_of(rt, "hang", EVFN_STAT_LATE) == 2, 10000);
-	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
+	WAIT_FOR(evfn_rt_free(rt) == 0, 10000);
 }
 
 static int
@@ -260,7 +260,7 @@ test_failure_max_age_expires_instead_of_retrying(void **state)
 	ASSERT_OK(evfn_fn_options_set_max_age_ms(fo, 100));
 	ASSERT_OK(evfn_register(rt, "old", retry_always, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	int64_t t0 = test_now_ms();
 	ASSERT_RC(evfn_invoke(rt, "old", NULL, 0, NULL, NULL), EVFN_EEXPIRED);
 	/* Retries every 40 ms, capped by the age: over in ~100 ms, not 4 s. */
@@ -338,7 +338,7 @@ test_failure_destinations_chain_and_carry_metadata(void **state)
 	evfn_fn_options_free(fo);
 	ASSERT_OK(evfn_register(rt, "publish", sink_handler, NULL, NULL, NULL));
 	ASSERT_OK(evfn_register(rt, "failed", sink_handler, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 
 	evfn_event *ev;
 	ASSERT_OK(evfn_event_new(&ev, "upload", "cat", 3));
@@ -370,7 +370,7 @@ test_failure_unknown_destination_keeps_event_in_store(void **state)
 	ASSERT_OK(evfn_fn_options_set_destinations(fo, "nowhere", NULL));
 	ASSERT_OK(evfn_register(rt, "resize", resize, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_invoke(rt, "resize", "dog", 3, NULL, NULL));
 	WAIT_FOR(evfn_dead_letter_count(rt) == 1, 10000);
 	evfn_dead_letter *dl;
@@ -408,12 +408,12 @@ test_failure_dead_letter_list_replay_delete_purge(void **state)
 	ASSERT_OK(evfn_rt_options_set_dead_letter_capacity(o, 3));
 	ASSERT_RC(evfn_rt_options_set_dead_letter_capacity(o, -1), EVFN_ERANGE);
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	evfn_fn_options *fo = options(1000, 2);
 	ASSERT_OK(evfn_register(rt, "flaky", flaky, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 
 	ASSERT_RC(evfn_invoke(rt, "flaky", "poison", 6, NULL, NULL),
 	          EVFN_EFAILED);
@@ -500,7 +500,7 @@ test_failure_idempotent_redelivery_returns_stored_response(void **state)
 	ASSERT_RC(evfn_fn_options_set_idempotency(fo, -1, NULL), EVFN_ERANGE);
 	ASSERT_OK(evfn_register(rt, "charge", charge, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 
 	const char *subjects[3] = {"42", "42", "43"};
 	for (int i = 0; i < 3; i++) {
@@ -566,11 +566,11 @@ test_failure_hop_limit_dead_letters_loops(void **state)
 	ASSERT_OK(evfn_rt_options_set_max_hops(o, 5));
 	ASSERT_RC(evfn_rt_options_set_max_hops(o, 0), EVFN_ERANGE);
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	ASSERT_OK(evfn_register(rt, "pp", ping_pong, NULL, NULL, NULL));
 	ASSERT_OK(evfn_subscribe(rt, "loop.#", "pp"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_emit(rt, "loop.start", NULL, 0, NULL));
 	/* Hops 0..5 run; hop 6 is accepted and dead-lettered. */
 	/* Hop 5's success is counted after it emitted hop 6, which was
@@ -627,7 +627,7 @@ test_failure_long_error_is_cut_between_characters(void **state)
 	evfn_fn_options *fo = options(1000, 1);
 	ASSERT_OK(evfn_register(rt, "utf8", fail_with_payload, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	/* 1023 is odd, so 2-byte characters straddle it; a 4-byte one at an
 	 * offset of 1022 leaves 1 of its bytes in, at 1021 two of them. */
 	static const char *const chars[] = {"\xc3\xa9", "\xf0\x9f\x98\x80",
@@ -691,12 +691,12 @@ test_failure_event_log_reports_starts_and_ends(void **state)
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_event_log(o, on_record, NULL));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	evfn_fn_options *fo = options(1000, 2);
 	ASSERT_OK(evfn_register(rt, "log", log_handler, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_invoke(rt, "log", NULL, 0, NULL, NULL));
 	ASSERT_RC(evfn_invoke(rt, "log", "x", 1, NULL, NULL), EVFN_EEXHAUSTED);
 	finish(rt);
@@ -747,7 +747,7 @@ test_failure_dead_letter_stored_when_counted(void **state)
 	evfn_fn_options *fo = options(1000, 1);
 	ASSERT_OK(evfn_register(rt, "fails", always_fail, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_invoke_async(rt, "fails", "x", 1, NULL));
 	/* The worker is inside the event's aftermath now: the counter
 	 * moved, and the store must hold the letter already. */
@@ -778,7 +778,7 @@ test_failure_dead_letters_never_outrun_the_store(void **state)
 	evfn_fn_options *fo = options(1000, 1);
 	ASSERT_OK(evfn_register(rt, "fails", always_fail, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (int i = 0; i < N; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "fails", "x", 1, NULL));
 	uint64_t ended = 0;

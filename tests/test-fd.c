@@ -221,7 +221,7 @@ test_fd_shutdown_refusals_are_not_errors(void **state)
 	make_pipe(p);
 	evfn_trigger *t;
 	ASSERT_OK(evfn_fd_add(rt, p[0], EVFN_FD_READ, NULL, NULL, &t));
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
 	put_byte(p[1]);
 	WAIT_FOR(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_SHUTDOWN) >= 2,
 	         5000);
@@ -233,7 +233,7 @@ test_fd_shutdown_refusals_are_not_errors(void **state)
 	          EVFN_ESHUTDOWN);
 	assert_null(t2);
 	evfn_trigger_free(t);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	rec_reset();
 	close(p[0]);
 	close(p[1]);
@@ -287,7 +287,7 @@ test_fd_on_host_event_base(void **state)
 	ASSERT_OK(evfn_rt_options_set_workers(o, 1, 1));
 	ASSERT_OK(evfn_rt_options_set_event_base(o, base));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	evfn_fn_options *fo;
 	ASSERT_OK(evfn_fn_options_new(&fo));
@@ -295,7 +295,7 @@ test_fd_on_host_event_base(void **state)
 	ASSERT_OK(evfn_register(rt, "rec", record_handler, &rec, fo, NULL));
 	evfn_fn_options_free(fo);
 	ASSERT_OK(evfn_subscribe(rt, "evfn.#", "rec"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	int p[2];
 	make_pipe(p);
 	evfn_trigger *t;
@@ -308,8 +308,8 @@ test_fd_on_host_event_base(void **state)
 	ASSERT_EQ(rec_count(), 1);
 	ASSERT_STR(evfn_event_extension(rec_event(0), "ready"), "read");
 	evfn_trigger_free(t);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 	event_base_free(base);
 	rec_reset();
 	close(p[0]);
@@ -378,7 +378,7 @@ test_fd_bad_input(void **state)
 	evfn_trigger_free(t);
 	ASSERT_EQ(evfn_trigger_get_stat(NULL, EVFN_TRIGGER_STAT_FIRED), 0);
 	evfn_trigger_free(NULL);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	close(p[0]);
 	close(p[1]);
 }

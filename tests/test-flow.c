@@ -28,9 +28,9 @@ static void
 finish(evfn_rt *rt, const char *fn)
 {
 	assert_accounting(rt, fn);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
 	assert_accounting(rt, fn);
-	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
+	WAIT_FOR(evfn_rt_free(rt) == 0, 10000);
 }
 
 static int
@@ -112,7 +112,7 @@ test_batch_size_and_window(void **state)
 	int64_t t0 = test_now_ms();
 	for (int i = 0; i < 10; i++)
 		ASSERT_OK(invoke_str(rt, "b", "x", NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	WAIT_FOR(stat_of(rt, "b", EVFN_STAT_SUCCEEDED) == 10, 5000);
 	ASSERT_EQ(atomic_load(&ncalls), 3);
 	ASSERT_EQ(call_sizes[0], 4);
@@ -176,7 +176,7 @@ test_batch_item_failures(void **state)
 	const char *items[] = {"a", "bad", "b", "fail", "c", "d"};
 	for (size_t i = 0; i < 6; i++)
 		ASSERT_OK(invoke_str(rt, "items", items[i], NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	WAIT_FOR(stat_of(rt, "items", EVFN_STAT_SUCCEEDED) +
 	                         stat_of(rt, "items", EVFN_STAT_DEAD_LETTERED) ==
 	                 6,
@@ -231,7 +231,7 @@ test_batch_whole_retry(void **state)
 	evfn_fn_options_free(fo);
 	for (int i = 0; i < 5; i++)
 		ASSERT_OK(invoke_str(rt, "w", "x", NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	WAIT_FOR(stat_of(rt, "w", EVFN_STAT_SUCCEEDED) == 5, 5000);
 	ASSERT_EQ(stat_of(rt, "w", EVFN_STAT_ATTEMPTS), 10);
 	ASSERT_EQ(stat_of(rt, "w", EVFN_STAT_RETRIES), 5);
@@ -334,7 +334,7 @@ test_ordering_keys(void **state)
 	evfn_fn_options *fo = options(3);
 	ASSERT_OK(evfn_register(rt, "ord", ordered, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	pthread_t t[PRODUCERS];
 	struct producer pr[PRODUCERS];
 	for (int p = 0; p < PRODUCERS; p++) {
@@ -395,7 +395,7 @@ test_rate_limit(void **state)
 	/* 525 events: a burst of 25 at once, then 500 at 250/s: 2.0 s. */
 	for (int i = 0; i < 525; i++)
 		ASSERT_OK(invoke_str(rt, "rl", "x", NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	WAIT_FOR(stat_of(rt, "rl", EVFN_STAT_SUCCEEDED) == 525, 10000);
 	int64_t span = atomic_load(&rate_last_ms) - atomic_load(&rate_first_ms);
 	print_message("# 500 rate-limited starts took %lld ms (2000 ideal)\n",
@@ -474,7 +474,7 @@ breaker_runtime(int consecutive, double rate, int min_calls,
 	                                              policy));
 	ASSERT_OK(evfn_register(rt, "cb", flaky_downstream, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	return rt;
 }
 
@@ -567,16 +567,16 @@ test_breaker_failure_rate(void **state)
 	evfn_fn_options_free(fo);
 	for (int i = 0; i < 10; i++)
 		ASSERT_OK(invoke_str(rt, "fr", "x", NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	WAIT_FOR(stat_of(rt, "fr", EVFN_STAT_CIRCUIT_OPENS) == 1, 5000);
 	ASSERT_EQ(stat_of(rt, "fr", EVFN_STAT_ATTEMPTS), 6);
 	ASSERT_EQ(stat_of(rt, "fr", EVFN_STAT_QUEUED), 4);
 	/* Drain hands the held-back four back. */
 	assert_accounting(rt, "fr");
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
 	ASSERT_EQ(stat_of(rt, "fr", EVFN_STAT_HANDED_BACK), 4);
 	assert_accounting(rt, "fr");
-	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
+	WAIT_FOR(evfn_rt_free(rt) == 0, 10000);
 }
 
 /* ---- delays ----------------------------------------------------------- */
@@ -602,7 +602,7 @@ test_delay(void **state)
 	atomic_store(&delayed_runs, 0);
 	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	ASSERT_OK(evfn_register(rt, "d", note_time, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	int64_t t0 = test_now_ms();
 	ASSERT_OK(publish_with(rt, "d", "x", NULL, 200, NULL));
 	ASSERT_EQ(stat_of(rt, "d", EVFN_STAT_DELAYED), 1);
@@ -650,7 +650,7 @@ test_pause_resume(void **state)
 	atomic_store(&plain_runs, 0);
 	evfn_rt *rt = test_runtime_new(1, 2, NULL);
 	ASSERT_OK(evfn_register(rt, "p", plain, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_pause(rt, "p"));
 	ASSERT_OK(evfn_pause(rt, "p"));
 	ASSERT_EQ(stat_of(rt, "p", EVFN_STAT_PAUSED), 1);
@@ -705,7 +705,7 @@ test_cancel_waiting(void **state)
 	ASSERT_OK(evfn_register(rt, "c2", plain, NULL, NULL, NULL));
 	ASSERT_OK(evfn_subscribe(rt, "t", "c"));
 	ASSERT_OK(evfn_subscribe(rt, "t", "c2"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_pause(rt, "c"));
 	char id[32];
 	uint64_t seq;
@@ -779,7 +779,7 @@ test_cancel_running(void **state)
 	ASSERT_OK(evfn_fn_options_set_timeout_ms(fo, 20000));
 	ASSERT_OK(evfn_register(rt, "r", until_cancelled, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	uint64_t seq;
 	ASSERT_OK(submit_str(rt, "r", "x", NULL, 0, &seq));
 	WAIT_FOR(atomic_load(&spin_entered), 5000);
@@ -801,7 +801,7 @@ test_drain_hands_back_delayed_and_held(void **state)
 	(void)state;
 	evfn_rt *rt = test_runtime_new(1, 1, NULL);
 	ASSERT_OK(evfn_register(rt, "h", plain, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_pause(rt, "h"));
 	ASSERT_OK(publish_with(rt, "h", "a", "K", 0, NULL));
 	ASSERT_OK(publish_with(rt, "h", "b", "K", 0, NULL));
@@ -810,10 +810,10 @@ test_drain_hands_back_delayed_and_held(void **state)
 	ASSERT_EQ(stat_of(rt, "h", EVFN_STAT_QUEUED), 3);
 	ASSERT_EQ(stat_of(rt, "h", EVFN_STAT_DELAYED), 1);
 	assert_accounting(rt, "h");
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
 	ASSERT_EQ(stat_of(rt, "h", EVFN_STAT_HANDED_BACK), 4);
 	assert_accounting(rt, "h");
-	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
+	WAIT_FOR(evfn_rt_free(rt) == 0, 10000);
 }
 
 /* ---- bad input -------------------------------------------------------- */

@@ -56,10 +56,10 @@ child_server(int ready_fd, int quit_fd)
 	evfn_http *http;
 	if (evfn_rt_options_new(&ro) ||
 	    evfn_rt_options_set_log(ro, child_log, NULL) ||
-	    evfn_runtime_new(&rt, ro))
+	    evfn_rt_new(&rt, ro))
 		_exit(4);
 	evfn_rt_options_free(ro);
-	if (evfn_runtime_start(rt) || evfn_http_new(&http, rt, NULL))
+	if (evfn_rt_start(rt) || evfn_http_new(&http, rt, NULL))
 		_exit(5);
 	char line[32];
 	int n = snprintf(line, sizeof(line), "port %d\n", evfn_http_port(http));
@@ -69,8 +69,8 @@ child_server(int ready_fd, int quit_fd)
 	while (read(quit_fd, &c, 1) < 0 && errno == EINTR)
 		;
 	evfn_http_free(http);
-	if (evfn_runtime_drain(rt, 5000, NULL, NULL) ||
-	    evfn_runtime_free(rt))
+	if (evfn_rt_drain(rt, 5000, NULL, NULL) ||
+	    evfn_rt_free(rt))
 		_exit(7);
 	_exit(0);
 }

@@ -187,10 +187,10 @@ fixture_start(struct fixture *f, const evfn_http_options *opts)
 	evfn_rt_options *ro;
 	ASSERT_OK(evfn_rt_options_new(&ro));
 	ASSERT_OK(evfn_rt_options_set_workers(ro, 1, 4));
-	ASSERT_OK(evfn_runtime_new(&f->rt, ro));
+	ASSERT_OK(evfn_rt_new(&f->rt, ro));
 	evfn_rt_options_free(ro);
 	register_functions(f->rt);
-	ASSERT_OK(evfn_runtime_start(f->rt));
+	ASSERT_OK(evfn_rt_start(f->rt));
 	ASSERT_OK(evfn_http_new(&f->http, f->rt, opts));
 	f->port = evfn_http_port(f->http);
 	assert_true(f->port > 0 && f->port < 65536);
@@ -202,8 +202,8 @@ fixture_stop(struct fixture *f)
 	gate_release();
 	evfn_http_free(f->http);
 	if (!f->drained)
-		ASSERT_OK(evfn_runtime_drain(f->rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(f->rt));
+		ASSERT_OK(evfn_rt_drain(f->rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(f->rt));
 }
 
 /* Adds a route; async and timeout_ms 0 mean the defaults. */
@@ -629,7 +629,7 @@ test_http_draining_answers_503(void **state)
 	fixture_start(&f, NULL);
 	route(&f, "POST /echo", "echo", false, 0);
 	route(&f, "POST /async", "count", true, 0);
-	ASSERT_OK(evfn_runtime_drain(f.rt, 1000, NULL, NULL));
+	ASSERT_OK(evfn_rt_drain(f.rt, 1000, NULL, NULL));
 	f.drained = true;
 	struct resp r = post(f.port, "/echo", "x");
 	assert_error(&r, 503, "EVFN_ESHUTDOWN", NULL);
@@ -1467,7 +1467,7 @@ test_http_no_error_answer_for_admitted_event(void **state)
 	WAIT_FOR(stat_of(f.rt, "prop", EVFN_STAT_SUCCEEDED) ==
 	                 stat_of(f.rt, "prop", EVFN_STAT_ACCEPTED),
 	         10000);
-	ASSERT_OK(evfn_runtime_drain(f.rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_drain(f.rt, 10000, NULL, NULL));
 	f.drained = true;
 	for (int i = 0; i < REQUESTS; i++)
 		for (size_t k = 0; k < reqs[i].ntokens; k++) {
@@ -1507,7 +1507,7 @@ release_when_draining(void *arg)
 
 /*
  * A synchronous request whose handler runs when the host shuts down
- * gracefully (drain, then evfn_http_free(), then evfn_runtime_free())
+ * gracefully (drain, then evfn_http_free(), then evfn_rt_free())
  * gets its answer: the result comes to the loop after the drain
  * returned, and must be written before the trigger is gone. Repeated,
  * since the loss depended on the order of events on the loop.
@@ -1528,9 +1528,9 @@ test_http_sync_answers_written_at_shutdown(void **state)
 		assert_int_equal(pthread_create(&rl.thread, NULL,
 		                                release_when_draining, &rl),
 		                 0);
-		ASSERT_OK(evfn_runtime_drain(f.rt, 10000, NULL, NULL));
+		ASSERT_OK(evfn_rt_drain(f.rt, 10000, NULL, NULL));
 		evfn_http_free(f.http);
-		ASSERT_OK(evfn_runtime_free(f.rt));
+		ASSERT_OK(evfn_rt_free(f.rt));
 		pthread_join(rl.thread, NULL);
 		char buf[1024];
 		ssize_t got = read_to_eof(fd, buf, sizeof(buf), 5000);
@@ -1575,10 +1575,10 @@ test_http_on_host_event_base(void **state)
 	ASSERT_OK(evfn_rt_options_new(&ro));
 	ASSERT_OK(evfn_rt_options_set_event_base(ro, base));
 	evfn_rt *hosted;
-	ASSERT_OK(evfn_runtime_new(&hosted, ro));
+	ASSERT_OK(evfn_rt_new(&hosted, ro));
 	evfn_rt_options_free(ro);
 	register_functions(hosted);
-	ASSERT_OK(evfn_runtime_start(hosted));
+	ASSERT_OK(evfn_rt_start(hosted));
 	evfn_http *http;
 	ASSERT_OK(evfn_http_new(&http, hosted, NULL));
 	ASSERT_OK(evfn_http_route(http, "POST /echo", "echo", NULL));
@@ -1598,8 +1598,8 @@ test_http_on_host_event_base(void **state)
 	assert_string_equal(c.body, "hosted");
 	evhttp_connection_free(c.conn);
 	evfn_http_free(http);
-	ASSERT_OK(evfn_runtime_drain(hosted, 5000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(hosted));
+	ASSERT_OK(evfn_rt_drain(hosted, 5000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(hosted));
 	event_base_free(base);
 }
 
@@ -1664,17 +1664,17 @@ host_start(struct host *h, evfn_rt **rt)
 	evfn_rt_options *ro;
 	ASSERT_OK(evfn_rt_options_new(&ro));
 	ASSERT_OK(evfn_rt_options_set_event_base(ro, h->base));
-	ASSERT_OK(evfn_runtime_new(rt, ro));
+	ASSERT_OK(evfn_rt_new(rt, ro));
 	evfn_rt_options_free(ro);
 	register_functions(*rt);
-	ASSERT_OK(evfn_runtime_start(*rt));
+	ASSERT_OK(evfn_rt_start(*rt));
 }
 
 static void
 host_stop(struct host *h, evfn_rt *rt)
 {
-	ASSERT_OK(evfn_runtime_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 	evhttp_free(h->server);
 	event_base_free(h->base);
 }
@@ -1837,7 +1837,7 @@ test_http_route_clash_logs_its_cause(void **state)
 	ASSERT_OK(evfn_rt_options_new(&ro));
 	ASSERT_OK(evfn_rt_options_set_log(ro, test_log_capture, NULL));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, ro));
+	ASSERT_OK(evfn_rt_new(&rt, ro));
 	evfn_rt_options_free(ro);
 	register_functions(rt);
 	evfn_http_options *o;
@@ -1861,7 +1861,7 @@ test_http_route_clash_logs_its_cause(void **state)
 
 	/* On a host's server: a path the host routes itself, or one of the
 	 * built-in paths. */
-	struct evhttp *server = evhttp_new(evfn_runtime_event_base(rt));
+	struct evhttp *server = evhttp_new(evfn_rt_event_base(rt));
 	assert_non_null(server);
 	assert_int_equal(evhttp_set_cb(server, "/host", host_page,
 	                               (void *)"host page"),
@@ -1879,7 +1879,7 @@ test_http_route_clash_logs_its_cause(void **state)
 	                    "already");
 	evhttp_free(server);
 	evfn_http_options_free(o);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 int

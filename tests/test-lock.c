@@ -77,7 +77,7 @@ test_lock_locked_function_without_lock_aborts(void **state)
 	evfn__lock_acquire(&rt->lock);
 	evfn__fn_schedule_locked(rt, fn);
 	evfn__lock_release(&rt->lock);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static void
@@ -96,7 +96,7 @@ test_lock_callout_under_lock_aborts(void **state)
 	evfn_rt *rt = runtime_with_fn(NULL);
 	ASSERT_EQ(evfn__call_handler(&rt->lock, ok_handler, NULL, NULL, NULL),
 	          EVFN_OK);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static void

@@ -86,10 +86,10 @@ test_metrics_workload_histograms_agree_with_counters(void **state)
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_workers(o, 2, 2));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	ASSERT_OK(evfn_register(rt, "timed", timed, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (int i = 0; i < 40; i++) {
 		int ms = i < 30 ? 2 : 20;
 		ASSERT_OK(evfn_invoke_async(rt, "timed", &ms, sizeof(ms), NULL));
@@ -125,8 +125,8 @@ test_metrics_workload_histograms_agree_with_counters(void **state)
 	assert_true(evfn_stats_quantile(s, EVFN_HIST_QUEUE_WAIT, 1.0) >=
 	            2000000);
 	evfn_stats_free(s);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* A worker's measurements stay counted after it exits. */
@@ -138,15 +138,15 @@ test_metrics_survive_idle_workers_exiting(void **state)
 	ASSERT_OK(evfn_rt_options_set_workers(o, 0, 2));
 	ASSERT_OK(evfn_rt_options_set_idle_timeout_ms(o, 20));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	ASSERT_OK(evfn_register(rt, "timed", timed, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	int ms = 1;
 	for (int i = 0; i < 10; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "timed", &ms, sizeof(ms), NULL));
 	WAIT_FOR(stat_of(rt, "timed", EVFN_STAT_SUCCEEDED) == 10, 20000);
-	WAIT_FOR(evfn_runtime_workers(rt) == 0, 10000);
+	WAIT_FOR(evfn_rt_workers(rt) == 0, 10000);
 	evfn_stats *s;
 	ASSERT_OK(evfn_stats_take(rt, "timed", &s));
 	uint64_t runs = 0;
@@ -155,8 +155,8 @@ test_metrics_survive_idle_workers_exiting(void **state)
 	ASSERT_EQ(runs, 10);
 	assert_true(evfn_stats_get(s, EVFN_STAT_BILLED_MS) >= 10);
 	evfn_stats_free(s);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static int
@@ -192,11 +192,11 @@ static void
 test_metrics_prometheus_exposition_passes_promtool(void **state)
 {
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	ASSERT_OK(evfn_register(rt, "timed", timed, NULL, NULL, NULL));
 	/* A name that needs escaping in a label value. */
 	ASSERT_OK(evfn_register(rt, "odd\"name", fails, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	int ms = 1;
 	for (int i = 0; i < 5; i++)
 		ASSERT_OK(evfn_invoke(rt, "timed", &ms, sizeof(ms), NULL, NULL));
@@ -216,8 +216,8 @@ test_metrics_prometheus_exposition_passes_promtool(void **state)
 	evfn_free(text);
 	ASSERT_RC(evfn_metrics_prometheus(NULL, &text, NULL), EVFN_EINVAL);
 	assert_null(text);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* Pieces of hostile but well-formed names: what a label value must
@@ -283,7 +283,7 @@ test_metrics_hostile_names_keep_the_exposition_parsable(void **state)
 	enum { NAMES = 40 };
 	static char names[NAMES][EVFN_NAME_MAX + 1];
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	static const char *const malformed[] = {"bad\xff", "\xc0\xaf",
 	                                        "\xed\xa0\x80", "cut\xe2\x82"};
 	for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
@@ -302,7 +302,7 @@ test_metrics_hostile_names_keep_the_exposition_parsable(void **state)
 		ASSERT_OK(rc);
 		registered++;
 	}
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	int ms = 0;
 	for (int i = 0; i < NAMES; i++)
 		if (names[i][0])
@@ -331,8 +331,8 @@ test_metrics_hostile_names_keep_the_exposition_parsable(void **state)
 	}
 	ASSERT_EQ(found, registered);
 	evfn_free(text);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static void
@@ -347,16 +347,16 @@ test_metrics_json_log_lines_parse_with_fields(void **state)
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_event_log(o, evfn_json_log_record, log));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	ASSERT_OK(evfn_register(rt, "timed", timed, NULL, NULL, NULL));
 	ASSERT_OK(evfn_register(rt, "fails", fails, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	int ms = 1;
 	ASSERT_OK(evfn_invoke(rt, "timed", &ms, sizeof(ms), NULL, NULL));
 	ASSERT_RC(evfn_invoke(rt, "fails", NULL, 0, NULL, NULL), EVFN_EFAILED);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 	evfn_json_log_free(log);
 
 	rewind(f);

@@ -259,7 +259,7 @@ start_runtime_with(evfn_handler handler, int concurrency, int queue,
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_workers(o, 1, 4));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	evfn_fn_options *fo;
 	ASSERT_OK(evfn_fn_options_new(&fo));
@@ -272,7 +272,7 @@ start_runtime_with(evfn_handler handler, int concurrency, int queue,
 		ASSERT_OK(evfn_fn_options_set_queue_capacity(fo, queue));
 	ASSERT_OK(evfn_register(rt, "rows", handler, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	return rt;
 }
 
@@ -285,8 +285,8 @@ start_runtime(int concurrency, int queue, int attempts)
 static void
 stop_runtime(evfn_rt *rt)
 {
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static evfn_pg_options *
@@ -610,10 +610,10 @@ child_main(char **argv)
 	evfn_fn_options *fo;
 	if (child_log < 0 || evfn_rt_options_new(&ro) ||
 	    evfn_rt_options_set_workers(ro, 1, 4) ||
-	    evfn_runtime_new(&rt, ro) || evfn_fn_options_new(&fo) ||
+	    evfn_rt_new(&rt, ro) || evfn_fn_options_new(&fo) ||
 	    evfn_fn_options_set_concurrency(fo, 4) ||
 	    evfn_register(rt, "rows", child_handler, NULL, fo, NULL) ||
-	    evfn_runtime_start(rt))
+	    evfn_rt_start(rt))
 		return 2;
 	evfn_pg_options *o;
 	evfn_pg_source *src;
@@ -1015,14 +1015,14 @@ test_pg_batch_function_takes_rows_together(void **state)
 	evfn_rt_options *ro;
 	ASSERT_OK(evfn_rt_options_new(&ro));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, ro));
+	ASSERT_OK(evfn_rt_new(&rt, ro));
 	evfn_rt_options_free(ro);
 	evfn_fn_options *fo;
 	ASSERT_OK(evfn_fn_options_new(&fo));
 	ASSERT_OK(evfn_fn_options_set_batch(fo, 100, 200));
 	ASSERT_OK(evfn_register(rt, "rows", batch_handler, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	memset(&batch, 0, sizeof(batch));
 	evfn_pg_source *src = new_source(rt, "p_batched",
 	                                 options("s_batched"));

@@ -53,8 +53,8 @@ all_ended(evfn_rt *rt, const char *fn)
 static void
 finish(evfn_rt *rt)
 {
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	WAIT_FOR(evfn_runtime_free(rt) == 0, 20000);
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	WAIT_FOR(evfn_rt_free(rt) == 0, 20000);
 }
 
 /* Issue 17, item 1: pool (1,4), a handler that overruns a short deadline
@@ -67,7 +67,7 @@ test_pool_accepted_events_end_past_the_stuck_cap(void **state)
 	int hang_ms = 300;
 	register_with(rt, "hang", sleeps_handler, &hang_ms,
 	              deadline_options(20, 1, 4));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	int accepted = 0, refused = 0;
 	for (int i = 0; i < 12; i++) {
 		int rc = evfn_invoke_async(rt, "hang", NULL, 0, NULL);
@@ -86,7 +86,7 @@ test_pool_accepted_events_end_past_the_stuck_cap(void **state)
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_TIMEOUTS), accepted);
 	/* Every stuck handler returns; the pool is back to its minimum. */
 	WAIT_FOR(rt_view(rt).stuck_threads == 0, 20000);
-	WAIT_FOR(evfn_runtime_workers(rt) >= 1, 10000);
+	WAIT_FOR(evfn_rt_workers(rt) >= 1, 10000);
 	assert_accounting(rt, "hang");
 	finish(rt);
 }
@@ -145,7 +145,7 @@ test_pool_grows_back_after_stuck_handlers_return(void **state)
 	              deadline_options(10, 1, 4));
 	register_with(rt, "other", ok_handler, NULL,
 	              deadline_options(1000, 1, 4));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (int i = 0; i < 20; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "hang", NULL, 0, NULL));
 	struct sync_call during;
@@ -154,7 +154,7 @@ test_pool_grows_back_after_stuck_handlers_return(void **state)
 	WAIT_FOR(all_ended(rt, "hang"), 30000);
 	WAIT_FOR(rt_view(rt).stuck_threads == 0, 20000);
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_DEAD_LETTERED), 20);
-	WAIT_FOR(evfn_runtime_workers(rt) >= 1, 10000);
+	WAIT_FOR(evfn_rt_workers(rt) >= 1, 10000);
 	struct sync_call after;
 	sync_call_start(&after, rt, "other");
 	ASSERT_OK(sync_call_wait(&after, 10000));
@@ -190,7 +190,7 @@ test_pool_stuck_cap_bounds_threads(void **state)
 	int hang_ms = 100;
 	register_with(rt, "hang", sleeps_handler, &hang_ms,
 	              deadline_options(10, 3, 4));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (int i = 0; i < 50; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "hang", NULL, 0, NULL));
 	int most = 0;
@@ -228,7 +228,7 @@ run_round(const struct round *r)
 	              deadline_options(1000, 2, r->cap));
 	register_with(rt, "quick", ok_handler, NULL,
 	              deadline_options(1000, 1, r->cap));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	/* Synchronous callers of each function, started with the storm:
 	 * each answers within a bound (refused, timed out or done). */
 	struct sync_call calls[4];
@@ -263,7 +263,7 @@ run_round(const struct round *r)
 	/* Every stuck handler returns: the minimum is back, and the pool
 	 * still serves. */
 	WAIT_FOR(rt_view(rt).stuck_threads == 0, 20000);
-	WAIT_FOR(evfn_runtime_workers(rt) >= r->min, 10000);
+	WAIT_FOR(evfn_rt_workers(rt) >= r->min, 10000);
 	struct sync_call after;
 	sync_call_start(&after, rt, "quick");
 	ASSERT_OK(sync_call_wait(&after, 10000));
@@ -335,7 +335,7 @@ test_pool_drain_with_stuck_handlers(void **state)
 	struct sync_call waiter;
 	sync_call_start(&waiter, rt, "stuck");
 	WAIT_FOR(stat_of(rt, "stuck", EVFN_STAT_QUEUED) == 11, 10000);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	/* Two handlers stuck: the function holds the rest. */
 	WAIT_FOR(stat_of(rt, "stuck", EVFN_STAT_TIMEOUTS) == 2, 10000);
 	WAIT_FOR(stat_of(rt, "stuck", EVFN_STAT_QUEUED) == 9, 10000);
@@ -344,19 +344,19 @@ test_pool_drain_with_stuck_handlers(void **state)
 	assert_accounting(rt, "stuck");
 	int handed = 0;
 	int64_t t0 = test_now_ms();
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, count_handback, &handed));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, count_handback, &handed));
 	assert_true(test_now_ms() - t0 < 5000);
 	ASSERT_EQ(handed, 9);
 	ASSERT_RC(sync_call_wait(&waiter, 10000), EVFN_EHANDEDBACK);
 	ASSERT_EQ(stat_of(rt, "stuck", EVFN_STAT_HANDED_BACK), 9);
 	ASSERT_EQ(stat_of(rt, "stuck", EVFN_STAT_DEAD_LETTERED), 2);
 	assert_accounting(rt, "stuck");
-	ASSERT_RC(evfn_runtime_free(rt), EVFN_EBUSY);
+	ASSERT_RC(evfn_rt_free(rt), EVFN_EBUSY);
 	pthread_mutex_lock(&g.lock);
 	g.open = true;
 	pthread_cond_broadcast(&g.cond);
 	pthread_mutex_unlock(&g.lock);
-	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
+	WAIT_FOR(evfn_rt_free(rt) == 0, 10000);
 }
 
 /* Issue 17, item 3: with a deep queue and short handlers a worker takes
@@ -370,7 +370,7 @@ test_pool_concurrency_peak_counts_running_attempts(void **state)
 	              deadline_options(1000, 1, 4));
 	for (int i = 0; i < 4000; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "noop", NULL, 0, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	WAIT_FOR(stat_of(rt, "noop", EVFN_STAT_SUCCEEDED) == 4000, 20000);
 	uint64_t peak = stat_of(rt, "noop", EVFN_STAT_CONCURRENCY_PEAK);
 	assert_true(peak >= 1);

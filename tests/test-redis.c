@@ -101,10 +101,10 @@ start_runtime_logged(const char *fn, evfn_handler h, void *ud,
 	if (log)
 		ASSERT_OK(evfn_rt_options_set_log(o, log_keep, log));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	ASSERT_OK(evfn_register(rt, fn, h, ud, fo, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	return rt;
 }
 
@@ -118,8 +118,8 @@ start_runtime(const char *fn, evfn_handler h, void *ud,
 static void
 stop_runtime(evfn_rt *rt)
 {
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static evfn_redis_options *
@@ -689,8 +689,8 @@ test_redis_source_takes_over_own_entries_once(void **state)
 		new_source(rt, "s", "work", source_options(&srv, NULL));
 	WAIT_FOR(pending(c, "s", "g") == N, 5000);
 	evfn_redis_source_free(src);
-	ASSERT_OK(evfn_runtime_drain(rt, 0, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 0, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 	ASSERT_EQ(atomic_load(&t->total), 0);
 	ASSERT_EQ(most_deliveries(c, "s", "g"), 1);
 

@@ -19,7 +19,7 @@ static void
 test_registry_names_are_validated(void **state)
 {
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	evfn_fn *fn = (evfn_fn *)&fn;
 	ASSERT_RC(evfn_register(rt, NULL, noop, NULL, NULL, &fn), EVFN_EINVAL);
 	assert_null(fn);
@@ -37,7 +37,7 @@ test_registry_names_are_validated(void **state)
 	assert_string_equal(evfn_fn_name(fn), name);
 	ASSERT_RC(evfn_register(rt, name, noop, NULL, NULL, NULL), EVFN_EEXIST);
 	assert_null(evfn_fn_name(NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* A function name must be UTF-8: it is a Prometheus label value and a
@@ -46,7 +46,7 @@ static void
 test_registry_names_must_be_utf8(void **state)
 {
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	static const char *const bad[] = {
 		"bad\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
 		"trunc\xe2\x82", "\x80lead",
@@ -70,14 +70,14 @@ test_registry_names_must_be_utf8(void **state)
 	};
 	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
 		ASSERT_OK(evfn_register(rt, odd[i], noop, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static void
 test_registry_subscribe_errors_name_the_cause(void **state)
 {
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	ASSERT_OK(evfn_register(rt, "f", noop, NULL, NULL, NULL));
 	ASSERT_RC(evfn_subscribe(rt, "t", "g"), EVFN_ENOFN);
 	ASSERT_RC(evfn_subscribe(rt, "a..b", "f"), EVFN_EPATTERN);
@@ -87,7 +87,7 @@ test_registry_subscribe_errors_name_the_cause(void **state)
 	ASSERT_RC(evfn_subscribe(NULL, "t", "f"), EVFN_EINVAL);
 	ASSERT_OK(evfn_subscribe(rt, "t.#", "f"));
 	ASSERT_OK(evfn_subscribe(rt, "t.#", "f"));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static void
@@ -105,7 +105,7 @@ test_registry_runtime_options_out_of_range(void **state)
 	ASSERT_RC(evfn_rt_options_set_source(o, ""), EVFN_EINVAL);
 	ASSERT_RC(evfn_rt_options_set_workers(NULL, 1, 1), EVFN_EINVAL);
 	ASSERT_RC(evfn_rt_options_set_log(NULL, NULL, NULL), EVFN_EINVAL);
-	ASSERT_RC(evfn_runtime_new(NULL, o), EVFN_EINVAL);
+	ASSERT_RC(evfn_rt_new(NULL, o), EVFN_EINVAL);
 	evfn_rt_options_free(o);
 	evfn_rt_options_free(NULL);
 }
@@ -275,7 +275,7 @@ test_registry_longest_durations_hold_at_run_time(void **state)
 	ASSERT_OK(evfn_rt_options_set_idle_timeout_ms(ro,
 	                                              EVFN_DURATION_MAX_MS));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, ro));
+	ASSERT_OK(evfn_rt_new(&rt, ro));
 	evfn_rt_options_free(ro);
 	evfn_fn_options *fo;
 	ASSERT_OK(evfn_fn_options_new(&fo));
@@ -288,7 +288,7 @@ test_registry_longest_durations_hold_at_run_time(void **state)
 	                                      EVFN_JITTER_NONE));
 	ASSERT_OK(evfn_register(rt, "long", slow_ok, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	/* Each runs twice: a retry, then success. */
 	ASSERT_OK(evfn_invoke(rt, "long", NULL, 0, NULL, NULL));
 	ASSERT_OK(evfn_invoke(rt, "long", NULL, 0, NULL, NULL));
@@ -307,15 +307,15 @@ test_registry_longest_durations_hold_at_run_time(void **state)
 	ASSERT_EQ(atomic_load(&slow_runs), 6);
 	ASSERT_EQ(stat_of(rt, "long", EVFN_STAT_TIMEOUTS), 0);
 	ASSERT_EQ(stat_of(rt, "long", EVFN_STAT_EXPIRED), 0);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static void
 test_registry_stats_errors(void **state)
 {
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	evfn_stats *s = (evfn_stats *)&s;
 	ASSERT_RC(evfn_stats_take(rt, "none", &s), EVFN_ENOFN);
 	assert_null(s);
@@ -331,22 +331,22 @@ test_registry_stats_errors(void **state)
 	assert_null(evfn_stat_name(EVFN_STAT_COUNT));
 	for (int i = 0; i < EVFN_STAT_COUNT; i++)
 		assert_non_null(evfn_stat_name((evfn_stat)i));
-	ASSERT_OK(evfn_runtime_free(rt));
-	ASSERT_OK(evfn_runtime_free(NULL));
-	ASSERT_RC(evfn_runtime_start(NULL), EVFN_EINVAL);
-	ASSERT_RC(evfn_runtime_drain(NULL, 0, NULL, NULL), EVFN_EINVAL);
+	ASSERT_OK(evfn_rt_free(rt));
+	ASSERT_OK(evfn_rt_free(NULL));
+	ASSERT_RC(evfn_rt_start(NULL), EVFN_EINVAL);
+	ASSERT_RC(evfn_rt_drain(NULL, 0, NULL, NULL), EVFN_EINVAL);
 }
 
 static void
 test_registry_drain_argument_errors(void **state)
 {
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
-	ASSERT_RC(evfn_runtime_drain(rt, -1, NULL, NULL), EVFN_EINVAL);
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
+	ASSERT_RC(evfn_rt_drain(rt, -1, NULL, NULL), EVFN_EINVAL);
 	/* Draining a runtime that never started is allowed. */
-	ASSERT_OK(evfn_runtime_drain(rt, 0, NULL, NULL));
-	ASSERT_RC(evfn_runtime_drain(rt, 0, NULL, NULL), EVFN_EALREADY);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 0, NULL, NULL));
+	ASSERT_RC(evfn_rt_drain(rt, 0, NULL, NULL), EVFN_EALREADY);
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 int

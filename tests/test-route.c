@@ -94,13 +94,13 @@ test_route_dots_only_are_refused_before_splitting(void **state)
 	evfn__router_free(r);
 
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	ASSERT_OK(evfn_register(rt, "f", noop, NULL, NULL, NULL));
 	ASSERT_RC(evfn_subscribe(rt, dots, "f"), EVFN_EPATTERN);
 	ASSERT_OK(evfn_subscribe(rt, "#", "f"));
 	ASSERT_RC(evfn_emit(rt, dots, NULL, 0, NULL), EVFN_EPATTERN);
 	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), 0);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* The most words a topic can have (128 one-letter words) split and match,
@@ -137,7 +137,7 @@ test_route_runs_of_hash_match_in_bounded_time(void **state)
 	for (int i = 0; i < 100; i++)
 		strcat(topic, i ? ".a" : "a");
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	ASSERT_OK(evfn_register(rt, "f", noop, NULL, NULL, NULL));
 	test_hang_guard(30);
 	char pattern[EVFN_NAME_MAX + 1];
@@ -156,7 +156,7 @@ test_route_runs_of_hash_match_in_bounded_time(void **state)
 	/* Every one of the 120 patterns is matched against the topic. */
 	ASSERT_RC(evfn_emit(rt, topic, NULL, 0, NULL), EVFN_ENOSUB);
 	test_hang_guard_off();
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* Whether s is a well-formed pattern, by the documented rule, written
@@ -189,8 +189,8 @@ static void
 test_route_emit_and_subscribe_share_one_rule(void **state)
 {
 	evfn_rt *subs, *emits;
-	ASSERT_OK(evfn_runtime_new(&subs, NULL));
-	ASSERT_OK(evfn_runtime_new(&emits, NULL));
+	ASSERT_OK(evfn_rt_new(&subs, NULL));
+	ASSERT_OK(evfn_rt_new(&emits, NULL));
 	ASSERT_OK(evfn_register(subs, "f", noop, NULL, NULL, NULL));
 	ASSERT_OK(evfn_register(emits, "f", noop, NULL, NULL, NULL));
 	ASSERT_OK(evfn_subscribe(emits, "#", "f"));
@@ -242,8 +242,8 @@ test_route_emit_and_subscribe_share_one_rule(void **state)
 	ASSERT_OK(evfn_timer_add(emits, "rate(1 hour)", NULL, "a..b", o, &t));
 	evfn_trigger_options_free(o);
 	evfn_trigger_free(t);
-	ASSERT_OK(evfn_runtime_free(subs));
-	ASSERT_OK(evfn_runtime_free(emits));
+	ASSERT_OK(evfn_rt_free(subs));
+	ASSERT_OK(evfn_rt_free(emits));
 }
 
 struct visits {

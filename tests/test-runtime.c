@@ -26,7 +26,7 @@ new_runtime(int min, int max)
 	ASSERT_OK(evfn_rt_options_set_workers(o, min, max));
 	ASSERT_OK(evfn_rt_options_set_idle_timeout_ms(o, 50));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	return rt;
 }
@@ -34,8 +34,8 @@ new_runtime(int min, int max)
 static void
 finish(evfn_rt *rt)
 {
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* ---- exactly once from four producers ---------------------------------- */
@@ -94,7 +94,7 @@ test_runtime_delivers_each_event_once(void **state)
 	ASSERT_OK(evfn_register(rt, "record", record_handler, &s, fo, NULL));
 	evfn_fn_options_free(fo);
 	ASSERT_OK(evfn_subscribe(rt, "numbers", "record"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 
 	pthread_t th[PRODUCERS];
 	struct producer p[PRODUCERS];
@@ -154,7 +154,7 @@ test_runtime_sparse_events_are_never_left_unseen(void **state)
 	evfn_rt *rt = new_runtime(2, 2);
 	atomic_int n = 0;
 	ASSERT_OK(evfn_register(rt, "count", count_handler, &n, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	/* Gaps around the spin (~30 us) and the sleep. */
 	static const int64_t gaps[] = {0, 3, 10, 25, 30, 35, 45, 80, 200};
 	const int ngaps = (int)(sizeof(gaps) / sizeof(gaps[0]));
@@ -193,7 +193,7 @@ test_runtime_fanout_reaches_each_subscriber_once(void **state)
 	/* Two patterns matching one topic still deliver once. */
 	ASSERT_OK(evfn_subscribe(rt, "#", "hash"));
 	ASSERT_OK(evfn_subscribe(rt, "billing.*", "other"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 
 	ASSERT_OK(evfn_emit(rt, "orders.created", "x", 1, NULL));  /* all 3 */
 	ASSERT_OK(evfn_emit(rt, "orders", "x", 1, NULL));          /* hash */
@@ -221,7 +221,7 @@ test_runtime_emit_without_subscriber_is_enosub(void **state)
 	ASSERT_RC(evfn_emit(rt, NULL, "x", 1, NULL), EVFN_EINVAL);
 	ASSERT_RC(evfn_emit(rt, "a.b", NULL, 1, NULL), EVFN_EINVAL);
 	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), 0);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* ---- reserved concurrency ----------------------------------------------- */
@@ -258,7 +258,7 @@ test_runtime_concurrency_never_exceeds_reservation(void **state)
 	evfn_fn_options_free(fo);
 	ASSERT_OK(evfn_register(rt, "free", parallel_handler, &free_, NULL,
 	                        NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (int i = 0; i < 100; i++) {
 		ASSERT_OK(evfn_invoke_async(rt, "limited", NULL, 0, NULL));
 		ASSERT_OK(evfn_invoke_async(rt, "free", NULL, 0, NULL));
@@ -349,7 +349,7 @@ test_runtime_full_queue_refuses_and_caller_keeps_event(void **state)
 	ASSERT_OK(evfn_register(rt, "slow", gated_handler, &g, fo, NULL));
 	evfn_fn_options_free(fo);
 	ASSERT_OK(evfn_subscribe(rt, "work", "slow"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_emit(rt, "work", "1", 1, NULL));
 	gate_wait_entered(&g, 1); /* one running, the queue is empty */
 	for (int i = 0; i < 3; i++)
@@ -394,17 +394,17 @@ test_runtime_pool_grows_under_backlog_and_shrinks_when_idle(void **state)
 	struct gate g;
 	gate_init(&g);
 	ASSERT_OK(evfn_register(rt, "slow", gated_handler, &g, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
-	ASSERT_EQ(evfn_runtime_workers(rt), 1);
+	ASSERT_OK(evfn_rt_start(rt));
+	ASSERT_EQ(evfn_rt_workers(rt), 1);
 	for (int i = 0; i < 8; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "slow", NULL, 0, NULL));
 	/* Four run at once only if the pool grew to its maximum. */
 	gate_wait_entered(&g, 4);
-	ASSERT_EQ(evfn_runtime_workers(rt), 4);
+	ASSERT_EQ(evfn_rt_workers(rt), 4);
 	gate_open(&g);
 	WAIT_FOR(stat_of(rt, "slow", EVFN_STAT_SUCCEEDED) == 8, 10000);
 	/* Idle timeout is 50 ms: the extra workers exit, the minimum stays. */
-	WAIT_FOR(evfn_runtime_workers(rt) == 1, 10000);
+	WAIT_FOR(evfn_rt_workers(rt) == 1, 10000);
 	finish(rt);
 	gate_destroy(&g);
 }
@@ -472,7 +472,7 @@ test_runtime_invoke_returns_response_after_retries(void **state)
 	ASSERT_OK(evfn_register(rt, "fail", fail_handler, NULL, fo, NULL));
 	ASSERT_OK(evfn_register(rt, "retry", retry_handler, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 
 	void *resp;
 	size_t len;
@@ -545,7 +545,7 @@ test_runtime_loop_handler_completes_later(void **state)
 	evfn_fn_options_free(fo);
 	ASSERT_OK(evfn_register(rt, "poolpending", pool_pending_handler, NULL,
 	                        NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_invoke_async(rt, "later", "x", 1, NULL));
 	WAIT_FOR(atomic_load(&l.calls) == 1, 10000);
 	ASSERT_EQ(stat_of(rt, "later", EVFN_STAT_IN_FLIGHT), 1);
@@ -576,7 +576,7 @@ host_loop_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	struct host *h = userdata;
 	atomic_fetch_add(&h->loop_runs, 1);
 	/* A synchronous invoke here would block the host's loop. */
-	ASSERT_RC(evfn_invoke(evfn_ctx_runtime(ctx), "pool", NULL, 0, NULL,
+	ASSERT_RC(evfn_invoke(evfn_ctx_rt(ctx), "pool", NULL, 0, NULL,
 	                      NULL),
 	          EVFN_EDEADLK);
 	if (atomic_load(&h->loop_runs) == 3)
@@ -604,9 +604,9 @@ test_runtime_embedded_on_host_event_base(void **state)
 	ASSERT_OK(evfn_rt_options_set_workers(o, 1, 2));
 	ASSERT_OK(evfn_rt_options_set_event_base(o, h.base));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
-	assert_ptr_equal(evfn_runtime_event_base(rt), h.base);
+	assert_ptr_equal(evfn_rt_event_base(rt), h.base);
 	evfn_fn_options *fo;
 	ASSERT_OK(evfn_fn_options_new(&fo));
 	ASSERT_OK(evfn_fn_options_set_executor(fo, EVFN_EXECUTOR_LOOP));
@@ -614,7 +614,7 @@ test_runtime_embedded_on_host_event_base(void **state)
 	evfn_fn_options_free(fo);
 	ASSERT_OK(evfn_register(rt, "pool", host_pool_handler, &h, NULL, NULL));
 	ASSERT_OK(evfn_subscribe(rt, "to.loop", "loop"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (int i = 0; i < 3; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "pool", NULL, 0, NULL));
 	/* The host drives its own base (kept running while it has nothing
@@ -660,7 +660,7 @@ test_runtime_drain_hands_back_queued_events(void **state)
 	                                      1.0, 60000, EVFN_JITTER_NONE));
 	ASSERT_OK(evfn_register(rt, "retry", retry_handler, NULL, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_invoke_async(rt, "slow", NULL, 0, NULL));
 	gate_wait_entered(&g, 1);
 	ASSERT_OK(evfn_invoke_async(rt, "retry", NULL, 0, NULL));
@@ -671,26 +671,26 @@ test_runtime_drain_hands_back_queued_events(void **state)
 	/* The worker is held in "slow": the two "retry" events are queued
 	 * behind ten "slow" ones. Nothing in flight ends within 0 ms. */
 	struct handback hb = {0};
-	ASSERT_RC(evfn_runtime_drain(rt, 0, on_handback, &hb), EVFN_ETIMEDOUT);
+	ASSERT_RC(evfn_rt_drain(rt, 0, on_handback, &hb), EVFN_ETIMEDOUT);
 	ASSERT_EQ(hb.count, 12);
 	assert_false(hb.out_of_order);
 	ASSERT_EQ(stat_of(rt, NULL, EVFN_STAT_HANDED_BACK), 12);
 	ASSERT_EQ(stat_of(rt, NULL, EVFN_STAT_IN_FLIGHT), 1);
 	assert_accounting(rt, NULL);
-	ASSERT_RC(evfn_runtime_drain(rt, 0, NULL, NULL), EVFN_EALREADY);
-	ASSERT_RC(evfn_runtime_free(rt), EVFN_EBUSY);
+	ASSERT_RC(evfn_rt_drain(rt, 0, NULL, NULL), EVFN_EALREADY);
+	ASSERT_RC(evfn_rt_free(rt), EVFN_EBUSY);
 	ASSERT_RC(evfn_emit(rt, "x", NULL, 0, NULL), EVFN_ESHUTDOWN);
 	ASSERT_RC(evfn_invoke_async(rt, "slow", NULL, 0, NULL),
 	          EVFN_ESHUTDOWN);
 	ASSERT_RC(evfn_register(rt, "late", retry_handler, NULL, NULL, NULL),
 	          EVFN_ESHUTDOWN);
 	ASSERT_RC(evfn_subscribe(rt, "x", "slow"), EVFN_ESHUTDOWN);
-	ASSERT_RC(evfn_runtime_start(rt), EVFN_ESHUTDOWN);
+	ASSERT_RC(evfn_rt_start(rt), EVFN_ESHUTDOWN);
 	gate_open(&g);
 	WAIT_FOR(stat_of(rt, NULL, EVFN_STAT_IN_FLIGHT) == 0, 10000);
 	ASSERT_EQ(stat_of(rt, "slow", EVFN_STAT_SUCCEEDED), 1);
 	assert_accounting(rt, NULL);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	gate_destroy(&g);
 }
 
@@ -709,17 +709,17 @@ test_runtime_drain_hands_back_retries_of_inflight_work(void **state)
 	gate_init(&g);
 	ASSERT_OK(evfn_register(rt, "r", retry_once_gated_handler, &g, NULL,
 	                        NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_invoke_async(rt, "r", NULL, 0, NULL));
 	gate_wait_entered(&g, 1);
 	gate_open(&g); /* it returns RETRY while drain waits */
 	struct handback hb = {0};
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, on_handback, &hb));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, on_handback, &hb));
 	ASSERT_EQ(hb.count, 1);
 	assert_string_equal(hb.fn, "r");
 	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_HANDED_BACK), 1);
 	assert_accounting(rt, NULL);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	gate_destroy(&g);
 }
 
@@ -736,7 +736,7 @@ test_runtime_free_before_start_releases_queued_events(void **state)
 	                        NULL));
 	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_QUEUED), 2);
 	ASSERT_EQ(payload_frees, 0);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	ASSERT_EQ(payload_frees, 1);
 	ASSERT_EQ(atomic_load(&n), 0);
 }
@@ -760,13 +760,13 @@ start_with_allocations(int allowed, evfn_rt **out, atomic_int *runs)
 		ASSERT_OK(evfn_invoke_async(rt, "loop", NULL, 0, NULL));
 	}
 	atomic_store(&failing_alloc_left, allowed);
-	int rc = evfn_runtime_start(rt);
+	int rc = evfn_rt_start(rt);
 	atomic_store(&failing_alloc_left, -1);
 	*out = rt;
 	return rc;
 }
 
-/* Out of memory at each allocation inside evfn_runtime_start() in turn:
+/* Out of memory at each allocation inside evfn_rt_start() in turn:
  * each failure leaves the runtime unstarted (no thread left, nothing
  * run, free or a second start both work). */
 static void
@@ -786,14 +786,14 @@ test_runtime_start_out_of_memory_leaves_it_unstarted(void **state)
 		ASSERT_RC(rc, EVFN_ENOMEM);
 		failures++;
 		ASSERT_EQ(test_count_threads(), threads);
-		ASSERT_EQ(evfn_runtime_workers(rt), 0);
+		ASSERT_EQ(evfn_rt_workers(rt), 0);
 		ASSERT_EQ(atomic_load(&runs), 0);
 		ASSERT_EQ(stat_of(rt, NULL, EVFN_STAT_QUEUED), 10);
 		if (allowed % 2 == 0) {
-			ASSERT_OK(evfn_runtime_free(rt));
+			ASSERT_OK(evfn_rt_free(rt));
 			continue;
 		}
-		ASSERT_OK(evfn_runtime_start(rt));
+		ASSERT_OK(evfn_rt_start(rt));
 		WAIT_FOR(atomic_load(&runs) == 10, 10000);
 		finish(rt);
 	}
@@ -807,9 +807,9 @@ test_runtime_start_out_of_memory_leaves_it_unstarted(void **state)
 static int
 reentrant_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
-	evfn_rt *rt = evfn_ctx_runtime(ctx);
-	if (evfn_runtime_drain(rt, 0, NULL, NULL) != EVFN_EDEADLK ||
-	    evfn_runtime_free(rt) != EVFN_EDEADLK)
+	evfn_rt *rt = evfn_ctx_rt(ctx);
+	if (evfn_rt_drain(rt, 0, NULL, NULL) != EVFN_EDEADLK ||
+	    evfn_rt_free(rt) != EVFN_EDEADLK)
 		return EVFN_FAIL;
 	/* Emitting and invoking from a handler are fine. */
 	if (evfn_invoke_async(rt, "sink", "x", 1, NULL) != 0)
@@ -828,11 +828,11 @@ test_runtime_drain_and_free_refuse_inside_handler(void **state)
 	atomic_int n = 0;
 	ASSERT_OK(evfn_register(rt, "re", reentrant_handler, NULL, NULL, NULL));
 	ASSERT_OK(evfn_register(rt, "sink", count_handler, &n, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
-	ASSERT_RC(evfn_runtime_start(rt), EVFN_EALREADY);
+	ASSERT_OK(evfn_rt_start(rt));
+	ASSERT_RC(evfn_rt_start(rt), EVFN_EALREADY);
 	ASSERT_OK(evfn_invoke(rt, "re", NULL, 0, NULL, NULL));
 	WAIT_FOR(atomic_load(&n) == 2, 10000);
-	ASSERT_RC(evfn_runtime_free(rt), EVFN_EBUSY);
+	ASSERT_RC(evfn_rt_free(rt), EVFN_EBUSY);
 	finish(rt);
 }
 
@@ -866,6 +866,41 @@ warm_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	return evfn_ctx_worker_state(ctx) ? EVFN_OK : EVFN_FAIL;
 }
 
+/* ---- the 0.1 names (deprecated.h) ---------------------------------------- */
+
+static int
+old_ctx_name_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	*(evfn_rt **)userdata = evfn_ctx_runtime(ctx);
+#pragma GCC diagnostic pop
+	return EVFN_OK;
+}
+
+/* Each renamed call still answers under its 0.1 name, as its new name. */
+static void
+test_runtime_old_names_still_work(void **state)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	evfn_rt *rt, *seen = NULL;
+	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_register(rt, "old", old_ctx_name_handler, &seen, NULL,
+	                        NULL));
+	ASSERT_OK(evfn_runtime_start(rt));
+	assert_true(evfn_runtime_event_base(rt) == evfn_rt_event_base(rt));
+	assert_true(evfn_runtime_event_base(rt) != NULL);
+	ASSERT_EQ(evfn_runtime_workers(rt), evfn_rt_workers(rt));
+	ASSERT_OK(evfn_invoke_async(rt, "old", NULL, 0, NULL));
+	WAIT_FOR(stat_of(rt, "old", EVFN_STAT_SUCCEEDED) == 1, 10000);
+	assert_true(seen == rt);
+	ASSERT_OK(evfn_runtime_drain(rt, 1000, NULL, NULL));
+	ASSERT_RC(evfn_runtime_drain(rt, 1000, NULL, NULL), EVFN_EALREADY);
+	ASSERT_OK(evfn_runtime_free(rt));
+#pragma GCC diagnostic pop
+}
+
 static void
 test_runtime_worker_hooks_build_state_once_per_worker(void **state)
 {
@@ -876,7 +911,7 @@ test_runtime_worker_hooks_build_state_once_per_worker(void **state)
 	ASSERT_OK(evfn_fn_options_set_worker_hooks(fo, warm_init, warm_fini));
 	ASSERT_OK(evfn_register(rt, "warm", warm_handler, &w, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (int i = 0; i < 200; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "warm", NULL, 0, NULL));
 	WAIT_FOR(stat_of(rt, "warm", EVFN_STAT_SUCCEEDED) == 200, 10000);
@@ -908,7 +943,7 @@ test_runtime_userdata_destructor_runs_once_at_free(void **state)
 	          EVFN_EEXIST);
 	evfn_fn_options_free(fo);
 	ASSERT_EQ(ud_frees, 0);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	ASSERT_EQ(ud_frees, 1);
 }
 
@@ -958,7 +993,7 @@ test_runtime_submit_calls_back_once_with_outcome(void **state)
 	evfn_rt *rt = new_runtime(1, 2);
 	ASSERT_OK(evfn_register(rt, "echo", echo_handler, NULL, NULL, NULL));
 	ASSERT_OK(evfn_register(rt, "fail", fail_handler, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	struct results r = {0};
 	evfn_event *ev;
 	ASSERT_OK(evfn_event_new(&ev, "call", "me", 2));
@@ -992,10 +1027,10 @@ test_runtime_submit_result_delivered_at_free_when_loop_never_ran(void **state)
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_event_base(o, base));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	ASSERT_OK(evfn_register(rt, "echo", echo_handler, NULL, NULL, NULL));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	struct results r = {0};
 	evfn_event *ev;
 	ASSERT_OK(evfn_event_new(&ev, "call", "x", 1));
@@ -1003,8 +1038,8 @@ test_runtime_submit_result_delivered_at_free_when_loop_never_ran(void **state)
 	evfn_event_unref(ev);
 	WAIT_FOR(stat_of(rt, "echo", EVFN_STAT_SUCCEEDED) == 1, 10000);
 	ASSERT_EQ(atomic_load(&r.calls), 0);
-	ASSERT_OK(evfn_runtime_drain(rt, 0, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 0, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 	ASSERT_EQ(atomic_load(&r.calls), 1);
 	ASSERT_EQ(atomic_load(&r.ok), 1);
 	event_base_free(base);
@@ -1031,6 +1066,7 @@ main(void)
 		TEST(test_runtime_free_before_start_releases_queued_events),
 		TEST(test_runtime_start_out_of_memory_leaves_it_unstarted),
 		TEST(test_runtime_drain_and_free_refuse_inside_handler),
+		TEST(test_runtime_old_names_still_work),
 		TEST(test_runtime_worker_hooks_build_state_once_per_worker),
 		TEST(test_runtime_userdata_destructor_runs_once_at_free),
 		TEST(test_runtime_submit_calls_back_once_with_outcome),

@@ -143,9 +143,9 @@ test_signal_bad_input(void **state)
 	ASSERT_RC(evfn_signal_add(rt, SIGUSR1, NULL, o, &t), EVFN_ENOFN);
 	evfn_trigger_options_free(o);
 	assert_default_disposition(SIGUSR1);
-	ASSERT_OK(evfn_runtime_drain(rt, 0, NULL, NULL));
+	ASSERT_OK(evfn_rt_drain(rt, 0, NULL, NULL));
 	ASSERT_RC(evfn_signal_add(rt, SIGUSR1, NULL, NULL, &t), EVFN_ESHUTDOWN);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 int

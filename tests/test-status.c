@@ -64,7 +64,7 @@ fixture_start(struct fixture *f, bool with_status)
 	atomic_store(&ok_runs, 0);
 	atomic_store(&flaky_runs, 0);
 	atomic_store(&flaky_heals, false);
-	ASSERT_OK(evfn_runtime_new(&f->rt, NULL));
+	ASSERT_OK(evfn_rt_new(&f->rt, NULL));
 	evfn_fn_options *fo;
 	ASSERT_OK(evfn_fn_options_new(&fo));
 	ASSERT_OK(evfn_fn_options_set_attempts(fo, 1));
@@ -72,7 +72,7 @@ fixture_start(struct fixture *f, bool with_status)
 	ASSERT_OK(evfn_register(f->rt, "flaky", flaky_handler, NULL, fo,
 	                        NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(f->rt));
+	ASSERT_OK(evfn_rt_start(f->rt));
 	evfn_http_options *o;
 	ASSERT_OK(evfn_http_options_new(&o));
 	if (with_status)
@@ -98,8 +98,8 @@ static void
 fixture_stop(struct fixture *f)
 {
 	evfn_http_free(f->http);
-	ASSERT_OK(evfn_runtime_drain(f->rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(f->rt));
+	ASSERT_OK(evfn_rt_drain(f->rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(f->rt));
 }
 
 /* ---- the client ------------------------------------------------------ */

@@ -376,7 +376,7 @@ test_timer_drain_counts_shutdown(void **state)
 	evfn_trigger *t;
 	ASSERT_OK(evfn_timer_add(rt, "@every 20ms", NULL, NULL, NULL, &t));
 	WAIT_FOR(rec_count() >= 1, 5000);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
 	WAIT_FOR(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_SHUTDOWN) >= 2,
 	         5000);
 	ASSERT_EQ(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_REFUSED), 0);
@@ -385,7 +385,7 @@ test_timer_drain_counts_shutdown(void **state)
 	          EVFN_ESHUTDOWN);
 	assert_null(t2);
 	evfn_trigger_free(t);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	rec_reset();
 }
 
@@ -425,7 +425,7 @@ test_timer_free_inside_loop_handler(void **state)
 	ASSERT_OK(evfn_timer_add(rt, "@every 20ms", NULL, NULL, o, &t));
 	evfn_trigger_options_free(o);
 	atomic_store(&s.t, t);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	WAIT_FOR(atomic_load(&s.t) == NULL, 5000);
 	/* Nothing can signal that a timer stays quiet: wait ten periods. */
 	test_sleep_ms(200);
@@ -472,7 +472,7 @@ test_timer_bad_input(void **state)
 	ASSERT_OK(evfn_timer_add(rt, "rate(5 minutes)", NULL, NULL, NULL, &t));
 	ASSERT_RC(evfn_timer_get_next(t, NULL), EVFN_EINVAL);
 	evfn_trigger_free(t);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 int

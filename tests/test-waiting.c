@@ -114,7 +114,7 @@ one_worker_runtime(struct order *o)
 	ASSERT_OK(evfn_rt_options_set_workers(ro, 1, 1));
 	ASSERT_OK(evfn_rt_options_set_log(ro, count_errors, NULL));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, ro));
+	ASSERT_OK(evfn_rt_new(&rt, ro));
 	evfn_rt_options_free(ro);
 	ASSERT_OK(evfn_register(rt, "f", record_order, o, NULL, NULL));
 	ASSERT_OK(evfn_subscribe(rt, "t", "f"));
@@ -164,8 +164,8 @@ assert_in_order(struct order *o, int n)
 static void
 finish(evfn_rt *rt, struct order *o)
 {
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 	pthread_mutex_destroy(&o->lock);
 }
 
@@ -175,7 +175,7 @@ test_queue_keeps_order_of_bare_events_and_records(void **state)
 	static struct order o;
 	evfn_rt *rt = one_worker_runtime(&o);
 	ASSERT_OK(evfn_pause(rt, "f"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	/* Queued while paused: the ring grows several times. */
 	int n = 0;
 	for (; n < 1500; n++)
@@ -198,7 +198,7 @@ test_queue_keeps_order_when_its_ring_cannot_grow(void **state)
 	static struct order o;
 	evfn_rt *rt = one_worker_runtime(&o);
 	ASSERT_OK(evfn_pause(rt, "f"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	/* The first ring has 16 slots; the next would take 32. */
 	for (uint32_t v = 0; v < 16; v++)
 		emit(rt, v, false);
@@ -225,7 +225,7 @@ test_queue_event_waits_for_memory_to_start(void **state)
 	static struct order o;
 	evfn_rt *rt = one_worker_runtime(&o);
 	ASSERT_OK(evfn_pause(rt, "f"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (uint32_t v = 0; v < 5; v++)
 		emit(rt, v, false);
 	/* No record can be made for the attempts: the events stay queued,
@@ -249,7 +249,7 @@ test_queue_cancel_without_memory_is_enomem(void **state)
 	static struct order o;
 	evfn_rt *rt = one_worker_runtime(&o);
 	ASSERT_OK(evfn_pause(rt, "f"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	publish_with_id(rt, NULL, "the-one", 0);
 
 	fail_allocations_of(sizeof(struct evfn__inv));
@@ -297,19 +297,19 @@ test_queue_drain_hands_back_once_memory_returns(void **state)
 	static struct order o;
 	evfn_rt *rt = one_worker_runtime(&o);
 	ASSERT_OK(evfn_pause(rt, "f"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (uint32_t v = 0; v < 20; v++)
 		emit(rt, v, false);
 	fail_allocations_of(sizeof(struct evfn__inv));
 	pthread_t th;
 	pthread_create(&th, NULL, memory_comes_back, NULL);
 	struct handbacks h = {0};
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, count_handback, &h));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, count_handback, &h));
 	pthread_join(th, NULL);
 	ASSERT_EQ(atomic_load(&h.n), 20);
 	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_HANDED_BACK), 20);
 	assert_accounting(rt, "f");
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	pthread_mutex_destroy(&o.lock);
 }
 
@@ -340,14 +340,14 @@ test_queue_free_drops_and_logs_what_it_cannot_hand_back(void **state)
 	static struct order o;
 	evfn_rt *rt = one_worker_runtime(&o);
 	ASSERT_OK(evfn_pause(rt, "f"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (uint32_t v = 0; v < 3; v++)
 		emit(rt, v, v == 1);
 	fail_allocations_of(sizeof(struct evfn__inv));
 	struct handbacks h = {0};
-	ASSERT_RC(evfn_runtime_drain(rt, 20, count_handback, &h),
+	ASSERT_RC(evfn_rt_drain(rt, 20, count_handback, &h),
 	          EVFN_ETIMEDOUT);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	fail_allocations_of(0);
 	ASSERT_EQ(atomic_load(&h.n), 0);
 	assert_true(atomic_load(&errors_logged) >= 1);
@@ -363,20 +363,20 @@ test_queue_drain_of_a_deep_queue_needs_few_records(void **state)
 	static struct order o;
 	evfn_rt *rt = one_worker_runtime(&o);
 	ASSERT_OK(evfn_pause(rt, "f"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	enum { DEEP = 20000 };
 	for (uint32_t v = 0; v < DEEP; v++)
 		emit(rt, v, false);
 	atomic_store(&counted, 0);
 	atomic_store(&count_size, sizeof(struct evfn__inv));
 	struct in_order seen = {0};
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, check_order, &seen));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, check_order, &seen));
 	atomic_store(&count_size, 0);
 	ASSERT_EQ(seen.n, DEEP);
 	assert_true(atomic_load(&counted) <= DEEP / 8);
 	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_HANDED_BACK), DEEP);
 	assert_accounting(rt, "f");
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	pthread_mutex_destroy(&o.lock);
 }
 
@@ -386,16 +386,16 @@ test_queue_free_hands_back_what_drain_could_not(void **state)
 	static struct order o;
 	evfn_rt *rt = one_worker_runtime(&o);
 	ASSERT_OK(evfn_pause(rt, "f"));
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (uint32_t v = 0; v < 3; v++)
 		emit(rt, v, false);
 	fail_allocations_of(sizeof(struct evfn__inv));
 	struct handbacks h = {0};
-	ASSERT_RC(evfn_runtime_drain(rt, 20, count_handback, &h),
+	ASSERT_RC(evfn_rt_drain(rt, 20, count_handback, &h),
 	          EVFN_ETIMEDOUT);
 	ASSERT_EQ(atomic_load(&h.n), 0);
 	fail_allocations_of(0);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	ASSERT_EQ(atomic_load(&h.n), 3);
 	pthread_mutex_destroy(&o.lock);
 }
@@ -419,7 +419,7 @@ static evfn_rt *
 retry_runtime(unsigned *until, int attempts, int64_t backoff_ms)
 {
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, NULL));
+	ASSERT_OK(evfn_rt_new(&rt, NULL));
 	evfn_fn_options *fo;
 	ASSERT_OK(evfn_fn_options_new(&fo));
 	ASSERT_OK(evfn_fn_options_set_attempts(fo, attempts));
@@ -428,7 +428,7 @@ retry_runtime(unsigned *until, int attempts, int64_t backoff_ms)
 	                                      EVFN_JITTER_NONE));
 	ASSERT_OK(evfn_register(rt, "r", fail_until, until, fo, NULL));
 	evfn_fn_options_free(fo);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	return rt;
 }
 
@@ -453,8 +453,8 @@ test_waiting_retry_keeps_what_its_dead_letter_reports(void **state)
 	evfn_dead_letter_unref(dl);
 	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_RETRIES), 2);
 	assert_accounting(rt, "r");
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static void
@@ -481,12 +481,12 @@ test_waiting_retries_cancel_and_hand_back(void **state)
 	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY), 8);
 	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_CANCELLED), 2);
 	atomic_int handed = 0;
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, count_any_handback, &handed));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, count_any_handback, &handed));
 	ASSERT_EQ(atomic_load(&handed), 8);
 	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_HANDED_BACK), 8);
 	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_WAITING_RETRY), 0);
 	assert_accounting(rt, "r");
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* Empties the runtime's free list of records, so that the next record
@@ -517,8 +517,8 @@ test_waiting_retry_waits_for_memory_when_due(void **state)
 	WAIT_FOR(stat_of(rt, "r", EVFN_STAT_SUCCEEDED) == 1, 10000);
 	ASSERT_EQ(stat_of(rt, "r", EVFN_STAT_ATTEMPTS), 2);
 	assert_accounting(rt, "r");
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 static void
@@ -536,11 +536,11 @@ test_waiting_retry_cancel_without_memory_is_enomem(void **state)
 	pthread_t th;
 	pthread_create(&th, NULL, memory_comes_back, NULL);
 	atomic_int handed = 0;
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, count_any_handback, &handed));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, count_any_handback, &handed));
 	pthread_join(th, NULL);
 	ASSERT_EQ(atomic_load(&handed), 1);
 	assert_accounting(rt, "r");
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 int

@@ -338,9 +338,9 @@ test_watch_ends_when_directory_goes(void **state)
 	close(fd);
 	evfn_trigger_free(removed_t);
 	evfn_trigger_free(moved_t);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
 	ASSERT_EQ(rec_count(), 0);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	assert_int_equal(unlink(late), 0);
 	tmpdir_remove(&dest);
 }
@@ -374,7 +374,7 @@ test_watch_bad_directories(void **state)
 	ASSERT_OK(evfn_trigger_options_set_function(o, "nope"));
 	ASSERT_RC(evfn_watch_add(rt, d.path, NULL, NULL, o, &t), EVFN_ENOFN);
 	evfn_trigger_options_free(o);
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_free(rt));
 	tmpdir_remove(&d);
 }
 
@@ -384,13 +384,13 @@ static int
 unreadable_result(const char *dir)
 {
 	evfn_rt *rt;
-	if (evfn_runtime_new(&rt, NULL) != 0)
+	if (evfn_rt_new(&rt, NULL) != 0)
 		return 100;
 	evfn_trigger *t;
 	int rc = evfn_watch_add(rt, dir, NULL, NULL, NULL, &t);
 	if (rc == 0)
 		evfn_trigger_free(t);
-	evfn_runtime_free(rt);
+	evfn_rt_free(rt);
 	return rc;
 }
 

@@ -152,7 +152,7 @@ test_watchdog_timed_out_attempts_are_billed(void **state)
 	            EVFN_EXECUTOR_LOOP);
 	register_fn(rt, "prompt", goes_pending, &prompt, 25 * TIMEOUT_MS,
 	            EVFN_EXECUTOR_LOOP);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	for (int i = 0; i < CALLS; i++)
 		for (size_t f = 0; f < NFNS; f++)
 			ASSERT_OK(evfn_invoke_async(rt, billed_fns[f], NULL, 0,
@@ -194,8 +194,8 @@ test_watchdog_timed_out_attempts_are_billed(void **state)
 		evfn_stats_free(s);
 		assert_accounting(rt, want[f].fn);
 	}
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 }
 
 /* Issue 17, item 4: once nothing runs, the watchdog stops ticking; the
@@ -208,7 +208,7 @@ test_watchdog_idle_runtime_does_not_tick(void **state)
 	register_fn(rt, "quick", ok_handler, NULL, 1000, EVFN_EXECUTOR_POOL);
 	register_fn(rt, "hang", sleeps_handler, &hang_ms, 20,
 	            EVFN_EXECUTOR_POOL);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	assert_false(rt_view(rt).watchdog_armed); /* nothing ran yet */
 	for (int round = 0; round < 2; round++) {
 		ASSERT_OK(evfn_invoke(rt, "quick", NULL, 0, NULL, NULL));
@@ -222,8 +222,8 @@ test_watchdog_idle_runtime_does_not_tick(void **state)
 		assert_false(rt_view(rt).watchdog_armed);
 	}
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_TIMEOUTS), 2);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	WAIT_FOR(evfn_rt_free(rt) == 0, 10000);
 }
 
 /* Breaks a host loop that has not returned by itself in time. */
@@ -286,7 +286,7 @@ test_watchdog_host_loop_returns_when_idle(void **state)
 	register_fn(rt, "onloop", ok_handler, NULL, 1000, EVFN_EXECUTOR_LOOP);
 	register_fn(rt, "hang", sleeps_handler, &hang_ms, 20,
 	            EVFN_EXECUTOR_POOL);
-	ASSERT_OK(evfn_runtime_start(rt));
+	ASSERT_OK(evfn_rt_start(rt));
 	/* Pool work needs no loop. */
 	ASSERT_OK(evfn_invoke_async(rt, "quick", NULL, 0, NULL));
 	WAIT_FOR(stat_of(rt, "quick", EVFN_STAT_SUCCEEDED) == 1, 10000);
@@ -300,8 +300,8 @@ test_watchdog_host_loop_returns_when_idle(void **state)
 	ASSERT_EQ(stat_of(rt, "onloop", EVFN_STAT_SUCCEEDED), 1);
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_TIMEOUTS), 1);
 	ASSERT_EQ(stat_of(rt, "hang", EVFN_STAT_DEAD_LETTERED), 1);
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	WAIT_FOR(evfn_runtime_free(rt) == 0, 10000);
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	WAIT_FOR(evfn_rt_free(rt) == 0, 10000);
 	event_base_free(base);
 }
 

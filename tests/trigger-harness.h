@@ -94,13 +94,13 @@ trigger_runtime(bool start)
 	ASSERT_OK(evfn_rt_options_set_workers(o, 1, 1));
 	ASSERT_OK(evfn_rt_options_set_log(o, test_log_capture, NULL));
 	evfn_rt *rt;
-	ASSERT_OK(evfn_runtime_new(&rt, o));
+	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
 	ASSERT_OK(evfn_register(rt, "rec", record_handler, &rec, NULL, NULL));
 	ASSERT_OK(evfn_subscribe(rt, "evfn.#", "rec"));
 	ASSERT_OK(evfn_subscribe(rt, "test.#", "rec"));
 	if (start)
-		ASSERT_OK(evfn_runtime_start(rt));
+		ASSERT_OK(evfn_rt_start(rt));
 	return rt;
 }
 
@@ -108,8 +108,8 @@ trigger_runtime(bool start)
 static inline void
 trigger_runtime_free(evfn_rt *rt)
 {
-	ASSERT_OK(evfn_runtime_drain(rt, 10000, NULL, NULL));
-	ASSERT_OK(evfn_runtime_free(rt));
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
 	rec_reset();
 }
 

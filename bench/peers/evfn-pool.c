@@ -7,8 +7,8 @@
  * calls the task function. For fan-out, `fanout` functions subscribe to one
  * topic and a submit_fanout is a single evfn_emit(). A refused admission
  * (EVFN_EQUEUEFULL) backs off with sched_yield() and retries; the retries
- * are counted and reported. Destroy is evfn_runtime_drain() then
- * evfn_runtime_free().
+ * are counted and reported. Destroy is evfn_rt_drain() then
+ * evfn_rt_free().
  */
 #include <sched.h>
 #include <stdatomic.h>
@@ -121,7 +121,7 @@ evp_create(const struct bench_pool_config *cfg)
 		rc = evp_check(evfn_rt_options_set_metrics(ro, false),
 		               "set_metrics");
 	if (rc == 0)
-		rc = evp_check(evfn_runtime_new(&pool->rt, ro), "runtime_new");
+		rc = evp_check(evfn_rt_new(&pool->rt, ro), "runtime_new");
 	evfn_rt_options_free(ro);
 	if (rc == 0)
 		rc = evp_fn_options(cfg, &fo);
@@ -141,9 +141,9 @@ evp_create(const struct bench_pool_config *cfg)
 	}
 	evfn_fn_options_free(fo);
 	if (rc == 0)
-		rc = evp_check(evfn_runtime_start(pool->rt), "runtime_start");
+		rc = evp_check(evfn_rt_start(pool->rt), "runtime_start");
 	if (rc != 0) {
-		evfn_runtime_free(pool->rt);
+		evfn_rt_free(pool->rt);
 		free(pool);
 		return NULL;
 	}
@@ -191,8 +191,8 @@ evp_destroy(void *p)
 	struct evp *pool = p;
 	int rc;
 
-	evp_check(evfn_runtime_drain(pool->rt, 10000, NULL, NULL), "drain");
-	rc = evp_check(evfn_runtime_free(pool->rt), "runtime_free");
+	evp_check(evfn_rt_drain(pool->rt, 10000, NULL, NULL), "drain");
+	rc = evp_check(evfn_rt_free(pool->rt), "runtime_free");
 	if (rc == 0)
 		free(pool);
 }

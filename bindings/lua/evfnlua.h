@@ -33,7 +33,7 @@ EVFNLUA_EXPORT int luaopen_evfn(lua_State *L);
  * The evfn runtime behind the Lua runtime object at index idx.
  *
  * The runtime runs on an event_base that the binding owns
- * (evfn_runtime_event_base()); a host that drives that base with
+ * (evfn_rt_event_base()); a host that drives that base with
  * event_base_loop() must do so on the thread that owns L, outside any Lua
  * call into the runtime object, because loop handlers run in L.
  *

@@ -2,7 +2,7 @@
 /*
  * HTTP from Lua: rt:http{...} starts evfn's HTTP trigger on the
  * runtime's base (the one rt:run() drives) and returns a server object
- * (port, route, close). evfn_runtime_free() refuses while a server is
+ * (port, route, close). evfn_rt_free() refuses while a server is
  * alive, so each runtime object keeps its open servers and closes them
  * first; a server object holds its runtime object as a user value.
  */

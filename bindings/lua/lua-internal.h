@@ -50,7 +50,7 @@ struct evfnlua_vm {
 };
 
 /* A link in a runtime object's list of what it must close before itself
- * (triggers, HTTP servers): evfn_runtime_free() refuses while they live. */
+ * (triggers, HTTP servers): evfn_rt_free() refuses while they live. */
 struct evfnlua_link {
 	struct evfnlua_link *next;
 	struct evfnlua_link **pprev; /* NULL when not on a list */
@@ -213,7 +213,7 @@ void evfnlua_log_free(struct evfnlua_rt *o, lua_State *L);
 /* Adds rt:schedule, rt:watch, rt:on_signal and rt:on_fd to the runtime
  * metatable (opened before) and creates the trigger metatable. */
 void evfnlua_trigger_open(lua_State *L);
-/* Frees the open triggers of o; evfn_runtime_free() needs them gone. */
+/* Frees the open triggers of o; evfn_rt_free() needs them gone. */
 void evfnlua_triggers_free(struct evfnlua_rt *o);
 int evfnlua_l_next_fire(lua_State *L);
 
@@ -231,7 +231,7 @@ void evfnlua_flow_open(lua_State *L);
 
 /* http.c */
 void evfnlua_http_open(lua_State *L);
-/* Closes the open HTTP servers of o; evfn_runtime_free() needs them
+/* Closes the open HTTP servers of o; evfn_rt_free() needs them
  * gone. */
 void evfnlua_servers_free(struct evfnlua_rt *o);
 
@@ -240,7 +240,7 @@ void evfnlua_servers_free(struct evfnlua_rt *o);
 /* Adds rt:pg_changes and rt:pg_listen to the runtime metatable and
  * creates the source metatable. */
 void evfnlua_pg_open(lua_State *L);
-/* Closes the open sources of o; evfn_runtime_free() needs them gone. */
+/* Closes the open sources of o; evfn_rt_free() needs them gone. */
 void evfnlua_pg_sources_free(struct evfnlua_rt *o);
 #endif
 

@@ -5,7 +5,7 @@
  * rt:pg_listen(channel, fn[, opts]) the notifications of a channel, each
  * returning a source object (status, stats, close) over evfn/pg.h. The
  * source runs on the runtime's base, so it reads only while the loop is
- * driven (rt:run() ...). evfn_runtime_free() refuses while a source is
+ * driven (rt:run() ...). evfn_rt_free() refuses while a source is
  * alive, so each runtime object keeps its open sources and closes them
  * first; a source object holds its runtime object as a user value. Built
  * only where evfn has the pg source (EVFNLUA_HAVE_PG).

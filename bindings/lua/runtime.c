@@ -214,7 +214,7 @@ evfnlua_l_runtime(lua_State *L)
 			rc = evfnlua_log_attach(o, ro);
 	}
 	if (rc == 0)
-		rc = evfn_runtime_new(&o->rt, ro);
+		rc = evfn_rt_new(&o->rt, ro);
 	if (rc < 0)
 		return evfnlua_push_error(L, rc, NULL);
 	lua_settop(L, 3); /* the runtime object */
@@ -250,7 +250,7 @@ fn_release(struct evfnlua_fn *f, lua_State *L)
 	free(f);
 }
 
-/* The userdata destructor evfn calls at evfn_runtime_free(), from within
+/* The userdata destructor evfn calls at evfn_rt_free(), from within
  * close or the collector, where vm.L is the thread running them. */
 static void
 fn_free(void *userdata)
@@ -707,7 +707,7 @@ static int
 l_start(lua_State *L)
 {
 	struct evfnlua_rt *o = check_rt(L);
-	int rc = evfn_runtime_start(o->rt);
+	int rc = evfn_rt_start(o->rt);
 	if (rc == 0)
 		o->started = true;
 	return evfnlua_push_rc(L, rc);
@@ -718,7 +718,7 @@ start_if_needed(struct evfnlua_rt *o)
 {
 	if (o->started || o->drained)
 		return 0;
-	int rc = evfn_runtime_start(o->rt);
+	int rc = evfn_rt_start(o->rt);
 	if (rc == 0)
 		o->started = true;
 	return rc;
@@ -812,7 +812,7 @@ drain(struct evfnlua_rt *o, lua_State *L, int64_t grace_ms, int cb)
 {
 	struct handback h = {o, cb};
 	lua_State *prev = enter(o, L);
-	int rc = evfn_runtime_drain(o->rt, grace_ms, cb ? handback : NULL, &h);
+	int rc = evfn_rt_drain(o->rt, grace_ms, cb ? handback : NULL, &h);
 	leave(o, prev);
 	if (rc == 0 || rc == EVFN_ETIMEDOUT)
 		o->drained = true;
@@ -862,11 +862,11 @@ close_rt(struct evfnlua_rt *o, lua_State *L, int64_t grace_ms)
 			return rc;
 	}
 	/* Handlers fenced at their deadline may still run (stuck in C):
-	 * evfn_runtime_free() refuses until they return. Loop handlers
+	 * evfn_rt_free() refuses until they return. Loop handlers
 	 * finish only while the loop runs, hence the loop, not a sleep. */
 	lua_State *prev = enter(o, L);
 	int rc;
-	while ((rc = evfn_runtime_free(o->rt)) == EVFN_EBUSY) {
+	while ((rc = evfn_rt_free(o->rt)) == EVFN_EBUSY) {
 		int64_t left_ms = (until - evfnlua_now_ns()) / 1000000;
 		if (left_ms <= 0)
 			break;
@@ -956,7 +956,7 @@ static int
 l_workers(lua_State *L)
 {
 	struct evfnlua_rt *o = check_rt(L);
-	lua_pushinteger(L, evfn_runtime_workers(o->rt));
+	lua_pushinteger(L, evfn_rt_workers(o->rt));
 	return 1;
 }
 

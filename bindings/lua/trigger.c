@@ -2,7 +2,7 @@
 /*
  * Triggers from Lua: rt:schedule, rt:watch, rt:on_signal and rt:on_fd
  * return a trigger object (next, stats, close) over evfn_trigger, and
- * evfn.next_fire tries a schedule expression out. evfn_runtime_free()
+ * evfn.next_fire tries a schedule expression out. evfn_rt_free()
  * refuses while triggers are alive, so each runtime object keeps the
  * list of its open triggers and frees them before it closes; a trigger
  * object also holds its runtime object (and the Lua file an fd trigger

@@ -346,7 +346,7 @@ typedef struct evfnpy_runtime {
 	struct evfnpy_cancels cancels;
 	struct evfnpy_completer comp;
 	/* Open triggers and HTTP servers (objects with a close() method);
-	 * evfn_runtime_free() refuses while they live, so close closes
+	 * evfn_rt_free() refuses while they live, so close closes
 	 * them first. They keep only a borrowed pointer back. */
 	PyObject *attached;
 	bool initialized; /* the mutexes below exist */

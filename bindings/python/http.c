@@ -3,7 +3,7 @@
  * evfn._evfn.HttpServer: an HTTP server on the runtime's event_base whose
  * routes ("POST /pay") turn requests into events for functions, binding
  * evfn/http.h. Like triggers, an open server is kept by its runtime
- * (evfn_runtime_free() refuses while it lives) and closed before the
+ * (evfn_rt_free() refuses while it lives) and closed before the
  * runtime; it keeps a borrowed pointer back. Creating, routing and freeing
  * wait for evfn's loop thread, which never takes the GIL, so they run with
  * the GIL held.

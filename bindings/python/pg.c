@@ -3,7 +3,7 @@
  * evfn._evfn.PgSource and the Runtime methods that create one:
  * pg_changes() (PostgreSQL row changes through logical decoding) and
  * pg_listen() (LISTEN/NOTIFY), binding evfn/pg.h. Like triggers, an open
- * source is kept by its runtime (evfn_runtime_free() refuses while it
+ * source is kept by its runtime (evfn_rt_free() refuses while it
  * lives) and closed before the runtime; it keeps a borrowed pointer back.
  * Closing waits for the loop thread, without the GIL, since a loop
  * handler written in Python may hold it meanwhile. Built only where evfn

@@ -234,7 +234,7 @@ runtime_init(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 		evfn_rt_options_free(o);
 		return -1;
 	}
-	rc = evfn_runtime_new(&self->rt, o);
+	rc = evfn_rt_new(&self->rt, o);
 	evfn_rt_options_free(o);
 	if (rc < 0) {
 		evfnpy_raise(rc);
@@ -281,7 +281,7 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* evfn_runtime_free() refuses (EBUSY) while a handler that was fenced at
+/* evfn_rt_free() refuses (EBUSY) while a handler that was fenced at
  * its deadline still runs; drain does not wait for those. The watchdog
  * raises Timeout in such a Python handler, so it usually returns soon:
  * poll until the close's deadline, then give up and report EBUSY. There
@@ -291,7 +291,7 @@ free_when_quiet(evfn_rt *rt, int64_t until_ms)
 {
 	struct timespec step = { 0, 5 * 1000 * 1000 };
 	int rc;
-	while ((rc = evfn_runtime_free(rt)) == EVFN_EBUSY &&
+	while ((rc = evfn_rt_free(rt)) == EVFN_EBUSY &&
 	       now_ms() < until_ms)
 		nanosleep(&step, NULL);
 	return rc;
@@ -308,7 +308,7 @@ close_runtime(evfnpy_runtime *self, int64_t grace_ms)
 	if (!rt)
 		return 0;
 	int64_t until = now_ms() + (grace_ms > 0 ? grace_ms : 0);
-	/* Triggers and servers first: evfn_runtime_free() refuses while
+	/* Triggers and servers first: evfn_rt_free() refuses while
 	 * they live, and they would feed a draining runtime. Freeing them
 	 * waits only for the loop thread, which never takes the GIL. */
 	close_attached(self);
@@ -318,7 +318,7 @@ close_runtime(evfnpy_runtime *self, int64_t grace_ms)
 	int rc = 0;
 	Py_BEGIN_ALLOW_THREADS
 	if (drain)
-		(void)evfn_runtime_drain(rt, grace_ms, on_handback, self);
+		(void)evfn_rt_drain(rt, grace_ms, on_handback, self);
 	pthread_mutex_lock(&self->busy_mu);
 	while (self->busy > 0)
 		pthread_cond_wait(&self->busy_cond, &self->busy_mu);
@@ -347,7 +347,7 @@ runtime_dealloc(evfnpy_runtime *self)
 	/* A runtime that could not be freed (work still in flight) is
 	 * leaked with its threads rather than freed under running code. */
 	if (!self->rt && self->initialized) {
-		/* Never started when evfn_runtime_new() failed. */
+		/* Never started when evfn_rt_new() failed. */
 		evfnpy_completer_stop(&self->comp);
 		Py_CLEAR(self->comp.on_record);
 		evfnpy_cancels_destroy(&self->cancels);
@@ -541,7 +541,7 @@ runtime_start(evfnpy_runtime *self, PyObject *unused)
 	if (check_open(self) < 0)
 		return NULL;
 	/* Starting creates threads but waits for none of them. */
-	int rc = evfn_runtime_start(self->rt);
+	int rc = evfn_rt_start(self->rt);
 	if (rc < 0)
 		return evfnpy_raise(rc);
 	self->started = true;
@@ -563,7 +563,7 @@ runtime_drain(evfnpy_runtime *self, PyObject *arg)
 	int rc;
 	busy_enter(self);
 	Py_BEGIN_ALLOW_THREADS
-	rc = evfn_runtime_drain(rt, grace_ms, on_handback, self);
+	rc = evfn_rt_drain(rt, grace_ms, on_handback, self);
 	busy_leave(self);
 	Py_END_ALLOW_THREADS
 	if (rc < 0 && rc != EVFN_ETIMEDOUT)
@@ -938,7 +938,7 @@ runtime_workers(evfnpy_runtime *self, PyObject *unused)
 {
 	if (check_open(self) < 0)
 		return NULL;
-	return PyLong_FromLong(evfn_runtime_workers(self->rt));
+	return PyLong_FromLong(evfn_rt_workers(self->rt));
 }
 
 static PyObject *

@@ -3,7 +3,7 @@
  * evfn._evfn.Trigger and the Runtime methods that create triggers:
  * schedule(), watch(), on_signal() and on_fd() over evfn/triggers.h. A
  * trigger emits to the subscribers of its type or hands its events to one
- * function. evfn_runtime_free() refuses while triggers are alive, so the
+ * function. evfn_rt_free() refuses while triggers are alive, so the
  * runtime object keeps every open trigger (a trigger nobody references
  * still fires) and closes them before it closes; a trigger keeps only a
  * borrowed pointer back, cleared when it is closed.

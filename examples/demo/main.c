@@ -191,7 +191,7 @@ setup(struct demo *d)
 	evfn_rt_options_set_workers(ro, 2, 16);
 	evfn_rt_options_set_source(ro, "evfn-demo");
 	evfn_rt_options_set_log(ro, log_to_stderr, NULL);
-	rc = evfn_runtime_new(&d->rt, ro);
+	rc = evfn_rt_new(&d->rt, ro);
 	evfn_rt_options_free(ro);
 	if (rc)
 		return rc;
@@ -214,7 +214,7 @@ setup(struct demo *d)
 	    (rc = demo_uploads_setup(d)) || (rc = demo_reports_setup(d)) ||
 	    (rc = demo_flaky_setup(d)))
 		return rc;
-	return evfn_runtime_start(d->rt);
+	return evfn_rt_start(d->rt);
 }
 
 /* Frees the runtime, waiting (up to 10 s) for handlers that overran
@@ -225,7 +225,7 @@ free_runtime(evfn_rt *rt)
 {
 	int rc;
 	for (int i = 0; i < 1000; i++) {
-		if ((rc = evfn_runtime_free(rt)) != EVFN_EBUSY)
+		if ((rc = evfn_rt_free(rt)) != EVFN_EBUSY)
 			return rc;
 		struct timespec ts = {0, 10000000};
 		nanosleep(&ts, NULL);
@@ -275,7 +275,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "evfn-demo: setup: %s\n", evfn_strerror(rc));
 		demo_uploads_stop(&d);
 		evfn_http_free(d.http);
-		evfn_runtime_drain(d.rt, 1000, NULL, NULL);
+		evfn_rt_drain(d.rt, 1000, NULL, NULL);
 		free_runtime(d.rt);
 		demo_reports_free(&d);
 		remove_dirs(&d);
@@ -312,7 +312,7 @@ main(int argc, char **argv)
 	demo_uploads_stop(&d);
 	settle(d.rt);
 	unsigned handed_back = 0;
-	rc = evfn_runtime_drain(d.rt, 2000, count_handback, &handed_back);
+	rc = evfn_rt_drain(d.rt, 2000, count_handback, &handed_back);
 	printf("\ndrained (%s), %u events handed back\n\n",
 	       rc == 0 ? "nothing in flight" : evfn_strerror(rc), handed_back);
 	demo_load_print(load);

@@ -75,9 +75,9 @@ EVFN_EXPORT evfn_fn *evfn_ctx_function(const evfn_ctx *ctx);
  * @return the runtime, borrowed.
  *
  * Ownership: borrowed.
- * @since 0.1
+ * @since 0.2 (0.1: evfn_ctx_runtime(), deprecated)
  */
-EVFN_EXPORT evfn_rt *evfn_ctx_runtime(const evfn_ctx *ctx);
+EVFN_EXPORT evfn_rt *evfn_ctx_rt(const evfn_ctx *ctx);
 
 /**
  * The warm state evfn_worker_init_cb built for this worker and function.

@@ -269,7 +269,7 @@ EVFN_EXPORT const evfn_event *evfn_result_event(const evfn_result *res);
  *
  * The callback runs exactly once if the call succeeds: on the loop thread
  * (evfn's own, or the host's base in embedded mode), or at
- * evfn_runtime_free() for results the loop never got to. It is never
+ * evfn_rt_free() for results the loop never got to. It is never
  * called if the call fails.
  *
  * @param rt      the runtime. Not NULL.

@@ -18,7 +18,8 @@
 #endif
 
 /** Marks a declaration that will be removed: using it warns (GCC and
- * Clang). No call is deprecated in this release. @since 0.1 */
+ * Clang). The deprecated calls are declared in evfn/deprecated.h.
+ * @since 0.1 */
 #if defined(__GNUC__)
 #define EVFN_DEPRECATED __attribute__((deprecated))
 

@@ -68,7 +68,7 @@ typedef enum evfn_jitter {
 typedef int (*evfn_worker_init_cb)(void *userdata, void **state);
 /**
  * Releases what evfn_worker_init_cb built: for a pool worker on the same
- * thread, when the worker exits; for loop handlers at evfn_runtime_free(),
+ * thread, when the worker exits; for loop handlers at evfn_rt_free(),
  * on the thread calling it.
  * @param userdata the pointer given to evfn_register().
  * @param state what the init hook stored.
@@ -87,7 +87,7 @@ typedef void (*evfn_worker_fini_cb)(void *userdata, void *state);
  */
 typedef void (*evfn_cancel_cb)(evfn_ctx *ctx, void *userdata);
 /**
- * Destructor of a function's userdata; runs once at evfn_runtime_free().
+ * Destructor of a function's userdata; runs once at evfn_rt_free().
  * @param userdata the pointer given to evfn_register().
  */
 typedef void (*evfn_userdata_free_cb)(void *userdata);
@@ -400,7 +400,7 @@ EVFN_EXPORT int evfn_fn_options_set_userdata_free(evfn_fn_options *o,
  *        evfn_fn_options_set_userdata_free().
  * @param opts copied; NULL for the defaults.
  * @param out receives the function (owned by the runtime, valid until
- *        evfn_runtime_free()); may be NULL.
+ *        evfn_rt_free()); may be NULL.
  * @return 0; EVFN_EINVAL for NULL rt/name/handler or an empty name, or
  *         options with batches on the loop executor;
  *         EVFN_ENAMETOOLONG; EVFN_EILSEQ for a name that is not
@@ -411,9 +411,9 @@ EVFN_EXPORT int evfn_fn_options_set_userdata_free(evfn_fn_options *o,
  *         EVFN_ESHUTDOWN once the runtime drains; EVFN_ENOMEM.
  *
  * Ownership: name and opts are copied. The runtime owns the function
- * (*out is borrowed until evfn_runtime_free()). userdata stays the
+ * (*out is borrowed until evfn_rt_free()). userdata stays the
  * caller's unless a destructor was set: then the runtime calls it once,
- * at evfn_runtime_free(). On failure the destructor is not called: the
+ * at evfn_rt_free(). On failure the destructor is not called: the
  * caller keeps userdata.
  * @since 0.1
  */

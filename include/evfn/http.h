@@ -236,7 +236,7 @@ EVFN_EXPORT int evfn_http_options_set_status(evfn_http_options *o,
 /**
  * Create a server and start listening at once on the runtime's
  * event_base. Requests are served while the base runs (evfn's loop thread
- * after evfn_runtime_start(), or the host's loop).
+ * after evfn_rt_start(), or the host's loop).
  *
  * @param out  receives the server; NULL on failure. Not NULL.
  * @param rt   the runtime events go to; it must outlive the server. Not
@@ -248,7 +248,7 @@ EVFN_EXPORT int evfn_http_options_set_status(evfn_http_options *o,
  *         from socket(), bind() or listen().
  *
  * Ownership: the caller owns *out and frees it with evfn_http_free(),
- * before evfn_runtime_free().
+ * before evfn_rt_free().
  * @since 0.1
  */
 EVFN_EXPORT int evfn_http_new(evfn_http **out, evfn_rt *rt,
@@ -274,7 +274,7 @@ EVFN_EXPORT int evfn_http_new(evfn_http **out, evfn_rt *rt,
  * @param rt     the runtime events go to; it must outlive the trigger.
  *        Not NULL.
  * @param server the host's server, which must run on the runtime's
- *        event_base (evfn_runtime_event_base(), usually the host's own:
+ *        event_base (evfn_rt_event_base(), usually the host's own:
  *        evfn_rt_options_set_event_base()); borrowed: it must outlive the
  *        trigger, which never frees it. NULL to mount nothing.
  * @param opts   copied; NULL for the defaults.
@@ -338,7 +338,7 @@ EVFN_EXPORT int evfn_http_port(const evfn_http *http);
  * Stops intake at once (no new connections; mounted paths go back to
  * the host's server; requests arriving meanwhile on open connections get
  * 503 EVFN_ESHUTDOWN). Then, when the runtime has drained
- * (evfn_runtime_drain() returned 0, so every admitted event has ended),
+ * (evfn_rt_drain() returned 0, so every admitted event has ended),
  * it waits for the results of the synchronous requests still waiting and
  * answers them; otherwise it answers each of them 202 {"id": "<event
  * id>"} as an asynchronous route would, since its event was admitted and
@@ -348,14 +348,14 @@ EVFN_EXPORT int evfn_http_port(const evfn_http *http);
  * (evfn_http_options_set_timeout_ms()). So the graceful order is: drain
  * the runtime, free the HTTP trigger, free the runtime.
  *
- * Must be called before evfn_runtime_free().
+ * Must be called before evfn_rt_free().
  * @param http the trigger; NULL is a no-op.
  *
  * Ownership: takes the trigger back; the caller must not use it again.
  *
  * Thread-safety: as the header says. On a host's base that no thread
  * drives at the time, it runs the base while it waits (as
- * evfn_runtime_drain() does), so the host's own callbacks may run too.
+ * evfn_rt_drain() does), so the host's own callbacks may run too.
  * Called from inside one of evfn's own loop callbacks (a loop handler, a
  * result callback), or from a host's callback on its base, it cannot
  * wait: what is not answered by then is answered as above but may not

@@ -36,7 +36,7 @@ struct event_base;
 /**
  * Run the runtime on a host's event_base instead of a loop thread of its
  * own. The base is borrowed: it must outlive the runtime, and
- * evfn_runtime_free() removes evfn's events from it but never frees it.
+ * evfn_rt_free() removes evfn's events from it but never frees it.
  * @param o    the builder. Not NULL.
  * @param base the host's base, created after evthread_use_pthreads().
  *        Not NULL.
@@ -52,13 +52,13 @@ EVFN_EXPORT int evfn_rt_options_set_event_base(evfn_rt_options *o,
 /**
  * The base the runtime runs on (its own or the host's).
  * @param rt the runtime; NULL returns NULL.
- * @return the base, borrowed: evfn's own lives until evfn_runtime_free(),
+ * @return the base, borrowed: evfn's own lives until evfn_rt_free(),
  *         a host's stays the host's.
  *
  * Ownership: borrowed (see the return value).
- * @since 0.1
+ * @since 0.2 (0.1: evfn_runtime_event_base(), deprecated)
  */
-EVFN_EXPORT struct event_base *evfn_runtime_event_base(const evfn_rt *rt);
+EVFN_EXPORT struct event_base *evfn_rt_event_base(const evfn_rt *rt);
 
 
 #ifdef __cplusplus

@@ -261,7 +261,7 @@ EVFN_EXPORT int evfn_pg_options_set_reconnect(evfn_pg_options *o,
  *         error here: see evfn_pg_source_status().
  *
  * Ownership: the caller owns *out and frees it with evfn_pg_source_free(),
- * before evfn_runtime_free(); the strings and opts are copied.
+ * before evfn_rt_free(); the strings and opts are copied.
  *
  * Thread-safety: any thread; see evfn_pg_source_free() for embedded
  * runtimes.
@@ -330,7 +330,7 @@ EVFN_EXPORT uint64_t evfn_pg_source_stat(const evfn_pg_source *src,
  * Stop and free a source: no more reads, the connection closes. Events
  * still running in the function finish there, but their ends no longer
  * move the slot: the next source on the slot receives them again. Must be
- * called before evfn_runtime_free().
+ * called before evfn_rt_free().
  * @param src the source; NULL is a no-op.
  *
  * Ownership: takes the source back; the caller must not use it again.

@@ -308,7 +308,7 @@ EVFN_EXPORT int evfn_redis_options_set_maxlen(evfn_redis_options *o,
  *         evfn_redis_source_status().
  *
  * Ownership: the caller owns *out and frees it with
- * evfn_redis_source_free(), before evfn_runtime_free().
+ * evfn_redis_source_free(), before evfn_rt_free().
  *
  * Thread-safety: any thread; see evfn_redis_source_free() for embedded
  * runtimes.
@@ -368,7 +368,7 @@ EVFN_EXPORT size_t evfn_redis_source_held(const evfn_redis_source *src);
  * Stop and free a source: no more reads, the connections close. Entries
  * still running in the function finish there, but their outcomes are no
  * longer acknowledged: they stay pending for another consumer. Must be
- * called before evfn_runtime_free().
+ * called before evfn_rt_free().
  * @param src the source; NULL is a no-op.
  *
  * Ownership: takes the source back; the caller must not use it again.
@@ -392,7 +392,7 @@ EVFN_EXPORT void evfn_redis_source_free(evfn_redis_source *src);
  *         EVFN_ENAMETOOLONG; EVFN_ENOMEM.
  *
  * Ownership: the caller owns *out and frees it with
- * evfn_redis_sink_free(), before evfn_runtime_free().
+ * evfn_redis_sink_free(), before evfn_rt_free().
  *
  * Thread-safety: as evfn_redis_source_new().
  * @since 0.1
@@ -469,7 +469,7 @@ EVFN_EXPORT size_t evfn_redis_sink_pending(const evfn_redis_sink *sink);
  * Close and free a sink. Appends not yet confirmed are dropped (the count
  * is logged): wait for evfn_redis_sink_pending() to reach 0 first to keep
  * them. Attempts of its functions still waiting end as RETRY, later ones
- * as FAIL. Must be called before evfn_runtime_free().
+ * as FAIL. Must be called before evfn_rt_free().
  * @param sink the sink; NULL is a no-op.
  *
  * Ownership: takes the sink back; the caller must not use it again.

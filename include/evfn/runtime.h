@@ -48,7 +48,7 @@ typedef void (*evfn_log_cb)(evfn_log_level level, const char *msg, void *arg);
  * Receives each event handed back by drain.
  * @param ev the event, borrowed for the call; evfn_event_ref() keeps it.
  * @param fn_name the function it was meant for, borrowed for the call.
- * @param arg the argument given to evfn_runtime_drain().
+ * @param arg the argument given to evfn_rt_drain().
  */
 typedef void (*evfn_handback_cb)(const evfn_event *ev, const char *fn_name,
                                  void *arg);
@@ -62,7 +62,7 @@ typedef void (*evfn_handback_cb)(const evfn_event *ev, const char *fn_name,
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM.
  *
  * Ownership: the caller owns *out and frees it with
- * evfn_rt_options_free(); evfn_runtime_new() copies it.
+ * evfn_rt_options_free(); evfn_rt_new() copies it.
  * @since 0.1
  */
 EVFN_EXPORT int evfn_rt_options_new(evfn_rt_options **out);
@@ -178,7 +178,7 @@ EVFN_EXPORT int evfn_rt_options_set_metrics(evfn_rt_options *o, bool on);
 /**
  * Create a runtime.
  *
- * Nothing runs until evfn_runtime_start(). Functions may be registered and
+ * Nothing runs until evfn_rt_start(). Functions may be registered and
  * events emitted before then; they wait in their queues.
  *
  * @param out  receives the runtime; NULL on failure. Not NULL.
@@ -186,12 +186,12 @@ EVFN_EXPORT int evfn_rt_options_set_metrics(evfn_rt_options *o, bool on);
  * @return 0; EVFN_EINVAL for NULL out; EVFN_ENOMEM (also when libevent's
  *         pthreads locking could not be enabled).
  *
- * Ownership: the caller owns *out and frees it with evfn_runtime_free();
+ * Ownership: the caller owns *out and frees it with evfn_rt_free();
  * opts is copied (a host event_base in it stays borrowed, see
  * evfn/libevent.h).
- * @since 0.1
+ * @since 0.2 (0.1: evfn_runtime_new(), deprecated)
  */
-EVFN_EXPORT int evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts);
+EVFN_EXPORT int evfn_rt_new(evfn_rt **out, const evfn_rt_options *opts);
 
 /**
  * Start the runtime: the minimum number of workers, and the loop thread
@@ -204,9 +204,9 @@ EVFN_EXPORT int evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts);
  *         could not be created (the runtime is then left unstarted: the
  *         threads started on the way have been stopped and joined,
  *         nothing ran, and it may be started again or freed).
- * @since 0.1
+ * @since 0.2 (0.1: evfn_runtime_start(), deprecated)
  */
-EVFN_EXPORT int evfn_runtime_start(evfn_rt *rt);
+EVFN_EXPORT int evfn_rt_start(evfn_rt *rt);
 
 /**
  * Drain: stop intake, hand back everything not yet running, and wait for
@@ -217,7 +217,7 @@ EVFN_EXPORT int evfn_runtime_start(evfn_rt *rt);
  * passed to cb, one call each, on the calling thread, before the call
  * returns. Work in flight is waited for up to grace_ms; an attempt that ends
  * with RETRY during or after the grace period is handed back too (after the
- * grace period, through cb at evfn_runtime_free()). In embedded mode, called
+ * grace period, through cb at evfn_rt_free()). In embedded mode, called
  * on the thread that drives the host base (outside its callbacks), drain
  * runs that base while it waits so loop work can finish.
  *
@@ -228,7 +228,7 @@ EVFN_EXPORT int evfn_runtime_start(evfn_rt *rt);
  * @return 0 when nothing is in flight any more; EVFN_ETIMEDOUT when work was
  *         still in flight at the end of the grace period (its outcome is
  *         still recorded when it finishes), or when, out of memory, queued
- *         events could not be handed back by then (evfn_runtime_free()
+ *         events could not be handed back by then (evfn_rt_free()
  *         tries again; what it cannot hand back it drops, logging an
  *         error); EVFN_EINVAL for NULL rt, grace_ms < 0 or a grace period
  *         over INT64_MAX / 2 ns (about 146 years); EVFN_EALREADY on a
@@ -236,10 +236,10 @@ EVFN_EXPORT int evfn_runtime_start(evfn_rt *rt);
  *
  * Ownership: arg stays the caller's; the events passed to cb are borrowed for
  * each call.
- * @since 0.1
+ * @since 0.2 (0.1: evfn_runtime_drain(), deprecated)
  */
-EVFN_EXPORT int evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms,
-                                   evfn_handback_cb cb, void *arg);
+EVFN_EXPORT int evfn_rt_drain(evfn_rt *rt, int64_t grace_ms,
+                              evfn_handback_cb cb, void *arg);
 
 /**
  * Free a runtime that was never started, or that was drained and has no
@@ -263,17 +263,17 @@ EVFN_EXPORT int evfn_runtime_drain(evfn_rt *rt, int64_t grace_ms,
  * functions (evfn_fn pointers), and the borrowed strings and contexts
  * they handed out. References the caller holds (events, dead letters,
  * snapshots) are still the caller's to release.
- * @since 0.1
+ * @since 0.2 (0.1: evfn_runtime_free(), deprecated)
  */
-EVFN_EXPORT int evfn_runtime_free(evfn_rt *rt);
+EVFN_EXPORT int evfn_rt_free(evfn_rt *rt);
 
 /**
  * Number of worker threads alive now (for tests and dashboards).
  * @param rt the runtime; NULL returns 0.
  * @return the count.
- * @since 0.1
+ * @since 0.2 (0.1: evfn_runtime_workers(), deprecated)
  */
-EVFN_EXPORT int evfn_runtime_workers(const evfn_rt *rt);
+EVFN_EXPORT int evfn_rt_workers(const evfn_rt *rt);
 
 
 #ifdef __cplusplus

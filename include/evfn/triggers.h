@@ -22,7 +22,7 @@
  * Threading: every call may be made from any thread. Callbacks of a
  * trigger run on the thread that drives the runtime's event_base.
  * evfn_trigger_free() must be called for every trigger before
- * evfn_runtime_free() (the runtime does not know its triggers); once it
+ * evfn_rt_free() (the runtime does not know its triggers); once it
  * returns, the trigger's callback is not running and will not run again.
  */
 #ifndef EVFN_TRIGGERS_H
@@ -344,7 +344,7 @@ EVFN_EXPORT uint64_t evfn_trigger_get_stat(const evfn_trigger *t,
 /**
  * Stop a trigger and free it. When it returns, the trigger's callback is
  * not running and will not run again; events it already published go on.
- * Must be called before evfn_runtime_free() of its runtime.
+ * Must be called before evfn_rt_free() of its runtime.
  *
  * @param t the trigger; NULL is a no-op.
  *

@@ -67,7 +67,7 @@ evfn_fd_add(evfn_rt *rt, int fd, int flags, const char *type,
 		what |= EV_WRITE;
 	if (flags & EVFN_FD_EDGE)
 		what |= EV_ET;
-	t->ev = event_new(evfn_runtime_event_base(rt), fd, what, fd_cb, ft);
+	t->ev = event_new(evfn_rt_event_base(rt), fd, what, fd_cb, ft);
 	/* The backend refuses descriptors it cannot poll (closed ones, and
 	 * regular files with epoll) when the event is added. */
 	return evfn__trigger_arm(t, out);

@@ -423,7 +423,7 @@ evfn__listener_open(struct evfn__listener **out, evfn_rt *rt,
                     int max_conns)
 {
 	*out = NULL;
-	struct event_base *base = evfn_runtime_event_base(rt);
+	struct event_base *base = evfn_rt_event_base(rt);
 	struct evfn__listener *l = evfn__calloc(1, sizeof(*l));
 	if (!l || !(l->retry = evtimer_new(base, retry_cb, l))) {
 		evfn__free(l);

@@ -1412,7 +1412,7 @@ trigger_new(evfn_http **out, evfn_rt *rt, struct evhttp *server,
 	pthread_mutex_init(&http->close_lock, NULL);
 	pthread_cond_init(&http->close_cond, NULL);
 	http->rt = rt;
-	http->base = evfn_runtime_event_base(rt);
+	http->base = evfn_rt_event_base(rt);
 	http->evh = server;
 	http->attached = attached;
 	http->io_timeout_ms = opts->timeout_ms;

@@ -1414,7 +1414,7 @@ pump(struct evfn_pg_source *s)
 }
 
 /* An event ended (or was handed back, which is no end: the slot keeps
- * it). Runs on the loop thread, or at evfn_runtime_free() after the
+ * it). Runs on the loop thread, or at evfn_rt_free() after the
  * source closed. */
 static void
 on_result(const evfn_result *res, void *arg)
@@ -1620,7 +1620,7 @@ source_new(evfn_pg_source **out, evfn_rt *rt, const char *name,
 	for (int i = 0; i < EVFN_PG_STAT_COUNT; i++)
 		atomic_init(&s->stat[i], 0);
 	s->rt = rt;
-	s->base = evfn_runtime_event_base(rt);
+	s->base = evfn_rt_event_base(rt);
 	s->listen = listen;
 	s->fd = -1;
 	s->delay_ms = s->cfg.reconnect_base_ms;

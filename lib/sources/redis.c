@@ -603,7 +603,7 @@ conn_init(struct conn *c, evfn_rt *rt, const evfn_redis_options *o,
 {
 	memset(c, 0, sizeof(*c));
 	c->rt = rt;
-	c->base = evfn_runtime_event_base(rt);
+	c->base = evfn_rt_event_base(rt);
 	c->url = &o->url;
 	c->role = role;
 	c->base_ms = c->delay_ms = o->reconnect_base_ms;
@@ -2189,7 +2189,7 @@ evfn_redis_source_new(evfn_redis_source **out, evfn_rt *rt,
 	atomic_init(&s->acked, 0);
 	atomic_init(&s->held, 0);
 	s->rt = rt;
-	s->base = evfn_runtime_event_base(rt);
+	s->base = evfn_rt_event_base(rt);
 	rc = options_copy(&s->cfg, opts);
 	if (rc) {
 		evfn__free(s);
@@ -2504,7 +2504,7 @@ evfn_redis_sink_new(evfn_redis_sink **out, evfn_rt *rt, const char *stream,
 	atomic_init(&k->status, 0);
 	atomic_init(&k->pending, 0);
 	k->rt = rt;
-	k->base = evfn_runtime_event_base(rt);
+	k->base = evfn_rt_event_base(rt);
 	rc = options_copy(&k->cfg, opts);
 	if (rc) {
 		pthread_mutex_destroy(&k->lock);

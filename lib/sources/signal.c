@@ -79,7 +79,7 @@ evfn_signal_add(evfn_rt *rt, int signo, const char *type,
 	struct signal_trigger *st = (struct signal_trigger *)t;
 	snprintf(st->number, sizeof(st->number), "%d", signo);
 	memcpy(st->abbrev, abbrev, sizeof(abbrev));
-	t->ev = evsignal_new(evfn_runtime_event_base(rt), signo, signal_cb, st);
+	t->ev = evsignal_new(evfn_rt_event_base(rt), signo, signal_cb, st);
 	/* sigaction() refuses signals that cannot be caught and numbers
 	 * glibc reserves for itself (the first real-time signals) when the
 	 * event is added. */

@@ -220,7 +220,7 @@ evfn_timer_add(evfn_rt *rt, const char *expr, const char *tz, const char *type,
 	    opts->name ? evfn__strdup(opts->name) : expr_subject(expr);
 	tt->missed = opts->missed;
 	tt->tolerance_ns = opts->tolerance_ns;
-	t->ev = evtimer_new(evfn_runtime_event_base(rt), timer_cb, tt);
+	t->ev = evtimer_new(evfn_rt_event_base(rt), timer_cb, tt);
 	if (!t->ev || (opts->name && !tt->subject)) {
 		evfn__trigger_destroy(t);
 		return EVFN_ENOMEM;

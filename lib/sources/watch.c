@@ -318,7 +318,7 @@ evfn_watch_add(evfn_rt *rt, const char *dir, const char *glob, const char *type,
 	if (rc == 0 && w->existing)
 		rc = scan(w);
 	if (rc == 0) {
-		t->ev = event_new(evfn_runtime_event_base(rt), w->ifd,
+		t->ev = event_new(evfn_rt_event_base(rt), w->ifd,
 		                  EV_READ | EV_PERSIST, watch_cb, w);
 		rc = !t->ev || event_add(t->ev, NULL) < 0 ? EVFN_ENOMEM : 0;
 	}

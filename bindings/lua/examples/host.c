@@ -144,7 +144,7 @@ main(int argc, char **argv)
 		lua_close(L);
 		return 1;
 	}
-	struct event_base *base = evfn_runtime_event_base(rt);
+	struct event_base *base = evfn_rt_event_base(rt);
 
 	int failures = 1;
 	evfn_http *http = NULL;
