@@ -42,7 +42,7 @@ waiting(evfn_rt *rt)
 {
 	evfn_stats *s;
 	evfn_stats_take(rt, "r", &s);
-	uint64_t n = evfn_stats_get(s, EVFN_STAT_WAITING_RETRY);
+	uint64_t n = evfn_stats_value(s, EVFN_STAT_WAITING_RETRY);
 	evfn_stats_free(s);
 	return n;
 }

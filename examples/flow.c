@@ -97,10 +97,10 @@ settled(evfn_rt *rt, const char *fn)
 	evfn_stats *s;
 	if (evfn_stats_take(rt, fn, &s) < 0)
 		return false;
-	uint64_t busy = evfn_stats_get(s, EVFN_STAT_QUEUED) +
-	                evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
-	                evfn_stats_get(s, EVFN_STAT_WAITING_RETRY) +
-	                evfn_stats_get(s, EVFN_STAT_DELAYED);
+	uint64_t busy = evfn_stats_value(s, EVFN_STAT_QUEUED) +
+	                evfn_stats_value(s, EVFN_STAT_IN_FLIGHT) +
+	                evfn_stats_value(s, EVFN_STAT_WAITING_RETRY) +
+	                evfn_stats_value(s, EVFN_STAT_DELAYED);
 	evfn_stats_free(s);
 	return busy == 0;
 }
@@ -120,7 +120,7 @@ report(evfn_rt *rt, const char *fn)
 	printf("%-10s", fn);
 	for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++)
 		printf(" %s=%" PRIu64, evfn_stat_name(shown[i]),
-		       evfn_stats_get(s, shown[i]));
+		       evfn_stats_value(s, shown[i]));
 	printf("\n");
 	evfn_stats_free(s);
 }

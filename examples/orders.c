@@ -98,10 +98,10 @@ settled(evfn_rt *rt, uint64_t *done)
 {
 	evfn_stats *s;
 	evfn_stats_take(rt, NULL, &s);
-	uint64_t busy = evfn_stats_get(s, EVFN_STAT_QUEUED) +
-	                evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
-	                evfn_stats_get(s, EVFN_STAT_WAITING_RETRY);
-	*done = evfn_stats_get(s, EVFN_STAT_ACCEPTED) - busy;
+	uint64_t busy = evfn_stats_value(s, EVFN_STAT_QUEUED) +
+	                evfn_stats_value(s, EVFN_STAT_IN_FLIGHT) +
+	                evfn_stats_value(s, EVFN_STAT_WAITING_RETRY);
+	*done = evfn_stats_value(s, EVFN_STAT_ACCEPTED) - busy;
 	evfn_stats_free(s);
 	return busy == 0;
 }
@@ -163,18 +163,18 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
 		evfn_stats *s;
 		evfn_stats_take(rt, fns[i], &s);
-		uint64_t acc = evfn_stats_get(s, EVFN_STAT_ACCEPTED);
-		uint64_t ok = evfn_stats_get(s, EVFN_STAT_SUCCEEDED);
-		uint64_t dead = evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED);
-		balanced &= acc == ok + dead +
-		                           evfn_stats_get(s, EVFN_STAT_EXPIRED) +
-		                           evfn_stats_get(s, EVFN_STAT_HANDED_BACK);
+		uint64_t acc = evfn_stats_value(s, EVFN_STAT_ACCEPTED);
+		uint64_t ok = evfn_stats_value(s, EVFN_STAT_SUCCEEDED);
+		uint64_t dead = evfn_stats_value(s, EVFN_STAT_DEAD_LETTERED);
+		uint64_t expired = evfn_stats_value(s, EVFN_STAT_EXPIRED);
+		uint64_t back = evfn_stats_value(s, EVFN_STAT_HANDED_BACK);
+		balanced &= acc == ok + dead + expired + back;
 		printf("%-9s %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
 		       " %9" PRIu64 " %7" PRIu64 "\n",
 		       fns[i], acc, ok, dead,
-		       evfn_stats_get(s, EVFN_STAT_ATTEMPTS),
-		       evfn_stats_get(s, EVFN_STAT_RETRIES),
-		       evfn_stats_get(s, EVFN_STAT_CONCURRENCY_PEAK));
+		       evfn_stats_value(s, EVFN_STAT_ATTEMPTS),
+		       evfn_stats_value(s, EVFN_STAT_RETRIES),
+		       evfn_stats_value(s, EVFN_STAT_CONCURRENCY_PEAK));
 		evfn_stats_free(s);
 	}
 	evfn_rt_drain(rt, 5000, NULL, NULL);

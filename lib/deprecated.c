@@ -8,6 +8,8 @@
 #include <evfn/deprecated.h>
 #include <evfn/libevent.h>
 #include <evfn/runtime.h>
+#include <evfn/stats.h>
+#include <evfn/triggers.h>
 
 int
 evfn_runtime_new(evfn_rt **out, const evfn_rt_options *opts)
@@ -50,4 +52,16 @@ evfn_rt *
 evfn_ctx_runtime(const evfn_ctx *ctx)
 {
 	return evfn_ctx_rt(ctx);
+}
+
+uint64_t
+evfn_stats_get(const evfn_stats *s, evfn_stat which)
+{
+	return evfn_stats_value(s, which);
+}
+
+int
+evfn_timer_get_next(const evfn_trigger *t, int64_t *next_ns)
+{
+	return evfn_timer_next(t, next_ns);
 }

@@ -101,7 +101,7 @@ evfn_stats_take(evfn_rt *rt, const char *fn_name, evfn_stats **out)
 }
 
 uint64_t
-evfn_stats_get(const evfn_stats *s, evfn_stat which)
+evfn_stats_value(const evfn_stats *s, evfn_stat which)
 {
 	if (!s || (unsigned)which >= EVFN_STAT_COUNT)
 		return 0;

@@ -49,9 +49,10 @@ LAYERS = [
     ("api", [
         "runtime.c", "publish.c", "invoke.c", "control.c", "stats.c",
         "deadletter.c", "prometheus.c", "jsonlog.c", "source.c",
-        "deprecated.c",
     ]),
     ("sources", ["sources/"]),
+    # The 0.1 names of renamed calls, each calling its new name.
+    ("deprecated names", ["deprecated.c"]),
 ]
 
 # What lib/sources/ may include of the core, beyond its own headers: the

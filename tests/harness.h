@@ -278,16 +278,16 @@ assert_accounting(evfn_rt *rt, const char *fn)
 {
 	evfn_stats *s;
 	ASSERT_OK(evfn_stats_take(rt, fn, &s));
-	uint64_t accepted = evfn_stats_get(s, EVFN_STAT_ACCEPTED);
-	uint64_t parts = evfn_stats_get(s, EVFN_STAT_SUCCEEDED) +
-	                 evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED) +
-	                 evfn_stats_get(s, EVFN_STAT_EXPIRED) +
-	                 evfn_stats_get(s, EVFN_STAT_HANDED_BACK) +
-	                 evfn_stats_get(s, EVFN_STAT_CANCELLED) +
-	                 evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
-	                 evfn_stats_get(s, EVFN_STAT_QUEUED) +
-	                 evfn_stats_get(s, EVFN_STAT_WAITING_RETRY) +
-	                 evfn_stats_get(s, EVFN_STAT_DELAYED);
+	uint64_t accepted = evfn_stats_value(s, EVFN_STAT_ACCEPTED);
+	uint64_t parts = evfn_stats_value(s, EVFN_STAT_SUCCEEDED) +
+	                 evfn_stats_value(s, EVFN_STAT_DEAD_LETTERED) +
+	                 evfn_stats_value(s, EVFN_STAT_EXPIRED) +
+	                 evfn_stats_value(s, EVFN_STAT_HANDED_BACK) +
+	                 evfn_stats_value(s, EVFN_STAT_CANCELLED) +
+	                 evfn_stats_value(s, EVFN_STAT_IN_FLIGHT) +
+	                 evfn_stats_value(s, EVFN_STAT_QUEUED) +
+	                 evfn_stats_value(s, EVFN_STAT_WAITING_RETRY) +
+	                 evfn_stats_value(s, EVFN_STAT_DELAYED);
 	evfn_stats_free(s);
 	ASSERT_EQ(accepted, parts);
 }
@@ -297,7 +297,7 @@ stat_of(evfn_rt *rt, const char *fn, evfn_stat which)
 {
 	evfn_stats *s;
 	ASSERT_OK(evfn_stats_take(rt, fn, &s));
-	uint64_t v = evfn_stats_get(s, which);
+	uint64_t v = evfn_stats_value(s, which);
 	evfn_stats_free(s);
 	return v;
 }

@@ -40,10 +40,10 @@ all_ended(evfn_rt *rt)
 {
 	evfn_stats *s;
 	ASSERT_OK(evfn_stats_take(rt, NULL, &s));
-	uint64_t left = evfn_stats_get(s, EVFN_STAT_QUEUED) +
-	                evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
-	                evfn_stats_get(s, EVFN_STAT_WAITING_RETRY) +
-	                evfn_stats_get(s, EVFN_STAT_DELAYED);
+	uint64_t left = evfn_stats_value(s, EVFN_STAT_QUEUED) +
+	                evfn_stats_value(s, EVFN_STAT_IN_FLIGHT) +
+	                evfn_stats_value(s, EVFN_STAT_WAITING_RETRY) +
+	                evfn_stats_value(s, EVFN_STAT_DELAYED);
 	evfn_stats_free(s);
 	return left == 0;
 }

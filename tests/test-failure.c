@@ -786,8 +786,8 @@ test_failure_dead_letters_never_outrun_the_store(void **state)
 	while (ended < N && test_now_ms() < until) {
 		evfn_stats *s;
 		ASSERT_OK(evfn_stats_take(rt, "fails", &s));
-		ended = evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED) +
-		        evfn_stats_get(s, EVFN_STAT_EXPIRED);
+		ended = evfn_stats_value(s, EVFN_STAT_DEAD_LETTERED) +
+		        evfn_stats_value(s, EVFN_STAT_EXPIRED);
 		evfn_stats_free(s);
 		size_t stored = evfn_dead_letter_count(rt);
 		if (stored < ended)

@@ -372,7 +372,7 @@ test_fd_bad_input(void **state)
 	/* A descriptor trigger is not a schedule. */
 	ASSERT_OK(evfn_fd_add(rt, p[0], EVFN_FD_READ, NULL, NULL, &t));
 	int64_t next;
-	ASSERT_RC(evfn_timer_get_next(t, &next), EVFN_EINVAL);
+	ASSERT_RC(evfn_timer_next(t, &next), EVFN_EINVAL);
 	ASSERT_EQ(evfn_trigger_get_stat(t, EVFN_TRIGGER_STAT_COUNT), 0);
 	ASSERT_EQ(evfn_trigger_get_stat(t, (evfn_trigger_stat)-1), 0);
 	evfn_trigger_free(t);

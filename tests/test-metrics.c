@@ -110,11 +110,13 @@ test_metrics_workload_histograms_agree_with_counters(void **state)
 	assert_true(p99 >= 20000000 && p99 < 200000000);
 	/* Each attempt billed rounded up to a whole ms: 30 x >= 2 and
 	 * 10 x >= 20. */
-	assert_true(evfn_stats_get(s, EVFN_STAT_BILLED_MS) >= 30 * 2 + 10 * 20);
+	assert_true(evfn_stats_value(s, EVFN_STAT_BILLED_MS) >=
+	            30 * 2 + 10 * 20);
 	assert_true(evfn_stats_sum_ns(s, EVFN_HIST_RUN) >=
 	            (30 * 2 + 10 * 20) * 1000000ull);
 	/* The cost view: 40 requests and the billed ms at 1 GB. */
-	double billed_s = (double)evfn_stats_get(s, EVFN_STAT_BILLED_MS) / 1e3;
+	double billed_s =
+		(double)evfn_stats_value(s, EVFN_STAT_BILLED_MS) / 1e3;
 	double want = 40 / 1e6 * 0.20 + billed_s * 0.0000166667;
 	double got = evfn_stats_serverless_cost(
 		s, 1024, EVFN_LAMBDA_USD_PER_MILLION_REQUESTS,
@@ -153,7 +155,7 @@ test_metrics_survive_idle_workers_exiting(void **state)
 	for (size_t i = 0; i < evfn_stats_buckets(); i++)
 		runs += evfn_stats_bucket(s, EVFN_HIST_RUN, i, NULL);
 	ASSERT_EQ(runs, 10);
-	assert_true(evfn_stats_get(s, EVFN_STAT_BILLED_MS) >= 10);
+	assert_true(evfn_stats_value(s, EVFN_STAT_BILLED_MS) >= 10);
 	evfn_stats_free(s);
 	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
 	ASSERT_OK(evfn_rt_free(rt));

@@ -36,15 +36,15 @@ all_ended(evfn_rt *rt, const char *fn)
 {
 	evfn_stats *s;
 	ASSERT_OK(evfn_stats_take(rt, fn, &s));
-	uint64_t ended = evfn_stats_get(s, EVFN_STAT_SUCCEEDED) +
-	                 evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED) +
-	                 evfn_stats_get(s, EVFN_STAT_EXPIRED) +
-	                 evfn_stats_get(s, EVFN_STAT_CANCELLED) +
-	                 evfn_stats_get(s, EVFN_STAT_HANDED_BACK);
-	bool done = ended == evfn_stats_get(s, EVFN_STAT_ACCEPTED) &&
-	            evfn_stats_get(s, EVFN_STAT_QUEUED) == 0 &&
-	            evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) == 0 &&
-	            evfn_stats_get(s, EVFN_STAT_WAITING_RETRY) == 0;
+	uint64_t ended = evfn_stats_value(s, EVFN_STAT_SUCCEEDED) +
+	                 evfn_stats_value(s, EVFN_STAT_DEAD_LETTERED) +
+	                 evfn_stats_value(s, EVFN_STAT_EXPIRED) +
+	                 evfn_stats_value(s, EVFN_STAT_CANCELLED) +
+	                 evfn_stats_value(s, EVFN_STAT_HANDED_BACK);
+	bool done = ended == evfn_stats_value(s, EVFN_STAT_ACCEPTED) &&
+	            evfn_stats_value(s, EVFN_STAT_QUEUED) == 0 &&
+	            evfn_stats_value(s, EVFN_STAT_IN_FLIGHT) == 0 &&
+	            evfn_stats_value(s, EVFN_STAT_WAITING_RETRY) == 0;
 	evfn_stats_free(s);
 	return done;
 }

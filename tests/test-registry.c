@@ -321,9 +321,9 @@ test_registry_stats_errors(void **state)
 	assert_null(s);
 	ASSERT_RC(evfn_stats_take(NULL, NULL, &s), EVFN_EINVAL);
 	ASSERT_OK(evfn_stats_take(rt, NULL, &s));
-	ASSERT_EQ(evfn_stats_get(s, EVFN_STAT_ACCEPTED), 0);
-	ASSERT_EQ(evfn_stats_get(s, EVFN_STAT_COUNT), 0);
-	ASSERT_EQ(evfn_stats_get(NULL, EVFN_STAT_ACCEPTED), 0);
+	ASSERT_EQ(evfn_stats_value(s, EVFN_STAT_ACCEPTED), 0);
+	ASSERT_EQ(evfn_stats_value(s, EVFN_STAT_COUNT), 0);
+	ASSERT_EQ(evfn_stats_value(NULL, EVFN_STAT_ACCEPTED), 0);
 	evfn_stats_free(s);
 	evfn_stats_free(NULL);
 	assert_string_equal(evfn_stat_name(EVFN_STAT_DEAD_LETTERED),

@@ -895,6 +895,12 @@ test_runtime_old_names_still_work(void **state)
 	ASSERT_OK(evfn_invoke_async(rt, "old", NULL, 0, NULL));
 	WAIT_FOR(stat_of(rt, "old", EVFN_STAT_SUCCEEDED) == 1, 10000);
 	assert_true(seen == rt);
+	evfn_stats *st;
+	ASSERT_OK(evfn_stats_take(rt, "old", &st));
+	ASSERT_EQ(evfn_stats_get(st, EVFN_STAT_SUCCEEDED), 1);
+	ASSERT_EQ(evfn_stats_get(st, EVFN_STAT_ACCEPTED),
+	          evfn_stats_value(st, EVFN_STAT_ACCEPTED));
+	evfn_stats_free(st);
 	ASSERT_OK(evfn_runtime_drain(rt, 1000, NULL, NULL));
 	ASSERT_RC(evfn_runtime_drain(rt, 1000, NULL, NULL), EVFN_EALREADY);
 	ASSERT_OK(evfn_runtime_free(rt));

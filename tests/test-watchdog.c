@@ -90,14 +90,14 @@ assert_billing(evfn_rt *rt)
 	for (size_t f = 0; f < NFNS; f++) {
 		evfn_stats *s;
 		ASSERT_OK(evfn_stats_take(rt, billed_fns[f], &s));
-		uint64_t timeouts = evfn_stats_get(s, EVFN_STAT_TIMEOUTS);
-		uint64_t billed = evfn_stats_get(s, EVFN_STAT_BILLED_MS);
+		uint64_t timeouts = evfn_stats_value(s, EVFN_STAT_TIMEOUTS);
+		uint64_t billed = evfn_stats_value(s, EVFN_STAT_BILLED_MS);
 		if (billed < timeouts * TIMEOUT_MS)
 			fail_msg("%s: %llu timeouts billed %llu ms",
 			         billed_fns[f], (unsigned long long)timeouts,
 			         (unsigned long long)billed);
 		assert_true(run_samples(s) <=
-		            evfn_stats_get(s, EVFN_STAT_ATTEMPTS));
+		            evfn_stats_value(s, EVFN_STAT_ATTEMPTS));
 		evfn_stats_free(s);
 	}
 }
@@ -179,10 +179,10 @@ test_watchdog_timed_out_attempts_are_billed(void **state)
 	for (size_t f = 0; f < NFNS; f++) {
 		evfn_stats *s;
 		ASSERT_OK(evfn_stats_take(rt, want[f].fn, &s));
-		ASSERT_EQ(evfn_stats_get(s, EVFN_STAT_TIMEOUTS),
+		ASSERT_EQ(evfn_stats_value(s, EVFN_STAT_TIMEOUTS),
 		          want[f].timeouts);
 		ASSERT_EQ(run_samples(s), CALLS);
-		uint64_t billed = evfn_stats_get(s, EVFN_STAT_BILLED_MS);
+		uint64_t billed = evfn_stats_value(s, EVFN_STAT_BILLED_MS);
 		if (billed < CALLS * (uint64_t)want[f].run_ms)
 			fail_msg("%s billed %llu ms for %d calls of %lld ms",
 			         want[f].fn, (unsigned long long)billed, CALLS,

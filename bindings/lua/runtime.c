@@ -695,7 +695,7 @@ l_stats(lua_State *L)
 		return evfnlua_push_error(L, rc, NULL);
 	lua_createtable(L, 0, EVFN_STAT_COUNT);
 	for (int i = 0; i < EVFN_STAT_COUNT; i++) {
-		uint64_t v = evfn_stats_get(s, (evfn_stat)i);
+		uint64_t v = evfn_stats_value(s, (evfn_stat)i);
 		lua_pushinteger(L, (lua_Integer)v);
 		lua_setfield(L, -2, evfn_stat_name((evfn_stat)i));
 	}

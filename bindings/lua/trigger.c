@@ -340,7 +340,7 @@ l_next(lua_State *L)
 {
 	struct evfnlua_trigger *tr = check_trigger(L);
 	int64_t next_ns;
-	int rc = evfn_timer_get_next(tr->t, &next_ns);
+	int rc = evfn_timer_next(tr->t, &next_ns);
 	if (rc < 0)
 		return evfnlua_push_error(L, rc, "not a schedule");
 	if (rc == 0)

@@ -923,7 +923,7 @@ runtime_stats(evfnpy_runtime *self, PyObject *args)
 	PyObject *d = PyDict_New();
 	for (int i = 0; d && i < EVFN_STAT_COUNT; i++) {
 		PyObject *v = PyLong_FromUnsignedLongLong(
-			evfn_stats_get(s, (evfn_stat)i));
+			evfn_stats_value(s, (evfn_stat)i));
 		if (!v ||
 		    PyDict_SetItemString(d, evfn_stat_name((evfn_stat)i), v) < 0)
 			Py_CLEAR(d);

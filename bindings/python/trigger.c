@@ -165,7 +165,7 @@ trigger_next_ns(evfnpy_trigger *tr, PyObject *unused)
 	if (tr->kind != KIND_SCHEDULE)
 		return evfnpy_raise_detail(EVFN_EINVAL, "not a schedule");
 	int64_t next = 0;
-	int rc = evfn_timer_get_next(tr->t, &next);
+	int rc = evfn_timer_next(tr->t, &next);
 	if (rc < 0)
 		return evfnpy_raise(rc);
 	if (rc == 0)

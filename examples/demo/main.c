@@ -100,10 +100,10 @@ take_sample(evfn_rt *rt, uint64_t *pending)
 	evfn_stats *s;
 	*pending = 0;
 	if (evfn_stats_take(rt, NULL, &s) == 0) {
-		x.accepted = evfn_stats_get(s, EVFN_STAT_ACCEPTED);
-		x.succeeded = evfn_stats_get(s, EVFN_STAT_SUCCEEDED);
-		x.dead = evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED) +
-		         evfn_stats_get(s, EVFN_STAT_EXPIRED);
+		x.accepted = evfn_stats_value(s, EVFN_STAT_ACCEPTED);
+		x.succeeded = evfn_stats_value(s, EVFN_STAT_SUCCEEDED);
+		x.dead = evfn_stats_value(s, EVFN_STAT_DEAD_LETTERED) +
+		         evfn_stats_value(s, EVFN_STAT_EXPIRED);
 		*pending = demo_pending(s);
 		evfn_stats_free(s);
 	}

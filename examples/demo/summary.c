@@ -21,10 +21,10 @@
 uint64_t
 demo_pending(const evfn_stats *s)
 {
-	return evfn_stats_get(s, EVFN_STAT_IN_FLIGHT) +
-	       evfn_stats_get(s, EVFN_STAT_QUEUED) +
-	       evfn_stats_get(s, EVFN_STAT_WAITING_RETRY) +
-	       evfn_stats_get(s, EVFN_STAT_DELAYED);
+	return evfn_stats_value(s, EVFN_STAT_IN_FLIGHT) +
+	       evfn_stats_value(s, EVFN_STAT_QUEUED) +
+	       evfn_stats_value(s, EVFN_STAT_WAITING_RETRY) +
+	       evfn_stats_value(s, EVFN_STAT_DELAYED);
 }
 
 /* A quantile as what evfn_stats_quantile() knows of it: the upper bound
@@ -66,17 +66,17 @@ print_table(evfn_rt *rt)
 		       " %7" PRIu64 " %8" PRIu64 " %5" PRIu64
 		       " %11s %11s %8.2f\n",
 		       demo_functions[i],
-		       evfn_stats_get(s, EVFN_STAT_ACCEPTED),
-		       evfn_stats_get(s, EVFN_STAT_ATTEMPTS),
-		       evfn_stats_get(s, EVFN_STAT_ATTEMPTS_FAILED),
-		       evfn_stats_get(s, EVFN_STAT_RETRIES),
-		       evfn_stats_get(s, EVFN_STAT_TIMEOUTS),
-		       evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED),
+		       evfn_stats_value(s, EVFN_STAT_ACCEPTED),
+		       evfn_stats_value(s, EVFN_STAT_ATTEMPTS),
+		       evfn_stats_value(s, EVFN_STAT_ATTEMPTS_FAILED),
+		       evfn_stats_value(s, EVFN_STAT_RETRIES),
+		       evfn_stats_value(s, EVFN_STAT_TIMEOUTS),
+		       evfn_stats_value(s, EVFN_STAT_DEAD_LETTERED),
 		       format_bound(p50, sizeof p50,
 		                    evfn_stats_quantile(s, EVFN_HIST_RUN, 0.5)),
 		       format_bound(p99, sizeof p99,
 		                    evfn_stats_quantile(s, EVFN_HIST_RUN, 0.99)),
-		       (double)evfn_stats_get(s, EVFN_STAT_BILLED_MS) / 1000);
+		       (double)evfn_stats_value(s, EVFN_STAT_BILLED_MS) / 1000);
 		evfn_stats_free(s);
 	}
 	printf("accepted: events admitted; attempts: handler runs, retries "
@@ -136,8 +136,8 @@ print_cost(evfn_rt *rt, double seconds)
 	printf("\ncost of this work (%" PRIu64 " attempts, each a billed request;"
 	       " %.1f billed s,"
 	       " %.1f s of wall time)\n",
-	       evfn_stats_get(all, EVFN_STAT_ATTEMPTS),
-	       (double)evfn_stats_get(all, EVFN_STAT_BILLED_MS) / 1000,
+	       evfn_stats_value(all, EVFN_STAT_ATTEMPTS),
+	       (double)evfn_stats_value(all, EVFN_STAT_BILLED_MS) / 1000,
 	       seconds);
 	printf("  %-40s %12s %14s\n", "USD", "this run", "month at rate");
 	printf("  %-40s %12.6f %14.2f\n",
@@ -163,12 +163,12 @@ print_check(evfn_rt *rt)
 			all = false;
 			continue;
 		}
-		uint64_t acc = evfn_stats_get(s, EVFN_STAT_ACCEPTED);
-		uint64_t ok = evfn_stats_get(s, EVFN_STAT_SUCCEEDED);
-		uint64_t dead = evfn_stats_get(s, EVFN_STAT_DEAD_LETTERED);
-		uint64_t exp = evfn_stats_get(s, EVFN_STAT_EXPIRED);
-		uint64_t back = evfn_stats_get(s, EVFN_STAT_HANDED_BACK);
-		uint64_t cancelled = evfn_stats_get(s, EVFN_STAT_CANCELLED);
+		uint64_t acc = evfn_stats_value(s, EVFN_STAT_ACCEPTED);
+		uint64_t ok = evfn_stats_value(s, EVFN_STAT_SUCCEEDED);
+		uint64_t dead = evfn_stats_value(s, EVFN_STAT_DEAD_LETTERED);
+		uint64_t exp = evfn_stats_value(s, EVFN_STAT_EXPIRED);
+		uint64_t back = evfn_stats_value(s, EVFN_STAT_HANDED_BACK);
+		uint64_t cancelled = evfn_stats_value(s, EVFN_STAT_CANCELLED);
 		uint64_t pending = demo_pending(s);
 		bool good = acc == ok + dead + exp + back + cancelled &&
 		            pending == 0;
@@ -203,8 +203,8 @@ demo_summary_print(struct demo *d, double seconds)
 	if (evfn_stats_take(d->rt, "bookkeeping", &s) == 0) {
 		/* Each successful bookkeeping event wrote one row. */
 		booked = rows >= 0 &&
-		         (uint64_t)rows == evfn_stats_get(s,
-		                                          EVFN_STAT_SUCCEEDED);
+		         (uint64_t)rows ==
+		                 evfn_stats_value(s, EVFN_STAT_SUCCEEDED);
 		evfn_stats_free(s);
 	}
 	bool ok = print_check(d->rt);

@@ -7,8 +7,10 @@
  *
  * 0.2 names the runtime's own calls after its type, as the rest of the
  * API does (evfn_rt_options_*, evfn_fn_options_*, evfn_ctx_*):
- * evfn_runtime_new() is now evfn_rt_new(), and so on. The old names are
- * removed in 0.3.
+ * evfn_runtime_new() is now evfn_rt_new(), and so on; and getters are bare
+ * nouns: evfn_stats_get() is now evfn_stats_value(), and
+ * evfn_timer_get_next() evfn_timer_next(). The old names are removed in
+ * 0.3.
  */
 #ifndef EVFN_DEPRECATED_H
 #define EVFN_DEPRECATED_H
@@ -17,6 +19,8 @@
 
 #include <evfn/export.h>
 #include <evfn/runtime.h>
+#include <evfn/stats.h>
+#include <evfn/triggers.h>
 #include <evfn/types.h>
 
 #ifdef __cplusplus
@@ -97,6 +101,28 @@ evfn_runtime_event_base(const evfn_rt *rt);
  * @since 0.1
  */
 EVFN_EXPORT EVFN_DEPRECATED evfn_rt *evfn_ctx_runtime(const evfn_ctx *ctx);
+
+/**
+ * evfn_stats_value() under its 0.1 name.
+ * @param s     as evfn_stats_value().
+ * @param which as evfn_stats_value().
+ * @return as evfn_stats_value().
+ * @deprecated since 0.2: call evfn_stats_value(); removed in 0.3.
+ * @since 0.1
+ */
+EVFN_EXPORT EVFN_DEPRECATED uint64_t evfn_stats_get(const evfn_stats *s,
+                                                    evfn_stat which);
+
+/**
+ * evfn_timer_next() under its 0.1 name.
+ * @param t       as evfn_timer_next().
+ * @param next_ns as evfn_timer_next().
+ * @return as evfn_timer_next().
+ * @deprecated since 0.2: call evfn_timer_next(); removed in 0.3.
+ * @since 0.1
+ */
+EVFN_EXPORT EVFN_DEPRECATED int evfn_timer_get_next(const evfn_trigger *t,
+                                                    int64_t *next_ns);
 
 #ifdef __cplusplus
 }

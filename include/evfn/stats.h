@@ -83,9 +83,9 @@ EVFN_EXPORT int evfn_stats_take(evfn_rt *rt, const char *fn_name,
  * @param s the snapshot; NULL returns 0.
  * @param which the value.
  * @return the value; 0 for an unknown stat.
- * @since 0.1
+ * @since 0.2 (0.1: evfn_stats_get(), deprecated)
  */
-EVFN_EXPORT uint64_t evfn_stats_get(const evfn_stats *s, evfn_stat which);
+EVFN_EXPORT uint64_t evfn_stats_value(const evfn_stats *s, evfn_stat which);
 
 /**
  * Free a snapshot.

@@ -222,9 +222,9 @@ EVFN_EXPORT int evfn_timer_add(evfn_rt *rt, const char *expr, const char *tz,
  *        schedule will not fire again. Not NULL.
  * @return 1 when there is a next fire; 0 when there is none; EVFN_EINVAL
  *         for NULL arguments or a trigger that is not a schedule.
- * @since 0.1
+ * @since 0.2 (0.1: evfn_timer_get_next(), deprecated)
  */
-EVFN_EXPORT int evfn_timer_get_next(const evfn_trigger *t, int64_t *next_ns);
+EVFN_EXPORT int evfn_timer_next(const evfn_trigger *t, int64_t *next_ns);
 
 /**
  * Fire an event each time a descriptor is ready.

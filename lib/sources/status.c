@@ -357,7 +357,8 @@ stats_json(const char *name, const evfn_stats *s)
 	for (int i = 0; i < EVFN_STAT_COUNT; i++)
 		bad |= json_object_set_new(
 			o, evfn_stat_name((evfn_stat)i),
-			json_integer((json_int_t)evfn_stats_get(s, (evfn_stat)i)));
+			json_integer(
+				(json_int_t)evfn_stats_value(s, (evfn_stat)i)));
 	const struct {
 		const char *key;
 		evfn_histogram h;

@@ -245,7 +245,7 @@ evfn_timer_add(evfn_rt *rt, const char *expr, const char *tz, const char *type,
 }
 
 int
-evfn_timer_get_next(const evfn_trigger *t, int64_t *next_ns)
+evfn_timer_next(const evfn_trigger *t, int64_t *next_ns)
 {
 	if (!t || !next_ns || strcmp(t->kind, kind_schedule) != 0)
 		return EVFN_EINVAL;
