@@ -117,7 +117,7 @@ struct evfn_rt {
 	pthread_cond_t quiet_cond;  /* drain, free and pool stop wait here */
 	enum evfn__rt_state state;
 	evfn_rt_options opts;
-	char *source;
+	const char *source;        /* interned: outlives rt (intern.c) */
 	struct evfn__logger log;
 
 	/* Registry (registry.c). */

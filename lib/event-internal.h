@@ -82,8 +82,9 @@ int evfn__event_clone(evfn_event **out, const evfn_event *orig,
                       unsigned hops);
 
 /* Stamps seq, id (if unset), source (if unset, borrowing default_source,
- * which must outlive the event: the runtime's own string, which lives
- * until the runtime is freed after every event is released) and time, and
+ * which must outlive the event: the runtime's interned string, which lives
+ * as long as the library, since events and dead letters may outlive their
+ * runtime) and time, and
  * freezes the event; now is the monotonic publish time. Returns true when
  * the event is delayed: its born_ns is then its due time, in the future. */
 bool evfn__event_freeze(evfn_event *ev, uint64_t seq,

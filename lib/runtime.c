@@ -19,6 +19,7 @@
 #include "callout-internal.h"
 #include "common-internal.h"
 #include "dispatch-internal.h"
+#include "intern-internal.h"
 #include "loopexec-internal.h"
 #include "pool-internal.h"
 #include "registry-internal.h"
@@ -50,7 +51,6 @@ destroy(struct evfn_rt *rt)
 		           "%u retries dropped: no memory to hand them back",
 		           dropped);
 	evfn__registry_free(rt);
-	evfn__free(rt->source);
 	evfn__free(rt->opts.source);
 	pthread_cond_destroy(&rt->quiet_cond);
 	evfn__lock_destroy(&rt->lock);
@@ -77,7 +77,8 @@ evfn_rt_new(evfn_rt **out, const evfn_rt_options *opts)
 	evfn__eventlog_init(&rt->eventlog, rt->opts.record_cb,
 	                    rt->opts.record_arg, &rt->lock);
 	evfn__dead_store_init(&rt->dead, rt->opts.dead_letter_capacity);
-	rt->source = evfn__strdup(opts && opts->source ? opts->source : "evfn");
+	/* Interned: events stamped with it borrow it and may outlive rt. */
+	rt->source = evfn__intern(opts && opts->source ? opts->source : "evfn");
 	rt->router = evfn__router_new();
 	int loop_rc = evfn__loop_init(&rt->loop, rt, rt->opts.base);
 	if (loop_rc == 0) {

@@ -27,7 +27,8 @@ import sys
 # headers with no .c of their own are named here.
 LAYERS = [
     ("base", [
-        "alloc.c", "clock.c", "errors.c", "names.c", "version.c", "text.c",
+        "alloc.c", "clock.c", "errors.c", "intern.c", "names.c", "version.c",
+        "text.c",
         "log.c", "common-internal.h", "hash-internal.h", "list-internal.h",
         "lock-internal.h", "callout-internal.h",
     ]),

@@ -1051,6 +1051,39 @@ test_runtime_submit_result_delivered_at_free_when_loop_never_ran(void **state)
 	event_base_free(base);
 }
 
+/* An event published without a source carries the runtime's. The host
+ * may keep the event, or a dead letter of it, after freeing the runtime:
+ * the source must still read back (ASan found it read from freed memory). */
+static void
+test_runtime_default_source_outlives_the_runtime(void **state)
+{
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_source(o, "/orders/outlives-its-runtime"));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_rt_new(&rt, o));
+	evfn_rt_options_free(o);
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_attempts(fo, 1));
+	ASSERT_OK(evfn_register(rt, "fail", fail_handler, NULL, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_rt_start(rt));
+	evfn_event *ev;
+	ASSERT_OK(evfn_event_new(&ev, "call", "x", 1));
+	ASSERT_OK(evfn_publish_to(rt, "fail", ev, NULL));
+	WAIT_FOR(evfn_dead_letter_count(rt) == 1, 10000);
+	evfn_dead_letter *dl;
+	ASSERT_EQ(evfn_dead_letters(rt, &dl, 1, 0), 1);
+	finish(rt);
+	assert_string_equal(evfn_event_source(ev),
+	                    "/orders/outlives-its-runtime");
+	assert_string_equal(evfn_event_source(evfn_dead_letter_event(dl)),
+	                    "/orders/outlives-its-runtime");
+	evfn_dead_letter_unref(dl);
+	evfn_event_unref(ev);
+}
+
 int
 main(void)
 {
@@ -1058,6 +1091,7 @@ main(void)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		TEST(test_runtime_delivers_each_event_once),
+		TEST(test_runtime_default_source_outlives_the_runtime),
 		TEST(test_runtime_sparse_events_are_never_left_unseen),
 		TEST(test_runtime_fanout_reaches_each_subscriber_once),
 		TEST(test_runtime_emit_without_subscriber_is_enosub),
