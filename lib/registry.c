@@ -55,6 +55,9 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 	else
 		evfn__fn_options_defaults(&fn->cfg);
 	if (fn->cfg.batch_max > 1 && fn->cfg.executor == EVFN_EXECUTOR_LOOP) {
+		/* EVFN_EINVAL has many causes: say this one. */
+		evfn__logf(&rt->log, EVFN_LOG_WARN,
+		           "%s: batch functions need the pool executor", name);
 		evfn__free(fn);
 		return EVFN_EINVAL;
 	}

@@ -280,6 +280,30 @@ evfn_rt_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 	return rc;
 }
 
+/* EVFN_EBUSY has four causes; the log says which held the runtime. */
+static void
+log_still_in_use(evfn_rt *rt, bool running, int64_t in_flight, int stuck,
+                 int attached)
+{
+	if (running)
+		evfn__logf(&rt->log, EVFN_LOG_WARN,
+		           "evfn_rt_free: the runtime is running; drain it first");
+	if (in_flight > 0)
+		evfn__logf(&rt->log, EVFN_LOG_WARN,
+		           "evfn_rt_free: %lld attempts still running",
+		           (long long)in_flight);
+	if (stuck > 0)
+		evfn__logf(&rt->log, EVFN_LOG_WARN,
+		           "evfn_rt_free: %d handlers stuck past their deadline "
+		           "have not returned",
+		           stuck);
+	if (attached > 0)
+		evfn__logf(&rt->log, EVFN_LOG_WARN,
+		           "evfn_rt_free: %d triggers or sources still alive; "
+		           "free them first",
+		           attached);
+}
+
 int
 evfn_rt_free(evfn_rt *rt)
 {
@@ -290,7 +314,12 @@ evfn_rt_free(evfn_rt *rt)
 	evfn__lock_acquire(&rt->lock);
 	if (rt->state == EVFN__STARTED || rt->state == EVFN__DRAINING ||
 	    rt->in_flight > 0 || rt->nstuck > 0 || rt->attached > 0) {
+		bool running = rt->state == EVFN__STARTED ||
+		               rt->state == EVFN__DRAINING;
+		int64_t in_flight = rt->in_flight;
+		int stuck = rt->nstuck, attached = rt->attached;
 		evfn__lock_release(&rt->lock);
+		log_still_in_use(rt, running, in_flight, stuck, attached);
 		return EVFN_EBUSY;
 	}
 	/* Never started, or queued events a drain had no memory to hand

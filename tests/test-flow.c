@@ -858,9 +858,17 @@ test_bad_options(void **state)
 	/* Batches run on the pool only. */
 	ASSERT_OK(evfn_fn_options_set_batch(fo, 2, 0));
 	ASSERT_OK(evfn_fn_options_set_executor(fo, EVFN_EXECUTOR_LOOP));
-	evfn_rt *rt = test_runtime_new(1, 1, NULL);
+	evfn_rt_options *ro;
+	ASSERT_OK(evfn_rt_options_new(&ro));
+	ASSERT_OK(evfn_rt_options_set_log(ro, test_log_capture, NULL));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_rt_new(&rt, ro));
+	evfn_rt_options_free(ro);
+	test_log_reset();
 	ASSERT_RC(evfn_register(rt, "loopbatch", plain, NULL, fo, NULL),
 	          EVFN_EINVAL);
+	assert_true(test_log_contains(
+		"loopbatch: batch functions need the pool executor"));
 	evfn_fn_options_free(fo);
 
 	evfn_event *ev;

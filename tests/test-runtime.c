@@ -1084,6 +1084,33 @@ test_runtime_default_source_outlives_the_runtime(void **state)
 	evfn_event_unref(ev);
 }
 
+/* evfn_rt_free() refuses with EVFN_EBUSY for four causes; the log says
+ * which one held the runtime. */
+static void
+test_runtime_free_refusal_logs_its_cause(void **state)
+{
+	test_log_reset();
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_log(o, test_log_capture, NULL));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_rt_new(&rt, o));
+	evfn_rt_options_free(o);
+	ASSERT_OK(evfn_rt_start(rt));
+	ASSERT_RC(evfn_rt_free(rt), EVFN_EBUSY);
+	assert_true(test_log_contains("the runtime is running; drain it"));
+	assert_false(test_log_contains("triggers or sources still alive"));
+	evfn_trigger *t;
+	ASSERT_OK(evfn_timer_add(rt, "rate(1 hour)", NULL, "tick", NULL, &t));
+	ASSERT_OK(evfn_rt_drain(rt, 1000, NULL, NULL));
+	test_log_reset();
+	ASSERT_RC(evfn_rt_free(rt), EVFN_EBUSY);
+	assert_true(test_log_contains("1 triggers or sources still alive"));
+	assert_false(test_log_contains("the runtime is running"));
+	evfn_trigger_free(t);
+	ASSERT_OK(evfn_rt_free(rt));
+}
+
 int
 main(void)
 {
@@ -1092,6 +1119,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		TEST(test_runtime_delivers_each_event_once),
 		TEST(test_runtime_default_source_outlives_the_runtime),
+		TEST(test_runtime_free_refusal_logs_its_cause),
 		TEST(test_runtime_sparse_events_are_never_left_unseen),
 		TEST(test_runtime_fanout_reaches_each_subscriber_once),
 		TEST(test_runtime_emit_without_subscriber_is_enosub),
