@@ -147,9 +147,11 @@ EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
  * Invoke a function by name and wait for the event's final outcome,
  * retries included.
  *
- * The runtime must be started (or, embedded, its base driven by another
- * thread). Calling it from a pool handler occupies that worker while it
- * waits; with the pool at its maximum this can wait forever.
+ * Nothing runs before evfn_rt_start(): called earlier, it waits for
+ * another thread to start the runtime (embedded, the base must also be
+ * driven by another thread). Calling it from a pool handler occupies that
+ * worker while it waits; with the pool at its maximum this can wait
+ * forever.
  *
  * @param rt      the runtime. Not NULL.
  * @param fn_name the function. Not NULL.
