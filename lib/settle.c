@@ -30,12 +30,12 @@ log_dead_letter_lost(struct evfn_rt *rt, const struct evfn__inv *inv,
  * they ended, under the runtime lock: dispatch.c.) */
 static void
 store_dead_letter(struct evfn_rt *rt, const struct evfn__inv *inv,
-                  evfn_event *ev, int code)
+                  const char *target, evfn_event *ev, int code)
 {
 	if (!evfn__dead_store_keeps(&rt->dead))
 		return;
 	evfn_dead_letter *dl = evfn__dead_letter_new(
-		inv->fn->name, ev, code, inv->attempt, inv->ctx.error,
+		target, ev, code, inv->attempt, inv->ctx.error,
 		inv->first_ns, inv->last_ns);
 	if (!dl) {
 		log_dead_letter_lost(rt, inv, ev);
@@ -138,11 +138,12 @@ after_end(struct evfn_rt *rt, struct evfn__inv *inv,
 	            : EVFN_ENOMEM;
 	if (rc < 0) {
 		/* Nothing is lost: what the destination would not take waits
-		 * in the dead-letter store. */
+		 * in the dead-letter store, for the destination, so that a
+		 * replay delivers it there (not to fn, which already ran). */
 		evfn__logf(&rt->log, EVFN_LOG_WARN,
 		           "%s: destination %s refused: %s", fn->name, dest,
 		           evfn_strerror(rc));
-		store_dead_letter(rt, inv, ev ? ev : inv->ev, rc);
+		store_dead_letter(rt, inv, dest, ev ? ev : inv->ev, rc);
 	}
 	evfn_event_unref(ev);
 }

@@ -380,7 +380,22 @@ test_failure_unknown_destination_keeps_event_in_store(void **state)
 	size_t len;
 	const char *d = evfn_event_data(evfn_dead_letter_event(dl), &len);
 	assert_memory_equal(d, "small-dog", len); /* the response kept */
+	/* Kept for the destination: once it exists, a replay delivers the
+	 * response there, and resize (which succeeded) does not run again. */
+	assert_string_equal(evfn_dead_letter_function(dl), "nowhere");
+	pthread_mutex_lock(&sink.lock);
+	sink.n = 0;
+	pthread_mutex_unlock(&sink.lock);
+	ASSERT_OK(evfn_register(rt, "nowhere", sink_handler, NULL, NULL,
+	                        NULL));
+	ASSERT_OK(evfn_dead_letter_replay(rt, evfn_dead_letter_id(dl)));
 	evfn_dead_letter_unref(dl);
+	WAIT_FOR(stat_of(rt, "nowhere", EVFN_STAT_SUCCEEDED) == 1, 10000);
+	pthread_mutex_lock(&sink.lock);
+	assert_string_equal(sink.data[0], "small-dog");
+	pthread_mutex_unlock(&sink.lock);
+	ASSERT_EQ(stat_of(rt, "resize", EVFN_STAT_ATTEMPTS), 1);
+	ASSERT_EQ(evfn_dead_letter_count(rt), 0);
 	finish(rt);
 }
 

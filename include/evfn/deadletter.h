@@ -133,7 +133,9 @@ EVFN_EXPORT uint64_t evfn_dead_letter_id(const evfn_dead_letter *dl);
  */
 EVFN_EXPORT const evfn_event *evfn_dead_letter_event(const evfn_dead_letter *dl);
 /**
- * The function the event was for.
+ * The function the event was for: the one that ran it, or, for a
+ * destination's refusal (reason `destination_refused`), the destination,
+ * so that evfn_dead_letter_replay() delivers the event there.
  * @param dl the dead letter; NULL returns NULL.
  * @return the name, borrowed for the dead letter's lifetime.
  *
