@@ -22,6 +22,7 @@ static const struct {
 	{EVFN_EEXPIRED, "expired"},
 	{EVFN_ELOOPDETECTED, "loop_detected"},
 	{EVFN_EHANDEDBACK, "handed_back"},
+	{EVFN_ECANCELED, "cancelled"},
 };
 
 const char *

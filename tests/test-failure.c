@@ -478,6 +478,13 @@ test_failure_dead_letter_list_replay_delete_purge(void **state)
 	ASSERT_RC(evfn_dead_letters(NULL, dl, 1, 0), EVFN_EINVAL);
 	ASSERT_RC(evfn_dead_letter_replay(NULL, 1), EVFN_EINVAL);
 	assert_null(evfn_dead_letter_reason_name(0));
+	/* Every end has its own word: a cancelled event is not a refusal. */
+	assert_string_equal(evfn_dead_letter_reason_name(EVFN_ECANCELED),
+	                    "cancelled");
+	assert_string_equal(evfn_dead_letter_reason_name(EVFN_EHANDEDBACK),
+	                    "handed_back");
+	assert_string_equal(evfn_dead_letter_reason_name(EVFN_EQUEUEFULL),
+	                    "destination_refused");
 	finish(rt);
 }
 

@@ -171,7 +171,9 @@ EVFN_EXPORT const char *evfn_dead_letter_reason(const evfn_dead_letter *dl);
  * @param code a code as evfn_dead_letter_code() or evfn_record_code()
  *        returns.
  * @return as evfn_dead_letter_reason(), "handed_back" for
- *         EVFN_EHANDEDBACK, "destination_refused" for any other negative
+ *         EVFN_EHANDEDBACK, "cancelled" for EVFN_ECANCELED (an event
+ *         record's end, evfn_record_code()),
+ *         "destination_refused" for any other negative
  *         code, or NULL for 0 and positive values; a static string.
  *
  * Ownership: a static string.

@@ -57,7 +57,7 @@ extern "C" {
 	XX(EFAILED, -4005, "handler failed permanently; event dead-lettered") \
 	XX(EEXHAUSTED, -4006, "attempts exhausted; event dead-lettered")     \
 	XX(EHANDEDBACK, -4007, "event handed back at shutdown")              \
-	XX(ENOTRUNNING, -4008, "runtime has not been started")               \
+	XX(ENOTRUNNING, -4008, "runtime has not been started (the bindings' calls that need it)")               \
 	XX(EEXPIRED, -4009, "event older than its maximum age; expired")     \
 	XX(ESCHEDULE, -4010, "malformed schedule expression")               \
 	XX(ETIMEZONE, -4011, "unknown or unusable time zone")              \
