@@ -50,6 +50,18 @@ evfnlua_push_count(lua_State *L, int rc)
 	return 1;
 }
 
+int
+evfnlua_push_counters(lua_State *L, const char *const *names,
+                      const uint64_t *values, int n)
+{
+	lua_createtable(L, 0, n);
+	for (int i = 0; i < n; i++) {
+		lua_pushinteger(L, (lua_Integer)values[i]);
+		lua_setfield(L, -2, names[i]);
+	}
+	return 1;
+}
+
 /* Raises "<what>: <expected> expected, got <type of the value at idx>":
  * luaL_check* would say "bad argument #-1" for a value read from an
  * option table, which names nothing the caller wrote. */

@@ -120,6 +120,10 @@ void evfnlua_helpers_open(lua_State *L);
 int evfnlua_push_error(lua_State *L, int code, const char *detail);
 /* Pushes true for rc >= 0, else the error triple; returns the count. */
 int evfnlua_push_rc(lua_State *L, int rc);
+/* Pushes a table of n counters, names[i] = values[i] (the stats() of the
+ * runtime, triggers and sources); returns 1. */
+int evfnlua_push_counters(lua_State *L, const char *const *names,
+                          const uint64_t *values, int n);
 /* Pushes rc as an integer for rc >= 0 (a count), else the error triple. */
 int evfnlua_push_count(lua_State *L, int rc);
 /* Seconds (a number at idx) as whole milliseconds, raising unless

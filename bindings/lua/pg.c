@@ -195,13 +195,10 @@ l_stats(lua_State *L)
 		[EVFN_PG_STAT_CONFIRMED_LSN] = "confirmed_lsn",
 	};
 	struct evfnlua_pg *p = check_source(L);
-	lua_createtable(L, 0, EVFN_PG_STAT_COUNT);
-	for (int i = 0; i < EVFN_PG_STAT_COUNT; i++) {
-		lua_pushinteger(L, (lua_Integer)evfn_pg_source_stat(
-					   p->src, (evfn_pg_stat)i));
-		lua_setfield(L, -2, names[i]);
-	}
-	return 1;
+	uint64_t values[EVFN_PG_STAT_COUNT];
+	for (int i = 0; i < EVFN_PG_STAT_COUNT; i++)
+		values[i] = evfn_pg_source_stat(p->src, (evfn_pg_stat)i);
+	return evfnlua_push_counters(L, names, values, EVFN_PG_STAT_COUNT);
 }
 
 /* source:close(), __close and __gc; closing twice is a no-op. */

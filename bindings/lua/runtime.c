@@ -693,14 +693,14 @@ l_stats(lua_State *L)
 	int rc = evfn_stats_take(o->rt, name, &s);
 	if (rc < 0)
 		return evfnlua_push_error(L, rc, NULL);
-	lua_createtable(L, 0, EVFN_STAT_COUNT);
+	const char *names[EVFN_STAT_COUNT];
+	uint64_t values[EVFN_STAT_COUNT];
 	for (int i = 0; i < EVFN_STAT_COUNT; i++) {
-		uint64_t v = evfn_stats_value(s, (evfn_stat)i);
-		lua_pushinteger(L, (lua_Integer)v);
-		lua_setfield(L, -2, evfn_stat_name((evfn_stat)i));
+		names[i] = evfn_stat_name((evfn_stat)i);
+		values[i] = evfn_stats_value(s, (evfn_stat)i);
 	}
 	evfn_stats_free(s);
-	return 1;
+	return evfnlua_push_counters(L, names, values, EVFN_STAT_COUNT);
 }
 
 static int

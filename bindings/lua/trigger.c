@@ -362,13 +362,11 @@ l_stats(lua_State *L)
 		[EVFN_TRIGGER_STAT_OVERFLOWS] = "overflows",
 	};
 	struct evfnlua_trigger *tr = check_trigger(L);
-	lua_createtable(L, 0, EVFN_TRIGGER_STAT_COUNT);
-	for (int i = 0; i < EVFN_TRIGGER_STAT_COUNT; i++) {
-		lua_pushinteger(L, (lua_Integer)evfn_trigger_get_stat(
-					   tr->t, (evfn_trigger_stat)i));
-		lua_setfield(L, -2, names[i]);
-	}
-	return 1;
+	uint64_t values[EVFN_TRIGGER_STAT_COUNT];
+	for (int i = 0; i < EVFN_TRIGGER_STAT_COUNT; i++)
+		values[i] = evfn_trigger_get_stat(tr->t, (evfn_trigger_stat)i);
+	return evfnlua_push_counters(L, names, values,
+	                             EVFN_TRIGGER_STAT_COUNT);
 }
 
 /* trigger:close(), __close and __gc: stops the trigger; closing twice is

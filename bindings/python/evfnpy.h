@@ -63,6 +63,11 @@ PyObject *evfnpy_outcome_error(int code, const char *error, unsigned attempts,
  * bytes replaced: text from C or Lua handlers need not be UTF-8, and a
  * decoding error must never cost a result. New reference or NULL. */
 PyObject *evfnpy_text(const char *s);
+/* A dict of n counters, names[i] -> values[i] (the stats() of the
+ * runtime, triggers and sources); a new reference, or NULL with an error
+ * set. */
+PyObject *evfnpy_counters(const char *const *names, const uint64_t *values,
+                          int n);
 
 /* The classes and helpers evfn/__init__.py registers (borrowed; NULL
  * until then): evfn.Timeout, raised inside a handler thread that passed

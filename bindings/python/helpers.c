@@ -80,6 +80,19 @@ evfnpy_text(const char *s)
 }
 
 PyObject *
+evfnpy_counters(const char *const *names, const uint64_t *values, int n)
+{
+	PyObject *d = PyDict_New();
+	for (int i = 0; d && i < n; i++) {
+		PyObject *v = PyLong_FromUnsignedLongLong(values[i]);
+		if (!v || PyDict_SetItemString(d, names[i], v) < 0)
+			Py_CLEAR(d);
+		Py_XDECREF(v);
+	}
+	return d;
+}
+
+PyObject *
 evfnpy_json_dumps(void)
 {
 	return json_dumps;

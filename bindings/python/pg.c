@@ -207,15 +207,10 @@ pg_stats(evfnpy_pg *p, PyObject *unused)
 	               "one name per pg counter");
 	if (check_live(p) < 0)
 		return NULL;
-	PyObject *d = PyDict_New();
-	for (int i = 0; d && i < EVFN_PG_STAT_COUNT; i++) {
-		PyObject *v = PyLong_FromUnsignedLongLong(
-			evfn_pg_source_stat(p->src, (evfn_pg_stat)i));
-		if (!v || PyDict_SetItemString(d, names[i], v) < 0)
-			Py_CLEAR(d);
-		Py_XDECREF(v);
-	}
-	return d;
+	uint64_t values[EVFN_PG_STAT_COUNT];
+	for (int i = 0; i < EVFN_PG_STAT_COUNT; i++)
+		values[i] = evfn_pg_source_stat(p->src, (evfn_pg_stat)i);
+	return evfnpy_counters(names, values, EVFN_PG_STAT_COUNT);
 }
 
 static PyObject *

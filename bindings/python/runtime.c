@@ -920,17 +920,14 @@ runtime_stats(evfnpy_runtime *self, PyObject *args)
 	int rc = evfn_stats_take(self->rt, name, &s);
 	if (rc < 0)
 		return evfnpy_raise(rc);
-	PyObject *d = PyDict_New();
-	for (int i = 0; d && i < EVFN_STAT_COUNT; i++) {
-		PyObject *v = PyLong_FromUnsignedLongLong(
-			evfn_stats_value(s, (evfn_stat)i));
-		if (!v ||
-		    PyDict_SetItemString(d, evfn_stat_name((evfn_stat)i), v) < 0)
-			Py_CLEAR(d);
-		Py_XDECREF(v);
+	const char *names[EVFN_STAT_COUNT];
+	uint64_t values[EVFN_STAT_COUNT];
+	for (int i = 0; i < EVFN_STAT_COUNT; i++) {
+		names[i] = evfn_stat_name((evfn_stat)i);
+		values[i] = evfn_stats_value(s, (evfn_stat)i);
 	}
 	evfn_stats_free(s);
-	return d;
+	return evfnpy_counters(names, values, EVFN_STAT_COUNT);
 }
 
 static PyObject *

@@ -194,15 +194,10 @@ trigger_stats(evfnpy_trigger *tr, PyObject *unused)
 	               "one name per trigger counter");
 	if (check_live(tr) < 0)
 		return NULL;
-	PyObject *d = PyDict_New();
-	for (int i = 0; d && i < EVFN_TRIGGER_STAT_COUNT; i++) {
-		PyObject *v = PyLong_FromUnsignedLongLong(
-			evfn_trigger_get_stat(tr->t, (evfn_trigger_stat)i));
-		if (!v || PyDict_SetItemString(d, names[i], v) < 0)
-			Py_CLEAR(d);
-		Py_XDECREF(v);
-	}
-	return d;
+	uint64_t values[EVFN_TRIGGER_STAT_COUNT];
+	for (int i = 0; i < EVFN_TRIGGER_STAT_COUNT; i++)
+		values[i] = evfn_trigger_get_stat(tr->t, (evfn_trigger_stat)i);
+	return evfnpy_counters(names, values, EVFN_TRIGGER_STAT_COUNT);
 }
 
 static PyObject *
