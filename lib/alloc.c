@@ -91,3 +91,14 @@ evfn__strdup(const char *s)
 		memcpy(copy, s, n);
 	return copy;
 }
+
+int
+evfn__strreplace(char **slot, const char *s)
+{
+	char *copy = NULL;
+	if (s && !(copy = evfn__strdup(s)))
+		return EVFN_ENOMEM;
+	evfn__free(*slot);
+	*slot = copy;
+	return 0;
+}

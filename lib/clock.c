@@ -47,3 +47,11 @@ evfn__wall_offset_refresh(void)
 	                      memory_order_release);
 	return off;
 }
+
+struct timeval
+evfn__timeval_ns(int64_t ns)
+{
+	int64_t us = ns / 1000 + (ns % 1000 > 0);
+	return (struct timeval){.tv_sec = (time_t)(us / 1000000),
+	                        .tv_usec = (suseconds_t)(us % 1000000)};
+}

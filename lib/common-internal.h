@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 #include <evfn/errors.h>
 
@@ -38,10 +39,16 @@ void *evfn__realloc(void *ptr, size_t size);
 void evfn__free(void *ptr);
 /* A copy of s (NULL for NULL s or on failure). */
 char *evfn__strdup(const char *s);
+/* Replaces the string at *slot (freed) with a copy of s; NULL s clears
+ * it. Returns 0, or EVFN_ENOMEM with *slot untouched. */
+int evfn__strreplace(char **slot, const char *s);
 
 /* CLOCK_MONOTONIC and CLOCK_REALTIME in nanoseconds. */
 int64_t evfn__now_ns(void);
 int64_t evfn__wall_ns(void);
+/* A duration in ns as libevent takes it, rounded up to the microsecond:
+ * a timer armed with it never fires before the duration has passed. */
+struct timeval evfn__timeval_ns(int64_t ns);
 /* The wall - monotonic offset that evfn__mono_to_wall() adds, and the
  * monotonic time from which it is to be read again (0 until first read). */
 struct evfn__wall_clock {

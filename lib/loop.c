@@ -333,15 +333,13 @@ evfn__timer_new_periodic(struct evfn__loop *l, int64_t period_ns,
 	return timer_new(l, period_ns, cb, arg);
 }
 
+/* Rounded up (evfn__timeval_ns): libevent may fire a little early (it
+ * counts from its cached time), and a callback that finds nothing due yet
+ * only arms the timer again. */
 static struct timeval
 timeval_of(int64_t ns)
 {
-	/* Rounded up: libevent may fire a little early (it counts from its
-	 * cached time), and a callback that finds nothing due yet only arms
-	 * the timer again. */
-	int64_t us = (ns + 999) / 1000;
-	return (struct timeval){.tv_sec = us / 1000000,
-	                        .tv_usec = us % 1000000};
+	return evfn__timeval_ns(ns);
 }
 
 bool

@@ -1300,8 +1300,8 @@ close_begin(void *arg)
 		answer_pending_closed(http);
 	if (!c->can_wait)
 		return;
-	struct timeval tv = {(time_t)(http->io_timeout_ms / 1000),
-	                     (suseconds_t)(http->io_timeout_ms % 1000 * 1000)};
+	struct timeval tv =
+		evfn__timeval_ns(http->io_timeout_ms * EVFN__NS_PER_MS);
 	if (!(http->grace = evtimer_new(http->base, on_grace, http)) ||
 	    evtimer_add(http->grace, &tv) != 0) {
 		answer_pending_closed(http);
@@ -1369,8 +1369,7 @@ create_server(void *arg)
 	                                   EVHTTP_REQ_OPTIONS);
 	evhttp_set_max_body_size(http->evh, (ev_ssize_t)o->max_body);
 	evhttp_set_max_headers_size(http->evh, MAX_HEADERS_SIZE);
-	struct timeval tv = {(time_t)(o->timeout_ms / 1000),
-	                     (suseconds_t)(o->timeout_ms % 1000 * 1000)};
+	struct timeval tv = evfn__timeval_ns(o->timeout_ms * EVFN__NS_PER_MS);
 	evhttp_set_timeout_tv(http->evh, &tv);
 	evhttp_set_gencb(http->evh, on_request, http);
 	c->rc = evfn__listener_open(&http->listener, http->rt, http->evh,
@@ -1629,8 +1628,7 @@ evfn_http_route(evfn_http *http, const char *route, const char *fn_name,
 		evfn__free(r);
 		return EVFN_ENOMEM;
 	}
-	r->deadline.tv_sec = (time_t)(r->opts.timeout_ms / 1000);
-	r->deadline.tv_usec = (suseconds_t)(r->opts.timeout_ms % 1000 * 1000);
+	r->deadline = evfn__timeval_ns(r->opts.timeout_ms * EVFN__NS_PER_MS);
 
 	struct route_call c = {http, r, path, plen, 0};
 	rc = evfn__rt_run_on_loop(http->rt, add_route, &c);

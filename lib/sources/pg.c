@@ -130,18 +130,6 @@ evfn_pg_options_free(evfn_pg_options *o)
 	evfn__free(o);
 }
 
-/* Replaces *slot with a copy of s. */
-static int
-replace_string(char **slot, const char *s)
-{
-	char *copy = evfn__strdup(s);
-	if (!copy)
-		return EVFN_ENOMEM;
-	evfn__free(*slot);
-	*slot = copy;
-	return 0;
-}
-
 int
 evfn_pg_options_set_conninfo(evfn_pg_options *o, const char *conninfo)
 {
@@ -156,7 +144,7 @@ evfn_pg_options_set_conninfo(evfn_pg_options *o, const char *conninfo)
 		return rc;
 	}
 	PQconninfoFree(parsed);
-	return replace_string(&o->conninfo, conninfo);
+	return evfn__strreplace(&o->conninfo, conninfo);
 }
 
 /* True for a slot name PostgreSQL accepts: 1..63 of a-z, 0-9, _. */
@@ -194,7 +182,7 @@ evfn_pg_options_set_type_prefix(evfn_pg_options *o, const char *prefix)
 		return EVFN_EINVAL;
 	if (strlen(prefix) > PREFIX_MAX)
 		return EVFN_ENAMETOOLONG;
-	return replace_string(&o->prefix, prefix);
+	return evfn__strreplace(&o->prefix, prefix);
 }
 
 int
@@ -354,8 +342,7 @@ count(struct evfn_pg_source *s, evfn_pg_stat which, uint64_t n)
 static void
 add_timer_ms(struct event *ev, int64_t ms)
 {
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
-	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	struct timeval tv = evfn__timeval_ns(ms * EVFN__NS_PER_MS);
 	event_add(ev, &tv);
 }
 

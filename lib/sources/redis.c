@@ -366,18 +366,6 @@ evfn_redis_options_set_url(evfn_redis_options *o, const char *url)
 	return 0;
 }
 
-/* Replaces *slot with a copy of s. */
-static int
-replace_string(char **slot, const char *s)
-{
-	char *copy = NULL;
-	if (s && !(copy = evfn__strdup(s)))
-		return EVFN_ENOMEM;
-	evfn__free(*slot);
-	*slot = copy;
-	return 0;
-}
-
 int
 evfn_redis_options_set_group(evfn_redis_options *o, const char *group,
                              const char *consumer)
@@ -466,7 +454,7 @@ evfn_redis_options_set_dead_letter_stream(evfn_redis_options *o,
 {
 	if (!o || (stream && !*stream))
 		return EVFN_EINVAL;
-	return replace_string(&o->dead_stream, stream);
+	return evfn__strreplace(&o->dead_stream, stream);
 }
 
 int
@@ -474,7 +462,7 @@ evfn_redis_options_set_data_field(evfn_redis_options *o, const char *name)
 {
 	if (!o || !name || !*name)
 		return EVFN_EINVAL;
-	return replace_string(&o->data_field, name);
+	return evfn__strreplace(&o->data_field, name);
 }
 
 int
@@ -549,8 +537,7 @@ field_is(const redisReply *f, const char *name)
 static void
 add_timer_ms(struct event *ev, int64_t ms)
 {
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
-	                     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	struct timeval tv = evfn__timeval_ns(ms * EVFN__NS_PER_MS);
 	event_add(ev, &tv);
 }
 

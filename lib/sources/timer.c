@@ -86,9 +86,7 @@ arm(struct timer_trigger *tt, int64_t now_ns)
 	int64_t delay = atomic_load(&tt->next_ns) - now_ns;
 	if (delay < 0)
 		delay = 0;
-	int64_t us = delay / 1000 + (delay % 1000 != 0);
-	struct timeval tv = {.tv_sec = (time_t)(us / 1000000),
-	                     .tv_usec = (suseconds_t)(us % 1000000)};
+	struct timeval tv = evfn__timeval_ns(delay);
 	if (evtimer_add(tt->base.ev, &tv) < 0)
 		evfn__trigger_log(&tt->base, EVFN_LOG_ERROR,
 		                  "could not arm the timer; the schedule "

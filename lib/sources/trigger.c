@@ -65,19 +65,13 @@ evfn__trigger_options(const evfn_trigger_options *o)
 static int
 set_string(char **slot, const char *value, size_t max)
 {
-	char *copy = NULL;
 	if (value) {
 		if (!*value)
 			return EVFN_EINVAL;
 		if (strnlen(value, max + 1) > max)
 			return EVFN_ENAMETOOLONG;
-		copy = evfn__strdup(value);
-		if (!copy)
-			return EVFN_ENOMEM;
 	}
-	evfn__free(*slot);
-	*slot = copy;
-	return 0;
+	return evfn__strreplace(slot, value);
 }
 
 int
