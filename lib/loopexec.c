@@ -12,6 +12,7 @@
 
 #include "common-internal.h"
 #include "dispatch-internal.h"
+#include "log-internal.h"
 #include "loopexec-internal.h"
 #include "settle-internal.h"
 #include "worker-internal.h"
@@ -134,14 +135,25 @@ evfn_ctx_complete(evfn_ctx *ctx, evfn_outcome outcome)
 		return EVFN_EINVAL;
 	struct evfn__inv *inv = EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx);
 	struct evfn_fn *fn = inv->fn;
-	if (fn->cfg.executor != EVFN_EXECUTOR_LOOP)
+	struct evfn_rt *rt = fn->rt;
+	/* One code, two causes: the log says which. */
+	if (fn->cfg.executor != EVFN_EXECUTOR_LOOP) {
+		evfn__logf(&rt->log, EVFN_LOG_WARN,
+		           "%s: evfn_ctx_complete: a pool function's attempt "
+		           "ends when its handler returns",
+		           fn->name);
 		return EVFN_EPERM;
+	}
 	enum evfn__completion c = evfn__attempt_complete(inv, (int)outcome);
 	if (c == EVFN__COMPLETED_EARLY)
 		return 0;
-	if (c == EVFN__COMPLETED_TWICE)
+	if (c == EVFN__COMPLETED_TWICE) {
+		evfn__logf(&rt->log, EVFN_LOG_WARN,
+		           "%s: evfn_ctx_complete: the attempt was already "
+		           "completed",
+		           fn->name);
 		return EVFN_EPERM;
-	struct evfn_rt *rt = fn->rt;
+	}
 	bool returned = c == EVFN__COMPLETED_IN_TIME;
 	int64_t now = evfn__now_ns();
 	int counted = returned ? evfn__outcome_at(inv, outcome, now)

@@ -25,6 +25,7 @@ new_runtime(int min, int max)
 	ASSERT_OK(evfn_rt_options_new(&o));
 	ASSERT_OK(evfn_rt_options_set_workers(o, min, max));
 	ASSERT_OK(evfn_rt_options_set_idle_timeout_ms(o, 50));
+	ASSERT_OK(evfn_rt_options_set_log(o, test_log_capture, NULL));
 	evfn_rt *rt;
 	ASSERT_OK(evfn_rt_new(&rt, o));
 	evfn_rt_options_free(o);
@@ -554,11 +555,18 @@ test_runtime_loop_handler_completes_later(void **state)
 	ASSERT_OK(evfn_ctx_complete(l.pending, EVFN_OK));
 	WAIT_FOR(stat_of(rt, "later", EVFN_STAT_SUCCEEDED) == 1, 10000);
 
+	test_log_reset();
 	ASSERT_OK(evfn_invoke(rt, "early", "x", 1, NULL, NULL));
 	ASSERT_EQ(stat_of(rt, "early", EVFN_STAT_SUCCEEDED), 1);
+	/* Each EVFN_EPERM says its cause in the log. */
+	assert_true(test_log_contains(
+		"early: evfn_ctx_complete: the attempt was already completed"));
 	/* PENDING is a loop-executor outcome only. */
 	ASSERT_RC(evfn_invoke(rt, "poolpending", "x", 1, NULL, NULL),
 	          EVFN_EFAILED);
+	assert_true(test_log_contains("poolpending: evfn_ctx_complete: a pool "
+	                              "function's attempt ends when its "
+	                              "handler returns"));
 	assert_accounting(rt, NULL);
 	finish(rt);
 }

@@ -191,7 +191,8 @@ EVFN_EXPORT int evfn_ctx_publish(evfn_ctx *ctx, evfn_event *ev,
  *         outcome is not taken, the attempt counts as timed out (the
  *         context is invalid after it too); EVFN_EINVAL for NULL ctx or
  *         another outcome; EVFN_EPERM if the attempt is not pending
- *         (already complete, or a pool attempt). The context is invalid
+ *         (already complete, or a pool attempt: the runtime's log says
+ *         which). The context is invalid
  *         after a successful call.
  *
  * Thread-safety: any thread.
