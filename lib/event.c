@@ -257,24 +257,29 @@ evfn_event_set_time(evfn_event *ev, int64_t unix_ns)
 	return 0;
 }
 
-/* CloudEvents 1.0: extension names are lower-case a-z and 0-9, and should
- * not exceed 20 characters. */
-static bool
-valid_extension_name(const char *name)
+/* CloudEvents 1.0: extension names are lower-case a-z and 0-9. They
+ * "SHOULD NOT exceed 20 characters", which is advice to producers, not a
+ * limit: a longer name is taken, up to EVFN_NAME_MAX like the other
+ * names. Returns 0, EVFN_EINVAL or EVFN_ENAMETOOLONG. */
+static int
+check_extension_name(const char *name)
 {
 	size_t n = 0;
-	for (; name[n]; n++)
+	for (; name[n] && n <= EVFN_NAME_MAX; n++)
 		if (!((name[n] >= 'a' && name[n] <= 'z') ||
 		      (name[n] >= '0' && name[n] <= '9')))
-			return false;
-	return n >= 1 && n <= 20;
+			return EVFN_EINVAL;
+	return n == 0 ? EVFN_EINVAL : n > EVFN_NAME_MAX ? EVFN_ENAMETOOLONG : 0;
 }
 
 int
 evfn_event_set_extension(evfn_event *ev, const char *name, const char *value)
 {
-	if (!ev || !name || !valid_extension_name(name) || (value && !*value))
+	if (!ev || !name || (value && !*value))
 		return EVFN_EINVAL;
+	int rc = check_extension_name(name);
+	if (rc)
+		return rc;
 	if (ev->frozen)
 		return EVFN_EPERM;
 	if (!extra_of(ev))

@@ -123,6 +123,54 @@ test_cloudevents_binary_mode(void **state)
 	done(&p);
 }
 
+/* CloudEvents advises extension names of at most 20 characters without
+ * requiring it, and SDKs send longer ones: both modes take them, up to
+ * EVFN_NAME_MAX, and refuse longer ones as too long. */
+static void
+test_cloudevents_long_extension_names(void **state)
+{
+	(void)state;
+	static const char name[] = "averyveryverylongextensionname";
+	struct evfn__ce_header bin[] = {
+		H("ce-specversion", "1.0"), H("ce-id", "1"),
+		H("ce-source", "s"), H("ce-type", "t"),
+		H("ce-AVeryVeryVeryLongExtensionName", "binary")};
+	struct parsed p = parse(bin, N_OF(bin), "x");
+	if (p.rc)
+		fail_msg("binary: %s", p.err);
+	assert_string_equal(evfn_event_extension(p.events[0], name), "binary");
+	done(&p);
+
+	char body[1024];
+	snprintf(body, sizeof(body),
+	         "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	         "\"type\":\"t\",\"%s\":\"structured\"}",
+	         name);
+	struct evfn__ce_header json_ct[] = {
+		H("Content-Type", "application/cloudevents+json")};
+	p = parse(json_ct, 1, body);
+	if (p.rc)
+		fail_msg("structured: %s", p.err);
+	assert_string_equal(evfn_event_extension(p.events[0], name),
+	                    "structured");
+	done(&p);
+
+	char too_long[EVFN_NAME_MAX + 2];
+	memset(too_long, 'x', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+	char header[EVFN_NAME_MAX + 8];
+	snprintf(header, sizeof(header), "ce-%s", too_long);
+	struct evfn__ce_header bin_long[] = {
+		H("ce-specversion", "1.0"), H("ce-id", "1"),
+		H("ce-source", "s"), H("ce-type", "t"), H(header, "v")};
+	expect_reject(bin_long, N_OF(bin_long), "x", "is too long");
+	snprintf(body, sizeof(body),
+	         "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
+	         "\"type\":\"t\",\"%s\":1}",
+	         too_long);
+	expect_reject(json_ct, 1, body, "is too long");
+}
+
 static void
 test_cloudevents_binary_rejects_bad(void **state)
 {
@@ -643,6 +691,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		TEST(test_cloudevents_plain_request),
 		TEST(test_cloudevents_binary_mode),
+		TEST(test_cloudevents_long_extension_names),
 		TEST(test_cloudevents_binary_rejects_bad),
 		TEST(test_cloudevents_binary_rejects_bad_strings),
 		TEST(test_cloudevents_unsupported_format),

@@ -186,11 +186,14 @@ EVFN_EXPORT int evfn_event_set_time(evfn_event *ev, int64_t unix_ns);
 /**
  * Set (or with value NULL remove) a CloudEvents extension attribute.
  * @param ev the event, not yet published. Not NULL.
- * @param name lower-case letters and digits only, 1..20 characters, as
- *        CloudEvents 1.0 requires; copied. Not NULL.
+ * @param name lower-case letters and digits only, as CloudEvents 1.0
+ *        requires, 1..EVFN_NAME_MAX characters (CloudEvents advises at
+ *        most 20 but does not require it); copied. Not NULL.
  * @param value a non-empty string, copied; NULL removes the attribute.
- * @return 0; EVFN_EINVAL for NULL ev, a NULL or bad name, or an empty
- *         value; EVFN_EPERM once published; EVFN_ENOMEM.
+ * @return 0; EVFN_EINVAL for NULL ev, a NULL or empty name or one with
+ *         other characters, or an empty value; EVFN_ENAMETOOLONG for a
+ *         name over EVFN_NAME_MAX characters; EVFN_EPERM once published;
+ *         EVFN_ENOMEM.
  *
  * Ownership: the caller keeps ev; name and value are copied.
  * @since 0.1

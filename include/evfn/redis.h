@@ -23,9 +23,9 @@
  * is the payload; fields named type, source, subject, datacontenttype and
  * time (RFC 3339) are those CloudEvents attributes (a type that is missing
  * or not a valid name leaves the stream name as the type; a malformed time
- * is ignored); other fields whose names are 1..20 lower-case letters or
- * digits become extension attributes; fields named id or specversion, and
- * any other field, are skipped. The event id is the entry id. The sink
+ * is ignored); other fields whose names are 1..EVFN_NAME_MAX lower-case
+ * letters or digits become extension attributes; fields named id or
+ * specversion, and any other field, are skipped. The event id is the entry id. The sink
  * writes the id as a field "id" too.
  *
  * Who runs an entry (source). In a consumer group an entry is held by one

@@ -55,6 +55,17 @@ setter_failed(struct perr *e, int rc, const char *attr)
 	return reject(e, "invalid attribute %s", attr);
 }
 
+/* Maps a failed evfn_event_set_extension() to its reason. */
+static int
+extension_failed(struct perr *e, int rc, const char *name)
+{
+	if (rc == EVFN_ENOMEM)
+		return rc;
+	if (rc == EVFN_ENAMETOOLONG)
+		return reject(e, "extension name %.48s... is too long", name);
+	return reject(e, "invalid extension name %s", name);
+}
+
 /* ---- strings ---------------------------------------------------------- */
 
 /* Whether the n bytes at s form a CloudEvents String: well-formed UTF-8
@@ -316,11 +327,12 @@ parse_binary(const struct evfn__ce_header *h, size_t nh, const void *body,
 	for (size_t i = 0; i < nh && !rc; i++) {
 		if (!h[i].name || !is_ce_header(h[i].name))
 			continue;
-		char name[32];
+		char name[EVFN_NAME_MAX + 1];
 		size_t n = strlen(h[i].name + 3);
 		if (n == 0 || n >= sizeof(name)) {
-			rc = reject(e, "invalid extension name in %s",
-			            h[i].name);
+			rc = extension_failed(e, n ? EVFN_ENAMETOOLONG
+			                           : EVFN_EINVAL,
+			                      h[i].name);
 			break;
 		}
 		for (size_t k = 0; k <= n; k++) {
@@ -350,10 +362,7 @@ parse_binary(const struct evfn__ce_header *h, size_t nh, const void *body,
 			rc = reject_string(e, name);
 		else if (*value &&
 		         (rc = evfn_event_set_extension(ev, name, value)))
-			rc = rc == EVFN_ENOMEM
-			             ? rc
-			             : reject(e, "invalid extension name %s",
-			                      name);
+			rc = extension_failed(e, rc, name);
 		evfn__free(value);
 	}
 out:
@@ -766,9 +775,7 @@ set_json_extension(evfn_event *ev, const char *name, json_t *v,
 		                 "boolean", name);
 	}
 	int rc = evfn_event_set_extension(ev, name, value);
-	if (rc && rc != EVFN_ENOMEM)
-		return reject(e, "invalid extension name %s", name);
-	return rc;
+	return rc ? extension_failed(e, rc, name) : 0;
 }
 
 /* An optional string attribute set through setter. */
