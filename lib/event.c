@@ -275,7 +275,7 @@ check_extension_name(const char *name)
 int
 evfn_event_set_extension(evfn_event *ev, const char *name, const char *value)
 {
-	if (!ev || !name || (value && !*value))
+	if (!ev || !name)
 		return EVFN_EINVAL;
 	int rc = check_extension_name(name);
 	if (rc)

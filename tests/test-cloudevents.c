@@ -117,7 +117,8 @@ test_cloudevents_binary_mode(void **state)
 	ASSERT_EQ(evfn_event_time(ev), INT64_C(1714557600500000000));
 	assert_string_equal(evfn_event_extension(ev, "traceparent"),
 	                    "00-abc def");
-	assert_null(evfn_event_extension(ev, "empty"));
+	/* An empty value is the empty string, not absence. */
+	assert_string_equal(evfn_event_extension(ev, "empty"), "");
 	assert_null(evfn_event_extension(ev, "specversion"));
 	assert_data(ev, "{\"n\":1}");
 	done(&p);
@@ -332,7 +333,8 @@ test_cloudevents_structured_mode(void **state)
 		"{\"specversion\":\"1.0\",\"id\":\"e1\",\"source\":\"/src\","
 		"\"type\":\"t.created\",\"subject\":\"sub\","
 		"\"time\":\"1970-01-01T00:00:01Z\",\"data\":{\"a\": [1, 2]},"
-		"\"count\":7,\"flag\":true,\"note\":\"hi\",\"none\":null}");
+		"\"count\":7,\"flag\":true,\"note\":\"hi\",\"none\":null,"
+		"\"empty\":\"\"}");
 	ASSERT_OK(p.rc);
 	ASSERT_EQ(p.mode, EVFN__CE_STRUCTURED);
 	ASSERT_EQ(p.n, 1);
@@ -350,6 +352,8 @@ test_cloudevents_structured_mode(void **state)
 	assert_string_equal(evfn_event_extension(ev, "flag"), "true");
 	assert_string_equal(evfn_event_extension(ev, "note"), "hi");
 	assert_null(evfn_event_extension(ev, "none"));
+	/* null is unset (JSON format 2.2); "" is a value. */
+	assert_string_equal(evfn_event_extension(ev, "empty"), "");
 	done(&p);
 
 	/* A string with a non-JSON content type is the data itself. */

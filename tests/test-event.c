@@ -260,6 +260,9 @@ test_event_attributes_set_and_cleared(void **state)
 	ASSERT_RC(evfn_event_set_extension(ev, "Bad", "x"), EVFN_EINVAL);
 	ASSERT_RC(evfn_event_set_extension(ev, "has-dash", "x"), EVFN_EINVAL);
 	ASSERT_RC(evfn_event_set_extension(ev, "", "x"), EVFN_EINVAL);
+	/* The empty string is a value, not absence. */
+	ASSERT_OK(evfn_event_set_extension(ev, "blank", ""));
+	assert_string_equal(evfn_event_extension(ev, "blank"), "");
 	/* CloudEvents advises names of at most 20 characters but does not
 	 * require it: longer ones are taken up to EVFN_NAME_MAX. */
 	ASSERT_OK(evfn_event_set_extension(ev, "abcdefghijklmnopqrstu", "x"));

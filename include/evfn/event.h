@@ -189,10 +189,12 @@ EVFN_EXPORT int evfn_event_set_time(evfn_event *ev, int64_t unix_ns);
  * @param name lower-case letters and digits only, as CloudEvents 1.0
  *        requires, 1..EVFN_NAME_MAX characters (CloudEvents advises at
  *        most 20 but does not require it); copied. Not NULL.
- * @param value a non-empty string, copied; NULL removes the attribute.
- * @return 0; EVFN_EINVAL for NULL ev, a NULL or empty name or one with
- *         other characters, or an empty value; EVFN_ENAMETOOLONG for a
- *         name over EVFN_NAME_MAX characters; EVFN_EPERM once published;
+ * @param value the value, copied; the empty string is a value (it is
+ *        not absence, as CloudEvents tells the two apart); NULL removes
+ *        the attribute.
+ * @return 0; EVFN_EINVAL for NULL ev, or a NULL or empty name or one
+ *         with other characters; EVFN_ENAMETOOLONG for a name over
+ *         EVFN_NAME_MAX characters; EVFN_EPERM once published;
  *         EVFN_ENOMEM.
  *
  * Ownership: the caller keeps ev; name and value are copied.

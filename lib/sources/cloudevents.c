@@ -356,12 +356,11 @@ parse_binary(const struct evfn__ce_header *h, size_t nh, const void *body,
 			         : EVFN_ENOMEM;
 			break;
 		}
-		/* An empty value carries nothing; CloudEvents treats it as
-		 * absent. */
+		/* An empty value is the empty string, not absence: a
+		 * CloudEvents String may be empty. */
 		if (!ce_string_ok(value, strlen(value)))
 			rc = reject_string(e, name);
-		else if (*value &&
-		         (rc = evfn_event_set_extension(ev, name, value)))
+		else if ((rc = evfn_event_set_extension(ev, name, value)))
 			rc = extension_failed(e, rc, name);
 		evfn__free(value);
 	}
@@ -756,8 +755,6 @@ set_json_extension(evfn_event *ev, const char *name, json_t *v,
 		value = json_string_value(v);
 		if (!ce_string_ok(value, json_string_length(v)))
 			return reject_string(e, name);
-		if (!*value)
-			return 0;
 		break;
 	case JSON_INTEGER:
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,

@@ -256,6 +256,20 @@ test("extension names longer than 20 characters arrive, in both modes",
     await assertDelivered(b, HTTP.binary(b), Mode.BINARY);
   });
 
+// An empty string is a CloudEvents String like any other; only JSON's
+// null means unset (JSON format 2.2). The SDK sends "" as it is.
+test("an extension whose value is the empty string arrives empty, not absent",
+  async () => {
+    const s = fullEvent({ emptyext: "" });
+    const b = new CloudEvent({ id: "sdk-empty-ext", source: "/sdk",
+      type: "com.example.empty", emptyext: "", data: {} });
+    await emitAccepted("/events", s, Mode.STRUCTURED);
+    await emitAccepted("/events", b, Mode.BINARY);
+    await assertDelivered(s, HTTP.structured(s), Mode.STRUCTURED);
+    await assertDelivered(b, HTTP.binary(b), Mode.BINARY);
+    assert.equal(records.get(b.id).extensions.emptyext, "");
+  });
+
 // The HTTP binding (3.1.3.2) says a sender percent-encodes the header
 // value of a ce-* attribute: space, '"', '%' and everything outside
 // printable ASCII, as UTF-8. SDK 10 does not: it hands the value to
