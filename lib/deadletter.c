@@ -46,6 +46,31 @@ replay(struct evfn_rt *rt, const evfn_dead_letter *dl)
 	return rc;
 }
 
+/* Tells the journal, if any, that dead letter id (0: every one) is
+ * gone: before the store forgets it, so that a race with a new letter
+ * can only leave the journal with one more letter than the store (it
+ * comes back after a restart), never one fewer. */
+static void
+journal_letters_gone(struct evfn_rt *rt, uint64_t id)
+{
+	if (!rt->journal)
+		return;
+	int rc = id ? evfn__journal_dead_letter_delete(rt->journal, id)
+	            : evfn__journal_dead_letter_purge(rt->journal);
+	if (rc < 0)
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
+		           "journal: removing dead letter %llu not recorded "
+		           "(%s): it comes back after a restart",
+		           (unsigned long long)id, evfn_err_name(rc));
+}
+
+static int
+remove_letter(struct evfn_rt *rt, uint64_t id)
+{
+	journal_letters_gone(rt, id);
+	return evfn__dead_store_delete(&rt->dead, id);
+}
+
 int
 evfn_dead_letter_replay(evfn_rt *rt, uint64_t id)
 {
@@ -57,7 +82,7 @@ evfn_dead_letter_replay(evfn_rt *rt, uint64_t id)
 	int rc = replay(rt, dl);
 	evfn_dead_letter_unref(dl);
 	if (rc == 0)
-		(void)evfn__dead_store_delete(&rt->dead, id);
+		(void)remove_letter(rt, id);
 	return rc;
 }
 
@@ -85,7 +110,7 @@ evfn_dead_letter_delete(evfn_rt *rt, uint64_t id)
 {
 	if (!rt)
 		return EVFN_EINVAL;
-	return evfn__dead_store_delete(&rt->dead, id);
+	return remove_letter(rt, id);
 }
 
 int
@@ -93,5 +118,6 @@ evfn_dead_letter_purge(evfn_rt *rt)
 {
 	if (!rt)
 		return EVFN_EINVAL;
+	journal_letters_gone(rt, 0);
 	return evfn__dead_store_purge(&rt->dead);
 }

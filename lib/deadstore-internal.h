@@ -65,6 +65,13 @@ evfn_dead_letter *evfn__dead_letter_new(const char *fn_name, evfn_event *ev,
  * reference to an event whose payload the host frees); NULL otherwise. */
 evfn_dead_letter *evfn__dead_store_add(struct evfn__dead_store *s,
                                        evfn_dead_letter *dl);
+/* evfn__dead_store_add() of a letter kept elsewhere (the journal) under
+ * its id there (0: the next id), which must be above every id in the
+ * store: later ids continue above it. */
+evfn_dead_letter *evfn__dead_store_restore(struct evfn__dead_store *s,
+                                           evfn_dead_letter *dl, uint64_t id);
+/* New letters get ids above last. */
+void evfn__dead_store_skip_ids(struct evfn__dead_store *s, uint64_t last);
 /* References to up to max letters from offset, oldest first, in out;
  * returns how many. */
 int evfn__dead_store_list(struct evfn__dead_store *s, evfn_dead_letter **out,

@@ -87,9 +87,25 @@ evfn__dead_store_destroy(struct evfn__dead_store *s)
 evfn_dead_letter *
 evfn__dead_store_add(struct evfn__dead_store *s, evfn_dead_letter *dl)
 {
+	return evfn__dead_store_restore(s, dl, 0);
+}
+
+void
+evfn__dead_store_skip_ids(struct evfn__dead_store *s, uint64_t last)
+{
+	pthread_mutex_lock(&s->lock);
+	s->next_id = EVFN__MAX(s->next_id, last);
+	pthread_mutex_unlock(&s->lock);
+}
+
+evfn_dead_letter *
+evfn__dead_store_restore(struct evfn__dead_store *s, evfn_dead_letter *dl,
+                         uint64_t id)
+{
 	evfn_dead_letter *evicted = NULL;
 	pthread_mutex_lock(&s->lock);
-	dl->id = ++s->next_id;
+	s->next_id = EVFN__MAX(s->next_id, id);
+	dl->id = id ? id : ++s->next_id;
 	evfn__dead_list_push(&s->letters, dl);
 	if (++s->n > s->capacity) {
 		evicted = evfn__dead_list_pop(&s->letters);

@@ -35,6 +35,7 @@
 #include "flow-internal.h"
 #include "hash-internal.h"
 #include "idempotency-internal.h"
+#include "journal-internal.h"
 #include "invocation-internal.h"
 #include "list-internal.h"
 #include "lock-internal.h"
@@ -87,6 +88,7 @@ struct evfn_fn {
 	struct evfn_fn *ready_next;
 	struct evfn_fn *all_next;   /* registration order */
 	uint64_t stat[EVFN_STAT_COUNT];
+	uint32_t jid;               /* its id in rt->journal; 0: none */
 	char name[];
 };
 
@@ -168,6 +170,14 @@ struct evfn_rt {
 	void *handback_arg;
 	struct evfn__inv_list handback; /* handed back, not yet passed to cb */
 
+	/* The journal (journal-internal.h), from start to free; NULL
+	 * without one. Its calls never wait but for appends in durable
+	 * mode, which are made with rt->lock released. */
+	struct evfn__journal *journal;
+	uint64_t journal_orphans;   /* invocations of unknown functions */
+	int journal_appending;      /* publishers waiting for an fsync */
+	bool recovered;             /* the journal was read back */
+
 	struct evfn__loop loop;
 };
 
@@ -225,6 +235,14 @@ void evfn__accept_locked(struct evfn_rt *rt, struct evfn__inv *inv,
  * after evfn__queue_reserve_bare() said yes. rt->lock held. */
 void evfn__accept_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                               evfn_event *ev);
+
+/* A recovered invocation (its event frozen with its original sequence
+ * number, its function, attempts and times set; due_ns monotonic) is
+ * accepted again: queued, waiting for its due time, or, when its last
+ * attempt crashed (inv->crashed), counted as one failed attempt and
+ * retried or dead-lettered (EVFN_ECRASHED). rt->lock held. */
+void evfn__recover_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                          struct evfn__ended *ended);
 
 /* ---- scheduling and starting -------------------------------------------- */
 

@@ -177,6 +177,9 @@ static void late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                         struct evfn__ended *ended);
 static bool flow_allows_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                                int64_t now);
+static void journal_failed_locked(struct evfn_rt *rt,
+                                  const struct evfn__inv *inv,
+                                  const char *what, int rc);
 
 /* ---- ready lists -------------------------------------------------------- */
 
@@ -305,6 +308,48 @@ evfn__accept_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	case EVFN__ACCEPT_NOW:
 		queue_in_order_locked(rt, inv);
 		break;
+	}
+}
+
+void
+evfn__recover_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                     struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	bool crashed = inv->crashed;
+	inv->crashed = false;
+	if (inv->attempt == 0 && !crashed) {
+		/* Never started: as if just published (a delayed one waits
+		 * for its due time, then joins its key's order). */
+		evfn__accept_locked(rt, inv, inv->ev->born_ns > evfn__now_ns()
+		                                     ? EVFN__ACCEPT_DELAYED
+		                                     : EVFN__ACCEPT_NOW,
+		                    ended);
+		return;
+	}
+	acct_accepted(fn);
+	/* It had its key's turn: it takes it again. Recovery goes in
+	 * publish order, so it is the first of its key found. */
+	const char *key = evfn__event_okey(inv->ev);
+	if (key && evfn__okeys_join(&fn->okeys, inv, key) == EVFN__OKEY_HELD) {
+		acct_queued(fn, 1);
+		acct_held(fn, 1);
+		return;
+	}
+	if (crashed) {
+		/* The attempt running at the crash failed. */
+		fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
+		evfn_ctx_set_error(&inv->ctx, "crashed");
+		if (inv->attempt >= (unsigned)fn->cfg.attempts)
+			end_locked(rt, inv, EVFN_STAT_DEAD_LETTERED,
+			           EVFN_ECRASHED, ended);
+		else
+			retry_or_end_locked(rt, inv, ended);
+	} else if (inv->due_ns > evfn__now_ns()) {
+		wait_due_locked(rt, inv);
+	} else {
+		enqueue_locked(rt, inv);
 	}
 }
 
@@ -630,9 +675,129 @@ idem_remember_locked(struct evfn_fn *fn, struct evfn__inv *inv)
 	EVFN__ASSERT_LOCKED(fn->rt);
 	char buf[EVFN_NAME_MAX + 1];
 	const char *key = idem_key_locked(fn, inv, buf, sizeof(buf));
-	evfn__idem_remember(&fn->idem, key,
-	                    evfn__now_ns() + fn->cfg.idem_window_ns,
-	                    inv->ctx.resp, inv->ctx.resp_len);
+	int64_t expires = evfn__now_ns() + fn->cfg.idem_window_ns;
+	evfn__idem_remember(&fn->idem, key, expires, inv->ctx.resp,
+	                    inv->ctx.resp_len);
+	/* Before the end is journaled: a crash that keeps the end keeps
+	 * the key. */
+	if (fn->rt->journal) {
+		int rc = evfn__journal_idempotency_put(
+			fn->rt->journal, fn->jid, key, inv->ctx.resp,
+			inv->ctx.resp_len, evfn__mono_to_wall(expires));
+		if (rc < 0)
+			journal_failed_locked(fn->rt, inv, "the idempotency key",
+			                      rc);
+	}
+}
+
+/* ---- the journal -------------------------------------------------------- */
+
+/* Each transition below tells rt->journal, when there is one, what
+ * happened to the invocation (seq, fn->jid): all these calls only buffer
+ * (the journal's writer commits them in call order), so they are made
+ * under the lock, right where the transition happens. The append of an
+ * accepted event is admit.c's. A call that fails (out of memory) loses
+ * only that record: after a crash the invocation comes back in its
+ * earlier state and runs again, at least once, never lost. */
+
+/* What the journal keeps of inv as it stands, in phase. */
+static void
+journal_state(const struct evfn__inv *inv, enum evfn__journal_phase phase,
+              struct evfn__journal_state *st)
+{
+	*st = (struct evfn__journal_state){
+		.due_ns = phase == EVFN__JPHASE_WAITING && inv->due_ns
+		                  ? evfn__mono_to_wall(inv->due_ns)
+		                  : 0,
+		.first_attempt_ns = inv->first_ns,
+		.last_attempt_ns = inv->last_ns,
+		.backoff_ns = inv->prev_delay_ns,
+		.attempts = inv->attempt,
+		.last_code = !inv->attempt || phase == EVFN__JPHASE_RUNNING ? 0
+		             : inv->last_timed_out ? EVFN_ETIMEDOUT
+		                                   : EVFN_EFAILED,
+		.phase = phase,
+		.last_error = inv->ctx.error,
+	};
+}
+
+EVFN__NOINLINE static void
+journal_failed_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
+                      const char *what, int rc)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	evfn__logf(&rt->log, EVFN_LOG_ERROR,
+	           "%s: journal: %s of event %s not recorded (%s); after a "
+	           "crash it comes back as it was before",
+	           inv->fn->name, what, evfn_event_id(inv->ev),
+	           evfn_err_name(rc));
+}
+
+/* inv's attempt started (RUNNING) or it waits again (WAITING). */
+EVFN__NOINLINE static void
+journal_update_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
+                      enum evfn__journal_phase phase)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn__journal_state st;
+	journal_state(inv, phase, &st);
+	int rc = evfn__journal_update(rt->journal, inv->ev->seq, inv->fn->jid,
+	                              &st);
+	if (rc < 0)
+		journal_failed_locked(rt, inv, "an attempt's state", rc);
+}
+
+/* inv ended with stat; dl is its dead letter in the store, or NULL. */
+EVFN__NOINLINE static void
+journal_end_locked(struct evfn_rt *rt, const struct evfn__inv *inv,
+                   evfn_stat stat, const evfn_dead_letter *dl)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	uint64_t seq = inv->ev->seq;
+	uint32_t jid = inv->fn->jid;
+	int rc;
+	if (dl) {
+		struct evfn__journal_dead_letter jdl = {
+			.id = dl->id,
+			.fn = jid,
+			.ev = dl->ev,
+			.code = dl->code,
+			.attempts = dl->attempts,
+			.first_attempt_ns = dl->first_ns,
+			.last_attempt_ns = dl->last_ns,
+			.error = dl->error,
+		};
+		rc = evfn__journal_dead_letter(rt->journal, seq, jid, &jdl);
+	} else {
+		enum evfn__journal_end how;
+		switch (stat) {
+		case EVFN_STAT_SUCCEEDED: how = EVFN__JEND_SUCCEEDED; break;
+		case EVFN_STAT_EXPIRED: how = EVFN__JEND_EXPIRED; break;
+		case EVFN_STAT_CANCELLED: how = EVFN__JEND_CANCELLED; break;
+		case EVFN_STAT_HANDED_BACK:
+			how = rt->opts.journal_discard_handed_back
+			              ? EVFN__JEND_DISCARDED
+			              : EVFN__JEND_HANDED_BACK;
+			break;
+		default: how = EVFN__JEND_DEAD_LETTERED; break;
+		}
+		rc = evfn__journal_end(rt->journal, seq, jid, how);
+	}
+	if (rc < 0)
+		journal_failed_locked(rt, inv, "the end", rc);
+}
+
+/* A dead letter left the store (evicted by a newer one). */
+EVFN__NOINLINE static void
+journal_letter_gone_locked(struct evfn_rt *rt, const evfn_dead_letter *dl)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	int rc = evfn__journal_dead_letter_delete(rt->journal, dl->id);
+	if (rc < 0)
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
+		           "journal: the eviction of dead letter %llu not "
+		           "recorded (%s)",
+		           (unsigned long long)dl->id, evfn_err_name(rc));
 }
 
 /* ---- started ------------------------------------------------------------ */
@@ -693,6 +858,8 @@ start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 	atomic_store_explicit(&inv->ctx.cancelled, false, memory_order_relaxed);
 	acct_started(rt, fn);
 	fn->stat[EVFN_STAT_ATTEMPTS]++;
+	if (EVFN__UNLIKELY(rt->journal))
+		journal_update_locked(rt, inv, EVFN__JPHASE_RUNNING);
 }
 
 /* A call of fn started: its deadline needs the watchdog, and the peak
@@ -803,6 +970,10 @@ evfn__unstart_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	carry_on_locked(inv, r);
 	if (--r->attempt == 0)
 		r->first_ns = r->last_ns = 0;
+	if (rt->journal) {
+		r->due_ns = 0; /* it may start at once */
+		journal_update_locked(rt, r, EVFN__JPHASE_WAITING);
+	}
 	acct_left_running(rt, inv);
 	fn->busy--;
 	fn->stat[EVFN_STAT_ATTEMPTS]--;
@@ -1019,30 +1190,40 @@ retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	/* A retry never outlives the event's remaining age. */
 	inv->due_ns = now + EVFN__MIN(delay, age_left);
 	fn->stat[EVFN_STAT_RETRIES]++;
+	if (rt->journal)
+		journal_update_locked(rt, inv, EVFN__JPHASE_WAITING);
 	wait_due_locked(rt, inv);
 }
 
 /* Puts inv's dead letter in the store (whose lock nests inside the
- * runtime lock). A letter the full store evicts is released after the
- * lock, since it may hold the last reference to a host's payload; one
- * that finds no memory is logged then. */
-EVFN__NOINLINE static void
+ * runtime lock) and returns a reference to it (NULL when none is kept).
+ * A letter the full store evicts is released after the lock, since it
+ * may hold the last reference to a host's payload; one that finds no
+ * memory is logged then. */
+EVFN__NOINLINE static evfn_dead_letter *
 store_dead_letter_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                          struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	if (!evfn__dead_store_keeps(&rt->dead))
-		return;
+		return NULL;
 	evfn_dead_letter *dl = evfn__dead_letter_new(
 		inv->fn->name, inv->ev, inv->final_code, inv->attempt,
 		inv->ctx.error, inv->first_ns, inv->last_ns);
 	if (!dl) {
 		inv->dead_letter_lost = true;
-		return;
+		return NULL;
 	}
 	evfn_dead_letter *evicted = evfn__dead_store_add(&rt->dead, dl);
-	if (evicted)
+	if (evicted) {
+		if (rt->journal)
+			journal_letter_gone_locked(rt, evicted);
 		evfn__dead_list_push(&ended->evicted_letters, evicted);
+	}
+	/* The caller's reference: evfn_dead_letter_delete() may remove it
+	 * from the store at once. */
+	atomic_fetch_add_explicit(&dl->refs, 1, memory_order_relaxed);
+	return dl;
 }
 
 /* Ends inv's event: stat is its terminal counter, result what its
@@ -1059,8 +1240,13 @@ end_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 	inv->final_code = result;
 	/* In the store before the lock is released, so that no snapshot
 	 * counts a dead letter that evfn_dead_letters() cannot list. */
+	evfn_dead_letter *dl = NULL;
 	if (stat == EVFN_STAT_DEAD_LETTERED || stat == EVFN_STAT_EXPIRED)
-		store_dead_letter_locked(rt, inv, ended);
+		dl = store_dead_letter_locked(rt, inv, ended);
+	if (EVFN__UNLIKELY(rt->journal))
+		journal_end_locked(rt, inv, stat, dl);
+	/* Never the last reference to its event: inv holds one. */
+	evfn_dead_letter_unref(dl);
 	if (inv->okey) {
 		/* Its key's next event, if any, takes its turn. */
 		struct evfn__inv *next =

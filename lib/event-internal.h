@@ -89,6 +89,11 @@ int evfn__event_clone(evfn_event **out, const evfn_event *orig,
  * the event is delayed: its born_ns is then its due time, in the future. */
 bool evfn__event_freeze(evfn_event *ev, uint64_t seq,
                         const char *default_source, int64_t now);
+/* Undoes evfn__event_freeze() for an event whose admission was refused
+ * after it (the journal could not take it), so that it stays the
+ * caller's to publish again: time_was_set and source_was_set say whether
+ * the event had them before. Only while no other thread can see it. */
+void evfn__event_thaw(evfn_event *ev, bool time_was_set, bool source_was_set);
 
 static inline const char *
 evfn__event_type(const evfn_event *ev)

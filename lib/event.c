@@ -330,6 +330,24 @@ evfn__event_freeze(evfn_event *ev, uint64_t seq, const char *default_source,
 	return true;
 }
 
+void
+evfn__event_thaw(evfn_event *ev, bool time_was_set, bool source_was_set)
+{
+	ev->frozen = false;
+	ev->seq = 0;
+	ev->born_ns = 0;
+	/* A default id rendered meanwhile came from this sequence number. */
+	atomic_store_explicit(&ev->id_state, 0, memory_order_relaxed);
+	if (!source_was_set) {
+		ev->source = NULL;
+		ev->source_borrowed = false;
+	}
+	if (!time_was_set) {
+		ev->time_set = false;
+		ev->time_ns = 0;
+	}
+}
+
 const char *
 evfn_event_id(const evfn_event *cev)
 {

@@ -71,6 +71,8 @@ struct evfn__inv {
 	bool orphaned;              /* fenced, returned: free after the hook */
 	bool delayed;               /* on the heap until its first due time */
 	bool cancel_requested;      /* evfn_cancel() while it ran */
+	bool crashed;               /* recovered from the journal: its last
+	                             * attempt was running at a crash */
 	bool probe;                 /* the circuit breaker's half-open probe */
 	bool prefetched;            /* taken to run after another attempt of
 	                             * its worker: counted in fn->prefetched */

@@ -197,6 +197,9 @@ struct evfn__journal_dead_letter {
 	uint32_t attempts;
 	int64_t first_attempt_ns, last_attempt_ns; /* wall clock */
 	const char *error;      /* copied; recovery: borrowed */
+	uint64_t seq;           /* recovery only: its event's sequence
+	                         * number (0 when added alone), which
+	                         * gives back a defaulted id */
 };
 
 typedef int (*evfn__journal_dead_letter_cb)(

@@ -830,7 +830,7 @@ evfn__jstore_recover_dead_letters(struct evfn__jstore *s,
                                   evfn__journal_dead_letter_cb cb, void *arg)
 {
 	const char *sql = "SELECT id, fn, code, attempts, first_attempt,"
-	                  " last_attempt, error, attrs, data"
+	                  " last_attempt, error, attrs, data, seq"
 	                  " FROM dead_letters ORDER BY id";
 	sqlite3_stmt *q;
 	int src = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
@@ -852,6 +852,7 @@ evfn__jstore_recover_dead_letters(struct evfn__jstore *s,
 			.first_attempt_ns = sqlite3_column_int64(q, 4),
 			.last_attempt_ns = sqlite3_column_int64(q, 5),
 			.error = (const char *)sqlite3_column_text(q, 6),
+			.seq = (uint64_t)sqlite3_column_int64(q, 9),
 		};
 		if ((rc = read_event(q, 7, &dl.ev)) < 0)
 			break;

@@ -29,6 +29,9 @@ struct evfn_rt_options {
 	evfn_record_cb record_cb;
 	void *record_arg;
 	bool no_metrics; /* zero-initialised builders keep metrics on */
+	char *journal_path; /* NULL: no journal */
+	evfn_journal_mode journal_mode;
+	bool journal_discard_handed_back; /* false: kept (the default) */
 };
 
 struct evfn_fn_options {

@@ -12,6 +12,9 @@
 #include "common-internal.h"
 #include "options-internal.h"
 
+/* The longest journal path taken (PATH_MAX less its terminator). */
+#define JOURNAL_PATH_MAX 4095
+
 void
 evfn__rt_options_defaults(evfn_rt_options *o)
 {
@@ -63,6 +66,7 @@ evfn_rt_options_free(evfn_rt_options *o)
 	if (!o)
 		return;
 	evfn__free(o->source);
+	evfn__free(o->journal_path);
 	evfn__free(o);
 }
 
@@ -161,6 +165,37 @@ evfn_rt_options_set_metrics(evfn_rt_options *o, bool on)
 	if (!o)
 		return EVFN_EINVAL;
 	o->no_metrics = !on;
+	return 0;
+}
+
+int
+evfn_rt_options_set_journal(evfn_rt_options *o, const char *path,
+                            evfn_journal_mode mode)
+{
+	if (!o || (path && !*path) ||
+	    (mode != EVFN_JOURNAL_DURABLE && mode != EVFN_JOURNAL_FAST))
+		return EVFN_EINVAL;
+#if !EVFN_HAVE_JOURNAL
+	if (path)
+		return EVFN_EINVAL; /* built without SQLite */
+#endif
+	if (path && strlen(path) > JOURNAL_PATH_MAX)
+		return EVFN_ENAMETOOLONG;
+	char *copy = NULL;
+	if (path && !(copy = evfn__strdup(path)))
+		return EVFN_ENOMEM;
+	evfn__free(o->journal_path);
+	o->journal_path = copy;
+	o->journal_mode = mode;
+	return 0;
+}
+
+int
+evfn_rt_options_set_journal_keep_handed_back(evfn_rt_options *o, bool keep)
+{
+	if (!o)
+		return EVFN_EINVAL;
+	o->journal_discard_handed_back = !keep;
 	return 0;
 }
 

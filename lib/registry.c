@@ -71,6 +71,8 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 		rc = EVFN_ESHUTDOWN;
 	else if (evfn__fn_find_locked(rt, name))
 		rc = EVFN_EEXIST;
+	else if (rt->journal) /* registered after start */
+		rc = evfn__journal_fn_id(rt->journal, name, &fn->jid);
 	if (rc == 0) {
 		bool evfn__hash_oom = false;
 		HASH_ADD(hh, rt->by_name, name[0], len, fn);

@@ -20,6 +20,7 @@
 #include "common-internal.h"
 #include "dispatch-internal.h"
 #include "intern-internal.h"
+#include "journaling-internal.h"
 #include "loopexec-internal.h"
 #include "pool-internal.h"
 #include "registry-internal.h"
@@ -31,6 +32,11 @@
 static void
 destroy(struct evfn_rt *rt)
 {
+	/* What was buffered (hand-backs, the last ends) is committed. */
+	if (rt->journal && evfn__journal_close(rt->journal) < 0)
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
+		           "journal: its last records could not be written");
+	rt->journal = NULL;
 	evfn__pool_free(rt->pool);
 	/* The warm states of loop handlers end here, before the functions'
 	 * userdata is freed. */
@@ -51,6 +57,7 @@ destroy(struct evfn_rt *rt)
 		           "%u retries dropped: no memory to hand them back",
 		           dropped);
 	evfn__registry_free(rt);
+	evfn__free(rt->opts.journal_path);
 	evfn__free(rt->opts.source);
 	pthread_cond_destroy(&rt->quiet_cond);
 	evfn__lock_destroy(&rt->lock);
@@ -73,6 +80,16 @@ evfn_rt_new(evfn_rt **out, const evfn_rt_options *opts)
 	else
 		evfn__rt_options_defaults(&rt->opts);
 	rt->opts.source = NULL; /* the builder's copy stays the builder's */
+	rt->opts.journal_path = NULL;
+	char *journal_path = NULL;
+	if (opts && opts->journal_path &&
+	    !(journal_path = evfn__strdup(opts->journal_path))) {
+		pthread_cond_destroy(&rt->quiet_cond);
+		evfn__lock_destroy(&rt->lock);
+		evfn__free(rt);
+		return EVFN_ENOMEM;
+	}
+	rt->opts.journal_path = journal_path;
 	rt->log = (struct evfn__logger){rt->opts.log_cb, rt->opts.log_arg};
 	evfn__eventlog_init(&rt->eventlog, rt->opts.record_cb,
 	                    rt->opts.record_arg, &rt->lock);
@@ -116,6 +133,14 @@ evfn_rt_start(evfn_rt *rt)
 		evfn__lock_release(&rt->lock);
 		return rc;
 	}
+	/* The journal first: what it holds is admitted again before
+	 * anything runs (once: a start that fails later keeps it). */
+	struct evfn__ended recovered = {0};
+	if (rt->opts.journal_path && !rt->recovered &&
+	    (rc = evfn__journaling_open_locked(rt, &recovered)) < 0) {
+		evfn__lock_release(&rt->lock);
+		return rc;
+	}
 	/* All or nothing, under one hold of the lock: the workers take
 	 * nothing and the loop thread runs no callback of ours before the
 	 * runtime is STARTED, so a failure part way leaves it as it was.
@@ -129,6 +154,8 @@ evfn_rt_start(evfn_rt *rt)
 	else
 		evfn__pool_unwind_locked(rt->pool);
 	evfn__lock_release(&rt->lock);
+	/* Events whose attempt crashed on its last try: dead-lettered. */
+	evfn__settle(rt, &recovered);
 	return rc;
 }
 
@@ -277,6 +304,11 @@ evfn_rt_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 	int rc = rt->in_flight > 0 || left ? EVFN_ETIMEDOUT : 0;
 	rt->state = EVFN__DRAINED;
 	evfn__lock_release(&rt->lock);
+	/* Hand-backs and the last ends on disk before drain returns. */
+	if (rt->journal && evfn__journal_sync(rt->journal) < 0)
+		evfn__logf(&rt->log, EVFN_LOG_ERROR,
+		           "journal: the records of the drain could not be "
+		           "written");
 	return rc;
 }
 
@@ -330,7 +362,7 @@ evfn_rt_free(evfn_rt *rt)
 		;
 	/* Results the loop did not get to: exactly once, even now. */
 	evfn__results_deliver_locked(&rt->results, &rt->lock);
-	while (rt->disposing > 0)
+	while (rt->disposing > 0 || rt->journal_appending > 0)
 		evfn__lock_wait(&rt->lock, &rt->quiet_cond);
 	evfn__lock_release(&rt->lock);
 

@@ -50,6 +50,7 @@ LAYERS = [
     ("api", [
         "runtime.c", "publish.c", "invoke.c", "control.c", "stats.c",
         "deadletter.c", "prometheus.c", "jsonlog.c", "source.c",
+        "journaling.c", "journal-none.c",
     ]),
     ("sources", ["sources/"]),
     # The 0.1 names of renamed calls, each calling its new name.

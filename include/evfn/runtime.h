@@ -175,6 +175,71 @@ EVFN_EXPORT int evfn_rt_options_set_event_log(evfn_rt_options *o,
  */
 EVFN_EXPORT int evfn_rt_options_set_metrics(evfn_rt_options *o, bool on);
 
+/** How a journal writes: see evfn_rt_options_set_journal(). */
+typedef enum evfn_journal_mode {
+	/** A publish returns once its event is on disk (fsynced); producers
+	 * that publish at the same time share one fsync (group commit). */
+	EVFN_JOURNAL_DURABLE = 0,
+	/** A publish returns at once; the event is written within 10 ms (it
+	 * survives the process being killed from then on) and fsynced within
+	 * 1 s (it survives a power loss from then on). */
+	EVFN_JOURNAL_FAST = 1
+} evfn_journal_mode;
+
+/**
+ * Keep accepted events in a journal (an SQLite file in WAL mode) so that
+ * they survive the process: every accepted event with its function,
+ * attributes, payload, ordering key and due time; each attempt's start,
+ * each retry's due time and backoff state, and each event's end; the
+ * dead-letter store; idempotency keys within their window.
+ *
+ * evfn_rt_start() opens (or creates) the file and re-admits what did not
+ * end, in publish order, with its attempts and retry due times; an
+ * attempt that was running when the process died counts as one failed
+ * attempt (error "crashed", code EVFN_ECRASHED): it is retried if
+ * attempts remain, else dead-lettered. Events of functions not registered
+ * at start stay in the journal, untouched, and are counted
+ * (evfn_rt_journal_orphans()) and logged. Dead letters come back in the
+ * store with their ids (replay works after a restart); idempotency keys
+ * with their remaining window. A recovered event's maximum age counts
+ * from the restart.
+ *
+ * With EVFN_JOURNAL_DURABLE, a publish (emit, invoke, replay) returns
+ * once its event is on disk: it survives a crash or a power loss from
+ * then on. With EVFN_JOURNAL_FAST it returns at once and the event is
+ * written within 10 ms, fsynced within 1 s: a crash of the process can
+ * lose the events of its last 10 ms, a power loss those of its last
+ * second. Either way, a journal that cannot be written (a full disk, an
+ * I/O error) makes the publish fail with EVFN_ENOSPC or EVFN_EJOURNAL and
+ * nothing of the event is admitted. Publishing before evfn_rt_start()
+ * fails with EVFN_ENOTRUNNING when a journal is set.
+ *
+ * @param o    the builder. Not NULL.
+ * @param path the file (copied); NULL turns the journal off (the
+ *        default). Its directory must exist.
+ * @param mode EVFN_JOURNAL_DURABLE or EVFN_JOURNAL_FAST.
+ * @return 0; EVFN_EINVAL for NULL o, an empty path, an unknown mode, or
+ *         an evfn built without SQLite; EVFN_ENAMETOOLONG for a path
+ *         longer than 4095 bytes; EVFN_ENOMEM.
+ *         The file is opened by evfn_rt_start(), which returns its errors.
+ * @since 0.2
+ */
+EVFN_EXPORT int evfn_rt_options_set_journal(evfn_rt_options *o,
+                                            const char *path,
+                                            evfn_journal_mode mode);
+
+/**
+ * Whether events handed back at drain stay in the journal (the default:
+ * they run again at the next start, so a redeploy loses nothing) or are
+ * removed from it (the host took them, through the drain callback).
+ * @param o    the builder. Not NULL.
+ * @param keep false removes handed-back events from the journal.
+ * @return 0; EVFN_EINVAL for NULL o.
+ * @since 0.2
+ */
+EVFN_EXPORT int evfn_rt_options_set_journal_keep_handed_back(
+	evfn_rt_options *o, bool keep);
+
 /**
  * Create a runtime.
  *
@@ -204,9 +269,26 @@ EVFN_EXPORT int evfn_rt_new(evfn_rt **out, const evfn_rt_options *opts);
  *         could not be created (the runtime is then left unstarted: the
  *         threads started on the way have been stopped and joined,
  *         nothing ran, and it may be started again or freed).
+ *         With a journal (evfn_rt_options_set_journal()), its file is
+ *         opened and what did not end is re-admitted first: EVFN_ENOENT
+ *         (its directory is missing); EVFN_EACCES (no permission, a
+ *         read-only file system); EVFN_EBUSY (another process or runtime
+ *         has it open); EVFN_ECORRUPT (damaged, or not an evfn journal);
+ *         EVFN_ENOSPC; EVFN_EJOURNAL (another I/O error); EVFN_ENOMEM. The
+ *         runtime is then left unstarted and may be freed.
  * @since 0.2 (0.1: evfn_runtime_start(), deprecated)
  */
 EVFN_EXPORT int evfn_rt_start(evfn_rt *rt);
+
+/**
+ * How many journaled invocations, found at evfn_rt_start(), belong to
+ * functions that were not registered then: they stay in the journal,
+ * untouched, and run at a later start that registers their function.
+ * @param rt the runtime. Not NULL.
+ * @return the count (0 without a journal, or for NULL rt).
+ * @since 0.2
+ */
+EVFN_EXPORT uint64_t evfn_rt_journal_orphans(const evfn_rt *rt);
 
 /**
  * Drain: stop intake, hand back everything not yet running, and wait for
