@@ -25,6 +25,8 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,13 +169,15 @@ register_fn(evfn_rt *rt, const char *name, evfn_handler h, int attempts,
 	evfn_fn_options_free(o);
 }
 
+/* Publishes event i: to fn alone, or (NULL) to the subscribers of
+ * "job". */
 static void
-publish(evfn_rt *rt, const char *type, long i)
+publish(evfn_rt *rt, const char *fn, long i)
 {
 	evfn_event *ev;
 	char id[64];
 	snprintf(id, sizeof(id), "g%d-%ld", gen, i);
-	check(evfn_event_new(&ev, type, id, strlen(id)), "event");
+	check(evfn_event_new(&ev, fn ? fn : "job", id, strlen(id)), "event");
 	check(evfn_event_set_id(ev, id), "id");
 	if (i % 3 == 1) {
 		char key[16];
@@ -182,7 +186,8 @@ publish(evfn_rt *rt, const char *type, long i)
 	}
 	if (i % 7 == 3)
 		check(evfn_event_set_delay_ms(ev, 20), "delay");
-	int rc = evfn_publish(rt, ev, NULL);
+	int rc = fn ? evfn_publish_to(rt, fn, ev, NULL)
+	            : evfn_publish(rt, ev, NULL);
 	if (rc == 0)
 		logline("P %d %s\n", gen, id);
 	else if (rc != EVFN_EQUEUEFULL)
@@ -264,7 +269,7 @@ main(int argc, char **argv)
 	if (hang)
 		publish(rt, "c", 0);
 	for (long i = 0; i < n; i++)
-		publish(rt, "job", i);
+		publish(rt, NULL, i);
 	if (!final) {
 		for (;;)
 			pause(); /* until killed */
@@ -282,8 +287,9 @@ main(int argc, char **argv)
 	}
 	(void)quiet(rt, "a", true);
 	(void)quiet(rt, "b", true);
-	evfn_dead_letter *dls[256];
-	int k = evfn_dead_letters(rt, dls, 256, 0);
+	size_t max = evfn_dead_letter_count(rt);
+	evfn_dead_letter **dls = calloc(max + 1, sizeof(*dls));
+	int k = evfn_dead_letters(rt, dls, max, 0);
 	check(k, "dead letters");
 	for (int i = 0; i < k; i++) {
 		logline("D %s %s %s\n", evfn_dead_letter_function(dls[i]),
@@ -291,6 +297,7 @@ main(int argc, char **argv)
 		        evfn_err_name(evfn_dead_letter_code(dls[i])));
 		evfn_dead_letter_unref(dls[i]);
 	}
+	free(dls);
 	logline("Q orphans %llu\n",
 	        (unsigned long long)evfn_rt_journal_orphans(rt));
 	check(evfn_rt_drain(rt, 1000, NULL, NULL), "drain");

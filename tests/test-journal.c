@@ -26,8 +26,8 @@
 #include <sqlite3.h>
 
 #include "failing-alloc.h"
-#include "faulty-vfs.h"
 #include "harness.h"
+#include "faulty-vfs.h"
 #include "common-internal.h"
 #include "event-codec-internal.h"
 #include "event-internal.h"
