@@ -17,6 +17,12 @@
  *   steady    --seconds of appends and ends with --window events always
  *             pending: the file's size over time.
  *
+ * --through runtime runs durable, dispatch and recover through the
+ * runtime's own journal (evfn_rt_options_set_journal()) instead of the
+ * journal's calls: P producers publishing to a durable runtime; no-op
+ * dispatch with a fast (or durable) journal; recovery timed as
+ * evfn_rt_start() re-admitting N pending events.
+ *
  * bench/run.py drives it (--only journal); see bench/README.md.
  */
 #include <fcntl.h>
@@ -34,6 +40,7 @@
 #include <evfn.h>
 
 #include "common-internal.h"
+#include "dispatch-internal.h"
 #include "event-internal.h"
 #include "histogram-internal.h"
 #include "journal-internal.h"
@@ -50,6 +57,7 @@ static struct {
 	int64_t flush_ms;
 	size_t payload;
 	double rate;      /* dispatch: events/s, 0 for as fast as possible */
+	bool through_rt;  /* --through runtime */
 } arg = {
 	.workload = "durable",
 	.dir = NULL,
@@ -241,20 +249,81 @@ durable_producer(void *unused)
 	return NULL;
 }
 
+/* A runtime with 2 workers and a no-op function "bench" (the handler
+ * given), journaling to path in mode unless journal is NULL. */
+static evfn_rt *
+bench_rt(const char *journal, evfn_journal_mode mode, evfn_handler h)
+{
+	evfn_rt_options *ro;
+	evfn_fn_options *fo;
+	evfn_rt *rt;
+	check(evfn_rt_options_new(&ro), "rt options");
+	check(evfn_rt_options_set_workers(ro, 2, 2), "workers");
+	if (journal)
+		check(evfn_rt_options_set_journal(ro, journal, mode),
+		      "journal");
+	check(evfn_rt_new(&rt, ro), "runtime");
+	evfn_rt_options_free(ro);
+	check(evfn_fn_options_new(&fo), "fn options");
+	check(evfn_fn_options_set_queue_capacity(fo, 1 << 22), "capacity");
+	check(evfn_register(rt, "bench", h, NULL, fo, NULL), "register");
+	evfn_fn_options_free(fo);
+	return rt;
+}
+
+static evfn_rt *durable_rt;
+
+static int
+plain_noop(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ctx;
+	(void)ev;
+	(void)userdata;
+	return EVFN_OK;
+}
+
+/* Each publish returns once its event is on disk. */
+static void *
+durable_rt_producer(void *unused)
+{
+	(void)unused;
+	char payload[256] = {0};
+	size_t len = arg.payload < sizeof(payload) ? arg.payload
+	                                          : sizeof(payload);
+	long mine = 0;
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		check(evfn_invoke_async(durable_rt, "bench", payload, len,
+		                        NULL),
+		      "invoke_async");
+		mine++;
+	}
+	atomic_fetch_add(&appended, mine);
+	return NULL;
+}
+
 static void
 run_durable(void)
 {
 	make_path();
 	double disk_us = fsync_us();
-	dj = open_journal(EVFN__JOURNAL_DURABLE);
-	check(evfn__journal_fn_id(dj, "bench", &dfn), "fn_id");
-	check(evfn__journal_start(dj), "start");
+	if (arg.through_rt) {
+		durable_rt = bench_rt(path, EVFN_JOURNAL_DURABLE, plain_noop);
+		check(evfn_rt_start(durable_rt), "start");
+		dj = durable_rt->journal;
+	} else {
+		dj = open_journal(EVFN__JOURNAL_DURABLE);
+		check(evfn__journal_fn_id(dj, "bench", &dfn), "fn_id");
+		check(evfn__journal_start(dj), "start");
+	}
 	atomic_store(&next_seq, 1);
 	pthread_t th[64];
 	int p = arg.producers > 64 ? 64 : arg.producers;
 	int64_t t0 = now_ns();
 	for (int i = 0; i < p; i++)
-		pthread_create(&th[i], NULL, durable_producer, NULL);
+		pthread_create(&th[i], NULL,
+		               arg.through_rt ? durable_rt_producer
+		                              : durable_producer,
+		               NULL);
 	struct timespec ts = {(time_t)arg.seconds,
 	                      (long)((arg.seconds - (time_t)arg.seconds) * 1e9)};
 	nanosleep(&ts, NULL);
@@ -265,16 +334,23 @@ run_durable(void)
 	struct evfn__journal_stats s;
 	evfn__journal_stats_get(dj, &s);
 	long n = atomic_load(&appended);
-	printf("{\"workload\": \"durable\", \"producers\": %d, \"batch\": %d"
+	printf("{\"workload\": \"durable\", \"through\": \"%s\""
+	       ", \"producers\": %d, \"batch\": %d"
 	       ", \"events\": %ld, \"seconds\": %.3f, \"events_per_s\": %.1f"
 	       ", \"commits\": %" PRIu64 ", \"events_per_commit\": %.2f"
 	       ", \"fsync_us\": %.1f, \"fsync_bound_events_per_s\": %.1f",
-	       p, arg.batch, n, secs, (double)n / secs, s.commits,
+	       arg.through_rt ? "runtime" : "journal", p, arg.batch, n, secs,
+	       (double)n / secs, s.commits,
 	       s.commits ? (double)n / (double)s.commits : 0.0, disk_us,
 	       disk_us > 0 ? p * arg.batch * 1e6 / disk_us : 0.0);
 	print_delays(dj);
 	printf("}\n");
-	check(evfn__journal_close(dj), "close");
+	if (arg.through_rt) {
+		check(evfn_rt_drain(durable_rt, 10000, NULL, NULL), "drain");
+		check(evfn_rt_free(durable_rt), "free");
+	} else {
+		check(evfn__journal_close(dj), "close");
+	}
 	remove_path();
 }
 
@@ -291,7 +367,7 @@ noop_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
 	(void)ctx;
 	(void)userdata;
-	if (fj) {
+	if (fj && !arg.through_rt) {
 		uint64_t seq;
 		memcpy(&seq, evfn_event_data(ev, NULL), sizeof(seq));
 		check(evfn__journal_end(fj, seq, ffn, EVFN__JEND_SUCCEEDED),
@@ -302,32 +378,42 @@ noop_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	return EVFN_OK;
 }
 
+/* Once what was appended is on disk: what it cost. */
+static void
+print_journal_stats(struct evfn__journal *j)
+{
+	check(evfn__journal_sync(j), "sync");
+	struct evfn__journal_stats s;
+	evfn__journal_stats_get(j, &s);
+	printf(", \"appends_cancelled\": %" PRIu64 ", \"rows_written\": %" PRIu64
+	       ", \"commits\": %" PRIu64,
+	       s.appends_cancelled, s.rows_written, s.commits);
+	print_delays(j);
+}
+
 static void
 run_dispatch(void)
 {
-	bool with = strcmp(arg.journal, "off") != 0;
-	enum evfn__journal_mode mode = strcmp(arg.journal, "durable") == 0
-	                                       ? EVFN__JOURNAL_DURABLE
+	bool journaled = strcmp(arg.journal, "off") != 0;
+	bool durable = strcmp(arg.journal, "durable") == 0;
+	enum evfn__journal_mode mode = durable ? EVFN__JOURNAL_DURABLE
 	                                       : EVFN__JOURNAL_FAST;
-	if (with) {
+	/* By hand around the runtime, or by the runtime itself. */
+	bool with = journaled && !arg.through_rt;
+	if (journaled)
 		make_path();
+	if (with) {
 		fj = open_journal(mode);
 		check(evfn__journal_fn_id(fj, "bench", &ffn), "fn_id");
 		check(evfn__journal_start(fj), "start");
 	}
-	evfn_rt_options *ro;
-	evfn_fn_options *fo;
-	evfn_rt *rt;
-	check(evfn_rt_options_new(&ro), "rt options");
-	check(evfn_rt_options_set_workers(ro, 2, 2), "workers");
-	check(evfn_rt_new(&rt, ro), "runtime");
-	evfn_rt_options_free(ro);
-	check(evfn_fn_options_new(&fo), "fn options");
-	check(evfn_fn_options_set_queue_capacity(fo, 1 << 22), "capacity");
-	check(evfn_register(rt, "bench", noop_handler, NULL, fo, NULL),
-	      "register");
-	evfn_fn_options_free(fo);
+	evfn_rt *rt = bench_rt(journaled && arg.through_rt ? path : NULL,
+	                       durable ? EVFN_JOURNAL_DURABLE
+	                               : EVFN_JOURNAL_FAST,
+	                       noop_handler);
 	check(evfn_rt_start(rt), "start");
+	if (journaled && arg.through_rt)
+		fj = rt->journal; /* for its commit delays */
 	target = arg.events;
 	long backoffs = 0;
 	int64_t t0 = now_ns();
@@ -364,19 +450,17 @@ run_dispatch(void)
 	       ", \"backoffs\": %ld",
 	       arg.journal, arg.events, arg.rate, secs,
 	       (double)arg.events / secs, backoffs);
+	/* The runtime's journal closes with it: its figures first. */
+	if (journaled && arg.through_rt)
+		print_journal_stats(fj);
 	check(evfn_rt_drain(rt, 10000, NULL, NULL), "drain");
 	check(evfn_rt_free(rt), "free");
 	if (with) {
-		check(evfn__journal_sync(fj), "sync");
-		struct evfn__journal_stats s;
-		evfn__journal_stats_get(fj, &s);
-		printf(", \"appends_cancelled\": %" PRIu64
-		       ", \"rows_written\": %" PRIu64 ", \"commits\": %" PRIu64,
-		       s.appends_cancelled, s.rows_written, s.commits);
-		print_delays(fj);
+		print_journal_stats(fj);
 		check(evfn__journal_close(fj), "close");
-		remove_path();
 	}
+	if (journaled)
+		remove_path();
 	printf("}\n");
 }
 
@@ -392,10 +476,11 @@ count_record(const struct evfn__journal_record *r, void *a)
 	return 0;
 }
 
-static void
-run_recover(void)
+/* Writes arg.events pending events for function "bench"; returns the
+ * seconds it took. */
+static double
+write_pending(void)
 {
-	make_path();
 	struct evfn__journal *j = open_journal(EVFN__JOURNAL_FAST);
 	uint32_t fn;
 	check(evfn__journal_fn_id(j, "bench", &fn), "fn_id");
@@ -416,24 +501,59 @@ run_recover(void)
 			evfn_event_unref(evs[i]);
 	}
 	check(evfn__journal_close(j), "close");
-	double write_s = (double)(now_ns() - t0) / 1e9;
-	long long bytes = journal_bytes();
 	free(e);
 	free(evs);
+	return (double)(now_ns() - t0) / 1e9;
+}
 
-	t0 = now_ns();
-	j = open_journal(EVFN__JOURNAL_DURABLE);
+static double recover_secs;
+
+/* evfn_rt_start() of a runtime re-admitting what the journal holds, its
+ * function paused so that nothing runs meanwhile: the count. */
+static long
+recover_through_runtime(void)
+{
+	evfn_rt *rt = bench_rt(path, EVFN_JOURNAL_FAST, plain_noop);
+	check(evfn_pause(rt, "bench"), "pause");
+	int64_t t0 = now_ns();
+	check(evfn_rt_start(rt), "start");
+	recover_secs = (double)(now_ns() - t0) / 1e9;
+	evfn_stats *st;
+	check(evfn_stats_take(rt, "bench", &st), "stats");
+	long n = (long)evfn_stats_value(st, EVFN_STAT_QUEUED);
+	evfn_stats_free(st);
+	/* Not timed: handing a million back. */
+	check(evfn_rt_drain(rt, 0, NULL, NULL), "drain");
+	check(evfn_rt_free(rt), "free");
+	return n;
+}
+
+static void
+run_recover(void)
+{
+	make_path();
+	double write_s = write_pending();
+	long long bytes = journal_bytes();
+	int64_t t0 = now_ns();
 	long n = 0;
-	int rc = evfn__journal_recover(j, count_record, &n);
+	struct evfn__journal *j = NULL;
+	if (arg.through_rt) {
+		n = recover_through_runtime();
+	} else {
+		j = open_journal(EVFN__JOURNAL_DURABLE);
+		check(evfn__journal_recover(j, count_record, &n), "recover");
+	}
 	double secs = (double)(now_ns() - t0) / 1e9;
-	check(rc, "recover");
+	if (arg.through_rt) /* the drain and free are in it */
+		secs = recover_secs;
 	if (n != arg.events)
 		die("recover count", EVFN_ECORRUPT);
 	printf("{\"workload\": \"recover\", \"events\": %ld, \"payload\": %zu"
 	       ", \"write_s\": %.3f, \"file_bytes\": %lld, \"recover_s\": %.3f"
 	       ", \"records_per_s\": %.1f}\n",
 	       n, arg.payload, write_s, bytes, secs, (double)n / secs);
-	check(evfn__journal_close(j), "close");
+	if (j)
+		check(evfn__journal_close(j), "close");
 	remove_path();
 }
 
@@ -506,7 +626,8 @@ usage(void)
 	        "usage: bench-journal --workload durable|dispatch|recover|steady\n"
 	        "  [--producers P] [--batch B] [--seconds S] [--events N]\n"
 	        "  [--journal fast|durable|off] [--window W] [--flush-ms MS]\n"
-	        "  [--payload BYTES] [--dir DIR] [--rate EVENTS_PER_S]\n");
+	        "  [--payload BYTES] [--dir DIR] [--rate EVENTS_PER_S]\n"
+	        "  [--through journal|runtime]\n");
 	exit(2);
 }
 
@@ -539,6 +660,8 @@ main(int argc, char **argv)
 			arg.dir = v;
 		else if (!strcmp(a, "--rate"))
 			arg.rate = atof(v);
+		else if (!strcmp(a, "--through"))
+			arg.through_rt = !strcmp(v, "runtime");
 		else
 			usage();
 		i++;

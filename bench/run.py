@@ -515,6 +515,18 @@ def main():
                                     "fast", "--rate", "100000", "--events",
                                     "200000" if args.quick else "500000"]),
             ("recover", ["--workload", "recover", "--events", n_recover]),
+            # The same through the runtime's own journal option.
+            ("rt_durable_p1", ["--workload", "durable", "--through",
+                               "runtime", "--producers", "1",
+                               "--seconds", secs]),
+            ("rt_durable_p8", ["--workload", "durable", "--through",
+                               "runtime", "--producers", "8",
+                               "--seconds", secs]),
+            ("rt_dispatch_fast", ["--workload", "dispatch", "--through",
+                                  "runtime", "--journal", "fast",
+                                  "--events", n_dispatch]),
+            ("rt_recover", ["--workload", "recover", "--through",
+                            "runtime", "--events", n_recover]),
         ]
         jvals = {}
         for r in range(runs):
@@ -543,10 +555,21 @@ def main():
                   for m in xs[0] if isinstance(xs[0][m], (int, float))
                   and m not in ("round",)}
             for key, xs in jvals.items()}
-        put("journal_durable_events_per_s", jmed("durable_p8",
+        # The journal alone (its own calls, a hand-made dispatch loop),
+        # then the runtime with its journal option: the rows named in
+        # issue 20 are the runtime's.
+        put("journal_leaf_durable_events_per_s", jmed("durable_p8",
+                                                      "events_per_s"))
+        put("journal_leaf_durable_events_per_s_p1", jmed("durable_p1",
+                                                         "events_per_s"))
+        put("journal_durable_events_per_s", jmed("rt_durable_p8",
                                                  "events_per_s"))
-        put("journal_durable_events_per_s_p1", jmed("durable_p1",
+        put("journal_durable_events_per_s_p1", jmed("rt_durable_p1",
                                                     "events_per_s"))
+        put("journal_durable_events_per_commit",
+            jmed("rt_durable_p8", "events_per_commit"))
+        put("journal_durable_events_per_commit_p1",
+            jmed("rt_durable_p1", "events_per_commit"))
         put("journal_durable_events_per_s_p8_batch64",
             jmed("durable_p8_b64", "events_per_s"))
         put("journal_durable_events_per_commit_p8",
@@ -556,14 +579,20 @@ def main():
                                               "events_per_s"))
         put("journal_off_events_per_s", jmed("dispatch_off",
                                              "events_per_s"))
+        put("journal_rt_fast_events_per_s", jmed("rt_dispatch_fast",
+                                                 "events_per_s"))
         per_round = {}
-        for key in ("dispatch_off", "dispatch_fast"):
+        for key in ("dispatch_off", "dispatch_fast", "rt_dispatch_fast"):
             for x in jvals.get(key, []):
                 per_round.setdefault(x["round"], {})[key] = x["events_per_s"]
-        pairs = [ratio(v["dispatch_fast"], v["dispatch_off"])
-                 for v in per_round.values() if len(v) == 2]
-        put("journal_fast_vs_off", statistics.median(pairs)
-            if pairs else None)
+
+        def paired(key):
+            pairs = [ratio(v[key], v["dispatch_off"])
+                     for v in per_round.values()
+                     if key in v and "dispatch_off" in v]
+            return statistics.median(pairs) if pairs else None
+        put("journal_leaf_fast_vs_off", paired("dispatch_fast"))
+        put("journal_fast_vs_off", paired("rt_dispatch_fast"))
         put("journal_fast_commit_delay_p99_ms",
             jmed("dispatch_fast_100k", "commit_delay_p99_ms"))
         put("journal_fast_commit_delay_max_ms",
@@ -573,10 +602,12 @@ def main():
                   jmed("dispatch_fast_100k", "events")))
         put("journal_fast_burst_commit_delay_p99_ms",
             jmed("dispatch_fast", "commit_delay_p99_ms"))
-        rec = jmed("recover", "recover_s")
-        n_rec = jmed("recover", "events")
-        if rec is not None and n_rec:
-            put("journal_recovery_s_1m", rec * 1e6 / n_rec)
+        for key, name in (("recover", "journal_leaf_recovery_s_1m"),
+                          ("rt_recover", "journal_recovery_s_1m")):
+            rec = jmed(key, "recover_s")
+            n_rec = jmed(key, "events")
+            if rec is not None and n_rec:
+                put(name, rec * 1e6 / n_rec)
         for key, metric in (("durable_p1", "events_per_s"),
                             ("durable_p8", "events_per_s"),
                             ("durable_p8_b64", "events_per_s"),
@@ -585,7 +616,12 @@ def main():
                             ("dispatch_fast", "events_per_s"),
                             ("dispatch_fast", "commit_delay_p99_ms"),
                             ("dispatch_fast_100k", "commit_delay_p99_ms"),
-                            ("recover", "recover_s")):
+                            ("recover", "recover_s"),
+                            ("rt_durable_p1", "events_per_s"),
+                            ("rt_durable_p8", "events_per_s"),
+                            ("rt_durable_p8", "events_per_commit"),
+                            ("rt_dispatch_fast", "events_per_s"),
+                            ("rt_recover", "recover_s")):
             vals = [x[metric] for x in jvals.get(key, []) if metric in x]
             if vals:
                 d = describe(vals)

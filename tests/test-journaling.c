@@ -100,6 +100,23 @@ register_counter(evfn_rt *rt, const char *name)
 	ASSERT_OK(evfn_register(rt, name, count_handler, NULL, NULL, NULL));
 }
 
+/* A journaled runtime on path with the counting function f, started. */
+static evfn_rt *
+started_rt(const char *path, evfn_journal_mode mode, bool keep)
+{
+	evfn_rt *rt = journaled_rt(path, mode, keep);
+	register_counter(rt, "f");
+	ASSERT_OK(evfn_rt_start(rt));
+	return rt;
+}
+
+static void
+stop_rt(evfn_rt *rt)
+{
+	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
+}
+
 /* ---- the option ---------------------------------------------------------- */
 
 static void
@@ -144,8 +161,7 @@ test_journaling_publish_before_start_is_refused(void **state)
 	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), 0);
 	ASSERT_OK(evfn_rt_start(rt));
 	ASSERT_OK(evfn_invoke_async(rt, "f", "x", 1, NULL));
-	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_rt_free(rt));
+	stop_rt(rt);
 	tmp_remove(&t);
 }
 
@@ -157,9 +173,7 @@ static void
 publish_paused_then_drain(const char *path, evfn_journal_mode mode,
                           bool keep, int n)
 {
-	evfn_rt *rt = journaled_rt(path, mode, keep);
-	register_counter(rt, "f");
-	ASSERT_OK(evfn_rt_start(rt));
+	evfn_rt *rt = started_rt(path, mode, keep);
 	ASSERT_OK(evfn_pause(rt, "f"));
 	for (int i = 0; i < n; i++) {
 		char data[32], id[32];
@@ -186,10 +200,8 @@ test_journaling_handed_back_events_run_after_restart(void **state)
 		publish_paused_then_drain(t.path, (evfn_journal_mode)mode,
 		                          true, 50);
 		atomic_store(&ran, 0);
-		evfn_rt *rt = journaled_rt(t.path, (evfn_journal_mode)mode,
+		evfn_rt *rt = started_rt(t.path, (evfn_journal_mode)mode,
 		                           true);
-		register_counter(rt, "f");
-		ASSERT_OK(evfn_rt_start(rt));
 		WAIT_FOR(atomic_load(&ran) == 50, 10000);
 		/* In publish order (one ordering key), payload kept. */
 		ASSERT_EQ(strcmp(last_payload, "payload 49"), 0);
@@ -198,12 +210,9 @@ test_journaling_handed_back_events_run_after_restart(void **state)
 		assert_accounting(rt, "f");
 		ASSERT_OK(evfn_rt_free(rt));
 		/* They ended: a third start finds nothing. */
-		rt = journaled_rt(t.path, (evfn_journal_mode)mode, true);
-		register_counter(rt, "f");
-		ASSERT_OK(evfn_rt_start(rt));
+		rt = started_rt(t.path, (evfn_journal_mode)mode, true);
 		ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), 0);
-		ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-		ASSERT_OK(evfn_rt_free(rt));
+		stop_rt(rt);
 		tmp_remove(&t);
 	}
 }
@@ -215,12 +224,9 @@ test_journaling_discarded_hand_backs_do_not_return(void **state)
 	struct tmp t;
 	tmp_make(&t);
 	publish_paused_then_drain(t.path, EVFN_JOURNAL_DURABLE, false, 10);
-	evfn_rt *rt = journaled_rt(t.path, EVFN_JOURNAL_DURABLE, true);
-	register_counter(rt, "f");
-	ASSERT_OK(evfn_rt_start(rt));
+	evfn_rt *rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
 	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), 0);
-	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_rt_free(rt));
+	stop_rt(rt);
 	tmp_remove(&t);
 }
 
@@ -246,17 +252,13 @@ test_journaling_orphans_stay_and_are_counted(void **state)
 	ASSERT_EQ(evfn_rt_journal_orphans(rt), 20);
 	assert_true(test_log_contains("20 invocations of functions not "
 	                              "registered (f"));
-	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_rt_free(rt));
+	stop_rt(rt);
 	/* Registered again, f gets them all. */
 	atomic_store(&ran, 0);
-	rt = journaled_rt(t.path, EVFN_JOURNAL_DURABLE, true);
-	register_counter(rt, "f");
-	ASSERT_OK(evfn_rt_start(rt));
+	rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
 	ASSERT_EQ(evfn_rt_journal_orphans(rt), 0);
 	WAIT_FOR(atomic_load(&ran) == 20, 10000);
-	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_rt_free(rt));
+	stop_rt(rt);
 	tmp_remove(&t);
 }
 
@@ -266,9 +268,7 @@ test_journaling_dead_letters_replay_after_restart(void **state)
 	(void)state;
 	struct tmp t;
 	tmp_make(&t);
-	evfn_rt *rt = journaled_rt(t.path, EVFN_JOURNAL_DURABLE, true);
-	register_counter(rt, "f");
-	ASSERT_OK(evfn_rt_start(rt));
+	evfn_rt *rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
 	atomic_store(&fail_them, 1);
 	for (int i = 0; i < 3; i++)
 		ASSERT_OK(evfn_invoke_async(rt, "f", "dl", 2, NULL));
@@ -285,14 +285,11 @@ test_journaling_dead_letters_replay_after_restart(void **state)
 	}
 	/* One deleted before the restart stays deleted. */
 	ASSERT_OK(evfn_dead_letter_delete(rt, ids[2]));
-	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_rt_free(rt));
+	stop_rt(rt);
 
 	atomic_store(&fail_them, 0);
 	atomic_store(&ran, 0);
-	rt = journaled_rt(t.path, EVFN_JOURNAL_DURABLE, true);
-	register_counter(rt, "f");
-	ASSERT_OK(evfn_rt_start(rt));
+	rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
 	ASSERT_EQ(evfn_dead_letter_count(rt), 2);
 	ASSERT_EQ(evfn_dead_letters(rt, dls, 2, 0), 2);
 	ASSERT_EQ(evfn_dead_letter_id(dls[0]), ids[0]);
@@ -317,23 +314,16 @@ test_journaling_dead_letters_replay_after_restart(void **state)
 	evfn_dead_letter_unref(dls[0]);
 	evfn_dead_letter_unref(dls[1]);
 	atomic_store(&fail_them, 0);
-	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_rt_free(rt));
+	stop_rt(rt);
 
 	/* The replayed one is gone for good, the new one kept. */
-	rt = journaled_rt(t.path, EVFN_JOURNAL_DURABLE, true);
-	register_counter(rt, "f");
-	ASSERT_OK(evfn_rt_start(rt));
+	rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
 	ASSERT_EQ(evfn_dead_letter_count(rt), 2);
 	ASSERT_EQ(evfn_dead_letter_purge(rt), 2);
-	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_rt_free(rt));
-	rt = journaled_rt(t.path, EVFN_JOURNAL_DURABLE, true);
-	register_counter(rt, "f");
-	ASSERT_OK(evfn_rt_start(rt));
+	stop_rt(rt);
+	rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
 	ASSERT_EQ(evfn_dead_letter_count(rt), 0);
-	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_rt_free(rt));
+	stop_rt(rt);
 	tmp_remove(&t);
 }
 
@@ -376,9 +366,7 @@ test_journaling_full_disk_refuses_admission_and_loses_nothing(void **state)
 	evfn__journaling_tune = use_faulty_vfs;
 	struct tmp t;
 	tmp_make(&t);
-	evfn_rt *rt = journaled_rt(t.path, EVFN_JOURNAL_DURABLE, true);
-	register_counter(rt, "f");
-	ASSERT_OK(evfn_rt_start(rt));
+	evfn_rt *rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
 	ASSERT_OK(evfn_pause(rt, "f"));
 	ASSERT_OK(evfn_invoke_async(rt, "f", "before", 6, NULL));
 	atomic_store(&fail_writes, ENOSPC);
@@ -395,19 +383,15 @@ test_journaling_full_disk_refuses_admission_and_loses_nothing(void **state)
 	ASSERT_OK(evfn_publish_to(rt, "f", ev, NULL));
 	evfn_event_unref(ev);
 	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), 2);
-	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_rt_free(rt));
+	stop_rt(rt);
 	evfn__journaling_tune = NULL;
 
 	/* Exactly the two accepted ones come back. */
 	atomic_store(&ran, 0);
-	rt = journaled_rt(t.path, EVFN_JOURNAL_DURABLE, true);
-	register_counter(rt, "f");
-	ASSERT_OK(evfn_rt_start(rt));
+	rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
 	WAIT_FOR(atomic_load(&ran) == 2, 10000);
 	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), 2);
-	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
-	ASSERT_OK(evfn_rt_free(rt));
+	stop_rt(rt);
 	tmp_remove(&t);
 }
 
