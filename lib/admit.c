@@ -47,7 +47,7 @@ collect_target(void *target, void *arg)
  * events count, they will queue when due), its breaker lets it in, and
  * it is not stuck. Refusals are counted. Returns 0, EVFN_EUNHEALTHY,
  * EVFN_ECIRCUITOPEN or EVFN_EQUEUEFULL. rt->lock held. */
-static int
+static inline __attribute__((always_inline)) int
 bounds_locked(const struct targets *t)
 {
 	int rc = 0;
@@ -124,6 +124,22 @@ journal_admit(struct evfn_rt *rt, evfn_event *ev, const struct targets *t,
 	return rc;
 }
 
+/* Freezes ev as evfn__admit() does and journals it before any target
+ * can see it; a refusal (a full disk) thaws it, leaving it as it was,
+ * the caller's. Returns 0 or journal_admit()'s refusal. rt->lock held
+ * (released meanwhile in durable mode). */
+EVFN__NOINLINE static int
+freeze_journaled(struct evfn_rt *rt, evfn_event *ev, const struct targets *t,
+                 int64_t now, bool *delayed)
+{
+	bool had_time = ev->time_set, had_source = ev->source != NULL;
+	*delayed = evfn__event_freeze(ev, ++rt->next_seq, rt->source, now);
+	int rc = journal_admit(rt, ev, t, *delayed);
+	if (rc < 0)
+		evfn__event_thaw(ev, had_time, had_source);
+	return rc;
+}
+
 int
 evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
             struct evfn_result *waiter, uint64_t *seq, bool handed_over,
@@ -166,7 +182,7 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 	 * for a bare event could be gone by the time it comes back. */
 	bool plain = !waiter && !loop && !evfn__event_okey(ev) &&
 	             !evfn__event_has_delay(ev) &&
-	             !(rt->opts.journal_path &&
+	             !(EVFN__UNLIKELY(rt->opts.journal_path) &&
 	               rt->opts.journal_mode == EVFN_JOURNAL_DURABLE);
 	for (size_t i = 0; i < t.n; i++) {
 		if (plain && evfn__queue_reserve_bare(&t.v[i]->q))
@@ -180,14 +196,14 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		invs = inv;
 	}
 
-	bool had_time = ev->time_set, had_source = ev->source != NULL;
-	bool delayed = evfn__event_freeze(ev, ++rt->next_seq, rt->source, now);
-	/* Journaled before any target can see it: a refusal (a full disk)
-	 * leaves the event as it was, the caller's. */
-	if (EVFN__UNLIKELY(rt->opts.journal_path) &&
-	    (rc = journal_admit(rt, ev, &t, delayed)) < 0) {
-		evfn__event_thaw(ev, had_time, had_source);
-		goto out;
+	bool delayed;
+	if (EVFN__UNLIKELY(rt->opts.journal_path)) {
+		rc = freeze_journaled(rt, ev, &t, now, &delayed);
+		if (rc < 0)
+			goto out;
+	} else {
+		delayed = evfn__event_freeze(ev, ++rt->next_seq, rt->source,
+		                             now);
 	}
 	if (t.n > (size_t)handed_over)
 		atomic_fetch_add_explicit(&ev->refs,

@@ -1196,34 +1196,42 @@ retry_or_end_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 }
 
 /* Puts inv's dead letter in the store (whose lock nests inside the
- * runtime lock) and returns a reference to it (NULL when none is kept).
- * A letter the full store evicts is released after the lock, since it
- * may hold the last reference to a host's payload; one that finds no
- * memory is logged then. */
-EVFN__NOINLINE static evfn_dead_letter *
+ * runtime lock), and tells the journal that inv ended with stat (as that
+ * dead letter when one is kept). A letter the full store evicts is
+ * released after the lock, since it may hold the last reference to a
+ * host's payload; one that finds no memory is logged then. */
+EVFN__NOINLINE static void
 store_dead_letter_locked(struct evfn_rt *rt, struct evfn__inv *inv,
-                         struct evfn__ended *ended)
+                         evfn_stat stat, struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	if (!evfn__dead_store_keeps(&rt->dead))
-		return NULL;
-	evfn_dead_letter *dl = evfn__dead_letter_new(
-		inv->fn->name, inv->ev, inv->final_code, inv->attempt,
-		inv->ctx.error, inv->first_ns, inv->last_ns);
-	if (!dl) {
-		inv->dead_letter_lost = true;
-		return NULL;
+	evfn_dead_letter *dl = NULL;
+	if (evfn__dead_store_keeps(&rt->dead)) {
+		dl = evfn__dead_letter_new(inv->fn->name, inv->ev,
+		                           inv->final_code, inv->attempt,
+		                           inv->ctx.error, inv->first_ns,
+		                           inv->last_ns);
+		if (!dl)
+			inv->dead_letter_lost = true;
 	}
+	if (!dl) {
+		if (rt->journal)
+			journal_end_locked(rt, inv, stat, NULL);
+		return;
+	}
+	/* Ours too while the journal is told: evfn_dead_letter_delete()
+	 * may take it out of the store at once. Never the last reference
+	 * to its event: inv holds one. */
+	atomic_fetch_add_explicit(&dl->refs, 1, memory_order_relaxed);
 	evfn_dead_letter *evicted = evfn__dead_store_add(&rt->dead, dl);
 	if (evicted) {
 		if (rt->journal)
 			journal_letter_gone_locked(rt, evicted);
 		evfn__dead_list_push(&ended->evicted_letters, evicted);
 	}
-	/* The caller's reference: evfn_dead_letter_delete() may remove it
-	 * from the store at once. */
-	atomic_fetch_add_explicit(&dl->refs, 1, memory_order_relaxed);
-	return dl;
+	if (rt->journal)
+		journal_end_locked(rt, inv, stat, dl);
+	evfn_dead_letter_unref(dl);
 }
 
 /* Ends inv's event: stat is its terminal counter, result what its
@@ -1240,13 +1248,10 @@ end_locked(struct evfn_rt *rt, struct evfn__inv *inv, evfn_stat stat,
 	inv->final_code = result;
 	/* In the store before the lock is released, so that no snapshot
 	 * counts a dead letter that evfn_dead_letters() cannot list. */
-	evfn_dead_letter *dl = NULL;
 	if (stat == EVFN_STAT_DEAD_LETTERED || stat == EVFN_STAT_EXPIRED)
-		dl = store_dead_letter_locked(rt, inv, ended);
-	if (EVFN__UNLIKELY(rt->journal))
-		journal_end_locked(rt, inv, stat, dl);
-	/* Never the last reference to its event: inv holds one. */
-	evfn_dead_letter_unref(dl);
+		store_dead_letter_locked(rt, inv, stat, ended);
+	else if (EVFN__UNLIKELY(rt->journal))
+		journal_end_locked(rt, inv, stat, NULL);
 	if (inv->okey) {
 		/* Its key's next event, if any, takes its turn. */
 		struct evfn__inv *next =
