@@ -148,7 +148,7 @@ apply_rt_options(lua_State *L, int t, evfn_rt_options *ro,
 {
 	static const char *const names[] = {"workers", "idle_timeout",
 	                                    "source", "on_record", "grace",
-	                                    NULL};
+	                                    "journal", "journal_mode", NULL};
 	evfnlua_check_keys(L, t, "evfn.runtime", names);
 	int type = lua_getfield(L, t, "on_record");
 	if (type != LUA_TNIL && type != LUA_TFUNCTION)
@@ -166,6 +166,16 @@ apply_rt_options(lua_State *L, int t, evfn_rt_options *ro,
 			ro, evfnlua_opt_string(L, -1, "source"));
 	if (rc == 0 && evfnlua_option(L, t, "grace", opt))
 		o->grace_ms = evfnlua_check_ms(L, -1, "grace");
+	if (rc == 0 && evfnlua_option(L, t, "journal", opt)) {
+		/* journal_mode: "durable" (the default) or "fast". */
+		static const char *const modes[] = {"durable", "fast", NULL};
+		lua_getfield(L, t, "journal_mode");
+		int mode = luaL_checkoption(L, -1, "durable", modes);
+		lua_pop(L, 1);
+		rc = evfn_rt_options_set_journal(
+			ro, evfnlua_opt_string(L, -1, "journal"),
+			mode ? EVFN_JOURNAL_FAST : EVFN_JOURNAL_DURABLE);
+	}
 	lua_settop(L, top);
 	return rc;
 }

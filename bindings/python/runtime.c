@@ -161,10 +161,20 @@ set_workers(evfn_rt_options *o, PyObject *workers)
 /* The runtime options of Runtime(...) applied to o: None leaves evfn's
  * default, anything else goes to evfn to be checked (so workers=-1 is an
  * error, not the default). 0, or -1 with an error naming the option. */
+/* journal_mode: "durable" or "fast"; -1 for anything else. */
+static int
+journal_mode_of(const char *mode)
+{
+	if (!mode || strcmp(mode, "durable") == 0)
+		return EVFN_JOURNAL_DURABLE;
+	return strcmp(mode, "fast") == 0 ? EVFN_JOURNAL_FAST : -1;
+}
+
 static int
 apply_rt_options(evfnpy_runtime *self, evfn_rt_options *o, PyObject *workers,
                  PyObject *idle, const char *source, PyObject *dl_obj,
-                 PyObject *hops_obj, PyObject *on_record)
+                 PyObject *hops_obj, PyObject *on_record,
+                 const char *journal, const char *journal_mode)
 {
 	int64_t idle_ms = 0, dl_capacity = 0;
 	int max_hops = 0, rc = 0;
@@ -195,6 +205,13 @@ apply_rt_options(evfnpy_runtime *self, evfn_rt_options *o, PyObject *workers,
 	         (rc = evfn_rt_options_set_event_log(
 			  o, evfnpy_completer_record, &self->comp)) < 0)
 		bad = "on_record";
+	else if (journal_mode_of(journal_mode) < 0)
+		rc = EVFN_EINVAL, bad = "journal_mode";
+	else if (journal &&
+	         (rc = evfn_rt_options_set_journal(
+			  o, journal,
+			  (evfn_journal_mode)journal_mode_of(journal_mode))) < 0)
+		bad = "journal";
 	if (rc < 0) {
 		evfnpy_raise_option(rc, bad, bad_value);
 		return -1;
@@ -207,13 +224,15 @@ runtime_init(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "workers", "idle_timeout", "source",
 		                  "dead_letter_capacity", "max_hops",
-		                  "on_record", NULL };
+		                  "on_record", "journal", "journal_mode",
+		                  NULL };
 	PyObject *workers = Py_None, *idle = Py_None, *on_record = Py_None;
 	PyObject *dl_obj = Py_None, *hops_obj = Py_None;
-	const char *source = NULL;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOzOOO:Runtime", kwlist,
+	const char *source = NULL, *journal = NULL, *journal_mode = NULL;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOzOOOzz:Runtime", kwlist,
 	                                 &workers, &idle, &source, &dl_obj,
-	                                 &hops_obj, &on_record))
+	                                 &hops_obj, &on_record, &journal,
+	                                 &journal_mode))
 		return -1;
 	if (on_record != Py_None && !PyCallable_Check(on_record)) {
 		PyErr_SetString(PyExc_TypeError, "on_record must be callable");
@@ -230,7 +249,7 @@ runtime_init(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 		return -1;
 	}
 	if (apply_rt_options(self, o, workers, idle, source, dl_obj, hops_obj,
-	                     on_record) < 0) {
+	                     on_record, journal, journal_mode) < 0) {
 		evfn_rt_options_free(o);
 		return -1;
 	}

@@ -233,4 +233,35 @@ test("collection frees the runtime and releases handler references",
 	eq(next(weak), nil, "handler collected")
 end)
 
+
+test("a journal keeps events across runtimes", function()
+	local path = os.tmpname()
+	os.remove(path)
+	do
+		local rt <close> = assert(evfn.runtime{journal = path})
+		assert(rt:register("f", function() end))
+		assert(rt:start())
+		assert(rt:pause("f"))
+		for i = 1, 3 do
+			assert(rt:invoke_async("f", "e" .. i))
+		end
+		-- Handed back at close, and kept.
+	end
+	local got = {}
+	local rt <close> = assert(evfn.runtime{journal = path,
+		journal_mode = "durable"})
+	-- Registered before start, which reads the journal.
+	assert(rt:register("f", function(ev) got[#got + 1] = ev.data end))
+	assert(rt:start())
+	wait_for(rt, function() return #got == 3 end)
+	table.sort(got)
+	eq(table.concat(got, ","), "e1,e2,e3", "recovered")
+	rt:close()
+	for _, suffix in ipairs{"", "-wal", "-shm"} do
+		os.remove(path .. suffix)
+	end
+	local ok = pcall(evfn.runtime, {journal = path, journal_mode = "x"})
+	eq(ok, false, "a bad journal_mode raises")
+end)
+
 tap.run()

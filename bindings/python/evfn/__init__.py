@@ -612,7 +612,12 @@ class Runtime:
     ``dead_letter_capacity`` the size of the dead-letter store (0 keeps
     none); ``max_hops`` the hop limit of event chains; ``on_record`` a
     callable receiving every event-log Record (on the binding's completion
-    thread, in batches). Use it as a context manager (start on enter,
+    thread, in batches); ``journal`` the path of a file that keeps
+    accepted events across crashes and restarts, with ``journal_mode``
+    "durable" (a publish returns once its event is on disk) or "fast"
+    (written within 10 ms): start() re-admits what did not end for the
+    functions registered by then, so register them before start(), not
+    inside ``with`` (see the README's Durability section). Use it as a context manager (start on enter,
     drain and free on exit), or call ``start()`` and ``close()``; live
     runtimes are closed at exit. Closing closes its triggers and HTTP
     servers first.
@@ -623,9 +628,14 @@ class Runtime:
                  source: Optional[str] = None, grace: float = 5.0,
                  dead_letter_capacity: Optional[int] = None,
                  max_hops: Optional[int] = None,
-                 on_record: Optional[Callable[[Record], Any]] = None
+                 on_record: Optional[Callable[[Record], Any]] = None,
+                 journal: Optional[str] = None,
+                 journal_mode: str = "durable"
                  ) -> None:
         kw: dict = {}
+        if journal is not None:
+            kw["journal"] = os.fspath(journal)
+            kw["journal_mode"] = journal_mode
         if dead_letter_capacity is not None:
             kw["dead_letter_capacity"] = dead_letter_capacity
         if max_hops is not None:

@@ -127,7 +127,9 @@ class Runtime:
                  idle_timeout: Optional[float] = ...,
                  source: Optional[str] = ...,
                  dead_letter_capacity: int = ..., max_hops: int = ...,
-                 on_record: Optional[Callable[..., Any]] = ...) -> None: ...
+                 on_record: Optional[Callable[..., Any]] = ...,
+                 journal: Optional[str] = ...,
+                 journal_mode: Optional[str] = ...) -> None: ...
     def register(self, name: str, handler: Callable[[Event, Context], Any],
                  timeout: Optional[float] = ..., attempts: int = ...,
                  backoff: Optional[tuple[int, float, float, float, int]] = ...,
