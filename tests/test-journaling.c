@@ -395,6 +395,49 @@ test_journaling_full_disk_refuses_admission_and_loses_nothing(void **state)
 	tmp_remove(&t);
 }
 
+/* Fast mode: appends return before their commit, so the first ones of a
+ * full disk are accepted; once a commit has failed, admission is refused
+ * until one succeeds, and what was accepted meanwhile is written then. */
+static void
+test_journaling_fast_mode_full_disk_refuses_and_keeps_the_accepted(
+	void **state)
+{
+	(void)state;
+	faulty_register();
+	faults_clear();
+	evfn__journaling_tune = use_faulty_vfs;
+	struct tmp t;
+	tmp_make(&t);
+	evfn_rt *rt = journaled_rt(t.path, EVFN_JOURNAL_FAST, true);
+	register_counter(rt, "f");
+	ASSERT_OK(evfn_rt_start(rt));
+	ASSERT_OK(evfn_pause(rt, "f"));
+	atomic_store(&fail_writes, ENOSPC);
+	int accepted = 0, rc;
+	int64_t until = test_now_ms() + 10000;
+	while ((rc = evfn_invoke_async(rt, "f", "x", 1, NULL)) == 0) {
+		accepted++;
+		if (test_now_ms() > until)
+			fail_msg("never refused");
+		test_sleep_ms(1);
+	}
+	ASSERT_RC(rc, EVFN_ENOSPC);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), accepted);
+	faults_clear();
+	/* Taken again once a commit succeeds. */
+	WAIT_FOR(evfn_invoke_async(rt, "f", "x", 1, NULL) == 0, 10000);
+	accepted++;
+	stop_rt(rt);
+	evfn__journaling_tune = NULL;
+
+	atomic_store(&ran, 0);
+	rt = started_rt(t.path, EVFN_JOURNAL_FAST, true);
+	WAIT_FOR(atomic_load(&ran) == accepted, 10000);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), accepted);
+	stop_rt(rt);
+	tmp_remove(&t);
+}
+
 /* ---- crash tests: a host process killed again and again ----------------- */
 
 static int
@@ -713,6 +756,7 @@ main(void)
 		TEST(test_journaling_dead_letters_replay_after_restart),
 		TEST(test_journaling_damaged_file_is_refused_at_start),
 		TEST(test_journaling_full_disk_refuses_admission_and_loses_nothing),
+		TEST(test_journaling_fast_mode_full_disk_refuses_and_keeps_the_accepted),
 		TEST(test_journaling_crashed_last_attempt_is_dead_lettered),
 		TEST(test_journaling_kill_during_checkpoint_loses_nothing),
 		TEST(test_journaling_survives_repeated_sigkill),
