@@ -8,7 +8,8 @@
  *
  *   P gen id          the publish of id returned 0 (it is journaled)
  *   S gen fn id n     fn's attempt n of id started
- *   O gen fn id       ... succeeded      R ... asked for a retry
+ *   O gen fn id tid   ... succeeded on thread tid
+ *   R gen fn id       ... asked for a retry
  *   F gen fn id       ... failed for good
  *   D fn id code      (final) a dead letter in the store, with its code
  *   I fn ok|bad       (final) the accounting invariant of fn
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,7 +97,7 @@ handler_a(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 		logline("R %d a %s\n", gen, id);
 		return EVFN_RETRY;
 	}
-	logline("O %d a %s\n", gen, id);
+	logline("O %d a %s %ld\n", gen, id, (long)syscall(SYS_gettid));
 	return EVFN_OK;
 }
 
@@ -112,7 +114,7 @@ handler_b(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 		logline("R %d b %s\n", gen, id);
 		return EVFN_RETRY;
 	}
-	logline("O %d b %s\n", gen, id);
+	logline("O %d b %s %ld\n", gen, id, (long)syscall(SYS_gettid));
 	return EVFN_OK;
 }
 
