@@ -341,6 +341,49 @@ test_journaling_dead_letters_replay_after_restart(void **state)
 	tmp_remove(&t);
 }
 
+/* A runtime on path whose function f answers a key once per minute. */
+static evfn_rt *
+idempotent_rt(const char *path)
+{
+	evfn_rt *rt = journaled_rt(path, EVFN_JOURNAL_DURABLE, true);
+	evfn_fn_options *o;
+	ASSERT_OK(evfn_fn_options_new(&o));
+	ASSERT_OK(evfn_fn_options_set_idempotency(o, 60000, NULL));
+	ASSERT_OK(evfn_register(rt, "f", count_handler, NULL, o, NULL));
+	evfn_fn_options_free(o);
+	ASSERT_OK(evfn_rt_start(rt));
+	return rt;
+}
+
+static void
+test_journaling_idempotency_keys_survive_a_restart(void **state)
+{
+	(void)state;
+	struct tmp t;
+	tmp_make(&t);
+	atomic_store(&ran, 0);
+	evfn_rt *rt = idempotent_rt(t.path);
+	ASSERT_OK(test_publish_to(rt, "f", "once",
+	                          (struct test_event_attrs){.id = "pay-1"},
+	                          NULL));
+	WAIT_FOR(atomic_load(&ran) == 1, 10000);
+	WAIT_FOR(stat_of(rt, "f", EVFN_STAT_SUCCEEDED) == 1, 10000);
+	stop_rt(rt);
+	/* The same id after a restart is answered, not run again; a new
+	 * one runs. */
+	rt = idempotent_rt(t.path);
+	ASSERT_OK(test_publish_to(rt, "f", "again",
+	                          (struct test_event_attrs){.id = "pay-1"},
+	                          NULL));
+	ASSERT_OK(test_publish_to(rt, "f", "new",
+	                          (struct test_event_attrs){.id = "pay-2"},
+	                          NULL));
+	WAIT_FOR(stat_of(rt, "f", EVFN_STAT_SUCCEEDED) == 2, 10000);
+	ASSERT_EQ(atomic_load(&ran), 2);
+	stop_rt(rt);
+	tmp_remove(&t);
+}
+
 /* ---- a damaged file, a full disk ------------------------------------------ */
 
 static void
@@ -819,6 +862,7 @@ main(void)
 		TEST(test_journaling_discarded_hand_backs_do_not_return),
 		TEST(test_journaling_orphans_stay_and_are_counted),
 		TEST(test_journaling_dead_letters_replay_after_restart),
+		TEST(test_journaling_idempotency_keys_survive_a_restart),
 		TEST(test_journaling_damaged_file_is_refused_at_start),
 		TEST(test_journaling_full_disk_refuses_admission_and_loses_nothing),
 		TEST(test_journaling_fast_mode_full_disk_refuses_and_keeps_the_accepted),
