@@ -414,17 +414,26 @@ use_faulty_vfs(struct evfn__journal_options *o)
 	o->vfs = "evfn-faulty";
 }
 
+/* A started runtime in mode on a disk that works until told to fail,
+ * its function f paused so that what it accepts stays journaled. */
+static evfn_rt *
+faulty_disk_rt(const char *path, evfn_journal_mode mode)
+{
+	faulty_register();
+	faults_clear();
+	evfn__journaling_tune = use_faulty_vfs;
+	evfn_rt *rt = started_rt(path, mode, true);
+	ASSERT_OK(evfn_pause(rt, "f"));
+	return rt;
+}
+
 static void
 test_journaling_full_disk_refuses_admission_and_loses_nothing(void **state)
 {
 	(void)state;
-	faulty_register();
-	faults_clear();
-	evfn__journaling_tune = use_faulty_vfs;
 	struct tmp t;
 	tmp_make(&t);
-	evfn_rt *rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
-	ASSERT_OK(evfn_pause(rt, "f"));
+	evfn_rt *rt = faulty_disk_rt(t.path, EVFN_JOURNAL_DURABLE);
 	ASSERT_OK(evfn_invoke_async(rt, "f", "before", 6, NULL));
 	atomic_store(&fail_writes, ENOSPC);
 	/* Refused with the disk's error; the event stays the caller's. */
@@ -460,15 +469,9 @@ test_journaling_fast_mode_full_disk_refuses_and_keeps_the_accepted(
 	void **state)
 {
 	(void)state;
-	faulty_register();
-	faults_clear();
-	evfn__journaling_tune = use_faulty_vfs;
 	struct tmp t;
 	tmp_make(&t);
-	evfn_rt *rt = journaled_rt(t.path, EVFN_JOURNAL_FAST, true);
-	register_counter(rt, "f");
-	ASSERT_OK(evfn_rt_start(rt));
-	ASSERT_OK(evfn_pause(rt, "f"));
+	evfn_rt *rt = faulty_disk_rt(t.path, EVFN_JOURNAL_FAST);
 	atomic_store(&fail_writes, ENOSPC);
 	int accepted = 0, rc;
 	int64_t until = test_now_ms() + 10000;
