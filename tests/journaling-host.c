@@ -11,6 +11,7 @@
  *   O gen fn id tid   ... succeeded on thread tid
  *   R gen fn id       ... asked for a retry
  *   F gen fn id       ... failed for good
+ *   J gen c id        c's attempt start is on disk
  *   D fn id code      (final) a dead letter in the store, with its code
  *   I fn ok|bad       (final) the accounting invariant of fn
  *   Q orphans n       (final) quiet: nothing left to run
@@ -118,13 +119,17 @@ handler_b(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	return EVFN_OK;
 }
 
-/* c: never returns (the host is killed while it runs). */
+/* c: never returns (the host is killed while it runs). Its start is
+ * journaled without a wait; a durable publish after it returns once
+ * everything before it is on disk, which "J" then says. */
 static int
 handler_c(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
 	(void)userdata;
 	logline("S %d c %s %u\n", gen, evfn_event_id(ev),
 	        evfn_ctx_attempt(ctx));
+	if (evfn_ctx_emit(ctx, "job", "sync", 4, NULL) == 0)
+		logline("J %d c %s\n", gen, evfn_event_id(ev));
 	for (;;)
 		pause();
 	return EVFN_OK;

@@ -846,7 +846,8 @@ test_journaling_crashed_last_attempt_is_dead_lettered(void **state)
 	tmp_make(&t);
 	const char *hang[] = {"hang", NULL};
 	pid_t pid = host_spawn(&t, 1, 0, hang);
-	WAIT_FOR(log_has(&t, "S 1 c g1-0 1"), 20000);
+	/* Killed once its attempt's start is on disk (not just begun). */
+	WAIT_FOR(log_has(&t, "J 1 c g1-0"), 20000);
 	host_kill(pid);
 	host_final(&t, 2);
 	/* Its one attempt crashed: dead-lettered as crashed, not run. */
