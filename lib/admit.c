@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Admission: the single path by which events enter the runtime (emit,
- * publish, invoke, child emits, destinations, replays). Admission is all
- * or nothing under the runtime lock: the targets are resolved, every
- * target's bounds are checked (queue capacity, breaker, stuck cap), and
- * only then is the event frozen and handed to the state machine for each
- * target, so a refused event is untouched and stays the caller's. With a
- * journal, the event is journaled after it is frozen and before any
- * target sees it (journal_admit()). The public calls that admit are in
+ * publish, invoke, child emits, destinations, replays, and batches of
+ * any of them). Admission is all or nothing under the runtime lock: the
+ * targets of every event are resolved, every target's bounds are checked
+ * (queue capacity, counting the whole batch, breaker, stuck cap), the
+ * memory every event needs is taken, and only then is each event frozen
+ * and handed to the state machine for each target by accept_event_locked(),
+ * the one function that accepts an event, so a refused event (or batch)
+ * is untouched and stays the caller's. With a journal, every event is
+ * journaled after it is frozen and before any target sees it
+ * (journal_admit()); a batch that cannot be journaled whole is ended in
+ * the journal again and refused. The public calls that admit are in
  * publish.c and invoke.c.
  */
 #include <string.h>
@@ -17,11 +21,23 @@
 #include "dispatch-internal.h"
 #include "registry-internal.h"
 
-/* The targets of one admission; most events have few. */
+/* The targets of one admission, every event's one after the other; most
+ * admissions have few. */
 struct targets {
 	struct evfn_fn *small[8];
 	struct evfn_fn **v;
 	size_t n, cap;
+};
+
+/* One event of an admission: its targets are t.v[first..end). */
+struct admission {
+	evfn_event *ev;
+	struct evfn_result *waiter;
+	size_t first, end;
+	bool loop;    /* past the hop limit: dead-lettered at once */
+	bool plain;   /* nothing to remember beyond itself: queues bare */
+	bool delayed; /* frozen with a delay: waits for its due time */
+	bool had_time, had_source; /* before the freeze, to thaw it */
 };
 
 static int
@@ -43,16 +59,18 @@ collect_target(void *target, void *arg)
 	return 0;
 }
 
-/* Whether every target can take one more event: it may queue (delayed
- * events count, they will queue when due), its breaker lets it in, and
- * it is not stuck. Refusals are counted. Returns 0, EVFN_EUNHEALTHY,
- * EVFN_ECIRCUITOPEN or EVFN_EQUEUEFULL. rt->lock held. */
+/* Whether each of the n targets of v can take one more event beside the
+ * events of the admission counted before it (fn->admitting, which this
+ * counts up): it may queue (delayed events count, they will queue when
+ * due), its breaker lets it in, and it is not stuck. Refusals are
+ * counted. Returns 0, EVFN_EUNHEALTHY, EVFN_ECIRCUITOPEN or
+ * EVFN_EQUEUEFULL (the worst met). rt->lock held. */
 static inline __attribute__((always_inline)) int
-bounds_locked(const struct targets *t)
+bounds_locked(struct evfn_fn *const *v, size_t n)
 {
 	int rc = 0;
-	for (size_t i = 0; i < t->n; i++) {
-		struct evfn_fn *fn = t->v[i];
+	for (size_t i = 0; i < n; i++) {
+		struct evfn_fn *fn = v[i];
 		if (fn->stuck >= fn->cfg.max_stuck) {
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			rc = EVFN_EUNHEALTHY;
@@ -62,94 +80,231 @@ bounds_locked(const struct targets *t)
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			if (rc == 0 || rc == EVFN_EQUEUEFULL)
 				rc = EVFN_ECIRCUITOPEN;
-		} else if (fn->queued + (int64_t)fn->stat[EVFN_STAT_DELAYED] >=
+		} else if (fn->queued + (int64_t)fn->stat[EVFN_STAT_DELAYED] +
+		                   fn->admitting >=
 		           fn->cfg.queue_capacity) {
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			if (rc == 0)
 				rc = EVFN_EQUEUEFULL;
 		}
+		fn->admitting++;
 	}
 	return rc;
 }
 
+/* Whether a durable journal releases the lock while it appends: then the
+ * room reserved for a bare event could be gone when it comes back. */
+static inline bool
+journal_waits(const struct evfn_rt *rt)
+{
+	return EVFN__UNLIKELY(rt->opts.journal_path) &&
+	       rt->opts.journal_mode == EVFN_JOURNAL_DURABLE;
+}
+
+/* Resolves a's targets onto t and checks their bounds (bounds_locked()).
+ * Returns 0 or the refusal. */
+static inline __attribute__((always_inline)) int
+check_event_locked(struct evfn_rt *rt, struct admission *a,
+                   const char *fn_name, struct targets *t)
+{
+	int rc;
+	a->first = t->n;
+	if (fn_name) {
+		struct evfn_fn *fn = evfn__fn_find_locked(rt, fn_name);
+		rc = fn ? collect_target(fn, t) : EVFN_ENOFN;
+	} else {
+		rc = evfn__router_match(rt->router, evfn__event_type(a->ev),
+		                        collect_target, t);
+		if (rc == 0)
+			rc = EVFN_ENOSUB;
+	}
+	a->end = t->n;
+	if (rc < 0)
+		return rc;
+	rc = bounds_locked(t->v + a->first, a->end - a->first);
+	if (rc < 0)
+		return rc;
+	/* Past the hop limit, a chain of emits is a loop: each target
+	 * accepts the event and dead-letters it at once. */
+	a->loop = a->ev->hops > rt->opts.max_hops;
+	/* An event with nothing to remember beyond itself queues bare, its
+	 * invocation made when its attempt starts; others need one now. */
+	a->plain = !a->waiter && !a->loop && !evfn__event_okey(a->ev) &&
+	           !evfn__event_has_delay(a->ev) && !journal_waits(rt);
+	return 0;
+}
+
+/* Takes the invocations a's targets need onto *invs: none for a target
+ * whose queue has room for a bare event from every event of the
+ * admission sent to it. */
+static inline __attribute__((always_inline)) int
+reserve_event_locked(struct evfn_rt *rt, const struct admission *a,
+                     const struct targets *t, struct evfn__inv **invs)
+{
+	for (size_t i = a->first; i < a->end; i++) {
+		struct evfn_fn *fn = t->v[i];
+		if (a->plain &&
+		    evfn__queue_reserve_bare(&fn->q, (size_t)fn->admitting))
+			continue;
+		struct evfn__inv *inv = evfn__inv_get(&rt->inv_pool);
+		if (!inv)
+			return EVFN_ENOMEM;
+		inv->next = *invs;
+		*invs = inv;
+	}
+	return 0;
+}
+
+/* ---- the journal -------------------------------------------------------- */
+
 /*
- * Journals the frozen event ev for its targets before any of them can
+ * Journals the frozen event of a for its targets before any of them can
  * see it. In fast mode the append only buffers, under the lock. In
  * durable mode it waits for its batch's fsync, so the lock is released
- * meanwhile (other producers' appends share that fsync) and the
- * admission is checked again after: an event refused then is ended in
- * the journal again. Returns 0, or why the event is refused, nothing of
- * it journaled: EVFN_ENOTRUNNING before start, EVFN_ENOSPC,
- * EVFN_EJOURNAL, EVFN_ENOMEM, or a refusal of the second check.
- * rt->lock held (released and taken again in durable mode).
+ * meanwhile (other producers' appends share that fsync); the caller
+ * checks the admission again after. Returns 0, or why the event is
+ * refused, nothing of it journaled: EVFN_ENOTRUNNING before start,
+ * EVFN_ENOSPC, EVFN_EJOURNAL, EVFN_ENOMEM. rt->lock held (released and
+ * taken again in durable mode).
  */
 EVFN__NOINLINE static int
-journal_admit(struct evfn_rt *rt, evfn_event *ev, const struct targets *t,
-              bool delayed)
+journal_admit(struct evfn_rt *rt, const struct admission *a,
+              const struct targets *t)
 {
 	struct evfn__journal *j = rt->journal;
 	if (!j)
 		return EVFN_ENOTRUNNING;
+	size_t n = a->end - a->first;
 	uint32_t small[EVFN__ARRAY_SIZE(t->small)];
-	uint32_t *ids = t->n <= EVFN__ARRAY_SIZE(small)
+	uint32_t *ids = n <= EVFN__ARRAY_SIZE(small)
 	                        ? small
-	                        : evfn__malloc(t->n * sizeof(*ids));
+	                        : evfn__malloc(n * sizeof(*ids));
 	if (!ids)
 		return EVFN_ENOMEM;
-	for (size_t i = 0; i < t->n; i++)
-		ids[i] = t->v[i]->jid;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = t->v[a->first + i]->jid;
 	struct evfn__journal_state st = {
-		.due_ns = delayed ? evfn__mono_to_wall(ev->born_ns) : 0};
+		.due_ns = a->delayed ? evfn__mono_to_wall(a->ev->born_ns) : 0};
 	int rc;
 	if (rt->opts.journal_mode == EVFN_JOURNAL_FAST) {
-		rc = evfn__journal_append(j, ev->seq, ev, ids, t->n, &st);
+		rc = evfn__journal_append(j, a->ev->seq, a->ev, ids, n, &st);
 	} else {
 		/* Counted so that evfn_rt_free() waits for it to come back. */
 		rt->journal_appending++;
 		evfn__lock_release(&rt->lock);
-		rc = evfn__journal_append(j, ev->seq, ev, ids, t->n, &st);
+		rc = evfn__journal_append(j, a->ev->seq, a->ev, ids, n, &st);
 		evfn__lock_acquire(&rt->lock);
 		if (--rt->journal_appending == 0)
 			pthread_cond_broadcast(&rt->quiet_cond);
-		if (rc == 0) {
-			rc = rt->state >= EVFN__DRAINING ? EVFN_ESHUTDOWN
-			                                 : bounds_locked(t);
-			for (size_t i = 0; rc < 0 && i < t->n; i++)
-				(void)evfn__journal_end(j, ev->seq, ids[i],
-				                        EVFN__JEND_CANCELLED);
-		}
 	}
 	if (ids != small)
 		evfn__free(ids);
 	return rc;
 }
 
-/* Freezes ev as evfn__admit() does and journals it before any target
- * can see it; a refusal (a full disk) thaws it, leaving it as it was,
- * the caller's. Returns 0 or journal_admit()'s refusal. rt->lock held
- * (released meanwhile in durable mode). */
-EVFN__NOINLINE static int
-freeze_journaled(struct evfn_rt *rt, evfn_event *ev, const struct targets *t,
-                 int64_t now, bool *delayed)
+/* Ends the journal records of the n journaled events of a and thaws
+ * them: what a refused admission leaves, so that each event is as it
+ * was, the caller's. rt->lock held. */
+static void
+unjournal_locked(struct evfn_rt *rt, struct admission *a, size_t n,
+                 const struct targets *t)
 {
-	bool had_time = ev->time_set, had_source = ev->source != NULL;
-	*delayed = evfn__event_freeze(ev, ++rt->next_seq, rt->source, now);
-	int rc = journal_admit(rt, ev, t, *delayed);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = a[i].first; k < a[i].end; k++)
+			(void)evfn__journal_end(rt->journal, a[i].ev->seq,
+			                        t->v[k]->jid,
+			                        EVFN__JEND_CANCELLED);
+		evfn__event_thaw(a[i].ev, a[i].had_time, a[i].had_source);
+	}
+}
+
+/* Freezes and journals the n events of a, all or none. A durable journal
+ * released the lock meanwhile, so the whole admission is checked again
+ * after: an admission refused then is ended in the journal again. Returns
+ * 0 or the refusal, every event thawed. rt->lock held. */
+EVFN__NOINLINE static int
+freeze_journaled(struct evfn_rt *rt, struct admission *a, size_t n,
+                 const struct targets *t, int64_t now)
+{
+	int rc = 0;
+	size_t journaled = 0;
+	while (journaled < n && rc == 0) {
+		struct admission *x = &a[journaled];
+		x->had_time = x->ev->time_set;
+		x->had_source = x->ev->source != NULL;
+		x->delayed = evfn__event_freeze(x->ev, ++rt->next_seq,
+		                                rt->source, now);
+		rc = journal_admit(rt, x, t);
+		if (rc < 0)
+			evfn__event_thaw(x->ev, x->had_time, x->had_source);
+		else
+			journaled++;
+	}
+	if (rc == 0 && journal_waits(rt)) {
+		rc = rt->state >= EVFN__DRAINING ? EVFN_ESHUTDOWN : 0;
+		for (size_t i = 0; i < t->n; i++)
+			t->v[i]->admitting = 0;
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = bounds_locked(t->v + a[i].first,
+			                   a[i].end - a[i].first);
+	}
 	if (rc < 0)
-		evfn__event_thaw(ev, had_time, had_source);
+		unjournal_locked(rt, a, journaled, t);
 	return rc;
 }
 
-int
-evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
-            struct evfn_result *waiter, uint64_t *seq, bool handed_over,
-            struct evfn__ended *ended)
+/* ---- acceptance --------------------------------------------------------- */
+
+/* Accepts a's event, checked, reserved for and frozen: hands it to the
+ * state machine once per target, taking each target's invocation from
+ * *invs unless it queues bare. With handed_over, the caller's reference
+ * becomes the first target's. */
+static inline __attribute__((always_inline)) void
+accept_event_locked(struct evfn_rt *rt, const struct admission *a,
+                    const struct targets *t, bool handed_over,
+                    struct evfn__inv **invs, struct evfn__ended *ended)
+{
+	evfn_event *ev = a->ev;
+	size_t n = a->end - a->first;
+	if (n > (size_t)handed_over)
+		atomic_fetch_add_explicit(&ev->refs, (unsigned)n - handed_over,
+		                          memory_order_relaxed);
+	enum evfn__accept_as as = a->loop      ? EVFN__ACCEPT_LOOPED
+	                          : a->delayed ? EVFN__ACCEPT_DELAYED
+	                                       : EVFN__ACCEPT_NOW;
+	for (size_t i = a->first; i < a->end; i++) {
+		struct evfn_fn *fn = t->v[i];
+		/* Room reserved above stays: the admission's other events
+		 * were counted in it. */
+		if (a->plain && evfn__queue_has_bare_room(&fn->q)) {
+			evfn__accept_bare_locked(rt, fn, ev);
+			continue;
+		}
+		struct evfn__inv *inv = *invs;
+		*invs = inv->next;
+		inv->ev = ev;
+		inv->fn = fn;
+		inv->waiter = a->waiter;
+		evfn__accept_locked(rt, inv, as, ended);
+	}
+}
+
+/* Admits the n events of a under one hold of rt->lock (but for a durable
+ * journal's waits): all or none, or with taken not NULL as many from the
+ * front as can be taken (*taken). Inlined, with the steps above, into
+ * each of the two callers: the single path, a publish's whole cost,
+ * folds n == 1 away. */
+static inline __attribute__((always_inline)) int
+admit(struct evfn_rt *rt, struct admission *a, size_t n, const char *fn_name,
+      bool handed_over, uint64_t *first_seq, size_t *taken,
+      struct evfn__ended *ended)
 {
 	struct targets t; /* small[] is filled as targets are found */
 	t.n = 0;
 	t.cap = EVFN__ARRAY_SIZE(t.small);
 	t.v = t.small;
 	struct evfn__inv *invs = NULL;
+	size_t fit = 0; /* events checked and found to fit */
 	int rc = 0;
 
 	/* Read before the lock: a clock read is not free on a VM. */
@@ -159,76 +314,42 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		rc = EVFN_ESHUTDOWN;
 		goto out;
 	}
-	if (fn_name) {
-		struct evfn_fn *fn = evfn__fn_find_locked(rt, fn_name);
-		rc = fn ? collect_target(fn, &t) : EVFN_ENOFN;
-	} else {
-		rc = evfn__router_match(rt->router, evfn__event_type(ev),
-		                        collect_target, &t);
-		if (rc == 0)
-			rc = EVFN_ENOSUB;
-	}
-	if (rc < 0)
+	while (fit < n &&
+	       (rc = check_event_locked(rt, &a[fit], fn_name, &t)) == 0)
+		fit++;
+	if (fit < n && (!taken || fit == 0))
 		goto out;
-	rc = bounds_locked(&t);
-	if (rc < 0)
-		goto out;
-	/* Past the hop limit, a chain of emits is a loop: each target
-	 * accepts the event and dead-letters it at once. */
-	bool loop = ev->hops > rt->opts.max_hops;
-	/* An event with nothing to remember beyond itself queues bare, its
-	 * invocation made when its attempt starts; others need one now. A
-	 * durable journal releases the lock below, so the room reserved
-	 * for a bare event could be gone by the time it comes back. */
-	bool plain = !waiter && !loop && !evfn__event_okey(ev) &&
-	             !evfn__event_has_delay(ev) &&
-	             !(EVFN__UNLIKELY(rt->opts.journal_path) &&
-	               rt->opts.journal_mode == EVFN_JOURNAL_DURABLE);
-	for (size_t i = 0; i < t.n; i++) {
-		if (plain && evfn__queue_reserve_bare(&t.v[i]->q))
-			continue;
-		struct evfn__inv *inv = evfn__inv_get(&rt->inv_pool);
-		if (!inv) {
-			rc = EVFN_ENOMEM;
+	for (size_t i = 0; i < fit; i++) {
+		int err = reserve_event_locked(rt, &a[i], &t, &invs);
+		if (err < 0) {
+			rc = err;
+			fit = 0;
 			goto out;
 		}
-		inv->next = invs;
-		invs = inv;
 	}
-
-	bool delayed;
 	if (EVFN__UNLIKELY(rt->opts.journal_path)) {
-		rc = freeze_journaled(rt, ev, &t, now, &delayed);
-		if (rc < 0)
+		int err = freeze_journaled(rt, a, fit, &t, now);
+		if (err < 0) {
+			rc = err;
+			fit = 0;
 			goto out;
-	} else {
-		delayed = evfn__event_freeze(ev, ++rt->next_seq, rt->source,
-		                             now);
-	}
-	if (t.n > (size_t)handed_over)
-		atomic_fetch_add_explicit(&ev->refs,
-		                          (unsigned)t.n - handed_over,
-		                          memory_order_relaxed);
-	enum evfn__accept_as as = loop      ? EVFN__ACCEPT_LOOPED
-	                          : delayed ? EVFN__ACCEPT_DELAYED
-	                                    : EVFN__ACCEPT_NOW;
-	for (size_t i = 0; i < t.n; i++) {
-		/* Room made above stays: the targets are distinct. */
-		if (plain && evfn__queue_has_bare_room(&t.v[i]->q)) {
-			evfn__accept_bare_locked(rt, t.v[i], ev);
-			continue;
 		}
-		struct evfn__inv *inv = invs;
-		invs = inv->next;
-		inv->ev = ev;
-		inv->fn = t.v[i];
-		inv->waiter = waiter;
-		evfn__accept_locked(rt, inv, as, ended);
+	} else {
+		for (size_t i = 0; i < fit; i++)
+			a[i].delayed = evfn__event_freeze(
+				a[i].ev, ++rt->next_seq, rt->source, now);
 	}
-	if (seq)
-		*seq = ev->seq;
+	if (first_seq)
+		*first_seq = a[0].ev->seq;
+	for (size_t i = 0; i < fit; i++)
+		accept_event_locked(rt, &a[i], &t, handed_over, &invs, ended);
 out:
-	/* Invocations allocated for a refused admission go back unused. */
+	if (taken)
+		*taken = fit;
+	for (size_t i = 0; i < t.n; i++)
+		t.v[i]->admitting = 0;
+	/* Invocations taken for a refused admission (or for a target that
+	 * found room for a bare event after all) go back unused. */
 	while (invs) {
 		struct evfn__inv *inv = invs;
 		invs = inv->next;
@@ -237,5 +358,35 @@ out:
 	evfn__lock_release(&rt->lock);
 	if (t.v != t.small)
 		evfn__free(t.v);
+	return rc;
+}
+
+int
+evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
+            struct evfn_result *waiter, uint64_t *seq, bool handed_over,
+            struct evfn__ended *ended)
+{
+	struct admission a = {.ev = ev, .waiter = waiter};
+	return admit(rt, &a, 1, fn_name, handed_over, seq, NULL, ended);
+}
+
+int
+evfn__admit_batch(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
+                  const char *fn_name, struct evfn_result *const *waiters,
+                  uint64_t *first_seq, size_t *taken, bool handed_over,
+                  struct evfn__ended *ended)
+{
+	struct admission *a = evfn__malloc(n * sizeof(*a));
+	if (!a) {
+		if (taken)
+			*taken = 0;
+		return EVFN_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		a[i] = (struct admission){
+			.ev = evs[i], .waiter = waiters ? waiters[i] : NULL};
+	int rc = admit(rt, a, n, fn_name, handed_over, first_seq, taken,
+	               ended);
+	evfn__free(a);
 	return rc;
 }

@@ -71,6 +71,8 @@ struct evfn_fn {
 	struct evfn__queue q;
 	int64_t queued;             /* in q, plus held */
 	int64_t held;               /* queued behind their ordering key */
+	int64_t admitting;          /* events of the admission under way sent
+	                             * here (admit.c); 0 outside it */
 	int running;                /* attempts (batch items count one each) */
 	int prefetched;             /* of those, taken by a worker to run after
 	                             * its current one (see pool.c) */

@@ -48,6 +48,8 @@ struct evfn_event {
 	bool time_set : 1;  /* time_ns holds the event time: any value is a
 	                     * valid time (0 is 1970-01-01T00:00:00Z), so
 	                     * this says whether one was given */
+	bool in_batch : 1;  /* met already while a batch call checks its
+	                     * events (publish.c), to find it twice */
 	uint64_t seq;
 	int64_t time_ns;    /* CloudEvents time, wall clock */
 	int64_t born_ns;    /* monotonic publish time, or due time when

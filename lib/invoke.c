@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Invoking a function and waiting for its event's final outcome: the
- * synchronous evfn_invoke(), which blocks its caller, and evfn_submit(),
- * whose callback the loop thread runs. Both read the outcome through an
+ * synchronous evfn_invoke(), which blocks its caller, and evfn_submit()
+ * and evfn_submit_batch(), whose callback the loop thread runs. Both read the outcome through an
  * evfn_result (result.c).
  */
 #include <evfn/alloc.h>
@@ -55,6 +55,19 @@ evfn_invoke(evfn_rt *rt, const char *fn_name, const void *data, size_t len,
 	return rc;
 }
 
+/* The waiter of a submitted event; NULL when out of memory. Freed once
+ * its callback has run (or by the submitter when admission refused). */
+static struct evfn_result *
+waiter_new(evfn_result_cb cb, void *arg)
+{
+	struct evfn_result *w = evfn__calloc(1, sizeof(*w));
+	if (w) {
+		w->cb = cb;
+		w->cb_arg = arg;
+	}
+	return w;
+}
+
 int
 evfn_submit(evfn_rt *rt, const char *fn_name, evfn_event *ev,
             evfn_result_cb cb, void *arg, uint64_t *seq)
@@ -66,13 +79,38 @@ evfn_submit(evfn_rt *rt, const char *fn_name, evfn_event *ev,
 		return rc;
 	if (ev->frozen)
 		return EVFN_EPERM;
-	struct evfn_result *w = evfn__calloc(1, sizeof(*w));
+	struct evfn_result *w = waiter_new(cb, arg);
 	if (!w)
 		return EVFN_ENOMEM;
-	w->cb = cb;
-	w->cb_arg = arg;
 	rc = evfn__publish(rt, ev, fn_name, w, seq);
 	if (rc < 0)
 		evfn__free(w); /* refused: the callback is never called */
+	return rc;
+}
+
+int
+evfn_submit_batch(evfn_rt *rt, const char *fn_name, evfn_event *const *evs,
+                  size_t n, evfn_result_cb cb, void *const *args,
+                  uint64_t *first_seq)
+{
+	if (!rt || !cb)
+		return EVFN_EINVAL;
+	int rc = evfn__check_name(fn_name);
+	if (rc == 0)
+		rc = evfn__batch_check(evs, n);
+	if (rc < 0)
+		return rc;
+	struct evfn_result **w = evfn__malloc(n * sizeof(*w));
+	if (!w)
+		return EVFN_ENOMEM;
+	size_t made = 0;
+	while (made < n && (w[made] = waiter_new(cb, args ? args[made] : NULL)))
+		made++;
+	rc = made < n ? EVFN_ENOMEM
+	              : evfn__publish_batch(rt, evs, n, fn_name, w, first_seq);
+	if (rc < 0) /* refused: no callback is ever called */
+		for (size_t i = 0; i < made; i++)
+			evfn__free(w[i]);
+	evfn__free(w);
 	return rc;
 }

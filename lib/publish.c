@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Publishing: the public calls that hand events to admission (emit,
- * publish, invoke_async, and a handler's child emits), and what follows
+ * publish, invoke_async, a handler's child emits, and their batches),
+ * and what follows
  * an admission outside the lock: events dead-lettered at once (a chain
  * of emits past the hop limit) are settled here.
  */
@@ -124,4 +125,92 @@ evfn_ctx_publish(evfn_ctx *ctx, evfn_event *ev, uint64_t *seq)
 	struct evfn__inv *inv = EVFN__CONTAINER_OF(ctx, struct evfn__inv, ctx);
 	ev->hops = inv->ev->hops + 1;
 	return evfn__publish(inv->fn->rt, ev, NULL, NULL, seq);
+}
+
+/* ---- batches ------------------------------------------------------------ */
+
+int
+evfn__batch_check(evfn_event *const *evs, size_t n)
+{
+	if (!evs || n == 0)
+		return EVFN_EINVAL;
+	if (n > EVFN_BATCH_MAX)
+		return EVFN_ERANGE;
+	int rc = 0;
+	size_t marked = 0;
+	/* Each event is marked as it is met, so that meeting it again finds
+	 * the mark: no quadratic search, no allocation. */
+	for (; marked < n; marked++) {
+		evfn_event *ev = evs[marked];
+		if (!ev || ev->in_batch)
+			rc = EVFN_EINVAL;
+		else if (ev->frozen)
+			rc = EVFN_EPERM;
+		if (rc < 0)
+			break;
+		ev->in_batch = true;
+	}
+	for (size_t i = 0; i < marked; i++)
+		evs[i]->in_batch = false;
+	return rc;
+}
+
+int
+evfn__publish_batch(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
+                    const char *fn_name, struct evfn_result *const *waiters,
+                    uint64_t *first_seq)
+{
+	struct evfn__ended looped = {0};
+	int rc = evfn__admit_batch(rt, evs, n, fn_name, waiters, first_seq,
+	                           NULL, false, &looped);
+	evfn__settle(rt, &looped);
+	return rc;
+}
+
+int
+evfn_publish_batch(evfn_rt *rt, const char *fn_name, evfn_event *const *evs,
+                   size_t n, uint64_t *first_seq)
+{
+	if (!rt)
+		return EVFN_EINVAL;
+	int rc = fn_name ? evfn__check_name(fn_name) : 0;
+	if (rc == 0)
+		rc = evfn__batch_check(evs, n);
+	return rc < 0 ? rc
+	              : evfn__publish_batch(rt, evs, n, fn_name, NULL,
+	                                    first_seq);
+}
+
+int
+evfn_emit_many(evfn_rt *rt, const evfn_emit_item *items, size_t n,
+               uint64_t *first_seq)
+{
+	if (!rt || !items || n == 0)
+		return EVFN_EINVAL;
+	if (n > EVFN_BATCH_MAX)
+		return EVFN_ERANGE;
+	evfn_event **evs = evfn__malloc(n * sizeof(*evs));
+	if (!evs)
+		return EVFN_ENOMEM;
+	size_t made = 0;
+	int rc = 0;
+	while (made < n && rc == 0) {
+		rc = evfn__event_create(&evs[made], items[made].topic,
+		                        items[made].data, items[made].len, true,
+		                        NULL, NULL, 0);
+		made += rc == 0;
+	}
+	/* The builders' references go to the first targets: on success
+	 * the events are the runtime's, else they are freed here. */
+	if (rc == 0) {
+		struct evfn__ended looped = {0};
+		rc = evfn__admit_batch(rt, evs, n, NULL, NULL, first_seq, NULL,
+		                       true, &looped);
+		evfn__settle(rt, &looped);
+	}
+	if (rc < 0)
+		for (size_t i = 0; i < made; i++)
+			evfn_event_unref(evs[i]);
+	evfn__free(evs);
+	return rc;
 }

@@ -32,12 +32,13 @@ evfn__queue_empty(const struct evfn__queue *q)
 	return q->n == 0 && evfn__inv_list_empty(&q->over);
 }
 
-/* Makes room for one bare event (an event's first attempt with no
- * waiter, ordering key or delay, queued without an invocation); false when it
- * cannot (out of memory): queue it as an invocation then. */
-bool evfn__queue_reserve_bare(struct evfn__queue *q);
+/* Makes room for count more events, bare ones among them (an event's
+ * first attempt with no waiter, ordering key or delay, queued without an
+ * invocation); false when it cannot (out of memory): queue them as
+ * invocations then. */
+bool evfn__queue_reserve_bare(struct evfn__queue *q, size_t count);
 /* Whether room for a bare event is there already (what a yes from
- * evfn__queue_reserve_bare() leaves, until the next push). */
+ * evfn__queue_reserve_bare() leaves for count pushes). */
 static inline bool
 evfn__queue_has_bare_room(const struct evfn__queue *q)
 {

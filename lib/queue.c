@@ -56,15 +56,18 @@ ring_at(struct evfn__queue *q, size_t i)
 	return &q->slot[(q->first + i) & (q->cap - 1)];
 }
 
-/* Makes room for one more slot; false when out of memory. */
+/* Makes room for count more slots; false when out of memory. */
 static bool
-ring_room(struct evfn__queue *q)
+ring_room(struct evfn__queue *q, size_t count)
 {
-	if (q->n < q->cap)
+	if (count <= q->cap - q->n)
 		return true;
-	size_t cap = q->cap ? q->cap * 2 : RING_MIN_SLOTS;
-	if (cap < q->cap || cap > SIZE_MAX / sizeof(uintptr_t))
-		return false;
+	size_t cap = q->cap ? q->cap : RING_MIN_SLOTS / 2;
+	do {
+		if (cap > SIZE_MAX / 2 / sizeof(uintptr_t))
+			return false;
+		cap *= 2;
+	} while (cap - q->n < count);
 	uintptr_t *slot = evfn__malloc(cap * sizeof(*slot));
 	if (!slot)
 		return false;
@@ -112,15 +115,15 @@ materialize(struct evfn__inv_pool *pool, struct evfn_fn *fn, evfn_event *ev)
 }
 
 bool
-evfn__queue_reserve_bare(struct evfn__queue *q)
+evfn__queue_reserve_bare(struct evfn__queue *q, size_t count)
 {
-	return evfn__inv_list_empty(&q->over) && ring_room(q);
+	return evfn__inv_list_empty(&q->over) && ring_room(q, count);
 }
 
 void
 evfn__queue_push(struct evfn__queue *q, struct evfn__inv *inv)
 {
-	if (evfn__inv_list_empty(&q->over) && ring_room(q))
+	if (evfn__inv_list_empty(&q->over) && ring_room(q, 1))
 		ring_push(q, (uintptr_t)inv);
 	else
 		evfn__inv_list_push(&q->over, inv);

@@ -2,8 +2,10 @@
 /*
  * Chaos: many events over several functions whose handlers, by a seeded
  * PRNG, succeed, retry, fail, overrun their deadlines and emit children,
- * from four producer threads that also give some events ordering keys or
- * delays and cancel some of what they sent, with a drain in the middle.
+ * from eight producer threads (half publishing one event at a time, half
+ * in batches of 1..16 with evfn_publish_batch()) that also give some
+ * events ordering keys or delays and cancel some of what they sent, with
+ * a drain in the middle.
  * One function takes batches behind a rate limit and a circuit breaker.
  * Afterwards every accepted (event, function) pair ended exactly once in
  * exactly one terminal state (succeeded, dead-lettered, expired, handed
@@ -21,7 +23,8 @@
 #else
 #define EVENTS 100000
 #endif
-#define PRODUCERS 4
+#define PRODUCERS 8
+#define BATCH_MAX 16
 #define MAX_SEQ (EVENTS * 3 + 16)
 #define NFN 5
 
@@ -123,8 +126,8 @@ chaos_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 }
 
 /* Every 10th event gets an ordering key, every 25th a short delay. */
-static int
-publish_one(const char *topic, int i, uint64_t *seq)
+static evfn_event *
+make_one(const char *topic, int i)
 {
 	evfn_event *ev;
 	ASSERT_OK(evfn_event_new(&ev, topic, &i, sizeof(i)));
@@ -135,34 +138,74 @@ publish_one(const char *topic, int i, uint64_t *seq)
 	}
 	if (i % 25 == 0)
 		ASSERT_OK(evfn_event_set_delay_ms(ev, i % 5));
-	int rc = evfn_publish(rt, ev, seq);
-	evfn_event_unref(ev);
-	return rc;
+	return ev;
+}
+
+static bool
+refused_for_now(int rc)
+{
+	return rc == EVFN_EQUEUEFULL || rc == EVFN_EUNHEALTHY ||
+	       rc == EVFN_ECIRCUITOPEN;
+}
+
+/* Publishes events i..i+n-1 (topics by i and the producer's id) one by
+ * one or as one batch, until taken or shut out; marks what was taken.
+ * Returns the last sequence number taken, or 0 at shutdown. */
+static uint64_t
+publish_some(uintptr_t id, int i, int n, bool batched)
+{
+	evfn_event *evs[BATCH_MAX];
+	const char *topics[BATCH_MAX];
+	for (int j = 0; j < n; j++) {
+		topics[j] = (i + j + (int)id) % 3 ? "chaos.a" : "chaos.b";
+		evs[j] = make_one(topics[j], i + j);
+	}
+	/* A batch is one admission; single events are n of them. */
+	int step = batched ? n : 1;
+	uint64_t seq = 0;
+	for (int j = 0; j < n; j += step) {
+		int rc;
+		while (refused_for_now(
+			rc = batched ? evfn_publish_batch(rt, NULL, evs, n, &seq)
+			             : evfn_publish(rt, evs[j], &seq)))
+			sched_yield();
+		if (rc == EVFN_ESHUTDOWN) {
+			seq = 0;
+			break;
+		}
+		assert_int_equal(rc, 0);
+		for (int m = 0; m < step; m++)
+			mark_accepted(seq + (uint64_t)m, topics[j + m]);
+		seq += (uint64_t)step - 1;
+	}
+	for (int j = 0; j < n; j++)
+		evfn_event_unref(evs[j]);
+	return seq;
 }
 
 static void *
 produce(void *arg)
 {
 	uintptr_t id = (uintptr_t)arg;
+	bool batched = id % 2;
 	uint64_t recent[4] = {0};
-	for (int i = 0; i < EVENTS / PRODUCERS; i++) {
-		const char *topic = (i + (int)id) % 3 ? "chaos.a" : "chaos.b";
-		uint64_t seq;
-		int rc;
-		while ((rc = publish_one(topic, i, &seq)) == EVFN_EQUEUEFULL ||
-		       rc == EVFN_EUNHEALTHY || rc == EVFN_ECIRCUITOPEN)
-			sched_yield();
-		if (rc == EVFN_ESHUTDOWN)
+	int n;
+	for (int i = 0; i < EVENTS / PRODUCERS; i += n) {
+		n = batched ? 1 + (int)(test_mix64(id * 1000003u + (unsigned)i) %
+		                       BATCH_MAX)
+		            : 1;
+		if (n > EVENTS / PRODUCERS - i)
+			n = EVENTS / PRODUCERS - i;
+		uint64_t seq = publish_some(id, i, n, batched);
+		if (!seq)
 			break;
-		assert_int_equal(rc, 0);
-		mark_accepted(seq, topic);
 		/* Now and then, cancel what was sent a little earlier:
 		 * waiting, running or already ended. */
 		if (test_mix64(seq) % 20 == 0 && recent[i % 4]) {
 			char id_str[24];
 			snprintf(id_str, sizeof(id_str), "%llu",
 			         (unsigned long long)recent[i % 4]);
-			rc = evfn_cancel(rt, NULL, id_str);
+			int rc = evfn_cancel(rt, NULL, id_str);
 			assert_true(rc >= 1 || rc == EVFN_ENOENT);
 			if (rc >= 1)
 				atomic_fetch_add(&cancels, 1);

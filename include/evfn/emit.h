@@ -3,9 +3,10 @@
  * @file
  * Getting events into a runtime: emit to a topic (fan-out to every
  * subscriber), invoke one function by name asynchronously, or invoke it
- * synchronously and wait for its response. Admission is all or nothing: an
- * event that cannot be queued for every target is refused with an error
- * code, and the caller keeps it. Anything not declared under include/evfn/
+ * synchronously and wait for its response; or do any of these for a batch
+ * of events at once. Admission is all or nothing: an event (a batch) that
+ * cannot be queued for every target is refused with an error code, and
+ * the caller keeps it. Anything not declared under include/evfn/
  * is private.
  *
  * Thread-safety: every call here may be made from any thread, including
@@ -142,6 +143,79 @@ EVFN_EXPORT int evfn_invoke_async(evfn_rt *rt, const char *fn_name,
  */
 EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
                                 evfn_event *ev, uint64_t *seq);
+
+/** The most events one batch call (evfn_publish_batch(),
+ * evfn_emit_many(), evfn_submit_batch()) admits. */
+#define EVFN_BATCH_MAX 1024
+
+/**
+ * Publish up to EVFN_BATCH_MAX built events at once, all or nothing: under
+ * one hold of the runtime's lock every event is checked against every
+ * target (a function's queue bound counts the whole batch), and then
+ * either every event is accepted, in order, or none is and the call
+ * returns the refusal. Each function that had no work waits for one
+ * wake-up, not one per event. A producer that has several events at hand
+ * (an HTTP batch, a stream read, a bulk emit from a binding) spends about
+ * a third of the instructions per event that single calls spend.
+ *
+ * @param rt      the runtime. Not NULL.
+ * @param fn_name the function every event goes to (as
+ *        evfn_publish_to()), or NULL to route each event by its type to
+ *        the subscribers (as evfn_publish()).
+ * @param evs     n distinct events, built and not yet published. Not
+ *        NULL, nor any of its n elements.
+ * @param n       how many: 1..EVFN_BATCH_MAX.
+ * @param first_seq receives the first event's sequence number; the
+ *        others follow it in order (evs[i] has *first_seq + i). May be
+ *        NULL.
+ * @return 0 when every event was accepted; EVFN_EINVAL for NULL rt or
+ *         evs, n == 0, a NULL element or the same event twice;
+ *         EVFN_ERANGE for n over EVFN_BATCH_MAX; EVFN_EPERM if an event
+ *         was already published; for fn_name, the errors of its name as
+ *         evfn_publish_to() returns them; EVFN_ENOMEM; and otherwise the
+ *         refusal of the first event that could not be taken, as
+ *         evfn_publish() or evfn_publish_to() would return it for that
+ *         event (EVFN_ENOSUB, EVFN_ENOFN, EVFN_ESHUTDOWN,
+ *         EVFN_EUNHEALTHY, EVFN_ECIRCUITOPEN, EVFN_EQUEUEFULL). On any
+ *         error no event was accepted and none was changed.
+ *
+ * Ownership: as evfn_publish(): never consumes the caller's references;
+ * evs itself is read during the call only.
+ * @since 0.2
+ */
+EVFN_EXPORT int evfn_publish_batch(evfn_rt *rt, const char *fn_name,
+                                   evfn_event *const *evs, size_t n,
+                                   uint64_t *first_seq);
+
+/** One event of evfn_emit_many(): what evfn_emit() takes. */
+typedef struct evfn_emit_item {
+	const char *topic; /**< the event's type and routing topic */
+	const void *data;  /**< payload, copied; may be NULL when len is 0 */
+	size_t len;        /**< payload length in bytes */
+} evfn_emit_item;
+
+/**
+ * evfn_emit() of up to EVFN_BATCH_MAX events at once, all or nothing as
+ * evfn_publish_batch() admits them.
+ *
+ * @param rt    the runtime. Not NULL.
+ * @param items n topics and payloads, each checked as evfn_emit() checks
+ *        it. Not NULL.
+ * @param n     how many: 1..EVFN_BATCH_MAX.
+ * @param first_seq receives the first event's sequence number, the others
+ *        following in order; may be NULL.
+ * @return 0 when every event was accepted; EVFN_EINVAL for NULL rt or
+ *         items or n == 0; EVFN_ERANGE for n over EVFN_BATCH_MAX; the
+ *         first item's error that evfn_emit() would return for its
+ *         topic or payload (EVFN_EINVAL, EVFN_ENAMETOOLONG,
+ *         EVFN_EPATTERN); EVFN_ENOMEM; otherwise the refusals of
+ *         evfn_publish_batch(). On any error nothing was accepted.
+ *
+ * Ownership: topics and payloads are copied; nothing is retained.
+ * @since 0.2
+ */
+EVFN_EXPORT int evfn_emit_many(evfn_rt *rt, const evfn_emit_item *items,
+                               size_t n, uint64_t *first_seq);
 
 /**
  * Invoke a function by name and wait for the event's final outcome,
@@ -289,6 +363,36 @@ EVFN_EXPORT const evfn_event *evfn_result_event(const evfn_result *res);
 
 EVFN_EXPORT int evfn_submit(evfn_rt *rt, const char *fn_name, evfn_event *ev,
                             evfn_result_cb cb, void *arg, uint64_t *seq);
+
+/**
+ * evfn_submit() of up to EVFN_BATCH_MAX events to one function at once,
+ * all or nothing as evfn_publish_batch() admits them: what a source that
+ * reads several messages and acknowledges each one uses.
+ *
+ * cb runs exactly once for each event if the call succeeds, with that
+ * event's argument, as for evfn_submit(); never if it fails.
+ *
+ * @param rt      the runtime. Not NULL.
+ * @param fn_name the function. Not NULL.
+ * @param evs     n distinct events, not yet published. Not NULL, nor any
+ *        of its n elements.
+ * @param n       how many: 1..EVFN_BATCH_MAX.
+ * @param cb      receives each outcome. Not NULL.
+ * @param args    args[i] is passed to cb with evs[i]'s outcome; NULL
+ *        passes NULL for every event.
+ * @param first_seq receives the first event's sequence number, the others
+ *        following in order; may be NULL.
+ * @return as evfn_publish_batch() with a function; EVFN_EINVAL also for a
+ *         NULL cb.
+ *
+ * Ownership: as evfn_publish(): never consumes the caller's references;
+ * evs and args are read during the call only.
+ * @since 0.2
+ */
+EVFN_EXPORT int evfn_submit_batch(evfn_rt *rt, const char *fn_name,
+                                  evfn_event *const *evs, size_t n,
+                                  evfn_result_cb cb, void *const *args,
+                                  uint64_t *first_seq);
 
 #ifdef __cplusplus
 }
