@@ -89,10 +89,12 @@ evfn_submit(evfn_rt *rt, const char *fn_name, evfn_event *ev,
 }
 
 int
-evfn_submit_batch(evfn_rt *rt, const char *fn_name, evfn_event *const *evs,
-                  size_t n, evfn_result_cb cb, void *const *args,
-                  uint64_t *first_seq)
+evfn__submit_some(struct evfn_rt *rt, const char *fn_name,
+                   evfn_event *const *evs, size_t n, evfn_result_cb cb,
+                   void *const *args, uint64_t *first_seq, size_t *taken)
 {
+	if (taken)
+		*taken = 0;
 	if (!rt || !cb)
 		return EVFN_EINVAL;
 	int rc = evfn__check_name(fn_name);
@@ -106,11 +108,27 @@ evfn_submit_batch(evfn_rt *rt, const char *fn_name, evfn_event *const *evs,
 	size_t made = 0;
 	while (made < n && (w[made] = waiter_new(cb, args ? args[made] : NULL)))
 		made++;
+	size_t took = 0;
 	rc = made < n ? EVFN_ENOMEM
-	              : evfn__publish_batch(rt, evs, n, fn_name, w, first_seq);
-	if (rc < 0) /* refused: no callback is ever called */
-		for (size_t i = 0; i < made; i++)
-			evfn__free(w[i]);
+	              : evfn__publish_batch(rt, evs, n, fn_name, w, first_seq,
+	                                    taken ? &took : NULL);
+	if (rc == 0)
+		took = n;
+	/* The waiters of events not taken: their callbacks are never
+	 * called. */
+	for (size_t i = took; i < made; i++)
+		evfn__free(w[i]);
 	evfn__free(w);
+	if (taken)
+		*taken = took;
 	return rc;
+}
+
+int
+evfn_submit_batch(evfn_rt *rt, const char *fn_name, evfn_event *const *evs,
+                  size_t n, evfn_result_cb cb, void *const *args,
+                  uint64_t *first_seq)
+{
+	return evfn__submit_some(rt, fn_name, evs, n, cb, args, first_seq,
+	                          NULL);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <evfn/emit.h>
 #include <evfn/event.h>
 
 struct evfn_result;
@@ -30,6 +31,19 @@ int evfn__batch_check(evfn_event *const *evs, size_t n);
 int evfn__publish_batch(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
                         const char *fn_name,
                         struct evfn_result *const *waiters,
-                        uint64_t *first_seq);
+                        uint64_t *first_seq, size_t *taken);
+
+/* evfn_publish_batch(), or with taken not NULL as many events from the
+ * front as can be taken (*taken; see evfn__admit_batch()). */
+int evfn__publish_some(struct evfn_rt *rt, const char *fn_name,
+                       evfn_event *const *evs, size_t n, uint64_t *first_seq,
+                       size_t *taken);
+
+/* evfn_submit_batch(), or with taken not NULL as many events from the
+ * front as can be taken (*taken; see evfn__admit_batch()): each taken
+ * event's cb is called once, the others' never. */
+int evfn__submit_some(struct evfn_rt *rt, const char *fn_name,
+                      evfn_event *const *evs, size_t n, evfn_result_cb cb,
+                      void *const *args, uint64_t *first_seq, size_t *taken);
 
 #endif /* EVFN_PUBLISH_INTERNAL_H */

@@ -158,19 +158,22 @@ evfn__batch_check(evfn_event *const *evs, size_t n)
 int
 evfn__publish_batch(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
                     const char *fn_name, struct evfn_result *const *waiters,
-                    uint64_t *first_seq)
+                    uint64_t *first_seq, size_t *taken)
 {
 	struct evfn__ended looped = {0};
 	int rc = evfn__admit_batch(rt, evs, n, fn_name, waiters, first_seq,
-	                           NULL, false, &looped);
+	                           taken, false, &looped);
 	evfn__settle(rt, &looped);
 	return rc;
 }
 
 int
-evfn_publish_batch(evfn_rt *rt, const char *fn_name, evfn_event *const *evs,
-                   size_t n, uint64_t *first_seq)
+evfn__publish_some(struct evfn_rt *rt, const char *fn_name,
+                   evfn_event *const *evs, size_t n, uint64_t *first_seq,
+                   size_t *taken)
 {
+	if (taken)
+		*taken = 0;
 	if (!rt)
 		return EVFN_EINVAL;
 	int rc = fn_name ? evfn__check_name(fn_name) : 0;
@@ -178,7 +181,14 @@ evfn_publish_batch(evfn_rt *rt, const char *fn_name, evfn_event *const *evs,
 		rc = evfn__batch_check(evs, n);
 	return rc < 0 ? rc
 	              : evfn__publish_batch(rt, evs, n, fn_name, NULL,
-	                                    first_seq);
+	                                    first_seq, taken);
+}
+
+int
+evfn_publish_batch(evfn_rt *rt, const char *fn_name, evfn_event *const *evs,
+                   size_t n, uint64_t *first_seq)
+{
+	return evfn__publish_some(rt, fn_name, evs, n, first_seq, NULL);
 }
 
 int

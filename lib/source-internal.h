@@ -11,6 +11,9 @@
 
 #include <stdbool.h>
 
+#include <stddef.h>
+
+#include <evfn/emit.h>
 #include <evfn/runtime.h>
 
 /* Triggers and sources count themselves on the runtime while they live,
@@ -24,6 +27,18 @@ void evfn__rt_detach(evfn_rt *rt);
  * no function has that name. Functions are never unregistered, so a yes
  * stays true. */
 int evfn__rt_check_target(evfn_rt *rt, const char *function);
+
+/* Publishes the events of evs to function fn in order, as many from the
+ * front as it takes, EVFN_BATCH_MAX at a time under one hold of the
+ * runtime lock: with cb not NULL each as evfn_submit() would with args[i]
+ * (args may be NULL). *taken receives how many were taken (each taken
+ * event's cb runs once, the others' never). Returns 0 when all were
+ * taken, else why evs[*taken] was not (the codes of
+ * evfn_submit_batch()). */
+int evfn__rt_publish_front(evfn_rt *rt, const char *fn,
+                           evfn_event *const *evs, size_t n,
+                           evfn_result_cb cb, void *const *args,
+                           size_t *taken);
 
 /* Whether a function of that name is registered. */
 bool evfn__rt_has_function(evfn_rt *rt, const char *name);

@@ -9,6 +9,7 @@
 
 #include "common-internal.h"
 #include "dispatch-internal.h"
+#include "publish-internal.h"
 #include "registry-internal.h"
 #include "source-internal.h"
 
@@ -26,6 +27,26 @@ evfn__rt_detach(evfn_rt *rt)
 	evfn__lock_acquire(&rt->lock);
 	rt->attached--;
 	evfn__lock_release(&rt->lock);
+}
+
+int
+evfn__rt_publish_front(evfn_rt *rt, const char *fn, evfn_event *const *evs,
+                       size_t n, evfn_result_cb cb, void *const *args,
+                       size_t *taken)
+{
+	*taken = 0;
+	int rc = 0;
+	while (*taken < n && rc == 0) {
+		size_t k = EVFN__MIN(n - *taken, (size_t)EVFN_BATCH_MAX);
+		size_t took;
+		evfn_event *const *part = evs + *taken;
+		rc = cb ? evfn__submit_some(rt, fn, part, k, cb,
+		                            args ? args + *taken : NULL, NULL,
+		                            &took)
+		        : evfn__publish_some(rt, fn, part, k, NULL, &took);
+		*taken += took;
+	}
+	return rc;
 }
 
 int

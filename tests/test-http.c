@@ -1232,6 +1232,86 @@ test_http_batch_refused_partway_answers_202(void **state)
 	fixture_stop(&f);
 }
 
+/* A batched request is one admission: its events get consecutive
+ * sequence numbers, and a thread taking snapshots all the while sees
+ * none or all of them accepted, never part (one admission per event let
+ * snapshots in between). Sent with curl. */
+#define SEQ_BATCH 200
+static atomic_ullong batch_seq[SEQ_BATCH];
+static atomic_ullong partial_seen; /* a snapshot with part of the batch */
+static atomic_bool watch_stop;
+
+static int
+seq_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ctx;
+	(void)userdata;
+	int i = atoi(evfn_event_id(ev) + 2); /* "s-<i>" */
+	if (i >= 0 && i < SEQ_BATCH)
+		atomic_store(&batch_seq[i], evfn_event_seq(ev));
+	return EVFN_OK;
+}
+
+static void *
+watch_accepted(void *arg)
+{
+	evfn_rt *rt = arg;
+	while (!atomic_load(&watch_stop)) {
+		uint64_t acc = stat_of(rt, "seqs", EVFN_STAT_ACCEPTED);
+		if (acc % SEQ_BATCH != 0)
+			atomic_store(&partial_seen, acc);
+	}
+	return NULL;
+}
+
+static void
+test_http_batch_is_one_admission(void **state)
+{
+	(void)state;
+	struct fixture f;
+	fixture_start(&f, NULL);
+	ASSERT_OK(evfn_register(f.rt, "seqs", seq_handler, NULL, NULL, NULL));
+	route(&f, "POST /seqs", "seqs", true, 0);
+	static char body[SEQ_BATCH * 80 + 8];
+	size_t len = 0;
+	body[len++] = '[';
+	for (int i = 0; i < SEQ_BATCH; i++) {
+		atomic_store(&batch_seq[i], 0);
+		len += (size_t)snprintf(body + len, sizeof(body) - len,
+		                        "%s{\"specversion\":\"1.0\",\"id\":"
+		                        "\"s-%d\",\"source\":\"/s\","
+		                        "\"type\":\"t\"}",
+		                        i ? "," : "", i);
+	}
+	body[len++] = ']';
+	body[len] = '\0';
+	char url[64];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/seqs", f.port);
+	const char *args[] = {"-H",
+	                      "Content-Type: application/cloudevents-batch+json",
+	                      "--data-binary", body, url, NULL};
+	/* Five requests: a snapshot falls between two admissions of
+	 * one request only now and then. */
+	for (int round = 1; round <= 5; round++) {
+		atomic_store(&watch_stop, false);
+		atomic_store(&partial_seen, 0);
+		pthread_t th;
+		pthread_create(&th, NULL, watch_accepted, f.rt);
+		struct curl_resp c = curl_run(args);
+		atomic_store(&watch_stop, true);
+		pthread_join(th, NULL);
+		ASSERT_EQ(c.status, 202);
+		ASSERT_EQ(atomic_load(&partial_seen), 0);
+		WAIT_FOR(stat_of(f.rt, "seqs", EVFN_STAT_SUCCEEDED) ==
+		                 (uint64_t)SEQ_BATCH * round,
+		         10000);
+		for (int i = 1; i < SEQ_BATCH; i++)
+			ASSERT_EQ(atomic_load(&batch_seq[i]),
+			          atomic_load(&batch_seq[0]) + (uint64_t)i);
+	}
+	fixture_stop(&f);
+}
+
 /* ---- property: no error answer for an admitted event ----------------- */
 
 /* Events are told apart by a token "tok-<n>" in their data; the handler
@@ -1917,6 +1997,7 @@ main(void)
 		TEST(test_http_structured_data_passes_through),
 		TEST(test_http_error_message_any_bytes),
 		TEST(test_http_batch_refused_partway_answers_202),
+		TEST(test_http_batch_is_one_admission),
 		TEST(test_http_no_error_answer_for_admitted_event),
 		TEST(test_http_sync_answers_written_at_shutdown),
 		TEST(test_http_attach_mounts_on_host_server),

@@ -503,6 +503,71 @@ l_emit(lua_State *L)
 	return push_seq(L, rc, seq);
 }
 
+/* The events rt:emit_many builds, dropped by a guard if a Lua error
+ * (a wrong type in an item) cuts the building short. */
+struct emit_batch {
+	size_t n;
+	evfn_event *evs[];
+};
+
+static void
+free_emit_batch(void *p)
+{
+	struct emit_batch *b = p;
+	for (size_t i = 0; i < b->n; i++)
+		evfn_event_unref(b->evs[i]);
+	free(b);
+}
+
+/* rt:emit_many({{topic, data[, attrs]}, ...}) -> first seq, count: all
+ * or none (evfn_publish_batch()); the events have first .. first+count-1
+ * in order. */
+static int
+l_emit_many(lua_State *L)
+{
+	struct evfnlua_rt *o = check_rt(L);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	size_t n = (size_t)lua_rawlen(L, 2);
+	struct emit_batch *b =
+		malloc(sizeof(*b) + (n ? n : 1) * sizeof(b->evs[0]));
+	if (!b)
+		return evfnlua_push_error(L, EVFN_ENOMEM, NULL);
+	b->n = 0;
+	evfnlua_guard(L, b, free_emit_batch);
+	int guard = lua_gettop(L);
+	int rc = 0;
+	for (size_t i = 1; i <= n && rc == 0; i++) {
+		if (lua_rawgeti(L, 2, (lua_Integer)i) != LUA_TTABLE)
+			return luaL_error(L, "emit_many: item %d: table "
+			                  "{topic, data[, attrs]} expected, "
+			                  "got %s", (int)i, luaL_typename(L, -1));
+		int item = lua_gettop(L);
+		lua_rawgeti(L, item, 1);
+		lua_rawgeti(L, item, 2);
+		lua_rawgeti(L, item, 3);
+		if (lua_type(L, item + 1) != LUA_TSTRING)
+			return luaL_error(L, "emit_many: item %d: topic "
+			                  "(string) expected, got %s", (int)i,
+			                  luaL_typename(L, item + 1));
+		const char *topic = lua_tostring(L, item + 1);
+		rc = evfnlua_event_build(L, topic, item + 2,
+		                         lua_isnil(L, item + 3) ? 0 : item + 3,
+		                         &b->evs[b->n]);
+		b->n += rc == 0;
+		lua_settop(L, guard);
+	}
+	uint64_t first = 0;
+	if (rc == 0)
+		rc = evfn_publish_batch(o->rt, NULL, b->evs, n, &first);
+	evfnlua_unguard(L, guard);
+	free_emit_batch(b);
+	if (rc < 0)
+		return evfnlua_push_error(L, rc, NULL);
+	lua_pushinteger(L, (lua_Integer)first);
+	lua_pushinteger(L, (lua_Integer)n);
+	return 2;
+}
+
 /* What a synchronous invoke waits for, filled by its result callback. */
 struct sync_wait {
 	bool done;
@@ -977,6 +1042,7 @@ evfnlua_runtime_open(lua_State *L)
 		{"register", l_register},
 		{"subscribe", l_subscribe},
 		{"emit", l_emit},
+		{"emit_many", l_emit_many},
 		{"invoke", l_invoke},
 		{"invoke_async", l_invoke_async},
 		{"stats", l_stats},

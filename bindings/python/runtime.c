@@ -685,6 +685,61 @@ runtime_emit(evfnpy_runtime *self, PyObject *args, PyObject *kw)
 	return PyLong_FromUnsignedLongLong(seq);
 }
 
+/* emit_many(items) -> range of seqs: items an iterable of Events and
+ * (topic, data) pairs, admitted all or nothing (evfn_publish_batch()). */
+static PyObject *
+runtime_emit_many(evfnpy_runtime *self, PyObject *items)
+{
+	if (check_open(self) < 0)
+		return NULL;
+	PyObject *seq = PySequence_Fast(items, "emit_many(items): items must "
+	                                       "be iterable");
+	if (!seq)
+		return NULL;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	evfn_event **evs = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*evs));
+	bool *built = PyMem_Calloc(n ? (size_t)n : 1, sizeof(*built));
+	PyObject *ret = NULL;
+	if (!evs || !built) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+		const char *topic;
+		PyObject *data = Py_None;
+		if ((evs[i] = evfnpy_event_get(item)))
+			continue;
+		if (!PyTuple_Check(item)) {
+			PyErr_Format(PyExc_TypeError,
+			             "emit_many(items): item %zd is not an Event "
+			             "or a (topic, data) tuple", i);
+			goto out;
+		}
+		if (!PyArg_ParseTuple(item, "s|O:emit_many", &topic, &data))
+			goto out;
+		if (evfnpy_event_build(topic, data, NULL, &evs[i]) < 0)
+			goto out;
+		built[i] = true;
+	}
+	uint64_t first = 0;
+	int rc = evfn_publish_batch(self->rt, NULL, evs, (size_t)n, &first);
+	if (rc < 0)
+		evfnpy_raise(rc);
+	else
+		ret = PyObject_CallFunction((PyObject *)&PyRange_Type, "KK",
+		                            (unsigned long long)first,
+		                            (unsigned long long)(first + (uint64_t)n));
+out:
+	for (Py_ssize_t i = 0; evs && built && i < n; i++)
+		if (built[i])
+			evfn_event_unref(evs[i]);
+	PyMem_Free(evs);
+	PyMem_Free(built);
+	Py_DECREF(seq);
+	return ret;
+}
+
 /* What a synchronous invoke waits for, on the heap: the result callback
  * (on the loop thread, without the GIL) fills it, and the caller may have
  * stopped waiting by then (Ctrl-C, its timeout, its handler's deadline),
@@ -988,6 +1043,9 @@ static PyMethodDef runtime_methods[] = {
 	{ "emit", (PyCFunction)(void (*)(void))runtime_emit,
 	  METH_VARARGS | METH_KEYWORDS,
 	  "emit(topic, data=None, **attributes) -> seq" },
+	{ "emit_many", (PyCFunction)runtime_emit_many, METH_O,
+	  "emit_many(items) -> range of seqs: Events and (topic, data) "
+	  "pairs, all or none" },
 	{ "invoke", (PyCFunction)(void (*)(void))runtime_invoke,
 	  METH_VARARGS | METH_KEYWORDS,
 	  "invoke(name, data=None, *, timeout=None, **attributes) -> bytes" },

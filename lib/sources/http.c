@@ -708,18 +708,17 @@ submit_sync(struct evfn_http *http, struct evhttp_request *req,
 
 /* ---- asynchronous requests ------------------------------------------- */
 
-/* Admits the n events in order, stopping at the first refusal; answers
- * 202 when any was taken (saying which were not), else the refusal. */
+/* Admits the n events in order, a batch under one hold of the runtime
+ * lock, stopping at the first refusal; answers 202 when any was taken
+ * (saying which were not), else the refusal. */
 static void
 submit_async(struct evfn_http *http, struct evhttp_request *req,
              const struct route *r, evfn_event **events, size_t n,
              bool batch)
 {
-	size_t taken = 0;
-	int rc = 0;
-	while (taken < n &&
-	       (rc = evfn_publish_to(http->rt, r->fn, events[taken], NULL)) == 0)
-		taken++;
+	size_t taken;
+	int rc = evfn__rt_publish_front(http->rt, r->fn, events, n, NULL, NULL,
+	                                &taken);
 	if (taken == 0 && n > 0)
 		reply_admission(req, rc,
 		                batch ? json_pack("{s:[]}", "ids") : NULL);

@@ -2,7 +2,7 @@
 /*
  * Redis Streams trigger and sink over hiredis's async API on the runtime's
  * libevent loop: URL parsing, a self-reconnecting connection, the source
- * (XREADGROUP into evfn_submit(), batched XACK, reclaiming with XPENDING +
+ * (XREADGROUP into batched submits, batched XACK, reclaiming with XPENDING +
  * XCLAIM, dead letters) and the sink (XADD, directly or as a function).
  * Every hiredis call happens on the loop thread; public calls from other
  * threads are marshalled there. Built only when hiredis is found.
@@ -48,6 +48,9 @@
 #define SINK_QUEUE_MAX 65536
 /* Retry delay of a read refused for want of room in the function. */
 #define READ_RETRY_MS 50
+/* Most entries submitted under one hold of the runtime lock: a whole
+ * read of the default size (64), and more. */
+#define SUBMIT_BATCH 256
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -1556,29 +1559,43 @@ submit_refused(struct evfn_redis_source *s, int rc)
 }
 
 /* Submits the entries waiting for room, in order, until the function
- * refuses one. */
+ * refuses one: a read's entries (up to SUBMIT_BATCH at a time) under one
+ * hold of the runtime lock. */
 static void
 submit_waiting(struct evfn_redis_source *s)
 {
-	struct rec *r;
 	bool any = false;
 	/* A stopped source could not acknowledge what it submits. */
-	while ((r = s->wait_head) && !s->closed && !s->fatal) {
-		atomic_fetch_add(&s->refs, 1);
-		int rc = evfn_submit(s->rt, s->fn_name, r->ev, on_result, r,
-		                     NULL);
+	while (s->wait_head && !s->closed && !s->fatal) {
+		evfn_event *evs[SUBMIT_BATCH];
+		void *recs[SUBMIT_BATCH];
+		size_t n = 0;
+		for (struct rec *r = s->wait_head; r && n < SUBMIT_BATCH;
+		     r = r->next) {
+			evs[n] = r->ev;
+			recs[n++] = r;
+		}
+		/* A reference for each callback to come, given back for the
+		 * entries not taken. */
+		atomic_fetch_add(&s->refs, (int)n);
+		size_t taken;
+		int rc = evfn__rt_publish_front(s->rt, s->fn_name, evs, n,
+		                                on_result, recs, &taken);
+		atomic_fetch_sub(&s->refs, (int)(n - taken));
+		for (size_t i = 0; i < taken; i++) {
+			struct rec *r = s->wait_head;
+			s->wait_head = r->next;
+			evfn_event_unref(r->ev);
+			r->ev = NULL;
+			r->state = REC_RUNNING;
+		}
+		if (!s->wait_head)
+			s->wait_tail = NULL;
 		if (rc) {
-			atomic_fetch_sub(&s->refs, 1);
 			submit_refused(s, rc);
 			return;
 		}
 		any = true;
-		s->wait_head = r->next;
-		if (!s->wait_head)
-			s->wait_tail = NULL;
-		evfn_event_unref(r->ev);
-		r->ev = NULL;
-		r->state = REC_RUNNING;
 	}
 	if (any) {
 		s->retry_ms = s->cfg.reconnect_base_ms;

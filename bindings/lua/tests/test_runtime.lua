@@ -217,6 +217,44 @@ test("drain hands back queued events; a closed runtime raises", function()
 	match(err, "closed")
 end)
 
+test("emit_many admits all or none, with consecutive seqs", function()
+	local rt <close> = assert(evfn.runtime{workers = {1, 1}})
+	local seen = {}
+	assert(rt:register("rec", function(ev)
+		seen[#seen + 1] = {seq = ev.seq, type = ev.type, data = ev.data}
+	end, {concurrency = 1, queue = 4}))
+	assert(rt:subscribe("m.*", "rec"))
+	-- Before start nothing runs: what is admitted stays queued.
+	local first, n = rt:emit_many{{"m.a", "1"}, {"m.b"},
+		{"m.c", "3", {id = "c-3"}}}
+	eq(n, 3, "count")
+	assert(math.type(first) == "integer" and first > 0, "first seq")
+	local nothing, msg, code = rt:emit_many{{"m.d"}, {"m.e"}}
+	eq(nothing, nil, "over the bound")
+	eq(code, evfn.errors.EQUEUEFULL, "code")
+	match(msg, "^EVFN_EQUEUEFULL")
+	eq(rt:stats("rec").accepted, 3, "nothing of the refused batch")
+	nothing, msg, code = rt:emit_many{}
+	eq(code, evfn.errors.EINVAL, "empty")
+	nothing, msg, code = rt:emit_many{{"m.d"}, {"no.one"}}
+	eq(code, evfn.errors.ENOSUB, "one without subscriber")
+	local ok, err = pcall(rt.emit_many, rt, {{"m.d"}, "x"})
+	eq(ok, false, "a wrong item raises")
+	match(err, "item 2: table")
+	ok, err = pcall(rt.emit_many, rt, {{42}})
+	eq(ok, false, "a wrong topic raises")
+	match(err, "topic %(string%) expected")
+	eq(rt:stats("rec").accepted, 3, "still 3")
+	assert(rt:start())
+	wait_for(rt, function() return #seen == 3 end)
+	table.sort(seen, function(a, b) return a.seq < b.seq end)
+	for i, want in ipairs{{"m.a", "1"}, {"m.b", ""}, {"m.c", "3"}} do
+		eq(seen[i].seq, first + i - 1, "seq " .. i)
+		eq(seen[i].type, want[1], "type " .. i)
+		eq(seen[i].data, want[2], "data " .. i)
+	end
+end)
+
 test("collection frees the runtime and releases handler references",
 	function()
 	local weak = setmetatable({}, {__mode = "k"})

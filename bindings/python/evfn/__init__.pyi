@@ -5,8 +5,8 @@
 import asyncio
 import concurrent.futures
 import datetime
-from typing import (Any, Callable, NamedTuple, Optional, Tuple, Type,
-                    TypeVar, Union, overload)
+from typing import (Any, Callable, Iterable, NamedTuple, Optional, Tuple,
+                    Type, TypeVar, Union, overload)
 
 import os
 from ._evfn import (Context as Context, Event as Event,
@@ -241,6 +241,8 @@ class Runtime:
              extensions: Optional[dict[str, Optional[str]]] = ...,
              key: Optional[str] = ..., delay: Optional[float] = ...,
              at: Union[datetime.datetime, float, None] = ...) -> int: ...
+    def emit_many(self, items: Iterable[Union[Event, Tuple[str, Any]]]
+                  ) -> range: ...
     def schedule(self, expr: str, *, tz: Optional[str] = ...,
                  type: Optional[str] = ..., function: Optional[str] = ...,
                  name: Optional[str] = ..., missed: str = ...,

@@ -2,7 +2,7 @@
 # Stubs of the C extension evfn._evfn; users import evfn instead.
 import concurrent.futures
 import datetime
-from typing import Any, Callable, Optional, Union, overload
+from typing import Any, Callable, Iterable, Optional, Union, overload
 
 VERSION: str
 ERRORS: tuple[tuple[str, int, str], ...]
@@ -155,6 +155,8 @@ class Runtime:
     def drain(self, grace: float) -> tuple[list[tuple[str, Event]], bool]: ...
     def close(self, grace: float = ...) -> list[tuple[str, Event]]: ...
     def emit(self, topic: str, data: Any = ..., **attributes: Any) -> int: ...
+    def emit_many(self, items: Iterable[Union[Event, tuple[str, Any]]]
+                  ) -> range: ...
     def invoke(self, name: str, data: Any = ..., *,
                timeout: Optional[float] = ..., **attributes: Any) -> bytes: ...
     def submit(self, name: str, data: Any = ..., **attributes: Any

@@ -174,3 +174,63 @@ def test_runtime_journal_refusals_are_specific(tmp_path):
         rt.start()
     assert info.value.code == evfn.ECORRUPT
     rt.close()
+
+
+def test_emit_many_admits_all_with_consecutive_seqs():
+    seen = []
+    lock = threading.Lock()
+    with evfn.Runtime(workers=(1, 1)) as rt:
+        def record(ev):
+            with lock:
+                seen.append((ev.seq, ev.type, ev.data))
+        rt.register("rec", record, concurrency=1)
+        rt.subscribe("m.#", "rec")
+        built = evfn.Event("m.built", b"b")
+        seqs = rt.emit_many([("m.a", b"1"), ("m.b", "two"), built,
+                             ("m.c",)])
+        assert isinstance(seqs, range) and len(seqs) == 4
+        assert built.seq == seqs[2]
+        wait_for(lambda: len(seen) == 4)
+        assert sorted(seen) == [(seqs[0], "m.a", b"1"),
+                                (seqs[1], "m.b", b"two"),
+                                (seqs[2], "m.built", b"b"),
+                                (seqs[3], "m.c", b"")]
+
+
+def test_emit_many_is_all_or_nothing():
+    gate = threading.Event()
+    with evfn.Runtime(workers=(1, 1)) as rt:
+        rt.register("slow", lambda ev: gate.wait(10), concurrency=1,
+                    queue=4)
+        rt.subscribe("s", "slow")
+        with pytest.raises(evfn.QueueFull):
+            rt.emit_many([("s", b"x")] * 5)
+        assert rt.stats("slow")["accepted"] == 0
+        assert len(rt.emit_many([("s", b"x")] * 4)) == 4
+        with pytest.raises(evfn.QueueFull):
+            rt.emit_many([("s", b"x")])
+        assert rt.stats("slow")["accepted"] == 4
+        gate.set()
+
+
+def test_emit_many_bad_items_raise():
+    with evfn.Runtime(workers=(1, 1)) as rt:
+        rt.register("f", lambda ev: None)
+        rt.subscribe("t", "f")
+        with pytest.raises(TypeError):
+            rt.emit_many([("t", b"x"), "not a pair"])
+        with pytest.raises(TypeError):
+            rt.emit_many(42)
+        with pytest.raises(evfn.InvalidArgument):
+            rt.emit_many([])
+        with pytest.raises(evfn.NoSubscriber):
+            rt.emit_many([("t", b"x"), ("nobody", b"y")])
+        with pytest.raises(evfn.InvalidArgument) as info:
+            rt.emit_many([("t", b"")] * 1025)
+        assert info.value.code == evfn.ERANGE
+        ev = evfn.Event("t", b"")
+        rt.emit(ev)
+        with pytest.raises(evfn.Error) as info:
+            rt.emit_many([ev])
+        assert info.value.code == evfn.EPERM
+        assert rt.stats("f")["accepted"] == 1
