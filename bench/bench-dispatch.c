@@ -36,6 +36,7 @@
 #endif
 
 #define BENCH_WARMUP_TASKS 2000
+#define BENCH_BATCH_MAX 1024
 
 /* Completion detector, shared by every system. */
 static atomic_uint done_count;
@@ -219,6 +220,7 @@ struct bench {
 	int producers;
 	double rate;
 	int fanout_submit;        /* submissions go through fan-out */
+	unsigned batch;           /* tasks per submit_batch (1: submit) */
 	int features_off;
 	int metrics_off;
 	unsigned submit_errors;
@@ -245,6 +247,27 @@ submit_one(struct bench *b, void *arg)
 
 /* Any non-NULL argument: GThreadPool refuses NULL data. */
 static int64_t dummy_arg;
+static void *batch_args[BENCH_BATCH_MAX];
+
+/* Submits count tasks: b->batch at a time through the system's batch
+ * call when it has one, else one at a time. */
+static void
+submit_tasks(struct bench *b, unsigned count)
+{
+	unsigned i = 0;
+
+	if (b->batch > 1 && b->ops->submit_batch != NULL) {
+		for (; i + b->batch <= count; i += b->batch)
+			if (b->ops->submit_batch(b->pool, batch_args,
+			                         b->batch) != 0) {
+				fprintf(stderr, "%s: submit_batch failed\n",
+				        b->ops->name);
+				exit(2);
+			}
+	}
+	for (; i < count; i++)
+		submit_one(b, &dummy_arg);
+}
 
 struct producer {
 	struct bench *b;
@@ -260,8 +283,7 @@ producer_main(void *p)
 	unsigned i;
 
 	pthread_barrier_wait(pr->start);
-	for (i = 0; i < pr->count; i++)
-		submit_one(pr->b, &dummy_arg);
+	submit_tasks(pr->b, pr->count);
 	return NULL;
 }
 
@@ -282,8 +304,7 @@ run_throughput(struct bench *b, unsigned tasks)
 	done_arm(tasks * (unsigned)(b->fanout_submit ? b->cfg.fanout : 1));
 	if (n <= 1) {
 		t0 = now_ns();
-		for (i = 0; i < tasks; i++)
-			submit_one(b, &dummy_arg);
+		submit_tasks(b, tasks);
 		return done_wait() - t0;
 	}
 	pthread_barrier_init(&start, NULL, (unsigned)n + 1);
@@ -338,10 +359,11 @@ print_head(const struct bench *b)
 {
 	printf("{\"system\": \"%s\", \"workload\": \"%s\", "
 	       "\"producers\": %d, \"tasks\": %u, \"workers\": %d, "
-	       "\"features\": \"%s\", \"metrics\": \"%s\"",
+	       "\"features\": \"%s\", \"metrics\": \"%s\", \"batch\": %u",
 	       b->ops->name, b->workload, b->producers, b->tasks,
 	       b->cfg.workers, b->features_off ? "off" : "on",
-	       b->metrics_off ? "off" : "on");
+	       b->metrics_off ? "off" : "on",
+	       b->ops->submit_batch != NULL ? b->batch : 1);
 }
 
 static void
@@ -536,6 +558,8 @@ usage(void)
 	        "  --workers N    worker threads             [2]\n"
 	        "  --rate R       latency: tasks per second  [100000]\n"
 	        "  --fanout N     fanout: consumers per event [8]\n"
+	        "  --batch N      noop/work1us: tasks per batch submit\n"
+	        "                 (systems with one; others one by one) [1]\n"
 	        "  --features on|off  evfn: default function options, or\n"
 	        "                 no deadline/age/retry      [on]\n"
 	        "  --metrics on|off   evfn: latency histograms and\n"
@@ -569,6 +593,9 @@ main(int argc, char **argv)
 	b.rate = 100000;
 	b.cfg.workers = 2;
 	b.cfg.fanout = 8;
+	b.batch = 1;
+	for (i = 0; i < BENCH_BATCH_MAX; i++)
+		batch_args[i] = &dummy_arg;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -593,6 +620,8 @@ main(int argc, char **argv)
 			b.rate = atof(v);
 		else if (strcmp(a, "--fanout") == 0)
 			b.cfg.fanout = atoi(v);
+		else if (strcmp(a, "--batch") == 0)
+			b.batch = (unsigned)strtoul(v, NULL, 10);
 		else if (strcmp(a, "--features") == 0)
 			b.features_off = parse_off(v);
 		else if (strcmp(a, "--metrics") == 0)
@@ -603,7 +632,7 @@ main(int argc, char **argv)
 	}
 	if (system == NULL || b.tasks < 1 || b.producers < 1 ||
 	    b.producers > 16 || b.cfg.workers < 1 || b.rate <= 0 ||
-	    b.cfg.fanout < 1)
+	    b.cfg.fanout < 1 || b.batch < 1 || b.batch > BENCH_BATCH_MAX)
 		usage();
 	b.ops = find_system(system);
 	if (b.ops == NULL) {

@@ -61,8 +61,7 @@ struct cache {
 
 /* The one thread-local: initial-exec, so no __tls_get_addr (see the
  * file's opening). */
-static _Thread_local struct cache cache
-	__attribute__((tls_model("initial-exec")));
+static _Thread_local struct cache cache EVFN__TLS_INITIAL_EXEC;
 
 static struct {
 	pthread_mutex_t lock;

@@ -24,6 +24,12 @@
 #define EVFN__MAX(a, b) ((a) > (b) ? (a) : (b))
 #define EVFN__LIKELY(x) __builtin_expect(!!(x), 1)
 #define EVFN__UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* A thread-local read on every call (the runtime a handler or loop
+ * callback runs for, a block cache): initial-exec makes it one
+ * %fs-relative load instead of a __tls_get_addr call in the shared
+ * library, for a few words of the static TLS space a dlopen()ed library
+ * shares with the process (tests/test-dlopen.c loads it that way). */
+#define EVFN__TLS_INITIAL_EXEC __attribute__((tls_model("initial-exec")))
 /* On a function of a rare path that the compiler would inline into a hot
  * one, where its locals would enlarge the hot one's frame. */
 #define EVFN__NOINLINE __attribute__((noinline))

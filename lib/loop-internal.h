@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common-internal.h"
+
 struct event;
 struct event_base;
 struct evfn_rt;
@@ -23,7 +25,7 @@ struct evfn_rt;
 /* The runtime whose loop callback runs on this thread now, or NULL: a
  * call that would wait for the loop refuses rather than wait on
  * itself. */
-extern _Thread_local struct evfn_rt *evfn__tls_loop_rt;
+extern _Thread_local struct evfn_rt *evfn__tls_loop_rt EVFN__TLS_INITIAL_EXEC;
 
 struct evfn__loop {
 	struct event_base *base;

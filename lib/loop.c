@@ -17,7 +17,7 @@
 #include "lock-internal.h"
 #include "loop-internal.h"
 
-_Thread_local struct evfn_rt *evfn__tls_loop_rt;
+_Thread_local struct evfn_rt *evfn__tls_loop_rt EVFN__TLS_INITIAL_EXEC;
 
 static pthread_once_t libevent_threads_once = PTHREAD_ONCE_INIT;
 static int libevent_threads_rc;

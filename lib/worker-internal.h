@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "common-internal.h"
 #include "eventlog-internal.h"
 #include "invocation-internal.h"
 #include "metrics-internal.h"
@@ -33,7 +34,8 @@ struct evfn__worker {
 /* The runtime whose handler runs on this thread now, or NULL: calls that
  * would wait for that handler (drain, free) refuse rather than wait on
  * themselves. */
-extern _Thread_local struct evfn_rt *evfn__tls_handler_rt;
+extern _Thread_local struct evfn_rt *evfn__tls_handler_rt
+	EVFN__TLS_INITIAL_EXEC;
 
 void evfn__worker_init(struct evfn__worker *w, struct evfn_rt *rt);
 /* Runs the fini hooks of the warm states w built, on the thread that

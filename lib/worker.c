@@ -15,7 +15,7 @@
 #include "dispatch-internal.h"
 #include "worker-internal.h"
 
-_Thread_local struct evfn_rt *evfn__tls_handler_rt;
+_Thread_local struct evfn_rt *evfn__tls_handler_rt EVFN__TLS_INITIAL_EXEC;
 
 struct evfn__warm_slot {
 	struct evfn_fn *fn; /* NULL until the init hook succeeded */

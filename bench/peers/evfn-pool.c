@@ -5,7 +5,9 @@
  * bound is the config's queue_cap; a submit is evfn_invoke_async() with the
  * 8-byte argument pointer as payload, and the handler copies it back out and
  * calls the task function. For fan-out, `fanout` functions subscribe to one
- * topic and a submit_fanout is a single evfn_emit(). A refused admission
+ * topic and a submit_fanout is a single evfn_emit(); a submit_batch
+ * builds its events and admits them with one evfn_publish_batch(). A
+ * refused admission
  * (EVFN_EQUEUEFULL) backs off with sched_yield() and retries; the retries
  * are counted and reported. Destroy is evfn_rt_drain() then
  * evfn_rt_free().
@@ -185,6 +187,38 @@ evp_submit_fanout(void *p, void *arg)
 	return evp_check(rc, "emit");
 }
 
+/* A batch is evfn_publish_batch() of built events to the function, all
+ * or nothing: a refused batch is offered again whole. */
+static int
+evp_submit_batch(void *p, void *const *args, unsigned n)
+{
+	struct evp *pool = p;
+	evfn_event *evs[EVFN_BATCH_MAX];
+	int rc = 0;
+	unsigned made;
+
+	if (n > EVFN_BATCH_MAX)
+		return evp_check(EVFN_ERANGE, "submit_batch");
+	for (made = 0; made < n; made++) {
+		rc = evfn_event_new(&evs[made], EVP_FN, &args[made],
+		                    sizeof(args[made]));
+		if (rc != 0)
+			break;
+	}
+	while (rc == 0) {
+		rc = evfn_publish_batch(pool->rt, EVP_FN, evs, n, NULL);
+		if (rc != EVFN_EQUEUEFULL)
+			break;
+		atomic_fetch_add_explicit(&pool->backoffs, 1,
+		                          memory_order_relaxed);
+		sched_yield();
+		rc = 0;
+	}
+	for (unsigned i = 0; i < made; i++)
+		evfn_event_unref(evs[i]);
+	return evp_check(rc, "publish_batch");
+}
+
 static void
 evp_destroy(void *p)
 {
@@ -215,6 +249,7 @@ const struct bench_pool_ops bench_evfn_ops = {
 	.name = "evfn",
 	.create = evp_create,
 	.submit = evp_submit,
+	.submit_batch = evp_submit_batch,
 	.submit_fanout = evp_submit_fanout,
 	.destroy = evp_destroy,
 	.backoffs = evp_backoffs,

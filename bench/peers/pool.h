@@ -38,6 +38,9 @@ struct bench_pool_ops {
 	 * when the system has no such operation (the driver then calls
 	 * submit cfg->fanout times). */
 	int (*submit_fanout)(void *pool, void *arg);
+	/* Queues n calls fn(args[i]) in one operation, or NULL when the
+	 * system has none (the driver then calls submit n times). */
+	int (*submit_batch)(void *pool, void *const *args, unsigned n);
 	/* Waits for queued work, stops the workers and frees the pool. */
 	void (*destroy)(void *pool);
 	/* Times a submit had to back off because the queue was full; may
