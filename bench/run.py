@@ -46,6 +46,10 @@ WORKLOADS = [
     ("noop_p2", "noop", ["--producers", "2"], 2000000, 300000, SYSTEMS),
     ("noop_p4", "noop", ["--producers", "4"], 2000000, 300000, SYSTEMS),
     ("noop_p8", "noop", ["--producers", "8"], 2000000, 300000, SYSTEMS),
+    # evfn admits 64 events per evfn_publish_batch(); the pthread pool,
+    # which has no batch call, submits one by one in the same round.
+    ("noop_batch64", "noop", ["--producers", "1", "--batch", "64"],
+     2000000, 300000, ["evfn", "pthread"]),
     ("work1us", "work1us", [], 1000000, 200000, SYSTEMS),
     ("lat_100k", "latency", ["--rate", "100000"], 200000, 50000, SYSTEMS),
     ("lat_1m", "latency", ["--rate", "1000000"], 200000, 50000, SYSTEMS),
@@ -281,6 +285,9 @@ def main():
         put("noop_%dproducers_vs_pthread" % n,
             ratio(med(key, "evfn", "tasks_per_s"),
                   med(key, "pthread", "tasks_per_s")))
+    put("noop_batch64_vs_pthread",
+        ratio(med("noop_batch64", "evfn", "tasks_per_s"),
+              med("noop_batch64", "pthread", "tasks_per_s")))
     put("work1us_vs_pthread", ratio(med("work1us", "evfn", "tasks_per_s"),
                                     med("work1us", "pthread",
                                         "tasks_per_s")))
@@ -314,23 +321,28 @@ def main():
     if shutil.which("valgrind") and shutil.which("objdump") and (
             not args.only or "instructions" in only):
         small, large = (50000, 100000) if args.quick else (100000, 200000)
-        for s, name in (("evfn", "instructions_per_event_noop"),
-                        ("pthread", "instructions_per_event_noop_pthread")):
+        for s, name, extra in (
+                ("evfn", "instructions_per_event_noop", []),
+                ("pthread", "instructions_per_event_noop_pthread", []),
+                ("evfn", "instructions_per_event_noop_batch64",
+                 ["--batch", "64"])):
             try:
-                res = instructions.per_event(binary, s, small, large,
+                res = instructions.per_event(binary, s, small, large, extra,
                                              repeat=1 if args.quick else 3)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 print("instructions %s: %s" % (s, e), file=sys.stderr)
                 continue
             res["key"] = "instructions"
             raw.append(res)
-            stats.setdefault("instructions", {})[s] = {
+            stats.setdefault("instructions", {})[
+                s + ("-batch64" if extra else "")] = {
                 "instructions_per_event": res["instructions_per_event"],
                 "spin_share": res["spin_share"]}
             put(name, res["instructions_per_event"])
-            print("instr     %-9s per no-op event     %10.0f "
+            print("instr     %-9s per no-op event%-9s%10.0f "
                   "(spin-waits excluded: %.2f%% of the count)"
-                  % (s, res["instructions_per_event"],
+                  % (s, " (batch)" if extra else "",
+                     res["instructions_per_event"],
                      100 * res["spin_share"]))
 
     # Memory per event waiting for a retry (bench-retry, beside one
