@@ -22,6 +22,8 @@ struct evfn__queue {
 	size_t cap;                 /* 0 or a power of two */
 	size_t first;               /* the oldest slot's index */
 	size_t n;                   /* slots in use */
+	size_t peak;                /* most in use since it last emptied */
+	unsigned quiet_runs;        /* emptyings in a row with a small peak */
 	struct evfn__inv_list over; /* behind the ring when it cannot grow */
 };
 

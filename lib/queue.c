@@ -20,9 +20,11 @@
 #include "queue-internal.h"
 
 /* The first ring's size, and the size above which an emptied ring is
- * freed: a function that queued a burst does not keep its memory. */
+ * freed (when its last run used little of it: see ring_pop): a function
+ * that queued a burst does not keep its memory. */
 #define RING_MIN_SLOTS 16
 #define RING_KEEP_SLOTS 1024
+#define QUIET_RUNS 16
 
 #define BARE_TAG EVFN__QUEUE_BARE_TAG
 /* A worker takes several events under one lock, each first touched
@@ -92,11 +94,27 @@ ring_pop(struct evfn__queue *q)
 {
 	uintptr_t slot = q->slot[q->first];
 	q->first = (q->first + 1) & (q->cap - 1);
-	if (--q->n == 0 && q->cap > RING_KEEP_SLOTS) {
-		evfn__free(q->slot);
-		q->slot = NULL;
-		q->cap = 0;
-		q->first = 0;
+	/* The most slots in use since the ring last emptied: seen here,
+	 * since a queue reaches its most just before a pop. */
+	if (q->n > q->peak)
+		q->peak = q->n;
+	if (--q->n == 0) {
+		/* A large ring goes back once it has emptied after
+		 * QUIET_RUNS runs in a row that a small one would have held:
+		 * a function whose backlog drains now and then under steady
+		 * load would otherwise free and grow it again and again
+		 * (about 75 instructions per event in the no-op benchmark,
+		 * and its pages faulted in anew), while a burst long over
+		 * still gives its memory back. */
+		q->quiet_runs = q->peak <= RING_KEEP_SLOTS ? q->quiet_runs + 1
+		                                           : 0;
+		if (q->cap > RING_KEEP_SLOTS && q->quiet_runs >= QUIET_RUNS) {
+			evfn__free(q->slot);
+			q->slot = NULL;
+			q->cap = 0;
+			q->first = 0;
+		}
+		q->peak = 0;
 	}
 	return slot;
 }
