@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -300,6 +301,51 @@ stat_of(evfn_rt *rt, const char *fn, evfn_stat which)
 	uint64_t v = evfn_stats_value(s, which);
 	evfn_stats_free(s);
 	return v;
+}
+
+/* A thread taking snapshots of fn's accepted count until stopped, which
+ * keeps any count that is not a multiple of unit: the sign that a batch
+ * of unit events admitted under one hold of the lock was seen in part. */
+struct test_split_watch {
+	evfn_rt *rt;
+	const char *fn;
+	uint64_t unit;
+	atomic_bool stop;
+	atomic_ullong split; /* 0: none seen */
+	pthread_t thread;
+};
+
+static inline void *
+test_split_watch_main(void *arg)
+{
+	struct test_split_watch *w = arg;
+	while (!atomic_load(&w->stop)) {
+		uint64_t acc = stat_of(w->rt, w->fn, EVFN_STAT_ACCEPTED);
+		if (acc % w->unit)
+			atomic_store(&w->split, acc);
+	}
+	return NULL;
+}
+
+static inline void
+test_split_watch_start(struct test_split_watch *w, evfn_rt *rt,
+                       const char *fn, uint64_t unit)
+{
+	w->rt = rt;
+	w->fn = fn;
+	w->unit = unit;
+	atomic_store(&w->stop, false);
+	atomic_store(&w->split, 0);
+	pthread_create(&w->thread, NULL, test_split_watch_main, w);
+}
+
+/* Stops the watch; returns a split count seen, or 0. */
+static inline uint64_t
+test_split_watch_stop(struct test_split_watch *w)
+{
+	atomic_store(&w->stop, true);
+	pthread_join(w->thread, NULL);
+	return atomic_load(&w->split);
 }
 
 #endif /* EVFN_TEST_HARNESS_H */

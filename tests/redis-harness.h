@@ -271,6 +271,19 @@ xlen(redisContext *c, const char *stream)
 }
 
 /* Adds entries data=first..first+n-1 (decimal), pipelined. */
+/* The number an entry of add_entries() carries as its data, or -1. */
+static inline int
+entry_number(const evfn_event *ev)
+{
+	size_t len;
+	const char *d = evfn_event_data(ev, &len);
+	char buf[16] = "";
+	if (!d || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, d, len);
+	return atoi(buf);
+}
+
 static inline void
 add_entries(redisContext *c, const char *stream, int first, int n)
 {
@@ -381,12 +394,7 @@ static inline int
 print_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
 	(void)userdata;
-	size_t len;
-	const char *d = evfn_event_data(ev, &len);
-	char buf[16] = "";
-	if (d && len < sizeof(buf))
-		memcpy(buf, d, len);
-	int e = atoi(buf);
+	int e = entry_number(ev);
 	unsigned attempt = evfn_ctx_attempt(ctx);
 	if (child_spec.delay_ms)
 		test_sleep_ms(child_spec.delay_ms);

@@ -1238,8 +1238,6 @@ test_http_batch_refused_partway_answers_202(void **state)
  * snapshots in between). Sent with curl. */
 #define SEQ_BATCH 200
 static atomic_ullong batch_seq[SEQ_BATCH];
-static atomic_ullong partial_seen; /* a snapshot with part of the batch */
-static atomic_bool watch_stop;
 
 static int
 seq_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
@@ -1250,18 +1248,6 @@ seq_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	if (i >= 0 && i < SEQ_BATCH)
 		atomic_store(&batch_seq[i], evfn_event_seq(ev));
 	return EVFN_OK;
-}
-
-static void *
-watch_accepted(void *arg)
-{
-	evfn_rt *rt = arg;
-	while (!atomic_load(&watch_stop)) {
-		uint64_t acc = stat_of(rt, "seqs", EVFN_STAT_ACCEPTED);
-		if (acc % SEQ_BATCH != 0)
-			atomic_store(&partial_seen, acc);
-	}
-	return NULL;
 }
 
 static void
@@ -1293,15 +1279,11 @@ test_http_batch_is_one_admission(void **state)
 	/* Five requests: a snapshot falls between two admissions of
 	 * one request only now and then. */
 	for (int round = 1; round <= 5; round++) {
-		atomic_store(&watch_stop, false);
-		atomic_store(&partial_seen, 0);
-		pthread_t th;
-		pthread_create(&th, NULL, watch_accepted, f.rt);
+		struct test_split_watch w;
+		test_split_watch_start(&w, f.rt, "seqs", SEQ_BATCH);
 		struct curl_resp c = curl_run(args);
-		atomic_store(&watch_stop, true);
-		pthread_join(th, NULL);
+		ASSERT_EQ(test_split_watch_stop(&w), 0);
 		ASSERT_EQ(c.status, 202);
-		ASSERT_EQ(atomic_load(&partial_seen), 0);
 		WAIT_FOR(stat_of(f.rt, "seqs", EVFN_STAT_SUCCEEDED) ==
 		                 (uint64_t)SEQ_BATCH * round,
 		         10000);

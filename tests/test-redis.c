@@ -32,12 +32,7 @@ tally_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
 	(void)ctx;
 	struct tally *t = userdata;
-	size_t len;
-	const char *d = evfn_event_data(ev, &len);
-	char buf[16] = "";
-	if (len < sizeof(buf) && d)
-		memcpy(buf, d, len);
-	int i = atoi(buf);
+	int i = entry_number(ev);
 	const char *id = evfn_event_id(ev);
 	/* The event id is the entry id: "<ms>-<seq>". */
 	if (i < 0 || i >= MAX_ENTRIES || !id || !strchr(id, '-'))
@@ -281,35 +276,16 @@ test_redis_source_handles_each_entry_once(void **state)
 #define READ_BATCH 200
 #define READS 5
 static atomic_ullong entry_seq[READ_BATCH * READS];
-static atomic_ullong read_split; /* accepted count inside a read */
-static atomic_bool watch_stop;
 
 static int
 seq_handler(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 {
 	(void)ctx;
 	(void)userdata;
-	size_t len;
-	const char *d = evfn_event_data(ev, &len);
-	char buf[16] = "";
-	if (d && len < sizeof(buf))
-		memcpy(buf, d, len);
-	int i = atoi(buf);
+	int i = entry_number(ev);
 	if (i >= 0 && i < READ_BATCH * READS)
 		atomic_store(&entry_seq[i], evfn_event_seq(ev));
 	return EVFN_OK;
-}
-
-static void *
-watch_reads(void *arg)
-{
-	evfn_rt *rt = arg;
-	while (!atomic_load(&watch_stop)) {
-		uint64_t acc = stat_of(rt, "work", EVFN_STAT_ACCEPTED);
-		if (acc % READ_BATCH)
-			atomic_store(&read_split, acc);
-	}
-	return NULL;
 }
 
 static void
@@ -321,17 +297,13 @@ test_redis_source_read_is_one_admission(void **state)
 	redisContext *c = connect_cli(&srv);
 	add_entries(c, "s", 0, READ_BATCH * READS);
 	evfn_rt *rt = start_runtime("work", seq_handler, NULL, NULL);
-	atomic_store(&watch_stop, false);
-	atomic_store(&read_split, 0);
-	pthread_t th;
-	pthread_create(&th, NULL, watch_reads, rt);
+	struct test_split_watch w;
+	test_split_watch_start(&w, rt, "work", READ_BATCH);
 	evfn_redis_options *o = source_options(&srv, NULL);
 	ASSERT_OK(evfn_redis_options_set_batch(o, READ_BATCH, 100));
 	evfn_redis_source *src = new_source(rt, "s", "work", o);
 	WAIT_FOR(evfn_redis_source_acked(src) == READ_BATCH * READS, 15000);
-	atomic_store(&watch_stop, true);
-	pthread_join(th, NULL);
-	ASSERT_EQ(atomic_load(&read_split), 0);
+	ASSERT_EQ(test_split_watch_stop(&w), 0);
 	for (int i = 0; i < READ_BATCH * READS; i++)
 		if (i % READ_BATCH)
 			ASSERT_EQ(atomic_load(&entry_seq[i]),
