@@ -160,6 +160,9 @@ if __name__ == "__main__":
     ap.add_argument("--system", default="evfn")
     ap.add_argument("--tasks", type=int, default=100000)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1,
+                    help="tasks per batch submit (evfn_publish_batch)")
     args = ap.parse_args()
+    extra = ["--batch", str(args.batch)] if args.batch > 1 else []
     print(json.dumps(per_event(args.binary, args.system, args.tasks,
-                               2 * args.tasks, repeat=args.repeat)))
+                               2 * args.tasks, extra, repeat=args.repeat)))
