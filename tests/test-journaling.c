@@ -461,6 +461,47 @@ test_journaling_full_disk_refuses_admission_and_loses_nothing(void **state)
 	tmp_remove(&t);
 }
 
+/* A batch is journaled whole or not at all: in both modes a batch
+ * publish of a paused function comes back after a restart, every event
+ * of it; a batch the disk refuses is refused whole, its events the
+ * caller's, and none of them comes back. */
+static void
+test_journaling_batch_all_or_nothing(void **state)
+{
+	(void)state;
+	for (int mode = EVFN_JOURNAL_DURABLE; mode <= EVFN_JOURNAL_FAST;
+	     mode++) {
+		struct tmp t;
+		tmp_make(&t);
+		evfn_rt *rt = faulty_disk_rt(t.path, (evfn_journal_mode)mode);
+		evfn_event *evs[8];
+		for (int i = 0; i < 8; i++)
+			ASSERT_OK(evfn_event_new(&evs[i], "f", "batch", 5));
+		uint64_t first;
+		ASSERT_OK(evfn_publish_batch(rt, "f", evs, 5, &first));
+		ASSERT_EQ(evfn_event_seq(evs[4]), first + 4);
+		if (mode == EVFN_JOURNAL_DURABLE) {
+			atomic_store(&fail_writes, ENOSPC);
+			ASSERT_RC(evfn_publish_batch(rt, "f", &evs[5], 3, NULL),
+			          EVFN_ENOSPC);
+			for (int i = 5; i < 8; i++)
+				ASSERT_EQ(evfn_event_seq(evs[i]), 0);
+			ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), 5);
+			faults_clear();
+		}
+		for (int i = 0; i < 8; i++)
+			evfn_event_unref(evs[i]);
+		stop_rt(rt);
+		evfn__journaling_tune = NULL;
+		atomic_store(&ran, 0);
+		rt = started_rt(t.path, (evfn_journal_mode)mode, true);
+		WAIT_FOR(atomic_load(&ran) == 5, 10000);
+		ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), 5);
+		stop_rt(rt);
+		tmp_remove(&t);
+	}
+}
+
 /* Fast mode: appends return before their commit, so the first ones of a
  * full disk are accepted; once a commit has failed, admission is refused
  * until one succeeds, and what was accepted meanwhile is written then. */
@@ -869,6 +910,7 @@ main(void)
 		TEST(test_journaling_idempotency_keys_survive_a_restart),
 		TEST(test_journaling_damaged_file_is_refused_at_start),
 		TEST(test_journaling_full_disk_refuses_admission_and_loses_nothing),
+		TEST(test_journaling_batch_all_or_nothing),
 		TEST(test_journaling_fast_mode_full_disk_refuses_and_keeps_the_accepted),
 		TEST(test_journaling_crashed_last_attempt_is_dead_lettered),
 		TEST(test_journaling_kill_during_checkpoint_loses_nothing),
