@@ -167,8 +167,10 @@ EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
  *        NULL, nor any of its n elements.
  * @param n       how many: 1..EVFN_BATCH_MAX.
  * @param first_seq receives the first event's sequence number; the
- *        others follow it in order (evs[i] has *first_seq + i). May be
- *        NULL.
+ *        others follow it in order (evs[i] has *first_seq + i; with a
+ *        durable journal, which appends with the lock released, in
+ *        order but not always consecutive: evfn_event_seq() tells).
+ *        May be NULL.
  * @return 0 when every event was accepted; EVFN_EINVAL for NULL rt or
  *         evs, n == 0, a NULL element or the same event twice;
  *         EVFN_ERANGE for n over EVFN_BATCH_MAX; EVFN_EPERM if an event
@@ -177,8 +179,10 @@ EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
  *         refusal of the first event that could not be taken, as
  *         evfn_publish() or evfn_publish_to() would return it for that
  *         event (EVFN_ENOSUB, EVFN_ENOFN, EVFN_ESHUTDOWN,
- *         EVFN_EUNHEALTHY, EVFN_ECIRCUITOPEN, EVFN_EQUEUEFULL). On any
- *         error no event was accepted and none was changed.
+ *         EVFN_EUNHEALTHY, EVFN_ECIRCUITOPEN, EVFN_EQUEUEFULL); with a
+ *         journal, what refuses a publish there (EVFN_ENOTRUNNING,
+ *         EVFN_ENOSPC, EVFN_EJOURNAL). On any error no event was
+ *         accepted and none was changed.
  *
  * Ownership: as evfn_publish(): never consumes the caller's references;
  * evs itself is read during the call only.
