@@ -15,7 +15,20 @@
  * of the calls (whole batches), never a later call without an earlier
  * one. In durable mode a batch is committed with synchronous=FULL and an
  * append returns once its batch is on disk: producers that append at the
- * same time share one fsync (group commit). In fast mode
+ * same time share one fsync (group commit).
+ *
+ * Only a call that waits (a durable append, a sync) makes the writer
+ * commit at once. What nobody waits for (an attempt's start, a retry's
+ * state, an end, an idempotency key, a dead-letter copy or removal)
+ * rides with the next commit such a call forces, or is committed at the
+ * flush interval (flush_ns, 10 ms by default) after the first of them
+ * was buffered, in either mode. So, in durable mode, a crash can lose
+ * the records of the last flush interval (plus the commit under way)
+ * that no append followed, never an append that returned: an event
+ * whose end was lost runs again (at least once), and one whose
+ * attempt's start was lost comes back with its earlier attempt count.
+ * Because calls commit in order, what runs again after a crash is, per
+ * worker, the tail of the attempts it finished. In fast mode
  * (synchronous=NORMAL) an append returns at once; the writer commits at
  * least every flush interval, so an append survives the process being
  * killed once flush_ns and the commit have passed, and a power loss once
@@ -52,8 +65,9 @@ typedef void (*evfn__journal_log_cb)(int code, const char *message,
 
 struct evfn__journal_options {
 	enum evfn__journal_mode mode;
-	/* Fast mode: the longest an append waits to be committed (default
-	 * 10 ms). */
+	/* The longest a record nobody waits for waits to be committed
+	 * (default 10 ms): in fast mode every append, in both modes an
+	 * attempt's start, a retry, an end, a key, a dead-letter copy. */
 	int64_t flush_ns;
 	/* Fast mode: the longest a commit waits to be fsynced, through a
 	 * checkpoint (default 1 s). */
@@ -273,9 +287,10 @@ int evfn__journal_append(struct evfn__journal *j, uint64_t seq,
 /*
  * Replaces an invocation's state: an attempt starts (phase RUNNING,
  * attempts and last_attempt_ns advanced), a retry is scheduled (phase
- * WAITING, due_ns, backoff_ns, last_code, last_error). Never waits: it
- * is committed with the next batch (evfn__journal_sync() to wait for
- * it). Any thread. Returns 0; EVFN_EINVAL; EVFN_ENOMEM (not journaled:
+ * WAITING, due_ns, backoff_ns, last_code, last_error). Never waits, nor
+ * makes a commit of its own: it is committed with the next batch that a
+ * waiting call forces, or at the flush interval (evfn__journal_sync() to
+ * wait for it). Any thread. Returns 0; EVFN_EINVAL; EVFN_ENOMEM (not journaled:
  * after a crash the invocation comes back in its earlier state);
  * EVFN_ESHUTDOWN.
  */

@@ -530,8 +530,10 @@ batch_due(struct evfn__journal *j, int64_t now, int64_t *until)
 	}
 	if (p->n == 0)
 		return false;
-	if (j->o.mode == EVFN__JOURNAL_DURABLE || p->waiters || j->stopping ||
-	    p->n >= j->o.max_pending / 2)
+	/* Only a waiting caller (a durable append, a sync) forces a commit:
+	 * what nobody waits for (an attempt's start, a retry, an end) rides
+	 * with the next one, or goes at the flush interval, in either mode. */
+	if (p->waiters || j->stopping || p->n >= j->o.max_pending / 2)
 		return true;
 	int64_t flush_at = p->first_ns + j->o.flush_ns;
 	if (now >= flush_at)
@@ -603,16 +605,15 @@ evfn__journal_start(struct evfn__journal *j)
 	return rc;
 }
 
-/* Wakes the writer, if it sleeps, for what was just buffered: at once in
- * durable mode or for a waiter; in fast mode only when the buffer was
- * empty (its flush deadline starts now) or has filled. Lock held. */
+/* Wakes the writer, if it sleeps, for what was just buffered: at once for
+ * a waiter; otherwise only when the buffer was empty (its flush deadline
+ * starts now) or has filled. Lock held. */
 static void
 wake_writer(struct evfn__journal *j, size_t n_before, bool waiting)
 {
 	if (!j->writer_idle)
 		return;
-	if (waiting || j->o.mode == EVFN__JOURNAL_DURABLE || n_before == 0 ||
-	    j->cur->n >= j->o.max_pending / 2)
+	if (waiting || n_before == 0 || j->cur->n >= j->o.max_pending / 2)
 		pthread_cond_signal(&j->wake);
 }
 

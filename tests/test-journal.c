@@ -1093,6 +1093,80 @@ test_journal_fast_end_before_commit_writes_nothing(void **state)
 	tmp_remove(&t);
 }
 
+/* Durable mode: an attempt's start and an end, which nobody waits for,
+ * force no commit of their own: they ride with the next append's commit,
+ * so one producer pays one fsync per event, not three. */
+static void
+test_journal_durable_unwaited_records_ride_with_the_next_append(void **state)
+{
+	struct tmp t;
+	tmp_make(&t);
+	struct evfn__journal_options o;
+	evfn__journal_options_init(&o);
+	o.flush_ns = 60 * EVFN__NS_PER_SEC; /* only the appends commit */
+	o.sync_ns = o.flush_ns;
+	struct evfn__journal *j;
+	ASSERT_OK(evfn__journal_open(&j, t.path, &o));
+	uint32_t fn;
+	ASSERT_OK(evfn__journal_fn_id(j, "work", &fn));
+	ASSERT_OK(evfn__journal_start(j));
+	append_one(j, 1, fn);
+	struct evfn__journal_stats before, after;
+	evfn__journal_stats_get(j, &before);
+	const uint64_t rounds = 50;
+	for (uint64_t seq = 1; seq <= rounds; seq++) {
+		struct evfn__journal_state run = {
+			.attempts = 1, .phase = EVFN__JPHASE_RUNNING};
+		ASSERT_OK(evfn__journal_update(j, seq, fn, &run));
+		ASSERT_OK(evfn__journal_end(j, seq, fn, EVFN__JEND_SUCCEEDED));
+		append_one(j, seq + 1, fn);
+	}
+	evfn__journal_stats_get(j, &after);
+	ASSERT_EQ(after.commits - before.commits, rounds);
+	ASSERT_OK(evfn__journal_close(j));
+	/* What rode along is on disk: only the last append did not end. */
+	struct got g = {0};
+	j = reopen_and_recover(t.path, &g);
+	ASSERT_EQ(g.n, 1);
+	ASSERT_EQ(g.v[0].seq, rounds + 1);
+	got_free(&g);
+	ASSERT_OK(evfn__journal_close(j));
+	tmp_remove(&t);
+}
+
+/* Durable mode without a next append: the flush interval commits an end
+ * by itself (a crash after it does not run the event again). */
+static void
+test_journal_durable_unwaited_records_are_committed_within_the_interval(
+	void **state)
+{
+	struct tmp t;
+	tmp_make(&t);
+	struct evfn__journal_options o;
+	evfn__journal_options_init(&o);
+	o.flush_ns = 20 * EVFN__NS_PER_MS;
+	struct evfn__journal *j;
+	ASSERT_OK(evfn__journal_open(&j, t.path, &o));
+	uint32_t fn;
+	ASSERT_OK(evfn__journal_fn_id(j, "work", &fn));
+	ASSERT_OK(evfn__journal_start(j));
+	append_one(j, 1, fn);
+	struct evfn__journal_stats st;
+	evfn__journal_stats_get(j, &st);
+	uint64_t commits = st.commits;
+	ASSERT_OK(evfn__journal_end(j, 1, fn, EVFN__JEND_SUCCEEDED));
+	WAIT_FOR((evfn__journal_stats_get(j, &st), st.commits > commits),
+	         10000);
+	ASSERT_EQ(st.pending, 0);
+	ASSERT_OK(evfn__journal_close(j));
+	struct got g = {0};
+	j = reopen_and_recover(t.path, &g);
+	ASSERT_EQ(g.n, 0);
+	got_free(&g);
+	ASSERT_OK(evfn__journal_close(j));
+	tmp_remove(&t);
+}
+
 /* A group of producers appending at once in durable mode: each append is
  * on disk when it returns, and they share commits. */
 struct group {
@@ -1808,6 +1882,8 @@ main(int argc, char **argv)
 		TEST(test_journal_round_trip_keeps_what_did_not_end),
 		TEST(test_journal_dead_letters_and_keys_survive),
 		TEST(test_journal_durable_producers_share_commits),
+		TEST(test_journal_durable_unwaited_records_ride_with_the_next_append),
+		TEST(test_journal_durable_unwaited_records_are_committed_within_the_interval),
 		TEST(test_journal_fast_end_before_commit_writes_nothing),
 		TEST(test_journal_fast_appends_are_committed_within_the_interval),
 		TEST(test_journal_durable_appends_survive_sigkill),

@@ -414,6 +414,52 @@ use_faulty_vfs(struct evfn__journal_options *o)
 	o->vfs = "evfn-faulty";
 }
 
+/* The disk counts fsyncs, and the flush interval outlasts the test: only
+ * a waiting call (a durable publish, drain's sync) makes a commit. */
+static void
+use_counting_vfs_without_flush(struct evfn__journal_options *o)
+{
+	o->vfs = "evfn-faulty";
+	o->flush_ns = 60 * EVFN__NS_PER_SEC;
+	o->sync_ns = o->flush_ns;
+}
+
+/* Durable mode, one producer: each attempt's start and end ride with the
+ * next publish's commit instead of forcing commits of their own, so an
+ * event costs one fsync (it cost two to three); and drain commits the
+ * last end, so nothing runs again after a restart. */
+static void
+test_journaling_durable_one_producer_pays_one_fsync_per_event(void **state)
+{
+	(void)state;
+	struct tmp t;
+	tmp_make(&t);
+	faulty_register();
+	faults_clear();
+	evfn__journaling_tune = use_counting_vfs_without_flush;
+	evfn_rt *rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
+	atomic_store(&ran, 0);
+	const int n = 40;
+	int before = atomic_load(&syncs);
+	for (int i = 1; i <= n; i++) {
+		ASSERT_OK(evfn_invoke_async(rt, "f", "x", 1, NULL));
+		/* Its attempt ran before the next publish. */
+		WAIT_FOR(atomic_load(&ran) == i, 10000);
+	}
+	/* One fsync a commit, one commit a publish; and one more: SQLite
+	 * syncs a fresh write-ahead log's header with its first commit. */
+	int fsyncs = atomic_load(&syncs) - before;
+	assert_true(fsyncs >= n && fsyncs <= n + 1);
+	stop_rt(rt);
+	evfn__journaling_tune = NULL;
+	rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
+	ASSERT_OK(evfn_invoke_async(rt, "f", "last", 4, NULL));
+	WAIT_FOR(last_payload_is("last"), 10000);
+	ASSERT_EQ(atomic_load(&ran), n + 1);
+	stop_rt(rt);
+	tmp_remove(&t);
+}
+
 /* A started runtime in mode on a disk that works until told to fail,
  * its function f paused so that what it accepts stays journaled. */
 static evfn_rt *
@@ -912,6 +958,7 @@ main(void)
 		TEST(test_journaling_full_disk_refuses_admission_and_loses_nothing),
 		TEST(test_journaling_batch_all_or_nothing),
 		TEST(test_journaling_fast_mode_full_disk_refuses_and_keeps_the_accepted),
+		TEST(test_journaling_durable_one_producer_pays_one_fsync_per_event),
 		TEST(test_journaling_crashed_last_attempt_is_dead_lettered),
 		TEST(test_journaling_kill_during_checkpoint_loses_nothing),
 		TEST(test_journaling_survives_repeated_sigkill),

@@ -178,7 +178,10 @@ EVFN_EXPORT int evfn_rt_options_set_metrics(evfn_rt_options *o, bool on);
 /** How a journal writes: see evfn_rt_options_set_journal(). */
 typedef enum evfn_journal_mode {
 	/** A publish returns once its event is on disk (fsynced); producers
-	 * that publish at the same time share one fsync (group commit). */
+	 * that publish at the same time share one fsync (group commit). An
+	 * attempt's start and an event's end are written with the next
+	 * publish's fsync, or within 10 ms: a crash can run again the events
+	 * that ended in its last 10 ms (at least once, never lost). */
 	EVFN_JOURNAL_DURABLE = 0,
 	/** A publish returns at once; the event is written within 10 ms (it
 	 * survives the process being killed from then on) and fsynced within
@@ -206,7 +209,13 @@ typedef enum evfn_journal_mode {
  *
  * With EVFN_JOURNAL_DURABLE, a publish (emit, invoke, replay) returns
  * once its event is on disk: it survives a crash or a power loss from
- * then on. With EVFN_JOURNAL_FAST it returns at once and the event is
+ * then on. What no caller waits for (an attempt's start, a retry, an
+ * event's end, its idempotency key, a dead letter) does not force an
+ * fsync of its own: it is written with the next publish's, or within
+ * 10 ms. So a crash never loses an accepted event, and what runs again
+ * after one is bounded: the attempts that were running, and the events
+ * whose end came in the last 10 ms before the crash (plus the commit
+ * under way) with no publish after it. With EVFN_JOURNAL_FAST it returns at once and the event is
  * written within 10 ms, fsynced within 1 s: a crash of the process can
  * lose the events of its last 10 ms, a power loss those of its last
  * second. Either way, a journal that cannot be written (a full disk, an
