@@ -44,6 +44,14 @@ struct demo {
 	evfn_trigger *cleanup;
 	struct demo_reports *reports;
 
+	/* --crash (crash.c): which run of the host this is (1, killed; 2,
+	 * after the restart), 0 for a plain demo; the journal is then
+	 * durable, the directory shared by both runs, and the load's ids
+	 * (payments, file names) start at id_base, different per run. */
+	int crash_run;
+	unsigned id_base;
+	struct demo_witness *witness;
+
 	/* Counters the handlers keep for the summary. */
 	atomic_uint_fast64_t published;
 	atomic_uint_fast64_t cleaned;
@@ -76,6 +84,22 @@ int demo_load_start(struct demo *d, struct demo_load **out);
 void demo_load_stop(struct demo_load *l);
 void demo_load_print(const struct demo_load *l);
 void demo_load_free(struct demo_load *l);
+
+/* --crash, the parent: runs the host twice (self --crash-host DIR RUN)
+ * on one directory, SIGKILLing run 1 midway, and prints what happened to
+ * every event across both runs. Returns the exit status: 0 when every
+ * accepted event was accounted for. */
+int demo_crash_main(const char *self, double seconds);
+/* --crash, the host: its witness file (open before the runtime starts),
+ * the event log that writes it, pausing every function before a restart
+ * so that what the journal gave back can be counted, then the start of
+ * the witness (that count, resuming, the sampler), and its finish after
+ * the drain. */
+int demo_witness_open(struct demo *d);
+void demo_witness_record(const evfn_record *rec, void *arg);
+int demo_witness_pause_all(struct demo *d);
+int demo_witness_start(struct demo *d);
+void demo_witness_finish(struct demo *d);
 
 /* Per-function table and cost view; returns true when every event is
  * accounted for. */

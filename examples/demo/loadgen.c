@@ -181,7 +181,7 @@ play_stripe(void *arg)
 		         "{\"id\":\"evt_%06u\",\"type\":"
 		         "\"payment_intent.succeeded\",\"data\":{\"object\":"
 		         "{\"amount\":%u,\"currency\":\"eur\"}}}",
-		         n, 500 + n * 37 % 20000);
+		         l->d->id_base + n, 500 + n * 37 % 20000);
 		bool forged = n % BAD_SIGNATURE_EVERY == 0;
 		stripe_sign(forged ? "whsec_guessed" : DEMO_STRIPE_SECRET,
 		            body, sig, sizeof(sig));
@@ -225,8 +225,10 @@ play_uploader(void *arg)
 		/* Written elsewhere, then renamed in: the watch sees whole
 		 * files only. */
 		char tmp[160], path[160];
-		snprintf(tmp, sizeof(tmp), "%s/img-%06u.pgm", d->staging, n);
-		snprintf(path, sizeof(path), "%s/img-%06u.pgm", d->inbox, n);
+		snprintf(tmp, sizeof(tmp), "%s/img-%06u.pgm", d->staging,
+		         d->id_base + n);
+		snprintf(path, sizeof(path), "%s/img-%06u.pgm", d->inbox,
+		         d->id_base + n);
 		FILE *f = fopen(tmp, "wb");
 		if (f) {
 			bool ok = fwrite(img, 1, len, f) == len;

@@ -6,13 +6,17 @@
  * ended exactly once. Everything listens on loopback and writes to one
  * temporary directory, removed at exit.
  *
- * Usage: evfn-demo [--seconds N] [--serve]
+ * Usage: evfn-demo [--seconds N] [--serve | --crash]
  *   --seconds N  length of the load phase (default 20)
  *   --serve      keep serving after the load phase until SIGINT/SIGTERM
+ *   --crash      run the host with a durable journal, SIGKILL it midway,
+ *                run it again on the same journal and directory, and
+ *                show that no accepted event was lost (crash.c)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* nftw's FTW_DEPTH and FTW_PHYS */
 #endif
+#include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -52,20 +56,32 @@ log_to_stderr(evfn_log_level level, const char *msg, void *arg)
 
 /* ---- temporary directories --------------------------------------------- */
 
-static int
-make_dirs(struct demo *d)
+static bool
+make_dir(const char *path)
 {
-	snprintf(d->root, sizeof(d->root), "/tmp/evfn-demo.XXXXXX");
-	if (!mkdtemp(d->root)) {
-		perror("mkdtemp");
-		return -1;
+	return mkdir(path, 0700) == 0 || errno == EEXIST;
+}
+
+/* The run's directories: a new temporary one, or (a --crash host) the
+ * one given, which the run before may have filled. */
+static int
+make_dirs(struct demo *d, const char *given)
+{
+	if (given) {
+		snprintf(d->root, sizeof(d->root), "%s", given);
+	} else {
+		snprintf(d->root, sizeof(d->root), "/tmp/evfn-demo.XXXXXX");
+		if (!mkdtemp(d->root)) {
+			perror("mkdtemp");
+			return -1;
+		}
 	}
 	snprintf(d->inbox, sizeof(d->inbox), "%s/inbox", d->root);
 	snprintf(d->staging, sizeof(d->staging), "%s/staging", d->root);
 	snprintf(d->outbox, sizeof(d->outbox), "%s/outbox", d->root);
 	snprintf(d->db, sizeof(d->db), "%s/ledger.db", d->root);
-	if (mkdir(d->inbox, 0700) || mkdir(d->staging, 0700) ||
-	    mkdir(d->outbox, 0700)) {
+	if (!make_dir(d->inbox) || !make_dir(d->staging) ||
+	    !make_dir(d->outbox)) {
 		perror("mkdir");
 		return -1;
 	}
@@ -82,6 +98,8 @@ remove_entry(const char *path, const struct stat *st, int flag,
 static void
 remove_dirs(struct demo *d)
 {
+	if (d->crash_run)
+		return; /* the parent's, which removes it */
 	if (d->root[0] && strstr(d->root, "/tmp/evfn-demo.") == d->root)
 		nftw(d->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
@@ -192,10 +210,16 @@ setup(struct demo *d)
 	evfn_rt_options_set_source(ro, "evfn-demo");
 	evfn_rt_options_set_log(ro, log_to_stderr, NULL);
 	/* Accepted events kept in a journal: a crash of the demo would
-	 * lose at most its last 10 ms of them (fast mode). */
+	 * lose at most its last 10 ms of them (fast mode); none with
+	 * --crash, whose journal is durable (a publish returns once its
+	 * event is on disk), and whose event log is its witness. */
 	char journal[sizeof(d->root) + 16];
 	snprintf(journal, sizeof(journal), "%s/journal.db", d->root);
-	rc = evfn_rt_options_set_journal(ro, journal, EVFN_JOURNAL_FAST);
+	rc = evfn_rt_options_set_journal(ro, journal,
+	                                 d->crash_run ? EVFN_JOURNAL_DURABLE
+	                                              : EVFN_JOURNAL_FAST);
+	if (rc == 0 && d->crash_run)
+		rc = evfn_rt_options_set_event_log(ro, demo_witness_record, d);
 	if (rc == 0)
 		rc = evfn_rt_new(&d->rt, ro);
 	evfn_rt_options_free(ro);
@@ -220,7 +244,13 @@ setup(struct demo *d)
 	    (rc = demo_uploads_setup(d)) || (rc = demo_reports_setup(d)) ||
 	    (rc = demo_flaky_setup(d)))
 		return rc;
-	return evfn_rt_start(d->rt);
+	/* A restart counts what the journal gives back before anything
+	 * runs. */
+	if (d->crash_run == 2 && (rc = demo_witness_pause_all(d)))
+		return rc;
+	if ((rc = evfn_rt_start(d->rt)))
+		return rc;
+	return d->crash_run ? demo_witness_start(d) : 0;
 }
 
 /* Frees the runtime, waiting (up to 10 s) for handlers that overran
@@ -243,20 +273,37 @@ int
 main(int argc, char **argv)
 {
 	double seconds = 20;
-	bool serve = false;
+	bool serve = false, crash = false;
+	const char *crash_dir = NULL;
+	int crash_run = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
 			seconds = strtod(argv[++i], NULL);
 		} else if (strcmp(argv[i], "--serve") == 0) {
 			serve = true;
+		} else if (strcmp(argv[i], "--crash") == 0) {
+			crash = true;
+		} else if (strcmp(argv[i], "--crash-host") == 0 &&
+		           i + 2 < argc) {
+			/* Internal: one run of --crash (crash.c). */
+			crash_dir = argv[++i];
+			crash_run = atoi(argv[++i]);
 		} else {
-			fprintf(stderr, "usage: %s [--seconds N] [--serve]\n",
-			        argv[0]);
+			fprintf(stderr, "usage: %s [--seconds N] "
+			        "[--serve | --crash]\n", argv[0]);
 			return 2;
 		}
 	}
 	if (!(seconds > 0))
 		seconds = 20;
+	if ((crash && serve) || (crash_dir && (crash_run < 1 ||
+	                                       crash_run > 2))) {
+		fprintf(stderr, "%s: --crash runs the load, without --serve\n",
+		        argv[0]);
+		return 2;
+	}
+	if (crash)
+		return demo_crash_main(argv[0], seconds);
 
 	/* Block SIGINT and SIGTERM before any thread starts, so every
 	 * thread inherits the mask and interrupted() receives them; and let
@@ -269,11 +316,15 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	static struct demo d;
-	if (make_dirs(&d) != 0) {
+	d.crash_run = crash_run;
+	d.id_base = (unsigned)crash_run * 1000000u;
+	if (make_dirs(&d, crash_dir) != 0) {
 		remove_dirs(&d);
 		return 1;
 	}
-	int rc = setup(&d);
+	int rc = crash_run ? demo_witness_open(&d) : 0;
+	if (!rc)
+		rc = setup(&d);
 	struct demo_load *load = NULL;
 	if (!rc)
 		rc = demo_load_start(&d, &load);
@@ -282,6 +333,7 @@ main(int argc, char **argv)
 		demo_uploads_stop(&d);
 		evfn_http_free(d.http);
 		evfn_rt_drain(d.rt, 1000, NULL, NULL);
+		demo_witness_finish(&d);
 		free_runtime(d.rt);
 		demo_reports_free(&d);
 		remove_dirs(&d);
@@ -326,6 +378,7 @@ main(int argc, char **argv)
 	printf("\n");
 	bool ok = demo_summary_print(&d, elapsed);
 
+	demo_witness_finish(&d);
 	evfn_http_free(d.http);
 	if (free_runtime(d.rt) != 0)
 		ok = false;

@@ -172,7 +172,8 @@ create_schema(const char *path)
 		/* WAL lets the report readers run beside the writer. */
 		rc = sqlite3_exec(db,
 		                  "PRAGMA journal_mode=WAL;"
-		                  "CREATE TABLE ledger ("
+		                  /* IF NOT EXISTS: --crash restarts on it. */
+		                  "CREATE TABLE IF NOT EXISTS ledger ("
 		                  " payment TEXT PRIMARY KEY,"
 		                  " amount_cents INTEGER NOT NULL,"
 		                  " currency TEXT NOT NULL,"
