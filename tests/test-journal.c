@@ -100,6 +100,24 @@ journal_open_mode(const char *path, enum evfn__journal_mode mode)
 	return j;
 }
 
+/* A started journal at path in mode whose writer commits what nobody
+ * waits for after flush_ns; its one function "work" in *fn. */
+static struct evfn__journal *
+journal_started(const char *path, enum evfn__journal_mode mode,
+                int64_t flush_ns, uint32_t *fn)
+{
+	struct evfn__journal_options o;
+	evfn__journal_options_init(&o);
+	o.mode = mode;
+	o.flush_ns = flush_ns;
+	o.sync_ns = EVFN__MAX(o.sync_ns, flush_ns);
+	struct evfn__journal *j;
+	ASSERT_OK(evfn__journal_open(&j, path, &o));
+	ASSERT_OK(evfn__journal_fn_id(j, "work", fn));
+	ASSERT_OK(evfn__journal_start(j));
+	return j;
+}
+
 /* A published event: seq stamped, the default source borrowed. */
 static evfn_event *
 event_of(uint64_t seq, const void *data, size_t len)
@@ -1001,15 +1019,10 @@ test_journal_fast_appends_are_committed_within_the_interval(void **state)
 	struct tmp t;
 	tmp_make(&t);
 	/* Nobody asks for a commit: the writer makes one by itself. */
-	struct evfn__journal_options o;
-	evfn__journal_options_init(&o);
-	o.mode = EVFN__JOURNAL_FAST;
-	o.flush_ns = 20 * EVFN__NS_PER_MS;
-	struct evfn__journal *j;
-	ASSERT_OK(evfn__journal_open(&j, t.path, &o));
+	const int64_t flush_ns = 20 * EVFN__NS_PER_MS;
 	uint32_t fn;
-	ASSERT_OK(evfn__journal_fn_id(j, "work", &fn));
-	ASSERT_OK(evfn__journal_start(j));
+	struct evfn__journal *j =
+		journal_started(t.path, EVFN__JOURNAL_FAST, flush_ns, &fn);
 	append_one(j, 1, fn);
 	struct evfn__journal_stats st;
 	WAIT_FOR((evfn__journal_stats_get(j, &st), st.commits >= 1), 10000);
@@ -1030,7 +1043,7 @@ test_journal_fast_appends_are_committed_within_the_interval(void **state)
 		for (uint64_t seq = 1; seq < l.cap; seq++) {
 			if (l.state[seq] != 'A' || seq % ENDED_EVERY == 0)
 				continue;
-			if (l.t_ns[seq] < killed_ns - margin_ns - o.flush_ns) {
+			if (l.t_ns[seq] < killed_ns - margin_ns - flush_ns) {
 				if (!l.recovered[seq])
 					fail_msg("seq %llu appended %lld ms "
 					         "before the kill is lost",
@@ -1101,15 +1114,9 @@ test_journal_durable_unwaited_records_ride_with_the_next_append(void **state)
 {
 	struct tmp t;
 	tmp_make(&t);
-	struct evfn__journal_options o;
-	evfn__journal_options_init(&o);
-	o.flush_ns = 60 * EVFN__NS_PER_SEC; /* only the appends commit */
-	o.sync_ns = o.flush_ns;
-	struct evfn__journal *j;
-	ASSERT_OK(evfn__journal_open(&j, t.path, &o));
-	uint32_t fn;
-	ASSERT_OK(evfn__journal_fn_id(j, "work", &fn));
-	ASSERT_OK(evfn__journal_start(j));
+	uint32_t fn; /* a flush interval past the test: appends commit */
+	struct evfn__journal *j = journal_started(
+		t.path, EVFN__JOURNAL_DURABLE, 60 * EVFN__NS_PER_SEC, &fn);
 	append_one(j, 1, fn);
 	struct evfn__journal_stats before, after;
 	evfn__journal_stats_get(j, &before);
@@ -1142,14 +1149,9 @@ test_journal_durable_unwaited_records_are_committed_within_the_interval(
 {
 	struct tmp t;
 	tmp_make(&t);
-	struct evfn__journal_options o;
-	evfn__journal_options_init(&o);
-	o.flush_ns = 20 * EVFN__NS_PER_MS;
-	struct evfn__journal *j;
-	ASSERT_OK(evfn__journal_open(&j, t.path, &o));
 	uint32_t fn;
-	ASSERT_OK(evfn__journal_fn_id(j, "work", &fn));
-	ASSERT_OK(evfn__journal_start(j));
+	struct evfn__journal *j = journal_started(
+		t.path, EVFN__JOURNAL_DURABLE, 20 * EVFN__NS_PER_MS, &fn);
 	append_one(j, 1, fn);
 	struct evfn__journal_stats st;
 	evfn__journal_stats_get(j, &st);

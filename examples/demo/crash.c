@@ -30,12 +30,8 @@
  * number (evfn_event_seq(): unique across both runs, since a journal
  * continues above the numbers it holds).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* nftw's FTW_DEPTH and FTW_PHYS */
-#endif
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -357,14 +353,6 @@ tally(const struct ledger *l, struct tally *t)
 	}
 }
 
-static double
-mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static pid_t
 host_spawn(const char *self, const char *root, int run, double seconds)
 {
@@ -409,13 +397,6 @@ sleep_s(double s)
 {
 	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
 	nanosleep(&ts, NULL);
-}
-
-static int
-remove_entry(const char *path, const struct stat *st, int flag,
-             struct FTW *ftw)
-{
-	return remove(path);
 }
 
 /* The test's fault: the journal gone between the runs. */
@@ -518,9 +499,9 @@ demo_crash_main(const char *self, double seconds)
 	pid_t pid = host_spawn(self, root, 1, seconds);
 	if (pid > 0) {
 		/* Killed at a random point of its load, not of its setup. */
-		double until = mono_s() + 30;
+		double until = demo_now_s() + 30;
 		while (!under_load(root) && waitpid(pid, NULL, WNOHANG) == 0 &&
-		       mono_s() < until)
+		       demo_now_s() < until)
 			sleep_s(0.01);
 		sleep_s(at);
 		kill(pid, SIGKILL);
@@ -548,7 +529,6 @@ demo_crash_main(const char *self, double seconds)
 		ok = print_report(&l, t, status);
 	}
 	free(l.v);
-	if (strstr(root, "/tmp/evfn-demo.") == root)
-		nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	demo_remove_tree(root);
 	return ok ? 0 : 1;
 }

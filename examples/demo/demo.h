@@ -85,6 +85,11 @@ void demo_load_stop(struct demo_load *l);
 void demo_load_print(const struct demo_load *l);
 void demo_load_free(struct demo_load *l);
 
+/* Seconds on the monotonic clock. */
+double demo_now_s(void);
+/* Removes a run's directory (only one under /tmp/evfn-demo.). */
+void demo_remove_tree(const char *root);
+
 /* --crash, the parent: runs the host twice (self --crash-host DIR RUN)
  * on one directory, SIGKILLing run 1 midway, and prints what happened to
  * every event across both runs. Returns the exit status: 0 when every

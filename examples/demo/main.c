@@ -36,8 +36,8 @@ const char *const demo_functions[] = {
 const size_t demo_function_count =
 	sizeof(demo_functions) / sizeof(demo_functions[0]);
 
-static double
-now_s(void)
+double
+demo_now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -95,13 +95,18 @@ remove_entry(const char *path, const struct stat *st, int flag,
 	return remove(path);
 }
 
+void
+demo_remove_tree(const char *root)
+{
+	if (root[0] && strstr(root, "/tmp/evfn-demo.") == root)
+		nftw(root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void
 remove_dirs(struct demo *d)
 {
-	if (d->crash_run)
-		return; /* the parent's, which removes it */
-	if (d->root[0] && strstr(d->root, "/tmp/evfn-demo.") == d->root)
-		nftw(d->root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (!d->crash_run) /* else the parent's, which removes it */
+		demo_remove_tree(d->root);
 }
 
 /* ---- the run ------------------------------------------------------------ */
@@ -114,7 +119,7 @@ struct sample {
 static struct sample
 take_sample(evfn_rt *rt, uint64_t *pending)
 {
-	struct sample x = {now_s(), 0, 0, 0};
+	struct sample x = {demo_now_s(), 0, 0, 0};
 	evfn_stats *s;
 	*pending = 0;
 	if (evfn_stats_take(rt, NULL, &s) == 0) {
@@ -150,14 +155,14 @@ run_load(struct demo *d, double seconds)
 	bool tty = isatty(STDOUT_FILENO);
 	struct sample ring[5];
 	uint64_t pending;
-	double start = now_s();
+	double start = demo_now_s();
 	printf("per second over the last second: events accepted, succeeded, "
 	       "dead-lettered or expired;\n"
 	       "pending: events accepted and not ended yet (running, queued, "
 	       "waiting for a retry or delay)\n");
 	for (int i = 0; i < 5; i++)
 		ring[i] = take_sample(d->rt, &pending);
-	for (unsigned tick = 1; now_s() - start < seconds; tick++) {
+	for (unsigned tick = 1; demo_now_s() - start < seconds; tick++) {
 		if (interrupted(250))
 			break;
 		struct sample now = take_sample(d->rt, &pending);
@@ -185,10 +190,10 @@ static void
 settle(evfn_rt *rt)
 {
 	uint64_t pending;
-	double until = now_s() + 10;
+	double until = demo_now_s() + 10;
 	do
 		take_sample(rt, &pending);
-	while (pending && now_s() < until && !interrupted(20));
+	while (pending && demo_now_s() < until && !interrupted(20));
 }
 
 static void
@@ -345,10 +350,10 @@ main(int argc, char **argv)
 	       "load for %g s: signed Stripe webhooks, image uploads, "
 	       "report requests, a flaky downstream\n\n",
 	       evfn_version_string(), d.port, d.root, seconds);
-	double start = now_s();
+	double start = demo_now_s();
 	run_load(&d, seconds);
 	demo_load_stop(load);
-	double elapsed = now_s() - start;
+	double elapsed = demo_now_s() - start;
 
 	if (serve) {
 		printf("\nserving at http://127.0.0.1:%d until Ctrl-C:\n"
@@ -363,7 +368,7 @@ main(int argc, char **argv)
 		fflush(stdout);
 		while (!interrupted(1000))
 			;
-		elapsed = now_s() - start;
+		elapsed = demo_now_s() - start;
 	}
 
 	/* Shut down in order: no new arrivals, let the work finish, drain,
