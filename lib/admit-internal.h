@@ -34,8 +34,8 @@ int evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
  * batch; waiters, when not NULL, holds each event's. With taken NULL,
  * all or none; else as many as can be taken from the front, *taken
  * receiving how many. The events taken have sequence numbers in order
- * from *first_seq (when not NULL): consecutive, unless a durable journal
- * released the lock while it appended. Returns 0 when all were taken, or
+ * from *first_seq (when not NULL), consecutive (a journal takes them in
+ * one append). Returns 0 when all were taken, or
  * the refusal of the first that was not (the codes of evfn__admit(), and
  * with a journal its errors): that one and those after it are
  * untouched. */

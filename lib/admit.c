@@ -10,8 +10,9 @@
  * the one function that accepts an event, so a refused event (or batch)
  * is untouched and stays the caller's. With a journal, every event is
  * journaled after it is frozen and before any target sees it
- * (journal_admit()); a batch that cannot be journaled whole is ended in
- * the journal again and refused. The public calls that admit are in
+ * (journal_admit()): a batch in one append, all or nothing (one fsync
+ * with a durable journal); one refused after its append is ended in the
+ * journal again. The public calls that admit are in
  * publish.c and invoke.c.
  */
 #include <string.h>
@@ -158,88 +159,103 @@ reserve_event_locked(struct evfn_rt *rt, const struct admission *a,
 /* ---- the journal -------------------------------------------------------- */
 
 /*
- * Journals the frozen event of a for its targets before any of them can
- * see it. In fast mode the append only buffers, under the lock. In
- * durable mode it waits for its batch's fsync, so the lock is released
- * meanwhile (other producers' appends share that fsync); the caller
- * checks the admission again after. Returns 0, or why the event is
- * refused, nothing of it journaled: EVFN_ENOTRUNNING before start,
+ * Journals the n frozen events of a for their targets before any of them
+ * can see them: one evfn__journal_append_many(), all or nothing. In fast
+ * mode it only buffers, under the lock. In durable mode it waits for the
+ * fsync of its batch, one for the whole admission (shared with other
+ * producers' appends), so the lock is released meanwhile; the caller
+ * checks the admission again after. Returns 0, or why the events are
+ * refused, none of them journaled: EVFN_ENOTRUNNING before start,
  * EVFN_ENOSPC, EVFN_EJOURNAL, EVFN_ENOMEM. rt->lock held (released and
  * taken again in durable mode).
  */
 EVFN__NOINLINE static int
-journal_admit(struct evfn_rt *rt, const struct admission *a,
+journal_admit(struct evfn_rt *rt, const struct admission *a, size_t n,
               const struct targets *t)
 {
 	struct evfn__journal *j = rt->journal;
 	if (!j)
 		return EVFN_ENOTRUNNING;
-	size_t n = a->end - a->first;
-	uint32_t small[EVFN__ARRAY_SIZE(t->small)];
-	uint32_t *ids = n <= EVFN__ARRAY_SIZE(small)
-	                        ? small
-	                        : evfn__malloc(n * sizeof(*ids));
-	if (!ids)
-		return EVFN_ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		ids[i] = t->v[a->first + i]->jid;
-	struct evfn__journal_state st = {
-		.due_ns = a->delayed ? evfn__mono_to_wall(a->ev->born_ns) : 0};
+	/* The targets of a[i] are t->v[a[i].first .. a[i].end), in order. */
+	size_t n_ids = a[n - 1].end;
+	/* One event's entry on the stack (the single path), a batch's on
+	 * the heap. */
+	uint32_t small_ids[EVFN__ARRAY_SIZE(t->small)];
+	struct evfn__journal_entry small_entry;
+	struct evfn__journal_state small_state;
+	struct evfn__journal_entry *e = &small_entry;
+	struct evfn__journal_state *st = &small_state;
+	uint32_t *ids = small_ids;
+	void *block = NULL;
+	if (n > 1 || n_ids > EVFN__ARRAY_SIZE(small_ids)) {
+		block = evfn__malloc(n * (sizeof(*e) + sizeof(*st)) +
+		                     n_ids * sizeof(*ids));
+		if (!block)
+			return EVFN_ENOMEM;
+		e = block;
+		st = (struct evfn__journal_state *)(e + n);
+		ids = (uint32_t *)(st + n);
+	}
+	for (size_t i = 0; i < n_ids; i++)
+		ids[i] = t->v[i]->jid;
+	for (size_t i = 0; i < n; i++) {
+		st[i] = (struct evfn__journal_state){
+			.due_ns = a[i].delayed
+			                  ? evfn__mono_to_wall(a[i].ev->born_ns)
+			                  : 0};
+		e[i] = (struct evfn__journal_entry){
+			.seq = a[i].ev->seq,
+			.ev = a[i].ev,
+			.fns = ids + a[i].first,
+			.n_fns = a[i].end - a[i].first,
+			.st = &st[i]};
+	}
 	int rc;
 	if (rt->opts.journal_mode == EVFN_JOURNAL_FAST) {
-		rc = evfn__journal_append(j, a->ev->seq, a->ev, ids, n, &st);
+		rc = evfn__journal_append_many(j, e, n);
 	} else {
 		/* Counted so that evfn_rt_free() waits for it to come back. */
 		rt->journal_appending++;
 		evfn__lock_release(&rt->lock);
-		rc = evfn__journal_append(j, a->ev->seq, a->ev, ids, n, &st);
+		rc = evfn__journal_append_many(j, e, n);
 		evfn__lock_acquire(&rt->lock);
 		if (--rt->journal_appending == 0)
 			pthread_cond_broadcast(&rt->quiet_cond);
 	}
-	if (ids != small)
-		evfn__free(ids);
+	evfn__free(block);
 	return rc;
 }
 
-/* Ends the journal records of the n journaled events of a and thaws
- * them: what a refused admission leaves, so that each event is as it
- * was, the caller's. rt->lock held. */
+/* Ends the journal records of the n journaled events of a: an admission
+ * refused after they were written. rt->lock held. */
 static void
 unjournal_locked(struct evfn_rt *rt, struct admission *a, size_t n,
                  const struct targets *t)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		for (size_t k = a[i].first; k < a[i].end; k++)
 			(void)evfn__journal_end(rt->journal, a[i].ev->seq,
 			                        t->v[k]->jid,
 			                        EVFN__JEND_CANCELLED);
-		evfn__event_thaw(a[i].ev, a[i].had_time, a[i].had_source);
-	}
 }
 
-/* Freezes and journals the n events of a, all or none. A durable journal
- * released the lock meanwhile, so the whole admission is checked again
- * after: an admission refused then is ended in the journal again. Returns
- * 0 or the refusal, every event thawed. rt->lock held. */
+/* Freezes and journals the n events of a, all or none, with consecutive
+ * sequence numbers. A durable journal released the lock meanwhile, so
+ * the whole admission is checked again after: an admission refused then
+ * is ended in the journal again. Returns 0 or the refusal, every event
+ * thawed. rt->lock held. */
 EVFN__NOINLINE static int
 freeze_journaled(struct evfn_rt *rt, struct admission *a, size_t n,
                  const struct targets *t, int64_t now)
 {
-	int rc = 0;
-	size_t journaled = 0;
-	while (journaled < n && rc == 0) {
-		struct admission *x = &a[journaled];
+	for (size_t i = 0; i < n; i++) {
+		struct admission *x = &a[i];
 		x->had_time = x->ev->time_set;
 		x->had_source = x->ev->source != NULL;
 		x->delayed = evfn__event_freeze(x->ev, ++rt->next_seq,
 		                                rt->source, now);
-		rc = journal_admit(rt, x, t);
-		if (rc < 0)
-			evfn__event_thaw(x->ev, x->had_time, x->had_source);
-		else
-			journaled++;
 	}
+	int rc = journal_admit(rt, a, n, t);
 	if (rc == 0 && journal_waits(rt)) {
 		rc = rt->state >= EVFN__DRAINING ? EVFN_ESHUTDOWN : 0;
 		for (size_t i = 0; i < t->n; i++)
@@ -247,9 +263,13 @@ freeze_journaled(struct evfn_rt *rt, struct admission *a, size_t n,
 		for (size_t i = 0; i < n && rc == 0; i++)
 			rc = bounds_locked(t->v + a[i].first,
 			                   a[i].end - a[i].first);
+		if (rc < 0)
+			unjournal_locked(rt, a, n, t);
 	}
 	if (rc < 0)
-		unjournal_locked(rt, a, journaled, t);
+		for (size_t i = 0; i < n; i++)
+			evfn__event_thaw(a[i].ev, a[i].had_time,
+			                 a[i].had_source);
 	return rc;
 }
 

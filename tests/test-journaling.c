@@ -460,6 +460,43 @@ test_journaling_durable_one_producer_pays_one_fsync_per_event(void **state)
 	tmp_remove(&t);
 }
 
+/* Durable mode: a batch is journaled in one append, so it costs one
+ * fsync, not one per event, and keeps consecutive sequence numbers; all
+ * of it comes back after a restart. */
+static void
+test_journaling_durable_batch_shares_one_fsync(void **state)
+{
+	(void)state;
+	struct tmp t;
+	tmp_make(&t);
+	faulty_register();
+	faults_clear();
+	evfn__journaling_tune = use_counting_vfs_without_flush;
+	evfn_rt *rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
+	ASSERT_OK(evfn_pause(rt, "f"));
+	/* The first commit of a fresh log also syncs its header. */
+	ASSERT_OK(evfn_invoke_async(rt, "f", "first", 5, NULL));
+	enum { N = 64 };
+	evfn_event *evs[N];
+	for (int i = 0; i < N; i++)
+		ASSERT_OK(evfn_event_new(&evs[i], "f", "batch", 5));
+	int before = atomic_load(&syncs);
+	uint64_t first;
+	ASSERT_OK(evfn_publish_batch(rt, "f", evs, N, &first));
+	ASSERT_EQ(atomic_load(&syncs) - before, 1);
+	for (int i = 0; i < N; i++) {
+		ASSERT_EQ(evfn_event_seq(evs[i]), first + (uint64_t)i);
+		evfn_event_unref(evs[i]);
+	}
+	stop_rt(rt);
+	evfn__journaling_tune = NULL;
+	atomic_store(&ran, 0);
+	rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
+	WAIT_FOR(atomic_load(&ran) == N + 1, 10000);
+	stop_rt(rt);
+	tmp_remove(&t);
+}
+
 /* A started runtime in mode on a disk that works until told to fail,
  * its function f paused so that what it accepts stays journaled. */
 static evfn_rt *
@@ -959,6 +996,7 @@ main(void)
 		TEST(test_journaling_batch_all_or_nothing),
 		TEST(test_journaling_fast_mode_full_disk_refuses_and_keeps_the_accepted),
 		TEST(test_journaling_durable_one_producer_pays_one_fsync_per_event),
+		TEST(test_journaling_durable_batch_shares_one_fsync),
 		TEST(test_journaling_crashed_last_attempt_is_dead_lettered),
 		TEST(test_journaling_kill_during_checkpoint_loses_nothing),
 		TEST(test_journaling_survives_repeated_sigkill),

@@ -167,9 +167,9 @@ EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
  *        NULL, nor any of its n elements.
  * @param n       how many: 1..EVFN_BATCH_MAX.
  * @param first_seq receives the first event's sequence number; the
- *        others follow it in order (evs[i] has *first_seq + i; with a
- *        durable journal, which appends with the lock released, in
- *        order but not always consecutive: evfn_event_seq() tells).
+ *        others follow it in order (evs[i] has *first_seq + i). With a
+ *        journal the batch is journaled in one append: with a durable
+ *        one, the call returns after one fsync for the whole batch.
  *        May be NULL.
  * @return 0 when every event was accepted; EVFN_EINVAL for NULL rt or
  *         evs, n == 0, a NULL element or the same event twice;
