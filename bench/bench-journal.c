@@ -19,7 +19,8 @@
  *
  * --through runtime runs durable, dispatch and recover through the
  * runtime's own journal (evfn_rt_options_set_journal()) instead of the
- * journal's calls: P producers publishing to a durable runtime; no-op
+ * journal's calls: P producers publishing to a durable runtime (with
+ * --batch N, N events per evfn_publish_batch()); no-op
  * dispatch with a fast (or durable) journal; recovery timed as
  * evfn_rt_start() re-admitting N pending events.
  *
@@ -282,7 +283,8 @@ plain_noop(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 	return EVFN_OK;
 }
 
-/* Each publish returns once its event is on disk. */
+/* Each publish returns once its event is on disk; with --batch N, each
+ * evfn_publish_batch() of N events once all N are (one append). */
 static void *
 durable_rt_producer(void *unused)
 {
@@ -290,12 +292,26 @@ durable_rt_producer(void *unused)
 	char payload[256] = {0};
 	size_t len = arg.payload < sizeof(payload) ? arg.payload
 	                                          : sizeof(payload);
+	evfn_event *evs[EVFN_BATCH_MAX];
+	int batch = arg.batch < EVFN_BATCH_MAX ? arg.batch : EVFN_BATCH_MAX;
 	long mine = 0;
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-		check(evfn_invoke_async(durable_rt, "bench", payload, len,
-		                        NULL),
-		      "invoke_async");
-		mine++;
+		if (batch <= 1) {
+			check(evfn_invoke_async(durable_rt, "bench", payload,
+			                        len, NULL),
+			      "invoke_async");
+			mine++;
+			continue;
+		}
+		for (int i = 0; i < batch; i++)
+			check(evfn_event_new(&evs[i], "bench", payload, len),
+			      "event");
+		check(evfn_publish_batch(durable_rt, "bench", evs,
+		                         (size_t)batch, NULL),
+		      "publish_batch");
+		for (int i = 0; i < batch; i++)
+			evfn_event_unref(evs[i]);
+		mine += batch;
 	}
 	atomic_fetch_add(&appended, mine);
 	return NULL;

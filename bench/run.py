@@ -534,6 +534,9 @@ def main():
             ("rt_durable_p8", ["--workload", "durable", "--through",
                                "runtime", "--producers", "8",
                                "--seconds", secs]),
+            ("rt_durable_p8_b64", ["--workload", "durable", "--through",
+                                   "runtime", "--producers", "8",
+                                   "--batch", "64", "--seconds", secs]),
             ("rt_dispatch_fast", ["--workload", "dispatch", "--through",
                                   "runtime", "--journal", "fast",
                                   "--events", n_dispatch]),
@@ -584,6 +587,10 @@ def main():
             jmed("rt_durable_p1", "events_per_commit"))
         put("journal_durable_events_per_s_p8_batch64",
             jmed("durable_p8_b64", "events_per_s"))
+        put("journal_durable_events_per_s_batch",
+            jmed("rt_durable_p8_b64", "events_per_s"))
+        put("journal_durable_events_per_commit_batch",
+            jmed("rt_durable_p8_b64", "events_per_commit"))
         put("journal_durable_events_per_commit_p8",
             jmed("durable_p8", "events_per_commit"))
         put("journal_fsync_us", jmed("durable_p8", "fsync_us"))
