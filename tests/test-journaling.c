@@ -414,6 +414,18 @@ use_faulty_vfs(struct evfn__journal_options *o)
 	o->vfs = "evfn-faulty";
 }
 
+/* A started runtime in mode whose journal's options tune sets (a disk
+ * that counts fsyncs, and fails when told to). */
+static evfn_rt *
+tuned_rt(const char *path, evfn_journal_mode mode,
+         void (*tune)(struct evfn__journal_options *))
+{
+	faulty_register();
+	faults_clear();
+	evfn__journaling_tune = tune;
+	return started_rt(path, mode, true);
+}
+
 /* The disk counts fsyncs, and the flush interval outlasts the test: only
  * a waiting call (a durable publish, drain's sync) makes a commit. */
 static void
@@ -434,10 +446,8 @@ test_journaling_durable_one_producer_pays_one_fsync_per_event(void **state)
 	(void)state;
 	struct tmp t;
 	tmp_make(&t);
-	faulty_register();
-	faults_clear();
-	evfn__journaling_tune = use_counting_vfs_without_flush;
-	evfn_rt *rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
+	evfn_rt *rt = tuned_rt(t.path, EVFN_JOURNAL_DURABLE,
+	                       use_counting_vfs_without_flush);
 	atomic_store(&ran, 0);
 	const int n = 40;
 	int before = atomic_load(&syncs);
@@ -469,10 +479,8 @@ test_journaling_durable_batch_shares_one_fsync(void **state)
 	(void)state;
 	struct tmp t;
 	tmp_make(&t);
-	faulty_register();
-	faults_clear();
-	evfn__journaling_tune = use_counting_vfs_without_flush;
-	evfn_rt *rt = started_rt(t.path, EVFN_JOURNAL_DURABLE, true);
+	evfn_rt *rt = tuned_rt(t.path, EVFN_JOURNAL_DURABLE,
+	                       use_counting_vfs_without_flush);
 	ASSERT_OK(evfn_pause(rt, "f"));
 	/* The first commit of a fresh log also syncs its header. */
 	ASSERT_OK(evfn_invoke_async(rt, "f", "first", 5, NULL));
@@ -502,10 +510,7 @@ test_journaling_durable_batch_shares_one_fsync(void **state)
 static evfn_rt *
 faulty_disk_rt(const char *path, evfn_journal_mode mode)
 {
-	faulty_register();
-	faults_clear();
-	evfn__journaling_tune = use_faulty_vfs;
-	evfn_rt *rt = started_rt(path, mode, true);
+	evfn_rt *rt = tuned_rt(path, mode, use_faulty_vfs);
 	ASSERT_OK(evfn_pause(rt, "f"));
 	return rt;
 }
