@@ -7,31 +7,6 @@
 #include "common-internal.h"
 #include "metrics-internal.h"
 
-/* Billed milliseconds for a run: rounded up to a whole ms, at least 1, as
- * Lambda bills. */
-static uint64_t
-billed_ms(int64_t run)
-{
-	uint64_t ms = (uint64_t)((run > 0 ? run : 0) + EVFN__NS_PER_MS - 1) /
-	              (uint64_t)EVFN__NS_PER_MS;
-	return ms ? ms : 1;
-}
-
-void
-evfn__metrics_call(struct evfn__metrics *m, int64_t run)
-{
-	evfn__hist_record(&m->run, run);
-	evfn__counter_add(&m->billed_ms, billed_ms(run));
-}
-
-void
-evfn__metrics_waits(struct evfn__metrics *m, const struct evfn__inv *inv,
-                    int64_t start_ns)
-{
-	for (const struct evfn__inv *x = inv; x; x = x->batch_next)
-		evfn__hist_record(&m->wait, start_ns - x->ready_ns);
-}
-
 void
 evfn__metrics_fenced(struct evfn__metrics *m, const struct evfn__inv *inv,
                      int64_t timeout_ns, bool with_waits)
@@ -49,7 +24,7 @@ evfn__metrics_late(struct evfn__metrics *m, int64_t timeout_ns, int64_t run)
 	/* The deadline counted at the fence becomes the real run time. */
 	evfn__hist_move(&m->run, timeout_ns, run);
 	evfn__counter_add(&m->billed_ms,
-	                  billed_ms(run) - billed_ms(timeout_ns));
+	                  evfn__billed_ms(run) - evfn__billed_ms(timeout_ns));
 }
 
 static void
