@@ -78,15 +78,22 @@ move_state(struct evfn__inv *inv, enum attempt_state from,
 	                                      (int)to);
 }
 
-/* The start of an attempt of inv at now, in its invocation. */
+/* The start of an attempt of inv at now (monotonic; wall: the same
+ * instant on the wall clock), in its invocation. */
 static void
-set_start(struct evfn__inv *inv, int64_t now)
+set_start_at(struct evfn__inv *inv, int64_t now, int64_t wall)
 {
 	inv->start_ns = now;
 	inv->ctx.deadline_ns = now + inv->fn->cfg.timeout_ns;
-	inv->last_ns = evfn__mono_to_wall(now);
+	inv->last_ns = wall;
 	if (inv->attempt == 1)
-		inv->first_ns = inv->last_ns;
+		inv->first_ns = wall;
+}
+
+static void
+set_start(struct evfn__inv *inv, int64_t now)
+{
+	set_start_at(inv, now, evfn__mono_to_wall(now));
 }
 
 /* ---- accounting --------------------------------------------------------- */
@@ -126,10 +133,11 @@ acct_held(struct evfn_fn *fn, int64_t n)
 }
 
 static inline void
-acct_started(struct evfn_rt *rt, struct evfn_fn *fn)
+acct_started(struct evfn_rt *rt, struct evfn_fn *fn, int64_t n)
 {
-	fn->running++;
-	rt->in_flight++;
+	fn->running += n;
+	rt->in_flight += n;
+	fn->stat[EVFN_STAT_ATTEMPTS] += (uint64_t)n;
 }
 
 /* An attempt leaves the running state: it ended, was fenced, or was
@@ -843,23 +851,36 @@ take_next_locked(struct evfn_rt *rt, struct evfn_fn *fn, int64_t now,
 	return NULL;
 }
 
-/* inv's attempt starts now. The deadline is set here, under the lock,
- * before the watchdog can see the attempt as running. */
+/* inv's next attempt is taken at now (wall: the same instant on the
+ * wall clock), in state: ATTEMPT_RUNNING, it starts now, or
+ * ATTEMPT_PREFETCHED, its worker starts it after the one it runs. The
+ * deadline is set here, under the lock, before the watchdog can see the
+ * attempt as running. Its accounting (acct_started()) is the caller's,
+ * once for all it takes under this hold of the lock. */
+static void
+take_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
+                    int64_t wall, enum attempt_state state)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	inv->attempt++;
+	set_start_at(inv, now, wall);
+	atomic_store_explicit(&inv->ctx.state, (int)state,
+	                      memory_order_relaxed);
+	/* Reset here, under the lock that evfn_cancel() takes. */
+	atomic_store_explicit(&inv->ctx.cancelled, false, memory_order_relaxed);
+	if (EVFN__UNLIKELY(rt->journal))
+		journal_update_locked(rt, inv, EVFN__JPHASE_RUNNING);
+}
+
+/* inv's attempt starts now. */
 static void
 start_attempt_locked(struct evfn_rt *rt, struct evfn_fn *fn,
                      struct evfn__inv *inv, int64_t now)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	inv->attempt++;
-	set_start(inv, now);
-	atomic_store_explicit(&inv->ctx.state, ATTEMPT_RUNNING,
-	                      memory_order_relaxed);
-	/* Reset here, under the lock that evfn_cancel() takes. */
-	atomic_store_explicit(&inv->ctx.cancelled, false, memory_order_relaxed);
-	acct_started(rt, fn);
-	fn->stat[EVFN_STAT_ATTEMPTS]++;
-	if (EVFN__UNLIKELY(rt->journal))
-		journal_update_locked(rt, inv, EVFN__JPHASE_RUNNING);
+	take_attempt_locked(rt, inv, now, evfn__mono_to_wall(now),
+	                    ATTEMPT_RUNNING);
+	acct_started(rt, fn, 1);
 }
 
 /* A call of fn started: its deadline needs the watchdog, and the peak
@@ -935,16 +956,20 @@ evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	struct evfn__inv *last = inv, *next;
+	/* One wall-clock reading for the take: they share now. */
+	int64_t wall = evfn__mono_to_wall(now);
 	int n = 0;
-	for (; n < max && (next = start_next_locked(rt, fn, now, ended)); n++) {
-		atomic_store_explicit(&next->ctx.state, ATTEMPT_PREFETCHED,
-		                      memory_order_relaxed);
+	for (; n < max && (next = take_next_locked(rt, fn, now, ended)); n++) {
+		take_attempt_locked(rt, next, now, wall, ATTEMPT_PREFETCHED);
 		next->prefetched = true;
-		fn->prefetched++;
-		fn->busy++;
 		last->run_next = next;
 		last = next;
 	}
+	/* Counted once for the take: the lock is held from the first to
+	 * the last, so no snapshot sees some taken and not yet counted. */
+	acct_started(rt, fn, n);
+	fn->prefetched += n;
+	fn->busy += n;
 	return n;
 }
 
