@@ -322,6 +322,15 @@ int evfn__batch_item_outcome(const struct evfn__batch *b, size_t i,
  * held. */
 void evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                            int outcome, struct evfn__ended *ended);
+/* The calls a pool worker ran one after the other (first, then along
+ * run_next: attempts of one function it took together), completed as
+ * evfn__complete_locked() does, with fn's next start scheduled once:
+ * outcomes[i] is the i-th call's, ran[i] false for one the watchdog gave
+ * back before it started (it goes to ended->spent). Unlinks the run;
+ * returns how many calls it had. rt->lock held. */
+int evfn__complete_run_locked(struct evfn_rt *rt, struct evfn__inv *first,
+                              const int *outcomes, const bool *ran,
+                              struct evfn__ended *ended);
 /* Ends every invocation of list with stat (its terminal counter) and
  * result (what its waiter receives): cancelled or handed back. Returns
  * how many. rt->lock held. */

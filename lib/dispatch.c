@@ -1137,9 +1137,11 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		                    EVFN_EFAILED, ended);
 }
 
-void
-evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
-                      struct evfn__ended *ended)
+/* evfn__complete_locked() but for what follows the call's end: letting
+ * fn start its next event. */
+static void
+complete_call_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
+                     struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
@@ -1174,10 +1176,49 @@ evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		                     evfn__now_ns());
 	end_attempt_locked(rt, inv, evfn__batch_item_outcome(b, 0, outcome),
 	                   ended);
-	/* Freed capacity may let the function start its next event. */
+}
+
+/* After calls of fn ended: freed capacity may let it start its next
+ * event, and a drain may be waiting for the last. */
+static void
+calls_ended_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(rt);
 	schedule_locked(rt, fn);
 	if (rt->in_flight == 0 && rt->state >= EVFN__DRAINING)
 		pthread_cond_broadcast(&rt->quiet_cond);
+}
+
+void
+evfn__complete_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
+                      struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	complete_call_locked(rt, inv, outcome, ended);
+	calls_ended_locked(rt, fn);
+}
+
+int
+evfn__complete_run_locked(struct evfn_rt *rt, struct evfn__inv *first,
+                          const int *outcomes, const bool *ran,
+                          struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = first->fn;
+	int n = 0;
+	for (struct evfn__inv *x = first, *next; x; x = next, n++) {
+		next = x->run_next;
+		x->run_next = NULL;
+		if (ran[n])
+			complete_call_locked(rt, x, outcomes[n], ended);
+		else /* given back: its event went on elsewhere */
+			evfn__inv_list_push(&ended->spent, x);
+	}
+	/* Once for the run: its attempts are all fn's, and nothing sees
+	 * fn's ready state between them (the lock is held). */
+	calls_ended_locked(rt, fn);
+	return n;
 }
 
 /* ---- retry or end ------------------------------------------------------- */

@@ -515,18 +515,8 @@ worker_main(void *arg)
 		evfn__recycle_locked(rt, &cleaned);
 		atomic_store_explicit(&w->current, NULL, memory_order_relaxed);
 		w->chain = NULL;
-		int n = 0;
-		for (struct evfn__inv *x = inv, *next; x; x = next, n++) {
-			next = x->run_next;
-			x->run_next = NULL;
-			if (ran[n]) {
-				evfn__complete_locked(rt, x, outcomes[n],
-				                      &ended);
-			} else {
-				/* Given back: its event went on elsewhere. */
-				evfn__inv_list_push(&ended.spent, x);
-			}
-		}
+		int n = evfn__complete_run_locked(rt, inv, outcomes, ran,
+		                                  &ended);
 		int64_t run = (now - start) / (n ? n : 1);
 		fn->run_ewma_ns += (run - fn->run_ewma_ns) / 8;
 		if (w->stuck && !rejoin_locked(p, w))
