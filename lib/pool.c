@@ -418,6 +418,9 @@ run_chain(struct pool_worker *w, struct evfn__inv *inv, int64_t now,
           int *outcomes, bool *ran)
 {
 	struct evfn_rt *rt = w->w.rt;
+	/* Looked up once: the attempts a worker takes together are all one
+	 * function's. */
+	struct evfn__metrics *m = evfn__worker_metrics(&w->w, inv->fn);
 	int i = 0;
 	for (struct evfn__inv *x = inv; x; x = x->run_next, i++) {
 		ran[i] = false;
@@ -430,8 +433,8 @@ run_chain(struct pool_worker *w, struct evfn__inv *inv, int64_t now,
 		outcomes[i] = evfn__worker_run(&w->w, x);
 		now = evfn__now_ns();
 		outcomes[i] = evfn__outcome_at(x, outcomes[i], now);
-		if (evfn__attempt_returned(x))
-			evfn__worker_measure(&w->w, x, now);
+		if (evfn__attempt_returned(x) && m)
+			evfn__worker_measure_into(m, x, now);
 		evfn__worker_tell_return(&rt->eventlog, x, outcomes[i]);
 		ran[i] = true;
 	}

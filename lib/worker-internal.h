@@ -62,8 +62,24 @@ evfn__worker_tell_return(struct evfn__eventlog *log, struct evfn__inv *inv,
 	if (evfn__eventlog_on(log) && outcome != EVFN_PENDING)
 		evfn__worker_tell_outcome(log, inv, outcome);
 }
-/* Measures the call inv that returned at end_ns (monotonic): its run
- * time and its items' queue waits, unless metrics are off. Owner thread. */
+/* Where w measures fn's calls: NULL when metrics are off (or, out of
+ * memory, for calls that go unmeasured). Created on first use, under
+ * rt->lock (not held by the caller). Owner thread. */
+struct evfn__metrics *evfn__worker_metrics(struct evfn__worker *w,
+                                           struct evfn_fn *fn);
+/* Measures the call inv that returned at end_ns (monotonic) into m (from
+ * evfn__worker_metrics(), not NULL): its run time and its items' queue
+ * waits. Inline: a pool worker looks m up once for the calls it took
+ * together and measures each. Owner thread. */
+static inline void
+evfn__worker_measure_into(struct evfn__metrics *m,
+                          const struct evfn__inv *inv, int64_t end_ns)
+{
+	evfn__metrics_call(m, end_ns - inv->start_ns);
+	evfn__metrics_waits(m, inv, inv->start_ns);
+}
+/* evfn__worker_measure_into() the metrics of inv's function, unless
+ * metrics are off. Owner thread. */
 void evfn__worker_measure(struct evfn__worker *w, const struct evfn__inv *inv,
                           int64_t end_ns);
 /* Measures only the queue waits: a loop call that returned EVFN_PENDING,

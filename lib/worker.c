@@ -134,25 +134,25 @@ metrics_of(struct evfn__worker *w, struct evfn_fn *fn)
 	return m;
 }
 
+struct evfn__metrics *
+evfn__worker_metrics(struct evfn__worker *w, struct evfn_fn *fn)
+{
+	return w->rt->opts.no_metrics ? NULL : metrics_of(w, fn);
+}
+
 void
 evfn__worker_measure(struct evfn__worker *w, const struct evfn__inv *inv,
                      int64_t end_ns)
 {
-	if (w->rt->opts.no_metrics)
-		return;
-	struct evfn__metrics *m = metrics_of(w, inv->fn);
-	if (!m)
-		return; /* out of memory: this attempt goes unmeasured */
-	evfn__metrics_call(m, end_ns - inv->start_ns);
-	evfn__metrics_waits(m, inv, inv->start_ns);
+	struct evfn__metrics *m = evfn__worker_metrics(w, inv->fn);
+	if (m) /* else off, or out of memory: this attempt goes unmeasured */
+		evfn__worker_measure_into(m, inv, end_ns);
 }
 
 void
 evfn__worker_measure_wait(struct evfn__worker *w, const struct evfn__inv *inv)
 {
-	if (w->rt->opts.no_metrics)
-		return;
-	struct evfn__metrics *m = metrics_of(w, inv->fn);
+	struct evfn__metrics *m = evfn__worker_metrics(w, inv->fn);
 	if (m)
 		evfn__metrics_waits(m, inv, inv->start_ns);
 }
