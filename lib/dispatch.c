@@ -1112,7 +1112,12 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
 	acct_left_running(rt, inv);
-	atomic_store(&inv->ctx.state, ATTEMPT_DONE);
+	/* Release, not a full fence (an xchg on x86 for every attempt):
+	 * the attempt returned, so the only racers are a late
+	 * evfn_ctx_complete()'s compare-exchanges, which need to see DONE,
+	 * not to be ordered against later stores of this thread. */
+	atomic_store_explicit(&inv->ctx.state, ATTEMPT_DONE,
+	                      memory_order_release);
 	inv->last_timed_out = outcome == EVFN__TIMED_OUT;
 	if (inv->last_timed_out) {
 		/* Returned, but late: a timeout like a fenced one. */
