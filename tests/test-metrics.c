@@ -131,6 +131,84 @@ test_metrics_workload_histograms_agree_with_counters(void **state)
 	ASSERT_OK(evfn_rt_free(rt));
 }
 
+static int
+noop(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	return EVFN_OK;
+}
+
+/* Whether a snapshot of fn adds up: every accepted event is in exactly
+ * one term, whatever the workers are doing when it is taken. */
+static void
+assert_accounted(evfn_rt *rt, const char *fn)
+{
+	evfn_stats *s;
+	ASSERT_OK(evfn_stats_take(rt, fn, &s));
+	static const evfn_stat terms[] = {
+		EVFN_STAT_SUCCEEDED,   EVFN_STAT_DEAD_LETTERED,
+		EVFN_STAT_EXPIRED,     EVFN_STAT_HANDED_BACK,
+		EVFN_STAT_CANCELLED,   EVFN_STAT_IN_FLIGHT,
+		EVFN_STAT_QUEUED,      EVFN_STAT_WAITING_RETRY,
+		EVFN_STAT_DELAYED,
+	};
+	uint64_t sum = 0;
+	for (size_t i = 0; i < sizeof(terms) / sizeof(terms[0]); i++)
+		sum += evfn_stats_value(s, terms[i]);
+	ASSERT_EQ(evfn_stats_value(s, EVFN_STAT_ACCEPTED), sum);
+	assert_true(evfn_stats_value(s, EVFN_STAT_CONCURRENCY_PEAK) <= 2);
+	evfn_stats_free(s);
+}
+
+/* Short calls behind a deep queue: a worker takes several attempts of
+ * the function at once and measures and completes them together. Every
+ * snapshot meanwhile adds up, and at the end each attempt was counted,
+ * measured and billed once. */
+static void
+test_metrics_short_calls_taken_together_each_count_once(void **state)
+{
+	enum { WARM = 500, N = 20000, LOOK_EVERY = 250 };
+	evfn_rt_options *o;
+	ASSERT_OK(evfn_rt_options_new(&o));
+	ASSERT_OK(evfn_rt_options_set_workers(o, 2, 2));
+	evfn_rt *rt;
+	ASSERT_OK(evfn_rt_new(&rt, o));
+	evfn_rt_options_free(o);
+	ASSERT_OK(evfn_register(rt, "noop", noop, NULL, NULL, NULL));
+	ASSERT_OK(evfn_rt_start(rt));
+	/* Until the pool has seen the calls are short (it assumes a new
+	 * function is slow, and takes one attempt at a time for it). */
+	for (int i = 0; i < WARM; i++) {
+		ASSERT_OK(evfn_invoke_async(rt, "noop", &i, sizeof(i), NULL));
+		WAIT_FOR(stat_of(rt, "noop", EVFN_STAT_SUCCEEDED) ==
+		                 (uint64_t)i + 1,
+		         10000);
+	}
+	for (int i = 0; i < N; i++) {
+		ASSERT_OK(evfn_invoke_async(rt, "noop", &i, sizeof(i), NULL));
+		if (i % LOOK_EVERY == 0)
+			assert_accounted(rt, "noop");
+	}
+	while (stat_of(rt, "noop", EVFN_STAT_SUCCEEDED) < WARM + N)
+		assert_accounted(rt, "noop");
+	assert_accounted(rt, "noop");
+	evfn_stats *s;
+	ASSERT_OK(evfn_stats_take(rt, "noop", &s));
+	uint64_t runs = 0, waits = 0;
+	for (size_t i = 0; i < evfn_stats_buckets(); i++) {
+		runs += evfn_stats_bucket(s, EVFN_HIST_RUN, i, NULL);
+		waits += evfn_stats_bucket(s, EVFN_HIST_QUEUE_WAIT, i, NULL);
+	}
+	ASSERT_EQ(evfn_stats_value(s, EVFN_STAT_ATTEMPTS), WARM + N);
+	ASSERT_EQ(evfn_stats_value(s, EVFN_STAT_IN_FLIGHT), 0);
+	ASSERT_EQ(runs, WARM + N);
+	ASSERT_EQ(waits, WARM + N);
+	/* At least 1 ms each; more only for a call preempted past 1 ms. */
+	assert_true(evfn_stats_value(s, EVFN_STAT_BILLED_MS) >= WARM + N);
+	evfn_stats_free(s);
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
+}
+
 /* A worker's measurements stay counted after it exits. */
 static void
 test_metrics_survive_idle_workers_exiting(void **state)
@@ -409,6 +487,7 @@ main(void)
 		TEST(test_metrics_bucket_bounds_cover_every_value),
 		TEST(test_metrics_quantiles_within_bucket_error),
 		TEST(test_metrics_workload_histograms_agree_with_counters),
+		TEST(test_metrics_short_calls_taken_together_each_count_once),
 		TEST(test_metrics_survive_idle_workers_exiting),
 		TEST(test_metrics_prometheus_exposition_passes_promtool),
 		TEST(test_metrics_hostile_names_keep_the_exposition_parsable),
