@@ -802,8 +802,13 @@ ledger_reserve(struct ledger *l, uint64_t seq)
 	l->state = realloc(l->state, cap);
 	l->t_ns = realloc(l->t_ns, cap * sizeof(*l->t_ns));
 	l->recovered = realloc(l->recovered, cap * sizeof(*l->recovered));
+	/* recovered too: recovery itself can grow the ledger (the child
+	 * appended past what it reported), and a stale true there would
+	 * read as an event recovered that nobody appended. */
 	memset(l->state + l->cap, 0, cap - l->cap);
 	memset(l->t_ns + l->cap, 0, (cap - l->cap) * sizeof(*l->t_ns));
+	memset(l->recovered + l->cap, 0,
+	       (cap - l->cap) * sizeof(*l->recovered));
 	l->cap = cap;
 }
 
