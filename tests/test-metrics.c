@@ -82,12 +82,7 @@ timed(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
 static void
 test_metrics_workload_histograms_agree_with_counters(void **state)
 {
-	evfn_rt_options *o;
-	ASSERT_OK(evfn_rt_options_new(&o));
-	ASSERT_OK(evfn_rt_options_set_workers(o, 2, 2));
-	evfn_rt *rt;
-	ASSERT_OK(evfn_rt_new(&rt, o));
-	evfn_rt_options_free(o);
+	evfn_rt *rt = test_runtime_new(2, 2, NULL);
 	ASSERT_OK(evfn_register(rt, "timed", timed, NULL, NULL, NULL));
 	ASSERT_OK(evfn_rt_start(rt));
 	for (int i = 0; i < 40; i++) {
@@ -167,12 +162,7 @@ static void
 test_metrics_short_calls_taken_together_each_count_once(void **state)
 {
 	enum { WARM = 500, N = 20000, LOOK_EVERY = 250 };
-	evfn_rt_options *o;
-	ASSERT_OK(evfn_rt_options_new(&o));
-	ASSERT_OK(evfn_rt_options_set_workers(o, 2, 2));
-	evfn_rt *rt;
-	ASSERT_OK(evfn_rt_new(&rt, o));
-	evfn_rt_options_free(o);
+	evfn_rt *rt = test_runtime_new(2, 2, NULL);
 	ASSERT_OK(evfn_register(rt, "noop", noop, NULL, NULL, NULL));
 	ASSERT_OK(evfn_rt_start(rt));
 	/* Until the pool has seen the calls are short (it assumes a new
