@@ -14,6 +14,14 @@
  * with a durable journal); one refused after its append is ended in the
  * journal again. The public calls that admit are in
  * publish.c and invoke.c.
+ *
+ * The fast path (admit_fast()) admits a plain event sent to a function by
+ * name without the runtime lock: room in the function's load by
+ * compare-and-swap, a slot in its intake, a sequence number by an atomic
+ * add, and an announcement when the intake was not announced already;
+ * a worker moves the intake into the queue under the lock, many events
+ * at a time. What it cannot take (a full intake, a closed fast path,
+ * no room) goes the locked way, which counts the refusals.
  */
 #include <string.h>
 
@@ -62,12 +70,14 @@ collect_target(void *target, void *arg)
 
 /* Whether each of the n targets of v can take one more event beside the
  * events of the admission counted before it (fn->admitting, which this
- * counts up): it may queue (delayed events count, they will queue when
- * due), its breaker lets it in, and it is not stuck. Refusals are
- * counted. Returns 0, EVFN_EUNHEALTHY, EVFN_ECIRCUITOPEN or
- * EVFN_EQUEUEFULL (the worst met). rt->lock held. */
+ * counts up): it is not stuck, its breaker lets it in, and it has room
+ * in its load (delayed events count, they will queue when due), which is
+ * reserved (fn->reserved) for the event, unless prepaid is true: the
+ * room of v[0] was reserved before the lock (fn->reserved counts it
+ * already). Refusals are counted. Returns 0, EVFN_EUNHEALTHY,
+ * EVFN_ECIRCUITOPEN or EVFN_EQUEUEFULL (the worst met). rt->lock held. */
 static inline __attribute__((always_inline)) int
-bounds_locked(struct evfn_fn *const *v, size_t n)
+bounds_locked(struct evfn_fn *const *v, size_t n, bool prepaid)
 {
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -81,16 +91,26 @@ bounds_locked(struct evfn_fn *const *v, size_t n)
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			if (rc == 0 || rc == EVFN_EQUEUEFULL)
 				rc = EVFN_ECIRCUITOPEN;
-		} else if (fn->queued + (int64_t)fn->stat[EVFN_STAT_DELAYED] +
-		                   fn->admitting >=
-		           fn->cfg.queue_capacity) {
+		} else if (prepaid && i == 0) {
+			/* Its room is in fn->reserved already. */
+		} else if (!evfn__fn_load_reserve(fn, 1)) {
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			if (rc == 0)
 				rc = EVFN_EQUEUEFULL;
+		} else {
+			fn->reserved++;
 		}
 		fn->admitting++;
 	}
 	return rc;
+}
+
+/* The next sequence number: the fast path takes them without the lock. */
+static inline uint64_t
+next_seq(struct evfn_rt *rt)
+{
+	return atomic_fetch_add_explicit(&rt->next_seq, 1,
+	                                 memory_order_relaxed) + 1;
 }
 
 /* Whether a durable journal releases the lock while it appends: then the
@@ -102,11 +122,24 @@ journal_waits(const struct evfn_rt *rt)
 	       rt->opts.journal_mode == EVFN_JOURNAL_DURABLE;
 }
 
-/* Resolves a's targets onto t and checks their bounds (bounds_locked()).
- * Returns 0 or the refusal. */
+/* Gives back the room fn's admission reserved and did not use. rt->lock
+ * held. */
+static inline void
+give_back_room_locked(struct evfn_fn *fn)
+{
+	if (fn->reserved > 0) {
+		evfn__fn_load_release(fn, fn->reserved);
+		fn->reserved = 0;
+	}
+}
+
+/* Resolves a's targets onto t, moves what their intakes hold into their
+ * queues (older than a), and checks their bounds (bounds_locked(), with
+ * prepaid for the first event of an admission the fast path handed
+ * over). Returns 0 or the refusal. */
 static inline __attribute__((always_inline)) int
 check_event_locked(struct evfn_rt *rt, struct admission *a,
-                   const char *fn_name, struct targets *t)
+                   const char *fn_name, struct targets *t, bool prepaid)
 {
 	int rc;
 	a->first = t->n;
@@ -122,7 +155,9 @@ check_event_locked(struct evfn_rt *rt, struct admission *a,
 	a->end = t->n;
 	if (rc < 0)
 		return rc;
-	rc = bounds_locked(t->v + a->first, a->end - a->first);
+	for (size_t i = a->first; i < a->end; i++)
+		evfn__fn_flush_pending_locked(rt, t->v[i]);
+	rc = bounds_locked(t->v + a->first, a->end - a->first, prepaid);
 	if (rc < 0)
 		return rc;
 	/* Past the hop limit, a chain of emits is a loop: each target
@@ -214,6 +249,10 @@ journal_admit(struct evfn_rt *rt, const struct admission *a, size_t n,
 	if (rt->opts.journal_mode == EVFN_JOURNAL_FAST) {
 		rc = evfn__journal_append_many(j, e, n);
 	} else {
+		/* No room is held while the lock is released: the
+		 * admission is checked, and its room reserved, again after. */
+		for (size_t i = 0; i < n_ids; i++)
+			give_back_room_locked(t->v[i]);
 		/* Counted so that evfn_rt_free() waits for it to come back. */
 		rt->journal_appending++;
 		evfn__lock_release(&rt->lock);
@@ -252,7 +291,7 @@ freeze_journaled(struct evfn_rt *rt, struct admission *a, size_t n,
 		struct admission *x = &a[i];
 		x->had_time = x->ev->time_set;
 		x->had_source = x->ev->source != NULL;
-		x->delayed = evfn__event_freeze(x->ev, ++rt->next_seq,
+		x->delayed = evfn__event_freeze(x->ev, next_seq(rt),
 		                                rt->source, now);
 	}
 	int rc = journal_admit(rt, a, n, t);
@@ -262,7 +301,7 @@ freeze_journaled(struct evfn_rt *rt, struct admission *a, size_t n,
 			t->v[i]->admitting = 0;
 		for (size_t i = 0; i < n && rc == 0; i++)
 			rc = bounds_locked(t->v + a[i].first,
-			                   a[i].end - a[i].first);
+			                   a[i].end - a[i].first, false);
 		if (rc < 0)
 			unjournal_locked(rt, a, n, t);
 	}
@@ -316,8 +355,8 @@ accept_event_locked(struct evfn_rt *rt, const struct admission *a,
  * folds n == 1 away. */
 static inline __attribute__((always_inline)) int
 admit(struct evfn_rt *rt, struct admission *a, size_t n, const char *fn_name,
-      bool handed_over, uint64_t *first_seq, size_t *taken,
-      struct evfn__ended *ended)
+      struct evfn_fn *prepaid, bool handed_over, uint64_t *first_seq,
+      size_t *taken, struct evfn__ended *ended)
 {
 	struct targets t; /* small[] is filled as targets are found */
 	t.n = 0;
@@ -330,12 +369,14 @@ admit(struct evfn_rt *rt, struct admission *a, size_t n, const char *fn_name,
 	/* Read before the lock: a clock read is not free on a VM. */
 	int64_t now = evfn__now_ns();
 	evfn__lock_acquire(&rt->lock);
+	if (prepaid)
+		prepaid->reserved++;
 	if (rt->state >= EVFN__DRAINING) {
 		rc = EVFN_ESHUTDOWN;
 		goto out;
 	}
-	while (fit < n &&
-	       (rc = check_event_locked(rt, &a[fit], fn_name, &t)) == 0)
+	while (fit < n && (rc = check_event_locked(rt, &a[fit], fn_name, &t,
+	                                           prepaid && fit == 0)) == 0)
 		fit++;
 	if (fit < n && (!taken || fit == 0))
 		goto out;
@@ -357,7 +398,7 @@ admit(struct evfn_rt *rt, struct admission *a, size_t n, const char *fn_name,
 	} else {
 		for (size_t i = 0; i < fit; i++)
 			a[i].delayed = evfn__event_freeze(
-				a[i].ev, ++rt->next_seq, rt->source, now);
+				a[i].ev, next_seq(rt), rt->source, now);
 	}
 	if (first_seq)
 		*first_seq = a[0].ev->seq;
@@ -366,8 +407,12 @@ admit(struct evfn_rt *rt, struct admission *a, size_t n, const char *fn_name,
 out:
 	if (taken)
 		*taken = fit;
-	for (size_t i = 0; i < t.n; i++)
+	for (size_t i = 0; i < t.n; i++) {
 		t.v[i]->admitting = 0;
+		give_back_room_locked(t.v[i]);
+	}
+	if (prepaid)
+		give_back_room_locked(prepaid);
 	/* Invocations taken for a refused admission (or for a target that
 	 * found room for a bare event after all) go back unused. */
 	while (invs) {
@@ -381,13 +426,71 @@ out:
 	return rc;
 }
 
+/* ---- the fast path ------------------------------------------------------ */
+
+/* What admit_fast() did. */
+enum fast {
+	FAST_ADMITTED,
+	FAST_DECLINED, /* nothing taken: admit under the lock */
+	FAST_PREPAID,  /* room in load taken, no intake slot: admit under the
+	                * lock with that room */
+};
+
+/*
+ * Admits ev, plain, to the function fn_name without rt->lock, if that
+ * function is the runtime's memo of the last found (most producers send
+ * to one function again and again) and its fast path is open. The
+ * second look at fast_open, after the room is taken, pairs with a drain
+ * that closes it and then looks at load: either the drain sees the room
+ * taken and waits for the event, or this sees the path closed.
+ */
+static inline __attribute__((always_inline)) enum fast
+admit_fast(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
+           bool handed_over, uint64_t *seq, struct evfn_fn **fnp)
+{
+	struct evfn_fn *fn =
+		atomic_load_explicit(&rt->last_found, memory_order_acquire);
+	if (!fn ||
+	    !atomic_load_explicit(&fn->fast_open, memory_order_relaxed) ||
+	    evfn__event_okey(ev) || evfn__event_has_delay(ev) ||
+	    ev->hops > rt->opts.max_hops || strcmp(fn->name, fn_name) != 0 ||
+	    !evfn__fn_load_reserve(fn, 1))
+		return FAST_DECLINED;
+	if (!atomic_load(&fn->fast_open)) {
+		evfn__fn_load_release(fn, 1);
+		return FAST_DECLINED;
+	}
+	struct evfn__intake_ticket ticket;
+	if (evfn__intake_reserve(fn->intake, 1, &ticket) < 0) {
+		/* The intake is full (its ring is smaller than the bound):
+		 * the locked way moves it into the queue, with this room. */
+		*fnp = fn;
+		return FAST_PREPAID;
+	}
+	(void)evfn__event_freeze(ev, next_seq(rt), rt->source,
+	                         evfn__now_ns());
+	if (seq)
+		*seq = ev->seq;
+	if (!handed_over)
+		atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
+	evfn__intake_fill(fn->intake, &ticket, 0, ev);
+	evfn__fn_announce(rt, fn);
+	return FAST_ADMITTED;
+}
+
 int
 evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
             struct evfn_result *waiter, uint64_t *seq, bool handed_over,
             struct evfn__ended *ended)
 {
+	struct evfn_fn *prepaid = NULL;
+	if (fn_name && !waiter &&
+	    admit_fast(rt, ev, fn_name, handed_over, seq, &prepaid) ==
+	            FAST_ADMITTED)
+		return 0;
 	struct admission a = {.ev = ev, .waiter = waiter};
-	return admit(rt, &a, 1, fn_name, handed_over, seq, NULL, ended);
+	return admit(rt, &a, 1, fn_name, prepaid, handed_over, seq, NULL,
+	             ended);
 }
 
 int
@@ -405,7 +508,7 @@ evfn__admit_batch(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
 	for (size_t i = 0; i < n; i++)
 		a[i] = (struct admission){
 			.ev = evs[i], .waiter = waiters ? waiters[i] : NULL};
-	int rc = admit(rt, a, n, fn_name, handed_over, first_seq, taken,
+	int rc = admit(rt, a, n, fn_name, NULL, handed_over, first_seq, taken,
 	               ended);
 	evfn__free(a);
 	return rc;

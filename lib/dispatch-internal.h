@@ -35,6 +35,7 @@
 #include "flow-internal.h"
 #include "hash-internal.h"
 #include "idempotency-internal.h"
+#include "intake-internal.h"
 #include "journal-internal.h"
 #include "invocation-internal.h"
 #include "list-internal.h"
@@ -73,6 +74,9 @@ struct evfn_fn {
 	int64_t held;               /* queued behind their ordering key */
 	int64_t admitting;          /* events of the admission under way sent
 	                             * here (admit.c); 0 outside it */
+	int64_t reserved;           /* of those, room taken in load and not
+	                             * yet used by an accepted event; given
+	                             * back when the admission ends */
 	int running;                /* attempts (batch items count one each) */
 	int prefetched;             /* of those, taken by a worker to run after
 	                             * its current one (see pool.c) */
@@ -91,6 +95,23 @@ struct evfn_fn {
 	struct evfn_fn *all_next;   /* registration order */
 	uint64_t stat[EVFN_STAT_COUNT];
 	uint32_t jid;               /* its id in rt->journal; 0: none */
+
+	/* The fast path (admit.c): plain events published to this function
+	 * by name without rt->lock. The queue bound is decided on load alone,
+	 * by compare-and-swap: queued + delayed + events in the intake + room
+	 * reserved by publishes under way, whichever path they take. Events
+	 * wait in the intake, a multi-producer ring, until a thread holding
+	 * rt->lock moves them into q (evfn__fn_flush_intake_locked()): a
+	 * worker told by the announcement, or the next locked admission to
+	 * this function, so q stays older than the intake. NULL intake: the
+	 * function never takes the fast path (loop executor, flow control,
+	 * batches, or a journal). */
+	struct evfn__intake *intake;
+	_Atomic int64_t load;
+	atomic_bool fast_open;      /* set under rt->lock: started, not
+	                             * draining, below its stuck cap */
+	atomic_bool announced;      /* on rt->arrivals, not yet flushed */
+	struct evfn_fn *arrival_next;
 	char name[];
 };
 
@@ -108,6 +129,10 @@ struct evfn__executor {
 	/* A function went on ready (the loop: or a result is due): wake a
 	 * thread, or the loop. */
 	void (*wake)(void *impl);
+	/* A function was announced on rt->arrivals by a publish that holds
+	 * no lock: see that a thread takes the arrivals soon. Called
+	 * without rt->lock; NULL for an executor with no fast path. */
+	void (*arrived)(void *impl);
 	/* Work was added behind work still waiting; called only while
 	 * backlog_wanted, which the executor sets and clears under the
 	 * lock (the pool: while a worker spins). */
@@ -126,7 +151,12 @@ struct evfn_rt {
 
 	/* Registry (registry.c). */
 	struct evfn_fn *by_name;    /* uthash */
-	struct evfn_fn *last_found; /* evfn__fn_find_locked()'s memo */
+	/* evfn__fn_find_locked()'s memo, read without the lock by the fast
+	 * path (functions live as long as the runtime). */
+	_Atomic(struct evfn_fn *) last_found;
+	/* Functions whose intake got events since a thread last flushed it
+	 * (a stack pushed without the lock, taken whole under it). */
+	_Atomic(struct evfn_fn *) arrivals;
 	struct evfn__fn_list fns;
 	unsigned nfns;
 	evfn__router *router;
@@ -147,7 +177,7 @@ struct evfn_rt {
 	                             * handler */
 	int disposing;              /* evfn_ctx_complete() callers inside */
 	int attached;               /* triggers and sources still alive */
-	uint64_t next_seq;
+	_Atomic uint64_t next_seq;  /* taken by the fast path without the lock */
 	uint64_t prng;              /* backoff jitter */
 
 	/* Retries and delayed events, and the one timer armed for the
@@ -245,6 +275,62 @@ void evfn__accept_bare_locked(struct evfn_rt *rt, struct evfn_fn *fn,
  * retried or dead-lettered (EVFN_ECRASHED). rt->lock held. */
 void evfn__recover_locked(struct evfn_rt *rt, struct evfn__inv *inv,
                           struct evfn__ended *ended);
+
+/* ---- the fast path's intake -------------------------------------------- */
+
+/* Takes room for n more events in fn's load, all or none: false when
+ * load + n would pass fn's queue capacity. Any thread. */
+static inline bool
+evfn__fn_load_reserve(struct evfn_fn *fn, int64_t n)
+{
+	int64_t cur = atomic_load_explicit(&fn->load, memory_order_relaxed);
+	do {
+		if (cur + n > fn->cfg.queue_capacity)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&fn->load, &cur, cur + n, memory_order_seq_cst,
+		memory_order_relaxed));
+	return true;
+}
+
+/* Gives back room taken by evfn__fn_load_reserve() and not used. Any
+ * thread. */
+static inline void
+evfn__fn_load_release(struct evfn_fn *fn, int64_t n)
+{
+	atomic_fetch_sub_explicit(&fn->load, n, memory_order_relaxed);
+}
+
+/* Opens or closes fn's fast path from the runtime's state and fn's
+ * (started, not draining, below its stuck cap). rt->lock held. */
+void evfn__fn_fast_update_locked(struct evfn_rt *rt, struct evfn_fn *fn);
+/* Closes every function's fast path (the runtime drains). rt->lock
+ * held. */
+void evfn__fns_fast_close_locked(struct evfn_rt *rt);
+/* A fast publish filled its slot in fn's intake: announces fn on
+ * rt->arrivals, and tells its executor, unless it is announced already.
+ * No lock held. */
+void evfn__fn_announce(struct evfn_rt *rt, struct evfn_fn *fn);
+/* Moves the filled events at the front of fn's intake into its queue,
+ * accepted, and schedules fn; returns how many. Out of memory for the
+ * queue, they stay (the runtime starves, and looks again). rt->lock
+ * held. */
+size_t evfn__fn_flush_intake_locked(struct evfn_rt *rt, struct evfn_fn *fn);
+/* Flushes fn's intake if it holds anything: before what is admitted
+ * under the lock joins fn's queue, or is taken from it, since what the
+ * intake holds is older. rt->lock held. */
+static inline void
+evfn__fn_flush_pending_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	if (fn->intake && evfn__intake_count(fn->intake) > 0)
+		(void)evfn__fn_flush_intake_locked(rt, fn);
+}
+/* Whether fn has fast publishes under way or events in its intake that
+ * a flush could not move (a drain waits for them). rt->lock held. */
+bool evfn__fn_intake_busy_locked(struct evfn_fn *fn);
+/* Takes rt->arrivals and flushes the intake of each function on it.
+ * rt->lock held. */
+void evfn__arrivals_take_locked(struct evfn_rt *rt);
 
 /* ---- scheduling and starting -------------------------------------------- */
 

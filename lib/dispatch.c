@@ -109,8 +109,35 @@ set_start(struct evfn__inv *inv, int64_t now)
  * behind their ordering key, included: fn->held counts those). Each
  * helper below moves events into or out of one term; a transition that
  * moves an event between terms calls two of them under one hold of the
- * lock, so no snapshot sees it in neither or both.
+ * lock, so no snapshot sees it in neither or both. Events published on
+ * the fast path are in none of the terms until a flush moves them from
+ * the intake into queued and accepted together; a snapshot flushes first
+ * and counts in both what it could not move (stats.c).
+ *
+ * The queue bound is kept in fn->load (queued + delayed + the intake +
+ * room reserved), which fast publishers change without the lock: so
+ * queued and delayed move it here too. Room an admission reserved is
+ * used by its events' first count (fn->reserved) instead of being added
+ * again. Where an event moves between queued and delayed, it is added to
+ * the one before it leaves the other: load may count it twice for an
+ * instant (a racing publish is refused, as it would have been a moment
+ * before), never zero times (the bound would be passed).
  */
+
+/* Adds n (positive: entering queued or delayed; negative: leaving) to
+ * fn's load, an entry first using room the admission under way reserved
+ * for it. */
+static inline void
+load_add(struct evfn_fn *fn, int64_t n)
+{
+	if (n > 0 && fn->reserved > 0) {
+		int64_t used = EVFN__MIN(n, fn->reserved);
+		fn->reserved -= used;
+		n -= used;
+	}
+	if (n != 0)
+		atomic_fetch_add_explicit(&fn->load, n, memory_order_relaxed);
+}
 
 static inline void
 acct_accepted(struct evfn_fn *fn)
@@ -122,6 +149,7 @@ static inline void
 acct_queued(struct evfn_fn *fn, int64_t n)
 {
 	fn->queued += n;
+	load_add(fn, n);
 }
 
 /* Held events are a part of queued: move them with acct_queued() too
@@ -160,6 +188,8 @@ acct_waiting(struct evfn_fn *fn, bool delayed, int64_t n)
 {
 	fn->stat[delayed ? EVFN_STAT_DELAYED : EVFN_STAT_WAITING_RETRY] +=
 		(uint64_t)n;
+	if (delayed)
+		load_add(fn, n);
 }
 
 static inline void
@@ -278,9 +308,121 @@ evfn__unstarve_locked(struct evfn_rt *rt)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	rt->inv_starved = false;
-	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
+	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next) {
+		evfn__fn_flush_pending_locked(rt, fn);
 		schedule_locked(rt, fn);
+	}
 	run_due_locked(rt, evfn__now_ns());
+}
+
+/* ---- the fast path's intake --------------------------------------------- */
+
+void
+evfn__fn_fast_update_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	bool open = fn->intake && rt->state == EVFN__STARTED &&
+	            fn->stuck < fn->cfg.max_stuck;
+	if (atomic_load_explicit(&fn->fast_open, memory_order_relaxed) != open)
+		atomic_store(&fn->fast_open, open);
+}
+
+void
+evfn__fns_fast_close_locked(struct evfn_rt *rt)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
+		atomic_store(&fn->fast_open, false);
+}
+
+void
+evfn__fn_announce(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	/* Between the slot's fill (a release store) and this load: the
+	 * flusher clears the flag and then reads the slots, so either it
+	 * sees this event or this sees the flag clear and announces. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&fn->announced, memory_order_relaxed) ||
+	    atomic_exchange(&fn->announced, true))
+		return;
+	struct evfn_fn *head =
+		atomic_load_explicit(&rt->arrivals, memory_order_relaxed);
+	do
+		fn->arrival_next = head;
+	while (!atomic_compare_exchange_weak_explicit(
+		&rt->arrivals, &head, fn, memory_order_seq_cst,
+		memory_order_relaxed));
+	struct evfn__executor *x = &rt->exec[fn->cfg.executor];
+	x->arrived(x->impl);
+}
+
+/* Events moved from the intake at once: a take's worth on the stack. */
+#define FLUSH_CHUNK 64
+
+size_t
+evfn__fn_flush_intake_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	void *evs[FLUSH_CHUNK];
+	size_t total = 0, n;
+	uint32_t waiting;
+	while ((waiting = evfn__intake_count(fn->intake)) > 0) {
+		size_t want = EVFN__MIN(waiting, (uint32_t)FLUSH_CHUNK);
+		if (!evfn__queue_reserve_bare(&fn->q, want)) {
+			/* They stay in the intake, counted in load: looked
+			 * at again when the runtime stops starving. */
+			starve_locked(rt);
+			break;
+		}
+		/* Stops at a slot reserved and not filled yet: its
+		 * publisher announces it once filled. */
+		if ((n = evfn__intake_take(fn->intake, evs, want, NULL)) == 0)
+			break;
+		for (size_t i = 0; i < n; i++)
+			evfn__queue_push_bare(&fn->q, evs[i]);
+		/* Accepted and queued together; their room in load was taken
+		 * when they were published. */
+		fn->stat[EVFN_STAT_ACCEPTED] += n;
+		fn->queued += (int64_t)n;
+		total += n;
+	}
+	if (total > 0)
+		schedule_locked(rt, fn);
+	return total;
+}
+
+bool
+evfn__fn_intake_busy_locked(struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(fn->rt);
+	if (!fn->intake)
+		return false;
+	int64_t load = atomic_load(&fn->load);
+	return evfn__intake_count(fn->intake) > 0 ||
+	       load != fn->queued + (int64_t)fn->stat[EVFN_STAT_DELAYED];
+}
+
+void
+evfn__arrivals_take_locked(struct evfn_rt *rt)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = atomic_exchange(&rt->arrivals, NULL);
+	/* A stack: the first announced is last. Reversed, so that functions
+	 * are scheduled in the order their events came. */
+	struct evfn_fn *fifo = NULL;
+	while (fn) {
+		struct evfn_fn *next = fn->arrival_next;
+		fn->arrival_next = fifo;
+		fifo = fn;
+		fn = next;
+	}
+	while (fifo) {
+		struct evfn_fn *next = fifo->arrival_next;
+		/* Cleared before the slots are read (see evfn__fn_announce). */
+		atomic_store(&fifo->announced, false);
+		(void)evfn__fn_flush_intake_locked(rt, fifo);
+		fifo = next;
+	}
 }
 
 /* ---- accepted ----------------------------------------------------------- */
@@ -469,8 +611,12 @@ run_due_locked(struct evfn_rt *rt, int64_t now)
 			starve_locked(rt);
 			break;
 		}
-		acct_waiting(inv->fn, inv->delayed, -1);
+		/* Queued before it leaves the heap's count: load never
+		 * misses it (see the accounting above). */
+		struct evfn_fn *fn = inv->fn;
+		bool delayed = inv->delayed;
 		requeue_locked(rt, inv);
+		acct_waiting(fn, delayed, -1);
 	}
 	arm_due_timer_locked(rt);
 }
@@ -912,6 +1058,8 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
                   struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
+	if (atomic_load_explicit(&rt->arrivals, memory_order_relaxed))
+		evfn__arrivals_take_locked(rt);
 	struct evfn_fn *fn;
 	while ((fn = evfn__fn_fifo_pop(q))) {
 		/* Off the list from here: an event that ends below (expired,
@@ -1520,6 +1668,7 @@ late_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 	if (fn->cfg.executor == EVFN_EXECUTOR_POOL) {
 		fn->stuck--;
 		rt->nstuck--;
+		evfn__fn_fast_update_locked(rt, fn);
 		/* Below its stuck cap again, the function may start what it
 		 * held back. */
 		schedule_locked(rt, fn);
@@ -1577,6 +1726,7 @@ evfn__take_queued_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv_list list = {NULL, NULL};
+	evfn__fn_flush_pending_locked(rt, fn);
 	acct_queued(fn, -(int64_t)evfn__queue_take(&fn->q, &rt->inv_pool, fn,
 	                                           match, arg, &list,
 	                                           short_of_memory));
@@ -1589,6 +1739,7 @@ evfn__take_queued_front_locked(struct evfn_rt *rt, struct evfn_fn *fn,
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv_list list = {NULL, NULL};
+	evfn__fn_flush_pending_locked(rt, fn);
 	acct_queued(fn, -(int64_t)evfn__queue_take_front(
 		&fn->q, &rt->inv_pool, fn, max, &list, short_of_memory));
 	return list;

@@ -197,7 +197,9 @@ evfn__journaling_open_locked(struct evfn_rt *rt, struct evfn__ended *ended)
 	}
 	evfn__dead_store_skip_ids(&rt->dead,
 	                          evfn__journal_last_dead_letter_id(j));
-	rt->next_seq = EVFN__MAX(rt->next_seq, evfn__journal_last_seq(j));
+	atomic_store(&rt->next_seq,
+	             EVFN__MAX(atomic_load(&rt->next_seq),
+	                       evfn__journal_last_seq(j)));
 	size_t n = 0;
 	struct evfn__inv *inv;
 	while ((inv = evfn__inv_list_pop(&r.invs))) {

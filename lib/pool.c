@@ -80,8 +80,10 @@ struct evfn__pool {
 	struct pool_worker *exited; /* to be joined */
 	struct pool_worker *stuck_workers; /* fenced, handler still running */
 	int nthreads, nidle, nwaking;
-	bool spinner;               /* a worker polls before it sleeps (one
-	                             * at a time): producers wake nobody */
+	/* A worker polls before it sleeps (one at a time): producers wake
+	 * nobody. Written under rt->lock; read without it by a fast
+	 * publish's announcement (pool_arrived()). */
+	atomic_bool spinner;
 	int spin_polls;             /* how long the next spin lasts */
 	int nexiting;               /* left the pool, not yet on exited */
 	int nheld;                  /* stuck ones past their function's cap:
@@ -169,7 +171,7 @@ static void
 wake_or_spawn_locked(struct evfn__pool *p)
 {
 	EVFN__ASSERT_LOCKED(p->rt);
-	if (p->spinner)
+	if (atomic_load_explicit(&p->spinner, memory_order_relaxed))
 		return; /* see wait_for_work_locked */
 	if (wake_idle_locked(p))
 		return;
@@ -217,8 +219,34 @@ pool_backlog(void *arg)
 {
 	struct evfn__pool *p = arg;
 	EVFN__ASSERT_LOCKED(p->rt);
-	if (p->spinner)
+	if (atomic_load_explicit(&p->spinner, memory_order_relaxed))
 		(void)wake_idle_locked(p);
+}
+
+/* The pool's executor entry, without the lock: a fast publish announced a
+ * function. A spinning worker sees the generation move; else the lock is
+ * taken to wake or start one. The spinner clears its flag and then looks
+ * at the arrivals, this announced and then looks at the flag: one of the
+ * two sees the other. */
+static void
+pool_arrived(void *arg)
+{
+	struct evfn__pool *p = arg;
+	atomic_fetch_add_explicit(&p->ready_gen, 1, memory_order_relaxed);
+	if (atomic_load(&p->spinner))
+		return;
+	evfn__lock_acquire(&p->rt->lock);
+	notify_locked(p);
+	evfn__lock_release(&p->rt->lock);
+}
+
+/* Whether work waits for the pool: a function on its ready list, or
+ * functions announced by fast publishes. */
+static bool
+work_waits_locked(const struct evfn__pool *p)
+{
+	EVFN__ASSERT_LOCKED(p->rt);
+	return p->x->ready.head || atomic_load(&p->rt->arrivals);
 }
 
 /* The end-of-pass wake-up. */
@@ -227,7 +255,7 @@ kick_cb(void *arg)
 {
 	struct evfn__pool *p = arg;
 	evfn__lock_acquire(&p->rt->lock);
-	if (p->x->ready.head)
+	if (work_waits_locked(p))
 		wake_or_spawn_locked(p);
 	evfn__lock_release(&p->rt->lock);
 }
@@ -251,7 +279,10 @@ evfn__pool_new(struct evfn_rt *rt, struct evfn__executor *x)
 		return NULL;
 	}
 	*x = (struct evfn__executor){
-		.wake = pool_wake, .backlog = pool_backlog, .impl = p};
+		.wake = pool_wake,
+		.arrived = pool_arrived,
+		.backlog = pool_backlog,
+		.impl = p};
 	return p;
 }
 
@@ -273,7 +304,7 @@ evfn__pool_start_locked(struct evfn__pool *p)
 	p->spin_polls = SPIN_POLLS_MAX;
 	while (rc == 0 && p->nthreads < p->rt->opts.min_workers)
 		rc = spawn_locked(p);
-	if (rc == 0 && p->x->ready.head && p->nthreads == 0)
+	if (rc == 0 && work_waits_locked(p) && p->nthreads == 0)
 		rc = spawn_locked(p);
 	return rc;
 }
@@ -337,10 +368,10 @@ wait_for_work_locked(struct evfn__pool *p)
 	 * nobody (it counts under the lock, and looks at the queue under
 	 * the lock before it sleeps, so no work is left unseen): on two
 	 * cores a second spinner only takes the core a producer needs. */
-	bool spin = !p->spinner;
+	bool spin = !atomic_load_explicit(&p->spinner, memory_order_relaxed);
 	int polls = 0;
 	if (spin) {
-		p->spinner = true;
+		atomic_store_explicit(&p->spinner, true, memory_order_relaxed);
 		p->x->backlog_wanted = true;
 		polls = p->spin_polls;
 	}
@@ -364,13 +395,14 @@ wait_for_work_locked(struct evfn__pool *p)
 	}
 	evfn__lock_acquire(&rt->lock);
 	if (spin) {
-		p->spinner = false;
+		/* Before the arrivals are looked at (see pool_arrived). */
+		atomic_store(&p->spinner, false);
 		p->x->backlog_wanted = false;
 		if (!caught)
 			p->spin_polls = EVFN__MAX(p->spin_polls / 2,
 			                          SPIN_POLLS_MIN);
 	}
-	if (p->x->ready.head || p->quit)
+	if (work_waits_locked(p) || p->quit)
 		return !p->quit;
 	bool reapable = p->nthreads > rt->opts.min_workers;
 	int err = 0;
@@ -390,10 +422,10 @@ wait_for_work_locked(struct evfn__pool *p)
 		p->nwaking--;
 	if (p->quit)
 		return false;
-	if (spin && p->x->ready.head &&
+	if (spin && work_waits_locked(p) &&
 	    evfn__now_ns() - spin_start < SPIN_WINDOW_NS)
 		p->spin_polls = SPIN_POLLS_MAX;
-	return !(err == ETIMEDOUT && !p->x->ready.head &&
+	return !(err == ETIMEDOUT && !work_waits_locked(p) &&
 	         p->nthreads > rt->opts.min_workers);
 }
 
@@ -450,7 +482,7 @@ rejoin_locked(struct evfn__pool *p, struct pool_worker *w)
 	struct evfn_rt *rt = p->rt;
 	EVFN__ASSERT_LOCKED(rt);
 	bool room = w->holds_slot || room_for_worker_locked(p);
-	bool wanted = p->nthreads < rt->opts.min_workers || p->x->ready.head;
+	bool wanted = p->nthreads < rt->opts.min_workers || work_waits_locked(p);
 	if (!room || !wanted || p->quit || rt->state >= EVFN__DRAINING)
 		return false;
 	unlink_worker(&p->stuck_workers, w);
@@ -610,6 +642,7 @@ evfn__pool_fence_overdue_locked(struct evfn__pool *p, int64_t now,
 			p->nexiting++;
 			fn->stuck++;
 			rt->nstuck++;
+			evfn__fn_fast_update_locked(rt, fn);
 			/* Within the function's stuck cap a replacement keeps
 			 * its capacity; past it the stuck thread keeps its own
 			 * place in the pool instead, so that threads stay

@@ -21,13 +21,52 @@ evfn__fn_find_locked(struct evfn_rt *rt, const char *name)
 	 * runtime under its lock rather than per thread: a thread-local in a
 	 * shared library costs a call to reach. Functions live as long as
 	 * their runtime. */
-	struct evfn_fn *fn = rt->last_found;
+	struct evfn_fn *fn =
+		atomic_load_explicit(&rt->last_found, memory_order_relaxed);
 	if (fn && strcmp(fn->name, name) == 0)
 		return fn;
 	HASH_FIND_STR(rt->by_name, name, fn);
+	/* Release: the fast path reads the memo without the lock. */
 	if (fn)
-		rt->last_found = fn;
+		atomic_store_explicit(&rt->last_found, fn,
+		                      memory_order_release);
 	return fn;
+}
+
+/* The ring of a function's intake: a power of two, at most this, so a
+ * function costs at most 2 KiB for it; past it publishes take the lock,
+ * which moves the ring into the queue. */
+#define INTAKE_RING_MAX 256
+
+/* Gives fn an intake if it can take the fast path: a pool function with
+ * no flow control and no batches, in a runtime with no journal (which
+ * must see every event under the lock). Returns 0 or EVFN_ENOMEM. */
+static int
+intake_attach(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	if (fn->cfg.executor != EVFN_EXECUTOR_POOL || fn->flow ||
+	    fn->cfg.batch_max > 1 || rt->opts.journal_path)
+		return 0;
+	uint32_t ring = (uint32_t)EVFN__MIN(
+		EVFN__MAX(fn->cfg.queue_capacity, 1), INTAKE_RING_MAX);
+	return evfn__intake_new(&fn->intake, ring);
+}
+
+/* Drops what fn's intake still holds (only what a drain had no memory
+ * to hand back) and frees it; returns how many were dropped. */
+static size_t
+intake_drop(struct evfn_fn *fn)
+{
+	if (!fn->intake)
+		return 0;
+	size_t n = 0, got;
+	void *evs[64];
+	while ((got = evfn__intake_take(fn->intake, evs, 64, NULL)) > 0)
+		for (size_t i = 0; i < got; i++, n++)
+			evfn_event_unref(evs[i]);
+	evfn__intake_free(fn->intake);
+	fn->intake = NULL;
+	return n;
 }
 
 int
@@ -65,6 +104,11 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 		evfn__free(fn);
 		return rc;
 	}
+	if ((rc = intake_attach(rt, fn)) < 0) {
+		evfn__flow_detach(fn);
+		evfn__free(fn);
+		return rc;
+	}
 
 	evfn__lock_acquire(&rt->lock);
 	if (rt->state >= EVFN__DRAINING)
@@ -82,9 +126,11 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 	if (rc == 0) {
 		fn->index = rt->nfns++;
 		evfn__fn_list_push(&rt->fns, fn);
+		evfn__fn_fast_update_locked(rt, fn);
 	}
 	evfn__lock_release(&rt->lock);
 	if (rc < 0) {
+		evfn__intake_free(fn->intake);
 		evfn__flow_detach(fn);
 		evfn__free(fn);
 		return rc;
@@ -143,7 +189,7 @@ evfn__registry_free(struct evfn_rt *rt)
 			                         fn->cfg.userdata_free,
 			                         fn->userdata);
 		evfn__okeys_free(&fn->okeys);
-		if (evfn__queue_free(&fn->q) > 0)
+		if (intake_drop(fn) + evfn__queue_free(&fn->q) > 0)
 			evfn__logf(&rt->log, EVFN_LOG_ERROR,
 			           "%s: queued events dropped: no memory to "
 			           "hand them back",

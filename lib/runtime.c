@@ -149,9 +149,11 @@ evfn_rt_start(evfn_rt *rt)
 	rc = evfn__pool_start_locked(rt->pool);
 	if (rc == 0)
 		rc = evfn__loop_start(&rt->loop);
-	if (rc == 0)
+	if (rc == 0) {
 		rt->state = EVFN__STARTED;
-	else
+		for (struct evfn_fn *fn = rt->fns.head; fn; fn = fn->all_next)
+			evfn__fn_fast_update_locked(rt, fn);
+	} else
 		evfn__pool_unwind_locked(rt->pool);
 	evfn__lock_release(&rt->lock);
 	/* Events whose attempt crashed on its last try: dead-lettered. */
@@ -229,6 +231,11 @@ hand_back_waiting_locked(struct evfn_rt *rt, bool *left)
 				break;
 			n += hand_back_list_locked(rt, list);
 		}
+		/* A publish that took the fast path before it closed is a
+		 * few instructions from filling its slot: looked at again,
+		 * as what finds no memory is. */
+		if (evfn__fn_intake_busy_locked(fn))
+			short_of_memory = true;
 	}
 	for (;;) {
 		struct evfn__inv_list list = evfn__take_due_some_locked(
@@ -264,6 +271,8 @@ evfn_rt_drain(evfn_rt *rt, int64_t grace_ms, evfn_handback_cb cb,
 		return EVFN_EALREADY;
 	}
 	rt->state = EVFN__DRAINING;
+	/* Publishes take the lock from here, and see the state. */
+	evfn__fns_fast_close_locked(rt);
 	rt->handback_cb = cb;
 	rt->handback_arg = arg;
 	/* Everything waiting is handed back first; again while short of

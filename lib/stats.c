@@ -2,7 +2,9 @@
 /*
  * Accounting snapshots. The counters change only under the runtime lock
  * (dispatch.c's acct_*() helpers), so a snapshot taken under it satisfies
- * the accounting invariant exactly; the histograms are merged from every
+ * the accounting invariant exactly (events published on the fast path
+ * are moved from their intake into the counters first, and those that
+ * could not be are counted accepted and queued); the histograms are merged from every
  * writer (the workers, the loop, each function's own totals).
  */
 #include <evfn/stats.h>
@@ -47,6 +49,11 @@ add_fn_locked(struct evfn_rt *rt, struct evfn_stats *s, struct evfn_fn *fn,
               int64_t now)
 {
 	EVFN__ASSERT_LOCKED(rt);
+	evfn__fn_flush_pending_locked(rt, fn);
+	/* Reserved and not filled yet, or out of memory for the queue. */
+	uint64_t in_intake = fn->intake ? evfn__intake_count(fn->intake) : 0;
+	s->v[EVFN_STAT_ACCEPTED] += in_intake;
+	s->v[EVFN_STAT_QUEUED] += in_intake;
 	for (int i = 0; i < EVFN_STAT_COUNT; i++)
 		if (i == EVFN_STAT_CONCURRENCY_PEAK ||
 		    i == EVFN_STAT_CIRCUIT_STATE)

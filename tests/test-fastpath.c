@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fast path: a plain event published to a function by name
+ * (evfn_invoke_async(), evfn_publish_to()) is admitted without the
+ * runtime lock, into the function's intake, and a worker moves the
+ * intake into the queue. What must still hold: no lock taken while the
+ * function is announced; the queue bound exact under racing producers on
+ * both paths; a drain racing publishers loses nothing and runs nothing
+ * after it returns; one producer's events start in the order it sent
+ * them, whichever path each took; a snapshot counts an event as soon as
+ * its publish returned.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "dispatch-internal.h"
+#include "registry-internal.h"
+#include "harness.h"
+
+static atomic_int runs;
+
+static int
+count_run(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ctx;
+	(void)ev;
+	(void)userdata;
+	atomic_fetch_add(&runs, 1);
+	return EVFN_OK;
+}
+
+/* A started runtime of min..max workers with one pool function "f" of
+ * queue capacity cap, paused if asked (it accepts, starts nothing). */
+static evfn_rt *
+fast_runtime(int min, int max, int64_t cap, bool paused)
+{
+	evfn_rt *rt = test_runtime_new(min, max, NULL);
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_queue_capacity(fo, cap));
+	ASSERT_OK(evfn_register(rt, "f", count_run, NULL, fo, NULL));
+	evfn_fn_options_free(fo);
+	if (paused)
+		ASSERT_OK(evfn_pause(rt, "f"));
+	ASSERT_OK(evfn_rt_start(rt));
+	atomic_store(&runs, 0);
+	return rt;
+}
+
+static struct evfn_fn *
+fn_of(evfn_rt *rt, const char *name)
+{
+	evfn__lock_acquire(&rt->lock);
+	struct evfn_fn *fn = evfn__fn_find_locked(rt, name);
+	evfn__lock_release(&rt->lock);
+	assert_non_null(fn);
+	return fn;
+}
+
+/* ---- no lock while announced -------------------------------------------- */
+
+#define UNLOCKED_PUBLISHES 100 /* below the intake's ring */
+
+struct publisher {
+	evfn_rt *rt;
+	atomic_int done;
+};
+
+static void *
+publish_many(void *arg)
+{
+	struct publisher *p = arg;
+	for (int i = 0; i < UNLOCKED_PUBLISHES; i++)
+		ASSERT_OK(evfn_invoke_async(p->rt, "f", "x", 1, NULL));
+	atomic_store(&p->done, 1);
+	return NULL;
+}
+
+/* While the function is announced (a worker owes its intake a look),
+ * publishes complete with another thread holding the runtime lock: they
+ * take none. Then the intake is moved into the queue and every event runs
+ * once. */
+static void
+test_fast_publishes_take_no_lock_while_announced(void **state)
+{
+	(void)state;
+	evfn_rt *rt = fast_runtime(1, 1, 1000, false);
+	struct evfn_fn *fn = fn_of(rt, "f"); /* the lookup memo is f */
+	assert_non_null(fn->intake);
+	evfn__lock_acquire(&rt->lock);
+	atomic_store(&fn->announced, true);
+	struct publisher p = {.rt = rt};
+	pthread_t th;
+	pthread_create(&th, NULL, publish_many, &p);
+	/* Bounded: with a lock taken, this would wait for ever. */
+	int64_t until = test_now_ms() + 10000;
+	while (!atomic_load(&p.done) && test_now_ms() < until)
+		test_sleep_ms(1);
+	bool done = atomic_load(&p.done);
+	ASSERT_EQ(evfn__intake_count(fn->intake), UNLOCKED_PUBLISHES);
+	atomic_store(&fn->announced, false);
+	ASSERT_EQ(evfn__fn_flush_intake_locked(rt, fn), UNLOCKED_PUBLISHES);
+	evfn__lock_release(&rt->lock);
+	pthread_join(th, NULL);
+	assert_true(done);
+	WAIT_FOR(atomic_load(&runs) == UNLOCKED_PUBLISHES, 10000);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_SUCCEEDED), UNLOCKED_PUBLISHES);
+	assert_accounting(rt, NULL);
+	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
+}
+
+/* ---- the bound under racing producers ----------------------------------- */
+
+#define RACERS 8
+#define RACE_CAP 1000
+
+static evfn_rt *race_rt;
+static atomic_int race_taken;
+static atomic_int race_ready;
+
+/* Even racers publish on the fast path, odd ones under the lock (a batch
+ * to the function by name) then single events; each stops at its first
+ * refused single event, which must come at the bound. */
+static void *
+race(void *arg)
+{
+	uintptr_t id = (uintptr_t)arg;
+	size_t n = id % 2 ? 2 + id : 0;
+	/* All start together, so that they race from the first event. */
+	atomic_fetch_add(&race_ready, 1);
+	while (atomic_load(&race_ready) < RACERS)
+		sched_yield();
+	for (;;) {
+		int rc;
+		if (n > 0) {
+			evfn_event *evs[16];
+			for (size_t i = 0; i < n; i++)
+				ASSERT_OK(evfn_event_new(&evs[i], "f", "x", 1));
+			rc = evfn_publish_batch(race_rt, "f", evs, n, NULL);
+			for (size_t i = 0; i < n; i++)
+				evfn_event_unref(evs[i]);
+			if (rc == 0) {
+				atomic_fetch_add(&race_taken, (int)n);
+				continue;
+			}
+			ASSERT_RC(rc, EVFN_EQUEUEFULL);
+			n = 0;
+		}
+		rc = evfn_invoke_async(race_rt, "f", "x", 1, NULL);
+		if (rc < 0) {
+			ASSERT_RC(rc, EVFN_EQUEUEFULL);
+			return NULL;
+		}
+		atomic_fetch_add(&race_taken, 1);
+	}
+}
+
+static void
+test_fast_bound_exact_under_racing_producers(void **state)
+{
+	(void)state;
+	/* Many rounds: each has one instant at the bound to race for. */
+	for (int round = 0; round < 40; round++) {
+		race_rt = fast_runtime(2, 2, RACE_CAP, true);
+		atomic_store(&race_taken, 0);
+		atomic_store(&race_ready, 0);
+		pthread_t th[RACERS];
+		for (uintptr_t i = 0; i < RACERS; i++)
+			pthread_create(&th[i], NULL, race, (void *)i);
+		for (int i = 0; i < RACERS; i++)
+			pthread_join(th[i], NULL);
+		ASSERT_EQ(atomic_load(&race_taken), RACE_CAP);
+		ASSERT_EQ(stat_of(race_rt, "f", EVFN_STAT_QUEUED), RACE_CAP);
+		ASSERT_EQ(stat_of(race_rt, "f", EVFN_STAT_ACCEPTED), RACE_CAP);
+		assert_accounting(race_rt, NULL);
+		/* Each accepted event runs once. */
+		ASSERT_OK(evfn_resume(race_rt, "f"));
+		WAIT_FOR(stat_of(race_rt, "f", EVFN_STAT_SUCCEEDED) == RACE_CAP,
+		         30000);
+		ASSERT_EQ(atomic_load(&runs), RACE_CAP);
+		ASSERT_OK(evfn_rt_drain(race_rt, 5000, NULL, NULL));
+		ASSERT_OK(evfn_rt_free(race_rt));
+	}
+}
+
+/* ---- a drain racing fast publishers -------------------------------------- */
+
+#define DRAIN_PRODUCERS 4
+
+static evfn_rt *drain_rt;
+static atomic_int drain_taken;
+static atomic_int drain_handed_back;
+static atomic_bool drain_returned;
+static atomic_int runs_after_drain;
+
+static int
+count_run_checking_drain(evfn_ctx *ctx, const evfn_event *ev, void *arg)
+{
+	if (atomic_load(&drain_returned))
+		atomic_fetch_add(&runs_after_drain, 1);
+	return count_run(ctx, ev, arg);
+}
+
+static void
+on_handback(const evfn_event *ev, const char *fn, void *arg)
+{
+	(void)ev;
+	(void)fn;
+	(void)arg;
+	atomic_fetch_add(&drain_handed_back, 1);
+}
+
+/* Publishes until shut out: every refusal but a full queue (offered
+ * again) must be EVFN_ESHUTDOWN. */
+static void *
+publish_until_shut(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		int rc = evfn_invoke_async(drain_rt, "f", "x", 1, NULL);
+		if (rc == 0) {
+			atomic_fetch_add(&drain_taken, 1);
+		} else if (rc == EVFN_EQUEUEFULL) {
+			sched_yield();
+		} else {
+			ASSERT_RC(rc, EVFN_ESHUTDOWN);
+			return NULL;
+		}
+	}
+}
+
+static void
+test_fast_drain_racing_publishers_loses_nothing(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 20; round++) {
+		drain_rt = test_runtime_new(2, 2, NULL);
+		evfn_fn_options *fo;
+		ASSERT_OK(evfn_fn_options_new(&fo));
+		ASSERT_OK(evfn_fn_options_set_queue_capacity(fo, 2000));
+		ASSERT_OK(evfn_register(drain_rt, "f", count_run_checking_drain,
+		                        NULL, fo, NULL));
+		evfn_fn_options_free(fo);
+		ASSERT_OK(evfn_rt_start(drain_rt));
+		atomic_store(&runs, 0);
+		atomic_store(&drain_taken, 0);
+		atomic_store(&drain_handed_back, 0);
+		atomic_store(&drain_returned, false);
+		atomic_store(&runs_after_drain, 0);
+		pthread_t th[DRAIN_PRODUCERS];
+		for (int i = 0; i < DRAIN_PRODUCERS; i++)
+			pthread_create(&th[i], NULL, publish_until_shut, NULL);
+		WAIT_FOR(atomic_load(&runs) >= 500 * (round % 4 + 1), 30000);
+		ASSERT_OK(evfn_rt_drain(drain_rt, 10000, on_handback, NULL));
+		atomic_store(&drain_returned, true);
+		for (int i = 0; i < DRAIN_PRODUCERS; i++)
+			pthread_join(th[i], NULL);
+		/* Every event taken ran or was handed back, once; nothing
+		 * is left to run. */
+		ASSERT_EQ(atomic_load(&runs) + atomic_load(&drain_handed_back),
+		          atomic_load(&drain_taken));
+		ASSERT_EQ(stat_of(drain_rt, "f", EVFN_STAT_ACCEPTED),
+		          atomic_load(&drain_taken));
+		ASSERT_EQ(stat_of(drain_rt, "f", EVFN_STAT_QUEUED), 0);
+		ASSERT_EQ(stat_of(drain_rt, "f", EVFN_STAT_IN_FLIGHT), 0);
+		ASSERT_EQ(atomic_load(&runs_after_drain), 0);
+		assert_accounting(drain_rt, NULL);
+		ASSERT_OK(evfn_rt_free(drain_rt));
+	}
+}
+
+/* ---- one producer's order ------------------------------------------------ */
+
+#define ORDERED 600
+
+static uint64_t started[ORDERED];
+static atomic_int nstarted;
+
+static int
+record_seq(evfn_ctx *ctx, const evfn_event *ev, void *userdata)
+{
+	(void)ctx;
+	(void)userdata;
+	int i = atomic_fetch_add(&nstarted, 1);
+	if (i < ORDERED)
+		started[i] = evfn_event_seq(ev);
+	return EVFN_OK;
+}
+
+/* One thread sends, at random, on the fast path or under the lock (a
+ * batch of one to the function): with one
+ * worker they start in the order sent. Some are sent while the function
+ * is paused, so the queue and the intake both hold events when the lock
+ * path admits. */
+static void
+test_fast_and_locked_publishes_start_in_order(void **state)
+{
+	(void)state;
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
+	ASSERT_OK(evfn_register(rt, "f", record_seq, NULL, NULL, NULL));
+	ASSERT_OK(evfn_rt_start(rt));
+	atomic_store(&nstarted, 0);
+	uint64_t prev = 0;
+	for (int i = 0; i < ORDERED; i++) {
+		uint64_t r = test_mix64((uint64_t)i + 77);
+		if (i % 100 == 0)
+			ASSERT_OK(evfn_pause(rt, "f"));
+		if (i % 100 == 60)
+			ASSERT_OK(evfn_resume(rt, "f"));
+		uint64_t seq = 0;
+		if (r % 3 == 0) {
+			evfn_event *ev;
+			ASSERT_OK(evfn_event_new(&ev, "f", "x", 1));
+			ASSERT_OK(evfn_publish_batch(rt, "f", &ev, 1, &seq));
+			evfn_event_unref(ev);
+		} else {
+			ASSERT_OK(evfn_invoke_async(rt, "f", "x", 1, &seq));
+		}
+		assert_true(seq > prev);
+		prev = seq;
+	}
+	ASSERT_OK(evfn_resume(rt, "f"));
+	WAIT_FOR(atomic_load(&nstarted) == ORDERED, 30000);
+	for (int i = 1; i < ORDERED; i++)
+		if (started[i] <= started[i - 1])
+			fail_msg("start %d: seq %llu after %llu", i,
+			         (unsigned long long)started[i],
+			         (unsigned long long)started[i - 1]);
+	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
+}
+
+/* ---- counted at once ------------------------------------------------------ */
+
+/* A snapshot taken after a fast publish returned counts the event, and a
+ * cancel finds it, though no worker moved it from the intake yet. */
+static void
+test_fast_publish_seen_at_once(void **state)
+{
+	(void)state;
+	evfn_rt *rt = fast_runtime(1, 1, 100, true);
+	(void)fn_of(rt, "f");
+	for (int i = 1; i <= 50; i++) {
+		ASSERT_OK(evfn_invoke_async(rt, "f", "x", 1, NULL));
+		ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_ACCEPTED), i);
+		ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_QUEUED), i);
+	}
+	uint64_t seq;
+	ASSERT_OK(evfn_invoke_async(rt, "f", "x", 1, &seq));
+	char id[24];
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)seq);
+	ASSERT_EQ(evfn_cancel(rt, "f", id), 1);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_CANCELLED), 1);
+	assert_accounting(rt, NULL);
+	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_HANDED_BACK), 50);
+	ASSERT_OK(evfn_rt_free(rt));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(test_fast_publishes_take_no_lock_while_announced),
+		TEST(test_fast_bound_exact_under_racing_producers),
+		TEST(test_fast_drain_racing_publishers_loses_nothing),
+		TEST(test_fast_and_locked_publishes_start_in_order),
+		TEST(test_fast_publish_seen_at_once),
+	};
+	return evfn_test_main("fastpath", tests);
+}
