@@ -105,11 +105,12 @@ bounds_locked(struct evfn_fn *const *v, size_t n, bool prepaid)
 	return rc;
 }
 
-/* The next sequence number: the fast path takes them without the lock. */
+/* The first of n consecutive sequence numbers, taken at once: the fast
+ * path takes them without the lock, and a batch's are consecutive. */
 static inline uint64_t
-next_seq(struct evfn_rt *rt)
+take_seqs(struct evfn_rt *rt, size_t n)
 {
-	return atomic_fetch_add_explicit(&rt->next_seq, 1,
+	return atomic_fetch_add_explicit(&rt->next_seq, n,
 	                                 memory_order_relaxed) + 1;
 }
 
@@ -287,12 +288,13 @@ EVFN__NOINLINE static int
 freeze_journaled(struct evfn_rt *rt, struct admission *a, size_t n,
                  const struct targets *t, int64_t now)
 {
+	uint64_t seq = take_seqs(rt, n);
 	for (size_t i = 0; i < n; i++) {
 		struct admission *x = &a[i];
 		x->had_time = x->ev->time_set;
 		x->had_source = x->ev->source != NULL;
-		x->delayed = evfn__event_freeze(x->ev, next_seq(rt),
-		                                rt->source, now);
+		x->delayed = evfn__event_freeze(x->ev, seq + i, rt->source,
+		                                now);
 	}
 	int rc = journal_admit(rt, a, n, t);
 	if (rc == 0 && journal_waits(rt)) {
@@ -396,9 +398,10 @@ admit(struct evfn_rt *rt, struct admission *a, size_t n, const char *fn_name,
 			goto out;
 		}
 	} else {
+		uint64_t seq = take_seqs(rt, fit);
 		for (size_t i = 0; i < fit; i++)
-			a[i].delayed = evfn__event_freeze(
-				a[i].ev, next_seq(rt), rt->source, now);
+			a[i].delayed = evfn__event_freeze(a[i].ev, seq + i,
+			                                  rt->source, now);
 	}
 	if (first_seq)
 		*first_seq = a[0].ev->seq;
@@ -467,7 +470,7 @@ admit_fast(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 		*fnp = fn;
 		return FAST_PREPAID;
 	}
-	(void)evfn__event_freeze(ev, next_seq(rt), rt->source,
+	(void)evfn__event_freeze(ev, take_seqs(rt, 1), rt->source,
 	                         evfn__now_ns());
 	if (seq)
 		*seq = ev->seq;
