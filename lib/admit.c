@@ -435,48 +435,67 @@ out:
 enum fast {
 	FAST_ADMITTED,
 	FAST_DECLINED, /* nothing taken: admit under the lock */
-	FAST_PREPAID,  /* room in load taken, no intake slot: admit under the
-	                * lock with that room */
+	FAST_PREPAID,  /* room in load taken for one event, no intake slot:
+	                * admit it under the lock with that room */
 };
 
+/* Whether ev may take the fast path: it needs nothing but its queue. */
+static inline bool
+fast_plain(const struct evfn_rt *rt, const evfn_event *ev)
+{
+	return !evfn__event_okey(ev) && !evfn__event_has_delay(ev) &&
+	       ev->hops <= rt->opts.max_hops;
+}
+
 /*
- * Admits ev, plain, to the function fn_name without rt->lock, if that
- * function is the runtime's memo of the last found (most producers send
- * to one function again and again) and its fast path is open. The
- * second look at fast_open, after the room is taken, pairs with a drain
- * that closes it and then looks at load: either the drain sees the room
- * taken and waits for the event, or this sees the path closed.
+ * Admits the n plain events of evs (one publish, or a batch: all or
+ * none) to the function fn_name without rt->lock, if that function is
+ * the runtime's memo of the last found (most producers send to one
+ * function again and again) and its fast path is open. The second look
+ * at fast_open, after the room is taken, pairs with a drain that closes
+ * it and then looks at load: either the drain sees the room taken and
+ * waits for the events, or this sees the path closed.
  */
 static inline __attribute__((always_inline)) enum fast
-admit_fast(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
-           bool handed_over, uint64_t *seq, struct evfn_fn **fnp)
+admit_fast(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
+           const char *fn_name, bool handed_over, uint64_t *first_seq,
+           struct evfn_fn **prepaid)
 {
 	struct evfn_fn *fn =
 		atomic_load_explicit(&rt->last_found, memory_order_acquire);
 	if (!fn ||
 	    !atomic_load_explicit(&fn->fast_open, memory_order_relaxed) ||
-	    evfn__event_okey(ev) || evfn__event_has_delay(ev) ||
-	    ev->hops > rt->opts.max_hops || strcmp(fn->name, fn_name) != 0 ||
-	    !evfn__fn_load_reserve(fn, 1))
+	    strcmp(fn->name, fn_name) != 0)
 		return FAST_DECLINED;
-	if (!atomic_load(&fn->fast_open)) {
-		evfn__fn_load_release(fn, 1);
+	for (size_t i = 0; i < n; i++)
+		if (!fast_plain(rt, evs[i]))
+			return FAST_DECLINED;
+	if (!evfn__fn_load_reserve(fn, (int64_t)n))
 		return FAST_DECLINED;
-	}
 	struct evfn__intake_ticket ticket;
-	if (evfn__intake_reserve(fn->intake, 1, &ticket) < 0) {
-		/* The intake is full (its ring is smaller than the bound):
-		 * the locked way moves it into the queue, with this room. */
-		*fnp = fn;
-		return FAST_PREPAID;
+	if (!atomic_load(&fn->fast_open) ||
+	    evfn__intake_reserve(fn->intake, (uint32_t)n, &ticket) < 0) {
+		/* A full intake (its ring is smaller than the bound): the
+		 * locked way moves it into the queue, with this room for a
+		 * single event. */
+		if (n == 1 && atomic_load(&fn->fast_open)) {
+			*prepaid = fn;
+			return FAST_PREPAID;
+		}
+		evfn__fn_load_release(fn, (int64_t)n);
+		return FAST_DECLINED;
 	}
-	(void)evfn__event_freeze(ev, take_seqs(rt, 1), rt->source,
-	                         evfn__now_ns());
-	if (seq)
-		*seq = ev->seq;
-	if (!handed_over)
-		atomic_fetch_add_explicit(&ev->refs, 1, memory_order_relaxed);
-	evfn__intake_fill(fn->intake, &ticket, 0, ev);
+	uint64_t seq = take_seqs(rt, n);
+	int64_t now = evfn__now_ns();
+	for (size_t i = 0; i < n; i++) {
+		(void)evfn__event_freeze(evs[i], seq + i, rt->source, now);
+		if (!handed_over)
+			atomic_fetch_add_explicit(&evs[i]->refs, 1,
+			                          memory_order_relaxed);
+		evfn__intake_fill(fn->intake, &ticket, (uint32_t)i, evs[i]);
+	}
+	if (first_seq)
+		*first_seq = seq;
 	evfn__fn_announce(rt, fn);
 	return FAST_ADMITTED;
 }
@@ -488,7 +507,7 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
 {
 	struct evfn_fn *prepaid = NULL;
 	if (fn_name && !waiter &&
-	    admit_fast(rt, ev, fn_name, handed_over, seq, &prepaid) ==
+	    admit_fast(rt, &ev, 1, fn_name, handed_over, seq, &prepaid) ==
 	            FAST_ADMITTED)
 		return 0;
 	struct admission a = {.ev = ev, .waiter = waiter};
@@ -502,8 +521,17 @@ evfn__admit_batch(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
                   uint64_t *first_seq, size_t *taken, bool handed_over,
                   struct evfn__ended *ended)
 {
+	/* All or nothing to one function, none waited for: one reservation,
+	 * one announcement. */
+	struct evfn_fn *prepaid = NULL;
+	if (fn_name && !waiters && !taken &&
+	    admit_fast(rt, evs, n, fn_name, handed_over, first_seq,
+	               &prepaid) == FAST_ADMITTED)
+		return 0;
 	struct admission *a = evfn__malloc(n * sizeof(*a));
 	if (!a) {
+		if (prepaid)
+			evfn__fn_load_release(prepaid, 1);
 		if (taken)
 			*taken = 0;
 		return EVFN_ENOMEM;
@@ -511,8 +539,8 @@ evfn__admit_batch(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
 	for (size_t i = 0; i < n; i++)
 		a[i] = (struct admission){
 			.ev = evs[i], .waiter = waiters ? waiters[i] : NULL};
-	int rc = admit(rt, a, n, fn_name, NULL, handed_over, first_seq, taken,
-	               ended);
+	int rc = admit(rt, a, n, fn_name, prepaid, handed_over, first_seq,
+	               taken, ended);
 	evfn__free(a);
 	return rc;
 }
