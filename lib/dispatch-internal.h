@@ -51,6 +51,11 @@
 
 /* ---- the runtime and its functions -------------------------------------- */
 
+/* Room that keeps what publishers write without the lock off the cache
+ * lines workers write under it (and the other way round). */
+#define EVFN__LINE 64
+#define EVFN__LINE_PAD(name) char name[EVFN__LINE]
+
 /* The precondition of every function whose name ends in _locked. */
 #define EVFN__ASSERT_LOCKED(rt) EVFN__ASSERT_HELD(&(rt)->lock)
 
@@ -77,6 +82,9 @@ struct evfn_fn {
 	int64_t reserved;           /* of those, room taken in load and not
 	                             * yet used by an accepted event; given
 	                             * back when the admission ends */
+	int64_t load_owed;          /* taken from q under this hold of the
+	                             * lock, given back to load once at the
+	                             * end of the take (one atomic add) */
 	int running;                /* attempts (batch items count one each) */
 	int prefetched;             /* of those, taken by a worker to run after
 	                             * its current one (see pool.c) */
@@ -106,12 +114,14 @@ struct evfn_fn {
 	 * this function, so q stays older than the intake. NULL intake: the
 	 * function never takes the fast path (loop executor, flow control,
 	 * batches, or a journal). */
-	struct evfn__intake *intake;
+	struct evfn__intake *intake; /* set at registration, read only */
+	EVFN__LINE_PAD(pad_before);
 	_Atomic int64_t load;
 	atomic_bool fast_open;      /* set under rt->lock: started, not
 	                             * draining, below its stuck cap */
 	atomic_bool announced;      /* on rt->arrivals, not yet flushed */
 	struct evfn_fn *arrival_next;
+	EVFN__LINE_PAD(pad_after);
 	char name[];
 };
 
@@ -151,12 +161,16 @@ struct evfn_rt {
 
 	/* Registry (registry.c). */
 	struct evfn_fn *by_name;    /* uthash */
-	/* evfn__fn_find_locked()'s memo, read without the lock by the fast
-	 * path (functions live as long as the runtime). */
+	/* What fast publishes use without the lock, on lines of its own:
+	 * evfn__fn_find_locked()'s memo (functions live as long as the
+	 * runtime), the functions whose intake got events since a thread
+	 * last flushed it (a stack pushed without the lock, taken whole
+	 * under it), and the next sequence number. */
+	EVFN__LINE_PAD(pad_before_fast);
 	_Atomic(struct evfn_fn *) last_found;
-	/* Functions whose intake got events since a thread last flushed it
-	 * (a stack pushed without the lock, taken whole under it). */
 	_Atomic(struct evfn_fn *) arrivals;
+	_Atomic uint64_t next_seq;
+	EVFN__LINE_PAD(pad_after_fast);
 	struct evfn__fn_list fns;
 	unsigned nfns;
 	evfn__router *router;
@@ -177,7 +191,6 @@ struct evfn_rt {
 	                             * handler */
 	int disposing;              /* evfn_ctx_complete() callers inside */
 	int attached;               /* triggers and sources still alive */
-	_Atomic uint64_t next_seq;  /* taken by the fast path without the lock */
 	uint64_t prng;              /* backoff jitter */
 
 	/* Retries and delayed events, and the one timer armed for the

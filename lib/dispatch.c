@@ -152,6 +152,25 @@ acct_queued(struct evfn_fn *fn, int64_t n)
 	load_add(fn, n);
 }
 
+/* A worker's take from the queue: queued at once, load (which fast
+ * publishers race for) once for the whole take, in acct_take_done()
+ * before the lock is released. */
+static inline void
+acct_taken(struct evfn_fn *fn)
+{
+	fn->queued--;
+	fn->load_owed++;
+}
+
+static inline void
+acct_take_done(struct evfn_fn *fn)
+{
+	if (fn->load_owed > 0) {
+		load_add(fn, -fn->load_owed);
+		fn->load_owed = 0;
+	}
+}
+
 /* Held events are a part of queued: move them with acct_queued() too
  * when they enter or leave the queue, not when their turn comes. */
 static inline void
@@ -965,7 +984,7 @@ queue_pop_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn__inv *inv = evfn__queue_pop(&fn->q, &rt->inv_pool, fn);
 	if (inv)
-		acct_queued(fn, -1);
+		acct_taken(fn);
 	else if (!evfn__queue_empty(&fn->q))
 		starve_locked(rt);
 	return inv;
@@ -1086,6 +1105,7 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
 			if (fn->flow)
 				flow_call_started_locked(fn, inv, now);
 		}
+		acct_take_done(fn);
 		/* Round robin: a function with more startable work goes to
 		 * the back, so one busy function cannot starve the others;
 		 * unless it went back on the list above already. */
@@ -1116,6 +1136,7 @@ evfn__prefetch_locked(struct evfn_rt *rt, struct evfn__inv *inv, int64_t now,
 	/* Counted once for the take: the lock is held from the first to
 	 * the last, so no snapshot sees some taken and not yet counted. */
 	acct_started(rt, fn, n);
+	acct_take_done(fn);
 	fn->prefetched += n;
 	fn->busy += n;
 	return n;
