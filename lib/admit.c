@@ -449,9 +449,8 @@ fast_plain(const struct evfn_rt *rt, const evfn_event *ev)
 
 /*
  * Admits the n plain events of evs (one publish, or a batch: all or
- * none) to the function fn_name without rt->lock, if that function is
- * the runtime's memo of the last found (most producers send to one
- * function again and again) and its fast path is open. The second look
+ * none) to the function fn_name without rt->lock, if the registry knows
+ * it without the lock (evfn__fn_find_fast()) and its fast path is open. The second look
  * at fast_open, after the room is taken, pairs with a drain that closes
  * it and then looks at load: either the drain sees the room taken and
  * waits for the events, or this sees the path closed.
@@ -461,11 +460,8 @@ admit_fast(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
            const char *fn_name, bool handed_over, uint64_t *first_seq,
            struct evfn_fn **prepaid)
 {
-	struct evfn_fn *fn =
-		atomic_load_explicit(&rt->last_found, memory_order_acquire);
-	if (!fn ||
-	    !atomic_load_explicit(&fn->fast_open, memory_order_relaxed) ||
-	    strcmp(fn->name, fn_name) != 0)
+	struct evfn_fn *fn = evfn__fn_find_fast(rt, fn_name);
+	if (!fn || !atomic_load_explicit(&fn->fast_open, memory_order_relaxed))
 		return FAST_DECLINED;
 	for (size_t i = 0; i < n; i++)
 		if (!fast_plain(rt, evs[i]))

@@ -8,7 +8,9 @@
  * by lib/sources/ (which use source-internal.h).
  *
  * One mutex, rt->lock, guards everything in struct evfn_rt and the queue,
- * counter and policy fields of struct evfn_fn. Functions whose name ends
+ * counter and policy fields of struct evfn_fn, but for what the fast
+ * path (admit.c) reads and writes without it: atomics, each marked where
+ * it is declared. Functions whose name ends
  * in _locked expect it held and assert it (EVFN__ASSERT_LOCKED). User
  * code runs with it released, but for the idempotency key callback and
  * the log callback: see callout-internal.h.
@@ -55,6 +57,9 @@
  * lines workers write under it (and the other way round). */
 #define EVFN__LINE 64
 #define EVFN__LINE_PAD(name) char name[EVFN__LINE]
+
+/* Slots of the fast path's function directory (a power of two). */
+#define EVFN__FN_DIR_SLOTS 64
 
 /* The precondition of every function whose name ends in _locked. */
 #define EVFN__ASSERT_LOCKED(rt) EVFN__ASSERT_HELD(&(rt)->lock)
@@ -168,6 +173,9 @@ struct evfn_rt {
 	 * under it), and the next sequence number. */
 	EVFN__LINE_PAD(pad_before_fast);
 	_Atomic(struct evfn_fn *) last_found;
+	/* Functions found before, by a hash of their name (registry.c):
+	 * written under the lock, read without it. */
+	_Atomic(struct evfn_fn *) fn_dir[EVFN__FN_DIR_SLOTS];
 	_Atomic(struct evfn_fn *) arrivals;
 	_Atomic uint64_t next_seq;
 	EVFN__LINE_PAD(pad_after_fast);

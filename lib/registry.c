@@ -13,6 +13,38 @@
 #include "dispatch-internal.h"
 #include "registry-internal.h"
 
+/* A name's slot in rt->fn_dir (FNV-1a). */
+static inline size_t
+dir_slot(const char *name)
+{
+	uint32_t h = 2166136261u;
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h & (EVFN__FN_DIR_SLOTS - 1);
+}
+
+/* Remembers fn for the fast path (release: read without the lock). */
+static void
+remember_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	atomic_store_explicit(&rt->last_found, fn, memory_order_release);
+	atomic_store_explicit(&rt->fn_dir[dir_slot(fn->name)], fn,
+	                      memory_order_release);
+}
+
+struct evfn_fn *
+evfn__fn_find_fast(struct evfn_rt *rt, const char *name)
+{
+	struct evfn_fn *fn =
+		atomic_load_explicit(&rt->last_found, memory_order_acquire);
+	if (fn && strcmp(fn->name, name) == 0)
+		return fn;
+	fn = atomic_load_explicit(&rt->fn_dir[dir_slot(name)],
+	                          memory_order_acquire);
+	return fn && strcmp(fn->name, name) == 0 ? fn : NULL;
+}
+
 struct evfn_fn *
 evfn__fn_find_locked(struct evfn_rt *rt, const char *name)
 {
@@ -26,10 +58,8 @@ evfn__fn_find_locked(struct evfn_rt *rt, const char *name)
 	if (fn && strcmp(fn->name, name) == 0)
 		return fn;
 	HASH_FIND_STR(rt->by_name, name, fn);
-	/* Release: the fast path reads the memo without the lock. */
 	if (fn)
-		atomic_store_explicit(&rt->last_found, fn,
-		                      memory_order_release);
+		remember_locked(rt, fn);
 	return fn;
 }
 
@@ -127,6 +157,7 @@ evfn_register(evfn_rt *rt, const char *name, evfn_handler handler,
 		fn->index = rt->nfns++;
 		evfn__fn_list_push(&rt->fns, fn);
 		evfn__fn_fast_update_locked(rt, fn);
+		remember_locked(rt, fn);
 	}
 	evfn__lock_release(&rt->lock);
 	if (rc < 0) {

@@ -68,29 +68,34 @@ struct publisher {
 	atomic_int done;
 };
 
+/* To f and g in turn: neither stays the last function found. */
 static void *
 publish_many(void *arg)
 {
 	struct publisher *p = arg;
 	for (int i = 0; i < UNLOCKED_PUBLISHES; i++)
-		ASSERT_OK(evfn_invoke_async(p->rt, "f", "x", 1, NULL));
+		ASSERT_OK(evfn_invoke_async(p->rt, i % 2 ? "g" : "f", "x", 1,
+		                            NULL));
 	atomic_store(&p->done, 1);
 	return NULL;
 }
 
-/* While the function is announced (a worker owes its intake a look),
- * publishes complete with another thread holding the runtime lock: they
- * take none. Then the intake is moved into the queue and every event runs
- * once. */
+/* While two functions are announced (a worker owes their intakes a
+ * look), publishes to both in turn complete with another thread holding
+ * the runtime lock: they take none. Then the intakes are moved into the
+ * queues and every event runs once. */
 static void
 test_fast_publishes_take_no_lock_while_announced(void **state)
 {
 	(void)state;
 	evfn_rt *rt = fast_runtime(1, 1, 1000, false);
-	struct evfn_fn *fn = fn_of(rt, "f"); /* the lookup memo is f */
+	ASSERT_OK(evfn_register(rt, "g", count_run, NULL, NULL, NULL));
+	struct evfn_fn *fn = fn_of(rt, "f"), *gn = fn_of(rt, "g");
 	assert_non_null(fn->intake);
+	assert_non_null(gn->intake);
 	evfn__lock_acquire(&rt->lock);
 	atomic_store(&fn->announced, true);
+	atomic_store(&gn->announced, true);
 	struct publisher p = {.rt = rt};
 	pthread_t th;
 	pthread_create(&th, NULL, publish_many, &p);
@@ -99,14 +104,17 @@ test_fast_publishes_take_no_lock_while_announced(void **state)
 	while (!atomic_load(&p.done) && test_now_ms() < until)
 		test_sleep_ms(1);
 	bool done = atomic_load(&p.done);
-	ASSERT_EQ(evfn__intake_count(fn->intake), UNLOCKED_PUBLISHES);
+	ASSERT_EQ(evfn__intake_count(fn->intake), UNLOCKED_PUBLISHES / 2);
+	ASSERT_EQ(evfn__intake_count(gn->intake), UNLOCKED_PUBLISHES / 2);
 	atomic_store(&fn->announced, false);
-	ASSERT_EQ(evfn__fn_flush_intake_locked(rt, fn), UNLOCKED_PUBLISHES);
+	atomic_store(&gn->announced, false);
+	ASSERT_EQ(evfn__fn_flush_intake_locked(rt, fn), UNLOCKED_PUBLISHES / 2);
+	ASSERT_EQ(evfn__fn_flush_intake_locked(rt, gn), UNLOCKED_PUBLISHES / 2);
 	evfn__lock_release(&rt->lock);
 	pthread_join(th, NULL);
 	assert_true(done);
 	WAIT_FOR(atomic_load(&runs) == UNLOCKED_PUBLISHES, 10000);
-	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_SUCCEEDED), UNLOCKED_PUBLISHES);
+	ASSERT_EQ(stat_of(rt, NULL, EVFN_STAT_SUCCEEDED), UNLOCKED_PUBLISHES);
 	assert_accounting(rt, NULL);
 	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
 	ASSERT_OK(evfn_rt_free(rt));

@@ -109,6 +109,17 @@ EVFN_EXPORT int evfn_publish(evfn_rt *rt, evfn_event *ev, uint64_t *seq);
  * Queue one invocation of a function by name (the topic routing is not
  * used) and return at once. The event's type is the function's name.
  *
+ * The fast path: a plain event (no ordering key, no delay) to a
+ * function the runtime has found by this name before (the last one
+ * found, or one of a small directory by the name's hash), a pool
+ * function with no rate limit,
+ * circuit breaker or batches, in a started runtime with no journal, is
+ * admitted without the runtime's lock: its room under the queue bound is
+ * taken by compare-and-swap, it waits in the function's intake, and a
+ * worker moves the intake into the queue, many events at once. The bound,
+ * the order of one producer's events, the accounting seen by
+ * evfn_stats_take() and evfn_cancel() hold as on the locked path.
+ *
  * @param rt      the runtime. Not NULL.
  * @param fn_name the function. Not NULL.
  * @param data    payload, copied; may be NULL when len is 0.
@@ -157,7 +168,10 @@ EVFN_EXPORT int evfn_publish_to(evfn_rt *rt, const char *fn_name,
  * taken once for the batch, and each function that had no work waits for
  * one wake-up, not one per event: the way in for a producer that has
  * several events at hand (an HTTP batch, a stream read, a bulk emit from
- * a binding).
+ * a binding). A batch of plain events to one function by name takes the
+ * fast path of evfn_invoke_async() when it fits the function's intake
+ * (up to 256 events): room for the whole batch in one compare-and-swap,
+ * no lock.
  *
  * @param rt      the runtime. Not NULL.
  * @param fn_name the function every event goes to (as
