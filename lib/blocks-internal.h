@@ -22,8 +22,9 @@
  *   - A thread's cache is given back when the thread exits; the depot
  *     keeps at most EVFN__BLOCK_DEPOT_MAX batches, and evfn__free()s what
  *     comes beyond.
- *   - Under AddressSanitizer a cached block is poisoned, so a use after
- *     evfn__block_free() is still reported.
+ *   - Under AddressSanitizer a cached block is poisoned whole, so a use
+ *     after evfn__block_free() is still reported (as use-after-poison)
+ *     until the block is handed out again.
  */
 #ifndef EVFN_BLOCKS_INTERNAL_H
 #define EVFN_BLOCKS_INTERNAL_H
@@ -47,8 +48,9 @@ void *evfn__block_alloc(void);
  * thread. */
 void evfn__block_free(void *block);
 
-/* Gives the depot's blocks back to the allocator (the threads' own
- * caches stay). Returns how many. Any thread. */
+/* Gives the depot's blocks and the calling thread's cache back to the
+ * allocator (other threads' caches stay until they exit). Returns how
+ * many. Any thread. */
 size_t evfn__blocks_trim(void);
 
 /* Blocks in the depot now. Any thread. */

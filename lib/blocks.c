@@ -41,15 +41,19 @@ EVFN__STATIC_ASSERT(sizeof(struct block) <= EVFN__BLOCK_SIZE,
 
 #ifdef BLOCKS_ASAN
 #include <sanitizer/asan_interface.h>
-/* A cached block is poisoned past its links: a use after free is still
- * an error. */
-#define POISON(b)                                                            \
-	ASAN_POISON_MEMORY_REGION((char *)(b) + sizeof(struct block),        \
-	                          EVFN__BLOCK_SIZE - sizeof(struct block))
+/* A cached block is poisoned whole, its links too: any use after
+ * evfn__block_free() is reported, the header's first words included.
+ * The cache's own code opens the links for the moment it reads or
+ * writes them. */
+#define POISON(b) ASAN_POISON_MEMORY_REGION((b), EVFN__BLOCK_SIZE)
 #define UNPOISON(b) ASAN_UNPOISON_MEMORY_REGION((b), EVFN__BLOCK_SIZE)
+#define OPEN_LINKS(b) ASAN_UNPOISON_MEMORY_REGION((b), sizeof(struct block))
+#define CLOSE_LINKS(b) ASAN_POISON_MEMORY_REGION((b), sizeof(struct block))
 #else
 #define POISON(b) ((void)(b))
 #define UNPOISON(b) ((void)(b))
+#define OPEN_LINKS(b) ((void)(b))
+#define CLOSE_LINKS(b) ((void)(b))
 #endif
 
 struct cache {
@@ -79,8 +83,8 @@ release_list(struct block *b)
 {
 	size_t n = 0;
 	while (b) {
-		struct block *next = b->next;
 		UNPOISON(b);
+		struct block *next = b->next;
 		evfn__free(b);
 		b = next;
 		n++;
@@ -96,7 +100,9 @@ depot_put(struct block *batch)
 	pthread_mutex_lock(&depot.lock);
 	bool kept = depot.nbatches < EVFN__BLOCK_DEPOT_MAX;
 	if (kept) {
+		OPEN_LINKS(batch);
 		batch->next_batch = depot.batches;
+		CLOSE_LINKS(batch);
 		depot.batches = batch;
 		depot.nbatches++;
 	}
@@ -112,7 +118,9 @@ depot_take(void)
 	pthread_mutex_lock(&depot.lock);
 	struct block *batch = depot.batches;
 	if (batch) {
+		OPEN_LINKS(batch);
 		depot.batches = batch->next_batch;
+		CLOSE_LINKS(batch);
 		depot.nbatches--;
 	}
 	pthread_mutex_unlock(&depot.lock);
@@ -154,8 +162,8 @@ register_thread(struct cache *c)
 }
 
 /* When the library is unloaded (dlclose) no destructor of it may run
- * later, and what the depot holds would be unreachable. Other threads'
- * caches stay where they are. */
+ * later, and what the depot and the unloading thread's cache hold would
+ * be unreachable. Other threads' caches stay where they are. */
 __attribute__((destructor)) static void
 blocks_unload(void)
 {
@@ -168,9 +176,9 @@ static inline void *
 pop(struct cache *c)
 {
 	struct block *b = c->loaded;
+	UNPOISON(b);
 	c->loaded = b->next;
 	c->nloaded--;
-	UNPOISON(b);
 	return b;
 }
 
@@ -239,13 +247,19 @@ evfn__block_free(void *p)
 size_t
 evfn__blocks_trim(void)
 {
+	/* This thread's cache first: the caller of a trim (a host's main
+	 * thread, a test) may have freed events itself. */
+	struct cache *c = &cache;
+	size_t n = release_list(c->previous) + release_list(c->loaded);
+	c->previous = c->loaded = NULL;
+	c->nloaded = 0;
 	pthread_mutex_lock(&depot.lock);
 	struct block *batches = depot.batches;
 	depot.batches = NULL;
 	depot.nbatches = 0;
 	pthread_mutex_unlock(&depot.lock);
-	size_t n = 0;
 	while (batches) {
+		OPEN_LINKS(batches);
 		struct block *next = batches->next_batch;
 		n += release_list(batches);
 		batches = next;

@@ -33,8 +33,9 @@ struct evfn__event_extra {
 	void *free_arg;
 };
 
-/* Packed so that a small event (16-byte type, 8-byte payload) is one
- * 112-byte allocation: what a queued event costs. */
+/* Packed so that a small event (a type of up to 15 bytes, an 8-byte
+ * payload) fits one of blocks.c's blocks (EVFN__BLOCK_SIZE, a 112-byte
+ * glibc chunk): what a queued event costs. */
 struct evfn_event {
 	atomic_uint refs;
 	uint32_t type_off;  /* the type string, from the event's start */
@@ -45,6 +46,8 @@ struct evfn_event {
 	                        * 2 ready */
 	bool frozen : 1;    /* set once at publish, under the runtime lock */
 	bool source_borrowed : 1; /* source is the runtime's default */
+	bool in_block : 1;  /* one of blocks.c's cached blocks, not an
+	                     * allocation of its own size */
 	bool time_set : 1;  /* time_ns holds the event time: any value is a
 	                     * valid time (0 is 1970-01-01T00:00:00Z), so
 	                     * this says whether one was given */

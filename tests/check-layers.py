@@ -27,8 +27,8 @@ import sys
 # headers with no .c of their own are named here.
 LAYERS = [
     ("base", [
-        "alloc.c", "clock.c", "errors.c", "intern.c", "names.c", "version.c",
-        "text.c",
+        "alloc.c", "blocks.c", "clock.c", "errors.c", "intern.c", "names.c",
+        "version.c", "text.c",
         "log.c", "common-internal.h", "hash-internal.h", "list-internal.h",
         "lock-internal.h", "callout-internal.h",
     ]),
@@ -40,7 +40,7 @@ LAYERS = [
     ("leaves", [
         "queue.c", "ordering.c", "dueheap.c", "flow.c", "breaker.c",
         "idempotency.c", "deadstore.c", "eventlog.c", "metrics.c",
-        "result.c", "intake.c", "blocks.c", "journal.c", "journal-pending.c",
+        "result.c", "intake.c", "journal.c", "journal-pending.c",
         "journal-store.c",
     ]),
     ("dispatch", ["dispatch.c", "registry.c"]),

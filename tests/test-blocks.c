@@ -4,10 +4,13 @@
  * allocator that counts what is live: blocks come from it and go back to
  * it (when a thread exits, past the depot's bound, on trim), a block freed
  * on one thread serves an allocation on another, and nothing is lost when
- * a producer allocates and workers free.
+ * a producer allocates and workers free; and events in blocks, made on
+ * producers and freed on workers, with every byte accounted for.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "harness.h"
 #include "blocks-internal.h"
@@ -16,11 +19,27 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-/* The allocator every evfn allocation in this process goes through. */
+/* The allocator every evfn allocation in this process goes through:
+ * it counts the allocations and the bytes live, each allocation
+ * carrying its size in a header of its own. */
 static atomic_long live;            /* allocations not yet freed */
+static atomic_long live_bytes;      /* their bytes, as asked for */
 static atomic_long mallocs;
+static atomic_long block_mallocs;   /* mallocs of EVFN__BLOCK_SIZE */
 static atomic_size_t last_size;
 static atomic_bool fail_mallocs;
+
+#define HEADER 16 /* keeps malloc's alignment */
+
+static void *
+counted(void *base, size_t n)
+{
+	if (!base)
+		return NULL;
+	*(size_t *)base = n;
+	atomic_fetch_add(&live_bytes, (long)n);
+	return (char *)base + HEADER;
+}
 
 static void *
 counting_malloc(size_t n)
@@ -28,10 +47,12 @@ counting_malloc(size_t n)
 	if (atomic_load(&fail_mallocs))
 		return NULL;
 	atomic_store(&last_size, n);
-	void *p = malloc(n);
+	void *p = counted(malloc(HEADER + n), n);
 	if (p) {
 		atomic_fetch_add(&live, 1);
 		atomic_fetch_add(&mallocs, 1);
+		if (n == EVFN__BLOCK_SIZE)
+			atomic_fetch_add(&block_mallocs, 1);
 	}
 	return p;
 }
@@ -39,7 +60,9 @@ counting_malloc(size_t n)
 static void *
 counting_calloc(size_t n, size_t size)
 {
-	void *p = calloc(n, size);
+	if (size && n > (SIZE_MAX - HEADER) / size)
+		return NULL;
+	void *p = counted(calloc(1, HEADER + n * size), n * size);
 	if (p)
 		atomic_fetch_add(&live, 1);
 	return p;
@@ -48,18 +71,26 @@ counting_calloc(size_t n, size_t size)
 static void *
 counting_realloc(void *p, size_t n)
 {
-	void *q = realloc(p, n);
-	if (!p && q)
-		atomic_fetch_add(&live, 1);
-	return q;
+	if (!p)
+		return counting_malloc(n);
+	char *base = (char *)p - HEADER;
+	size_t old = *(size_t *)base;
+	char *q = realloc(base, HEADER + n);
+	if (!q)
+		return NULL;
+	atomic_fetch_sub(&live_bytes, (long)old);
+	return counted(q, n);
 }
 
 static void
 counting_free(void *p)
 {
-	if (p)
-		atomic_fetch_sub(&live, 1);
-	free(p);
+	if (!p)
+		return;
+	char *base = (char *)p - HEADER;
+	atomic_fetch_sub(&live, 1);
+	atomic_fetch_sub(&live_bytes, (long)*(size_t *)base);
+	free(base);
 }
 
 /* Runs fn(arg) on a thread of its own and waits for it to exit (and so
@@ -130,7 +161,8 @@ test_blocks_come_from_the_configured_allocator(void **state)
 }
 
 /* A thread's frees serve its own next allocations, with no allocator
- * call; and under AddressSanitizer a cached block is poisoned. */
+ * call; and under AddressSanitizer a cached block is poisoned, every
+ * byte of it. */
 struct reuse {
 	void *first, *second;
 	long mallocs_between;
@@ -144,7 +176,10 @@ reuse_on_one_thread(void *arg)
 	r->first = evfn__block_alloc();
 	evfn__block_free(r->first);
 #if defined(__SANITIZE_ADDRESS__)
-	r->poisoned = __asan_address_is_poisoned((char *)r->first + 32);
+	/* Every byte, the links in its first words too. */
+	r->poisoned = true;
+	for (size_t i = 0; i < EVFN__BLOCK_SIZE; i++)
+		r->poisoned &= __asan_address_is_poisoned((char *)r->first + i);
 #else
 	r->poisoned = true;
 #endif
@@ -332,6 +367,157 @@ test_blocks_producer_allocates_workers_free(void **state)
 	test_hang_guard_off();
 }
 
+/* ---- events in blocks ---------------------------------------------- */
+
+/* A thread that made and freed small events leaves them in its cache;
+ * when it exits its full batches go to the depot and the rest back to
+ * the allocator: no byte stays with a thread that is gone. */
+#define EXIT_EVENTS (3 * EVFN__BLOCK_BATCH + 5)
+
+static void *
+make_and_free_events(void *arg)
+{
+	evfn_event *ev[EXIT_EVENTS];
+	uint64_t v = 7;
+	for (size_t i = 0; i < EXIT_EVENTS; i++)
+		if (evfn_event_new(&ev[i], "small", &v, sizeof(v)) != 0)
+			ev[i] = NULL;
+	for (size_t i = 0; i < EXIT_EVENTS; i++) {
+		if (!ev[i])
+			*(bool *)arg = false;
+		evfn_event_unref(ev[i]);
+	}
+	return NULL;
+}
+
+static void
+test_blocks_thread_exit_gives_events_back(void **state)
+{
+	(void)state;
+	reset();
+	long before = atomic_load(&live_bytes);
+	bool made = true;
+	on_own_thread(make_and_free_events, &made);
+	assert_true(made);
+	/* Three full batches (the previous list and two before it) went
+	 * to the depot, the five left over to the allocator. */
+	ASSERT_EQ(evfn__blocks_in_depot(), 3 * EVFN__BLOCK_BATCH);
+	ASSERT_EQ(atomic_load(&live_bytes) - before,
+	          3 * EVFN__BLOCK_BATCH * EVFN__BLOCK_SIZE);
+	reset();
+	ASSERT_EQ(atomic_load(&live_bytes), before);
+}
+
+/* Eight producers publish small events to one function run by two
+ * workers, so each event is made on its producer and freed on a worker
+ * (any of them): every event runs once, the blocks freed on the workers
+ * serve the producers (the allocator makes about as many as are ever in
+ * use at once, not one an event), and when the threads have exited and
+ * the depot is trimmed, every byte the allocator handed out is back. */
+#define MP_PRODUCERS 8
+#define MP_EVENTS 20000 /* each */
+#define MP_QUEUE 1024
+/* Queued, running on a worker (taken in batches), and full caches on
+ * every thread plus a full depot. */
+#define MP_MOST_BLOCKS                                                       \
+	(MP_QUEUE + 2 * 256 + (MP_PRODUCERS + 2 + 1) * 2 * EVFN__BLOCK_BATCH +  \
+	 EVFN__BLOCK_DEPOT_MAX * EVFN__BLOCK_BATCH)
+
+static int
+count_run(evfn_ctx *ctx, const evfn_event *ev, void *arg)
+{
+	(void)ctx;
+	size_t len;
+	const uint64_t *v = evfn_event_data(ev, &len);
+	if (len == sizeof(*v) && *v < MP_EVENTS)
+		atomic_fetch_add((atomic_long *)arg, 1);
+	return EVFN_OK;
+}
+
+static void *
+mp_producer(void *arg)
+{
+	evfn_rt *rt = arg;
+	for (uint64_t i = 0; i < MP_EVENTS; i++) {
+		int rc;
+		while ((rc = evfn_invoke_async(rt, "count", &i, sizeof(i),
+		                               NULL)) == EVFN_EQUEUEFULL)
+			sched_yield();
+		if (rc != 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+/* A started runtime with two workers and the function "count". */
+static evfn_rt *
+mp_runtime(atomic_long *runs)
+{
+	evfn_rt *rt = test_runtime_new(2, 2, NULL);
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_queue_capacity(fo, MP_QUEUE));
+	ASSERT_OK(evfn_register(rt, "count", count_run, runs, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_rt_start(rt));
+	return rt;
+}
+
+/* Stops the runtime and frees it: its workers exit. */
+static void
+mp_finish(evfn_rt *rt)
+{
+	ASSERT_OK(evfn_rt_drain(rt, 10000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
+}
+
+static void
+test_blocks_events_across_threads_account_for_every_byte(void **state)
+{
+	(void)state;
+	test_hang_guard(120);
+	/* A first runtime makes what the library keeps for good (interned
+	 * names, the default source), so that what is live after it is
+	 * the base line. */
+	atomic_long runs = 0;
+	evfn_rt *rt = mp_runtime(&runs);
+	assert_null(mp_producer(rt));
+	WAIT_FOR(atomic_load(&runs) == MP_EVENTS, 30000);
+	mp_finish(rt);
+	reset();
+	long before = atomic_load(&live_bytes);
+	long blocks_before = atomic_load(&block_mallocs);
+
+	atomic_store(&runs, 0);
+	rt = mp_runtime(&runs);
+	pthread_t prod[MP_PRODUCERS];
+	for (int i = 0; i < MP_PRODUCERS; i++)
+		assert_int_equal(pthread_create(&prod[i], NULL, mp_producer,
+		                                rt),
+		                 0);
+	for (int i = 0; i < MP_PRODUCERS; i++) {
+		void *failed;
+		pthread_join(prod[i], &failed);
+		assert_null(failed);
+	}
+	WAIT_FOR(atomic_load(&runs) == MP_PRODUCERS * MP_EVENTS, 60000);
+	ASSERT_EQ(stat_of(rt, "count", EVFN_STAT_SUCCEEDED),
+	          MP_PRODUCERS * MP_EVENTS);
+	mp_finish(rt);
+	ASSERT_EQ(atomic_load(&runs), MP_PRODUCERS * MP_EVENTS);
+	long made = atomic_load(&block_mallocs) - blocks_before;
+	print_message("# %ld blocks made for %d events\n", made,
+	              MP_PRODUCERS * MP_EVENTS);
+	assert_true(made <= MP_MOST_BLOCKS);
+	/* Every thread that had a cache has exited: what is still out is
+	 * in the depot, and a trim gives it back. */
+	ASSERT_EQ(atomic_load(&live_bytes) - before,
+	          (long)(evfn__blocks_in_depot() * EVFN__BLOCK_SIZE));
+	reset();
+	ASSERT_EQ(atomic_load(&live_bytes), before);
+	test_hang_guard_off();
+}
+
 int
 main(void)
 {
@@ -344,6 +530,8 @@ main(void)
 		TEST(test_blocks_move_between_threads_in_batches),
 		TEST(test_blocks_depot_is_bounded),
 		TEST(test_blocks_producer_allocates_workers_free),
+		TEST(test_blocks_thread_exit_gives_events_back),
+		TEST(test_blocks_events_across_threads_account_for_every_byte),
 	};
 	return evfn_test_main("blocks", tests);
 }

@@ -3,7 +3,8 @@
  * libevfn.so loaded the way the Python and Lua bindings load it: by
  * dlopen(), into a process that did not link it. The library keeps a few
  * words of initial-exec thread-local storage (the runtime whose handler
- * or loop callback runs on a thread: lib/worker.c, lib/loop.c), which a
+ * or loop callback runs on a thread: lib/worker.c, lib/loop.c; each
+ * thread's cache of event blocks: lib/blocks.c), which a
  * dlopen()ed library can only have from the static TLS space left over
  * when the process started; this checks that the library is marked so
  * (DF_STATIC_TLS, or the check would prove nothing), that it loads, that
