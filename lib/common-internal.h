@@ -90,6 +90,11 @@ evfn__mono_to_wall(int64_t mono_ns)
  * bytes. Returns 0, EVFN_EINVAL or EVFN_ENAMETOOLONG. */
 int evfn__check_name(const char *name);
 
+/* As evfn__check_name(), in the same one pass over the name, returning
+ * its length (1..EVFN_NAME_MAX) when it is valid: for a caller that
+ * copies the name. */
+int evfn__name_len(const char *name);
+
 /* Validates a function name: as evfn__check_name(), and well-formed
  * UTF-8 (EVFN_EILSEQ), since it appears in metrics and JSON. */
 int evfn__check_fn_name(const char *name);

@@ -22,14 +22,16 @@ EVFN__STATIC_ASSERT(EVFN__BLOCK_SIZE % 16 == 8,
 /* An event of `size` bytes: a cached block (blocks.c: no lock and no
  * allocator call in the common case, and the worker that frees it keeps
  * it for a producer) when it fits one, else an allocation of its own.
- * The header is zeroed; NULL when out of memory. */
+ * The header is zeroed up to the default id's buffer, which nothing
+ * reads before the id is rendered (id_state); NULL when out of
+ * memory. */
 static evfn_event *
 event_alloc(size_t size)
 {
 	bool small = size <= EVFN__BLOCK_SIZE;
 	evfn_event *ev = small ? evfn__block_alloc() : evfn__malloc(size);
-	if (ev) {
-		memset(ev, 0, sizeof(*ev));
+	if (EVFN__LIKELY(ev != NULL)) {
+		memset(ev, 0, offsetof(struct evfn_event, id_buf));
 		ev->in_block = small;
 	}
 	return ev;
@@ -44,6 +46,29 @@ event_free(evfn_event *ev)
 		evfn__free(ev);
 }
 
+/* memcpy() for the short types and payloads most events have: from 4 to
+ * 16 bytes two fixed-size moves that may overlap, not a call. */
+static inline void
+copy_short(char *dst, const void *from, size_t n)
+{
+	const char *src = from;
+	if (n >= 8 && n <= 16) {
+		uint64_t head, tail;
+		memcpy(&head, src, 8);
+		memcpy(&tail, src + n - 8, 8);
+		memcpy(dst, &head, 8);
+		memcpy(dst + n - 8, &tail, 8);
+	} else if (n >= 4 && n < 8) {
+		uint32_t head, tail;
+		memcpy(&head, src, 4);
+		memcpy(&tail, src + n - 4, 4);
+		memcpy(dst, &head, 4);
+		memcpy(dst + n - 4, &tail, 4);
+	} else if (n) {
+		memcpy(dst, src, n);
+	}
+}
+
 /* The event's optional attributes, allocated on first need; NULL when out
  * of memory. Only before publish (one owner). */
 static struct evfn__event_extra *
@@ -54,59 +79,62 @@ extra_of(evfn_event *ev)
 	return ev->extra;
 }
 
+/* The zero-copy contract: a borrowed buffer is released even when the
+ * call fails. Returns rc. */
+static int
+create_failed(int rc, bool copy, const void *data, evfn_free_cb free_cb,
+              void *free_arg)
+{
+	if (!copy && free_cb)
+		free_cb((void *)data, free_arg);
+	return rc;
+}
+
 int
 evfn__event_create(evfn_event **out, const char *type, const void *data,
                    size_t len, bool copy, evfn_free_cb free_cb, void *free_arg,
                    unsigned hops)
 {
-	int rc = 0;
 	if (out)
 		*out = NULL;
-	if (!out || (!data && len > 0))
-		rc = EVFN_EINVAL;
-	else
-		rc = evfn__check_name(type);
-	size_t tlen = rc == 0 ? strlen(type) + 1 : 0;
+	/* One pass over the type: validity and length together. */
+	int tlen = !out || (!data && len > 0) ? EVFN_EINVAL
+	                                      : evfn__name_len(type);
+	if (EVFN__UNLIKELY(tlen < 0))
+		return create_failed(tlen, copy, data, free_cb, free_arg);
+	tlen++; /* the NUL */
 	/* The payload copy comes first and the type after it: a small
-	 * event then fits the allocator's 112-byte class. */
+	 * event then fits one block. */
 	size_t data_off = EVFN__PAYLOAD_OFF;
 	size_t inline_len = copy ? len : 0;
-	evfn_event *ev = NULL;
-	if (rc == 0) {
-		/* The type's offset and the length are 32 bits: an inline
-		 * copy of 4 GiB is refused as the allocation it would be. */
-		if (inline_len > UINT32_MAX - data_off - tlen)
-			rc = EVFN_ENOMEM;
-		else if (!(ev = event_alloc(data_off + inline_len + tlen)))
-			rc = EVFN_ENOMEM;
-	}
-	if (rc == 0) {
-		/* A borrowed payload's pointer lives in the extra block. */
-		if (!copy && (data || free_cb) && !extra_of(ev)) {
+	/* The type's offset and the length are 32 bits: an inline copy of
+	 * 4 GiB is refused as the allocation it would be. */
+	evfn_event *ev = inline_len <= UINT32_MAX - data_off - (size_t)tlen
+	                         ? event_alloc(data_off + inline_len +
+	                                       (size_t)tlen)
+	                         : NULL;
+	if (EVFN__UNLIKELY(!ev))
+		return create_failed(EVFN_ENOMEM, copy, data, free_cb, free_arg);
+	/* A borrowed payload's pointer lives in the extra block. */
+	if (!copy && (data || free_cb)) {
+		struct evfn__event_extra *x = extra_of(ev);
+		if (!x) {
 			event_free(ev);
-			rc = EVFN_ENOMEM;
+			return create_failed(EVFN_ENOMEM, copy, data, free_cb,
+			                     free_arg);
 		}
+		x->ref_data = data;
+		x->ref_len = len;
+		x->free_cb = free_cb;
+		x->free_arg = free_arg;
 	}
-	if (rc < 0) {
-		/* The zero-copy contract: the buffer is released even when
-		 * the call fails. */
-		if (!copy && free_cb)
-			free_cb((void *)data, free_arg);
-		return rc;
-	}
-	atomic_init(&ev->refs, 1); /* the rest was zeroed above */
+	atomic_init(&ev->refs, 1); /* the rest was zeroed by event_alloc() */
 	ev->hops = (uint16_t)hops;
 	ev->type_off = (uint32_t)(data_off + inline_len);
-	memcpy((char *)ev + ev->type_off, type, tlen);
+	copy_short((char *)ev + ev->type_off, type, (size_t)tlen);
 	if (copy) {
-		if (len)
-			memcpy((char *)ev + data_off, data, len);
+		copy_short((char *)ev + data_off, data, len);
 		ev->len = (uint32_t)len;
-	} else if (ev->extra) {
-		ev->extra->ref_data = data;
-		ev->extra->ref_len = len;
-		ev->extra->free_cb = free_cb;
-		ev->extra->free_arg = free_arg;
 	}
 	*out = ev;
 	return 0;

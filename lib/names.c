@@ -13,13 +13,21 @@
 #include "text-internal.h"
 
 int
+evfn__name_len(const char *name)
+{
+	if (!name)
+		return EVFN_EINVAL;
+	size_t n = strnlen(name, EVFN_NAME_MAX + 1);
+	if (n == 0)
+		return EVFN_EINVAL;
+	return n > EVFN_NAME_MAX ? EVFN_ENAMETOOLONG : (int)n;
+}
+
+int
 evfn__check_name(const char *name)
 {
-	if (!name || !*name)
-		return EVFN_EINVAL;
-	if (strnlen(name, EVFN_NAME_MAX + 1) > EVFN_NAME_MAX)
-		return EVFN_ENAMETOOLONG;
-	return 0;
+	int n = evfn__name_len(name);
+	return n < 0 ? n : 0;
 }
 
 int
