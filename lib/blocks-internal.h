@@ -29,7 +29,10 @@
 #ifndef EVFN_BLOCKS_INTERNAL_H
 #define EVFN_BLOCKS_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "common-internal.h"
 
 /* A small event (80-byte header, 8-byte payload, 16-byte type) in one
  * block: glibc's 112-byte chunk, as evfn__malloc(104) gives. */
@@ -40,13 +43,74 @@
  * (about 450 KiB). */
 #define EVFN__BLOCK_DEPOT_MAX 64
 
+#if defined(__SANITIZE_ADDRESS__)
+#define EVFN__BLOCKS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EVFN__BLOCKS_ASAN 1
+#endif
+#endif
+
+/* A block while it is cached: its first words link it. */
+struct evfn__block {
+	struct evfn__block *next;       /* the next block of its list */
+	struct evfn__block *next_batch; /* the depot's next batch */
+};
+
+/* A thread's cache: Bonwick's "loaded" and "previous" magazines
+ * (blocks.c). Declared here so that the common case below is inlined
+ * into its callers: one initial-exec TLS access, no call. */
+struct evfn__block_cache {
+	struct evfn__block *loaded;   /* 0..EVFN__BLOCK_BATCH blocks */
+	struct evfn__block *previous; /* NULL, or exactly EVFN__BLOCK_BATCH */
+	unsigned nloaded;
+	bool registered;              /* the thread-exit hand-back is armed */
+};
+
+extern _Thread_local struct evfn__block_cache evfn__block_cache
+	EVFN__TLS_INITIAL_EXEC;
+
+/* The rest of evfn__block_alloc() and evfn__block_free(): a cache that
+ * is empty, full or not yet registered, and every call under
+ * AddressSanitizer (which poisons what is cached). */
+void *evfn__block_alloc_slow(void);
+void evfn__block_free_slow(void *block);
+
 /* EVFN__BLOCK_SIZE bytes, aligned as malloc's, or NULL when the
  * allocator fails. Any thread. */
-void *evfn__block_alloc(void);
+static inline void *
+evfn__block_alloc(void)
+{
+#ifndef EVFN__BLOCKS_ASAN
+	struct evfn__block_cache *c = &evfn__block_cache;
+	struct evfn__block *b = c->loaded;
+	if (EVFN__LIKELY(b != NULL)) {
+		c->loaded = b->next;
+		c->nloaded--;
+		return b;
+	}
+#endif
+	return evfn__block_alloc_slow();
+}
 
 /* Gives a block from evfn__block_alloc() back; NULL is a no-op. Any
  * thread. */
-void evfn__block_free(void *block);
+static inline void
+evfn__block_free(void *block)
+{
+#ifndef EVFN__BLOCKS_ASAN
+	struct evfn__block_cache *c = &evfn__block_cache;
+	if (EVFN__LIKELY(block && c->registered &&
+	                 c->nloaded < EVFN__BLOCK_BATCH)) {
+		struct evfn__block *b = block;
+		b->next = c->loaded;
+		c->loaded = b;
+		c->nloaded++;
+		return;
+	}
+#endif
+	evfn__block_free_slow(block);
+}
 
 /* Gives the depot's blocks and the calling thread's cache back to the
  * allocator (other threads' caches stay until they exit). Returns how

@@ -17,29 +17,17 @@
  * the library that way).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "blocks-internal.h"
 #include "common-internal.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define BLOCKS_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define BLOCKS_ASAN 1
-#endif
-#endif
-
-/* A block while it is cached: the first words link it. */
-struct block {
-	struct block *next;       /* the next block of its list */
-	struct block *next_batch; /* the depot's next batch (first block) */
-};
-EVFN__STATIC_ASSERT(sizeof(struct block) <= EVFN__BLOCK_SIZE,
+EVFN__STATIC_ASSERT(sizeof(struct evfn__block) <= EVFN__BLOCK_SIZE,
                     "a block holds its links");
 
-#ifdef BLOCKS_ASAN
+#ifdef EVFN__BLOCKS_ASAN
 #include <sanitizer/asan_interface.h>
 /* A cached block is poisoned whole, its links too: any use after
  * evfn__block_free() is reported, the header's first words included.
@@ -47,8 +35,10 @@ EVFN__STATIC_ASSERT(sizeof(struct block) <= EVFN__BLOCK_SIZE,
  * writes them. */
 #define POISON(b) ASAN_POISON_MEMORY_REGION((b), EVFN__BLOCK_SIZE)
 #define UNPOISON(b) ASAN_UNPOISON_MEMORY_REGION((b), EVFN__BLOCK_SIZE)
-#define OPEN_LINKS(b) ASAN_UNPOISON_MEMORY_REGION((b), sizeof(struct block))
-#define CLOSE_LINKS(b) ASAN_POISON_MEMORY_REGION((b), sizeof(struct block))
+#define OPEN_LINKS(b)                                                        \
+	ASAN_UNPOISON_MEMORY_REGION((b), sizeof(struct evfn__block))
+#define CLOSE_LINKS(b)                                                       \
+	ASAN_POISON_MEMORY_REGION((b), sizeof(struct evfn__block))
 #else
 #define POISON(b) ((void)(b))
 #define UNPOISON(b) ((void)(b))
@@ -56,21 +46,19 @@ EVFN__STATIC_ASSERT(sizeof(struct block) <= EVFN__BLOCK_SIZE,
 #define CLOSE_LINKS(b) ((void)(b))
 #endif
 
-struct cache {
-	struct block *loaded;   /* 0..EVFN__BLOCK_BATCH blocks */
-	struct block *previous; /* NULL, or exactly EVFN__BLOCK_BATCH */
-	unsigned nloaded;
-	bool registered;        /* the thread-exit hand-back is armed */
-};
-
 /* The one thread-local: initial-exec, so no __tls_get_addr (see the
- * file's opening). */
-static _Thread_local struct cache cache EVFN__TLS_INITIAL_EXEC;
+ * file's opening), and hidden like every internal symbol, so that the
+ * inline common case reaches it the same way. */
+_Thread_local struct evfn__block_cache evfn__block_cache
+	EVFN__TLS_INITIAL_EXEC;
 
 static struct {
 	pthread_mutex_t lock;
-	struct block *batches; /* full batches, linked by next_batch */
-	size_t nbatches;
+	struct evfn__block *batches; /* full batches, linked by next_batch */
+	/* Written under the lock; read without it by depot_take()'s first
+	 * look, so that a thread that allocates while the depot is empty
+	 * does not take the lock for each of its allocations. */
+	atomic_size_t nbatches;
 } depot = {PTHREAD_MUTEX_INITIALIZER, NULL, 0};
 
 static pthread_key_t exit_key;
@@ -79,12 +67,12 @@ static bool exit_key_made;
 
 /* Gives every block of a list back to the allocator. */
 static size_t
-release_list(struct block *b)
+release_list(struct evfn__block *b)
 {
 	size_t n = 0;
 	while (b) {
 		UNPOISON(b);
-		struct block *next = b->next;
+		struct evfn__block *next = b->next;
 		evfn__free(b);
 		b = next;
 		n++;
@@ -95,33 +83,40 @@ release_list(struct block *b)
 /* Puts a full batch in the depot, or gives it back to the allocator when
  * the depot holds enough. */
 static void
-depot_put(struct block *batch)
+depot_put(struct evfn__block *batch)
 {
 	pthread_mutex_lock(&depot.lock);
-	bool kept = depot.nbatches < EVFN__BLOCK_DEPOT_MAX;
+	bool kept = atomic_load_explicit(&depot.nbatches,
+	                                 memory_order_relaxed) <
+	            EVFN__BLOCK_DEPOT_MAX;
 	if (kept) {
 		OPEN_LINKS(batch);
 		batch->next_batch = depot.batches;
 		CLOSE_LINKS(batch);
 		depot.batches = batch;
-		depot.nbatches++;
+		atomic_fetch_add_explicit(&depot.nbatches, 1,
+		                          memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&depot.lock);
 	if (!kept)
 		release_list(batch);
 }
 
-/* A full batch from the depot, or NULL when it has none. */
-static struct block *
+/* A full batch from the depot, or NULL when it has none. A batch put
+ * there a moment ago may be missed: the caller then allocates. */
+static struct evfn__block *
 depot_take(void)
 {
+	if (atomic_load_explicit(&depot.nbatches, memory_order_relaxed) == 0)
+		return NULL;
 	pthread_mutex_lock(&depot.lock);
-	struct block *batch = depot.batches;
+	struct evfn__block *batch = depot.batches;
 	if (batch) {
 		OPEN_LINKS(batch);
 		depot.batches = batch->next_batch;
 		CLOSE_LINKS(batch);
-		depot.nbatches--;
+		atomic_fetch_sub_explicit(&depot.nbatches, 1,
+		                          memory_order_relaxed);
 	}
 	pthread_mutex_unlock(&depot.lock);
 	return batch;
@@ -134,14 +129,15 @@ static void
 thread_exit(void *arg)
 {
 	(void)arg;
-	struct cache *c = &cache;
+	struct evfn__block_cache *c = &evfn__block_cache;
 	if (c->previous)
 		depot_put(c->previous);
 	if (c->nloaded == EVFN__BLOCK_BATCH)
 		depot_put(c->loaded);
 	else
 		release_list(c->loaded);
-	*c = (struct cache){0}; /* a later call here registers anew */
+	/* A later call on this thread registers anew. */
+	*c = (struct evfn__block_cache){0};
 }
 
 static void
@@ -153,7 +149,7 @@ make_exit_key(void)
 /* Arms the thread-exit hand-back for this thread; false if it cannot be,
  * and then the thread uses the allocator directly. */
 static bool
-register_thread(struct cache *c)
+register_thread(struct evfn__block_cache *c)
 {
 	pthread_once(&exit_once, make_exit_key);
 	/* The value only has to be non-NULL for the destructor to run. */
@@ -173,9 +169,9 @@ blocks_unload(void)
 }
 
 static inline void *
-pop(struct cache *c)
+pop(struct evfn__block_cache *c)
 {
-	struct block *b = c->loaded;
+	struct evfn__block *b = c->loaded;
 	UNPOISON(b);
 	c->loaded = b->next;
 	c->nloaded--;
@@ -183,7 +179,7 @@ pop(struct cache *c)
 }
 
 static inline void
-push(struct cache *c, struct block *b)
+push(struct evfn__block_cache *c, struct evfn__block *b)
 {
 	b->next = c->loaded;
 	POISON(b);
@@ -191,12 +187,17 @@ push(struct cache *c, struct block *b)
 	c->nloaded++;
 }
 
-static void *
-alloc_slow(struct cache *c)
+/* The common case is inlined in blocks-internal.h, except under ASan:
+ * the slow paths below serve it too. */
+void *
+evfn__block_alloc_slow(void)
 {
+	struct evfn__block_cache *c = &evfn__block_cache;
+	if (c->loaded)
+		return pop(c);
 	if (!c->registered && !register_thread(c))
 		return evfn__malloc(EVFN__BLOCK_SIZE);
-	struct block *batch = c->previous;
+	struct evfn__block *batch = c->previous;
 	if (batch)
 		c->previous = NULL;
 	else if (!(batch = depot_take()))
@@ -206,20 +207,14 @@ alloc_slow(struct cache *c)
 	return pop(c);
 }
 
-void *
-evfn__block_alloc(void)
+void
+evfn__block_free_slow(void *p)
 {
-	struct cache *c = &cache;
-	if (EVFN__LIKELY(c->loaded != NULL))
-		return pop(c);
-	return alloc_slow(c);
-}
-
-static void
-free_slow(struct cache *c, struct block *b)
-{
+	if (!p)
+		return;
+	struct evfn__block_cache *c = &evfn__block_cache;
 	if (!c->registered && !register_thread(c)) {
-		evfn__free(b);
+		evfn__free(p);
 		return;
 	}
 	if (c->nloaded == EVFN__BLOCK_BATCH) {
@@ -229,19 +224,7 @@ free_slow(struct cache *c, struct block *b)
 		c->loaded = NULL;
 		c->nloaded = 0;
 	}
-	push(c, b);
-}
-
-void
-evfn__block_free(void *p)
-{
-	if (!p)
-		return;
-	struct cache *c = &cache;
-	if (EVFN__LIKELY(c->registered && c->nloaded < EVFN__BLOCK_BATCH))
-		push(c, p);
-	else
-		free_slow(c, p);
+	push(c, p);
 }
 
 size_t
@@ -249,18 +232,18 @@ evfn__blocks_trim(void)
 {
 	/* This thread's cache first: the caller of a trim (a host's main
 	 * thread, a test) may have freed events itself. */
-	struct cache *c = &cache;
+	struct evfn__block_cache *c = &evfn__block_cache;
 	size_t n = release_list(c->previous) + release_list(c->loaded);
 	c->previous = c->loaded = NULL;
 	c->nloaded = 0;
 	pthread_mutex_lock(&depot.lock);
-	struct block *batches = depot.batches;
+	struct evfn__block *batches = depot.batches;
 	depot.batches = NULL;
-	depot.nbatches = 0;
+	atomic_store_explicit(&depot.nbatches, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&depot.lock);
 	while (batches) {
 		OPEN_LINKS(batches);
-		struct block *next = batches->next_batch;
+		struct evfn__block *next = batches->next_batch;
 		n += release_list(batches);
 		batches = next;
 	}
@@ -270,8 +253,6 @@ evfn__blocks_trim(void)
 size_t
 evfn__blocks_in_depot(void)
 {
-	pthread_mutex_lock(&depot.lock);
-	size_t n = depot.nbatches * EVFN__BLOCK_BATCH;
-	pthread_mutex_unlock(&depot.lock);
-	return n;
+	return atomic_load_explicit(&depot.nbatches, memory_order_relaxed) *
+	       EVFN__BLOCK_BATCH;
 }
