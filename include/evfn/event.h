@@ -104,7 +104,9 @@ EVFN_EXPORT evfn_event *evfn_event_ref(const evfn_event *ev);
 
 /**
  * Drop a reference; the last one frees the event and releases its payload
- * (the free_cb of evfn_event_new_ref() or evfn_emit_ref()).
+ * (the free_cb of evfn_event_new_ref() or evfn_emit_ref()). A small
+ * event's memory is kept for reuse by the thread that freed it
+ * (evfn_set_allocator() says how much).
  *
  * @param ev the event; NULL is a no-op. Const so that a reference taken
  *        through evfn_event_ref() on a borrowed event can be dropped
