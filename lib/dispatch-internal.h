@@ -349,8 +349,9 @@ evfn__fn_flush_pending_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 /* Whether fn has fast publishes under way or events in its intake that
  * a flush could not move (a drain waits for them). rt->lock held. */
 bool evfn__fn_intake_busy_locked(struct evfn_fn *fn);
-/* Takes rt->arrivals and flushes the intake of each function on it.
- * rt->lock held. */
+/* Takes rt->arrivals and flushes the intake of each function on it,
+ * putting them on their ready lists without waking anyone: the caller
+ * picks next (and wakes others if more is ready). rt->lock held. */
 void evfn__arrivals_take_locked(struct evfn_rt *rt);
 
 /* ---- scheduling and starting -------------------------------------------- */

@@ -378,8 +378,10 @@ evfn__fn_announce(struct evfn_rt *rt, struct evfn_fn *fn)
 /* Events moved from the intake at once: a take's worth on the stack. */
 #define FLUSH_CHUNK 64
 
-size_t
-evfn__fn_flush_intake_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+/* Moves fn's intake into its queue (see evfn__fn_flush_intake_locked());
+ * fn then goes on its ready list, its executor woken only with wake. */
+static size_t
+flush_intake_locked(struct evfn_rt *rt, struct evfn_fn *fn, bool wake)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	void *evs[FLUSH_CHUNK];
@@ -405,9 +407,19 @@ evfn__fn_flush_intake_locked(struct evfn_rt *rt, struct evfn_fn *fn)
 		fn->queued += (int64_t)n;
 		total += n;
 	}
-	if (total > 0)
+	if (total == 0)
+		return 0;
+	if (wake)
 		schedule_locked(rt, fn);
+	else if (!fn->in_ready && fn_startable_locked(rt, fn, 0))
+		ready_push(&rt->exec[fn->cfg.executor].ready, fn);
 	return total;
+}
+
+size_t
+evfn__fn_flush_intake_locked(struct evfn_rt *rt, struct evfn_fn *fn)
+{
+	return flush_intake_locked(rt, fn, true);
 }
 
 bool
@@ -439,7 +451,9 @@ evfn__arrivals_take_locked(struct evfn_rt *rt)
 		struct evfn_fn *next = fifo->arrival_next;
 		/* Cleared before the slots are read (see evfn__fn_announce). */
 		atomic_store(&fifo->announced, false);
-		(void)evfn__fn_flush_intake_locked(rt, fifo);
+		/* Woken by the announcement, this thread is picking: it takes
+		 * the work itself, and wakes others if more is ready. */
+		(void)flush_intake_locked(rt, fifo, false);
 		fifo = next;
 	}
 }
@@ -1077,8 +1091,6 @@ evfn__pick_locked(struct evfn_rt *rt, struct evfn__fn_fifo *q, int64_t now,
                   struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	if (atomic_load_explicit(&rt->arrivals, memory_order_relaxed))
-		evfn__arrivals_take_locked(rt);
 	struct evfn_fn *fn;
 	while ((fn = evfn__fn_fifo_pop(q))) {
 		/* Off the list from here: an event that ends below (expired,

@@ -514,6 +514,10 @@ worker_main(void *arg)
 	if (rt->state == EVFN__CREATED)
 		goto leave;
 	for (;;) {
+		/* Functions announced by fast publishes join the ready list
+		 * first (without a wake-up: this worker picks now). */
+		if (atomic_load_explicit(&rt->arrivals, memory_order_relaxed))
+			evfn__arrivals_take_locked(rt);
 		struct evfn__inv *inv =
 			evfn__pick_locked(rt, &p->x->ready, now, &ended);
 		if (!inv && !evfn__ended_empty(&ended)) {
