@@ -4,8 +4,8 @@
  * in which a producer reserves room for one item or for a batch with one
  * atomic operation, and the consumer takes what was filled, in order.
  * It holds pointers and counts; what the items are, who runs them and how
- * a consumer sleeps are its users' business. Not wired into admission
- * yet: this header is its contract for the step that does.
+ * a consumer sleeps are its users' business: admission's fast path keeps
+ * a function's plain events in one (admit.c, dispatch.c).
  *
  * The contract:
  *   - Bound. At no instant do more than `bound` items occupy the intake

@@ -273,6 +273,21 @@ test_teardown_fds(void **state)
 	         : (void)0,                                                  \
 	 cmocka_run_group_tests_name(name, tests, NULL, NULL))
 
+/* Runs n threads of body, each given its index (0..n-1) as its argument,
+ * and joins them all. */
+static inline void
+test_threads_run(void *(*body)(void *), int n)
+{
+	pthread_t th[64];
+	assert_true(n <= 64);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, body,
+		                                (void *)(uintptr_t)i),
+		                 0);
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
 /* Counts the accounting invariant over one snapshot. */
 static inline void
 assert_accounting(evfn_rt *rt, const char *fn)

@@ -391,11 +391,7 @@ test_batch_bound_holds_under_racing_producers(void **state)
 	for (int round = 0; round < 5; round++) {
 		race_rt = two_functions(RACE_CAP, RACE_CAP * 2);
 		atomic_store(&race_taken, 0);
-		pthread_t th[RACERS];
-		for (uintptr_t i = 0; i < RACERS; i++)
-			pthread_create(&th[i], NULL, race, (void *)i);
-		for (int i = 0; i < RACERS; i++)
-			pthread_join(th[i], NULL);
+		test_threads_run(race, RACERS);
 		ASSERT_EQ(atomic_load(&race_taken), RACE_CAP);
 		ASSERT_EQ(stat_of(race_rt, "a", EVFN_STAT_QUEUED), RACE_CAP);
 		ASSERT_EQ(stat_of(race_rt, "b", EVFN_STAT_QUEUED), RACE_CAP);

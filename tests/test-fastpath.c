@@ -178,11 +178,7 @@ test_fast_bound_exact_under_racing_producers(void **state)
 		race_rt = fast_runtime(2, 2, RACE_CAP, true);
 		atomic_store(&race_taken, 0);
 		atomic_store(&race_ready, 0);
-		pthread_t th[RACERS];
-		for (uintptr_t i = 0; i < RACERS; i++)
-			pthread_create(&th[i], NULL, race, (void *)i);
-		for (int i = 0; i < RACERS; i++)
-			pthread_join(th[i], NULL);
+		test_threads_run(race, RACERS);
 		ASSERT_EQ(atomic_load(&race_taken), RACE_CAP);
 		ASSERT_EQ(stat_of(race_rt, "f", EVFN_STAT_QUEUED), RACE_CAP);
 		ASSERT_EQ(stat_of(race_rt, "f", EVFN_STAT_ACCEPTED), RACE_CAP);
