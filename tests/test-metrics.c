@@ -34,6 +34,50 @@ test_metrics_bucket_bounds_cover_every_value(void **state)
 	ASSERT_EQ(evfn_stats_buckets(), EVFN__HIST_BUCKETS);
 }
 
+/* The bucket of ns as the histogram's definition reads: below 2^10 ns
+ * bucket 0; then 8 per power of two; from 2^40 ns the last. */
+static unsigned
+bucket_by_definition(int64_t ns)
+{
+	if (ns < 1024)
+		return 0;
+	unsigned msb = 0;
+	while (msb < 63 && (ns >> (msb + 1)) != 0)
+		msb++;
+	if (msb >= EVFN__HIST_MAX_EXP)
+		return EVFN__HIST_BUCKETS - 1;
+	unsigned sub = (unsigned)(ns >> (msb - 3)) & 7u;
+	return 1 + (msb - EVFN__HIST_MIN_EXP) * 8 + sub;
+}
+
+static void
+test_metrics_bucket_index_agrees_with_the_definition(void **state)
+{
+	/* Every value up to 8 us, then each bucket's bounds and their
+	 * neighbours, each power of two and its neighbours, up to the
+	 * largest value. */
+	for (int64_t v = 0; v <= 8192; v++)
+		if (evfn__hist_index(v) != bucket_by_definition(v))
+			fail_msg("value %lld: bucket %u, defined %u",
+			         (long long)v, evfn__hist_index(v),
+			         bucket_by_definition(v));
+	for (unsigned i = 0; i < EVFN__HIST_BUCKETS - 1; i++) {
+		int64_t upper = evfn__hist_upper(i);
+		ASSERT_EQ(evfn__hist_index(upper), i);
+		ASSERT_EQ(evfn__hist_index(upper + 1), i + 1);
+	}
+	for (unsigned b = 1; b < 63; b++)
+		for (int64_t d = -1; d <= 1; d++) {
+			int64_t v = (INT64_C(1) << b) + d;
+			if (evfn__hist_index(v) != bucket_by_definition(v))
+				fail_msg("value %lld: bucket %u, defined %u",
+				         (long long)v, evfn__hist_index(v),
+				         bucket_by_definition(v));
+		}
+	ASSERT_EQ(evfn__hist_index(INT64_MAX), EVFN__HIST_BUCKETS - 1);
+	ASSERT_EQ(evfn__hist_index(INT64_MAX - 1), EVFN__HIST_BUCKETS - 1);
+}
+
 static void
 test_metrics_quantiles_within_bucket_error(void **state)
 {
@@ -475,6 +519,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_metrics_bucket_bounds_cover_every_value),
+		TEST(test_metrics_bucket_index_agrees_with_the_definition),
 		TEST(test_metrics_quantiles_within_bucket_error),
 		TEST(test_metrics_workload_histograms_agree_with_counters),
 		TEST(test_metrics_short_calls_taken_together_each_count_once),
