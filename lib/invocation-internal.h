@@ -107,9 +107,10 @@ void evfn__inv_put(struct evfn__inv_pool *p, struct evfn__inv *inv);
 /* evfn__inv_put() of every invocation of list, which is left empty. */
 void evfn__inv_put_all(struct evfn__inv_pool *p, struct evfn__inv_list *list);
 /* Lets go of what an invocation holds (its event reference, response, error,
- * metadata) and zeroes it, ready for evfn__inv_put(). No lock needed:
- * the last reference of an event may free its payload through the
- * host's free callback. */
+ * metadata) and zeroes it, ready for evfn__inv_put(), all but its list
+ * link (next), which a caller clearing the invocations of a list walks
+ * on through. No lock needed: the last reference of an event may free
+ * its payload through the host's free callback. */
 void evfn__inv_clear(struct evfn__inv *inv);
 /* Clears and frees an invocation, with nothing told: for invocations left at
  * teardown. */

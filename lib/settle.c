@@ -181,18 +181,14 @@ evfn__settle_release(struct evfn_rt *rt, struct evfn__ended *ended)
 			wake_waiter(rt, inv, inv->final_code);
 			evfn__lock_release(&rt->lock);
 		}
-		/* Read now: a destination dead-lettered at once (above) joins
-		 * the list behind inv. */
-		next = inv->next;
-		/* Zeroed here, with no lock held, for its next use. */
+		/* Zeroed here, with no lock held, for its next use; its link
+		 * stays, read after after_end(): a destination dead-lettered
+		 * at once (above) joins the list behind inv. */
 		evfn__inv_clear(inv);
-		inv->next = next;
-	}
-	for (inv = ended->spent.head; inv; inv = next) {
 		next = inv->next;
-		evfn__inv_clear(inv);
-		inv->next = next;
 	}
+	for (inv = ended->spent.head; inv; inv = inv->next)
+		evfn__inv_clear(inv);
 	struct evfn__inv_list cleaned = ended->invocations;
 	ended->invocations = (struct evfn__inv_list){NULL, NULL};
 	evfn__inv_list_append(&cleaned, &ended->spent);
