@@ -1285,13 +1285,12 @@ set_deadline_error(struct evfn__inv *inv)
 	inv->ctx.error = evfn__strdup(msg);
 }
 
-/* One attempt's outcome for its event: success, retry, or an end. */
-static void
-end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
-                   struct evfn__ended *ended)
+/* inv's attempt no longer runs; timed_out: it returned past its
+ * deadline. */
+static inline void
+attempt_left_locked(struct evfn_rt *rt, struct evfn__inv *inv, bool timed_out)
 {
 	EVFN__ASSERT_LOCKED(rt);
-	struct evfn_fn *fn = inv->fn;
 	acct_left_running(rt, inv);
 	/* Release, not a full fence (an xchg on x86 for every attempt):
 	 * the attempt returned, so the only racers are a late
@@ -1299,7 +1298,28 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 	 * not to be ordered against later stores of this thread. */
 	atomic_store_explicit(&inv->ctx.state, ATTEMPT_DONE,
 	                      memory_order_release);
-	inv->last_timed_out = outcome == EVFN__TIMED_OUT;
+	inv->last_timed_out = timed_out;
+}
+
+/* inv's attempt succeeded: its event ends. */
+static inline void
+attempt_succeeded_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                         struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	if (inv->fn->cfg.idem_window_ns)
+		idem_remember_locked(inv->fn, inv);
+	end_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0, ended);
+}
+
+/* One attempt's outcome for its event: success, retry, or an end. */
+static void
+end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
+                   struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	attempt_left_locked(rt, inv, outcome == EVFN__TIMED_OUT);
 	if (inv->last_timed_out) {
 		/* Returned, but late: a timeout like a fenced one. */
 		fn->stat[EVFN_STAT_TIMEOUTS]++;
@@ -1307,9 +1327,7 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		outcome = EVFN_RETRY;
 	}
 	if (outcome == EVFN_OK) {
-		if (fn->cfg.idem_window_ns)
-			idem_remember_locked(fn, inv);
-		end_locked(rt, inv, EVFN_STAT_SUCCEEDED, 0, ended);
+		attempt_succeeded_locked(rt, inv, ended);
 		return;
 	}
 	fn->stat[EVFN_STAT_ATTEMPTS_FAILED]++;
@@ -1323,11 +1341,12 @@ end_attempt_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		                    EVFN_EFAILED, ended);
 }
 
-/* evfn__complete_locked() but for what follows the call's end: letting
- * fn start its next event. */
-static void
-complete_call_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
-                     struct evfn__ended *ended)
+/* complete_call_locked() for a call that is not the common one: fenced
+ * by the watchdog, a batch (its items end too), or of a function with
+ * flow control (its breaker counts it). */
+EVFN__NOINLINE static void
+complete_call_slow_locked(struct evfn_rt *rt, struct evfn__inv *inv,
+                          int outcome, struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
@@ -1362,6 +1381,31 @@ complete_call_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
 		                     evfn__now_ns());
 	end_attempt_locked(rt, inv, evfn__batch_item_outcome(b, 0, outcome),
 	                   ended);
+}
+
+/* evfn__complete_locked() but for what follows the call's end: letting
+ * fn start its next event. Inline, and straight for the common call (one
+ * event, not fenced, no flow control: nothing but its attempt's end) that
+ * succeeded, so that a worker's run completes each such call without a
+ * call of its own. */
+static inline void
+complete_call_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
+                     struct evfn__ended *ended)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	struct evfn_fn *fn = inv->fn;
+	if (EVFN__UNLIKELY(inv->batch_next || inv->ctx.batch || fn->flow ||
+	                   atomic_load(&inv->ctx.state) == ATTEMPT_TIMEDOUT)) {
+		complete_call_slow_locked(rt, inv, outcome, ended);
+		return;
+	}
+	fn->busy--;
+	if (EVFN__LIKELY(outcome == EVFN_OK)) {
+		attempt_left_locked(rt, inv, false);
+		attempt_succeeded_locked(rt, inv, ended);
+	} else {
+		end_attempt_locked(rt, inv, outcome, ended);
+	}
 }
 
 /* After calls of fn ended: freed capacity may let it start its next

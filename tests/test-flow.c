@@ -204,6 +204,30 @@ test_batch_item_failures(void **state)
 	finish(rt, "items");
 }
 
+/* A batch call of one item: the item's reported failure, not the call's
+ * OK, is what its event comes to (a call alone may look like a plain
+ * one). */
+static void
+test_batch_of_one_item_failure_ends_it(void **state)
+{
+	(void)state;
+	reset_calls();
+	atomic_store(&runs_fail, 0);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
+	evfn_fn_options *fo = options(3);
+	ASSERT_OK(evfn_fn_options_set_batch(fo, 8, 0));
+	ASSERT_OK(evfn_register(rt, "one", batch_items, NULL, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_rt_start(rt));
+	ASSERT_RC(evfn_invoke(rt, "one", "fail", 4, NULL, NULL), EVFN_EFAILED);
+	ASSERT_EQ(atomic_load(&runs_fail), 1);
+	ASSERT_EQ(stat_of(rt, "one", EVFN_STAT_SUCCEEDED), 0);
+	ASSERT_EQ(stat_of(rt, "one", EVFN_STAT_DEAD_LETTERED), 1);
+	ASSERT_EQ(stat_of(rt, "one", EVFN_STAT_ATTEMPTS_FAILED), 1);
+	ASSERT_EQ(evfn_dead_letter_count(rt), 1);
+	finish(rt, "one");
+}
+
 /* The whole call fails once: every item is retried. */
 static int
 batch_whole_retry(evfn_ctx *ctx, const evfn_event *ev, void *u)
@@ -902,6 +926,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		TEST(test_batch_size_and_window),
 		TEST(test_batch_item_failures),
+		TEST(test_batch_of_one_item_failure_ends_it),
 		TEST(test_batch_whole_retry),
 		TEST(test_ordering_keys),
 		TEST(test_rate_limit),
