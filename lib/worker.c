@@ -176,15 +176,16 @@ evfn__worker_collect_locked(const struct evfn__worker *w,
 		evfn__metrics_collect(s, w->metrics[fn->index]);
 }
 
-int
-evfn__worker_run(struct evfn__worker *worker, struct evfn__inv *inv)
+/* What a call needs besides its handler, when it needs any of it: its
+ * batch view, its warm state, its START records. 0, or the outcome the
+ * call comes to without its handler (EVFN_RETRY: out of memory, or the
+ * init hook failed). */
+static int
+prepare_call(struct evfn__worker *worker, struct evfn__inv *inv)
 {
 	struct evfn_rt *rt = worker->rt;
 	struct evfn_fn *fn = inv->fn;
 	struct evfn_ctx *ctx = &inv->ctx;
-	ctx->worker = worker;
-	ctx->worker_state = NULL;
-	ctx->batch = NULL;
 	if (fn->cfg.batch_max > 1) {
 		size_t n = 1;
 		for (struct evfn__inv *x = inv->batch_next; x;
@@ -217,31 +218,68 @@ evfn__worker_run(struct evfn__worker *worker, struct evfn__inv *inv)
 		for (struct evfn__inv *x = inv; x; x = x->batch_next)
 			evfn__eventlog_tell(&rt->eventlog, EVFN_RECORD_START, x,
 			                    x->fn->name);
+	return 0;
+}
 
-	struct evfn_rt *outer = evfn__tls_handler_rt;
-	evfn__tls_handler_rt = rt;
-	int outcome =
-		evfn__call_handler(&rt->lock, fn->handler, ctx, inv->ev,
-		                   fn->userdata);
-	evfn__tls_handler_rt = outer;
-
-	switch (outcome) {
-	case EVFN_OK:
-	case EVFN_RETRY:
-	case EVFN_FAIL:
-		return outcome;
-	case EVFN_PENDING:
-		if (fn->cfg.executor != EVFN_EXECUTOR_LOOP) {
+/* The outcome of a call whose handler returned neither EVFN_OK,
+ * EVFN_RETRY nor EVFN_FAIL. */
+EVFN__NOINLINE static int
+odd_outcome(struct evfn__inv *inv, int outcome)
+{
+	struct evfn_ctx *ctx = &inv->ctx;
+	if (outcome == EVFN_PENDING) {
+		if (inv->fn->cfg.executor != EVFN_EXECUTOR_LOOP) {
 			evfn_ctx_errorf(ctx, "handler returned EVFN_PENDING "
 			                     "on the pool executor");
 			return EVFN_FAIL;
 		}
 		return evfn__attempt_pend(inv);
-	default:
-		evfn_ctx_errorf(ctx, "handler returned unknown outcome %d",
-		                outcome);
-		return EVFN_FAIL;
 	}
+	evfn_ctx_errorf(ctx, "handler returned unknown outcome %d", outcome);
+	return EVFN_FAIL;
+}
+
+/* Runs inv's handler, marking this thread as one that runs rt's
+ * handlers meanwhile; returns the call's outcome. */
+static inline int
+run_handler(struct evfn_rt *rt, struct evfn__inv *inv)
+{
+	struct evfn_fn *fn = inv->fn;
+	struct evfn_rt *outer = evfn__tls_handler_rt;
+	evfn__tls_handler_rt = rt;
+	int outcome = evfn__call_handler(&rt->lock, fn->handler, &inv->ctx,
+	                                 inv->ev, fn->userdata);
+	evfn__tls_handler_rt = outer;
+	if (EVFN__LIKELY(outcome == EVFN_OK || outcome == EVFN_RETRY ||
+	                 outcome == EVFN_FAIL))
+		return outcome;
+	return odd_outcome(inv, outcome);
+}
+
+/* evfn__worker_run() of a call that needs more than its handler. */
+EVFN__NOINLINE static int
+run_prepared(struct evfn__worker *worker, struct evfn__inv *inv)
+{
+	int rc = prepare_call(worker, inv);
+	return rc ? rc : run_handler(worker->rt, inv);
+}
+
+int
+evfn__worker_run(struct evfn__worker *worker, struct evfn__inv *inv)
+{
+	struct evfn_rt *rt = worker->rt;
+	struct evfn_fn *fn = inv->fn;
+	struct evfn_ctx *ctx = &inv->ctx;
+	ctx->worker = worker;
+	ctx->worker_state = NULL;
+	ctx->batch = NULL;
+	/* Most calls need nothing but their handler: the rest is out of
+	 * line, as is what an odd outcome means, so that this function
+	 * keeps few registers across the handler's call. */
+	if (EVFN__UNLIKELY(fn->cfg.batch_max > 1 || fn->cfg.init ||
+	                   evfn__eventlog_on(&rt->eventlog)))
+		return run_prepared(worker, inv);
+	return run_handler(rt, inv);
 }
 
 void

@@ -1092,6 +1092,93 @@ test_runtime_default_source_outlives_the_runtime(void **state)
 	evfn_event_unref(ev);
 }
 
+/* Handlers that return what a pool call cannot come to, and a worker
+ * init hook that fails. */
+static int
+returns_pending(evfn_ctx *ctx, const evfn_event *ev, void *u)
+{
+	(void)ctx;
+	(void)ev;
+	(void)u;
+	return EVFN_PENDING;
+}
+
+static int
+returns_42(evfn_ctx *ctx, const evfn_event *ev, void *u)
+{
+	(void)ctx;
+	(void)ev;
+	(void)u;
+	return 42;
+}
+
+static atomic_int never_ran;
+
+static int
+must_not_run(evfn_ctx *ctx, const evfn_event *ev, void *u)
+{
+	(void)ctx;
+	(void)ev;
+	(void)u;
+	atomic_fetch_add(&never_ran, 1);
+	return EVFN_OK;
+}
+
+static int
+init_fails(void *userdata, void **state)
+{
+	(void)userdata;
+	(void)state;
+	return EVFN_ENOMEM;
+}
+
+/* Invokes fn once; its one dead letter's code and error. */
+static void
+assert_dead_letter(evfn_rt *rt, const char *fn, int rc, int code,
+                   const char *error)
+{
+	ASSERT_RC(evfn_invoke(rt, fn, "x", 1, NULL, NULL), rc);
+	evfn_dead_letter *dl;
+	ASSERT_EQ(evfn_dead_letters(rt, &dl, 1, 0), 1);
+	ASSERT_RC(evfn_dead_letter_code(dl), code);
+	assert_string_equal(evfn_dead_letter_error(dl), error);
+	evfn_dead_letter_unref(dl);
+	ASSERT_EQ(evfn_dead_letter_purge(rt), 1);
+}
+
+static void
+test_runtime_odd_outcomes_and_failed_init_end_with_their_error(void **state)
+{
+	(void)state;
+	atomic_store(&never_ran, 0);
+	evfn_rt *rt = test_runtime_new(1, 1, NULL);
+	evfn_fn_options *fo;
+	ASSERT_OK(evfn_fn_options_new(&fo));
+	ASSERT_OK(evfn_fn_options_set_attempts(fo, 2));
+	ASSERT_OK(evfn_fn_options_set_backoff(fo, EVFN_BACKOFF_FIXED, 1, 1.0, 1,
+	                                      EVFN_JITTER_NONE));
+	ASSERT_OK(evfn_register(rt, "pend", returns_pending, NULL, fo, NULL));
+	ASSERT_OK(evfn_register(rt, "odd", returns_42, NULL, fo, NULL));
+	ASSERT_OK(evfn_fn_options_set_worker_hooks(fo, init_fails, NULL));
+	ASSERT_OK(evfn_register(rt, "noinit", must_not_run, NULL, fo, NULL));
+	evfn_fn_options_free(fo);
+	ASSERT_OK(evfn_rt_start(rt));
+	assert_dead_letter(rt, "pend", EVFN_EFAILED, EVFN_EFAILED,
+	                   "handler returned EVFN_PENDING on the pool "
+	                   "executor");
+	assert_dead_letter(rt, "odd", EVFN_EFAILED, EVFN_EFAILED,
+	                   "handler returned unknown outcome 42");
+	/* Retried like any failed attempt, the handler never called. */
+	char msg[128];
+	snprintf(msg, sizeof(msg), "worker init hook failed: %s",
+	         evfn_strerror(EVFN_ENOMEM));
+	assert_dead_letter(rt, "noinit", EVFN_EEXHAUSTED, EVFN_EEXHAUSTED,
+	                   msg);
+	ASSERT_EQ(atomic_load(&never_ran), 0);
+	ASSERT_EQ(stat_of(rt, "noinit", EVFN_STAT_ATTEMPTS), 2);
+	finish(rt);
+}
+
 /* evfn_rt_free() refuses with EVFN_EBUSY for four causes; the log says
  * which one held the runtime. */
 static void
@@ -1144,6 +1231,7 @@ main(void)
 		TEST(test_runtime_drain_and_free_refuse_inside_handler),
 		TEST(test_runtime_old_names_still_work),
 		TEST(test_runtime_worker_hooks_build_state_once_per_worker),
+		TEST(test_runtime_odd_outcomes_and_failed_init_end_with_their_error),
 		TEST(test_runtime_userdata_destructor_runs_once_at_free),
 		TEST(test_runtime_submit_calls_back_once_with_outcome),
 		TEST(test_runtime_submit_result_delivered_at_free_when_loop_never_ran),
