@@ -2,7 +2,8 @@
 /*
  * Invocations (invocation.c): a cleared invocation is zero in every field
  * but its list link, whatever its last use left in it, and lets go of
- * what it held; the pool hands out zeroed invocations.
+ * what it held; the pool hands out zeroed invocations and takes lists
+ * back up to its bound.
  */
 #include <string.h>
 
@@ -65,11 +66,68 @@ test_invocation_clear_zeroes_every_field_but_its_link(void **state)
 	evfn__inv_pool_free(&pool);
 }
 
+/* A list of n fresh (zeroed) invocations. */
+static struct evfn__inv_list
+fresh_list(size_t n)
+{
+	struct evfn__inv_list list = {NULL, NULL};
+	for (size_t i = 0; i < n; i++) {
+		struct evfn__inv *inv = evfn__calloc(1, sizeof(*inv));
+		assert_non_null(inv);
+		evfn__inv_list_push(&list, inv);
+	}
+	return list;
+}
+
+static size_t
+pool_length(const struct evfn__inv_pool *p)
+{
+	size_t n = 0;
+	for (const struct evfn__inv *inv = p->free; inv; inv = inv->next)
+		n++;
+	return n;
+}
+
+static void
+test_invocation_pool_takes_lists_back_up_to_its_bound(void **state)
+{
+	struct evfn__inv_pool pool = {0};
+	/* Nothing given back: nothing changes. */
+	struct evfn__inv_list list = fresh_list(0);
+	evfn__inv_put_all(&pool, &list);
+	ASSERT_EQ(pool.n, 0);
+	assert_null(pool.free);
+	/* A list with room for all of it: kept whole, counted. */
+	list = fresh_list(3);
+	struct evfn__inv *first = list.head;
+	evfn__inv_put_all(&pool, &list);
+	assert_null(list.head);
+	assert_null(list.tail);
+	ASSERT_EQ(pool.n, 3);
+	ASSERT_EQ(pool_length(&pool), 3);
+	assert_ptr_equal(evfn__inv_get(&pool), first);
+	ASSERT_EQ(pool.n, 2);
+	evfn__inv_put(&pool, first);
+	/* Lists past the bound: the pool fills to it, the rest are freed
+	 * (ASan reports one lost). */
+	list = fresh_list(EVFN__INV_POOL_MAX - 5);
+	evfn__inv_put_all(&pool, &list);
+	ASSERT_EQ(pool.n, EVFN__INV_POOL_MAX - 2);
+	list = fresh_list(10);
+	evfn__inv_put_all(&pool, &list);
+	assert_null(list.head);
+	ASSERT_EQ(pool.n, EVFN__INV_POOL_MAX);
+	ASSERT_EQ(pool_length(&pool), EVFN__INV_POOL_MAX);
+	evfn__inv_pool_free(&pool);
+	ASSERT_EQ(pool.n, 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_invocation_clear_zeroes_every_field_but_its_link),
+		TEST(test_invocation_pool_takes_lists_back_up_to_its_bound),
 	};
 	return evfn_test_main("invocation", tests);
 }
