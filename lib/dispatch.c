@@ -1384,17 +1384,18 @@ complete_call_slow_locked(struct evfn_rt *rt, struct evfn__inv *inv,
 }
 
 /* evfn__complete_locked() but for what follows the call's end: letting
- * fn start its next event. Inline, and straight for the common call (one
- * event, not fenced, no flow control: nothing but its attempt's end) that
- * succeeded, so that a worker's run completes each such call without a
- * call of its own. */
+ * fn start its next event. Inline, and straight for the common call (not
+ * fenced, of a function without batches or flow control: nothing but its
+ * attempt's end) that succeeded, so that a worker's run completes each
+ * such call without a call of its own. A batch function's call takes the
+ * slow path even alone: its handler may have failed its one item. */
 static inline void
 complete_call_locked(struct evfn_rt *rt, struct evfn__inv *inv, int outcome,
                      struct evfn__ended *ended)
 {
 	EVFN__ASSERT_LOCKED(rt);
 	struct evfn_fn *fn = inv->fn;
-	if (EVFN__UNLIKELY(inv->batch_next || inv->ctx.batch || fn->flow ||
+	if (EVFN__UNLIKELY(fn->cfg.batch_max > 1 || fn->flow ||
 	                   atomic_load(&inv->ctx.state) == ATTEMPT_TIMEDOUT)) {
 		complete_call_slow_locked(rt, inv, outcome, ended);
 		return;
