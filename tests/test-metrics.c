@@ -79,6 +79,21 @@ test_metrics_bucket_index_agrees_with_the_definition(void **state)
 }
 
 static void
+test_metrics_billing_rounds_up_to_whole_ms(void **state)
+{
+	/* At least 1 ms a call, each started ms counted whole. */
+	ASSERT_EQ(evfn__billed_ms(-5), 1);
+	ASSERT_EQ(evfn__billed_ms(0), 1);
+	ASSERT_EQ(evfn__billed_ms(1), 1);
+	ASSERT_EQ(evfn__billed_ms(999999), 1);
+	ASSERT_EQ(evfn__billed_ms(1000000), 1);
+	ASSERT_EQ(evfn__billed_ms(1000001), 2);
+	ASSERT_EQ(evfn__billed_ms(2000000), 2);
+	ASSERT_EQ(evfn__billed_ms(2000001), 3);
+	ASSERT_EQ(evfn__billed_ms(INT64_C(3600) * 1000000000), 3600000);
+}
+
+static void
 test_metrics_quantiles_within_bucket_error(void **state)
 {
 	static struct evfn__hist h;
@@ -520,6 +535,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		TEST(test_metrics_bucket_bounds_cover_every_value),
 		TEST(test_metrics_bucket_index_agrees_with_the_definition),
+		TEST(test_metrics_billing_rounds_up_to_whole_ms),
 		TEST(test_metrics_quantiles_within_bucket_error),
 		TEST(test_metrics_workload_histograms_agree_with_counters),
 		TEST(test_metrics_short_calls_taken_together_each_count_once),
