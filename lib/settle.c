@@ -166,20 +166,33 @@ wake_waiter(struct evfn_rt *rt, struct evfn__inv *inv, int result)
 	evfn__loop_executor_wake_locked(rt);
 }
 
+/* Whether anything but its clear follows the end of inv's event (logged:
+ * the runtime has an event log). Most events succeed with nobody waiting,
+ * no destination and no event log: one test skips after_end() for them. */
+static inline bool
+has_aftermath(const struct evfn__inv *inv, bool logged)
+{
+	return inv->final_stat != EVFN_STAT_SUCCEEDED || inv->waiter ||
+	       logged || inv->fn->cfg.on_success[0];
+}
+
 struct evfn__inv_list
 evfn__settle_release(struct evfn_rt *rt, struct evfn__ended *ended)
 {
 	/* Walked in place, each cleared where it is: the lists become the
 	 * cleaned list as they are. */
 	struct evfn__inv *inv, *next;
+	bool logged = evfn__eventlog_on(&rt->eventlog);
 	for (inv = ended->invocations.head; inv; inv = next) {
-		/* Destinations and the dead-letter store first, so that a
-		 * waiter woken next finds them done. */
-		after_end(rt, inv, ended);
-		if (inv->waiter) {
-			evfn__lock_acquire(&rt->lock);
-			wake_waiter(rt, inv, inv->final_code);
-			evfn__lock_release(&rt->lock);
+		if (has_aftermath(inv, logged)) {
+			/* Destinations and the dead-letter store first, so
+			 * that a waiter woken next finds them done. */
+			after_end(rt, inv, ended);
+			if (inv->waiter) {
+				evfn__lock_acquire(&rt->lock);
+				wake_waiter(rt, inv, inv->final_code);
+				evfn__lock_release(&rt->lock);
+			}
 		}
 		/* Zeroed here, with no lock held, for its next use; its link
 		 * stays, read after after_end(): a destination dead-lettered
