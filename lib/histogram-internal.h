@@ -32,15 +32,17 @@ struct evfn__hist {
  * ns / 128, under 8). So (msb - 10) * 8 + t - 7 is the bucket from 1024
  * ns up, and at most 0 for what bucket 0 holds; the last bucket takes
  * all past it. Every attempt records two values: the obvious form's
- * branches cost about a dozen instructions more a record. */
+ * branches cost about a dozen instructions more a record. msb is
+ * 63 ^ clz (the same as 63 - clz for 0..63), which gcc reads as the bit
+ * scan itself. */
 static inline unsigned
 evfn__hist_index(int64_t ns)
 {
-	unsigned msb = 63u - (unsigned)__builtin_clzll(
-		(unsigned long long)ns | ((2ull << EVFN__HIST_MIN_EXP) - 1));
+	int64_t msb = 63 ^ __builtin_clzll((unsigned long long)ns |
+	                                   ((2ull << EVFN__HIST_MIN_EXP) - 1));
 	int64_t t = ns >> (msb - EVFN__HIST_SUB_BITS);
-	int64_t i = (int64_t)(msb - EVFN__HIST_MIN_EXP) * EVFN__HIST_SUB + t -
-	            (EVFN__HIST_SUB - 1);
+	int64_t i = msb * EVFN__HIST_SUB + t -
+	            (EVFN__HIST_MIN_EXP * EVFN__HIST_SUB + EVFN__HIST_SUB - 1);
 	if (i < 0)
 		i = 0;
 	if (i > EVFN__HIST_BUCKETS - 1)
