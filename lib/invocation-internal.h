@@ -102,9 +102,24 @@ struct evfn__inv_pool {
 /* Enough invocations to absorb a burst without keeping a big one forever. */
 #define EVFN__INV_POOL_MAX 4096
 
+/* A zeroed invocation (final_stat -1) from the allocator; NULL when out
+ * of memory. */
+struct evfn__inv *evfn__inv_new(void);
 /* A zeroed invocation (final_stat -1) from the pool or the allocator; NULL
- * when out of memory. */
-struct evfn__inv *evfn__inv_get(struct evfn__inv_pool *p);
+ * when out of memory. Inline: every event takes one. */
+static inline struct evfn__inv *
+evfn__inv_get(struct evfn__inv_pool *p)
+{
+	struct evfn__inv *inv = p->free;
+	if (EVFN__UNLIKELY(!inv))
+		return evfn__inv_new();
+	/* Zeroed when it was given back, but for its link. */
+	p->free = inv->next;
+	p->n--;
+	inv->next = NULL;
+	inv->final_stat = -1;
+	return inv;
+}
 /* Gives a zeroed invocation back (freed past the pool's bound). */
 void evfn__inv_put(struct evfn__inv_pool *p, struct evfn__inv *inv);
 /* evfn__inv_put() of every invocation of list, which is left empty. */

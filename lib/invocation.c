@@ -10,17 +10,9 @@
 #include "kv-internal.h"
 
 struct evfn__inv *
-evfn__inv_get(struct evfn__inv_pool *p)
+evfn__inv_new(void)
 {
-	struct evfn__inv *inv = p->free;
-	if (inv) {
-		/* Zeroed when it was given back. */
-		p->free = inv->next;
-		p->n--;
-		inv->next = NULL;
-	} else {
-		inv = evfn__calloc(1, sizeof(*inv));
-	}
+	struct evfn__inv *inv = evfn__calloc(1, sizeof(*inv));
 	if (inv)
 		inv->final_stat = -1;
 	return inv;
