@@ -92,9 +92,10 @@ typedef bool (*evfn__inv_pred)(const struct evfn_fn *fn,
                                const evfn_event *ev, void *arg);
 
 /* Invocations given back, kept for reuse up to a bound: a stack, so that the
- * invocation taken next is the one given back last, still in the cache of
- * the thread that gave it back (usually the one taking it). Invocations on
- * it are zeroed. */
+ * invocation taken next is one of those given back last (a list given
+ * back goes on top whole, in its order), still in the cache of the thread
+ * that gave it back (usually the one taking it). Invocations on it are
+ * zeroed, but for their link. */
 struct evfn__inv_pool {
 	struct evfn__inv *free;
 	size_t n;
@@ -122,7 +123,8 @@ evfn__inv_get(struct evfn__inv_pool *p)
 }
 /* Gives a zeroed invocation back (freed past the pool's bound). */
 void evfn__inv_put(struct evfn__inv_pool *p, struct evfn__inv *inv);
-/* evfn__inv_put() of every invocation of list, which is left empty. */
+/* evfn__inv_put() of every invocation of list, which is left empty: the
+ * list goes on top of the pool whole when it fits under the bound. */
 void evfn__inv_put_all(struct evfn__inv_pool *p, struct evfn__inv_list *list);
 /* Frees the response, error and metadata an attempt left in inv's
  * context (evfn__inv_clear()'s rare case, out of line). */
