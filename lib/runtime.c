@@ -369,13 +369,17 @@ evfn_rt_free(evfn_rt *rt)
 	bool left;
 	while (hand_back_waiting_locked(rt, &left) > 0 && left)
 		;
-	/* Results the loop did not get to: exactly once, even now. */
-	evfn__results_deliver_locked(&rt->results, &rt->lock);
 	while (rt->disposing > 0 || rt->journal_appending > 0)
 		evfn__lock_wait(&rt->lock, &rt->quiet_cond);
 	evfn__lock_release(&rt->lock);
 
 	evfn__pool_stop(rt->pool);
+	/* Results the loop did not get to: exactly once, even now. After
+	 * the workers are gone: a worker settles an end (and queues its
+	 * result) after the drain saw it end, outside the lock. */
+	evfn__lock_acquire(&rt->lock);
+	evfn__results_deliver_locked(&rt->results, &rt->lock);
+	evfn__lock_release(&rt->lock);
 	evfn__loop_stop(&rt->loop);
 	destroy(rt);
 	return 0;
