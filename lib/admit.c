@@ -450,10 +450,10 @@ fast_plain(const struct evfn_rt *rt, const evfn_event *ev)
 /*
  * Admits the n plain events of evs (one publish, or a batch: all or
  * none) to the function fn_name without rt->lock, if the registry knows
- * it without the lock (evfn__fn_find_fast()) and its fast path is open. The second look
- * at fast_open, after the room is taken, pairs with a drain that closes
- * it and then looks at load: either the drain sees the room taken and
- * waits for the events, or this sees the path closed.
+ * it without the lock (evfn__fn_find_fast()) and its fast path is open.
+ * The second look at fast_open, after the room is taken, pairs with a
+ * drain that closes it and then looks at load: either the drain sees the
+ * room taken and waits for the events, or this sees the path closed.
  */
 static inline __attribute__((always_inline)) enum fast
 admit_fast(struct evfn_rt *rt, evfn_event *const *evs, size_t n,

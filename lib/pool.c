@@ -482,7 +482,8 @@ rejoin_locked(struct evfn__pool *p, struct pool_worker *w)
 	struct evfn_rt *rt = p->rt;
 	EVFN__ASSERT_LOCKED(rt);
 	bool room = w->holds_slot || room_for_worker_locked(p);
-	bool wanted = p->nthreads < rt->opts.min_workers || work_waits_locked(p);
+	bool wanted =
+		p->nthreads < rt->opts.min_workers || work_waits_locked(p);
 	if (!room || !wanted || p->quit || rt->state >= EVFN__DRAINING)
 		return false;
 	unlink_worker(&p->stuck_workers, w);

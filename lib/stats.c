@@ -4,8 +4,9 @@
  * (dispatch.c's acct_*() helpers), so a snapshot taken under it satisfies
  * the accounting invariant exactly (events published on the fast path
  * are moved from their intake into the counters first, and those that
- * could not be are counted accepted and queued); the histograms are merged from every
- * writer (the workers, the loop, each function's own totals).
+ * could not be are counted accepted and queued); the histograms are
+ * merged from every writer (the workers, the loop, each function's own
+ * totals).
  */
 #include <evfn/stats.h>
 
