@@ -389,18 +389,36 @@ flush_intake_locked(struct evfn_rt *rt, struct evfn_fn *fn, bool wake)
 	uint32_t waiting;
 	while ((waiting = evfn__intake_count(fn->intake)) > 0) {
 		size_t want = EVFN__MIN(waiting, (uint32_t)FLUSH_CHUNK);
+		/* Without room for bare events (the ring cannot grow, or
+		 * invocations wait behind it: they keep the order), one at a
+		 * time, each in an invocation. */
+		struct evfn__inv *inv = NULL;
 		if (!evfn__queue_reserve_bare(&fn->q, want)) {
-			/* They stay in the intake, counted in load: looked
-			 * at again when the runtime stops starving. */
-			starve_locked(rt);
-			break;
+			if (!(inv = evfn__inv_get(&rt->inv_pool))) {
+				/* It stays in the intake, counted in load:
+				 * looked at again when the runtime stops
+				 * starving. */
+				starve_locked(rt);
+				break;
+			}
+			want = 1;
 		}
 		/* Stops at a slot reserved and not filled yet: its
 		 * publisher announces it once filled. */
-		if ((n = evfn__intake_take(fn->intake, evs, want, NULL)) == 0)
+		if ((n = evfn__intake_take(fn->intake, evs, want, NULL)) == 0) {
+			if (inv)
+				evfn__inv_put(&rt->inv_pool, inv);
 			break;
-		for (size_t i = 0; i < n; i++)
-			evfn__queue_push_bare(&fn->q, evs[i]);
+		}
+		if (inv) {
+			inv->ev = evs[0];
+			inv->fn = fn;
+			inv->ready_ns = inv->ev->born_ns;
+			evfn__queue_push(&fn->q, inv);
+		} else {
+			for (size_t i = 0; i < n; i++)
+				evfn__queue_push_bare(&fn->q, evs[i]);
+		}
 		/* Accepted and queued together; their room in load was taken
 		 * when they were published. */
 		fn->stat[EVFN_STAT_ACCEPTED] += n;
