@@ -72,12 +72,12 @@ collect_target(void *target, void *arg)
  * events of the admission counted before it (fn->admitting, which this
  * counts up): it is not stuck, its breaker lets it in, and it has room
  * in its load (delayed events count, they will queue when due), which is
- * reserved (fn->reserved) for the event, unless prepaid is true: the
- * room of v[0] was reserved before the lock (fn->reserved counts it
- * already). Refusals are counted. Returns 0, EVFN_EUNHEALTHY,
+ * reserved (fn->reserved) for the event, unless it is *prepaid: its
+ * room was reserved before the lock (fn->reserved counts it already),
+ * once (*prepaid is cleared). Refusals are counted. Returns 0, EVFN_EUNHEALTHY,
  * EVFN_ECIRCUITOPEN or EVFN_EQUEUEFULL (the worst met). rt->lock held. */
 static inline __attribute__((always_inline)) int
-bounds_locked(struct evfn_fn *const *v, size_t n, bool prepaid)
+bounds_locked(struct evfn_fn *const *v, size_t n, struct evfn_fn **prepaid)
 {
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -91,8 +91,8 @@ bounds_locked(struct evfn_fn *const *v, size_t n, bool prepaid)
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			if (rc == 0 || rc == EVFN_EQUEUEFULL)
 				rc = EVFN_ECIRCUITOPEN;
-		} else if (prepaid && i == 0) {
-			/* Its room is in fn->reserved already. */
+		} else if (fn == *prepaid) {
+			*prepaid = NULL; /* its room is in fn->reserved */
 		} else if (!evfn__fn_load_reserve(fn, 1)) {
 			fn->stat[EVFN_STAT_THROTTLED]++;
 			if (rc == 0)
@@ -136,11 +136,12 @@ give_back_room_locked(struct evfn_fn *fn)
 
 /* Resolves a's targets onto t, moves what their intakes hold into their
  * queues (older than a), and checks their bounds (bounds_locked(), with
- * prepaid for the first event of an admission the fast path handed
+ * the function whose room the fast path took, if it handed the event
  * over). Returns 0 or the refusal. */
 static inline __attribute__((always_inline)) int
 check_event_locked(struct evfn_rt *rt, struct admission *a,
-                   const char *fn_name, struct targets *t, bool prepaid)
+                   const char *fn_name, struct targets *t,
+                   struct evfn_fn **prepaid)
 {
 	int rc;
 	a->first = t->n;
@@ -152,6 +153,11 @@ check_event_locked(struct evfn_rt *rt, struct admission *a,
 		                        collect_target, t);
 		if (rc == 0)
 			rc = EVFN_ENOSUB;
+		else if (rc == 1 && t->v[a->first]->intake)
+			/* One subscriber that takes the fast path: the next
+			 * emit of this topic may go straight to it. */
+			evfn__route_one_remember_locked(
+				rt, evfn__event_type(a->ev), t->v[a->first]);
 	}
 	a->end = t->n;
 	if (rc < 0)
@@ -301,9 +307,10 @@ freeze_journaled(struct evfn_rt *rt, struct admission *a, size_t n,
 		rc = rt->state >= EVFN__DRAINING ? EVFN_ESHUTDOWN : 0;
 		for (size_t i = 0; i < t->n; i++)
 			t->v[i]->admitting = 0;
+		struct evfn_fn *none = NULL; /* no journaled room is prepaid */
 		for (size_t i = 0; i < n && rc == 0; i++)
 			rc = bounds_locked(t->v + a[i].first,
-			                   a[i].end - a[i].first, false);
+			                   a[i].end - a[i].first, &none);
 		if (rc < 0)
 			unjournal_locked(rt, a, n, t);
 	}
@@ -371,14 +378,15 @@ admit(struct evfn_rt *rt, struct admission *a, size_t n, const char *fn_name,
 	/* Read before the lock: a clock read is not free on a VM. */
 	int64_t now = evfn__now_ns();
 	evfn__lock_acquire(&rt->lock);
+	struct evfn_fn *room = prepaid; /* its room not counted yet */
 	if (prepaid)
 		prepaid->reserved++;
 	if (rt->state >= EVFN__DRAINING) {
 		rc = EVFN_ESHUTDOWN;
 		goto out;
 	}
-	while (fit < n && (rc = check_event_locked(rt, &a[fit], fn_name, &t,
-	                                           prepaid && fit == 0)) == 0)
+	while (fit < n &&
+	       (rc = check_event_locked(rt, &a[fit], fn_name, &t, &room)) == 0)
 		fit++;
 	if (fit < n && (!taken || fit == 0))
 		goto out;
@@ -449,18 +457,17 @@ fast_plain(const struct evfn_rt *rt, const evfn_event *ev)
 
 /*
  * Admits the n plain events of evs (one publish, or a batch: all or
- * none) to the function fn_name without rt->lock, if the registry knows
- * it without the lock (evfn__fn_find_fast()) and its fast path is open.
+ * none) to fn without rt->lock, if fn (found without the lock, or NULL)
+ * has its fast path open.
  * The second look at fast_open, after the room is taken, pairs with a
  * drain that closes it and then looks at load: either the drain sees the
  * room taken and waits for the events, or this sees the path closed.
  */
 static inline __attribute__((always_inline)) enum fast
-admit_fast(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
-           const char *fn_name, bool handed_over, uint64_t *first_seq,
+admit_fast(struct evfn_rt *rt, struct evfn_fn *fn, evfn_event *const *evs,
+           size_t n, bool handed_over, uint64_t *first_seq,
            struct evfn_fn **prepaid)
 {
-	struct evfn_fn *fn = evfn__fn_find_fast(rt, fn_name);
 	if (!fn || !atomic_load_explicit(&fn->fast_open, memory_order_relaxed))
 		return FAST_DECLINED;
 	for (size_t i = 0; i < n; i++)
@@ -501,10 +508,14 @@ evfn__admit(struct evfn_rt *rt, evfn_event *ev, const char *fn_name,
             struct evfn_result *waiter, uint64_t *seq, bool handed_over,
             struct evfn__ended *ended)
 {
+	/* By name, or by topic to its one subscriber. */
 	struct evfn_fn *prepaid = NULL;
-	if (fn_name && !waiter &&
-	    admit_fast(rt, &ev, 1, fn_name, handed_over, seq, &prepaid) ==
-	            FAST_ADMITTED)
+	if (!waiter &&
+	    admit_fast(rt,
+	               fn_name ? evfn__fn_find_fast(rt, fn_name)
+	                       : evfn__route_one_fast(rt,
+	                                              evfn__event_type(ev)),
+	               &ev, 1, handed_over, seq, &prepaid) == FAST_ADMITTED)
 		return 0;
 	struct admission a = {.ev = ev, .waiter = waiter};
 	return admit(rt, &a, 1, fn_name, prepaid, handed_over, seq, NULL,
@@ -521,8 +532,8 @@ evfn__admit_batch(struct evfn_rt *rt, evfn_event *const *evs, size_t n,
 	 * one announcement. */
 	struct evfn_fn *prepaid = NULL;
 	if (fn_name && !waiters && !taken &&
-	    admit_fast(rt, evs, n, fn_name, handed_over, first_seq,
-	               &prepaid) == FAST_ADMITTED)
+	    admit_fast(rt, evfn__fn_find_fast(rt, fn_name), evs, n,
+	               handed_over, first_seq, &prepaid) == FAST_ADMITTED)
 		return 0;
 	struct admission *a = evfn__malloc(n * sizeof(*a));
 	if (!a) {

@@ -71,6 +71,8 @@ enum evfn__rt_state {
 	EVFN__DRAINED
 };
 
+struct evfn__route_memo; /* registry.c */
+
 struct evfn_fn {
 	UT_hash_handle hh;
 	struct evfn_rt *rt;
@@ -176,12 +178,18 @@ struct evfn_rt {
 	/* Functions found before, by a hash of their name (registry.c):
 	 * written under the lock, read without it. */
 	_Atomic(struct evfn_fn *) fn_dir[EVFN__FN_DIR_SLOTS];
+	/* Topics with one subscriber, by a hash of the topic (registry.c),
+	 * valid while route_gen (moved by every subscription) is theirs. */
+	_Atomic(struct evfn__route_memo *) route_memo[EVFN__FN_DIR_SLOTS];
+	_Atomic uint64_t route_gen;
 	_Atomic(struct evfn_fn *) arrivals;
 	_Atomic uint64_t next_seq;
 	EVFN__LINE_PAD(pad_after_fast);
 	struct evfn__fn_list fns;
 	unsigned nfns;
 	evfn__router *router;
+	struct evfn__route_memo *routes_made; /* every memo, freed at free */
+	unsigned nroutes_made;
 
 	/* The executors, by evfn_executor: the pool and the loop. */
 	struct evfn__executor exec[2];

@@ -16,6 +16,16 @@ struct evfn_fn *evfn__fn_find_locked(struct evfn_rt *rt, const char *name);
  * last one found there), else NULL: a hint for the fast path, which
  * takes the lock when it gets none. Any thread, no lock. */
 struct evfn_fn *evfn__fn_find_fast(struct evfn_rt *rt, const char *name);
+/* The one function subscribed to topic, if a locked publish remembered
+ * it (evfn__route_one_remember_locked()) since the subscriptions last
+ * changed, else NULL: a hint for the fast path, which takes the lock
+ * when it gets none. Any thread, no lock. */
+struct evfn_fn *evfn__route_one_fast(struct evfn_rt *rt, const char *topic);
+/* Remembers that topic routes to fn alone (the router found it so under
+ * the lock), for evfn__route_one_fast(). Out of memory, or past a bound
+ * on what it keeps, it remembers nothing. rt->lock held. */
+void evfn__route_one_remember_locked(struct evfn_rt *rt, const char *topic,
+                                     struct evfn_fn *fn);
 /* Frees every function (its userdata through its destructor), at free. */
 void evfn__registry_free(struct evfn_rt *rt);
 

@@ -45,6 +45,60 @@ evfn__fn_find_fast(struct evfn_rt *rt, const char *name)
 	return fn && strcmp(fn->name, name) == 0 ? fn : NULL;
 }
 
+/* A topic that routes to one function, as the router said under the
+ * lock while route_gen was gen. Never changed once published, and freed
+ * only with the runtime: a fast publish may still read one that a newer
+ * one replaced. */
+struct evfn__route_memo {
+	struct evfn__route_memo *made_next; /* rt->routes_made */
+	uint64_t gen;
+	struct evfn_fn *fn;
+	char topic[];
+};
+
+/* Memos a runtime makes at most: past it, topics take the lock (a
+ * program that subscribes again and again would otherwise grow them). */
+#define ROUTE_MEMOS_MAX 4096
+
+struct evfn_fn *
+evfn__route_one_fast(struct evfn_rt *rt, const char *topic)
+{
+	struct evfn__route_memo *m = atomic_load_explicit(
+		&rt->route_memo[dir_slot(topic)], memory_order_acquire);
+	return m && m->gen == atomic_load_explicit(&rt->route_gen,
+	                                           memory_order_acquire) &&
+	               strcmp(m->topic, topic) == 0
+	               ? m->fn
+	               : NULL;
+}
+
+void
+evfn__route_one_remember_locked(struct evfn_rt *rt, const char *topic,
+                                struct evfn_fn *fn)
+{
+	EVFN__ASSERT_LOCKED(rt);
+	_Atomic(struct evfn__route_memo *) *slot =
+		&rt->route_memo[dir_slot(topic)];
+	struct evfn__route_memo *m =
+		atomic_load_explicit(slot, memory_order_relaxed);
+	uint64_t gen = atomic_load_explicit(&rt->route_gen,
+	                                    memory_order_relaxed);
+	if ((m && m->gen == gen && m->fn == fn &&
+	     strcmp(m->topic, topic) == 0) ||
+	    rt->nroutes_made >= ROUTE_MEMOS_MAX)
+		return;
+	size_t len = strlen(topic);
+	if (!(m = evfn__malloc(sizeof(*m) + len + 1)))
+		return;
+	m->gen = gen;
+	m->fn = fn;
+	memcpy(m->topic, topic, len + 1);
+	m->made_next = rt->routes_made;
+	rt->routes_made = m;
+	rt->nroutes_made++;
+	atomic_store_explicit(slot, m, memory_order_release);
+}
+
 struct evfn_fn *
 evfn__fn_find_locked(struct evfn_rt *rt, const char *name)
 {
@@ -202,6 +256,10 @@ evfn_subscribe(evfn_rt *rt, const char *pattern, const char *fn_name)
 		rc = EVFN_ENOFN;
 	else
 		rc = evfn__router_add(rt->router, pattern, fn);
+	/* What topics route to may have changed: every memo is stale. */
+	if (rc == 0)
+		atomic_fetch_add_explicit(&rt->route_gen, 1,
+		                          memory_order_release);
 	evfn__lock_release(&rt->lock);
 	return rc;
 }
@@ -211,6 +269,11 @@ evfn__registry_free(struct evfn_rt *rt)
 {
 	evfn__router_free(rt->router);
 	rt->router = NULL;
+	while (rt->routes_made) {
+		struct evfn__route_memo *m = rt->routes_made;
+		rt->routes_made = m->made_next;
+		evfn__free(m);
+	}
 	HASH_CLEAR(hh, rt->by_name);
 	struct evfn_fn *fn = rt->fns.head;
 	while (fn) {

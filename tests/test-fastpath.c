@@ -120,6 +120,59 @@ test_fast_publishes_take_no_lock_while_announced(void **state)
 	ASSERT_OK(evfn_rt_free(rt));
 }
 
+/* ---- a topic with one subscriber ----------------------------------------- */
+
+static void *
+emit_many(void *arg)
+{
+	struct publisher *p = arg;
+	for (int i = 0; i < UNLOCKED_PUBLISHES; i++)
+		ASSERT_OK(evfn_emit(p->rt, "t.one", "x", 1, NULL));
+	atomic_store(&p->done, 1);
+	return NULL;
+}
+
+/* A topic with one subscriber takes the fast path once a locked emit
+ * found the route: emits complete while another thread holds the lock.
+ * A new subscription ends that at once: the next emits reach both. */
+static void
+test_fast_topic_with_one_subscriber(void **state)
+{
+	(void)state;
+	evfn_rt *rt = fast_runtime(1, 1, 1000, false);
+	ASSERT_OK(evfn_subscribe(rt, "t.*", "f"));
+	ASSERT_OK(evfn_emit(rt, "t.one", "x", 1, NULL)); /* under the lock */
+	WAIT_FOR(atomic_load(&runs) == 1, 10000);
+	struct evfn_fn *fn = fn_of(rt, "f");
+	evfn__lock_acquire(&rt->lock);
+	atomic_store(&fn->announced, true);
+	struct publisher p = {.rt = rt};
+	pthread_t th;
+	pthread_create(&th, NULL, emit_many, &p);
+	int64_t until = test_now_ms() + 10000;
+	while (!atomic_load(&p.done) && test_now_ms() < until)
+		test_sleep_ms(1);
+	bool done = atomic_load(&p.done);
+	atomic_store(&fn->announced, false);
+	(void)evfn__fn_flush_intake_locked(rt, fn);
+	evfn__lock_release(&rt->lock);
+	pthread_join(th, NULL);
+	assert_true(done);
+	WAIT_FOR(atomic_load(&runs) == 1 + UNLOCKED_PUBLISHES, 10000);
+	/* A second subscriber: every emit reaches both from now on. */
+	ASSERT_OK(evfn_register(rt, "g", count_run, NULL, NULL, NULL));
+	ASSERT_OK(evfn_subscribe(rt, "t.one", "g"));
+	for (int i = 0; i < 10; i++)
+		ASSERT_OK(evfn_emit(rt, "t.one", "x", 1, NULL));
+	WAIT_FOR(atomic_load(&runs) == 21 + UNLOCKED_PUBLISHES, 10000);
+	ASSERT_EQ(stat_of(rt, "g", EVFN_STAT_SUCCEEDED), 10);
+	ASSERT_EQ(stat_of(rt, "f", EVFN_STAT_SUCCEEDED),
+	          11 + UNLOCKED_PUBLISHES);
+	assert_accounting(rt, NULL);
+	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
+}
+
 /* ---- the bound under racing producers ----------------------------------- */
 
 #define RACERS 8
@@ -467,6 +520,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		TEST(test_fast_publishes_take_no_lock_while_announced),
+		TEST(test_fast_topic_with_one_subscriber),
 		TEST(test_fast_bound_exact_under_racing_producers),
 		TEST(test_fast_drain_racing_publishers_loses_nothing),
 		TEST(test_fast_and_locked_publishes_start_in_order),
