@@ -35,6 +35,12 @@ extern "C" {
  * evfn_ctx_emit(), evfn_ctx_publish(), triggers without a function)
  * checks it the same way.
  *
+ * A plain event (no ordering key, no delay) whose topic routes to
+ * exactly one function takes the fast path described at
+ * evfn_invoke_async() once a publish under the lock has found that route
+ * (each evfn_subscribe() makes the routes found so far be looked up
+ * again); a topic with several subscribers is admitted under the lock.
+ *
  * @param rt    the runtime. Not NULL.
  * @param topic the event's type and routing topic; copied. Not NULL.
  * @param data  payload, copied; may be NULL when len is 0.
