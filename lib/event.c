@@ -114,7 +114,8 @@ evfn__event_create(evfn_event **out, const char *type, const void *data,
 	                                       (size_t)tlen)
 	                         : NULL;
 	if (EVFN__UNLIKELY(!ev))
-		return create_failed(EVFN_ENOMEM, copy, data, free_cb, free_arg);
+		return create_failed(EVFN_ENOMEM, copy, data, free_cb,
+		                     free_arg);
 	/* A borrowed payload's pointer lives in the extra block. */
 	if (!copy && (data || free_cb)) {
 		struct evfn__event_extra *x = extra_of(ev);

@@ -83,9 +83,11 @@ evfn__route_one_remember_locked(struct evfn_rt *rt, const char *topic,
 		atomic_load_explicit(slot, memory_order_relaxed);
 	uint64_t gen = atomic_load_explicit(&rt->route_gen,
 	                                    memory_order_relaxed);
-	if ((m && m->gen == gen && m->fn == fn &&
-	     strcmp(m->topic, topic) == 0) ||
-	    rt->nroutes_made >= ROUTE_MEMOS_MAX)
+	/* A slot keeps a memo of this generation, this topic's or one
+	 * whose hash it shares: two topics taking turns would otherwise
+	 * make a memo at each emit. So memos made are bounded by the slots
+	 * times the subscriptions, and by ROUTE_MEMOS_MAX. */
+	if ((m && m->gen == gen) || rt->nroutes_made >= ROUTE_MEMOS_MAX)
 		return;
 	size_t len = strlen(topic);
 	if (!(m = evfn__malloc(sizeof(*m) + len + 1)))

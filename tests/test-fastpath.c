@@ -173,6 +173,31 @@ test_fast_topic_with_one_subscriber(void **state)
 	ASSERT_OK(evfn_rt_free(rt));
 }
 
+/* Many single-subscriber topics taking turns share the memo's slots:
+ * a slot keeps the memo it has for this generation of subscriptions, so
+ * turns make no new ones (each emit of a colliding topic made one, and
+ * the bound on memos ran out for good after a few thousand emits). */
+static void
+test_fast_topic_memos_bounded_by_slots(void **state)
+{
+	(void)state;
+	evfn_rt *rt = fast_runtime(1, 1, 100000, false);
+	ASSERT_OK(evfn_subscribe(rt, "t.#", "f"));
+	char topic[32];
+	for (int round = 0; round < 20; round++)
+		for (int i = 0; i < 200; i++) {
+			snprintf(topic, sizeof(topic), "t.n%d", i);
+			ASSERT_OK(evfn_emit(rt, topic, "x", 1, NULL));
+		}
+	WAIT_FOR(atomic_load(&runs) == 4000, 30000);
+	evfn__lock_acquire(&rt->lock);
+	unsigned made = rt->nroutes_made;
+	evfn__lock_release(&rt->lock);
+	assert_true(made <= EVFN__FN_DIR_SLOTS);
+	ASSERT_OK(evfn_rt_drain(rt, 5000, NULL, NULL));
+	ASSERT_OK(evfn_rt_free(rt));
+}
+
 /* ---- the bound under racing producers ----------------------------------- */
 
 #define RACERS 8
@@ -521,6 +546,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		TEST(test_fast_publishes_take_no_lock_while_announced),
 		TEST(test_fast_topic_with_one_subscriber),
+		TEST(test_fast_topic_memos_bounded_by_slots),
 		TEST(test_fast_bound_exact_under_racing_producers),
 		TEST(test_fast_drain_racing_publishers_loses_nothing),
 		TEST(test_fast_and_locked_publishes_start_in_order),
